@@ -1,0 +1,39 @@
+# Everything runs inside .venv, created on first use. torch is pinned to the CPU build via constraints.txt.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export OMP_WAIT_POLICY := PASSIVE
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_OFFLINE := 1
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_LEVEL := WARNING
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
+export MPLBACKEND := Agg
+
+.PHONY: run test test-slow bench demo-data clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m influence_stage.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/detect.py
+
+demo-data: $(STAMP)
+	$(BIN)/python data/make_digits.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,60 @@
+"""Configuration objects: validated once, frozen, serialisable next to every artifact.
+
+The same objects are the parameters of the Prefect flows and the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Grid of fine-tuning rates probed by ft_lr="auto" (factor-2 steps); see ensemble.choose_ft_lr.
+DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+class FitConfig(BaseModel):
+    """How θ* is trained when influence_stage trains it (and how the auto scale's held-out model is)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(60, ge=1, description="Training epochs for θ*.")
+    lr: float = Field(0.05, gt=0, description="Peak SGD learning rate; cosine decay to 0 over the epochs.")
+    batch_size: int = Field(64, ge=1, description="Minibatch size.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov).")
+    weight_decay: float = Field(5e-4, ge=0, description="L2 weight decay.")
+    seed: int = Field(0, description="Seed for initialisation and batch order.")
+
+
+class GEXConfig(BaseModel):
+    """Settings of geometric-ensemble influence (members, perturbation scale, scores)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chains: int = Field(4, ge=1, description="Independent chains from θ*, each seeded differently.")
+    cycles: int = Field(4, ge=1, description="Cosine cycles per chain; each cycle's end is one member.")
+    cycle_epochs: float = Field(2.0, gt=0, description="Length of one cycle in epochs over the training data.")
+    ft_lr: float | Literal["auto"] = Field(
+        "auto", description="Peak fine-tuning rate of each cycle, or 'auto' to choose it from the data "
+        "(members' fit to the given labels matched to a held-out fit; see ensemble.choose_ft_lr).")
+    lr_grid: tuple[float, ...] = Field(DEFAULT_LR_GRID, description="Rates probed by ft_lr='auto'.")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Share of rows held out to measure the target fit.")
+    holdout_epochs: int = Field(20, ge=1, description="Epochs of the held-out model that sets the target fit.")
+    batch_size: int = Field(128, ge=1, description="Minibatch size of member training.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of member training.")
+    weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")
+    tau: float = Field(0.05, ge=0, description="Floor of the reference loss: D = L - max(b, tau).")
+    eval_batch_size: int = Field(4096, ge=1, description="Rows per forward pass when computing losses.")
+    member_chunk: int = Field(16, ge=1, description="Members evaluated together in one vmapped pass.")
+    seed: int = Field(0, description="Seed of chains, batch order and the held-out split.")
+
+    @field_validator("lr_grid")
+    @classmethod
+    def _grid_sorted_positive(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if len(v) < 2 or any(x <= 0 for x in v) or list(v) != sorted(v):
+            raise ValueError("lr_grid must hold at least 2 positive rates in increasing order")
+        return v
+
+    @property
+    def n_members(self) -> int:
+        return self.chains * self.cycles

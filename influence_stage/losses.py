@@ -1,0 +1,117 @@
+"""Loss matrices: per-sample losses of every member, ``(n_samples, n_members) float32``, in batches.
+
+Rows are streamed in batches of ``batch_size`` and members in chunks of ``member_chunk``; the result
+can be written into a caller-provided array (for example an ``np.memmap`` in a run folder). When the
+learner offers ``member_logits`` (``TorchLearner``), a chunk of members is evaluated in one vmapped
+pass; otherwise each member is loaded with ``set_state`` and evaluated in turn.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from influence_stage.exceptions import InvalidInputError
+from influence_stage.learner import Learner, State, TensorData
+
+Method = Literal["auto", "vmap", "loop"]
+
+
+def _resolve(learner: Learner, method: Method) -> str:
+    if method == "auto":
+        return "vmap" if hasattr(learner, "member_logits") else "loop"
+    if method == "vmap" and not hasattr(learner, "member_logits"):
+        raise InvalidInputError("method='vmap' needs a learner with member_logits (TorchLearner).")
+    if method not in ("vmap", "loop"):
+        raise InvalidInputError(f"method must be 'auto', 'vmap' or 'loop'; found {method!r}.")
+    return method
+
+
+def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *, kind: str,
+                 batch_size: int, member_chunk: int, method: Method, out: np.ndarray | None,
+                 progress: bool) -> np.ndarray:
+    """``kind='loss'``: cross-entropy on the given label; ``kind='p_given'``: p(given label)."""
+    n, m = len(data), len(members)
+    if m == 0:
+        raise InvalidInputError("no members to evaluate.")
+    if out is None:
+        out = np.empty((n, m), dtype=np.float32)
+    elif out.shape != (n, m):
+        raise InvalidInputError(f"out must have shape ({n}, {m}); found {out.shape}.")
+    how = _resolve(learner, method)
+    if how == "loop":
+        saved = learner.get_state()
+        try:
+            for j, state in enumerate(tqdm(members, desc=f"members ({kind})", disable=not progress, leave=False)):
+                learner.set_state(state)
+                if kind == "loss":
+                    out[:, j] = learner.per_sample_loss(data)
+                else:
+                    out[:, j] = learner.predict_proba(data)[np.arange(n), data.y.cpu().numpy()]
+        finally:
+            learner.set_state(saved)
+        return out
+    chunks = [range(s, min(s + member_chunk, m)) for s in range(0, m, member_chunk)]
+    bar = tqdm(total=len(chunks) * ((n + batch_size - 1) // batch_size), desc=f"members ({kind})",
+               disable=not progress, leave=False)
+    for cols in chunks:
+        chunk_states = [members[j] for j in cols]
+        for s in range(0, n, batch_size):
+            xb, yb = data.X[s:s + batch_size], data.y[s:s + batch_size]
+            logits = learner.member_logits(chunk_states, xb)  # (m_chunk, b, K)
+            logp = F.log_softmax(logits, dim=-1)
+            picked = logp.gather(-1, yb.view(1, -1, 1).expand(len(cols), -1, 1)).squeeze(-1)  # (m_chunk, b)
+            val = -picked if kind == "loss" else picked.exp()
+            out[s:s + batch_size, cols.start:cols.stop] = val.T.cpu().numpy()
+            bar.update(1)
+    bar.close()
+    return out
+
+
+def loss_matrix(learner: Learner, members: Sequence[State], data: TensorData, *, batch_size: int = 4096,
+                member_chunk: int = 16, method: Method = "auto", out: np.ndarray | None = None,
+                progress: bool = False) -> np.ndarray:
+    """Per-sample cross-entropy of every member on the given labels, eval mode.
+
+    Returns
+    -------
+    L : ndarray, shape ``(n_samples, n_members)`` float32
+        ``L[n, m] = loss(z_n, members[m])``.
+    """
+    return _member_stat(learner, members, data, kind="loss", batch_size=batch_size,
+                        member_chunk=member_chunk, method=method, out=out, progress=progress)
+
+
+def given_label_proba(learner: Learner, members: Sequence[State], data: TensorData, *, batch_size: int = 4096,
+                      member_chunk: int = 16, method: Method = "auto") -> np.ndarray:
+    """Probability each member gives to the given label, ``(n_samples, n_members) float32``."""
+    return _member_stat(learner, members, data, kind="p_given", batch_size=batch_size,
+                        member_chunk=member_chunk, method=method, out=None, progress=False)
+
+
+def mean_member_proba(learner: Learner, members: Sequence[State], data: TensorData, *,
+                      batch_size: int = 4096, member_chunk: int = 16) -> np.ndarray:
+    """Class probabilities averaged over members, ``(n_samples, n_classes) float32``."""
+    if hasattr(learner, "member_logits"):
+        parts = []
+        for s in range(0, len(data), batch_size):
+            acc = None
+            for c in range(0, len(members), member_chunk):
+                p = torch.softmax(learner.member_logits(members[c:c + member_chunk], data.X[s:s + batch_size]), -1)
+                acc = p.sum(0) if acc is None else acc + p.sum(0)
+            parts.append((acc / len(members)).cpu().numpy())
+        return np.concatenate(parts).astype(np.float32)
+    saved = learner.get_state()
+    try:
+        total = None
+        for state in members:
+            learner.set_state(state)
+            p = learner.predict_proba(data)
+            total = p if total is None else total + p
+    finally:
+        learner.set_state(saved)
+    return (total / len(members)).astype(np.float32)
