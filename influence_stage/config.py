@@ -36,10 +36,11 @@ class GEXConfig(BaseModel):
     cycle_epochs: float = Field(2.0, gt=0, description="Length of one cycle in epochs over the training data.")
     ft_lr: float | Literal["auto"] = Field(
         "auto", description="Peak fine-tuning rate of each cycle, or 'auto' to choose it from the data "
-        "(members' fit to the given labels matched to a held-out fit; see ensemble.choose_ft_lr).")
+        "(agreement with out-of-sample evidence; see ensemble.choose_ft_lr).")
     lr_grid: tuple[float, ...] = Field(DEFAULT_LR_GRID, description="Rates probed by ft_lr='auto'.")
-    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Share of rows held out to measure the target fit.")
-    holdout_epochs: int = Field(20, ge=1, description="Epochs of the held-out model that sets the target fit.")
+    holdout_epochs: int = Field(20, ge=1, description="Epochs of each cross-fitted model whose out-of-sample "
+                                "predictions are the yardstick of ft_lr='auto'.")
+    probe_chains: int = Field(2, ge=1, description="Chains per probed rate of ft_lr='auto'.")
     batch_size: int = Field(128, ge=1, description="Minibatch size of member training.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of member training.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")

@@ -226,7 +226,7 @@ class TorchLearner:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                loss_sum += float(loss) * len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
                 correct += int((out.argmax(1) == data.y[idx]).sum())
                 seen += len(idx)
             history.loss.append(loss_sum / seen)
