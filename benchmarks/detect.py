@@ -54,7 +54,7 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
     config = GEXConfig(seed=seed)
     learner, _ = make_learner("mlp", X, k, config=config)
     data = TensorData.from_arrays(X, y_noisy)
-    _, fit_s = timed(lambda: learner.fit(data, epochs=fit.epochs, lr=fit.lr, seed=fit.seed, batch_size=fit.batch_size))
+    _, fit_s = timed(lambda: learner.fit(data, fit))
     theta = learner.get_state()
     rows = []
 
@@ -63,7 +63,7 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
 
     res, wall = timed(lambda: score_fitted(learner, data, config=config, fit_config=fit))
     add("GEX auto", res.scores, wall, ft_lr=res.ft_lr, wall_with_fit_s=wall + fit_s,
-        grid_agreement=list(res.auto.grid_agreement), grid_fit=list(res.auto.grid_fit))
+        probed={str(k): v for k, v in res.auto.probed.items()})
     if grid:
         for lr in config.lr_grid:
             learner.set_state(theta)
@@ -78,8 +78,7 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
         add(method, np.asarray(s, dtype=np.float64), w)
 
     def cleanlab_run():
-        proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), data, epochs=fit.epochs,
-                                      lr=fit.lr, batch_size=fit.batch_size, folds=5, seed=seed)
+        proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), data, fit, folds=5, seed=seed)
         return confident_learning_scores(y_noisy, proba)
 
     (cl_scores, cl_issues), w = timed(cleanlab_run)
@@ -91,7 +90,7 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
 
 def markdown(results: list[dict]) -> str:
     lines = ["## Detection of mislabeled rows (`benchmarks/detect.py`)", "",
-             "MLP (one hidden layer of 128), θ* trained 60 epochs; GEX: 4 chains × 4 cycles of 2 epochs. "
+             "MLP (one hidden layer of 128), θ* trained 60 epochs; GEX: 4 chains × 4 cycles of 1 epoch. "
              "`wall s` is the time from θ* to scores (GEX, baselines) or for the whole method "
              "(cleanlab: 5 trainings + confident learning); θ* training time is listed per setting.", ""]
     for r in results:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
+from influence_stage.config import FitConfig
 from influence_stage.exceptions import InvalidInputError
 from influence_stage.learner import TensorData, TorchLearner
 
@@ -120,8 +121,8 @@ def linearized_influence(learner: TorchLearner, data: TensorData, *, damping: fl
     return (grads.T * solved).sum(0).numpy()
 
 
-def cross_validated_proba(make: Callable[[int], TorchLearner], data: TensorData, *, epochs: int, lr: float,
-                          batch_size: int, folds: int = 5, seed: int = 0) -> np.ndarray:
+def cross_validated_proba(make: Callable[[int], TorchLearner], data: TensorData, recipe: FitConfig, *,
+                          folds: int = 5, seed: int = 0) -> np.ndarray:
     """Out-of-sample class probabilities ``(n_samples, n_classes)`` by stratified k-fold training.
 
     ``make(fold)`` returns a fresh, untrained learner; each is trained with the given recipe.
@@ -131,7 +132,7 @@ def cross_validated_proba(make: Callable[[int], TorchLearner], data: TensorData,
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fold, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
         learner = make(fold)
-        learner.fit(data.subset(tr), epochs=epochs, lr=lr, seed=seed + fold, batch_size=batch_size)
+        learner.fit(data.subset(tr), recipe.model_copy(update={"seed": seed + fold}))
         p = learner.predict_proba(data.subset(te))
         if out is None:
             out = np.zeros((len(y), p.shape[1]), dtype=np.float32)

@@ -67,7 +67,7 @@ def check_labels(y: Any, *, n_classes: int | None = None, name: str = "y") -> tu
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidInputError(
-                f"{name} must hold integer class indices; row {i} has {arr[i]!r}. "
+                f"{name} must hold integer class indices; row {i} has {arr[i].item()!r}. "
                 "Encode labels as 0..K-1 (e.g. sklearn.preprocessing.LabelEncoder)."
             )
         arr = arr.astype(np.int64)
@@ -78,7 +78,7 @@ def check_labels(y: Any, *, n_classes: int | None = None, name: str = "y") -> tu
         )
     arr = arr.astype(np.int64, copy=False)
     if n_classes is None:
-        n_classes = int(arr.max()) + 1 if arr.min() >= 0 else 0
+        n_classes = max(int(arr.max()) + 1, 1)
     bad = (arr < 0) | (arr >= n_classes)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

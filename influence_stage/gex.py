@@ -105,8 +105,7 @@ def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_conf
     if fit_model if fit_model is not None else needs_fit:
         if not hasattr(learner, "fit"):
             raise InvalidInputError(f"fit_model=True needs a learner with fit(); {type(learner).__name__} has none.")
-        learner.fit(data, epochs=fit_config.epochs, lr=fit_config.lr, seed=fit_config.seed,
-                    batch_size=fit_config.batch_size, progress=progress)
+        learner.fit(data, fit_config, progress=progress)
     timings["fit"] = time.perf_counter() - t0
     return score_fitted(learner, data, config=config, fit_config=fit_config, progress=progress, timings=timings)
 
@@ -117,14 +116,15 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     timings = dict(timings or {})
     t = time.perf_counter()
     auto = None
+    first_chain: list[State] = []
     if config.ft_lr == "auto":
         auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress)
-        ft_lr = auto.ft_lr
+        ft_lr, first_chain = auto.ft_lr, auto.first_chain
     else:
         ft_lr = float(config.ft_lr)
     timings["scale"] = time.perf_counter() - t
     t = time.perf_counter()
-    members = build_members(learner, data, config=config, ft_lr=ft_lr, progress=progress)
+    members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chain=first_chain, progress=progress)
     timings["members"] = time.perf_counter() - t
     t = time.perf_counter()
     base = learner.per_sample_loss(data)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from influence_stage.config import FitConfig
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
@@ -198,19 +199,20 @@ class TorchLearner:
         return torch.softmax(self.logits(data), dim=1).cpu().numpy().astype(np.float32)
 
     # -- training θ* ------------------------------------------------------------------------
-    def fit(self, data: TensorData, *, epochs: int, lr: float, seed: int = 0,
-            batch_size: int | None = None, progress: bool = False) -> TrainHistory:
-        """Train from the current parameters: SGD, cosine decay from ``lr`` to 0 over ``epochs``.
+    def fit(self, data: TensorData, recipe: "FitConfig", *, progress: bool = False) -> TrainHistory:
+        """Train from the current parameters with ``recipe`` (``FitConfig``): SGD with Nesterov
+        momentum and weight decay, cosine decay from ``recipe.lr`` to 0 over ``recipe.epochs``.
 
         Returns the per-epoch mean training loss and accuracy on the given labels.
         """
-        batch_size = self.batch_size if batch_size is None else int(batch_size)
+        batch_size = recipe.batch_size
+        epochs = recipe.epochs
         steps_per_epoch = max(len(data) // min(batch_size, len(data)), 1)
         total = epochs * steps_per_epoch
-        schedule = CosineSchedule(lr, total)
-        gen = torch.Generator().manual_seed(int(seed))
-        opt = torch.optim.SGD(self.module.parameters(), lr=lr, momentum=self.momentum,
-                              weight_decay=self.weight_decay, nesterov=True)
+        schedule = CosineSchedule(recipe.lr, total)
+        gen = torch.Generator().manual_seed(int(recipe.seed))
+        opt = torch.optim.SGD(self.module.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                              weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
         history = TrainHistory()
         batches = batch_indices(len(data), total, batch_size, gen)
         bar = tqdm(range(epochs), desc="fit θ*", disable=not progress, leave=False)

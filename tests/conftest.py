@@ -15,6 +15,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from influence_stage.config import FitConfig
 from influence_stage.learner import TensorData, TorchLearner
 from influence_stage.models import mlp
 from influence_stage.noise import flip_labels
@@ -39,5 +40,5 @@ def small_learner():
     X = ((X - X.mean(0)) / (X.std(0) + 1e-6)).astype(np.float32)[:300]
     data = TensorData.from_arrays(X, y[:300])
     learner = TorchLearner(mlp(64, 10, hidden=(32,), seed=0), batch_size=32)
-    learner.fit(data, epochs=5, lr=0.05)
+    learner.fit(data, FitConfig(epochs=5, lr=0.05, batch_size=32))
     return learner, data

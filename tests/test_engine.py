@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from influence_stage import GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
+from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
 from influence_stage.ensemble import build_members, cycle_steps, run_chains
 from influence_stage.learner import CosineSchedule
 from influence_stage.losses import loss_matrix, mean_member_proba
@@ -67,7 +67,7 @@ def test_same_seed_same_scores_other_seed_other_members(digits_noisy):
     X, y = X[:400], y[:400]
     cfg = GEXConfig(chains=2, cycles=2, ft_lr=0.2, seed=5)
     module = mlp(64, 10, hidden=(32,), seed=1)
-    TorchLearner(module).fit(TensorData.from_arrays(X, y), epochs=5, lr=0.05)
+    TorchLearner(module).fit(TensorData.from_arrays(X, y), FitConfig(epochs=5))
     state = {k: v.clone() for k, v in module.state_dict().items()}
     a = gex(module, X, y, config=cfg)
     module.load_state_dict(state)
@@ -99,7 +99,10 @@ def test_auto_scale_runs_and_is_recorded(digits_noisy):
     X, y, flipped, _ = digits_noisy
     res = gex("mlp", X[:600], y[:600], config=GEXConfig(chains=2, cycles=2, lr_grid=(0.05, 0.2, 0.8)))
     assert res.auto is not None and res.ft_lr in (0.05, 0.2, 0.8)
-    assert len(res.auto.grid_agreement) == 3 and 0 < res.auto.contradicted_fraction < 0.5
+    assert set(res.auto.probed) <= {0.05, 0.2, 0.8} and len(res.auto.probed) >= 2
+    assert 0 < res.auto.contradicted_fraction < 0.5
+    # the probe chain at the chosen rate is chain 0 of the members, not retrained
+    assert all(a is b for a, b in zip(res.members[:2], res.auto.first_chain))
     assert res.scores.shape == (600,) and res.loss_matrix.shape == (600, 4)
     assert roc_auc_score(flipped[:600], res.scores) > 0.8
 
