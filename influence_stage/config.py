@@ -33,14 +33,14 @@ class GEXConfig(BaseModel):
 
     chains: int = Field(4, ge=1, description="Independent chains from θ*, each seeded differently.")
     cycles: int = Field(4, ge=1, description="Cosine cycles per chain; each cycle's end is one member.")
-    cycle_epochs: float = Field(1.0, gt=0, description="Length of one cycle in epochs over the training data.")
+    cycle_epochs: float = Field(2.0, gt=0, description="Length of one cycle in epochs over the training data.")
     ft_lr: float | Literal["auto"] = Field(
         "auto", description="Peak fine-tuning rate of each cycle, or 'auto' to choose it from the data "
         "(agreement with out-of-sample evidence; see ensemble.choose_ft_lr).")
     lr_grid: tuple[float, ...] = Field(DEFAULT_LR_GRID, description="Rates probed by ft_lr='auto'.")
     holdout_epochs: int = Field(15, ge=1, description="Epochs of each cross-fitted model whose out-of-sample "
                                 "predictions are the yardstick of ft_lr='auto'.")
-    lr_start: float = Field(0.2, gt=0, description="Grid rate where the search of ft_lr='auto' starts.")
+    probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (reused as members).")
     batch_size: int = Field(128, ge=1, description="Minibatch size of member training.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of member training.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")

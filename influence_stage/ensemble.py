@@ -15,13 +15,13 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    the θ* recipe otherwise) on the two halves of a stratified split; each predicts the other half.
    A row is *contradicted* when the model that never saw it gives its given label probability < 0.5.
    This is the signal confident learning uses; here it is only a yardstick.
-2. *Probe.* For a rate of ``lr_grid``, one chain runs the configured cycles from θ* and gives GEX
-   self-influence on every row; its *agreement* is the average precision of those scores against
-   the contradicted flags (with fewer than 5 contradicted rows: their Spearman correlation with the
-   out-of-sample loss).
-3. *Choice.* A local search over the grid from ``lr_start`` (neighbours first, then onwards while
-   agreement improves) returns the rate of highest agreement; ties go to the smaller rate. The
-   probe chain at that rate is chain 0 of the members, so it is not trained twice.
+2. *Probe.* For every rate of ``lr_grid``, ``probe_chains`` chains run the configured cycles from
+   θ* (all in one batched run) and give GEX self-influence on every row; the rate's *agreement* is
+   the average precision of those scores against the contradicted flags (with fewer than 5
+   contradicted rows: their Spearman correlation with the out-of-sample loss).
+3. *Choice.* Agreement is smoothed over grid neighbours (weights 1/4, 1/2, 1/4: single probes are
+   noisy) and the rate of highest smoothed agreement wins; ties go to the smaller rate. The probe
+   chains at that rate are the first chains of the members, so they are not trained twice.
 
 Measured on the detection benchmark (benchmarks/RESULTS.md). The members' fit to the given labels
 (share of rows with p(given) > 0.5) is recorded for each probed rate as a diagnostic.
@@ -100,11 +100,12 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
 
 
 def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float,
-                  first_chain: Sequence[State] = (), progress: bool = False) -> list[State]:
+                  first_chains: Sequence[Sequence[State]] = (), progress: bool = False) -> list[State]:
     """``config.chains × config.cycles`` members from the learner's current parameters (θ*).
 
-    ``first_chain``: members of chain 0 already trained at ``ft_lr`` (by the auto scale's probe);
-    they are used as they are. Returns the members chain-major; the learner is left at θ*.
+    ``first_chains``: chains 0..c-1 already trained at ``ft_lr`` with this config's seeds (by the auto
+    scale's probe); they are used as they are. Returns the members chain-major; the learner is left
+    at θ*.
     """
     if config.n_members < 2:
         raise InvalidInputError(
@@ -114,9 +115,10 @@ def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_l
     if not (isinstance(ft_lr, (int, float)) and ft_lr > 0 and math.isfinite(ft_lr)):
         raise InvalidInputError(f"ft_lr must be a positive number; found {ft_lr!r}.")
     theta = learner.get_state()
-    reuse = len(first_chain) == config.cycles
-    todo = list(range(1 if reuse else 0, config.chains))
-    per_chain = [list(first_chain)] if reuse else []
+    per_chain = [list(ch) for ch in first_chains[:config.chains]]
+    if any(len(ch) != config.cycles for ch in per_chain):
+        raise InvalidInputError("first_chains must hold one member per cycle for each chain.")
+    todo = list(range(len(per_chain), config.chains))
     if todo:
         per_chain += run_chains(learner, data, start=theta, rates=[ft_lr] * len(todo), cycles=config.cycles,
                                 steps=cycle_steps(len(data), config), seed=config.seed, chain_ids=todo,
@@ -136,15 +138,15 @@ def label_fit(p_given: np.ndarray) -> float:
 class AutoScale:
     """What ``ft_lr="auto"`` measured and chose.
 
-    ``probed`` maps each probed rate to ``(agreement, fit)``; ``first_chain`` holds the members of the
-    probe chain at the chosen rate, which equal chain 0 of the final members and are reused.
+    ``probed`` maps each grid rate to ``(agreement, smoothed agreement, fit)``; ``first_chains`` holds
+    the probe chains at the chosen rate, equal to the first chains of the final members and reused.
     """
 
     ft_lr: float
-    probed: dict[float, tuple[float, float]]
+    probed: dict[float, tuple[float, float, float]]
     contradicted_fraction: float
     criterion: str
-    first_chain: list[State] = field(default_factory=list, repr=False)
+    first_chains: list[list[State]] = field(default_factory=list, repr=False)
 
 
 def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig,
@@ -172,13 +174,25 @@ def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig
     return out
 
 
+def smooth(values: Sequence[float]) -> np.ndarray:
+    """Weights (1/4, 1/2, 1/4) over grid neighbours, renormalised at the ends."""
+    v = np.asarray(values, dtype=np.float64)
+    num = 0.5 * v
+    den = np.full(len(v), 0.5)
+    num[1:] += 0.25 * v[:-1]
+    den[1:] += 0.25
+    num[:-1] += 0.25 * v[1:]
+    den[:-1] += 0.25
+    return num / den
+
+
 def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_config: FitConfig,
                  progress: bool = False) -> AutoScale:
     """Choose the fine-tuning rate from the data alone (criterion in the module docstring).
 
-    The grid is searched locally: start at ``config.lr_start``, probe its neighbours, and keep
-    stepping towards the better side while agreement improves (agreement is unimodal in the rate
-    in every setting measured). Each probe is one chain, identical to chain 0 of the final members.
+    All grid rates are probed together (one batched run of ``len(lr_grid) × probe_chains`` chains);
+    probe chain c at a rate is exactly chain c of the final members at that rate, so the chosen
+    rate's probe chains are reused as members.
     """
     p_oos = out_of_sample_proba(learner, data, config=config, fit_config=fit_config)
     contradicted = p_oos < 0.5
@@ -187,39 +201,26 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     theta = learner.get_state()
     base = learner.per_sample_loss(data)
     grid = list(config.lr_grid)
-    steps = cycle_steps(len(data), config)
-    results: dict[int, tuple[float, float]] = {}
-    chains: dict[int, list[State]] = {}
-
-    def probe(indices: list[int]) -> None:
-        indices = [i for i in indices if 0 <= i < len(grid) and i not in results]
-        if not indices:
-            return
-        runs = run_chains(learner, data, start=theta, rates=[grid[i] for i in indices], cycles=config.cycles,
-                          steps=steps, seed=config.seed, chain_ids=[0] * len(indices), progress=progress,
-                          desc="auto ft_lr probe")
-        for i, members in zip(indices, runs):
-            L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
-                            member_chunk=config.member_chunk)
-            scores = self_influence(L, base, tau=config.tau)
-            if use_ap:
-                agree = float(average_precision_score(contradicted, scores))
-            else:
-                agree = float(spearmanr(scores, oos_loss).statistic)
-            results[i] = (agree, label_fit(np.exp(-L)))
-            chains[i] = members
-
-    start = int(np.argmin([abs(math.log(g / config.lr_start)) for g in grid]))
-    probe([start - 1, start, start + 1])
-    while True:
-        best = max(sorted(results), key=lambda i: results[i][0])  # first maximum: smaller rate on ties
-        side = best - 1 if best == min(results) else best + 1 if best == max(results) else None
-        if side is None or not 0 <= side < len(grid) or side in results:
-            break
-        probe([side])
+    k = min(config.probe_chains, config.chains)
+    runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)], cycles=config.cycles,
+                      steps=cycle_steps(len(data), config), seed=config.seed, chain_ids=list(range(k)) * len(grid),
+                      progress=progress, desc="auto ft_lr probe")
+    agreement, fits = [], []
+    for i in range(len(grid)):
+        members = [st for ch in runs[i * k:(i + 1) * k] for st in ch]
+        L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size, member_chunk=config.member_chunk)
+        scores = self_influence(L, base, tau=config.tau)
+        if use_ap:
+            agreement.append(float(average_precision_score(contradicted, scores)))
+        else:
+            agreement.append(float(spearmanr(scores, oos_loss).statistic))
+        fits.append(label_fit(np.exp(-L)))
+    smoothed = smooth(agreement)
+    best = int(np.argmax(smoothed))  # first maximum: ties go to the smaller rate
     rate = float(grid[best])
     logger.info("auto ft_lr: %.1f%% rows contradicted out of sample; agreement %s → ft_lr %.4g",
-                100 * contradicted.mean(), {grid[i]: round(v[0], 3) for i, v in sorted(results.items())}, rate)
-    return AutoScale(ft_lr=rate, probed={grid[i]: v for i, v in sorted(results.items())},
+                100 * contradicted.mean(), [round(a, 3) for a in agreement], rate)
+    return AutoScale(ft_lr=rate, probed={g: (a, sm, f) for g, a, sm, f in zip(grid, agreement, smoothed, fits)},
                      contradicted_fraction=float(contradicted.mean()),
-                     criterion="average_precision" if use_ap else "spearman", first_chain=chains[best])
+                     criterion="average_precision" if use_ap else "spearman",
+                     first_chains=runs[best * k:(best + 1) * k])

@@ -116,15 +116,15 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     timings = dict(timings or {})
     t = time.perf_counter()
     auto = None
-    first_chain: list[State] = []
+    first_chains: list[list[State]] = []
     if config.ft_lr == "auto":
         auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress)
-        ft_lr, first_chain = auto.ft_lr, auto.first_chain
+        ft_lr, first_chains = auto.ft_lr, auto.first_chains
     else:
         ft_lr = float(config.ft_lr)
     timings["scale"] = time.perf_counter() - t
     t = time.perf_counter()
-    members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chain=first_chain, progress=progress)
+    members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chains=first_chains, progress=progress)
     timings["members"] = time.perf_counter() - t
     t = time.perf_counter()
     base = learner.per_sample_loss(data)

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
-from influence_stage.ensemble import build_members, cycle_steps, run_chains
+from influence_stage.ensemble import build_members, cycle_steps, run_chains, smooth
 from influence_stage.learner import CosineSchedule
 from influence_stage.losses import loss_matrix, mean_member_proba
 from influence_stage.models import cnn, mlp
@@ -99,12 +99,19 @@ def test_auto_scale_runs_and_is_recorded(digits_noisy):
     X, y, flipped, _ = digits_noisy
     res = gex("mlp", X[:600], y[:600], config=GEXConfig(chains=2, cycles=2, lr_grid=(0.05, 0.2, 0.8)))
     assert res.auto is not None and res.ft_lr in (0.05, 0.2, 0.8)
-    assert set(res.auto.probed) <= {0.05, 0.2, 0.8} and len(res.auto.probed) >= 2
+    assert list(res.auto.probed) == [0.05, 0.2, 0.8]
     assert 0 < res.auto.contradicted_fraction < 0.5
-    # the probe chain at the chosen rate is chain 0 of the members, not retrained
-    assert all(a is b for a, b in zip(res.members[:2], res.auto.first_chain))
+    # the probe chains at the chosen rate are the members (probe_chains=2=chains), not retrained
+    assert all(a is b for a, b in zip(res.members, [s for ch in res.auto.first_chains for s in ch]))
+    again = build_members(res.learner, TensorData.from_arrays(X[:600], y[:600]),
+                          config=GEXConfig(chains=2, cycles=2), ft_lr=res.ft_lr)
+    assert all(_close_states(a, b) for a, b in zip(again, res.members))
     assert res.scores.shape == (600,) and res.loss_matrix.shape == (600, 4)
     assert roc_auc_score(flipped[:600], res.scores) > 0.8
+
+
+def test_smoothing_of_agreement():
+    np.testing.assert_allclose(smooth([1.0, 0.0, 0.0, 1.0]), [2 / 3, 0.25, 0.25, 2 / 3])
 
 
 @pytest.mark.slow
