@@ -1,0 +1,537 @@
+"""The scikit-learn-style API: ``InfluenceCleaner`` for datasets and frames, ``InfluenceSampler`` for
+imbalanced-learn pipelines.
+
+Both are thin: they turn their parameters into one :class:`~influence_stage.pipeline.CleanConfig`
+and call the step functions of :mod:`influence_stage.pipeline` (the same ones the flows and the CLI
+call). They follow the scikit-learn contract: ``__init__`` only stores its keyword arguments, every
+check happens in ``fit`` / ``fit_resample``, fitted attributes end with ``_``, and ``random_state``
+goes through ``check_random_state``.
+
+``InfluenceSampler`` needs the optional package imbalanced-learn (the ``dev`` extra); without it
+this module still imports and ``InfluenceCleaner`` works, while importing ``InfluenceSampler``
+raises an ``ImportError`` saying what to install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import datasets
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.data import ROW_ID, FeaturizeConfig, LabelEncoding, encode_labels, load_source, row_ids
+from influence_stage.exceptions import InvalidInputError, InvalidTypeError
+from influence_stage.learner import Learner
+from influence_stage.pipeline import (
+    CleanConfig,
+    PipelineResult,
+    Prepared,
+    apply_step,
+    column_fingerprints,
+    combine_fingerprints,
+    decide_step,
+    featurize_step,
+    make_model_step,
+    prepare,
+    run_pipeline,
+    score_step,
+)
+
+logger = logging.getLogger(__name__)
+
+_SEED_HIGH = 2**31 - 1
+
+
+# --------------------------------------------------------------------------------------------------
+# shared helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_model(model: Any) -> Any:
+    """``model`` if it is a name, a torch module or a Learner; else a clear InvalidTypeError."""
+    if isinstance(model, (str, nn.Module)) or isinstance(model, Learner):
+        return model
+    raise InvalidTypeError(
+        "model must be a model name ('auto', 'mlp', 'cnn'), a torch.nn.Module (trained) or a Learner (trained); "
+        f"found {type(model).__name__} {model!r}."
+    )
+
+
+def _check_config_arg(value: Any, cls: type, name: str) -> Any:
+    if value is None or isinstance(value, cls):
+        return value
+    raise InvalidTypeError(
+        f"{name} must be a {cls.__name__} or None; found {type(value).__name__}. Fix: {name}={cls.__name__}(...)."
+    )
+
+
+def _build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitConfig | None, random_state: Any,
+                  **fields: Any) -> tuple[CleanConfig, Any]:
+    """The estimator's parameters as one CleanConfig, and the model object to pass to the steps.
+
+    ``random_state=None`` keeps the seeds of the given (or default) configs, so results are
+    reproducible by default; an int or a ``RandomState`` draws every seed (θ* initialisation and
+    chains ``gex.seed``, batch order ``fit.seed``, text SVD ``featurize.seed``, the gmm threshold
+    ``seed``) from ``check_random_state(random_state)``.
+    """
+    model = _check_model(model)
+    gex = _check_config_arg(gex_config, GEXConfig, "gex_config") or GEXConfig()
+    fit = _check_config_arg(fit_config, FitConfig, "fit_config") or FitConfig()
+    data: dict[str, Any] = dict(fields, gex=gex, fit=fit)
+    if isinstance(model, str):
+        data["model"] = model
+    if random_state is not None:
+        rng = check_random_state(random_state)
+        s_gex, s_fit, s_feat, s_run = (int(s) for s in rng.randint(0, _SEED_HIGH, size=4))
+        data["gex"] = gex.model_copy(update={"seed": s_gex})
+        data["fit"] = fit.model_copy(update={"seed": s_fit})
+        data["featurize"] = FeaturizeConfig(seed=s_feat)
+        data["seed"] = s_run
+    config = CleanConfig.from_mapping(data, where="estimator parameters")
+    return config, (None if isinstance(model, str) else model)
+
+
+# --------------------------------------------------------------------------------------------------
+# InfluenceCleaner
+# --------------------------------------------------------------------------------------------------
+
+
+def _preview(values: Any, limit: int = 5) -> str:
+    values = list(values)
+    more = f", ... ({len(values)} in all)" if len(values) > limit else ""
+    return "[" + ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit]) + more + "]"
+
+
+class InfluenceCleaner(BaseEstimator):
+    """Find and fix suspicious rows of a labelled dataset with GEX self-influence.
+
+    ``fit`` loads the data, featurizes it, trains (or takes) a model θ*, builds the geometric
+    ensemble, scores every row and decides what happens to it; ``transform`` applies those decisions
+    to the same dataset. Higher scores are more suspicious (typically a wrong label).
+
+    Parameters
+    ----------
+    label_column : str, default "label"
+        The label column.
+    feature_columns : sequence of str, str or None, default None
+        Feature columns (all numeric, all text, or one image column); None chooses automatically
+        (see :func:`influence_stage.data.resolve_columns`).
+    model : str, torch.nn.Module or Learner, default "auto"
+        A model name ("auto": a CNN for images, else an MLP; "mlp"; "cnn") trained on the given
+        labels, or a trained module / learner used as θ*.
+    action : {"drop", "relabel", "reweight", "none"}, default "drop"
+        What happens to flagged rows (see :func:`influence_stage.policy.decide`).
+    threshold : str or float, default "otsu"
+        "otsu", "gmm", "quantile:q", "budget:f" or a score value.
+    min_agreement : float in [0, 1], default 0.5
+        Relabel only where the members' mean probability of the suggested label is at least this.
+    relabel_fallback : {"drop", "keep"}, default "drop"
+        Action of flagged rows that are not relabeled.
+    max_fraction_per_class : float in [0, 1] or None, default 0.5
+        Never drop more than this fraction of a class.
+    gex_config : GEXConfig, optional
+        Members, perturbation scale and scores; default ``GEXConfig()``.
+    fit_config : FitConfig, optional
+        Training recipe of θ*; default ``FitConfig()``.
+    random_state : int, RandomState or None, default None
+        None: the seeds of ``gex_config`` / ``fit_config`` (reproducible). Otherwise every seed is
+        drawn from ``check_random_state(random_state)``.
+    progress : bool, default False
+        Progress bars.
+    weight_column : str, default "weight"
+        Column added under ``action="reweight"``.
+
+    Attributes
+    ----------
+    scores_ : ndarray, shape ``(n_samples,)`` float64
+        Self-influence per input row, in input order.
+    issues_ : pandas.DataFrame
+        One row per input row, in input order: ``row_id, score, is_issue, action, given_label,
+        suggested_label, weight`` (labels as codes into ``classes_``).
+    members_ : list of parameter states
+        The ensemble members, chain-major.
+    threshold_ : float
+        The score cut-off used.
+    classes_ : ndarray, shape ``(n_classes,)`` str
+        Class names; code ``k`` of ``issues_`` is ``classes_[k]``.
+    learner_ : Learner
+        The model at θ*.
+    result_ : GEXResult
+        Everything GEX computed (loss matrix, base losses, ``ft_lr``...).
+    pipeline_ : PipelineResult
+        Every step's output and timings.
+    config_ : CleanConfig
+        The configuration used.
+    dataset_fingerprint_ : str
+        Content hash of the fitted dataset (with its ``row_id`` column).
+    """
+
+    def __init__(self, *, label_column: str = "label", feature_columns: Any = None, model: Any = "auto",
+                 action: str = "drop", threshold: str | float = "otsu", min_agreement: float = 0.5,
+                 relabel_fallback: str = "drop", max_fraction_per_class: float | None = 0.5,
+                 gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
+                 random_state: Any = None, progress: bool = False, weight_column: str = "weight") -> None:
+        self.label_column = label_column
+        self.feature_columns = feature_columns
+        self.model = model
+        self.action = action
+        self.threshold = threshold
+        self.min_agreement = min_agreement
+        self.relabel_fallback = relabel_fallback
+        self.max_fraction_per_class = max_fraction_per_class
+        self.gex_config = gex_config
+        self.fit_config = fit_config
+        self.random_state = random_state
+        self.progress = progress
+        self.weight_column = weight_column
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _check_input(dataset: Any, method: str) -> None:
+        if not isinstance(dataset, (datasets.Dataset, pd.DataFrame)):
+            raise InvalidTypeError(
+                f"{method} expects a datasets.Dataset or a pandas.DataFrame; found {type(dataset).__name__}. "
+                "Fix: pass one of those (for arrays X, y use InfluenceSampler, or build a DataFrame)."
+            )
+
+    def _config(self) -> tuple[CleanConfig, Any]:
+        return _build_config(
+            model=self.model, gex_config=self.gex_config, fit_config=self.fit_config,
+            random_state=self.random_state, label_column=self.label_column,
+            feature_columns=None if self.feature_columns is None else (
+                self.feature_columns if isinstance(self.feature_columns, str) else tuple(self.feature_columns)),
+            action=self.action, threshold=self.threshold, min_agreement=self.min_agreement,
+            relabel_fallback=self.relabel_fallback, max_fraction_per_class=self.max_fraction_per_class,
+            weight_column=self.weight_column,
+        )
+
+    def _difference(self, ds: datasets.Dataset, digests: dict[str, str], codes: np.ndarray | None) -> str:
+        """What differs between ``ds`` and the fitted dataset, in words."""
+        notes: list[str] = []
+        if ds.num_rows != len(self.row_ids_):
+            notes.append(f"it has {ds.num_rows} rows, the fitted dataset had {len(self.row_ids_)}")
+        missing = [c for c in self._fitted_columns_ if c not in ds.column_names]
+        extra = [c for c in ds.column_names if c not in self._fitted_columns_]
+        if missing:
+            notes.append(f"columns {missing} are missing")
+        if extra:
+            notes.append(f"columns {extra} are new")
+        ids = row_ids(ds)
+        if ds.num_rows == len(self.row_ids_) and np.array_equal(np.sort(ids), np.sort(self.row_ids_)):
+            if not np.array_equal(ids, self.row_ids_):
+                first = int(np.flatnonzero(ids != self.row_ids_)[0])
+                notes.append(f"the same row ids come in another order (first at row {first})")
+        else:
+            gone = np.setdiff1d(self.row_ids_, ids)
+            new = np.setdiff1d(ids, self.row_ids_)
+            if gone.size:
+                notes.append(f"{gone.size} fitted row_id(s) are missing: {_preview(gone)}")
+            if new.size:
+                notes.append(f"{new.size} row_id(s) were not fitted: {_preview(new)}")
+        fitted_features = self._fitted_features_
+        new_features = ds.features.to_dict()
+        retyped = [c for c in ds.column_names if c in fitted_features and new_features[c] != fitted_features[c]]
+        if retyped:
+            notes.append(f"columns {retyped} changed feature type")
+        changed = [c for c in ds.column_names
+                   if c in self.column_fingerprints_ and digests[c] != self.column_fingerprints_[c]
+                   and c not in retyped and c != ROW_ID]
+        if changed and ds.num_rows == len(self.row_ids_):
+            notes.append(f"the values of column(s) {changed} differ")
+            label = self.config_.label_column
+            moved = None if codes is None or len(codes) != len(self.encoding_.codes) \
+                else np.flatnonzero(codes != self.encoding_.codes)
+            if label in changed and moved is not None and moved.size:
+                row = int(moved[0])
+                notes.append(f"{moved.size} label(s) changed, the first at row {row} (row_id {int(ids[row])}): "
+                             f"fitted {self.classes_[self.encoding_.codes[row]]!r}, now {self.classes_[codes[row]]!r}")
+        return "; ".join(notes) or "the content differs"
+
+    def _check_same_dataset(self, ds: datasets.Dataset, codes: np.ndarray | None = None) -> None:
+        digests = column_fingerprints(ds)
+        if combine_fingerprints(ds, digests) == self.dataset_fingerprint_:
+            return
+        raise InvalidInputError(
+            "transform expects the dataset given to fit: the decisions belong to its rows. This dataset differs: "
+            f"{self._difference(ds, digests, codes)}. Fix: call fit (or fit_transform) on this dataset."
+        )
+
+    def _output(self, original: Any, prepared: Prepared, cleaned: datasets.Dataset | None = None) -> Any:
+        """The cleaned object, of the same type as ``original``."""
+        if isinstance(original, pd.DataFrame):
+            return _apply_to_frame(original, self.issues_, prepared.encoding, self.config_)
+        if cleaned is None:
+            cleaned = apply_step(prepared, self.decisions_, self.config_)
+        if ROW_ID not in original.column_names:  # added by load_source: not one of the user's columns
+            cleaned = cleaned.remove_columns(ROW_ID)
+        return cleaned
+
+    # -- API -------------------------------------------------------------------------------------
+    def fit(self, dataset: Any, y: None = None) -> "InfluenceCleaner":
+        """Score every row and decide what happens to it.
+
+        Parameters
+        ----------
+        dataset : datasets.Dataset or pandas.DataFrame
+            ``n`` labelled rows.
+        y : None
+            Ignored (the labels are ``label_column``); there for scikit-learn compatibility.
+
+        Returns
+        -------
+        self
+        """
+        self._check_input(dataset, "fit")
+        config, model = self._config()
+        result = run_pipeline(dataset, config, model=model, progress=self.progress)
+        self._set_fitted(result, config)
+        return self
+
+    def _set_fitted(self, result: PipelineResult, config: CleanConfig) -> None:
+        ds = result.prepared.dataset
+        digests = column_fingerprints(ds)
+        self.config_ = config
+        self.pipeline_ = result
+        self.result_ = result.gex_result
+        self.learner_ = result.learner
+        self.members_ = result.gex_result.members
+        self.scores_ = np.asarray(result.gex_result.scores, dtype=np.float64)
+        self.decisions_ = result.decisions
+        self.issues_ = result.decisions.table
+        self.threshold_ = float(result.decisions.threshold.value)
+        self.encoding_ = result.prepared.encoding
+        self.classes_ = np.asarray(result.prepared.encoding.names)
+        self.row_ids_ = result.features.row_ids
+        self.timings_ = dict(result.timings)
+        self.column_fingerprints_ = digests
+        self.dataset_fingerprint_ = combine_fingerprints(ds, digests)
+        self._fitted_columns_ = list(ds.column_names)
+        self._fitted_features_ = ds.features.to_dict()
+        counts = result.decisions.table["action"].value_counts().to_dict()
+        logger.info("InfluenceCleaner fitted on %d rows: %s", ds.num_rows, counts)
+
+    def transform(self, dataset: Any) -> Any:
+        """Apply the fitted decisions to the fitted dataset.
+
+        Parameters
+        ----------
+        dataset : datasets.Dataset or pandas.DataFrame
+            The dataset given to ``fit`` (same content and order; checked by fingerprint).
+
+        Returns
+        -------
+        datasets.Dataset or pandas.DataFrame
+            Same type as ``dataset``: dropped rows removed, relabeled rows with the new label
+            (a ``ClassLabel`` keeps its names), a float64 ``weight_column`` in ``(0, 1]`` under
+            ``action="reweight"``; every other column untouched (a DataFrame keeps its index; a
+            ``row_id`` column is kept only if the input had one).
+
+        Raises
+        ------
+        InvalidInputError
+            A label not seen in ``fit`` (named, with its row), or a dataset other than the fitted
+            one (the message says what differs).
+        """
+        check_is_fitted(self, "issues_")
+        self._check_input(dataset, "transform")
+        ds = load_source(dataset, label_column=self.config_.label_column)
+        # Labels first: an unseen label is named with its row before the generic content check.
+        codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
+        self._check_same_dataset(ds, codes)
+        prepared = dataclasses.replace(self.pipeline_.prepared, dataset=ds)
+        return self._output(dataset, prepared)
+
+    def fit_transform(self, dataset: Any, y: None = None) -> Any:
+        """``fit(dataset)`` then the cleaned dataset (computed once, by the pipeline's apply step).
+
+        Returns
+        -------
+        datasets.Dataset or pandas.DataFrame
+            See :meth:`transform`.
+        """
+        self.fit(dataset)
+        return self._output(dataset, self.pipeline_.prepared, self.pipeline_.cleaned)
+
+
+def _frame_label_values(labels: pd.Series, encoding: LabelEncoding, codes: np.ndarray) -> list[Any]:
+    """Label values of ``codes`` as the frame itself spells them (its dtype, categories, objects)."""
+    first: dict[int, Any] = {}
+    positions = pd.Series(np.arange(len(encoding.codes))).groupby(encoding.codes).first()
+    for code, pos in positions.items():
+        first[int(code)] = labels.iloc[int(pos)]
+    decoded = encoding.decode(codes)
+    return [first.get(int(c), d) for c, d in zip(codes, decoded)]
+
+
+def _apply_to_frame(df: pd.DataFrame, table: pd.DataFrame, encoding: LabelEncoding,
+                    config: CleanConfig) -> pd.DataFrame:
+    """The decisions applied to the frame they were made on (rows in the same order).
+
+    Same rules as :func:`influence_stage.pipeline.apply_step`; the frame keeps its index, dtypes
+    and column order.
+    """
+    actions = table["action"].to_numpy(dtype=object)
+    if len(actions) != len(df):
+        raise InvalidInputError(f"decisions cover {len(actions)} rows; the frame has {len(df)}.")
+    out = df.copy()
+    relabel = np.flatnonzero(actions == "relabel")
+    if relabel.size:
+        col = out[config.label_column].copy()
+        col.iloc[relabel] = _frame_label_values(df[config.label_column], encoding,
+                                                table["suggested_label"].to_numpy()[relabel])
+        out[config.label_column] = col
+    if config.action == "reweight":
+        if config.weight_column in out.columns:
+            raise InvalidInputError(
+                f"column {config.weight_column!r} already exists; action='reweight' adds a weight column of that "
+                "name. Fix: set weight_column to another name."
+            )
+        out[config.weight_column] = np.where(actions == "reweight", table["weight"].to_numpy(dtype=np.float64), 1.0)
+    keep = np.flatnonzero(actions != "drop")
+    return out.iloc[keep] if keep.size < len(out) else out
+
+
+# --------------------------------------------------------------------------------------------------
+# InfluenceSampler (needs imbalanced-learn)
+# --------------------------------------------------------------------------------------------------
+
+_IMBLEARN_MISSING = (
+    "InfluenceSampler needs the optional package imbalanced-learn, which is not installed. "
+    "Fix: pip install 'influence_stage[dev]' (or pip install imbalanced-learn). "
+    "InfluenceCleaner works without it."
+)
+
+try:
+    from imblearn.base import BaseSampler as _BaseSampler
+except ImportError:  # optional dependency: InfluenceSampler is then unavailable (see __getattr__)
+    _BaseSampler = None
+
+
+if _BaseSampler is not None:
+
+    class InfluenceSampler(_BaseSampler):
+        """imbalanced-learn sampler that removes, relabels or reweights suspicious rows (GEX).
+
+        Use it as a step of ``imblearn.pipeline.Pipeline`` in front of any classifier; it runs only
+        at fit time (``fit_resample``). Features must be numeric ``(n_samples, n_features)``; they
+        are standardised before θ* is trained, and ``X_res`` holds the original rows.
+
+        Parameters
+        ----------
+        model : str, torch.nn.Module or Learner, default "mlp"
+            A model name trained on ``(X, y)``, or a module / learner already trained on them.
+        action : {"drop", "relabel", "reweight", "none"}, default "drop"
+            ``drop``: flagged rows are removed. ``relabel``: flagged rows get the members' consensus
+            label (flagged rows without a confident consensus are removed). ``reweight``: every row
+            is kept and ``sample_weight_`` is set. ``none``: only ``scores_``.
+        threshold : str or float, default "otsu"
+            See :func:`influence_stage.policy.choose_threshold`.
+        sampling_strategy : str, list or callable, default "auto"
+            Classes whose rows may be changed, as for imbalanced-learn's cleaning samplers:
+            ``"auto"`` = ``"not minority"``, ``"all"``, ``"majority"``, ``"not majority"``, a list
+            of labels, or a callable. Rows of other classes are always kept as they are.
+        gex_config : GEXConfig, optional
+        fit_config : FitConfig, optional
+        random_state : int, RandomState or None, default None
+            As for :class:`InfluenceCleaner`.
+
+        Attributes
+        ----------
+        scores_ : ndarray, shape ``(n_samples,)`` float64
+            Self-influence of every input row.
+        sample_indices_ : ndarray, shape ``(n_resampled,)`` int64
+            Input rows kept, in order; ``X_res = X[sample_indices_]``.
+        sample_weight_ : ndarray, shape ``(n_samples,)`` float64 in ``(0, 1]``
+            Per input row: the weight of reweighted rows, 1.0 elsewhere. For ``X_res`` use
+            ``sample_weight_[sample_indices_]``.
+        issues_ : pandas.DataFrame
+            The decisions table (row ids ``0..n-1``, labels as codes into ``classes_``).
+        classes_ : ndarray
+            The labels, sorted (``LabelEncoder``).
+        threshold_ : float
+        members_, learner_, result_ : as for :class:`InfluenceCleaner`.
+        sampling_strategy_ : dict
+            Targeted classes (keys).
+        """
+
+        _sampling_type = "clean-sampling"
+        # Parameters are validated by CleanConfig in _fit_resample (errors from exceptions.py).
+        _parameter_constraints: dict = {}
+
+        def __init__(self, *, model: Any = "mlp", action: str = "drop", threshold: str | float = "otsu",
+                     sampling_strategy: Any = "auto", gex_config: GEXConfig | None = None,
+                     fit_config: FitConfig | None = None, random_state: Any = None) -> None:
+            super().__init__(sampling_strategy=sampling_strategy)
+            self.model = model
+            self.action = action
+            self.threshold = threshold
+            self.gex_config = gex_config
+            self.fit_config = fit_config
+            self.random_state = random_state
+
+        def _check_X_y(self, X, y, accept_sparse=None):
+            # Dense only: the features become a float32 tensor.
+            return super()._check_X_y(X, y, accept_sparse=False)
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.sparse = False
+            return tags
+
+        def _fit_resample(self, X, y):
+            from sklearn.preprocessing import LabelEncoder
+
+            config, model = _build_config(model=self.model, gex_config=self.gex_config, fit_config=self.fit_config,
+                                          random_state=self.random_state, action=self.action,
+                                          threshold=self.threshold)
+            y = np.asarray(y)
+            encoder = LabelEncoder().fit(y)
+            codes = encoder.transform(y).astype(np.int64)
+            prepared = prepare((np.asarray(X), codes), config)
+            features = featurize_step(prepared, config)
+            learner = make_model_step(features, config, model)
+            result = score_step(learner, features, config)
+            decisions = decide_step(result, features, config)
+
+            table = decisions.table.copy()
+            targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
+            table.loc[~targeted, "action"] = "keep"
+            actions = table["action"].to_numpy(dtype=object)
+            weight = np.where(actions == "reweight", table["weight"].to_numpy(dtype=np.float64), 1.0)
+            table["weight"] = weight
+            keep = np.flatnonzero(actions != "drop")
+            relabel = np.flatnonzero(actions == "relabel")
+            y_res = y.copy()
+            if relabel.size:
+                y_res[relabel] = encoder.inverse_transform(table["suggested_label"].to_numpy()[relabel])
+
+            self.classes_ = encoder.classes_
+            self.scores_ = np.asarray(result.scores, dtype=np.float64)
+            self.issues_ = table
+            self.threshold_ = float(decisions.threshold.value)
+            self.sample_indices_ = keep.astype(np.int64)
+            self.sample_weight_ = weight
+            self.members_ = result.members
+            self.learner_ = result.learner
+            self.result_ = result
+            logger.info("InfluenceSampler: %d of %d rows kept, %d relabeled, %d reweighted", keep.size, len(y),
+                        relabel.size, int((actions == "reweight").sum()))
+            return X[keep], y_res[keep]
+
+
+def __getattr__(name: str) -> Any:
+    """``InfluenceSampler`` without imbalanced-learn: a clear ImportError instead of an AttributeError."""
+    if name == "InfluenceSampler":
+        raise ImportError(_IMBLEARN_MISSING)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["InfluenceCleaner", "InfluenceSampler"]

@@ -1,0 +1,298 @@
+"""Tests of influence_stage.pipeline: CleanConfig, fingerprints, each step and their chaining."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import datasets  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
+from influence_stage.exceptions import InvalidInputError, InvalidTypeError  # noqa: E402
+from influence_stage.learner import TensorData, TorchLearner  # noqa: E402
+from influence_stage.losses import mean_member_proba  # noqa: E402
+from influence_stage.models import mlp  # noqa: E402
+from influence_stage.pipeline import (  # noqa: E402
+    SCORE_KEYS,
+    CleanConfig,
+    apply_step,
+    column_fingerprints,
+    config_fingerprint,
+    dataset_fingerprint,
+    decide_step,
+    featurize_step,
+    make_model_step,
+    prepare,
+    run_pipeline,
+    score_step,
+)
+from influence_stage.policy import decide  # noqa: E402
+
+DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits"
+PX = tuple(f"px_{j}" for j in range(64))
+SMALL_GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.4)
+SMALL_FIT = FitConfig(epochs=20)
+
+
+@pytest.fixture(scope="module")
+def digits() -> datasets.Dataset:
+    """The bundled demo (1797 rows, 10% flipped labels): row_id, image, px_0..px_63, label (ClassLabel)."""
+    return datasets.Dataset.from_parquet(str(DIGITS / "train.parquet"))
+
+
+@pytest.fixture(scope="module")
+def small(digits) -> datasets.Dataset:
+    return digits.select(range(400))
+
+
+@pytest.fixture(scope="module")
+def small_config() -> CleanConfig:
+    return CleanConfig(feature_columns=PX, gex=SMALL_GEX, fit=SMALL_FIT)
+
+
+@pytest.fixture(scope="module")
+def small_run(small, small_config):
+    return run_pipeline(small, small_config)
+
+
+# --------------------------------------------------------------------------------------------------
+# CleanConfig
+# --------------------------------------------------------------------------------------------------
+
+
+def test_config_round_trips_through_json_and_yaml(tmp_path):
+    config = CleanConfig(feature_columns=["px_0", "px_1"], action="relabel", threshold="budget:0.1",
+                         max_drop_fraction=0.2, gex=GEXConfig(chains=3, ft_lr=0.2, lr_grid=(0.1, 0.2)),
+                         fit=FitConfig(epochs=7), seed=5)
+    assert config.feature_columns == ("px_0", "px_1")
+    assert CleanConfig.model_validate(config.model_dump(mode="json")) == config
+    path = tmp_path / "clean.yaml"
+    config.to_yaml(path)
+    assert CleanConfig.from_yaml(path) == config
+    numeric = CleanConfig(threshold=0.25)
+    numeric.to_yaml(path)
+    assert CleanConfig.from_yaml(path).threshold == 0.25
+
+
+def test_config_from_hand_written_yaml(tmp_path):
+    path = tmp_path / "clean.yaml"
+    path.write_text("label_column: target\nfeature_columns: [a, b]\naction: reweight\nthreshold: 3.5\n"
+                    "gex:\n  chains: 2\n  cycles: 3\n  ft_lr: 0.1\nfit:\n  epochs: 5\n")
+    config = CleanConfig.from_yaml(path)
+    assert (config.label_column, config.feature_columns, config.action, config.threshold) == \
+        ("target", ("a", "b"), "reweight", 3.5)
+    assert (config.gex.chains, config.gex.cycles, config.gex.ft_lr, config.fit.epochs) == (2, 3, 0.1, 5)
+    assert config.gex.tau == GEXConfig().tau  # unspecified nested fields keep their defaults
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert CleanConfig.from_yaml(empty) == CleanConfig()
+
+
+def test_config_unknown_keys_are_named(tmp_path):
+    path = tmp_path / "clean.yaml"
+    path.write_text("actoin: drop\ngex:\n  chainz: 2\n")
+    with pytest.raises(InvalidInputError, match=r"unknown key\(s\) \['actoin', 'gex.chainz'\]") as info:
+        CleanConfig.from_yaml(path)
+    assert "'action'" in str(info.value) and "'chains'" in str(info.value)  # the allowed keys are listed
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(InvalidInputError, match="no configuration file"):
+        CleanConfig.from_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("action: [unclosed\n")
+    with pytest.raises(InvalidInputError, match="not valid YAML"):
+        CleanConfig.from_yaml(bad)
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(InvalidInputError, match="must be a mapping"):
+        CleanConfig.from_yaml(bad)
+    with pytest.raises(InvalidInputError, match="threshold.*unknown threshold 'median'"):
+        CleanConfig.from_mapping({"threshold": "median"})
+    with pytest.raises(InvalidInputError, match="at least 2 members"):
+        CleanConfig.from_mapping({"gex": {"chains": 1, "cycles": 1}})
+    with pytest.raises(InvalidInputError, match="action"):
+        CleanConfig.from_mapping({"action": "delete"})
+    with pytest.raises(InvalidInputError, match="found bool"):
+        CleanConfig.from_mapping({"threshold": True})
+
+
+def test_config_fingerprint_covers_only_score_fields():
+    base = CleanConfig()
+    fp = config_fingerprint(base)
+    assert len(fp) == 64 and fp == config_fingerprint(CleanConfig())
+    # Decision settings do not change members or scores.
+    assert config_fingerprint(base.model_copy(update={"action": "relabel", "threshold": "gmm"})) == fp
+    # Score settings do.
+    assert config_fingerprint(base.model_copy(update={"gex": GEXConfig(chains=2)})) != fp
+    assert config_fingerprint(base.model_copy(update={"fit": FitConfig(epochs=3)})) != fp
+    assert config_fingerprint(base.model_copy(update={"feature_columns": ("a",)})) != fp
+    assert config_fingerprint(base, keys=["action"]) != config_fingerprint(
+        base.model_copy(update={"action": "relabel"}), keys=["action"])
+    assert "action" not in SCORE_KEYS
+    with pytest.raises(InvalidInputError, match="unknown.*'nope'"):
+        config_fingerprint(base, keys=["gex", "nope"])
+    with pytest.raises(InvalidTypeError, match="CleanConfig"):
+        config_fingerprint({"gex": {}})
+
+
+# --------------------------------------------------------------------------------------------------
+# dataset fingerprint
+# --------------------------------------------------------------------------------------------------
+
+
+def test_dataset_fingerprint_is_content_based(small):
+    fp = dataset_fingerprint(small)
+    assert len(fp) == 64
+    # Same content built three other ways: an indices mapping, chunks, a round trip through pandas.
+    assert dataset_fingerprint(small.select(range(small.num_rows))) == fp
+    halves = datasets.concatenate_datasets([small.select(range(150)).flatten_indices(),
+                                            small.select(range(150, 400)).flatten_indices()])
+    assert dataset_fingerprint(halves) == fp
+    assert dataset_fingerprint(datasets.Dataset.from_pandas(small.to_pandas(), features=small.features)) == fp
+    # datasets' own fingerprint is not content-based: that is why we hash.
+    assert small.select(range(small.num_rows))._fingerprint != small._fingerprint
+
+
+def test_dataset_fingerprint_changes_with_one_label_a_name_or_the_order(small):
+    fp = dataset_fingerprint(small)
+    labels = np.array(small["label"])
+    labels[7] = (labels[7] + 1) % 10
+    one_label = small.remove_columns("label").add_column("label", labels.tolist(), feature=small.features["label"])
+    assert dataset_fingerprint(one_label) != fp
+    digests, changed = column_fingerprints(small), column_fingerprints(one_label)
+    assert [c for c in digests if digests[c] != changed[c]] == ["label"]
+    assert dataset_fingerprint(small.rename_column("px_0", "px_zero")) != fp
+    assert dataset_fingerprint(small.select(range(399, -1, -1))) != fp
+    renamed_classes = small.cast_column("label", datasets.ClassLabel(names=[f"d{i}" for i in range(10)]))
+    assert dataset_fingerprint(renamed_classes) != fp  # same codes, other class names
+
+
+def test_dataset_fingerprint_of_array_images():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3, 8, 8)).astype(np.float32), np.arange(20) % 2
+    a = prepare((X, y), CleanConfig()).dataset
+    b = prepare((X.copy(), y.copy()), CleanConfig()).dataset
+    assert dataset_fingerprint(a) == dataset_fingerprint(b)
+    X[3, 0, 0, 0] += 1.0
+    assert dataset_fingerprint(prepare((X, y), CleanConfig()).dataset) != dataset_fingerprint(a)
+
+
+# --------------------------------------------------------------------------------------------------
+# prepare: input checks
+# --------------------------------------------------------------------------------------------------
+
+
+def test_prepare_adds_row_ids_and_encodes_labels(small):
+    prepared = prepare(small.remove_columns("row_id"), CleanConfig(feature_columns=PX))
+    assert prepared.dataset["row_id"] == list(range(400))
+    assert prepared.roles.feature_columns == PX and prepared.roles.kind == "tabular"
+    assert prepared.encoding.names == tuple(str(i) for i in range(10))
+    np.testing.assert_array_equal(prepared.encoding.codes, np.array(small["label"]))
+
+
+def test_prepare_errors():
+    frame = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.4, 0.5], "label": ["a", "a", "b", "b", "c"]})
+    with pytest.raises(InvalidInputError, match=r"single row: class 'c' \(row_id 4\)"):
+        prepare(frame, CleanConfig())
+    with pytest.raises(InvalidInputError, match=r"1 class\(es\) \['a'\]; expected at least 2"):
+        prepare(frame.assign(label="a"), CleanConfig())
+    missing = r"label column 'target' not found; available columns: \['x', 'label'\]"
+    with pytest.raises(InvalidInputError, match=missing):
+        prepare(frame, CleanConfig(label_column="target"))
+    with pytest.raises(InvalidInputError, match="0 rows"):
+        prepare(frame.iloc[:0], CleanConfig())
+    with pytest.raises(InvalidTypeError, match="CleanConfig"):
+        prepare(frame, {"label_column": "label"})
+
+
+# --------------------------------------------------------------------------------------------------
+# steps and chaining
+# --------------------------------------------------------------------------------------------------
+
+
+def test_run_pipeline_accounts_for_every_row(small, small_run):
+    table = small_run.decisions.table
+    np.testing.assert_array_equal(table["row_id"].to_numpy(), np.array(small["row_id"]))
+    np.testing.assert_array_equal(table["score"].to_numpy(), small_run.gex_result.scores)
+    assert small_run.gex_result.loss_matrix.shape == (400, 4) and len(small_run.gex_result.members) == 4
+    dropped = set(table.loc[table["action"] == "drop", "row_id"])
+    assert 0 < len(dropped) < 200
+    assert set(small_run.cleaned["row_id"]) == set(small["row_id"]) - dropped
+    assert small_run.cleaned.num_rows == 400 - len(dropped)
+    assert list(small_run.timings) == ["prepare", "featurize", "model", "score", "decide", "apply"]
+    assert all(t >= 0 for t in small_run.timings.values())
+
+
+def test_run_pipeline_is_deterministic(small, small_config, small_run):
+    again = run_pipeline(small, small_config)
+    np.testing.assert_array_equal(again.gex_result.scores, small_run.gex_result.scores)
+    pd.testing.assert_frame_equal(again.decisions.table, small_run.decisions.table)
+
+
+def test_steps_compose_to_run_pipeline(small, small_config, small_run):
+    prepared = prepare(small, small_config)
+    features = featurize_step(prepared, small_config)
+    assert features.X.dtype == np.float32 and features.X.shape == (400, 64)
+    assert features.y.dtype == np.int64 and features.n_classes == 10
+    np.testing.assert_allclose(features.X.mean(0), 0, atol=1e-5)  # standardised
+    learner = make_model_step(features, small_config)
+    result = score_step(learner, features, small_config)
+    np.testing.assert_array_equal(result.scores, small_run.gex_result.scores)
+    decisions = decide_step(result, features, small_config)
+    pd.testing.assert_frame_equal(decisions.table, small_run.decisions.table)
+
+
+def test_decide_step_suggests_the_members_consensus(small_run, small_config):
+    config = small_config.model_copy(update={"action": "relabel"})
+    decisions = decide_step(small_run.gex_result, small_run.features, config)
+    proba = mean_member_proba(small_run.learner, small_run.gex_result.members,
+                              TensorData.from_arrays(small_run.features.X, small_run.features.y))
+    table = decisions.table
+    np.testing.assert_array_equal(table["suggested_label"].to_numpy(), proba.argmax(1))
+    relabeled = table["action"] == "relabel"
+    assert relabeled.sum() > 0
+    assert (table.loc[relabeled, "suggested_label"] != table.loc[relabeled, "given_label"]).all()
+    assert (proba[relabeled.to_numpy(), table.loc[relabeled, "suggested_label"]] >= config.min_agreement).all()
+
+
+def test_apply_step_relabel_and_reweight(small_run, small_config):
+    prepared, scores, y = small_run.prepared, small_run.gex_result.scores, small_run.features.y
+    proba = np.eye(10)[(y + 1) % 10] * 0.9 + 0.01  # members "say" the next class, p = 0.91
+    decisions = decide(scores, y, threshold="budget:0.1", action="relabel", proba=proba,
+                       row_ids=small_run.features.row_ids)
+    relabel_config = small_config.model_copy(update={"action": "relabel"})
+    out = apply_step(prepared, decisions, relabel_config)
+    assert out.num_rows == 400 and out.features["label"] == prepared.dataset.features["label"]
+    changed = np.array(out["label"]) != y
+    np.testing.assert_array_equal(changed, decisions.table["action"].to_numpy() == "relabel")
+    assert changed.sum() == 40
+    np.testing.assert_array_equal(np.array(out["label"])[changed], (y[changed] + 1) % 10)
+
+    reweight_config = small_config.model_copy(update={"action": "reweight"})
+    nothing = decide(scores, y, threshold=1e12, action="reweight", row_ids=small_run.features.row_ids)
+    assert not nothing.table["is_issue"].any()
+    out = apply_step(prepared, nothing, reweight_config)
+    assert out.column_names[-1] == "weight" and out["weight"] == [1.0] * 400  # schema fixed by the action
+    with pytest.raises(InvalidInputError, match="'px_0' already exists"):
+        apply_step(prepared, nothing, reweight_config.model_copy(update={"weight_column": "px_0"}))
+
+
+def test_make_model_step_uses_a_given_module_as_trained(small_run, small_config):
+    module = mlp(64, 10, hidden=(16,), seed=3)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    learner = make_model_step(small_run.features, small_config, module)
+    assert isinstance(learner, TorchLearner) and learner.module is module
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())  # not retrained
+    assert make_model_step(small_run.features, small_config, learner) is learner
+    with pytest.raises(InvalidTypeError, match="model must be"):
+        make_model_step(small_run.features, small_config, 42)
+    with pytest.raises(InvalidInputError, match="unknown model name 'resnet'"):
+        make_model_step(small_run.features, small_config.model_copy(update={"model": "resnet"}))
