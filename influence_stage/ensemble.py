@@ -19,9 +19,14 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    θ* (all in one batched run) and give GEX self-influence on every row; the rate's *agreement* is
    the average precision of those scores against the contradicted flags (with fewer than 5
    contradicted rows: their Spearman correlation with the out-of-sample loss).
-3. *Choice.* Agreement is smoothed over grid neighbours (weights 1/4, 1/2, 1/4: single probes are
-   noisy) and the rate of highest smoothed agreement wins; ties go to the smaller rate. The probe
-   chains at that rate are the first chains of the members, so they are not trained twice.
+3. *Basin guard.* A rate is admissible only if its members' mean training loss is at most the
+   mean out-of-sample loss of step 1: members may forget what θ* memorised, but must still fit the
+   rows at least as well as a model that never saw them. Larger rates blow single losses up by
+   orders of magnitude, and then every atypical row looks mislabeled.
+4. *Choice.* Agreement is smoothed over grid neighbours (weights 1/4, 1/2, 1/4: single probes are
+   noisy) and the admissible rate of highest smoothed agreement wins; ties go to the smaller rate.
+   The probe chains at that rate are the first chains of the members, so they are not trained
+   twice.
 
 Measured on the detection benchmark (benchmarks/RESULTS.md). The members' fit to the given labels
 (share of rows with p(given) > 0.5) is recorded for each probed rate as a diagnostic.
@@ -138,12 +143,14 @@ def label_fit(p_given: np.ndarray) -> float:
 class AutoScale:
     """What ``ft_lr="auto"`` measured and chose.
 
-    ``probed`` maps each grid rate to ``(agreement, smoothed agreement, fit)``; ``first_chains`` holds
+    ``probed`` maps each grid rate to ``(agreement, smoothed agreement, fit, members' mean loss)``;
+    rates whose members' mean loss exceeds ``oos_mean_loss`` are not chosen. ``first_chains`` holds
     the probe chains at the chosen rate, equal to the first chains of the final members and reused.
     """
 
     ft_lr: float
-    probed: dict[float, tuple[float, float, float]]
+    probed: dict[float, tuple[float, float, float, float]]
+    oos_mean_loss: float
     contradicted_fraction: float
     criterion: str
     first_chains: list[list[State]] = field(default_factory=list, repr=False)
@@ -205,7 +212,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)], cycles=config.cycles,
                       steps=cycle_steps(len(data), config), seed=config.seed, chain_ids=list(range(k)) * len(grid),
                       progress=progress, desc="auto ft_lr probe")
-    agreement, fits = [], []
+    agreement, fits, mean_loss = [], [], []
     for i in range(len(grid)):
         members = [st for ch in runs[i * k:(i + 1) * k] for st in ch]
         L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size, member_chunk=config.member_chunk)
@@ -215,12 +222,18 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
         else:
             agreement.append(float(spearmanr(scores, oos_loss).statistic))
         fits.append(label_fit(np.exp(-L)))
+        mean_loss.append(float(L.mean()))
     smoothed = smooth(agreement)
-    best = int(np.argmax(smoothed))  # first maximum: ties go to the smaller rate
+    # stay in the basin: members must fit the rows at least as well as models that never saw them
+    admissible = np.asarray(mean_loss) <= float(oos_loss.mean())
+    if not admissible.any():
+        admissible[0] = True
+    best = int(np.argmax(np.where(admissible, smoothed, -np.inf)))  # first maximum: ties to the smaller rate
     rate = float(grid[best])
     logger.info("auto ft_lr: %.1f%% rows contradicted out of sample; agreement %s → ft_lr %.4g",
                 100 * contradicted.mean(), [round(a, 3) for a in agreement], rate)
-    return AutoScale(ft_lr=rate, probed={g: (a, sm, f) for g, a, sm, f in zip(grid, agreement, smoothed, fits)},
+    return AutoScale(ft_lr=rate, probed={g: (a, sm, f, ml) for g, a, sm, f, ml in zip(grid, agreement, smoothed, fits, mean_loss)},
+                     oos_mean_loss=float(oos_loss.mean()),
                      contradicted_fraction=float(contradicted.mean()),
                      criterion="average_precision" if use_ap else "spearman",
                      first_chains=runs[best * k:(best + 1) * k])

@@ -566,7 +566,7 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig) -> D
                   relabel_fallback=config.relabel_fallback, relabel_rule=config.relabel_rule,
                   max_fraction_per_class=config.max_fraction_per_class,
                   max_drop_fraction=config.max_drop_fraction, min_weight=config.min_weight,
-                  random_state=config.seed)
+                  random_state=config.seed, score_floor=2 * config.gex.tau ** 2)
 
 
 def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) -> datasets.Dataset:

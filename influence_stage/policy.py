@@ -469,7 +469,8 @@ def _budget(scores: np.ndarray, f: float) -> tuple[np.ndarray, float]:
     return is_issue, value
 
 
-def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None) -> ThresholdResult:
+def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, *,
+                     floor: float = 0.0) -> ThresholdResult:
     """Flag suspicious rows from self-influence scores.
 
     Parameters
@@ -493,6 +494,12 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None) 
         With all scores equal, ``otsu`` and ``gmm`` flag nothing.
     random_state : int, RandomState instance or None
         Seed of the mixture fit (``gmm`` only); the same seed gives the same result.
+    floor : float, default 0
+        ``otsu`` and ``gmm`` only: rows with score ``<= floor`` are never flagged and are left out
+        of the fit (when at least 10 rows lie above it). GEX scores pile up in a spike at about
+        ``tau**2`` (rows every member fits to ~0 loss); without the floor, Otsu splits that spike
+        from everything else instead of finding the mislabeled mode. The pipeline passes
+        ``2 * tau**2``.
 
     Returns
     -------
@@ -509,12 +516,17 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None) 
     s = _check_scores(scores)
     parsed = parse_threshold(spec)
     log_s, eps = _log_scores(s)
+    fit = s > floor
+    if fit.sum() < 10:
+        fit = np.ones(s.size, dtype=bool)
     if parsed.method == "otsu":
-        is_issue = _otsu(log_s)
+        is_issue = np.zeros(s.size, dtype=bool)
+        is_issue[fit] = _otsu(log_s[fit])
         value = _cut_between(s, is_issue, eps)
         p = _logistic_p(log_s, value, eps)
     elif parsed.method == "gmm":
-        p = _gmm_posterior(log_s, random_state)
+        p = np.zeros(s.size, dtype=np.float64)
+        p[fit] = _gmm_posterior(log_s[fit], random_state)
         is_issue = p > 0.5
         value = _cut_between(s, is_issue, eps)
     elif parsed.method == "quantile":
@@ -595,6 +607,7 @@ def decide(
     max_drop_fraction: float | None = None,
     min_weight: float = 0.05,
     random_state: Any = None,
+    score_floor: float = 0.0,
 ) -> Decisions:
     """Turn self-influence scores into one decision per row.
 
@@ -636,6 +649,8 @@ def decide(
     max_drop_fraction : float in [0, 1] or None, default None
         Never drop more than ``floor(fraction * n)`` rows in all; the same rule, applied after the
         per-class caps.
+    score_floor : float, default 0
+        Passed to :func:`choose_threshold` as ``floor`` (``otsu`` and ``gmm``).
     min_weight : float in (0, 1], default 0.05
         Lower clip of the weights under ``reweight``, so that every weight is in ``(0, 1]``.
     random_state : int, RandomState instance or None
@@ -680,7 +695,7 @@ def decide(
     y, _ = check_labels(labels_in, n_classes=None if P is None else P.shape[1], name="given_labels")
     ids = _check_row_ids(row_ids, n)
 
-    thr = choose_threshold(s, threshold, random_state=random_state)
+    thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor)
     flagged = np.asarray(thr.is_issue)
     suggested = np.argmax(P, axis=1).astype(np.int64) if P is not None else y.copy()
     act = np.full(n, "keep", dtype=object)

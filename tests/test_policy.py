@@ -504,3 +504,21 @@ def test_errors_are_builtin_subclasses():
         decide(GOOD_S, GOOD_Y, action="delete")
     with pytest.raises(TypeError):
         decide(GOOD_S, GOOD_Y, action=None)
+
+
+def test_floor_keeps_the_tau_spike_out_of_otsu_and_gmm():
+    # GEX-like scores: 600 rows piled at tau**2 (fitted by every member), 300 clean rows spread
+    # above it, 100 mislabeled rows in a high mode
+    rng = np.random.default_rng(0)
+    tau2 = 0.05 ** 2
+    spike = tau2 * rng.uniform(0.6, 1.0, 600)
+    clean = 10 ** rng.normal(-1.5, 0.3, 300)
+    noisy = 10 ** rng.normal(0.5, 0.3, 100)
+    s = np.r_[spike, clean, noisy]
+    for spec in ("otsu", "gmm"):
+        with_floor = choose_threshold(s, spec, random_state=0, floor=2 * tau2)
+        assert with_floor.is_issue[900:].all() and not with_floor.is_issue[:900].any(), spec
+    # without the floor Otsu splits the spike off: 345 rows flagged, the 100 mislabeled and 245 clean
+    assert choose_threshold(s, "otsu").is_issue.sum() > 300
+    d = decide(s, np.arange(1000) % 2, threshold="otsu", score_floor=2 * tau2)
+    assert d.table.is_issue.sum() == 100

@@ -1,0 +1,266 @@
+"""Tests of influence_stage.publish: versioned atomic publishing, LATEST, reading back, the hub guard."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import datasets  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import influence_stage  # noqa: E402
+from influence_stage import publish as publish_module  # noqa: E402
+from influence_stage.data import apply_decisions, encode_labels  # noqa: E402
+from influence_stage.exceptions import InvalidInputError, ValidationFailedError  # noqa: E402
+from influence_stage.publish import (  # noqa: E402
+    HubPushError,
+    Published,
+    latest_version,
+    list_versions,
+    load_published,
+    publish,
+    push_to_hub,
+)
+from influence_stage.validation import validate_output  # noqa: E402
+
+CLASSES = ["a", "b", "c"]
+N = 12
+
+
+@pytest.fixture(scope="module")
+def stage():
+    """An input of 12 rows, its manifest (1 drop, 1 relabel, 1 reweight), the output and its report."""
+    ds = datasets.Dataset.from_dict(
+        {"x": np.arange(N, dtype=np.float64), "label": [i % 3 for i in range(N)],
+         "row_id": np.arange(N, dtype=np.int64)},
+        features=datasets.Features({"x": datasets.Value("float64"), "label": datasets.ClassLabel(names=CLASSES),
+                                    "row_id": datasets.Value("int64")}),
+    )
+    enc = encode_labels(ds, "label")
+    action = np.array(["keep"] * N, dtype=object)
+    action[[2, 5, 9]] = ["drop", "relabel", "reweight"]
+    suggested = enc.codes.copy()
+    suggested[5] = (suggested[5] + 1) % 3
+    manifest = pd.DataFrame({
+        "row_id": np.arange(N, dtype=np.int64), "score": np.linspace(0, 1, N), "is_issue": action != "keep",
+        "action": action, "given_label": enc.codes, "suggested_label": suggested,
+        "weight": np.where(action == "reweight", 0.5, 1.0),
+    })
+    out = apply_decisions(ds, manifest, label_column="label", encoding=enc)
+    report = validate_output(out, ds, manifest, label_column="label", class_names=CLASSES, max_drop_fraction=0.5)
+    assert report.success, report.failures()
+    return ds, manifest, out, report
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under root (hidden ones too) with its sha256."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _dirs(base: Path) -> list[str]:
+    return sorted(p.name for p in base.iterdir() if p.is_dir())
+
+
+def test_publish_writes_every_file(tmp_path, stage):
+    ds, manifest, out, report = stage
+    pub = publish(out, manifest, root=tmp_path, name="digits", config={"threshold": "otsu", "seed": np.int64(3)},
+                  validation_reports=[report], report_html="<html><body>report</body></html>",
+                  extra_files={"extra/notes.txt": b"hello"}, fingerprint="abc123")
+    assert isinstance(pub, Published)
+    assert pub.path == tmp_path / "digits" / "v0001" and pub.version == "v0001" and pub.name == "digits"
+    files = set(pub.files)
+    expected = {"data.parquet", "manifest.parquet", "config.json", "meta.json", "report.html", "extra/notes.txt",
+                "validation/output.json", "validation/output.html"}
+    assert expected <= files
+    assert {f"validation/output.{b}.html" for b in report.ge_results} <= files
+    assert any(f.startswith("dataset/") and f.endswith(".arrow") for f in files)
+    assert "dataset/dataset_info.json" in files and "dataset/state.json" in files
+    assert files == set(_tree(pub.path))
+
+    meta = json.loads((pub.path / "meta.json").read_text())
+    assert meta["version"] == "v0001" and meta["name"] == "digits"
+    assert meta["rows_in"] == N and meta["rows_out"] == N - 1
+    assert meta["actions"] == {"keep": 9, "drop": 1, "relabel": 1, "reweight": 1}
+    assert meta["fingerprint"] == "abc123"
+    assert meta["package_version"] == influence_stage.__version__
+    assert meta["validation"] == {"output": {"success": True, "suite_version": 1}}
+    created = datetime.fromisoformat(meta["created_utc"].replace("Z", "+00:00"))
+    assert created.tzinfo is not None and abs((datetime.now(UTC) - created).total_seconds()) < 120
+    # checksums of every other file
+    assert set(meta["files"]) == files - {"meta.json"}
+    for rel, info in meta["files"].items():
+        data = (pub.path / rel).read_bytes()
+        assert info == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    assert json.loads((pub.path / "config.json").read_text()) == {"threshold": "otsu", "seed": 3}
+    assert (pub.path / "report.html").read_text() == "<html><body>report</body></html>"
+    assert (pub.path / "extra" / "notes.txt").read_bytes() == b"hello"
+    assert json.loads((pub.path / "validation" / "output.json").read_text())["success"] is True
+    assert pd.read_parquet(pub.path / "data.parquet")["row_id"].tolist() == list(out["row_id"])
+    assert (tmp_path / "digits" / "LATEST").read_text().strip() == "v0001"
+    assert not [p for p in (tmp_path / "digits").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_report_html_path_is_copied_and_config_defaults_to_empty(tmp_path, stage):
+    _, manifest, out, _ = stage
+    src = tmp_path / "my_report.html"
+    src.write_text("<html>copied</html>")
+    pub = publish(out, manifest, root=tmp_path / "pub", name="d", report_html=src)
+    assert (pub.path / "report.html").read_text() == "<html>copied</html>"
+    assert json.loads((pub.path / "config.json").read_text()) == {}
+    assert not (pub.path / "validation").exists()
+    with pytest.raises(InvalidInputError, match="pathlib.Path"):
+        publish(out, manifest, root=tmp_path / "pub", name="d", report_html=str(src))
+
+
+def test_versions_increment_and_latest_points_to_the_newest(tmp_path, stage):
+    _, manifest, out, _ = stage
+    assert list_versions(tmp_path, "d") == [] and latest_version(tmp_path, "d") is None
+    versions = [publish(out, manifest, root=tmp_path, name="d").version for _ in range(3)]
+    assert versions == ["v0001", "v0002", "v0003"]
+    assert list_versions(tmp_path, "d") == versions
+    assert latest_version(tmp_path, "d") == "v0003"
+    assert (tmp_path / "d" / "LATEST").read_text() == "v0003\n"
+    named = publish(out, manifest, root=tmp_path, name="d", version="2026-11-28")
+    assert latest_version(tmp_path, "d") == "2026-11-28"
+    # auto numbering continues after the highest vNNNN
+    assert publish(out, manifest, root=tmp_path, name="d").version == "v0004"
+    assert list_versions(tmp_path, "d") == ["v0001", "v0002", "v0003", "v0004", named.version]
+    assert latest_version(tmp_path, "d") == "v0004"
+
+
+def test_publishing_an_existing_version_errors_and_changes_nothing(tmp_path, stage):
+    _, manifest, out, _ = stage
+    publish(out, manifest, root=tmp_path, name="d")
+    publish(out, manifest, root=tmp_path, name="d")
+    before = _tree(tmp_path)
+    with pytest.raises(InvalidInputError, match="version 'v0001' of 'd' already exists"):
+        publish(out.select([0]), manifest, root=tmp_path, name="d", version="v0001")
+    assert _tree(tmp_path) == before
+    assert latest_version(tmp_path, "d") == "v0002"
+
+
+@pytest.mark.parametrize("target", [
+    (datasets.Dataset, "to_parquet"),
+    (pd.DataFrame, "to_parquet"),
+    (publish_module, "_write_json"),
+])
+def test_a_failure_halfway_leaves_no_trace(tmp_path, stage, monkeypatch, target):
+    _, manifest, out, report = stage
+    publish(out, manifest, root=tmp_path, name="d")
+    before = _tree(tmp_path)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full (injected)")
+
+    monkeypatch.setattr(*target, boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        publish(out, manifest, root=tmp_path, name="d", validation_reports=[report])
+    assert _dirs(tmp_path / "d") == ["v0001"]  # no v0002, no .tmp-* folder
+    assert _tree(tmp_path) == before  # v0001 and LATEST untouched
+    assert latest_version(tmp_path, "d") == "v0001"
+
+
+def test_an_interrupt_is_cleaned_up_too(tmp_path, stage, monkeypatch):
+    _, manifest, out, _ = stage
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets.Dataset, "to_parquet", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        publish(out, manifest, root=tmp_path, name="d")
+    assert _dirs(tmp_path / "d") == []
+    assert latest_version(tmp_path, "d") is None
+
+
+def test_a_failed_validation_report_stops_publishing(tmp_path, stage):
+    ds, manifest, out, _ = stage
+    bad = validate_output(out, ds, manifest.iloc[1:], label_column="label", class_names=CLASSES,
+                          max_drop_fraction=0.5)
+    assert not bad.success
+    with pytest.raises(ValidationFailedError, match="manifest_covers_input"):
+        publish(out, manifest, root=tmp_path, name="d", validation_reports=[bad])
+    assert not (tmp_path / "d").exists()
+
+
+def test_load_published_round_trip(tmp_path, stage):
+    _, manifest, out, report = stage
+    publish(out, manifest, root=tmp_path, name="d")
+    pub = publish(out, manifest, root=tmp_path, name="d", validation_reports=[report], fingerprint="f")
+    ds2, manifest2, meta = load_published(pub.path, verify=True)
+    assert ds2.features == out.features
+    assert ds2.column_names == out.column_names
+    pd.testing.assert_frame_equal(ds2.to_pandas(), out.to_pandas())
+    pd.testing.assert_frame_equal(manifest2, manifest)
+    assert meta == json.loads((pub.path / "meta.json").read_text())
+    # <root>/<name> resolves LATEST
+    _, _, meta_latest = load_published(tmp_path / "d")
+    assert meta_latest["version"] == "v0002"
+
+
+def test_load_published_verify_detects_a_changed_file(tmp_path, stage):
+    _, manifest, out, _ = stage
+    pub = publish(out, manifest, root=tmp_path, name="d")
+    manifest.iloc[:3].to_parquet(pub.path / "manifest.parquet", index=False)
+    load_published(pub.path)  # without verify: reads what is there
+    with pytest.raises(InvalidInputError, match="'manifest.parquet' .* differs from meta.json"):
+        load_published(pub.path, verify=True)
+    with pytest.raises(InvalidInputError, match="not a published version"):
+        load_published(tmp_path / "nothing")
+
+
+def test_latest_pointing_to_a_missing_version_is_an_error(tmp_path, stage):
+    _, manifest, out, _ = stage
+    publish(out, manifest, root=tmp_path, name="d")
+    (tmp_path / "d" / "LATEST").write_text("v0009\n")
+    with pytest.raises(InvalidInputError, match="points to 'v0009'"):
+        latest_version(tmp_path, "d")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"name": "../evil"}, "not a valid folder name"),
+    ({"name": "d", "version": "LATEST"}, "not a valid folder name"),
+    ({"name": "d", "extra_files": {"../x": b""}}, "must be relative"),
+    ({"name": "d", "extra_files": {"meta.json": b"{}"}}, "must not be"),
+])
+def test_unsafe_names_are_refused_before_writing(tmp_path, stage, kwargs, match):
+    _, manifest, out, _ = stage
+    with pytest.raises(InvalidInputError, match=match):
+        publish(out, manifest, root=tmp_path / "pub", **kwargs)
+    assert not (tmp_path / "pub").exists()
+
+
+@pytest.fixture()
+def offline(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_push_to_hub_offline_raises_and_writes_nothing(tmp_path, stage, offline):
+    _, manifest, out, _ = stage
+    pub = publish(out, manifest, root=tmp_path / "pub", name="d")
+    before = _tree(tmp_path)
+    with pytest.raises(HubPushError, match="HF_HUB_OFFLINE=1") as info:
+        push_to_hub(pub, "someone/some-dataset")
+    assert isinstance(info.value, ConnectionError)
+    assert _tree(tmp_path) == before
+
+
+def test_publish_with_a_hub_repo_offline_fails_before_writing(tmp_path, stage, offline):
+    _, manifest, out, _ = stage
+    with pytest.raises(HubPushError, match="someone/some-dataset"):
+        publish(out, manifest, root=tmp_path / "pub", name="d", push_to_hub_repo="someone/some-dataset")
+    assert not (tmp_path / "pub").exists()
