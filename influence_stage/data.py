@@ -19,6 +19,7 @@ Label-noise injection lives in :mod:`influence_stage.noise`; array checks in
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import io
 import logging
 import os
@@ -565,6 +566,22 @@ def _mean_text_length(ds: datasets.Dataset, column: str, rows: int = 1000) -> fl
     return float(pc.mean(lengths).as_py() or 0.0)
 
 
+def _expand_patterns(names: list[str], columns: Sequence[str]) -> list[str]:
+    """Expand shell-style patterns among ``names`` against ``columns`` (plain names pass through)."""
+    out: list[str] = []
+    for name in names:
+        if isinstance(name, str) and any(ch in name for ch in "*?[") and name not in columns:
+            hits = fnmatch.filter(columns, name)
+            if not hits:
+                raise InvalidInputError(
+                    f"feature column pattern {name!r} matches no column; available columns: {list(columns)}."
+                )
+            out += [h for h in hits if h not in out]
+        else:
+            out.append(name)
+    return out
+
+
 def resolve_columns(
     ds: datasets.Dataset,
     label_column: str,
@@ -587,7 +604,8 @@ def resolve_columns(
     label_column : str
         Must exist and have no missing values (null, NaN, ClassLabel ``-1``).
     feature_columns : sequence of str or str, optional
-        Explicit feature columns; all must exist and be of one kind.
+        Explicit feature columns; all must exist and be of one kind. Names may be shell-style
+        patterns (``"px_*"``), expanded in column order; a pattern that matches nothing is an error.
 
     Returns
     -------
@@ -597,6 +615,7 @@ def resolve_columns(
     kinds = {c: _column_kind(ds.features[c]) for c in ds.column_names}
     if feature_columns is not None:
         cols = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
+        cols = _expand_patterns(cols, ds.column_names)
         if not cols:
             raise InvalidInputError("feature_columns is empty; expected at least one column, or None for automatic.")
         for c in cols:

@@ -1,0 +1,265 @@
+"""The cleaning flow: one Prefect task per step of the stage, each calling one library function.
+
+load → validate input → featurize → fit θ* → auto scale → members (one task per chain) → loss
+matrix → scores + decisions → apply → validate output → publish (+ report, artifacts).
+
+Expensive results (θ*, the scale probe, each chain's members, the loss matrix) are cached by
+content: the key is the dataset fingerprint plus the fingerprint of the configuration fields that
+affect them (``pipeline.config_fingerprint``), and results are persisted under ``cache_dir``. A re-run
+with the same inputs, or a run restarted after a crash, reuses every finished piece and gives
+identical scores. Nothing is published unless the output suite passes.
+
+Run it: ``influence-stage clean --config flows/digits.yaml`` or ``python -m flows.clean_dataset``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from pydantic import BaseModel, ConfigDict, Field
+
+from influence_stage import pipeline as steps
+from influence_stage.config import GEXConfig
+from influence_stage.ensemble import AutoScale, choose_ft_lr, cycle_steps, run_chains
+from influence_stage.gex import GEXResult
+from influence_stage.influence import self_influence
+from influence_stage.learner import Learner, State
+from influence_stage.losses import loss_matrix
+from influence_stage.pipeline import CleanConfig, Features, Prepared
+
+logger = logging.getLogger(__name__)
+
+
+class FlowConfig(BaseModel):
+    """Parameters of the cleaning flow (also what ``--config`` YAML files hold)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(description="Hub id, local file or folder, or save_to_disk folder.")
+    name: str = Field(description="Name of the published dataset: data/published/<name>/<version>/.")
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="What to score and how to decide.")
+    publish_root: str = Field("data/published", description="Root folder of published versions.")
+    cache_dir: str = Field("runs/cache", description="Where cached θ*, members and loss matrices live.")
+    max_drop_fraction: float = Field(0.5, gt=0, le=1, description="Output gate: most input rows that may be dropped.")
+    truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
+                              "used only for the report's precision/recall).")
+    progress: bool = Field(False, description="Show progress bars while training.")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "FlowConfig":
+        import yaml
+
+        from influence_stage.exceptions import InvalidInputError
+
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise InvalidInputError(f"configuration file {path} does not exist.") from exc
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"configuration file {path} must hold a mapping; found {type(data).__name__}.")
+        clean = steps.CleanConfig.from_mapping(data.pop("clean", {}) or {}, where=f"{path}: clean")
+        try:
+            return cls(clean=clean, **data)
+        except Exception as exc:
+            raise InvalidInputError(f"configuration file {path}: {exc}") from exc
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Cached tasks take an explicit ``key``: fingerprint of data + the config that affects them."""
+    return f"{context.task.name}-{parameters['key']}"
+
+
+CACHED = dict(cache_key_fn=_cache_key, persist_result=True)
+
+
+@task(name="load")
+def load_task(source: str, config: CleanConfig) -> Prepared:
+    return steps.prepare(source, config)
+
+
+@task(name="validate-input")
+def validate_input_task(prepared: Prepared, config: CleanConfig) -> Any:
+    from influence_stage.validation import validate_input
+
+    report = validate_input(prepared.dataset, label_column=prepared.roles.label_column,
+                            feature_columns=list(prepared.roles.feature_columns),
+                            class_names=list(prepared.encoding.values))
+    report.raise_if_failed()
+    return report
+
+
+@task(name="featurize")
+def featurize_task(prepared: Prepared, config: CleanConfig) -> Features:
+    return steps.featurize_step(prepared, config)
+
+
+@task(name="fit-theta", **CACHED)
+def fit_task(features: Features, config: CleanConfig, key: str) -> Learner:
+    get_run_logger().info("training θ* (%s, %d epochs)", config.model, config.fit.epochs)
+    return steps.make_model_step(features, config)
+
+
+@task(name="auto-scale", **CACHED)
+def scale_task(learner: Learner, features: Features, config: CleanConfig, key: str) -> AutoScale:
+    auto = choose_ft_lr(learner, features.tensor_data(), config=config.gex, fit_config=config.fit)
+    get_run_logger().info("auto ft_lr = %g (contradicted out of sample: %.1f%%)", auto.ft_lr,
+                          100 * auto.contradicted_fraction)
+    return auto
+
+
+@task(name="chain", **CACHED)
+def chain_task(learner: Learner, features: Features, gex: GEXConfig, ft_lr: float, chain: int, key: str) -> list[State]:
+    """Members of one chain (``gex.cycles`` of them); chains are independent tasks.
+
+    Each works on its own copy of the learner: ``functional_call`` swaps a module's parameters
+    while it runs, so chains running side by side must not share one module.
+    """
+    learner = copy.deepcopy(learner)
+    data = features.tensor_data()
+    start = learner.get_state()
+    members = run_chains(learner, data, start=start, rates=[ft_lr], cycles=gex.cycles,
+                         steps=cycle_steps(len(data), gex), seed=gex.seed, chain_ids=[chain])[0]
+    get_run_logger().info("chain %d: %d members at ft_lr=%g", chain, len(members), ft_lr)
+    return members
+
+
+@task(name="loss-matrix", **CACHED)
+def loss_task(learner: Learner, members: list[State], features: Features, gex: GEXConfig,
+              key: str) -> tuple[np.ndarray, np.ndarray]:
+    data = features.tensor_data()
+    base = learner.per_sample_loss(data)
+    return loss_matrix(learner, members, data, batch_size=gex.eval_batch_size, member_chunk=gex.member_chunk), base
+
+
+@task(name="decide")
+def decide_task(result: GEXResult, features: Features, config: CleanConfig) -> Any:
+    return steps.decide_step(result, features, config)
+
+
+@task(name="apply")
+def apply_task(prepared: Prepared, decisions: Any, config: CleanConfig) -> Any:
+    return steps.apply_step(prepared, decisions, config)
+
+
+@task(name="validate-output")
+def validate_output_task(cleaned: Any, prepared: Prepared, decisions: Any, params: FlowConfig) -> Any:
+    from influence_stage.validation import validate_output
+
+    report = validate_output(cleaned, prepared.dataset, decisions.table,
+                             label_column=prepared.roles.label_column,
+                             class_names=list(prepared.encoding.values),
+                             max_drop_fraction=params.max_drop_fraction,
+                             weight_column=params.clean.weight_column)
+    report.raise_if_failed()
+    return report
+
+
+def _truth(params: FlowConfig, row_ids: np.ndarray) -> np.ndarray | None:
+    if params.truth is None:
+        return None
+    mask = pd.read_parquet(params.truth, columns=["row_id", "is_flipped"]).set_index("row_id")["is_flipped"]
+    return mask.reindex(row_ids).fillna(False).to_numpy(dtype=bool)
+
+
+def _gallery(prepared: Prepared) -> Any:
+    roles = prepared.roles
+    if roles.kind == "text":
+        return [str(t) for t in prepared.dataset[roles.feature_columns[0]]]
+    if roles.kind == "image":
+        column = roles.feature_columns[0]
+        return lambda i: prepared.dataset[int(i)][column]
+    return None
+
+
+@task(name="publish")
+def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Features, reports: list[Any],
+                 params: FlowConfig, summary: dict[str, Any], fingerprint: str) -> Any:
+    from influence_stage.publish import publish
+    from influence_stage.report import build_report
+
+    names = [str(v) for v in prepared.encoding.names]
+    html = build_report(decisions.table, class_names=names, threshold=decisions.threshold.value,
+                        truth=_truth(params, features.row_ids), gallery=_gallery(prepared), summary=summary,
+                        title=f"influence_stage: {params.name}")
+    return publish(cleaned, decisions.table, root=params.publish_root, name=params.name,
+                   config=params.model_dump(mode="json"), validation_reports=reports, report_html=html,
+                   fingerprint=fingerprint)
+
+
+@flow(name="clean-dataset", log_prints=False)
+def clean_dataset(params: FlowConfig) -> dict[str, Any]:
+    """Clean one dataset end to end; returns a summary (published path, counts, timings)."""
+    log = get_run_logger()
+    config = params.clean
+    t0 = time.perf_counter()
+    prepared = load_task(params.source, config)
+    input_report = validate_input_task(prepared, config)
+    features = featurize_task(prepared, config)
+    fingerprint = steps.dataset_fingerprint(prepared.dataset)
+    base_key = _digest(fingerprint, steps.config_fingerprint(config))
+    storage = Path(params.cache_dir).resolve()
+    cached = dict(result_storage=storage)
+    learner = fit_task.with_options(**cached)(features, config, key=_digest(base_key, "theta"))
+    auto = None
+    if config.gex.ft_lr == "auto":
+        auto = scale_task.with_options(**cached)(learner, features, config, key=_digest(base_key, "scale"))
+        ft_lr, reused = auto.ft_lr, list(auto.first_chains)
+    else:
+        ft_lr, reused = float(config.gex.ft_lr), []
+    futures = [chain_task.with_options(**cached).submit(learner, features, config.gex, ft_lr, c,
+                                                        key=_digest(base_key, ft_lr, "chain", c))
+               for c in range(len(reused), config.gex.chains)]
+    chains = reused + [f.result() for f in futures]
+    members = [m for ch in chains for m in ch]
+    L, base = loss_task.with_options(**cached)(learner, members, features, config.gex,
+                                               key=_digest(base_key, ft_lr, "loss"))
+    result = GEXResult(scores=self_influence(L, base, tau=config.gex.tau), loss_matrix=L, base_loss=base,
+                       members=members, ft_lr=ft_lr, auto=auto, learner=learner)
+    decisions = decide_task(result, features, config)
+    cleaned = apply_task(prepared, decisions, config)
+    output_report = validate_output_task(cleaned, prepared, decisions, params)
+    table = decisions.table
+    counts = table["action"].value_counts().to_dict()
+    summary = {"rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
+               **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": ft_lr,
+               "threshold": float(decisions.threshold.value), "members": len(members)}
+    published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
+                             summary, fingerprint)
+    summary["published"] = str(published.path)
+    summary["report"] = str(Path(published.path) / "report.html")
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    from influence_stage.report import summary_markdown
+
+    names = [str(v) for v in prepared.encoding.names]
+    truth = _truth(params, features.row_ids)
+    markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth)
+    summary["markdown"] = markdown
+    if truth is not None:
+        flagged = table["is_issue"].to_numpy(dtype=bool)
+        summary["precision"] = float(truth[flagged].mean()) if flagged.any() else 0.0
+        summary["recall"] = float(flagged[truth].mean()) if truth.any() else 0.0
+    create_markdown_artifact(markdown + f"\n\nPublished: `{published.path}`\n", key="cleaning-summary",
+                             description=f"influence_stage summary for {params.name}")
+    create_link_artifact(Path(summary["report"]).resolve().as_uri(), link_text="influence_stage report",
+                         key="cleaning-report")
+    log.info("published %s (%d → %d rows)", published.path, len(table), len(cleaned))
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(clean_dataset(FlowConfig.from_yaml(sys.argv[1] if len(sys.argv) > 1 else "flows/digits.yaml"))["markdown"])
