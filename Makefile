@@ -11,17 +11,18 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL := WARNING
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export MPLBACKEND := Agg
+export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-slow bench demo-data clean
+.PHONY: run test test-slow bench bench-speed demo-data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench,hf,dask]'
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m influence_stage.demo
+	$(BIN)/influence-stage clean --config flows/digits.yaml --progress
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -31,6 +32,9 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detect.py
+
+bench-speed: $(STAMP)
+	$(BIN)/python benchmarks/speed.py
 
 demo-data: $(STAMP)
 	$(BIN)/python data/make_digits.py

@@ -1,0 +1,160 @@
+"""Command line: ``influence-stage clean | serve | report``.
+
+Exit codes: 0 published (or done); 2 bad input or configuration; 3 a validation gate failed
+(nothing published); 1 anything else. Errors print one line, ``error: <reason>``, on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+EXAMPLES = """examples:
+  influence-stage clean --config flows/digits.yaml
+  influence-stage clean --source data/digits/train.parquet --label-column label \\
+      --feature-columns 'px_*' --action relabel --threshold otsu --name digits
+  influence-stage clean --source my_data.csv --label-column y --action reweight --threshold budget:0.05 --name mine
+  influence-stage serve --config flows/digits.yaml --cron "0 3 * * *"
+  influence-stage report data/published/digits/v0001
+"""
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_GATE = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="influence-stage", description="Find mislabeled rows with GEX, clean them, validate, publish.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def flow_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="YAML file with the flow parameters (FlowConfig); flags override it")
+        p.add_argument("--source", help="hub id, local parquet/csv/json file or folder, or save_to_disk folder")
+        p.add_argument("--name", help="name of the published dataset")
+        p.add_argument("--label-column", help="label column (default: label)")
+        p.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: automatic")
+        p.add_argument("--model", help="model name: auto, mlp, cnn (default: auto)")
+        p.add_argument("--action", choices=["drop", "relabel", "reweight", "none"])
+        p.add_argument("--threshold", help="otsu, gmm, quantile:Q, budget:F or a number")
+        p.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
+        p.add_argument("--max-drop-fraction", type=float, help="output gate: most input rows that may be dropped")
+        p.add_argument("--publish-root", help="root folder of published versions (default data/published)")
+        p.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
+        p.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
+
+    clean = sub.add_parser("clean", help="clean one dataset now and publish it", epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    flow_args(clean)
+    clean.add_argument("--progress", action="store_true", help="show progress bars")
+    serve = sub.add_parser("serve", help="serve the flow on a cron schedule (needs a Prefect server)")
+    flow_args(serve)
+    serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
+    serve.add_argument("--deployment-name", default=None, help="deployment name (default influence-stage-<name>)")
+    report = sub.add_parser("report", help="rebuild report.html of a published version")
+    report.add_argument("path", help="published version folder, or <root>/<name> for its latest version")
+    return parser
+
+
+def flow_config(args: argparse.Namespace) -> Any:
+    """Build the FlowConfig from ``--config`` and the flags (flags win)."""
+    from flows.clean_dataset import FlowConfig
+    from influence_stage.exceptions import InvalidInputError
+    from influence_stage.pipeline import CleanConfig
+
+    base: dict[str, Any] = {}
+    if args.config:
+        base = FlowConfig.from_yaml(args.config).model_dump(mode="json")
+    clean = dict(base.pop("clean", {}) or {})
+    for flag, key in [("label_column", "label_column"), ("model", "model"), ("action", "action"),
+                      ("threshold", "threshold")]:
+        if getattr(args, flag) is not None:
+            clean[key] = getattr(args, flag)
+    if args.feature_columns:
+        clean["feature_columns"] = list(args.feature_columns)
+    if args.ft_lr is not None:
+        clean.setdefault("gex", {})
+        clean["gex"] = {**clean["gex"], "ft_lr": args.ft_lr if args.ft_lr == "auto" else float(args.ft_lr)}
+    for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction"):
+        if getattr(args, flag) is not None:
+            base[flag] = getattr(args, flag)
+    for needed in ("source", "name"):
+        if needed not in base:
+            raise InvalidInputError(f"--{needed} is required (or give it in --config).")
+    if getattr(args, "progress", False):
+        base["progress"] = True
+    try:
+        return FlowConfig(clean=CleanConfig.from_mapping(clean), **base)
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # pydantic's message names the field
+        raise InvalidInputError(str(exc).replace("\n", " ")) from exc
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from flows.clean_dataset import clean_dataset
+
+    summary = clean_dataset(flow_config(args))
+    print(summary["markdown"])
+    print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.deployments import serve
+
+    serve(flow_config(args), cron=args.cron, name=args.deployment_name)
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from influence_stage.publish import load_published
+    from influence_stage.report import build_report, write_report
+
+    ds, manifest, meta = load_published(args.path)
+    version = Path(args.path)
+    if not (version / "meta.json").is_file():  # <root>/<name>: its latest version
+        version = version / str(meta.get("version"))
+    config = json.loads((version / "config.json").read_text()) if (version / "config.json").is_file() else {}
+    label = (config.get("clean") or {}).get("label_column", "label")
+    feature = ds.features.get(label)
+    k = int(max(manifest["given_label"].max(), manifest["suggested_label"].max())) + 1
+    names = list(feature.names) if hasattr(feature, "names") else [str(i) for i in range(k)]
+    threshold = float((meta.get("summary") or {}).get("threshold", manifest.loc[manifest["is_issue"], "score"].min()
+                                                      if manifest["is_issue"].any() else manifest["score"].max()))
+    html = build_report(manifest, class_names=names, threshold=threshold, summary={"version": meta.get("version")},
+                        title=f"influence_stage: {meta.get('name', version.parent.name)}")
+    print(write_report(version / "report.html", html))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``influence-stage``; returns the exit code."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    args = _parser().parse_args(argv)
+    from influence_stage.exceptions import InfluenceStageError, ValidationFailedError
+
+    try:
+        return {"clean": _clean, "serve": _serve, "report": _report}[args.command](args)
+    except ValidationFailedError as exc:
+        print(f"error: validation failed, nothing published: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_GATE
+    except (InfluenceStageError, FileNotFoundError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:  # the one-line contract holds for surprises too
+        print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The Prefect flow end to end, its cache, the publish gate, the deployment and the CLI."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+import numpy as np
+import pandas as pd
+import pytest
+from datasets import load_dataset
+
+pytest.importorskip("prefect")
+from prefect.testing.utilities import prefect_test_harness
+
+import flows.clean_dataset as flow_module
+from flows.clean_dataset import FlowConfig, clean_dataset
+from flows.deployments import build_deployment
+from influence_stage import ValidationFailedError
+from influence_stage.cli import main
+from influence_stage.pipeline import CleanConfig
+from influence_stage.publish import list_versions, load_published
+
+DIGITS = "data/digits/train.parquet"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def small_source(tmp_path_factory):
+    """400 demo rows as a parquet file."""
+    path = tmp_path_factory.mktemp("src") / "small.parquet"
+    load_dataset("parquet", data_files=DIGITS, split="train").select(range(400)).to_parquet(str(path))
+    return str(path)
+
+
+def params(tmp_path, source, **overrides) -> FlowConfig:
+    clean = CleanConfig.from_mapping({
+        "label_column": "label", "feature_columns": ["px_*"], "model": "mlp", "action": "drop",
+        "gex": {"chains": 3, "cycles": 2, "ft_lr": "auto", "probe_chains": 1, "lr_grid": [0.1, 0.4, 1.6]},
+        "fit": {"epochs": 20}, **overrides.pop("clean", {})})
+    return FlowConfig(source=source, name="small", clean=clean, publish_root=str(tmp_path / "pub"),
+                      cache_dir=str(tmp_path / "cache"), **overrides)
+
+
+def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
+    calls = []
+    real = flow_module.run_chains
+    monkeypatch.setattr(flow_module, "run_chains", lambda *a, **k: calls.append(1) or real(*a, **k))
+    p = params(tmp_path, small_source)
+    first = clean_dataset(p)
+    assert len(calls) == 2  # chains 1 and 2; chain 0 comes from the auto-scale probe
+    ds, manifest, meta = load_published(first["published"])
+    assert len(manifest) == 400 and sorted(manifest.row_id) == list(range(400))
+    assert len(ds) == first["rows out"] == (manifest.action != "drop").sum()
+    assert (manifest.action == "drop").sum() == first.get("action drop", 0) > 0
+    for name in ("report.html", "manifest.parquet", "config.json", "meta.json"):
+        assert (tmp_path / "pub" / "small" / "v0001" / name).is_file()
+
+    calls.clear()
+    second = clean_dataset(p)
+    assert calls == []  # the member-building tasks did not run again
+    _, manifest2, _ = load_published(second["published"])
+    assert second["published"].endswith("v0002")
+    np.testing.assert_array_equal(manifest.score.to_numpy(), manifest2.score.to_numpy())
+
+
+def test_failed_output_suite_publishes_nothing(tmp_path, small_source):
+    good = params(tmp_path, small_source, clean={"gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})
+    clean_dataset(good)
+    before = list_versions(tmp_path / "pub", "small")
+    latest = (tmp_path / "pub" / "small" / "LATEST").read_text()
+    strict = good.model_copy(update={"max_drop_fraction": 0.001})  # any drop fails the gate
+    with pytest.raises(ValidationFailedError, match="drop"):
+        clean_dataset(strict)
+    assert list_versions(tmp_path / "pub", "small") == before
+    assert (tmp_path / "pub" / "small" / "LATEST").read_text() == latest
+    assert not [p for p in (tmp_path / "pub" / "small").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_deployment_builds_with_cron(tmp_path, small_source):
+    deployment = build_deployment(params(tmp_path, small_source), cron="0 3 * * *")
+    assert deployment.name == "influence-stage-small"
+    assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
+    assert deployment.parameters["params"]["source"] == small_source
+
+
+def test_flow_config_yaml(tmp_path):
+    cfg = FlowConfig.from_yaml("flows/digits.yaml")
+    assert cfg.clean.feature_columns == ("px_*",) and cfg.clean.action == "relabel"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("source: x\nname: y\nclean:\n  chainz: 3\n")
+    with pytest.raises(ValueError, match="chainz"):
+        FlowConfig.from_yaml(bad)
+
+
+def test_cli_exit_codes_and_messages(tmp_path, small_source, capsys):
+    common = ["--name", "small", "--publish-root", str(tmp_path / "pub"), "--cache-dir", str(tmp_path / "cache"),
+              "--feature-columns", "px_*", "--model", "mlp", "--ft-lr", "0.4"]
+    assert main(["clean", "--source", str(tmp_path / "nope.parquet"), *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "nope.parquet" in err and "\n" not in err
+
+    assert main(["clean", "--source", small_source, "--label-column", "target", *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "target" in err and "label" in err  # names the missing column and lists what exists
+
+    assert main(["clean", "--source", small_source, "--max-drop-fraction", "0.001", *common]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: validation failed, nothing published") and "\n" not in err
+    assert list_versions(tmp_path / "pub", "small") == []
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0 and "influence-stage clean --config" in capsys.readouterr().out
