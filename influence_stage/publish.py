@@ -183,6 +183,17 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` to disk, so the rename publishes durable content."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+        else:
+            _fsync_dir(path)
+    _fsync_dir(folder)
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive lock on ``folder/.lock`` (no-op where ``fcntl`` is missing)."""
@@ -228,7 +239,7 @@ def _check_extra_files(extra_files: Any) -> dict[str, bytes]:
             raise InvalidTypeError(f"extra_files[{rel!r}] must be bytes; found {type(content).__name__}.")
         pure = PurePosixPath(rel.replace("\\", "/"))
         hidden = any(part.startswith(".") for part in pure.parts)  # ".." included
-        if pure.is_absolute() or hidden or pure.parts[0] in _RESERVED:
+        if not pure.parts or pure.is_absolute() or hidden or pure.parts[0] in _RESERVED:
             raise InvalidInputError(
                 f"extra_files path {rel!r} must be relative, without '..' or hidden parts, and must not be "
                 f"one of the published files {list(_RESERVED)}."
@@ -361,6 +372,11 @@ def publish(
     HubPushError
         ``push_to_hub_repo`` given while offline (nothing written), or the push failed (the local
         version stays published).
+
+    Notes
+    -----
+    An error after the rename (while replacing ``LATEST``) leaves the new version published but
+    ``LATEST`` on the previous one; it is logged and re-raised.
     """
     if not isinstance(cleaned_ds, datasets.Dataset):
         raise InvalidTypeError(f"cleaned_ds must be a datasets.Dataset; found {type(cleaned_ds).__name__}.")
@@ -440,13 +456,17 @@ def publish(
                 "files": files,
             }
             _write_json(tmp / META_JSON, meta)
-            _fsync_dir(tmp)
+            _fsync_tree(tmp)
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _fsync_dir(base)
-        _write_latest(base, version)
+        try:
+            _write_latest(base, version)
+        except BaseException:
+            logger.error("Published %s %s at %s but could not move %s to it.", name, version, final, LATEST)
+            raise
     published = Published(path=final, version=version, name=name, files=tuple(_files_under(final)))
     logger.info("Published %s %s at %s: %d rows in, %d rows out.", name, version, final, len(manifest),
                 cleaned_ds.num_rows)

@@ -233,6 +233,7 @@ def test_latest_pointing_to_a_missing_version_is_an_error(tmp_path, stage):
     ({"name": "d", "version": "LATEST"}, "not a valid folder name"),
     ({"name": "d", "extra_files": {"../x": b""}}, "must be relative"),
     ({"name": "d", "extra_files": {"meta.json": b"{}"}}, "must not be"),
+    ({"name": "d", "extra_files": {".": b""}}, "must be relative"),
 ])
 def test_unsafe_names_are_refused_before_writing(tmp_path, stage, kwargs, match):
     _, manifest, out, _ = stage

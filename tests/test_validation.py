@@ -123,6 +123,7 @@ def test_input_suite_passes_on_good_data(label_kind):
     assert report.failures() == []
     assert report.suite == "input" and report.suite_version == SUITE_VERSIONS["input"]
     keys = [r["key"] for r in report.results]
+    assert keys[:2] == ["label_column_present", "row_id_present"] and keys[-1] == "rows_per_class"  # suite order
     # 2 + 3 feature columns present; label x2, row_id x2, 3 numeric features not null; one per-class check.
     assert len(keys) == 2 + 3 + 4 + 3 + 1
     assert keys.count("feature_column_present") == 3 and keys.count("numeric_feature_not_null") == 3
