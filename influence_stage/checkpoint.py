@@ -79,7 +79,8 @@ def save_checkpoint(module: nn.Module | Mapping[str, torch.Tensor], path: str | 
         ``load_model`` to rebuild the model without a ``builder`` argument, give
         ``{"builder": "mlp" | "cnn", "input_shape": [...], "n_classes": K}`` and, when the model
         was built with non-default sizes, ``"builder_kwargs": {"hidden": [...]}`` (mlp) or
-        ``{"width": w}`` (cnn).
+        ``{"width": w}`` (cnn). Without ``meta``, a sidecar left by an earlier save to the same
+        path is removed, so it cannot describe the new weights.
 
     Returns
     -------
@@ -112,6 +113,10 @@ def save_checkpoint(module: nn.Module | Mapping[str, torch.Tensor], path: str | 
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"meta must be JSON-serialisable: {exc}. Convert values to str, int, "
                                     "float, list or dict.") from exc
+    stale = meta_path(path)
+    if meta is None and stale.exists():  # a sidecar of an earlier save would describe other weights
+        stale.unlink()
+        logger.info("removed the sidecar %s of an earlier checkpoint (no meta given)", stale)
     if _is_safetensors(path):
         from influence_stage.hf import require
 
@@ -130,6 +135,8 @@ def _weights_only_reason(message: str) -> str:
     for line in message.splitlines():
         if "WeightsUnpickler error:" in line:
             reason = line.split("WeightsUnpickler error:", 1)[1].strip()
+            # torch goes on to suggest allow-listing the global; we do not, so cut that advice
+            reason = reason.split(" Please use", 1)[0].rstrip(".")
             if reason:
                 return reason
     for line in message.splitlines():

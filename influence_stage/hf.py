@@ -18,13 +18,15 @@ What ``HFLearner`` does, in Learner terms
   ``"head"`` a member costs a few kilobytes, not a whole transformer.
 - ``train_steps``: SGD with momentum and weight decay on the trainable parameters, a fresh optimizer
   per call, batch order from ``influence_stage.learner.batch_indices`` with a generator seeded by
-  ``seed``. ``per_sample_loss`` and ``predict_proba``: eval mode, cross-entropy on the given labels.
+  ``seed``, dropout masks from ``seed`` as well (the global RNG is forked, never reseeded).
+  ``per_sample_loss`` and ``predict_proba``: eval mode, cross-entropy on the given labels.
 - ``fit`` (the θ* recipe) and ``fresh_copy`` make ``ft_lr="auto"`` work; ``fresh_copy``
   re-initialises only the trainable part (see there for why, and what that means for ``"all"``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import logging
@@ -257,6 +259,24 @@ def trainable_parameter_names(model: nn.Module, trainable: str) -> list[str]:
     return [n for n in names if n in chosen]
 
 
+@contextlib.contextmanager
+def _seeded_rng(seed: int, device: str) -> Iterator[None]:
+    """Seed torch's global RNG for dropout inside the block; the caller's RNG state is restored.
+
+    Dropout draws from the global generator; forking it keeps training a function of ``seed`` alone
+    (library code never seeds the global state for good).
+    """
+    dev = torch.device(device)
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    dropout_seed = int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(dropout_seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(dropout_seed)
+        yield
+
+
 def _ancestors(name: str) -> Iterator[str]:
     parts = name.split(".")
     for i in range(len(parts)):
@@ -482,16 +502,18 @@ class HFLearner:
                     seed: int = 0) -> None:
         """``steps`` SGD steps (momentum, weight decay, fresh optimizer) on mean cross-entropy.
 
-        Only the trainable parameters move; batch order from ``batch_indices`` seeded by ``seed``.
+        Only the trainable parameters move; batch order from ``batch_indices`` seeded by ``seed``,
+        dropout masks from ``seed`` too (the global RNG is forked, not reseeded).
         Batch-norm layers in the trainable part get their statistics re-estimated afterwards.
         """
         self._check_data(data)
         gen = torch.Generator().manual_seed(int(seed))
         batches = batch_indices(len(data), int(steps), self.batch_size, gen)
-        for _ in self._sgd(data, batches, lr_schedule, momentum=self.momentum,
-                           weight_decay=self.weight_decay, nesterov=False):
-            pass
-        self._recalibrate_batchnorm(data)
+        with _seeded_rng(seed, self.device):
+            for _ in self._sgd(data, batches, lr_schedule, momentum=self.momentum,
+                               weight_decay=self.weight_decay, nesterov=False):
+                pass
+            self._recalibrate_batchnorm(data)
 
     def per_sample_loss(self, data: TextData | ImageData) -> np.ndarray:
         """Cross-entropy on the given labels in eval mode, ``(n_samples,) float32``."""
@@ -519,7 +541,8 @@ class HFLearner:
 
         SGD with Nesterov momentum and weight decay, cosine decay from ``recipe.lr`` to 0 over
         ``recipe.epochs`` epochs of ``recipe.batch_size`` rows (ragged tail dropped), as
-        ``TorchLearner.fit``. Returns per-epoch mean training loss and accuracy on the given labels.
+        ``TorchLearner.fit``; batch order and dropout masks from ``recipe.seed``. Returns per-epoch
+        mean training loss and accuracy on the given labels.
         """
         self._check_data(data)
         steps_per_epoch = max(len(data) // min(recipe.batch_size, len(data)), 1)
@@ -529,20 +552,21 @@ class HFLearner:
         history = TrainHistory()
         bar = tqdm(total=recipe.epochs, desc="fit θ*", disable=not progress, leave=False)
         loss_sum, correct, seen = 0.0, 0, 0
-        steps = self._sgd(data, batches, CosineSchedule(recipe.lr, total), momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
-        for t, (loss, n_correct, n_rows) in enumerate(steps):
-            loss_sum += loss * n_rows
-            correct += n_correct
-            seen += n_rows
-            if (t + 1) % steps_per_epoch == 0:
-                history.loss.append(loss_sum / seen)
-                history.accuracy.append(correct / seen)
-                bar.update(1)
-                bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.3f}")
-                loss_sum, correct, seen = 0.0, 0, 0
+        with _seeded_rng(recipe.seed, self.device):
+            steps = self._sgd(data, batches, CosineSchedule(recipe.lr, total), momentum=recipe.momentum,
+                              weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
+            for t, (loss, n_correct, n_rows) in enumerate(steps):
+                loss_sum += loss * n_rows
+                correct += n_correct
+                seen += n_rows
+                if (t + 1) % steps_per_epoch == 0:
+                    history.loss.append(loss_sum / seen)
+                    history.accuracy.append(correct / seen)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.3f}")
+                    loss_sum, correct, seen = 0.0, 0, 0
+            self._recalibrate_batchnorm(data)
         bar.close()
-        self._recalibrate_batchnorm(data)
         logger.info("fit θ*: %d epochs, final train loss %.4f, accuracy %.4f", recipe.epochs,
                     history.loss[-1], history.accuracy[-1])
         return history

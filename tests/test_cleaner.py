@@ -110,11 +110,12 @@ def test_drop_removes_exactly_the_rows_marked_drop(small, fitted, truth):
     expected = small.select(kept)
     assert out["label"] == expected["label"] and out["px_17"] == expected["px_17"]
     assert out.with_format("arrow")["image"] == expected.with_format("arrow")["image"]
-    # Planted noise (42 flipped rows in these 400): measured recall 1.0, precision 0.64 (66 dropped).
+    # Planted noise (42 flipped rows in these 400): measured recall 0.786, precision 1.0 (33 dropped;
+    # Otsu above the tau**2 floor). Without the floor: recall 1.0, precision 0.64 (66 dropped).
     flipped = truth["is_flipped"].to_numpy()[:N_SMALL]
     dropped = issues["action"].to_numpy() == "drop"
-    assert dropped[flipped].mean() >= 0.9
-    assert flipped[dropped].mean() >= 0.5
+    assert dropped[flipped].mean() >= 0.7
+    assert flipped[dropped].mean() >= 0.9
 
 
 def test_transform_repeats_fit_transform_and_keeps_an_existing_row_id(digits, small, fitted):
