@@ -131,7 +131,7 @@ def chain_task(learner: Learner, features: Features, gex: GEXConfig, ft_lr: floa
     data = features.tensor_data()
     start = learner.get_state()
     members = run_chains(learner, data, start=start, rates=[ft_lr], cycles=gex.cycles,
-                         steps=cycle_steps(len(data), gex), seed=gex.seed, chain_ids=[chain])[0]
+                         steps=cycle_steps(len(data), gex, learner), seed=gex.seed, chain_ids=[chain])[0]
     get_run_logger().info("chain %d: %d members at ft_lr=%g", chain, len(members), ft_lr)
     return members
 

@@ -1,4 +1,12 @@
-"""influence_stage: find mislabeled and harmful rows with geometric-ensemble influence (GEX)."""
+"""influence_stage: find mislabeled and harmful rows with geometric-ensemble influence (GEX).
+
+The public API: ``gex_self_influence`` / ``gex`` (arrays in, scores out), ``InfluenceCleaner``
+(dataset in, cleaned dataset out), ``InfluenceSampler`` (imbalanced-learn sampler; needs the
+``dev`` extra), ``run_pipeline`` / ``CleanConfig`` (the stage's steps), ``HFLearner`` (needs the
+``hf`` extra). Optional pieces are imported on first use.
+"""
+
+from typing import Any
 
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.exceptions import (
@@ -6,6 +14,7 @@ from influence_stage.exceptions import (
     InfluenceStageError,
     InvalidInputError,
     InvalidTypeError,
+    MissingDependencyError,
     ValidationFailedError,
 )
 from influence_stage.gex import GEXResult, gex, gex_self_influence
@@ -20,9 +29,27 @@ from influence_stage.learner import Learner, TensorData, TorchLearner
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "InfluenceCleaner": "influence_stage.cleaner",
+    "InfluenceSampler": "influence_stage.cleaner",
+    "CleanConfig": "influence_stage.pipeline",
+    "run_pipeline": "influence_stage.pipeline",
+    "HFLearner": "influence_stage.hf",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'influence_stage' has no attribute {name!r}")
+
+
 __all__ = [
-    "CheckpointError", "FitConfig", "GEXConfig", "GEXResult", "InfluenceStageError", "InvalidInputError",
-    "InvalidTypeError", "Learner", "TensorData", "TorchLearner", "ValidationFailedError", "__version__",
+    "CheckpointError", "CleanConfig", "FitConfig", "GEXConfig", "GEXResult", "HFLearner", "InfluenceCleaner",
+    "InfluenceSampler", "InfluenceStageError", "InvalidInputError", "InvalidTypeError", "Learner",
+    "MissingDependencyError", "TensorData", "TorchLearner", "ValidationFailedError", "__version__",
     "cross_influence", "cross_influence_topk", "deviation", "gex", "gex_self_influence",
-    "mean_test_loss_influence", "self_influence",
+    "mean_test_loss_influence", "run_pipeline", "self_influence",
 ]

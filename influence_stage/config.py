@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Grid of fine-tuning rates probed by ft_lr="auto" (factor-2 steps); see ensemble.choose_ft_lr.
 DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -55,6 +55,15 @@ class GEXConfig(BaseModel):
         if len(v) < 2 or any(x <= 0 for x in v) or list(v) != sorted(v):
             raise ValueError("lr_grid must hold at least 2 positive rates in increasing order")
         return v
+
+    @model_validator(mode="after")
+    def _enough_members(self) -> "GEXConfig":
+        if self.chains * self.cycles < 2:
+            raise ValueError(f"GEX needs at least 2 members; chains × cycles = {self.chains} × {self.cycles}. "
+                             "Raise chains or cycles.")
+        if self.ft_lr == "auto" and min(self.probe_chains, self.chains) * self.cycles < 2:
+            raise ValueError("ft_lr='auto' probes need at least 2 members per rate; raise probe_chains or cycles.")
+        return self
 
     @property
     def n_members(self) -> int:

@@ -54,9 +54,14 @@ from influence_stage.losses import loss_matrix
 logger = logging.getLogger(__name__)
 
 
-def cycle_steps(n_rows: int, config: GEXConfig) -> int:
-    """SGD steps in one cycle: ``cycle_epochs`` passes over ``n_rows`` at ``batch_size``."""
-    per_epoch = max(n_rows // min(config.batch_size, n_rows), 1)
+def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None) -> int:
+    """SGD steps in one cycle: ``cycle_epochs`` passes over ``n_rows``.
+
+    Minibatches have the learner's own ``batch_size`` when it has one (it is what ``train_steps``
+    uses), else ``config.batch_size``.
+    """
+    batch_size = int(getattr(learner, "batch_size", None) or config.batch_size)
+    per_epoch = max(n_rows // min(batch_size, n_rows), 1)
     return max(1, int(round(config.cycle_epochs * per_epoch)))
 
 
@@ -126,7 +131,7 @@ def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_l
     todo = list(range(len(per_chain), config.chains))
     if todo:
         per_chain += run_chains(learner, data, start=theta, rates=[ft_lr] * len(todo), cycles=config.cycles,
-                                steps=cycle_steps(len(data), config), seed=config.seed, chain_ids=todo,
+                                steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=todo,
                                 progress=progress)
     return [st for chain in per_chain for st in chain]
 
@@ -210,7 +215,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     grid = list(config.lr_grid)
     k = min(config.probe_chains, config.chains)
     runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)], cycles=config.cycles,
-                      steps=cycle_steps(len(data), config), seed=config.seed, chain_ids=list(range(k)) * len(grid),
+                      steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=list(range(k)) * len(grid),
                       progress=progress, desc="auto ft_lr probe")
     agreement, fits, mean_loss = [], [], []
     for i in range(len(grid)):

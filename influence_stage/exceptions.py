@@ -23,5 +23,9 @@ class ValidationFailedError(InfluenceStageError, RuntimeError):
     """A data-quality gate failed; nothing was published."""
 
 
-class RunMismatchError(InfluenceStageError, ValueError):
-    """A run folder holds artifacts made with a different configuration or dataset."""
+class MissingDependencyError(InfluenceStageError, ImportError):
+    """An optional dependency is not installed; the message names the pip command."""
+
+
+class HubPushError(InfluenceStageError, ConnectionError):
+    """Pushing a published dataset to the Hugging Face hub failed (offline, auth, network)."""

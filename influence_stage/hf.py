@@ -48,7 +48,7 @@ from influence_stage.exceptions import CheckpointError, InfluenceStageError, Inv
 from influence_stage.learner import CosineSchedule, LRSchedule, State, TrainHistory, batch_indices
 
 try:  # one exceptions module is the rule; this fallback only covers the time before it gains the class
-    from influence_stage.exceptions import MissingDependencyError  # type: ignore[attr-defined]
+    from influence_stage.exceptions import MissingDependencyError
 except ImportError:  # pragma: no cover - depends on the version of exceptions.py
 
     class MissingDependencyError(InfluenceStageError, ImportError):  # type: ignore[no-redef]

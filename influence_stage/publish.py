@@ -50,6 +50,7 @@ import pandas as pd
 
 from influence_stage.data import ROW_ID
 from influence_stage.exceptions import (
+    HubPushError,
     InfluenceStageError,
     InvalidInputError,
     InvalidTypeError,
@@ -77,13 +78,6 @@ _AUTO_VERSION = re.compile(r"^v(\d+)$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LOCK = ".lock"
 _TMP_PREFIX = ".tmp-"
-
-
-class HubPushError(InfluenceStageError, ConnectionError):
-    """Pushing a published version to the Hugging Face Hub failed or is not possible (offline).
-
-    Belongs in :mod:`influence_stage.exceptions`; defined here until it moves there.
-    """
 
 
 @dataclass(frozen=True)

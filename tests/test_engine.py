@@ -39,7 +39,7 @@ def test_members_shape_order_and_movement(small_learner):
     assert len(members) == 6
     assert all(not _close_states(m, theta, atol=1e-6) for m in members)
     # chain-major: the first cycle of chain 1 equals a one-cycle run of chain id 1
-    again = run_chains(learner, data, start=theta, rates=[0.1], cycles=1, steps=cycle_steps(len(data), cfg),
+    again = run_chains(learner, data, start=theta, rates=[0.1], cycles=1, steps=cycle_steps(len(data), cfg, learner),
                        seed=cfg.seed, chain_ids=[1])
     assert _close_states(members[3], again[0][0])
     assert not _close_states(members[0], members[3])

@@ -53,8 +53,14 @@ def test_non_integer_labels():
 
 
 def test_members_fewer_than_two():
+    with pytest.raises(ValueError, match="at least 2 members"):
+        GEXConfig(chains=1, cycles=1, ft_lr=0.1)
+    with pytest.raises(ValueError, match="probes need at least 2 members"):
+        GEXConfig(chains=4, cycles=1, probe_chains=1)
+    # a config built without validation still cannot reach the engine with one member
     with pytest.raises(InvalidInputError, match="at least 2 members"):
-        score(X, Y, config=GEXConfig(chains=1, cycles=1, ft_lr=0.1))
+        score(X, Y, config=GEXConfig.model_construct(**{**GEXConfig().model_dump(), "chains": 1, "cycles": 1,
+                                                        "ft_lr": 0.1}))
 
 
 def test_empty_dataset():
