@@ -122,3 +122,17 @@ def test_cli_exit_codes_and_messages(tmp_path, small_source, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0 and "influence-stage clean --config" in capsys.readouterr().out
+
+
+def test_flow_on_dask_gives_the_same_scores(tmp_path, small_source):
+    pytest.importorskip("prefect_dask")
+    from flows.dask_runner import clean_on_dask
+
+    p = params(tmp_path, small_source, clean={"gex": {"chains": 3, "cycles": 1, "ft_lr": 0.4}})
+    threads = clean_dataset(p)
+    on_dask = clean_on_dask(p.model_copy(update={"cache_dir": str(tmp_path / "cache-dask")}), n_workers=2,
+                            processes=False)
+    _, a, _ = load_published(threads["published"])
+    _, b, _ = load_published(on_dask["published"])
+    np.testing.assert_array_equal(a.score.to_numpy(), b.score.to_numpy())
+    assert list(a.action) == list(b.action)
