@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   influence-stage clean --source data/digits/train.parquet --label-column label \\
       --feature-columns 'px_*' --action relabel --threshold otsu --name digits
   influence-stage clean --source my_data.csv --label-column y --action reweight --threshold budget:0.05 --name mine
+  influence-stage clean --config flows/digits.yaml --dask tcp://scheduler:8786
   influence-stage serve --config flows/digits.yaml --cron "0 3 * * *"
   influence-stage report data/published/digits/v0001
 """
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     flow_args(clean)
     clean.add_argument("--progress", action="store_true", help="show progress bars")
+    clean.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                       help="run the tasks on Dask: a scheduler address, or no value for a local cluster")
     serve = sub.add_parser("serve", help="serve the flow on a cron schedule (needs a Prefect server)")
     flow_args(serve)
     serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
@@ -97,7 +100,13 @@ def flow_config(args: argparse.Namespace) -> Any:
 def _clean(args: argparse.Namespace) -> int:
     from flows.clean_dataset import clean_dataset
 
-    summary = clean_dataset(flow_config(args))
+    params = flow_config(args)
+    if args.dask:
+        from flows.dask_runner import clean_on_dask
+
+        summary = clean_on_dask(params, address=None if args.dask == "local" else args.dask)
+    else:
+        summary = clean_dataset(params)
     print(summary["markdown"])
     print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
     return EXIT_OK
