@@ -5,7 +5,9 @@ matrix → scores + decisions → apply → validate output → publish (+ repor
 
 Expensive results (θ*, the scale probe, each chain's members, the loss matrix) are cached by
 content: the key is the dataset fingerprint plus the fingerprint of the configuration fields that
-affect them (``pipeline.config_fingerprint``), and results are persisted under ``cache_dir``. A re-run
+affect them (``pipeline.config_fingerprint``, which includes the content of a checkpoint or ``hf:``
+folder named by ``clean.model``), and results are persisted under ``cache_dir``. Tasks get their
+data from ``pipeline.learner_data`` (tensors, or the raw texts / images for a Hugging Face model). A re-run
 with the same inputs, or a run restarted after a crash, reuses every finished piece and gives
 identical scores. Nothing is published unless the output suite passes.
 
@@ -107,28 +109,35 @@ def featurize_task(prepared: Prepared, config: CleanConfig) -> Features:
 
 
 @task(name="fit-theta", **CACHED)
-def fit_task(features: Features, config: CleanConfig, key: str) -> Learner:
-    get_run_logger().info("training θ* (%s, %d epochs)", config.model, config.fit.epochs)
-    return steps.make_model_step(features, config)
+def fit_task(prepared: Prepared, features: Features, config: CleanConfig, key: str) -> Learner:
+    """θ*: a model name trained on the data, or a checkpoint / ``hf:`` folder loaded (and trained if ``fit_loaded``)."""
+    spec = steps.parse_model_spec(config.model)
+    if spec.kind == "name" or config.fit_loaded:
+        get_run_logger().info("training θ* (%s, %d epochs)", config.model, config.fit.epochs)
+    else:
+        get_run_logger().info("loading θ* from %s", config.model)
+    return steps.make_model_step(features, config, prepared=prepared)
 
 
 @task(name="auto-scale", **CACHED)
-def scale_task(learner: Learner, features: Features, config: CleanConfig, key: str) -> AutoScale:
-    auto = choose_ft_lr(learner, features.tensor_data(), config=config.gex, fit_config=config.fit)
+def scale_task(learner: Learner, prepared: Prepared, features: Features, config: CleanConfig, key: str) -> AutoScale:
+    data = steps.learner_data(learner, prepared, features)
+    auto = choose_ft_lr(learner, data, config=config.gex, fit_config=config.fit)
     get_run_logger().info("auto ft_lr = %g (contradicted out of sample: %.1f%%)", auto.ft_lr,
                           100 * auto.contradicted_fraction)
     return auto
 
 
 @task(name="chain", **CACHED)
-def chain_task(learner: Learner, features: Features, gex: GEXConfig, ft_lr: float, chain: int, key: str) -> list[State]:
+def chain_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float, chain: int,
+               key: str) -> list[State]:
     """Members of one chain (``gex.cycles`` of them); chains are independent tasks.
 
     Each works on its own copy of the learner: ``functional_call`` swaps a module's parameters
     while it runs, so chains running side by side must not share one module.
     """
     learner = copy.deepcopy(learner)
-    data = features.tensor_data()
+    data = steps.learner_data(learner, prepared, features)
     start = learner.get_state()
     members = run_chains(learner, data, start=start, rates=[ft_lr], cycles=gex.cycles,
                          steps=cycle_steps(len(data), gex, learner), seed=gex.seed, chain_ids=[chain])[0]
@@ -137,16 +146,16 @@ def chain_task(learner: Learner, features: Features, gex: GEXConfig, ft_lr: floa
 
 
 @task(name="loss-matrix", **CACHED)
-def loss_task(learner: Learner, members: list[State], features: Features, gex: GEXConfig,
+def loss_task(learner: Learner, members: list[State], prepared: Prepared, features: Features, gex: GEXConfig,
               key: str) -> tuple[np.ndarray, np.ndarray]:
-    data = features.tensor_data()
+    data = steps.learner_data(learner, prepared, features)
     base = learner.per_sample_loss(data)
     return loss_matrix(learner, members, data, batch_size=gex.eval_batch_size, member_chunk=gex.member_chunk), base
 
 
 @task(name="decide")
-def decide_task(result: GEXResult, features: Features, config: CleanConfig) -> Any:
-    return steps.decide_step(result, features, config)
+def decide_task(result: GEXResult, prepared: Prepared, features: Features, config: CleanConfig) -> Any:
+    return steps.decide_step(result, features, config, prepared=prepared)
 
 
 @task(name="apply")
@@ -212,23 +221,23 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     base_key = _digest(fingerprint, steps.config_fingerprint(config))
     storage = Path(params.cache_dir).resolve()
     cached = dict(result_storage=storage)
-    learner = fit_task.with_options(**cached)(features, config, key=_digest(base_key, "theta"))
+    learner = fit_task.with_options(**cached)(prepared, features, config, key=_digest(base_key, "theta"))
     auto = None
     if config.gex.ft_lr == "auto":
-        auto = scale_task.with_options(**cached)(learner, features, config, key=_digest(base_key, "scale"))
+        auto = scale_task.with_options(**cached)(learner, prepared, features, config, key=_digest(base_key, "scale"))
         ft_lr, reused = auto.ft_lr, list(auto.first_chains)
     else:
         ft_lr, reused = float(config.gex.ft_lr), []
-    futures = [chain_task.with_options(**cached).submit(learner, features, config.gex, ft_lr, c,
+    futures = [chain_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, c,
                                                         key=_digest(base_key, ft_lr, "chain", c))
                for c in range(len(reused), config.gex.chains)]
     chains = reused + [f.result() for f in futures]
     members = [m for ch in chains for m in ch]
-    L, base = loss_task.with_options(**cached)(learner, members, features, config.gex,
+    L, base = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex,
                                                key=_digest(base_key, ft_lr, "loss"))
     result = GEXResult(scores=self_influence(L, base, tau=config.gex.tau), loss_matrix=L, base_loss=base,
                        members=members, ft_lr=ft_lr, auto=auto, learner=learner)
-    decisions = decide_task(result, features, config)
+    decisions = decide_task(result, prepared, features, config)
     cleaned = apply_task(prepared, decisions, config)
     output_report = validate_output_task(cleaned, prepared, decisions, params)
     table = decisions.table

@@ -10,7 +10,11 @@ This module owns the file side of "load a trained model instead of fitting one":
   ``CheckpointError`` naming the path and the problem.
 - ``load_into`` loads strictly and lists what does not match; ``check_model`` runs one forward pass
   to check the input shape and the number of classes; ``load_model`` builds one of our models
-  (``influence_stage.models.build_model``) and does both.
+  (``influence_stage.models.build_model``) and does both. Sizes the sidecar does not give (input
+  size, classes, the MLP's hidden widths, the CNN's width) are read off the weights, so a
+  checkpoint made for other data fails in ``check_model`` with both numbers named.
+- ``is_checkpoint_path`` (the suffixes the stage takes for ``CleanConfig.model``) and
+  ``checkpoint_digest`` (content hash of the weights and the sidecar, for cache keys).
 
 Whole pickled modules (``torch.save(model)``) are deliberately not supported: loading them means
 unpickling arbitrary objects. Save ``model.state_dict()`` instead.
@@ -18,6 +22,7 @@ unpickling arbitrary objects. Save ``model.state_dict()`` instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 SAFETENSORS_SUFFIX = ".safetensors"
 META_SUFFIX = ".meta.json"
+#: Suffixes that make a plain path in ``CleanConfig.model`` a checkpoint (``"checkpoint:<path>"`` takes any).
+CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".bin", SAFETENSORS_SUFFIX)
 # Keyword arguments of the builders that change the architecture (build_model takes none of them).
 _BUILDER_KWARGS = {"mlp": ("hidden",), "cnn": ("width",)}
 
@@ -48,6 +55,37 @@ def meta_path(path: str | os.PathLike) -> Path:
 
 def _is_safetensors(path: Path) -> bool:
     return path.suffix.lower() == SAFETENSORS_SUFFIX
+
+
+def is_checkpoint_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` ends in one of ``CHECKPOINT_SUFFIXES`` (case-insensitive); the file is not read."""
+    return Path(path).suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+def checkpoint_digest(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
+    """``sha256`` hex of the checkpoint's bytes and of its sidecar's (when there is one).
+
+    Two checkpoints with equal digests load into equal models, so the digest can stand for the
+    weights in a cache key (a path alone cannot: the file may be overwritten).
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing or not a file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}.")
+    h = hashlib.sha256()
+    for part in (path, meta_path(path)):
+        if not part.is_file():
+            h.update(b"\0absent")
+            continue
+        h.update(f"\0{part.stat().st_size}\0".encode())
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk_bytes), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -243,7 +281,11 @@ def load_into(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     """
     if not isinstance(module, nn.Module):
         raise InvalidTypeError(f"load_into needs a torch.nn.Module; found {type(module).__name__}.")
-    state = load_state_dict(path)
+    return _load_state(module, load_state_dict(path), path)
+
+
+def _load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike) -> nn.Module:
+    """``load_into`` on a state dict already read from ``path`` (named in the messages)."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -264,7 +306,7 @@ def load_into(module: nn.Module, path: str | os.PathLike) -> nn.Module:
             + ". Build the model with the architecture the checkpoint was saved from."
         )
     try:
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict(dict(state), strict=True)
     except RuntimeError as exc:  # dtype casts that cannot be done, and the like
         raise CheckpointError(f"checkpoint {path} could not be loaded into the model: {exc}") from exc
     return module
@@ -374,6 +416,40 @@ def _build(name: str, input_shape: tuple[int, ...], n_classes: int, kwargs: Mapp
     return getattr(models, resolved)(input_shape[0], n_classes, **dict(kwargs))
 
 
+def _layer_order(key: str) -> tuple[int, str] | None:
+    head, _, rest = key.partition(".")
+    return (int(head), rest) if head.isdigit() else None
+
+
+def _sizes_from_state(builder: str, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Sizes of one of our models read off its weights: ``in`` (features or channels), ``n_classes``, ``kwargs``.
+
+    Our builders are ``nn.Sequential``s (keys ``"<index>.<name>"``); their linear weights are the
+    2-D ``*.weight`` tensors and the convolution weights the 4-D ones, in index order (sorted by
+    number: safetensors files list keys alphabetically, where ``"10"`` sorts before ``"2"``). An
+    empty dict when the keys do not look like that (then nothing is inferred).
+    """
+    keyed = []
+    for key, value in state.items():
+        order = _layer_order(key)
+        if order is None:
+            return {}
+        keyed.append((order, key, value))
+    keyed.sort(key=lambda t: t[0])
+    weights = [v for (_, rest), _, v in keyed if rest == "weight"]
+    linears = [w for w in weights if w.dim() == 2]
+    convs = [w for w in weights if w.dim() == 4]
+    if not linears:
+        return {}
+    n_classes = int(linears[-1].shape[0])
+    if builder == "mlp" and not convs:
+        return {"in": int(linears[0].shape[1]), "n_classes": n_classes,
+                "kwargs": {"hidden": [int(w.shape[0]) for w in linears[:-1]]}}
+    if builder == "cnn" and convs:
+        return {"in": int(convs[0].shape[1]), "n_classes": n_classes, "kwargs": {"width": int(convs[0].shape[0])}}
+    return {}
+
+
 def load_model(path: str | os.PathLike, *, builder: str | None = None, input_shape: Sequence[int],
                n_classes: int) -> nn.Module:
     """Build one of our models, load the checkpoint at ``path`` into it and check it on the data.
@@ -402,13 +478,17 @@ def load_model(path: str | os.PathLike, *, builder: str | None = None, input_sha
         No builder given and no sidecar naming one; the sidecar disagrees with ``builder``; the
         file is unreadable or does not match the architecture.
     InvalidInputError
-        The loaded model does not fit the data (input shape or number of classes).
+        The loaded model does not fit the data (input shape or number of classes; both numbers
+        named, e.g. "expects 32 input features; the data has 64", "model outputs 5 classes, the
+        data has 10").
 
     Notes
     -----
-    The architecture is built from the sidecar's ``input_shape``/``n_classes`` when it has them
-    (what the checkpoint was saved from), so that a model trained for other data fails in
-    ``check_model`` with both numbers named rather than as a shape mismatch while loading.
+    The architecture is built from what the checkpoint was saved from, so that a model trained for
+    other data fails in ``check_model`` with both numbers named rather than as a shape mismatch
+    while loading: the sidecar's ``input_shape`` / ``n_classes`` / ``builder_kwargs`` when it has
+    them, else the sizes read off the weights (input features or channels, classes, the MLP's
+    hidden widths, the CNN's width), else the data's.
     """
     path = Path(path)
     meta = read_meta(path) or {}
@@ -428,16 +508,26 @@ def load_model(path: str | os.PathLike, *, builder: str | None = None, input_sha
     if not isinstance(name, str):
         raise CheckpointError(f"{source}: 'builder' must be a model name; found {name!r}.")
     data_shape = tuple(int(s) for s in input_shape)
+    state = load_state_dict(path)
+    resolved = ("cnn" if len(data_shape) == 3 else "mlp") if name == "auto" else name
+    inferred = _sizes_from_state(resolved, state)
+    if "in" in inferred:
+        guess_shape = ((inferred["in"],) if resolved == "mlp"
+                       else (inferred["in"], *data_shape[1:]) if len(data_shape) == 3 else data_shape)
+    else:
+        guess_shape = data_shape
     try:
-        build_shape = tuple(int(s) for s in meta.get("input_shape", data_shape))
-        build_classes = int(meta.get("n_classes", n_classes))
+        build_shape = tuple(int(s) for s in meta.get("input_shape", guess_shape))
+        build_classes = int(meta.get("n_classes", inferred.get("n_classes", n_classes)))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: input_shape must be a list of ints and n_classes an int: {exc}") from exc
-    kwargs = meta.get("builder_kwargs") or {}
+    kwargs = meta["builder_kwargs"] if "builder_kwargs" in meta else inferred.get("kwargs", {})
+    if kwargs is None:
+        kwargs = {}
     if not isinstance(kwargs, Mapping):
         raise CheckpointError(f"{source}: builder_kwargs must be a JSON object; found {kwargs!r}.")
     module = _build(name, build_shape, build_classes, kwargs, source)
-    load_into(module, path)
+    _load_state(module, state, path)
     module.eval()
     check_model(module, data_shape, n_classes)
     logger.info("loaded %s model from %s", name, path)

@@ -56,12 +56,16 @@ _SEED_HIGH = 2**31 - 1
 
 
 def _check_model(model: Any) -> Any:
-    """``model`` if it is a name, a torch module or a Learner; else a clear InvalidTypeError."""
+    """``model`` if it is a string, a torch module or a Learner; else a clear InvalidTypeError.
+
+    Strings are checked by ``CleanConfig`` (see ``pipeline.parse_model_spec``).
+    """
     if isinstance(model, (str, nn.Module)) or isinstance(model, Learner):
         return model
     raise InvalidTypeError(
-        "model must be a model name ('auto', 'mlp', 'cnn'), a torch.nn.Module (trained) or a Learner (trained); "
-        f"found {type(model).__name__} {model!r}."
+        "model must be a model name ('auto', 'mlp', 'cnn'), a torch checkpoint path ('checkpoint:<path>' or a "
+        "path ending in .pt, .pth, .bin, .safetensors), a Hugging Face model folder ('hf:<folder>'), a "
+        f"torch.nn.Module (trained) or a Learner (trained); found {type(model).__name__} {model!r}."
     )
 
 
@@ -126,7 +130,18 @@ class InfluenceCleaner(BaseEstimator):
         (see :func:`influence_stage.data.resolve_columns`).
     model : str, torch.nn.Module or Learner, default "auto"
         A model name ("auto": a CNN for images, else an MLP; "mlp"; "cnn") trained on the given
-        labels, or a trained module / learner used as θ*.
+        labels; a torch checkpoint ("checkpoint:<path>" or a path ending in .pt, .pth, .bin or
+        .safetensors; see :func:`influence_stage.checkpoint.load_model`) or a local Hugging Face
+        classifier folder ("hf:<folder>", text or image feature columns), loaded and used as θ*;
+        or a trained module / learner used as θ*. See
+        :func:`influence_stage.pipeline.make_model_step`.
+    model_builder : {"mlp", "cnn"} or None, default None
+        Architecture of a checkpoint whose sidecar ``<file>.meta.json`` does not name one.
+    fit_loaded : bool, default False
+        Train a loaded or given model with ``fit_config`` before scoring, instead of using it as
+        θ* as it is.
+    hf_trainable : str, default "head"
+        Parameters of an "hf:" model that SGD moves: "head", "all" or "last:N".
     action : {"drop", "relabel", "reweight", "none"}, default "drop"
         What happens to flagged rows (see :func:`influence_stage.policy.decide`).
     threshold : str or float, default "otsu"
@@ -178,7 +193,8 @@ class InfluenceCleaner(BaseEstimator):
                  action: str = "drop", threshold: str | float = "otsu", min_agreement: float = 0.5,
                  relabel_fallback: str = "drop", max_fraction_per_class: float | None = 0.5,
                  gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
-                 random_state: Any = None, progress: bool = False, weight_column: str = "weight") -> None:
+                 random_state: Any = None, progress: bool = False, weight_column: str = "weight",
+                 model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head") -> None:
         self.label_column = label_column
         self.feature_columns = feature_columns
         self.model = model
@@ -192,6 +208,9 @@ class InfluenceCleaner(BaseEstimator):
         self.random_state = random_state
         self.progress = progress
         self.weight_column = weight_column
+        self.model_builder = model_builder
+        self.fit_loaded = fit_loaded
+        self.hf_trainable = hf_trainable
 
     # -- helpers ---------------------------------------------------------------------------------
     @staticmethod
@@ -210,7 +229,8 @@ class InfluenceCleaner(BaseEstimator):
                 self.feature_columns if isinstance(self.feature_columns, str) else tuple(self.feature_columns)),
             action=self.action, threshold=self.threshold, min_agreement=self.min_agreement,
             relabel_fallback=self.relabel_fallback, max_fraction_per_class=self.max_fraction_per_class,
-            weight_column=self.weight_column,
+            weight_column=self.weight_column, model_builder=self.model_builder, fit_loaded=self.fit_loaded,
+            hf_trainable=self.hf_trainable,
         )
 
     def _difference(self, ds: datasets.Dataset, digests: dict[str, str], codes: np.ndarray | None) -> str:
@@ -427,7 +447,9 @@ if _BaseSampler is not None:
         Parameters
         ----------
         model : str, torch.nn.Module or Learner, default "mlp"
-            A model name trained on ``(X, y)``, or a module / learner already trained on them.
+            A model name trained on ``(X, y)``; a torch checkpoint path (trained on the
+            standardised features; see :class:`InfluenceCleaner`); or a module / learner already
+            trained on them.
         action : {"drop", "relabel", "reweight", "none"}, default "drop"
             ``drop``: flagged rows are removed. ``relabel``: flagged rows get the members' consensus
             label (flagged rows without a confident consensus are removed). ``reweight``: every row
@@ -497,9 +519,9 @@ if _BaseSampler is not None:
             codes = encoder.transform(y).astype(np.int64)
             prepared = prepare((np.asarray(X), codes), config)
             features = featurize_step(prepared, config)
-            learner = make_model_step(features, config, model)
-            result = score_step(learner, features, config)
-            decisions = decide_step(result, features, config)
+            learner = make_model_step(features, config, model, prepared=prepared)
+            result = score_step(learner, features, config, prepared=prepared)
+            decisions = decide_step(result, features, config, prepared=prepared)
 
             table = decisions.table.copy()
             targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))

@@ -22,16 +22,23 @@ What ``HFLearner`` does, in Learner terms
   ``per_sample_loss`` and ``predict_proba``: eval mode, cross-entropy on the given labels.
 - ``fit`` (the θ* recipe) and ``fresh_copy`` make ``ft_lr="auto"`` work; ``fresh_copy``
   re-initialises only the trainable part (see there for why, and what that means for ``"all"``).
+
+For the stage (``CleanConfig.model = "hf:<folder>"``): ``DatasetImages`` is a lazy view of a
+dataset's image column (decoded row by row, in the model's channel count), ``check_trainable``
+validates a ``trainable`` setting without loading anything, ``pretrained_digest`` hashes a model
+folder for cache keys, and ``model_label_names`` reads the model's ``id2label``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import importlib
 import logging
 import os
 import re
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -188,6 +195,60 @@ class ImageData:
         return [self.images[i] for i in index]
 
 
+class DatasetImages(SequenceABC):
+    """Lazy, read-only view of one image column of a ``datasets.Dataset``, for ``ImageData``.
+
+    Row ``i`` is read and decoded when asked for, so a large image dataset is never held decoded
+    in memory (members re-read rows instead; decoding is cheap next to a forward pass).
+
+    Parameters
+    ----------
+    dataset : datasets.Dataset
+        ``n`` rows.
+    column : str
+        An image column (``datasets.Image``), or a column of 2-D / 3-D pixel arrays ``(h, w)`` /
+        ``(h, w, c)``.
+    channels : {1, 3} or None
+        Channels the model takes (``config.num_channels``): PIL images are converted to ``"L"``
+        or ``"RGB"``, grey arrays repeated to 3 channels; None keeps them as stored.
+
+    Raises
+    ------
+    InvalidInputError
+        On access: a missing image, naming its row.
+    """
+
+    def __init__(self, dataset: Any, column: str, *, channels: int | None = None) -> None:
+        if column not in getattr(dataset, "column_names", ()):
+            raise InvalidInputError(
+                f"image column {column!r} not found; available columns: {list(getattr(dataset, 'column_names', []))}."
+            )
+        self._dataset = dataset.select_columns([column])
+        self.column = column
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return int(self._dataset.num_rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        i = int(index)
+        item = self._dataset[i][self.column]
+        if item is None:
+            raise InvalidInputError(
+                f"image column {self.column!r} has no image at row {i}; expected an image on every row. "
+                "Fix: drop those rows."
+            )
+        if hasattr(item, "convert") and hasattr(item, "mode"):  # a PIL image
+            mode = {1: "L", 3: "RGB"}.get(self.channels or 0)
+            return item.convert(mode) if mode is not None and item.mode != mode else item
+        arr = np.asarray(item)
+        if self.channels == 3 and arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        return arr
+
+
 # -- which parameters train ------------------------------------------------------------------------
 
 
@@ -200,6 +261,56 @@ def _parse_trainable(spec: str) -> tuple[str, int]:
             f"trainable must be 'all', 'head' or 'last:N' with N >= 1 (e.g. 'last:2'); found {spec!r}."
         )
     return "last", int(match.group(1))
+
+
+def check_trainable(spec: Any) -> str:
+    """``spec`` if it is a valid ``trainable`` setting (``"all"``, ``"head"``, ``"last:N"``), else InvalidInputError."""
+    if not isinstance(spec, str):
+        raise InvalidInputError(
+            f"trainable must be 'all', 'head' or 'last:N' with N >= 1 (e.g. 'last:2'); found {spec!r}."
+        )
+    _parse_trainable(spec)
+    return spec
+
+
+def pretrained_digest(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
+    """``sha256`` hex of every file in a ``save_pretrained`` folder (relative names, sizes, bytes).
+
+    Stands for the model in a cache key: an overwritten folder gets a new digest.
+
+    Raises
+    ------
+    CheckpointError
+        The folder does not exist.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CheckpointError(f"Hugging Face model folder not found: {folder}.")
+    h = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = file.relative_to(folder).as_posix()
+        h.update(f"\0{rel}\0{file.stat().st_size}\0".encode())
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk_bytes), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def model_label_names(model: nn.Module) -> list[str] | None:
+    """The model's class names from ``config.id2label`` in output order, or None when they are
+    the defaults (``LABEL_0``, ``LABEL_1``, ...) or missing."""
+    config = getattr(model, "config", None)
+    id2label = getattr(config, "id2label", None) or {}
+    k = getattr(config, "num_labels", None)
+    if not isinstance(k, int):
+        return None
+    try:
+        names = [str(id2label[i] if i in id2label else id2label[str(i)]) for i in range(k)]
+    except (KeyError, TypeError):
+        return None
+    if all(n == f"LABEL_{i}" for i, n in enumerate(names)):
+        return None
+    return names
 
 
 def _layer_list(base: nn.Module) -> tuple[str, nn.ModuleList]:

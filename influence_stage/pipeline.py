@@ -7,15 +7,23 @@ two places.
 
 ``prepare``          source → ``Prepared`` (Dataset with ``row_id``, column roles, label encoding)
 ``featurize_step``   ``Prepared`` → ``Features`` (``X`` float32, ``y`` int64 codes, row ids)
-``make_model_step``  ``Features`` → a ``Learner`` at θ* (built and trained, or given)
+``make_model_step``  ``Features`` → a ``Learner`` at θ* (built and trained, loaded, or given)
+``learner_data``     what a learner trains and evaluates on (tensors, or raw texts / images)
 ``score_step``       learner + features → ``GEXResult`` (members, loss matrix, self-influence)
 ``decide_step``      ``GEXResult`` → ``Decisions`` (one row per input row)
 ``apply_step``       ``Decisions`` → the cleaned ``datasets.Dataset``
 ``run_pipeline``     all of the above → ``PipelineResult``
 
+Which model: :func:`parse_model_spec` reads ``CleanConfig.model`` — a builder name (``"auto"``,
+``"mlp"``, ``"cnn"``: trained on the given labels), a torch checkpoint (``"checkpoint:<path>"`` or a
+path ending in ``.pt``, ``.pth``, ``.bin``, ``.safetensors``; loaded with
+:func:`influence_stage.checkpoint.load_model`) or a local Hugging Face classifier
+(``"hf:<folder>"``; :class:`influence_stage.hf.HFLearner`). Loaded models are θ* as they are
+unless ``fit_loaded``.
+
 Caching keys for the flows: :func:`dataset_fingerprint` (content of the Arrow table, column names
 and feature types) and :func:`config_fingerprint` (the configuration fields that change members and
-scores).
+scores, plus the content of a checkpoint or Hugging Face folder named by ``model``).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from influence_stage.checkpoint import CHECKPOINT_SUFFIXES, checkpoint_digest, is_checkpoint_path, load_model
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.data import (
     ColumnRoles,
@@ -51,6 +60,15 @@ from influence_stage.data import (
 )
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.gex import GEXResult, make_learner, score_fitted
+from influence_stage.hf import (
+    DatasetImages,
+    HFLearner,
+    ImageData,
+    TextData,
+    check_trainable,
+    model_label_names,
+    pretrained_digest,
+)
 from influence_stage.learner import Learner, TensorData
 from influence_stage.losses import mean_member_proba
 from influence_stage.policy import Decisions, decide, parse_threshold
@@ -60,10 +78,135 @@ logger = logging.getLogger(__name__)
 #: Fields of :class:`CleanConfig` that change θ*, the members or the scores (not the decisions):
 #: the default ``keys`` of :func:`config_fingerprint`, i.e. what a cache of members / loss matrices
 #: must match.
-SCORE_KEYS: tuple[str, ...] = ("label_column", "feature_columns", "split", "model", "featurize", "fit", "gex")
+SCORE_KEYS: tuple[str, ...] = ("label_column", "feature_columns", "split", "model", "model_builder", "fit_loaded",
+                               "hf_trainable", "featurize", "fit", "gex")
 
 #: Rows per window when hashing a dataset; fixed so that the fingerprint does not depend on chunking.
 FINGERPRINT_BATCH_ROWS = 8192
+
+#: Model names built by ``models.build_model`` and trained on the given labels.
+MODEL_NAMES: tuple[str, ...] = ("auto", "mlp", "cnn")
+CHECKPOINT_PREFIX = "checkpoint:"
+HF_PREFIX = "hf:"
+#: Most rows per forward pass of a Hugging Face model in the stage (``gex.eval_batch_size`` is sized
+#: for small torch models; 4096 padded sequences through a transformer would need tens of GB).
+HF_EVAL_BATCH_SIZE = 64
+
+
+# --------------------------------------------------------------------------------------------------
+# which model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a ``CleanConfig.model`` string names.
+
+    Attributes
+    ----------
+    kind : {"name", "checkpoint", "hf"}
+        A builder name (trained on the given labels), a torch checkpoint file, or a local Hugging
+        Face model folder.
+    value : str
+        The name, or the path as written (without its ``checkpoint:`` / ``hf:`` prefix).
+    """
+
+    kind: Literal["name", "checkpoint", "hf"]
+    value: str
+
+    @property
+    def path(self) -> Path:
+        """``value`` as a path (``~`` expanded); relative paths are read from the working directory."""
+        return Path(self.value).expanduser()
+
+
+_MODEL_FORMS = ("'auto', 'mlp', 'cnn', a torch checkpoint ('checkpoint:<path>' or a path ending in "
+                + ", ".join(CHECKPOINT_SUFFIXES) + ") or a local Hugging Face model folder ('hf:<folder>')")
+
+
+def _where_path(path: Path) -> str:
+    where = str(path.absolute())
+    return where if path.is_absolute() else f"{where} (relative paths are read from the working directory)"
+
+
+def parse_model_spec(model: Any) -> ModelSpec:
+    """Read a ``CleanConfig.model`` string and check that the file or folder it names exists.
+
+    Parameters
+    ----------
+    model : str
+        ``"auto"``, ``"mlp"``, ``"cnn"``; ``"checkpoint:<path>"`` (any file name) or a plain path
+        ending in ``.pt``, ``.pth``, ``.bin`` or ``.safetensors``; ``"hf:<folder>"`` (a folder
+        written by ``save_pretrained``, with its ``config.json``).
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    InvalidTypeError
+        ``model`` is not a string.
+    InvalidInputError
+        An unknown name, or a checkpoint / folder that does not exist (the message gives the
+        absolute path and the accepted forms).
+    """
+    if not isinstance(model, str):
+        raise InvalidTypeError(f"model must be a string: {_MODEL_FORMS}; found {type(model).__name__}.")
+    if model.startswith(HF_PREFIX):
+        spec = ModelSpec("hf", model[len(HF_PREFIX):])
+        if not spec.value:
+            raise InvalidInputError(f"model {model!r} names no folder; expected 'hf:<folder>'.")
+        folder = spec.path
+        if not folder.is_dir():
+            what = "a file, not a folder" if folder.exists() else "not found"
+            raise InvalidInputError(
+                f"model {model!r}: the Hugging Face model folder {_where_path(folder)} is {what}. Expected a local "
+                "folder written by model.save_pretrained(folder) and tokenizer.save_pretrained(folder) (or "
+                "image_processor.save_pretrained(folder)); hub ids are not downloaded here. Fix: check the path, "
+                "or download the model first."
+            )
+        if not (folder / "config.json").is_file():
+            raise InvalidInputError(
+                f"model {model!r}: the folder {_where_path(folder)} has no config.json; expected a folder written "
+                "by model.save_pretrained(folder). Fix: point hf: at that folder."
+            )
+        return spec
+    if model.startswith(CHECKPOINT_PREFIX) or (model not in MODEL_NAMES and is_checkpoint_path(model)):
+        spec = ModelSpec("checkpoint", model[len(CHECKPOINT_PREFIX):] if model.startswith(CHECKPOINT_PREFIX) else model)
+        if not spec.value:
+            raise InvalidInputError(f"model {model!r} names no file; expected 'checkpoint:<path>'.")
+        path = spec.path
+        if path.is_dir():
+            hint = " For a Hugging Face model folder write 'hf:<folder>'." if (path / "config.json").is_file() else ""
+            raise InvalidInputError(
+                f"model {model!r}: {_where_path(path)} is a folder; expected a weights file (a state dict saved "
+                f"with influence_stage.checkpoint.save_checkpoint or torch.save(model.state_dict(), path)).{hint}"
+            )
+        if not path.is_file():
+            raise InvalidInputError(
+                f"model {model!r}: no checkpoint file at {_where_path(path)}. Fix: check the path, or save one "
+                "with influence_stage.checkpoint.save_checkpoint(module, path, meta={'builder': 'mlp'})."
+            )
+        return spec
+    if model in MODEL_NAMES:
+        return ModelSpec("name", model)
+    hint = ""
+    candidate = Path(model).expanduser()
+    if candidate.is_dir():
+        hint = f" {model!r} is a folder: for a Hugging Face model write 'hf:{model}'."
+    elif candidate.is_file():
+        hint = f" {model!r} is a file: for a torch checkpoint write 'checkpoint:{model}'."
+    raise InvalidInputError(f"unknown model name {model!r}; expected {_MODEL_FORMS}.{hint}")
+
+
+def model_digest(spec: ModelSpec) -> str | None:
+    """Content hash of the checkpoint or folder ``spec`` names (None for a builder name)."""
+    if spec.kind == "checkpoint":
+        return checkpoint_digest(spec.path)
+    if spec.kind == "hf":
+        return pretrained_digest(spec.path)
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,8 +265,21 @@ class CleanConfig(BaseModel):
         None, min_length=1, description="Feature columns, all of one kind (numeric, text, or one image column). "
         "None: chosen automatically (see data.resolve_columns).")
     split: str | None = Field(None, description="Split to read from a multi-split source (None: the only split).")
-    model: str = Field("auto", min_length=1, description="Model name for models.build_model: 'auto' (a CNN for "
-                       "image rows, an MLP otherwise), 'mlp' or 'cnn'. Trained on the given labels as θ*.")
+    model: str = Field("auto", min_length=1, description="θ*: a model name for models.build_model, 'auto' (a CNN "
+                       "for image rows, an MLP otherwise), 'mlp' or 'cnn', trained on the given labels; or a torch "
+                       "checkpoint, 'checkpoint:<path>' or a path ending in .pt, .pth, .bin or .safetensors (loaded "
+                       "with checkpoint.load_model: builder from its sidecar or model_builder; input size and "
+                       "classes checked against the data); or 'hf:<folder>', a local Hugging Face sequence- or "
+                       "image-classification model with its tokenizer / image processor (text or image feature "
+                       "columns; read raw, not featurized). Loaded models are used as trained unless fit_loaded.")
+    model_builder: Literal["mlp", "cnn"] | None = Field(
+        None, description="Architecture of a checkpoint given as model, when its sidecar <file>.meta.json does "
+        "not name one (sizes are read from the weights). None: the sidecar's.")
+    fit_loaded: bool = Field(False, description="Train a loaded or given model (checkpoint, 'hf:' folder, module, "
+                             "learner) with the fit recipe before scoring; False uses it as θ* as it is. Model "
+                             "names are always trained.")
+    hf_trainable: str = Field("head", min_length=1, description="Parameters of an 'hf:' model that SGD moves "
+                              "(members and fit_loaded): 'head', 'all' or 'last:N' (see hf.HFLearner).")
     action: Literal["drop", "relabel", "reweight", "none"] = Field(
         "drop", description="What happens to flagged rows: drop them, relabel them to the members' consensus, "
         "give every row a weight (flagged rows < 0.5), or 'none' (score only).")
@@ -156,6 +312,17 @@ class CleanConfig(BaseModel):
     def _one_column_as_tuple(cls, v: Any) -> Any:
         return (v,) if isinstance(v, str) else v
 
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, v: str) -> str:
+        parse_model_spec(v)  # raises InvalidInputError: unknown name, missing file or folder (absolute path)
+        return v
+
+    @field_validator("hf_trainable")
+    @classmethod
+    def _trainable_parses(cls, v: str) -> str:
+        return check_trainable(v)
+
     @field_validator("threshold", mode="before")
     @classmethod
     def _threshold_not_bool(cls, v: Any) -> Any:
@@ -168,6 +335,15 @@ class CleanConfig(BaseModel):
     def _threshold_parses(cls, v: str | float) -> str | float:
         parse_threshold(v)  # raises InvalidInputError / InvalidTypeError with the accepted forms
         return v
+
+    @model_validator(mode="after")
+    def _builder_needs_checkpoint(self) -> "CleanConfig":
+        if self.model_builder is not None and parse_model_spec(self.model).kind != "checkpoint":
+            raise ValueError(
+                f"model_builder={self.model_builder!r} names the architecture of a checkpoint, but model is "
+                f"{self.model!r}. Fix: set model to a checkpoint path, or remove model_builder."
+            )
+        return self
 
     @model_validator(mode="after")
     def _enough_members(self) -> "CleanConfig":
@@ -233,7 +409,9 @@ def config_fingerprint(config: CleanConfig, keys: Iterable[str] = SCORE_KEYS) ->
     Returns
     -------
     str
-        64 hex digits; equal for equal values of ``keys`` whatever the other fields.
+        64 hex digits; equal for equal values of ``keys`` whatever the other fields. When ``keys``
+        holds ``"model"`` and the model is a checkpoint or an ``hf:`` folder, the content of that
+        file / folder is part of the hash (the path alone would not see it overwritten).
     """
     if not isinstance(config, CleanConfig):
         raise InvalidTypeError(f"config must be a CleanConfig; found {type(config).__name__}.")
@@ -245,6 +423,10 @@ def config_fingerprint(config: CleanConfig, keys: Iterable[str] = SCORE_KEYS) ->
             f"Allowed: {sorted(CleanConfig.model_fields)}."
         )
     payload = config.model_dump(mode="json", include=set(keys))
+    if "model" in keys:
+        digest = model_digest(parse_model_spec(config.model))
+        if digest is not None:  # the path alone would survive an overwritten checkpoint
+            payload["model_content"] = digest
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -367,7 +549,9 @@ class Features:
     Attributes
     ----------
     X : numpy.ndarray
-        ``(n, d)`` float32 (tabular, text) or ``(n, c, h, w)`` float32 (images).
+        ``(n, d)`` float32 (tabular, text) or ``(n, c, h, w)`` float32 (images); ``(n, 0)`` float32
+        when the model reads the raw columns itself (``model="hf:<folder>"``, see
+        :func:`featurize_step`).
     y : numpy.ndarray
         ``(n,) int64`` given label codes ``0..K-1``.
     row_ids : numpy.ndarray
@@ -494,49 +678,236 @@ def prepare(source: Any, config: CleanConfig) -> Prepared:
     return Prepared(dataset=ds, roles=roles, encoding=encoding)
 
 
+def _hf_task(roles: ColumnRoles, what: str) -> Literal["text", "image"]:
+    """The ``HFLearner`` task for the feature columns, or an error for tabular columns."""
+    if roles.kind in ("text", "image"):
+        return roles.kind  # type: ignore[return-value]
+    raise InvalidInputError(
+        f"{what} reads raw text or image columns; the feature columns {list(roles.feature_columns)[:5]} are "
+        f"{roles.kind}. Fix: choose a text column or an image column with feature_columns, or use a torch model "
+        "('auto', 'mlp', or a checkpoint) for tabular data."
+    )
+
+
 def featurize_step(prepared: Prepared, config: CleanConfig) -> Features:
     """Feature columns → ``X`` float32; labels → ``y`` int64 codes.
+
+    With ``config.model = "hf:<folder>"`` nothing is featurized: the Hugging Face model tokenizes
+    or processes the raw text / image column itself (:func:`learner_data`), so ``X`` is an empty
+    ``(n, 0)`` array and ``featurizer`` None (TF-IDF or resized images would only cost time and
+    memory). The feature columns must then be text or one image column.
 
     Returns
     -------
     Features
-        ``X`` ``(n, d)`` or ``(n, c, h, w)`` float32, ``y`` ``(n,)`` int64, ``row_ids`` ``(n,)`` int64.
+        ``X`` ``(n, d)``, ``(n, c, h, w)`` or (``hf:``) ``(n, 0)`` float32, ``y`` ``(n,)`` int64,
+        ``row_ids`` ``(n,)`` int64.
+
+    Raises
+    ------
+    InvalidInputError
+        ``hf:`` model with tabular feature columns; see also :func:`influence_stage.data.featurize`.
     """
     config = _check_config(config)
+    y = np.asarray(prepared.encoding.codes, dtype=np.int64)
+    ids = row_ids(prepared.dataset)
+    if parse_model_spec(config.model).kind == "hf":
+        _hf_task(prepared.roles, f"model {config.model!r}")
+        logger.info("model %r reads the raw %s column(s) %s; not featurized", config.model, prepared.roles.kind,
+                    list(prepared.roles.feature_columns))
+        return Features(X=np.empty((len(y), 0), dtype=np.float32), y=y, row_ids=ids, n_classes=prepared.n_classes,
+                        featurizer=None)
     X, featurizer = featurize(prepared.dataset, prepared.roles, config=config.featurize)
-    return Features(X=X, y=np.asarray(prepared.encoding.codes, dtype=np.int64), row_ids=row_ids(prepared.dataset),
-                    n_classes=prepared.n_classes, featurizer=featurizer)
+    return Features(X=X, y=y, row_ids=ids, n_classes=prepared.n_classes, featurizer=featurizer)
 
 
-def make_model_step(features: Features, config: CleanConfig, model: Any = None, *, progress: bool = False) -> Learner:
+def _raw_texts(prepared: Prepared) -> list[str]:
+    """The text feature columns of every row (several joined with a space, as the text featurizer does)."""
+    ds = prepared.dataset
+    ids = row_ids(ds)
+    table = ds.with_format("arrow")  # column → Python list in one go (row-wise iteration is ~5x slower)
+    parts = []
+    for name in prepared.roles.feature_columns:
+        values = table[name].to_pylist()
+        bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+        if bad:
+            i = bad[0]
+            raise InvalidInputError(
+                f"text column {name!r} has {type(values[i]).__name__} {values[i]!r} at row {i} (row_id {int(ids[i])}); "
+                f"expected a string on every row ({len(bad)} such rows). Fix: fill with '' or drop those rows."
+            )
+        parts.append(values)
+    return parts[0] if len(parts) == 1 else [" ".join(p) for p in zip(*parts)]
+
+
+def learner_data(learner: Learner, prepared: Prepared | None, features: Features) -> Any:
+    """What ``learner`` trains and evaluates on, for the rows of ``features``.
+
+    Parameters
+    ----------
+    learner : Learner
+    prepared : Prepared or None
+        The output of :func:`prepare` that ``features`` were made from; needed for an
+        ``HFLearner``, which reads the raw columns.
+    features : Features
+
+    Returns
+    -------
+    TensorData, TextData or ImageData
+        ``HFLearner(task="text")``: ``TextData`` of the text feature column(s) (several joined with
+        a space) and ``features.y``. ``HFLearner(task="image")``: ``ImageData`` of the image column,
+        read lazily (:class:`influence_stage.hf.DatasetImages`, converted to the model's channel
+        count) and ``features.y``. Any other learner (``TorchLearner`` included):
+        ``features.tensor_data()`` on the learner's ``device`` (CPU when it has none).
+
+    Raises
+    ------
+    InvalidInputError
+        An ``HFLearner`` without ``prepared``, with ``prepared`` from other rows than ``features``,
+        or with feature columns of the wrong kind; a text cell that is not a string (row named).
+    """
+    if not isinstance(learner, HFLearner):
+        return features.tensor_data(getattr(learner, "device", "cpu"))
+    if not isinstance(prepared, Prepared):
+        raise InvalidInputError(
+            f"an HFLearner reads the raw {learner.task} column, so it needs prepared= (the output of prepare) "
+            f"next to the features; found {type(prepared).__name__}. Fix: pass prepared=prepare(source, config)."
+        )
+    ids = row_ids(prepared.dataset)
+    if len(ids) != len(features.row_ids) or not np.array_equal(ids, features.row_ids):
+        raise InvalidInputError(
+            f"prepared holds {len(ids)} rows and features {len(features.row_ids)} rows, or their row ids differ; "
+            "expected the features made from prepared. Fix: pass the prepared dataset the features came from."
+        )
+    task = _hf_task(prepared.roles, f"HFLearner(task={learner.task!r})")
+    if task != learner.task:
+        raise InvalidInputError(
+            f"HFLearner(task={learner.task!r}) needs {learner.task} feature columns; the feature columns "
+            f"{list(prepared.roles.feature_columns)} are {task}. Fix: choose a {learner.task} column with "
+            "feature_columns, or a model for the data's kind."
+        )
+    if task == "text":
+        return TextData(_raw_texts(prepared), features.y)
+    channels = getattr(getattr(learner.model, "config", None), "num_channels", None)
+    images = DatasetImages(prepared.dataset, prepared.roles.feature_columns[0],
+                           channels=channels if channels in (1, 3) else None)
+    return ImageData(images, features.y)
+
+
+def _check_label_names(model_names: list[str] | None, prepared: Prepared, where: str) -> None:
+    """A loaded classifier's class names (when it has real ones) must be the data's, in code order."""
+    if model_names is None:
+        return
+    data_names = [str(n) for n in prepared.encoding.names]
+    if model_names == data_names:
+        return
+    if sorted(model_names) == sorted(data_names):
+        raise InvalidInputError(
+            f"{where} outputs the data's classes in another order: model outputs {model_names}, data codes "
+            f"{data_names} (label column {prepared.encoding.label_column!r}). Scoring would read every label as "
+            "another class. Fix: cast the label column to datasets.ClassLabel(names="
+            f"{model_names!r}) so that code k is the model's output k."
+        )
+    logger.warning("%s names its classes %s; the data's classes are %s. Output k is taken as data class k.",
+                   where, model_names[:10], data_names[:10])
+
+
+def _load_learner(spec: ModelSpec, features: Features, config: CleanConfig, prepared: Prepared | None) -> Learner:
+    """The learner of a checkpoint or an ``hf:`` folder, at the loaded parameters."""
+    if spec.kind == "checkpoint":
+        module = load_model(spec.path, builder=config.model_builder, input_shape=features.X.shape[1:],
+                            n_classes=features.n_classes)
+        learner, _ = make_learner(module, features.X, features.n_classes, config=config.gex)
+        return learner
+    where = f"model 'hf:{spec.value}'"
+    if not isinstance(prepared, Prepared):
+        raise InvalidInputError(
+            f"{where} reads the raw text or image column, so make_model_step needs prepared= (the output of "
+            f"prepare); found {type(prepared).__name__}. Fix: make_model_step(features, config, prepared=prepared)."
+        )
+    learner = HFLearner.from_pretrained(
+        spec.path, task=_hf_task(prepared.roles, where), num_labels=features.n_classes,
+        trainable=config.hf_trainable, batch_size=config.gex.batch_size,
+        eval_batch_size=min(config.gex.eval_batch_size, HF_EVAL_BATCH_SIZE), momentum=config.gex.momentum,
+        weight_decay=config.gex.weight_decay)
+    _check_label_names(model_label_names(learner.model), prepared, where)
+    return learner
+
+
+def make_model_step(features: Features, config: CleanConfig, model: Any = None, *, prepared: Prepared | None = None,
+                    progress: bool = False) -> Learner:
     """A learner at θ*.
 
     Parameters
     ----------
     features : Features
     config : CleanConfig
-        ``model`` (the name used when ``model`` is None), ``gex`` (learner settings and the
-        initialisation seed ``gex.seed``), ``fit`` (the training recipe).
+        ``model`` (used when ``model`` is None), ``model_builder``, ``fit_loaded``,
+        ``hf_trainable``, ``gex`` (learner settings and the initialisation seed ``gex.seed``),
+        ``fit`` (the training recipe).
     model : None, str, torch.nn.Module or Learner
-        None or a name: built with ``models.build_model`` and trained on ``(X, y)`` with
-        ``config.fit``. A module or a learner: assumed trained (θ*), used as it is.
+        None: ``config.model``. A string (see :func:`parse_model_spec`): a name is built with
+        ``models.build_model`` and trained on the data with ``config.fit``; a checkpoint is loaded
+        with ``checkpoint.load_model`` (builder from its sidecar or ``config.model_builder``,
+        input size and classes checked against the data) and wrapped in a ``TorchLearner``; an
+        ``hf:`` folder is loaded with ``HFLearner.from_pretrained`` (task from the feature columns'
+        kind, ``num_labels`` checked, ``trainable=config.hf_trainable``, batch size
+        ``gex.batch_size``, at most ``HF_EVAL_BATCH_SIZE`` rows per forward pass) and its class
+        names, when it has real ones, checked against the data's. A module or a learner: used as it
+        is. Loaded and given models are θ* as they are, unless ``config.fit_loaded``: then they are
+        trained with ``config.fit`` first.
+    prepared : Prepared, optional
+        The output of :func:`prepare`; needed for ``hf:`` models (and HF learners to be fitted),
+        which read the raw columns (:func:`learner_data`).
     progress : bool
         Show a progress bar while training.
 
     Returns
     -------
     Learner
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown name, missing file; a loaded model that does not fit the data (input size or
+        number of classes, both numbers named); ``fit_loaded`` with a learner that has no ``fit``.
+    CheckpointError
+        An unreadable or corrupt checkpoint or model folder.
     """
     config = _check_config(config)
-    learner, needs_fit = make_learner(config.model if model is None else model, features.X, features.n_classes,
-                                      config=config.gex)
+    chosen = config.model if model is None else model
+    if isinstance(chosen, str):
+        spec = parse_model_spec(chosen)
+        if spec.kind == "name":
+            learner, needs_fit = make_learner(spec.value, features.X, features.n_classes, config=config.gex)
+        else:
+            learner, needs_fit = _load_learner(spec, features, config, prepared), config.fit_loaded
+    else:
+        learner, needs_fit = make_learner(chosen, features.X, features.n_classes, config=config.gex)
+        needs_fit = needs_fit or config.fit_loaded
     if needs_fit:
-        learner.fit(features.tensor_data(getattr(learner, "device", "cpu")), config.fit, progress=progress)
+        if not callable(getattr(learner, "fit", None)):
+            raise InvalidInputError(
+                f"fit_loaded=True trains the given model, but {type(learner).__name__} has no fit(data, recipe). "
+                "Fix: train it yourself and set fit_loaded=False, or give a torch module."
+            )
+        learner.fit(learner_data(learner, prepared, features), config.fit, progress=progress)
     return learner
 
 
-def score_step(learner: Learner, features: Features, config: CleanConfig, *, progress: bool = False) -> GEXResult:
+def score_step(learner: Learner, features: Features, config: CleanConfig, *, prepared: Prepared | None = None,
+               progress: bool = False) -> GEXResult:
     """GEX from θ*: perturbation scale → members → loss matrix → self-influence.
+
+    Parameters
+    ----------
+    learner : Learner
+        At θ*.
+    features : Features
+    config : CleanConfig
+    prepared : Prepared, optional
+        Needed for an ``HFLearner`` (see :func:`learner_data`).
+    progress : bool
 
     Returns
     -------
@@ -544,12 +915,21 @@ def score_step(learner: Learner, features: Features, config: CleanConfig, *, pro
         ``scores`` ``(n,) float64`` aligned with ``features.row_ids``.
     """
     config = _check_config(config)
-    data = features.tensor_data(getattr(learner, "device", "cpu"))
+    data = learner_data(learner, prepared, features)
     return score_fitted(learner, data, config=config.gex, fit_config=config.fit, progress=progress)
 
 
-def decide_step(result: GEXResult, features: Features, config: CleanConfig) -> Decisions:
+def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
+                prepared: Prepared | None = None) -> Decisions:
     """Scores → one decision per row; suggested labels are the argmax of the members' mean probabilities.
+
+    Parameters
+    ----------
+    result : GEXResult
+    features : Features
+    config : CleanConfig
+    prepared : Prepared, optional
+        Needed when ``result.learner`` is an ``HFLearner`` (see :func:`learner_data`).
 
     Returns
     -------
@@ -558,7 +938,7 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig) -> D
         in ``features`` order.
     """
     config = _check_config(config)
-    data = features.tensor_data(getattr(result.learner, "device", "cpu"))
+    data = learner_data(result.learner, prepared, features)
     proba = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
                               member_chunk=config.gex.member_chunk)
     return decide(result.scores, features.y, threshold=config.threshold, action=config.action, proba=proba,
@@ -602,7 +982,7 @@ def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: 
     source : see :func:`prepare`
     config : CleanConfig
     model : None, str, torch.nn.Module or Learner
-        See :func:`make_model_step`.
+        See :func:`make_model_step` (None: ``config.model``).
     progress : bool
         Progress bars for training and members.
 
@@ -621,9 +1001,9 @@ def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: 
 
     prepared = timed("prepare", prepare, source, config)
     features = timed("featurize", featurize_step, prepared, config)
-    learner = timed("model", make_model_step, features, config, model, progress=progress)
-    result = timed("score", score_step, learner, features, config, progress=progress)
-    decisions = timed("decide", decide_step, result, features, config)
+    learner = timed("model", make_model_step, features, config, model, prepared=prepared, progress=progress)
+    result = timed("score", score_step, learner, features, config, prepared=prepared, progress=progress)
+    decisions = timed("decide", decide_step, result, features, config, prepared=prepared)
     cleaned = timed("apply", apply_step, prepared, decisions, config)
     logger.info("pipeline done: %d → %d rows; seconds per step %s", prepared.dataset.num_rows, cleaned.num_rows,
                 {k: round(v, 3) for k, v in timings.items()})
@@ -632,7 +1012,8 @@ def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: 
 
 
 __all__ = [
-    "CleanConfig", "Features", "PipelineResult", "Prepared", "SCORE_KEYS", "apply_step", "check_class_counts",
-    "column_fingerprints", "combine_fingerprints", "config_fingerprint", "dataset_fingerprint", "decide_step",
-    "featurize_step", "make_model_step", "prepare", "run_pipeline", "score_step",
+    "CleanConfig", "Features", "HF_EVAL_BATCH_SIZE", "MODEL_NAMES", "ModelSpec", "PipelineResult", "Prepared",
+    "SCORE_KEYS", "apply_step", "check_class_counts", "column_fingerprints", "combine_fingerprints",
+    "config_fingerprint", "dataset_fingerprint", "decide_step", "featurize_step", "learner_data",
+    "make_model_step", "model_digest", "parse_model_spec", "prepare", "run_pipeline", "score_step",
 ]
