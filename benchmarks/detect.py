@@ -102,7 +102,7 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
 
 def markdown(results: list[dict]) -> str:
     lines = ["## Detection of mislabeled rows (`benchmarks/detect.py`)", "",
-             "MLP (one hidden layer of 128), θ* trained 60 epochs; GEX: 4 chains × 4 cycles of 2 epochs. "
+             "MLP (one hidden layer of 128), θ* trained 60 epochs; GEX: 8 chains × 4 cycles of 2 epochs (32 members). "
              "`wall s` is the time from θ* to scores (GEX, baselines) or for the whole method "
              "(cleanlab: 5 trainings + confident learning); θ* training time is listed per setting.", ""]
     for r in results:

@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--name", help="name of the published dataset")
         p.add_argument("--label-column", help="label column (default: label)")
         p.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: automatic")
-        p.add_argument("--model", help="model name: auto, mlp, cnn (default: auto)")
+        p.add_argument("--model", help="auto, mlp, cnn, a checkpoint (.pt/.safetensors or checkpoint:PATH) or hf:FOLDER (default: auto)")
         p.add_argument("--action", choices=["drop", "relabel", "reweight", "none"])
         p.add_argument("--threshold", help="otsu, gmm, quantile:Q, budget:F or a number")
         p.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")

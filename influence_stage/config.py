@@ -31,7 +31,7 @@ class GEXConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    chains: int = Field(4, ge=1, description="Independent chains from θ*, each seeded differently.")
+    chains: int = Field(8, ge=1, description="Independent chains from θ*, each seeded differently (trained together).")
     cycles: int = Field(4, ge=1, description="Cosine cycles per chain; each cycle's end is one member.")
     cycle_epochs: float = Field(2.0, gt=0, description="Length of one cycle in epochs over the training data.")
     ft_lr: float | Literal["auto"] = Field(
