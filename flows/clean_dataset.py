@@ -55,6 +55,8 @@ class FlowConfig(BaseModel):
     truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
                               "used only for the report's precision/recall).")
     progress: bool = Field(False, description="Show progress bars while training.")
+    push_to_hub: str | None = Field(None, description="Hub repo id to push the published version to (explicit "
+                                    "opt-in; needs network and a token).")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "FlowConfig":
@@ -205,7 +207,7 @@ def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Fea
                         title=f"influence_stage: {params.name}")
     return publish(cleaned, decisions.table, root=params.publish_root, name=params.name,
                    config=params.model_dump(mode="json"), validation_reports=reports, report_html=html,
-                   fingerprint=fingerprint)
+                   fingerprint=fingerprint, push_to_hub_repo=params.push_to_hub)
 
 
 @flow(name="clean-dataset", log_prints=False)
@@ -214,32 +216,46 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     log = get_run_logger()
     config = params.clean
     t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [t0]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = now - clock[0]
+        clock[0] = now
+
     prepared = load_task(params.source, config)
     input_report = validate_input_task(prepared, config)
     features = featurize_task(prepared, config)
+    lap("load + validate + featurize")
     fingerprint = steps.dataset_fingerprint(prepared.dataset)
     base_key = _digest(fingerprint, steps.config_fingerprint(config))
     storage = Path(params.cache_dir).resolve()
     cached = dict(result_storage=storage)
     learner = fit_task.with_options(**cached)(prepared, features, config, key=_digest(base_key, "theta"))
+    lap("θ*")
     auto = None
     if config.gex.ft_lr == "auto":
         auto = scale_task.with_options(**cached)(learner, prepared, features, config, key=_digest(base_key, "scale"))
         ft_lr, reused = auto.ft_lr, list(auto.first_chains)
     else:
         ft_lr, reused = float(config.gex.ft_lr), []
+    lap("auto scale")
     futures = [chain_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, c,
                                                         key=_digest(base_key, ft_lr, "chain", c))
                for c in range(len(reused), config.gex.chains)]
     chains = reused + [f.result() for f in futures]
     members = [m for ch in chains for m in ch]
+    lap("members")
     L, base = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex,
                                                key=_digest(base_key, ft_lr, "loss"))
     result = GEXResult(scores=self_influence(L, base, tau=config.gex.tau), loss_matrix=L, base_loss=base,
                        members=members, ft_lr=ft_lr, auto=auto, learner=learner)
+    lap("loss matrix + scores")
     decisions = decide_task(result, prepared, features, config)
     cleaned = apply_task(prepared, decisions, config)
     output_report = validate_output_task(cleaned, prepared, decisions, params)
+    lap("decide + apply + validate")
     table = decisions.table
     counts = table["action"].value_counts().to_dict()
     summary = {"rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
@@ -247,6 +263,7 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
                "threshold": float(decisions.threshold.value), "members": len(members)}
     published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
                              summary, fingerprint)
+    lap("publish + report")
     summary["published"] = str(published.path)
     summary["report"] = str(Path(published.path) / "report.html")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
@@ -254,7 +271,7 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
 
     names = [str(v) for v in prepared.encoding.names]
     truth = _truth(params, features.row_ids)
-    markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth)
+    markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth, timings=timings)
     summary["markdown"] = markdown
     if truth is not None:
         flagged = table["is_issue"].to_numpy(dtype=bool)

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--publish-root", help="root folder of published versions (default data/published)")
         p.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
         p.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
+        p.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub repo")
 
     clean = sub.add_parser("clean", help="clean one dataset now and publish it", epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,7 +82,7 @@ def flow_config(args: argparse.Namespace) -> Any:
     if args.ft_lr is not None:
         clean.setdefault("gex", {})
         clean["gex"] = {**clean["gex"], "ft_lr": args.ft_lr if args.ft_lr == "auto" else float(args.ft_lr)}
-    for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction"):
+    for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub"):
         if getattr(args, flag) is not None:
             base[flag] = getattr(args, flag)
     for needed in ("source", "name"):
