@@ -51,7 +51,9 @@ class FlowConfig(BaseModel):
     clean: CleanConfig = Field(default_factory=CleanConfig, description="What to score and how to decide.")
     publish_root: str = Field("data/published", description="Root folder of published versions.")
     cache_dir: str = Field("runs/cache", description="Where cached θ*, members and loss matrices live.")
-    max_drop_fraction: float = Field(0.5, gt=0, le=1, description="Output gate: most input rows that may be dropped.")
+    max_drop_fraction: float = Field(0.5, gt=0, le=1, description="Output gate: the output suite fails (nothing is "
+                                     "published) when more than this share of input rows was dropped. Not a "
+                                     "cap: decisions are capped by clean.max_drop_fraction.")
     truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
                               "used only for the report's precision/recall).")
     progress: bool = Field(False, description="Show progress bars while training.")

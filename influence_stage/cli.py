@@ -80,8 +80,11 @@ def flow_config(args: argparse.Namespace) -> Any:
     if args.feature_columns:
         clean["feature_columns"] = list(args.feature_columns)
     if args.ft_lr is not None:
-        clean.setdefault("gex", {})
-        clean["gex"] = {**clean["gex"], "ft_lr": args.ft_lr if args.ft_lr == "auto" else float(args.ft_lr)}
+        try:
+            ft_lr: str | float = args.ft_lr if args.ft_lr == "auto" else float(args.ft_lr)
+        except ValueError:
+            raise InvalidInputError(f"--ft-lr must be 'auto' or a positive number; found {args.ft_lr!r}.") from None
+        clean["gex"] = {**(clean.get("gex") or {}), "ft_lr": ft_lr}
     for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub"):
         if getattr(args, flag) is not None:
             base[flag] = getattr(args, flag)

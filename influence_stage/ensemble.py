@@ -228,10 +228,14 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
             agreement.append(float(spearmanr(scores, oos_loss).statistic))
         fits.append(label_fit(np.exp(-L)))
         mean_loss.append(float(L.mean()))
-    smoothed = smooth(agreement)
+    # a constant score (no rate moved anything) gives a NaN correlation: never choose it
+    smoothed = np.nan_to_num(smooth(np.nan_to_num(agreement, nan=-1.0)), nan=-1.0)
     # stay in the basin: members must fit the rows at least as well as models that never saw them
     admissible = np.asarray(mean_loss) <= float(oos_loss.mean())
     if not admissible.any():
+        logger.warning("auto ft_lr: every probed rate raised the members' mean loss above the out-of-sample "
+                       "loss (%.3g); using the smallest rate %.4g. Consider a smaller lr_grid.",
+                       float(oos_loss.mean()), grid[0])
         admissible[0] = True
     best = int(np.argmax(np.where(admissible, smoothed, -np.inf)))  # first maximum: ties to the smaller rate
     rate = float(grid[best])

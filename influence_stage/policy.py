@@ -567,14 +567,18 @@ def _apply_drop_caps(
     max_fraction_per_class: float | None,
     max_drop_fraction: float | None,
 ) -> None:
-    """Flip the lowest-priority drops to keep where a cap binds (in place)."""
+    """Flip the lowest-priority removals to keep where a cap binds (in place).
+
+    Per class, rows leaving it count against the cap: drops and relabels to another class (a class
+    relabeled away wholesale would be emptied just the same). The global cap counts drops only.
+    """
     for c in np.unique(labels):
         in_c = labels == c
         n_c = int(in_c.sum())
         allowed = n_c - 1  # never empty a class
         if max_fraction_per_class is not None:
             allowed = min(allowed, int(math.floor(max_fraction_per_class * n_c + _FLOOR_TOL)))
-        drops = np.flatnonzero(in_c & (action == "drop"))
+        drops = np.flatnonzero(in_c & np.isin(action, ("drop", "relabel")))
         if drops.size > allowed:
             action[_priority(drops, scores)[allowed:]] = "keep"
             logger.info(
@@ -623,9 +627,9 @@ def decide(
         - ``"drop"``: flagged rows get ``drop``, subject to the caps below.
         - ``"relabel"``: flagged rows that pass ``relabel_rule`` get ``relabel`` (to
           ``suggested_label``); other flagged rows get ``relabel_fallback``. Needs ``proba``.
-        - ``"reweight"``: every row gets ``weight = clip(1 - p_issue, min_weight, 1)``, unflagged
-          rows included (their ``p_issue <= 0.5``, so their weight is ``>= 0.5``); flagged rows get
-          action ``reweight``, the others ``keep``. The weight is non-increasing in the score.
+        - ``"reweight"``: flagged rows get ``weight = clip(1 - p_issue, min_weight, 1)`` (at most
+          0.5, since their ``p_issue >= 0.5``) and action ``reweight``; the others keep weight 1.0
+          and action ``keep``. The weight is non-increasing in the score.
         - ``"none"``: score only; ``is_issue`` is computed, every action is ``keep``.
     proba : array-like, shape ``(n, K)`` float, optional
         Class probabilities averaged over ensemble members; rows sum to 1 (within 1e-3).
@@ -642,9 +646,10 @@ def decide(
         ``proba[row, given] < 1 / K`` (the ensemble gives the given label less than chance),
         to the argmax; ``min_agreement`` is not used.
     max_fraction_per_class : float in [0, 1] or None, default 0.5
-        Never drop more than ``floor(fraction * n_c)`` of the ``n_c`` rows of a class (by given
-        label). Whatever the value, including None, at least one row per class is kept. Where a cap
-        binds, the lowest-scoring rows marked for drop are kept instead (ties: the later row is
+        Never remove more than ``floor(fraction * n_c)`` of the ``n_c`` rows of a class (by given
+        label); drops and relabels to another class both remove a row from its class. Whatever the
+        value, including None, at least one row per class stays. Where a cap binds, the
+        lowest-scoring rows marked for drop or relabel are kept instead (ties: the later row is
         kept). Their ``is_issue`` stays True.
     max_drop_fraction : float in [0, 1] or None, default None
         Never drop more than ``floor(fraction * n)`` rows in all; the same rule, applied after the
@@ -712,7 +717,8 @@ def decide(
         act[flagged & ok] = "relabel"
         act[flagged & ~ok] = relabel_fallback
     elif action == "reweight":
-        weight = np.clip(1.0 - np.asarray(thr.p_issue), min_weight, 1.0)
+        # only flagged rows are down-weighted: the table's weights are the weights written out
+        weight = np.where(flagged, np.clip(1.0 - np.asarray(thr.p_issue), min_weight, 1.0), 1.0)
         act[flagged] = "reweight"
     # action == "none": all keep
 

@@ -58,8 +58,9 @@ def test_loss_matrix_vmap_equals_loop_and_chunking(small_learner):
     for batch, chunk in [(4096, 16), (37, 3), (1, 1)]:
         fast = loss_matrix(learner, members, data, method="vmap", batch_size=batch, member_chunk=chunk)
         np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-5)
-    proba = mean_member_proba(learner, members, data, batch_size=50, member_chunk=3)
+    proba = mean_member_proba(learner, members, data, batch_size=50, member_chunk=3, method="vmap")
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(proba, mean_member_proba(learner, members, data, method="loop"), rtol=1e-4, atol=1e-6)
 
 
 def test_same_seed_same_scores_other_seed_other_members(digits_noisy):
@@ -92,7 +93,10 @@ def test_batchnorm_model_uses_sequential_path_and_recalibrates():
         pre = learner.module[0](data.X)  # activations entering the first batch-norm
     torch.testing.assert_close(bn.running_mean, pre.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
     members = build_members(learner, data, config=GEXConfig(chains=2, cycles=1, cycle_epochs=1), ft_lr=0.05)
-    assert loss_matrix(learner, members, data).shape == (64, 2)
+    # eval-mode batch-norm under vmap (stacked running stats) equals the per-member loop
+    loop = loss_matrix(learner, members, data, method="loop")
+    np.testing.assert_allclose(loss_matrix(learner, members, data, method="vmap"), loop, rtol=1e-4, atol=1e-5)
+    assert loop.shape == (64, 2) and not np.allclose(loop[:, 0], loop[:, 1])
 
 
 def test_auto_scale_runs_and_is_recorded(digits_noisy):

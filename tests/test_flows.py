@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -26,7 +27,8 @@ from influence_stage.cli import main
 from influence_stage.pipeline import CleanConfig
 from influence_stage.publish import list_versions, load_published
 
-DIGITS = "data/digits/train.parquet"
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = str(ROOT / "data" / "digits" / "train.parquet")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -95,7 +97,7 @@ def test_deployment_builds_with_cron(tmp_path, small_source):
 
 
 def test_flow_config_yaml(tmp_path):
-    cfg = FlowConfig.from_yaml("flows/digits.yaml")
+    cfg = FlowConfig.from_yaml(ROOT / "flows" / "digits.yaml")
     assert cfg.clean.feature_columns == ("px_*",) and cfg.clean.action == "relabel"
     bad = tmp_path / "bad.yaml"
     bad.write_text("source: x\nname: y\nclean:\n  chainz: 3\n")
@@ -122,6 +124,18 @@ def test_cli_exit_codes_and_messages(tmp_path, small_source, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0 and "influence-stage clean --config" in capsys.readouterr().out
+    assert main(["clean", "--source", small_source, *common[:-2], "--ft-lr", "fast"]) == 2
+    assert "--ft-lr must be 'auto' or a positive number" in capsys.readouterr().err
+
+
+def test_reweight_flow_publishes_weights_matching_the_manifest(tmp_path, small_source):
+    p = params(tmp_path, small_source, clean={"action": "reweight", "gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})
+    summary = clean_dataset(p)
+    ds, manifest, _ = load_published(summary["published"])
+    assert len(ds) == len(manifest) == 400 and summary.get("action reweight", 0) > 0
+    weights = dict(zip(ds["row_id"], ds["weight"]))
+    np.testing.assert_allclose([weights[r] for r in manifest.row_id], manifest.weight.to_numpy())
+    assert ((manifest.weight < 1) == (manifest.action == "reweight")).all()
 
 
 def test_flow_on_dask_gives_the_same_scores(tmp_path, small_source):

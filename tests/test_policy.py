@@ -275,6 +275,7 @@ RELABEL_PROBA = np.array([
 
 def _relabel(**kw) -> pd.DataFrame:
     kw.setdefault("threshold", 5.0)
+    kw.setdefault("max_fraction_per_class", None)  # the rule itself; caps are tested on their own
     return decide(RELABEL_SCORES, RELABEL_LABELS, action="relabel", proba=RELABEL_PROBA, **kw).table
 
 
@@ -291,9 +292,10 @@ def test_relabel_argmax_rule_with_fallbacks():
 def test_relabel_min_agreement():
     t = _relabel(min_agreement=0.7, max_fraction_per_class=None)
     assert t["action"].tolist()[:5] == ["relabel", "drop", "drop", "drop", "drop"]
-    # default cap 0.5: class 1 has 3 rows, so 1 drop; row 4 (14.0) beats row 2 (12.0)
-    t = _relabel(min_agreement=0.7)
-    assert t["action"].tolist()[:5] == ["relabel", "drop", "keep", "drop", "drop"]
+    # cap 0.5: each class has 3 rows, so 1 may leave it (drop or relabel away); the higher score
+    # wins: class 0 keeps row 0 (10.0 < 11.0), class 1 keeps row 2 (12.0 < 14.0)
+    t = _relabel(min_agreement=0.7, max_fraction_per_class=0.5)
+    assert t["action"].tolist()[:5] == ["keep", "drop", "keep", "drop", "drop"]
     t = _relabel(min_agreement=0.0, relabel_fallback="keep")
     assert t["action"].tolist()[:5] == ["relabel", "relabel", "keep", "relabel", "relabel"]
 
@@ -305,7 +307,8 @@ def test_relabel_soft_rule():
 
 
 def test_summary_counts():
-    s = decide(RELABEL_SCORES, RELABEL_LABELS, threshold=5.0, action="relabel", proba=RELABEL_PROBA).summary()
+    s = decide(RELABEL_SCORES, RELABEL_LABELS, threshold=5.0, action="relabel", proba=RELABEL_PROBA,
+               max_fraction_per_class=None).summary()
     assert list(s.index) == [0, 1, 2, "all"]
     assert s.loc[0].to_dict() == {"n_rows": 3, "n_flagged": 2, "keep": 1, "drop": 1, "relabel": 1,
                                   "reweight": 0, "relabeled_in": 1, "n_after": 2}
@@ -323,10 +326,10 @@ def test_reweight(two_clusters):
     w = t["weight"].to_numpy()
     assert np.all((w > 0) & (w <= 1)) and w.min() == pytest.approx(0.2)
     assert _is_monotone(scores, w, increasing=False)
-    np.testing.assert_allclose(w, np.clip(1 - d.threshold.p_issue, 0.2, 1.0))
+    np.testing.assert_allclose(w, np.where(high, np.clip(1 - d.threshold.p_issue, 0.2, 1.0), 1.0))
     assert (t["action"] == "reweight").tolist() == high.tolist()
     assert set(t["action"][~high]) == {"keep"}
-    assert w[~high].min() >= 0.5 and w[high].max() < 0.5
+    assert (w[~high] == 1.0).all() and w[high].max() < 0.5
     for spec in ("gmm", "budget:0.3"):
         w = decide(scores, labels, threshold=spec, action="reweight", random_state=0).table["weight"].to_numpy()
         assert np.all((w >= 0.05) & (w <= 1)) and _is_monotone(scores, w, increasing=False)
@@ -522,3 +525,26 @@ def test_floor_keeps_the_tau_spike_out_of_otsu_and_gmm():
     assert choose_threshold(s, "otsu").is_issue.sum() > 300
     d = decide(s, np.arange(1000) % 2, threshold="otsu", score_floor=2 * tau2)
     assert d.table.is_issue.sum() == 100
+
+
+def test_relabel_cannot_empty_a_class():
+    # class 2 has 4 rows, every one flagged and confidently predicted as class 0
+    y = np.r_[np.zeros(10, int), np.ones(10, int), np.full(4, 2)]
+    s = np.r_[np.full(20, 0.001), np.full(4, 5.0)]
+    proba = np.full((24, 3), 0.05)
+    proba[np.arange(24), y] = 0.9
+    proba[20:] = [0.9, 0.05, 0.05]
+    d = decide(s, y, threshold=1.0, action="relabel", proba=proba, max_fraction_per_class=None)
+    actions = d.table.action.to_numpy()
+    assert (actions[20:] == "relabel").sum() == 3 and (actions[20:] == "keep").sum() == 1
+    d = decide(s, y, threshold=1.0, action="relabel", proba=proba, max_fraction_per_class=0.5)
+    assert (d.table.action.to_numpy()[20:] == "relabel").sum() == 2
+
+
+def test_reweight_weights_are_one_on_unflagged_rows():
+    rng = np.random.default_rng(0)
+    s = np.r_[10 ** rng.normal(-2, 0.3, 90), 10 ** rng.normal(1, 0.3, 10)]
+    d = decide(s, np.arange(100) % 2, threshold="gmm", action="reweight", random_state=0)
+    t = d.table
+    assert (t.loc[~t.is_issue, "weight"] == 1.0).all() and (t.loc[~t.is_issue, "action"] == "keep").all()
+    assert (t.loc[t.is_issue, "weight"] <= 0.5).all() and (t.loc[t.is_issue, "weight"] > 0).all()
