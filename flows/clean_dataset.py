@@ -31,11 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage import pipeline as steps
 from influence_stage.config import GEXConfig
-from influence_stage.ensemble import AutoScale, choose_ft_lr, cycle_steps, run_chains
-from influence_stage.gex import GEXResult
-from influence_stage.influence import self_influence
+from influence_stage.ensemble import AutoScale, build_chain, chains_to_build, choose_ft_lr
+from influence_stage.gex import GEXResult, result_from_members
 from influence_stage.learner import Learner, State
-from influence_stage.losses import loss_matrix
 from influence_stage.pipeline import CleanConfig, Features, Prepared
 
 logger = logging.getLogger(__name__)
@@ -142,19 +140,17 @@ def chain_task(learner: Learner, prepared: Prepared, features: Features, gex: GE
     """
     learner = copy.deepcopy(learner)
     data = steps.learner_data(learner, prepared, features)
-    start = learner.get_state()
-    members = run_chains(learner, data, start=start, rates=[ft_lr], cycles=gex.cycles,
-                         steps=cycle_steps(len(data), gex, learner), seed=gex.seed, chain_ids=[chain])[0]
+    members = build_chain(learner, data, config=gex, ft_lr=ft_lr, chain=chain)
     get_run_logger().info("chain %d: %d members at ft_lr=%g", chain, len(members), ft_lr)
     return members
 
 
 @task(name="loss-matrix", **CACHED)
 def loss_task(learner: Learner, members: list[State], prepared: Prepared, features: Features, gex: GEXConfig,
-              key: str) -> tuple[np.ndarray, np.ndarray]:
+              ft_lr: float, auto: AutoScale | None, key: str) -> GEXResult:
+    """Loss matrix and scores (``gex.result_from_members``, the same code ``score_fitted`` ends with)."""
     data = steps.learner_data(learner, prepared, features)
-    base = learner.per_sample_loss(data)
-    return loss_matrix(learner, members, data, batch_size=gex.eval_batch_size, member_chunk=gex.member_chunk), base
+    return result_from_members(learner, data, members, config=gex, ft_lr=ft_lr, auto=auto)
 
 
 @task(name="decide")
@@ -245,14 +241,12 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     lap("auto scale")
     futures = [chain_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, c,
                                                         key=_digest(base_key, ft_lr, "chain", c))
-               for c in range(len(reused), config.gex.chains)]
+               for c in chains_to_build(config.gex, reused)]
     chains = reused + [f.result() for f in futures]
     members = [m for ch in chains for m in ch]
     lap("members")
-    L, base = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex,
-                                               key=_digest(base_key, ft_lr, "loss"))
-    result = GEXResult(scores=self_influence(L, base, tau=config.gex.tau), loss_matrix=L, base_loss=base,
-                       members=members, ft_lr=ft_lr, auto=auto, learner=learner)
+    result = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex, ft_lr, auto,
+                                              key=_digest(base_key, ft_lr, "loss"))
     lap("loss matrix + scores")
     decisions = decide_task(result, prepared, features, config)
     cleaned = apply_task(prepared, decisions, config)

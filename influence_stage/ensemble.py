@@ -109,6 +109,19 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
     return out
 
 
+def build_chain(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float, chain: int) -> list[State]:
+    """The ``config.cycles`` members of chain ``chain`` alone; equal to that chain in ``build_members``."""
+    return run_chains(learner, data, start=learner.get_state(), rates=[ft_lr], cycles=config.cycles,
+                      steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=[chain])[0]
+
+
+def chains_to_build(config: GEXConfig, first_chains: Sequence[Sequence[State]] = ()) -> list[int]:
+    """Chain ids still to train when ``first_chains`` (from the auto scale's probe) are reused."""
+    if any(len(ch) != config.cycles for ch in first_chains):
+        raise InvalidInputError("first_chains must hold one member per cycle for each chain.")
+    return list(range(min(len(first_chains), config.chains), config.chains))
+
+
 def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float,
                   first_chains: Sequence[Sequence[State]] = (), progress: bool = False) -> list[State]:
     """``config.chains × config.cycles`` members from the learner's current parameters (θ*).
@@ -125,10 +138,8 @@ def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_l
     if not (isinstance(ft_lr, (int, float)) and ft_lr > 0 and math.isfinite(ft_lr)):
         raise InvalidInputError(f"ft_lr must be a positive number; found {ft_lr!r}.")
     theta = learner.get_state()
+    todo = chains_to_build(config, first_chains)
     per_chain = [list(ch) for ch in first_chains[:config.chains]]
-    if any(len(ch) != config.cycles for ch in per_chain):
-        raise InvalidInputError("first_chains must hold one member per cycle for each chain.")
-    todo = list(range(len(per_chain), config.chains))
     if todo:
         per_chain += run_chains(learner, data, start=theta, rates=[ft_lr] * len(todo), cycles=config.cycles,
                                 steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=todo,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -127,13 +127,23 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chains=first_chains, progress=progress)
     timings["members"] = time.perf_counter() - t
     t = time.perf_counter()
+    result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto, progress=progress)
+    timings["losses"] = time.perf_counter() - t
+    return replace(result, timings=timings)
+
+
+def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,
+                        auto: AutoScale | None = None, progress: bool = False) -> GEXResult:
+    """Base losses at θ* (the learner's current state), the loss matrix of ``members`` and the scores.
+
+    The last step of ``score_fitted``; the Prefect flow calls it too, after building the members
+    one chain per task.
+    """
     base = learner.per_sample_loss(data)
     L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
                     member_chunk=config.member_chunk, progress=progress)
-    scores = self_influence(L, base, tau=config.tau)
-    timings["losses"] = time.perf_counter() - t
-    return GEXResult(scores=scores, loss_matrix=L, base_loss=base, members=members, ft_lr=ft_lr, auto=auto,
-                     learner=learner, timings=timings)
+    return GEXResult(scores=self_influence(L, base, tau=config.tau), loss_matrix=L, base_loss=base,
+                     members=list(members), ft_lr=ft_lr, auto=auto, learner=learner)
 
 
 def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,

@@ -56,8 +56,8 @@ def params(tmp_path, source, **overrides) -> FlowConfig:
 
 def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     calls = []
-    real = flow_module.run_chains
-    monkeypatch.setattr(flow_module, "run_chains", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = flow_module.build_chain
+    monkeypatch.setattr(flow_module, "build_chain", lambda *a, **k: calls.append(1) or real(*a, **k))
     p = params(tmp_path, small_source)
     first = clean_dataset(p)
     assert len(calls) == 2  # chains 1 and 2; chain 0 comes from the auto-scale probe
