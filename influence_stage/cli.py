@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     flow_args(serve)
     serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
     serve.add_argument("--deployment-name", default=None, help="deployment name (default influence-stage-<name>)")
-    report = sub.add_parser("report", help="rebuild report.html of a published version")
+    report = sub.add_parser("report", help="rebuild the HTML report of a published version (the version "
+                            "itself is never modified)")
     report.add_argument("path", help="published version folder, or <root>/<name> for its latest version")
+    report.add_argument("--out", help="where to write the HTML (default: report-<name>-<version>.html here)")
     return parser
 
 
@@ -140,7 +142,8 @@ def _report(args: argparse.Namespace) -> int:
                                                       if manifest["is_issue"].any() else manifest["score"].max()))
     html = build_report(manifest, class_names=names, threshold=threshold, summary={"version": meta.get("version")},
                         title=f"influence_stage: {meta.get('name', version.parent.name)}")
-    print(write_report(version / "report.html", html))
+    out = Path(args.out) if args.out else Path(f"report-{meta.get('name', version.parent.name)}-{version.name}.html")
+    print(write_report(out, html))
     return EXIT_OK
 
 

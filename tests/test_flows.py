@@ -150,3 +150,15 @@ def test_flow_on_dask_gives_the_same_scores(tmp_path, small_source):
     _, b, _ = load_published(on_dask["published"])
     np.testing.assert_array_equal(a.score.to_numpy(), b.score.to_numpy())
     assert list(a.action) == list(b.action)
+
+
+def test_cli_report_rebuilds_without_touching_the_version(tmp_path, small_source, capsys):
+    summary = clean_dataset(params(tmp_path, small_source, clean={"gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}}))
+    version = Path(summary["published"])
+    before = {p.name: p.read_bytes() for p in version.iterdir() if p.is_file()}
+    out = tmp_path / "again.html"
+    assert main(["report", str(version), "--out", str(out)]) == 0
+    assert "Score distribution" in out.read_text() and str(out.resolve()) in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in version.iterdir() if p.is_file()} == before
+    load_published(version, verify=True)  # checksums still hold
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
