@@ -36,13 +36,22 @@ def deviation(L: np.ndarray, base: np.ndarray, tau: float = DEFAULT_TAU) -> np.n
     return L - np.maximum(base, tau)[:, None]
 
 
-def self_influence(L: np.ndarray, base: np.ndarray, tau: float = DEFAULT_TAU) -> np.ndarray:
+def self_influence(L: np.ndarray, base: np.ndarray, tau: float = DEFAULT_TAU, *, trim: int = 0) -> np.ndarray:
     """GEX self-influence ``s[n] = mean_m (L[n, m] - max(b[n], tau))**2``, ``(n_samples,) float64``.
 
     Higher means more influential on itself: typically a wrong label or an atypical row.
+
+    ``trim`` (default 0: the definition above, exactly) drops each row's ``trim`` largest squared
+    deviations before averaging. A variant, not the method's definition: one member that spikes on an
+    atypical clean row can dominate the mean; see benchmarks/RESULTS.md for what it changes.
     """
     D = deviation(L, base, tau)
-    return np.mean(D * D, axis=1)
+    sq = D * D
+    if trim:
+        if not 0 <= trim < sq.shape[1] - 1:
+            raise InvalidInputError(f"trim must be in 0..{sq.shape[1] - 2} for {sq.shape[1]} members; found {trim}.")
+        sq = np.sort(sq, axis=1)[:, :sq.shape[1] - trim]
+    return np.mean(sq, axis=1)
 
 
 def _check_pair(D_train: np.ndarray, D_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

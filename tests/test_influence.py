@@ -50,6 +50,19 @@ def test_matches_loop_reference_on_random_data():
     np.testing.assert_allclose(mean_test_loss_influence(Dtr, Dte), _loop_kernel(Dtr, Dte).mean(1), rtol=1e-10)
 
 
+def test_trimmed_variant_matches_loop_and_default_is_exact():
+    rng = np.random.default_rng(3)
+    L, b = rng.gamma(1.0, 1.0, size=(30, 6)), rng.gamma(0.5, 0.2, size=30)
+    np.testing.assert_array_equal(self_influence(L, b, trim=0), self_influence(L, b))
+    ref = []
+    for n in range(30):
+        sq = sorted((L[n, m] - max(b[n], 0.05)) ** 2 for m in range(6))
+        ref.append(sum(sq[:4]) / 4)
+    np.testing.assert_allclose(self_influence(L, b, trim=2), ref, rtol=1e-12)
+    with pytest.raises(InvalidInputError, match="trim must be in 0..4"):
+        self_influence(L, b, trim=5)
+
+
 def test_self_influence_is_kernel_diagonal_and_member_order_free():
     rng = np.random.default_rng(1)
     L, b = rng.gamma(1.0, 1.0, size=(25, 6)), rng.gamma(0.5, 0.2, size=25)
