@@ -45,6 +45,8 @@ class GEXConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of member training.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")
     tau: float = Field(0.05, ge=0, description="Floor of the reference loss: D = L - max(b, tau).")
+    trim: int = Field(0, ge=0, description="0: the exact GEX score mean_m D². k > 0: an opt-in variant that leaves "
+                      "out each row's k largest squared deviations (robust to one member spiking on a row).")
     eval_batch_size: int = Field(4096, ge=1, description="Rows per forward pass when computing losses.")
     member_chunk: int = Field(16, ge=1, description="Members evaluated together in one vmapped pass.")
     seed: int = Field(0, description="Seed of chains, batch order and the held-out split.")

@@ -142,7 +142,7 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
     base = learner.per_sample_loss(data)
     L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
                     member_chunk=config.member_chunk, progress=progress)
-    return GEXResult(scores=self_influence(L, base, tau=config.tau), loss_matrix=L, base_loss=base,
+    return GEXResult(scores=self_influence(L, base, tau=config.tau, trim=config.trim), loss_matrix=L, base_loss=base,
                      members=list(members), ft_lr=ft_lr, auto=auto, learner=learner)
 
 
