@@ -27,7 +27,15 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.data import ROW_ID, FeaturizeConfig, LabelEncoding, encode_labels, load_source, row_ids
+from influence_stage.data import (
+    ROW_ID,
+    FeaturizeConfig,
+    LabelEncoding,
+    decision_arrays,
+    encode_labels,
+    load_source,
+    row_ids,
+)
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.learner import Learner
 from influence_stage.pipeline import (
@@ -398,11 +406,11 @@ def _apply_to_frame(df: pd.DataFrame, table: pd.DataFrame, encoding: LabelEncodi
     Same rules as :func:`influence_stage.pipeline.apply_step`; the frame keeps its index, dtypes
     and column order.
     """
-    actions = table["action"].to_numpy(dtype=object)
-    if len(actions) != len(df):
-        raise InvalidInputError(f"decisions cover {len(actions)} rows; the frame has {len(df)}.")
+    if len(table) != len(df):
+        raise InvalidInputError(f"decisions cover {len(table)} rows; the frame has {len(df)}.")
+    keep, relabel_mask, weights = decision_arrays(table)
     out = df.copy()
-    relabel = np.flatnonzero(actions == "relabel")
+    relabel = np.flatnonzero(relabel_mask)
     if relabel.size:
         col = out[config.label_column].copy()
         col.iloc[relabel] = _frame_label_values(df[config.label_column], encoding,
@@ -414,8 +422,7 @@ def _apply_to_frame(df: pd.DataFrame, table: pd.DataFrame, encoding: LabelEncodi
                 f"column {config.weight_column!r} already exists; action='reweight' adds a weight column of that "
                 "name. Fix: set weight_column to another name."
             )
-        out[config.weight_column] = np.where(actions == "reweight", table["weight"].to_numpy(dtype=np.float64), 1.0)
-    keep = np.flatnonzero(actions != "drop")
+        out[config.weight_column] = weights
     return out.iloc[keep] if keep.size < len(out) else out
 
 
@@ -526,11 +533,9 @@ if _BaseSampler is not None:
             table = decisions.table.copy()
             targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
             table.loc[~targeted, "action"] = "keep"
-            actions = table["action"].to_numpy(dtype=object)
-            weight = np.where(actions == "reweight", table["weight"].to_numpy(dtype=np.float64), 1.0)
+            keep, relabel_mask, weight = decision_arrays(table)
             table["weight"] = weight
-            keep = np.flatnonzero(actions != "drop")
-            relabel = np.flatnonzero(actions == "relabel")
+            relabel = np.flatnonzero(relabel_mask)
             y_res = y.copy()
             if relabel.size:
                 y_res[relabel] = encoder.inverse_transform(table["suggested_label"].to_numpy()[relabel])
@@ -545,7 +550,7 @@ if _BaseSampler is not None:
             self.learner_ = result.learner
             self.result_ = result
             logger.info("InfluenceSampler: %d of %d rows kept, %d relabeled, %d reweighted", keep.size, len(y),
-                        relabel.size, int((actions == "reweight").sum()))
+                        relabel.size, int((table["action"] == "reweight").sum()))
             return X[keep], y_res[keep]
 
 

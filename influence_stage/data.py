@@ -1466,6 +1466,21 @@ def _aligned_decisions(ds: datasets.Dataset, table: pd.DataFrame) -> pd.DataFram
     return table.iloc[pos].reset_index(drop=True)
 
 
+def decision_arrays(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one rule every writer of decisions follows (Dataset, DataFrame, arrays).
+
+    Returns
+    -------
+    keep : ``(n_keep,) int64`` positions of rows whose action is not ``drop``, in order.
+    relabel : ``(n,) bool`` rows whose label becomes ``suggested_label``.
+    weights : ``(n,) float64`` the table's weight on ``reweight`` rows, 1.0 elsewhere.
+    """
+    actions = table["action"].to_numpy(dtype=object)
+    given = pd.to_numeric(table["weight"], errors="coerce").to_numpy(dtype=np.float64)
+    weights = np.where(actions == "reweight", given, 1.0)
+    return np.flatnonzero(actions != "drop"), actions == "relabel", weights
+
+
 def apply_decisions(
     ds: datasets.Dataset,
     table: pd.DataFrame,
@@ -1512,8 +1527,8 @@ def apply_decisions(
     actions = dec["action"].to_numpy(dtype=object)
     ids = dec["row_id"].tolist()
     out = ds
+    keep, relabel, weights = decision_arrays(dec)
 
-    relabel = actions == "relabel"
     if relabel.any():
         suggested = pd.to_numeric(dec["suggested_label"], errors="coerce").to_numpy(dtype=np.float64)
         bad = relabel & ~(np.isfinite(suggested) & (suggested == np.round(suggested)) & (suggested >= 0)
@@ -1548,17 +1563,14 @@ def apply_decisions(
                 f"column {weight_column!r} already exists; expected a new column for the weights. "
                 "Fix: pass weight_column= with another name."
             )
-        given = pd.to_numeric(dec["weight"], errors="coerce").to_numpy(dtype=np.float64)
-        bad = reweight & ~(np.isfinite(given) & (given >= 0))
+        bad = reweight & ~(np.isfinite(weights) & (weights >= 0))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidInputError(
                 f"reweight of row_id {ids[i]!r} has weight {dec['weight'].tolist()[i]!r}; expected a finite number >= 0."
             )
-        weights = np.where(reweight, given, 1.0)
         out = out.add_column(weight_column, weights, feature=datasets.Value("float64"))
 
-    keep = np.flatnonzero(actions != "drop")
     if keep.size < out.num_rows:
         out = out.select(keep)
     logger.info(
