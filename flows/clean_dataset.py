@@ -184,13 +184,17 @@ def _truth(params: FlowConfig, row_ids: np.ndarray) -> np.ndarray | None:
 
 
 def _gallery(prepared: Prepared) -> Any:
+    """What the report's gallery shows: the image column (a feature or not), else the text column."""
+    import datasets
+
     roles = prepared.roles
     if roles.kind == "text":
         return [str(t) for t in prepared.dataset[roles.feature_columns[0]]]
-    if roles.kind == "image":
-        column = roles.feature_columns[0]
-        return lambda i: prepared.dataset[int(i)][column]
-    return None
+    images = [name for name, feature in prepared.dataset.features.items() if isinstance(feature, datasets.Image)]
+    column = roles.feature_columns[0] if roles.kind == "image" else (images[0] if images else None)
+    if column is None:
+        return None
+    return lambda i: prepared.dataset[int(i)][column]
 
 
 @task(name="publish")
