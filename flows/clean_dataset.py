@@ -267,16 +267,14 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     summary["published"] = str(published.path)
     summary["report"] = str(Path(published.path) / "report.html")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    from influence_stage.report import summary_markdown
+    from influence_stage.report import precision_recall_at, summary_markdown
 
     names = [str(v) for v in prepared.encoding.names]
     truth = _truth(params, features.row_ids)
     markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth, timings=timings)
     summary["markdown"] = markdown
     if truth is not None:
-        flagged = table["is_issue"].to_numpy(dtype=bool)
-        summary["precision"] = float(truth[flagged].mean()) if flagged.any() else 0.0
-        summary["recall"] = float(flagged[truth].mean()) if truth.any() else 0.0
+        summary["precision"], summary["recall"], _ = precision_recall_at(table["is_issue"].to_numpy(dtype=bool), truth)
     create_markdown_artifact(markdown + f"\n\nPublished: `{published.path}`\n", key="cleaning-summary",
                              description=f"influence_stage summary for {params.name}")
     create_link_artifact(Path(summary["report"]).resolve().as_uri(), link_text="influence_stage report",

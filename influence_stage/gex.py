@@ -94,10 +94,6 @@ def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_conf
     config = config or GEXConfig()
     fit_config = fit_config or FitConfig()
     X_arr, y_arr, k = check_xy(X, y, n_classes=n_classes)
-    if config.n_members < 2:
-        raise InvalidInputError(
-            f"GEX needs at least 2 members; chains × cycles = {config.n_members}. Raise chains or cycles."
-        )
     learner, needs_fit = make_learner(model, X_arr, k, config=config)
     data = TensorData.from_arrays(X_arr, y_arr, device=getattr(learner, "device", "cpu"))
     timings: dict[str, float] = {}

@@ -345,15 +345,6 @@ class CleanConfig(BaseModel):
             )
         return self
 
-    @model_validator(mode="after")
-    def _enough_members(self) -> "CleanConfig":
-        if self.gex.n_members < 2:
-            raise ValueError(
-                f"GEX needs at least 2 members; gex.chains × gex.cycles = {self.gex.chains} × {self.gex.cycles}. "
-                "Raise chains or cycles."
-            )
-        return self
-
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str = "configuration") -> "CleanConfig":
         """Validate a mapping (e.g. parsed YAML or JSON).

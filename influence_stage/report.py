@@ -289,7 +289,7 @@ def _log_floor(scores: np.ndarray) -> float:
     return float(pos.min()) / 2.0 if pos.size else 1.0
 
 
-def _precision_recall_at(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+def precision_recall_at(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     """Precision, recall and F1 of a flagged set; NaN where undefined (nothing flagged)."""
     tp = int((flagged & truth).sum())
     n_flagged = int(flagged.sum())
@@ -615,7 +615,7 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
     ax.axhline(prevalence, color="#9e9e9e", linestyle=":", label=f"chance (prevalence {prevalence:.3f})")
     if threshold is not None:
         thr = _check_threshold(threshold)
-        p, r, _ = _precision_recall_at(s > thr, t)
+        p, r, _ = precision_recall_at(s > thr, t)
         if not math.isnan(p):
             ax.plot(
                 [r], [p], marker="o", markersize=8, color=_ISSUE_COLOR, linestyle="none",
@@ -777,7 +777,7 @@ def build_report(
             "score and action.</p>",
         ))
     if truth_mask is not None:
-        p, r, f1 = _precision_recall_at(is_issue, truth_mask)
+        p, r, f1 = precision_recall_at(is_issue, truth_mask)
         ap = float(average_precision_score(truth_mask, scores))
         numbers_table = _kv_table([
             ("precision at threshold", p), ("recall at threshold", r), ("F1 at threshold", f1),
@@ -951,7 +951,7 @@ def summary_markdown(
     lines.append("")
 
     if truth_mask is not None:
-        p, r, f1 = _precision_recall_at(is_issue, truth_mask)
+        p, r, f1 = precision_recall_at(is_issue, truth_mask)
         tp = int((is_issue & truth_mask).sum())
         lines += [
             f"Against ground truth ({int(truth_mask.sum())} truly mislabeled rows): "
