@@ -32,6 +32,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detect.py
+	$(BIN)/python benchmarks/seed_spread.py
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
