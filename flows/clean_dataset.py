@@ -132,15 +132,17 @@ def scale_task(learner: Learner, prepared: Prepared, features: Features, config:
 
 @task(name="chain", **CACHED)
 def chain_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float, chain: int,
-               key: str) -> list[State]:
+               prefix: list[State], key: str) -> list[State]:
     """Members of one chain (``gex.cycles`` of them); chains are independent tasks.
+
+    ``prefix``: the chain's first members when the auto scale's probe already trained them.
 
     Each works on its own copy of the learner: ``functional_call`` swaps a module's parameters
     while it runs, so chains running side by side must not share one module.
     """
     learner = copy.deepcopy(learner)
     data = steps.learner_data(learner, prepared, features)
-    members = build_chain(learner, data, config=gex, ft_lr=ft_lr, chain=chain)
+    members = build_chain(learner, data, config=gex, ft_lr=ft_lr, chain=chain, prefix=prefix)
     get_run_logger().info("chain %d: %d members at ft_lr=%g", chain, len(members), ft_lr)
     return members
 
@@ -243,10 +245,13 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     else:
         ft_lr, reused = float(config.gex.ft_lr), []
     lap("auto scale")
-    futures = [chain_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, c,
+    # chains the probe started are continued from its states; the others start at θ*
+    prefixes = reused + [[] for _ in chains_to_build(config.gex, reused)]
+    futures = [chain_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, c, prefix,
                                                         key=_digest(base_key, ft_lr, "chain", c))
-               for c in chains_to_build(config.gex, reused)]
-    chains = reused + [f.result() for f in futures]
+               for c, prefix in enumerate(prefixes) if len(prefix) < config.gex.cycles]
+    done = iter(f.result() for f in futures)
+    chains = [prefix if len(prefix) == config.gex.cycles else next(done) for prefix in prefixes]
     members = [m for ch in chains for m in ch]
     lap("members")
     result = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex, ft_lr, auto,

@@ -33,7 +33,9 @@ class GEXConfig(BaseModel):
 
     chains: int = Field(8, ge=1, description="Independent chains from θ*, each seeded differently (trained together).")
     cycles: int = Field(4, ge=1, description="Cosine cycles per chain; each cycle's end is one member.")
-    cycle_epochs: float = Field(2.0, gt=0, description="Length of one cycle in epochs over the training data.")
+    cycle_epochs: float = Field(1.0, gt=0, description="Length of one cycle in epochs over the training data.")
+    min_cycle_steps: int = Field(12, ge=1, description="Fewest SGD steps in one cycle, whatever cycle_epochs gives "
+                                 "(small sets: a cycle of a few steps barely moves the members).")
     ft_lr: float | Literal["auto"] = Field(
         "auto", description="Peak fine-tuning rate of each cycle, or 'auto' to choose it from the data "
         "(agreement with out-of-sample evidence; see ensemble.choose_ft_lr).")
@@ -41,6 +43,8 @@ class GEXConfig(BaseModel):
     holdout_epochs: int = Field(15, ge=1, description="Epochs of each cross-fitted model whose out-of-sample "
                                 "predictions are the yardstick of ft_lr='auto'.")
     probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (reused as members).")
+    probe_cycles: int = Field(1, ge=1, description="Cycles each probe chain runs before the rate is chosen; the "
+                              "chosen rate's probe chains are then continued, not retrained.")
     batch_size: int = Field(128, ge=1, description="Minibatch size of member training.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of member training.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")
@@ -63,8 +67,10 @@ class GEXConfig(BaseModel):
         if self.chains * self.cycles < 2:
             raise ValueError(f"GEX needs at least 2 members; chains × cycles = {self.chains} × {self.cycles}. "
                              "Raise chains or cycles.")
-        if self.ft_lr == "auto" and min(self.probe_chains, self.chains) * self.cycles < 2:
-            raise ValueError("ft_lr='auto' probes need at least 2 members per rate; raise probe_chains or cycles.")
+        probe = min(self.probe_chains, self.chains) * min(self.probe_cycles, self.cycles)
+        if self.ft_lr == "auto" and probe < 2:
+            raise ValueError("ft_lr='auto' probes need at least 2 members per rate (probe_chains × probe_cycles, "
+                             "each at most chains / cycles); raise probe_chains or probe_cycles.")
         return self
 
     @property

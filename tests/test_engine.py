@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
-from influence_stage.ensemble import build_members, cycle_steps, run_chains, smooth
+from influence_stage.ensemble import build_chain, build_members, cycle_steps, run_chains, smooth
 from influence_stage.learner import CosineSchedule
 from influence_stage.losses import loss_matrix, mean_member_proba
 from influence_stage.models import cnn, mlp
@@ -43,6 +43,30 @@ def test_members_shape_order_and_movement(small_learner):
                        seed=cfg.seed, chain_ids=[1])
     assert _close_states(members[3], again[0][0])
     assert not _close_states(members[0], members[3])
+
+
+def test_continued_chains_equal_chains_run_in_one_go(small_learner):
+    learner, data = small_learner
+    theta = learner.get_state()
+    cfg = GEXConfig(chains=3, cycles=3, cycle_epochs=0.5)
+    whole = build_members(learner, data, config=cfg, ft_lr=0.2)
+    steps = cycle_steps(len(data), cfg, learner)
+    # the probe's view: the first cycle of chains 0 and 1, then continued by build_members
+    probe = run_chains(learner, data, start=theta, rates=[0.2, 0.2], cycles=1, steps=steps, seed=cfg.seed)
+    continued = build_members(learner, data, config=cfg, ft_lr=0.2, first_chains=probe)
+    assert continued[0] is probe[0][0] and continued[3] is probe[1][0]
+    for a, b in zip(whole, continued):
+        assert _close_states(a, b, atol=1e-4)
+    # one chain alone (the flow's task), continued from a prefix, equals the same chain
+    alone = build_chain(learner, data, config=cfg, ft_lr=0.2, chain=1, prefix=probe[1])
+    for a, b in zip(whole[3:6], alone):
+        assert _close_states(a, b, atol=1e-4)
+    assert _close_states(learner.get_state(), theta, atol=0)
+    # unequal or too long prefixes are refused with a message naming what was found
+    with pytest.raises(ValueError, match=r"same number \(1..3\) of members.*\[1, 2\]"):
+        build_members(learner, data, config=cfg, ft_lr=0.2, first_chains=[probe[0], probe[1] * 2])
+    with pytest.raises(ValueError, match="3 cycles; 4 were given"):
+        build_chain(learner, data, config=cfg, ft_lr=0.2, chain=0, prefix=probe[0] * 4)
 
 
 def test_loss_matrix_vmap_equals_loop_and_chunking(small_learner):
@@ -105,8 +129,9 @@ def test_auto_scale_runs_and_is_recorded(digits_noisy):
     assert res.auto is not None and res.ft_lr in (0.05, 0.2, 0.8)
     assert list(res.auto.probed) == [0.05, 0.2, 0.8]
     assert 0 < res.auto.contradicted_fraction < 0.5
-    # the probe chains at the chosen rate are the members (probe_chains=2=chains), not retrained
-    assert all(a is b for a, b in zip(res.members, [s for ch in res.auto.first_chains for s in ch]))
+    # the probe ran the first cycle of chains 0 and 1 at the chosen rate; the members continue them
+    assert [len(ch) for ch in res.auto.first_chains] == [1, 1]
+    assert res.members[0] is res.auto.first_chains[0][0] and res.members[2] is res.auto.first_chains[1][0]
     again = build_members(res.learner, TensorData.from_arrays(X[:600], y[:600]),
                           config=GEXConfig(chains=2, cycles=2), ft_lr=res.ft_lr)
     assert all(_close_states(a, b) for a, b in zip(again, res.members))

@@ -48,7 +48,7 @@ def small_source(tmp_path_factory):
 def params(tmp_path, source, **overrides) -> FlowConfig:
     clean = CleanConfig.from_mapping({
         "label_column": "label", "feature_columns": ["px_*"], "model": "mlp", "action": "drop",
-        "gex": {"chains": 3, "cycles": 2, "ft_lr": "auto", "probe_chains": 1, "lr_grid": [0.1, 0.4, 1.6]},
+        "gex": {"chains": 3, "cycles": 2, "ft_lr": "auto", "probe_chains": 2, "lr_grid": [0.1, 0.4, 1.6]},
         "fit": {"epochs": 20}, **overrides.pop("clean", {})})
     return FlowConfig(source=source, name="small", clean=clean, publish_root=str(tmp_path / "pub"),
                       cache_dir=str(tmp_path / "cache"), **overrides)
@@ -57,10 +57,12 @@ def params(tmp_path, source, **overrides) -> FlowConfig:
 def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     calls = []
     real = flow_module.build_chain
-    monkeypatch.setattr(flow_module, "build_chain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(flow_module, "build_chain",
+                        lambda *a, **k: calls.append((k["chain"], len(k["prefix"]))) or real(*a, **k))
     p = params(tmp_path, small_source)
     first = clean_dataset(p)
-    assert len(calls) == 2  # chains 1 and 2; chain 0 comes from the auto-scale probe
+    # chains 0 and 1 continue the auto-scale probe's first cycle; chain 2 starts at θ*
+    assert sorted(calls) == [(0, 1), (1, 1), (2, 0)]
     ds, manifest, meta = load_published(first["published"])
     assert len(manifest) == 400 and sorted(manifest.row_id) == list(range(400))
     assert len(ds) == first["rows out"] == (manifest.action != "drop").sum()
