@@ -33,6 +33,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detect.py --seeds 0 1
 	$(BIN)/python benchmarks/seed_spread.py
+	$(BIN)/python benchmarks/cycle_floor.py
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

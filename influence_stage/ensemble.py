@@ -199,7 +199,8 @@ class AutoScale:
 
     ``probed`` maps each grid rate to ``(agreement, smoothed agreement, fit, members' mean loss)``;
     rates whose members' mean loss exceeds ``oos_mean_loss`` are not chosen. ``first_chains`` holds
-    the probe chains at the chosen rate, equal to the first chains of the final members and reused.
+    the probe chains at the chosen rate (``probe_cycles`` members each), equal to the first cycles of
+    the first chains of the final members and continued by ``build_members``.
     """
 
     ft_lr: float
@@ -251,9 +252,9 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
                  progress: bool = False) -> AutoScale:
     """Choose the fine-tuning rate from the data alone (criterion in the module docstring).
 
-    All grid rates are probed together (one batched run of ``len(lr_grid) × probe_chains`` chains);
-    probe chain c at a rate is exactly chain c of the final members at that rate, so the chosen
-    rate's probe chains are reused as members.
+    All grid rates are probed together (one batched run of ``len(lr_grid) × probe_chains`` chains,
+    ``probe_cycles`` cycles each); probe chain c at a rate is exactly the first cycles of chain c of
+    the final members at that rate, so ``build_members`` continues the chosen rate's probe chains.
     """
     p_oos = out_of_sample_proba(learner, data, config=config, fit_config=fit_config)
     contradicted = p_oos < 0.5
