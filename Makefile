@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/detect.py --seeds 0 1
 	$(BIN)/python benchmarks/seed_spread.py
 	$(BIN)/python benchmarks/cycle_floor.py
+	$(BIN)/python benchmarks/auto_ablation.py
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -3,7 +3,8 @@
 For every detection setting (benchmarks/detect.py) and seeds 0 and 1: GEX-auto with the defaults
 (yardstick models trained ``holdout_epochs=8`` epochs, probe chains run ``probe_cycles=1`` cycle)
 against 15 yardstick epochs and against a probe of all 4 cycles, each next to the best fixed rate
-of the grid. Reports the AP gap to the best grid rate and the CPU seconds of the rate choice.
+of the grid. Reports the AP gap to the best grid rate and the CPU seconds of the whole GEX-auto
+run from θ* (one run each, no warm-up: compare them within this table, not with detect.py).
 Writes benchmarks/results/auto_ablation.json and the "auto_ablation" section of RESULTS.md.
 Run: .venv/bin/python benchmarks/auto_ablation.py  (about 5 minutes on 2 CPU cores)
 """

@@ -148,5 +148,5 @@ def confident_learning_scores(labels: np.ndarray, pred_probs: np.ndarray) -> tup
     except ImportError as exc:  # optional dependency
         raise InvalidInputError("confident learning needs cleanlab: pip install 'influence_stage[bench]'.") from exc
     quality = get_label_quality_scores(labels, pred_probs)
-    issues = find_label_issues(labels, pred_probs)
+    issues = find_label_issues(labels, pred_probs, n_jobs=1)  # one process, like the one-thread torch runs
     return 1.0 - quality, issues

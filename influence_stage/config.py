@@ -42,9 +42,10 @@ class GEXConfig(BaseModel):
     lr_grid: tuple[float, ...] = Field(DEFAULT_LR_GRID, description="Rates probed by ft_lr='auto'.")
     holdout_epochs: int = Field(8, ge=1, description="Epochs of each cross-fitted model whose out-of-sample "
                                 "predictions are the yardstick of ft_lr='auto'.")
-    probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (reused as members).")
-    probe_cycles: int = Field(1, ge=1, description="Cycles each probe chain runs before the rate is chosen; the "
-                              "chosen rate's probe chains are then continued, not retrained.")
+    probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (continued as members).")
+    probe_cycles: int = Field(1, ge=1, description="Cycles each probe chain runs before the rate is chosen (raised "
+                              "to 2 when a single chain is probed); the chosen rate's probe chains are then continued, "
+                              "not retrained.")
     batch_size: int = Field(128, ge=1, description="Minibatch size of member training.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of member training.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")
@@ -67,12 +68,17 @@ class GEXConfig(BaseModel):
         if self.chains * self.cycles < 2:
             raise ValueError(f"GEX needs at least 2 members; chains × cycles = {self.chains} × {self.cycles}. "
                              "Raise chains or cycles.")
-        probe = min(self.probe_chains, self.chains) * min(self.probe_cycles, self.cycles)
-        if self.ft_lr == "auto" and probe < 2:
-            raise ValueError("ft_lr='auto' probes need at least 2 members per rate (probe_chains × probe_cycles, "
-                             "each at most chains / cycles); raise probe_chains or probe_cycles.")
+        if self.ft_lr == "auto" and min(self.probe_chains, self.chains) * self.cycles < 2:
+            raise ValueError("ft_lr='auto' probes need at least 2 members per rate; raise probe_chains or cycles.")
         return self
 
     @property
     def n_members(self) -> int:
         return self.chains * self.cycles
+
+    @property
+    def probe_cycle_count(self) -> int:
+        """Cycles each probe chain runs: ``probe_cycles``, raised so a rate gets at least 2 members
+        (one probe chain runs 2 cycles), never more than ``cycles``."""
+        chains = min(self.probe_chains, self.chains)
+        return min(self.cycles, max(self.probe_cycles, -(-2 // chains)))

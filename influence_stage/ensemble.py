@@ -16,11 +16,12 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    A row is *contradicted* when the model that never saw it gives its given label probability < 0.5.
    This is the signal confident learning uses; here it is only a yardstick.
 2. *Probe.* For every rate of ``lr_grid``, ``probe_chains`` chains run the first ``probe_cycles``
-   cycles from θ* (all in one batched run) and give GEX self-influence on every row; the rate's
+   cycles from θ* (2 when a single chain is probed; all in one batched run) and give GEX self-influence on every row; the rate's
    *agreement* is the average precision of those scores against the contradicted flags (with
-   fewer than 5 contradicted rows: their Spearman correlation with the out-of-sample loss). One
-   cycle per probe chain ranks the rates as four cycles do (measured on the detection benchmark,
-   two seeds) at a quarter of the cost.
+   fewer than 5 contradicted rows: their Spearman correlation with the out-of-sample loss). A
+   one-cycle probe chose the same rate as a four-cycle probe in 8 of 10 (setting, seed) pairs of
+   the detection benchmark, and ≤ 0.006 AP worse in the other two, at a quarter of the probe's
+   cost (benchmarks/auto_ablation.py).
 3. *Basin guard.* A rate is admissible only if its members' mean training loss is at most the
    mean out-of-sample loss of step 1: members may forget what θ* memorised, but must still fit the
    rows at least as well as a model that never saw them. Larger rates blow single losses up by
@@ -61,7 +62,8 @@ def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None) 
 
     Minibatches have the learner's own ``batch_size`` when it has one (it is what ``train_steps``
     uses), else ``config.batch_size``. The floor matters on small sets: a cycle of a few steps
-    barely moves the members (measured: 400 digits rows, 3 steps per cycle, AP 0.80; 12 steps, 0.92).
+    barely moves the members (benchmarks/cycle_floor.py: 400 digits rows, 3 steps per cycle, AP
+    0.75; 12 steps, 0.90).
     """
     batch_size = int(getattr(learner, "batch_size", None) or config.batch_size)
     per_epoch = max(n_rows // min(batch_size, n_rows), 1)
@@ -199,7 +201,7 @@ class AutoScale:
 
     ``probed`` maps each grid rate to ``(agreement, smoothed agreement, fit, members' mean loss)``;
     rates whose members' mean loss exceeds ``oos_mean_loss`` are not chosen. ``first_chains`` holds
-    the probe chains at the chosen rate (``probe_cycles`` members each), equal to the first cycles of
+    the probe chains at the chosen rate (``probe_cycle_count`` members each), equal to the first cycles of
     the first chains of the final members and continued by ``build_members``.
     """
 
@@ -253,7 +255,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     """Choose the fine-tuning rate from the data alone (criterion in the module docstring).
 
     All grid rates are probed together (one batched run of ``len(lr_grid) × probe_chains`` chains,
-    ``probe_cycles`` cycles each); probe chain c at a rate is exactly the first cycles of chain c of
+    ``config.probe_cycle_count`` cycles each); probe chain c at a rate is exactly the first cycles of chain c of
     the final members at that rate, so ``build_members`` continues the chosen rate's probe chains.
     """
     p_oos = out_of_sample_proba(learner, data, config=config, fit_config=fit_config)
@@ -265,7 +267,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     grid = list(config.lr_grid)
     k = min(config.probe_chains, config.chains)
     runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)],
-                      cycles=min(config.probe_cycles, config.cycles),
+                      cycles=config.probe_cycle_count,
                       steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=list(range(k)) * len(grid),
                       progress=progress, desc="auto ft_lr probe")
     agreement, fits, mean_loss = [], [], []

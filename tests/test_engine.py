@@ -34,7 +34,7 @@ def test_batched_chains_equal_sequential_chains(small_learner):
 def test_members_shape_order_and_movement(small_learner):
     learner, data = small_learner
     theta = learner.get_state()
-    cfg = GEXConfig(chains=2, cycles=3, cycle_epochs=0.5, ft_lr=0.1)
+    cfg = GEXConfig(chains=2, cycles=3, cycle_epochs=0.5, min_cycle_steps=1, ft_lr=0.1)
     members = build_members(learner, data, config=cfg, ft_lr=0.1)
     assert len(members) == 6
     assert all(not _close_states(m, theta, atol=1e-6) for m in members)
@@ -45,10 +45,13 @@ def test_members_shape_order_and_movement(small_learner):
     assert not _close_states(members[0], members[3])
 
 
-def test_continued_chains_equal_chains_run_in_one_go(small_learner):
+@pytest.mark.parametrize("batched", [True, False])
+def test_continued_chains_equal_chains_run_in_one_go(small_learner, batched):
     learner, data = small_learner
+    if not batched:
+        learner.can_train_batched = lambda: False  # the per-chain train_steps path (batch-norm, HF models)
     theta = learner.get_state()
-    cfg = GEXConfig(chains=3, cycles=3, cycle_epochs=0.5)
+    cfg = GEXConfig(chains=3, cycles=3, cycle_epochs=0.5, min_cycle_steps=1)
     whole = build_members(learner, data, config=cfg, ft_lr=0.2)
     steps = cycle_steps(len(data), cfg, learner)
     # the probe's view: the first cycle of chains 0 and 1, then continued by build_members
@@ -71,7 +74,7 @@ def test_continued_chains_equal_chains_run_in_one_go(small_learner):
 
 def test_loss_matrix_vmap_equals_loop_and_chunking(small_learner):
     learner, data = small_learner
-    cfg = GEXConfig(chains=2, cycles=2, cycle_epochs=0.5)
+    cfg = GEXConfig(chains=2, cycles=2, cycle_epochs=0.5, min_cycle_steps=1)
     members = build_members(learner, data, config=cfg, ft_lr=0.1)
     ref = loss_matrix(learner, members, data, method="loop")
     # the loop reference itself equals per-member per_sample_loss
@@ -158,6 +161,22 @@ def test_trim_option_reaches_the_scores(digits_noisy):
               fit_config=FitConfig(epochs=5))
     np.testing.assert_allclose(res.scores, self_influence(res.loss_matrix, res.base_loss, trim=1))
     assert not np.allclose(res.scores, self_influence(res.loss_matrix, res.base_loss))
+
+
+def test_probe_cycles_give_every_rate_two_members():
+    assert GEXConfig().probe_cycle_count == 1  # 2 probe chains × 1 cycle
+    assert GEXConfig(chains=1, cycles=4).probe_cycle_count == 2  # one chain: 2 cycles
+    assert GEXConfig(probe_chains=1).probe_cycle_count == 2
+    assert GEXConfig(probe_cycles=9, cycles=4).probe_cycle_count == 4  # never more than the chain has
+    res = gex("mlp", *_tiny_xy(), config=GEXConfig(chains=1, cycles=3, lr_grid=(0.1, 0.4), holdout_epochs=2))
+    assert [len(ch) for ch in res.auto.first_chains] == [2] and res.loss_matrix.shape[1] == 3
+    assert all(a is b for a, b in zip(res.members[:2], res.auto.first_chains[0]))
+
+
+def _tiny_xy():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0).astype(int)
 
 
 def test_warns_when_theta_fits_few_rows(caplog):

@@ -24,7 +24,7 @@ from flows.clean_dataset import FlowConfig, clean_dataset
 from flows.deployments import build_deployment
 from influence_stage import ValidationFailedError
 from influence_stage.cli import main
-from influence_stage.pipeline import CleanConfig
+from influence_stage.pipeline import CleanConfig, run_pipeline
 from influence_stage.publish import list_versions, load_published
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +69,11 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     assert (manifest.action == "drop").sum() == first.get("action drop", 0) > 0
     for name in ("report.html", "manifest.parquet", "config.json", "meta.json"):
         assert (tmp_path / "pub" / "small" / "v0001" / name).is_file()
+
+    # the flow's per-chain tasks (probe chains continued, the rest from θ*) give the library's scores
+    library = run_pipeline(small_source, p.clean)
+    order = np.argsort(manifest.row_id.to_numpy())
+    np.testing.assert_allclose(manifest.score.to_numpy()[order], library.gex_result.scores, rtol=1e-4, atol=1e-7)
 
     calls.clear()
     second = clean_dataset(p)
