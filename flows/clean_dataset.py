@@ -1,9 +1,10 @@
 """The cleaning flow: one Prefect task per step of the stage, each calling one library function.
 
-load → validate input → featurize → fit θ* → auto scale → members (one task per chain) → loss
-matrix → scores + decisions → apply → validate output → publish (+ report, artifacts).
+load → validate input → featurize → fit θ* → auto scale → members (``chains_per_task`` chains per
+task, trained together; all in one task by default, one per task on Dask) → loss matrix → scores +
+decisions → apply → validate output → publish (+ report, artifacts).
 
-Expensive results (θ*, the scale probe, each chain's members, the loss matrix) are cached by
+Expensive results (θ*, the scale probe, each group of chains, the loss matrix) are cached by
 content: the key is the dataset fingerprint plus the fingerprint of the configuration fields that
 affect them (``pipeline.config_fingerprint``, which includes the content of a checkpoint or ``hf:``
 folder named by ``clean.model``), and results are persisted under ``cache_dir``. Tasks get their
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage import pipeline as steps
 from influence_stage.config import GEXConfig
-from influence_stage.ensemble import AutoScale, build_chain, chains_to_build, choose_ft_lr
+from influence_stage.ensemble import AutoScale, build_chains, chains_to_build, choose_ft_lr
 from influence_stage.gex import GEXResult, result_from_members
 from influence_stage.learner import Learner, State
 from influence_stage.pipeline import CleanConfig, Features, Prepared
@@ -55,6 +56,9 @@ class FlowConfig(BaseModel):
     truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
                               "used only for the report's precision/recall).")
     progress: bool = Field(False, description="Show progress bars while training.")
+    chains_per_task: int = Field(0, ge=0, description="Chains trained together in one task (batched where the "
+                                 "model allows). 0: all in one task, the fastest on one machine; the Dask runner "
+                                 "uses 1 unless set, to spread chains over workers.")
     push_to_hub: str | None = Field(None, description="Hub repo id to push the published version to (explicit "
                                     "opt-in; needs network and a token).")
 
@@ -130,20 +134,19 @@ def scale_task(learner: Learner, prepared: Prepared, features: Features, config:
     return auto
 
 
-@task(name="chain", **CACHED)
-def chain_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float, chain: int,
-               prefix: list[State], key: str) -> list[State]:
-    """Members of one chain (``gex.cycles`` of them); chains are independent tasks.
+@task(name="chains", **CACHED)
+def chains_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float,
+                chains: list[int], prefixes: list[list[State]], key: str) -> list[list[State]]:
+    """Members of a group of chains (``gex.cycles`` each), trained together (``ensemble.build_chains``).
 
-    ``prefix``: the chain's first members when the auto scale's probe already trained them.
-
-    Each works on its own copy of the learner: ``functional_call`` swaps a module's parameters
-    while it runs, so chains running side by side must not share one module.
+    ``prefixes``: each chain's first members when the auto scale's probe already trained them.
+    Each task works on its own copy of the learner: ``functional_call`` swaps a module's parameters
+    while it runs, so tasks running side by side must not share one module.
     """
     learner = copy.deepcopy(learner)
     data = steps.learner_data(learner, prepared, features)
-    members = build_chain(learner, data, config=gex, ft_lr=ft_lr, chain=chain, prefix=prefix)
-    get_run_logger().info("chain %d: %d members at ft_lr=%g", chain, len(members), ft_lr)
+    members = build_chains(learner, data, config=gex, ft_lr=ft_lr, chain_ids=chains, prefixes=prefixes)
+    get_run_logger().info("chains %s: %d members at ft_lr=%g", chains, sum(map(len, members)), ft_lr)
     return members
 
 
@@ -247,11 +250,17 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     lap("auto scale")
     # chains the probe started are continued from its states; the others start at θ*
     prefixes = reused + [[] for _ in chains_to_build(config.gex, reused)]
-    futures = [chain_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, c, prefix,
-                                                        key=_digest(base_key, ft_lr, "chain", c))
-               for c, prefix in enumerate(prefixes) if len(prefix) < config.gex.cycles]
-    done = iter(f.result() for f in futures)
-    chains = [prefix if len(prefix) == config.gex.cycles else next(done) for prefix in prefixes]
+    todo = [c for c, prefix in enumerate(prefixes) if len(prefix) < config.gex.cycles]
+    size = params.chains_per_task or max(len(todo), 1)
+    groups = [todo[i:i + size] for i in range(0, len(todo), size)]
+    futures = [chains_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, group,
+                                                         [prefixes[c] for c in group],
+                                                         key=_digest(base_key, ft_lr, "chains", *group))
+               for group in groups]
+    chains = list(prefixes)
+    for group, future in zip(groups, futures):
+        for c, members in zip(group, future.result()):
+            chains[c] = members
     members = [m for ch in chains for m in ch]
     lap("members")
     result = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex, ft_lr, auto,

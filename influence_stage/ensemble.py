@@ -121,21 +121,47 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
     return out
 
 
+def build_chains(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float, chain_ids: Sequence[int],
+                 prefixes: Sequence[Sequence[State]] | None = None, progress: bool = False) -> list[list[State]]:
+    """The ``config.cycles`` members of each chain in ``chain_ids``, trained together where possible.
+
+    ``prefixes[i]``: the first members of chain ``chain_ids[i]``, already trained (by the auto
+    scale's probe; empty: the chain starts at θ*, the learner's current parameters). Chains that
+    are behind first catch up with the others, then all run the remaining cycles in one batched
+    run (where the learner supports it). Each chain equals the same chain run in one go.
+    Returns ``states[i][cycle]``; the learner is left at θ*.
+    """
+    prefixes = [[] for _ in chain_ids] if prefixes is None else [list(p) for p in prefixes]
+    if len(prefixes) != len(chain_ids):
+        raise InvalidInputError(f"{len(chain_ids)} chains but {len(prefixes)} prefixes.")
+    for c, p in zip(chain_ids, prefixes):
+        if len(p) > config.cycles:
+            raise InvalidInputError(f"a chain has {config.cycles} cycles; {len(p)} were given as the prefix of chain {c}.")
+    if not (isinstance(ft_lr, (int, float)) and ft_lr > 0 and math.isfinite(ft_lr)):
+        raise InvalidInputError(f"ft_lr must be a positive number; found {ft_lr!r}.")
+    theta = learner.get_state()
+    steps = cycle_steps(len(data), config, learner)
+    states = prefixes
+    while True:
+        unfinished = [i for i, st in enumerate(states) if len(st) < config.cycles]
+        if not unfinished:
+            return states
+        done = min(len(states[i]) for i in unfinished)
+        group = [i for i in unfinished if len(states[i]) == done]
+        ahead = [len(states[i]) for i in unfinished if len(states[i]) > done]
+        upto = min(ahead) if ahead else config.cycles  # catch up with the next group, then go on together
+        runs = run_chains(learner, data, start=theta, rates=[ft_lr] * len(group), cycles=upto - done, steps=steps,
+                          seed=config.seed, chain_ids=[chain_ids[i] for i in group],
+                          from_states=[states[i][-1] if states[i] else theta for i in group], first_cycle=done,
+                          progress=progress)
+        for i, run in zip(group, runs):
+            states[i] = states[i] + run
+
+
 def build_chain(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float, chain: int,
                 prefix: Sequence[State] = ()) -> list[State]:
-    """The ``config.cycles`` members of chain ``chain`` alone; equal to that chain in ``build_members``.
-
-    ``prefix``: the chain's first members, already trained (by the auto scale's probe); the chain
-    continues from the last of them. The learner's current parameters are θ*.
-    """
-    prefix = list(prefix)
-    if len(prefix) > config.cycles:
-        raise InvalidInputError(f"a chain has {config.cycles} cycles; {len(prefix)} were given as its prefix.")
-    theta = learner.get_state()
-    rest = run_chains(learner, data, start=theta, rates=[ft_lr], cycles=config.cycles - len(prefix),
-                      steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=[chain],
-                      from_states=[prefix[-1] if prefix else theta], first_cycle=len(prefix))[0]
-    return prefix + rest
+    """The ``config.cycles`` members of chain ``chain`` alone; equal to that chain in ``build_members``."""
+    return build_chains(learner, data, config=config, ft_lr=ft_lr, chain_ids=[chain], prefixes=[prefix])[0]
 
 
 def chains_to_build(config: GEXConfig, first_chains: Sequence[Sequence[State]] = ()) -> list[int]:
@@ -158,33 +184,19 @@ def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_l
     """``config.chains × config.cycles`` members from the learner's current parameters (θ*).
 
     ``first_chains``: the first cycles of chains 0..c-1, already trained at ``ft_lr`` with this
-    config's seeds (by the auto scale's probe); they are continued, not retrained. The other chains
-    first catch up to the same cycle, then all chains run the remaining cycles together (one
-    batched run where the learner supports it). Returns the members chain-major; the learner is
-    left at θ*.
+    config's seeds (by the auto scale's probe); they are continued, not retrained (``build_chains``).
+    Returns the members chain-major; the learner is left at θ*.
     """
     if config.n_members < 2:
         raise InvalidInputError(
             f"GEX needs at least 2 members; chains × cycles = {config.chains} × {config.cycles} = "
             f"{config.n_members}. Raise chains or cycles."
         )
-    if not (isinstance(ft_lr, (int, float)) and ft_lr > 0 and math.isfinite(ft_lr)):
-        raise InvalidInputError(f"ft_lr must be a positive number; found {ft_lr!r}.")
-    theta = learner.get_state()
-    done = _prefix_length(config, first_chains)
-    per_chain = [list(ch) for ch in first_chains[:config.chains]]
-    steps = cycle_steps(len(data), config, learner)
-    todo = chains_to_build(config, first_chains)
-    if todo:  # fresh chains catch up with the probe's chains (or run whole when nothing was reused)
-        per_chain += run_chains(learner, data, start=theta, rates=[ft_lr] * len(todo), cycles=done or config.cycles,
-                                steps=steps, seed=config.seed, chain_ids=todo, progress=progress)
-    done = done or config.cycles
-    if done < config.cycles:
-        rest = run_chains(learner, data, start=theta, rates=[ft_lr] * config.chains, cycles=config.cycles - done,
-                          steps=steps, seed=config.seed, chain_ids=list(range(config.chains)),
-                          from_states=[ch[-1] for ch in per_chain], first_cycle=done, progress=progress)
-        per_chain = [ch + r for ch, r in zip(per_chain, rest)]
-    return [st for chain in per_chain for st in chain]
+    reused = list(first_chains[:config.chains])
+    prefixes = reused + [[] for _ in chains_to_build(config, first_chains)]
+    chains = build_chains(learner, data, config=config, ft_lr=ft_lr, chain_ids=list(range(config.chains)),
+                          prefixes=prefixes, progress=progress)
+    return [st for chain in chains for st in chain]
 
 
 def label_fit(p_given: np.ndarray) -> float:
