@@ -274,7 +274,8 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     counts = table["action"].value_counts().to_dict()
     summary = {"rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
                **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": ft_lr,
-               "threshold": float(decisions.threshold.value), "members": len(members)}
+               "threshold": float(decisions.threshold.value), "members": len(members),
+               "theta fit": round(result.theta_fit, 4)}  # share of rows θ* fits; GEX warns below 0.8
     published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
                              summary, fingerprint)
     lap("publish + report")

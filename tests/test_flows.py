@@ -75,6 +75,7 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     library = run_pipeline(small_source, p.clean)
     order = np.argsort(manifest.row_id.to_numpy())
     np.testing.assert_allclose(manifest.score.to_numpy()[order], library.gex_result.scores, rtol=1e-4, atol=1e-7)
+    assert first["theta fit"] == pytest.approx(library.gex_result.theta_fit, abs=1e-4) and first["theta fit"] > 0.8
 
     calls.clear()
     second = clean_dataset(p)
