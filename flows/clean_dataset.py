@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage import pipeline as steps
 from influence_stage.config import GEXConfig
-from influence_stage.ensemble import AutoScale, build_chains, chains_to_build, choose_ft_lr
+from influence_stage.ensemble import AutoScale, build_chains, chains_to_build, choose_ft_lr, trains_batched
 from influence_stage.gex import GEXResult, result_from_members
 from influence_stage.learner import Learner, State
 from influence_stage.pipeline import CleanConfig, Features, Prepared
@@ -56,9 +56,10 @@ class FlowConfig(BaseModel):
     truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
                               "used only for the report's precision/recall).")
     progress: bool = Field(False, description="Show progress bars while training.")
-    chains_per_task: int = Field(0, ge=0, description="Chains trained together in one task (batched where the "
-                                 "model allows). 0: all in one task, the fastest on one machine; the Dask runner "
-                                 "uses 1 unless set, to spread chains over workers.")
+    chains_per_task: int | None = Field(None, ge=1, description="Chains trained together in one task. Default: "
+                                        "all in one batched task when the model trains chains batched (the fastest "
+                                        "on one machine), else one chain per task (each cached on its own); on Dask, "
+                                        "one chain per task, spread over the workers.")
     push_to_hub: str | None = Field(None, description="Hub repo id to push the published version to (explicit "
                                     "opt-in; needs network and a token).")
 
@@ -136,7 +137,7 @@ def scale_task(learner: Learner, prepared: Prepared, features: Features, config:
 
 @task(name="chains", **CACHED)
 def chains_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float,
-                chains: list[int], prefixes: list[list[State]], key: str) -> list[list[State]]:
+                chains: list[int], prefixes: list[list[State]], key: str, progress: bool = False) -> list[list[State]]:
     """Members of a group of chains (``gex.cycles`` each), trained together (``ensemble.build_chains``).
 
     ``prefixes``: each chain's first members when the auto scale's probe already trained them.
@@ -145,7 +146,8 @@ def chains_task(learner: Learner, prepared: Prepared, features: Features, gex: G
     """
     learner = copy.deepcopy(learner)
     data = steps.learner_data(learner, prepared, features)
-    members = build_chains(learner, data, config=gex, ft_lr=ft_lr, chain_ids=chains, prefixes=prefixes)
+    members = build_chains(learner, data, config=gex, ft_lr=ft_lr, chain_ids=chains, prefixes=prefixes,
+                           progress=progress)
     get_run_logger().info("chains %s: %d members at ft_lr=%g", chains, sum(map(len, members)), ft_lr)
     return members
 
@@ -251,20 +253,22 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     # chains the probe started are continued from its states; the others start at θ*
     prefixes = reused + [[] for _ in chains_to_build(config.gex, reused)]
     todo = [c for c, prefix in enumerate(prefixes) if len(prefix) < config.gex.cycles]
-    size = params.chains_per_task or max(len(todo), 1)
+    size = params.chains_per_task or (max(len(todo), 1) if trains_batched(learner) else 1)
     groups = [todo[i:i + size] for i in range(0, len(todo), size)]
     futures = [chains_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, group,
                                                          [prefixes[c] for c in group],
-                                                         key=_digest(base_key, ft_lr, "chains", *group))
+                                                         key=_digest(base_key, ft_lr, "chains", *group),
+                                                         progress=params.progress)
                for group in groups]
     chains = list(prefixes)
-    for group, future in zip(groups, futures):
-        for c, members in zip(group, future.result()):
+    for group, future in zip(groups, futures, strict=True):
+        for c, members in zip(group, future.result(), strict=True):
             chains[c] = members
     members = [m for ch in chains for m in ch]
     lap("members")
+    # the grouping is in the key: chains trained together equal chains trained apart only up to rounding
     result = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex, ft_lr, auto,
-                                              key=_digest(base_key, ft_lr, "loss"))
+                                              key=_digest(base_key, ft_lr, "loss", *map(tuple, groups)))
     lap("loss matrix + scores")
     decisions = decide_task(result, prepared, features, config)
     cleaned = apply_task(prepared, decisions, config)
@@ -275,7 +279,7 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     summary = {"rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
                **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": ft_lr,
                "threshold": float(decisions.threshold.value), "members": len(members),
-               "theta fit": round(result.theta_fit, 4)}  # share of rows θ* fits; GEX warns below 0.8
+               "theta fit": round(result.theta_fit, 4)}  # share of rows θ* fits (gex.THETA_FIT_WARNING)
     published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
                              summary, fingerprint)
     lap("publish + report")

@@ -31,6 +31,6 @@ def clean_on_dask(params: Any, *, address: str | None = None, n_workers: int = 2
     from flows.clean_dataset import clean_dataset
 
     runner = dask_task_runner(address, n_workers=n_workers, processes=processes)
-    if params.chains_per_task == 0:  # one chain per task, so the workers share them
+    if params.chains_per_task is None:  # one chain per task, so the workers share them
         params = params.model_copy(update={"chains_per_task": 1})
     return clean_dataset.with_options(task_runner=runner)(params)

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
         p.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
         p.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub repo")
+        p.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
+                       "in one batched task; one per task on Dask or for models that train chains one at a time)")
 
     clean = sub.add_parser("clean", help="clean one dataset now and publish it", epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,7 +89,8 @@ def flow_config(args: argparse.Namespace) -> Any:
         except ValueError:
             raise InvalidInputError(f"--ft-lr must be 'auto' or a positive number; found {args.ft_lr!r}.") from None
         clean["gex"] = {**(clean.get("gex") or {}), "ft_lr": ft_lr}
-    for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub"):
+    for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub",
+                 "chains_per_task"):
         if getattr(args, flag) is not None:
             base[flag] = getattr(args, flag)
     for needed in ("source", "name"):

@@ -75,7 +75,8 @@ def member_seed(seed: int, chain: int, cycle: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(chain), int(cycle)]).generate_state(1)[0])
 
 
-def _batched(learner: Learner) -> bool:
+def trains_batched(learner: Learner) -> bool:
+    """Whether the learner trains several chains in one batched run (``train_chains``)."""
     return hasattr(learner, "train_chains") and learner.can_train_batched()
 
 
@@ -98,7 +99,7 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
     out: list[list[State]] = [[] for _ in rates]
     bar = tqdm(total=len(rates) * cycles, desc=desc, disable=not progress, leave=False)
     try:
-        if _batched(learner):
+        if trains_batched(learner):
             states = list(from_states)
             for k in range(first_cycle, first_cycle + cycles):
                 schedules = [CosineSchedule(float(r), steps) for r in rates]

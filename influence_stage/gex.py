@@ -141,8 +141,8 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
                         auto: AutoScale | None = None, progress: bool = False) -> GEXResult:
     """Base losses at θ* (the learner's current state), the loss matrix of ``members`` and the scores.
 
-    The last step of ``score_fitted``; the Prefect flow calls it too, after building the members
-    one chain per task.
+    The last step of ``score_fitted``; the Prefect flow calls it too, after building the members in
+    its own tasks.
     """
     base = learner.per_sample_loss(data)
     fit = float(np.mean(base < np.log(2.0)))

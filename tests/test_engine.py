@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
-from influence_stage.ensemble import build_chain, build_members, cycle_steps, run_chains, smooth
+from influence_stage.ensemble import build_chain, build_chains, build_members, cycle_steps, run_chains, smooth
 from influence_stage.learner import CosineSchedule
 from influence_stage.losses import loss_matrix, mean_member_proba
 from influence_stage.models import cnn, mlp
@@ -70,6 +70,23 @@ def test_continued_chains_equal_chains_run_in_one_go(small_learner, batched):
         build_members(learner, data, config=cfg, ft_lr=0.2, first_chains=[probe[0], probe[1] * 2])
     with pytest.raises(ValueError, match="3 cycles; 4 were given"):
         build_chain(learner, data, config=cfg, ft_lr=0.2, chain=0, prefix=probe[0] * 4)
+
+
+def test_build_chains_with_unequal_prefixes_and_any_chain_ids(small_learner):
+    learner, data = small_learner
+    cfg = GEXConfig(chains=2, cycles=3, cycle_epochs=0.5, min_cycle_steps=1)
+    ids = [5, 9, 7]
+    whole = build_chains(learner, data, config=cfg, ft_lr=0.2, chain_ids=ids)
+    prefixes = [[], whole[1][:2], whole[2][:1]]  # chain 9 two cycles ahead, chain 7 one
+    continued = build_chains(learner, data, config=cfg, ft_lr=0.2, chain_ids=ids, prefixes=prefixes)
+    for a, b in zip(whole, continued):
+        assert len(b) == 3 and all(_close_states(x, y, atol=1e-4) for x, y in zip(a, b))
+    assert continued[1][0] is whole[1][0] and continued[2][0] is whole[2][0]  # prefixes kept as given
+    full = build_chains(learner, data, config=cfg, ft_lr=0.2, chain_ids=[5], prefixes=[whole[0]])
+    assert all(a is b for a, b in zip(full[0], whole[0]))  # nothing left to train
+    assert build_chains(learner, data, config=cfg, ft_lr=0.2, chain_ids=[]) == []
+    with pytest.raises(ValueError, match="2 chains but 1 prefixes"):
+        build_chains(learner, data, config=cfg, ft_lr=0.2, chain_ids=[0, 1], prefixes=[[]])
 
 
 def test_loss_matrix_vmap_equals_loop_and_chunking(small_learner):

@@ -71,7 +71,7 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     for name in ("report.html", "manifest.parquet", "config.json", "meta.json"):
         assert (tmp_path / "pub" / "small" / "v0001" / name).is_file()
 
-    # the flow's per-chain tasks (probe chains continued, the rest from θ*) give the library's scores
+    # the flow's chain task (probe chains continued, the rest from θ*) gives the library's scores
     library = run_pipeline(small_source, p.clean)
     order = np.argsort(manifest.row_id.to_numpy())
     np.testing.assert_allclose(manifest.score.to_numpy()[order], library.gex_result.scores, rtol=1e-4, atol=1e-7)
@@ -83,6 +83,23 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     _, manifest2, _ = load_published(second["published"])
     assert second["published"].endswith("v0002")
     np.testing.assert_array_equal(manifest.score.to_numpy(), manifest2.score.to_numpy())
+
+
+def test_chains_per_task_groups_chains_and_keeps_the_scores(tmp_path, small_source, monkeypatch):
+    calls = []
+    real = flow_module.build_chains
+    monkeypatch.setattr(flow_module, "build_chains", lambda *a, **k: calls.append(list(k["chain_ids"])) or real(*a, **k))
+    fixed = {"clean": {"gex": {"chains": 3, "cycles": 1, "ft_lr": 0.4}}}
+    together = clean_dataset(params(tmp_path, small_source, **fixed))
+    assert calls == [[0, 1, 2]]
+    calls.clear()
+    split = clean_dataset(params(tmp_path, small_source, chains_per_task=2, **fixed))
+    assert sorted(calls) == [[0, 1], [2]]  # a new grouping: new chain and loss-matrix cache entries
+    _, a, _ = load_published(together["published"])
+    _, b, _ = load_published(split["published"])
+    np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="chains_per_task"):
+        params(tmp_path, small_source, chains_per_task=0)
 
 
 def test_failed_output_suite_publishes_nothing(tmp_path, small_source):
