@@ -16,9 +16,10 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    A row is *contradicted* when the model that never saw it gives its given label probability < 0.5.
    This is the signal confident learning uses; here it is only a yardstick.
 2. *Probe.* For every rate of ``lr_grid``, ``probe_chains`` chains run the first ``probe_cycles``
-   cycles from θ* (2 when a single chain is probed; all in one batched run) and give GEX self-influence on every row; the rate's
-   *agreement* is the average precision of those scores against the contradicted flags (with
-   fewer than 5 contradicted rows: their Spearman correlation with the out-of-sample loss). A
+   cycles from θ* (2 when a single chain is probed; all in one batched run) and give GEX
+   self-influence on every row; the rate's *agreement* is the average precision of those scores
+   against the contradicted flags (with fewer than 5 contradicted rows: their Spearman
+   correlation with the out-of-sample loss). A
    one-cycle probe chose the same rate as a four-cycle probe in 8 of 10 (setting, seed) pairs of
    the detection benchmark, and ≤ 0.006 AP worse in the other two, at a quarter of the probe's
    cost (benchmarks/auto_ablation.py).
@@ -157,12 +158,6 @@ def build_chains(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr
                           progress=progress)
         for i, run in zip(group, runs):
             states[i] = states[i] + run
-
-
-def build_chain(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float, chain: int,
-                prefix: Sequence[State] = ()) -> list[State]:
-    """The ``config.cycles`` members of chain ``chain`` alone; equal to that chain in ``build_members``."""
-    return build_chains(learner, data, config=config, ft_lr=ft_lr, chain_ids=[chain], prefixes=[prefix])[0]
 
 
 def chains_to_build(config: GEXConfig, first_chains: Sequence[Sequence[State]] = ()) -> list[int]:

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
-from influence_stage.ensemble import build_chain, build_chains, build_members, cycle_steps, run_chains, smooth
+from influence_stage.ensemble import build_chains, build_members, cycle_steps, run_chains, smooth
 from influence_stage.learner import CosineSchedule
 from influence_stage.losses import loss_matrix, mean_member_proba
 from influence_stage.models import cnn, mlp
@@ -61,15 +61,15 @@ def test_continued_chains_equal_chains_run_in_one_go(small_learner, batched):
     for a, b in zip(whole, continued):
         assert _close_states(a, b, atol=1e-4)
     # one chain alone (the flow's task), continued from a prefix, equals the same chain
-    alone = build_chain(learner, data, config=cfg, ft_lr=0.2, chain=1, prefix=probe[1])
+    alone = build_chains(learner, data, config=cfg, ft_lr=0.2, chain_ids=[1], prefixes=[probe[1]])[0]
     for a, b in zip(whole[3:6], alone):
         assert _close_states(a, b, atol=1e-4)
     assert _close_states(learner.get_state(), theta, atol=0)
     # unequal or too long prefixes are refused with a message naming what was found
     with pytest.raises(ValueError, match=r"same number \(1..3\) of members.*\[1, 2\]"):
         build_members(learner, data, config=cfg, ft_lr=0.2, first_chains=[probe[0], probe[1] * 2])
-    with pytest.raises(ValueError, match="3 cycles; 4 were given"):
-        build_chain(learner, data, config=cfg, ft_lr=0.2, chain=0, prefix=probe[0] * 4)
+    with pytest.raises(ValueError, match="3 cycles; 4 were given as the prefix of chain 0"):
+        build_chains(learner, data, config=cfg, ft_lr=0.2, chain_ids=[0], prefixes=[probe[0] * 4])
 
 
 def test_build_chains_with_unequal_prefixes_and_any_chain_ids(small_learner):
