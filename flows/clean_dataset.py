@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage import pipeline as steps
 from influence_stage.config import GEXConfig
-from influence_stage.ensemble import AutoScale, build_chains, chains_to_build, choose_ft_lr, trains_batched
+from influence_stage.ensemble import AutoScale, build_chains, choose_ft_lr, member_prefixes, trains_batched
 from influence_stage.gex import GEXResult, result_from_members
 from influence_stage.learner import Learner, State
 from influence_stage.pipeline import CleanConfig, Features, Prepared
@@ -251,7 +251,7 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
         ft_lr, reused = float(config.gex.ft_lr), []
     lap("auto scale")
     # chains the probe started are continued from its states; the others start at θ*
-    prefixes = reused + [[] for _ in chains_to_build(config.gex, reused)]
+    prefixes = member_prefixes(config.gex, reused)
     todo = [c for c, prefix in enumerate(prefixes) if len(prefix) < config.gex.cycles]
     size = params.chains_per_task or (max(len(todo), 1) if trains_batched(learner) else 1)
     groups = [todo[i:i + size] for i in range(0, len(todo), size)]

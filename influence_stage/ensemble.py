@@ -160,19 +160,11 @@ def build_chains(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr
             states[i] = states[i] + run
 
 
-def chains_to_build(config: GEXConfig, first_chains: Sequence[Sequence[State]] = ()) -> list[int]:
-    """Chain ids not started by the auto scale's probe (``first_chains`` are continued, not retrained)."""
-    _prefix_length(config, first_chains)
-    return list(range(min(len(first_chains), config.chains), config.chains))
-
-
-def _prefix_length(config: GEXConfig, first_chains: Sequence[Sequence[State]]) -> int:
-    lengths = {len(ch) for ch in first_chains}
-    if len(lengths) > 1 or any(n < 1 or n > config.cycles for n in lengths):
-        raise InvalidInputError(
-            f"first_chains must hold the same number (1..{config.cycles}) of members for each chain; "
-            f"found {sorted(len(ch) for ch in first_chains)}.")
-    return lengths.pop() if lengths else 0
+def member_prefixes(config: GEXConfig, first_chains: Sequence[Sequence[State]] = ()) -> list[list[State]]:
+    """The already-trained first members of every chain: the auto scale's probe chains for chains
+    0..c-1 (continued, not retrained), none for the others. Input of ``build_chains``."""
+    reused = [list(ch) for ch in first_chains[:config.chains]]
+    return reused + [[] for _ in range(config.chains - len(reused))]
 
 
 def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float,
@@ -188,10 +180,8 @@ def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_l
             f"GEX needs at least 2 members; chains × cycles = {config.chains} × {config.cycles} = "
             f"{config.n_members}. Raise chains or cycles."
         )
-    reused = list(first_chains[:config.chains])
-    prefixes = reused + [[] for _ in chains_to_build(config, first_chains)]
     chains = build_chains(learner, data, config=config, ft_lr=ft_lr, chain_ids=list(range(config.chains)),
-                          prefixes=prefixes, progress=progress)
+                          prefixes=member_prefixes(config, first_chains), progress=progress)
     return [st for chain in chains for st in chain]
 
 
