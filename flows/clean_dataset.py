@@ -31,7 +31,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage import pipeline as steps
-from influence_stage.config import GEXConfig
+from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.ensemble import AutoScale, build_chains, choose_ft_lr, member_prefixes, trains_batched
 from influence_stage.gex import GEXResult, result_from_members
 from influence_stage.learner import Learner, State
@@ -154,10 +154,10 @@ def chains_task(learner: Learner, prepared: Prepared, features: Features, gex: G
 
 @task(name="loss-matrix", **CACHED)
 def loss_task(learner: Learner, members: list[State], prepared: Prepared, features: Features, gex: GEXConfig,
-              ft_lr: float, auto: AutoScale | None, key: str) -> GEXResult:
+              ft_lr: float, auto: AutoScale | None, key: str, fit: FitConfig | None = None) -> GEXResult:
     """Loss matrix and scores (``gex.result_from_members``, the same code ``score_fitted`` ends with)."""
     data = steps.learner_data(learner, prepared, features)
-    return result_from_members(learner, data, members, config=gex, ft_lr=ft_lr, auto=auto)
+    return result_from_members(learner, data, members, config=gex, ft_lr=ft_lr, auto=auto, fit_config=fit)
 
 
 @task(name="decide")
@@ -268,7 +268,8 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     lap("members")
     # the grouping is in the key: chains trained together equal chains trained apart only up to rounding
     result = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex, ft_lr, auto,
-                                              key=_digest(base_key, ft_lr, "loss", *map(tuple, groups)))
+                                              key=_digest(base_key, ft_lr, "loss", *map(tuple, groups)),
+                                              fit=config.fit)
     lap("loss matrix + scores")
     decisions = decide_task(result, prepared, features, config)
     cleaned = apply_task(prepared, decisions, config)
@@ -278,8 +279,11 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     counts = table["action"].value_counts().to_dict()
     summary = {"rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
                **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": ft_lr,
+               "score": result.score_name, "threshold method": decisions.threshold.method,
                "threshold": float(decisions.threshold.value), "members": len(members),
                "theta fit": round(result.theta_fit, 4)}  # share of rows θ* fits (gex.THETA_FIT_WARNING)
+    if decisions.threshold.n_estimated is not None:
+        summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
     published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
                              summary, fingerprint)
     lap("publish + report")

@@ -7,9 +7,13 @@
 - ``linearized_influence``: damped ``g_nᵀ (H + λI)⁻¹ g_n`` with the exact Gauss-Newton matrix of the
   cross-entropy, for small models or the last layer of a larger one.
 - ``confident_learning_scores``: cleanlab's label-quality on out-of-sample probabilities
-  (``cross_validated_proba`` gives them); cleanlab is an optional dependency.
+  (``cross_validated_proba`` gives them).
+- ``area_under_margin``: the negated in-sample margin of the given label averaged over θ*'s training
+  epochs (AUM, a training-dynamics signal recorded by ``TorchLearner.fit``).
+- ``knn_disagreement``: the share of a row's nearest neighbours in feature space whose label differs
+  from its own (embedding-kNN label disagreement, SimiFeat style).
 
-All return ``(n_samples,)`` arrays, higher = more suspicious. They need a ``TorchLearner``.
+All return ``(n_samples,)`` arrays, higher = more suspicious. The model-based ones need a ``TorchLearner``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold
+from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
 from influence_stage.config import FitConfig
@@ -150,3 +155,40 @@ def confident_learning_scores(labels: np.ndarray, pred_probs: np.ndarray) -> tup
     quality = get_label_quality_scores(labels, pred_probs)
     issues = find_label_issues(labels, pred_probs, n_jobs=1)  # one process, like the one-thread torch runs
     return 1.0 - quality, issues
+
+
+def area_under_margin(learner: TorchLearner, data: TensorData) -> np.ndarray:
+    """Negated mean in-sample margin of θ*'s training on ``data`` (AUM), ``(n_samples,) float64``.
+
+    Needs ``learner.fit`` to have run on exactly these labels (its ``last_fit``).
+    """
+    from influence_stage.gex import train_margin_of
+
+    margin = train_margin_of(learner, data)
+    if margin is None:
+        raise InvalidInputError("area_under_margin needs the learner's own fit on these rows (learner.fit(data, ...) "
+                                "records the margins); this learner was not trained on them.")
+    return -np.asarray(margin, dtype=np.float64)
+
+
+def knn_disagreement(X: np.ndarray, labels: np.ndarray, *, k: int = 10) -> np.ndarray:
+    """Share of each row's ``k`` nearest neighbours (Euclidean, itself excluded) with another label.
+
+    Parameters
+    ----------
+    X : ``(n_samples, n_features)`` features (or embeddings)
+    labels : ``(n_samples,)`` given labels
+
+    Returns
+    -------
+    ``(n_samples,) float64`` in [0, 1].
+    """
+    X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    y = np.asarray(labels)
+    if len(X) != len(y) or len(y) < 2:
+        raise InvalidInputError(f"knn_disagreement needs one label per row and at least 2 rows; found {len(X)} rows "
+                                f"and {len(y)} labels.")
+    k = min(int(k), len(y) - 1)
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
+    neighbours = idx[:, 1:]  # the first neighbour is the row itself (distance 0)
+    return (y[neighbours] != y[:, None]).mean(axis=1)

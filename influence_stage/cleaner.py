@@ -38,6 +38,7 @@ from influence_stage.data import (
 )
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.learner import Learner
+from influence_stage.scores import check_score_name
 from influence_stage.pipeline import (
     CleanConfig,
     PipelineResult,
@@ -86,8 +87,10 @@ def _check_config_arg(value: Any, cls: type, name: str) -> Any:
 
 
 def _build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitConfig | None, random_state: Any,
-                  **fields: Any) -> tuple[CleanConfig, Any]:
+                  score: str | None = None, **fields: Any) -> tuple[CleanConfig, Any]:
     """The estimator's parameters as one CleanConfig, and the model object to pass to the steps.
+
+    ``score`` (when not None) replaces ``gex_config.score``.
 
     ``random_state=None`` keeps the seeds of the given (or default) configs, so results are
     reproducible by default; an int or a ``RandomState`` draws every seed (θ* initialisation and
@@ -97,6 +100,8 @@ def _build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCo
     model = _check_model(model)
     gex = _check_config_arg(gex_config, GEXConfig, "gex_config") or GEXConfig()
     fit = _check_config_arg(fit_config, FitConfig, "fit_config") or FitConfig()
+    if score is not None:
+        gex = GEXConfig.model_validate({**gex.model_dump(), "score": check_score_name(score)})
     data: dict[str, Any] = dict(fields, gex=gex, fit=fit)
     if isinstance(model, str):
         data["model"] = model
@@ -152,8 +157,14 @@ class InfluenceCleaner(BaseEstimator):
         Parameters of an "hf:" model that SGD moves: "head", "all" or "last:N".
     action : {"drop", "relabel", "reweight", "none"}, default "drop"
         What happens to flagged rows (see :func:`influence_stage.policy.decide`).
-    threshold : str or float, default "otsu"
-        "otsu", "gmm", "quantile:q", "budget:f" or a score value.
+    score : str or None, default None
+        The ranking: "gex", "gex-trimmed", "member-loss", "gex+oos" or "gex+oos+aum" (see
+        :mod:`influence_stage.scores`). None: ``gex_config.score`` (default "gex+oos+aum").
+    threshold : str or float, default "estimate"
+        "estimate" (the estimated number of mislabeled rows), "otsu", "gmm", "quantile:q",
+        "budget:f" or a score value.
+    relabel_rule : {"argmax", "soft"}, default "argmax"
+        Which flagged rows can be relabeled (see :func:`influence_stage.policy.decide`).
     min_agreement : float in [0, 1], default 0.5
         Relabel only where the members' mean probability of the suggested label is at least this.
     relabel_fallback : {"drop", "keep"}, default "drop"
@@ -175,10 +186,16 @@ class InfluenceCleaner(BaseEstimator):
     Attributes
     ----------
     scores_ : ndarray, shape ``(n_samples,)`` float64
-        Self-influence per input row, in input order.
+        The ranking score per input row, in input order (higher = more suspicious).
+    gex_influence_ : ndarray, shape ``(n_samples,)`` float64
+        The exact GEX self-influence per input row.
+    label_quality_ : ndarray, shape ``(n_samples,)`` float64 in [0, 1]
+        Higher = cleaner; non-increasing in ``scores_``.
+    estimated_noise_rate_ : float or None
+        Share of rows estimated to be mislabeled (threshold "estimate"), else None.
     issues_ : pandas.DataFrame
-        One row per input row, in input order: ``row_id, score, is_issue, action, given_label,
-        suggested_label, weight`` (labels as codes into ``classes_``).
+        One row per input row, in input order: ``row_id, score, gex_influence, label_quality,
+        is_issue, action, given_label, suggested_label, weight`` (labels as codes into ``classes_``).
     members_ : list of parameter states
         The ensemble members, chain-major.
     threshold_ : float
@@ -198,8 +215,9 @@ class InfluenceCleaner(BaseEstimator):
     """
 
     def __init__(self, *, label_column: str = "label", feature_columns: Any = None, model: Any = "auto",
-                 action: str = "drop", threshold: str | float = "otsu", min_agreement: float = 0.5,
-                 relabel_fallback: str = "drop", max_fraction_per_class: float | None = 0.5,
+                 action: str = "drop", score: str | None = None, threshold: str | float = "estimate",
+                 min_agreement: float = 0.5, relabel_fallback: str = "drop", relabel_rule: str = "argmax",
+                 max_fraction_per_class: float | None = 0.5,
                  gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
                  random_state: Any = None, progress: bool = False, weight_column: str = "weight",
                  model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head") -> None:
@@ -207,9 +225,11 @@ class InfluenceCleaner(BaseEstimator):
         self.feature_columns = feature_columns
         self.model = model
         self.action = action
+        self.score = score
         self.threshold = threshold
         self.min_agreement = min_agreement
         self.relabel_fallback = relabel_fallback
+        self.relabel_rule = relabel_rule
         self.max_fraction_per_class = max_fraction_per_class
         self.gex_config = gex_config
         self.fit_config = fit_config
@@ -235,8 +255,9 @@ class InfluenceCleaner(BaseEstimator):
             random_state=self.random_state, label_column=self.label_column,
             feature_columns=None if self.feature_columns is None else (
                 self.feature_columns if isinstance(self.feature_columns, str) else tuple(self.feature_columns)),
-            action=self.action, threshold=self.threshold, min_agreement=self.min_agreement,
-            relabel_fallback=self.relabel_fallback, max_fraction_per_class=self.max_fraction_per_class,
+            action=self.action, score=self.score, threshold=self.threshold, min_agreement=self.min_agreement,
+            relabel_fallback=self.relabel_fallback, relabel_rule=self.relabel_rule,
+            max_fraction_per_class=self.max_fraction_per_class,
             weight_column=self.weight_column, model_builder=self.model_builder, fit_loaded=self.fit_loaded,
             hf_trainable=self.hf_trainable,
         )
@@ -332,6 +353,9 @@ class InfluenceCleaner(BaseEstimator):
         self.learner_ = result.learner
         self.members_ = result.gex_result.members
         self.scores_ = np.asarray(result.gex_result.scores, dtype=np.float64)
+        self.gex_influence_ = np.asarray(result.gex_result.gex_influence, dtype=np.float64)
+        self.label_quality_ = result.decisions.table["label_quality"].to_numpy()
+        self.estimated_noise_rate_ = result.decisions.threshold.estimated_noise_rate
         self.decisions_ = result.decisions
         self.issues_ = result.decisions.table
         self.threshold_ = float(result.decisions.threshold.value)
@@ -461,8 +485,12 @@ if _BaseSampler is not None:
             ``drop``: flagged rows are removed. ``relabel``: flagged rows get the members' consensus
             label (flagged rows without a confident consensus are removed). ``reweight``: every row
             is kept and ``sample_weight_`` is set. ``none``: only ``scores_``.
-        threshold : str or float, default "otsu"
+        score : str or None, default None
+            The ranking (see :class:`InfluenceCleaner`); None: ``gex_config.score``.
+        threshold : str or float, default "estimate"
             See :func:`influence_stage.policy.choose_threshold`.
+        relabel_rule : {"argmax", "soft"}, default "argmax"
+            Which flagged rows can be relabeled (see :func:`influence_stage.policy.decide`).
         sampling_strategy : str, list or callable, default "auto"
             Classes whose rows may be changed, as for imbalanced-learn's cleaning samplers:
             ``"auto"`` = ``"not minority"``, ``"all"``, ``"majority"``, ``"not majority"``, a list
@@ -475,7 +503,11 @@ if _BaseSampler is not None:
         Attributes
         ----------
         scores_ : ndarray, shape ``(n_samples,)`` float64
-            Self-influence of every input row.
+            The ranking score of every input row (higher = more suspicious).
+        gex_influence_ : ndarray, shape ``(n_samples,)`` float64
+            The exact GEX self-influence of every input row.
+        estimated_noise_rate_ : float or None
+            Share of rows estimated to be mislabeled (threshold "estimate"), else None.
         sample_indices_ : ndarray, shape ``(n_resampled,)`` int64
             Input rows kept, in order; ``X_res = X[sample_indices_]``.
         sample_weight_ : ndarray, shape ``(n_samples,)`` float64 in ``(0, 1]``
@@ -495,13 +527,16 @@ if _BaseSampler is not None:
         # Parameters are validated by CleanConfig in _fit_resample (errors from exceptions.py).
         _parameter_constraints: dict = {}
 
-        def __init__(self, *, model: Any = "mlp", action: str = "drop", threshold: str | float = "otsu",
+        def __init__(self, *, model: Any = "mlp", action: str = "drop", score: str | None = None,
+                     threshold: str | float = "estimate", relabel_rule: str = "argmax",
                      sampling_strategy: Any = "auto", gex_config: GEXConfig | None = None,
                      fit_config: FitConfig | None = None, random_state: Any = None) -> None:
             super().__init__(sampling_strategy=sampling_strategy)
             self.model = model
             self.action = action
+            self.score = score
             self.threshold = threshold
+            self.relabel_rule = relabel_rule
             self.gex_config = gex_config
             self.fit_config = fit_config
             self.random_state = random_state
@@ -519,8 +554,8 @@ if _BaseSampler is not None:
             from sklearn.preprocessing import LabelEncoder
 
             config, model = _build_config(model=self.model, gex_config=self.gex_config, fit_config=self.fit_config,
-                                          random_state=self.random_state, action=self.action,
-                                          threshold=self.threshold)
+                                          random_state=self.random_state, action=self.action, score=self.score,
+                                          threshold=self.threshold, relabel_rule=self.relabel_rule)
             y = np.asarray(y)
             encoder = LabelEncoder().fit(y)
             codes = encoder.transform(y).astype(np.int64)
@@ -542,6 +577,8 @@ if _BaseSampler is not None:
 
             self.classes_ = encoder.classes_
             self.scores_ = np.asarray(result.scores, dtype=np.float64)
+            self.gex_influence_ = np.asarray(result.gex_influence, dtype=np.float64)
+            self.estimated_noise_rate_ = decisions.threshold.estimated_noise_rate
             self.issues_ = table
             self.threshold_ = float(decisions.threshold.value)
             self.sample_indices_ = keep.astype(np.int64)

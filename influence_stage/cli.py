@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: automatic")
         p.add_argument("--model", help="auto, mlp, cnn, a checkpoint (.pt/.safetensors or checkpoint:PATH) or hf:FOLDER (default: auto)")
         p.add_argument("--action", choices=["drop", "relabel", "reweight", "none"])
-        p.add_argument("--threshold", help="otsu, gmm, quantile:Q, budget:F or a number")
+        p.add_argument("--score", help="ranking: gex+oos+aum (default), gex+oos, gex, gex-trimmed or member-loss")
+        p.add_argument("--threshold", help="estimate (default: the estimated number of mislabeled rows), otsu, gmm, "
+                       "quantile:Q, budget:F or a number")
         p.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
         p.add_argument("--max-drop-fraction", type=float, help="output gate: most input rows that may be dropped")
         p.add_argument("--publish-root", help="root folder of published versions (default data/published)")
@@ -89,6 +91,10 @@ def flow_config(args: argparse.Namespace) -> Any:
         except ValueError:
             raise InvalidInputError(f"--ft-lr must be 'auto' or a positive number; found {args.ft_lr!r}.") from None
         clean["gex"] = {**(clean.get("gex") or {}), "ft_lr": ft_lr}
+    if getattr(args, "score", None) is not None:
+        from influence_stage.scores import check_score_name
+
+        clean["gex"] = {**(clean.get("gex") or {}), "score": check_score_name(args.score)}
     for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub",
                  "chains_per_task"):
         if getattr(args, flag) is not None:

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from influence_stage.scores import check_score_name
+
 # Grid of fine-tuning rates probed by ft_lr="auto" (factor-2 steps); see ensemble.choose_ft_lr.
 DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
@@ -50,11 +52,21 @@ class GEXConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of member training.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")
     tau: float = Field(0.05, ge=0, description="Floor of the reference loss: D = L - max(b, tau).")
-    trim: int = Field(0, ge=0, description="0: the exact GEX score mean_m D². k > 0: an opt-in variant that leaves "
-                      "out each row's k largest squared deviations (robust to one member spiking on a row).")
+    score: str = Field("gex+oos+aum", description="The ranking reported as 'score' and thresholded: 'gex' (the exact "
+                       "self-influence), 'gex-trimmed', 'member-loss', 'gex+oos' or 'gex+oos+aum' (mean percentile "
+                       "rank of trimmed GEX, the cross-fitted out-of-sample loss and θ*'s training margins; see "
+                       "influence_stage.scores). The exact GEX score is always published as gex_influence.")
+    trim: int = Field(1, ge=1, description="Members left out per row by 'gex-trimmed' and the rank scores: each row's "
+                      "k largest squared deviations (robust to one member spiking on a row), at most members - 2. 'gex' never "
+                      "trims.")
     eval_batch_size: int = Field(4096, ge=1, description="Rows per forward pass when computing losses.")
     member_chunk: int = Field(16, ge=1, description="Members evaluated together in one vmapped pass.")
     seed: int = Field(0, description="Seed of chains, batch order and the held-out split.")
+
+    @field_validator("score")
+    @classmethod
+    def _known_score(cls, v: str) -> str:
+        return check_score_name(v)  # lists the valid names
 
     @field_validator("lr_grid")
     @classmethod

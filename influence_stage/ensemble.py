@@ -200,7 +200,8 @@ class AutoScale:
     ``probed`` maps each grid rate to ``(agreement, smoothed agreement, fit, members' mean loss)``;
     rates whose members' mean loss exceeds ``oos_mean_loss`` are not chosen. ``first_chains`` holds
     the probe chains at the chosen rate (``probe_cycle_count`` members each), equal to the first cycles of
-    the first chains of the final members and continued by ``build_members``.
+    the first chains of the final members and continued by ``build_members``. ``oos_proba``
+    ``(n_samples, n_classes)``: the yardstick's cross-fitted probabilities.
     """
 
     ft_lr: float
@@ -209,11 +210,12 @@ class AutoScale:
     contradicted_fraction: float
     criterion: str
     first_chains: list[list[State]] = field(default_factory=list, repr=False)
+    oos_proba: np.ndarray | None = field(default=None, repr=False)
 
 
 def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig,
                         fit_config: FitConfig) -> np.ndarray:
-    """Probability of the given label from a model that never saw the row, ``(n_samples,) float32``.
+    """Class probabilities of every row from a model that never saw it, ``(n_samples, n_classes) float32``.
 
     Two-fold cross-fitting: fresh copies trained ``config.holdout_epochs`` epochs on each half of a
     stratified split (unstratified when a class has a single row).
@@ -227,12 +229,15 @@ def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
     a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=config.seed, stratify=stratify)
-    out = np.empty(len(y), dtype=np.float32)
+    out: np.ndarray | None = None
     for fold, (tr, te) in enumerate(((a, b), (b, a))):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         recipe = fit_config.model_copy(update={"epochs": config.holdout_epochs, "seed": config.seed + fold})
         fresh.fit(data.subset(tr), recipe)
-        out[te] = fresh.predict_proba(data.subset(te))[np.arange(len(te)), y[te]]
+        p = fresh.predict_proba(data.subset(te))
+        if out is None:
+            out = np.empty((len(y), p.shape[1]), dtype=np.float32)
+        out[te] = p
     return out
 
 
@@ -249,14 +254,17 @@ def smooth(values: Sequence[float]) -> np.ndarray:
 
 
 def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_config: FitConfig,
-                 progress: bool = False) -> AutoScale:
+                 oos_proba: np.ndarray | None = None, progress: bool = False) -> AutoScale:
     """Choose the fine-tuning rate from the data alone (criterion in the module docstring).
 
     All grid rates are probed together (one batched run of ``len(lr_grid) × probe_chains`` chains,
     ``config.probe_cycle_count`` cycles each); probe chain c at a rate is exactly the first cycles of chain c of
     the final members at that rate, so ``build_members`` continues the chosen rate's probe chains.
+    ``oos_proba``: the yardstick's probabilities when already computed (``out_of_sample_proba``).
     """
-    p_oos = out_of_sample_proba(learner, data, config=config, fit_config=fit_config)
+    if oos_proba is None:
+        oos_proba = out_of_sample_proba(learner, data, config=config, fit_config=fit_config)
+    p_oos = oos_proba[np.arange(len(data)), data.y.cpu().numpy()]
     contradicted = p_oos < 0.5
     use_ap = int(contradicted.sum()) >= 5 and int((~contradicted).sum()) >= 5
     oos_loss = -np.log(np.maximum(p_oos, 1e-12))
@@ -296,4 +304,4 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
                      oos_mean_loss=float(oos_loss.mean()),
                      contradicted_fraction=float(contradicted.mean()),
                      criterion="average_precision" if use_ap else "spearman",
-                     first_chains=runs[best * k:(best + 1) * k])
+                     first_chains=runs[best * k:(best + 1) * k], oos_proba=oos_proba)

@@ -1,6 +1,7 @@
-"""End-to-end GEX on arrays: model → (θ*) → members → loss matrix → self-influence.
+"""End-to-end GEX on arrays: model → (θ*) → members → loss matrix → self-influence → ranking score.
 
-``gex`` returns everything it computed (``GEXResult``); ``gex_self_influence`` returns the scores.
+``gex`` returns everything it computed (``GEXResult``: the ranking chosen by ``GEXConfig.score``
+and the exact self-influence next to it); ``gex_self_influence`` returns the exact self-influence.
 Every higher layer (cleaner, flows, CLI, benchmarks) calls these.
 """
 
@@ -16,12 +17,13 @@ from torch import nn
 
 from influence_stage.checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.ensemble import AutoScale, build_members, choose_ft_lr
+from influence_stage.ensemble import AutoScale, build_members, choose_ft_lr, out_of_sample_proba
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.influence import self_influence
-from influence_stage.learner import Learner, State, TensorData, TorchLearner
+from influence_stage.learner import Learner, State, TensorData, TorchLearner, TrainHistory, labels_digest
 from influence_stage.losses import loss_matrix
 from influence_stage.models import build_model
+from influence_stage.scores import NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +38,19 @@ class GEXResult:
 
     Attributes
     ----------
-    scores : ``(n_samples,) float64`` self-influence, higher = more suspicious.
+    scores : ``(n_samples,) float64`` the ranking named by ``score_name``, higher = more suspicious.
+    gex_influence : ``(n_samples,) float64`` the exact GEX self-influence (``influence.self_influence``).
+    score_name : the score actually computed (``scores.SCORES``; see ``scores.resolve_score``).
     loss_matrix : ``(n_samples, n_members) float32`` member losses on the given labels.
     base_loss : ``(n_samples,) float32`` losses at θ*.
     members : member parameter states, chain-major.
     ft_lr : the fine-tuning rate used.
     auto : what the automatic scale measured, or None when ``ft_lr`` was given.
     learner : the learner, left at θ*.
+    oos_proba : ``(n_samples, n_classes) float32`` cross-fitted out-of-sample probabilities (the auto
+        scale's yardstick), or None when neither the scale nor the score needed them.
+    train_margin : ``(n_samples,) float32`` θ*'s in-sample margin averaged over its training epochs,
+        or None when θ* was not trained by the stage on these rows.
     timings : wall seconds per step.
     """
 
@@ -53,7 +61,16 @@ class GEXResult:
     ft_lr: float
     auto: AutoScale | None
     learner: Learner
+    gex_influence: np.ndarray | None = None
+    score_name: str = "gex"
+    oos_proba: np.ndarray | None = None
+    train_margin: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label_quality(self) -> np.ndarray:
+        """``(n_samples,) float64`` in [0, 1], higher = cleaner; non-increasing in ``scores``."""
+        return label_quality(self.scores)
 
     @property
     def theta_fit(self) -> float:
@@ -115,6 +132,22 @@ def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_conf
     return score_fitted(learner, data, config=config, fit_config=fit_config, progress=progress, timings=timings)
 
 
+def train_margin_of(learner: Learner, data: Any) -> np.ndarray | None:
+    """θ*'s training margins (``TrainHistory.mean_margin``) when its last ``fit`` was on these labels.
+
+    The learner keeps the history of its last fit (``last_fit``); it counts only if that fit saw
+    exactly ``data``'s labels (same count, same digest), so a model trained elsewhere never lends
+    its margins to other rows.
+    """
+    history = getattr(learner, "last_fit", None)
+    y = getattr(data, "y", None)
+    if not isinstance(history, TrainHistory) or history.mean_margin is None or y is None:
+        return None
+    if len(history.mean_margin) != len(data) or history.labels_digest != labels_digest(y):
+        return None
+    return history.mean_margin
+
+
 def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_config: FitConfig,
                  progress: bool = False, timings: dict[str, float] | None = None) -> GEXResult:
     """GEX from a learner already at θ*: scale → members → loss matrix → scores."""
@@ -132,17 +165,20 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chains=first_chains, progress=progress)
     timings["members"] = time.perf_counter() - t
     t = time.perf_counter()
-    result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto, progress=progress)
+    result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto,
+                                 fit_config=fit_config, progress=progress)
     timings["losses"] = time.perf_counter() - t
     return replace(result, timings=timings)
 
 
 def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,
-                        auto: AutoScale | None = None, progress: bool = False) -> GEXResult:
+                        auto: AutoScale | None = None, fit_config: FitConfig | None = None,
+                        progress: bool = False) -> GEXResult:
     """Base losses at θ* (the learner's current state), the loss matrix of ``members`` and the scores.
 
     The last step of ``score_fitted``; the Prefect flow calls it too, after building the members in
-    its own tasks.
+    its own tasks. The out-of-sample probabilities come from ``auto`` (the scale's yardstick); when
+    the rate was given and the score needs them, they are trained here with ``fit_config``.
     """
     base = learner.per_sample_loss(data)
     fit = float(np.mean(base < np.log(2.0)))
@@ -154,16 +190,27 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
                        "or rank by the loss at θ* (influence_stage.baselines.loss_at_theta).", 100 * fit)
     L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
                     member_chunk=config.member_chunk, progress=progress)
-    return GEXResult(scores=self_influence(L, base, tau=config.tau, trim=config.trim), loss_matrix=L, base_loss=base,
-                     members=list(members), ft_lr=ft_lr, auto=auto, learner=learner)
+    margin = train_margin_of(learner, data)
+    proba = auto.oos_proba if auto is not None else None
+    can_oos = proba is not None or (hasattr(learner, "fresh_copy") and hasattr(learner, "fit"))
+    name = resolve_score(config.score, has_oos=can_oos, has_margin=margin is not None)
+    if proba is None and name in NEEDS_OOS:
+        proba = out_of_sample_proba(learner, data, config=config, fit_config=fit_config or FitConfig())
+    y = np.asarray(data.y.cpu().numpy() if hasattr(data.y, "cpu") else data.y)
+    scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
+                           oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
+    return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
+                     loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
+                     oos_proba=proba, train_margin=margin)
 
 
 def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,
                        fit_config: FitConfig | None = None, fit_model: bool | None = None,
                        n_classes: int | None = None, progress: bool = False) -> np.ndarray:
-    """GEX self-influence of every row, ``(n_samples,) float64``; higher = more suspicious.
+    """The exact GEX self-influence of every row, ``(n_samples,) float64``; higher = more suspicious.
 
-    Same arguments as ``gex``; see there.
+    Same arguments as ``gex``; see there. (``gex(...).scores`` is the ranking ``config.score`` names.)
     """
+    config = (config or GEXConfig()).model_copy(update={"score": "gex"})
     return gex(model, X, y, config=config, fit_config=fit_config, fit_model=fit_model,
-               n_classes=n_classes, progress=progress).scores
+               n_classes=n_classes, progress=progress).gex_influence

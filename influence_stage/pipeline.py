@@ -71,7 +71,10 @@ from influence_stage.hf import (
 )
 from influence_stage.learner import Learner, TensorData
 from influence_stage.losses import mean_member_proba
+from influence_stage.ensemble import out_of_sample_proba
+from influence_stage.estimate import confident_joint_count
 from influence_stage.policy import Decisions, decide, parse_threshold
+from influence_stage.scores import GEX_SCALE, RANK_SCORES
 
 logger = logging.getLogger(__name__)
 
@@ -284,8 +287,9 @@ class CleanConfig(BaseModel):
         "drop", description="What happens to flagged rows: drop them, relabel them to the members' consensus, "
         "give every row a weight (flagged rows < 0.5), or 'none' (score only).")
     threshold: str | float = Field(
-        "otsu", description="How rows are flagged: 'otsu', 'gmm', 'quantile:q', 'budget:f' or a score value "
-        "(see policy.choose_threshold).")
+        "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, from the "
+        "confident joint of cross-fitted probabilities; see influence_stage.estimate), 'otsu', 'gmm', 'quantile:q', "
+        "'budget:f' or a score value (see policy.choose_threshold).")
     min_agreement: float = Field(0.5, ge=0, le=1, description="Relabel only where the members' mean probability "
                                  "of the suggested label is at least this.")
     relabel_fallback: Literal["drop", "keep"] = Field(
@@ -335,6 +339,18 @@ class CleanConfig(BaseModel):
     def _threshold_parses(cls, v: str | float) -> str | float:
         parse_threshold(v)  # raises InvalidInputError / InvalidTypeError with the accepted forms
         return v
+
+    @model_validator(mode="after")
+    def _threshold_fits_score(self) -> "CleanConfig":
+        method = parse_threshold(self.threshold).method
+        if self.gex.score in RANK_SCORES and method in ("otsu", "gmm"):
+            raise ValueError(
+                f"threshold {method!r} splits the score histogram at a valley, but score {self.gex.score!r} is a mean of "
+                "percentile ranks, spread evenly by construction, with no valley to find. Fix: use threshold "
+                "'estimate' (the default), 'budget:f' or 'quantile:q', or a GEX-scale score (gex.score 'gex' or "
+                "'gex-trimmed')."
+            )
+        return self
 
     @model_validator(mode="after")
     def _builder_needs_checkpoint(self) -> "CleanConfig":
@@ -937,7 +953,29 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
                   relabel_fallback=config.relabel_fallback, relabel_rule=config.relabel_rule,
                   max_fraction_per_class=config.max_fraction_per_class,
                   max_drop_fraction=config.max_drop_fraction, min_weight=config.min_weight,
-                  random_state=config.seed, score_floor=2 * config.gex.tau ** 2)
+                  random_state=config.seed, gex_influence=result.gex_influence,
+                  n_estimated=estimated_issues(result, data, config),
+                  score_floor=2 * config.gex.tau ** 2 if result.score_name in GEX_SCALE else 0.0)
+
+
+def estimated_issues(result: GEXResult, data: Any, config: CleanConfig) -> int | None:
+    """Estimated number of mislabeled rows when the threshold is ``"estimate"`` (else None).
+
+    From the confident joint of the run's cross-fitted out-of-sample probabilities
+    (``estimate.confident_joint_count``); trained here when neither the scale nor the score did.
+    """
+    if parse_threshold(config.threshold).method != "estimate":
+        return None
+    proba = result.oos_proba
+    if proba is None:
+        if not (hasattr(result.learner, "fresh_copy") and hasattr(result.learner, "fit")):
+            raise InvalidInputError(
+                "threshold 'estimate' needs out-of-sample probabilities, which this model cannot provide (it cannot "
+                "train a fresh copy). Fix: set threshold to 'otsu', 'gmm', 'quantile:q' or 'budget:f'."
+            )
+        proba = out_of_sample_proba(result.learner, data, config=config.gex, fit_config=config.fit)
+    y = data.y.cpu().numpy() if hasattr(data.y, "cpu") else np.asarray(data.y)
+    return confident_joint_count(y, proba)
 
 
 def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) -> datasets.Dataset:
@@ -1005,6 +1043,6 @@ def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: 
 __all__ = [
     "CleanConfig", "Features", "HF_EVAL_BATCH_SIZE", "MODEL_NAMES", "ModelSpec", "PipelineResult", "Prepared",
     "SCORE_KEYS", "apply_step", "check_class_counts", "column_fingerprints", "combine_fingerprints",
-    "config_fingerprint", "dataset_fingerprint", "decide_step", "featurize_step", "learner_data",
+    "config_fingerprint", "dataset_fingerprint", "decide_step", "estimated_issues", "featurize_step", "learner_data",
     "make_model_step", "model_digest", "parse_model_spec", "prepare", "run_pipeline", "score_step",
 ]

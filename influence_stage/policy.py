@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state
 
 from influence_stage.checks import check_labels
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
+from influence_stage.scores import label_quality
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,13 @@ ACTIONS: tuple[str, ...] = ("drop", "relabel", "reweight", "none")
 ROW_ACTIONS: tuple[str, ...] = ("keep", "drop", "relabel", "reweight")
 #: Columns of the decisions table, in order (DESIGN.md, ``issues_``).
 TABLE_COLUMNS: tuple[str, ...] = (
-    "row_id", "score", "is_issue", "action", "given_label", "suggested_label", "weight",
+    "row_id", "score", "gex_influence", "label_quality", "is_issue", "action", "given_label", "suggested_label",
+    "weight",
 )
 #: Threshold methods, as reported in ``ThresholdResult.method``.
-THRESHOLD_METHODS: tuple[str, ...] = ("otsu", "gmm", "quantile", "budget", "value")
+THRESHOLD_METHODS: tuple[str, ...] = ("estimate", "otsu", "gmm", "quantile", "budget", "value")
+#: The default threshold: flag the estimated number of label issues (see influence_stage.estimate).
+DEFAULT_THRESHOLD = "estimate"
 #: Histogram bins of Otsu's method.
 OTSU_BINS = 256
 #: Percentile of the positive scores used as the log floor ``eps``.
@@ -52,7 +56,8 @@ PROBA_SUM_ATOL = 1e-3
 _FLOOR_TOL = 1e-9
 
 _SPEC_HELP = (
-    "Use 'otsu', 'gmm', 'quantile:q' (0 <= q <= 1, flag rows above the q-quantile), "
+    "Use 'estimate' (flag the estimated number of label issues), 'otsu', 'gmm', 'quantile:q' (0 <= q <= 1, flag "
+    "rows above the q-quantile), "
     "'budget:f' (0 <= f <= 1, flag exactly the top fraction f), or a number >= 0 (a score value)."
 )
 
@@ -74,7 +79,7 @@ class ThresholdSpec:
         ``q`` for ``quantile``, ``f`` for ``budget``, the score value for ``value``; None otherwise.
     """
 
-    method: Literal["otsu", "gmm", "quantile", "budget", "value"]
+    method: Literal["estimate", "otsu", "gmm", "quantile", "budget", "value"]
     param: float | None = None
 
 
@@ -101,13 +106,21 @@ class ThresholdResult:
         the robust spread of the log scores (IQR / 1.349; the standard deviation if the IQR is 0;
         1.0 if both are 0). Read-only.
     method : str
-        One of ``"otsu"``, ``"gmm"``, ``"quantile"``, ``"budget"``, ``"value"``.
+        One of ``THRESHOLD_METHODS``.
+    n_estimated : int or None
+        ``estimate`` only: the estimated number of mislabeled rows it flagged (before ties).
     """
 
     value: float
     is_issue: np.ndarray
     p_issue: np.ndarray
     method: str
+    n_estimated: int | None = None
+
+    @property
+    def estimated_noise_rate(self) -> float | None:
+        """``n_estimated / n`` (``estimate`` only), the share of rows estimated to be mislabeled."""
+        return None if self.n_estimated is None else self.n_estimated / max(self.is_issue.size, 1)
 
     @property
     def n_flagged(self) -> int:
@@ -122,11 +135,12 @@ class Decisions:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per input row, in input order, with exactly the columns
-        ``row_id, score, is_issue, action, given_label, suggested_label, weight``:
+        One row per input row, in input order, with exactly the columns ``TABLE_COLUMNS``:
 
         - ``row_id``: the caller's row ids (default ``0..n-1``), unique.
-        - ``score`` float64: the self-influence score.
+        - ``score`` float64: the ranking that was thresholded (``GEXConfig.score``).
+        - ``gex_influence`` float64: the exact GEX self-influence (NaN when it was not given).
+        - ``label_quality`` float64 in [0, 1]: higher = cleaner, non-increasing in ``score``.
         - ``is_issue`` bool: flagged by the threshold. A flagged row can still be kept (relabel
           fallback ``"keep"``, a binding drop cap, or ``action="none"``).
         - ``action`` str: one of ``keep``, ``drop``, ``relabel``, ``reweight``.
@@ -338,7 +352,7 @@ def parse_threshold(spec: Any) -> ThresholdSpec:
     if isinstance(spec, numbers.Real):
         return ThresholdSpec("value", _check_value_threshold(float(spec), spec))
     text = spec.strip().lower()
-    if text in ("otsu", "gmm"):
+    if text in ("estimate", "otsu", "gmm"):
         return ThresholdSpec(text)  # type: ignore[arg-type]
     if ":" in text:
         name, _, arg = (part.strip() for part in text.partition(":"))
@@ -470,7 +484,7 @@ def _budget(scores: np.ndarray, f: float) -> tuple[np.ndarray, float]:
 
 
 def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, *,
-                     floor: float = 0.0) -> ThresholdResult:
+                     floor: float = 0.0, n_estimated: int | None = None) -> ThresholdResult:
     """Flag suspicious rows from self-influence scores.
 
     Parameters
@@ -478,6 +492,9 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
     scores : array-like, shape ``(n,)`` float
         Self-influence scores, finite and ``>= 0``; higher = more suspicious.
     spec : str or float, default ``"otsu"``
+        - ``"estimate"``: exactly ``n_estimated`` top-scoring rows (ties by row order), the
+          estimated number of mislabeled rows (``estimate.confident_joint_count``); needs
+          ``n_estimated``.
         - ``"otsu"``: Otsu's threshold on log scores (256-bin histogram, the cut that maximises
           the between-class variance). Flags the upper class.
         - ``"gmm"``: a two-component :class:`sklearn.mixture.GaussianMixture` on log scores.
@@ -500,6 +517,8 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
         ``tau**2`` (rows every member fits to ~0 loss); without the floor, Otsu splits that spike
         from everything else instead of finding the mislabeled mode. The pipeline passes
         ``2 * tau**2``.
+    n_estimated : int, optional
+        The estimated number of mislabeled rows, for ``"estimate"``.
 
     Returns
     -------
@@ -536,6 +555,14 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
     elif parsed.method == "budget":
         is_issue, value = _budget(s, parsed.param)
         p = _logistic_p(log_s, value, eps)
+    elif parsed.method == "estimate":
+        if isinstance(n_estimated, bool) or not isinstance(n_estimated, numbers.Integral) or not 0 <= n_estimated <= s.size:
+            raise InvalidInputError(
+                f"threshold 'estimate' needs the estimated number of mislabeled rows, an integer in 0..{s.size}; "
+                f"found {n_estimated!r}. Pass n_estimated (estimate.confident_joint_count), or use another threshold."
+            )
+        is_issue, value = _budget(s, int(n_estimated) / s.size if s.size else 0.0)
+        p = _logistic_p(log_s, value, eps)
     else:  # "value"
         value = float(parsed.param)
         is_issue = s > value
@@ -547,7 +574,8 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
     logger.info(
         "threshold %s: value=%.6g, %d of %d rows flagged", parsed.method, value, int(is_issue.sum()), s.size
     )
-    return ThresholdResult(value=float(value), is_issue=is_issue, p_issue=p, method=parsed.method)
+    return ThresholdResult(value=float(value), is_issue=is_issue, p_issue=p, method=parsed.method,
+                           n_estimated=int(n_estimated) if parsed.method == "estimate" else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -612,6 +640,8 @@ def decide(
     min_weight: float = 0.05,
     random_state: Any = None,
     score_floor: float = 0.0,
+    gex_influence: Any = None,
+    n_estimated: int | None = None,
 ) -> Decisions:
     """Turn self-influence scores into one decision per row.
 
@@ -656,6 +686,10 @@ def decide(
         per-class caps.
     score_floor : float, default 0
         Passed to :func:`choose_threshold` as ``floor`` (``otsu`` and ``gmm``).
+    gex_influence : array-like, shape ``(n,)``, optional
+        The exact GEX self-influence, published next to ``score`` (NaN when not given).
+    n_estimated : int, optional
+        Estimated number of mislabeled rows, for ``threshold="estimate"``.
     min_weight : float in (0, 1], default 0.05
         Lower clip of the weights under ``reweight``, so that every weight is in ``(0, 1]``.
     random_state : int, RandomState instance or None
@@ -700,7 +734,10 @@ def decide(
     y, _ = check_labels(labels_in, n_classes=None if P is None else P.shape[1], name="given_labels")
     ids = _check_row_ids(row_ids, n)
 
-    thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor)
+    gi = np.full(n, np.nan) if gex_influence is None else _check_scores(gex_influence, name="gex_influence")
+    if gi.shape[0] != n:
+        raise InvalidInputError(f"gex_influence must have one value per score: expected {n}, found {gi.shape[0]}.")
+    thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor, n_estimated=n_estimated)
     flagged = np.asarray(thr.is_issue)
     suggested = np.argmax(P, axis=1).astype(np.int64) if P is not None else y.copy()
     act = np.full(n, "keep", dtype=object)
@@ -729,6 +766,8 @@ def decide(
         {
             "row_id": ids,
             "score": s,
+            "gex_influence": gi,
+            "label_quality": label_quality(s),
             "is_issue": flagged.copy(),
             "action": act.astype(str),
             "given_label": y,
@@ -744,6 +783,6 @@ def decide(
 
 
 __all__ = [
-    "ACTIONS", "Decisions", "ROW_ACTIONS", "TABLE_COLUMNS", "THRESHOLD_METHODS", "ThresholdResult",
+    "ACTIONS", "DEFAULT_THRESHOLD", "Decisions", "ROW_ACTIONS", "TABLE_COLUMNS", "THRESHOLD_METHODS", "ThresholdResult",
     "ThresholdSpec", "choose_threshold", "decide", "parse_threshold",
 ]

@@ -190,6 +190,8 @@ def _check_table(table: Any, class_names: Any) -> tuple[pd.DataFrame, list[str]]
         {
             "row_id": table["row_id"].to_numpy(),
             "score": s,
+            "gex_influence": pd.to_numeric(table["gex_influence"], errors="coerce").to_numpy(dtype=np.float64),
+            "label_quality": pd.to_numeric(table["label_quality"], errors="coerce").to_numpy(dtype=np.float64),
             "is_issue": is_issue,
             "action": action.astype(object),
             "given_label": _check_label_column(table["given_label"], "given_label", len(names)),

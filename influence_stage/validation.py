@@ -80,7 +80,7 @@ from influence_stage.policy import TABLE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-SUITE_VERSIONS: dict[str, int] = {"input": 1, "output": 1}
+SUITE_VERSIONS: dict[str, int] = {"input": 1, "output": 2}
 """Version of each suite; bump it whenever its expectations change (``write_suite_files`` checks)."""
 
 SUITES_DIR = "suites"
@@ -291,6 +291,9 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
         gxe.ExpectColumnValuesToBeBetween(column="weight", min_value=0.0, max_value=1.0, strict_min=True,
                                           description="manifest weights are in (0, 1]",
                                           meta={"key": "manifest_weight_in_range"}),
+        gxe.ExpectColumnValuesToBeBetween(column="label_quality", min_value=0.0, max_value=1.0,
+                                          description="manifest label quality is in [0, 1]",
+                                          meta={"key": "manifest_label_quality_in_range"}),
     ]
     accounting = [
         gxe.ExpectColumnValuesToBeInSet(column="output_row_source", value_set=[_FROM_INPUT],

@@ -88,12 +88,15 @@ def frame():
 def test_issues_account_for_every_row_in_order(fitted):
     for cleaner, _ in fitted.values():
         issues = cleaner.issues_
-        assert list(issues.columns) == ["row_id", "score", "is_issue", "action", "given_label", "suggested_label",
-                                        "weight"]
+        assert list(issues.columns) == ["row_id", "score", "gex_influence", "label_quality", "is_issue", "action",
+                                        "given_label", "suggested_label", "weight"]
+        np.testing.assert_array_equal(cleaner.gex_influence_, issues["gex_influence"].to_numpy())
+        np.testing.assert_array_equal(cleaner.gex_influence_, cleaner.result_.gex_influence)
         np.testing.assert_array_equal(issues["row_id"].to_numpy(), np.arange(N_SMALL))
         assert cleaner.scores_.shape == (N_SMALL,)
         np.testing.assert_array_equal(cleaner.scores_, issues["score"].to_numpy())
-        np.testing.assert_array_equal(cleaner.issues_["is_issue"].to_numpy(), cleaner.scores_ > cleaner.threshold_)
+        # the default threshold flags the top rows down to the value (ties there by row order; none here)
+        np.testing.assert_array_equal(cleaner.issues_["is_issue"].to_numpy(), cleaner.scores_ >= cleaner.threshold_)
         assert len(cleaner.members_) == 4 and isinstance(cleaner.learner_, TorchLearner)
         assert list(cleaner.classes_) == [str(i) for i in range(10)]
         assert cleaner.result_.scores is cleaner.pipeline_.gex_result.scores
@@ -110,12 +113,12 @@ def test_drop_removes_exactly_the_rows_marked_drop(small, fitted, truth):
     expected = small.select(kept)
     assert out["label"] == expected["label"] and out["px_17"] == expected["px_17"]
     assert out.with_format("arrow")["image"] == expected.with_format("arrow")["image"]
-    # Planted noise (42 flipped rows in these 400): measured recall 0.905, precision 0.95 (40 dropped;
-    # Otsu above the tau**2 floor; 12-step cycles). With 6-step cycles: recall 0.786, precision 1.0.
+    # Planted noise (42 flipped rows in these 400): measured recall 0.667, precision 1.0 (28 dropped: the
+    # default threshold flags the confident joint's estimate, which 200-row cross-fitted models put low).
     flipped = truth["is_flipped"].to_numpy()[:N_SMALL]
     dropped = issues["action"].to_numpy() == "drop"
-    assert dropped[flipped].mean() >= 0.7
-    assert flipped[dropped].mean() >= 0.9
+    assert dropped[flipped].mean() >= 0.6
+    assert flipped[dropped].mean() >= 0.95
 
 
 def test_transform_repeats_fit_transform_and_keeps_an_existing_row_id(digits, small, fitted):
@@ -315,7 +318,9 @@ def test_a_trained_module_or_learner_is_used_as_theta_star(frame):
     assert all((theta[k] == v).all() for k, v in learner.get_state().items())  # not retrained, left at θ*
     by_module = small_cleaner(model=learner.module).fit(df)
     assert by_module.learner_.module is learner.module
-    np.testing.assert_allclose(by_module.scores_, cleaner.scores_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(by_module.gex_influence_, cleaner.gex_influence_, rtol=1e-5, atol=1e-7)
+    # the learner kept the margins of its fit on these labels; the module alone has none
+    assert cleaner.result_.score_name == "gex+oos+aum" and by_module.result_.score_name == "gex+oos"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,9 +384,9 @@ def test_sampler_in_an_imblearn_pipeline_under_grid_search(frame):
     df, _, _ = frame
     X, y = df[PX].to_numpy(), df["label"].to_numpy()
     pipe = Pipeline([("clean", small_sampler(sampling_strategy="all")), ("clf", LogisticRegression(max_iter=300))])
-    search = GridSearchCV(pipe, {"clean__threshold": ["otsu", "budget:0.1"]}, cv=2, error_score="raise")
+    search = GridSearchCV(pipe, {"clean__threshold": ["estimate", "budget:0.1"]}, cv=2, error_score="raise")
     search.fit(X, y)
-    assert set(search.cv_results_["param_clean__threshold"]) == {"otsu", "budget:0.1"}
+    assert set(search.cv_results_["param_clean__threshold"]) == {"estimate", "budget:0.1"}
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_score_ >= 0.75  # noisy labels in the test folds too
     fitted_sampler = search.best_estimator_.named_steps["clean"]
@@ -389,7 +394,7 @@ def test_sampler_in_an_imblearn_pipeline_under_grid_search(frame):
     assert len(fitted_sampler.sample_indices_) < N_SMALL
     assert search.predict(X[:5]).dtype == y.dtype
 
-    sampler = small_sampler(action="relabel", threshold="gmm", random_state=1)
+    sampler = small_sampler(action="relabel", score="gex", threshold="gmm", random_state=1)
     twin = clone(sampler)
     assert twin.get_params() == sampler.get_params() and twin is not sampler
     assert not hasattr(twin, "scores_")

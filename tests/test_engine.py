@@ -172,7 +172,7 @@ def test_trim_option_reaches_the_scores(digits_noisy):
     from influence_stage.influence import self_influence
 
     X, y, _, _ = digits_noisy
-    res = gex("mlp", X[:300], y[:300], config=GEXConfig(chains=2, cycles=2, ft_lr=0.2, trim=1),
+    res = gex("mlp", X[:300], y[:300], config=GEXConfig(chains=2, cycles=2, ft_lr=0.2, trim=1, score="gex-trimmed"),
               fit_config=FitConfig(epochs=5))
     np.testing.assert_allclose(res.scores, self_influence(res.loss_matrix, res.base_loss, trim=1))
     assert not np.allclose(res.scores, self_influence(res.loss_matrix, res.base_loss))

@@ -136,7 +136,7 @@ def test_gex_on_tiny_bert_detects_flipped_labels(bert_dir):
     fit = FitConfig(epochs=15, lr=0.02, batch_size=16, seed=0)
     history = learner.fit(data, fit)
     assert history.accuracy[-1] > 0.75
-    config = GEXConfig(chains=2, cycles=2, ft_lr=0.05, batch_size=16, seed=0)
+    config = GEXConfig(chains=2, cycles=2, ft_lr=0.05, batch_size=16, seed=0, score="gex")
     result = score_fitted(learner, data, config=config, fit_config=fit)
     assert result.loss_matrix.shape == (200, 4)
     assert np.isfinite(result.scores).all()

@@ -51,7 +51,8 @@ def stage():
     suggested = enc.codes.copy()
     suggested[5] = (suggested[5] + 1) % 3
     manifest = pd.DataFrame({
-        "row_id": np.arange(N, dtype=np.int64), "score": np.linspace(0, 1, N), "is_issue": action != "keep",
+        "row_id": np.arange(N, dtype=np.int64), "score": np.linspace(0, 1, N),
+        "gex_influence": np.linspace(0, 2, N), "label_quality": np.linspace(1, 0, N), "is_issue": action != "keep",
         "action": action, "given_label": enc.codes, "suggested_label": suggested,
         "weight": np.where(action == "reweight", 0.5, 1.0),
     })
@@ -93,7 +94,7 @@ def test_publish_writes_every_file(tmp_path, stage):
     assert meta["actions"] == {"keep": 9, "drop": 1, "relabel": 1, "reweight": 1}
     assert meta["fingerprint"] == "abc123"
     assert meta["package_version"] == influence_stage.__version__
-    assert meta["validation"] == {"output": {"success": True, "suite_version": 1}}
+    assert meta["validation"] == {"output": {"success": True, "suite_version": 2}}
     created = datetime.fromisoformat(meta["created_utc"].replace("Z", "+00:00"))
     assert created.tzinfo is not None and abs((datetime.now(UTC) - created).total_seconds()) < 120
     # checksums of every other file

@@ -55,6 +55,8 @@ def _make_table(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     table = pd.DataFrame({
         "row_id": np.arange(1000, 1000 + N),
         "score": scores,
+        "gex_influence": 3 * scores,
+        "label_quality": 1 - scores / scores.max(),
         "is_issue": is_issue,
         "action": action.astype(str),
         "given_label": given.astype(np.int64),
@@ -357,8 +359,8 @@ def test_summary_markdown_many_classes_are_capped():
     given = rng.integers(0, k, n)
     is_issue = given == 29  # only the last class is flagged: it must be listed first
     table = pd.DataFrame({
-        "row_id": np.arange(n), "score": rng.random(n), "is_issue": is_issue,
-        "action": np.where(is_issue, "drop", "keep"), "given_label": given, "suggested_label": given,
+        "row_id": np.arange(n), "score": rng.random(n), "gex_influence": rng.random(n), "label_quality": 0.5,
+        "is_issue": is_issue, "action": np.where(is_issue, "drop", "keep"), "given_label": given, "suggested_label": given,
         "weight": 1.0,
     })
     md = summary_markdown(table, [f"c{i}" for i in range(k)], 0.5)

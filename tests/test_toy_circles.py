@@ -86,7 +86,7 @@ def test_leave_one_out_ground_truth_marks_the_inner_ring(toy, leave_one_out):
 def test_gex_separates_and_is_bimodal_where_linearized_is_not(toy, leave_one_out):
     X, y, influential, data, learner = toy
     theta = learner.get_state()
-    result = gex(learner, X, y, config=GEXConfig(ft_lr=0.2, chains=4, cycles=4, cycle_epochs=2, batch_size=32))
+    result = gex(learner, X, y, config=GEXConfig(ft_lr=0.2, chains=4, cycles=4, cycle_epochs=2, batch_size=32, score="gex"))
     learner.set_state(theta)
     linear = linearized_influence(learner, data)
     assert roc_auc_score(influential, result.scores) >= 0.99

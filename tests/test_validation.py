@@ -69,6 +69,8 @@ def _manifest(ds: datasets.Dataset) -> pd.DataFrame:
     return pd.DataFrame({
         "row_id": np.asarray(ds["row_id"]),
         "score": score,
+        "gex_influence": 2 * score,
+        "label_quality": 1 - score,
         "is_issue": action != "keep",
         "action": action,
         "given_label": codes,
@@ -384,7 +386,7 @@ def test_raise_if_failed_lists_each_failed_expectation(case):
     expected = {"schema_preserved", "weight_in_range", "weights_match_manifest", "manifest_covers_input",
                 "drop_fraction"}
     assert _failed(report) == expected
-    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 1\) failed 5 of \d+") as info:
+    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 2\) failed 5 of \d+") as info:
         report.raise_if_failed()
     message = str(info.value)
     for key in expected:
@@ -397,7 +399,7 @@ def test_to_json_holds_ge_results_per_batch(case):
     ds, manifest, out = case
     report = _validate_out(out, ds, manifest.drop(index=8))
     data = json.loads(report.to_json())
-    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 1
+    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 2
     assert set(data["batches"]) == {"columns", "features", "rows", "manifest", "accounting"}
     acc = data["batches"]["accounting"]
     assert acc["suite_name"] == "output.accounting" and acc["success"] is False
