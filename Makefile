@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/seed_spread.py
 	$(BIN)/python benchmarks/cycle_floor.py
 	$(BIN)/python benchmarks/auto_ablation.py
+	$(BIN)/python benchmarks/downstream.py
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -518,7 +518,7 @@ if _BaseSampler is not None:
         classes_ : ndarray
             The labels, sorted (``LabelEncoder``).
         threshold_ : float
-        members_, learner_, result_ : as for :class:`InfluenceCleaner`.
+        members_, learner_, result_, config_ : as for :class:`InfluenceCleaner`.
         sampling_strategy_ : dict
             Targeted classes (keys).
         """
@@ -575,6 +575,7 @@ if _BaseSampler is not None:
             if relabel.size:
                 y_res[relabel] = encoder.inverse_transform(table["suggested_label"].to_numpy()[relabel])
 
+            self.config_ = config
             self.classes_ = encoder.classes_
             self.scores_ = np.asarray(result.scores, dtype=np.float64)
             self.gex_influence_ = np.asarray(result.gex_influence, dtype=np.float64)
