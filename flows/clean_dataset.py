@@ -2,7 +2,8 @@
 
 load → validate input → featurize → fit θ* → auto scale → members (``chains_per_task`` chains per
 task, trained together; all in one task by default, one per task on Dask) → loss matrix → scores +
-decisions → apply → validate output → publish (+ report, artifacts).
+decisions → apply → validate output → (with ground truth: baseline self-influence for the report's
+distributional-bias figure) → publish (+ report, artifacts).
 
 Expensive results (θ*, the scale probe, each group of chains, the loss matrix) are cached by
 content: the key is the dataset fingerprint plus the fingerprint of the configuration fields that
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage import pipeline as steps
@@ -204,16 +206,77 @@ def _gallery(prepared: Prepared) -> Any:
     return lambda i: prepared.dataset[int(i)][column]
 
 
+def bias_scores(result: GEXResult, prepared: Prepared, features: Features,
+                log: Any = logger) -> dict[str, np.ndarray] | None:
+    """Self-influence of the noisy run by three estimators, for the report's distributional-bias figure.
+
+    The identity-curvature influence ``||g_n||²`` and the damped linearized influence
+    ``g_nᵀ (H + λI)⁻¹ g_n`` (``influence_stage.baselines``) are computed at θ* (``result.learner``,
+    which the loss task leaves there) on the rows the run scored, next to GEX's own
+    ``result.gex_influence``: side by side they show which estimators separate mislabeled from
+    clean rows. The figure is a diagnostic, so whatever stops it is logged and skipped, never raised.
+
+    Parameters
+    ----------
+    result : GEXResult
+        The run's result, its learner at θ*.
+    prepared, features : Prepared, Features
+        What the run was scored on; ``pipeline.learner_data`` builds the learner's data from them.
+    log : logging.Logger-like, default the module logger
+        Where the reason for a skip goes.
+
+    Returns
+    -------
+    dict of str to ndarray or None
+        ``{"identity-curvature IF", "damped linearized IF", "GEX"}`` → ``(n,) float64`` scores in
+        row order, all ``>= 0``; None when the learner is not a ``TorchLearner`` (a Hugging Face
+        model: the baselines need plain tensors and a module), when the result has no GEX
+        self-influence, or when a baseline cannot be computed for this model.
+    """
+    from influence_stage.baselines import gradient_norm_influence, linearized_influence
+    from influence_stage.exceptions import InvalidInputError
+    from influence_stage.learner import TorchLearner
+
+    learner = result.learner
+    if not isinstance(learner, TorchLearner):
+        log.info("distributional-bias figure skipped: the learner is a %s, not a TorchLearner (the influence "
+                 "baselines need one)", type(learner).__name__)
+        return None
+    if result.gex_influence is None:
+        log.info("distributional-bias figure skipped: the result carries no GEX self-influence")
+        return None
+    data = steps.learner_data(learner, prepared, features)
+    try:
+        identity = gradient_norm_influence(learner, data)
+        linearized = linearized_influence(learner, data)
+    except (InvalidInputError, RuntimeError) as exc:  # a model the baselines cannot handle, a failed solve
+        log.warning("distributional-bias figure skipped: %s", " ".join(str(exc).split()))
+        return None
+    # g_nᵀ (H + λI)⁻¹ g_n is >= 0; a rounding error can leave a tiny negative value
+    return {"identity-curvature IF": np.asarray(identity, dtype=np.float64),
+            "damped linearized IF": np.clip(np.asarray(linearized, dtype=np.float64), 0.0, None),
+            "GEX": np.asarray(result.gex_influence, dtype=np.float64)}
+
+
+@task(name="bias-scores", cache_policy=NO_CACHE)
+def bias_scores_task(result: GEXResult, prepared: Prepared, features: Features) -> dict[str, np.ndarray] | None:
+    """The report's baseline self-influence scores (:func:`bias_scores`); never cached, the inputs hold a model."""
+    return bias_scores(result, prepared, features, log=get_run_logger())
+
+
 @task(name="publish")
 def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Features, reports: list[Any],
-                 params: FlowConfig, summary: dict[str, Any], fingerprint: str) -> Any:
+                 params: FlowConfig, summary: dict[str, Any], fingerprint: str,
+                 bias: dict[str, np.ndarray] | None = None) -> Any:
+    """Build the HTML report (with the distributional-bias figure when ``bias`` is given) and publish."""
     from influence_stage.publish import publish
     from influence_stage.report import build_report
 
     names = [str(v) for v in prepared.encoding.names]
     html = build_report(decisions.table, class_names=names, threshold=decisions.threshold.value,
                         truth=_truth(params, features.row_ids), gallery=_gallery(prepared), summary=summary,
-                        title=f"influence_stage: {params.name}")
+                        title=f"influence_stage: {params.name}", bias_scores=bias,
+                        score_name=summary.get("score"))
     return publish(cleaned, decisions.table, root=params.publish_root, name=params.name,
                    config=params.model_dump(mode="json"), validation_reports=reports, report_html=html,
                    fingerprint=fingerprint, push_to_hub_repo=params.push_to_hub)
@@ -284,8 +347,12 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
                "theta fit": round(result.theta_fit, 4)}  # share of rows θ* fits (gex.THETA_FIT_WARNING)
     if decisions.threshold.n_estimated is not None:
         summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
+    bias = None
+    if params.truth is not None:  # the distributional-bias figure compares estimators against the truth
+        bias = bias_scores_task(result, prepared, features)
+        lap("bias scores (report)")
     published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
-                             summary, fingerprint)
+                             summary, fingerprint, bias=bias)
     lap("publish + report")
     summary["published"] = str(published.path)
     summary["report"] = str(Path(published.path) / "report.html")
@@ -294,7 +361,9 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
 
     names = [str(v) for v in prepared.encoding.names]
     truth = _truth(params, features.row_ids)
-    markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth, timings=timings)
+    markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth, timings=timings,
+                                score_name=result.score_name, threshold_method=decisions.threshold.method,
+                                n_estimated=decisions.threshold.n_estimated)
     summary["markdown"] = markdown
     if truth is not None:
         summary["precision"], summary["recall"], _ = precision_recall_at(table["is_issue"].to_numpy(dtype=bool), truth)

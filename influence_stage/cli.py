@@ -150,7 +150,8 @@ def _report(args: argparse.Namespace) -> int:
     threshold = float((meta.get("summary") or {}).get("threshold", manifest.loc[manifest["is_issue"], "score"].min()
                                                       if manifest["is_issue"].any() else manifest["score"].max()))
     html = build_report(manifest, class_names=names, threshold=threshold, summary={"version": meta.get("version")},
-                        title=f"influence_stage: {meta.get('name', version.parent.name)}")
+                        title=f"influence_stage: {meta.get('name', version.parent.name)}",
+                        score_name=((config.get("clean") or {}).get("gex") or {}).get("score"))
     out = Path(args.out) if args.out else Path(f"report-{meta.get('name', version.parent.name)}-{version.name}.html")
     print(write_report(out, html))
     return EXIT_OK

@@ -1,8 +1,8 @@
 """Plots and the report of one cleaning run: figures, a self-contained HTML page, a markdown summary.
 
 This module owns the step ``decisions → report``. It reads the decisions table (one row per input
-row, columns ``row_id, score, is_issue, action, given_label, suggested_label, weight``, see
-:class:`influence_stage.policy.Decisions`) and draws:
+row, columns ``row_id, score, gex_influence, label_quality, is_issue, action, given_label,
+suggested_label, weight``, see :class:`influence_stage.policy.Decisions`) and draws:
 
 - :func:`plot_score_histogram` — the scores on a log axis with the threshold; GEX self-influence is
   a mean of squares, so it spans orders of magnitude and mislabeled rows form their own high mode
@@ -10,7 +10,12 @@ row, columns ``row_id, score, is_issue, action, given_label, suggested_label, we
 - :func:`plot_issues_per_class` — rows flagged or acted on, per given class, split by action;
 - :func:`plot_gallery` — the most suspicious rows (images or texts) with ``given → suggested``;
 - :func:`plot_precision_recall` — precision / recall against a ground-truth mask (demos and
-  benchmarks only: real data has no such mask).
+  benchmarks only: real data has no such mask);
+- :func:`plot_distributional_bias` — per self-influence estimator, the log-score histograms of clean
+  and truly mislabeled rows, to show which estimators separate the two groups (ground truth only).
+
+Beside the figures, the report and the markdown summary list the flagged rows per
+``(given label, suggested label)`` pair: which classes the flagged rows are suspected to belong to.
 
 :func:`build_report` puts them into one HTML string with no external resources (figures are base64
 PNGs, CSS is inline, scripts are forbidden by a Content-Security-Policy), :func:`write_report` saves
@@ -33,6 +38,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -43,7 +49,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from sklearn.metrics import average_precision_score, precision_recall_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.policy import ROW_ACTIONS, TABLE_COLUMNS
@@ -56,6 +62,10 @@ TOP_ROWS = 50
 GALLERY_K = 24
 #: Classes listed one by one in :func:`summary_markdown`; beyond this, the classes with most flagged rows.
 MARKDOWN_MAX_CLASSES = 20
+#: ``(given, suggested)`` pairs of flagged rows listed in :func:`summary_markdown`, the most frequent.
+MARKDOWN_MAX_PAIRS = 10
+#: ``(given, suggested)`` pairs of flagged rows listed in the HTML report, the most frequent.
+REPORT_MAX_PAIRS = 50
 #: Characters of a text shown in one gallery cell; longer texts are cut with an ellipsis.
 GALLERY_TEXT_CHARS = 400
 #: Characters of a class name in a gallery cell title (image cells, text cells); longer names are cut.
@@ -64,13 +74,17 @@ GALLERY_NAME_CHARS = (20, 36)
 PNG_DPI = 100
 
 #: Section titles of the HTML report, in order (``precision_recall`` only with ground truth,
-#: ``gallery`` only with a gallery source).
+#: ``gallery`` only with a gallery source, ``bias`` only with ground truth and bias scores,
+#: ``gex_histogram`` only when the run ranks by a rank score).
 SECTION_TITLES: dict[str, str] = {
     "summary": "Summary",
     "histogram": "Score distribution",
+    "gex_histogram": "GEX self-influence distribution",
     "per_class": "Issues per class",
+    "confusion": "Flagged rows: given → suggested label",
     "gallery": "Most suspicious rows",
     "precision_recall": "Precision / recall vs ground truth",
+    "bias": "Distributional bias: clean vs mislabeled self-influence",
     "top_rows": f"Top {TOP_ROWS} rows by score",
 }
 
@@ -157,7 +171,7 @@ def _check_table(table: Any, class_names: Any) -> tuple[pd.DataFrame, list[str]]
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
-            f"table column 'score' must be finite and >= 0 (self-influence is a mean of squares); "
+            f"table column 'score' must be finite and >= 0 (every ranking score is); "
             f"row {i} has {float(s[i])!r} ({int(bad.sum())} bad rows in all)."
         )
 
@@ -324,15 +338,33 @@ def _top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[: min(k, scores.size)]
 
 
+def _flagged_pairs(t: pd.DataFrame) -> pd.DataFrame:
+    """Flagged rows counted per ``(given_label, suggested_label)`` pair.
+
+    Columns ``given_label, suggested_label, rows, relabeled`` (``relabeled``: of those rows, the ones
+    whose action is ``relabel``), one row per pair that occurs, most frequent first; ties in order of
+    given then suggested label. Empty when nothing is flagged.
+    """
+    flagged = t[t["is_issue"].to_numpy()]
+    pairs = (
+        flagged.assign(relabeled=(flagged["action"] == "relabel").astype(np.int64), rows=1)
+        .groupby(["given_label", "suggested_label"], sort=True)[["rows", "relabeled"]].sum()
+        .reset_index()
+    )
+    return pairs.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
 
 
 def plot_score_histogram(
-    scores: Any, threshold: float, is_issue: Any = None, truth: Any = None, *, bins: int = 60
+    scores: Any, threshold: float, is_issue: Any = None, truth: Any = None, *, bins: int = 60,
+    score_name: str | None = None,
 ) -> Figure:
-    """Histogram of the scores on a log x-axis, with the threshold marked.
+    """Histogram of the scores with the threshold marked: a log x-axis for GEX-scale scores, a linear
+    one for the rank scores (means of percentile ranks in (0, 1], where a log axis would mislead).
 
     Parameters
     ----------
@@ -349,14 +381,22 @@ def plot_score_histogram(
         Truly mislabeled rows (demos / benchmarks). When given the histogram is two stacked groups,
         "truly mislabeled" and "clean"; it takes precedence over ``is_issue`` for the split.
     bins : int, default 60
-        Number of log-spaced bins.
+        Number of bins (log-spaced on the log axis).
+    score_name : str, optional
+        The run's score (``scores.SCORES``). None or a GEX-scale name: GEX self-influence on a log
+        axis; a rank score: a linear axis titled with the name.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes, x scale ``"log"``.
+        One axes, x scale ``"log"`` (``"linear"`` for a rank score).
     """
+    from influence_stage.scores import RANK_SCORES
+
     s = _check_scores(scores)
+    if score_name in RANK_SCORES:
+        return _rank_histogram(s, _check_threshold(threshold), is_issue, truth, _check_positive_int(bins, "bins"),
+                               str(score_name))
     thr = _check_threshold(threshold)
     bins = _check_positive_int(bins, "bins")
     flagged = _check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
@@ -397,6 +437,28 @@ def plot_score_histogram(
     ax.set_ylabel("rows")
     ax.set_title("GEX self-influence scores")
     ax.legend(loc="upper right", fontsize="small")
+    return fig
+
+
+def _rank_histogram(s: np.ndarray, thr: float, is_issue: Any, truth: Any, bins: int, score_name: str) -> Figure:
+    """``plot_score_histogram`` for a rank score: linear axis on [0, 1]."""
+    flagged = _check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
+    t = _check_mask(truth, s.size, "truth") if truth is not None else None
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig = _new_figure(7.0, 3.8)
+    ax = fig.add_subplot()
+    if t is not None:
+        ax.hist([s[~t], s[t]], bins=edges, stacked=True, color=[_CLEAN_COLOR, _ISSUE_COLOR],
+                label=[f"clean ({int((~t).sum())})", f"truly mislabeled ({int(t.sum())})"])
+    else:
+        ax.hist([s[~flagged], s[flagged]], bins=edges, stacked=True, color=[_CLEAN_COLOR, _ISSUE_COLOR],
+                label=[f"not flagged ({int((~flagged).sum())})", f"flagged ({int(flagged.sum())})"])
+    ax.axvline(thr, color="black", linestyle="--", linewidth=1.5, gid="threshold",
+               label=f"threshold = {thr:.3g} ({int(flagged.sum())} flagged)")
+    ax.set_xlabel(f"score: {score_name} (mean percentile rank; 1 = most suspicious)")
+    ax.set_ylabel("rows")
+    ax.set_title(f"Ranking score ({score_name})")
+    ax.legend(loc="upper left", fontsize="small")
     return fig
 
 
@@ -634,6 +696,140 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
     return fig
 
 
+def _check_bias_inputs(scores: Any, truth: Any) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
+    """Check the inputs of :func:`plot_distributional_bias`; return ``[(method, scores)]`` and the mask.
+
+    Raises
+    ------
+    InvalidTypeError
+        ``scores`` is not a mapping; a method's scores or ``truth`` are not numeric / boolean.
+    InvalidInputError
+        No method; a method's scores not 1-D, of another length than ``truth``, non-finite or
+        negative; ``truth`` with no mislabeled or no clean row.
+    """
+    if not isinstance(scores, Mapping):
+        raise InvalidTypeError(
+            f"scores must be a mapping of method name to per-row scores, e.g. {{'GEX': gex_scores}}; "
+            f"found {type(scores).__name__}."
+        )
+    if len(scores) == 0:
+        raise InvalidInputError(
+            "scores is empty (no method); give at least one method name → per-row scores entry."
+        )
+    t_arr = np.asarray(truth.to_numpy() if isinstance(truth, pd.Series) else truth)
+    if t_arr.ndim != 1:
+        raise InvalidInputError(f"truth must be 1-D, one entry per row; found shape {t_arr.shape}.")
+    t = _check_mask(t_arr, t_arr.shape[0], "truth")
+    if not t.any():
+        raise InvalidInputError(
+            "truth marks no row as mislabeled; AUROC and AP need at least one mislabeled and one clean row."
+        )
+    if t.all():
+        raise InvalidInputError(
+            "truth marks every row as mislabeled (no clean row); AUROC and AP need at least one "
+            "mislabeled and one clean row."
+        )
+    checked = []
+    for key, values in scores.items():
+        name = str(key)
+        try:
+            s = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidTypeError(f"scores[{name!r}] must be numeric; could not convert them: {exc}") from exc
+        if s.ndim != 1:
+            raise InvalidInputError(f"scores[{name!r}] must be 1-D (n_rows,); found shape {s.shape}.")
+        if s.shape[0] != t.shape[0]:
+            raise InvalidInputError(
+                f"scores[{name!r}] has {s.shape[0]} entries but truth has {t.shape[0]}; give one score "
+                f"per row, aligned with truth (same order)."
+            )
+        bad = ~np.isfinite(s)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"scores[{name!r}] must be finite; row {i} has {float(s[i])!r} ({int(bad.sum())} "
+                f"non-finite rows in all)."
+            )
+        neg = s < 0
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise InvalidInputError(
+                f"scores[{name!r}] must be >= 0 (self-influence scores are drawn on a log axis); row {i} "
+                f"has {float(s[i])!r} ({int(neg.sum())} negative rows in all)."
+            )
+        checked.append((name, s))
+    return checked, t
+
+
+def plot_distributional_bias(scores: Mapping[str, Any], truth: Any, *, bins: int = 40) -> Figure:
+    """Per self-influence estimator, the log-score histograms of clean and truly mislabeled rows.
+
+    An estimator is distributionally biased when its scores of clean and mislabeled rows come from
+    overlapping distributions (a single mode, ruled by something else than the label, such as the
+    gradient norm): no threshold then separates the groups. One panel per method makes that visible
+    side by side, with the ranking quality of the raw scores in each title.
+
+    Parameters
+    ----------
+    scores : mapping of str to array-like, each shape ``(n,)`` float
+        Method name → its self-influence scores, finite and ``>= 0``, aligned with ``truth``. One
+        panel per entry, in the mapping's order.
+    truth : array-like, shape ``(n,)`` bool
+        Truly mislabeled rows; at least one mislabeled and one clean row.
+    bins : int, default 40
+        Number of equal-width bins in ``log10`` of the score, shared by the two groups of a panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Exactly ``len(scores)`` axes (three per row of panels), in the mapping's order. Each axes
+        overlays the histograms of ``log10(max(score, floor))`` of the clean and of the truly
+        mislabeled rows, each normalised to unit area so that the small mislabeled group stays
+        visible; ``floor`` is the 1st percentile of the method's positive scores (1.0 when none is
+        positive), so zeros and tiny scores sit in the lowest bins instead of stretching the axis.
+        Titles read ``"<method>: AUROC <a> · AP <p>"`` with
+        :func:`sklearn.metrics.roc_auc_score` and :func:`sklearn.metrics.average_precision_score`
+        of the raw scores against ``truth``, to 3 decimals.
+
+    Raises
+    ------
+    InvalidTypeError
+        ``scores`` is not a mapping; non-numeric scores; ``truth`` not boolean (or 0/1).
+    InvalidInputError
+        An empty mapping; a method's scores not 1-D, of another length than ``truth``, non-finite or
+        negative; ``truth`` with no mislabeled or no clean row.
+    """
+    methods, t = _check_bias_inputs(scores, truth)
+    bins = _check_positive_int(bins, "bins")
+    n_bad, n_clean = int(t.sum()), int((~t).sum())
+
+    ncols = min(len(methods), 3)
+    nrows = math.ceil(len(methods) / ncols)
+    fig = _new_figure(4.4 * ncols, 3.4 * nrows)
+    for k, (name, s) in enumerate(methods):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        pos = s[s > 0]
+        floor = float(np.percentile(pos, 1)) if pos.size else 1.0
+        x = np.log10(np.maximum(s, floor))
+        lo, hi = float(x.min()), float(x.max())
+        if hi - lo < 1e-12:  # one value: give the bins a width
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
+        ax.hist(x[~t], bins=edges, density=True, histtype="stepfilled", alpha=0.5, color=_CLEAN_COLOR,
+                edgecolor=_CLEAN_COLOR, label=f"clean ({n_clean})")
+        ax.hist(x[t], bins=edges, density=True, histtype="stepfilled", alpha=0.5, color=_ISSUE_COLOR,
+                edgecolor=_ISSUE_COLOR, label=f"truly mislabeled ({n_bad})")
+        auroc = float(roc_auc_score(t, s))
+        ap = float(average_precision_score(t, s))
+        ax.set_title(f"{name}: AUROC {auroc:.3f} · AP {ap:.3f}", fontsize="medium", parse_math=False)
+        n_floored = int((s < floor).sum())
+        ax.set_xlabel("log10(score)" + (f"; {n_floored} rows floored at the 1st percentile" if n_floored else ""))
+        ax.set_ylabel("density")
+        ax.legend(loc="best", fontsize="small")
+    fig.suptitle("Self-influence of clean vs truly mislabeled rows")
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # HTML report
 # --------------------------------------------------------------------------------------------
@@ -686,6 +882,69 @@ def _section(key: str, body: str) -> str:
     return f'<section id="{key}">\n<h2>{html.escape(SECTION_TITLES[key])}</h2>\n{body}\n</section>\n'
 
 
+def _summary_key(key: Any) -> str:
+    """A summary key reduced for comparison: lower case, ``_``, ``:`` and ``-`` as spaces, single spaces."""
+    return " ".join(re.sub(r"[_:\-]", " ", str(key).lower()).split())
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether a summary entry states the same value as the report computed (numbers within rounding)."""
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
+    return a == b
+
+
+def _summary_rows(computed: list[tuple[str, Any]], summary: Mapping[str, Any] | None,
+                  aliases: Mapping[str, str]) -> list[tuple[str, Any]]:
+    """The summary table: the counts computed from the table, then the ``summary`` entries they do not repeat.
+
+    A ``summary`` entry whose key names a computed row (``aliases`` maps reduced keys, see
+    :func:`_summary_key`, to computed row labels: ``"rows in"``, ``"flagged"``, ``"action drop"``…)
+    is left out, so each count is shown once, as computed from the table; a warning is logged when
+    its value differs from the computed one.
+    """
+    values = dict(computed)
+    rows = list(computed)
+    for key, value in (summary or {}).items():
+        label = aliases.get(_summary_key(key))
+        if label is None:
+            rows.append((str(key), value))
+        elif not _same_value(value, values[label]):
+            logger.warning("summary entry %r = %r differs from %r = %r computed from the table; showing the "
+                           "table's value", key, value, label, values[label])
+    return rows
+
+
+def _pairs_table(t: pd.DataFrame, names: list[str]) -> str:
+    """HTML table of the flagged rows per ``(given, suggested)`` pair, at most :data:`REPORT_MAX_PAIRS` pairs."""
+    pairs = _flagged_pairs(t)
+    n_flagged = int(pairs["rows"].sum())
+    if n_flagged == 0:
+        return '<p class="note">No row was flagged.</p>'
+    head = ["given", "suggested", "flagged rows", "share of flagged", "relabeled"]
+    lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for r in pairs.head(REPORT_MAX_PAIRS).itertuples(index=False):
+        lines.append(
+            f"<tr><td>{html.escape(names[int(r.given_label)])}</td>"
+            f"<td>{html.escape(names[int(r.suggested_label)])}</td>"
+            f'<td class="num">{int(r.rows)}</td><td class="num">{100.0 * r.rows / n_flagged:.1f}%</td>'
+            f'<td class="num">{int(r.relabeled)}</td></tr>'
+        )
+    lines.append("</table>")
+    note = (f"{n_flagged} flagged rows in {len(pairs)} (given, suggested) pairs, most frequent first. A pair "
+            "with the same label twice: the suggested label agrees with the given one.")
+    if len(pairs) > REPORT_MAX_PAIRS:
+        rest = pairs.iloc[REPORT_MAX_PAIRS:]
+        note += f" {len(rest)} more pairs ({int(rest['rows'].sum())} rows) not shown."
+    return "\n".join(lines) + f'\n<p class="note">{html.escape(note)}</p>'
+
+
+def _rank_scores() -> frozenset[str]:
+    from influence_stage.scores import RANK_SCORES
+
+    return RANK_SCORES
+
+
 def build_report(
     table: pd.DataFrame,
     *,
@@ -695,16 +954,20 @@ def build_report(
     gallery: Any = None,
     summary: Mapping[str, Any] | None = None,
     title: str = "influence_stage report",
+    bias_scores: Mapping[str, Any] | None = None,
+    score_name: str | None = None,
 ) -> str:
     """One self-contained HTML page describing a cleaning run.
 
     Sections, in order (titles in :data:`SECTION_TITLES`): summary (rows in and out, rows flagged,
-    rows per action, threshold, then every ``summary`` entry), score histogram, issues per class,
-    gallery of the most suspicious rows (only with ``gallery``), precision / recall vs ground truth
-    with precision, recall and F1 of ``is_issue`` (only with ``truth``), and the top
+    rows per action, threshold, then the ``summary`` entries that do not repeat these counts),
+    score histogram, issues per class, flagged rows per ``(given, suggested)`` label pair, gallery
+    of the most suspicious rows (only with ``gallery``), precision / recall vs ground truth with
+    precision, recall and F1 of ``is_issue`` (only with ``truth``), distributional bias of the
+    self-influence estimators (only with ``truth`` and ``bias_scores``), and the top
     :data:`TOP_ROWS` rows by score. Figures are embedded as base64 PNGs, CSS is inline and a
     Content-Security-Policy forbids scripts and any outside resource; every user string (title,
-    class names, row ids, summary keys and values) is HTML-escaped.
+    class names, row ids, summary keys and values, method names) is HTML-escaped.
 
     Parameters
     ----------
@@ -720,10 +983,16 @@ def build_report(
     gallery : ndarray, callable or sequence of str, optional
         Images or texts of the rows; see :func:`plot_gallery`.
     summary : mapping, optional
-        Extra entries for the summary table (rows out, timings, chosen ``ft_lr``, the config…);
-        nested mappings and lists are shown as JSON.
+        Extra entries for the summary table (timings, chosen ``ft_lr``, the config…); nested
+        mappings and lists are shown as JSON. Entries that name a count the report computes from
+        the table (``rows in``, ``rows out``, ``flagged`` / ``issues flagged``, ``action <a>``,
+        ``threshold``, ``classes``; case, ``_`` and ``:`` ignored) are not repeated: the computed
+        value is shown once, and a warning is logged when the entry disagrees with it.
     title : str, default "influence_stage report"
         Page title and heading.
+    bias_scores : mapping of str to array-like, optional
+        Method name → self-influence scores of the rows, aligned with the table; drawn with
+        :func:`plot_distributional_bias`. Used only together with ``truth``.
 
     Returns
     -------
@@ -734,9 +1003,10 @@ def build_report(
     ------
     InvalidInputError
         Missing table columns, an empty table, ``truth`` or ``gallery`` of the wrong length,
-        ``truth`` without a positive row, bad labels, scores or threshold.
+        ``truth`` without a positive row, bad labels, scores or threshold; with ``truth``, bias
+        scores that :func:`plot_distributional_bias` rejects.
     InvalidTypeError
-        A table column, ``truth``, ``gallery`` or ``summary`` of the wrong type.
+        A table column, ``truth``, ``gallery``, ``summary`` or ``bias_scores`` of the wrong type.
     """
     t, names = _check_table(table, class_names)
     thr = _check_threshold(threshold)
@@ -744,14 +1014,23 @@ def build_report(
     truth_mask = _check_truth(truth, n) if truth is not None else None
     if summary is not None and not isinstance(summary, Mapping):
         raise InvalidTypeError(f"summary must be a mapping (dict) of extra entries; found {type(summary).__name__}.")
-    # Checked before any figure is drawn, so a bad gallery fails fast.
+    if bias_scores is not None and not isinstance(bias_scores, Mapping):
+        raise InvalidTypeError(
+            f"bias_scores must be a mapping of method name to per-row scores; found {type(bias_scores).__name__}."
+        )
+    # Checked before any figure is drawn, so a bad gallery or bias scores fail fast.
     if gallery is not None:
         _gallery_kind(gallery, n)
+    show_bias = bias_scores is not None and truth_mask is not None
+    if show_bias:
+        _check_bias_inputs(bias_scores, truth_mask)
+    elif bias_scores is not None:
+        logger.info("bias_scores given without truth: the distributional-bias section needs ground truth, left out")
 
     scores = t["score"].to_numpy()
     is_issue = t["is_issue"].to_numpy()
     counts = _action_counts(t)
-    rows: list[tuple[str, Any]] = [
+    computed: list[tuple[str, Any]] = [
         ("rows in", n),
         ("rows out", n - counts["drop"]),
         ("issues flagged", int(is_issue.sum())),
@@ -759,17 +1038,32 @@ def build_report(
         ("threshold", thr),
         ("classes", len(names)),
     ]
+    aliases = {_summary_key(label): label for label, _ in computed}
+    aliases["flagged"] = "issues flagged"
     if truth_mask is not None:
-        rows.append(("truly mislabeled (ground truth)", int(truth_mask.sum())))
-    rows.extend((str(key), value) for key, value in (summary or {}).items())
+        computed += [("truly mislabeled (ground truth)", int(truth_mask.sum())),
+                     ("true noise rate (ground truth)", float(truth_mask.mean()))]
+    rows = _summary_rows(computed, summary, aliases)
 
     parts = [_section("summary", _kv_table(rows))]
     parts.append(_section(
         "histogram",
-        _img_tag(plot_score_histogram(scores, thr, is_issue=is_issue, truth=truth_mask), "score histogram")
-        + '<p class="note">Log x-axis: mislabeled rows typically form their own high mode.</p>',
+        _img_tag(plot_score_histogram(scores, thr, is_issue=is_issue, truth=truth_mask, score_name=score_name),
+                 "score histogram")
+        + ('<p class="note">The run ranks by a mean of percentile ranks (spread evenly by construction); the '
+           'threshold flags the estimated number of mislabeled rows.</p>' if score_name in _rank_scores() else
+           '<p class="note">Log x-axis: mislabeled rows typically form their own high mode.</p>'),
     ))
+    if score_name in _rank_scores():
+        gi = t["gex_influence"].to_numpy(dtype=np.float64)
+        if np.isfinite(gi).all() and (gi >= 0).all():
+            fig = plot_score_histogram(gi, float(np.min(gi[is_issue])) if is_issue.any() else float(gi.max()),
+                                       is_issue=is_issue, truth=truth_mask)
+            parts.append(_section("gex_histogram", _img_tag(fig, "GEX self-influence histogram")
+                                  + '<p class="note">The exact GEX self-influence of the same rows (log x-axis); '
+                                    'the dashed line is the lowest GEX score among the flagged rows.</p>'))
     parts.append(_section("per_class", _img_tag(plot_issues_per_class(t, names), "issues per class")))
+    parts.append(_section("confusion", _pairs_table(t, names)))
     if gallery is not None:
         k = min(GALLERY_K, n)
         parts.append(_section(
@@ -791,6 +1085,14 @@ def build_report(
             + '<p class="note">Precision, recall and F1 of the flagged rows (<code>is_issue</code>) '
             "against the ground-truth mask.</p>"
             + _img_tag(plot_precision_recall(scores, truth_mask, thr), "precision recall curve"),
+        ))
+    if show_bias:
+        parts.append(_section(
+            "bias",
+            _img_tag(plot_distributional_bias(bias_scores, truth_mask), "distributional bias")
+            + '<p class="note">One panel per estimator: histograms of log10 self-influence of clean and of '
+            "truly mislabeled rows, each of unit area. An estimator without distributional bias separates "
+            "the two groups; AUROC and AP rank its raw scores against the ground truth.</p>",
         ))
     parts.append(_section("top_rows", _top_rows_table(t, names, truth_mask)))
 
@@ -877,6 +1179,10 @@ def summary_markdown(
     threshold: float,
     truth: Any = None,
     timings: Mapping[str, float] | None = None,
+    *,
+    score_name: str | None = None,
+    threshold_method: str | None = None,
+    n_estimated: int | None = None,
 ) -> str:
     """A short markdown summary of a cleaning run (Prefect markdown artifact, ``make run`` output).
 
@@ -893,14 +1199,35 @@ def summary_markdown(
         nothing is flagged).
     timings : mapping of str to float, optional
         Seconds per step, listed in the given order.
+    score_name : str, optional
+        The ranking the threshold cut (``GEXResult.score_name``), shown under the headline.
+    threshold_method : str, optional
+        How the threshold was chosen (``ThresholdResult.method``), shown under the headline.
+    n_estimated : int, optional
+        The estimated number of mislabeled rows (``ThresholdResult.n_estimated``), ``0..n``; shown
+        as the estimated noise rate ``n_estimated / n`` with the count, and, with ``truth``, the
+        true noise rate next to it.
 
     Returns
     -------
     str
-        Markdown: a headline (rows in / out, flagged, threshold), a table of rows per action
+        Markdown: a headline (rows in / out, flagged, threshold), a line with the score, threshold
+        method and estimated noise rate (when any of them is given), a table of rows per action
         (``| drop | 12 |`` …), a table per class (rows, flagged, drop, relabel, reweight; at most
         :data:`MARKDOWN_MAX_CLASSES` classes, those with most flagged rows, when there are more),
-        the ground-truth line and the timings. Class names and step names are escaped.
+        a table of the flagged rows per ``given → suggested`` label pair (the
+        :data:`MARKDOWN_MAX_PAIRS` most frequent pairs; none when nothing is flagged), the
+        ground-truth line and the timings. Class names, step names and the score and method names
+        are escaped.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad table, labels, threshold or ``truth`` (as :func:`build_report`); ``n_estimated``
+        outside ``0..n``.
+    InvalidTypeError
+        ``timings`` not a mapping of numbers; ``score_name`` or ``threshold_method`` not a string;
+        ``n_estimated`` not an integer.
     """
     t, names = _check_table(table, class_names)
     thr = _check_threshold(threshold)
@@ -914,6 +1241,16 @@ def summary_markdown(
         for key, value in timings.items():
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise InvalidTypeError(f"timings[{key!r}] must be a number of seconds; found {value!r}.")
+    for name, value in (("score_name", score_name), ("threshold_method", threshold_method)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidTypeError(f"{name} must be a string; found {type(value).__name__}.")
+    if n_estimated is not None:
+        if isinstance(n_estimated, bool) or not isinstance(n_estimated, numbers.Integral):
+            raise InvalidTypeError(
+                f"n_estimated must be an integer (the estimated number of mislabeled rows); found {n_estimated!r}."
+            )
+        if not 0 <= n_estimated <= n:
+            raise InvalidInputError(f"n_estimated must be in 0..{n} (the table has {n} rows); found {n_estimated}.")
 
     counts = _action_counts(t)
     is_issue = t["is_issue"].to_numpy()
@@ -924,6 +1261,11 @@ def summary_markdown(
         f"**{n}** rows in, **{n - counts['drop']}** rows out; **{n_flagged}** flagged "
         f"({100.0 * n_flagged / n:.1f}%) at threshold **{thr:.4g}**.",
         "",
+    ]
+    run_line = _run_line(n, truth_mask, score_name, threshold_method, n_estimated)
+    if run_line:
+        lines += [run_line, ""]
+    lines += [
         "| action | rows |",
         "|---|---:|",
         *(f"| {a} | {counts[a]} |" for a in ROW_ACTIONS),
@@ -952,6 +1294,17 @@ def summary_markdown(
         lines.append(f"\n_{K - MARKDOWN_MAX_CLASSES} more classes not shown (fewest flagged rows)._")
     lines.append("")
 
+    pairs = _flagged_pairs(t)
+    if len(pairs):
+        lines += ["| flagged: given → suggested | rows |", "|---|---:|"]
+        for r in pairs.head(MARKDOWN_MAX_PAIRS).itertuples(index=False):
+            given, suggested = _md_escape(names[int(r.given_label)]), _md_escape(names[int(r.suggested_label)])
+            lines.append(f"| {given} → {suggested} | {int(r.rows)} |")
+        if len(pairs) > MARKDOWN_MAX_PAIRS:
+            rest = pairs.iloc[MARKDOWN_MAX_PAIRS:]
+            lines.append(f"\n_{len(rest)} more pairs not shown ({int(rest['rows'].sum())} flagged rows)._")
+        lines.append("")
+
     if truth_mask is not None:
         p, r, f1 = precision_recall_at(is_issue, truth_mask)
         tp = int((is_issue & truth_mask).sum())
@@ -972,7 +1325,27 @@ def _fmt_pr(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.3f}"
 
 
+def _run_line(n: int, truth: np.ndarray | None, score_name: str | None, threshold_method: str | None,
+              n_estimated: int | None) -> str:
+    """The markdown line naming the score, the threshold method and the estimated (and true) noise rate."""
+    parts = []
+    if score_name is not None:
+        parts.append(f"score **{_md_escape(score_name)}**")
+    if threshold_method is not None:
+        parts.append(f"threshold method **{_md_escape(threshold_method)}**")
+    if n_estimated is not None:
+        rate = f"estimated noise rate **{100.0 * n_estimated / n:.1f}%** ({n_estimated} rows)"
+        if truth is not None:
+            n_true = int(truth.sum())
+            rate += f", true noise rate **{100.0 * n_true / n:.1f}%** ({n_true} rows)"
+        parts.append(rate)
+    if not parts:
+        return ""
+    line = "; ".join(parts) + "."
+    return line[0].upper() + line[1:]
+
+
 __all__ = [
-    "GALLERY_K", "SECTION_TITLES", "TOP_ROWS", "build_report", "plot_gallery", "plot_issues_per_class",
-    "plot_precision_recall", "plot_score_histogram", "summary_markdown", "write_report",
+    "GALLERY_K", "SECTION_TITLES", "TOP_ROWS", "build_report", "plot_distributional_bias", "plot_gallery",
+    "plot_issues_per_class", "plot_precision_recall", "plot_score_histogram", "summary_markdown", "write_report",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -29,6 +31,7 @@ from influence_stage.publish import list_versions, load_published
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = str(ROOT / "data" / "digits" / "train.parquet")
+NOISE_MASK = str(ROOT / "data" / "digits" / "noise_mask.parquet")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -155,13 +158,46 @@ def test_cli_exit_codes_and_messages(tmp_path, small_source, capsys):
 
 
 def test_reweight_flow_publishes_weights_matching_the_manifest(tmp_path, small_source):
-    p = params(tmp_path, small_source, clean={"action": "reweight", "gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})
+    p = params(tmp_path, small_source, truth=NOISE_MASK,
+               clean={"action": "reweight", "gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})
     summary = clean_dataset(p)
     ds, manifest, _ = load_published(summary["published"])
     assert len(ds) == len(manifest) == 400 and summary.get("action reweight", 0) > 0
     weights = dict(zip(ds["row_id"], ds["weight"]))
     np.testing.assert_allclose([weights[r] for r in manifest.row_id], manifest.weight.to_numpy())
     assert ((manifest.weight < 1) == (manifest.action == "reweight")).all()
+
+    # With ground truth: the distributional-bias figure in the report, rates in the markdown.
+    report = (Path(summary["published"]) / "report.html").read_text()
+    assert '<section id="bias">' in report and '<section id="confusion">' in report
+    md = summary["markdown"]
+    n_true = int(pd.read_parquet(NOISE_MASK).set_index("row_id").loc[range(400), "is_flipped"].sum())
+    assert f"Score **{summary['score']}**; threshold method **{summary['threshold method']}**" in md
+    if summary["threshold method"] == "estimate":
+        rate = summary["estimated noise rate"]
+        assert f"estimated noise rate **{100 * rate:.1f}%** ({round(rate * 400)} rows)" in md
+        assert f"true noise rate **{100 * n_true / 400:.1f}%** ({n_true} rows)" in md
+    assert "| bias scores (report) |" in md
+
+
+def test_bias_scores_three_estimators_or_a_logged_skip(small_learner, caplog):
+    from influence_stage.baselines import gradient_norm_influence, linearized_influence
+
+    learner, data = small_learner
+    features = SimpleNamespace(tensor_data=lambda device="cpu": data)  # what learner_data reads for a TorchLearner
+    gex_influence = np.linspace(0.0, 1.0, len(data))
+    result = SimpleNamespace(learner=learner, gex_influence=gex_influence)
+    scores = flow_module.bias_scores(result, None, features)
+    assert list(scores) == ["identity-curvature IF", "damped linearized IF", "GEX"]
+    np.testing.assert_allclose(scores["identity-curvature IF"], gradient_norm_influence(learner, data))
+    np.testing.assert_allclose(scores["damped linearized IF"], np.clip(linearized_influence(learner, data), 0, None))
+    np.testing.assert_array_equal(scores["GEX"], gex_influence)
+    assert all((s >= 0).all() and s.shape == (len(data),) for s in scores.values())
+
+    caplog.set_level(logging.INFO, logger=flow_module.__name__)
+    assert flow_module.bias_scores(SimpleNamespace(learner=object(), gex_influence=gex_influence), None,
+                                   features) is None
+    assert "not a TorchLearner" in caplog.text
 
 
 def test_flow_on_dask_gives_the_same_scores(tmp_path, small_source):

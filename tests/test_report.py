@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import re
 
@@ -10,13 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.report import (
     SECTION_TITLES,
     TOP_ROWS,
+    MARKDOWN_MAX_PAIRS,
+    REPORT_MAX_PAIRS,
     build_report,
+    plot_distributional_bias,
     plot_gallery,
     plot_issues_per_class,
     plot_precision_recall,
@@ -76,13 +80,24 @@ def images():
     return np.random.default_rng(1).random((N, 8, 8)).astype(np.float32)
 
 
+def _bias_scores(table: pd.DataFrame, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Three made-up estimators: the table's score, a noisy copy of it, and one blind to the truth."""
+    rng = np.random.default_rng(4)
+    s = table["score"].to_numpy()
+    return {
+        "GEX": s,
+        "noisy <IF>": s * rng.lognormal(0.0, 2.0, s.size),
+        "blind $x$": rng.lognormal(0.0, 1.0, s.size),
+    }
+
+
 @pytest.fixture(scope="module")
 def full_html(data, images):
     table, truth = data
     return build_report(
         table, class_names=CLASS_NAMES, threshold=THRESHOLD, truth=truth, gallery=images,
         summary={"ft_lr": 0.2, "note <b>": "x < y & z", "config": {"cycles": 4, "chains": 2}},
-        title="demo <i>report</i>",
+        title="demo <i>report</i>", bias_scores=_bias_scores(table, truth),
     )
 
 
@@ -244,10 +259,12 @@ def test_build_report_sections_pngs_and_numbers(full_html, data):
     table, truth = data
     doc = full_html
     assert doc.startswith("<!DOCTYPE html>")
-    for title in SECTION_TITLES.values():
+    for key, title in SECTION_TITLES.items():
+        if key == "gex_histogram":  # only for a rank score (test_rank_score_histogram_...)
+            continue
         assert f"<h2>{title}</h2>" in doc
     pngs = _pngs(doc)
-    assert len(pngs) == 4  # histogram, per class, gallery, precision/recall
+    assert len(pngs) == 5  # histogram, per class, gallery, precision/recall, distributional bias
     assert all(p.startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
     # Self-contained: no external resource, no script.
     assert not re.search(r"<script|<link|src=\"http|href=\"http", doc)
@@ -300,6 +317,105 @@ def test_build_report_without_truth_or_gallery(data):
     assert SECTION_TITLES["gallery"] not in doc
     assert len(_pngs(doc)) == 2
     assert SECTION_TITLES["top_rows"] in doc and SECTION_TITLES["summary"] in doc
+    assert SECTION_TITLES["confusion"] in doc and SECTION_TITLES["bias"] not in doc
+
+
+def _summary_keys(doc: str) -> list[str]:
+    section = doc.split('<section id="summary">')[1].split("</section>")[0]
+    return re.findall(r"<tr><th>(.*?)</th>", section)
+
+
+def test_build_report_summary_shows_each_count_once(data, caplog):
+    """The flow's summary repeats counts the report computes itself; each must be listed once."""
+    table, truth = data
+    counts = table["action"].value_counts()
+    n_flagged = int(table["is_issue"].sum())
+    flow_summary = {  # what flows/clean_dataset.py passes
+        "rows in": N, "rows out": N - int(counts["drop"]), "flagged": n_flagged,
+        **{f"action {a}": int(counts[a]) for a in sorted(counts.index)},
+        "ft_lr": 0.2, "score": "gex+oos+aum", "threshold method": "estimate", "threshold": THRESHOLD,
+        "members": 8, "estimated noise rate": 0.09,
+    }
+    doc = build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, truth=truth, summary=flow_summary)
+    keys = _summary_keys(doc)
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    reduced = [" ".join(re.sub(r"[_:\-]", " ", k.lower()).split()) for k in keys]
+    assert len(reduced) == len(set(reduced))
+    assert sum(k in ("flagged", "issues flagged") for k in reduced) == 1
+    for a in ("keep", "drop", "relabel", "reweight"):
+        assert reduced.count(f"action {a}") == 1
+    for key in ("ft_lr", "score", "threshold method", "members", "estimated noise rate"):
+        assert keys.count(key) == 1
+    assert "<th>score</th><td>gex+oos+aum</td>" in doc
+    assert f"<th>issues flagged</th><td class=\"num\">{n_flagged}</td>" in doc
+    assert "<th>true noise rate (ground truth)</th><td class=\"num\">0.1</td>" in doc
+    assert "differs" not in caplog.text  # the flow's values agree with the table
+
+    # A disagreeing entry is still not shown twice: the table's count wins, with a warning.
+    doc = build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, summary={"Rows_In": 7})
+    assert _summary_keys(doc).count("rows in") == 1 and "Rows_In" not in _summary_keys(doc)
+    assert f"<th>rows in</th><td class=\"num\">{N}</td>" in doc
+    assert "'Rows_In' = 7 differs" in caplog.text
+
+
+def _pairs_table_and_counts():
+    """Eight rows, three classes; six flagged, in pairs (0→1) ×3, (2→0) ×2, (1→1) ×1."""
+    given = [0, 0, 0, 2, 2, 1, 0, 1]
+    suggested = [1, 1, 1, 0, 0, 1, 1, 2]
+    is_issue = [True, True, True, True, True, True, False, False]
+    action = ["relabel", "relabel", "drop", "relabel", "keep", "keep", "keep", "keep"]
+    table = pd.DataFrame({
+        "row_id": np.arange(8), "score": np.linspace(1.0, 0.1, 8), "gex_influence": np.linspace(1.0, 0.1, 8),
+        "label_quality": np.linspace(0.0, 0.9, 8), "is_issue": is_issue, "action": action,
+        "given_label": given, "suggested_label": suggested, "weight": 1.0,
+    })
+    # by hand: (given, suggested) -> (flagged rows, relabeled), most frequent first
+    expected = [(("cat", "dog"), (3, 2)), (("bird", "cat"), (2, 1)), (("dog", "dog"), (1, 0))]
+    return table, ["cat", "dog", "bird"], expected
+
+
+def test_flagged_pairs_in_report_and_markdown():
+    table, names, expected = _pairs_table_and_counts()
+    doc = build_report(table, class_names=names, threshold=0.3)
+    section = doc.split('<section id="confusion">')[1].split("</section>")[0]
+    rows = re.findall(r'<tr><td>(\w+)</td><td>(\w+)</td><td class="num">(\d+)</td><td class="num">([\d.]+)%</td>'
+                      r'<td class="num">(\d+)</td></tr>', section)
+    assert [((g, s), (int(n), int(r))) for g, s, n, _, r in rows] == expected
+    assert [float(share) for *_, share, _ in rows] == [50.0, pytest.approx(33.3), pytest.approx(16.7)]
+    assert "6 flagged rows in 3 (given, suggested) pairs" in section
+
+    md = summary_markdown(table, names, 0.3)
+    assert "| flagged: given → suggested | rows |" in md
+    pair_rows = re.findall(r"^\| (\w+) → (\w+) \| (\d+) \|$", md, flags=re.M)
+    assert [((g, s), int(n)) for g, s, n in pair_rows] == [(pair, n) for pair, (n, _) in expected]
+
+    # Nothing flagged: a note in the report, no pair table in the markdown.
+    quiet = table.assign(is_issue=False, action="keep")
+    assert "No row was flagged." in build_report(quiet, class_names=names, threshold=0.3)
+    assert "given → suggested |" not in summary_markdown(quiet, names, 0.3)
+
+
+def test_flagged_pairs_are_capped_to_the_most_frequent():
+    k = 30
+    rng = np.random.default_rng(5)
+    given = np.repeat(np.arange(k), 3)
+    suggested = (given + 1) % k
+    suggested[:3] = 7  # class 0 → class 7: three rows, the most frequent pair
+    given[3:6], suggested[3:6] = 0, 7  # class 1's rows join it: six rows
+    n = given.size
+    table = pd.DataFrame({
+        "row_id": np.arange(n), "score": rng.random(n), "gex_influence": rng.random(n), "label_quality": 0.5,
+        "is_issue": True, "action": "keep", "given_label": given, "suggested_label": suggested, "weight": 1.0,
+    })
+    names = [f"c{i}" for i in range(k)]
+    md = summary_markdown(table, names, 0.0)
+    pair_rows = re.findall(r"^\| (c\d+) → (c\d+) \| (\d+) \|$", md, flags=re.M)
+    assert len(pair_rows) == MARKDOWN_MAX_PAIRS and pair_rows[0] == ("c0", "c7", "6")
+    n_pairs = 1 + (k - 2)
+    shown = 6 + 3 * (MARKDOWN_MAX_PAIRS - 1)
+    assert f"{n_pairs - MARKDOWN_MAX_PAIRS} more pairs not shown ({n - shown} flagged rows)" in md
+    section = build_report(table, class_names=names, threshold=0.0).split('<section id="confusion">')[1]
+    assert section.split("</section>")[0].count("<tr><td>") == min(n_pairs, REPORT_MAX_PAIRS)
 
 
 def test_write_report(tmp_path, data):
@@ -309,6 +425,81 @@ def test_write_report(tmp_path, data):
     assert out == (tmp_path / "sub" / "report.html").resolve()
     assert out.read_text(encoding="utf-8") == doc
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_build_report_bias_section_only_with_truth_and_scores(data, full_html, caplog):
+    caplog.set_level(logging.INFO, logger="influence_stage.report")
+    table, truth = data
+    assert '<section id="bias">' in full_html
+    assert "&lt;IF&gt;" not in full_html  # method names are drawn in the PNG only
+    bias = _bias_scores(table, truth)
+    no_truth = build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, bias_scores=bias)
+    assert SECTION_TITLES["bias"] not in no_truth and len(_pngs(no_truth)) == 2
+    assert "needs ground truth" in caplog.text
+    no_scores = build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, truth=truth)
+    assert SECTION_TITLES["bias"] not in no_scores and len(_pngs(no_scores)) == 3
+    with pytest.raises(InvalidInputError, match=r"scores\['GEX'\] has 499 entries but truth has 500"):
+        build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, truth=truth,
+                     bias_scores={"GEX": table["score"].to_numpy()[:-1]})
+    with pytest.raises(InvalidTypeError, match="bias_scores must be a mapping"):
+        build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, truth=truth, bias_scores=[1.0] * N)
+
+
+# --------------------------------------------------------------------------------------------
+# Distributional bias figure
+# --------------------------------------------------------------------------------------------
+
+
+def test_distributional_bias_panels_titles_and_groups(data):
+    table, truth = data
+    scores = _bias_scores(table, truth)
+    fig = plot_distributional_bias(scores, truth)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == len(scores) == 3
+    for ax, (name, s) in zip(fig.axes, scores.items()):  # the mapping's order
+        auroc, ap = roc_auc_score(truth, s), average_precision_score(truth, s)
+        assert ax.get_title() == f"{name}: AUROC {auroc:.3f} · AP {ap:.3f}"
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels == [f"clean ({N - N_BAD})", f"truly mislabeled ({N_BAD})"]
+    # The titles tell a separating estimator from a blind one.
+    assert roc_auc_score(truth, scores["GEX"]) > 0.9 > 0.6 > roc_auc_score(truth, scores["blind $x$"])
+    # log10 axis with the zeros floored at the 1st percentile of the positive scores.
+    s = scores["GEX"]
+    floor = np.percentile(s[s > 0], 1)
+    assert f"{int((s < floor).sum())} rows floored at the 1st percentile" in fig.axes[0].get_xlabel()
+    lo, hi = fig.axes[0].get_xlim()
+    assert lo <= np.log10(floor) and hi >= np.log10(s.max())
+    fig.canvas.draw()  # "$x$" and "<IF>" drawn literally
+
+    # More panels wrap into rows; one method gives one axes; a pandas Series is accepted as truth.
+    many = {f"m{i}": s + i for i in range(5)}
+    assert [ax.get_title().split(":")[0] for ax in plot_distributional_bias(many, truth).axes] == list(many)
+    assert len(plot_distributional_bias({"GEX": s}, pd.Series(truth)).axes) == 1
+
+
+def test_distributional_bias_errors(data):
+    table, truth = data
+    s = table["score"].to_numpy()
+    with pytest.raises(InvalidInputError, match=r"scores is empty \(no method\)"):
+        plot_distributional_bias({}, truth)
+    with pytest.raises(InvalidTypeError, match="scores must be a mapping"):
+        plot_distributional_bias(s, truth)
+    with pytest.raises(InvalidInputError, match=r"scores\['b'\] has 499 entries but truth has 500"):
+        plot_distributional_bias({"a": s, "b": s[:-1]}, truth)
+    with pytest.raises(InvalidInputError, match=r"scores\['a'\] must be finite; row 3 has nan"):
+        plot_distributional_bias({"a": np.where(np.arange(N) == 3, np.nan, s)}, truth)
+    with pytest.raises(InvalidInputError, match=r"scores\['a'\] must be finite; row 0 has inf"):
+        plot_distributional_bias({"a": np.r_[np.inf, s[1:]]}, truth)
+    with pytest.raises(InvalidInputError, match=r"scores\['a'\] must be >= 0.*row 2 has -0.5"):
+        plot_distributional_bias({"a": np.r_[s[:2], -0.5, s[3:]]}, truth)
+    with pytest.raises(InvalidInputError, match="truth marks no row as mislabeled"):
+        plot_distributional_bias({"a": s}, np.zeros(N, dtype=bool))
+    with pytest.raises(InvalidInputError, match="truth marks every row as mislabeled"):
+        plot_distributional_bias({"a": s}, np.ones(N, dtype=bool))
+    with pytest.raises(InvalidTypeError, match="truth must be boolean"):
+        plot_distributional_bias({"a": s}, np.full(N, 0.5))
+    with pytest.raises(InvalidTypeError, match=r"scores\['a'\] must be numeric"):
+        plot_distributional_bias({"a": ["x"] * N}, truth)
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,6 +542,27 @@ def test_summary_markdown_without_truth_and_nothing_flagged(data):
     quiet = table.assign(is_issue=False, action="keep")
     md = summary_markdown(quiet, CLASS_NAMES, THRESHOLD, truth=truth)
     assert "precision **n/a**" in md and "recall **0.000**" in md
+
+
+def test_summary_markdown_score_method_and_noise_rates(data):
+    table, truth = data
+    md = summary_markdown(table, CLASS_NAMES, THRESHOLD, truth=truth, score_name="gex+oos+aum",
+                          threshold_method="estimate", n_estimated=45)
+    assert ("Score **gex+oos+aum**; threshold method **estimate**; estimated noise rate **9.0%** (45 rows), "
+            f"true noise rate **{100 * N_BAD / N:.1f}%** ({N_BAD} rows).") in md
+    # Without truth no true rate; without an estimate no rates at all; nothing given: no line.
+    md = summary_markdown(table, CLASS_NAMES, THRESHOLD, score_name="gex", n_estimated=0)
+    assert "Score **gex**; estimated noise rate **0.0%** (0 rows)." in md and "true noise rate" not in md
+    md = summary_markdown(table, CLASS_NAMES, THRESHOLD, truth=truth, threshold_method="otsu")
+    assert "Threshold method **otsu**." in md and "noise rate" not in md
+    assert "Score **" not in summary_markdown(table, CLASS_NAMES, THRESHOLD, truth=truth)
+    assert "**my\\_score**" in summary_markdown(table, CLASS_NAMES, THRESHOLD, score_name="my_score")
+    with pytest.raises(InvalidInputError, match=r"n_estimated must be in 0\.\.500"):
+        summary_markdown(table, CLASS_NAMES, THRESHOLD, n_estimated=501)
+    with pytest.raises(InvalidTypeError, match="n_estimated must be an integer"):
+        summary_markdown(table, CLASS_NAMES, THRESHOLD, n_estimated=0.09)
+    with pytest.raises(InvalidTypeError, match="score_name must be a string"):
+        summary_markdown(table, CLASS_NAMES, THRESHOLD, score_name=3)
 
 
 def test_summary_markdown_many_classes_are_capped():
@@ -429,3 +641,16 @@ def test_other_bad_inputs(data, images):
     # Errors are ValueErrors / TypeErrors too.
     with pytest.raises(ValueError):
         summary_markdown(table.iloc[:0], CLASS_NAMES, THRESHOLD)
+
+
+def test_rank_score_histogram_is_linear_and_the_gex_scores_get_their_own(data):
+    table, truth = data
+    rank = table.copy()
+    rank["score"] = (np.argsort(np.argsort(table["score"].to_numpy())) + 1) / len(table)
+    fig = plot_score_histogram(rank["score"], 0.9, is_issue=rank["score"] > 0.9, score_name="gex+oos+aum")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear" and "gex+oos+aum" in ax.get_title()
+    assert plot_score_histogram(table["score"], THRESHOLD).axes[0].get_xscale() == "log"
+    html = build_report(rank, class_names=CLASS_NAMES, threshold=0.9, score_name="gex+oos+aum")
+    assert SECTION_TITLES["gex_histogram"] in html and "mean of percentile ranks" in html
+    assert SECTION_TITLES["gex_histogram"] not in build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD)
