@@ -48,15 +48,15 @@ def main() -> None:
             grid = {}
             for lr in config.lr_grid:
                 learner.set_state(theta)
-                res = score_fitted(learner, data, config=config.model_copy(update={"ft_lr": lr}), fit_config=fit)
-                grid[lr] = detection_metrics(flipped, res.scores)["ap"]
+                res = score_fitted(learner, data, config=config.model_copy(update={"ft_lr": lr, "score": "gex"}), fit_config=fit)
+                grid[lr] = detection_metrics(flipped, res.gex_influence)["ap"]
             best = max(grid.values())
             row = {"setting": name, "seed": seed, "best_grid_ap": best, "grid": {str(k): v for k, v in grid.items()}}
             for variant, update in VARIANTS.items():
                 learner.set_state(theta)
                 cpu = time.process_time()
                 res = score_fitted(learner, data, config=config.model_copy(update=update), fit_config=fit)
-                ap = detection_metrics(flipped, res.scores)["ap"]
+                ap = detection_metrics(flipped, res.gex_influence)["ap"]
                 row[variant] = {"ft_lr": res.ft_lr, "ap": ap, "gap": ap - best, "scale_wall_s": res.timings["scale"],
                                 "cpu_s": time.process_time() - cpu}
             rows.append(row)

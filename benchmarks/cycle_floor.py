@@ -47,7 +47,7 @@ def main() -> None:
                 res = score_fitted(learner, data, config=cfg, fit_config=FitConfig(seed=seed))
                 rows.append({"rows": n, "seed": seed, "min_cycle_steps": floor,
                              "cycle_steps": cycle_steps(n, cfg, learner), "ft_lr": res.ft_lr,
-                             **detection_metrics(flipped, res.scores)})
+                             **detection_metrics(flipped, res.gex_influence)})
                 print(rows[-1], flush=True)
     write_json("cycle_floor", {"machine": machine(), "results": rows})
     lines = ["## Floor on the cycle length (`benchmarks/cycle_floor.py`)", "",

@@ -41,8 +41,8 @@ def main() -> None:
             aps = []
             for seed in SEEDS:
                 learner.set_state(theta)
-                res = score_fitted(learner, data, config=GEXConfig(ft_lr=lr, seed=seed), fit_config=FitConfig())
-                aps.append(detection_metrics(flipped, res.scores)["ap"])
+                res = score_fitted(learner, data, config=GEXConfig(ft_lr=lr, seed=seed, score="gex"), fit_config=FitConfig())
+                aps.append(detection_metrics(flipped, res.gex_influence)["ap"])
             rows.append({"setting": name, "ft_lr": lr, "ap": aps, "mean": float(np.mean(aps)),
                          "sd": float(np.std(aps)), "range": float(np.ptp(aps))})
             print(rows[-1], flush=True)
