@@ -23,7 +23,7 @@ from influence_stage.influence import self_influence
 from influence_stage.learner import Learner, State, TensorData, TorchLearner, TrainHistory, labels_digest
 from influence_stage.losses import loss_matrix
 from influence_stage.models import build_model
-from influence_stage.scores import NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
+from influence_stage.scores import GEX_SCALE, NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
 
 logger = logging.getLogger(__name__)
 
@@ -185,9 +185,14 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
     if fit < THETA_FIT_WARNING:
         # GEX ranks rows by how much the members change their loss; a row θ* never fitted keeps a high
         # loss in every member and scores low, so a θ* that fits few rows hides its mislabeled ones.
-        logger.warning("θ* fits only %.0f%% of the given labels; GEX assumes θ* fits (memorises) its training "
-                       "rows and ranks the rows it does not fit low. Train θ* longer or with a larger model, "
-                       "or rank by the loss at θ* (influence_stage.baselines.loss_at_theta).", 100 * fit)
+        if config.score in GEX_SCALE:
+            logger.warning("θ* fits only %.0f%% of the given labels; GEX assumes θ* fits (memorises) its training "
+                           "rows and ranks the rows it does not fit low. Train θ* longer or with a larger model, or "
+                           "use the default score 'gex+oos+aum', which adds out-of-sample and training-margin "
+                           "evidence.", 100 * fit)
+        else:
+            logger.info("θ* fits only %.0f%% of the given labels; the GEX part of score %r ranks rows it does not "
+                        "fit low, the out-of-sample and margin parts do not.", 100 * fit, config.score)
     L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
                     member_chunk=config.member_chunk, progress=progress)
     margin = train_margin_of(learner, data)

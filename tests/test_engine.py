@@ -198,11 +198,15 @@ def test_warns_when_theta_fits_few_rows(caplog):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)).astype(np.float32)
     y = rng.integers(0, 4, size=200)  # random labels: one epoch of training fits few of them
-    cfg = GEXConfig(chains=2, cycles=1, ft_lr=0.1)
+    cfg = GEXConfig(chains=2, cycles=1, ft_lr=0.1, score="gex")
     with caplog.at_level("WARNING", logger="influence_stage.gex"):
         res = gex("mlp", X, y, config=cfg, fit_config=FitConfig(epochs=1))
     assert res.theta_fit < 0.8
-    assert any("θ* fits only" in r.message and "loss at θ*" in r.message for r in caplog.records)
+    assert any("θ* fits only" in r.message and "gex+oos+aum" in r.message for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="influence_stage.gex"):  # the default score: an info line only
+        gex("mlp", X, y, config=cfg.model_copy(update={"score": "gex+oos+aum"}), fit_config=FitConfig(epochs=1))
+    assert not any("θ* fits only" in r.message for r in caplog.records)
     caplog.clear()
     with caplog.at_level("WARNING", logger="influence_stage.gex"):
         res = gex("mlp", X, y, config=cfg, fit_config=FitConfig(epochs=300, lr=0.1, weight_decay=0))
