@@ -24,7 +24,7 @@ import io
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from influence_stage.checks import check_features, check_positive_int
-from influence_stage.exceptions import InvalidInputError, InvalidTypeError
+from influence_stage.exceptions import InfluenceStageError, InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
 
@@ -314,13 +314,88 @@ def _load_files(files_by_split: dict[str, list[str]], split: str | None, where: 
         )
     builder, extra = formats.pop()
     try:
-        return datasets.load_dataset(builder, data_files={split: files}, split=split, cache_dir=cache_dir,
-                                     **dict(extra))
+        return read_local_files(files, builder, dict(extra))
+    except InfluenceStageError:
+        raise
     except Exception as exc:
         raise InvalidInputError(
             f"could not read {where} as {builder} ({type(exc).__name__}: {exc}). "
             "Fix: check the file(s) are valid and share one schema."
         ) from exc
+
+
+def source_fingerprint(files: Sequence[str | os.PathLike]) -> str:
+    """``sha256`` hex of local files by content: each file's size and bytes, in the given order.
+
+    Paths and modification times are not part of it: a file rewritten in place (even with its old
+    modification time) gets a new fingerprint, the same bytes elsewhere the same one.
+    """
+    import hashlib
+
+    total = hashlib.sha256()
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                h.update(chunk)
+        total.update(f"{os.path.getsize(f)}:{h.hexdigest()};".encode())
+    return total.hexdigest()
+
+
+def _read_json_file(path: str) -> pa.Table:
+    """JSON lines (pyarrow), or one JSON array of records / a mapping of columns (like ``datasets``' json)."""
+    import json
+
+    import pyarrow.json as paj
+
+    with pa.input_stream(path, compression="detect") as stream:
+        raw = stream.read()
+    try:
+        return paj.read_json(io.BytesIO(raw))
+    except pa.ArrowInvalid:
+        data = json.loads(raw.decode("utf-8"))
+        if isinstance(data, list):
+            return pa.Table.from_pylist(data)
+        if isinstance(data, dict):
+            return pa.Table.from_pydict(data)
+        raise
+
+
+def _read_one_file(path: str, builder: str, extra: dict[str, str]) -> pa.Table:
+    if builder == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    if builder == "csv":  # pandas' inference, as datasets' csv builder does
+        return pa.Table.from_pandas(pd.read_csv(path, **extra), preserve_index=False)
+    return _read_json_file(path)
+
+
+def read_local_files(files: Sequence[str], builder: str, extra: Mapping[str, str] | None = None) -> datasets.Dataset:
+    """Local parquet / csv / json files read by content into one in-memory ``datasets.Dataset``.
+
+    Not through ``datasets.load_dataset``: its cache keys local files by path and modification
+    time, so a file rewritten in place would be served from the old copy. Nothing is written to
+    the Hugging Face cache. The dataset's ``_fingerprint`` is :func:`source_fingerprint` of the
+    files (their bytes and sizes). Hugging Face feature metadata in a parquet schema (``ClassLabel``
+    names...) is kept.
+
+    Parameters
+    ----------
+    files : sequence of str
+        One format; rows concatenated in this order (schemas must agree).
+    builder : {"parquet", "csv", "json"}
+    extra : mapping, optional
+        Reader options (``sep`` for tsv).
+    """
+    tables = [_read_one_file(str(f), builder, dict(extra or {})) for f in files]
+    if len(tables) == 1:
+        table = tables[0]
+    else:
+        table = pa.concat_tables(tables, promote_options="default")
+    from datasets.table import InMemoryTable
+
+    return datasets.Dataset(InMemoryTable(table), fingerprint=source_fingerprint(files))
 
 
 def _load_path(path: Path, split: str | None, cache_dir: str | None) -> datasets.Dataset:
@@ -399,7 +474,9 @@ def load_source(
     label_column : str, default "label"
         The label column; it must exist in the loaded data.
     cache_dir : path, optional
-        Cache folder for ``datasets.load_dataset`` (files and hub ids); default: the HF cache.
+        Cache folder for ``datasets.load_dataset`` of hub ids; default: the HF cache. Local files are
+        read by content into memory (:func:`read_local_files`), never through a cache, so a file
+        rewritten in place is never served stale.
 
     Returns
     -------
