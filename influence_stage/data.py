@@ -659,6 +659,104 @@ def _expand_patterns(names: list[str], columns: Sequence[str]) -> list[str]:
     return out
 
 
+MOSTLY_NUMERIC_FRACTION = 0.5
+"""A string column is "numeric except for a few cells" when more than this share of its present
+cells parse as numbers and at least one does not (see :func:`check_numeric_columns`)."""
+
+_MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}
+
+
+def _non_numeric_cells(col: pa.Array) -> np.ndarray | None:
+    """Positions of the cells of a string column that are not numbers, when most cells are; else None."""
+    values = pd.Series(col.to_pylist(), dtype=object)
+    text = values.where(values.isna(), values.astype(str).str.strip())
+    present = text.notna() & ~text.str.lower().isin(_MISSING_TEXT)
+    numeric = pd.to_numeric(text.where(present), errors="coerce").notna() & present
+    bad = present & ~numeric
+    if not bad.any() or int(numeric.sum()) <= MOSTLY_NUMERIC_FRACTION * int(present.sum()):
+        return None
+    return np.flatnonzero(bad.to_numpy())
+
+
+def check_numeric_columns(
+    ds: datasets.Dataset,
+    label_column: str,
+    feature_columns: Sequence[str] | str | None = None,
+    *,
+    coerce: bool = False,
+) -> datasets.Dataset:
+    """Refuse (or, with ``coerce``, repair) string columns that are numbers except for a few cells.
+
+    One stray ``"?"`` in a CSV's numeric column makes the whole column strings, and the automatic
+    column choice (:func:`resolve_columns`) would then featurize the table as text on that column
+    alone. A string column (among ``feature_columns``, or every column but the label and
+    ``row_id`` when None) of which more than :data:`MOSTLY_NUMERIC_FRACTION` of the present cells
+    parse as numbers and at least one does not is such a column.
+
+    Parameters
+    ----------
+    ds : datasets.Dataset
+    label_column : str
+    feature_columns : sequence of str or str, optional
+        Explicit feature columns (patterns allowed); None checks every candidate column.
+    coerce : bool, default False
+        Read the cells that are not numbers as missing (null) and the column as float64; the input
+        suite then reports the nulls as it does for any missing feature value.
+
+    Returns
+    -------
+    datasets.Dataset
+        ``ds`` itself when nothing is coerced, else a copy with those columns as float64.
+
+    Raises
+    ------
+    InvalidInputError
+        (``coerce=False``) naming the column, how many cells are not numbers, and the first rows
+        and values.
+    """
+    if feature_columns is None:
+        columns = [c for c in ds.column_names if c not in (label_column, ROW_ID)]
+    else:
+        names = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
+        columns = [c for c in _expand_patterns(names, ds.column_names) if c in ds.column_names]
+    fixed: dict[str, pa.Array] = {}
+    for c in columns:
+        if not _is_string_value(ds.features[c]):
+            continue
+        col = _column(ds, c)
+        bad = _non_numeric_cells(col)
+        if bad is None:
+            continue
+        if not coerce:
+            ids = _column(ds, ROW_ID).to_pylist() if ROW_ID in ds.column_names else None
+            shown = ", ".join(f"{_where(int(r), None if ids is None else ids[int(r)])}: {col[int(r)].as_py()!r}"
+                              for r in bad[:5])
+            more = f", ... ({bad.size} in all)" if bad.size > 5 else ""
+            cells = "cell" if bad.size == 1 else "cells"
+            raise InvalidInputError(
+                f"column {c!r} is numeric except for {bad.size} {cells} that are not numbers ({shown}{more}); "
+                "read as strings it would silently make the features text (or be left out). Expected a number "
+                f"in every cell of a numeric column. Fix: repair or drop those rows, or set coerce_numeric: true "
+                "to read those cells as missing (the input suite then reports them)."
+            )
+        values = pd.Series(col.to_pylist(), dtype=object)
+        text = values.where(values.isna(), values.astype(str).str.strip())
+        fixed[c] = pa.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64), type=pa.float64(),
+                            from_pandas=True)
+        logger.warning("column %r: %d cell(s) that are not numbers read as missing (coerce_numeric); first at %s",
+                       c, bad.size, _where(int(bad[0]), None))
+    if not fixed:
+        return ds
+    from datasets.table import InMemoryTable
+
+    table = ds.with_format("arrow")[:]
+    features = ds.features.copy()
+    for c, array in fixed.items():
+        table = table.set_column(table.column_names.index(c), c, array)
+        features[c] = datasets.Value("float64")
+    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=features))
+
+
 def resolve_columns(
     ds: datasets.Dataset,
     label_column: str,

@@ -52,6 +52,7 @@ from influence_stage.data import (
     Featurizer,
     LabelEncoding,
     apply_decisions,
+    check_numeric_columns,
     encode_labels,
     featurize,
     load_source,
@@ -268,6 +269,9 @@ class CleanConfig(BaseModel):
         None, min_length=1, description="Feature columns, all of one kind (numeric, text, or one image column). "
         "None: chosen automatically (see data.resolve_columns).")
     split: str | None = Field(None, description="Split to read from a multi-split source (None: the only split).")
+    coerce_numeric: bool = Field(False, description="Read the cells of a column that is numeric except for a few "
+                                 "cells (e.g. one '?') as missing values instead of refusing the data (see "
+                                 "data.check_numeric_columns); the input suite then reports the missing values.")
     model: str = Field("auto", min_length=1, description="θ*: a model name for models.build_model, 'auto' (a CNN "
                        "for image rows, an MLP otherwise), 'mlp' or 'cnn', trained on the given labels; or a torch "
                        "checkpoint, 'checkpoint:<path>' or a path ending in .pt, .pth, .bin or .safetensors (loaded "
@@ -663,7 +667,7 @@ def prepare(source: Any, config: CleanConfig) -> Prepared:
     source : path, hub id, datasets.Dataset, datasets.DatasetDict, pandas.DataFrame or (X, y)
         See :func:`influence_stage.data.load_source`.
     config : CleanConfig
-        Uses ``label_column``, ``feature_columns``, ``split``.
+        Uses ``label_column``, ``feature_columns``, ``split``, ``coerce_numeric``.
 
     Returns
     -------
@@ -677,6 +681,7 @@ def prepare(source: Any, config: CleanConfig) -> Prepared:
     """
     config = _check_config(config)
     ds = load_source(source, split=config.split, label_column=config.label_column)  # adds / checks row_id
+    ds = check_numeric_columns(ds, config.label_column, config.feature_columns, coerce=config.coerce_numeric)
     roles = resolve_columns(ds, config.label_column, config.feature_columns)
     encoding = encode_labels(ds, config.label_column)
     check_class_counts(encoding, row_ids(ds))

@@ -62,3 +62,59 @@ def test_local_files_are_not_copied_into_the_hf_cache(tmp_path, monkeypatch):
     assert ds.num_rows == 3
     assert not cache.exists() or not any(cache.rglob("*.arrow"))
     assert ds.cache_files == []
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. column roles never change silently
+# --------------------------------------------------------------------------------------------------
+
+
+def _digits_csv(tmp_path, stray: dict[tuple[int, str], str]):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.integers(0, 16, size=(60, 4)).astype(float), columns=[f"px_{j}" for j in range(4)])
+    frame["label"] = np.arange(60) % 3
+    frame = frame.astype({c: object for c in {c for _, c in stray}})
+    for (row, column), value in stray.items():
+        frame.loc[row, column] = value
+    path = tmp_path / "digits.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_one_stray_string_in_a_numeric_column_is_an_error_naming_it(tmp_path):
+    from influence_stage.pipeline import CleanConfig, prepare
+
+    source = _digits_csv(tmp_path, {(7, "px_2"): "?"})
+    with pytest.raises(InvalidInputError, match=r"column 'px_2' is numeric except for 1 cell.*row 7.*'\?'.*coerce_numeric"):
+        prepare(source, CleanConfig())
+    source = _digits_csv(tmp_path, {(3, "px_1"): "abc", (5, "px_1"): "abc", (11, "px_1"): "abc"})
+    with pytest.raises(InvalidInputError, match=r"column 'px_1' is numeric except for 3 cells.*rows? 3.*5.*11.*'abc'"):
+        prepare(source, CleanConfig(feature_columns=("px_*",)))
+
+
+def test_coerce_numeric_turns_the_stray_cells_into_nulls(tmp_path):
+    from influence_stage.pipeline import CleanConfig, prepare
+    from influence_stage.validation import validate_input
+
+    source = _digits_csv(tmp_path, {(3, "px_1"): "abc", (5, "px_1"): "abc", (11, "px_1"): "abc"})
+    prepared = prepare(source, CleanConfig(coerce_numeric=True))
+    assert prepared.roles.kind == "tabular"
+    assert prepared.roles.feature_columns == ("px_0", "px_1", "px_2", "px_3")
+    column = prepared.dataset.to_pandas()["px_1"]
+    assert column.dtype == np.float64
+    assert column.isna().sum() == 3 and list(np.flatnonzero(column.isna())) == [3, 5, 11]
+    report = validate_input(prepared.dataset, label_column="label", feature_columns=list(prepared.roles.feature_columns),
+                            class_names=list(prepared.encoding.values))
+    failures = report.failures()
+    assert len(failures) == 1 and "px_1" in failures[0]  # the input suite sees the nulls, as for any null feature
+
+
+def test_a_real_text_column_stays_text(tmp_path):
+    from influence_stage.pipeline import CleanConfig, prepare
+
+    frame = pd.DataFrame({"text": [f"review number {i} is {'good' if i % 2 else 'bad'}" for i in range(20)],
+                          "label": np.arange(20) % 2})
+    frame.loc[4, "text"] = "5"
+    path = tmp_path / "text.csv"
+    frame.to_csv(path, index=False)
+    assert prepare(str(path), CleanConfig()).roles.kind == "text"
