@@ -174,15 +174,27 @@ def apply_task(prepared: Prepared, decisions: Any, config: CleanConfig) -> Any:
 
 @task(name="validate-output")
 def validate_output_task(cleaned: Any, prepared: Prepared, decisions: Any, params: FlowConfig) -> Any:
+    from influence_stage.publish import labelled_manifest
     from influence_stage.validation import validate_output
 
-    report = validate_output(cleaned, prepared.dataset, decisions.table,
+    # the gate checks the manifest as it is published: the input's label values, not codes
+    report = validate_output(cleaned, prepared.dataset, labelled_manifest(decisions.table, prepared.encoding),
                              label_column=prepared.roles.label_column,
                              class_names=list(prepared.encoding.values),
                              max_drop_fraction=params.max_drop_fraction,
                              weight_column=params.clean.weight_column)
     report.raise_if_failed()
     return report
+
+
+def column_roles(prepared: Prepared) -> dict[str, Any]:
+    """The column roles the run used: ``{"label": name, "kind": "tabular" | "text" | "image", "features": [...]}``.
+
+    Recorded in the summary (printed by the CLI, in ``meta.json``'s ``summary`` and the report), so
+    a switch of roles between runs is visible, never silent.
+    """
+    roles = prepared.roles
+    return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
 
 
 def _truth(params: FlowConfig, row_ids: np.ndarray) -> np.ndarray | None:
@@ -269,7 +281,7 @@ def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Fea
                  params: FlowConfig, summary: dict[str, Any], fingerprint: str,
                  bias: dict[str, np.ndarray] | None = None) -> Any:
     """Build the HTML report (with the distributional-bias figure when ``bias`` is given) and publish."""
-    from influence_stage.publish import publish
+    from influence_stage.publish import labelled_manifest, publish
     from influence_stage.report import build_report
 
     names = [str(v) for v in prepared.encoding.names]
@@ -277,9 +289,10 @@ def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Fea
                         truth=_truth(params, features.row_ids), gallery=_gallery(prepared), summary=summary,
                         title=f"influence_stage: {params.name}", bias_scores=bias,
                         score_name=summary.get("score"))
-    return publish(cleaned, decisions.table, root=params.publish_root, name=params.name,
-                   config=params.model_dump(mode="json"), validation_reports=reports, report_html=html,
-                   fingerprint=fingerprint, push_to_hub_repo=params.push_to_hub)
+    return publish(cleaned, labelled_manifest(decisions.table, prepared.encoding), root=params.publish_root,
+                   name=params.name, config=params.model_dump(mode="json"), validation_reports=reports,
+                   report_html=html, fingerprint=fingerprint, classes=list(prepared.encoding.values),
+                   class_names=list(prepared.encoding.names), summary=summary, push_to_hub_repo=params.push_to_hub)
 
 
 @flow(name="clean-dataset", log_prints=False)
@@ -344,7 +357,8 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
                **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": ft_lr,
                "score": result.score_name, "threshold method": decisions.threshold.method,
                "threshold": float(decisions.threshold.value), "members": len(members),
-               "theta fit": round(result.theta_fit, 4)}  # share of rows θ* fits (gex.THETA_FIT_WARNING)
+               "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
+               "columns": column_roles(prepared)}
     if decisions.threshold.n_estimated is not None:
         summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
     bias = None

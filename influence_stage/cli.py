@@ -123,6 +123,9 @@ def _clean(args: argparse.Namespace) -> int:
     else:
         summary = clean_dataset(params)
     print(summary["markdown"])
+    roles = summary.get("columns") or {}
+    if roles:
+        print(f"\ncolumns:   label {roles.get('label')!r}, {roles.get('kind')} features {roles.get('features')}")
     print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
     return EXIT_OK
 
@@ -135,10 +138,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from influence_stage.publish import load_published
+    from influence_stage.publish import load_published, manifest_codes
     from influence_stage.report import build_report, write_report
 
     ds, manifest, meta = load_published(args.path)
+    manifest = manifest_codes(manifest, meta)  # the report draws class codes; meta.json maps them to labels
     version = Path(args.path)
     if not (version / "meta.json").is_file():  # <root>/<name>: its latest version
         version = version / str(meta.get("version"))
@@ -146,7 +150,10 @@ def _report(args: argparse.Namespace) -> int:
     label = (config.get("clean") or {}).get("label_column", "label")
     feature = ds.features.get(label)
     k = int(max(manifest["given_label"].max(), manifest["suggested_label"].max())) + 1
-    names = list(feature.names) if hasattr(feature, "names") else [str(i) for i in range(k)]
+    if meta.get("class_names") is not None:
+        names = [str(n) for n in meta["class_names"]]
+    else:
+        names = list(feature.names) if hasattr(feature, "names") else [str(i) for i in range(k)]
     threshold = float((meta.get("summary") or {}).get("threshold", manifest.loc[manifest["is_issue"], "score"].min()
                                                       if manifest["is_issue"].any() else manifest["score"].max()))
     html = build_report(manifest, class_names=names, threshold=threshold, summary={"version": meta.get("version")},

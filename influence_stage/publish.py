@@ -9,13 +9,16 @@ version folder ``<root>/<name>/<version>/`` and moves a ``LATEST`` pointer to it
         v0001/
             dataset/           Dataset.save_to_disk (Arrow, memory-mapped by load_published)
             data.parquet       the same rows as Parquet, for readers without `datasets`
-            manifest.parquet   one row per input row: what happened to it
+            manifest.parquet   one row per input row: what happened to it (given_label /
+                               suggested_label as the input's own label values, see
+                               labelled_manifest)
             validation/<suite>.json   each suite's results (+ <suite>.html and <suite>.<batch>.html Data Docs)
             report.html        the run's report, when given
             config.json        the run's configuration ({} when none)
             <extra files>      caller's extra files
             meta.json          written last: version, UTC time, row counts, fingerprint, package
-                               version, size and sha256 of every other file
+                               version, the class list (code → label value), the run's summary,
+                               size and sha256 of every other file
 
 Atomicity: everything is written into ``<root>/<name>/.tmp-<version>-<uuid>`` (same parent, same
 file system) and the folder is ``os.rename``-d into place, so a version folder is either complete
@@ -298,6 +301,90 @@ def _action_counts(manifest: pd.DataFrame) -> dict[str, int] | None:
     return {str(k): int(v) for k, v in counts.items()}
 
 
+_LABEL_COLUMNS = ("given_label", "suggested_label")
+
+
+def labelled_manifest(table: pd.DataFrame, encoding: Any) -> pd.DataFrame:
+    """The decisions table as it is published: label codes replaced by the input's label values.
+
+    ``policy.decide``'s table holds class codes ``0..K-1`` in ``given_label`` / ``suggested_label``;
+    the published ``manifest.parquet`` holds the values of the input's label column instead, with
+    its dtype (``LabelEncoding.decode``): ints like ``{0, 5, 7}``, strings, bools. For a
+    ``ClassLabel`` column those are its stored ints, as in ``data.parquet``; its names are in
+    ``meta.json`` (``class_names``). Other columns are unchanged.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per input row, with ``given_label`` and ``suggested_label`` codes.
+    encoding : LabelEncoding
+        The encoding the codes come from.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy, same rows and columns.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidTypeError(f"table must be a pandas DataFrame; found {type(table).__name__}.")
+    out = table.copy()
+    for column in _LABEL_COLUMNS:
+        if column not in out.columns:
+            raise InvalidInputError(f"the decisions table has no {column!r} column; found {list(out.columns)}.")
+        out[column] = encoding.decode(out[column].to_numpy())
+    return out
+
+
+def _check_classes(manifest: pd.DataFrame, classes: Any, class_names: Any) -> dict[str, Any]:
+    """``{"classes": [...], "class_names": [...]}`` for meta.json, after checking the manifest uses them."""
+    if classes is None:
+        return {}
+    values = _json_ready(list(classes), "classes")
+    names = [str(v) for v in values] if class_names is None else [str(n) for n in class_names]
+    if len(names) != len(values):
+        raise InvalidInputError(f"class_names has {len(names)} names for {len(values)} classes; expected one each.")
+    known = set(values)
+    for column in _LABEL_COLUMNS:
+        if column not in manifest.columns:
+            continue
+        found = [v.item() if isinstance(v, np.generic) else v for v in pd.unique(manifest[column])]
+        unknown = [v for v in found if v not in known]
+        if unknown:
+            raise InvalidInputError(
+                f"manifest column {column!r} holds {unknown[:5]!r}, not in the classes {values[:10]!r}; expected "
+                "the input's label values. Fix: publish publish.labelled_manifest(table, encoding), not the codes."
+            )
+    return {"classes": values, "class_names": names}
+
+
+def manifest_codes(manifest: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
+    """A published manifest with its label values turned back into class codes ``0..K-1``.
+
+    The inverse of :func:`labelled_manifest`, through ``meta.json``'s ``classes``; a version
+    without ``classes`` (published before manifests held label values) is returned as it is.
+
+    Raises
+    ------
+    InvalidInputError
+        A label value that is not one of ``meta["classes"]``.
+    """
+    classes = meta.get("classes")
+    if classes is None:
+        return manifest
+    index = {v: k for k, v in enumerate(classes)}
+    out = manifest.copy()
+    for column in _LABEL_COLUMNS:
+        values = [v.item() if isinstance(v, np.generic) else v for v in out[column].tolist()]
+        unknown = [v for v in values if v not in index]
+        if unknown:
+            raise InvalidInputError(
+                f"published manifest column {column!r} holds {unknown[0]!r}, not one of the classes in meta.json "
+                f"{classes[:10]!r}; the version is damaged. Fix: re-publish it."
+            )
+        out[column] = np.asarray([index[v] for v in values], dtype=np.int64)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # publish / read
 # --------------------------------------------------------------------------------------------------
@@ -315,6 +402,9 @@ def publish(
     report_html: str | os.PathLike[str] | None = None,
     extra_files: Mapping[str, bytes] | None = None,
     fingerprint: str | None = None,
+    classes: Sequence[Any] | None = None,
+    class_names: Sequence[str] | None = None,
+    summary: Mapping[str, Any] | None = None,
     data_docs: bool = True,
     push_to_hub_repo: str | None = None,
     hub_token: str | None = None,
@@ -345,6 +435,14 @@ def publish(
         More files, by relative path (no ``..``, no hidden parts, no reserved names).
     fingerprint : str, optional
         The input dataset's fingerprint, recorded in ``meta.json``.
+    classes : sequence, optional
+        The label value of each class code ``0..K-1`` (``LabelEncoding.values``), recorded in
+        ``meta.json`` as ``classes``. When given, the manifest's ``given_label`` and
+        ``suggested_label`` must hold these values (:func:`labelled_manifest`), not codes.
+    class_names : sequence of str, optional
+        The class names in code order (``LabelEncoding.names``), recorded as ``class_names``.
+    summary : mapping, optional
+        The run's summary (counts, threshold, column roles...), recorded as ``summary``.
     data_docs : bool, default True
         Also write Great Expectations Data Docs HTML next to each validation JSON.
     push_to_hub_repo : str, optional
@@ -391,6 +489,8 @@ def publish(
     config_data = _json_ready({} if config is None else config, "config")
     if not isinstance(config_data, dict):
         raise InvalidTypeError(f"config must be a mapping; found {type(config).__name__}.")
+    class_list = _check_classes(manifest, classes, class_names)
+    summary_data = _json_ready({} if summary is None else summary, "summary")
     if push_to_hub_repo is not None:
         _check_hub_available(push_to_hub_repo)
 
@@ -445,6 +545,8 @@ def publish(
                 "rows_out": int(cleaned_ds.num_rows),
                 "actions": _action_counts(manifest),
                 "fingerprint": fingerprint,
+                **class_list,
+                "summary": summary_data,
                 "columns": list(cleaned_ds.column_names),
                 "validation": validation,
                 "files": files,
@@ -520,7 +622,8 @@ def load_published(
     dataset : datasets.Dataset
         The cleaned dataset (memory-mapped from ``dataset/``).
     manifest : pandas.DataFrame
-        ``manifest.parquet``.
+        ``manifest.parquet``: ``given_label`` / ``suggested_label`` hold the input's label values
+        (``meta["classes"]`` maps codes to them; :func:`manifest_codes` turns them back).
     meta : dict
         ``meta.json``.
 

@@ -22,7 +22,7 @@ names (``<label_column>``, ``<feature_column>``, ...).
 
 Values are bound at run time with GE's own suite parameters (``{"$PARAMETER": name}``, passed to
 ``Batch.validate(expectation_parameters=...)``): ``class_set``, ``min_rows_per_class``,
-``max_class_code``, ``expected_columns``, ``max_drop_fraction``. Column names are substituted when
+``expected_columns``, ``max_drop_fraction``. Column names are substituted when
 the suite is built. The parameters a run used are recorded in :meth:`ValidationReport.to_json`.
 
 Batches
@@ -80,7 +80,7 @@ from influence_stage.policy import TABLE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-SUITE_VERSIONS: dict[str, int] = {"input": 1, "output": 2}
+SUITE_VERSIONS: dict[str, int] = {"input": 1, "output": 3}
 """Version of each suite; bump it whenever its expectations change (``write_suite_files`` checks)."""
 
 SUITES_DIR = "suites"
@@ -105,7 +105,6 @@ SUITE_PARAMETERS: dict[str, dict[str, str]] = {
     },
     "output": {
         "class_set": "the declared classes, in code order (ClassLabel names, or label values)",
-        "max_class_code": "K - 1: the largest valid label code in the manifest",
         "expected_columns": "the input's columns in order, plus the weight column when the output has one",
         "max_drop_fraction": "the largest allowed fraction of input rows missing from the output",
     },
@@ -281,13 +280,12 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
         gxe.ExpectColumnValuesToBeInSet(column="action", value_set=list(ACTIONS),
                                         description=f"manifest actions are one of {list(ACTIONS)}",
                                         meta={"key": "manifest_action_valid"}),
-        gxe.ExpectColumnValuesToBeBetween(column="given_label", min_value=0, max_value=_param("max_class_code"),
-                                          description="manifest given_label codes are in 0..K-1",
-                                          meta={"key": "manifest_given_label_code"}),
-        gxe.ExpectColumnValuesToBeBetween(column="suggested_label", min_value=0,
-                                          max_value=_param("max_class_code"),
-                                          description="manifest suggested_label codes are in 0..K-1",
-                                          meta={"key": "manifest_suggested_label_code"}),
+        gxe.ExpectColumnValuesToBeInSet(column="given_label", value_set=_param("class_set"),
+                                        description="manifest given_label values are in the declared class set",
+                                        meta={"key": "manifest_given_label_in_class_set"}),
+        gxe.ExpectColumnValuesToBeInSet(column="suggested_label", value_set=_param("class_set"),
+                                        description="manifest suggested_label values are in the declared class set",
+                                        meta={"key": "manifest_suggested_label_in_class_set"}),
         gxe.ExpectColumnValuesToBeBetween(column="weight", min_value=0.0, max_value=1.0, strict_min=True,
                                           description="manifest weights are in (0, 1]",
                                           meta={"key": "manifest_weight_in_range"}),
@@ -891,14 +889,13 @@ def _int_ids(values: pd.Series, what: str) -> pd.Series:
         raise InvalidTypeError(f"{what} row_id must hold integers; found dtype {values.dtype}.") from exc
 
 
-def _codes_to_labels(codes: pd.Series, classes: list[Any]) -> np.ndarray:
-    """``classes[code]`` as objects; None for a missing or out-of-range code."""
-    numeric = pd.to_numeric(codes, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    ok = np.isfinite(numeric) & (numeric == np.round(numeric)) & (numeric >= 0) & (numeric < len(classes))
-    out = np.full(len(numeric), None, dtype=object)
-    table = np.empty(len(classes), dtype=object)
-    table[:] = classes
-    out[ok] = table[numeric[ok].astype(np.int64)]
+def _manifest_labels(values: pd.Series) -> np.ndarray:
+    """Manifest label values as plain Python objects (numpy scalars unwrapped); None where missing."""
+    out = np.full(len(values), None, dtype=object)
+    for i, v in enumerate(values.to_numpy(dtype=object)):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        out[i] = v.item() if isinstance(v, np.generic) else v
     return out
 
 
@@ -939,14 +936,14 @@ def _accounting_frame(input_ids: pd.Series, manifest: pd.DataFrame, out_rows: pd
     man = _keyed(manifest, "manifest", "n_manifest")
     action = _get(man, "action")
     if "new_label" in man.columns:
-        label_code = man["new_label"]
+        label_value = _get(man, "new_label")
     else:
-        label_code = _get(man, "given_label").where(action != "relabel", _get(man, "suggested_label"))
+        label_value = _get(man, "given_label").where(action != "relabel", _get(man, "suggested_label"))
     man_part = pd.DataFrame({
         ROW_ID: man[ROW_ID].to_numpy(),
         "n_manifest": man["n_manifest"].to_numpy(),
         "action": action.to_numpy(dtype=object),
-        "expected_label": _codes_to_labels(label_code, classes),
+        "expected_label": _manifest_labels(label_value),
         "expected_weight": _get_float(man, "weight").to_numpy(),
     })
 
@@ -1012,7 +1009,7 @@ def validate_output(
     their feature types; labels not null and in ``class_names``; weights not null and in
     ``(0, 1]`` (no weight column means every weight is 1); output ``row_id`` not null and unique;
     the manifest has the decision-table columns, unique non-null ``row_id``, valid actions, label
-    codes in ``0..K-1`` and weights in ``(0, 1]``; every output and manifest ``row_id`` is an
+    label values in ``class_names`` and weights in ``(0, 1]``; every output and manifest ``row_id`` is an
     input ``row_id``; every input row is in the manifest exactly once; the output holds exactly
     the rows whose action is keep, relabel or reweight, with the manifest's label after the action
     (``new_label`` when the manifest has it, else ``suggested_label`` for relabel and
@@ -1027,7 +1024,8 @@ def validate_output(
         The dataset the decisions were made on (its ``row_id`` column and feature types are read).
     manifest : pandas.DataFrame
         One row per input row: ``row_id, score, is_issue, action, given_label, suggested_label,
-        weight`` (label columns are codes ``0..K-1``), optionally ``new_label``.
+        weight`` (label columns hold label *values* in ``class_names``' terms, as the published
+        manifest does: see ``publish.labelled_manifest``), optionally ``new_label``.
     label_column : str
         The label column.
     class_names : sequence
@@ -1085,7 +1083,6 @@ def validate_output(
     ]
     parameters = {
         "class_set": classes,
-        "max_class_code": len(classes) - 1,
         "expected_columns": expected_columns,
         "max_drop_fraction": float(max_drop_fraction),
     }

@@ -226,3 +226,30 @@ def test_cli_report_rebuilds_without_touching_the_version(tmp_path, small_source
     assert {p.name: p.read_bytes() for p in version.iterdir() if p.is_file()} == before
     load_published(version, verify=True)  # checksums still hold
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_flow_publishes_label_values_column_roles_and_the_class_list(tmp_path, small_source, capsys):
+    """Issue 14: labels {7, 12, ..., 52} (not codes 0..9) in the published manifest; roles in meta.json."""
+    frame = pd.read_parquet(small_source)
+    frame["label"] = frame["label"] * 5 + 7
+    source = tmp_path / "shifted.parquet"
+    frame.to_parquet(source, index=False)
+    summary = clean_dataset(params(tmp_path, str(source), clean={"action": "relabel",
+                                                                 "gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}}))
+    assert summary["columns"] == {"label": "label", "kind": "tabular",
+                                  "features": [c for c in frame.columns if c.startswith("px_")]}
+    version = Path(summary["published"])
+    ds, manifest, meta = load_published(version, verify=True)
+    assert meta["classes"] == [5 * k + 7 for k in range(10)] and meta["class_names"] == [str(5 * k + 7) for k in range(10)]
+    assert meta["summary"]["columns"] == summary["columns"]
+    given = frame.set_index("row_id")["label"] if "row_id" in frame.columns else frame["label"]
+    assert manifest["given_label"].tolist() == given.loc[manifest["row_id"]].tolist()
+    assert set(manifest["suggested_label"]) <= set(meta["classes"])
+    assert summary.get("action relabel", 0) > 0
+    relabeled = manifest[manifest["action"] == "relabel"]
+    out_labels = dict(zip(ds["row_id"], ds["label"]))
+    assert [out_labels[r] for r in relabeled["row_id"]] == relabeled["suggested_label"].tolist()
+    out = tmp_path / "again.html"
+    assert main(["report", str(version), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert "Score distribution" in out.read_text() and "52" in out.read_text()

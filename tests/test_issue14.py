@@ -118,3 +118,70 @@ def test_a_real_text_column_stays_text(tmp_path):
     path = tmp_path / "text.csv"
     frame.to_csv(path, index=False)
     assert prepare(str(path), CleanConfig()).roles.kind == "text"
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. manifests speak labels
+# --------------------------------------------------------------------------------------------------
+
+
+def _labelled_source(labels: list):
+    """60 rows, 3 well-separated classes with the given label values."""
+    rng = np.random.default_rng(1)
+    k = np.arange(60) % 3
+    x = rng.normal(size=(60, 2)) + 4 * np.eye(3)[k][:, :2]
+    return pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "label": np.asarray(labels, dtype=object)[k].tolist()})
+
+
+QUICK = {"model": "mlp", "action": "relabel", "threshold": "budget:0.1", "fit": {"epochs": 5},
+         "gex": {"chains": 2, "cycles": 1, "ft_lr": 0.1}}
+
+
+@pytest.mark.parametrize("labels", [[0, 5, 7], ["cat", "dog", "eel"]])
+def test_published_manifest_holds_the_input_label_values(tmp_path, labels):
+    from influence_stage.pipeline import CleanConfig, run_pipeline
+    from influence_stage.publish import labelled_manifest, load_published, manifest_codes, publish
+    from influence_stage.validation import validate_output
+
+    source = _labelled_source(labels)
+    result = run_pipeline(source, CleanConfig.from_mapping(QUICK))
+    table = result.decisions.table
+    assert int((table["action"] == "relabel").sum()) >= 1
+    encoding = result.prepared.encoding
+    manifest = labelled_manifest(table, encoding)
+    report = validate_output(result.cleaned, result.prepared.dataset, manifest, label_column="label",
+                             class_names=list(encoding.values), max_drop_fraction=0.5)
+    assert report.success, report.failures()
+    # the codes table fails the gate where codes are not label values
+    if labels[1] != 1:
+        bad = validate_output(result.cleaned, result.prepared.dataset, table, label_column="label",
+                              class_names=list(encoding.values), max_drop_fraction=0.5)
+        assert "manifest_given_label_in_class_set" in {r["key"] for r in bad.results if not r["success"]}
+    published = publish(result.cleaned, manifest, root=tmp_path, name="lab", classes=list(encoding.values),
+                        class_names=list(encoding.names), validation_reports=[report])
+    ds, back, meta = load_published(published.path, verify=True)
+    assert meta["classes"] == labels and meta["class_names"] == [str(v) for v in labels]
+    data = pd.read_parquet(published.path / "data.parquet")
+    source_label = source["label"].to_numpy(dtype=object)  # row_id is the source position
+    assert back["given_label"].tolist() == [source_label[r] for r in back["row_id"]]
+    assert set(back["suggested_label"]) <= set(labels)
+    relabeled = back[back["action"] == "relabel"]
+    by_id = data.set_index("row_id")["label"]
+    assert by_id.loc[relabeled["row_id"]].tolist() == relabeled["suggested_label"].tolist()
+    assert back["given_label"].dtype == data["label"].dtype
+    codes = manifest_codes(back, meta)
+    assert codes["given_label"].tolist() == table["given_label"].tolist()
+    assert codes["suggested_label"].tolist() == table["suggested_label"].tolist()
+
+
+def test_publishing_codes_as_labels_is_refused(tmp_path):
+    import datasets
+
+    from influence_stage.publish import publish
+
+    ds = datasets.Dataset.from_dict({"x": [1.0, 2.0], "label": [5, 7], "row_id": [0, 1]})
+    manifest = pd.DataFrame({"row_id": [0, 1], "given_label": [0, 1], "suggested_label": [0, 1]})
+    with pytest.raises(InvalidInputError, match=r"manifest column 'given_label' holds \[0, 1\], not in the classes "
+                       r"\[5, 7\].*labelled_manifest"):
+        publish(ds, manifest, root=tmp_path, name="x", classes=[5, 7])
+    assert not (tmp_path / "x").exists() or list((tmp_path / "x").iterdir()) == []

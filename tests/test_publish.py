@@ -57,6 +57,9 @@ def stage():
         "weight": np.where(action == "reweight", 0.5, 1.0),
     })
     out = apply_decisions(ds, manifest, label_column="label", encoding=enc)
+    # the published manifest holds label values in the class set's terms (here the ClassLabel names)
+    manifest = manifest.assign(given_label=np.asarray(CLASSES, dtype=object)[enc.codes],
+                               suggested_label=np.asarray(CLASSES, dtype=object)[suggested])
     report = validate_output(out, ds, manifest, label_column="label", class_names=CLASSES, max_drop_fraction=0.5)
     assert report.success, report.failures()
     return ds, manifest, out, report
@@ -94,7 +97,7 @@ def test_publish_writes_every_file(tmp_path, stage):
     assert meta["actions"] == {"keep": 9, "drop": 1, "relabel": 1, "reweight": 1}
     assert meta["fingerprint"] == "abc123"
     assert meta["package_version"] == influence_stage.__version__
-    assert meta["validation"] == {"output": {"success": True, "suite_version": 2}}
+    assert meta["validation"] == {"output": {"success": True, "suite_version": 3}}
     created = datetime.fromisoformat(meta["created_utc"].replace("Z", "+00:00"))
     assert created.tzinfo is not None and abs((datetime.now(UTC) - created).total_seconds()) < 120
     # checksums of every other file

@@ -101,8 +101,17 @@ def _result(report: ValidationReport, key: str) -> dict:
     return r
 
 
+def _values(manifest: pd.DataFrame) -> pd.DataFrame:
+    """A manifest of codes (what apply_decisions reads) as published: label values (CLASSES)."""
+    classes = np.asarray(CLASSES, dtype=object)
+    return manifest.assign(**{c: classes[manifest[c].to_numpy(dtype=np.int64)]
+                              for c in ("given_label", "suggested_label")})
+
+
 def _validate_out(out, ds, manifest, **kw) -> ValidationReport:
     kw.setdefault("max_drop_fraction", 0.2)
+    if isinstance(manifest, pd.DataFrame) and "given_label" in manifest.columns:
+        manifest = _values(manifest)
     return validate_output(out, ds, manifest, label_column="label", class_names=CLASSES, **kw)
 
 
@@ -386,7 +395,7 @@ def test_raise_if_failed_lists_each_failed_expectation(case):
     expected = {"schema_preserved", "weight_in_range", "weights_match_manifest", "manifest_covers_input",
                 "drop_fraction"}
     assert _failed(report) == expected
-    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 2\) failed 5 of \d+") as info:
+    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 3\) failed 5 of \d+") as info:
         report.raise_if_failed()
     message = str(info.value)
     for key in expected:
@@ -399,7 +408,7 @@ def test_to_json_holds_ge_results_per_batch(case):
     ds, manifest, out = case
     report = _validate_out(out, ds, manifest.drop(index=8))
     data = json.loads(report.to_json())
-    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 2
+    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 3
     assert set(data["batches"]) == {"columns", "features", "rows", "manifest", "accounting"}
     acc = data["batches"]["accounting"]
     assert acc["suite_name"] == "output.accounting" and acc["success"] is False
