@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -36,6 +39,9 @@ from influence_stage.data import (
     load_source,
     row_ids,
 )
+# The two loaders ``load_source`` itself uses for a DatasetDict and a local path: the cleaner needs the
+# source's own columns (did it have a ``row_id``?) before ``load_source`` adds one.
+from influence_stage.data import _load_path, _pick_split
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.learner import Learner
 from influence_stage.scores import check_score_name
@@ -92,10 +98,10 @@ def _build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCo
 
     ``score`` (when not None) replaces ``gex_config.score``.
 
-    ``random_state=None`` keeps the seeds of the given (or default) configs, so results are
-    reproducible by default; an int or a ``RandomState`` draws every seed (θ* initialisation and
-    chains ``gex.seed``, batch order ``fit.seed``, text SVD ``featurize.seed``, the gmm threshold
-    ``seed``) from ``check_random_state(random_state)``.
+    Every seed (θ* initialisation and chains ``gex.seed``, batch order ``fit.seed``, text SVD
+    ``featurize.seed``, the gmm threshold ``seed``) is drawn from ``check_random_state(random_state)``,
+    replacing the seeds of the given configs: an int gives the same seeds (and scores) every time,
+    None draws them from numpy's global random state (fresh randomness, as in scikit-learn).
     """
     model = _check_model(model)
     gex = _check_config_arg(gex_config, GEXConfig, "gex_config") or GEXConfig()
@@ -105,13 +111,12 @@ def _build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCo
     data: dict[str, Any] = dict(fields, gex=gex, fit=fit)
     if isinstance(model, str):
         data["model"] = model
-    if random_state is not None:
-        rng = check_random_state(random_state)
-        s_gex, s_fit, s_feat, s_run = (int(s) for s in rng.randint(0, _SEED_HIGH, size=4))
-        data["gex"] = gex.model_copy(update={"seed": s_gex})
-        data["fit"] = fit.model_copy(update={"seed": s_fit})
-        data["featurize"] = FeaturizeConfig(seed=s_feat)
-        data["seed"] = s_run
+    rng = check_random_state(random_state)
+    s_gex, s_fit, s_feat, s_run = (int(s) for s in rng.randint(0, _SEED_HIGH, size=4))
+    data["gex"] = gex.model_copy(update={"seed": s_gex})
+    data["fit"] = fit.model_copy(update={"seed": s_fit})
+    data["featurize"] = FeaturizeConfig(seed=s_feat)
+    data["seed"] = s_run
     config = CleanConfig.from_mapping(data, where="estimator parameters")
     return config, (None if isinstance(model, str) else model)
 
@@ -176,8 +181,13 @@ class InfluenceCleaner(BaseEstimator):
     fit_config : FitConfig, optional
         Training recipe of θ*; default ``FitConfig()``.
     random_state : int, RandomState or None, default None
-        None: the seeds of ``gex_config`` / ``fit_config`` (reproducible). Otherwise every seed is
-        drawn from ``check_random_state(random_state)``.
+        Every seed (θ* initialisation, chains, batch order, text SVD, the gmm threshold) is drawn
+        from ``check_random_state(random_state)``, replacing the seeds in ``gex_config`` /
+        ``fit_config``: an int gives the same scores on every fit; None gives fresh randomness
+        (numpy's global random state, as in scikit-learn). Pass an int for reproducible results.
+    split : str or None, default None
+        The split to read from a multi-split source (a ``DatasetDict``, a folder of ``train*`` /
+        ``test*`` files, a ``DatasetDict.save_to_disk`` folder); None: the only split.
     progress : bool, default False
         Progress bars.
     weight_column : str, default "weight"
@@ -220,7 +230,8 @@ class InfluenceCleaner(BaseEstimator):
                  max_fraction_per_class: float | None = 0.5,
                  gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
                  random_state: Any = None, progress: bool = False, weight_column: str = "weight",
-                 model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head") -> None:
+                 model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head",
+                 split: str | None = None) -> None:
         self.label_column = label_column
         self.feature_columns = feature_columns
         self.model = model
@@ -239,15 +250,55 @@ class InfluenceCleaner(BaseEstimator):
         self.model_builder = model_builder
         self.fit_loaded = fit_loaded
         self.hf_trainable = hf_trainable
+        self.split = split
 
     # -- helpers ---------------------------------------------------------------------------------
-    @staticmethod
-    def _check_input(dataset: Any, method: str) -> None:
-        if not isinstance(dataset, (datasets.Dataset, pd.DataFrame)):
-            raise InvalidTypeError(
-                f"{method} expects a datasets.Dataset or a pandas.DataFrame; found {type(dataset).__name__}. "
-                "Fix: pass one of those (for arrays X, y use InfluenceSampler, or build a DataFrame)."
+    def _check_input(self, dataset: Any, y: Any, method: str) -> tuple[str, Any, bool]:
+        """The source as the pipeline takes it: ``(kind, source, had_row_id)``.
+
+        ``kind`` is ``"dataset"`` (a Dataset, a DatasetDict's split or a local path, read here),
+        ``"frame"`` (a DataFrame) or ``"arrays"`` (``(X, y)`` as numpy arrays); ``had_row_id`` says
+        whether the user's data had a ``row_id`` column (one added by ``load_source`` is not
+        returned by ``transform``).
+        """
+        if y is not None and isinstance(dataset, (datasets.Dataset, datasets.DatasetDict, pd.DataFrame, str,
+                                                  os.PathLike, tuple)):
+            raise InvalidInputError(
+                f"{method}(X, y) takes y only with an array X; found y next to a {type(dataset).__name__}, whose "
+                f"labels are its column {self.label_column!r}. Fix: {method}(data) without y (or {method}(X, y) "
+                "with X a numeric array)."
             )
+        if isinstance(dataset, datasets.Dataset):
+            return "dataset", dataset, ROW_ID in dataset.column_names
+        if isinstance(dataset, datasets.DatasetDict):
+            ds = _pick_split(dataset, self.split, "the DatasetDict")
+            return "dataset", ds, ROW_ID in ds.column_names
+        if isinstance(dataset, pd.DataFrame):
+            return "frame", dataset, ROW_ID in dataset.columns
+        if isinstance(dataset, (str, os.PathLike)):
+            path = Path(os.fspath(dataset)).expanduser()
+            if not path.exists():  # load_source names the missing path (or reads a hub id)
+                return "dataset", load_source(dataset, split=self.split, label_column=self.label_column), True
+            ds = _load_path(path, self.split, None)  # re-read on every call: the file's content now
+            return "dataset", ds, ROW_ID in ds.column_names
+        if isinstance(dataset, tuple) and len(dataset) == 2:
+            dataset, y = dataset
+        if sparse.issparse(dataset) or (dataset is not None and not isinstance(dataset, (str, bytes, dict)) and (
+                y is not None or hasattr(dataset, "__array__") or hasattr(dataset, "shape")
+                or isinstance(dataset, list))):
+            if y is None:
+                raise InvalidInputError(
+                    f"InfluenceCleaner requires y to be passed, but the target y is None: {method} got an array X "
+                    f"without labels. Fix: {method}(X, y) or {method}((X, y)) (or a Dataset / DataFrame with a "
+                    f"{self.label_column!r} column)."
+                )
+            return "arrays", (_check_array_X(dataset), _check_array_y(y)), False
+        raise InvalidTypeError(
+            f"{method} expects a datasets.Dataset, a datasets.DatasetDict (with split=), a pandas.DataFrame, a local "
+            f"parquet / csv / json file or folder, or arrays as {method}(X, y) or {method}((X, y)); found "
+            f"{type(dataset).__name__}{' without y' if isinstance(dataset, np.ndarray) else ''}. Fix: pass one of "
+            "those (the labels of an array X go in y)."
+        )
 
     def _config(self) -> tuple[CleanConfig, Any]:
         return _build_config(
@@ -259,7 +310,7 @@ class InfluenceCleaner(BaseEstimator):
             relabel_fallback=self.relabel_fallback, relabel_rule=self.relabel_rule,
             max_fraction_per_class=self.max_fraction_per_class,
             weight_column=self.weight_column, model_builder=self.model_builder, fit_loaded=self.fit_loaded,
-            hf_trainable=self.hf_trainable,
+            hf_trainable=self.hf_trainable, split=self.split,
         )
 
     def _difference(self, ds: datasets.Dataset, digests: dict[str, str], codes: np.ndarray | None) -> str:
@@ -313,35 +364,63 @@ class InfluenceCleaner(BaseEstimator):
             f"{self._difference(ds, digests, codes)}. Fix: call fit (or fit_transform) on this dataset."
         )
 
-    def _output(self, original: Any, prepared: Prepared, cleaned: datasets.Dataset | None = None) -> Any:
-        """The cleaned object, of the same type as ``original``."""
-        if isinstance(original, pd.DataFrame):
-            return _apply_to_frame(original, self.issues_, prepared.encoding, self.config_)
+    def _output(self, kind: str, source: Any, had_row_id: bool, prepared: Prepared,
+                cleaned: datasets.Dataset | None = None) -> Any:
+        """The cleaned data in the type of the input (see :meth:`transform`)."""
+        table = self.decisions_.table
+        if kind == "frame":
+            return _apply_to_frame(source, table, prepared.encoding, self.config_)
+        if kind == "arrays":
+            return _apply_to_arrays(source[0], source[1], table, prepared.encoding)
         if cleaned is None:
             cleaned = apply_step(prepared, self.decisions_, self.config_)
-        if ROW_ID not in original.column_names:  # added by load_source: not one of the user's columns
+        if not had_row_id:  # added by load_source: not one of the user's columns
             cleaned = cleaned.remove_columns(ROW_ID)
         return cleaned
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # transform changes rows and labels of the data it was fitted on (and refuses any other data):
+        # a transformer of datasets, not a feature map; an array's dtype is kept.
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
+        tags.target_tags.required = True  # the labels are the data: in y, or in label_column
+        tags.input_tags.two_d_array = True  # fit(X, y) with numeric X (n_samples, n_features)
+        tags.input_tags.three_d_array = True  # (n, h, w) images
+        tags.input_tags.string = True  # text columns of a Dataset / DataFrame
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
     # -- API -------------------------------------------------------------------------------------
-    def fit(self, dataset: Any, y: None = None) -> "InfluenceCleaner":
+    def fit(self, dataset: Any, y: Any = None) -> "InfluenceCleaner":
         """Score every row and decide what happens to it.
 
         Parameters
         ----------
-        dataset : datasets.Dataset or pandas.DataFrame
-            ``n`` labelled rows.
-        y : None
-            Ignored (the labels are ``label_column``); there for scikit-learn compatibility.
+        dataset : Dataset, DatasetDict, DataFrame, path, (X, y) or array X
+            ``n`` labelled rows: a ``datasets.Dataset``; a ``datasets.DatasetDict`` (the split named
+            by ``split``, or its only split); a ``pandas.DataFrame``; a local parquet / csv / json
+            file or folder of them, or a ``save_to_disk`` folder (read by content; see
+            :func:`influence_stage.data.load_source`); a tuple ``(X, y)``; or a numeric array ``X``
+            ``(n_samples, n_features)`` (or ``(n, h, w)`` images) with the labels in ``y``.
+        y : array-like of shape (n_samples,), optional
+            The labels of an array ``X``; must be None for every other source (whose labels are
+            ``label_column``).
 
         Returns
         -------
         self
         """
-        self._check_input(dataset, "fit")
+        kind, source, _ = self._check_input(dataset, y, "fit")
         config, model = self._config()
-        result = run_pipeline(dataset, config, model=model, progress=self.progress)
+        result = run_pipeline(source, config, model=model, progress=self.progress)
         self._set_fitted(result, config)
+        self._input_kind_ = kind
+        if kind == "arrays":
+            X = source[0]
+            if X.ndim == 2:
+                self.n_features_in_ = int(X.shape[1])
+            self._fitted_y_ = source[1]
         return self
 
     def _set_fitted(self, result: PipelineResult, config: CleanConfig) -> None:
@@ -370,47 +449,118 @@ class InfluenceCleaner(BaseEstimator):
         counts = result.decisions.table["action"].value_counts().to_dict()
         logger.info("InfluenceCleaner fitted on %d rows: %s", ds.num_rows, counts)
 
-    def transform(self, dataset: Any) -> Any:
+    def transform(self, dataset: Any, y: Any = None) -> Any:
         """Apply the fitted decisions to the fitted dataset.
 
         Parameters
         ----------
-        dataset : datasets.Dataset or pandas.DataFrame
-            The dataset given to ``fit`` (same content and order; checked by fingerprint).
+        dataset : Dataset, DatasetDict, DataFrame, path, (X, y) or array X
+            The data given to ``fit``, in the same form (same content and order; checked by
+            fingerprint). A path is read again, so a file changed since ``fit`` is refused. For an
+            array ``X`` fitted with ``fit(X, y)``, ``y`` may be left out (the fitted labels are used).
+        y : array-like of shape (n_samples,), optional
+            The labels of an array ``X``.
 
         Returns
         -------
-        datasets.Dataset or pandas.DataFrame
-            Same type as ``dataset``: dropped rows removed, relabeled rows with the new label
-            (a ``ClassLabel`` keeps its names), a float64 ``weight_column`` in ``(0, 1]`` under
-            ``action="reweight"``; every other column untouched (a DataFrame keeps its index; a
-            ``row_id`` column is kept only if the input had one).
+        datasets.Dataset, pandas.DataFrame, tuple (X_res, y_res) or ndarray X_res
+            The form of the input: a ``Dataset`` for a Dataset, a DatasetDict or a path; a
+            ``DataFrame`` for a DataFrame; ``(X_res, y_res)`` numpy arrays for a tuple ``(X, y)``;
+            ``X_res`` alone for an array ``X`` (with or without ``y``: the transformer contract,
+            ``fit(X, y).transform(X)``; pass the tuple, or use :class:`InfluenceSampler`, to get the
+            relabeled ``y_res`` too). Dropped rows are removed, relabeled rows get the new label (a
+            ``ClassLabel`` keeps its names; arrays and frames keep their label dtype), every other
+            column untouched (a DataFrame keeps its index; a ``row_id`` column is kept only if the
+            input had one). Under ``action="reweight"`` a Dataset or DataFrame gains a float64
+            ``weight_column`` in ``(0, 1]``; for arrays the weights of the kept rows are
+            ``issues_["weight"]`` on the rows whose action is not ``drop``.
 
         Raises
         ------
         InvalidInputError
-            A label not seen in ``fit`` (named, with its row), or a dataset other than the fitted
-            one (the message says what differs).
+            A label not seen in ``fit`` (named, with its row), or data other than the fitted data
+            (the message says what differs); an array with another number of features.
         """
         check_is_fitted(self, "issues_")
-        self._check_input(dataset, "transform")
-        ds = load_source(dataset, label_column=self.config_.label_column)
+        if dataset is not None and y is None and getattr(self, "_input_kind_", None) == "arrays" \
+                and not isinstance(dataset, tuple):
+            X = _check_array_X(dataset)
+            n_fitted = getattr(self, "n_features_in_", None)
+            if n_fitted is not None and (X.ndim != 2 or X.shape[1] != n_fitted):
+                found = X.shape[1] if X.ndim == 2 else f"shape {X.shape}"
+                raise InvalidInputError(
+                    f"X has {found} features, but InfluenceCleaner is expecting {n_fitted} features as input "
+                    "(the arrays given to fit). Fix: transform the arrays given to fit."
+                )
+            if len(X) != len(self._fitted_y_):
+                raise InvalidInputError(
+                    f"transform expects the arrays given to fit: X has {len(X)} rows, fit had {len(self._fitted_y_)}. "
+                    "Fix: call fit (or fit_transform) on these arrays."
+                )
+            y = self._fitted_y_
+        labels_out = isinstance(dataset, tuple)  # (X, y) in, (X_res, y_res) out; X in, X_res out
+        kind, source, had_row_id = self._check_input(dataset, y, "transform")
+        ds = load_source(source, label_column=self.config_.label_column)
         # Labels first: an unseen label is named with its row before the generic content check.
         codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
         self._check_same_dataset(ds, codes)
         prepared = dataclasses.replace(self.pipeline_.prepared, dataset=ds)
-        return self._output(dataset, prepared)
+        out = self._output(kind, source, had_row_id, prepared)
+        return out if kind != "arrays" or labels_out else out[0]
 
-    def fit_transform(self, dataset: Any, y: None = None) -> Any:
-        """``fit(dataset)`` then the cleaned dataset (computed once, by the pipeline's apply step).
+    def fit_transform(self, dataset: Any, y: Any = None) -> Any:
+        """``fit(dataset, y)`` then the cleaned data (computed once, by the pipeline's apply step).
 
         Returns
         -------
-        datasets.Dataset or pandas.DataFrame
+        datasets.Dataset, pandas.DataFrame, tuple (X_res, y_res) or ndarray X_res
             See :meth:`transform`.
         """
-        self.fit(dataset)
-        return self._output(dataset, self.pipeline_.prepared, self.pipeline_.cleaned)
+        kind, source, had_row_id = self._check_input(dataset, y, "fit")
+        if kind == "arrays":
+            self.fit(*source)
+        else:
+            self.fit(source)
+        cleaned = self.pipeline_.cleaned if kind == "dataset" else None
+        out = self._output(kind, source, had_row_id, self.pipeline_.prepared, cleaned)
+        return out if kind != "arrays" or isinstance(dataset, tuple) else out[0]
+
+
+def _check_array_X(X: Any) -> np.ndarray:
+    """A numeric array ``X`` (2-D, or images ``(n, h, w[, c])``), with scikit-learn's messages."""
+    from sklearn.utils import check_array
+
+    if hasattr(X, "detach"):  # a torch tensor
+        X = X.detach().cpu().numpy()
+    ndim = 2 if sparse.issparse(X) else X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
+    try:
+        return check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ndim <= 2, allow_nd=True,
+                           ensure_all_finite=True, input_name="X")
+    except TypeError as exc:  # sparse input
+        raise InvalidTypeError(f"{exc} Fix: pass X.toarray(), or a Dataset / DataFrame.") from exc
+    except ValueError as exc:  # complex, empty, NaN / inf, strings, 1-D
+        raise InvalidInputError(str(exc)) from exc
+
+
+def _check_array_y(y: Any) -> np.ndarray:
+    """``y`` as a 1-D numpy array (labels of any type: ints, strings...)."""
+    y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    return y
+
+
+def _apply_to_arrays(X: np.ndarray, y: np.ndarray, table: pd.DataFrame,
+                     encoding: LabelEncoding) -> tuple[np.ndarray, np.ndarray]:
+    """``(X_res, y_res)``: kept rows of ``X``, labels with relabels applied (same dtype as ``y``)."""
+    keep, relabel_mask, _ = decision_arrays(table)
+    y_out = np.array(y, dtype=object if y.dtype.kind in "USO" else y.dtype, copy=True)
+    relabel = np.flatnonzero(relabel_mask)
+    if relabel.size:
+        y_out[relabel] = _frame_label_values(pd.Series(y), encoding, table["suggested_label"].to_numpy()[relabel])
+    if y.dtype.kind in "US":
+        y_out = np.asarray(y_out.tolist())
+    return X[keep], y_out[keep]
 
 
 def _frame_label_values(labels: pd.Series, encoding: LabelEncoding, codes: np.ndarray) -> list[Any]:
@@ -542,12 +692,18 @@ if _BaseSampler is not None:
             self.random_state = random_state
 
         def _check_X_y(self, X, y, accept_sparse=None):
-            # Dense only: the features become a float32 tensor.
+            # Dense only: the features become a float32 tensor. A DataFrame of pandas sparse columns is
+            # densified (``X_res`` comes back with the frame's own sparse dtypes); scipy sparse matrices
+            # are refused (densifying one could need far more memory than the caller expects).
+            if isinstance(X, pd.DataFrame) and any(isinstance(d, pd.SparseDtype) for d in X.dtypes):
+                X = X.sparse.to_dense()
             return super()._check_X_y(X, y, accept_sparse=False)
 
         def __sklearn_tags__(self):
             tags = super().__sklearn_tags__()
-            tags.input_tags.sparse = False
+            tags.input_tags.sparse = False  # scipy sparse X: refused (TypeError "dense data is required")
+            tags.input_tags.dataframe = True  # DataFrames, pandas sparse columns included (densified)
+            tags.sampler_tags.sample_indices = True  # sample_indices_ is set by every fit_resample
             return tags
 
         def _fit_resample(self, X, y):
