@@ -75,6 +75,10 @@ class FlowConfig(BaseModel):
             data = yaml.safe_load(Path(path).read_text())
         except FileNotFoundError as exc:
             raise InvalidInputError(f"configuration file {path} does not exist.") from exc
+        except yaml.YAMLError as exc:  # ParserError, ScannerError...: one line, exit 2 in the CLI
+            detail = " ".join(str(exc).split())
+            raise InvalidInputError(f"configuration file {path} is not valid YAML ({detail}). Fix: correct the "
+                                    "YAML syntax (indentation, ':' after each key, closed brackets).") from exc
         if not isinstance(data, dict):
             raise InvalidInputError(f"configuration file {path} must hold a mapping; found {type(data).__name__}.")
         clean = steps.CleanConfig.from_mapping(data.pop("clean", {}) or {}, where=f"{path}: clean")
@@ -300,6 +304,9 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     """Clean one dataset end to end; returns a summary (published path, counts, timings)."""
     log = get_run_logger()
     config = params.clean
+    # the cheap checks first (the CLI ran them before Prefect started; a Python caller gets them here)
+    steps.preflight(params.source, config, name=params.name, publish_root=params.publish_root,
+                    cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     clock = [t0]

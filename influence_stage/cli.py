@@ -112,10 +112,35 @@ def flow_config(args: argparse.Namespace) -> Any:
         raise InvalidInputError(str(exc).replace("\n", " ")) from exc
 
 
+def preflight(params: Any) -> None:
+    """The checks of ``pipeline.preflight`` on a FlowConfig, before Prefect starts or anything is read in full."""
+    from influence_stage.pipeline import preflight as check
+
+    check(params.source, params.clean, name=params.name, publish_root=params.publish_root,
+          cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
+
+
+def check_cron(cron: str) -> str:
+    """``cron`` parses as a cron schedule (Prefect's own parser)."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from influence_stage.exceptions import InvalidInputError
+
+    try:
+        CronSchedule(cron=cron)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"--cron {cron!r} is not a valid cron schedule; expected five fields 'minute hour day month weekday', "
+            'e.g. "0 3 * * *" (03:00 every day).'
+        ) from exc
+    return cron
+
+
 def _clean(args: argparse.Namespace) -> int:
+    params = flow_config(args)
+    preflight(params)
     from flows.clean_dataset import clean_dataset
 
-    params = flow_config(args)
     if args.dask:
         from flows.dask_runner import clean_on_dask
 
@@ -131,16 +156,22 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    params = flow_config(args)
+    check_cron(args.cron)
+    preflight(params)
     from flows.deployments import serve
 
-    serve(flow_config(args), cron=args.cron, name=args.deployment_name)
+    serve(params, cron=args.cron, name=args.deployment_name)
     return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
+    from influence_stage.exceptions import InvalidInputError
     from influence_stage.publish import load_published, manifest_codes
     from influence_stage.report import build_report, write_report
 
+    if args.out:  # published versions are read-only to every command; the default name is checked below
+        _refuse_inside_version(Path(args.out), InvalidInputError)
     ds, manifest, meta = load_published(args.path)
     manifest = manifest_codes(manifest, meta)  # the report draws class codes; meta.json maps them to labels
     version = Path(args.path)
@@ -160,8 +191,20 @@ def _report(args: argparse.Namespace) -> int:
                         title=f"influence_stage: {meta.get('name', version.parent.name)}",
                         score_name=((config.get("clean") or {}).get("gex") or {}).get("score"))
     out = Path(args.out) if args.out else Path(f"report-{meta.get('name', version.parent.name)}-{version.name}.html")
+    _refuse_inside_version(out, InvalidInputError)
     print(write_report(out, html))
     return EXIT_OK
+
+
+def _refuse_inside_version(out: Path, error: type[Exception]) -> None:
+    from influence_stage.publish import version_containing
+
+    inside = version_containing(out)
+    if inside is not None:
+        raise error(
+            f"--out {out} is inside the published version {inside}; published versions are read-only (meta.json "
+            "holds the checksum of every file). Fix: write the report elsewhere, e.g. --out report.html outside it."
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -444,6 +444,69 @@ def _load_hub(source: str, split: str | None, cache_dir: str | None) -> datasets
     return loaded
 
 
+def check_local_source(source: Any) -> None:
+    """Cheap checks that a local source can be read and is not empty, before any work.
+
+    Reads no more than a parquet footer or a CSV's first row. Sources that are not paths
+    (datasets, frames, arrays) and hub ids are left to :func:`load_source`.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing path, unreadable or empty (0 bytes) file, a parquet / csv file with 0 rows, an
+        unsupported suffix, or a folder without data files.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if not path.exists():
+        if isinstance(source, os.PathLike) or _looks_like_path(text):
+            raise InvalidInputError(
+                f"no file or folder at {path.absolute()}; expected a parquet / csv / json file, a folder of "
+                "them, or a save_to_disk folder. Fix: check the path."
+            )
+        return  # a hub id
+    if path.is_dir():
+        if all((path / f).is_file() for f in _SAVED_DATASET_FILES) or (path / _SAVED_DATASETDICT_FILE).is_file():
+            return
+        files = [Path(f) for fs in _folder_data_files(path).values() for f in fs]
+    else:
+        if _file_format(path) is None:
+            raise InvalidInputError(
+                f"file {path} has an unsupported suffix {''.join(path.suffixes)!r}; expected one of "
+                f"{sorted(_FILE_FORMATS)} (optionally compressed). Fix: convert it to parquet, csv or json."
+            )
+        files = [path]
+    rows = 0
+    for f in files:
+        if not os.access(f, os.R_OK):
+            raise InvalidInputError(f"source file {f} is not readable (permissions). Fix: chmod it or copy it.")
+        if f.stat().st_size == 0:
+            raise InvalidInputError(
+                f"source file {f} is empty (0 bytes); expected a parquet / csv / json file with labelled rows. "
+                "Fix: point to the right file or rewrite it."
+            )
+        builder, extra = _file_format(f) or ("", ())
+        try:
+            if builder == "parquet":
+                import pyarrow.parquet as pq
+
+                rows += pq.read_metadata(f).num_rows
+            elif builder == "csv":
+                rows += len(pd.read_csv(f, nrows=1, **dict(extra)))
+            else:
+                rows += 1  # json: read in full by load_source
+        except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                f"could not read {f} as {builder} ({type(exc).__name__}: {exc}). Fix: check the file is valid."
+            ) from exc
+        if rows:
+            return
+    where = files[0] if len(files) == 1 else path
+    raise InvalidInputError(f"the source {where} has 0 rows; expected at least one labelled row.")
+
+
 def load_source(
     source: Any,
     *,

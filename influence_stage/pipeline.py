@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -52,6 +53,7 @@ from influence_stage.data import (
     Featurizer,
     LabelEncoding,
     apply_decisions,
+    check_local_source,
     check_numeric_columns,
     encode_labels,
     featurize,
@@ -357,6 +359,11 @@ class CleanConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _rate_positive(self) -> "CleanConfig":
+        check_rates(self.gex)
+        return self
+
+    @model_validator(mode="after")
     def _builder_needs_checkpoint(self) -> "CleanConfig":
         if self.model_builder is not None and parse_model_spec(self.model).kind != "checkpoint":
             raise ValueError(
@@ -405,6 +412,85 @@ class CleanConfig(BaseModel):
     def to_yaml(self, path: str | os.PathLike) -> None:
         """Write the configuration as YAML (every field, JSON-compatible values)."""
         Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+
+
+def check_rates(gex: GEXConfig) -> None:
+    """``gex.ft_lr`` is ``'auto'`` or a positive finite number; ``gex.lr_grid`` positive and finite.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the value found (a ValueError, so pydantic validators can call it too).
+    """
+    ft_lr = gex.ft_lr
+    if ft_lr != "auto" and (isinstance(ft_lr, bool) or not math.isfinite(float(ft_lr)) or float(ft_lr) <= 0):
+        raise InvalidInputError(
+            f"gex.ft_lr must be 'auto' or a positive number; found {ft_lr!r}. It is the peak learning rate of the "
+            "members' fine-tuning. Fix: give a rate such as 0.1, or 'auto' to choose it from the data."
+        )
+    bad = [r for r in gex.lr_grid if not (math.isfinite(float(r)) and float(r) > 0)]
+    if bad:
+        raise InvalidInputError(
+            f"gex.lr_grid must hold positive finite rates; found {bad!r}. Fix: e.g. [0.05, 0.1, 0.2]."
+        )
+
+
+def check_folder(path: str | os.PathLike, what: str, flag: str) -> Path:
+    """``path`` is a writable folder, or can be created as one (nothing is created here).
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` (or the nearest existing folder above it) is a file, or is not writable.
+    """
+    folder = Path(path).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
+        raise InvalidInputError(
+            f"{what} {folder} {where}, not a folder; expected a folder (created when missing). "
+            f"Fix: point {flag} at a folder, or move the file away."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"{what} {folder} is not writable ({existing} does not allow writing for this user). "
+            f"Fix: point {flag} at a writable folder, or change its permissions."
+        )
+    return folder
+
+
+def preflight(source: Any, config: CleanConfig, *, name: str | None = None,
+              publish_root: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+              push_to_hub: str | None = None) -> None:
+    """Every check that needs no features and no training, before any work (a few ms to a second).
+
+    The configuration type and its rates (:func:`check_rates`); the model spec
+    (:func:`parse_model_spec`: a known name, or a checkpoint / ``hf:`` folder that exists); the
+    dataset name (the rule :func:`influence_stage.publish.publish` applies); the publish root and
+    the cache dir writable folders, or creatable; a hub push possible (online, a token); a local
+    source readable and not empty (:func:`influence_stage.data.check_local_source`).
+
+    Raises
+    ------
+    InvalidInputError, InvalidTypeError, HubPushError
+        The first failed check; nothing is written.
+    """
+    from influence_stage.publish import check_hub_push, check_name
+
+    config = _check_config(config)
+    check_rates(config.gex)
+    parse_model_spec(config.model)
+    if name is not None:
+        check_name(name)
+    if publish_root is not None:
+        check_folder(publish_root, "publish root", "--publish-root (publish_root)")
+    if cache_dir is not None:
+        check_folder(cache_dir, "cache dir", "--cache-dir (cache_dir)")
+    if push_to_hub is not None:
+        check_hub_push(push_to_hub)
+    check_local_source(source)
 
 
 def config_fingerprint(config: CleanConfig, keys: Iterable[str] = SCORE_KEYS) -> str:
@@ -1047,7 +1133,8 @@ def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: 
 
 __all__ = [
     "CleanConfig", "Features", "HF_EVAL_BATCH_SIZE", "MODEL_NAMES", "ModelSpec", "PipelineResult", "Prepared",
-    "SCORE_KEYS", "apply_step", "check_class_counts", "column_fingerprints", "combine_fingerprints",
+    "SCORE_KEYS", "apply_step", "check_class_counts", "check_folder", "check_rates", "column_fingerprints",
+    "combine_fingerprints", "preflight",
     "config_fingerprint", "dataset_fingerprint", "decide_step", "estimated_issues", "featurize_step", "learner_data",
     "make_model_step", "model_digest", "parse_model_spec", "prepare", "run_pipeline", "score_step",
 ]

@@ -121,6 +121,24 @@ def _check_safe(value: Any, what: str) -> str:
     return value
 
 
+def check_name(name: Any) -> str:
+    """The dataset name rule of :func:`publish` (a safe folder name), for checks before any work."""
+    return _check_safe(name, "name")
+
+
+def version_containing(path: str | os.PathLike[str]) -> Path | None:
+    """The published version folder ``path`` is in (or is), or None.
+
+    A version folder is one holding ``meta.json`` and ``manifest.parquet`` next to a ``LATEST`` or
+    ``.lock`` of its parent: what :func:`publish` writes. ``path`` need not exist.
+    """
+    target = Path(path).expanduser().resolve()
+    for folder in (target, *target.parents):
+        if (folder / META_JSON).is_file() and (folder / MANIFEST_PARQUET).is_file():
+            return folder
+    return None
+
+
 def _version_key(version: str) -> tuple[int, int, str]:
     m = _AUTO_VERSION.match(version)
     return (0, int(m.group(1)), version) if m else (1, 0, version)
@@ -669,6 +687,12 @@ def _hub_offline() -> bool:
     return env or bool(constants.HF_HUB_OFFLINE)
 
 
+def _hub_token() -> str | None:
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
 def _check_hub_available(repo_id: Any) -> None:
     if not isinstance(repo_id, str) or not repo_id.strip():
         raise InvalidTypeError(f"repo_id must be a non-empty string like 'user/dataset'; found {repo_id!r}.")
@@ -676,6 +700,22 @@ def _check_hub_available(repo_id: Any) -> None:
         raise HubPushError(
             f"cannot push to the Hugging Face Hub repo {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1). "
             "Fix: unset HF_HUB_OFFLINE in an environment with network access, or publish locally only."
+        )
+
+
+def check_hub_push(repo_id: Any, token: str | None = None) -> None:
+    """Whether :func:`push_to_hub` can work at all, checked before any work: online, a token.
+
+    Raises
+    ------
+    HubPushError
+        Offline mode, or no token (neither ``token`` nor ``HF_TOKEN`` / ``huggingface-cli login``).
+    """
+    _check_hub_available(repo_id)
+    if token is None and _hub_token() is None:
+        raise HubPushError(
+            f"cannot push to the Hugging Face Hub repo {repo_id!r}: no Hugging Face token found. "
+            "Fix: set HF_TOKEN or run `huggingface-cli login`, or publish locally only (no --push-to-hub)."
         )
 
 

@@ -240,7 +240,8 @@ def test_flow_publishes_label_values_column_roles_and_the_class_list(tmp_path, s
                                   "features": [c for c in frame.columns if c.startswith("px_")]}
     version = Path(summary["published"])
     ds, manifest, meta = load_published(version, verify=True)
-    assert meta["classes"] == [5 * k + 7 for k in range(10)] and meta["class_names"] == [str(5 * k + 7) for k in range(10)]
+    assert meta["classes"] == [5 * k + 7 for k in range(10)]
+    assert meta["class_names"] == [str(5 * k + 7) for k in range(10)]
     assert meta["summary"]["columns"] == summary["columns"]
     given = frame.set_index("row_id")["label"] if "row_id" in frame.columns else frame["label"]
     assert manifest["given_label"].tolist() == given.loc[manifest["row_id"]].tolist()

@@ -85,10 +85,12 @@ def test_one_stray_string_in_a_numeric_column_is_an_error_naming_it(tmp_path):
     from influence_stage.pipeline import CleanConfig, prepare
 
     source = _digits_csv(tmp_path, {(7, "px_2"): "?"})
-    with pytest.raises(InvalidInputError, match=r"column 'px_2' is numeric except for 1 cell.*row 7.*'\?'.*coerce_numeric"):
+    with pytest.raises(InvalidInputError,
+                       match=r"column 'px_2' is numeric except for 1 cell.*row 7.*'\?'.*coerce_numeric"):
         prepare(source, CleanConfig())
     source = _digits_csv(tmp_path, {(3, "px_1"): "abc", (5, "px_1"): "abc", (11, "px_1"): "abc"})
-    with pytest.raises(InvalidInputError, match=r"column 'px_1' is numeric except for 3 cells.*rows? 3.*5.*11.*'abc'"):
+    with pytest.raises(InvalidInputError,
+                       match=r"column 'px_1' is numeric except for 3 cells.*rows? 3.*5.*11.*'abc'"):
         prepare(source, CleanConfig(feature_columns=("px_*",)))
 
 
@@ -103,7 +105,8 @@ def test_coerce_numeric_turns_the_stray_cells_into_nulls(tmp_path):
     column = prepared.dataset.to_pandas()["px_1"]
     assert column.dtype == np.float64
     assert column.isna().sum() == 3 and list(np.flatnonzero(column.isna())) == [3, 5, 11]
-    report = validate_input(prepared.dataset, label_column="label", feature_columns=list(prepared.roles.feature_columns),
+    report = validate_input(prepared.dataset, label_column="label",
+                            feature_columns=list(prepared.roles.feature_columns),
                             class_names=list(prepared.encoding.values))
     failures = report.failures()
     assert len(failures) == 1 and "px_1" in failures[0]  # the input suite sees the nulls, as for any null feature
@@ -185,3 +188,203 @@ def test_publishing_codes_as_labels_is_refused(tmp_path):
                        r"\[5, 7\].*labelled_manifest"):
         publish(ds, manifest, root=tmp_path, name="x", classes=[5, 7])
     assert not (tmp_path / "x").exists() or list((tmp_path / "x").iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# 4-8. the CLI: read-only versions, bad configuration exits 2 with one line, preflight before work
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def no_flow(monkeypatch):
+    """The flow (and with it Prefect and any training) must not start: preflight refuses first."""
+    import flows.clean_dataset as flow_module
+    import flows.deployments as deployments
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the flow started; preflight should have refused the run first")
+
+    monkeypatch.setattr(flow_module, "clean_dataset", refuse)
+    monkeypatch.setattr(deployments, "serve", refuse)
+
+
+def cli(argv, capsys):
+    """``cli.main(argv)``: (exit code, stderr lines)."""
+    from influence_stage.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err.splitlines()
+
+
+@pytest.fixture()
+def src(tmp_path):
+    path = tmp_path / "src.csv"
+    _labelled_source([0, 1, 2]).to_csv(path, index=False)
+    return str(path)
+
+
+def _args(tmp_path, src, *extra):
+    return ["clean", "--source", src, "--name", "demo", "--publish-root", tmp_path / "pub",
+            "--cache-dir", tmp_path / "cache", "--model", "mlp", *extra]
+
+
+def _nothing_written(tmp_path):
+    assert not (tmp_path / "pub").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.fixture()
+def version(tmp_path):
+    import datasets
+
+    from influence_stage.publish import publish
+
+    ds = datasets.Dataset.from_dict({"x": [1.0, 2.0, 3.0], "label": [0, 1, 0], "row_id": [0, 1, 2]})
+    manifest = pd.DataFrame({"row_id": [0, 1, 2], "score": [0.1, 0.9, 0.2], "gex_influence": [0.1, 0.9, 0.2],
+                             "label_quality": [0.9, 0.1, 0.8], "is_issue": [False, True, False],
+                             "action": ["keep", "keep", "keep"], "given_label": [0, 1, 0],
+                             "suggested_label": [0, 0, 0], "weight": [1.0, 1.0, 1.0]})
+    return publish(ds, manifest, root=tmp_path / "published", name="v", report_html="<html>original</html>",
+                   classes=[0, 1]).path
+
+
+@pytest.mark.parametrize("target", ["report.html", "meta.json", "new.html", "dataset/x.html"])
+def test_report_into_a_published_version_is_refused(tmp_path, version, capsys, target):
+    from influence_stage.publish import load_published
+
+    before = {p: p.read_bytes() for p in version.rglob("*") if p.is_file()}
+    code, err = cli(["report", version, "--out", version / target], capsys)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: ") and "read-only" in err[0] and str(version.resolve()) in err[0]
+    assert {p: p.read_bytes() for p in version.rglob("*") if p.is_file()} == before
+    load_published(version, verify=True)
+
+
+def test_report_default_out_inside_a_version_folder_is_refused(tmp_path, version, capsys, monkeypatch):
+    monkeypatch.chdir(version)
+    code, err = cli(["report", "."], capsys)
+    assert code == 2 and len(err) == 1 and "read-only" in err[0]
+    assert sorted(p.name for p in version.iterdir() if p.suffix == ".html") == ["report.html"]
+
+
+def test_cache_dir_that_is_a_file_exits_2_before_any_work(tmp_path, src, capsys, no_flow):
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")
+    code, err = cli(_args(tmp_path, src), capsys)
+    assert code == 2 and len(err) == 1
+    assert "cache dir" in err[0] and str(cache) in err[0] and "is a file" in err[0]
+    assert cache.read_text() == "not a folder" and not (tmp_path / "pub").exists()
+
+
+def test_publish_root_that_is_a_file_exits_2(tmp_path, src, capsys, no_flow):
+    (tmp_path / "pub").write_text("x")
+    code, err = cli(_args(tmp_path, src), capsys)
+    assert code == 2 and len(err) == 1 and "publish root" in err[0] and "is a file" in err[0]
+    assert (tmp_path / "pub").read_text() == "x" and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("text", ["source: [unclosed\nname: x\n", "source: x\n  name: : y\n\tbad: 1\n", "a: b: c\n"])
+def test_malformed_yaml_exits_2_with_one_line(tmp_path, capsys, no_flow, text):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    code, err = cli(["clean", "--config", config], capsys)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"error: configuration file {config} is not valid YAML")
+    _nothing_written(tmp_path)
+
+
+def test_serve_with_a_bad_cron_exits_2(tmp_path, src, capsys, no_flow):
+    args = _args(tmp_path, src)
+    args[0] = "serve"
+    code, err = cli([*args, "--cron", "not a cron"], capsys)
+    assert code == 2 and len(err) == 1 and "--cron 'not a cron'" in err[0] and "0 3 * * *" in err[0]
+    _nothing_written(tmp_path)
+
+
+def test_empty_parquet_gets_the_empty_dataset_error(tmp_path, capsys, no_flow):
+    path = tmp_path / "empty.parquet"
+    pd.DataFrame({"x": pd.Series([], dtype=float), "label": pd.Series([], dtype=int)}).to_parquet(path)
+    with pytest.raises(InvalidInputError, match=r"has 0 rows; expected at least one labelled row"):
+        load_source(str(path))
+    code, err = cli(_args(tmp_path, str(path)), capsys)
+    assert code == 2 and len(err) == 1 and "0 rows" in err[0] and "could not read" not in err[0]
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--name", "../escape"], "name '../escape' is not a valid folder name"),
+    (["--name", "white space"], "name 'white space' is not a valid folder name"),
+    (["--ft-lr", "-0.1"], "ft_lr must be 'auto' or a positive number; found -0.1"),
+    (["--ft-lr", "0"], "ft_lr must be 'auto' or a positive number; found 0.0"),
+    (["--ft-lr", "nan"], "ft_lr must be 'auto' or a positive number; found nan"),
+    (["--model", "/no/such/model.pt"], "/no/such/model.pt"),
+    (["--model", "resnet9000"], "resnet9000"),
+    (["--push-to-hub", "me/data"], "offline"),
+])
+def test_preflight_refuses_before_any_work(tmp_path, src, capsys, no_flow, extra, needle):
+    code, err = cli(_args(tmp_path, src, *extra), capsys)
+    assert code == 2 and len(err) == 1, err
+    assert needle in err[0]
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("gex, needle", [({"ft_lr": 0}, "ft_lr must be 'auto' or a positive number"),
+                                         ({"ft_lr": -1.5}, "ft_lr must be 'auto' or a positive number"),
+                                         ({"lr_grid": [-0.1, 0.2]}, "lr_grid must hold at least 2 positive rates")])
+def test_config_file_with_a_bad_rate_exits_2(tmp_path, src, capsys, no_flow, gex, needle):
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"source": src, "name": "demo", "publish_root": str(tmp_path / "pub"),
+                                      "cache_dir": str(tmp_path / "cache"), "clean": {"gex": gex}}))
+    code, err = cli(["clean", "--config", config], capsys)
+    assert code == 2 and len(err) == 1 and needle in err[0]
+    _nothing_written(tmp_path)
+
+
+def test_push_to_hub_without_a_token_exits_2(tmp_path, src, capsys, no_flow, monkeypatch):
+    from influence_stage import publish as publish_module
+
+    monkeypatch.setattr(publish_module, "_hub_offline", lambda: False)
+    monkeypatch.setattr(publish_module, "_hub_token", lambda: None)
+    code, err = cli(_args(tmp_path, src, "--push-to-hub", "me/data"), capsys)
+    assert code == 2 and len(err) == 1 and "no Hugging Face token" in err[0] and "HF_TOKEN" in err[0]
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("content, needle", [(b"", "is empty (0 bytes)"), (b"x,label\n", "0 rows")])
+def test_an_empty_source_file_exits_2(tmp_path, capsys, no_flow, content, needle):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    code, err = cli(_args(tmp_path, str(path)), capsys)
+    assert code == 2 and len(err) == 1 and needle in err[0] and str(path) in err[0]
+    _nothing_written(tmp_path)
+
+
+def test_unwritable_publish_root_exits_2(tmp_path, src, capsys, no_flow):
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        args = _args(tmp_path, src)
+        args[args.index("--publish-root") + 1] = locked / "pub"
+        code, err = cli(args, capsys)
+        assert code == 2 and len(err) == 1 and "not writable" in err[0] and str(locked) in err[0]
+    finally:
+        locked.chmod(0o700)
+
+
+def test_preflight_returns_quickly_and_accepts_a_good_run(tmp_path, src):
+    import time
+
+    from flows.clean_dataset import FlowConfig
+    from influence_stage.pipeline import CleanConfig, preflight
+
+    params = FlowConfig(source=src, name="demo", publish_root=str(tmp_path / "pub"), cache_dir=str(tmp_path / "c"),
+                        clean=CleanConfig(model="mlp"))
+    start = time.perf_counter()
+    preflight(params.source, params.clean, name=params.name, publish_root=params.publish_root,
+              cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
+    assert time.perf_counter() - start < 2.0
+    _nothing_written(tmp_path)
