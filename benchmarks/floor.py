@@ -13,7 +13,7 @@ I/O, orchestration and checks, this much training and evaluation (``FitConfig()`
 
 This script runs exactly that work on random data of the same shape with the same MLP (one hidden
 layer of 128), one chain after another, with no data checks, caching, scoring or publishing, and
-reports seconds per part and in total. ``benchmarks/profile.py`` compares a real run with it.
+reports seconds per part and in total. ``benchmarks/step_times.py`` compares a real run with it.
 
 Run: ``.venv/bin/python benchmarks/floor.py --rows 20000 [--features 40 --classes 10]``
 """

@@ -241,24 +241,29 @@ class TorchLearner:
         batches = batch_indices(len(data), total, batch_size, gen)
         bar = tqdm(range(epochs), desc="fit θ*", disable=not progress, leave=False)
         margin_sum = torch.zeros(len(data), dtype=torch.float64, device=data.X.device)
-        margin_count = torch.zeros(len(data), dtype=torch.float64, device=data.X.device)
         self.module.train()
         for epoch in bar:
-            loss_sum, correct, seen = 0.0, 0, 0
+            # sums stay on the device: one host sync per epoch, not per step
+            loss_sum = torch.zeros((), dtype=torch.float64, device=data.X.device)
+            correct = torch.zeros((), dtype=torch.int64, device=data.X.device)
+            seen = 0
             for t in range(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch):
                 for group in opt.param_groups:
                     group["lr"] = schedule(t)
                 idx = batches[t].to(data.X.device)
+                yb = data.y[idx]
                 out = self.module(data.X[idx])
-                loss = F.cross_entropy(out, data.y[idx])
+                loss = F.cross_entropy(out, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                loss_sum += float(loss.detach()) * len(idx)
-                correct += int((out.argmax(1) == data.y[idx]).sum())
+                with torch.no_grad():
+                    margin = _margins(out.detach(), yb)
+                    loss_sum += loss.detach().double() * len(idx)
+                    correct += (margin > 0).sum()  # the given label's logit beats every other one
+                    margin_sum.index_add_(0, idx, margin.double())
                 seen += len(idx)
-                margin_sum.index_add_(0, idx, _margins(out.detach(), data.y[idx]).double())
-                margin_count.index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64, device=idx.device))
+            loss_sum, correct = float(loss_sum), int(correct)
             history.loss.append(loss_sum / seen)
             history.accuracy.append(correct / seen)
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.3f}")
@@ -267,7 +272,8 @@ class TorchLearner:
             self.recalibrate_batchnorm(data)
         logger.info("fit θ*: %d epochs, final train loss %.4f, accuracy %.4f", epochs,
                     history.loss[-1], history.accuracy[-1])
-        # rows in no minibatch (the ragged tail of every epoch, only possible when epochs < 1 pass) get 0
+        # how many epochs saw each row; rows in no minibatch (only possible in the ragged tail) get 0
+        margin_count = torch.bincount(torch.cat(batches), minlength=len(data)).to(margin_sum)
         mean = torch.where(margin_count > 0, margin_sum / margin_count.clamp_min(1), torch.zeros_like(margin_sum))
         self.last_fit = TrainHistory(loss=history.loss, accuracy=history.accuracy,
                                      mean_margin=mean.cpu().numpy().astype(np.float32),
