@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -616,6 +617,30 @@ except ImportError:  # optional dependency: InfluenceSampler is then unavailable
     _BaseSampler = None
 
 
+_REWEIGHT_IN_PIPELINE = (
+    "InfluenceSampler(action='reweight') is a step of an imblearn Pipeline, but imbalanced-learn's Pipeline passes "
+    "only (X_res, y_res) from a sampler to the next step: the weights would never reach the classifier. Fix: fit "
+    "the sampler on its own and pass the weights, X_res, y_res = sampler.fit_resample(X, y); "
+    "clf.fit(X_res, y_res, sample_weight=sampler.sample_weight_[sampler.sample_indices_]); or use action='drop' or "
+    "'relabel' inside the Pipeline."
+)
+
+
+def _called_by_imblearn_pipeline() -> bool:
+    """Whether this ``fit_resample`` runs as an inner step of an ``imblearn.pipeline.Pipeline``.
+
+    imbalanced-learn (0.14) fits every step but the last through ``imblearn.pipeline._fit_resample_one``,
+    which unpacks exactly ``(X_res, y_res)``; a sampler that is the last step returns to the caller,
+    who can read ``sample_weight_`` from it, so only inner steps are detected.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "_fit_resample_one" and frame.f_globals.get("__name__") == "imblearn.pipeline":
+            return True
+        frame = frame.f_back
+    return False
+
+
 if _BaseSampler is not None:
 
     class InfluenceSampler(_BaseSampler):
@@ -635,6 +660,15 @@ if _BaseSampler is not None:
             ``drop``: flagged rows are removed. ``relabel``: flagged rows get the members' consensus
             label (flagged rows without a confident consensus are removed). ``reweight``: every row
             is kept and ``sample_weight_`` is set. ``none``: only ``scores_``.
+
+            ``reweight`` cannot be a step of an imblearn ``Pipeline``: imbalanced-learn's Pipeline
+            passes only ``(X_res, y_res)`` from a sampler to the next step (0.14 has no way to route
+            a sampler's weights), so the weights would never reach the classifier; ``fit`` of such a
+            Pipeline raises an ``InvalidInputError`` before any scoring. Fit the sampler on its own
+            and pass the weights yourself::
+
+                X_res, y_res = sampler.fit_resample(X, y)
+                clf.fit(X_res, y_res, sample_weight=sampler.sample_weight_[sampler.sample_indices_])
         score : str or None, default None
             The ranking (see :class:`InfluenceCleaner`); None: ``gex_config.score``.
         threshold : str or float, default "estimate"
@@ -708,6 +742,9 @@ if _BaseSampler is not None:
 
         def _fit_resample(self, X, y):
             from sklearn.preprocessing import LabelEncoder
+
+            if self.action == "reweight" and _called_by_imblearn_pipeline():
+                raise InvalidInputError(_REWEIGHT_IN_PIPELINE)
 
             config, model = _build_config(model=self.model, gex_config=self.gex_config, fit_config=self.fit_config,
                                           random_state=self.random_state, action=self.action, score=self.score,
