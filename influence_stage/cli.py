@@ -1,4 +1,4 @@
-"""Command line: ``influence-stage clean | serve | report``.
+"""Command line: ``influence-stage clean | serve | report | versions``.
 
 Exit codes: 0 published (or done); 2 bad input or configuration; 3 a validation gate failed
 (nothing published); 1 anything else. Errors print one line, ``error: <reason>``, on stderr.
@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                             "itself is never modified)")
     report.add_argument("path", help="published version folder, or <root>/<name> for its latest version")
     report.add_argument("--out", help="where to write the HTML (default: report-<name>-<version>.html here)")
+    versions = sub.add_parser("versions", help="list the published versions of a dataset, and any debris of "
+                              "killed publishes")
+    versions.add_argument("path", help="<root>/<name>")
     return parser
 
 
@@ -196,6 +199,23 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _versions(args: argparse.Namespace) -> int:
+    from influence_stage.exceptions import InvalidInputError
+    from influence_stage.publish import latest_version, list_debris, list_versions
+
+    base = Path(args.path)
+    if not base.is_dir():
+        raise InvalidInputError(f"{base} is not a folder; expected <root>/<name> of a published dataset.")
+    found = list_versions(base.parent, base.name)
+    latest = latest_version(base.parent, base.name) if found else None
+    for v in found:
+        print(f"{v} (LATEST)" if v == latest else v)
+    debris = list_debris(base.parent, base.name)
+    if debris:
+        print(f"debris: {', '.join(p.name for p in debris)} (left by killed publishes; removed by the next publish)")
+    return EXIT_OK
+
+
 def _refuse_inside_version(out: Path, error: type[Exception]) -> None:
     from influence_stage.publish import version_containing
 
@@ -216,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from influence_stage.exceptions import InfluenceStageError, ValidationFailedError
 
     try:
-        return {"clean": _clean, "serve": _serve, "report": _report}[args.command](args)
+        return {"clean": _clean, "serve": _serve, "report": _report, "versions": _versions}[args.command](args)
     except ValidationFailedError as exc:
         print(f"error: validation failed, nothing published: {_one_line(exc)}", file=sys.stderr)
         return EXIT_GATE

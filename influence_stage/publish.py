@@ -23,7 +23,10 @@ version folder ``<root>/<name>/<version>/`` and moves a ``LATEST`` pointer to it
 Atomicity: everything is written into ``<root>/<name>/.tmp-<version>-<uuid>`` (same parent, same
 file system) and the folder is ``os.rename``-d into place, so a version folder is either complete
 or absent. Any exception before the rename removes the temporary folder; previous versions and
-``LATEST`` are untouched. ``LATEST`` is replaced last (temporary file + ``os.replace``). An existing
+``LATEST`` are untouched. A publish killed outright (``kill -9``) leaves its temporary folder; it
+holds an owner file (:data:`OWNER_FILE`: pid, host, process start) and the next publish of the
+name removes every temporary folder whose owner is no longer running (:func:`list_debris` lists
+them). ``LATEST`` is replaced last (temporary file + ``os.replace``). An existing
 version is never overwritten. Publishers of the same name are serialised by an exclusive lock on
 ``.lock`` held from choosing the version to moving ``LATEST``.
 
@@ -81,6 +84,10 @@ _AUTO_VERSION = re.compile(r"^v(\d+)$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LOCK = ".lock"
 _TMP_PREFIX = ".tmp-"
+
+OWNER_FILE = ".owner.json"
+"""Inside a temporary version folder: the publishing process (pid, host, start time), so the next
+publish can tell debris of a killed publish from a publish in progress. Removed before the rename."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,83 @@ def _locked(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux ``/proc``; None elsewhere), to tell a reused pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _write_owner(tmp: Path) -> None:
+    import socket
+
+    pid = os.getpid()
+    owner = {"pid": pid, "host": socket.gethostname(), "start": _process_start(pid)}
+    (tmp / OWNER_FILE).write_text(json.dumps(owner) + "\n", encoding="utf-8")
+
+
+def _owner_running(folder: Path) -> bool:
+    """True when the process named by ``folder``'s owner file may still be running (or cannot be told)."""
+    import socket
+
+    try:
+        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        pid = int(owner["pid"])
+    except FileNotFoundError:
+        return False  # killed before it wrote its owner file (or by an older version)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # a torn owner file: killed while writing it
+    if owner.get("host") != socket.gethostname():
+        return True  # another machine's process: cannot be checked from here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    start = owner.get("start")
+    return start is None or _process_start(pid) in (None, start)
+
+
+def _debris(base: Path) -> list[Path]:
+    """Temporary folders and ``LATEST`` files of publishes that were killed, oldest name first.
+
+    A temporary version folder is debris when no running process owns it (:data:`OWNER_FILE`);
+    a temporary ``LATEST`` file is debris whenever no publish holds the lock (callers of
+    :func:`_remove_debris` hold it).
+    """
+    if not base.is_dir():
+        return []
+    found = []
+    for path in sorted(base.iterdir()):
+        if not path.name.startswith(_TMP_PREFIX):
+            continue
+        if path.is_dir() and not _owner_running(path):
+            found.append(path)
+        elif path.is_file() and path.name.startswith(f"{_TMP_PREFIX}{LATEST}-"):
+            found.append(path)
+    return found
+
+
+def _remove_debris(base: Path) -> None:
+    """Remove what killed publishes left (called holding the lock, so no publish of ``base`` is running)."""
+    for path in _debris(base):
+        logger.warning("Removing %s, left by a publish that was killed.", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def list_debris(root: str | os.PathLike[str], name: str) -> list[Path]:
+    """Temporary folders / files that killed publishes of ``name`` left; the next publish removes them.
+
+    Folders owned by a running publish are not listed.
+    """
+    return _debris(Path(root) / _check_safe(name, "name"))
 
 
 def _write_latest(base: Path, version: str) -> None:
@@ -517,6 +601,7 @@ def publish(
     base = Path(root) / name
     base.mkdir(parents=True, exist_ok=True)
     with _locked(base):
+        _remove_debris(base)
         version = version or _next_version(base)
         final = base / version
         if final.exists():
@@ -527,6 +612,7 @@ def publish(
         tmp = base / f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
+            _write_owner(tmp)  # the next publish removes this folder only once this process is gone
             cleaned_ds.save_to_disk(str(tmp / DATASET_DIR))
             cleaned_ds.to_parquet(str(tmp / DATA_PARQUET))
             manifest.to_parquet(tmp / MANIFEST_PARQUET, index=False)
@@ -551,6 +637,7 @@ def publish(
                 target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
+            (tmp / OWNER_FILE).unlink()  # not part of the version
             files = {rel: {"bytes": (tmp / rel).stat().st_size, "sha256": _sha256(tmp / rel)}
                      for rel in _files_under(tmp)}
             meta = {

@@ -388,3 +388,99 @@ def test_preflight_returns_quickly_and_accepts_a_good_run(tmp_path, src):
               cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
     assert time.perf_counter() - start < 2.0
     _nothing_written(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# 9. debris of a killed publish
+# --------------------------------------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _small_version_inputs():
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"x": [1.0, 2.0], "label": [0, 1], "row_id": [0, 1]})
+    manifest = pd.DataFrame({"row_id": [0, 1], "action": ["keep", "keep"], "given_label": [0, 1],
+                             "suggested_label": [0, 1]})
+    return ds, manifest
+
+
+def test_leftover_tmp_folders_of_a_killed_publish_are_removed_by_the_next(tmp_path):
+    import json
+    import socket
+
+    from influence_stage.publish import OWNER_FILE, list_debris, list_versions, load_published, publish
+
+    ds, manifest = _small_version_inputs()
+    publish(ds, manifest, root=tmp_path, name="d")
+    base = tmp_path / "d"
+    dead = base / ".tmp-v0002-0123456789abcdef"  # killed while writing dataset/
+    (dead / "dataset").mkdir(parents=True)
+    (dead / "dataset" / "data-00000-of-00001.arrow").write_bytes(b"partial")
+    (dead / OWNER_FILE).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    ownerless = base / ".tmp-v0002-fedcba9876543210"  # killed before its owner file was written
+    ownerless.mkdir()
+    latest_tmp = base / ".tmp-LATEST-00aa"  # killed while replacing LATEST
+    latest_tmp.write_text("v0002\n")
+    alive = base / ".tmp-v0003-aaaabbbbccccdddd"  # owned by a running process (this one): kept
+    alive.mkdir()
+    (alive / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    elsewhere = base / ".tmp-v0003-eeeeffff00001111"  # owned by a process on another host: kept
+    elsewhere.mkdir()
+    (elsewhere / OWNER_FILE).write_text(json.dumps({"pid": 1, "host": "some-other-host.invalid"}))
+
+    assert sorted(p.name for p in list_debris(tmp_path, "d")) == sorted(
+        p.name for p in (dead, ownerless, latest_tmp))
+    second = publish(ds, manifest, root=tmp_path, name="d")
+    assert second.version == "v0002"
+    assert not dead.exists() and not ownerless.exists() and not latest_tmp.exists()
+    assert alive.is_dir() and elsewhere.is_dir()
+    assert list_debris(tmp_path, "d") == []
+    assert list_versions(tmp_path, "d") == ["v0001", "v0002"]
+    _, _, meta = load_published(second.path, verify=True)
+    assert OWNER_FILE not in meta["files"] and not (second.path / OWNER_FILE).exists()
+
+
+def test_a_publish_in_progress_owns_its_tmp_folder(tmp_path, monkeypatch):
+    import json
+
+    from influence_stage import publish as publish_module
+
+    ds, manifest = _small_version_inputs()
+    seen = {}
+    real = publish_module._write_json
+
+    def spy(path, data):
+        owner = path.parent / publish_module.OWNER_FILE
+        if path.name == publish_module.CONFIG_JSON:
+            seen.update(json.loads(owner.read_text()))
+        real(path, data)
+
+    monkeypatch.setattr(publish_module, "_write_json", spy)
+    publish_module.publish(ds, manifest, root=tmp_path, name="d")
+    assert seen["pid"] == os.getpid()
+
+
+def test_cli_versions_lists_versions_and_debris(tmp_path, capsys):
+    from influence_stage.publish import publish
+
+    ds, manifest = _small_version_inputs()
+    publish(ds, manifest, root=tmp_path, name="d")
+    publish(ds, manifest, root=tmp_path, name="d")
+    (tmp_path / "d" / ".tmp-v0003-0123").mkdir()
+    from influence_stage.cli import main
+
+    assert main(["versions", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["v0001", "v0002 (LATEST)"]
+    assert out[2].startswith("debris: ") and ".tmp-v0003-0123" in out[2] and "removed by the next publish" in out[2]
+    assert main(["versions", str(tmp_path / "nothing")]) == 2
+    assert len(capsys.readouterr().err.splitlines()) == 1
