@@ -21,6 +21,7 @@ from influence_stage.ensemble import AutoScale, build_members, choose_ft_lr, out
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.influence import self_influence
 from influence_stage.learner import Learner, State, TensorData, TorchLearner, TrainHistory, labels_digest
+from influence_stage.loss_store import LossStore
 from influence_stage.losses import loss_matrix
 from influence_stage.models import build_model
 from influence_stage.scores import GEX_SCALE, NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
@@ -149,8 +150,12 @@ def train_margin_of(learner: Learner, data: Any) -> np.ndarray | None:
 
 
 def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_config: FitConfig,
-                 progress: bool = False, timings: dict[str, float] | None = None) -> GEXResult:
-    """GEX from a learner already at θ*: scale → members → loss matrix → scores."""
+                 progress: bool = False, timings: dict[str, float] | None = None,
+                 store: LossStore | None = None) -> GEXResult:
+    """GEX from a learner already at θ*: scale → members → loss matrix → scores.
+
+    ``store``: keep the loss matrix on disk and evaluate only unfinished members (``loss_store``).
+    """
     timings = dict(timings or {})
     t = time.perf_counter()
     auto = None
@@ -166,14 +171,14 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     timings["members"] = time.perf_counter() - t
     t = time.perf_counter()
     result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto,
-                                 fit_config=fit_config, progress=progress)
+                                 fit_config=fit_config, progress=progress, store=store)
     timings["losses"] = time.perf_counter() - t
     return replace(result, timings=timings)
 
 
 def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,
                         auto: AutoScale | None = None, fit_config: FitConfig | None = None,
-                        progress: bool = False) -> GEXResult:
+                        progress: bool = False, store: LossStore | None = None) -> GEXResult:
     """Base losses at θ* (the learner's current state), the loss matrix of ``members`` and the scores.
 
     The last step of ``score_fitted``; the Prefect flow calls it too, after building the members in
@@ -194,7 +199,7 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
             logger.info("θ* fits only %.0f%% of the given labels; the GEX part of score %r ranks rows it does not "
                         "fit low, the out-of-sample and margin parts do not.", 100 * fit, config.score)
     L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
-                    member_chunk=config.member_chunk, progress=progress)
+                    member_chunk=config.member_chunk, progress=progress, store=store)
     margin = train_margin_of(learner, data)
     proba = auto.oos_proba if auto is not None else None
     can_oos = proba is not None or (hasattr(learner, "fresh_copy") and hasattr(learner, "fit"))

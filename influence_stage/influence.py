@@ -12,6 +12,8 @@ from influence_stage.checks import check_loss_matrix, check_positive_int
 from influence_stage.exceptions import InvalidInputError
 
 DEFAULT_TAU = 0.05
+#: Rows scored at a time, so a loss matrix on disk (a memmap) is never held whole in float64.
+ROW_BLOCK = 65536
 
 
 def deviation(L: np.ndarray, base: np.ndarray, tau: float = DEFAULT_TAU) -> np.ndarray:
@@ -45,6 +47,19 @@ def self_influence(L: np.ndarray, base: np.ndarray, tau: float = DEFAULT_TAU, *,
     deviations before averaging. A variant, not the method's definition: one member that spikes on an
     atypical clean row can dominate the mean; see benchmarks/RESULTS.md for what it changes.
     """
+    L = L if isinstance(L, np.ndarray) else np.asarray(L)
+    if L.ndim != 2 or L.shape[0] <= ROW_BLOCK:
+        return _self_influence_block(L, base, tau, trim)
+    base = np.asarray(base)
+    if base.shape != (L.shape[0],):
+        raise InvalidInputError(
+            f"base losses must have shape ({L.shape[0]},) to match the loss matrix; found {base.shape}."
+        )
+    return np.concatenate([_self_influence_block(L[s:s + ROW_BLOCK], base[s:s + ROW_BLOCK], tau, trim)
+                           for s in range(0, L.shape[0], ROW_BLOCK)])
+
+
+def _self_influence_block(L: np.ndarray, base: np.ndarray, tau: float, trim: int) -> np.ndarray:
     D = deviation(L, base, tau)
     sq = D * D
     if trim:

@@ -1,7 +1,9 @@
 """Loss matrices: per-sample losses of every member, ``(n_samples, n_members) float32``, in batches.
 
 Rows are streamed in batches of ``batch_size`` and members in chunks of ``member_chunk``; the result
-can be written into a caller-provided array (for example an ``np.memmap`` in a run folder).
+can be written into a caller-provided array, or into a ``loss_store.LossStore`` (a memmap in a run
+folder with a done-flag per member), in which case only the members without a flag are evaluated
+and a re-run after a crash resumes where it stopped.
 
 Two ways to evaluate members: ``"loop"`` loads each member with ``set_state`` and runs one large-batch
 forward pass per member; ``"vmap"`` (learners with ``member_logits``, i.e. ``TorchLearner``) stacks a
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 
 from influence_stage.exceptions import InvalidInputError
 from influence_stage.learner import Learner, State, TensorData
+from influence_stage.loss_store import LossStore
 
 Method = Literal["auto", "vmap", "loop"]
 
@@ -35,13 +38,34 @@ def _resolve(learner: Learner, method: Method) -> str:
     return method
 
 
+def _stored_losses(learner: Learner, members: Sequence[State], data: TensorData, store: LossStore,
+                   progress: bool) -> np.ndarray:
+    """The loop path into a store: only members without a done-flag are evaluated."""
+    if (store.n_rows, store.n_members) != (len(data), len(members)):
+        raise InvalidInputError(f"the loss store holds {store.n_rows} × {store.n_members}; this run has "
+                                f"{len(data)} rows × {len(members)} members.")
+    todo = store.pending()
+    saved = learner.get_state()
+    try:
+        for j in tqdm(todo, desc="members (loss)", disable=not progress, leave=False):
+            learner.set_state(members[j])
+            store.write(j, learner.per_sample_loss(data))
+    finally:
+        learner.set_state(saved)
+    return store.read()
+
+
 def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *, kind: str,
                  batch_size: int, member_chunk: int, method: Method, out: np.ndarray | None,
-                 progress: bool) -> np.ndarray:
+                 progress: bool, store: LossStore | None = None) -> np.ndarray:
     """``kind='loss'``: cross-entropy on the given label; ``kind='p_given'``: p(given label)."""
     n, m = len(data), len(members)
     if m == 0:
         raise InvalidInputError("no members to evaluate.")
+    if store is not None:
+        if kind != "loss" or out is not None or _resolve(learner, method) != "loop":
+            raise InvalidInputError("a loss store takes member losses on the 'loop' path, without out=.")
+        return _stored_losses(learner, members, data, store, progress)
     if out is None:
         out = np.empty((n, m), dtype=np.float32)
     elif out.shape != (n, m):
@@ -78,8 +102,11 @@ def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *
 
 def loss_matrix(learner: Learner, members: Sequence[State], data: TensorData, *, batch_size: int = 4096,
                 member_chunk: int = 16, method: Method = "auto", out: np.ndarray | None = None,
-                progress: bool = False) -> np.ndarray:
+                store: LossStore | None = None, progress: bool = False) -> np.ndarray:
     """Per-sample cross-entropy of every member on the given labels, eval mode.
+
+    ``store``: evaluate only the members the store has not finished, write each into it, and return
+    its matrix (a read-only memmap).
 
     Returns
     -------
@@ -87,7 +114,7 @@ def loss_matrix(learner: Learner, members: Sequence[State], data: TensorData, *,
         ``L[n, m] = loss(z_n, members[m])``.
     """
     return _member_stat(learner, members, data, kind="loss", batch_size=batch_size,
-                        member_chunk=member_chunk, method=method, out=out, progress=progress)
+                        member_chunk=member_chunk, method=method, out=out, progress=progress, store=store)
 
 
 def mean_member_proba(learner: Learner, members: Sequence[State], data: TensorData, *,

@@ -116,7 +116,7 @@ def ranking_score(name: str, L: np.ndarray, base: np.ndarray, *, tau: float, tri
     if name == "gex-trimmed":
         return trimmed
     if name == "member-loss":
-        return np.asarray(L, dtype=np.float64).mean(axis=1)
+        return np.asarray(L).mean(axis=1, dtype=np.float64)
     if oos_loss is None or len(oos_loss) != len(trimmed):
         raise InvalidInputError(f"score {name!r} needs one out-of-sample loss per row.")
     if name == "gex+oos":
