@@ -75,6 +75,9 @@ class FlowConfig(BaseModel):
             data = yaml.safe_load(Path(path).read_text())
         except FileNotFoundError as exc:
             raise InvalidInputError(f"configuration file {path} does not exist.") from exc
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+            raise InvalidInputError(f"configuration file {path} cannot be read ({type(exc).__name__}: {exc}). "
+                                    "Fix: point --config at a readable YAML file.") from exc
         except yaml.YAMLError as exc:  # ParserError, ScannerError...: one line, exit 2 in the CLI
             detail = " ".join(str(exc).split())
             raise InvalidInputError(f"configuration file {path} is not valid YAML ({detail}). Fix: correct the "
@@ -199,6 +202,34 @@ def column_roles(prepared: Prepared) -> dict[str, Any]:
     """
     roles = prepared.roles
     return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
+
+
+def roles_change(params: FlowConfig, columns: dict[str, Any]) -> str | None:
+    """A warning when the column roles differ from those of the latest published version of the name.
+
+    Returns None when nothing was published yet, the latest version did not record its roles, or
+    they are the same.
+    """
+    import json
+
+    from influence_stage.publish import META_JSON, latest_version
+
+    try:
+        latest = latest_version(params.publish_root, params.name)
+    except Exception:  # a damaged LATEST is publish's business; it does not stop this check
+        return None
+    if latest is None:
+        return None
+    meta_path = Path(params.publish_root) / params.name / latest / META_JSON
+    try:
+        previous = (json.loads(meta_path.read_text(encoding="utf-8")).get("summary") or {}).get("columns")
+    except (OSError, ValueError):
+        return None
+    if not previous or previous == columns:
+        return None
+    return (f"column roles changed since {params.name} {latest}: label {previous.get('label')!r}, "
+            f"{previous.get('kind')} features {previous.get('features')} then; label {columns['label']!r}, "
+            f"{columns['kind']} features {columns['features']} now")
 
 
 def _truth(params: FlowConfig, row_ids: np.ndarray) -> np.ndarray | None:
@@ -366,6 +397,10 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
                "threshold": float(decisions.threshold.value), "members": len(members),
                "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
                "columns": column_roles(prepared)}
+    change = roles_change(params, summary["columns"])
+    if change is not None:
+        summary["warning"] = change
+        log.warning("%s", change)
     if decisions.threshold.n_estimated is not None:
         summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
     bias = None

@@ -154,6 +154,8 @@ def _clean(args: argparse.Namespace) -> int:
     roles = summary.get("columns") or {}
     if roles:
         print(f"\ncolumns:   label {roles.get('label')!r}, {roles.get('kind')} features {roles.get('features')}")
+    if summary.get("warning"):
+        print(f"warning:   {summary['warning']}")
     print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
     return EXIT_OK
 

@@ -484,3 +484,29 @@ def test_cli_versions_lists_versions_and_debris(tmp_path, capsys):
     assert out[2].startswith("debris: ") and ".tmp-v0003-0123" in out[2] and "removed by the next publish" in out[2]
     assert main(["versions", str(tmp_path / "nothing")]) == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_a_switch_of_column_roles_since_the_last_version_is_a_warning(tmp_path):
+    from flows.clean_dataset import FlowConfig, roles_change
+    from influence_stage.publish import publish
+
+    params = FlowConfig(source="x.parquet", name="d", publish_root=str(tmp_path))
+    tabular = {"label": "label", "kind": "tabular", "features": ["px_0", "px_1"]}
+    assert roles_change(params, tabular) is None  # nothing published yet
+    ds, manifest = _small_version_inputs()
+    publish(ds, manifest, root=tmp_path, name="d", summary={"columns": tabular})
+    assert roles_change(params, tabular) is None
+    text = {"label": "label", "kind": "text", "features": ["px_1"]}
+    assert roles_change(params, text) == ("column roles changed since d v0001: label 'label', tabular features "
+                                          "['px_0', 'px_1'] then; label 'label', text features ['px_1'] now")
+
+
+@pytest.mark.parametrize("make", ["folder", "binary"])
+def test_unreadable_config_file_exits_2(tmp_path, capsys, no_flow, make):
+    config = tmp_path / "c.yaml"
+    if make == "folder":
+        config.mkdir()
+    else:
+        config.write_bytes(b"\xff\xfe\x00bad")
+    code, err = cli(["clean", "--config", config], capsys)
+    assert code == 2 and len(err) == 1 and f"configuration file {config}" in err[0]
