@@ -14,7 +14,8 @@ raises an ``ImportError`` saying what to install.
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -28,11 +29,13 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
+import torch
 from torch import nn
 
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.data import (
     ROW_ID,
+    ColumnRoles,
     FeaturizeConfig,
     LabelEncoding,
     decision_arrays,
@@ -45,6 +48,7 @@ from influence_stage.data import (
 from influence_stage.data import _load_path, _pick_split
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.learner import Learner
+from influence_stage.policy import ROW_ACTIONS, Decisions, ThresholdResult
 from influence_stage.scores import check_score_name
 from influence_stage.pipeline import (
     CleanConfig,
@@ -206,7 +210,20 @@ class InfluenceCleaner(BaseEstimator):
         Share of rows estimated to be mislabeled (threshold "estimate"), else None.
     issues_ : pandas.DataFrame
         One row per input row, in input order: ``row_id, score, gex_influence, label_quality,
-        is_issue, action, given_label, suggested_label, weight`` (labels as codes into ``classes_``).
+        is_issue, action, given_label, suggested_label, weight`` (the decisions table,
+        ``decisions_.table``; labels as codes into ``classes_``), then ``given_label_name`` and
+        ``suggested_label_name``, the class names of those codes. Views: :meth:`get_issues`,
+        :meth:`issue_summary`, :meth:`report`.
+    decisions_ : Decisions
+        The decisions table (exactly ``policy.TABLE_COLUMNS``) and the threshold, with
+        ``decisions_.threshold.p_issue`` ``(n_samples,)`` float64, the probability-like score of
+        being an issue (``>= 0.5`` on flagged rows).
+    score_name_ : str
+        The ranking computed (see :mod:`influence_stage.scores`).
+    ft_lr_ : float
+        The members' fine-tuning rate (chosen by the automatic scale, or given).
+    oos_proba_ : ndarray, shape ``(n_samples, n_classes)`` float32, or None
+        Cross-fitted out-of-sample probabilities, when the run computed them.
     members_ : list of parameter states
         The ensemble members, chain-major.
     threshold_ : float
@@ -338,7 +355,7 @@ class InfluenceCleaner(BaseEstimator):
             if new.size:
                 notes.append(f"{new.size} row_id(s) were not fitted: {_preview(new)}")
         fitted_features = self._fitted_features_
-        new_features = ds.features.to_dict()
+        new_features = _features_json(ds)
         retyped = [c for c in ds.column_names if c in fitted_features and new_features[c] != fitted_features[c]]
         if retyped:
             notes.append(f"columns {retyped} changed feature type")
@@ -437,7 +454,13 @@ class InfluenceCleaner(BaseEstimator):
         self.label_quality_ = result.decisions.table["label_quality"].to_numpy()
         self.estimated_noise_rate_ = result.decisions.threshold.estimated_noise_rate
         self.decisions_ = result.decisions
-        self.issues_ = result.decisions.table
+        self.issues_ = _with_label_names(result.decisions.table, np.asarray(result.prepared.encoding.names))
+        self.score_name_ = result.gex_result.score_name
+        self.ft_lr_ = float(result.gex_result.ft_lr)
+        self.oos_proba_ = result.gex_result.oos_proba
+        self._roles_ = result.prepared.roles
+        self._base_loss_ = np.asarray(result.gex_result.base_loss, dtype=np.float32)
+        self._loss_matrix_ = result.gex_result.loss_matrix
         self.threshold_ = float(result.decisions.threshold.value)
         self.encoding_ = result.prepared.encoding
         self.classes_ = np.asarray(result.prepared.encoding.names)
@@ -446,9 +469,298 @@ class InfluenceCleaner(BaseEstimator):
         self.column_fingerprints_ = digests
         self.dataset_fingerprint_ = combine_fingerprints(ds, digests)
         self._fitted_columns_ = list(ds.column_names)
-        self._fitted_features_ = ds.features.to_dict()
+        self._fitted_features_ = _features_json(ds)
         counts = result.decisions.table["action"].value_counts().to_dict()
         logger.info("InfluenceCleaner fitted on %d rows: %s", ds.num_rows, counts)
+
+    # -- views for a notebook --------------------------------------------------------------------
+    def get_issues(self, kind: str | None = None, *, label: Any = None, action: str | None = None) -> pd.DataFrame:
+        """A filtered view of ``issues_`` (a copy).
+
+        Parameters
+        ----------
+        kind : {None, "all", "issues"}, default None
+            None or "all": every row, in input order. "issues": the flagged rows only
+            (``is_issue``), sorted by ``score`` descending (ties by input order).
+        label : class name, optional
+            Only rows whose given label is this class (a name of ``classes_``).
+        action : {"keep", "drop", "relabel", "reweight"}, optional
+            Only rows with this action.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The columns of ``issues_``; the index is the row's position in the input.
+
+        Raises
+        ------
+        InvalidInputError
+            An unknown kind, class or action (the message lists the valid ones).
+        """
+        check_is_fitted(self, "issues_")
+        if kind not in (None, "all", "issues"):
+            raise InvalidInputError(f"kind must be None, 'all' or 'issues'; found {kind!r}.")
+        view = self.issues_
+        if label is not None:
+            names = [str(c) for c in self.classes_]
+            if str(label) not in names:
+                raise InvalidInputError(f"label {label!r} is not a class; classes: {_preview(names, 20)}.")
+            view = view[view["given_label_name"] == str(label)]
+        if action is not None:
+            if action not in ROW_ACTIONS:
+                raise InvalidInputError(f"action must be one of {list(ROW_ACTIONS)}; found {action!r}.")
+            view = view[view["action"] == action]
+        if kind == "issues":
+            view = view[view["is_issue"]].sort_values("score", ascending=False, kind="stable")
+        return view.copy()
+
+    def issue_summary(self) -> pd.DataFrame:
+        """Per-class counts and the estimated noise share (cleanlab's ``issue_summary`` in spirit).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``class``: the class names (``classes_`` order), then ``"all"``. Columns: those of
+            :meth:`influence_stage.policy.Decisions.summary` (``n_rows, n_flagged, keep, drop,
+            relabel, reweight, relabeled_in, n_after``, int64), ``flagged_share`` (``n_flagged /
+            n_rows``) and ``estimated_noise_share``: the share of the class's rows estimated to carry
+            a wrong label, the class's off-diagonal count in the confident joint of the run's
+            cross-fitted out-of-sample probabilities (the per-class part of
+            ``estimated_noise_rate_``); NaN when the run computed no out-of-sample probabilities.
+        """
+        check_is_fitted(self, "issues_")
+        table = self.decisions_.summary()
+        codes = [c for c in table.index if c != "all"]
+        table.index = pd.Index([str(self.classes_[int(c)]) for c in codes] + ["all"], name="class", dtype=object)
+        table["flagged_share"] = table["n_flagged"] / table["n_rows"].clip(lower=1)
+        given = self.decisions_.table["given_label"].to_numpy()
+        share = _class_noise_share(given, self.oos_proba_, len(self.classes_))
+        table["estimated_noise_share"] = [share[int(c)] for c in codes] + [
+            float(np.nan if self.oos_proba_ is None else np.nansum(share * np.bincount(given, minlength=len(share)))
+                  / len(given))]
+        return table
+
+    def report(self, path: str | os.PathLike | None = None, *, truth: Any = None,
+               title: str = "influence_stage report") -> Any:
+        """The HTML report of the fit (:func:`influence_stage.report.build_report`).
+
+        Parameters
+        ----------
+        path : path, optional
+            Where to write it (parent folders are created; written atomically).
+        truth : array-like of bool, shape (n_samples,), optional
+            Truly mislabeled rows (demos): adds precision / recall.
+        title : str
+
+        Returns
+        -------
+        pathlib.Path or HTMLReport
+            With ``path``: the absolute path written. Without: an :class:`HTMLReport`, which a
+            notebook renders (``_repr_html_``); its ``html`` attribute is the page.
+        """
+        from influence_stage.report import build_report, write_report
+
+        check_is_fitted(self, "issues_")
+        html = build_report(self.decisions_.table, class_names=[str(c) for c in self.classes_],
+                            threshold=self.threshold_, truth=truth, summary=self._report_summary(), title=title,
+                            score_name=self.score_name_)
+        return write_report(path, html) if path is not None else HTMLReport(html)
+
+    def _report_summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"score": self.score_name_, "threshold method": self.decisions_.threshold.method,
+                               "members": len(self.members_), "ft_lr": self.ft_lr_}
+        if self.estimated_noise_rate_ is not None:
+            out["estimated noise rate"] = round(float(self.estimated_noise_rate_), 4)
+        return out
+
+    # -- save / load without pickle --------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted result to a folder, without pickle.
+
+        Files: ``manifest.json`` (format version, package version, the dataset fingerprint and
+        per-column digests, label encoding, threshold, estimator parameters, and the sha256 of every
+        other file), ``config.json`` (``config_.model_dump(mode="json")``), ``decisions.parquet``
+        (the decisions table, ``policy.TABLE_COLUMNS``), ``scores.parquet`` (``row_id, score,
+        gex_influence, p_issue, base_loss``), ``arrays.safetensors`` (loss matrix, base losses,
+        out-of-sample probabilities when computed) and ``members.safetensors`` (the members'
+        tensors, ``member.<j>.<name>``). The model θ* itself is not saved (``learner_``).
+
+        Parameters
+        ----------
+        path : path
+            A folder; created if missing. Files of a previous save there are replaced.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder, absolute.
+        """
+        import safetensors.numpy
+        import safetensors.torch
+
+        check_is_fitted(self, "issues_")
+        folder = Path(path).expanduser().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(self.config_.model_dump(mode="json"), indent=1), "utf-8")
+        self.decisions_.table.to_parquet(folder / "decisions.parquet", index=False)
+        scores = pd.DataFrame({"row_id": self.row_ids_, "score": self.scores_, "gex_influence": self.gex_influence_,
+                               "p_issue": np.asarray(self.decisions_.threshold.p_issue, dtype=np.float64),
+                               "base_loss": self._base_loss_})
+        if getattr(self, "_input_kind_", None) == "arrays":
+            scores["fitted_y"] = pd.Series(list(self._fitted_y_.tolist()))
+        scores.to_parquet(folder / "scores.parquet", index=False)
+        arrays = {"base_loss": np.ascontiguousarray(self._base_loss_, dtype=np.float32)}
+        if self._loss_matrix_ is not None:
+            arrays["loss_matrix"] = np.ascontiguousarray(self._loss_matrix_, dtype=np.float32)
+        if self.oos_proba_ is not None:
+            arrays["oos_proba"] = np.ascontiguousarray(self.oos_proba_, dtype=np.float32)
+        safetensors.numpy.save_file(arrays, str(folder / "arrays.safetensors"))
+        members = {f"member.{j}.{k}": torch.as_tensor(v).detach().cpu().clone().contiguous()
+                   for j, state in enumerate(self.members_) for k, v in state.items()}
+        safetensors.torch.save_file(members, str(folder / "members.safetensors"))
+        encoding = self.encoding_
+        manifest = {
+            "format": _SAVE_FORMAT, "format_version": _SAVE_VERSION, "package_version": _package_version(),
+            "dataset_fingerprint": self.dataset_fingerprint_, "column_fingerprints": self.column_fingerprints_,
+            "fitted_columns": self._fitted_columns_, "fitted_features": self._fitted_features_,
+            "n_rows": int(len(self.row_ids_)), "n_members": len(self.members_),
+            "member_keys": [list(state) for state in self.members_][:1],
+            "input_kind": getattr(self, "_input_kind_", "dataset"),
+            "n_features_in": getattr(self, "n_features_in_", None),
+            "fitted_y_dtype": str(self._fitted_y_.dtype) if getattr(self, "_input_kind_", None) == "arrays" else None,
+            "threshold": {"value": self.threshold_, "method": self.decisions_.threshold.method,
+                          "n_estimated": self.decisions_.threshold.n_estimated},
+            "score_name": self.score_name_, "ft_lr": self.ft_lr_,
+            "encoding": {"label_column": encoding.label_column, "names": list(encoding.names),
+                         "values": [v.item() if hasattr(v, "item") else v for v in encoding.values],
+                         "value_dtype": encoding.value_dtype, "source": encoding.source},
+            "roles": {"label_column": self._roles_.label_column, "feature_columns": list(self._roles_.feature_columns),
+                      "kind": self._roles_.kind},
+            "params": _params_to_json(self.get_params(deep=False)),
+            "timings": self.timings_,
+        }
+        manifest["files"] = {name: _sha256(folder / name) for name in _SAVED_FILES}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str), "utf-8")
+        logger.info("saved InfluenceCleaner to %s", folder)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, dataset: Any = None) -> "InfluenceCleaner":
+        """A cleaner saved by :meth:`save`, ready to ``transform`` the dataset it was fitted on.
+
+        Every file is checked against the sha256 in ``manifest.json`` and the tables against each
+        other; ``transform`` refuses any dataset whose fingerprint differs from the fitted one (as
+        after ``fit``). ``learner_``, ``result_`` and ``pipeline_`` are None (θ* is not saved);
+        ``fit`` works again when the parameters are strings and configs (an in-memory model
+        given as ``model=`` is not saved: ``model`` is then ``"auto"``).
+
+        Parameters
+        ----------
+        path : path
+            The folder written by :meth:`save`.
+        dataset : optional
+            The fitted data (any form ``fit`` takes): checked against the saved fingerprint now.
+
+        Raises
+        ------
+        InvalidInputError
+            A missing or changed file, another format version, tables that disagree, or a
+            ``dataset`` other than the fitted one (the message says what differs).
+        """
+        import safetensors.numpy
+        import safetensors.torch
+
+        folder = Path(path).expanduser().resolve()
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.is_file():
+            raise InvalidInputError(f"no saved InfluenceCleaner at {folder}: manifest.json is missing. "
+                                    "Fix: give the folder written by InfluenceCleaner.save.")
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+        if manifest.get("format") != _SAVE_FORMAT or manifest.get("format_version") != _SAVE_VERSION:
+            raise InvalidInputError(
+                f"{manifest_path} holds format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
+                f"expected {_SAVE_FORMAT!r} version {_SAVE_VERSION}. Fix: save it again with this version.")
+        for name in _SAVED_FILES:
+            file = folder / name
+            if not file.is_file():
+                raise InvalidInputError(f"saved cleaner at {folder} lacks {name}. Fix: save it again.")
+            expected = manifest["files"].get(name)
+            if _sha256(file) != expected:
+                raise InvalidInputError(f"{file} changed since it was saved (sha256 differs from manifest.json). "
+                                        "Fix: save it again; never edit the files of a saved cleaner.")
+        est = cls(**_params_from_json(manifest["params"]))
+        config = CleanConfig.model_validate(json.loads((folder / "config.json").read_text("utf-8")))
+        table = pd.read_parquet(folder / "decisions.parquet")
+        scores = pd.read_parquet(folder / "scores.parquet")
+        n = manifest["n_rows"]
+        if len(table) != n or len(scores) != n or not np.array_equal(table["row_id"], scores["row_id"]):
+            raise InvalidInputError(f"saved tables at {folder} disagree: decisions.parquet has {len(table)} rows, "
+                                    f"scores.parquet {len(scores)}, the manifest {n}. Fix: save it again.")
+        arrays = safetensors.numpy.load_file(str(folder / "arrays.safetensors"))
+        flat = safetensors.torch.load_file(str(folder / "members.safetensors"))
+        members: list[dict[str, torch.Tensor]] = [{} for _ in range(manifest["n_members"])]
+        for key, value in flat.items():
+            _, j, name = key.split(".", 2)
+            members[int(j)][name] = value
+        if manifest["member_keys"]:  # keep the state's own key order
+            members = [{k: m[k] for k in manifest["member_keys"][0]} for m in members]
+        enc = manifest["encoding"]
+        codes = table["given_label"].to_numpy(dtype=np.int64)
+        est.encoding_ = LabelEncoding(label_column=enc["label_column"], names=tuple(enc["names"]),
+                                      values=tuple(enc["values"]), value_dtype=enc["value_dtype"],
+                                      source=enc["source"], codes=codes)
+        roles = manifest["roles"]
+        est._roles_ = ColumnRoles(roles["label_column"], tuple(roles["feature_columns"]), roles["kind"])
+        p_issue = scores["p_issue"].to_numpy(dtype=np.float64)
+        is_issue = table["is_issue"].to_numpy(dtype=bool)
+        p_issue.setflags(write=False)
+        is_issue.setflags(write=False)
+        thr = manifest["threshold"]
+        est.decisions_ = Decisions(table=table, threshold=ThresholdResult(
+            value=float(thr["value"]), is_issue=is_issue, p_issue=p_issue, method=thr["method"],
+            n_estimated=thr["n_estimated"]))
+        est.config_ = config
+        est.classes_ = np.asarray(est.encoding_.names)
+        est.issues_ = _with_label_names(table, est.classes_)
+        est.scores_ = scores["score"].to_numpy(dtype=np.float64)
+        est.gex_influence_ = scores["gex_influence"].to_numpy(dtype=np.float64)
+        est.label_quality_ = table["label_quality"].to_numpy()
+        n_est = thr["n_estimated"]
+        est.estimated_noise_rate_ = None if n_est is None else n_est / max(n, 1)
+        est.threshold_ = float(thr["value"])
+        est.score_name_ = manifest["score_name"]
+        est.ft_lr_ = float(manifest["ft_lr"])
+        est.oos_proba_ = arrays.get("oos_proba")
+        est._base_loss_ = arrays["base_loss"]
+        est._loss_matrix_ = arrays.get("loss_matrix")
+        est.members_ = members
+        est.row_ids_ = scores["row_id"].to_numpy(dtype=np.int64)
+        est.timings_ = dict(manifest.get("timings") or {})
+        est.column_fingerprints_ = dict(manifest["column_fingerprints"])
+        est.dataset_fingerprint_ = manifest["dataset_fingerprint"]
+        est._fitted_columns_ = list(manifest["fitted_columns"])
+        est._fitted_features_ = manifest["fitted_features"]
+        est._input_kind_ = manifest["input_kind"]
+        if manifest.get("n_features_in") is not None:
+            est.n_features_in_ = int(manifest["n_features_in"])
+        if est._input_kind_ == "arrays":
+            values = scores["fitted_y"].tolist()
+            dtype = manifest["fitted_y_dtype"]
+            est._fitted_y_ = np.asarray(values, dtype=object) if dtype == "object" else np.asarray(values).astype(
+                dtype)
+        est.learner_ = est.result_ = est.pipeline_ = None
+        if dataset is not None:
+            est._check_fitted_data(dataset)
+        return est
+
+    def _check_fitted_data(self, dataset: Any) -> None:
+        """Raise (saying what differs) unless ``dataset`` is the fitted data."""
+        y = self._fitted_y_ if getattr(self, "_input_kind_", None) == "arrays" and not isinstance(dataset, tuple) \
+            else None
+        _, source, _ = self._check_input(dataset, y, "load")
+        ds = load_source(source, label_column=self.config_.label_column)
+        codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
+        self._check_same_dataset(ds, codes)
 
     def transform(self, dataset: Any, y: Any = None) -> Any:
         """Apply the fitted decisions to the fitted dataset.
@@ -505,7 +817,7 @@ class InfluenceCleaner(BaseEstimator):
         # Labels first: an unseen label is named with its row before the generic content check.
         codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
         self._check_same_dataset(ds, codes)
-        prepared = dataclasses.replace(self.pipeline_.prepared, dataset=ds)
+        prepared = Prepared(dataset=ds, roles=self._roles_, encoding=self.encoding_)
         out = self._output(kind, source, had_row_id, prepared)
         return out if kind != "arrays" or labels_out else out[0]
 
@@ -525,6 +837,110 @@ class InfluenceCleaner(BaseEstimator):
         cleaned = self.pipeline_.cleaned if kind == "dataset" else None
         out = self._output(kind, source, had_row_id, self.pipeline_.prepared, cleaned)
         return out if kind != "arrays" or isinstance(dataset, tuple) else out[0]
+
+
+_SAVE_FORMAT = "influence_stage.InfluenceCleaner"
+_SAVE_VERSION = 1
+_SAVED_FILES = ("config.json", "decisions.parquet", "scores.parquet", "arrays.safetensors", "members.safetensors")
+
+
+def _package_version() -> str:
+    from influence_stage import __version__
+
+    return __version__
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _features_json(ds: datasets.Dataset) -> dict[str, Any]:
+    """``ds.features`` as JSON values (tuples as lists), so a saved and a live description compare equal."""
+    return json.loads(json.dumps(ds.features.to_dict(), default=str))
+
+
+def _params_to_json(params: dict[str, Any]) -> dict[str, Any]:
+    """Estimator parameters as JSON: configs as their dumps, an in-memory model as None (not saved)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, (GEXConfig, FitConfig)):
+            out[key] = {"__config__": type(value).__name__, "value": value.model_dump(mode="json")}
+        elif key == "model" and not isinstance(value, str):
+            out[key] = None
+        elif key == "random_state" and not (value is None or isinstance(value, int)):
+            out[key] = None  # a RandomState object: its seeds are in config.json
+        elif isinstance(value, tuple):
+            out[key] = list(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _params_from_json(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and "__config__" in value:
+            out[key] = {"GEXConfig": GEXConfig, "FitConfig": FitConfig}[value["__config__"]].model_validate(
+                value["value"])
+        elif key == "model" and value is None:
+            out[key] = "auto"
+        else:
+            out[key] = value
+    return out
+
+
+class HTMLReport:
+    """An HTML report a notebook renders: ``html`` is the page, ``save(path)`` writes it."""
+
+    def __init__(self, html: str) -> None:
+        self.html = html
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the page (atomically); returns the absolute path."""
+        from influence_stage.report import write_report
+
+        return write_report(path, self.html)
+
+    def __repr__(self) -> str:
+        return f"HTMLReport({len(self.html)} characters)"
+
+
+def _with_label_names(table: pd.DataFrame, classes: np.ndarray) -> pd.DataFrame:
+    """``table`` plus ``given_label_name`` / ``suggested_label_name``: ``classes[code]`` as str (a copy)."""
+    out = table.copy()
+    names = np.asarray([str(c) for c in classes], dtype=object)
+    out["given_label_name"] = names[out["given_label"].to_numpy(dtype=np.int64)]
+    out["suggested_label_name"] = names[out["suggested_label"].to_numpy(dtype=np.int64)]
+    return out
+
+
+def _class_noise_share(codes: np.ndarray, oos_proba: np.ndarray | None, n_classes: int) -> np.ndarray:
+    """``(n_classes,) float64``: per given class, the off-diagonal share of the confident joint.
+
+    The rows of class k that a model which never saw them puts confidently in another class (confident
+    learning, ``cleanlab.count.compute_confident_joint``, uncalibrated: the counts behind
+    ``estimate.confident_joint_count``), over the rows of class k. NaN without probabilities.
+    """
+    if oos_proba is None:
+        return np.full(n_classes, np.nan)
+    from cleanlab.count import compute_confident_joint
+
+    codes = np.asarray(codes, dtype=np.int64)
+    counts = np.bincount(codes, minlength=n_classes)
+    present = np.flatnonzero(counts)
+    P = np.asarray(oos_proba, dtype=np.float64)[:, present]
+    P = P / P.sum(axis=1, keepdims=True)
+    joint = compute_confident_joint(np.searchsorted(present, codes), P, calibrate=False)
+    share = np.full(n_classes, np.nan)
+    share[present] = (joint.sum(axis=1) - np.diag(joint)) / counts[present]
+    return share
 
 
 def _check_array_X(X: Any) -> np.ndarray:
@@ -773,7 +1189,7 @@ if _BaseSampler is not None:
             self.scores_ = np.asarray(result.scores, dtype=np.float64)
             self.gex_influence_ = np.asarray(result.gex_influence, dtype=np.float64)
             self.estimated_noise_rate_ = decisions.threshold.estimated_noise_rate
-            self.issues_ = table
+            self.issues_ = _with_label_names(table, encoder.classes_)
             self.threshold_ = float(decisions.threshold.value)
             self.sample_indices_ = keep.astype(np.int64)
             self.sample_weight_ = weight

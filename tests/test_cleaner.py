@@ -90,7 +90,8 @@ def test_issues_account_for_every_row_in_order(fitted):
     for cleaner, _ in fitted.values():
         issues = cleaner.issues_
         assert list(issues.columns) == ["row_id", "score", "gex_influence", "label_quality", "is_issue", "action",
-                                        "given_label", "suggested_label", "weight"]
+                                        "given_label", "suggested_label", "weight", "given_label_name",
+                                        "suggested_label_name"]
         np.testing.assert_array_equal(cleaner.gex_influence_, issues["gex_influence"].to_numpy())
         np.testing.assert_array_equal(cleaner.gex_influence_, cleaner.result_.gex_influence)
         np.testing.assert_array_equal(issues["row_id"].to_numpy(), np.arange(N_SMALL))
