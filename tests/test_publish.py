@@ -269,3 +269,57 @@ def test_publish_with_a_hub_repo_offline_fails_before_writing(tmp_path, stage, o
     with pytest.raises(HubPushError, match="someone/some-dataset"):
         publish(out, manifest, root=tmp_path / "pub", name="d", push_to_hub_repo="someone/some-dataset")
     assert not (tmp_path / "pub").exists()
+
+
+@pytest.mark.parametrize("where", ["dataset", "data", "manifest", "meta", "fsync", "rename"])
+def test_fault_at_each_publish_step_leaves_the_previous_version_and_no_partial_one(tmp_path, stage, monkeypatch,
+                                                                                   where):
+    """Issue 14: a failure (here a full disk, ENOSPC) at each step before the rename publishes nothing."""
+    import errno
+
+    _, manifest, out, report = stage
+    publish(out, manifest, root=tmp_path, name="d")
+    before = _tree(tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device (injected)")
+
+    real_write_json = publish_module._write_json
+    targets = {
+        "dataset": (datasets.Dataset, "save_to_disk", full),
+        "data": (datasets.Dataset, "to_parquet", full),
+        "manifest": (pd.DataFrame, "to_parquet", full),
+        "meta": (publish_module, "_write_json",
+                 lambda path, data: full() if path.name == "meta.json" else real_write_json(path, data)),
+        "fsync": (publish_module, "_fsync_tree", full),
+        "rename": (publish_module.os, "rename", full),
+    }
+    owner, attribute, replacement = targets[where]
+    monkeypatch.setattr(owner, attribute, replacement)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        publish(out, manifest, root=tmp_path, name="d", validation_reports=[report])
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert _dirs(tmp_path / "d") == ["v0001"]  # no v0002, no .tmp-* folder
+    assert _tree(tmp_path) == before
+    assert list_versions(tmp_path, "d") == ["v0001"] and latest_version(tmp_path, "d") == "v0001"
+    load_published(tmp_path / "d" / "v0001", verify=True)
+
+
+def test_fault_while_moving_latest_keeps_the_previous_latest(tmp_path, stage, monkeypatch):
+    import errno
+
+    _, manifest, out, _ = stage
+    publish(out, manifest, root=tmp_path, name="d")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device (injected)")
+
+    monkeypatch.setattr(publish_module.os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        publish(out, manifest, root=tmp_path, name="d")
+    monkeypatch.undo()
+    # the new version is complete (renamed into place), LATEST still names the previous one
+    assert latest_version(tmp_path, "d") == "v0001"
+    load_published(tmp_path / "d" / "v0002", verify=True)
+    assert not [p for p in (tmp_path / "d").iterdir() if p.name.startswith(".tmp")]
