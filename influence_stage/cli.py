@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   influence-stage clean --config flows/digits.yaml --dask tcp://scheduler:8786
   influence-stage serve --config flows/digits.yaml --cron "0 3 * * *"
   influence-stage report data/published/digits/v0001
+  influence-stage versions data/published/digits
 """
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_GATE = 0, 1, 2, 3
@@ -224,8 +225,9 @@ def _refuse_inside_version(out: Path, error: type[Exception]) -> None:
     inside = version_containing(out)
     if inside is not None:
         raise error(
-            f"--out {out} is inside the published version {inside}; published versions are read-only (meta.json "
-            "holds the checksum of every file). Fix: write the report elsewhere, e.g. --out report.html outside it."
+            f"the report path {out} is inside the published version {inside}; published versions are read-only "
+            "(meta.json holds the checksum of every file). Fix: pass --out with a path outside it, e.g. "
+            "--out report.html in another folder."
         )
 
 
