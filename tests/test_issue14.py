@@ -510,3 +510,22 @@ def test_unreadable_config_file_exits_2(tmp_path, capsys, no_flow, make):
         config.write_bytes(b"\xff\xfe\x00bad")
     code, err = cli(["clean", "--config", config], capsys)
     assert code == 2 and len(err) == 1 and f"configuration file {config}" in err[0]
+
+
+def test_source_fingerprint_is_the_bytes_not_the_path_or_mtime(tmp_path):
+    import shutil
+
+    from influence_stage.data import read_local_files, source_fingerprint
+
+    a = tmp_path / "a.parquet"
+    pd.DataFrame({"x": [1.0, 2.0], "label": [0, 1]}).to_parquet(a, index=False)
+    b = tmp_path / "elsewhere" / "b.parquet"
+    b.parent.mkdir()
+    shutil.copyfile(a, b)
+    os.utime(b, (1, 1))
+    assert source_fingerprint([a]) == source_fingerprint([b])
+    assert read_local_files([str(a)], "parquet")._fingerprint == read_local_files([str(b)], "parquet")._fingerprint
+    pd.DataFrame({"x": [1.0, 2.0], "label": [1, 0]}).to_parquet(b, index=False)
+    os.utime(b, (1, 1))
+    assert source_fingerprint([a]) != source_fingerprint([b])
+    assert source_fingerprint([a, b]) != source_fingerprint([b, a])
