@@ -198,17 +198,16 @@ def logreg_accuracy(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, X_t
 # --------------------------------------------------------------------------------------------------
 
 
-def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXConfig, fit: FitConfig) -> tuple[dict, dict]:
+def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXConfig, fit: FitConfig,
+                        seed: int = 0) -> tuple[dict, dict]:
     """The stage's four outputs from one scoring: ``{method: (rows kept, labels, weights)}``, info."""
     t = time.perf_counter()
-    sampler = InfluenceSampler(model="mlp", action="drop", sampling_strategy="all", gex_config=gex, fit_config=fit)
+    sampler = InfluenceSampler(model="mlp", action="drop", sampling_strategy="all", gex_config=gex, fit_config=fit,
+                               random_state=seed)
     sampler.fit_resample(X_train, y_noisy)
     score_s = time.perf_counter() - t
-    params = sampler.get_params()
-    # the configuration the sampler ran with (random_state=None: the given configs' seeds are kept)
-    if params.get("score") is not None:  # the sampler's score= replaces gex.score (not set here)
-        gex = gex.model_copy(update={"score": params["score"]})
-    base = dict(model="mlp", threshold=params["threshold"], gex=gex, fit=fit)
+    # the configuration the sampler ran with (its seeds drawn from random_state)
+    base = sampler.config_.model_dump()
     classes = np.asarray(sampler.classes_)
     codes = np.searchsorted(classes, y_noisy).astype(np.int64)
     out, info = {}, {"score_s": score_s, "threshold_value": sampler.threshold_,
@@ -217,7 +216,7 @@ def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXCon
                      "estimated_noise_rate": getattr(sampler, "estimated_noise_rate_", None),
                      "score_name": getattr(sampler.result_, "score_name", None)}
     for method, (action, rule) in STAGE_METHODS.items():
-        cfg = CleanConfig(**base, action=action, relabel_rule=rule)
+        cfg = CleanConfig.model_validate({**base, "action": action, "relabel_rule": rule})
         prepared = prepare((np.asarray(X_train), codes), cfg)
         features = featurize_step(prepared, cfg)
         table = decide_step(sampler.result_, features, cfg, prepared=prepared).table
@@ -243,7 +242,7 @@ def run_setting(name: str, X: np.ndarray, y: np.ndarray, rate: float, kind: str,
     y_true, y_test = y[idx_train].astype(np.int64), y[idx_test].astype(np.int64)
     y_noisy, flipped = flip_labels(y_true, rate, kind=kind, n_classes=k, random_state=seed)
 
-    sets, stage_info = stage_training_sets(X_train, y_noisy, gex=gex, fit=fit)
+    sets, stage_info = stage_training_sets(X_train, y_noisy, gex=gex, fit=fit, seed=seed)
 
     t = time.perf_counter()
     learner, _ = make_learner("mlp", X_train, k, config=gex)
