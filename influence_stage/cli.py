@@ -154,7 +154,10 @@ def _clean(args: argparse.Namespace) -> int:
     print(summary["markdown"])
     roles = summary.get("columns") or {}
     if roles:
-        print(f"\ncolumns:   label {roles.get('label')!r}, {roles.get('kind')} features {roles.get('features')}")
+        feats = list(roles.get("features") or [])
+        shown = feats if len(feats) <= 6 else feats[:3] + ["…"] + feats[-2:]
+        print(f"\ncolumns:   label {roles.get('label')!r}, {roles.get('kind')} features ({len(feats)}): "
+              f"{', '.join(map(str, shown))}")
     if summary.get("warning"):
         print(f"warning:   {summary['warning']}")
     print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")

@@ -795,9 +795,9 @@ def check_numeric_columns(
             shown = ", ".join(f"{_where(int(r), None if ids is None else ids[int(r)])}: {col[int(r)].as_py()!r}"
                               for r in bad[:5])
             more = f", ... ({bad.size} in all)" if bad.size > 5 else ""
-            cells = "cell" if bad.size == 1 else "cells"
+            cells = "cell that is not a number" if bad.size == 1 else "cells that are not numbers"
             raise InvalidInputError(
-                f"column {c!r} is numeric except for {bad.size} {cells} that are not numbers ({shown}{more}); "
+                f"column {c!r} is numeric except for {bad.size} {cells} ({shown}{more}); "
                 "read as strings it would silently make the features text (or be left out). Expected a number "
                 f"in every cell of a numeric column. Fix: repair or drop those rows, or set coerce_numeric: true "
                 "to read those cells as missing (the input suite then reports them)."

@@ -229,7 +229,7 @@ def test_cli_report_rebuilds_without_touching_the_version(tmp_path, small_source
 
 
 def test_flow_publishes_label_values_column_roles_and_the_class_list(tmp_path, small_source, capsys):
-    """Issue 14: labels {7, 12, ..., 52} (not codes 0..9) in the published manifest; roles in meta.json."""
+    """Labels {7, 12, ..., 52} (not codes 0..9) in the published manifest; roles in meta.json."""
     frame = pd.read_parquet(small_source)
     frame["label"] = frame["label"] * 5 + 7
     source = tmp_path / "shifted.parquet"

@@ -1,4 +1,4 @@
-"""Issue 14: nothing wrong published, nothing left behind.
+"""Nothing wrong published, nothing left behind.
 
 Stale sources, silent column-role switches, label codes in manifests, writes into published
 versions, bad configuration exit codes, late checks, publish debris.

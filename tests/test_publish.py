@@ -274,7 +274,7 @@ def test_publish_with_a_hub_repo_offline_fails_before_writing(tmp_path, stage, o
 @pytest.mark.parametrize("where", ["dataset", "data", "manifest", "meta", "fsync", "rename"])
 def test_fault_at_each_publish_step_leaves_the_previous_version_and_no_partial_one(tmp_path, stage, monkeypatch,
                                                                                    where):
-    """Issue 14: a failure (here a full disk, ENOSPC) at each step before the rename publishes nothing."""
+    """A failure (here a full disk, ENOSPC) at each step before the rename publishes nothing."""
     import errno
 
     _, manifest, out, report = stage
