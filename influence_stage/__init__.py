@@ -3,7 +3,8 @@
 The public API: ``gex_self_influence`` / ``gex`` (arrays in, scores out), ``InfluenceCleaner``
 (dataset in, cleaned dataset out), ``InfluenceSampler`` (imbalanced-learn sampler; needs the
 ``dev`` extra), ``run_pipeline`` / ``CleanConfig`` (the stage's steps), ``HFLearner`` (needs the
-``hf`` extra). Optional pieces are imported on first use.
+``hf`` extra), ``SklearnLearner`` (scikit-learn classifiers with ``partial_fit``). Optional pieces
+are imported on first use.
 """
 
 from typing import Any
@@ -35,6 +36,7 @@ _LAZY = {
     "CleanConfig": "influence_stage.pipeline",
     "run_pipeline": "influence_stage.pipeline",
     "HFLearner": "influence_stage.hf",
+    "SklearnLearner": "influence_stage.sklearn_learner",
 }
 
 
@@ -49,7 +51,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CheckpointError", "CleanConfig", "FitConfig", "GEXConfig", "GEXResult", "HFLearner", "InfluenceCleaner",
     "InfluenceSampler", "InfluenceStageError", "InvalidInputError", "InvalidTypeError", "Learner",
-    "MissingDependencyError", "TensorData", "TorchLearner", "ValidationFailedError", "__version__",
+    "MissingDependencyError", "SklearnLearner", "TensorData", "TorchLearner", "ValidationFailedError", "__version__",
     "cross_influence", "cross_influence_topk", "deviation", "gex", "gex_self_influence",
     "mean_test_loss_influence", "run_pipeline", "self_influence",
 ]

@@ -14,6 +14,7 @@ raises an ``ImportError`` saying what to install.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -80,13 +81,29 @@ def _check_model(model: Any) -> Any:
 
     Strings are checked by ``CleanConfig`` (see ``pipeline.parse_model_spec``).
     """
-    if isinstance(model, (str, nn.Module)) or isinstance(model, Learner):
+    if isinstance(model, (str, nn.Module)) or isinstance(model, Learner) or _is_sklearn_sgd_classifier(model):
         return model
     raise InvalidTypeError(
         "model must be a model name ('auto', 'mlp', 'cnn'), a torch checkpoint path ('checkpoint:<path>' or a "
         "path ending in .pt, .pth, .bin, .safetensors), a Hugging Face model folder ('hf:<folder>'), a "
-        f"torch.nn.Module (trained) or a Learner (trained); found {type(model).__name__} {model!r}."
+        "torch.nn.Module (trained), a Learner (trained) or a scikit-learn classifier with partial_fit and "
+        f"predict_proba (e.g. SGDClassifier(loss='log_loss'), MLPClassifier(solver='sgd')); found "
+        f"{type(model).__name__} {model!r}."
     )
+
+
+def _is_sklearn_sgd_classifier(model: Any) -> bool:
+    """A scikit-learn estimator that :class:`~influence_stage.sklearn_learner.SklearnLearner` can drive."""
+    return hasattr(model, "get_params") and hasattr(model, "partial_fit") and hasattr(model, "predict_proba")
+
+
+def _sklearn_learner(model: Any, gex: GEXConfig) -> tuple[Any, bool]:
+    """A scikit-learn classifier as a ``SklearnLearner`` on a copy (the caller's estimator, its
+    hyperparameters included, is never changed), and whether it must be trained first (unfitted)."""
+    from influence_stage.sklearn_learner import SklearnLearner
+
+    fitted = hasattr(model, "coef_") or hasattr(model, "coefs_")
+    return SklearnLearner(copy.deepcopy(model), batch_size=gex.batch_size), not fitted
 
 
 def _check_config_arg(value: Any, cls: type, name: str) -> Any:
@@ -114,6 +131,10 @@ def _build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCo
     if score is not None:
         gex = GEXConfig.model_validate({**gex.model_dump(), "score": check_score_name(score)})
     data: dict[str, Any] = dict(fields, gex=gex, fit=fit)
+    if _is_sklearn_sgd_classifier(model) and not isinstance(model, Learner):
+        model, needs_fit = _sklearn_learner(model, gex)
+        if needs_fit:  # an unfitted estimator is trained on the data with fit_config, like a model name
+            data["fit_loaded"] = True
     if isinstance(model, str):
         data["model"] = model
     rng = check_random_state(random_state)
@@ -151,9 +172,13 @@ class InfluenceCleaner(BaseEstimator):
     feature_columns : sequence of str, str or None, default None
         Feature columns (all numeric, all text, or one image column); None chooses automatically
         (see :func:`influence_stage.data.resolve_columns`).
-    model : str, torch.nn.Module or Learner, default "auto"
+    model : str, torch.nn.Module, Learner or scikit-learn classifier, default "auto"
         A model name ("auto": a CNN for images, else an MLP; "mlp"; "cnn") trained on the given
-        labels; a torch checkpoint ("checkpoint:<path>" or a path ending in .pt, .pth, .bin or
+        labels; a scikit-learn classifier with ``partial_fit`` and ``predict_proba``
+        (``SGDClassifier(loss="log_loss")``, ``MLPClassifier(solver="sgd")``), driven by
+        :class:`~influence_stage.sklearn_learner.SklearnLearner` on a copy: unfitted, it is trained
+        with ``fit_config`` on the featurized (standardised) rows; fitted (on those features, with
+        the label codes ``0..K-1`` as classes), it is θ* as it is; a torch checkpoint ("checkpoint:<path>" or a path ending in .pt, .pth, .bin or
         .safetensors; see :func:`influence_stage.checkpoint.load_model`) or a local Hugging Face
         classifier folder ("hf:<folder>", text or image feature columns), loaded and used as θ*;
         or a trained module / learner used as θ*. See
@@ -1068,10 +1093,11 @@ if _BaseSampler is not None:
 
         Parameters
         ----------
-        model : str, torch.nn.Module or Learner, default "mlp"
+        model : str, torch.nn.Module, Learner or scikit-learn classifier, default "mlp"
             A model name trained on ``(X, y)``; a torch checkpoint path (trained on the
-            standardised features; see :class:`InfluenceCleaner`); or a module / learner already
-            trained on them.
+            standardised features; see :class:`InfluenceCleaner`); a module / learner already
+            trained on them; or a scikit-learn classifier with ``partial_fit`` and
+            ``predict_proba`` (see :class:`InfluenceCleaner`: unfitted, it is trained here).
         action : {"drop", "relabel", "reweight", "none"}, default "drop"
             ``drop``: flagged rows are removed. ``relabel``: flagged rows get the members' consensus
             label (flagged rows without a confident consensus are removed). ``reweight``: every row
