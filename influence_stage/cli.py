@@ -242,6 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from influence_stage.exceptions import InfluenceStageError, ValidationFailedError
 
+    if argv is None and args.command in ("clean", "serve"):
+        # the console script (not a call from Python): a killed CLI must not leave Prefect's server behind
+        from influence_stage.orphans import start_watchdog
+
+        start_watchdog()
+
     try:
         return {"clean": _clean, "serve": _serve, "report": _report, "versions": _versions}[args.command](args)
     except ValidationFailedError as exc:
