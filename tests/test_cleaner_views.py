@@ -202,3 +202,19 @@ def test_sampler_issues_carry_class_values():
     np.testing.assert_array_equal(s.issues_["given_label_name"].to_numpy(), names[y[:200]])
     np.testing.assert_array_equal(s.issues_["suggested_label_name"].to_numpy(),
                                   s.classes_[s.issues_["suggested_label"].to_numpy()])
+
+
+def test_save_load_round_trip_on_a_frame_with_categorical_labels(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    df = pd.DataFrame(X[:300], columns=[f"p{j}" for j in range(64)], index=np.arange(500, 800))
+    df["label"] = pd.Categorical(np.array(list("abcdefghij"))[y[:300]])
+    df.loc[[503, 510, 520, 600], "label"] = "a"  # a few wrong labels to relabel
+    cleaner = InfluenceCleaner(action="relabel", gex_config=SMALL_GEX, fit_config=FitConfig(epochs=10), random_state=0)
+    out = cleaner.fit_transform(df)
+    loaded = InfluenceCleaner.load(cleaner.save(tmp_path / "frame"), dataset=df)
+    again = loaded.transform(df)
+    pd.testing.assert_frame_equal(again, out)  # index, categorical dtype and relabels kept
+    assert isinstance(again["label"].dtype, pd.CategoricalDtype)
+    retyped = df.assign(p3=df["p3"].astype("float32"))
+    with pytest.raises(InvalidInputError, match=r"columns \['p3'\] changed feature type"):
+        loaded.transform(retyped)
