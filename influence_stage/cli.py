@@ -16,7 +16,8 @@ from typing import Any, Sequence
 EXAMPLES = """examples:
   influence-stage clean --config flows/digits.yaml
   influence-stage clean --source data/digits/train.parquet --label-column label \\
-      --feature-columns 'px_*' --action relabel --threshold otsu --name digits
+      --feature-columns 'px_*' --action relabel --name digits
+  influence-stage clean --config flows/digits.yaml --score gex --threshold otsu
   influence-stage clean --source my_data.csv --label-column y --action reweight --threshold budget:0.05 --name mine
   influence-stage clean --config flows/digits.yaml --dask tcp://scheduler:8786
   influence-stage serve --config flows/digits.yaml --cron "0 3 * * *"
@@ -27,10 +28,40 @@ EXAMPLES = """examples:
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_GATE = 0, 1, 2, 3
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("influence_stage")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _quiet(progress: bool) -> None:
+    """Quiet by default: errors reach the user as one line, not as library log lines and bars."""
+    import logging
+
+    os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"  # task failures are reported by the CLI's own line
+    for name in ("great_expectations", "datasets", "prefect"):
+        logging.getLogger(name).setLevel(logging.CRITICAL if name == "prefect" else logging.WARNING)
+    # this module sets its own logger to INFO when imported ("Created temporary directory ... docs site")
+    import great_expectations.data_context.types.base  # noqa: F401
+
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    if not progress:
+        import datasets
+
+        datasets.disable_progress_bars()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="influence-stage", description="Find mislabeled rows with GEX, clean them, validate, publish.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"influence-stage {_version()}")
+    parser.add_argument("--verbose", action="store_true", help="show Prefect's, Great Expectations' and datasets' "
+                        "own log lines (quiet by default)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error before its one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def flow_args(p: argparse.ArgumentParser) -> None:
@@ -242,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from influence_stage.exceptions import InfluenceStageError, ValidationFailedError
 
+    if argv is None and not args.verbose:  # the console script; calls from Python keep their own logging
+        _quiet(getattr(args, "progress", False))
+
     if argv is None and args.command in ("clean", "serve"):
         # the console script (not a call from Python): a killed CLI must not leave Prefect's server behind
         from influence_stage.orphans import start_watchdog
@@ -251,14 +285,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"clean": _clean, "serve": _serve, "report": _report, "versions": _versions}[args.command](args)
     except ValidationFailedError as exc:
+        _traceback(args)
         print(f"error: validation failed, nothing published: {_one_line(exc)}", file=sys.stderr)
         return EXIT_GATE
     except (InfluenceStageError, FileNotFoundError) as exc:
+        _traceback(args)
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_INPUT
     except Exception as exc:  # the one-line contract holds for surprises too
+        _traceback(args)
         print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    if args.debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _one_line(exc: BaseException) -> str:

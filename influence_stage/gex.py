@@ -7,6 +7,7 @@ Every higher layer (cleaner, flows, CLI, benchmarks) calls these.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from influence_stage.learner import Learner, State, TensorData, TorchLearner, Tr
 from influence_stage.loss_store import LossStore
 from influence_stage.losses import loss_matrix
 from influence_stage.models import build_model
+from influence_stage.sklearn_learner import SklearnLearner
 from influence_stage.scores import GEX_SCALE, NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
 
 logger = logging.getLogger(__name__)
@@ -88,8 +90,14 @@ def make_learner(model: Any, X: np.ndarray, n_classes: int, *, config: GEXConfig
         return _torch_learner(model, config), False
     if isinstance(model, Learner):
         return model, False
+    if hasattr(model, "partial_fit") and hasattr(model, "predict_proba") and hasattr(model, "get_params"):
+        # a scikit-learn estimator that takes SGD steps: trained first unless it is fitted already
+        fitted = hasattr(model, "coef_") or hasattr(model, "coefs_")
+        # a copy: the caller's estimator and its settings stay as they are
+        return SklearnLearner(copy.deepcopy(model), batch_size=config.batch_size, n_classes=n_classes), not fitted
     raise InvalidTypeError(
-        "model must be a model name ('auto', 'mlp', 'cnn'), a torch.nn.Module or a Learner; "
+        "model must be a model name ('auto', 'mlp', 'cnn'), a torch.nn.Module, a Learner or a scikit-learn "
+        "estimator with partial_fit and predict_proba; "
         f"found {type(model).__name__}."
     )
 

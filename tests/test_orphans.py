@@ -79,3 +79,22 @@ def test_a_killed_cli_leaves_no_prefect_server(tmp_path):
     if alive:
         os.kill(server, signal.SIGKILL)
     assert not alive, "Prefect's server outlived the killed CLI"
+
+
+def test_the_console_script_is_quiet_a_task_failure_is_one_line(tmp_path):
+    import pandas as pd
+
+    df = pd.read_parquet(ROOT / "data" / "digits" / "train.parquet").drop(columns=["image"]).head(200)
+    df = df.astype({"px_5": object})
+    df.loc[7, "px_5"] = "?"
+    df.to_csv(tmp_path / "d.csv", index=False)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "INFO"}
+    cli = Path(sys.executable).with_name("influence-stage")
+    done = subprocess.run([str(cli), "clean", "--source", str(tmp_path / "d.csv"), "--name", "q",
+                           "--publish-root", str(tmp_path / "pub"), "--cache-dir", str(tmp_path / "cache")],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: column 'px_5' is numeric except for 1 cell"), done.stderr
+    version = subprocess.run([str(cli), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("influence-stage ")

@@ -189,3 +189,18 @@ def test_the_cleaner_and_the_sampler_take_a_raw_sklearn_classifier(digits):
                      ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
     assert isinstance(pipe.named_steps["clean"].learner_, SklearnLearner)
     assert len(pipe.named_steps["clean"].sample_indices_) < 400
+
+
+def test_gex_takes_a_raw_scikit_learn_estimator():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import SGDClassifier
+
+    from influence_stage import FitConfig, GEXConfig, gex
+
+    X, y = load_digits(return_X_y=True)
+    X = ((X - X.mean(0)) / (X.std(0) + 1e-6)).astype(np.float32)[:300]
+    est = SGDClassifier(loss="log_loss", random_state=0)
+    res = gex(est, X, y[:300], config=GEXConfig(chains=2, cycles=2, ft_lr=0.01, score="gex"),
+              fit_config=FitConfig(epochs=3))
+    assert res.gex_influence.shape == (300,) and np.isfinite(res.gex_influence).all()
+    assert not hasattr(est, "coef_")  # the caller's estimator is not trained in place
