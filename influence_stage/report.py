@@ -217,22 +217,24 @@ def _check_table(table: Any, class_names: Any) -> tuple[pd.DataFrame, list[str]]
     return clean, names
 
 
-def _check_scores(scores: Any) -> np.ndarray:
-    """Return scores as ``(n,) float64``: 1-D, non-empty, finite, ``>= 0``."""
+def _check_scores(scores: Any, name: str = "scores", n: int | None = None) -> np.ndarray:
+    """Return scores as ``(n,) float64``: 1-D, non-empty, finite, ``>= 0`` (and ``n`` long when given)."""
     try:
         s = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidTypeError(f"scores must be numeric; could not convert them: {exc}") from exc
+        raise InvalidTypeError(f"{name} must be numeric; could not convert them: {exc}") from exc
     if s.ndim != 1:
-        raise InvalidInputError(f"scores must be 1-D (n_rows,); found shape {s.shape}.")
+        raise InvalidInputError(f"{name} must be 1-D (n_rows,); found shape {s.shape}.")
     if s.size == 0:
-        raise InvalidInputError("scores is empty (0 rows); a plot needs at least one score.")
-    bad = ~np.isfinite(s) | (s < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(
-            f"scores must be finite and >= 0; row {i} has {float(s[i])!r} ({int(bad.sum())} bad rows in all)."
-        )
+        raise InvalidInputError(f"{name} is empty (0 rows); a plot needs at least one score.")
+    if n is not None and s.shape[0] != n:
+        raise InvalidInputError(f"{name} has {s.shape[0]} entries but truth has {n}; give one score per row, "
+                                "aligned with truth (same order).")
+    for bad, what in ((~np.isfinite(s), "finite"), (s < 0, ">= 0 (scores are drawn on a log axis)")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(f"{name} must be {what}; row {i} has {float(s[i])!r} ({int(bad.sum())} bad "
+                                    "rows in all).")
     return s
 
 
@@ -732,31 +734,7 @@ def _check_bias_inputs(scores: Any, truth: Any) -> tuple[list[tuple[str, np.ndar
     checked = []
     for key, values in scores.items():
         name = str(key)
-        try:
-            s = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidTypeError(f"scores[{name!r}] must be numeric; could not convert them: {exc}") from exc
-        if s.ndim != 1:
-            raise InvalidInputError(f"scores[{name!r}] must be 1-D (n_rows,); found shape {s.shape}.")
-        if s.shape[0] != t.shape[0]:
-            raise InvalidInputError(
-                f"scores[{name!r}] has {s.shape[0]} entries but truth has {t.shape[0]}; give one score "
-                f"per row, aligned with truth (same order)."
-            )
-        bad = ~np.isfinite(s)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"scores[{name!r}] must be finite; row {i} has {float(s[i])!r} ({int(bad.sum())} "
-                f"non-finite rows in all)."
-            )
-        neg = s < 0
-        if neg.any():
-            i = int(np.flatnonzero(neg)[0])
-            raise InvalidInputError(
-                f"scores[{name!r}] must be >= 0 (self-influence scores are drawn on a log axis); row {i} "
-                f"has {float(s[i])!r} ({int(neg.sum())} negative rows in all)."
-            )
+        s = _check_scores(values, f"scores[{name!r}]", t.shape[0])
         checked.append((name, s))
     return checked, t
 
