@@ -2,11 +2,13 @@
 
 Without ``PREFECT_API_URL``, Prefect starts a temporary API server (uvicorn) as a child process on
 first use and stops it at exit. A CLI killed with SIGKILL runs no exit handler, so that server
-would live on, orphaned. ``start_watchdog`` starts a small detached process that watches the CLI:
-every ``POLL_S`` seconds it records the CLI's descendants (pid and start time, read from
-``/proc``), and once the CLI is gone it sends them SIGTERM, then SIGKILL to those still alive
-after ``GRACE_S``. A recorded pid is only signalled while its start time is unchanged, so a pid
-reused by an unrelated process is never touched. Linux only (``/proc``); elsewhere the watchdog
+would live on, orphaned. ``start_watchdog`` marks the CLI's environment with ``OWNER_VAR`` (its pid
+and start time, inherited by every process it starts, Prefect's server included) and starts a
+small detached process that watches the CLI: every ``POLL_S`` seconds it records the CLI's
+descendants (pid and start time, read from ``/proc``); once the CLI is gone it also collects every
+process that carries the mark (a child started moments before the kill, not yet recorded), sends
+them SIGTERM, then SIGKILL to those still alive after ``GRACE_S``. A recorded pid is only signalled
+while its start time is unchanged, so a pid reused by an unrelated process is never touched. Linux only (``/proc``); elsewhere the watchdog
 is not started and a killed run can leave the server behind (stop it with ``pkill -f
 prefect.server.api.server``).
 
@@ -23,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-POLL_S = 0.5
+POLL_S = 0.2
+OWNER_VAR = "INFLUENCE_STAGE_OWNER"
 GRACE_S = 5.0
 PROC = Path("/proc")
 
@@ -64,6 +67,23 @@ def descendants(pid: int, *, exclude: int | None = None) -> dict[int, int]:
     return out
 
 
+def marked(mark: str, *, exclude: int) -> dict[int, int]:
+    """``{pid: start time}`` of the processes whose environment has ``OWNER_VAR=mark``."""
+    needle = f"{OWNER_VAR}={mark}".encode()
+    out: dict[int, int] = {}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == exclude:
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        st = _stat(int(entry.name))
+        if needle in env and st is not None:
+            out[int(entry.name)] = st[2]
+    return out
+
+
 def watch(pid: int) -> None:
     """Record ``pid``'s descendants until it is gone; then end those still running."""
     first = _stat(pid)
@@ -75,6 +95,7 @@ def watch(pid: int) -> None:
     while alive(pid, start):
         seen.update(descendants(pid, exclude=me))
         time.sleep(POLL_S)
+    seen.update(marked(f"{pid}:{start}", exclude=me))
     left = {p: s for p, s in seen.items() if alive(p, s)}
     for p in left:
         try:
@@ -96,6 +117,9 @@ def start_watchdog() -> subprocess.Popen | None:
     """Start the watchdog of this process (Linux only); it detaches into its own session."""
     if not sys.platform.startswith("linux") or not PROC.is_dir():
         return None
+    me = _stat(os.getpid())
+    if me is not None:
+        os.environ[OWNER_VAR] = f"{os.getpid()}:{me[2]}"  # inherited by every process started from here on
     # run this file by path: the watchdog needs the standard library only, not the package's imports
     return subprocess.Popen([sys.executable, os.path.abspath(__file__), str(os.getpid())],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -41,6 +41,18 @@ def test_watch_ends_the_children_of_a_dead_parent():
     assert not any(orphans.alive(p, s) for p, s in kids.items())
 
 
+def test_a_marked_process_started_just_before_the_kill_is_found(monkeypatch):
+    monkeypatch.setenv(orphans.OWNER_VAR, "123:456")
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        found = orphans.marked("123:456", exclude=os.getpid())
+        assert proc.pid in found and os.getpid() not in found
+        assert proc.pid not in orphans.marked("123:457", exclude=os.getpid())
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_pid_reused_by_another_process_is_not_touched():
     proc = subprocess.Popen(["sleep", "30"])
     try:
@@ -70,7 +82,7 @@ def test_a_killed_cli_leaves_no_prefect_server(tmp_path):
         proc.kill()
         pytest.fail("the CLI never started Prefect's temporary server")
     start = orphans._stat(server)[2]
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # at once: the watchdog may not have recorded the server yet
     proc.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and orphans.alive(server, start):
