@@ -120,9 +120,6 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
 
     kept_scores: dict[str, np.ndarray] = {}
 
-    def by_name(_rows, method: str) -> np.ndarray:
-        return kept_scores[method]
-
     # times: the faster of two identical runs (scores are deterministic), for GEX-auto and cleanlab alike
 
     def gex_auto():
@@ -211,8 +208,8 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
     if bias_figure is not None:
         from influence_stage.report import plot_distributional_bias
 
-        fig = plot_distributional_bias({"identity-curvature IF": by_name(rows, "identity-curvature IF (‖g‖²)"),
-                                        "damped linearized IF": by_name(rows, "damped linearized IF (GGN)"),
+        fig = plot_distributional_bias({"identity-curvature IF": kept_scores["identity-curvature IF (‖g‖²)"],
+                                        "damped linearized IF": kept_scores["damped linearized IF (GGN)"],
                                         "GEX": res.gex_influence}, flipped)
         fig.savefig(bias_figure, dpi=110, bbox_inches="tight")
         out["bias_figure"] = str(bias_figure.name)

@@ -47,6 +47,7 @@ from influence_stage.data import (
 # The two loaders ``load_source`` itself uses for a DatasetDict and a local path: the cleaner needs the
 # source's own columns (did it have a ``row_id``?) before ``load_source`` adds one.
 from influence_stage.data import _load_path, _pick_split
+from influence_stage.estimate import class_noise_share
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.learner import Learner
 from influence_stage.policy import ROW_ACTIONS, Decisions, ThresholdResult
@@ -559,7 +560,8 @@ class InfluenceCleaner(BaseEstimator):
         table.index = pd.Index([str(self.classes_[int(c)]) for c in codes] + ["all"], name="class", dtype=object)
         table["flagged_share"] = table["n_flagged"] / table["n_rows"].clip(lower=1)
         given = self.decisions_.table["given_label"].to_numpy()
-        share = _class_noise_share(given, self.oos_proba_, len(self.classes_))
+        share = (np.full(len(self.classes_), np.nan) if self.oos_proba_ is None
+                 else class_noise_share(given, self.oos_proba_, len(self.classes_)))
         table["estimated_noise_share"] = [share[int(c)] for c in codes] + [
             float(np.nan if self.oos_proba_ is None else np.nansum(share * np.bincount(given, minlength=len(share)))
                   / len(given))]
@@ -944,28 +946,6 @@ def _with_label_names(table: pd.DataFrame, classes: np.ndarray) -> pd.DataFrame:
     out["given_label_name"] = names[out["given_label"].to_numpy(dtype=np.int64)]
     out["suggested_label_name"] = names[out["suggested_label"].to_numpy(dtype=np.int64)]
     return out
-
-
-def _class_noise_share(codes: np.ndarray, oos_proba: np.ndarray | None, n_classes: int) -> np.ndarray:
-    """``(n_classes,) float64``: per given class, the off-diagonal share of the confident joint.
-
-    The rows of class k that a model which never saw them puts confidently in another class (confident
-    learning, ``cleanlab.count.compute_confident_joint``, uncalibrated: the counts behind
-    ``estimate.confident_joint_count``), over the rows of class k. NaN without probabilities.
-    """
-    if oos_proba is None:
-        return np.full(n_classes, np.nan)
-    from cleanlab.count import compute_confident_joint
-
-    codes = np.asarray(codes, dtype=np.int64)
-    counts = np.bincount(codes, minlength=n_classes)
-    present = np.flatnonzero(counts)
-    P = np.asarray(oos_proba, dtype=np.float64)[:, present]
-    P = P / P.sum(axis=1, keepdims=True)
-    joint = compute_confident_joint(np.searchsorted(present, codes), P, calibrate=False)
-    share = np.full(n_classes, np.nan)
-    share[present] = (joint.sum(axis=1) - np.diag(joint)) / counts[present]
-    return share
 
 
 def _check_array_X(X: Any) -> np.ndarray:

@@ -54,6 +54,7 @@ from influence_stage.exceptions import InvalidInputError
 from influence_stage.learner import CosineSchedule, Learner, State, TensorData
 from influence_stage.influence import self_influence
 from influence_stage.losses import loss_matrix
+from influence_stage.scores import oos_loss as given_label_loss
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,11 @@ class AutoScale:
     oos_proba: np.ndarray | None = field(default=None, repr=False)
 
 
+def can_cross_fit(learner: Learner) -> bool:
+    """Whether the learner can train fresh copies of itself (what out-of-sample probabilities need)."""
+    return hasattr(learner, "fresh_copy") and hasattr(learner, "fit")
+
+
 def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig,
                         fit_config: FitConfig) -> np.ndarray:
     """Class probabilities of every row from a model that never saw it, ``(n_samples, n_classes) float32``.
@@ -220,7 +226,7 @@ def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig
     Two-fold cross-fitting: fresh copies trained ``config.holdout_epochs`` epochs on each half of a
     stratified split (unstratified when a class has a single row).
     """
-    if not (hasattr(learner, "fresh_copy") and hasattr(learner, "fit")):
+    if not can_cross_fit(learner):
         raise InvalidInputError(
             "ft_lr='auto' needs a learner that can train a fresh copy (fresh_copy() and fit()); "
             f"{type(learner).__name__} has not. Pass a number as ft_lr."
@@ -267,7 +273,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     p_oos = oos_proba[np.arange(len(data)), data.y.cpu().numpy()]
     contradicted = p_oos < 0.5
     use_ap = int(contradicted.sum()) >= 5 and int((~contradicted).sum()) >= 5
-    oos_loss = -np.log(np.maximum(p_oos, 1e-12))
+    oos_loss = given_label_loss(oos_proba, data.y.cpu().numpy())
     theta = learner.get_state()
     base = learner.per_sample_loss(data)
     grid = list(config.lr_grid)

@@ -47,18 +47,39 @@ def confident_joint_count(labels: Any, oos_proba: Any) -> int:
     -------
     int in ``[0, n_samples]``
     """
-    y, P = _check(labels, oos_proba)
     from cleanlab.count import num_label_issues
 
-    present = np.unique(y)
+    y, P, present = _present_classes(*_check(labels, oos_proba))
+    return 0 if present.size < 2 else int(num_label_issues(y, P))
+
+
+def class_noise_share(labels: Any, oos_proba: Any, n_classes: int) -> np.ndarray:
+    """``(n_classes,) float64``: per given class, the off-diagonal share of the confident joint.
+
+    The rows of class k that a model which never saw them puts confidently in another class
+    (``cleanlab.count.compute_confident_joint``, uncalibrated), over the rows of class k; NaN for a
+    class no row is given.
+    """
+    from cleanlab.count import compute_confident_joint
+
+    y, P, present = _present_classes(*_check(labels, oos_proba))
+    share = np.full(n_classes, np.nan)
     if present.size < 2:
-        return 0
-    if present.size < P.shape[1]:
-        # classes with no given row: cleanlab needs every class present; restrict to the present ones
-        P = P[:, present]
-        P = P / P.sum(axis=1, keepdims=True)
-        y = np.searchsorted(present, y)
-    return int(num_label_issues(y, P))
+        share[present] = 0.0
+        return share
+    joint = compute_confident_joint(y, P, calibrate=False)
+    share[present] = (joint.sum(axis=1) - np.diag(joint)) / np.bincount(y, minlength=present.size)
+    return share
+
+
+def _present_classes(y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels recoded onto the classes given at least once, their renormalised probabilities, and those
+    classes: cleanlab needs every class of ``P`` to be given."""
+    present = np.unique(y)
+    if present.size == P.shape[1]:
+        return y, P, present
+    P = P[:, present]
+    return np.searchsorted(present, y), P / P.sum(axis=1, keepdims=True), present
 
 
 def mixture_count(score: Any, random_state: int = 0) -> int:
@@ -73,4 +94,4 @@ def mixture_count(score: Any, random_state: int = 0) -> int:
     return int(round(float(gm.predict_proba(x)[:, hi].sum())))
 
 
-__all__ = ["confident_joint_count", "mixture_count"]
+__all__ = ["class_noise_share", "confident_joint_count", "mixture_count"]

@@ -18,7 +18,7 @@ from torch import nn
 
 from influence_stage.checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.ensemble import AutoScale, build_members, choose_ft_lr, out_of_sample_proba
+from influence_stage.ensemble import AutoScale, build_members, can_cross_fit, choose_ft_lr, out_of_sample_proba
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.influence import self_influence
 from influence_stage.learner import Learner, State, TensorData, TorchLearner, TrainHistory, labels_digest
@@ -210,7 +210,7 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
                     member_chunk=config.member_chunk, progress=progress, store=store)
     margin = train_margin_of(learner, data)
     proba = auto.oos_proba if auto is not None else None
-    can_oos = proba is not None or (hasattr(learner, "fresh_copy") and hasattr(learner, "fit"))
+    can_oos = proba is not None or can_cross_fit(learner)
     name = resolve_score(config.score, has_oos=can_oos, has_margin=margin is not None)
     if proba is None and name in NEEDS_OOS:
         proba = out_of_sample_proba(learner, data, config=config, fit_config=fit_config or FitConfig())

@@ -21,8 +21,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 
 from influence_stage.exceptions import InvalidInputError
@@ -128,9 +126,4 @@ class LossStore:
         return np.load(self.folder / MATRIX, mmap_mode="r")
 
 
-def members_to_evaluate(store: LossStore | None, n_members: int) -> Sequence[int]:
-    """All members without a store; the unfinished ones with one."""
-    return range(n_members) if store is None else store.pending()
-
-
-__all__ = ["LossStore", "members_to_evaluate"]
+__all__ = ["LossStore"]

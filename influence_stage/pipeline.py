@@ -74,7 +74,7 @@ from influence_stage.hf import (
 )
 from influence_stage.learner import Learner, TensorData
 from influence_stage.losses import mean_member_proba
-from influence_stage.ensemble import out_of_sample_proba
+from influence_stage.ensemble import can_cross_fit, out_of_sample_proba
 from influence_stage.estimate import confident_joint_count
 from influence_stage.policy import Decisions, decide, parse_threshold
 from influence_stage.scores import GEX_SCALE, RANK_SCORES
@@ -1059,7 +1059,7 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig) -> int |
         return None
     proba = result.oos_proba
     if proba is None:
-        if not (hasattr(result.learner, "fresh_copy") and hasattr(result.learner, "fit")):
+        if not can_cross_fit(result.learner):
             raise InvalidInputError(
                 "threshold 'estimate' needs out-of-sample probabilities, which this model cannot provide (it cannot "
                 "train a fresh copy). Fix: set threshold to 'otsu', 'gmm', 'quantile:q' or 'budget:f'."

@@ -53,6 +53,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from influence_stage.exceptions import InvalidInputError, InvalidTypeError
 from influence_stage.policy import ROW_ACTIONS, TABLE_COLUMNS
+from influence_stage.scores import RANK_SCORES
 
 logger = logging.getLogger(__name__)
 
@@ -393,8 +394,6 @@ def plot_score_histogram(
     matplotlib.figure.Figure
         One axes, x scale ``"log"`` (``"linear"`` for a rank score).
     """
-    from influence_stage.scores import RANK_SCORES
-
     s = _check_scores(scores)
     if score_name in RANK_SCORES:
         return _rank_histogram(s, _check_threshold(threshold), is_issue, truth, _check_positive_int(bins, "bins"),
@@ -917,12 +916,6 @@ def _pairs_table(t: pd.DataFrame, names: list[str]) -> str:
     return "\n".join(lines) + f'\n<p class="note">{html.escape(note)}</p>'
 
 
-def _rank_scores() -> frozenset[str]:
-    from influence_stage.scores import RANK_SCORES
-
-    return RANK_SCORES
-
-
 def build_report(
     table: pd.DataFrame,
     *,
@@ -1029,10 +1022,10 @@ def build_report(
         _img_tag(plot_score_histogram(scores, thr, is_issue=is_issue, truth=truth_mask, score_name=score_name),
                  "score histogram")
         + ('<p class="note">The run ranks by a mean of percentile ranks (spread evenly by construction); the '
-           'threshold flags the estimated number of mislabeled rows.</p>' if score_name in _rank_scores() else
+           'threshold flags the estimated number of mislabeled rows.</p>' if score_name in RANK_SCORES else
            '<p class="note">Log x-axis: mislabeled rows typically form their own high mode.</p>'),
     ))
-    if score_name in _rank_scores():
+    if score_name in RANK_SCORES:
         gi = t["gex_influence"].to_numpy(dtype=np.float64)
         if np.isfinite(gi).all() and (gi >= 0).all():
             fig = plot_score_histogram(gi, float(np.min(gi[is_issue])) if is_issue.any() else float(gi.max()),
