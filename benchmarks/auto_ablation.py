@@ -22,9 +22,9 @@ import torch
 from common import detection_metrics, machine, write_json, write_section
 from detect import SETTINGS
 from influence_stage import FitConfig, GEXConfig
-from influence_stage.gex import make_learner, score_fitted
-from influence_stage.learner import TensorData
-from influence_stage.noise import flip_labels
+from influence_stage.engine.gex import make_learner, score_fitted
+from influence_stage.engine.learner import TensorData
+from influence_stage.data.noise import flip_labels
 
 SEEDS = (0, 1)
 VARIANTS = {"default (8 epochs, 1 probe cycle)": {},

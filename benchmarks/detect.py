@@ -33,7 +33,7 @@ from common import (
 from influence_stage import FitConfig, GEXConfig
 from sklearn.metrics import f1_score
 
-from influence_stage.baselines import (
+from influence_stage.engine.baselines import (
     area_under_margin,
     confident_learning_scores,
     cross_validated_proba,
@@ -43,13 +43,13 @@ from influence_stage.baselines import (
     linearized_influence,
     loss_at_theta,
 )
-from influence_stage.estimate import confident_joint_count, mixture_count
-from influence_stage.gex import make_learner, score_fitted
-from influence_stage.influence import self_influence
-from influence_stage.learner import TensorData
-from influence_stage.noise import flip_labels
-from influence_stage.policy import choose_threshold
-from influence_stage.scores import DEFAULT_SCORE, mean_rank, oos_loss, ranking_score
+from influence_stage.decisions.estimate import confident_joint_count, mixture_count
+from influence_stage.engine.gex import make_learner, score_fitted
+from influence_stage.engine.influence import self_influence
+from influence_stage.engine.learner import TensorData
+from influence_stage.data.noise import flip_labels
+from influence_stage.decisions.policy import choose_threshold
+from influence_stage.engine.scores import DEFAULT_SCORE, mean_rank, oos_loss, ranking_score
 
 DEFAULT = f"default ({DEFAULT_SCORE})"
 
@@ -206,7 +206,7 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
     out = {"setting": name, "n_rows": int(len(y)), "noise_rate": rate, "noise_kind": kind, "n_flipped": n_true,
            "fit_theta_s": fit_s, "methods": rows, "other_cycle_lengths": other, "thresholds": thresholds}
     if bias_figure is not None:
-        from influence_stage.report import plot_distributional_bias
+        from influence_stage.report.build import plot_distributional_bias
 
         fig = plot_distributional_bias({"identity-curvature IF": kept_scores["identity-curvature IF (‖g‖²)"],
                                         "damped linearized IF": kept_scores["damped linearized IF (GGN)"],

@@ -6,7 +6,7 @@ sentences with 20% uniform noise) and each seed (0, 1, 2 by default; the seed is
 split, the noise draw, the stage's seeds and the retrained models' seeds):
 
 1. a stratified 25% test split is held out *before* any noise; its labels are never flipped;
-2. labels of the training part are flipped with ``influence_stage.noise.flip_labels``;
+2. labels of the training part are flipped with ``influence_stage.data.noise.flip_labels``;
 3. the training part is cleaned, and a model is trained from scratch on each result:
 
    - ``noisy``: the noisy labels as they are;
@@ -81,14 +81,14 @@ from sklearn.preprocessing import StandardScaler
 
 from common import digits_features, machine, movie_review_features, synthetic_features, write_json, write_section
 from influence_stage import FitConfig, GEXConfig
-from influence_stage.baselines import confident_learning_scores, cross_validated_proba
-from influence_stage.cleaner import InfluenceSampler
-from influence_stage.data import decision_arrays
-from influence_stage.gex import make_learner
-from influence_stage.learner import CosineSchedule, TensorData, batch_indices
-from influence_stage.models import build_model
-from influence_stage.noise import flip_labels
-from influence_stage.pipeline import CleanConfig, decide_step, featurize_step, prepare
+from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba
+from influence_stage.sklearn import InfluenceSampler
+from influence_stage.data.sources import decision_arrays
+from influence_stage.engine.gex import make_learner
+from influence_stage.engine.learner import CosineSchedule, TensorData, batch_indices
+from influence_stage.engine.models import build_model
+from influence_stage.data.noise import flip_labels
+from influence_stage.stage.steps import CleanConfig, decide_step, featurize_step, prepare
 
 SETTINGS = {  # the same feature functions and noise as benchmarks/detect.py
     "digits uniform 10%": (digits_features, 0.10, "uniform"),

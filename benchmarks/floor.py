@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from influence_stage import FitConfig, GEXConfig
-from influence_stage.models import mlp
+from influence_stage.engine.models import mlp
 
 
 def work(n: int, fit: FitConfig, gex: GEXConfig) -> dict[str, dict[str, float]]:

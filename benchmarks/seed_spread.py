@@ -18,9 +18,9 @@ import torch
 
 from common import detection_metrics, digits_features, machine, synthetic_features, write_json, write_section
 from influence_stage import FitConfig, GEXConfig
-from influence_stage.gex import make_learner, score_fitted
-from influence_stage.learner import TensorData
-from influence_stage.noise import flip_labels
+from influence_stage.engine.gex import make_learner, score_fitted
+from influence_stage.engine.learner import TensorData
+from influence_stage.data.noise import flip_labels
 
 SETTINGS = {"digits uniform 10%": (digits_features, 0.10), "synthetic uniform 30%": (synthetic_features, 0.30)}
 RATES = (0.2, 0.4, 0.8)

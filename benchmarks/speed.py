@@ -39,10 +39,10 @@ def _job(kind: str, n_rows: int, n_members: int, queue) -> None:
     import torch
     torch.set_num_threads(1)
     from influence_stage import GEXConfig
-    from influence_stage.ensemble import run_chains, cycle_steps
-    from influence_stage.gex import make_learner
-    from influence_stage.learner import TensorData
-    from influence_stage.losses import loss_matrix
+    from influence_stage.engine.members import run_chains, cycle_steps
+    from influence_stage.engine.gex import make_learner
+    from influence_stage.engine.learner import TensorData
+    from influence_stage.engine.losses import loss_matrix
     X, y = _data(n_rows)
     learner, _ = make_learner("mlp", X, 10, config=GEXConfig())
     data = TensorData.from_arrays(X, y)

@@ -32,8 +32,8 @@ from sklearn.datasets import make_classification
 from common import machine, write_json, write_section
 from floor import floor, work
 from influence_stage import FitConfig, GEXConfig
-from influence_stage import pipeline as steps
-from influence_stage.noise import flip_labels
+from influence_stage.stage import steps
+from influence_stage.data.noise import flip_labels
 
 
 def frame(n: int, d: int, k: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -46,8 +46,8 @@ def frame(n: int, d: int, k: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarr
 
 
 def profile(n: int, d: int, k: int) -> dict:
-    from influence_stage.publish import publish
-    from influence_stage.validation import validate_input, validate_output
+    from influence_stage.publish.versions import publish
+    from influence_stage.quality.validation import validate_input, validate_output
 
     df, flipped = frame(n, d, k)
     config = steps.CleanConfig(label_column="label", model="mlp")

@@ -18,7 +18,7 @@ from datasets import ClassLabel, Dataset, Features, Image, Value
 from PIL import Image as PILImage
 from sklearn.datasets import load_digits
 
-from influence_stage.noise import flip_labels
+from influence_stage.data.noise import flip_labels
 
 NOISE_RATE = 0.10
 SEED = 0

@@ -10,7 +10,7 @@ are imported on first use.
 from typing import Any
 
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.exceptions import (
+from influence_stage.errors import (
     CheckpointError,
     InfluenceStageError,
     InvalidInputError,
@@ -18,25 +18,25 @@ from influence_stage.exceptions import (
     MissingDependencyError,
     ValidationFailedError,
 )
-from influence_stage.gex import GEXResult, gex, gex_self_influence
-from influence_stage.influence import (
+from influence_stage.engine.gex import GEXResult, gex, gex_self_influence
+from influence_stage.engine.influence import (
     cross_influence,
     cross_influence_topk,
     deviation,
     mean_test_loss_influence,
     self_influence,
 )
-from influence_stage.learner import Learner, TensorData, TorchLearner
+from influence_stage.engine.learner import Learner, TensorData, TorchLearner
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "InfluenceCleaner": "influence_stage.cleaner",
-    "InfluenceSampler": "influence_stage.cleaner",
-    "CleanConfig": "influence_stage.pipeline",
-    "run_pipeline": "influence_stage.pipeline",
-    "HFLearner": "influence_stage.hf",
-    "SklearnLearner": "influence_stage.sklearn_learner",
+    "InfluenceCleaner": "influence_stage.sklearn",
+    "InfluenceSampler": "influence_stage.sklearn",
+    "CleanConfig": "influence_stage.stage.steps",
+    "run_pipeline": "influence_stage.stage.steps",
+    "HFLearner": "influence_stage.engine.hf",
+    "SklearnLearner": "influence_stage.engine.sklearn_learner",
 }
 
 

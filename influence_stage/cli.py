@@ -106,9 +106,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def flow_config(args: argparse.Namespace) -> Any:
     """Build the FlowConfig from ``--config`` and the flags (flags win)."""
-    from flows.clean_dataset import FlowConfig
-    from influence_stage.exceptions import InvalidInputError
-    from influence_stage.pipeline import CleanConfig
+    from influence_stage.orchestration.flow import FlowConfig
+    from influence_stage.errors import InvalidInputError
+    from influence_stage.stage.steps import CleanConfig
 
     base: dict[str, Any] = {}
     if args.config:
@@ -127,7 +127,7 @@ def flow_config(args: argparse.Namespace) -> Any:
             raise InvalidInputError(f"--ft-lr must be 'auto' or a positive number; found {args.ft_lr!r}.") from None
         clean["gex"] = {**(clean.get("gex") or {}), "ft_lr": ft_lr}
     if getattr(args, "score", None) is not None:
-        from influence_stage.scores import check_score_name
+        from influence_stage.engine.scores import check_score_name
 
         clean["gex"] = {**(clean.get("gex") or {}), "score": check_score_name(args.score)}
     for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub",
@@ -149,7 +149,7 @@ def flow_config(args: argparse.Namespace) -> Any:
 
 def preflight(params: Any) -> None:
     """The checks of ``pipeline.preflight`` on a FlowConfig, before Prefect starts or anything is read in full."""
-    from influence_stage.pipeline import preflight as check
+    from influence_stage.stage.steps import preflight as check
 
     check(params.source, params.clean, name=params.name, publish_root=params.publish_root,
           cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
@@ -159,7 +159,7 @@ def check_cron(cron: str) -> str:
     """``cron`` parses as a cron schedule (Prefect's own parser)."""
     from prefect.client.schemas.schedules import CronSchedule
 
-    from influence_stage.exceptions import InvalidInputError
+    from influence_stage.errors import InvalidInputError
 
     try:
         CronSchedule(cron=cron)
@@ -174,10 +174,10 @@ def check_cron(cron: str) -> str:
 def _clean(args: argparse.Namespace) -> int:
     params = flow_config(args)
     preflight(params)
-    from flows.clean_dataset import clean_dataset
+    from influence_stage.orchestration.flow import clean_dataset
 
     if args.dask:
-        from flows.dask_runner import clean_on_dask
+        from influence_stage.orchestration.dask_runner import clean_on_dask
 
         summary = clean_on_dask(params, address=None if args.dask == "local" else args.dask)
     else:
@@ -199,16 +199,16 @@ def _serve(args: argparse.Namespace) -> int:
     params = flow_config(args)
     check_cron(args.cron)
     preflight(params)
-    from flows.deployments import serve
+    from influence_stage.orchestration.deployments import serve
 
     serve(params, cron=args.cron, name=args.deployment_name)
     return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
-    from influence_stage.exceptions import InvalidInputError
-    from influence_stage.publish import load_published, manifest_codes
-    from influence_stage.report import build_report, write_report
+    from influence_stage.errors import InvalidInputError
+    from influence_stage.publish.versions import load_published, manifest_codes
+    from influence_stage.report.build import build_report, write_report
 
     if args.out:  # published versions are read-only to every command; the default name is checked below
         _refuse_inside_version(Path(args.out), InvalidInputError)
@@ -237,8 +237,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _versions(args: argparse.Namespace) -> int:
-    from influence_stage.exceptions import InvalidInputError
-    from influence_stage.publish import latest_version, list_debris, list_versions
+    from influence_stage.errors import InvalidInputError
+    from influence_stage.publish.versions import latest_version, list_debris, list_versions
 
     base = Path(args.path)
     if not base.is_dir():
@@ -254,7 +254,7 @@ def _versions(args: argparse.Namespace) -> int:
 
 
 def _refuse_inside_version(out: Path, error: type[Exception]) -> None:
-    from influence_stage.publish import version_containing
+    from influence_stage.publish.versions import version_containing
 
     inside = version_containing(out)
     if inside is not None:
@@ -271,14 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     args = _parser().parse_args(argv)
-    from influence_stage.exceptions import InfluenceStageError, ValidationFailedError
+    from influence_stage.errors import InfluenceStageError, ValidationFailedError
 
     if argv is None and not args.verbose:  # the console script; calls from Python keep their own logging
         _quiet(getattr(args, "progress", False))
 
     if argv is None and args.command in ("clean", "serve"):
         # the console script (not a call from Python): a killed CLI must not leave Prefect's server behind
-        from influence_stage.orphans import start_watchdog
+        from influence_stage.orchestration.orphans import start_watchdog
 
         start_watchdog()
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from influence_stage.scores import check_score_name
+from influence_stage.engine.scores import check_score_name
 
 # Grid of fine-tuning rates probed by ft_lr="auto" (factor-2 steps); see ensemble.choose_ft_lr.
 DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -55,7 +55,7 @@ class GEXConfig(BaseModel):
     score: str = Field("gex+oos+aum", description="The ranking reported as 'score' and thresholded: 'gex' (the exact "
                        "self-influence), 'gex-trimmed', 'member-loss', 'gex+oos' or 'gex+oos+aum' (mean percentile "
                        "rank of trimmed GEX, the cross-fitted out-of-sample loss and θ*'s training margins; see "
-                       "influence_stage.scores). The exact GEX score is always published as gex_influence.")
+                       "influence_stage.engine.scores). The exact GEX score is always published as gex_influence.")
     trim: int = Field(1, ge=1, description="Members left out per row by 'gex-trimmed' and the rank scores: each row's "
                       "k largest squared deviations (robust to one member spiking on a row), at most members - 2. 'gex' never "
                       "trims.")

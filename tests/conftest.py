@@ -16,9 +16,9 @@ import torch
 from sklearn.datasets import load_digits
 
 from influence_stage.config import FitConfig
-from influence_stage.learner import TensorData, TorchLearner
-from influence_stage.models import mlp
-from influence_stage.noise import flip_labels
+from influence_stage.engine.learner import TensorData, TorchLearner
+from influence_stage.engine.models import mlp
+from influence_stage.data.noise import flip_labels
 
 torch.set_num_threads(1)
 

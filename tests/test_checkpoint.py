@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from influence_stage.checkpoint import (
+from influence_stage.engine.checkpoint import (
     check_model,
     load_into,
     load_model,
@@ -17,8 +17,8 @@ from influence_stage.checkpoint import (
     meta_path,
     save_checkpoint,
 )
-from influence_stage.exceptions import CheckpointError, InvalidInputError, InvalidTypeError
-from influence_stage.models import cnn, mlp
+from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError
+from influence_stage.engine.models import cnn, mlp
 
 SUFFIXES = [".pt", pytest.param(".safetensors", id="safetensors")]
 

@@ -14,10 +14,10 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from influence_stage.cleaner import InfluenceCleaner  # noqa: E402
+from influence_stage.sklearn import InfluenceCleaner  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
-from influence_stage.exceptions import InvalidInputError  # noqa: E402
-from influence_stage.noise import flip_labels  # noqa: E402
+from influence_stage.errors import InvalidInputError  # noqa: E402
+from influence_stage.data.noise import flip_labels  # noqa: E402
 
 N = 200
 SMALL_GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.4)

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.data: sources, row ids, column roles, labels, featurizers, decisions."""
+"""Tests of influence_stage.data.sources: sources, row ids, column roles, labels, featurizers, decisions."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from influence_stage.data import (  # noqa: E402
+from influence_stage.data.sources import (  # noqa: E402
     ROW_ID,
     ColumnRoles,
     FeaturizeConfig,
@@ -33,7 +33,7 @@ from influence_stage.data import (  # noqa: E402
     resolve_columns,
     row_ids,
 )
-from influence_stage.exceptions import InvalidInputError, InvalidTypeError  # noqa: E402
+from influence_stage.errors import InvalidInputError, InvalidTypeError  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

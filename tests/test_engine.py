@@ -8,10 +8,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
-from influence_stage.ensemble import build_chains, build_members, cycle_steps, run_chains, smooth
-from influence_stage.learner import CosineSchedule
-from influence_stage.losses import loss_matrix, mean_member_proba
-from influence_stage.models import cnn, mlp
+from influence_stage.engine.members import build_chains, build_members, cycle_steps, run_chains, smooth
+from influence_stage.engine.learner import CosineSchedule
+from influence_stage.engine.losses import loss_matrix, mean_member_proba
+from influence_stage.engine.models import cnn, mlp
 
 
 def _close_states(a, b, atol=1e-5):
@@ -169,7 +169,7 @@ def test_quality_floor_on_digits(digits_noisy):
 
 
 def test_trim_option_reaches_the_scores(digits_noisy):
-    from influence_stage.influence import self_influence
+    from influence_stage.engine.influence import self_influence
 
     X, y, _, _ = digits_noisy
     res = gex("mlp", X[:300], y[:300], config=GEXConfig(chains=2, cycles=2, ft_lr=0.2, trim=1, score="gex-trimmed"),
@@ -199,16 +199,16 @@ def test_warns_when_theta_fits_few_rows(caplog):
     X = rng.normal(size=(200, 5)).astype(np.float32)
     y = rng.integers(0, 4, size=200)  # random labels: one epoch of training fits few of them
     cfg = GEXConfig(chains=2, cycles=1, ft_lr=0.1, score="gex")
-    with caplog.at_level("WARNING", logger="influence_stage.gex"):
+    with caplog.at_level("WARNING", logger="influence_stage.engine.gex"):
         res = gex("mlp", X, y, config=cfg, fit_config=FitConfig(epochs=1))
     assert res.theta_fit < 0.8
     assert any("θ* fits only" in r.message and "gex+oos+aum" in r.message for r in caplog.records)
     caplog.clear()
-    with caplog.at_level("WARNING", logger="influence_stage.gex"):  # the default score: an info line only
+    with caplog.at_level("WARNING", logger="influence_stage.engine.gex"):  # the default score: an info line only
         gex("mlp", X, y, config=cfg.model_copy(update={"score": "gex+oos+aum"}), fit_config=FitConfig(epochs=1))
     assert not any("θ* fits only" in r.message for r in caplog.records)
     caplog.clear()
-    with caplog.at_level("WARNING", logger="influence_stage.gex"):
+    with caplog.at_level("WARNING", logger="influence_stage.engine.gex"):
         res = gex("mlp", X, y, config=cfg, fit_config=FitConfig(epochs=300, lr=0.1, weight_decay=0))
     assert res.theta_fit >= 0.8  # memorised: no warning
     assert not any("θ* fits only" in r.message for r in caplog.records)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from influence_stage import GEXConfig, InvalidInputError, InvalidTypeError, gex_self_influence
-from influence_stage.models import mlp
-from influence_stage.noise import flip_labels
+from influence_stage.engine.models import mlp
+from influence_stage.data.noise import flip_labels
 
 X = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
 Y = np.arange(20) % 2

@@ -20,9 +20,9 @@ from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_
 from sklearn.utils import get_tags  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks  # noqa: E402
 
-from influence_stage.cleaner import InfluenceCleaner, InfluenceSampler  # noqa: E402
+from influence_stage.sklearn import InfluenceCleaner, InfluenceSampler  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
-from influence_stage.exceptions import InvalidInputError  # noqa: E402
+from influence_stage.errors import InvalidInputError  # noqa: E402
 
 TINY_GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.4)
 TINY_FIT = FitConfig(epochs=3)

@@ -21,13 +21,13 @@ from datasets import load_dataset
 pytest.importorskip("prefect")
 from prefect.testing.utilities import prefect_test_harness
 
-import flows.clean_dataset as flow_module
-from flows.clean_dataset import FlowConfig, clean_dataset
-from flows.deployments import build_deployment
+import influence_stage.orchestration.flow as flow_module
+from influence_stage.orchestration.flow import FlowConfig, clean_dataset
+from influence_stage.orchestration.deployments import build_deployment
 from influence_stage import ValidationFailedError
 from influence_stage.cli import main
-from influence_stage.pipeline import CleanConfig, run_pipeline
-from influence_stage.publish import list_versions, load_published
+from influence_stage.stage.steps import CleanConfig, run_pipeline
+from influence_stage.publish.versions import list_versions, load_published
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = str(ROOT / "data" / "digits" / "train.parquet")
@@ -181,7 +181,7 @@ def test_reweight_flow_publishes_weights_matching_the_manifest(tmp_path, small_s
 
 
 def test_bias_scores_three_estimators_or_a_logged_skip(small_learner, caplog):
-    from influence_stage.baselines import gradient_norm_influence, linearized_influence
+    from influence_stage.engine.baselines import gradient_norm_influence, linearized_influence
 
     learner, data = small_learner
     features = SimpleNamespace(tensor_data=lambda device="cpu": data)  # what learner_data reads for a TorchLearner
@@ -202,7 +202,7 @@ def test_bias_scores_three_estimators_or_a_logged_skip(small_learner, caplog):
 
 def test_flow_on_dask_gives_the_same_scores(tmp_path, small_source):
     pytest.importorskip("prefect_dask")
-    from flows.dask_runner import clean_on_dask
+    from influence_stage.orchestration.dask_runner import clean_on_dask
 
     p = params(tmp_path, small_source, clean={"gex": {"chains": 3, "cycles": 1, "ft_lr": 0.4}})
     threads = clean_dataset(p)

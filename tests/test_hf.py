@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 
-from influence_stage.checkpoint import save_checkpoint
+from influence_stage.engine.checkpoint import save_checkpoint
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.exceptions import CheckpointError, InvalidInputError, InvalidTypeError
-from influence_stage.gex import gex, score_fitted
-from influence_stage.hf import HFLearner, ImageData, MissingDependencyError, TextData, require
-from influence_stage.learner import CosineSchedule, Learner
-from influence_stage.noise import flip_labels
+from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError
+from influence_stage.engine.gex import gex, score_fitted
+from influence_stage.engine.hf import HFLearner, ImageData, MissingDependencyError, TextData, require
+from influence_stage.engine.learner import CosineSchedule, Learner
+from influence_stage.data.noise import flip_labels
 
 # -- a small learnable text task -----------------------------------------------------------------
 CLASS_WORDS = [
@@ -312,8 +312,8 @@ def test_core_imports_without_transformers():
                 if name.split(".")[0] in ("transformers", "safetensors", "tokenizers"):
                     raise ImportError("blocked " + name)
         sys.meta_path.insert(0, Block())
-        import influence_stage, influence_stage.hf, influence_stage.checkpoint, influence_stage.gex
-        from influence_stage.hf import TextData, HFLearner, MissingDependencyError
+        import influence_stage, influence_stage.engine.hf, influence_stage.engine.checkpoint, influence_stage.engine.gex
+        from influence_stage.engine.hf import TextData, HFLearner, MissingDependencyError
         TextData(["a"], [0])
         try:
             HFLearner.from_pretrained(".")

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from influence_stage import FitConfig, GEXConfig, InvalidInputError
-from influence_stage import influence
-from influence_stage.gex import score_fitted
-from influence_stage.loss_store import LossStore
-from influence_stage.losses import loss_matrix
+from influence_stage.engine import influence
+from influence_stage.engine.gex import score_fitted
+from influence_stage.engine.loss_store import LossStore
+from influence_stage.engine.losses import loss_matrix
 
 
 @pytest.fixture()
 def members(small_learner):
     learner, data = small_learner
     theta = learner.get_state()
-    from influence_stage.ensemble import build_members
+    from influence_stage.engine.members import build_members
 
     ms = build_members(learner, data, config=GEXConfig(chains=2, cycles=2), ft_lr=0.2)
     learner.set_state(theta)

@@ -25,15 +25,15 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import influence_stage.pipeline as pipeline  # noqa: E402
-from influence_stage.checkpoint import meta_path, save_checkpoint  # noqa: E402
-from influence_stage.cleaner import InfluenceCleaner  # noqa: E402
+import influence_stage.stage.steps as pipeline  # noqa: E402
+from influence_stage.engine.checkpoint import meta_path, save_checkpoint  # noqa: E402
+from influence_stage.sklearn import InfluenceCleaner  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
-from influence_stage.exceptions import CheckpointError, InvalidInputError  # noqa: E402
-from influence_stage.hf import HFLearner, ImageData, TextData  # noqa: E402
-from influence_stage.learner import TensorData, TorchLearner  # noqa: E402
-from influence_stage.models import mlp  # noqa: E402
-from influence_stage.pipeline import (  # noqa: E402
+from influence_stage.errors import CheckpointError, InvalidInputError  # noqa: E402
+from influence_stage.engine.hf import HFLearner, ImageData, TextData  # noqa: E402
+from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E402
+from influence_stage.engine.models import mlp  # noqa: E402
+from influence_stage.stage.steps import (  # noqa: E402
     CleanConfig,
     config_fingerprint,
     featurize_step,

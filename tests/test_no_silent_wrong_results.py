@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from influence_stage.data import load_source
-from influence_stage.exceptions import InvalidInputError
-from influence_stage.pipeline import dataset_fingerprint
+from influence_stage.data.sources import load_source
+from influence_stage.errors import InvalidInputError
+from influence_stage.stage.steps import dataset_fingerprint
 
 
 # --------------------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def _digits_csv(tmp_path, stray: dict[tuple[int, str], str]):
 
 
 def test_one_stray_string_in_a_numeric_column_is_an_error_naming_it(tmp_path):
-    from influence_stage.pipeline import CleanConfig, prepare
+    from influence_stage.stage.steps import CleanConfig, prepare
 
     source = _digits_csv(tmp_path, {(7, "px_2"): "?"})
     with pytest.raises(InvalidInputError,
@@ -95,8 +95,8 @@ def test_one_stray_string_in_a_numeric_column_is_an_error_naming_it(tmp_path):
 
 
 def test_coerce_numeric_turns_the_stray_cells_into_nulls(tmp_path):
-    from influence_stage.pipeline import CleanConfig, prepare
-    from influence_stage.validation import validate_input
+    from influence_stage.stage.steps import CleanConfig, prepare
+    from influence_stage.quality.validation import validate_input
 
     source = _digits_csv(tmp_path, {(3, "px_1"): "abc", (5, "px_1"): "abc", (11, "px_1"): "abc"})
     prepared = prepare(source, CleanConfig(coerce_numeric=True))
@@ -113,7 +113,7 @@ def test_coerce_numeric_turns_the_stray_cells_into_nulls(tmp_path):
 
 
 def test_a_real_text_column_stays_text(tmp_path):
-    from influence_stage.pipeline import CleanConfig, prepare
+    from influence_stage.stage.steps import CleanConfig, prepare
 
     frame = pd.DataFrame({"text": [f"review number {i} is {'good' if i % 2 else 'bad'}" for i in range(20)],
                           "label": np.arange(20) % 2})
@@ -142,9 +142,9 @@ QUICK = {"model": "mlp", "action": "relabel", "threshold": "budget:0.1", "fit": 
 
 @pytest.mark.parametrize("labels", [[0, 5, 7], ["cat", "dog", "eel"]])
 def test_published_manifest_holds_the_input_label_values(tmp_path, labels):
-    from influence_stage.pipeline import CleanConfig, run_pipeline
-    from influence_stage.publish import labelled_manifest, load_published, manifest_codes, publish
-    from influence_stage.validation import validate_output
+    from influence_stage.stage.steps import CleanConfig, run_pipeline
+    from influence_stage.publish.versions import labelled_manifest, load_published, manifest_codes, publish
+    from influence_stage.quality.validation import validate_output
 
     source = _labelled_source(labels)
     result = run_pipeline(source, CleanConfig.from_mapping(QUICK))
@@ -180,7 +180,7 @@ def test_published_manifest_holds_the_input_label_values(tmp_path, labels):
 def test_publishing_codes_as_labels_is_refused(tmp_path):
     import datasets
 
-    from influence_stage.publish import publish
+    from influence_stage.publish.versions import publish
 
     ds = datasets.Dataset.from_dict({"x": [1.0, 2.0], "label": [5, 7], "row_id": [0, 1]})
     manifest = pd.DataFrame({"row_id": [0, 1], "given_label": [0, 1], "suggested_label": [0, 1]})
@@ -198,8 +198,8 @@ def test_publishing_codes_as_labels_is_refused(tmp_path):
 @pytest.fixture()
 def no_flow(monkeypatch):
     """The flow (and with it Prefect and any training) must not start: preflight refuses first."""
-    import flows.clean_dataset as flow_module
-    import flows.deployments as deployments
+    import influence_stage.orchestration.flow as flow_module
+    import influence_stage.orchestration.deployments as deployments
 
     def refuse(*args, **kwargs):
         raise AssertionError("the flow started; preflight should have refused the run first")
@@ -237,7 +237,7 @@ def _nothing_written(tmp_path):
 def version(tmp_path):
     import datasets
 
-    from influence_stage.publish import publish
+    from influence_stage.publish.versions import publish
 
     ds = datasets.Dataset.from_dict({"x": [1.0, 2.0, 3.0], "label": [0, 1, 0], "row_id": [0, 1, 2]})
     manifest = pd.DataFrame({"row_id": [0, 1, 2], "score": [0.1, 0.9, 0.2], "gex_influence": [0.1, 0.9, 0.2],
@@ -250,7 +250,7 @@ def version(tmp_path):
 
 @pytest.mark.parametrize("target", ["report.html", "meta.json", "new.html", "dataset/x.html"])
 def test_report_into_a_published_version_is_refused(tmp_path, version, capsys, target):
-    from influence_stage.publish import load_published
+    from influence_stage.publish.versions import load_published
 
     before = {p: p.read_bytes() for p in version.rglob("*") if p.is_file()}
     code, err = cli(["report", version, "--out", version / target], capsys)
@@ -343,7 +343,7 @@ def test_config_file_with_a_bad_rate_exits_2(tmp_path, src, capsys, no_flow, gex
 
 
 def test_push_to_hub_without_a_token_exits_2(tmp_path, src, capsys, no_flow, monkeypatch):
-    from influence_stage import publish as publish_module
+    from influence_stage.publish import versions as publish_module
 
     monkeypatch.setattr(publish_module, "_hub_offline", lambda: False)
     monkeypatch.setattr(publish_module, "_hub_token", lambda: None)
@@ -378,8 +378,8 @@ def test_unwritable_publish_root_exits_2(tmp_path, src, capsys, no_flow):
 def test_preflight_returns_quickly_and_accepts_a_good_run(tmp_path, src):
     import time
 
-    from flows.clean_dataset import FlowConfig
-    from influence_stage.pipeline import CleanConfig, preflight
+    from influence_stage.orchestration.flow import FlowConfig
+    from influence_stage.stage.steps import CleanConfig, preflight
 
     params = FlowConfig(source=src, name="demo", publish_root=str(tmp_path / "pub"), cache_dir=str(tmp_path / "c"),
                         clean=CleanConfig(model="mlp"))
@@ -417,7 +417,7 @@ def test_leftover_tmp_folders_of_a_killed_publish_are_removed_by_the_next(tmp_pa
     import json
     import socket
 
-    from influence_stage.publish import OWNER_FILE, list_debris, list_versions, load_published, publish
+    from influence_stage.publish.versions import OWNER_FILE, list_debris, list_versions, load_published, publish
 
     ds, manifest = _small_version_inputs()
     publish(ds, manifest, root=tmp_path, name="d")
@@ -452,7 +452,7 @@ def test_leftover_tmp_folders_of_a_killed_publish_are_removed_by_the_next(tmp_pa
 def test_a_publish_in_progress_owns_its_tmp_folder(tmp_path, monkeypatch):
     import json
 
-    from influence_stage import publish as publish_module
+    from influence_stage.publish import versions as publish_module
 
     ds, manifest = _small_version_inputs()
     seen = {}
@@ -470,7 +470,7 @@ def test_a_publish_in_progress_owns_its_tmp_folder(tmp_path, monkeypatch):
 
 
 def test_cli_versions_lists_versions_and_debris(tmp_path, capsys):
-    from influence_stage.publish import publish
+    from influence_stage.publish.versions import publish
 
     ds, manifest = _small_version_inputs()
     publish(ds, manifest, root=tmp_path, name="d")
@@ -487,8 +487,8 @@ def test_cli_versions_lists_versions_and_debris(tmp_path, capsys):
 
 
 def test_a_switch_of_column_roles_since_the_last_version_is_a_warning(tmp_path):
-    from flows.clean_dataset import FlowConfig, roles_change
-    from influence_stage.publish import publish
+    from influence_stage.orchestration.flow import FlowConfig, roles_change
+    from influence_stage.publish.versions import publish
 
     params = FlowConfig(source="x.parquet", name="d", publish_root=str(tmp_path))
     tabular = {"label": "label", "kind": "tabular", "features": ["px_0", "px_1"]}
@@ -515,7 +515,7 @@ def test_unreadable_config_file_exits_2(tmp_path, capsys, no_flow, make):
 def test_source_fingerprint_is_the_bytes_not_the_path_or_mtime(tmp_path):
     import shutil
 
-    from influence_stage.data import read_local_files, source_fingerprint
+    from influence_stage.data.sources import read_local_files, source_fingerprint
 
     a = tmp_path / "a.parquet"
     pd.DataFrame({"x": [1.0, 2.0], "label": [0, 1]}).to_parquet(a, index=False)

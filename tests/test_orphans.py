@@ -1,4 +1,4 @@
-"""A CLI killed with SIGKILL leaves no Prefect server behind (the watchdog in influence_stage.orphans)."""
+"""A CLI killed with SIGKILL leaves no Prefect server behind (the watchdog in influence_stage.orchestration.orphans)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from influence_stage import orphans
+from influence_stage.orchestration import orphans
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the watchdog reads /proc (Linux)")

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.pipeline: CleanConfig, fingerprints, each step and their chaining."""
+"""Tests of influence_stage.stage.steps: CleanConfig, fingerprints, each step and their chaining."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
-from influence_stage.exceptions import InvalidInputError, InvalidTypeError  # noqa: E402
-from influence_stage.learner import TensorData, TorchLearner  # noqa: E402
-from influence_stage.losses import mean_member_proba  # noqa: E402
-from influence_stage.models import mlp  # noqa: E402
-from influence_stage.pipeline import (  # noqa: E402
+from influence_stage.errors import InvalidInputError, InvalidTypeError  # noqa: E402
+from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E402
+from influence_stage.engine.losses import mean_member_proba  # noqa: E402
+from influence_stage.engine.models import mlp  # noqa: E402
+from influence_stage.stage.steps import (  # noqa: E402
     SCORE_KEYS,
     CleanConfig,
     apply_step,
@@ -34,7 +34,7 @@ from influence_stage.pipeline import (  # noqa: E402
     run_pipeline,
     score_step,
 )
-from influence_stage.policy import decide  # noqa: E402
+from influence_stage.decisions.policy import decide  # noqa: E402
 
 DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits"
 PX = tuple(f"px_{j}" for j in range(64))

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.policy: thresholds on scores with known answers, actions, caps, errors."""
+"""Tests of influence_stage.decisions.policy: thresholds on scores with known answers, actions, caps, errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.mixture import GaussianMixture
 
-from influence_stage.exceptions import InvalidInputError, InvalidTypeError
-from influence_stage.policy import (
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.decisions.policy import (
     TABLE_COLUMNS,
     ThresholdSpec,
     choose_threshold,

@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from influence_stage.exceptions import InfluenceStageError
-from influence_stage.influence import self_influence
-from influence_stage.pipeline import CleanConfig, featurize_step, prepare
-from influence_stage.policy import choose_threshold, decide
-from influence_stage.scores import label_quality, ranking_score
+from influence_stage.errors import InfluenceStageError
+from influence_stage.engine.influence import self_influence
+from influence_stage.stage.steps import CleanConfig, featurize_step, prepare
+from influence_stage.decisions.policy import choose_threshold, decide
+from influence_stage.engine.scores import label_quality, ranking_score
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.publish: versioned atomic publishing, LATEST, reading back, the hub guard."""
+"""Tests of influence_stage.publish.versions: versioned atomic publishing, LATEST, reading back, the hub guard."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import influence_stage  # noqa: E402
-from influence_stage import publish as publish_module  # noqa: E402
-from influence_stage.data import apply_decisions, encode_labels  # noqa: E402
-from influence_stage.exceptions import InvalidInputError, ValidationFailedError  # noqa: E402
-from influence_stage.publish import (  # noqa: E402
+from influence_stage.publish import versions as publish_module  # noqa: E402
+from influence_stage.data.sources import apply_decisions, encode_labels  # noqa: E402
+from influence_stage.errors import InvalidInputError, ValidationFailedError  # noqa: E402
+from influence_stage.publish.versions import (  # noqa: E402
     HubPushError,
     Published,
     latest_version,
@@ -30,7 +30,7 @@ from influence_stage.publish import (  # noqa: E402
     publish,
     push_to_hub,
 )
-from influence_stage.validation import validate_output  # noqa: E402
+from influence_stage.quality.validation import validate_output  # noqa: E402
 
 CLASSES = ["a", "b", "c"]
 N = 12

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.report: figures, the HTML report, the markdown summary, input errors."""
+"""Tests of influence_stage.report.build: figures, the HTML report, the markdown summary, input errors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from influence_stage.exceptions import InvalidInputError, InvalidTypeError
-from influence_stage.report import (
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.report.build import (
     SECTION_TITLES,
     TOP_ROWS,
     MARKDOWN_MAX_PAIRS,
@@ -428,7 +428,7 @@ def test_write_report(tmp_path, data):
 
 
 def test_build_report_bias_section_only_with_truth_and_scores(data, full_html, caplog):
-    caplog.set_level(logging.INFO, logger="influence_stage.report")
+    caplog.set_level(logging.INFO, logger="influence_stage.report.build")
     table, truth = data
     assert '<section id="bias">' in full_html
     assert "&lt;IF&gt;" not in full_html  # method names are drawn in the PNG only

@@ -8,10 +8,10 @@ from imblearn.pipeline import Pipeline
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from influence_stage.cleaner import InfluenceSampler
+from influence_stage.sklearn import InfluenceSampler
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.exceptions import InvalidInputError
-from influence_stage.noise import flip_labels
+from influence_stage.errors import InvalidInputError
+from influence_stage.data.noise import flip_labels
 
 N = 300
 

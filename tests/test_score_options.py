@@ -10,9 +10,9 @@ import pytest
 from sklearn.datasets import load_digits
 
 from influence_stage import FitConfig, GEXConfig, InfluenceCleaner, InvalidInputError
-from influence_stage.cleaner import InfluenceSampler
+from influence_stage.sklearn import InfluenceSampler
 from influence_stage.cli import main
-from influence_stage.influence import self_influence
+from influence_stage.engine.influence import self_influence
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = GEXConfig(chains=2, cycles=2, ft_lr=0.4)

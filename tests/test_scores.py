@@ -7,13 +7,13 @@ import pytest
 from cleanlab.count import num_label_issues
 
 from influence_stage import GEXConfig, InvalidInputError
-from influence_stage.estimate import confident_joint_count, mixture_count
-from influence_stage.learner import TensorData, TorchLearner, labels_digest
-from influence_stage.models import mlp
+from influence_stage.decisions.estimate import confident_joint_count, mixture_count
+from influence_stage.engine.learner import TensorData, TorchLearner, labels_digest
+from influence_stage.engine.models import mlp
 from influence_stage.config import FitConfig
-from influence_stage.pipeline import CleanConfig
-from influence_stage.policy import choose_threshold, decide
-from influence_stage.scores import (
+from influence_stage.stage.steps import CleanConfig
+from influence_stage.decisions.policy import choose_threshold, decide
+from influence_stage.engine.scores import (
     SCORES,
     label_quality,
     mean_rank,
@@ -174,7 +174,7 @@ def test_fit_records_mean_in_sample_margins_like_a_loop():
     import torch
     import torch.nn.functional as F
 
-    from influence_stage.learner import CosineSchedule, batch_indices
+    from influence_stage.engine.learner import CosineSchedule, batch_indices
 
     ref_model = mlp(5, 3, hidden=(8,), seed=0)
     opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, weight_decay=recipe.weight_decay,

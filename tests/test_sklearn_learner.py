@@ -14,11 +14,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neural_network import MLPClassifier
 
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.exceptions import InvalidInputError, InvalidTypeError
-from influence_stage.gex import gex
-from influence_stage.learner import CosineSchedule, Learner, TensorData, batch_indices
-from influence_stage.noise import flip_labels
-from influence_stage.sklearn_learner import SklearnLearner
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.engine.gex import gex
+from influence_stage.engine.learner import CosineSchedule, Learner, TensorData, batch_indices
+from influence_stage.data.noise import flip_labels
+from influence_stage.engine.sklearn_learner import SklearnLearner
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_the_cleaner_and_the_sampler_take_a_raw_sklearn_classifier(digits):
     from imblearn.pipeline import Pipeline
     from sklearn.linear_model import LogisticRegression
 
-    from influence_stage.cleaner import InfluenceCleaner, InfluenceSampler
+    from influence_stage.sklearn import InfluenceCleaner, InfluenceSampler
 
     X, y, flipped = digits
     X, y, flipped = X[:400], y[:400], flipped[:400]

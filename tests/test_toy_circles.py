@@ -16,8 +16,8 @@ from scipy.stats import kurtosis, skew
 from sklearn.metrics import roc_auc_score
 
 from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex
-from influence_stage.baselines import linearized_influence
-from influence_stage.models import mlp
+from influence_stage.engine.baselines import linearized_influence
+from influence_stage.engine.models import mlp
 
 BIMODAL = 5 / 9
 

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.validation: the input and output suites, reports, stored suite JSON, Data Docs."""
+"""Tests of influence_stage.quality.validation: the input and output suites, reports, stored suite JSON, Data Docs."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from influence_stage.data import apply_decisions, encode_labels  # noqa: E402
-from influence_stage.exceptions import InvalidInputError, InvalidTypeError, ValidationFailedError  # noqa: E402
-from influence_stage.validation import (  # noqa: E402
+from influence_stage.data.sources import apply_decisions, encode_labels  # noqa: E402
+from influence_stage.errors import InvalidInputError, InvalidTypeError, ValidationFailedError  # noqa: E402
+from influence_stage.quality.validation import (  # noqa: E402
     SUITE_VERSIONS,
     ValidationReport,
     render_data_docs,

@@ -1,0 +1,132 @@
+"""All checks on user input live here: each returns cleaned values or raises a named error.
+
+Messages say what was expected, what was found (shape, column, row, value) and how to fix it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+
+
+def check_features(X: Any, *, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a float32 array with at least 2 dimensions and only finite values.
+
+    Parameters
+    ----------
+    X : array-like, shape ``(n_samples, ...)``
+        Tabular ``(n, d)`` or image ``(n, c, h, w)`` features.
+    """
+    if hasattr(X, "detach"):  # a torch tensor
+        X = X.detach().cpu().numpy()
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise InvalidTypeError(f"{name} could not be turned into an array: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InvalidTypeError(
+            f"{name} must be numeric; found dtype {arr.dtype}. Featurize text or image columns first."
+        )
+    if arr.ndim == 1:
+        raise InvalidInputError(
+            f"{name} must be 2-D (n_samples, n_features) or more; found shape {arr.shape}. "
+            "For a single feature use X.reshape(-1, 1)."
+        )
+    if arr.shape[0] == 0:
+        raise InvalidInputError(f"{name} is empty (0 rows); give at least one row per class.")
+    arr = arr.astype(np.float32, copy=False)
+    finite = np.isfinite(arr.reshape(arr.shape[0], -1))
+    if not finite.all():
+        rows, cols = np.nonzero(~finite)
+        raise InvalidInputError(
+            f"{name} has {int((~finite).sum())} NaN or infinite values; first at row {int(rows[0])}, "
+            f"feature {int(cols[0])} (value {arr.reshape(arr.shape[0], -1)[rows[0], cols[0]]}). "
+            "Impute or drop those rows first."
+        )
+    return arr
+
+
+def check_labels(y: Any, *, n_classes: int | None = None, name: str = "y") -> tuple[np.ndarray, int]:
+    """Return integer labels ``(n,) int64`` and the number of classes ``K``.
+
+    Labels must be integers in ``0..K-1``; with ``n_classes=None``, ``K = max(y) + 1``.
+    """
+    if hasattr(y, "detach"):
+        y = y.detach().cpu().numpy()
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-D (n_samples,); found shape {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise InvalidInputError(f"{name} is empty (0 rows).")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"{name} must hold integer class indices; row {i} has {arr[i].item()!r}. "
+                "Encode labels as 0..K-1 (e.g. sklearn.preprocessing.LabelEncoder)."
+            )
+        arr = arr.astype(np.int64)
+    elif not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidTypeError(
+            f"{name} must hold integer class indices 0..K-1; found dtype {arr.dtype}. "
+            "Encode string labels first (e.g. sklearn.preprocessing.LabelEncoder)."
+        )
+    arr = arr.astype(np.int64, copy=False)
+    if n_classes is None:
+        n_classes = max(int(arr.max()) + 1, 1)
+    bad = (arr < 0) | (arr >= n_classes)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"{name} has labels outside 0..{n_classes - 1}: row {i} has {int(arr[i])} "
+            f"({int(bad.sum())} rows in all). Labels must be class indices 0..K-1."
+        )
+    present = np.unique(arr)
+    if present.size < 2:
+        raise InvalidInputError(
+            f"{name} has fewer than 2 classes (found {present.tolist()}); influence scores need at least 2."
+        )
+    return arr, int(n_classes)
+
+
+def check_xy(X: Any, y: Any, *, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check features and labels together; return ``(X float32, y int64, K)``."""
+    n_x = len(X) if hasattr(X, "__len__") else None
+    n_y = len(y) if hasattr(y, "__len__") else None
+    if n_x is not None and n_y is not None and n_x != n_y:
+        raise InvalidInputError(f"X and y have different lengths: X has {n_x} rows, y has {n_y}.")
+    y_arr, k = check_labels(y, n_classes=n_classes)
+    X_arr = check_features(X)
+    return X_arr, y_arr, k
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as int if it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError(f"{name} must be an integer; found {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise InvalidInputError(f"{name} must be >= {minimum}; found {value}.")
+    return int(value)
+
+
+def check_loss_matrix(L: Any, base: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check a loss matrix ``(n, M)`` and base losses ``(n,)``; need ``M >= 2`` members."""
+    L = np.asarray(L, dtype=np.float64)
+    base = np.asarray(base, dtype=np.float64)
+    if L.ndim != 2:
+        raise InvalidInputError(f"loss matrix must be 2-D (n_samples, n_members); found shape {L.shape}.")
+    if L.shape[1] < 2:
+        raise InvalidInputError(
+            f"GEX needs at least 2 members; the loss matrix has {L.shape[1]} column(s). "
+            "Raise chains or cycles."
+        )
+    if base.shape != (L.shape[0],):
+        raise InvalidInputError(
+            f"base losses must have shape ({L.shape[0]},) to match the loss matrix; found {base.shape}."
+        )
+    return L, base

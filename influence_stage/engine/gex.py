@@ -1,0 +1,234 @@
+"""End-to-end GEX on arrays: model → (θ*) → members → loss matrix → self-influence → ranking score.
+
+``gex`` returns everything it computed (``GEXResult``: the ranking chosen by ``GEXConfig.score``
+and the exact self-influence next to it); ``gex_self_influence`` returns the exact self-influence.
+Every higher layer (cleaner, flows, CLI, benchmarks) calls these.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from influence_stage._checks import check_xy
+from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.engine.members import AutoScale, build_members, can_cross_fit, choose_ft_lr, out_of_sample_proba
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.engine.influence import self_influence
+from influence_stage.engine.learner import Learner, State, TensorData, TorchLearner, TrainHistory, labels_digest
+from influence_stage.engine.loss_store import LossStore
+from influence_stage.engine.losses import loss_matrix
+from influence_stage.engine.models import build_model
+from influence_stage.engine.sklearn_learner import SklearnLearner
+from influence_stage.engine.scores import GEX_SCALE, NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
+
+logger = logging.getLogger(__name__)
+
+# Below this share of rows fitted by θ*, GEX warns (measured: digits and text θ* fit 0.92–1.0 of
+# the given labels and GEX beats the loss at θ*; the synthetic set's θ* fits 0.50 and it does not).
+THETA_FIT_WARNING = 0.8
+
+
+@dataclass(frozen=True)
+class GEXResult:
+    """Everything one GEX run computed.
+
+    Attributes
+    ----------
+    scores : ``(n_samples,) float64`` the ranking named by ``score_name``, higher = more suspicious.
+    gex_influence : ``(n_samples,) float64`` the exact GEX self-influence (``influence.self_influence``).
+    score_name : the score actually computed (``scores.SCORES``; see ``scores.resolve_score``).
+    loss_matrix : ``(n_samples, n_members) float32`` member losses on the given labels.
+    base_loss : ``(n_samples,) float32`` losses at θ*.
+    members : member parameter states, chain-major.
+    ft_lr : the fine-tuning rate used.
+    auto : what the automatic scale measured, or None when ``ft_lr`` was given.
+    learner : the learner, left at θ*.
+    oos_proba : ``(n_samples, n_classes) float32`` cross-fitted out-of-sample probabilities (the auto
+        scale's yardstick), or None when neither the scale nor the score needed them.
+    train_margin : ``(n_samples,) float32`` θ*'s in-sample margin averaged over its training epochs,
+        or None when θ* was not trained by the stage on these rows.
+    timings : wall seconds per step.
+    """
+
+    scores: np.ndarray
+    loss_matrix: np.ndarray
+    base_loss: np.ndarray
+    members: list[State]
+    ft_lr: float
+    auto: AutoScale | None
+    learner: Learner
+    gex_influence: np.ndarray | None = None
+    score_name: str = "gex"
+    oos_proba: np.ndarray | None = None
+    train_margin: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label_quality(self) -> np.ndarray:
+        """``(n_samples,) float64`` in [0, 1], higher = cleaner; non-increasing in ``scores``."""
+        return label_quality(self.scores)
+
+    @property
+    def theta_fit(self) -> float:
+        """Share of rows θ* fits (probability of the given label > 0.5, i.e. loss < ln 2)."""
+        return float(np.mean(self.base_loss < np.log(2.0)))
+
+
+def make_learner(model: Any, X: np.ndarray, n_classes: int, *, config: GEXConfig) -> tuple[Learner, bool]:
+    """Turn ``model`` into a Learner; the flag says whether it still needs training (a name was given)."""
+    if isinstance(model, str):
+        module = build_model(model, X.shape[1:], n_classes, seed=config.seed)
+        return _torch_learner(module, config), True
+    if isinstance(model, nn.Module):
+        return _torch_learner(model, config), False
+    if isinstance(model, Learner):
+        return model, False
+    if hasattr(model, "partial_fit") and hasattr(model, "predict_proba") and hasattr(model, "get_params"):
+        # a scikit-learn estimator that takes SGD steps: trained first unless it is fitted already
+        fitted = hasattr(model, "coef_") or hasattr(model, "coefs_")
+        # a copy: the caller's estimator and its settings stay as they are
+        return SklearnLearner(copy.deepcopy(model), batch_size=config.batch_size, n_classes=n_classes), not fitted
+    raise InvalidTypeError(
+        "model must be a model name ('auto', 'mlp', 'cnn'), a torch.nn.Module, a Learner or a scikit-learn "
+        "estimator with partial_fit and predict_proba; "
+        f"found {type(model).__name__}."
+    )
+
+
+def _torch_learner(module: nn.Module, config: GEXConfig) -> TorchLearner:
+    return TorchLearner(module, batch_size=config.batch_size, momentum=config.momentum,
+                        weight_decay=config.weight_decay, eval_batch_size=config.eval_batch_size)
+
+
+def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_config: FitConfig | None = None,
+        fit_model: bool | None = None, n_classes: int | None = None, progress: bool = False) -> GEXResult:
+    """Score every row of ``(X, y)`` by GEX self-influence.
+
+    Parameters
+    ----------
+    model : str | torch.nn.Module | Learner
+        A model name (built and trained on ``(X, y)`` as θ*), or a trained module or learner (θ*).
+    X : array-like, shape ``(n_samples, n_features)`` or ``(n_samples, c, h, w)``
+    y : array-like of int, shape ``(n_samples,)``, classes ``0..K-1`` (the given, possibly wrong labels)
+    config : GEXConfig
+        Members, perturbation scale and score settings.
+    fit_config : FitConfig
+        Recipe for training θ* and the auto scale's held-out model.
+    fit_model : bool, optional
+        Train θ* first. Default: only when ``model`` is a name.
+    n_classes : int, optional
+        Number of classes K; default ``max(y) + 1``.
+    """
+    config = config or GEXConfig()
+    fit_config = fit_config or FitConfig()
+    X_arr, y_arr, k = check_xy(X, y, n_classes=n_classes)
+    learner, needs_fit = make_learner(model, X_arr, k, config=config)
+    data = TensorData.from_arrays(X_arr, y_arr, device=getattr(learner, "device", "cpu"))
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if fit_model if fit_model is not None else needs_fit:
+        if not hasattr(learner, "fit"):
+            raise InvalidInputError(f"fit_model=True needs a learner with fit(); {type(learner).__name__} has none.")
+        learner.fit(data, fit_config, progress=progress)
+    timings["fit"] = time.perf_counter() - t0
+    return score_fitted(learner, data, config=config, fit_config=fit_config, progress=progress, timings=timings)
+
+
+def train_margin_of(learner: Learner, data: Any) -> np.ndarray | None:
+    """θ*'s training margins (``TrainHistory.mean_margin``) when its last ``fit`` was on these labels.
+
+    The learner keeps the history of its last fit (``last_fit``); it counts only if that fit saw
+    exactly ``data``'s labels (same count, same digest), so a model trained elsewhere never lends
+    its margins to other rows.
+    """
+    history = getattr(learner, "last_fit", None)
+    y = getattr(data, "y", None)
+    if not isinstance(history, TrainHistory) or history.mean_margin is None or y is None:
+        return None
+    if len(history.mean_margin) != len(data) or history.labels_digest != labels_digest(y):
+        return None
+    return history.mean_margin
+
+
+def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_config: FitConfig,
+                 progress: bool = False, timings: dict[str, float] | None = None,
+                 store: LossStore | None = None) -> GEXResult:
+    """GEX from a learner already at θ*: scale → members → loss matrix → scores.
+
+    ``store``: keep the loss matrix on disk and evaluate only unfinished members (``loss_store``).
+    """
+    timings = dict(timings or {})
+    t = time.perf_counter()
+    auto = None
+    first_chains: list[list[State]] = []
+    if config.ft_lr == "auto":
+        auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress)
+        ft_lr, first_chains = auto.ft_lr, auto.first_chains
+    else:
+        ft_lr = float(config.ft_lr)
+    timings["scale"] = time.perf_counter() - t
+    t = time.perf_counter()
+    members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chains=first_chains, progress=progress)
+    timings["members"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto,
+                                 fit_config=fit_config, progress=progress, store=store)
+    timings["losses"] = time.perf_counter() - t
+    return replace(result, timings=timings)
+
+
+def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,
+                        auto: AutoScale | None = None, fit_config: FitConfig | None = None,
+                        progress: bool = False, store: LossStore | None = None) -> GEXResult:
+    """Base losses at θ* (the learner's current state), the loss matrix of ``members`` and the scores.
+
+    The last step of ``score_fitted``; the Prefect flow calls it too, after building the members in
+    its own tasks. The out-of-sample probabilities come from ``auto`` (the scale's yardstick); when
+    the rate was given and the score needs them, they are trained here with ``fit_config``.
+    """
+    base = learner.per_sample_loss(data)
+    fit = float(np.mean(base < np.log(2.0)))
+    if fit < THETA_FIT_WARNING:
+        # GEX ranks rows by how much the members change their loss; a row θ* never fitted keeps a high
+        # loss in every member and scores low, so a θ* that fits few rows hides its mislabeled ones.
+        if config.score in GEX_SCALE:
+            logger.warning("θ* fits only %.0f%% of the given labels; GEX assumes θ* fits (memorises) its training "
+                           "rows and ranks the rows it does not fit low. Train θ* longer or with a larger model, or "
+                           "use the default score 'gex+oos+aum', which adds out-of-sample and training-margin "
+                           "evidence.", 100 * fit)
+        else:
+            logger.info("θ* fits only %.0f%% of the given labels; the GEX part of score %r ranks rows it does not "
+                        "fit low, the out-of-sample and margin parts do not.", 100 * fit, config.score)
+    L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
+                    member_chunk=config.member_chunk, progress=progress, store=store)
+    margin = train_margin_of(learner, data)
+    proba = auto.oos_proba if auto is not None else None
+    can_oos = proba is not None or can_cross_fit(learner)
+    name = resolve_score(config.score, has_oos=can_oos, has_margin=margin is not None)
+    if proba is None and name in NEEDS_OOS:
+        proba = out_of_sample_proba(learner, data, config=config, fit_config=fit_config or FitConfig())
+    y = np.asarray(data.y.cpu().numpy() if hasattr(data.y, "cpu") else data.y)
+    scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
+                           oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
+    return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
+                     loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
+                     oos_proba=proba, train_margin=margin)
+
+
+def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,
+                       fit_config: FitConfig | None = None, fit_model: bool | None = None,
+                       n_classes: int | None = None, progress: bool = False) -> np.ndarray:
+    """The exact GEX self-influence of every row, ``(n_samples,) float64``; higher = more suspicious.
+
+    Same arguments as ``gex``; see there. (``gex(...).scores`` is the ranking ``config.score`` names.)
+    """
+    config = (config or GEXConfig()).model_copy(update={"score": "gex"})
+    return gex(model, X, y, config=config, fit_config=fit_config, fit_model=fit_model,
+               n_classes=n_classes, progress=progress).gex_influence

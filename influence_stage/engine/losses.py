@@ -1,0 +1,141 @@
+"""Loss matrices: per-sample losses of every member, ``(n_samples, n_members) float32``, in batches.
+
+Rows are streamed in batches of ``batch_size`` and members in chunks of ``member_chunk``; the result
+can be written into a caller-provided array, or into a ``loss_store.LossStore`` (a memmap in a run
+folder with a done-flag per member), in which case only the members without a flag are evaluated
+and a re-run after a crash resumes where it stopped.
+
+Two ways to evaluate members: ``"loop"`` loads each member with ``set_state`` and runs one large-batch
+forward pass per member; ``"vmap"`` (learners with ``member_logits``, i.e. ``TorchLearner``) stacks a
+chunk of members and evaluates them in one ``torch.func.vmap`` pass. Measured on CPU
+(benchmarks/RESULTS.md, "speed"): the loop is about 2.3× faster and uses less memory for the MLP, so
+``"auto"`` means ``"loop"``; ``"vmap"`` stays available (many small members on an accelerator).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from influence_stage.errors import InvalidInputError
+from influence_stage.engine.learner import Learner, State, TensorData
+from influence_stage.engine.loss_store import LossStore
+
+Method = Literal["auto", "vmap", "loop"]
+
+
+def _resolve(learner: Learner, method: Method) -> str:
+    if method == "auto":
+        return "loop"
+    if method == "vmap" and not hasattr(learner, "member_logits"):
+        raise InvalidInputError("method='vmap' needs a learner with member_logits (TorchLearner).")
+    if method not in ("vmap", "loop"):
+        raise InvalidInputError(f"method must be 'auto', 'vmap' or 'loop'; found {method!r}.")
+    return method
+
+
+def _stored_losses(learner: Learner, members: Sequence[State], data: TensorData, store: LossStore,
+                   progress: bool) -> np.ndarray:
+    """The loop path into a store: only members without a done-flag are evaluated."""
+    if (store.n_rows, store.n_members) != (len(data), len(members)):
+        raise InvalidInputError(f"the loss store holds {store.n_rows} × {store.n_members}; this run has "
+                                f"{len(data)} rows × {len(members)} members.")
+    todo = store.pending()
+    saved = learner.get_state()
+    try:
+        for j in tqdm(todo, desc="members (loss)", disable=not progress, leave=False):
+            learner.set_state(members[j])
+            store.write(j, learner.per_sample_loss(data))
+    finally:
+        learner.set_state(saved)
+    return store.read()
+
+
+def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *, kind: str,
+                 batch_size: int, member_chunk: int, method: Method, out: np.ndarray | None,
+                 progress: bool, store: LossStore | None = None) -> np.ndarray:
+    """``kind='loss'``: cross-entropy on the given label; ``kind='p_given'``: p(given label)."""
+    n, m = len(data), len(members)
+    if m == 0:
+        raise InvalidInputError("no members to evaluate.")
+    if store is not None:
+        if kind != "loss" or out is not None or _resolve(learner, method) != "loop":
+            raise InvalidInputError("a loss store takes member losses on the 'loop' path, without out=.")
+        return _stored_losses(learner, members, data, store, progress)
+    if out is None:
+        out = np.empty((n, m), dtype=np.float32)
+    elif out.shape != (n, m):
+        raise InvalidInputError(f"out must have shape ({n}, {m}); found {out.shape}.")
+    how = _resolve(learner, method)
+    if how == "loop":
+        saved = learner.get_state()
+        try:
+            for j, state in enumerate(tqdm(members, desc=f"members ({kind})", disable=not progress, leave=False)):
+                learner.set_state(state)
+                if kind == "loss":
+                    out[:, j] = learner.per_sample_loss(data)
+                else:
+                    out[:, j] = learner.predict_proba(data)[np.arange(n), data.y.cpu().numpy()]
+        finally:
+            learner.set_state(saved)
+        return out
+    chunks = [range(s, min(s + member_chunk, m)) for s in range(0, m, member_chunk)]
+    bar = tqdm(total=len(chunks) * ((n + batch_size - 1) // batch_size), desc=f"members ({kind})",
+               disable=not progress, leave=False)
+    for cols in chunks:
+        chunk_states = [members[j] for j in cols]
+        for s in range(0, n, batch_size):
+            xb, yb = data.X[s:s + batch_size], data.y[s:s + batch_size]
+            logits = learner.member_logits(chunk_states, xb)  # (m_chunk, b, K)
+            logp = F.log_softmax(logits, dim=-1)
+            picked = logp.gather(-1, yb.view(1, -1, 1).expand(len(cols), -1, 1)).squeeze(-1)  # (m_chunk, b)
+            val = -picked if kind == "loss" else picked.exp()
+            out[s:s + batch_size, cols.start:cols.stop] = val.T.cpu().numpy()
+            bar.update(1)
+    bar.close()
+    return out
+
+
+def loss_matrix(learner: Learner, members: Sequence[State], data: TensorData, *, batch_size: int = 4096,
+                member_chunk: int = 16, method: Method = "auto", out: np.ndarray | None = None,
+                store: LossStore | None = None, progress: bool = False) -> np.ndarray:
+    """Per-sample cross-entropy of every member on the given labels, eval mode.
+
+    ``store``: evaluate only the members the store has not finished, write each into it, and return
+    its matrix (a read-only memmap).
+
+    Returns
+    -------
+    L : ndarray, shape ``(n_samples, n_members)`` float32
+        ``L[n, m] = loss(z_n, members[m])``.
+    """
+    return _member_stat(learner, members, data, kind="loss", batch_size=batch_size,
+                        member_chunk=member_chunk, method=method, out=out, progress=progress, store=store)
+
+
+def mean_member_proba(learner: Learner, members: Sequence[State], data: TensorData, *,
+                      batch_size: int = 4096, member_chunk: int = 16, method: Method = "auto") -> np.ndarray:
+    """Class probabilities averaged over members, ``(n_samples, n_classes) float32``."""
+    if _resolve(learner, method) == "vmap":
+        parts = []
+        for s in range(0, len(data), batch_size):
+            acc = None
+            for c in range(0, len(members), member_chunk):
+                p = torch.softmax(learner.member_logits(members[c:c + member_chunk], data.X[s:s + batch_size]), -1)
+                acc = p.sum(0) if acc is None else acc + p.sum(0)
+            parts.append((acc / len(members)).cpu().numpy())
+        return np.concatenate(parts).astype(np.float32)
+    saved = learner.get_state()
+    try:
+        total = None
+        for state in members:
+            learner.set_state(state)
+            p = learner.predict_proba(data)
+            total = p if total is None else total + p
+    finally:
+        learner.set_state(saved)
+    return (total / len(members)).astype(np.float32)

@@ -1,0 +1,313 @@
+"""Member construction (chains × cycles from θ*) and the automatic perturbation scale.
+
+Members: ``chains`` independent chains start at θ*; each runs ``cycles`` cosine cycles of
+``cycle_steps`` SGD steps from ``ft_lr`` to 0, restarting the optimizer each cycle; the end of each
+cycle is one member. Members are ordered chain-major: ``members[c * cycles + k]``.
+
+Automatic scale (``ft_lr="auto"``), the criterion
+--------------------------------------------------
+Members must move far enough from θ* that rows θ* only fits by memorising them lose that fit, and
+not so far that they leave θ*'s basin. Too small a rate does not just weaken the scores, it inverts
+them (members only lower every loss); too large a rate flattens them. The right rate differs by 4×
+or more between datasets, so it is chosen per dataset, with no access to which rows are noisy:
+
+1. *Out-of-sample evidence.* Two fresh copies of the model are trained (``holdout_epochs`` epochs,
+   the θ* recipe otherwise) on the two halves of a stratified split; each predicts the other half.
+   A row is *contradicted* when the model that never saw it gives its given label probability < 0.5.
+   This is the signal confident learning uses; here it is only a yardstick.
+2. *Probe.* For every rate of ``lr_grid``, ``probe_chains`` chains run the first ``probe_cycles``
+   cycles from θ* (2 when a single chain is probed; all in one batched run) and give GEX
+   self-influence on every row; the rate's *agreement* is the average precision of those scores
+   against the contradicted flags (with fewer than 5 contradicted rows: their Spearman
+   correlation with the out-of-sample loss). A
+   one-cycle probe chose the same rate as a four-cycle probe in 8 of 10 (setting, seed) pairs of
+   the detection benchmark, and ≤ 0.006 AP worse in the other two, at a quarter of the probe's
+   cost (benchmarks/auto_ablation.py).
+3. *Basin guard.* A rate is admissible only if its members' mean training loss is at most the
+   mean out-of-sample loss of step 1: members may forget what θ* memorised, but must still fit the
+   rows at least as well as a model that never saw them. Larger rates blow single losses up by
+   orders of magnitude, and then every atypical row looks mislabeled.
+4. *Choice.* Agreement is smoothed over grid neighbours (weights 1/4, 1/2, 1/4: single probes are
+   noisy) and the admissible rate of highest smoothed agreement wins; ties go to the smaller rate.
+   The probe chains at that rate are the first cycles of the first chains of the members: they
+   are continued, not trained twice.
+
+Measured on the detection benchmark (benchmarks/RESULTS.md). The members' fit to the given labels
+(share of rows with p(given) > 0.5) is recorded for each probed rate as a diagnostic.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.errors import InvalidInputError
+from influence_stage.engine.learner import CosineSchedule, Learner, State, TensorData
+from influence_stage.engine.influence import self_influence
+from influence_stage.engine.losses import loss_matrix
+from influence_stage.engine.scores import oos_loss as given_label_loss
+
+logger = logging.getLogger(__name__)
+
+
+def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None) -> int:
+    """SGD steps in one cycle: ``cycle_epochs`` passes over ``n_rows``, at least ``min_cycle_steps``.
+
+    Minibatches have the learner's own ``batch_size`` when it has one (it is what ``train_steps``
+    uses), else ``config.batch_size``. The floor matters on small sets: a cycle of a few steps
+    barely moves the members (benchmarks/cycle_floor.py: 400 digits rows, 3 steps per cycle, AP
+    0.75; 12 steps, 0.88).
+    """
+    batch_size = int(getattr(learner, "batch_size", None) or config.batch_size)
+    per_epoch = max(n_rows // min(batch_size, n_rows), 1)
+    return max(config.min_cycle_steps, int(round(config.cycle_epochs * per_epoch)))
+
+
+def member_seed(seed: int, chain: int, cycle: int) -> int:
+    """Seed of the batch order of one cycle of one chain (independent streams per chain)."""
+    return int(np.random.SeedSequence([int(seed), int(chain), int(cycle)]).generate_state(1)[0])
+
+
+def trains_batched(learner: Learner) -> bool:
+    """Whether the learner trains several chains in one batched run (``train_chains``)."""
+    return hasattr(learner, "train_chains") and learner.can_train_batched()
+
+
+def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Sequence[float], cycles: int,
+               steps: int, seed: int, chain_ids: Sequence[int] | None = None,
+               from_states: Sequence[State] | None = None, first_cycle: int = 0,
+               progress: bool = False, desc: str = "members") -> list[list[State]]:
+    """Run one chain per entry of ``rates``; return ``states[chain][cycle]``.
+
+    Chain ``c`` starts at ``from_states[c]`` (default: every chain at ``start``) and runs the cycles
+    ``first_cycle … first_cycle + cycles - 1`` of chain ``chain_ids[c]``: a chain continued from its
+    first cycles' end equals the same chain run in one go. Uses the learner's batched
+    ``train_chains`` when it has one, else ``train_steps`` per chain; both see the same batches for
+    the same seeds. The learner is left at ``start``.
+    """
+    chain_ids = list(range(len(rates))) if chain_ids is None else list(chain_ids)
+    from_states = [start] * len(rates) if from_states is None else list(from_states)
+    if len(from_states) != len(rates) or len(chain_ids) != len(rates):
+        raise InvalidInputError("run_chains needs one start state and one chain id per rate.")
+    out: list[list[State]] = [[] for _ in rates]
+    bar = tqdm(total=len(rates) * cycles, desc=desc, disable=not progress, leave=False)
+    try:
+        if trains_batched(learner):
+            states = list(from_states)
+            for k in range(first_cycle, first_cycle + cycles):
+                schedules = [CosineSchedule(float(r), steps) for r in rates]
+                seeds = [member_seed(seed, c, k) for c in chain_ids]
+                states = learner.train_chains(states, data, steps, schedules, seeds)
+                for c, st in enumerate(states):
+                    out[c].append(st)
+                bar.update(len(rates))
+        else:
+            for c, rate in enumerate(rates):
+                learner.set_state(from_states[c])
+                for k in range(first_cycle, first_cycle + cycles):
+                    learner.train_steps(data, steps, CosineSchedule(float(rate), steps),
+                                        seed=member_seed(seed, chain_ids[c], k))
+                    out[c].append(learner.get_state())
+                    bar.update(1)
+    finally:
+        bar.close()
+        learner.set_state(start)
+    return out
+
+
+def build_chains(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float, chain_ids: Sequence[int],
+                 prefixes: Sequence[Sequence[State]] | None = None, progress: bool = False) -> list[list[State]]:
+    """The ``config.cycles`` members of each chain in ``chain_ids``, trained together where possible.
+
+    ``prefixes[i]``: the first members of chain ``chain_ids[i]``, already trained (by the auto
+    scale's probe; empty: the chain starts at θ*, the learner's current parameters). Chains that
+    are behind first catch up with the others, then all run the remaining cycles in one batched
+    run (where the learner supports it). Each chain equals the same chain run in one go.
+    Returns ``states[i][cycle]``; the learner is left at θ*.
+    """
+    prefixes = [[] for _ in chain_ids] if prefixes is None else [list(p) for p in prefixes]
+    if len(prefixes) != len(chain_ids):
+        raise InvalidInputError(f"{len(chain_ids)} chains but {len(prefixes)} prefixes.")
+    for c, p in zip(chain_ids, prefixes):
+        if len(p) > config.cycles:
+            raise InvalidInputError(f"a chain has {config.cycles} cycles; {len(p)} were given as the prefix of chain {c}.")
+    if not (isinstance(ft_lr, (int, float)) and ft_lr > 0 and math.isfinite(ft_lr)):
+        raise InvalidInputError(f"ft_lr must be a positive number; found {ft_lr!r}.")
+    theta = learner.get_state()
+    steps = cycle_steps(len(data), config, learner)
+    states = prefixes
+    while True:
+        unfinished = [i for i, st in enumerate(states) if len(st) < config.cycles]
+        if not unfinished:
+            return states
+        done = min(len(states[i]) for i in unfinished)
+        group = [i for i in unfinished if len(states[i]) == done]
+        ahead = [len(states[i]) for i in unfinished if len(states[i]) > done]
+        upto = min(ahead) if ahead else config.cycles  # catch up with the next group, then go on together
+        runs = run_chains(learner, data, start=theta, rates=[ft_lr] * len(group), cycles=upto - done, steps=steps,
+                          seed=config.seed, chain_ids=[chain_ids[i] for i in group],
+                          from_states=[states[i][-1] if states[i] else theta for i in group], first_cycle=done,
+                          progress=progress)
+        for i, run in zip(group, runs):
+            states[i] = states[i] + run
+
+
+def member_prefixes(config: GEXConfig, first_chains: Sequence[Sequence[State]] = ()) -> list[list[State]]:
+    """The already-trained first members of every chain: the auto scale's probe chains for chains
+    0..c-1 (continued, not retrained), none for the others. Input of ``build_chains``."""
+    reused = [list(ch) for ch in first_chains[:config.chains]]
+    return reused + [[] for _ in range(config.chains - len(reused))]
+
+
+def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float,
+                  first_chains: Sequence[Sequence[State]] = (), progress: bool = False) -> list[State]:
+    """``config.chains × config.cycles`` members from the learner's current parameters (θ*).
+
+    ``first_chains``: the first cycles of chains 0..c-1, already trained at ``ft_lr`` with this
+    config's seeds (by the auto scale's probe); they are continued, not retrained (``build_chains``).
+    Returns the members chain-major; the learner is left at θ*.
+    """
+    if config.n_members < 2:
+        raise InvalidInputError(
+            f"GEX needs at least 2 members; chains × cycles = {config.chains} × {config.cycles} = "
+            f"{config.n_members}. Raise chains or cycles."
+        )
+    chains = build_chains(learner, data, config=config, ft_lr=ft_lr, chain_ids=list(range(config.chains)),
+                          prefixes=member_prefixes(config, first_chains), progress=progress)
+    return [st for chain in chains for st in chain]
+
+
+def label_fit(p_given: np.ndarray) -> float:
+    """Share of rows whose given label has probability > 0.5, averaged over members.
+
+    ``p_given`` is ``(n_samples,)`` or ``(n_samples, n_members)``.
+    """
+    return float(np.mean(np.asarray(p_given) > 0.5))
+
+
+@dataclass(frozen=True)
+class AutoScale:
+    """What ``ft_lr="auto"`` measured and chose.
+
+    ``probed`` maps each grid rate to ``(agreement, smoothed agreement, fit, members' mean loss)``;
+    rates whose members' mean loss exceeds ``oos_mean_loss`` are not chosen. ``first_chains`` holds
+    the probe chains at the chosen rate (``probe_cycle_count`` members each), equal to the first cycles of
+    the first chains of the final members and continued by ``build_members``. ``oos_proba``
+    ``(n_samples, n_classes)``: the yardstick's cross-fitted probabilities.
+    """
+
+    ft_lr: float
+    probed: dict[float, tuple[float, float, float, float]]
+    oos_mean_loss: float
+    contradicted_fraction: float
+    criterion: str
+    first_chains: list[list[State]] = field(default_factory=list, repr=False)
+    oos_proba: np.ndarray | None = field(default=None, repr=False)
+
+
+def can_cross_fit(learner: Learner) -> bool:
+    """Whether the learner can train fresh copies of itself (what out-of-sample probabilities need)."""
+    return hasattr(learner, "fresh_copy") and hasattr(learner, "fit")
+
+
+def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig,
+                        fit_config: FitConfig) -> np.ndarray:
+    """Class probabilities of every row from a model that never saw it, ``(n_samples, n_classes) float32``.
+
+    Two-fold cross-fitting: fresh copies trained ``config.holdout_epochs`` epochs on each half of a
+    stratified split (unstratified when a class has a single row).
+    """
+    if not can_cross_fit(learner):
+        raise InvalidInputError(
+            "ft_lr='auto' needs a learner that can train a fresh copy (fresh_copy() and fit()); "
+            f"{type(learner).__name__} has not. Pass a number as ft_lr."
+        )
+    y = data.y.cpu().numpy()
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=config.seed, stratify=stratify)
+    out: np.ndarray | None = None
+    for fold, (tr, te) in enumerate(((a, b), (b, a))):
+        fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
+        recipe = fit_config.model_copy(update={"epochs": config.holdout_epochs, "seed": config.seed + fold})
+        fresh.fit(data.subset(tr), recipe)
+        p = fresh.predict_proba(data.subset(te))
+        if out is None:
+            out = np.empty((len(y), p.shape[1]), dtype=np.float32)
+        out[te] = p
+    return out
+
+
+def smooth(values: Sequence[float]) -> np.ndarray:
+    """Weights (1/4, 1/2, 1/4) over grid neighbours, renormalised at the ends."""
+    v = np.asarray(values, dtype=np.float64)
+    num = 0.5 * v
+    den = np.full(len(v), 0.5)
+    num[1:] += 0.25 * v[:-1]
+    den[1:] += 0.25
+    num[:-1] += 0.25 * v[1:]
+    den[:-1] += 0.25
+    return num / den
+
+
+def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_config: FitConfig,
+                 oos_proba: np.ndarray | None = None, progress: bool = False) -> AutoScale:
+    """Choose the fine-tuning rate from the data alone (criterion in the module docstring).
+
+    All grid rates are probed together (one batched run of ``len(lr_grid) × probe_chains`` chains,
+    ``config.probe_cycle_count`` cycles each); probe chain c at a rate is exactly the first cycles of chain c of
+    the final members at that rate, so ``build_members`` continues the chosen rate's probe chains.
+    ``oos_proba``: the yardstick's probabilities when already computed (``out_of_sample_proba``).
+    """
+    if oos_proba is None:
+        oos_proba = out_of_sample_proba(learner, data, config=config, fit_config=fit_config)
+    p_oos = oos_proba[np.arange(len(data)), data.y.cpu().numpy()]
+    contradicted = p_oos < 0.5
+    use_ap = int(contradicted.sum()) >= 5 and int((~contradicted).sum()) >= 5
+    oos_loss = given_label_loss(oos_proba, data.y.cpu().numpy())
+    theta = learner.get_state()
+    base = learner.per_sample_loss(data)
+    grid = list(config.lr_grid)
+    k = min(config.probe_chains, config.chains)
+    runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)],
+                      cycles=config.probe_cycle_count,
+                      steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=list(range(k)) * len(grid),
+                      progress=progress, desc="auto ft_lr probe")
+    agreement, fits, mean_loss = [], [], []
+    for i in range(len(grid)):
+        members = [st for ch in runs[i * k:(i + 1) * k] for st in ch]
+        L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size, member_chunk=config.member_chunk)
+        scores = self_influence(L, base, tau=config.tau)
+        if use_ap:
+            agreement.append(float(average_precision_score(contradicted, scores)))
+        else:
+            agreement.append(float(spearmanr(scores, oos_loss).statistic))
+        fits.append(label_fit(np.exp(-L)))
+        mean_loss.append(float(L.mean()))
+    # a constant score (no rate moved anything) gives a NaN correlation: never choose it
+    smoothed = np.nan_to_num(smooth(np.nan_to_num(agreement, nan=-1.0)), nan=-1.0)
+    # stay in the basin: members must fit the rows at least as well as models that never saw them
+    admissible = np.asarray(mean_loss) <= float(oos_loss.mean())
+    if not admissible.any():
+        logger.warning("auto ft_lr: every probed rate raised the members' mean loss above the out-of-sample "
+                       "loss (%.3g); using the smallest rate %.4g. Consider a smaller lr_grid.",
+                       float(oos_loss.mean()), grid[0])
+        admissible[0] = True
+    best = int(np.argmax(np.where(admissible, smoothed, -np.inf)))  # first maximum: ties to the smaller rate
+    rate = float(grid[best])
+    logger.info("auto ft_lr: %.1f%% rows contradicted out of sample; agreement %s → ft_lr %.4g",
+                100 * contradicted.mean(), [round(a, 3) for a in agreement], rate)
+    return AutoScale(ft_lr=rate, probed={g: (a, sm, f, ml) for g, a, sm, f, ml in zip(grid, agreement, smoothed, fits, mean_loss)},
+                     oos_mean_loss=float(oos_loss.mean()),
+                     contradicted_fraction=float(contradicted.mean()),
+                     criterion="average_precision" if use_ap else "spearman",
+                     first_chains=runs[best * k:(best + 1) * k], oos_proba=oos_proba)

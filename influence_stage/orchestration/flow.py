@@ -1,0 +1,437 @@
+"""The cleaning flow: one Prefect task per step of the stage, each calling one library function.
+
+load → validate input → featurize → fit θ* → auto scale → members (``chains_per_task`` chains per
+task, trained together; all in one task by default, one per task on Dask) → loss matrix → scores +
+decisions → apply → validate output → (with ground truth: baseline self-influence for the report's
+distributional-bias figure) → publish (+ report, artifacts).
+
+Expensive results (θ*, the scale probe, each group of chains, the loss matrix) are cached by
+content: the key is the dataset fingerprint plus the fingerprint of the configuration fields that
+affect them (``pipeline.config_fingerprint``, which includes the content of a checkpoint or ``hf:``
+folder named by ``clean.model``), and results are persisted under ``cache_dir``. Tasks get their
+data from ``pipeline.learner_data`` (tensors, or the raw texts / images for a Hugging Face model). A re-run
+with the same inputs, or a run restarted after a crash, reuses every finished piece and gives
+identical scores. Nothing is published unless the output suite passes.
+
+Run it: ``influence-stage clean --config flows/digits.yaml`` or ``python -m influence_stage.orchestration.flow``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field
+
+from influence_stage.stage import steps
+from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.engine.members import AutoScale, build_chains, choose_ft_lr, member_prefixes, trains_batched
+from influence_stage.engine.gex import GEXResult, result_from_members
+from influence_stage.engine.learner import Learner, State
+from influence_stage.stage.steps import CleanConfig, Features, Prepared
+
+logger = logging.getLogger(__name__)
+
+
+class FlowConfig(BaseModel):
+    """Parameters of the cleaning flow (also what ``--config`` YAML files hold)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(description="Hub id, local file or folder, or save_to_disk folder.")
+    name: str = Field(description="Name of the published dataset: data/published/<name>/<version>/.")
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="What to score and how to decide.")
+    publish_root: str = Field("data/published", description="Root folder of published versions.")
+    cache_dir: str = Field("runs/cache", description="Where cached θ*, members and loss matrices live.")
+    max_drop_fraction: float = Field(0.5, gt=0, le=1, description="Output gate: the output suite fails (nothing is "
+                                     "published) when more than this share of input rows was dropped. Not a "
+                                     "cap: decisions are capped by clean.max_drop_fraction.")
+    truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
+                              "used only for the report's precision/recall).")
+    progress: bool = Field(False, description="Show progress bars while training.")
+    chains_per_task: int | None = Field(None, ge=1, description="Chains trained together in one task. Default: "
+                                        "all in one batched task when the model trains chains batched (the fastest "
+                                        "on one machine), else one chain per task (each cached on its own); on Dask, "
+                                        "one chain per task, spread over the workers.")
+    push_to_hub: str | None = Field(None, description="Hub repo id to push the published version to (explicit "
+                                    "opt-in; needs network and a token).")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "FlowConfig":
+        import yaml
+
+        from influence_stage.errors import InvalidInputError
+
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise InvalidInputError(f"configuration file {path} does not exist.") from exc
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+            raise InvalidInputError(f"configuration file {path} cannot be read ({type(exc).__name__}: {exc}). "
+                                    "Fix: point --config at a readable YAML file.") from exc
+        except yaml.YAMLError as exc:  # ParserError, ScannerError...: one line, exit 2 in the CLI
+            detail = " ".join(str(exc).split())
+            raise InvalidInputError(f"configuration file {path} is not valid YAML ({detail}). Fix: correct the "
+                                    "YAML syntax (indentation, ':' after each key, closed brackets).") from exc
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"configuration file {path} must hold a mapping; found {type(data).__name__}.")
+        clean = steps.CleanConfig.from_mapping(data.pop("clean", {}) or {}, where=f"{path}: clean")
+        try:
+            return cls(clean=clean, **data)
+        except Exception as exc:
+            raise InvalidInputError(f"configuration file {path}: {exc}") from exc
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Cached tasks take an explicit ``key``: fingerprint of data + the config that affects them."""
+    return f"{context.task.name}-{parameters['key']}"
+
+
+CACHED = dict(cache_key_fn=_cache_key, persist_result=True)
+
+
+@task(name="load")
+def load_task(source: str, config: CleanConfig) -> Prepared:
+    return steps.prepare(source, config)
+
+
+@task(name="validate-input")
+def validate_input_task(prepared: Prepared, config: CleanConfig) -> Any:
+    from influence_stage.quality.validation import validate_input
+
+    report = validate_input(prepared.dataset, label_column=prepared.roles.label_column,
+                            feature_columns=list(prepared.roles.feature_columns),
+                            class_names=list(prepared.encoding.values))
+    report.raise_if_failed()
+    return report
+
+
+@task(name="featurize")
+def featurize_task(prepared: Prepared, config: CleanConfig) -> Features:
+    return steps.featurize_step(prepared, config)
+
+
+@task(name="fit-theta", **CACHED)
+def fit_task(prepared: Prepared, features: Features, config: CleanConfig, key: str) -> Learner:
+    """θ*: a model name trained on the data, or a checkpoint / ``hf:`` folder loaded (and trained if ``fit_loaded``)."""
+    spec = steps.parse_model_spec(config.model)
+    if spec.kind == "name" or config.fit_loaded:
+        get_run_logger().info("training θ* (%s, %d epochs)", config.model, config.fit.epochs)
+    else:
+        get_run_logger().info("loading θ* from %s", config.model)
+    return steps.make_model_step(features, config, prepared=prepared)
+
+
+@task(name="auto-scale", **CACHED)
+def scale_task(learner: Learner, prepared: Prepared, features: Features, config: CleanConfig, key: str) -> AutoScale:
+    data = steps.learner_data(learner, prepared, features)
+    auto = choose_ft_lr(learner, data, config=config.gex, fit_config=config.fit)
+    get_run_logger().info("auto ft_lr = %g (contradicted out of sample: %.1f%%)", auto.ft_lr,
+                          100 * auto.contradicted_fraction)
+    return auto
+
+
+@task(name="chains", **CACHED)
+def chains_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float,
+                chains: list[int], prefixes: list[list[State]], key: str, progress: bool = False) -> list[list[State]]:
+    """Members of a group of chains (``gex.cycles`` each), trained together (``ensemble.build_chains``).
+
+    ``prefixes``: each chain's first members when the auto scale's probe already trained them.
+    Each task works on its own copy of the learner: ``functional_call`` swaps a module's parameters
+    while it runs, so tasks running side by side must not share one module.
+    """
+    learner = copy.deepcopy(learner)
+    data = steps.learner_data(learner, prepared, features)
+    members = build_chains(learner, data, config=gex, ft_lr=ft_lr, chain_ids=chains, prefixes=prefixes,
+                           progress=progress)
+    get_run_logger().info("chains %s: %d members at ft_lr=%g", chains, sum(map(len, members)), ft_lr)
+    return members
+
+
+@task(name="loss-matrix", **CACHED)
+def loss_task(learner: Learner, members: list[State], prepared: Prepared, features: Features, gex: GEXConfig,
+              ft_lr: float, auto: AutoScale | None, key: str, fit: FitConfig | None = None) -> GEXResult:
+    """Loss matrix and scores (``gex.result_from_members``, the same code ``score_fitted`` ends with)."""
+    data = steps.learner_data(learner, prepared, features)
+    return result_from_members(learner, data, members, config=gex, ft_lr=ft_lr, auto=auto, fit_config=fit)
+
+
+@task(name="decide")
+def decide_task(result: GEXResult, prepared: Prepared, features: Features, config: CleanConfig) -> Any:
+    return steps.decide_step(result, features, config, prepared=prepared)
+
+
+@task(name="apply")
+def apply_task(prepared: Prepared, decisions: Any, config: CleanConfig) -> Any:
+    return steps.apply_step(prepared, decisions, config)
+
+
+@task(name="validate-output")
+def validate_output_task(cleaned: Any, prepared: Prepared, decisions: Any, params: FlowConfig) -> Any:
+    from influence_stage.publish.versions import labelled_manifest
+    from influence_stage.quality.validation import validate_output
+
+    # the gate checks the manifest as it is published: the input's label values, not codes
+    report = validate_output(cleaned, prepared.dataset, labelled_manifest(decisions.table, prepared.encoding),
+                             label_column=prepared.roles.label_column,
+                             class_names=list(prepared.encoding.values),
+                             max_drop_fraction=params.max_drop_fraction,
+                             weight_column=params.clean.weight_column)
+    report.raise_if_failed()
+    return report
+
+
+def column_roles(prepared: Prepared) -> dict[str, Any]:
+    """The column roles the run used: ``{"label": name, "kind": "tabular" | "text" | "image", "features": [...]}``.
+
+    Recorded in the summary (printed by the CLI, in ``meta.json``'s ``summary`` and the report), so
+    a switch of roles between runs is visible, never silent.
+    """
+    roles = prepared.roles
+    return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
+
+
+def roles_change(params: FlowConfig, columns: dict[str, Any]) -> str | None:
+    """A warning when the column roles differ from those of the latest published version of the name.
+
+    Returns None when nothing was published yet, the latest version did not record its roles, or
+    they are the same.
+    """
+    import json
+
+    from influence_stage.publish.versions import META_JSON, latest_version
+
+    try:
+        latest = latest_version(params.publish_root, params.name)
+    except Exception:  # a damaged LATEST is publish's business; it does not stop this check
+        return None
+    if latest is None:
+        return None
+    meta_path = Path(params.publish_root) / params.name / latest / META_JSON
+    try:
+        previous = (json.loads(meta_path.read_text(encoding="utf-8")).get("summary") or {}).get("columns")
+    except (OSError, ValueError):
+        return None
+    if not previous or previous == columns:
+        return None
+    return (f"column roles changed since {params.name} {latest}: label {previous.get('label')!r}, "
+            f"{previous.get('kind')} features {previous.get('features')} then; label {columns['label']!r}, "
+            f"{columns['kind']} features {columns['features']} now")
+
+
+def _truth(params: FlowConfig, row_ids: np.ndarray) -> np.ndarray | None:
+    if params.truth is None:
+        return None
+    mask = pd.read_parquet(params.truth, columns=["row_id", "is_flipped"]).set_index("row_id")["is_flipped"]
+    return mask.reindex(row_ids).fillna(False).to_numpy(dtype=bool)
+
+
+def _gallery(prepared: Prepared) -> Any:
+    """What the report's gallery shows: the image column (a feature or not), else the text column."""
+    import datasets
+
+    roles = prepared.roles
+    if roles.kind == "text":
+        return [str(t) for t in prepared.dataset[roles.feature_columns[0]]]
+    images = [name for name, feature in prepared.dataset.features.items() if isinstance(feature, datasets.Image)]
+    column = roles.feature_columns[0] if roles.kind == "image" else (images[0] if images else None)
+    if column is None:
+        return None
+    return lambda i: prepared.dataset[int(i)][column]
+
+
+def bias_scores(result: GEXResult, prepared: Prepared, features: Features,
+                log: Any = logger) -> dict[str, np.ndarray] | None:
+    """Self-influence of the noisy run by three estimators, for the report's distributional-bias figure.
+
+    The identity-curvature influence ``||g_n||²`` and the damped linearized influence
+    ``g_nᵀ (H + λI)⁻¹ g_n`` (``influence_stage.engine.baselines``) are computed at θ* (``result.learner``,
+    which the loss task leaves there) on the rows the run scored, next to GEX's own
+    ``result.gex_influence``: side by side they show which estimators separate mislabeled from
+    clean rows. The figure is a diagnostic, so whatever stops it is logged and skipped, never raised.
+
+    Parameters
+    ----------
+    result : GEXResult
+        The run's result, its learner at θ*.
+    prepared, features : Prepared, Features
+        What the run was scored on; ``pipeline.learner_data`` builds the learner's data from them.
+    log : logging.Logger-like, default the module logger
+        Where the reason for a skip goes.
+
+    Returns
+    -------
+    dict of str to ndarray or None
+        ``{"identity-curvature IF", "damped linearized IF", "GEX"}`` → ``(n,) float64`` scores in
+        row order, all ``>= 0``; None when the learner is not a ``TorchLearner`` (a Hugging Face
+        model: the baselines need plain tensors and a module), when the result has no GEX
+        self-influence, or when a baseline cannot be computed for this model.
+    """
+    from influence_stage.engine.baselines import gradient_norm_influence, linearized_influence
+    from influence_stage.errors import InvalidInputError
+    from influence_stage.engine.learner import TorchLearner
+
+    learner = result.learner
+    if not isinstance(learner, TorchLearner):
+        log.info("distributional-bias figure skipped: the learner is a %s, not a TorchLearner (the influence "
+                 "baselines need one)", type(learner).__name__)
+        return None
+    if result.gex_influence is None:
+        log.info("distributional-bias figure skipped: the result carries no GEX self-influence")
+        return None
+    data = steps.learner_data(learner, prepared, features)
+    try:
+        identity = gradient_norm_influence(learner, data)
+        linearized = linearized_influence(learner, data)
+    except (InvalidInputError, RuntimeError) as exc:  # a model the baselines cannot handle, a failed solve
+        log.warning("distributional-bias figure skipped: %s", " ".join(str(exc).split()))
+        return None
+    # g_nᵀ (H + λI)⁻¹ g_n is >= 0; a rounding error can leave a tiny negative value
+    return {"identity-curvature IF": np.asarray(identity, dtype=np.float64),
+            "damped linearized IF": np.clip(np.asarray(linearized, dtype=np.float64), 0.0, None),
+            "GEX": np.asarray(result.gex_influence, dtype=np.float64)}
+
+
+@task(name="bias-scores", cache_policy=NO_CACHE)
+def bias_scores_task(result: GEXResult, prepared: Prepared, features: Features) -> dict[str, np.ndarray] | None:
+    """The report's baseline self-influence scores (:func:`bias_scores`); never cached, the inputs hold a model."""
+    return bias_scores(result, prepared, features, log=get_run_logger())
+
+
+@task(name="publish")
+def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Features, reports: list[Any],
+                 params: FlowConfig, summary: dict[str, Any], fingerprint: str,
+                 bias: dict[str, np.ndarray] | None = None) -> Any:
+    """Build the HTML report (with the distributional-bias figure when ``bias`` is given) and publish."""
+    from influence_stage.publish.versions import labelled_manifest, publish
+    from influence_stage.report.build import build_report
+
+    names = [str(v) for v in prepared.encoding.names]
+    html = build_report(decisions.table, class_names=names, threshold=decisions.threshold.value,
+                        truth=_truth(params, features.row_ids), gallery=_gallery(prepared), summary=summary,
+                        title=f"influence_stage: {params.name}", bias_scores=bias,
+                        score_name=summary.get("score"))
+    return publish(cleaned, labelled_manifest(decisions.table, prepared.encoding), root=params.publish_root,
+                   name=params.name, config=params.model_dump(mode="json"), validation_reports=reports,
+                   report_html=html, fingerprint=fingerprint, classes=list(prepared.encoding.values),
+                   class_names=list(prepared.encoding.names), summary=summary, push_to_hub_repo=params.push_to_hub)
+
+
+@flow(name="clean-dataset", log_prints=False)
+def clean_dataset(params: FlowConfig) -> dict[str, Any]:
+    """Clean one dataset end to end; returns a summary (published path, counts, timings)."""
+    log = get_run_logger()
+    config = params.clean
+    # the cheap checks first (the CLI ran them before Prefect started; a Python caller gets them here)
+    steps.preflight(params.source, config, name=params.name, publish_root=params.publish_root,
+                    cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [t0]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = now - clock[0]
+        clock[0] = now
+
+    prepared = load_task(params.source, config)
+    input_report = validate_input_task(prepared, config)
+    features = featurize_task(prepared, config)
+    lap("load + validate + featurize")
+    fingerprint = steps.dataset_fingerprint(prepared.dataset)
+    base_key = _digest(fingerprint, steps.config_fingerprint(config))
+    storage = Path(params.cache_dir).resolve()
+    cached = dict(result_storage=storage)
+    learner = fit_task.with_options(**cached)(prepared, features, config, key=_digest(base_key, "theta"))
+    lap("θ*")
+    auto = None
+    if config.gex.ft_lr == "auto":
+        auto = scale_task.with_options(**cached)(learner, prepared, features, config, key=_digest(base_key, "scale"))
+        ft_lr, reused = auto.ft_lr, list(auto.first_chains)
+    else:
+        ft_lr, reused = float(config.gex.ft_lr), []
+    lap("auto scale")
+    # chains the probe started are continued from its states; the others start at θ*
+    prefixes = member_prefixes(config.gex, reused)
+    todo = [c for c, prefix in enumerate(prefixes) if len(prefix) < config.gex.cycles]
+    size = params.chains_per_task or (max(len(todo), 1) if trains_batched(learner) else 1)
+    groups = [todo[i:i + size] for i in range(0, len(todo), size)]
+    futures = [chains_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, group,
+                                                         [prefixes[c] for c in group],
+                                                         key=_digest(base_key, ft_lr, "chains", *group),
+                                                         progress=params.progress)
+               for group in groups]
+    chains = list(prefixes)
+    for group, future in zip(groups, futures, strict=True):
+        for c, members in zip(group, future.result(), strict=True):
+            chains[c] = members
+    members = [m for ch in chains for m in ch]
+    lap("members")
+    # the grouping is in the key: chains trained together equal chains trained apart only up to rounding
+    result = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex, ft_lr, auto,
+                                              key=_digest(base_key, ft_lr, "loss", *map(tuple, groups)),
+                                              fit=config.fit)
+    lap("loss matrix + scores")
+    decisions = decide_task(result, prepared, features, config)
+    cleaned = apply_task(prepared, decisions, config)
+    output_report = validate_output_task(cleaned, prepared, decisions, params)
+    lap("decide + apply + validate")
+    table = decisions.table
+    counts = table["action"].value_counts().to_dict()
+    summary = {"rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
+               **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": ft_lr,
+               "score": result.score_name, "threshold method": decisions.threshold.method,
+               "threshold": float(decisions.threshold.value), "members": len(members),
+               "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
+               "columns": column_roles(prepared)}
+    change = roles_change(params, summary["columns"])
+    if change is not None:
+        summary["warning"] = change
+        log.warning("%s", change)
+    if decisions.threshold.n_estimated is not None:
+        summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
+    bias = None
+    if params.truth is not None:  # the distributional-bias figure compares estimators against the truth
+        bias = bias_scores_task(result, prepared, features)
+        lap("bias scores (report)")
+    published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
+                             summary, fingerprint, bias=bias)
+    lap("publish + report")
+    summary["published"] = str(published.path)
+    summary["report"] = str(Path(published.path) / "report.html")
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    from influence_stage.report.build import precision_recall_at, summary_markdown
+
+    names = [str(v) for v in prepared.encoding.names]
+    truth = _truth(params, features.row_ids)
+    markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth, timings=timings,
+                                score_name=result.score_name, threshold_method=decisions.threshold.method,
+                                n_estimated=decisions.threshold.n_estimated)
+    summary["markdown"] = markdown
+    if truth is not None:
+        summary["precision"], summary["recall"], _ = precision_recall_at(table["is_issue"].to_numpy(dtype=bool), truth)
+    create_markdown_artifact(markdown + f"\n\nPublished: `{published.path}`\n", key="cleaning-summary",
+                             description=f"influence_stage summary for {params.name}")
+    create_link_artifact(Path(summary["report"]).resolve().as_uri(), link_text="influence_stage report",
+                         key="cleaning-report")
+    log.info("published %s (%d → %d rows)", published.path, len(table), len(cleaned))
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(clean_dataset(FlowConfig.from_yaml(sys.argv[1] if len(sys.argv) > 1 else "flows/digits.yaml"))["markdown"])
