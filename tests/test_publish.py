@@ -24,11 +24,14 @@ from influence_stage.errors import InvalidInputError, ValidationFailedError  # n
 from influence_stage.publish.versions import (  # noqa: E402
     HubPushError,
     Published,
+    config_digest,
     latest_version,
     list_versions,
     load_published,
+    prune_versions,
     publish,
     push_to_hub,
+    unchanged_version,
 )
 from influence_stage.quality.validation import validate_output  # noqa: E402
 
@@ -323,3 +326,130 @@ def test_fault_while_moving_latest_keeps_the_previous_latest(tmp_path, stage, mo
     assert latest_version(tmp_path, "d") == "v0001"
     load_published(tmp_path / "d" / "v0002", verify=True)
     assert not [p for p in (tmp_path / "d").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_skip_unchanged_publishes_nothing_for_the_same_data_and_configuration(tmp_path, stage):
+    _, manifest, out, report = stage
+    config = {"clean": {"threshold": "estimate"}, "seed": np.int64(3)}
+    first = publish(out, manifest, root=tmp_path, name="d", config=config, fingerprint="data-1",
+                    validation_reports=[report], skip_unchanged=True)
+    assert first.published and not first.unchanged and first.version == "v0001"
+    meta = json.loads((first.path / "meta.json").read_text())
+    assert meta["config_fingerprint"] == config_digest(config) == config_digest({"seed": 3, **config})
+    before = _tree(tmp_path)
+    again = publish(out, manifest, root=tmp_path, name="d", config=dict(reversed(list(config.items()))),
+                    fingerprint="data-1", validation_reports=[report], skip_unchanged=True)
+    assert again.unchanged and not again.published
+    assert again.version == "v0001" and again.path == first.path and again.files == first.files
+    assert _tree(tmp_path) == before  # not a byte written
+    assert unchanged_version(tmp_path, "d", fingerprint="data-1", config=config) == "v0001"
+    # changed data, then a changed configuration: each publishes a new version
+    assert publish(out, manifest, root=tmp_path, name="d", config=config, fingerprint="data-2",
+                   skip_unchanged=True).version == "v0002"
+    assert unchanged_version(tmp_path, "d", fingerprint="data-1", config=config) is None
+    changed = {**config, "seed": 4}
+    assert publish(out, manifest, root=tmp_path, name="d", config=changed, fingerprint="data-2",
+                   skip_unchanged=True).version == "v0003"
+    # without skip_unchanged the same inputs publish again (an explicit re-run)
+    assert publish(out, manifest, root=tmp_path, name="d", config=changed, fingerprint="data-2").version == "v0004"
+    assert latest_version(tmp_path, "d") == "v0004"
+
+
+def test_skip_unchanged_compares_with_latest_and_a_given_config_fingerprint(tmp_path, stage):
+    _, manifest, out, _ = stage
+    publish(out, manifest, root=tmp_path, name="d", fingerprint="a", config_fingerprint="cfg")
+    publish(out, manifest, root=tmp_path, name="d", fingerprint="b", config_fingerprint="cfg")
+    # v0001 holds the same data, but LATEST (v0002) does not: publish
+    assert publish(out, manifest, root=tmp_path, name="d", fingerprint="a", config_fingerprint="cfg",
+                   skip_unchanged=True).version == "v0003"
+    assert publish(out, manifest, root=tmp_path, name="d", fingerprint="a", config_fingerprint="cfg",
+                   skip_unchanged=True, config={"ignored": "by the given fingerprint"}).unchanged
+    assert unchanged_version(tmp_path, "d", fingerprint="a", config_fingerprint="cfg") == "v0003"
+    assert unchanged_version(tmp_path, "d", fingerprint="a", config_fingerprint="other") is None
+    # a version published before config_fingerprint was recorded: compared through its config.json
+    meta_path = tmp_path / "d" / "v0003" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config_fingerprint"]
+    meta_path.write_text(json.dumps(meta))
+    assert unchanged_version(tmp_path, "d", fingerprint="a", config={}) == "v0003"
+    # a damaged LATEST is not "unchanged": the publish goes ahead and repairs it
+    (tmp_path / "d" / "LATEST").write_text("v0042\n")
+    assert unchanged_version(tmp_path, "d", fingerprint="a", config={}) is None
+    assert publish(out, manifest, root=tmp_path, name="d", fingerprint="a", skip_unchanged=True).version == "v0004"
+    assert latest_version(tmp_path, "d") == "v0004"
+
+
+def test_skip_unchanged_still_refuses_a_failed_gate(tmp_path, stage):
+    ds, manifest, out, report = stage
+    publish(out, manifest, root=tmp_path, name="d", fingerprint="a", validation_reports=[report])
+    bad = validate_output(out, ds, manifest.iloc[1:], label_column="label", class_names=CLASSES,
+                          max_drop_fraction=0.5)
+    with pytest.raises(ValidationFailedError, match="manifest_covers_input"):
+        publish(out, manifest, root=tmp_path, name="d", fingerprint="a", validation_reports=[bad],
+                skip_unchanged=True)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"skip_unchanged": True}, "skip_unchanged=True needs the dataset's fingerprint"),
+    ({"keep": 0}, "keep must be a whole number of versions >= 1; found 0"),
+    ({"keep": 1.5}, "keep must be a whole number of versions >= 1; found 1.5"),
+    ({"keep": True}, "keep must be a whole number of versions >= 1; found True"),
+])
+def test_skip_unchanged_and_keep_arguments_are_checked_before_writing(tmp_path, stage, kwargs, match):
+    _, manifest, out, _ = stage
+    with pytest.raises(InvalidInputError, match=match):
+        publish(out, manifest, root=tmp_path / "pub", name="d", **kwargs)
+    assert not (tmp_path / "pub").exists()
+
+
+def test_unchanged_version_needs_one_config(tmp_path):
+    with pytest.raises(InvalidInputError, match="exactly one of config= or config_fingerprint=; found neither"):
+        unchanged_version(tmp_path, "d", fingerprint="a")
+    with pytest.raises(InvalidInputError, match="found both"):
+        unchanged_version(tmp_path, "d", fingerprint="a", config={}, config_fingerprint="x")
+    assert unchanged_version(tmp_path, "d", fingerprint="a", config={}) is None  # nothing published yet
+
+
+def test_keep_retains_the_newest_versions_and_never_the_latest_pointer(tmp_path, stage):
+    _, manifest, out, _ = stage
+    results = [publish(out, manifest, root=tmp_path, name="d", keep=2) for _ in range(4)]
+    assert [r.removed for r in results] == [(), (), ("v0001",), ("v0002",)]
+    assert list_versions(tmp_path, "d") == ["v0003", "v0004"] and latest_version(tmp_path, "d") == "v0004"
+    assert not [p for p in (tmp_path / "d").iterdir() if p.name.startswith(".tmp")]
+    load_published(tmp_path / "d" / "v0004", verify=True)
+    # LATEST moved back to an older version: kept even when it is not among the newest
+    publish(out, manifest, root=tmp_path, name="d")  # v0005
+    (tmp_path / "d" / "LATEST").write_text("v0003\n")
+    assert prune_versions(tmp_path, "d", keep=1) == ["v0004"]
+    assert list_versions(tmp_path, "d") == ["v0003", "v0005"] and latest_version(tmp_path, "d") == "v0003"
+    assert prune_versions(tmp_path, "d", keep=5) == []
+    # an unchanged run applies retention too
+    publish(out, manifest, root=tmp_path, name="d", fingerprint="f")  # v0006, LATEST
+    skipped = publish(out, manifest, root=tmp_path, name="d", fingerprint="f", skip_unchanged=True, keep=1)
+    assert skipped.unchanged and skipped.version == "v0006" and skipped.removed == ("v0003", "v0005")
+    assert list_versions(tmp_path, "d") == ["v0006"]
+    assert prune_versions(tmp_path, "nothing-here", keep=1) == []
+    with pytest.raises(InvalidInputError, match="keep must be a whole number"):
+        prune_versions(tmp_path, "d", keep=-1)
+
+
+def test_keep_with_a_damaged_latest_deletes_nothing(tmp_path, stage):
+    _, manifest, out, _ = stage
+    for _ in range(3):
+        publish(out, manifest, root=tmp_path, name="d")
+    (tmp_path / "d" / "LATEST").write_text("v0042\n")
+    assert prune_versions(tmp_path, "d", keep=1) == []
+    assert list_versions(tmp_path, "d") == ["v0001", "v0002", "v0003"]
+
+
+def test_a_delete_cut_short_by_retention_is_debris_for_the_next_publish(tmp_path, stage, monkeypatch):
+    _, manifest, out, _ = stage
+    for _ in range(2):
+        publish(out, manifest, root=tmp_path, name="d")
+    monkeypatch.setattr(publish_module.shutil, "rmtree", lambda *a, **k: None)  # the delete never happens
+    assert prune_versions(tmp_path, "d", keep=1) == ["v0001"]
+    monkeypatch.undo()
+    assert list_versions(tmp_path, "d") == ["v0002"]  # renamed out of sight at once
+    assert [p.name.startswith(".tmp-removed-v0001-") for p in publish_module.list_debris(tmp_path, "d")] == [True]
+    publish(out, manifest, root=tmp_path, name="d")
+    assert publish_module.list_debris(tmp_path, "d") == [] and list_versions(tmp_path, "d") == ["v0002", "v0003"]

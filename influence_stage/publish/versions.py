@@ -30,6 +30,12 @@ them). ``LATEST`` is replaced last (temporary file + ``os.replace``). An existin
 version is never overwritten. Publishers of the same name are serialised by an exclusive lock on
 ``.lock`` held from choosing the version to moving ``LATEST``.
 
+Scheduled runs: ``publish(skip_unchanged=True)`` publishes nothing when the dataset fingerprint
+and the configuration fingerprint (:func:`config_digest`) equal those the latest version recorded
+in ``meta.json`` (checked holding the lock, so two runs on the same data publish once), and
+``keep=N`` (:func:`prune_versions`) deletes all but the N newest versions, never the one
+``LATEST`` points to.
+
 Pushing to the Hugging Face Hub is a separate, explicit step (:func:`push_to_hub`), run by
 ``publish`` only when ``push_to_hub_repo`` is given.
 """
@@ -104,12 +110,25 @@ class Published:
         The dataset name.
     files : tuple of str
         Every file of the version, relative POSIX paths, sorted.
+    unchanged : bool
+        True when ``publish(skip_unchanged=True)`` published nothing because the dataset and
+        configuration fingerprints equal those of the latest version; ``path`` and ``version``
+        are then that version's.
+    removed : tuple of str
+        Versions deleted by retention (``publish(keep=N)``), oldest first.
     """
 
     path: Path
     version: str
     name: str
     files: tuple[str, ...]
+    unchanged: bool = False
+    removed: tuple[str, ...] = ()
+
+    @property
+    def published(self) -> bool:
+        """False when nothing was published: the data and configuration equal those of ``version``."""
+        return not self.unchanged
 
 
 # --------------------------------------------------------------------------------------------------
@@ -510,6 +529,9 @@ def publish(
     data_docs: bool = True,
     push_to_hub_repo: str | None = None,
     hub_token: str | None = None,
+    config_fingerprint: str | None = None,
+    skip_unchanged: bool = False,
+    keep: int | None = None,
 ) -> Published:
     """Publish a cleaned dataset as a new immutable version ``<root>/<name>/<version>/``.
 
@@ -552,6 +574,18 @@ def publish(
         checked to be possible (not offline) before anything is written.
     hub_token : str, optional
         Token for the push.
+    config_fingerprint : str, optional
+        Fingerprint of the configuration fields that shape the output, recorded in ``meta.json``;
+        default :func:`config_digest` of ``config`` (every field). A caller passes its own when
+        some fields (progress bars, retention) do not change what is published.
+    skip_unchanged : bool, default False
+        Publish nothing when ``fingerprint`` and the configuration fingerprint equal those of the
+        latest version (:func:`unchanged_version`): the result then has ``unchanged=True`` and
+        names that version. Checked holding the name's lock, so two runs racing on the same
+        data publish once. Needs ``fingerprint``.
+    keep : int, optional
+        Retention: after publishing (or skipping), keep only the ``keep`` newest versions of the
+        name (:func:`prune_versions`); the version ``LATEST`` points to is never deleted.
 
     Returns
     -------
@@ -560,7 +594,8 @@ def publish(
     Raises
     ------
     InvalidInputError
-        ``version`` exists, a name is not a safe folder name, or an argument is malformed.
+        ``version`` exists, a name is not a safe folder name, ``keep`` is below 1,
+        ``skip_unchanged`` without a ``fingerprint``, or an argument is malformed.
     ValidationFailedError
         A validation report did not pass; nothing is written.
     HubPushError
@@ -585,6 +620,15 @@ def publish(
         _check_safe(version, "version")
     if fingerprint is not None and not isinstance(fingerprint, str):
         raise InvalidTypeError(f"fingerprint must be a string; found {type(fingerprint).__name__}.")
+    if config_fingerprint is not None and not isinstance(config_fingerprint, str):
+        raise InvalidTypeError(f"config_fingerprint must be a string; found {type(config_fingerprint).__name__}.")
+    if skip_unchanged and fingerprint is None:
+        raise InvalidInputError(
+            "skip_unchanged=True needs the dataset's fingerprint to compare with the latest version; found "
+            "fingerprint=None. Fix: pass fingerprint=pipeline.dataset_fingerprint(dataset), or skip_unchanged=False."
+        )
+    if keep is not None:
+        _check_keep(keep)
     reports = _check_reports(validation_reports)
     report_source = _report_source(report_html)
     extras = _check_extra_files(extra_files)
@@ -593,6 +637,7 @@ def publish(
         raise InvalidTypeError(f"config must be a mapping; found {type(config).__name__}.")
     class_list = _check_classes(manifest, classes, class_names)
     summary_data = _json_ready({} if summary is None else summary, "summary")
+    config_fp = config_digest(config_data) if config_fingerprint is None else config_fingerprint
     if push_to_hub_repo is not None:
         _check_hub_available(push_to_hub_repo)
 
@@ -602,6 +647,14 @@ def publish(
     base.mkdir(parents=True, exist_ok=True)
     with _locked(base):
         _remove_debris(base)
+        if skip_unchanged:
+            same = _unchanged(base, name, fingerprint, config_fp)
+            if same is not None:
+                removed = _prune(base, keep) if keep is not None else ()
+                logger.info("%s is unchanged since %s (same data and configuration); nothing published.", name,
+                            same)
+                return Published(path=base / same, version=same, name=name,
+                                 files=tuple(_files_under(base / same)), unchanged=True, removed=removed)
         version = version or _next_version(base)
         final = base / version
         if final.exists():
@@ -650,6 +703,7 @@ def publish(
                 "rows_out": int(cleaned_ds.num_rows),
                 "actions": _action_counts(manifest),
                 "fingerprint": fingerprint,
+                "config_fingerprint": config_fp,
                 **class_list,
                 "summary": summary_data,
                 "columns": list(cleaned_ds.column_names),
@@ -668,12 +722,174 @@ def publish(
         except BaseException:
             logger.error("Published %s %s at %s but could not move %s to it.", name, version, final, LATEST)
             raise
-    published = Published(path=final, version=version, name=name, files=tuple(_files_under(final)))
+        removed = _prune(base, keep) if keep is not None else ()
+    published = Published(path=final, version=version, name=name, files=tuple(_files_under(final)),
+                          removed=removed)
     logger.info("Published %s %s at %s: %d rows in, %d rows out.", name, version, final, len(manifest),
                 cleaned_ds.num_rows)
     if push_to_hub_repo is not None:
         push_to_hub(published, push_to_hub_repo, token=hub_token)
     return published
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """Fingerprint of a configuration mapping: sha256 hex of its canonical JSON (sorted keys).
+
+    Equal for equal values however the mapping was built (key order, numpy scalars, pydantic
+    models); what :func:`publish` records as ``config_fingerprint`` unless told otherwise.
+
+    Parameters
+    ----------
+    config : mapping or pydantic model or dataclass
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    data = _json_ready(config, "config")
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _recorded_config_fingerprint(folder: Path, meta: Mapping[str, Any]) -> str | None:
+    """A version's configuration fingerprint: from meta.json, else (older versions) from config.json."""
+    recorded = meta.get("config_fingerprint")
+    if isinstance(recorded, str):
+        return recorded
+    try:
+        return config_digest(json.loads((folder / CONFIG_JSON).read_text(encoding="utf-8")))
+    except (OSError, ValueError, InfluenceStageError):
+        return None
+
+
+def _unchanged(base: Path, name: str, fingerprint: str | None, config_fp: str) -> str | None:
+    if fingerprint is None:
+        return None
+    try:
+        latest = latest_version(base.parent, name)
+    except InvalidInputError as exc:  # a damaged LATEST: publish anew, which repairs it
+        logger.warning("%s; publishing a new version.", exc)
+        return None
+    if latest is None:
+        return None
+    folder = base / latest
+    try:
+        meta = json.loads((folder / META_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if meta.get("fingerprint") == fingerprint and _recorded_config_fingerprint(folder, meta) == config_fp:
+        return latest
+    return None
+
+
+def unchanged_version(root: str | os.PathLike[str], name: str, *, fingerprint: str,
+                      config: Mapping[str, Any] | None = None, config_fingerprint: str | None = None) -> str | None:
+    """The latest version of ``name`` when it was published from the same data and configuration.
+
+    What ``publish(skip_unchanged=True)`` checks (holding the lock); a flow calls it early to skip
+    the scoring work for data that did not change.
+
+    Parameters
+    ----------
+    root : str or path-like
+    name : str
+    fingerprint : str
+        The input dataset's fingerprint (``pipeline.dataset_fingerprint``).
+    config : mapping, optional
+        The configuration as passed to :func:`publish`; its :func:`config_digest` is compared.
+    config_fingerprint : str, optional
+        Or the configuration fingerprint itself (as passed to :func:`publish`); one of the two.
+
+    Returns
+    -------
+    str or None
+        The latest version's name when its ``fingerprint`` and configuration fingerprint equal
+        these; None when they differ, nothing was published, or ``LATEST`` is damaged.
+    """
+    if (config is None) == (config_fingerprint is None):
+        raise InvalidInputError("unchanged_version needs exactly one of config= or config_fingerprint=; "
+                                f"found {'both' if config is not None else 'neither'}.")
+    if not isinstance(fingerprint, str):
+        raise InvalidTypeError(f"fingerprint must be a string; found {type(fingerprint).__name__}.")
+    base = Path(root) / _check_safe(name, "name")
+    config_fp = config_digest(config) if config is not None else str(config_fingerprint)
+    return _unchanged(base, name, fingerprint, config_fp)
+
+
+def _check_keep(keep: Any) -> int:
+    if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or int(keep) < 1:
+        raise InvalidInputError(
+            f"keep must be a whole number of versions >= 1; found {keep!r}. Fix: pass keep=N to keep the N newest "
+            "versions, or omit it to keep every version."
+        )
+    return int(keep)
+
+
+def _created(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / META_JSON).read_text(encoding="utf-8")).get("created_utc") or "")
+    except (OSError, ValueError):
+        return ""
+
+
+def _prune(base: Path, keep: int) -> tuple[str, ...]:
+    """Delete all but the ``keep`` newest versions under ``base`` (caller holds the lock); LATEST's stays."""
+    versions = list_versions(base.parent, base.name)
+    try:
+        latest = latest_version(base.parent, base.name)
+    except InvalidInputError:  # a damaged LATEST: keep everything rather than guess which one is live
+        logger.warning("%s/%s is damaged; retention deletes nothing.", base, LATEST)
+        return ()
+    # newest first: by the time meta.json records, then by version number for equal times
+    newest = sorted(versions, key=lambda v: (_created(base / v), _version_key(v)), reverse=True)
+    doomed = [v for v in newest[keep:] if v != latest]
+    removed = []
+    for version in sorted(doomed, key=_version_key):
+        # renamed out of sight first (atomic), so a reader never sees half a version; a delete cut
+        # short leaves an ownerless .tmp- folder, which the next publish removes as debris
+        trash = base / f"{_TMP_PREFIX}removed-{version}-{uuid.uuid4().hex}"
+        os.rename(base / version, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(version)
+        logger.info("Removed %s %s (retention: keep %d).", base.name, version, keep)
+    if removed:
+        _fsync_dir(base)
+    return tuple(removed)
+
+
+def prune_versions(root: str | os.PathLike[str], name: str, keep: int) -> list[str]:
+    """Retention: delete all but the ``keep`` newest published versions of ``name``.
+
+    Newest is by ``meta.json``'s ``created_utc`` (then version number). The version ``LATEST``
+    points to is never deleted, even when it is not among the newest (a named version published
+    earlier and pointed to again). Each deleted folder is first renamed out of sight, so readers
+    see a version whole or not at all. Runs holding the name's publish lock.
+
+    Parameters
+    ----------
+    root : str or path-like
+    name : str
+    keep : int
+        At least 1.
+
+    Returns
+    -------
+    list of str
+        The deleted versions, oldest first (empty when there were at most ``keep``, or when
+        ``LATEST`` is damaged: nothing is deleted then).
+
+    Raises
+    ------
+    InvalidInputError
+        ``keep`` below 1 or not a whole number; ``name`` not a safe folder name.
+    """
+    keep = _check_keep(keep)
+    base = Path(root) / _check_safe(name, "name")
+    if not base.is_dir():
+        return []
+    with _locked(base):
+        return list(_prune(base, keep))
 
 
 def list_versions(root: str | os.PathLike[str], name: str) -> list[str]:
