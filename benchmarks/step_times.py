@@ -33,6 +33,7 @@ from common import machine, write_json, write_section
 from floor import floor, work
 from influence_stage import FitConfig, GEXConfig
 from influence_stage.stage import steps
+from influence_stage.stage.run import score_step
 from influence_stage.data.noise import flip_labels
 
 
@@ -66,7 +67,7 @@ def profile(n: int, d: int, k: int) -> dict:
           feature_columns=list(prepared.roles.feature_columns), class_names=names)
     features = timed("featurize", steps.featurize_step, prepared, config)
     learner = timed("θ*", steps.make_model_step, features, config, prepared=prepared)
-    result = timed("GEX (scale + members + loss matrix)", steps.score_step, learner, features, config,
+    result = timed("GEX (scale + members + loss matrix)", score_step, learner, features, config,
                    prepared=prepared)
     seconds.update({f"  {k}": v for k, v in result.timings.items()})
     decisions = timed("decide", steps.decide_step, result, features, config, prepared=prepared)

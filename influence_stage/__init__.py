@@ -34,7 +34,7 @@ _LAZY = {
     "InfluenceCleaner": "influence_stage.sklearn",
     "InfluenceSampler": "influence_stage.sklearn",
     "CleanConfig": "influence_stage.stage.steps",
-    "run_pipeline": "influence_stage.stage.steps",
+    "run_pipeline": "influence_stage.stage.run",
     "HFLearner": "influence_stage.engine.hf",
     "SklearnLearner": "influence_stage.engine.sklearn_learner",
 }

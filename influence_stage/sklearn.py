@@ -52,6 +52,7 @@ from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.engine.learner import Learner
 from influence_stage.decisions.policy import ROW_ACTIONS, Decisions, ThresholdResult
 from influence_stage.engine.scores import check_score_name
+from influence_stage.stage.run import run
 from influence_stage.stage.steps import (
     CleanConfig,
     PipelineResult,
@@ -59,12 +60,6 @@ from influence_stage.stage.steps import (
     apply_step,
     column_fingerprints,
     combine_fingerprints,
-    decide_step,
-    featurize_step,
-    make_model_step,
-    prepare,
-    run_pipeline,
-    score_step,
 )
 
 logger = logging.getLogger(__name__)
@@ -457,7 +452,7 @@ class InfluenceCleaner(BaseEstimator):
         """
         kind, source, _ = self._check_input(dataset, y, "fit")
         config, model = self._config()
-        result = run_pipeline(source, config, model=model, progress=self.progress)
+        result = run(source, config, model, progress=self.progress)
         self._set_fitted(result, config)
         self._input_kind_ = kind
         if kind == "arrays":
@@ -1174,17 +1169,11 @@ if _BaseSampler is not None:
             y = np.asarray(y)
             encoder = LabelEncoder().fit(y)
             codes = encoder.transform(y).astype(np.int64)
-            prepared = prepare((np.asarray(X), codes), config)
-            features = featurize_step(prepared, config)
-            learner = make_model_step(features, config, model, prepared=prepared)
-            result = score_step(learner, features, config, prepared=prepared)
-            decisions = decide_step(result, features, config, prepared=prepared)
-
-            table = decisions.table.copy()
             targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
-            table.loc[~targeted, "action"] = "keep"
+            run_result = run((np.asarray(X), codes), config, model, only_rows=targeted)
+            result, decisions = run_result.gex_result, run_result.decisions
+            table = decisions.table
             keep, relabel_mask, weight = decision_arrays(table)
-            table["weight"] = weight
             relabel = np.flatnonzero(relabel_mask)
             y_res = y.copy()
             if relabel.size:

@@ -22,11 +22,14 @@ pytest.importorskip("prefect")
 from prefect.testing.utilities import prefect_test_harness
 
 import influence_stage.orchestration.flow as flow_module
+import influence_stage.stage.run as stage_run
 from influence_stage.orchestration.flow import FlowConfig, clean_dataset
 from influence_stage.orchestration.deployments import build_deployment
 from influence_stage import ValidationFailedError
 from influence_stage.cli import main
-from influence_stage.stage.steps import CleanConfig, run_pipeline
+from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.stage.run import run_pipeline
+from influence_stage.stage.steps import CleanConfig
 from influence_stage.publish.versions import list_versions, load_published
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +62,8 @@ def params(tmp_path, source, **overrides) -> FlowConfig:
 
 def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     calls = []
-    real = flow_module.build_chains
-    monkeypatch.setattr(flow_module, "build_chains",
+    real = stage_run.build_chains
+    monkeypatch.setattr(stage_run, "build_chains",
                         lambda *a, **k: calls.append((k["chain_ids"], [len(p) for p in k["prefixes"]]))
                         or real(*a, **k))
     p = params(tmp_path, small_source)
@@ -90,8 +93,8 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
 
 def test_chains_per_task_groups_chains_and_keeps_the_scores(tmp_path, small_source, monkeypatch):
     calls = []
-    real = flow_module.build_chains
-    monkeypatch.setattr(flow_module, "build_chains", lambda *a, **k: calls.append(list(k["chain_ids"])) or real(*a, **k))
+    real = stage_run.build_chains
+    monkeypatch.setattr(stage_run, "build_chains", lambda *a, **k: calls.append(list(k["chain_ids"])) or real(*a, **k))
     fixed = {"clean": {"gex": {"chains": 3, "cycles": 1, "ft_lr": 0.4}}}
     together = clean_dataset(params(tmp_path, small_source, **fixed))
     assert calls == [[0, 1, 2]]
@@ -254,3 +257,23 @@ def test_flow_publishes_label_values_column_roles_and_the_class_list(tmp_path, s
     assert main(["report", str(version), "--out", str(out)]) == 0
     capsys.readouterr()
     assert "Score distribution" in out.read_text() and "52" in out.read_text()
+
+
+def test_the_flow_run_pipeline_and_the_cleaner_give_the_same_scores(tmp_path, small_source):
+    """One orchestration: the cleaner, run_pipeline and the Prefect flow score one dataset the same way."""
+    from influence_stage import InfluenceCleaner
+
+    cleaner = InfluenceCleaner(feature_columns=["px_*"], model="mlp", random_state=3,
+                               gex_config=GEXConfig(chains=2, cycles=2, ft_lr="auto", probe_chains=2,
+                                                    lr_grid=(0.1, 0.4, 1.6)),
+                               fit_config=FitConfig(epochs=20)).fit(small_source)
+    config = cleaner.config_
+    library = run_pipeline(small_source, config)
+    flowed = clean_dataset(FlowConfig(source=small_source, name="same", clean=config,
+                                      publish_root=str(tmp_path / "pub"), cache_dir=str(tmp_path / "cache")))
+    _, manifest, _ = load_published(flowed["published"])
+    manifest = manifest.sort_values("row_id")
+    np.testing.assert_array_equal(cleaner.scores_, library.gex_result.scores)
+    np.testing.assert_allclose(manifest.score.to_numpy(), library.gex_result.scores, rtol=1e-6, atol=1e-9)
+    assert list(manifest.action) == list(library.decisions.table.action) == list(cleaner.issues_.action)
+    assert flowed["rows out"] == library.summary["rows out"] == library.cleaned.num_rows

@@ -33,6 +33,7 @@ from influence_stage.errors import CheckpointError, InvalidInputError  # noqa: E
 from influence_stage.engine.hf import HFLearner, ImageData, TextData  # noqa: E402
 from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E402
 from influence_stage.engine.models import mlp  # noqa: E402
+from influence_stage.stage.run import run, run_pipeline, score_step
 from influence_stage.stage.steps import (  # noqa: E402
     CleanConfig,
     config_fingerprint,
@@ -41,7 +42,6 @@ from influence_stage.stage.steps import (  # noqa: E402
     make_model_step,
     parse_model_spec,
     prepare,
-    run_pipeline,
 )
 
 DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits" / "train.parquet"

@@ -142,7 +142,8 @@ QUICK = {"model": "mlp", "action": "relabel", "threshold": "budget:0.1", "fit": 
 
 @pytest.mark.parametrize("labels", [[0, 5, 7], ["cat", "dog", "eel"]])
 def test_published_manifest_holds_the_input_label_values(tmp_path, labels):
-    from influence_stage.stage.steps import CleanConfig, run_pipeline
+    from influence_stage.stage.run import run_pipeline
+    from influence_stage.stage.steps import CleanConfig
     from influence_stage.publish.versions import labelled_manifest, load_published, manifest_codes, publish
     from influence_stage.quality.validation import validate_output
 

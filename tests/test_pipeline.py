@@ -16,10 +16,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
-from influence_stage.errors import InvalidInputError, InvalidTypeError  # noqa: E402
+from influence_stage.errors import InvalidInputError, InvalidTypeError, ValidationFailedError  # noqa: E402
 from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E402
 from influence_stage.engine.losses import mean_member_proba  # noqa: E402
 from influence_stage.engine.models import mlp  # noqa: E402
+from influence_stage.stage.run import run, run_pipeline, score_step
 from influence_stage.stage.steps import (  # noqa: E402
     SCORE_KEYS,
     CleanConfig,
@@ -31,8 +32,6 @@ from influence_stage.stage.steps import (  # noqa: E402
     featurize_step,
     make_model_step,
     prepare,
-    run_pipeline,
-    score_step,
 )
 from influence_stage.decisions.policy import decide  # noqa: E402
 
@@ -227,8 +226,17 @@ def test_run_pipeline_accounts_for_every_row(small, small_run):
     assert 0 < len(dropped) < 200
     assert set(small_run.cleaned["row_id"]) == set(small["row_id"]) - dropped
     assert small_run.cleaned.num_rows == 400 - len(dropped)
-    assert list(small_run.timings) == ["prepare", "featurize", "model", "score", "decide", "apply"]
+    assert list(small_run.timings) == ["prepare", "validate input", "featurize", "model", "score", "decide",
+                                       "apply", "validate output"]
     assert all(t >= 0 for t in small_run.timings.values())
+    assert [r.suite for r in small_run.reports] == ["input", "output"] and all(r.success for r in small_run.reports)
+    assert small_run.summary["rows in"] == 400 and small_run.summary["rows out"] == small_run.cleaned.num_rows
+
+
+def test_the_library_path_stops_when_the_output_gate_fails(small, small_config):
+    """The gates run in run_pipeline too: more dropped rows than the gate allows is an error, no result."""
+    with pytest.raises(ValidationFailedError, match="(?s)suite 'output'.*drop_fraction"):
+        run_pipeline(small, small_config, max_drop_fraction=0.001)
 
 
 def test_run_pipeline_is_deterministic(small, small_config, small_run):

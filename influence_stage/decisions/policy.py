@@ -299,6 +299,13 @@ def _check_proba(proba: Any, n: int) -> np.ndarray:
     return arr
 
 
+def _check_mask(mask: Any, n: int, name: str) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.shape != (n,) or m.dtype != bool:
+        raise InvalidInputError(f"{name} must be a boolean array of shape ({n},); found dtype {m.dtype}, shape {m.shape}.")
+    return m
+
+
 def _check_row_ids(row_ids: Any, n: int) -> np.ndarray:
     if row_ids is None:
         return np.arange(n, dtype=np.int64)
@@ -642,6 +649,7 @@ def decide(
     score_floor: float = 0.0,
     gex_influence: Any = None,
     n_estimated: int | None = None,
+    eligible: Any = None,
 ) -> Decisions:
     """Turn self-influence scores into one decision per row.
 
@@ -690,6 +698,10 @@ def decide(
         The exact GEX self-influence, published next to ``score`` (NaN when not given).
     n_estimated : int, optional
         Estimated number of mislabeled rows, for ``threshold="estimate"``.
+    eligible : array-like of bool, shape ``(n,)``, optional
+        Rows an action may touch; the others keep their data (action ``keep``, weight 1.0) though
+        they are scored and flagged like every row. Default: every row. (The sampler's
+        ``sampling_strategy``.)
     min_weight : float in (0, 1], default 0.05
         Lower clip of the weights under ``reweight``, so that every weight is in ``(0, 1]``.
     random_state : int, RandomState instance or None
@@ -739,24 +751,25 @@ def decide(
         raise InvalidInputError(f"gex_influence must have one value per score: expected {n}, found {gi.shape[0]}.")
     thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor, n_estimated=n_estimated)
     flagged = np.asarray(thr.is_issue)
+    actionable = flagged if eligible is None else flagged & _check_mask(eligible, n, "eligible")
     suggested = np.argmax(P, axis=1).astype(np.int64) if P is not None else y.copy()
     act = np.full(n, "keep", dtype=object)
     weight = np.ones(n, dtype=np.float64)
 
     if action == "drop":
-        act[flagged] = "drop"
+        act[actionable] = "drop"
     elif action == "relabel":
         rows = np.arange(n)
         if relabel_rule == "argmax":
             ok = (suggested != y) & (P[rows, suggested] >= min_agreement)
         else:  # soft: the given label gets less than chance
             ok = P[rows, y] < 1.0 / P.shape[1]
-        act[flagged & ok] = "relabel"
-        act[flagged & ~ok] = relabel_fallback
+        act[actionable & ok] = "relabel"
+        act[actionable & ~ok] = relabel_fallback
     elif action == "reweight":
         # only flagged rows are down-weighted: the table's weights are the weights written out
-        weight = np.where(flagged, np.clip(1.0 - np.asarray(thr.p_issue), min_weight, 1.0), 1.0)
-        act[flagged] = "reweight"
+        weight = np.where(actionable, np.clip(1.0 - np.asarray(thr.p_issue), min_weight, 1.0), 1.0)
+        act[actionable] = "reweight"
     # action == "none": all keep
 
     if action in ("drop", "relabel"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 from influence_stage._checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.engine.members import AutoScale, build_members, can_cross_fit, choose_ft_lr, out_of_sample_proba
+from influence_stage.timing import Timings
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.engine.influence import self_influence
 from influence_stage.engine.learner import Learner, State, TensorData, TorchLearner, TrainHistory, labels_digest
@@ -131,13 +131,12 @@ def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_conf
     X_arr, y_arr, k = check_xy(X, y, n_classes=n_classes)
     learner, needs_fit = make_learner(model, X_arr, k, config=config)
     data = TensorData.from_arrays(X_arr, y_arr, device=getattr(learner, "device", "cpu"))
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if fit_model if fit_model is not None else needs_fit:
-        if not hasattr(learner, "fit"):
-            raise InvalidInputError(f"fit_model=True needs a learner with fit(); {type(learner).__name__} has none.")
-        learner.fit(data, fit_config, progress=progress)
-    timings["fit"] = time.perf_counter() - t0
+    timings = Timings()
+    with timings.step("fit"):
+        if fit_model if fit_model is not None else needs_fit:
+            if not hasattr(learner, "fit"):
+                raise InvalidInputError(f"fit_model=True needs a learner with fit(); {type(learner).__name__} has none.")
+            learner.fit(data, fit_config, progress=progress)
     return score_fitted(learner, data, config=config, fit_config=fit_config, progress=progress, timings=timings)
 
 
@@ -164,24 +163,22 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
 
     ``store``: keep the loss matrix on disk and evaluate only unfinished members (``loss_store``).
     """
-    timings = dict(timings or {})
-    t = time.perf_counter()
+    timings = Timings(timings or {})
     auto = None
     first_chains: list[list[State]] = []
-    if config.ft_lr == "auto":
-        auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress)
-        ft_lr, first_chains = auto.ft_lr, auto.first_chains
-    else:
-        ft_lr = float(config.ft_lr)
-    timings["scale"] = time.perf_counter() - t
-    t = time.perf_counter()
-    members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chains=first_chains, progress=progress)
-    timings["members"] = time.perf_counter() - t
-    t = time.perf_counter()
-    result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto,
-                                 fit_config=fit_config, progress=progress, store=store)
-    timings["losses"] = time.perf_counter() - t
-    return replace(result, timings=timings)
+    with timings.step("scale"):
+        if config.ft_lr == "auto":
+            auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress)
+            ft_lr, first_chains = auto.ft_lr, auto.first_chains
+        else:
+            ft_lr = float(config.ft_lr)
+    with timings.step("members"):
+        members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chains=first_chains,
+                                progress=progress)
+    with timings.step("losses"):
+        result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto,
+                                     fit_config=fit_config, progress=progress, store=store)
+    return replace(result, timings=dict(timings))
 
 
 def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,

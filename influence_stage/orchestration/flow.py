@@ -1,4 +1,5 @@
-"""The cleaning flow: one Prefect task per step of the stage, each calling one library function.
+"""The cleaning flow: one Prefect task per step of the stage, each wrapping the step function that
+``stage.run.run`` calls in the library path.
 
 load → validate input → featurize → fit θ* → auto scale → members (``chains_per_task`` chains per
 task, trained together; all in one task by default, one per task on Dask) → loss matrix → scores +
@@ -7,21 +8,19 @@ distributional-bias figure) → publish (+ report, artifacts).
 
 Expensive results (θ*, the scale probe, each group of chains, the loss matrix) are cached by
 content: the key is the dataset fingerprint plus the fingerprint of the configuration fields that
-affect them (``pipeline.config_fingerprint``, which includes the content of a checkpoint or ``hf:``
+affect them (``stage.steps.config_fingerprint``, which includes the content of a checkpoint or ``hf:``
 folder named by ``clean.model``), and results are persisted under ``cache_dir``. Tasks get their
-data from ``pipeline.learner_data`` (tensors, or the raw texts / images for a Hugging Face model). A re-run
+data from ``stage.steps.learner_data`` (tensors, or the raw texts / images for a Hugging Face model). A re-run
 with the same inputs, or a run restarted after a crash, reuses every finished piece and gives
 identical scores. Nothing is published unless the output suite passes.
 
-Run it: ``influence-stage clean --config flows/digits.yaml`` or ``python -m influence_stage.orchestration.flow``.
+Run it: ``influence-stage clean --config flows/digits.yaml`` or ``python flows/clean_dataset.py``.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,15 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
-from influence_stage.stage import steps
-from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.engine.members import AutoScale, build_chains, choose_ft_lr, member_prefixes, trains_batched
-from influence_stage.engine.gex import GEXResult, result_from_members
+from influence_stage.config import GEXConfig
+from influence_stage.engine.gex import GEXResult
 from influence_stage.engine.learner import Learner, State
+from influence_stage.engine.members import AutoScale
+from influence_stage.stage import run as stage
+from influence_stage.stage import steps
+from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
 from influence_stage.stage.steps import CleanConfig, Features, Prepared
+from influence_stage.timing import Timings
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ class FlowConfig(BaseModel):
     clean: CleanConfig = Field(default_factory=CleanConfig, description="What to score and how to decide.")
     publish_root: str = Field("data/published", description="Root folder of published versions.")
     cache_dir: str = Field("runs/cache", description="Where cached θ*, members and loss matrices live.")
-    max_drop_fraction: float = Field(0.5, gt=0, le=1, description="Output gate: the output suite fails (nothing is "
+    max_drop_fraction: float = Field(GATE_MAX_DROP_FRACTION, gt=0, le=1, description="Output gate: the output suite fails (nothing is "
                                      "published) when more than this share of input rows was dropped. Not a "
                                      "cap: decisions are capped by clean.max_drop_fraction.")
     truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
@@ -109,14 +111,8 @@ def load_task(source: str, config: CleanConfig) -> Prepared:
 
 
 @task(name="validate-input")
-def validate_input_task(prepared: Prepared, config: CleanConfig) -> Any:
-    from influence_stage.quality.validation import validate_input
-
-    report = validate_input(prepared.dataset, label_column=prepared.roles.label_column,
-                            feature_columns=list(prepared.roles.feature_columns),
-                            class_names=list(prepared.encoding.values))
-    report.raise_if_failed()
-    return report
+def validate_input_task(prepared: Prepared) -> Any:
+    return stage.validate_input_step(prepared)
 
 
 @task(name="featurize")
@@ -125,48 +121,29 @@ def featurize_task(prepared: Prepared, config: CleanConfig) -> Features:
 
 
 @task(name="fit-theta", **CACHED)
-def fit_task(prepared: Prepared, features: Features, config: CleanConfig, key: str) -> Learner:
+def fit_task(prepared: Prepared, features: Features, config: CleanConfig, key: str, progress: bool = False) -> Learner:
     """θ*: a model name trained on the data, or a checkpoint / ``hf:`` folder loaded (and trained if ``fit_loaded``)."""
-    spec = steps.parse_model_spec(config.model)
-    if spec.kind == "name" or config.fit_loaded:
-        get_run_logger().info("training θ* (%s, %d epochs)", config.model, config.fit.epochs)
-    else:
-        get_run_logger().info("loading θ* from %s", config.model)
-    return steps.make_model_step(features, config, prepared=prepared)
+    return steps.make_model_step(features, config, prepared=prepared, progress=progress)
 
 
 @task(name="auto-scale", **CACHED)
-def scale_task(learner: Learner, prepared: Prepared, features: Features, config: CleanConfig, key: str) -> AutoScale:
-    data = steps.learner_data(learner, prepared, features)
-    auto = choose_ft_lr(learner, data, config=config.gex, fit_config=config.fit)
-    get_run_logger().info("auto ft_lr = %g (contradicted out of sample: %.1f%%)", auto.ft_lr,
-                          100 * auto.contradicted_fraction)
-    return auto
+def scale_task(learner: Learner, prepared: Prepared, features: Features, config: CleanConfig, key: str,
+               progress: bool = False) -> AutoScale | None:
+    return stage.scale_step(learner, prepared, features, config, progress=progress)
 
 
 @task(name="chains", **CACHED)
 def chains_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float,
                 chains: list[int], prefixes: list[list[State]], key: str, progress: bool = False) -> list[list[State]]:
-    """Members of a group of chains (``gex.cycles`` each), trained together (``ensemble.build_chains``).
-
-    ``prefixes``: each chain's first members when the auto scale's probe already trained them.
-    Each task works on its own copy of the learner: ``functional_call`` swaps a module's parameters
-    while it runs, so tasks running side by side must not share one module.
-    """
-    learner = copy.deepcopy(learner)
-    data = steps.learner_data(learner, prepared, features)
-    members = build_chains(learner, data, config=gex, ft_lr=ft_lr, chain_ids=chains, prefixes=prefixes,
-                           progress=progress)
-    get_run_logger().info("chains %s: %d members at ft_lr=%g", chains, sum(map(len, members)), ft_lr)
-    return members
+    """Members of one group of chains (``stage.run.chains_step``)."""
+    return stage.chains_step(learner, prepared, features, gex, ft_lr, chains, prefixes, progress=progress)
 
 
 @task(name="loss-matrix", **CACHED)
-def loss_task(learner: Learner, members: list[State], prepared: Prepared, features: Features, gex: GEXConfig,
-              ft_lr: float, auto: AutoScale | None, key: str, fit: FitConfig | None = None) -> GEXResult:
-    """Loss matrix and scores (``gex.result_from_members``, the same code ``score_fitted`` ends with)."""
-    data = steps.learner_data(learner, prepared, features)
-    return result_from_members(learner, data, members, config=gex, ft_lr=ft_lr, auto=auto, fit_config=fit)
+def loss_task(learner: Learner, members: list[State], prepared: Prepared, features: Features, config: CleanConfig,
+              ft_lr: float, auto: AutoScale | None, key: str) -> GEXResult:
+    """Loss matrix and scores (``stage.run.loss_step``)."""
+    return stage.loss_step(learner, members, prepared, features, config, ft_lr, auto)
 
 
 @task(name="decide")
@@ -181,27 +158,8 @@ def apply_task(prepared: Prepared, decisions: Any, config: CleanConfig) -> Any:
 
 @task(name="validate-output")
 def validate_output_task(cleaned: Any, prepared: Prepared, decisions: Any, params: FlowConfig) -> Any:
-    from influence_stage.publish.versions import labelled_manifest
-    from influence_stage.quality.validation import validate_output
-
-    # the gate checks the manifest as it is published: the input's label values, not codes
-    report = validate_output(cleaned, prepared.dataset, labelled_manifest(decisions.table, prepared.encoding),
-                             label_column=prepared.roles.label_column,
-                             class_names=list(prepared.encoding.values),
-                             max_drop_fraction=params.max_drop_fraction,
-                             weight_column=params.clean.weight_column)
-    report.raise_if_failed()
-    return report
-
-
-def column_roles(prepared: Prepared) -> dict[str, Any]:
-    """The column roles the run used: ``{"label": name, "kind": "tabular" | "text" | "image", "features": [...]}``.
-
-    Recorded in the summary (printed by the CLI, in ``meta.json``'s ``summary`` and the report), so
-    a switch of roles between runs is visible, never silent.
-    """
-    roles = prepared.roles
-    return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
+    return stage.validate_output_step(cleaned, prepared, decisions, params.clean,
+                                      max_drop_fraction=params.max_drop_fraction)
 
 
 def roles_change(params: FlowConfig, columns: dict[str, Any]) -> str | None:
@@ -268,7 +226,7 @@ def bias_scores(result: GEXResult, prepared: Prepared, features: Features,
     result : GEXResult
         The run's result, its learner at θ*.
     prepared, features : Prepared, Features
-        What the run was scored on; ``pipeline.learner_data`` builds the learner's data from them.
+        What the run was scored on; ``stage.steps.learner_data`` builds the learner's data from them.
     log : logging.Logger-like, default the module logger
         Where the reason for a skip goes.
 
@@ -338,81 +296,55 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     # the cheap checks first (the CLI ran them before Prefect started; a Python caller gets them here)
     steps.preflight(params.source, config, name=params.name, publish_root=params.publish_root,
                     cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    clock = [t0]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = now - clock[0]
-        clock[0] = now
-
-    prepared = load_task(params.source, config)
-    input_report = validate_input_task(prepared, config)
-    features = featurize_task(prepared, config)
-    lap("load + validate + featurize")
+    timings = Timings()
+    with timings.step("load + validate + featurize"):
+        prepared = load_task(params.source, config)
+        input_report = validate_input_task(prepared)
+        features = featurize_task(prepared, config)
     fingerprint = steps.dataset_fingerprint(prepared.dataset)
     base_key = _digest(fingerprint, steps.config_fingerprint(config))
-    storage = Path(params.cache_dir).resolve()
-    cached = dict(result_storage=storage)
-    learner = fit_task.with_options(**cached)(prepared, features, config, key=_digest(base_key, "theta"))
-    lap("θ*")
-    auto = None
-    if config.gex.ft_lr == "auto":
-        auto = scale_task.with_options(**cached)(learner, prepared, features, config, key=_digest(base_key, "scale"))
-        ft_lr, reused = auto.ft_lr, list(auto.first_chains)
-    else:
-        ft_lr, reused = float(config.gex.ft_lr), []
-    lap("auto scale")
-    # chains the probe started are continued from its states; the others start at θ*
-    prefixes = member_prefixes(config.gex, reused)
-    todo = [c for c, prefix in enumerate(prefixes) if len(prefix) < config.gex.cycles]
-    size = params.chains_per_task or (max(len(todo), 1) if trains_batched(learner) else 1)
-    groups = [todo[i:i + size] for i in range(0, len(todo), size)]
-    futures = [chains_task.with_options(**cached).submit(learner, prepared, features, config.gex, ft_lr, group,
-                                                         [prefixes[c] for c in group],
-                                                         key=_digest(base_key, ft_lr, "chains", *group),
-                                                         progress=params.progress)
-               for group in groups]
-    chains = list(prefixes)
-    for group, future in zip(groups, futures, strict=True):
-        for c, members in zip(group, future.result(), strict=True):
-            chains[c] = members
-    members = [m for ch in chains for m in ch]
-    lap("members")
-    # the grouping is in the key: chains trained together equal chains trained apart only up to rounding
-    result = loss_task.with_options(**cached)(learner, members, prepared, features, config.gex, ft_lr, auto,
-                                              key=_digest(base_key, ft_lr, "loss", *map(tuple, groups)),
-                                              fit=config.fit)
-    lap("loss matrix + scores")
-    decisions = decide_task(result, prepared, features, config)
-    cleaned = apply_task(prepared, decisions, config)
-    output_report = validate_output_task(cleaned, prepared, decisions, params)
-    lap("decide + apply + validate")
+    cached = dict(result_storage=Path(params.cache_dir).resolve())
+    with timings.step("θ*"):
+        learner = fit_task.with_options(**cached)(prepared, features, config, key=_digest(base_key, "theta"),
+                                                  progress=params.progress)
+    with timings.step("auto scale"):
+        auto = None
+        if config.gex.ft_lr == "auto":
+            auto = scale_task.with_options(**cached)(learner, prepared, features, config,
+                                                     key=_digest(base_key, "scale"), progress=params.progress)
+    with timings.step("members"):
+        # chains the probe started are continued from its states; the others start at θ*
+        plan = stage.plan_members(learner, config, auto, chains_per_task=params.chains_per_task)
+        futures = [chains_task.with_options(**cached).submit(learner, prepared, features, config.gex, plan.ft_lr,
+                                                             group, [plan.prefixes[c] for c in group],
+                                                             key=_digest(base_key, plan.ft_lr, "chains", *group),
+                                                             progress=params.progress)
+                   for group in plan.groups]
+        members = plan.collect([future.result() for future in futures])
+    with timings.step("loss matrix + scores"):
+        # the grouping is in the key: chains trained together equal chains trained apart only up to rounding
+        result = loss_task.with_options(**cached)(learner, members, prepared, features, config, plan.ft_lr, auto,
+                                                  key=_digest(base_key, plan.ft_lr, "loss", *map(tuple, plan.groups)))
+    with timings.step("decide + apply + validate"):
+        decisions = decide_task(result, prepared, features, config)
+        cleaned = apply_task(prepared, decisions, config)
+        output_report = validate_output_task(cleaned, prepared, decisions, params)
     table = decisions.table
-    counts = table["action"].value_counts().to_dict()
-    summary = {"rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
-               **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": ft_lr,
-               "score": result.score_name, "threshold method": decisions.threshold.method,
-               "threshold": float(decisions.threshold.value), "members": len(members),
-               "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
-               "columns": column_roles(prepared)}
+    summary = stage.summarize(result, decisions, cleaned, prepared)
     change = roles_change(params, summary["columns"])
     if change is not None:
         summary["warning"] = change
         log.warning("%s", change)
-    if decisions.threshold.n_estimated is not None:
-        summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
     bias = None
     if params.truth is not None:  # the distributional-bias figure compares estimators against the truth
-        bias = bias_scores_task(result, prepared, features)
-        lap("bias scores (report)")
-    published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
-                             summary, fingerprint, bias=bias)
-    lap("publish + report")
+        with timings.step("bias scores (report)"):
+            bias = bias_scores_task(result, prepared, features)
+    with timings.step("publish + report"):
+        published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
+                                 summary, fingerprint, bias=bias)
     summary["published"] = str(published.path)
     summary["report"] = str(Path(published.path) / "report.html")
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["seconds"] = round(sum(timings.values()), 2)
     from influence_stage.report.build import precision_recall_at, summary_markdown
 
     names = [str(v) for v in prepared.encoding.names]

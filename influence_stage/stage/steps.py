@@ -1,18 +1,16 @@
 """The stage's steps as plain functions, one per arrow of the data flow, and their configuration.
 
-This module owns the *chaining* of the stage: which library function runs at which step, with which
-part of the one configuration object. Prefect flows wrap each step in one task, the scikit-learn
-API (:mod:`influence_stage.sklearn`) and the CLI call the same functions, so nothing is computed in
-two places.
+Each step calls the library function of its layer with its part of the one configuration object;
+:mod:`influence_stage.stage.run` chains them (with the scoring steps and the quality gates), and the
+Prefect flow wraps the same functions in tasks, so nothing is computed in two places.
 
 ``prepare``          source → ``Prepared`` (Dataset with ``row_id``, column roles, label encoding)
 ``featurize_step``   ``Prepared`` → ``Features`` (``X`` float32, ``y`` int64 codes, row ids)
 ``make_model_step``  ``Features`` → a ``Learner`` at θ* (built and trained, loaded, or given)
 ``learner_data``     what a learner trains and evaluates on (tensors, or raw texts / images)
-``score_step``       learner + features → ``GEXResult`` (members, loss matrix, self-influence)
+``stage.run``        scale → member groups → loss matrix → ``GEXResult``; the gates; ``run``
 ``decide_step``      ``GEXResult`` → ``Decisions`` (one row per input row)
 ``apply_step``       ``Decisions`` → the cleaned ``datasets.Dataset``
-``run_pipeline``     all of the above → ``PipelineResult``
 
 Which model: :func:`parse_model_spec` reads ``CleanConfig.model`` — a builder name (``"auto"``,
 ``"mlp"``, ``"cnn"``: trained on the given labels), a torch checkpoint (``"checkpoint:<path>"`` or a
@@ -33,7 +31,6 @@ import json
 import logging
 import math
 import os
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +59,7 @@ from influence_stage.data.sources import (
     row_ids,
 )
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.engine.gex import GEXResult, make_learner, score_fitted
+from influence_stage.engine.gex import GEXResult, make_learner
 from influence_stage.engine.hf import (
     DatasetImages,
     HFLearner,
@@ -686,7 +683,12 @@ class PipelineResult:
     cleaned : datasets.Dataset
         ``n - n_drop`` rows.
     timings : dict
-        Wall seconds per step: ``prepare, featurize, model, score, decide, apply``.
+        Wall seconds per step: ``prepare, featurize, model, score, decide, apply`` (and the gates'
+        ``validate input``, ``validate output`` when they ran).
+    reports : list of ValidationReport
+        The input and output suites' reports, when the gates ran.
+    summary : dict
+        Counts and choices of the run (``stage.run.summarize``).
     """
 
     prepared: Prepared
@@ -696,6 +698,8 @@ class PipelineResult:
     decisions: Decisions
     cleaned: datasets.Dataset
     timings: dict[str, float] = field(default_factory=dict)
+    reports: list[Any] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -993,32 +997,8 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
     return learner
 
 
-def score_step(learner: Learner, features: Features, config: CleanConfig, *, prepared: Prepared | None = None,
-               progress: bool = False) -> GEXResult:
-    """GEX from θ*: perturbation scale → members → loss matrix → self-influence.
-
-    Parameters
-    ----------
-    learner : Learner
-        At θ*.
-    features : Features
-    config : CleanConfig
-    prepared : Prepared, optional
-        Needed for an ``HFLearner`` (see :func:`learner_data`).
-    progress : bool
-
-    Returns
-    -------
-    GEXResult
-        ``scores`` ``(n,) float64`` aligned with ``features.row_ids``.
-    """
-    config = _check_config(config)
-    data = learner_data(learner, prepared, features)
-    return score_fitted(learner, data, config=config.gex, fit_config=config.fit, progress=progress)
-
-
 def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
-                prepared: Prepared | None = None) -> Decisions:
+                prepared: Prepared | None = None, only_rows: Any = None) -> Decisions:
     """Scores → one decision per row; suggested labels are the argmax of the members' mean probabilities.
 
     Parameters
@@ -1028,6 +1008,8 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
     config : CleanConfig
     prepared : Prepared, optional
         Needed when ``result.learner`` is an ``HFLearner`` (see :func:`learner_data`).
+    only_rows : ndarray of bool, optional
+        Rows an action may touch (``decide``'s ``eligible``); default every row.
 
     Returns
     -------
@@ -1045,7 +1027,7 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
                   max_fraction_per_class=config.max_fraction_per_class,
                   max_drop_fraction=config.max_drop_fraction, min_weight=config.min_weight,
                   random_state=config.seed, gex_influence=result.gex_influence,
-                  n_estimated=estimated_issues(result, data, config),
+                  n_estimated=estimated_issues(result, data, config), eligible=only_rows,
                   score_floor=2 * config.gex.tau ** 2 if result.score_name in GEX_SCALE else 0.0)
 
 
@@ -1094,47 +1076,10 @@ def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) ->
     return out
 
 
-def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: bool = False) -> PipelineResult:
-    """Run every step: prepare → featurize → model → score → decide → apply.
-
-    Parameters
-    ----------
-    source : see :func:`prepare`
-    config : CleanConfig
-    model : None, str, torch.nn.Module or Learner
-        See :func:`make_model_step` (None: ``config.model``).
-    progress : bool
-        Progress bars for training and members.
-
-    Returns
-    -------
-    PipelineResult
-    """
-    config = _check_config(config)
-    timings: dict[str, float] = {}
-
-    def timed(name: str, fn, *args, **kwargs):
-        t = time.perf_counter()
-        out = fn(*args, **kwargs)
-        timings[name] = time.perf_counter() - t
-        return out
-
-    prepared = timed("prepare", prepare, source, config)
-    features = timed("featurize", featurize_step, prepared, config)
-    learner = timed("model", make_model_step, features, config, model, prepared=prepared, progress=progress)
-    result = timed("score", score_step, learner, features, config, prepared=prepared, progress=progress)
-    decisions = timed("decide", decide_step, result, features, config, prepared=prepared)
-    cleaned = timed("apply", apply_step, prepared, decisions, config)
-    logger.info("pipeline done: %d → %d rows; seconds per step %s", prepared.dataset.num_rows, cleaned.num_rows,
-                {k: round(v, 3) for k, v in timings.items()})
-    return PipelineResult(prepared=prepared, features=features, learner=learner, gex_result=result,
-                          decisions=decisions, cleaned=cleaned, timings=timings)
-
-
 __all__ = [
     "CleanConfig", "Features", "HF_EVAL_BATCH_SIZE", "MODEL_NAMES", "ModelSpec", "PipelineResult", "Prepared",
     "SCORE_KEYS", "apply_step", "check_class_counts", "check_folder", "check_rates", "column_fingerprints",
     "combine_fingerprints", "preflight",
     "config_fingerprint", "dataset_fingerprint", "decide_step", "estimated_issues", "featurize_step", "learner_data",
-    "make_model_step", "model_digest", "parse_model_spec", "prepare", "run_pipeline", "score_step",
+    "make_model_step", "model_digest", "parse_model_spec", "prepare",
 ]
