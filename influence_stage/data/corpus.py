@@ -1,0 +1,371 @@
+"""Unlabeled text corpora read as streams from local shards, and the cheap checks before scoring.
+
+``Corpus`` is a set of local shards (Parquet, Arrow stream files as ``Dataset.save_to_disk``
+writes them, or JSON Lines) read with ``datasets``' iterable datasets (``streaming=True``): rows
+arrive in batches and nothing is held whole, so a corpus larger than memory can be scored (one
+pass per member, see ``influence_stage.engine.causal_lm``). Row ``i`` is the ``i``-th row of the
+shards in the order given (a folder: sorted by name).
+
+``inventory`` is the cheap pass before scoring: per document its length, an exact-content hash
+(sha256 of the UTF-8 text) and a near-duplicate key, and a status:
+
+- ``"ok"``: scored;
+- ``"empty"``: no text after stripping whitespace;
+- ``"too short"`` / ``"too long"``: fewer than ``min_chars`` / more than ``max_chars`` characters;
+- ``"duplicate"``: the same bytes as an earlier document (its row in ``duplicate_of``), when
+  deduplication is asked for;
+- ``"not text"``: not a string (only with ``skip_invalid``; else an error names the row).
+
+Near-duplicates are reported, never removed: two documents are near-duplicates when their
+normalised text (lower case, every run of non-alphanumeric characters turned into one space) is
+equal but their bytes are not (whitespace, case or punctuation variants of one text).
+``near_duplicate_groups`` lists them.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+
+logger = logging.getLogger(__name__)
+
+#: Shard suffixes and the ``datasets`` builder that reads them.
+FORMATS: dict[str, str] = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json"}
+#: Statuses of ``inventory``.
+STATUSES: tuple[str, ...] = ("ok", "empty", "too short", "too long", "duplicate", "not text")
+#: Rows per batch read from the shards.
+READ_BATCH = 1024
+#: Documents held by the seeded shuffle buffer of ``iter_texts(shuffle_seed=...)``.
+SHUFFLE_BUFFER = 4096
+#: JSON files ``Dataset.save_to_disk`` writes next to its Arrow shards: metadata, not documents.
+_SAVE_TO_DISK_METADATA = frozenset({"dataset_info.json", "state.json", "dataset_dict.json"})
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def content_hash(text: str) -> str:
+    """Exact-duplicate key: sha256 of the UTF-8 bytes, 32 hex digits."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def near_key(text: str) -> str:
+    """Near-duplicate key: hash of the text lower-cased with non-alphanumeric runs as one space."""
+    return content_hash(_NON_ALNUM.sub(" ", text.lower()).strip())
+
+
+def _shards(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    if isinstance(source, (list, tuple)):
+        files = [Path(p) for p in source]
+    else:
+        text = str(source)
+        if any(ch in text for ch in "*?["):
+            files = [Path(p) for p in sorted(globlib.glob(text))]
+        elif Path(text).is_dir():
+            files = sorted(p for p in Path(text).rglob("*") if p.is_file() and p.suffix in FORMATS
+                           and p.name not in _SAVE_TO_DISK_METADATA
+                           and not any(part.startswith(".") for part in p.relative_to(text).parts))
+        else:
+            files = [Path(text)]
+    if not files:
+        raise InvalidInputError(f"no corpus shards found at {source!r}; expected files ending in "
+                                f"{sorted(FORMATS)} (a file, a folder or a glob).")
+    for f in files:
+        if not f.is_file():
+            raise InvalidInputError(f"corpus shard {str(f)!r} does not exist.")
+        if f.suffix not in FORMATS:
+            raise InvalidInputError(f"corpus shard {str(f)!r} has an unsupported suffix {f.suffix!r}; expected one of "
+                                    f"{sorted(FORMATS)}.")
+    kinds = {FORMATS[f.suffix] for f in files}
+    if len(kinds) > 1:
+        raise InvalidInputError(f"corpus shards mix formats {sorted(kinds)}; give shards of one format.")
+    return files
+
+
+def _count_rows(path: Path, builder: str) -> int:
+    if builder == "parquet":
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if builder == "arrow":
+        with pa.memory_map(str(path)) as source:
+            try:
+                reader = pa.ipc.open_stream(source)
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return int(pa.ipc.open_file(source).read_all().num_rows)
+            return sum(batch.num_rows for batch in reader)
+    count = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            count += bool(line.strip())
+    return count
+
+
+class Corpus:
+    """A text corpus in local shards, read as a stream (``datasets`` iterable dataset).
+
+    Parameters
+    ----------
+    source : path, glob or list of paths
+        One shard, a folder of shards (all files with a suffix of :data:`FORMATS`, sorted, searched
+        recursively, without ``save_to_disk``'s metadata JSON), a glob,
+        or a list of shards, all of one format.
+    text_column : str
+        The column holding the documents.
+    id_column : str, optional
+        A column of document ids (default: the row number).
+
+    Raises
+    ------
+    InvalidInputError
+        No shards, mixed formats, or a text / id column that is not there (the message lists the
+        columns), or a text column that is not a string column.
+    """
+
+    def __init__(self, source: Any, *, text_column: str = "text", id_column: str | None = None) -> None:
+        self.files = _shards(source)
+        self.builder = FORMATS[self.files[0].suffix]
+        self.text_column = text_column
+        self.id_column = id_column
+        self._n_rows: int | None = None
+        columns, text_type = self._schema()
+        self.columns = columns
+        for col, what in ((text_column, "text"), (id_column, "id")):
+            if col is not None and col not in columns:
+                raise InvalidInputError(f"the corpus has no {what} column {col!r}; its columns are {columns}. Fix: "
+                                        f"pass {what}_column= with one of them.")
+        if text_type is not None and text_type not in ("string", "large_string"):
+            raise InvalidInputError(f"text column {text_column!r} holds {text_type}, not strings; choose a column "
+                                    "of documents.")
+
+    def _stream(self) -> Any:
+        import datasets
+
+        ds = datasets.load_dataset(self.builder, data_files=[str(f) for f in self.files], split="train",
+                                   streaming=True)
+        return ds
+
+    def _schema(self) -> tuple[list[str], str | None]:
+        ds = self._stream()
+        features = getattr(ds, "features", None)
+        if features is not None:
+            text = features.get(self.text_column)
+            if text is None or type(text).__name__ == "Json":  # mixed JSON values: checked row by row
+                return list(features), None
+            dtype = getattr(text, "dtype", None)
+            return list(features), dtype if isinstance(dtype, str) else type(text).__name__
+        try:  # JSON Lines: the schema comes with the first rows
+            first = next(iter(ds))
+        except StopIteration:
+            return [], None
+        return list(first), None
+
+    def __len__(self) -> int:
+        """Rows in all shards (counted from metadata, or the lines of JSON Lines shards, once)."""
+        if self._n_rows is None:
+            self._n_rows = sum(_count_rows(f, self.builder) for f in self.files)
+        return self._n_rows
+
+    def fingerprint(self) -> str:
+        """``sha256`` of the shards' bytes (``sources.source_fingerprint``), plus the column names used."""
+        from influence_stage.data.sources import source_fingerprint
+
+        return hashlib.sha256(f"{source_fingerprint(self.files)}|{self.text_column}|{self.id_column}".encode()
+                              ).hexdigest()
+
+    def iter_batches(self, columns: Sequence[str] | None = None, batch_size: int = READ_BATCH
+                     ) -> Iterator[dict[str, list[Any]]]:
+        """Batches of rows as ``{column: values}``, in shard order (one streaming pass)."""
+        ds = self._stream()
+        cols = list(columns) if columns is not None else None
+        if cols is not None:
+            ds = ds.select_columns(cols)
+        yield from ds.iter(batch_size=batch_size)
+
+    def iter_texts(self, shuffle_seed: int | None = None, *, rows: np.ndarray | None = None) -> Iterator[Any]:
+        """The documents, one streaming pass; ``rows`` (``(n,) bool``) keeps only those rows.
+
+        With ``shuffle_seed``, a seeded shuffle buffer of :data:`SHUFFLE_BUFFER` documents
+        reorders them (the same seed, the same order).
+        """
+        def ordered() -> Iterator[Any]:
+            i = 0
+            for batch in self.iter_batches([self.text_column]):
+                for text in batch[self.text_column]:
+                    if rows is None or rows[i]:
+                        yield text
+                    i += 1
+
+        if shuffle_seed is None:
+            yield from ordered()
+            return
+        rng = np.random.default_rng(int(shuffle_seed))
+        buffer: list[Any] = []
+        for text in ordered():
+            if len(buffer) < SHUFFLE_BUFFER:
+                buffer.append(text)
+                continue
+            j = int(rng.integers(len(buffer)))
+            yield buffer[j]
+            buffer[j] = text
+        rng.shuffle(buffer)
+        yield from buffer
+
+    def where(self, rows: np.ndarray) -> "CorpusView":
+        """The documents whose ``rows`` flag is True, as a stream with the same interface."""
+        return CorpusView(self, rows)
+
+    def write_parquet(self, path: str | os.PathLike, rows: np.ndarray, *, extra: dict[str, np.ndarray] | None = None
+                      ) -> int:
+        """Stream the rows flagged in ``rows`` (every column, plus ``extra`` columns indexed by row)
+        into one Parquet file; returns the rows written."""
+        writer = None
+        start = written = 0
+        try:
+            for batch in self.iter_batches(None):
+                n = len(next(iter(batch.values()))) if batch else 0
+                keep = np.asarray(rows[start:start + n], dtype=bool)
+                table = pa.Table.from_pydict(batch)
+                for name, values in (extra or {}).items():
+                    table = table.append_column(name, pa.array(np.asarray(values)[start:start + n]))
+                table = table.filter(pa.array(keep))
+                if writer is None:
+                    writer = pq.ParquetWriter(str(path), table.schema)
+                writer.write_table(table)
+                written += table.num_rows
+                start += n
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise InvalidInputError("the corpus has 0 rows; nothing to write.")
+        return written
+
+
+@dataclass(frozen=True)
+class CorpusView:
+    """The documents of a ``Corpus`` whose flag in ``rows`` is True (what the scorer reads)."""
+
+    corpus: Corpus
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.rows, dtype=bool).sum())
+
+    def iter_texts(self, shuffle_seed: int | None = None) -> Iterator[Any]:
+        return self.corpus.iter_texts(shuffle_seed, rows=np.asarray(self.rows, dtype=bool))
+
+
+def inventory(corpus: Corpus, *, min_chars: int = 1, max_chars: int | None = None, dedup: bool = True,
+              skip_invalid: bool = False, progress: bool = False) -> pd.DataFrame:
+    """One streaming pass: each document's length, hashes and status (module docstring).
+
+    Parameters
+    ----------
+    corpus : Corpus
+    min_chars, max_chars : int
+        Length bounds in characters after stripping surrounding whitespace (``max_chars`` None: no
+        upper bound). Documents outside them get ``"too short"`` / ``"too long"``.
+    dedup : bool
+        Mark exact duplicates of an earlier document ``"duplicate"``.
+    skip_invalid : bool
+        Mark non-string documents ``"not text"`` instead of raising.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per document, in corpus order: ``row`` (0..n-1), ``doc_id``, ``n_chars``,
+        ``n_words``, ``content_hash``, ``near_key``, ``status``, ``duplicate_of`` (row of the first
+        copy, -1 when none).
+
+    Raises
+    ------
+    InvalidTypeError
+        A document is not a string (``skip_invalid=False``); the message names its row.
+    InvalidInputError
+        Bad bounds, or an empty corpus.
+    """
+    if not isinstance(min_chars, int) or min_chars < 1:
+        raise InvalidInputError(f"min_chars must be an int >= 1 (empty documents are never kept); found {min_chars!r}.")
+    if max_chars is not None and (not isinstance(max_chars, int) or max_chars < min_chars):
+        raise InvalidInputError(f"max_chars must be None or an int >= min_chars ({min_chars}); found {max_chars!r}.")
+    cols = [corpus.text_column] + ([corpus.id_column] if corpus.id_column else [])
+    ids: list[Any] = []
+    n_chars: list[int] = []
+    n_words: list[int] = []
+    hashes: list[str] = []
+    nears: list[str] = []
+    status: list[str] = []
+    dup_of: list[int] = []
+    first: dict[str, int] = {}
+    bar = tqdm(total=len(corpus), desc="inventory", unit="doc", disable=not progress, leave=False)
+    row = 0
+    for batch in corpus.iter_batches(cols):
+        texts = batch[corpus.text_column]
+        for j, text in enumerate(texts):
+            ids.append(batch[corpus.id_column][j] if corpus.id_column else row)
+            if not isinstance(text, str):
+                if not skip_invalid:
+                    raise InvalidTypeError(f"document {row} of column {corpus.text_column!r} is "
+                                           f"{type(text).__name__}, not a string. Fix: drop or fill it, or set "
+                                           "skip_invalid to leave such rows out.")
+                n_chars.append(0), n_words.append(0), hashes.append(""), nears.append("")
+                status.append("not text"), dup_of.append(-1)
+                row += 1
+                continue
+            stripped = text.strip()
+            h = content_hash(text)
+            n_chars.append(len(stripped))
+            n_words.append(len(stripped.split()))
+            hashes.append(h)
+            nears.append(near_key(text) if stripped else "")
+            d = first.get(h, -1)
+            dup_of.append(d)
+            if not stripped:
+                st = "empty"
+            elif len(stripped) < min_chars:
+                st = "too short"
+            elif max_chars is not None and len(stripped) > max_chars:
+                st = "too long"
+            elif dedup and d >= 0:
+                st = "duplicate"
+            else:
+                st = "ok"
+            if d < 0 and st == "ok":
+                first[h] = row
+            status.append(st)
+            row += 1
+        bar.update(len(texts))
+    bar.close()
+    if row == 0:
+        raise InvalidInputError(f"the corpus at {[str(f) for f in corpus.files][:3]} has 0 documents.")
+    frame = pd.DataFrame({"row": np.arange(row, dtype=np.int64), "doc_id": ids, "n_chars": n_chars,
+                          "n_words": n_words, "content_hash": hashes, "near_key": nears, "status": status,
+                          "duplicate_of": np.asarray(dup_of, dtype=np.int64)})
+    counts = frame["status"].value_counts().to_dict()
+    logger.info("inventory: %d documents, %s", row, counts)
+    return frame
+
+
+def near_duplicate_groups(frame: pd.DataFrame, *, limit: int | None = None) -> list[list[int]]:
+    """Groups of rows that are near-duplicates of each other (same ``near_key``, more than one
+    distinct ``content_hash``), largest first; reported, never removed."""
+    text = frame[frame["near_key"] != ""]
+    groups = []
+    for _, g in text.groupby("near_key", sort=False):
+        if g["content_hash"].nunique() > 1:
+            groups.append(sorted(int(r) for r in g["row"]))
+    groups.sort(key=lambda g: (-len(g), g[0]))
+    return groups[:limit] if limit is not None else groups

@@ -1,0 +1,667 @@
+"""Causal language models behind the ``Learner`` protocol: GEX on unlabeled text corpora.
+
+``CausalLMLearner`` wraps a Hugging Face causal language model (GPT-2 style, from a local folder)
+so that the GEX machinery scores documents instead of labelled rows:
+
+- **Loss of a document**: its mean next-token cross-entropy, in nats per predicted token.
+- **Chunking rule**: a document is tokenized without truncation (a ``bos`` token is put in front
+  when the tokenizer has one, so the first real token is predicted too) and cut into windows of
+  ``max_length`` tokens that overlap by one token: window ``k`` holds tokens
+  ``k (max_length - 1) … k (max_length - 1) + max_length - 1``. Each window predicts its tokens
+  after the first, so every token after the first is predicted exactly once, with at most
+  ``max_length - 1`` tokens of context. The document's loss is the sum of the token losses of
+  all its windows divided by the number of predicted tokens (long and short documents are on the
+  same per-token scale). ``max_chunks`` (default: no cap) scores only a document's first windows.
+- **Token batches**: windows are packed into batches of at most ``batch_tokens`` tokens
+  (rows × longest row), longest first within a buffer of documents; padding is masked out of
+  both the attention and the loss, so a document's loss does not depend on its batch.
+- **Members**: cycles of continued pre-training (SGD with momentum, cosine from ``ft_lr`` to 0 per
+  cycle, a fresh optimizer each cycle) from θ*, the pretrained model; ``trainable="last:N"``
+  perturbs only the last N transformer blocks and the final norm (``get_state`` then copies only
+  those), ``"all"`` every parameter.
+- **Data**: a list of strings (in memory), or a *stream*: any object with
+  ``iter_texts(shuffle_seed=None)`` returning a fresh iterator over the documents and ``__len__``
+  (``influence_stage.data.corpus.Corpus``). A stream is read once per member when scoring, a
+  buffer of documents at a time, so a corpus larger than memory is scored; training reads it in a
+  shuffled order and starts it over when it runs out.
+
+``corpus_gex`` runs it all: members, one pass over the corpus per member (and one at θ*), the loss
+matrix ``(n_documents, n_members)`` (in memory or a memory-mapped file) and the exact GEX
+self-influence (``influence.self_influence``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError
+from influence_stage.engine.hf import _seeded_rng, require
+from influence_stage.engine.influence import DEFAULT_TAU, self_influence
+from influence_stage.engine.learner import CosineSchedule, LRSchedule, State
+from influence_stage.engine.members import member_seed, run_chains
+
+logger = logging.getLogger(__name__)
+
+_LAST_N = re.compile(r"^last:(\d+)$")
+#: Documents read from a stream before their windows are packed into batches.
+DEFAULT_BUFFER_DOCS = 256
+#: Default window length when the model allows it.
+DEFAULT_MAX_LENGTH = 512
+#: Seconds between progress log lines while scoring a stream.
+LOG_EVERY_S = 30.0
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def _is_stream(data: Any) -> bool:
+    return hasattr(data, "iter_texts") and callable(data.iter_texts)
+
+
+def _check_text(text: Any, row: int) -> str:
+    if not isinstance(text, str):
+        raise InvalidTypeError(f"document {row} is {type(text).__name__}, not a string; every document must be text. "
+                               "Fix: drop or fill missing documents first.")
+    if not text.strip():
+        raise InvalidInputError(f"document {row} is empty; a causal language model cannot score it. Fix: drop empty "
+                                "documents first (the curation flow does).")
+    return text
+
+
+def _iter_documents(data: Any, *, shuffle_seed: int | None = None) -> Iterator[str]:
+    if _is_stream(data):
+        it = data.iter_texts(shuffle_seed=shuffle_seed)
+    elif isinstance(data, (list, tuple)):
+        if shuffle_seed is None:
+            it = iter(data)
+        else:
+            order = np.random.default_rng(shuffle_seed).permutation(len(data))
+            it = (data[int(i)] for i in order)
+    else:
+        raise InvalidTypeError("CausalLMLearner takes a list of strings or a corpus stream (an object with "
+                               f"iter_texts()); found {type(data).__name__}.")
+    for row, text in enumerate(it):
+        yield _check_text(text, row)
+
+
+def _n_documents(data: Any) -> int | None:
+    try:
+        return int(len(data))
+    except TypeError:
+        return None
+
+
+@dataclass
+class _Window:
+    doc: int
+    ids: list[int]
+
+
+def chunk_ids(ids: Sequence[int], max_length: int, max_chunks: int | None = None) -> list[list[int]]:
+    """Windows of ``max_length`` tokens overlapping by one token (the module's chunking rule).
+
+    Parameters
+    ----------
+    ids : sequence of int
+        A document's token ids (with its ``bos`` in front, if any).
+    max_length : int
+        Tokens per window, at least 2.
+    max_chunks : int, optional
+        Keep only the first windows.
+
+    Returns
+    -------
+    list of list of int
+        Every token after the first is a prediction target in exactly one window.
+    """
+    step = max_length - 1
+    out = [list(ids[s:s + max_length]) for s in range(0, max(len(ids) - 1, 1), step)]
+    return out[:max_chunks] if max_chunks is not None else out
+
+
+def pack_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Indices of windows grouped into batches of at most ``batch_tokens`` padded tokens, longest first.
+
+    A batch of ``r`` windows whose longest has ``m`` tokens costs ``r * m`` tokens; a single window
+    longer than the budget gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        m = max(longest, lengths[i])
+        if current and m * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, m = [], lengths[i]
+        current.append(i)
+        longest = m
+    if current:
+        batches.append(current)
+    return batches
+
+
+# -- the learner --------------------------------------------------------------------------------------
+
+
+def check_lm_trainable(spec: Any) -> str:
+    """``spec`` if it is ``"all"`` or ``"last:N"`` (N >= 1), else InvalidInputError."""
+    if spec == "all" or (isinstance(spec, str) and (m := _LAST_N.match(spec)) and int(m.group(1)) >= 1):
+        return spec
+    raise InvalidInputError(f"trainable must be 'all' or 'last:N' with N >= 1 (e.g. 'last:2'); found {spec!r}.")
+
+
+def lm_trainable_names(model: nn.Module, trainable: str) -> list[str]:
+    """Parameter names ``trainable`` leaves trainable: every one, or the last N blocks and what follows them.
+
+    ``"last:N"``: the last N blocks of the model's list of transformer blocks (its largest
+    ``nn.ModuleList``) and every parameter registered after that list (the final layer norm, an
+    untied output layer). Tied input embeddings are not among them.
+    """
+    check_lm_trainable(trainable)
+    names = [n for n, _ in model.named_parameters()]
+    if trainable == "all":
+        return names
+    n_blocks = int(trainable.split(":")[1])
+    best, best_size = None, -1
+    for name, m in model.named_modules():
+        if isinstance(m, nn.ModuleList) and len(m) > 0:
+            size = sum(p.numel() for p in m.parameters())
+            if size > best_size:
+                best, best_size = (name, m), size
+    if best is None:
+        raise InvalidInputError(f"trainable={trainable!r} needs a model with a list of blocks (nn.ModuleList); "
+                                f"{type(model).__name__} has none. Use trainable='all'.")
+    list_name, blocks = best
+    if n_blocks > len(blocks):
+        raise InvalidInputError(f"trainable={trainable!r} asks for the last {n_blocks} blocks, but {list_name} has "
+                                f"{len(blocks)}.")
+    prefixes = tuple(f"{list_name}.{i}." for i in range(len(blocks) - n_blocks, len(blocks)))
+    in_list = [i for i, n in enumerate(names) if n.startswith(f"{list_name}.")]
+    chosen = {n for n in names if n.startswith(prefixes)} | set(names[in_list[-1] + 1:])
+    return [n for n in names if n in chosen]
+
+
+class CausalLMLearner:
+    """``Learner`` for a causal language model: the loss of a document is its mean token cross-entropy.
+
+    Build it with :meth:`from_pretrained` from a local folder, or pass a loaded model and tokenizer.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A causal language model (``AutoModelForCausalLM``); returns ``.logits`` ``(b, t, vocab)``.
+    tokenizer : transformers tokenizer
+        Needs a pad token (``from_pretrained`` uses the eos token when there is none; padding is
+        masked, so which token pads does not matter).
+    trainable : str
+        ``"all"`` or ``"last:N"`` (module docstring).
+    max_length : int, optional
+        Tokens per window of the chunking rule, at least 2 and at most the model's positions
+        (default: the model's positions, at most :data:`DEFAULT_MAX_LENGTH`).
+    max_chunks : int, optional
+        Windows scored per document (default: all).
+    batch_size : int
+        Windows per SGD step.
+    batch_tokens : int
+        Padded tokens per forward pass when scoring.
+    momentum, weight_decay : float
+        SGD settings of ``train_steps`` (a fresh optimizer per call).
+    add_bos : bool
+        Put the tokenizer's ``bos`` token in front of each document (when it has one).
+    buffer_docs : int
+        Documents read from a stream before their windows are packed.
+    device : str
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, *, trainable: str = "all", max_length: int | None = None,
+                 max_chunks: int | None = None, batch_size: int = 16, batch_tokens: int = 8192,
+                 momentum: float = 0.9, weight_decay: float = 0.0, add_bos: bool = True,
+                 buffer_docs: int = DEFAULT_BUFFER_DOCS, device: str = "cpu") -> None:
+        if not isinstance(model, nn.Module):
+            raise InvalidTypeError(f"CausalLMLearner needs a torch.nn.Module; found {type(model).__name__}.")
+        if getattr(tokenizer, "pad_token_id", None) is None:
+            raise InvalidInputError("the tokenizer has no pad token; set tokenizer.pad_token (e.g. to its eos token) "
+                                    "or build the learner with CausalLMLearner.from_pretrained, which does.")
+        check_lm_trainable(trainable)
+        positions = getattr(getattr(model, "config", None), "n_positions", None) or \
+            getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if max_length is None:
+            max_length = min(int(positions or DEFAULT_MAX_LENGTH), DEFAULT_MAX_LENGTH)
+        if not isinstance(max_length, int) or max_length < 2 or (positions and max_length > positions):
+            raise InvalidInputError(f"max_length must be an int in 2..{positions or 'the model positions'}; "
+                                    f"found {max_length!r}.")
+        if max_chunks is not None and (not isinstance(max_chunks, int) or max_chunks < 1):
+            raise InvalidInputError(f"max_chunks must be None or an int >= 1; found {max_chunks!r}.")
+        self.model = model.to(device).float().eval()
+        self.tokenizer = tokenizer
+        self.trainable = check_lm_trainable(trainable)
+        self.max_length = int(max_length)
+        self.max_chunks = max_chunks
+        self.batch_size = int(batch_size)
+        self.batch_tokens = max(int(batch_tokens), self.max_length)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.add_bos = bool(add_bos)
+        self.buffer_docs = int(buffer_docs)
+        self.device = device
+        self._names = lm_trainable_names(self.model, self.trainable)
+        chosen = set(self._names)
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(name in chosen)
+        self._cache: tuple[Any, list[_Window]] | None = None
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **kwargs: Any) -> "CausalLMLearner":
+        """Load a causal language model and its tokenizer from a local ``save_pretrained`` folder.
+
+        Nothing is downloaded (``local_files_only``). A tokenizer without a pad token gets its eos
+        token as pad token (padding is masked); one with neither is refused.
+
+        Raises
+        ------
+        CheckpointError
+            The folder is missing, holds no model or tokenizer, or holds a model that is not a
+            causal language model (e.g. a sequence classifier or an encoder-decoder).
+        """
+        transformers = require("transformers", purpose="loading causal language models")
+        folder = Path(path)
+        if not folder.is_dir():
+            raise CheckpointError(f"language model folder not found: {folder}. Save one with "
+                                  "model.save_pretrained(folder) and tokenizer.save_pretrained(folder).")
+        try:
+            config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"could not read a model config in {folder}: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}") from exc
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+        archs = list(getattr(config, "architectures", None) or [])
+        causal_arch = not archs or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+        if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING or not causal_arch \
+                or getattr(config, "is_encoder_decoder", False):
+            raise CheckpointError(f"the model in {folder} is not a causal language model (model_type "
+                                  f"{getattr(config, 'model_type', '?')!r}, architectures {archs}); expected a "
+                                  "GPT-2 style model saved from AutoModelForCausalLM.")
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"could not load a causal language model from {folder}: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}") from exc
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"could not load the tokenizer from {folder}: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}. Save it next to the model with "
+                                  "tokenizer.save_pretrained(folder).") from exc
+        if tokenizer.pad_token_id is None:
+            if tokenizer.eos_token_id is None:
+                raise CheckpointError(f"the tokenizer in {folder} has neither a pad nor an eos token; set "
+                                      "tokenizer.pad_token and save it again.")
+            tokenizer.pad_token = tokenizer.eos_token
+            logger.info("tokenizer has no pad token; padding with eos %r (masked)", tokenizer.eos_token)
+        return cls(model, tokenizer, **kwargs)
+
+    # -- tokens ------------------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], first_doc: int = 0) -> list[_Window]:
+        """Windows of ``texts`` (document ``first_doc + i`` for ``texts[i]``) under the chunking rule."""
+        enc = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        bos = self.tokenizer.bos_token_id if self.add_bos else None
+        out = []
+        for i, ids in enumerate(enc):
+            ids = ([bos] if bos is not None else []) + list(ids)
+            if len(ids) < 2:
+                raise InvalidInputError(f"document {first_doc + i} has {len(ids)} token(s); at least 2 are needed "
+                                        "to predict one (the tokenizer has no bos token to put in front).")
+            out.extend(_Window(first_doc + i, w) for w in chunk_ids(ids, self.max_length, self.max_chunks))
+        return out
+
+    def _pad(self, windows: Sequence[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
+        m = max(len(w.ids) for w in windows)
+        ids = torch.full((len(windows), m), int(self.tokenizer.pad_token_id), dtype=torch.long)
+        mask = torch.zeros((len(windows), m), dtype=torch.long)
+        for r, w in enumerate(windows):
+            ids[r, :len(w.ids)] = torch.as_tensor(w.ids)
+            mask[r, :len(w.ids)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _token_losses(self, windows: Sequence[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed next-token cross-entropy and predicted-token count per window (padding masked)."""
+        ids, mask = self._pad(windows)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = ids[:, 1:]
+        keep = mask[:, 1:].bool()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                             reduction="none").reshape(target.shape)
+        ce = torch.where(keep, ce, torch.zeros_like(ce))
+        return ce.sum(1), keep.sum(1)
+
+    # -- Learner protocol --------------------------------------------------------------------------
+    def get_state(self) -> State:
+        """Copies of the trainable parameters, by name."""
+        params = dict(self.model.named_parameters())
+        return {n: params[n].detach().clone() for n in self._names}
+
+    def set_state(self, state: State) -> None:
+        """Load a state from ``get_state`` of a learner with the same ``trainable`` setting."""
+        if set(state) != set(self._names):
+            missing = sorted(set(self._names) - set(state))[:3]
+            extra = sorted(set(state) - set(self._names))[:3]
+            raise InvalidInputError(f"state does not match the trainable part (trainable={self.trainable!r}): "
+                                    f"missing {missing}, unexpected {extra}.")
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value)
+
+    def _training_windows(self, data: Any, seed: int) -> Iterator[list[_Window]]:
+        """Minibatches of ``batch_size`` windows: shuffled epochs over an in-memory list, or a
+        shuffled stream, started over (with the next seed) when it runs out."""
+        if not _is_stream(data):
+            if self._cache is None or self._cache[0] is not data:
+                texts = list(_iter_documents(data))
+                if not texts:
+                    raise InvalidInputError("the corpus has 0 documents.")
+                self._cache = (data, self.encode(texts))
+            windows = self._cache[1]
+            gen = torch.Generator().manual_seed(int(seed))
+            size = min(self.batch_size, len(windows))
+            while True:  # epoch-wise permutations cut into batches, the ragged tail dropped (batch_indices' rule)
+                perm = torch.randperm(len(windows), generator=gen).tolist()
+                for s in range(0, len(windows) - size + 1, size):
+                    yield [windows[i] for i in perm[s:s + size]]
+        epoch = 0
+        while True:
+            buf: list[_Window] = []
+            n_docs = 0
+            texts: list[str] = []
+            for text in _iter_documents(data, shuffle_seed=member_seed(seed, 0, epoch)):
+                texts.append(text)
+                if len(texts) == self.buffer_docs:
+                    buf.extend(self.encode(texts, n_docs))
+                    n_docs += len(texts)
+                    texts = []
+                    while len(buf) >= self.batch_size:
+                        yield buf[:self.batch_size]
+                        buf = buf[self.batch_size:]
+            if texts:
+                buf.extend(self.encode(texts, n_docs))
+                n_docs += len(texts)
+            while len(buf) >= self.batch_size:
+                yield buf[:self.batch_size]
+                buf = buf[self.batch_size:]
+            if n_docs == 0:
+                raise InvalidInputError("the corpus has 0 documents.")
+            if buf:
+                yield buf
+            epoch += 1
+
+    def train_steps(self, data: Any, steps: int, lr_schedule: LRSchedule, *, seed: int = 0) -> None:
+        """``steps`` SGD steps (momentum, weight decay, fresh optimizer) on the mean token cross-entropy.
+
+        Only the trainable parameters move; window order and dropout masks come from ``seed``.
+        """
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=lr_schedule(0), momentum=self.momentum, weight_decay=self.weight_decay)
+        self._run(opt, data, int(steps), lr_schedule, seed)
+
+    def fit(self, data: Any, *, steps: int, lr: float = 3e-3, warmup: int = 0, weight_decay: float = 0.01,
+            seed: int = 0, progress: bool = False) -> list[float]:
+        """Pre-train from the current weights: AdamW, linear warm-up then cosine decay to 0.
+
+        The recipe for θ* when a model is trained on the corpus (tests, benchmarks); members use
+        :meth:`train_steps`. Returns the loss of every step.
+        """
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        cosine = CosineSchedule(lr, max(steps - warmup, 1))
+
+        def schedule(t: int) -> float:
+            return lr * (t + 1) / warmup if t < warmup else cosine(t - warmup)
+
+        return self._run(opt, data, int(steps), schedule, seed, progress=progress)
+
+    def _run(self, opt: torch.optim.Optimizer, data: Any, steps: int, schedule: LRSchedule, seed: int,
+             progress: bool = False) -> list[float]:
+        losses = []
+        batches = self._training_windows(data, seed)
+        bar = tqdm(total=steps, desc="train", disable=not progress, leave=False)
+        self.model.train()
+        try:
+            with _seeded_rng(seed, self.device):
+                for t in range(steps):
+                    for group in opt.param_groups:
+                        group["lr"] = schedule(t)
+                    total, count = self._token_losses(next(batches))
+                    loss = total.sum() / count.sum().clamp_min(1)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    losses.append(float(loss.detach()))
+                    bar.update(1)
+        finally:
+            self.model.eval()
+            bar.close()
+        return losses
+
+    @torch.no_grad()
+    def per_sample_loss(self, data: Any, *, progress: bool = False, desc: str = "score") -> np.ndarray:
+        """Mean token cross-entropy of each document in eval mode, ``(n_documents,) float32``.
+
+        A stream is read once, ``buffer_docs`` documents at a time; progress (documents/s and an
+        ETA when the corpus size is known) goes to a progress bar and, every
+        :data:`LOG_EVERY_S` seconds, to the log.
+        """
+        self.model.eval()
+        total = _n_documents(data)
+        sums: list[float] = []
+        counts: list[int] = []
+        bar = tqdm(total=total, desc=desc, unit="doc", disable=not progress, leave=False)
+        t0 = last_log = time.perf_counter()
+        texts: list[str] = []
+
+        def flush() -> None:
+            nonlocal last_log
+            start = len(sums)
+            windows = self.encode(texts, start)
+            sums.extend([0.0] * len(texts))
+            counts.extend([0] * len(texts))
+            for batch in pack_batches([len(w.ids) for w in windows], self.batch_tokens):
+                chunk = [windows[i] for i in batch]
+                s, c = self._token_losses(chunk)
+                for w, si, ci in zip(chunk, s.tolist(), c.tolist()):
+                    sums[w.doc] += si
+                    counts[w.doc] += int(ci)
+            bar.update(len(texts))
+            texts.clear()
+            now = time.perf_counter()
+            if now - last_log >= LOG_EVERY_S:
+                last_log = now
+                rate = len(sums) / max(now - t0, 1e-9)
+                eta = f", ETA {(total - len(sums)) / rate:.0f} s" if total else ""
+                logger.info("%s: %d%s documents, %.1f docs/s%s", desc, len(sums), f"/{total}" if total else "",
+                            rate, eta)
+
+        try:
+            for text in _iter_documents(data):
+                texts.append(text)
+                if len(texts) == self.buffer_docs:
+                    flush()
+            if texts:
+                flush()
+        finally:
+            bar.close()
+        if not sums:
+            raise InvalidInputError("the corpus has 0 documents.")
+        return (np.asarray(sums, dtype=np.float64) / np.maximum(np.asarray(counts), 1)).astype(np.float32)
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Per-token geometric-mean probability of each document, ``exp(-loss)``, ``(n_documents, 1) float32``.
+
+        A language model has no classes; this is the one probability per document that the
+        ``Learner`` protocol's shape allows (``exp`` of minus the mean token cross-entropy).
+        """
+        return np.exp(-self.per_sample_loss(data).astype(np.float64)).astype(np.float32)[:, None]
+
+    def perplexity(self, data: Any) -> float:
+        """Token-weighted perplexity over all documents: ``exp(total token loss / total tokens)``."""
+        self.model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            texts = list(_iter_documents(data))
+            windows = self.encode(texts)
+            for batch in pack_batches([len(w.ids) for w in windows], self.batch_tokens):
+                s, c = self._token_losses([windows[i] for i in batch])
+                total += float(s.sum())
+                count += int(c.sum())
+        return float(math.exp(total / max(count, 1)))
+
+
+# -- GEX on a corpus ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class CorpusGEX:
+    """What ``corpus_gex`` computed.
+
+    Attributes
+    ----------
+    self_influence : ``(n,) float64`` the exact GEX self-influence of each document.
+    base_loss : ``(n,) float32`` each document's mean token loss at θ*.
+    loss_matrix : ``(n, M) float32`` the members' losses (a ``np.memmap`` when a path was given).
+    n_members : int
+    ft_lr : float
+    timings : wall seconds per step.
+    """
+
+    self_influence: np.ndarray
+    base_loss: np.ndarray
+    loss_matrix: np.ndarray
+    n_members: int
+    ft_lr: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def perplexity(self) -> np.ndarray:
+        """Per-document perplexity at θ*, ``exp(base_loss)``: the classic baseline score."""
+        return np.exp(self.base_loss.astype(np.float64))
+
+
+def lm_members(learner: CausalLMLearner, data: Any, *, chains: int, cycles: int, steps: int, ft_lr: float,
+               seed: int = 0, progress: bool = False) -> list[State]:
+    """Members from cycles of continued pre-training from θ* (the learner's current state), chain-major.
+
+    ``chains`` chains of ``cycles`` cosine cycles of ``steps`` SGD steps peaking at ``ft_lr``; the
+    end of each cycle is one member (``members.run_chains``). The learner is left at θ*.
+    """
+    if chains * cycles < 2:
+        raise InvalidInputError(f"GEX needs at least 2 members; chains × cycles = {chains} × {cycles}.")
+    if not (isinstance(ft_lr, (int, float)) and ft_lr > 0):
+        raise InvalidInputError(f"ft_lr must be a positive number for a language model; found {ft_lr!r}.")
+    start = learner.get_state()
+    states = run_chains(learner, data, start=start, rates=[float(ft_lr)] * chains, cycles=cycles,
+                        steps=int(steps), seed=seed, progress=progress, desc="members")
+    learner.set_state(start)
+    return [s for chain in states for s in chain]
+
+
+def corpus_gex(learner: CausalLMLearner, data: Any, *, chains: int = 4, cycles: int = 2, steps: int = 50,
+               ft_lr: float = 0.05, seed: int = 0, tau: float = DEFAULT_TAU, members: list[State] | None = None,
+               loss_path: str | Path | None = None, progress: bool = False) -> CorpusGEX:
+    """GEX self-influence of every document of ``data`` from θ* (the learner's current state).
+
+    Parameters
+    ----------
+    learner : CausalLMLearner
+        At θ*.
+    data : list of str or corpus stream
+        The documents (module docstring); a stream is read once at θ* and once per member.
+    chains, cycles, steps, ft_lr, seed
+        Members (:func:`lm_members`); ignored when ``members`` is given.
+    tau : float
+        Floor of the reference loss (``influence.self_influence``).
+    members : list of State, optional
+        Members built before (e.g. by a cached flow task).
+    loss_path : path, optional
+        Keep the loss matrix in this memory-mapped ``.npy``-less float32 file instead of memory.
+
+    Returns
+    -------
+    CorpusGEX
+    """
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if members is None:
+        members = lm_members(learner, data, chains=chains, cycles=cycles, steps=steps, ft_lr=ft_lr, seed=seed,
+                             progress=progress)
+    timings["members"] = time.perf_counter() - t
+    t = time.perf_counter()
+    start = learner.get_state()
+    base = learner.per_sample_loss(data, progress=progress, desc="score θ*")
+    n = len(base)
+    if loss_path is not None:
+        L = np.lib.format.open_memmap(str(loss_path), mode="w+", dtype=np.float32, shape=(n, len(members)))
+    else:
+        L = np.empty((n, len(members)), dtype=np.float32)
+    try:
+        for m, state in enumerate(members):
+            learner.set_state(state)
+            col = learner.per_sample_loss(data, progress=progress, desc=f"score member {m + 1}/{len(members)}")
+            if len(col) != n:
+                raise InvalidInputError(f"the corpus gave {len(col)} documents to member {m} but {n} at θ*; a "
+                                        "stream must yield the same documents on every pass.")
+            L[:, m] = col
+    finally:
+        learner.set_state(start)
+    if isinstance(L, np.memmap):
+        L.flush()
+    timings["losses"] = time.perf_counter() - t
+    return CorpusGEX(self_influence=self_influence(L, base, tau=tau), base_loss=base, loss_matrix=L,
+                     n_members=len(members), ft_lr=float(ft_lr), timings=timings)
+
+
+# -- small models from scratch --------------------------------------------------------------------------
+
+
+def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 512, min_frequency: int = 2) -> Any:
+    """A byte-level BPE tokenizer trained offline on ``texts`` (``tokenizers``), GPT-2 style.
+
+    ``<|endoftext|>`` is its bos, eos and unknown token and it has no pad token (as GPT-2), so
+    :meth:`CausalLMLearner.from_pretrained` pads with eos. Byte-level: every string has a tokenization.
+    """
+    tokenizers = require("tokenizers", purpose="training a tokenizer")
+    transformers = require("transformers", purpose="training a tokenizer")
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=int(vocab_size), min_frequency=int(min_frequency),
+                                             special_tokens=["<|endoftext|>"],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+                                             show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
+                                                eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+
+
+def small_gpt2(tokenizer: Any, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 2, n_positions: int = 128,
+               seed: int = 0) -> nn.Module:
+    """A randomly initialised GPT-2 (``GPT2LMHeadModel``) sized for ``tokenizer``; global RNG untouched."""
+    transformers = require("transformers", purpose="building a GPT-2 model")
+    config = transformers.GPT2Config(vocab_size=len(tokenizer), n_positions=int(n_positions), n_embd=int(n_embd),
+                                     n_layer=int(n_layer), n_head=int(n_head),
+                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return transformers.GPT2LMHeadModel(config)
