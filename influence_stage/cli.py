@@ -1,4 +1,4 @@
-"""Command line: ``influence-stage clean | serve | report | versions``.
+"""Command line: ``influence-stage clean | serve | server | report | versions``.
 
 Exit codes: 0 published (or done); 2 bad input or configuration; 3 a validation gate failed
 (nothing published); 1 anything else. Errors print one line, ``error: <reason>``, on stderr.
@@ -20,7 +20,10 @@ EXAMPLES = """examples:
   influence-stage clean --config flows/digits.yaml --score gex --threshold otsu
   influence-stage clean --source my_data.csv --label-column y --action reweight --threshold budget:0.05 --name mine
   influence-stage clean --config flows/digits.yaml --dask tcp://scheduler:8786
-  influence-stage serve --config flows/digits.yaml --cron "0 3 * * *"
+  influence-stage server start        # local Prefect server + work pool + worker + the prefect.yaml deployment
+  influence-stage server stop
+  PREFECT_API_URL=http://host:4200/api influence-stage server deploy --pool influence-stage
+  influence-stage serve --config flows/digits.yaml --cron "0 3 * * *"   # needs PREFECT_API_URL
   influence-stage report data/published/digits/v0001
   influence-stage versions data/published/digits
 """
@@ -83,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub repo")
         p.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
                        "in one batched task; one per task on Dask or for models that train chains one at a time)")
+        p.add_argument("--skip-unchanged", action=argparse.BooleanOptionalAction, default=None,
+                       help="publish nothing when the data and configuration equal the latest version's (default: "
+                       "off for clean, on for serve and deployments)")
+        p.add_argument("--keep", type=int, metavar="N", help="retention: keep only the N newest published versions "
+                       "(never the one LATEST points to)")
+        p.add_argument("--notify-webhook", metavar="URL", help="POST a JSON notice (run, dataset, reason) to this URL "
+                       "when a run fails")
 
     clean = sub.add_parser("clean", help="clean one dataset now and publish it", epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     flow_args(serve)
     serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
     serve.add_argument("--deployment-name", default=None, help="deployment name (default influence-stage-<name>)")
+    from influence_stage.orchestration.server import add_arguments as server_arguments
+
+    server = sub.add_parser("server", help="local Prefect server, work pool, worker and the prefect.yaml deployment "
+                            "(start, stop), or deploy to the server PREFECT_API_URL names")
+    server_arguments(server)
     report = sub.add_parser("report", help="rebuild the HTML report of a published version (the version "
                             "itself is never modified)")
     report.add_argument("path", help="published version folder, or <root>/<name> for its latest version")
@@ -131,7 +146,7 @@ def flow_config(args: argparse.Namespace) -> Any:
 
         clean["gex"] = {**(clean.get("gex") or {}), "score": check_score_name(args.score)}
     for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub",
-                 "chains_per_task"):
+                 "chains_per_task", "skip_unchanged", "keep", "notify_webhook"):
         if getattr(args, flag) is not None:
             base[flag] = getattr(args, flag)
     for needed in ("source", "name"):
@@ -182,6 +197,9 @@ def _clean(args: argparse.Namespace) -> int:
         summary = clean_on_dask(params, address=None if args.dask == "local" else args.dask)
     else:
         summary = clean_dataset(params)
+    if summary.get("unchanged"):
+        print(f"{summary['markdown']}\nlatest:    {summary['published']}")
+        return EXIT_OK
     print(summary["markdown"])
     roles = summary.get("columns") or {}
     if roles:
@@ -196,6 +214,9 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from influence_stage.orchestration.deployments import require_server
+
+    require_server()  # at once: on Prefect's temporary server the schedule would never fire
     params = flow_config(args)
     check_cron(args.cron)
     preflight(params)
@@ -203,6 +224,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     serve(params, cron=args.cron, name=args.deployment_name)
     return EXIT_OK
+
+
+def _server(args: argparse.Namespace) -> int:
+    from influence_stage.orchestration.server import run
+
+    return run(args)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -283,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_watchdog()
 
     try:
-        return {"clean": _clean, "serve": _serve, "report": _report, "versions": _versions}[args.command](args)
+        return {"clean": _clean, "serve": _serve, "server": _server, "report": _report,
+                "versions": _versions}[args.command](args)
     except ValidationFailedError as exc:
         _traceback(args)
         print(f"error: validation failed, nothing published: {_one_line(exc)}", file=sys.stderr)

@@ -20,6 +20,8 @@ trigger waits for the first to finish, then finds the data unchanged and publish
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -268,11 +270,12 @@ def register(spec: DeploymentSpec, *, work_pool: str | None = None, project_dir:
     ensure_work_pool(pool, create=create_pool)
     loaded = prefect_flow.from_source(source=str(Path(project_dir).resolve()), entrypoint=spec.entrypoint)
     schedules = [_schedule(spec.cron, spec.timezone)] if spec.cron else None
-    deployment_id = loaded.deploy(name=spec.name, work_pool_name=pool, build=False, push=False,
-                                  schedules=schedules, parameters=deployment_parameters(spec.params),
-                                  description=spec.description or None, tags=list(spec.tags),
-                                  concurrency_limit=concurrency_limit(), print_next_steps=False,
-                                  ignore_warnings=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # Prefect prints a table of deployments; callers say what counts
+        deployment_id = loaded.deploy(name=spec.name, work_pool_name=pool, build=False, push=False,
+                                      schedules=schedules, parameters=deployment_parameters(spec.params),
+                                      description=spec.description or None, tags=list(spec.tags),
+                                      concurrency_limit=concurrency_limit(), print_next_steps=False,
+                                      ignore_warnings=True)
     return str(deployment_id)
 
 

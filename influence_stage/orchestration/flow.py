@@ -32,6 +32,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage.config import GEXConfig
+from influence_stage.orchestration.deployments import notify_failure
 from influence_stage.engine.gex import GEXResult
 from influence_stage.engine.learner import Learner, State
 from influence_stage.engine.members import AutoScale
@@ -66,6 +67,12 @@ class FlowConfig(BaseModel):
                                         "one chain per task, spread over the workers.")
     push_to_hub: str | None = Field(None, description="Hub repo id to push the published version to (explicit "
                                     "opt-in; needs network and a token).")
+    skip_unchanged: bool = Field(False, description="Publish nothing when the dataset and the configuration equal "
+                                 "those of the latest version (on by default for deployments: scheduled runs).")
+    keep: int | None = Field(None, ge=1, description="Retention: keep only the N newest published versions of the "
+                             "name; the one LATEST points to is never deleted. Default: keep all.")
+    notify_webhook: str | None = Field(None, pattern=r"^https?://\S+$", description="URL that receives a JSON POST "
+                                       "(flow run, dataset, one-line reason) when a run fails.")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "FlowConfig":
@@ -91,6 +98,23 @@ class FlowConfig(BaseModel):
             return cls(clean=clean, **data)
         except Exception as exc:
             raise InvalidInputError(f"configuration file {path}: {exc}") from exc
+
+
+RUN_CONTROL_FIELDS = frozenset({"progress", "skip_unchanged", "keep", "notify_webhook"})
+"""FlowConfig fields that do not change what a run publishes: left out of :func:`output_fingerprint`."""
+
+
+def output_fingerprint(params: FlowConfig) -> str:
+    """Fingerprint of the configuration that shapes the published version (for ``skip_unchanged``).
+
+    Every field but :data:`RUN_CONTROL_FIELDS`, plus ``stage.steps.config_fingerprint`` of the
+    cleaning configuration (which holds the content of a checkpoint or ``hf:`` folder, so a model
+    file overwritten in place counts as a change).
+    """
+    from influence_stage.publish.versions import config_digest
+
+    return config_digest({"params": params.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS)),
+                          "scoring": steps.config_fingerprint(params.clean)})
 
 
 def _digest(*parts: Any) -> str:
@@ -285,12 +309,55 @@ def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Fea
     return publish(cleaned, labelled_manifest(decisions.table, prepared.encoding), root=params.publish_root,
                    name=params.name, config=params.model_dump(mode="json"), validation_reports=reports,
                    report_html=html, fingerprint=fingerprint, classes=list(prepared.encoding.values),
-                   class_names=list(prepared.encoding.names), summary=summary, push_to_hub_repo=params.push_to_hub)
+                   class_names=list(prepared.encoding.names), summary=summary, push_to_hub_repo=params.push_to_hub,
+                   config_fingerprint=output_fingerprint(params), skip_unchanged=params.skip_unchanged,
+                   keep=params.keep)
 
 
-@flow(name="clean-dataset", log_prints=False)
+def failure_reason(exc: BaseException) -> str:
+    """The one-line reason a run failed: its state message, the failure notice, the CLI's error line."""
+    from influence_stage.errors import InfluenceStageError, ValidationFailedError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ValidationFailedError):
+        return f"validation failed, nothing published: {text}"
+    return text if isinstance(exc, InfluenceStageError) else f"{type(exc).__name__}: {text}"
+
+
+def _unchanged(params: FlowConfig, version: str, removed: Any = ()) -> dict[str, Any]:
+    """The summary (and summary artifact) of a run that published nothing: same data and configuration."""
+    line = f"unchanged, nothing published (latest {version})"
+    path = Path(params.publish_root) / params.name / version
+    if removed:
+        line += f"; retention removed {', '.join(removed)}"
+    create_markdown_artifact(f"**{params.name}**: {line}.\n\nLatest: `{path}`\n", key="cleaning-summary",
+                             description=f"influence_stage summary for {params.name}")
+    get_run_logger().info("%s: %s", params.name, line)
+    return {"unchanged": True, "latest": version, "published": str(path), "report": str(path / "report.html"),
+            "removed": list(removed), "markdown": line}
+
+
+@flow(name="clean-dataset", log_prints=False, on_failure=[notify_failure])
 def clean_dataset(params: FlowConfig) -> dict[str, Any]:
-    """Clean one dataset end to end; returns a summary (published path, counts, timings)."""
+    """Clean one dataset end to end; returns a summary (published path, counts, timings).
+
+    A run that fails (a gate, bad input, anything) ends Failed with its one-line reason
+    (:func:`failure_reason`) as the state message, the exception raised to a Python caller, and
+    ``params.notify_webhook`` told (``deployments.notify_failure``). With ``skip_unchanged``, a
+    dataset and configuration equal to the latest version's publish nothing: the summary (and
+    its artifact) says ``unchanged, nothing published (latest vN)``.
+    """
+    from prefect.states import Failed
+
+    try:
+        return _clean_dataset(params)
+    except Exception as exc:
+        reason = failure_reason(exc)
+        get_run_logger().error("%s", reason)
+        return Failed(message=reason, data=exc)
+
+
+def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
     log = get_run_logger()
     config = params.clean
     # the cheap checks first (the CLI ran them before Prefect started; a Python caller gets them here)
@@ -302,6 +369,14 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
         input_report = validate_input_task(prepared)
         features = featurize_task(prepared, config)
     fingerprint = steps.dataset_fingerprint(prepared.dataset)
+    if params.skip_unchanged:  # skip the scoring work too; publish checks again under the lock
+        from influence_stage.publish.versions import prune_versions, unchanged_version
+
+        same = unchanged_version(params.publish_root, params.name, fingerprint=fingerprint,
+                                 config_fingerprint=output_fingerprint(params))
+        if same is not None:
+            removed = prune_versions(params.publish_root, params.name, params.keep) if params.keep else []
+            return _unchanged(params, same, removed)
     base_key = _digest(fingerprint, steps.config_fingerprint(config))
     cached = dict(result_storage=Path(params.cache_dir).resolve())
     with timings.step("θ*"):
@@ -342,8 +417,12 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     with timings.step("publish + report"):
         published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
                                  summary, fingerprint, bias=bias)
+    if published.unchanged:  # another run published the same data while this one was scoring it
+        return _unchanged(params, published.version, published.removed)
     summary["published"] = str(published.path)
     summary["report"] = str(Path(published.path) / "report.html")
+    if published.removed:
+        summary["removed"] = list(published.removed)  # retention (keep)
     summary["seconds"] = round(sum(timings.values()), 2)
     from influence_stage.report.build import precision_recall_at, summary_markdown
 

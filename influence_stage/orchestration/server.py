@@ -308,7 +308,9 @@ def start_worker(local: LocalPrefect, pool: str = DEFAULT_POOL, *, poll_seconds:
     name = f"influence-stage-{local.port}"
     env = _child_env(local.home, {**local.extra_env, "PREFECT_WORKER_QUERY_SECONDS": f"{poll_seconds:g}",
                                   "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-                                  "PREFECT_WORKER_HEARTBEAT_SECONDS": f"{max(poll_seconds, 5):g}"},
+                                  "PREFECT_WORKER_HEARTBEAT_SECONDS": f"{max(poll_seconds, 5):g}",
+                                  # flow runs inherit it: their log lines reach the UI
+                                  "PREFECT_LOGGING_LEVEL": "INFO"},
                      api_url=local.api_url)
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type",
