@@ -13,7 +13,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export MPLBACKEND := Agg
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-slow bench bench-speed demo-data clean
+.PHONY: run serve test test-slow bench bench-speed demo-data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/influence-stage clean --config flows/digits.yaml --progress
+
+# local Prefect server (127.0.0.1:4200, SQLite under runs/prefect/) + work pool + worker + the prefect.yaml
+# deployment, in the foreground; Ctrl-C or `influence-stage server stop` stops everything
+serve: $(STAMP)
+	$(BIN)/influence-stage server start
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

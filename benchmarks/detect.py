@@ -48,7 +48,7 @@ from influence_stage.engine.gex import make_learner, score_fitted
 from influence_stage.engine.influence import self_influence
 from influence_stage.engine.learner import TensorData
 from influence_stage.data.noise import flip_labels
-from influence_stage.decisions.policy import choose_threshold
+from influence_stage.decisions import choose_threshold
 from influence_stage.engine.scores import DEFAULT_SCORE, mean_rank, oos_loss, ranking_score
 
 DEFAULT = f"default ({DEFAULT_SCORE})"

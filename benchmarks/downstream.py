@@ -14,7 +14,7 @@ split, the noise draw, the stage's seeds and the retrained models' seeds):
      MLP, the stage's DEFAULT score and threshold: none is passed, so the benchmark measures
      whatever the defaults are when it runs; they are recorded in the JSON). ``relabel`` is the
      argmax rule (flagged rows without a confident consensus are dropped, the default fallback);
-     ``soft relabel`` is the paper's rule ``relabel_rule="soft"`` of ``policy.decide`` (relabel a
+     ``soft relabel`` is the paper's rule ``relabel_rule="soft"`` of ``decisions.decide`` (relabel a
      flagged row to the argmax when the members give its given label less than chance);
      ``reweight`` keeps every row with the stage's weights in the loss;
    - ``cleanlab``: ``cleanlab.filter.find_label_issues`` on 5-fold cross-validated probabilities
@@ -83,7 +83,7 @@ from common import digits_features, machine, movie_review_features, synthetic_fe
 from influence_stage import FitConfig, GEXConfig
 from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba
 from influence_stage.sklearn import InfluenceSampler
-from influence_stage.data.sources import decision_arrays
+from influence_stage.decisions.apply import decision_arrays
 from influence_stage.engine.gex import make_learner
 from influence_stage.engine.learner import CosineSchedule, TensorData, batch_indices
 from influence_stage.engine.models import build_model

@@ -6,9 +6,11 @@ Messages say what was expected, what was found (shape, column, row, value) and h
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
@@ -130,3 +132,92 @@ def check_loss_matrix(L: Any, base: Any) -> tuple[np.ndarray, np.ndarray]:
             f"base losses must have shape ({L.shape[0]},) to match the loss matrix; found {base.shape}."
         )
     return L, base
+
+
+def check_scores(scores: Any, *, name: str = "scores", n: int | None = None,
+                 aligned_with: str = "the rows") -> np.ndarray:
+    """Return scores as ``(n,) float64``: 1-D, non-empty, finite, ``>= 0`` (and ``n`` long when given).
+
+    Every ranking score of the stage is ``>= 0`` (self-influence is a mean of squares; the rank
+    scores are percentiles), so a negative value means the wrong array was passed.
+    """
+    if hasattr(scores, "detach"):  # a torch tensor
+        scores = scores.detach().cpu().numpy()
+    try:
+        arr = np.asarray(scores)
+    except Exception as exc:  # ragged lists and the like
+        raise InvalidTypeError(f"{name} must be numeric; could not turn them into an array: {exc}") from exc
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise InvalidTypeError(f"{name} must be numeric (real self-influence scores); found dtype {arr.dtype}.")
+    if arr.ndim != 1:
+        raise InvalidInputError(
+            f"{name} must be 1-D (n_samples,); found shape {arr.shape}. "
+            "Pass one score per row (e.g. scores.ravel() for an (n, 1) column)."
+        )
+    if arr.shape[0] == 0:
+        raise InvalidInputError(f"{name} is empty (0 rows); there is nothing to score.")
+    if n is not None and arr.shape[0] != n:
+        raise InvalidInputError(f"{name} has {arr.shape[0]} entries but {aligned_with} has {n}; give one score per "
+                                "row, in the same order.")
+    arr = arr.astype(np.float64, copy=False)
+    for bad, what in ((~np.isfinite(arr), "finite"),
+                      (arr < 0, ">= 0 (self-influence is a mean of squares; rank scores are percentiles)")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(f"{name} must be {what}; row {i} has {float(arr[i])!r} ({int(bad.sum())} bad "
+                                    "rows in all).")
+    return arr
+
+
+def check_fraction(value: Any, name: str, *, allow_none: bool = False, low_open: bool = False) -> float | None:
+    """Return ``value`` as a float in ``[0, 1]`` (``(0, 1]`` with ``low_open``), or None if allowed."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        expected = "a number in " + ("(0, 1]" if low_open else "[0, 1]") + (" or None" if allow_none else "")
+        raise InvalidTypeError(f"{name} must be {expected}; found {type(value).__name__} {value!r}.")
+    v = float(value)
+    ok = (0.0 < v <= 1.0) if low_open else (0.0 <= v <= 1.0)
+    if not ok:
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        raise InvalidInputError(f"{name} must be in {interval}; found {value!r}.")
+    return v
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` when it is one of ``choices`` (strings)."""
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name} must be one of {list(choices)}; found {type(value).__name__} {value!r}.")
+    if value not in choices:
+        raise InvalidInputError(f"{name} must be one of {list(choices)}; found {value!r}.")
+    return value
+
+
+def check_mask(mask: Any, n: int, name: str) -> np.ndarray:
+    """Return a boolean mask ``(n,)``, one entry per row; accepts bool or 0/1 values (and a Series)."""
+    arr = np.asarray(mask.to_numpy() if hasattr(mask, "to_numpy") else mask)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-D, one entry per row; found shape {arr.shape}.")
+    if arr.shape[0] != n:
+        raise InvalidInputError(
+            f"{name} must have one entry per row: expected {n}, found {arr.shape[0]}. "
+            f"Align {name} with the rows (same order)."
+        )
+    if arr.dtype != bool:
+        if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
+            raise InvalidTypeError(f"{name} must be boolean (or 0/1); found dtype {arr.dtype}.")
+        arr = arr.astype(bool)
+    return arr
+
+
+def check_class_names(class_names: Any) -> list[str]:
+    """Return the class names as a list of ``str``; ``class_names[k]`` names label ``k``."""
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, (Sequence, np.ndarray, pd.Index)):
+        raise InvalidTypeError(
+            f"class_names must be a list of strings, one per class (label k is class_names[k]); "
+            f"found {type(class_names).__name__}."
+        )
+    names = [str(c) for c in class_names]
+    if not names:
+        raise InvalidInputError("class_names is empty; give one name per class (label k is class_names[k]).")
+    return names

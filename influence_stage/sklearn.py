@@ -39,7 +39,6 @@ from influence_stage.data.sources import (
     ColumnRoles,
     FeaturizeConfig,
     LabelEncoding,
-    decision_arrays,
     encode_labels,
     load_source,
     row_ids,
@@ -47,10 +46,11 @@ from influence_stage.data.sources import (
 # The two loaders ``load_source`` itself uses for a DatasetDict and a local path: the cleaner needs the
 # source's own columns (did it have a ``row_id``?) before ``load_source`` adds one.
 from influence_stage.data.sources import _load_path, _pick_split
+from influence_stage.decisions.apply import apply_to_arrays, apply_to_frame, decision_arrays
 from influence_stage.decisions.estimate import class_noise_share
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.engine.learner import Learner
-from influence_stage.decisions.policy import ROW_ACTIONS, Decisions, ThresholdResult
+from influence_stage.decisions import ROW_ACTIONS, Decisions, ThresholdResult
 from influence_stage.engine.scores import check_score_name
 from influence_stage.stage.run import run
 from influence_stage.stage.steps import (
@@ -187,7 +187,7 @@ class InfluenceCleaner(BaseEstimator):
     hf_trainable : str, default "head"
         Parameters of an "hf:" model that SGD moves: "head", "all" or "last:N".
     action : {"drop", "relabel", "reweight", "none"}, default "drop"
-        What happens to flagged rows (see :func:`influence_stage.decisions.policy.decide`).
+        What happens to flagged rows (see :func:`influence_stage.decisions.decide.decide`).
     score : str or None, default None
         The ranking: "gex", "gex-trimmed", "member-loss", "gex+oos" or "gex+oos+aum" (see
         :mod:`influence_stage.engine.scores`). None: ``gex_config.score`` (default "gex+oos+aum").
@@ -195,7 +195,7 @@ class InfluenceCleaner(BaseEstimator):
         "estimate" (the estimated number of mislabeled rows), "otsu", "gmm", "quantile:q",
         "budget:f" or a score value.
     relabel_rule : {"argmax", "soft"}, default "argmax"
-        Which flagged rows can be relabeled (see :func:`influence_stage.decisions.policy.decide`).
+        Which flagged rows can be relabeled (see :func:`influence_stage.decisions.decide.decide`).
     min_agreement : float in [0, 1], default 0.5
         Relabel only where the members' mean probability of the suggested label is at least this.
     relabel_fallback : {"drop", "keep"}, default "drop"
@@ -236,7 +236,7 @@ class InfluenceCleaner(BaseEstimator):
         ``suggested_label_name``, the class names of those codes. Views: :meth:`get_issues`,
         :meth:`issue_summary`, :meth:`report`.
     decisions_ : Decisions
-        The decisions table (exactly ``policy.TABLE_COLUMNS``) and the threshold, with
+        The decisions table (exactly ``decisions.schema.TABLE_COLUMNS``) and the threshold, with
         ``decisions_.threshold.p_issue`` ``(n_samples,)`` float64, the probability-like score of
         being an issue (``>= 0.5`` on flagged rows).
     score_name_ : str
@@ -408,9 +408,9 @@ class InfluenceCleaner(BaseEstimator):
         """The cleaned data in the type of the input (see :meth:`transform`)."""
         table = self.decisions_.table
         if kind == "frame":
-            return _apply_to_frame(source, table, prepared.encoding, self.config_)
+            return apply_to_frame(source, table, prepared.encoding, self.config_)
         if kind == "arrays":
-            return _apply_to_arrays(source[0], source[1], table, prepared.encoding)
+            return apply_to_arrays(source[0], source[1], table, prepared.encoding)
         if cleaned is None:
             cleaned = apply_step(prepared, self.decisions_, self.config_)
         if not had_row_id:  # added by load_source: not one of the user's columns
@@ -542,7 +542,7 @@ class InfluenceCleaner(BaseEstimator):
         -------
         pandas.DataFrame
             Index ``class``: the class names (``classes_`` order), then ``"all"``. Columns: those of
-            :meth:`influence_stage.decisions.policy.Decisions.summary` (``n_rows, n_flagged, keep, drop,
+            :meth:`influence_stage.decisions.decide.Decisions.summary` (``n_rows, n_flagged, keep, drop,
             relabel, reweight, relabeled_in, n_after``, int64), ``flagged_share`` (``n_flagged /
             n_rows``) and ``estimated_noise_share``: the share of the class's rows estimated to carry
             a wrong label, the class's off-diagonal count in the confident joint of the run's
@@ -602,7 +602,7 @@ class InfluenceCleaner(BaseEstimator):
         Files: ``manifest.json`` (format version, package version, the dataset fingerprint and
         per-column digests, label encoding, threshold, estimator parameters, and the sha256 of every
         other file), ``config.json`` (``config_.model_dump(mode="json")``), ``decisions.parquet``
-        (the decisions table, ``policy.TABLE_COLUMNS``), ``scores.parquet`` (``row_id, score,
+        (the decisions table, ``decisions.schema.TABLE_COLUMNS``), ``scores.parquet`` (``row_id, score,
         gex_influence, p_issue, base_loss``), ``arrays.safetensors`` (loss matrix, base losses,
         out-of-sample probabilities when computed) and ``members.safetensors`` (the members'
         tensors, ``member.<j>.<name>``). The model θ* itself is not saved (``learner_``).
@@ -967,56 +967,6 @@ def _check_array_y(y: Any) -> np.ndarray:
     return y
 
 
-def _apply_to_arrays(X: np.ndarray, y: np.ndarray, table: pd.DataFrame,
-                     encoding: LabelEncoding) -> tuple[np.ndarray, np.ndarray]:
-    """``(X_res, y_res)``: kept rows of ``X``, labels with relabels applied (same dtype as ``y``)."""
-    keep, relabel_mask, _ = decision_arrays(table)
-    y_out = np.array(y, dtype=object if y.dtype.kind in "USO" else y.dtype, copy=True)
-    relabel = np.flatnonzero(relabel_mask)
-    if relabel.size:
-        y_out[relabel] = _frame_label_values(pd.Series(y), encoding, table["suggested_label"].to_numpy()[relabel])
-    if y.dtype.kind in "US":
-        y_out = np.asarray(y_out.tolist())
-    return X[keep], y_out[keep]
-
-
-def _frame_label_values(labels: pd.Series, encoding: LabelEncoding, codes: np.ndarray) -> list[Any]:
-    """Label values of ``codes`` as the frame itself spells them (its dtype, categories, objects)."""
-    first: dict[int, Any] = {}
-    positions = pd.Series(np.arange(len(encoding.codes))).groupby(encoding.codes).first()
-    for code, pos in positions.items():
-        first[int(code)] = labels.iloc[int(pos)]
-    decoded = encoding.decode(codes)
-    return [first.get(int(c), d) for c, d in zip(codes, decoded)]
-
-
-def _apply_to_frame(df: pd.DataFrame, table: pd.DataFrame, encoding: LabelEncoding,
-                    config: CleanConfig) -> pd.DataFrame:
-    """The decisions applied to the frame they were made on (rows in the same order).
-
-    Same rules as :func:`influence_stage.stage.steps.apply_step`; the frame keeps its index, dtypes
-    and column order.
-    """
-    if len(table) != len(df):
-        raise InvalidInputError(f"decisions cover {len(table)} rows; the frame has {len(df)}.")
-    keep, relabel_mask, weights = decision_arrays(table)
-    out = df.copy()
-    relabel = np.flatnonzero(relabel_mask)
-    if relabel.size:
-        col = out[config.label_column].copy()
-        col.iloc[relabel] = _frame_label_values(df[config.label_column], encoding,
-                                                table["suggested_label"].to_numpy()[relabel])
-        out[config.label_column] = col
-    if config.action == "reweight":
-        if config.weight_column in out.columns:
-            raise InvalidInputError(
-                f"column {config.weight_column!r} already exists; action='reweight' adds a weight column of that "
-                "name. Fix: set weight_column to another name."
-            )
-        out[config.weight_column] = weights
-    return out.iloc[keep] if keep.size < len(out) else out
-
-
 # --------------------------------------------------------------------------------------------------
 # InfluenceSampler (needs imbalanced-learn)
 # --------------------------------------------------------------------------------------------------
@@ -1089,9 +1039,9 @@ if _BaseSampler is not None:
         score : str or None, default None
             The ranking (see :class:`InfluenceCleaner`); None: ``gex_config.score``.
         threshold : str or float, default "estimate"
-            See :func:`influence_stage.decisions.policy.choose_threshold`.
+            See :func:`influence_stage.decisions.thresholds.choose_threshold`.
         relabel_rule : {"argmax", "soft"}, default "argmax"
-            Which flagged rows can be relabeled (see :func:`influence_stage.decisions.policy.decide`).
+            Which flagged rows can be relabeled (see :func:`influence_stage.decisions.decide.decide`).
         sampling_strategy : str, list or callable, default "auto"
             Classes whose rows may be changed, as for imbalanced-learn's cleaning samplers:
             ``"auto"`` = ``"not minority"``, ``"all"``, ``"majority"``, ``"not majority"``, a list

@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from influence_stage.sklearn import HTMLReport, InfluenceCleaner, InfluenceSampler  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
-from influence_stage.decisions.policy import TABLE_COLUMNS  # noqa: E402
+from influence_stage.decisions import TABLE_COLUMNS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PX = [f"px_{j}" for j in range(64)]

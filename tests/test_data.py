@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.data.sources import (  # noqa: E402
     ROW_ID,
     ColumnRoles,
@@ -26,7 +27,6 @@ from influence_stage.data.sources import (  # noqa: E402
     LabelEncoding,
     TabularFeaturizer,
     TextFeaturizer,
-    apply_decisions,
     encode_labels,
     featurize,
     load_source,

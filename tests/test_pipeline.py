@@ -33,7 +33,7 @@ from influence_stage.stage.steps import (  # noqa: E402
     make_model_step,
     prepare,
 )
-from influence_stage.decisions.policy import decide  # noqa: E402
+from influence_stage.decisions import decide  # noqa: E402
 
 DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits"
 PX = tuple(f"px_{j}" for j in range(64))

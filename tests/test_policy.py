@@ -1,4 +1,4 @@
-"""Tests of influence_stage.decisions.policy: thresholds on scores with known answers, actions, caps, errors."""
+"""Tests of influence_stage.decisions: thresholds on scores with known answers, actions, caps, errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from sklearn.mixture import GaussianMixture
 
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.decisions.policy import (
+from influence_stage.decisions import (
     TABLE_COLUMNS,
     ThresholdSpec,
     choose_threshold,
@@ -450,9 +450,9 @@ GOOD_P = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.5, 0.5]])
     [
         ({"scores": np.ones((4, 1))}, r"scores must be 1-D \(n_samples,\); found shape \(4, 1\)"),
         ({"scores": np.array([])}, r"scores is empty"),
-        ({"scores": np.array([0.1, 0.2, 0.3, np.nan])}, r"1 NaN or infinite value\(s\), first at row 3"),
-        ({"scores": np.array([0.1, np.inf, 0.3, 0.4])}, r"first at row 1"),
-        ({"scores": np.array([0.1, 0.2, -0.5, 0.4])}, r"must be >= 0.*first at row 2 \(-0.5\)"),
+        ({"scores": np.array([0.1, 0.2, 0.3, np.nan])}, r"must be finite; row 3 has nan \(1 bad rows"),
+        ({"scores": np.array([0.1, np.inf, 0.3, 0.4])}, r"row 1 has inf"),
+        ({"scores": np.array([0.1, 0.2, -0.5, 0.4])}, r"must be >= 0.*row 2 has -0.5"),
         ({"given_labels": np.array([0, 1, 0])}, r"one label per score: expected 4, found 3"),
         ({"given_labels": np.array([0, 1, 0, 2]), "proba": GOOD_P}, r"labels outside 0..1: row 3 has 2"),
         ({"proba": GOOD_P[:3]}, r"proba must have shape.*\(4, K\).*found shape \(3, 2\)"),
@@ -481,7 +481,7 @@ def test_decide_errors(kwargs, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"scores": np.array(["a", "b", "c", "d"])}, r"scores must be real numbers"),
+        ({"scores": np.array(["a", "b", "c", "d"])}, r"scores must be numeric"),
         ({"given_labels": np.array(["x", "y", "x", "y"])}, r"given_labels must hold integer class indices"),
         ({"action": 1}, r"action must be one of"),
         ({"min_weight": "0.1"}, r"min_weight must be a number"),
@@ -494,7 +494,7 @@ def test_decide_type_errors(kwargs, match):
 
 
 def test_choose_threshold_errors():
-    with pytest.raises(InvalidInputError, match=r"first at row 1"):
+    with pytest.raises(InvalidInputError, match=r"row 1 has nan"):
         choose_threshold([0.1, float("nan")], "otsu")
     with pytest.raises(InvalidInputError, match=r"unknown threshold 'foo'"):
         choose_threshold(GOOD_S, "foo")

@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from influence_stage.errors import InfluenceStageError
 from influence_stage.engine.influence import self_influence
 from influence_stage.stage.steps import CleanConfig, featurize_step, prepare
-from influence_stage.decisions.policy import choose_threshold, decide
+from influence_stage.decisions import choose_threshold, decide
 from influence_stage.engine.scores import label_quality, ranking_score
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,7 @@ from influence_stage.engine.learner import TensorData, TorchLearner, labels_dige
 from influence_stage.engine.models import mlp
 from influence_stage.config import FitConfig
 from influence_stage.stage.steps import CleanConfig
-from influence_stage.decisions.policy import choose_threshold, decide
+from influence_stage.decisions import choose_threshold, decide
 from influence_stage.engine.scores import (
     SCORES,
     label_quality,

@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from influence_stage.data.sources import apply_decisions, encode_labels  # noqa: E402
+from influence_stage.data.sources import encode_labels
+from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.errors import InvalidInputError, InvalidTypeError, ValidationFailedError  # noqa: E402
 from influence_stage.quality.validation import (  # noqa: E402
     SUITE_VERSIONS,

@@ -1,14 +1,13 @@
-"""Data in and out of the stage: loading a labelled dataset, stable row ids, column roles, label
-encoding, featurizing to float32 arrays, and writing decisions back into the dataset.
+"""Data into the stage: loading a labelled dataset, stable row ids, column roles, label encoding and
+featurizing to float32 arrays.
 
-This module owns everything between "a source the user names" and "arrays the engine scores", and
-the way back ("a decision table" → "a cleaned ``datasets.Dataset``"):
+This module owns everything between "a source the user names" and "arrays the engine scores"
+(the way back, decisions → a cleaned dataset, is :mod:`influence_stage.decisions.apply`):
 
 ``load_source``      any supported source → ``datasets.Dataset`` with a ``row_id`` column
 ``resolve_columns``  which column is the label, which are features, and of what kind
 ``encode_labels``    label values ↔ int codes ``0..K-1`` (ClassLabel names kept)
 ``featurize``        tabular | image | text columns → ``X`` float32, with a reusable featurizer
-``apply_decisions``  keep / drop / relabel / reweight rows, other columns untouched
 
 Features are read in batches through ``Dataset.iter`` in Arrow format, never through a whole-table
 ``to_pandas()``: memory stays bounded by the output array (plus the sparse TF-IDF matrix for text).
@@ -47,7 +46,6 @@ ROW_ID = "row_id"
 DEFAULT_IMAGE_SIZE: tuple[int, int] = (32, 32)
 """(height, width) images are resized to when they do not all share one size."""
 
-ACTIONS: tuple[str, ...] = ("keep", "drop", "relabel", "reweight")
 
 # File suffix → (datasets packaged builder, its extra keyword arguments).
 _FILE_FORMATS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
@@ -76,7 +74,7 @@ Kind = Literal["tabular", "image", "text"]
 # --------------------------------------------------------------------------------------------------
 
 
-def _preview(items: Sequence[Any], limit: int = 10) -> str:
+def preview(items: Sequence[Any], limit: int = 10) -> str:
     """``[a, b, ...]`` with at most ``limit`` items and the total when cut."""
     items = list(items)
     shown = ", ".join(repr(x) for x in items[:limit])
@@ -84,7 +82,7 @@ def _preview(items: Sequence[Any], limit: int = 10) -> str:
     return f"[{shown}{more}]"
 
 
-def _gathered(ds: datasets.Dataset, columns: Sequence[str], start: int, stop: int) -> pa.Table | None:
+def gathered(ds: datasets.Dataset, columns: Sequence[str], start: int, stop: int) -> pa.Table | None:
     """Rows ``start:stop`` of a dataset with an indices mapping (after select / filter / shuffle).
 
     datasets gathers such rows one slice per row (about 1 s per 100k rows); one Arrow ``take`` is
@@ -100,9 +98,9 @@ def _gathered(ds: datasets.Dataset, columns: Sequence[str], start: int, stop: in
         return None
 
 
-def _column(ds: datasets.Dataset, name: str) -> pa.Array:
+def arrow_column(ds: datasets.Dataset, name: str) -> pa.Array:
     """One column as a contiguous Arrow array, in dataset order (indices mapping applied)."""
-    table = _gathered(ds, [name], 0, ds.num_rows)
+    table = gathered(ds, [name], 0, ds.num_rows)
     col = (table if table is not None else ds.with_format("arrow", columns=[name])[:])[name]
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
@@ -122,9 +120,9 @@ def _iter_batches(ds: datasets.Dataset, columns: Sequence[str], batch_size: int)
     cols = list(columns)
     if ROW_ID in ds.column_names and ROW_ID not in cols:
         cols.append(ROW_ID)
-    if _gathered(ds, cols, 0, 0) is not None:
+    if gathered(ds, cols, 0, 0) is not None:
         for start in range(0, ds.num_rows, batch_size):
-            yield start, _gathered(ds, cols, start, min(start + batch_size, ds.num_rows))
+            yield start, gathered(ds, cols, start, min(start + batch_size, ds.num_rows))
         return
     start = 0
     for table in ds.with_format("arrow", columns=cols).iter(batch_size=batch_size):
@@ -589,7 +587,7 @@ def load_source(
     if ds.num_rows == 0:
         where = f" (split {split!r})" if split is not None else ""
         raise InvalidInputError(f"the source{where} has 0 rows; expected at least one labelled row.")
-    _check_label_present(ds, label_column)
+    check_label_present(ds, label_column)
     return ensure_row_id(ds)
 
 
@@ -612,7 +610,7 @@ def ensure_row_id(ds: datasets.Dataset) -> datasets.Dataset:
             f"column {ROW_ID!r} must hold integer ids; found {feature!r}. "
             f"Fix: rename that column so a fresh {ROW_ID} is added."
         )
-    col = _column(ds, ROW_ID)
+    col = arrow_column(ds, ROW_ID)
     if col.null_count:
         first = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
         raise InvalidInputError(
@@ -640,7 +638,7 @@ def row_ids(ds: datasets.Dataset) -> np.ndarray:
             f"the dataset has no {ROW_ID!r} column; found columns {ds.column_names}. "
             "Fix: load it with load_source (or ensure_row_id)."
         )
-    return _column(ds, ROW_ID).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return arrow_column(ds, ROW_ID).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -668,7 +666,7 @@ class ColumnRoles:
     kind: Kind
 
 
-def _check_label_present(ds: datasets.Dataset, label_column: str) -> None:
+def check_label_present(ds: datasets.Dataset, label_column: str) -> None:
     if label_column not in ds.column_names:
         raise InvalidInputError(
             f"label column {label_column!r} not found; available columns: {ds.column_names}. "
@@ -686,12 +684,12 @@ def _missing_mask(col: pa.Array, class_label: bool) -> np.ndarray:
 
 def _check_label_values(ds: datasets.Dataset, label_column: str) -> pa.Array:
     """The label column as an Arrow array; errors when absent or when a label is missing."""
-    _check_label_present(ds, label_column)
-    col = _column(ds, label_column)
+    check_label_present(ds, label_column)
+    col = arrow_column(ds, label_column)
     missing = _missing_mask(col, isinstance(ds.features[label_column], datasets.ClassLabel))
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        rid = _column(ds, ROW_ID)[row].as_py() if ROW_ID in ds.column_names else None
+        rid = arrow_column(ds, ROW_ID)[row].as_py() if ROW_ID in ds.column_names else None
         raise InvalidInputError(
             f"label column {label_column!r} has {int(missing.sum())} missing label(s) (null, NaN or ClassLabel "
             f"-1); the first at {_where(row, rid)}. Expected a label on every row. "
@@ -786,12 +784,12 @@ def check_numeric_columns(
     for c in columns:
         if not _is_string_value(ds.features[c]):
             continue
-        col = _column(ds, c)
+        col = arrow_column(ds, c)
         bad = _non_numeric_cells(col)
         if bad is None:
             continue
         if not coerce:
-            ids = _column(ds, ROW_ID).to_pylist() if ROW_ID in ds.column_names else None
+            ids = arrow_column(ds, ROW_ID).to_pylist() if ROW_ID in ds.column_names else None
             shown = ", ".join(f"{_where(int(r), None if ids is None else ids[int(r)])}: {col[int(r)].as_py()!r}"
                               for r in bad[:5])
             more = f", ... ({bad.size} in all)" if bad.size > 5 else ""
@@ -977,7 +975,7 @@ class LabelEncoding:
         elif self.source == "class_label" or self.source == "string":
             if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
                 raise InvalidTypeError(
-                    f"labels must be strings to match the fitted classes {_preview(self.names)}; found {arr.type}."
+                    f"labels must be strings to match the fitted classes {preview(self.names)}; found {arr.type}."
                 )
             value_set = pa.array(list(self.names if self.source == "class_label" else self.values), type=arr.type)
         else:
@@ -986,7 +984,7 @@ class LabelEncoding:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 raise InvalidTypeError(
                     f"labels of type {arr.type} cannot be matched to the fitted {self.source} labels "
-                    f"{_preview(self.values)}. Fix: give labels of the fitted type."
+                    f"{preview(self.values)}. Fix: give labels of the fitted type."
                 ) from exc
         idx = pc.index_in(arr, value_set=value_set)
         if idx.null_count:
@@ -994,7 +992,7 @@ class LabelEncoding:
             rid = None if row_ids is None else row_ids[row]
             raise InvalidInputError(
                 f"unknown label {arr[row].as_py()!r} at {_where(row, rid)} ({idx.null_count} row(s) in all); "
-                f"expected one of the {self.n_classes} fitted classes {_preview(self.names)}. "
+                f"expected one of the {self.n_classes} fitted classes {preview(self.names)}. "
                 "Fix: drop those rows or fit the encoding on data that includes that class."
             )
         return idx.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -1050,7 +1048,7 @@ def encode_labels(ds: datasets.Dataset, label_column: str, *, fitted: LabelEncod
         Classes plus ``codes`` ``(n,) int64`` of ``ds``'s rows.
     """
     col = _check_label_values(ds, label_column)
-    ids = _column(ds, ROW_ID).to_numpy(zero_copy_only=False) if ROW_ID in ds.column_names else None
+    ids = arrow_column(ds, ROW_ID).to_numpy(zero_copy_only=False) if ROW_ID in ds.column_names else None
     if fitted is not None:
         labels: Any = col
         feature = ds.features[label_column]
@@ -1658,163 +1656,3 @@ def featurize(
 # --------------------------------------------------------------------------------------------------
 
 
-def _aligned_decisions(ds: datasets.Dataset, table: pd.DataFrame) -> pd.DataFrame:
-    """The decision table reordered to ``ds``'s rows; errors on missing, extra or duplicated ids."""
-    if not isinstance(table, pd.DataFrame):
-        raise InvalidTypeError(f"table must be a pandas DataFrame; found {type(table).__name__}.")
-    required = ["row_id", "action", "suggested_label", "weight"]
-    missing_cols = [c for c in required if c not in table.columns]
-    if missing_cols:
-        raise InvalidInputError(
-            f"decision table lacks column(s) {missing_cols}; found {list(table.columns)}. "
-            f"Expected {required}."
-        )
-    if table["row_id"].isna().any():
-        i = int(np.flatnonzero(table["row_id"].isna().to_numpy())[0])
-        raise InvalidInputError(f"decision table has a null row_id at table row {i}; expected an id on every row.")
-    actions = table["action"].astype("object")
-    bad = ~actions.isin(ACTIONS)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InvalidInputError(
-            f"decision table row_id {table['row_id'].tolist()[i]!r} has action {actions.iloc[i]!r}; "
-            f"expected one of {list(ACTIONS)}."
-        )
-    tids = table["row_id"].to_numpy()
-    dup = pd.Index(tids).duplicated()
-    if dup.any():
-        raise InvalidInputError(
-            f"decision table lists row_id {tids[np.flatnonzero(dup)[0]].item()!r} more than once "
-            f"({int(dup.sum())} duplicate(s)); expected each row_id exactly once."
-        )
-    ids = row_ids(ds)
-    pos = pd.Index(tids).get_indexer(ids)
-    if (pos < 0).any():
-        missing = ids[pos < 0]
-        raise InvalidInputError(
-            f"decision table is missing {missing.size} row_id(s) of the dataset: {_preview(missing.tolist())}. "
-            "Expected one decision per dataset row."
-        )
-    if len(tids) != len(ids):
-        extra = np.setdiff1d(tids, ids)
-        raise InvalidInputError(
-            f"decision table has {extra.size} row_id(s) not in the dataset: {_preview(extra.tolist())}. "
-            "Fix: decide on the rows of this dataset only."
-        )
-    return table.iloc[pos].reset_index(drop=True)
-
-
-def decision_arrays(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The one rule every writer of decisions follows (Dataset, DataFrame, arrays).
-
-    Returns
-    -------
-    keep : ``(n_keep,) int64`` positions of rows whose action is not ``drop``, in order.
-    relabel : ``(n,) bool`` rows whose label becomes ``suggested_label``.
-    weights : ``(n,) float64`` the table's weight on ``reweight`` rows, 1.0 elsewhere.
-    """
-    actions = table["action"].to_numpy(dtype=object)
-    given = pd.to_numeric(table["weight"], errors="coerce").to_numpy(dtype=np.float64)
-    weights = np.where(actions == "reweight", given, 1.0)
-    return np.flatnonzero(actions != "drop"), actions == "relabel", weights
-
-
-def apply_decisions(
-    ds: datasets.Dataset,
-    table: pd.DataFrame,
-    *,
-    label_column: str,
-    encoding: LabelEncoding,
-    weight_column: str = "weight",
-) -> datasets.Dataset:
-    """Apply keep / drop / relabel / reweight decisions to the dataset.
-
-    - ``drop`` removes the row;
-    - ``relabel`` writes ``encoding.decode(suggested_label)`` into ``label_column``; the column keeps
-      its feature type (e.g. ``ClassLabel`` with its names) and position;
-    - ``reweight``: when any row is reweighted, a float64 column ``weight_column`` is appended,
-      holding the table's ``weight`` on reweighted rows and 1.0 on the others;
-    - ``keep`` changes nothing.
-
-    All other columns (``row_id`` included) are untouched and the kept rows stay in their order.
-
-    Parameters
-    ----------
-    ds : datasets.Dataset
-        ``n`` rows with a ``row_id`` column.
-    table : pandas.DataFrame
-        Columns ``row_id, action, suggested_label, weight``; every ``row_id`` of ``ds`` exactly
-        once. ``suggested_label`` is a code ``0..K-1`` (needed on relabel rows only); ``weight``
-        must be finite and >= 0 on reweight rows.
-    label_column : str
-        The label column to rewrite.
-    encoding : LabelEncoding
-        Decodes the suggested codes into label values.
-    weight_column : str, default "weight"
-        Name of the added weight column; must not exist yet.
-
-    Returns
-    -------
-    datasets.Dataset
-        ``n - n_drop`` rows.
-    """
-    _check_label_present(ds, label_column)
-    if not isinstance(encoding, LabelEncoding):
-        raise InvalidTypeError(f"encoding must be a LabelEncoding; found {type(encoding).__name__}.")
-    dec = _aligned_decisions(ds, table)
-    actions = dec["action"].to_numpy(dtype=object)
-    ids = dec["row_id"].tolist()
-    out = ds
-    keep, relabel, weights = decision_arrays(dec)
-
-    if relabel.any():
-        suggested = pd.to_numeric(dec["suggested_label"], errors="coerce").to_numpy(dtype=np.float64)
-        bad = relabel & ~(np.isfinite(suggested) & (suggested == np.round(suggested)) & (suggested >= 0)
-                          & (suggested < encoding.n_classes))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"relabel of row_id {ids[i]!r} has suggested_label {dec['suggested_label'].tolist()[i]!r}; expected a "
-                f"class code in 0..{encoding.n_classes - 1}."
-            )
-        new_values = encoding.decode(suggested[relabel].astype(np.int64))
-        original = _column(out, label_column)
-        try:
-            replacement = pa.array(new_values.tolist(), type=original.type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InvalidTypeError(
-                f"decoded labels {_preview(new_values.tolist(), 3)} do not fit label column {label_column!r} of "
-                f"type {original.type}. Fix: pass the LabelEncoding built on this label column."
-            ) from exc
-        updated = pc.replace_with_mask(original, pa.array(relabel), replacement)
-        column = updated.to_pylist() if updated.type in (pa.string(), pa.large_string()) \
-            else updated.to_numpy(zero_copy_only=False)
-        order = out.column_names
-        # remove + add keeps the feature (e.g. ClassLabel names); select_columns restores the position.
-        out = out.remove_columns(label_column).add_column(label_column, column, feature=out.features[label_column])
-        out = out.select_columns(order)
-
-    reweight = actions == "reweight"
-    if reweight.any():
-        if weight_column in out.column_names:
-            raise InvalidInputError(
-                f"column {weight_column!r} already exists; expected a new column for the weights. "
-                "Fix: pass weight_column= with another name."
-            )
-        bad = reweight & ~(np.isfinite(weights) & (weights >= 0))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"reweight of row_id {ids[i]!r} has weight {dec['weight'].tolist()[i]!r}; expected a finite number >= 0."
-            )
-        out = out.add_column(weight_column, weights, feature=datasets.Value("float64"))
-
-    if keep.size < out.num_rows:
-        out = out.select(keep)
-    logger.info(
-        "Applied decisions: %d kept, %d dropped, %d relabelled, %d reweighted.",
-        int((actions == "keep").sum()), int((actions == "drop").sum()), int(relabel.sum()), int(reweight.sum()),
-    )
-    if out.num_rows == 0:
-        logger.warning("Every row was dropped; the cleaned dataset is empty.")
-    return out

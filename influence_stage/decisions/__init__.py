@@ -1,0 +1,17 @@
+"""Scores to decisions: the table's schema, the thresholds, one action per row, and applying them."""
+
+from influence_stage.decisions.decide import Decisions, decide
+from influence_stage.decisions.schema import CONFIG_ACTIONS, ROW_ACTIONS, TABLE_COLUMNS
+from influence_stage.decisions.thresholds import (
+    DEFAULT_THRESHOLD,
+    THRESHOLD_METHODS,
+    ThresholdResult,
+    ThresholdSpec,
+    choose_threshold,
+    parse_threshold,
+)
+
+__all__ = [
+    "CONFIG_ACTIONS", "DEFAULT_THRESHOLD", "Decisions", "ROW_ACTIONS", "TABLE_COLUMNS", "THRESHOLD_METHODS",
+    "ThresholdResult", "ThresholdSpec", "choose_threshold", "decide", "parse_threshold",
+]

@@ -1,131 +1,40 @@
-"""Scores to decisions: thresholds (otsu, gmm, quantile, budget, value) and one action per row.
+"""Scores to decisions: one action per row, with the per-class and global caps.
 
 This module owns the pipeline step ``scores → decisions``. It takes self-influence scores
 ``(n,) float`` (higher = more suspicious) and, optionally, ensemble class probabilities ``(n, K)``,
 and returns a table with one row per input row saying what happens to it: ``keep``, ``drop``,
-``relabel`` or ``reweight``. Pure numpy / pandas / scikit-learn: no models, no torch.
-
-Thresholds work on **log scores**. Self-influence is a mean of squares, so scores span orders of
-magnitude and the clean and suspicious groups are roughly log-normal. Scores may be exactly zero,
-so the log uses a floor tied to the score scale: ``log(max(score, eps))`` with ``eps`` the 1st
-percentile of the positive scores (1.0 when no score is positive). Zeros then sit at the bottom of
-the observed low tail instead of forming a detached mode that Otsu or a mixture would split off,
-and scores above the floor are not distorted. Multiplying all scores by a constant multiplies every
-threshold value by the same constant.
+``relabel`` or ``reweight``. Which rows are flagged is :mod:`influence_stage.decisions.thresholds`'
+business; the table's columns and action names are :mod:`influence_stage.decisions.schema`'s.
+Pure numpy / pandas: no models, no torch.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import numbers
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.mixture import GaussianMixture
-from sklearn.utils import check_random_state
 
-from influence_stage._checks import check_labels
-from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage._checks import check_choice, check_fraction, check_labels, check_mask, check_scores
+from influence_stage.decisions.schema import CONFIG_ACTIONS, ROW_ACTIONS, TABLE_COLUMNS
+from influence_stage.decisions.thresholds import ThresholdResult, choose_threshold
 from influence_stage.engine.scores import label_quality
+from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
 
-#: Values accepted by ``decide(action=...)``.
-ACTIONS: tuple[str, ...] = ("drop", "relabel", "reweight", "none")
-#: Values of the ``action`` column of the decisions table.
-ROW_ACTIONS: tuple[str, ...] = ("keep", "drop", "relabel", "reweight")
-#: Columns of the decisions table, in order (DESIGN.md, ``issues_``).
-TABLE_COLUMNS: tuple[str, ...] = (
-    "row_id", "score", "gex_influence", "label_quality", "is_issue", "action", "given_label", "suggested_label",
-    "weight",
-)
-#: Threshold methods, as reported in ``ThresholdResult.method``.
-THRESHOLD_METHODS: tuple[str, ...] = ("estimate", "otsu", "gmm", "quantile", "budget", "value")
-#: The default threshold: flag the estimated number of label issues (see influence_stage.decisions.estimate).
-DEFAULT_THRESHOLD = "estimate"
-#: Histogram bins of Otsu's method.
-OTSU_BINS = 256
-#: Percentile of the positive scores used as the log floor ``eps``.
-LOG_FLOOR_PERCENTILE = 1.0
 #: Tolerance on ``proba`` rows summing to 1: averaged float32 softmax outputs are exact only to rounding.
 PROBA_SUM_ATOL = 1e-3
 # Fractions times counts are floored; the tolerance keeps 0.29 * 100 at 29 rather than 28.
 _FLOOR_TOL = 1e-9
 
-_SPEC_HELP = (
-    "Use 'estimate' (flag the estimated number of label issues), 'otsu', 'gmm', 'quantile:q' (0 <= q <= 1, flag "
-    "rows above the q-quantile), "
-    "'budget:f' (0 <= f <= 1, flag exactly the top fraction f), or a number >= 0 (a score value)."
-)
-
 
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThresholdSpec:
-    """A parsed threshold specification.
-
-    Attributes
-    ----------
-    method : {"otsu", "gmm", "quantile", "budget", "value"}
-        The thresholding method.
-    param : float or None
-        ``q`` for ``quantile``, ``f`` for ``budget``, the score value for ``value``; None otherwise.
-    """
-
-    method: Literal["estimate", "otsu", "gmm", "quantile", "budget", "value"]
-    param: float | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class ThresholdResult:
-    """Which rows a threshold flags, and a probability-like score per row.
-
-    Attributes
-    ----------
-    value : float
-        The score cut-off. Rows scoring above ``value`` are flagged and rows scoring below it are
-        not. For every method but ``budget``, ``is_issue == (scores > value)`` exactly; for
-        ``budget`` rows tied at ``value`` are flagged in row order until the budget is met.
-        For ``otsu`` and ``gmm`` the value is the log-space midpoint between the largest unflagged
-        and the smallest flagged score (the largest score when nothing is flagged).
-    is_issue : ndarray, shape ``(n,)`` bool
-        Flagged rows. Read-only.
-    p_issue : ndarray, shape ``(n,)`` float64 in ``[0, 1]``
-        Non-decreasing in the score; ``p_issue > 0.5`` implies ``is_issue`` and ``is_issue``
-        implies ``p_issue >= 0.5``. For ``gmm`` it is the posterior of the higher-mean component
-        (made monotone in the tails, see :func:`choose_threshold`) and ``is_issue == p_issue > 0.5``.
-        For the other methods it is a logistic of the log score centred at the threshold:
-        ``p = 1 / (1 + exp(-(log(max(s, eps)) - log(max(value, eps))) / scale))`` with ``scale``
-        the robust spread of the log scores (IQR / 1.349; the standard deviation if the IQR is 0;
-        1.0 if both are 0). Read-only.
-    method : str
-        One of ``THRESHOLD_METHODS``.
-    n_estimated : int or None
-        ``estimate`` only: the estimated number of mislabeled rows it flagged (before ties).
-    """
-
-    value: float
-    is_issue: np.ndarray
-    p_issue: np.ndarray
-    method: str
-    n_estimated: int | None = None
-
-    @property
-    def estimated_noise_rate(self) -> float | None:
-        """``n_estimated / n`` (``estimate`` only), the share of rows estimated to be mislabeled."""
-        return None if self.n_estimated is None else self.n_estimated / max(self.is_issue.size, 1)
-
-    @property
-    def n_flagged(self) -> int:
-        """Number of flagged rows."""
-        return int(self.is_issue.sum())
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,66 +117,6 @@ class Decisions:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_scores(scores: Any, *, name: str = "scores") -> np.ndarray:
-    """Return scores as ``(n,) float64``: 1-D, non-empty, finite, non-negative."""
-    if hasattr(scores, "detach"):  # a torch tensor
-        scores = scores.detach().cpu().numpy()
-    try:
-        arr = np.asarray(scores)
-    except Exception as exc:  # ragged lists and the like
-        raise InvalidTypeError(f"{name} could not be turned into an array: {exc}") from exc
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise InvalidTypeError(
-            f"{name} must be real numbers (self-influence scores); found dtype {arr.dtype}."
-        )
-    if arr.ndim != 1:
-        raise InvalidInputError(
-            f"{name} must be 1-D (n_samples,); found shape {arr.shape}. "
-            "Pass one self-influence score per row (e.g. scores.ravel() for an (n, 1) column)."
-        )
-    if arr.shape[0] == 0:
-        raise InvalidInputError(f"{name} is empty (0 rows); there is nothing to decide.")
-    arr = arr.astype(np.float64, copy=False)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(
-            f"{name} must be finite; found {int(bad.sum())} NaN or infinite value(s), first at row {i} "
-            f"({arr[i]}). Recompute the scores or drop those rows before deciding."
-        )
-    neg = arr < 0
-    if neg.any():
-        i = int(np.flatnonzero(neg)[0])
-        raise InvalidInputError(
-            f"{name} must be >= 0 (self-influence is a mean of squares); found {int(neg.sum())} "
-            f"negative value(s), first at row {i} ({arr[i]}). Pass self-influence scores, not deviations."
-        )
-    return arr
-
-
-def _check_fraction(value: Any, name: str, *, allow_none: bool = False, low_open: bool = False) -> float | None:
-    """Return ``value`` as a float in ``[0, 1]`` (``(0, 1]`` with ``low_open``), or None if allowed."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        expected = "a number in " + ("(0, 1]" if low_open else "[0, 1]") + (" or None" if allow_none else "")
-        raise InvalidTypeError(f"{name} must be {expected}; found {type(value).__name__} {value!r}.")
-    v = float(value)
-    ok = (0.0 < v <= 1.0) if low_open else (0.0 <= v <= 1.0)
-    if not ok:
-        interval = "(0, 1]" if low_open else "[0, 1]"
-        raise InvalidInputError(f"{name} must be in {interval}; found {value!r}.")
-    return v
-
-
-def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise InvalidTypeError(f"{name} must be one of {list(choices)}; found {type(value).__name__} {value!r}.")
-    if value not in choices:
-        raise InvalidInputError(f"{name} must be one of {list(choices)}; found {value!r}.")
-    return value
-
-
 def _check_proba(proba: Any, n: int) -> np.ndarray:
     """Return class probabilities as ``(n, K) float64``; rows in [0, 1] summing to 1."""
     if hasattr(proba, "detach"):
@@ -299,13 +148,6 @@ def _check_proba(proba: Any, n: int) -> np.ndarray:
     return arr
 
 
-def _check_mask(mask: Any, n: int, name: str) -> np.ndarray:
-    m = np.asarray(mask)
-    if m.shape != (n,) or m.dtype != bool:
-        raise InvalidInputError(f"{name} must be a boolean array of shape ({n},); found dtype {m.dtype}, shape {m.shape}.")
-    return m
-
-
 def _check_row_ids(row_ids: Any, n: int) -> np.ndarray:
     if row_ids is None:
         return np.arange(n, dtype=np.int64)
@@ -329,260 +171,6 @@ def _check_row_ids(row_ids: Any, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Thresholds
 # --------------------------------------------------------------------------------------------
-
-
-def parse_threshold(spec: Any) -> ThresholdSpec:
-    """Parse a threshold specification.
-
-    Parameters
-    ----------
-    spec : str or float
-        ``"otsu"``, ``"gmm"``, ``"quantile:q"`` with ``0 <= q <= 1``, ``"budget:f"`` with
-        ``0 <= f <= 1``, or a number ``>= 0`` (a float or a numeric string) used as a score value.
-        Names are case-insensitive and surrounding whitespace is ignored.
-
-    Returns
-    -------
-    ThresholdSpec
-
-    Raises
-    ------
-    InvalidTypeError
-        ``spec`` is neither a string nor a real number.
-    InvalidInputError
-        ``spec`` is malformed or its parameter is out of range.
-    """
-    if isinstance(spec, bool) or not isinstance(spec, (str, numbers.Real)):
-        raise InvalidTypeError(
-            f"threshold must be a string or a number; found {type(spec).__name__} {spec!r}. {_SPEC_HELP}"
-        )
-    if isinstance(spec, numbers.Real):
-        return ThresholdSpec("value", _check_value_threshold(float(spec), spec))
-    text = spec.strip().lower()
-    if text in ("estimate", "otsu", "gmm"):
-        return ThresholdSpec(text)  # type: ignore[arg-type]
-    if ":" in text:
-        name, _, arg = (part.strip() for part in text.partition(":"))
-        if name not in ("quantile", "budget"):
-            raise InvalidInputError(f"unknown threshold method {name!r} in {spec!r}. {_SPEC_HELP}")
-        try:
-            x = float(arg)
-        except ValueError:
-            raise InvalidInputError(
-                f"threshold {spec!r}: the {name} parameter must be a number in [0, 1]; found {arg!r}. "
-                f"{_SPEC_HELP}"
-            ) from None
-        if not 0.0 <= x <= 1.0:  # also rejects NaN
-            raise InvalidInputError(
-                f"threshold {spec!r}: the {name} parameter must be in [0, 1]; found {x}. {_SPEC_HELP}"
-            )
-        return ThresholdSpec(name, x)  # type: ignore[arg-type]
-    try:
-        x = float(text)
-    except ValueError:
-        raise InvalidInputError(f"unknown threshold {spec!r}. {_SPEC_HELP}") from None
-    return ThresholdSpec("value", _check_value_threshold(x, spec))
-
-
-def _check_value_threshold(x: float, spec: Any) -> float:
-    if not math.isfinite(x) or x < 0:
-        raise InvalidInputError(
-            f"a score-value threshold must be a finite number >= 0 (scores are non-negative); "
-            f"found {spec!r}. {_SPEC_HELP}"
-        )
-    return x
-
-
-def _log_scores(scores: np.ndarray) -> tuple[np.ndarray, float]:
-    """``log(max(scores, eps))`` and ``eps`` (the 1st percentile of the positive scores)."""
-    positive = scores[scores > 0]
-    eps = float(np.percentile(positive, LOG_FLOOR_PERCENTILE)) if positive.size else 1.0
-    return np.log(np.maximum(scores, eps)), eps
-
-
-def _robust_scale(x: np.ndarray) -> float:
-    q25, q75 = np.percentile(x, [25.0, 75.0])
-    scale = (q75 - q25) / 1.349  # IQR of a standard normal
-    if not scale > 0:
-        scale = float(np.std(x))
-    return float(scale) if scale > 0 else 1.0
-
-
-def _logistic_p(log_s: np.ndarray, value: float, eps: float) -> np.ndarray:
-    """Logistic in log score centred at ``log(max(value, eps))``; bounded in [0, 1], non-decreasing."""
-    centre = math.log(max(value, eps))
-    z = (log_s - centre) / _robust_scale(log_s)
-    # tanh form: no overflow for large |z|
-    return np.clip(0.5 * (1.0 + np.tanh(0.5 * z)), 0.0, 1.0)
-
-
-def _cut_between(scores: np.ndarray, is_issue: np.ndarray, eps: float) -> float:
-    """A value with ``is_issue == scores > value``, for a flagged set that is an upper set in score.
-
-    The log-space midpoint between the largest unflagged and the smallest flagged score; the largest
-    score when nothing is flagged; just below the smallest score when everything is.
-    """
-    if not is_issue.any():
-        return float(scores.max())
-    if is_issue.all():
-        return float(np.nextafter(scores.min(), -np.inf))
-    a = float(scores[~is_issue].max())
-    b = float(scores[is_issue].min())
-    mid = math.exp(0.5 * (math.log(max(a, eps)) + math.log(max(b, eps))))
-    return mid if a < mid < b else a
-
-
-def _otsu(log_s: np.ndarray, bins: int = OTSU_BINS) -> np.ndarray:
-    """Otsu's split of ``log_s`` on a ``bins``-bin histogram; returns the flagged (upper) rows."""
-    lo, hi = float(log_s.min()), float(log_s.max())
-    if not hi > lo:
-        return np.zeros(log_s.shape, dtype=bool)  # one value: no split
-    counts, edges = np.histogram(log_s, bins=bins, range=(lo, hi))
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    n = counts.sum()
-    c0 = np.cumsum(counts)[:-1]  # rows in the lower class when the cut is after bin k
-    s0 = np.cumsum(counts * centres)[:-1]
-    total = float((counts * centres).sum())
-    valid = (c0 > 0) & (c0 < n)
-    w0 = c0 / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # between-class variance (mu_T w0 - mu_0 w0)^2 / (w0 w1), with sums instead of means
-        between = (total / n * w0 - s0 / n) ** 2 / (w0 * (1.0 - w0))
-    between = np.where(valid, between, -np.inf)
-    k = int(np.argmax(between))
-    # np.histogram puts a value equal to an inner edge in the upper bin, hence >=
-    return log_s >= edges[k + 1]
-
-
-def _gmm_posterior(log_s: np.ndarray, random_state: Any) -> np.ndarray:
-    """Monotone P(issue) from a two-component Gaussian mixture on log scores."""
-    if log_s.size < 2 or not np.ptp(log_s) > 0:
-        return np.zeros(log_s.shape, dtype=np.float64)
-    x = log_s.reshape(-1, 1)
-    gm = GaussianMixture(n_components=2, covariance_type="full", random_state=check_random_state(random_state))
-    gm.fit(x)
-    means = gm.means_[:, 0]
-    hi = int(np.argmax(means))
-    post = gm.predict_proba(x)[:, hi]
-    # With unequal variances the wider component wins in both tails, so the raw posterior can fall
-    # again above the high mean (or rise below the low mean). Between the two means it is increasing
-    # (the log-odds derivative is positive at both means and linear), so anchor at their midpoint and
-    # take the running max above it and the running min below it.
-    order = np.argsort(log_s, kind="stable")
-    xs, ps = log_s[order], post[order]
-    j = int(np.searchsorted(xs, 0.5 * float(means.sum())))
-    up = np.maximum.accumulate(ps[j:])
-    down = np.minimum.accumulate(ps[:j][::-1])[::-1]
-    env = np.maximum.accumulate(np.concatenate([down, up]))  # a no-op unless no row lies between the means
-    p = np.empty_like(post)
-    p[order] = np.clip(env, 0.0, 1.0)
-    return p
-
-
-def _budget(scores: np.ndarray, f: float) -> tuple[np.ndarray, float]:
-    """Exactly ``floor(f n + 0.5)`` top-scoring rows; ties in score go to the earlier row."""
-    n = scores.size
-    k = int(math.floor(f * n + 0.5))
-    order = np.lexsort((np.arange(n), -scores))  # by score descending, then row order
-    is_issue = np.zeros(n, dtype=bool)
-    is_issue[order[:k]] = True
-    value = float(scores[order[k - 1]]) if k > 0 else float(scores.max())
-    return is_issue, value
-
-
-def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, *,
-                     floor: float = 0.0, n_estimated: int | None = None) -> ThresholdResult:
-    """Flag suspicious rows from self-influence scores.
-
-    Parameters
-    ----------
-    scores : array-like, shape ``(n,)`` float
-        Self-influence scores, finite and ``>= 0``; higher = more suspicious.
-    spec : str or float, default ``"otsu"``
-        - ``"estimate"``: exactly ``n_estimated`` top-scoring rows (ties by row order), the
-          estimated number of mislabeled rows (``estimate.confident_joint_count``); needs
-          ``n_estimated``.
-        - ``"otsu"``: Otsu's threshold on log scores (256-bin histogram, the cut that maximises
-          the between-class variance). Flags the upper class.
-        - ``"gmm"``: a two-component :class:`sklearn.mixture.GaussianMixture` on log scores.
-          ``p_issue`` is the posterior of the component with the higher mean, made monotone in
-          the score (running max above the midpoint of the two means, running min below it,
-          because with unequal variances the wider component wins in both far tails);
-          ``is_issue = p_issue > 0.5``.
-        - ``"quantile:q"``: rows with score above ``numpy.quantile(scores, q)`` (linear
-          interpolation). Tied scores are all flagged or all not.
-        - ``"budget:f"``: exactly ``floor(f * n + 0.5)`` rows, the highest scores, ties broken by
-          row order (earlier row first).
-        - a number (float or numeric string) ``>= 0``: rows with score above that value.
-
-        With all scores equal, ``otsu`` and ``gmm`` flag nothing.
-    random_state : int, RandomState instance or None
-        Seed of the mixture fit (``gmm`` only); the same seed gives the same result.
-    floor : float, default 0
-        ``otsu`` and ``gmm`` only: rows with score ``<= floor`` are never flagged and are left out
-        of the fit (when at least 10 rows lie above it). GEX scores pile up in a spike at about
-        ``tau**2`` (rows every member fits to ~0 loss); without the floor, Otsu splits that spike
-        from everything else instead of finding the mislabeled mode. The pipeline passes
-        ``2 * tau**2``.
-    n_estimated : int, optional
-        The estimated number of mislabeled rows, for ``"estimate"``.
-
-    Returns
-    -------
-    ThresholdResult
-        ``value``, ``is_issue (n,) bool``, ``p_issue (n,) float64``, ``method``; see the class.
-
-    Raises
-    ------
-    InvalidInputError
-        Scores not 1-D, empty, non-finite or negative; a malformed ``spec``.
-    InvalidTypeError
-        Non-numeric scores; ``spec`` of the wrong type.
-    """
-    s = _check_scores(scores)
-    parsed = parse_threshold(spec)
-    log_s, eps = _log_scores(s)
-    fit = s > floor
-    if fit.sum() < 10:
-        fit = np.ones(s.size, dtype=bool)
-    if parsed.method == "otsu":
-        is_issue = np.zeros(s.size, dtype=bool)
-        is_issue[fit] = _otsu(log_s[fit])
-        value = _cut_between(s, is_issue, eps)
-        p = _logistic_p(log_s, value, eps)
-    elif parsed.method == "gmm":
-        p = np.zeros(s.size, dtype=np.float64)
-        p[fit] = _gmm_posterior(log_s[fit], random_state)
-        is_issue = p > 0.5
-        value = _cut_between(s, is_issue, eps)
-    elif parsed.method == "quantile":
-        value = float(np.quantile(s, parsed.param))
-        is_issue = s > value
-        p = _logistic_p(log_s, value, eps)
-    elif parsed.method == "budget":
-        is_issue, value = _budget(s, parsed.param)
-        p = _logistic_p(log_s, value, eps)
-    elif parsed.method == "estimate":
-        if isinstance(n_estimated, bool) or not isinstance(n_estimated, numbers.Integral) or not 0 <= n_estimated <= s.size:
-            raise InvalidInputError(
-                f"threshold 'estimate' needs the estimated number of mislabeled rows, an integer in 0..{s.size}; "
-                f"found {n_estimated!r}. Pass n_estimated (estimate.confident_joint_count), or use another threshold."
-            )
-        is_issue, value = _budget(s, int(n_estimated) / s.size if s.size else 0.0)
-        p = _logistic_p(log_s, value, eps)
-    else:  # "value"
-        value = float(parsed.param)
-        is_issue = s > value
-        p = _logistic_p(log_s, value, eps)
-    is_issue = np.asarray(is_issue, dtype=bool)
-    p = np.asarray(p, dtype=np.float64)
-    is_issue.setflags(write=False)
-    p.setflags(write=False)
-    logger.info(
-        "threshold %s: value=%.6g, %d of %d rows flagged", parsed.method, value, int(is_issue.sum()), s.size
-    )
-    return ThresholdResult(value=float(value), is_issue=is_issue, p_issue=p, method=parsed.method,
-                           n_estimated=int(n_estimated) if parsed.method == "estimate" else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -722,15 +310,15 @@ def decide(
     InvalidTypeError
         Non-numeric scores, labels or proba; a parameter of the wrong type.
     """
-    s = _check_scores(scores)
+    s = check_scores(scores)
     n = s.size
-    action = _check_choice(action, "action", ACTIONS)
-    relabel_fallback = _check_choice(relabel_fallback, "relabel_fallback", ("drop", "keep"))
-    relabel_rule = _check_choice(relabel_rule, "relabel_rule", ("argmax", "soft"))
-    min_agreement = _check_fraction(min_agreement, "min_agreement")
-    max_fraction_per_class = _check_fraction(max_fraction_per_class, "max_fraction_per_class", allow_none=True)
-    max_drop_fraction = _check_fraction(max_drop_fraction, "max_drop_fraction", allow_none=True)
-    min_weight = _check_fraction(min_weight, "min_weight", low_open=True)
+    action = check_choice(action, "action", CONFIG_ACTIONS)
+    relabel_fallback = check_choice(relabel_fallback, "relabel_fallback", ("drop", "keep"))
+    relabel_rule = check_choice(relabel_rule, "relabel_rule", ("argmax", "soft"))
+    min_agreement = check_fraction(min_agreement, "min_agreement")
+    max_fraction_per_class = check_fraction(max_fraction_per_class, "max_fraction_per_class", allow_none=True)
+    max_drop_fraction = check_fraction(max_drop_fraction, "max_drop_fraction", allow_none=True)
+    min_weight = check_fraction(min_weight, "min_weight", low_open=True)
 
     labels_in = np.asarray(given_labels.detach().cpu().numpy() if hasattr(given_labels, "detach") else given_labels)
     if labels_in.ndim == 1 and labels_in.shape[0] != n:
@@ -746,12 +334,12 @@ def decide(
     y, _ = check_labels(labels_in, n_classes=None if P is None else P.shape[1], name="given_labels")
     ids = _check_row_ids(row_ids, n)
 
-    gi = np.full(n, np.nan) if gex_influence is None else _check_scores(gex_influence, name="gex_influence")
+    gi = np.full(n, np.nan) if gex_influence is None else check_scores(gex_influence, name="gex_influence")
     if gi.shape[0] != n:
         raise InvalidInputError(f"gex_influence must have one value per score: expected {n}, found {gi.shape[0]}.")
     thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor, n_estimated=n_estimated)
     flagged = np.asarray(thr.is_issue)
-    actionable = flagged if eligible is None else flagged & _check_mask(eligible, n, "eligible")
+    actionable = flagged if eligible is None else flagged & check_mask(eligible, n, "eligible")
     suggested = np.argmax(P, axis=1).astype(np.int64) if P is not None else y.copy()
     act = np.full(n, "keep", dtype=object)
     weight = np.ones(n, dtype=np.float64)
@@ -795,7 +383,4 @@ def decide(
     return Decisions(table=table, threshold=thr)
 
 
-__all__ = [
-    "ACTIONS", "DEFAULT_THRESHOLD", "Decisions", "ROW_ACTIONS", "TABLE_COLUMNS", "THRESHOLD_METHODS", "ThresholdResult",
-    "ThresholdSpec", "choose_threshold", "decide", "parse_threshold",
-]
+__all__ = ["Decisions", "decide"]

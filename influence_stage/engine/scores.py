@@ -46,7 +46,7 @@ DEFAULT_SCORE = "gex+oos+aum"
 NEEDS_OOS: frozenset[str] = frozenset({"gex+oos", "gex+oos+aum"})
 #: Scores that are means of percentile ranks (spread evenly over (0, 1]: no histogram valley to threshold).
 RANK_SCORES: frozenset[str] = frozenset({"gex+oos", "gex+oos+aum"})
-#: Scores on the GEX self-influence scale (a pile of rows near ``tau**2``; see policy.choose_threshold).
+#: Scores on the GEX self-influence scale (a pile of rows near ``tau**2``; see decisions.thresholds.choose_threshold).
 GEX_SCALE: frozenset[str] = frozenset({"gex", "gex-trimmed"})
 
 

@@ -74,9 +74,10 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from influence_stage.data.sources import ACTIONS, ROW_ID, _gathered
+from influence_stage.data.sources import ROW_ID, gathered
+from influence_stage.decisions.schema import ROW_ACTIONS
 from influence_stage.errors import InvalidInputError, InvalidTypeError, ValidationFailedError
-from influence_stage.decisions.policy import TABLE_COLUMNS
+from influence_stage.decisions import TABLE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -277,8 +278,8 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
                                           meta={"key": "manifest_row_id_not_null"}),
         gxe.ExpectColumnValuesToBeUnique(column=ROW_ID, description="manifest row_id values are unique",
                                          meta={"key": "manifest_row_id_unique"}),
-        gxe.ExpectColumnValuesToBeInSet(column="action", value_set=list(ACTIONS),
-                                        description=f"manifest actions are one of {list(ACTIONS)}",
+        gxe.ExpectColumnValuesToBeInSet(column="action", value_set=list(ROW_ACTIONS),
+                                        description=f"manifest actions are one of {list(ROW_ACTIONS)}",
                                         meta={"key": "manifest_action_valid"}),
         gxe.ExpectColumnValuesToBeInSet(column="given_label", value_set=_param("class_set"),
                                         description="manifest given_label values are in the declared class set",
@@ -714,7 +715,7 @@ def _frame(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> pd.
         if not present:
             return pd.DataFrame(index=pd.RangeIndex(data.num_rows))
         # After select / filter, datasets gathers row by row; one Arrow take is ~100x faster.
-        table = _gathered(data, present, 0, data.num_rows)
+        table = gathered(data, present, 0, data.num_rows)
         if table is not None:
             return table.to_pandas()
         return data.select_columns(present).to_pandas()
@@ -961,7 +962,7 @@ def _accounting_frame(input_ids: pd.Series, manifest: pd.DataFrame, out_rows: pd
     n_manifest = acc["n_manifest"].fillna(0).to_numpy(dtype=np.int64)
     n_output = acc["n_output"].fillna(0).to_numpy(dtype=np.int64)
     acts = acc["action"].to_numpy(dtype=object)
-    valid_action = np.isin(acts, np.asarray(ACTIONS, dtype=object))
+    valid_action = np.isin(acts, np.asarray(ROW_ACTIONS, dtype=object))
     source = np.where(in_input, _FROM_INPUT, _NOT_FROM_INPUT).astype(object)
 
     def masked(values: np.ndarray, mask: np.ndarray) -> pd.Series:

@@ -2,7 +2,7 @@
 
 This module owns the step ``decisions → report``. It reads the decisions table (one row per input
 row, columns ``row_id, score, gex_influence, label_quality, is_issue, action, given_label,
-suggested_label, weight``, see :class:`influence_stage.decisions.policy.Decisions`) and draws:
+suggested_label, weight``, see :class:`influence_stage.decisions.decide.Decisions`) and draws:
 
 - :func:`plot_score_histogram` — the scores on a log axis with the threshold; GEX self-influence is
   a mean of squares, so it spans orders of magnitude and mislabeled rows form their own high mode
@@ -52,7 +52,8 @@ from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.decisions.policy import ROW_ACTIONS, TABLE_COLUMNS
+from influence_stage._checks import check_class_names, check_mask, check_positive_int, check_scores
+from influence_stage.decisions.schema import ROW_ACTIONS, TABLE_COLUMNS, check_table
 from influence_stage.engine.scores import RANK_SCORES
 
 logger = logging.getLogger(__name__)
@@ -100,162 +101,6 @@ _ISSUE_COLOR = "#dd8452"
 # --------------------------------------------------------------------------------------------
 
 
-def _check_class_names(class_names: Any) -> list[str]:
-    """Return the class names as a list of ``str``; ``class_names[k]`` names label ``k``."""
-    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, (Sequence, np.ndarray, pd.Index)):
-        raise InvalidTypeError(
-            f"class_names must be a list of strings, one per class (label k is class_names[k]); "
-            f"found {type(class_names).__name__}."
-        )
-    names = [str(c) for c in class_names]
-    if not names:
-        raise InvalidInputError("class_names is empty; give one name per class (label k is class_names[k]).")
-    return names
-
-
-def _scalar(value: Any) -> Any:
-    """A numpy scalar as a plain Python value, for readable error messages."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _check_label_column(values: pd.Series, column: str, n_classes: int) -> np.ndarray:
-    """Return a label column as ``(n,) int64`` in ``0..n_classes-1`` or raise naming the first bad row."""
-    arr = values.to_numpy()
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
-        raise InvalidTypeError(
-            f"table column {column!r} must hold integer class codes 0..{n_classes - 1}; found dtype "
-            f"{values.dtype}. Encode labels as codes and pass their names as class_names."
-        )
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < 0) | (arr >= n_classes)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(
-            f"table column {column!r} must hold class codes 0..{n_classes - 1} (one per entry of "
-            f"class_names, {n_classes} given); row {i} has {_scalar(values.iloc[i])!r} "
-            f"({int(bad.sum())} bad rows in all). Pass one class name per class."
-        )
-    return arr.astype(np.int64)
-
-
-def _check_table(table: Any, class_names: Any) -> tuple[pd.DataFrame, list[str]]:
-    """Check the decisions table; return a clean copy (dtypes fixed, index 0..n-1) and the class names.
-
-    Raises
-    ------
-    InvalidTypeError
-        ``table`` is not a DataFrame; a column has the wrong dtype.
-    InvalidInputError
-        Missing columns (named), no rows, a negative or non-finite score, an unknown action, a label
-        outside ``0..len(class_names)-1``.
-    """
-    if not isinstance(table, pd.DataFrame):
-        raise InvalidTypeError(
-            f"table must be a pandas DataFrame (the decisions table, e.g. Decisions.table or "
-            f"cleaner.issues_); found {type(table).__name__}."
-        )
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
-    if missing:
-        raise InvalidInputError(
-            f"table is missing column(s) {missing}; expected {list(TABLE_COLUMNS)}, found "
-            f"{[str(c) for c in table.columns]}. Pass the decisions table made by policy.decide."
-        )
-    if len(table) == 0:
-        raise InvalidInputError("table is empty (0 rows); a report needs at least one scored row.")
-    names = _check_class_names(class_names)
-
-    score = table["score"]
-    if score.dtype == bool or not pd.api.types.is_numeric_dtype(score):
-        raise InvalidTypeError(f"table column 'score' must be numeric; found dtype {score.dtype}.")
-    s = score.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(s) | (s < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(
-            f"table column 'score' must be finite and >= 0 (every ranking score is); "
-            f"row {i} has {float(s[i])!r} ({int(bad.sum())} bad rows in all)."
-        )
-
-    flag = table["is_issue"]
-    if flag.dtype == bool:
-        is_issue = flag.to_numpy(dtype=bool)
-    else:
-        raw = flag.to_numpy()
-        ok = pd.api.types.is_numeric_dtype(flag) and np.isin(raw, (0, 1)).all()
-        if not ok:
-            raise InvalidTypeError(
-                f"table column 'is_issue' must be boolean (or 0/1); found dtype {flag.dtype}."
-            )
-        is_issue = raw.astype(bool)
-
-    action = table["action"].astype(str).to_numpy()
-    unknown = sorted(set(action) - set(ROW_ACTIONS))
-    if unknown:
-        i = int(np.flatnonzero(~np.isin(action, ROW_ACTIONS))[0])
-        raise InvalidInputError(
-            f"table column 'action' must hold only {list(ROW_ACTIONS)}; found {unknown} "
-            f"(first at row {i})."
-        )
-
-    weight = table["weight"]
-    if weight.dtype == bool or not pd.api.types.is_numeric_dtype(weight):
-        raise InvalidTypeError(f"table column 'weight' must be numeric; found dtype {weight.dtype}.")
-
-    clean = pd.DataFrame(
-        {
-            "row_id": table["row_id"].to_numpy(),
-            "score": s,
-            "gex_influence": pd.to_numeric(table["gex_influence"], errors="coerce").to_numpy(dtype=np.float64),
-            "label_quality": pd.to_numeric(table["label_quality"], errors="coerce").to_numpy(dtype=np.float64),
-            "is_issue": is_issue,
-            "action": action.astype(object),
-            "given_label": _check_label_column(table["given_label"], "given_label", len(names)),
-            "suggested_label": _check_label_column(table["suggested_label"], "suggested_label", len(names)),
-            "weight": weight.to_numpy(dtype=np.float64),
-        },
-        columns=list(TABLE_COLUMNS),
-    )
-    return clean, names
-
-
-def _check_scores(scores: Any, name: str = "scores", n: int | None = None) -> np.ndarray:
-    """Return scores as ``(n,) float64``: 1-D, non-empty, finite, ``>= 0`` (and ``n`` long when given)."""
-    try:
-        s = np.asarray(scores, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidTypeError(f"{name} must be numeric; could not convert them: {exc}") from exc
-    if s.ndim != 1:
-        raise InvalidInputError(f"{name} must be 1-D (n_rows,); found shape {s.shape}.")
-    if s.size == 0:
-        raise InvalidInputError(f"{name} is empty (0 rows); a plot needs at least one score.")
-    if n is not None and s.shape[0] != n:
-        raise InvalidInputError(f"{name} has {s.shape[0]} entries but truth has {n}; give one score per row, "
-                                "aligned with truth (same order).")
-    for bad, what in ((~np.isfinite(s), "finite"), (s < 0, ">= 0 (scores are drawn on a log axis)")):
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(f"{name} must be {what}; row {i} has {float(s[i])!r} ({int(bad.sum())} bad "
-                                    "rows in all).")
-    return s
-
-
-def _check_mask(mask: Any, n: int, name: str) -> np.ndarray:
-    """Return a boolean mask ``(n,)``; accepts bool or 0/1 values."""
-    arr = np.asarray(mask.to_numpy() if isinstance(mask, pd.Series) else mask)
-    if arr.ndim != 1:
-        raise InvalidInputError(f"{name} must be 1-D, one entry per row; found shape {arr.shape}.")
-    if arr.shape[0] != n:
-        raise InvalidInputError(
-            f"{name} must have one entry per row of the table: expected {n}, found {arr.shape[0]}. "
-            f"Align {name} with the table rows (same order)."
-        )
-    if arr.dtype != bool:
-        if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
-            raise InvalidTypeError(f"{name} must be boolean (or 0/1); found dtype {arr.dtype}.")
-        arr = arr.astype(bool)
-    return arr
-
-
 def _check_threshold(threshold: Any) -> float:
     """Return the threshold as a finite float ``>= 0``."""
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
@@ -271,19 +116,13 @@ def _check_threshold(threshold: Any) -> float:
 
 def _check_truth(truth: Any, n: int) -> np.ndarray:
     """Ground-truth mask of truly mislabeled rows, ``(n,) bool``, with at least one positive row."""
-    t = _check_mask(truth, n, "truth")
+    t = check_mask(truth, n, "truth")
     if not t.any():
         raise InvalidInputError(
             "truth marks no row as mislabeled; precision and recall need at least one positive row. "
             "Pass truth=None when there is no ground truth."
         )
     return t
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise InvalidInputError(f"{name} must be an integer >= 1; found {value!r}.")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,14 +233,14 @@ def plot_score_histogram(
     matplotlib.figure.Figure
         One axes, x scale ``"log"`` (``"linear"`` for a rank score).
     """
-    s = _check_scores(scores)
+    s = check_scores(scores)
     if score_name in RANK_SCORES:
-        return _rank_histogram(s, _check_threshold(threshold), is_issue, truth, _check_positive_int(bins, "bins"),
+        return _rank_histogram(s, _check_threshold(threshold), is_issue, truth, check_positive_int(bins, "bins"),
                                str(score_name))
     thr = _check_threshold(threshold)
-    bins = _check_positive_int(bins, "bins")
-    flagged = _check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
-    t = _check_mask(truth, s.size, "truth") if truth is not None else None
+    bins = check_positive_int(bins, "bins")
+    flagged = check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
+    t = check_mask(truth, s.size, "truth") if truth is not None else None
 
     floor = _log_floor(s)
     x = np.maximum(s, floor)
@@ -443,8 +282,8 @@ def plot_score_histogram(
 
 def _rank_histogram(s: np.ndarray, thr: float, is_issue: Any, truth: Any, bins: int, score_name: str) -> Figure:
     """``plot_score_histogram`` for a rank score: linear axis on [0, 1]."""
-    flagged = _check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
-    t = _check_mask(truth, s.size, "truth") if truth is not None else None
+    flagged = check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
+    t = check_mask(truth, s.size, "truth") if truth is not None else None
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig = _new_figure(7.0, 3.8)
     ax = fig.add_subplot()
@@ -484,7 +323,7 @@ def plot_issues_per_class(table: pd.DataFrame, class_names: Sequence[str]) -> Fi
     matplotlib.figure.Figure
         One axes; ``ax.containers`` holds one bar container per series, each with one bar per class.
     """
-    t, names = _check_table(table, class_names)
+    t, names = check_table(table, class_names)
     K = len(names)
     counted = t["is_issue"].to_numpy() | (t["action"].to_numpy() != "keep")
     given = t["given_label"].to_numpy()[counted]
@@ -609,8 +448,8 @@ def plot_gallery(
         Cell titles: ``"<given> → <suggested>"`` then ``"score <s> · <action>"``; class names
         longer than ``GALLERY_NAME_CHARS`` (20 in image cells, 36 in text cells) are cut with "…".
     """
-    t, names = _check_table(table, class_names)
-    k = _check_positive_int(k, "k")
+    t, names = check_table(table, class_names)
+    k = check_positive_int(k, "k")
     kind, source = _gallery_kind(images_or_texts, len(t))
     top = _top_rows(t["score"].to_numpy(), k)
     n_cells = top.size
@@ -668,7 +507,7 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
         One axes: recall on x, precision on y; the curve's legend label is ``"GEX (AP = <ap>)"``
         with ``ap`` = :func:`sklearn.metrics.average_precision_score` to 3 decimals.
     """
-    s = _check_scores(scores)
+    s = check_scores(scores)
     t = _check_truth(truth, s.size)
     precision, recall, _ = precision_recall_curve(t, s)
     ap = float(average_precision_score(t, s))
@@ -720,7 +559,7 @@ def _check_bias_inputs(scores: Any, truth: Any) -> tuple[list[tuple[str, np.ndar
     t_arr = np.asarray(truth.to_numpy() if isinstance(truth, pd.Series) else truth)
     if t_arr.ndim != 1:
         raise InvalidInputError(f"truth must be 1-D, one entry per row; found shape {t_arr.shape}.")
-    t = _check_mask(t_arr, t_arr.shape[0], "truth")
+    t = check_mask(t_arr, t_arr.shape[0], "truth")
     if not t.any():
         raise InvalidInputError(
             "truth marks no row as mislabeled; AUROC and AP need at least one mislabeled and one clean row."
@@ -733,7 +572,7 @@ def _check_bias_inputs(scores: Any, truth: Any) -> tuple[list[tuple[str, np.ndar
     checked = []
     for key, values in scores.items():
         name = str(key)
-        s = _check_scores(values, f"scores[{name!r}]", t.shape[0])
+        s = check_scores(values, name=f"scores[{name!r}]", n=t.shape[0], aligned_with="truth")
         checked.append((name, s))
     return checked, t
 
@@ -777,7 +616,7 @@ def plot_distributional_bias(scores: Mapping[str, Any], truth: Any, *, bins: int
         negative; ``truth`` with no mislabeled or no clean row.
     """
     methods, t = _check_bias_inputs(scores, truth)
-    bins = _check_positive_int(bins, "bins")
+    bins = check_positive_int(bins, "bins")
     n_bad, n_clean = int(t.sum()), int((~t).sum())
 
     ncols = min(len(methods), 3)
@@ -979,7 +818,7 @@ def build_report(
     InvalidTypeError
         A table column, ``truth``, ``gallery``, ``summary`` or ``bias_scores`` of the wrong type.
     """
-    t, names = _check_table(table, class_names)
+    t, names = check_table(table, class_names)
     thr = _check_threshold(threshold)
     n = len(t)
     truth_mask = _check_truth(truth, n) if truth is not None else None
@@ -1200,7 +1039,7 @@ def summary_markdown(
         ``timings`` not a mapping of numbers; ``score_name`` or ``threshold_method`` not a string;
         ``n_estimated`` not an integer.
     """
-    t, names = _check_table(table, class_names)
+    t, names = check_table(table, class_names)
     thr = _check_threshold(threshold)
     n = len(t)
     truth_mask = _check_truth(truth, n) if truth is not None else None

@@ -19,7 +19,7 @@ import datasets
 import numpy as np
 
 from influence_stage.config import GEXConfig
-from influence_stage.decisions.policy import Decisions
+from influence_stage.decisions import Decisions
 from influence_stage.engine.gex import GEXResult, result_from_members
 from influence_stage.engine.learner import Learner, State
 from influence_stage.engine.members import AutoScale, build_chains, choose_ft_lr, member_prefixes, trains_batched

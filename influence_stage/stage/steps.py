@@ -49,7 +49,6 @@ from influence_stage.data.sources import (
     FeaturizeConfig,
     Featurizer,
     LabelEncoding,
-    apply_decisions,
     check_local_source,
     check_numeric_columns,
     encode_labels,
@@ -73,7 +72,8 @@ from influence_stage.engine.learner import Learner, TensorData
 from influence_stage.engine.losses import mean_member_proba
 from influence_stage.engine.members import can_cross_fit, out_of_sample_proba
 from influence_stage.decisions.estimate import confident_joint_count
-from influence_stage.decisions.policy import Decisions, decide, parse_threshold
+from influence_stage.decisions import Decisions, decide, parse_threshold
+from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
 from influence_stage.engine.scores import GEX_SCALE, RANK_SCORES
 
 logger = logging.getLogger(__name__)
@@ -292,13 +292,13 @@ class CleanConfig(BaseModel):
     threshold: str | float = Field(
         "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, from the "
         "confident joint of cross-fitted probabilities; see influence_stage.decisions.estimate), 'otsu', 'gmm', 'quantile:q', "
-        "'budget:f' or a score value (see policy.choose_threshold).")
+        "'budget:f' or a score value (see decisions.thresholds.choose_threshold).")
     min_agreement: float = Field(0.5, ge=0, le=1, description="Relabel only where the members' mean probability "
                                  "of the suggested label is at least this.")
     relabel_fallback: Literal["drop", "keep"] = Field(
         "drop", description="Action of flagged rows that are not relabeled under action='relabel'.")
     relabel_rule: Literal["argmax", "soft"] = Field(
-        "argmax", description="Which flagged rows can be relabeled (see policy.decide).")
+        "argmax", description="Which flagged rows can be relabeled (see decisions.decide).")
     max_fraction_per_class: float | None = Field(
         0.5, ge=0, le=1, description="Never drop more than this fraction of a class (by given label); at least "
         "one row per class is always kept. None: no per-class cap.")
@@ -1052,7 +1052,7 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig) -> int |
 
 
 def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) -> datasets.Dataset:
-    """Apply the decisions to the prepared dataset (see :func:`influence_stage.data.sources.apply_decisions`).
+    """Apply the decisions to the prepared dataset (see :func:`influence_stage.decisions.apply.apply_decisions`).
 
     Under ``action="reweight"`` the weight column is always added (1.0 on every row when nothing
     was flagged), so the output schema does not depend on the data.
@@ -1064,11 +1064,8 @@ def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) ->
     """
     config = _check_config(config)
     ds = prepared.dataset
-    if config.action == "reweight" and config.weight_column in ds.column_names:
-        raise InvalidInputError(
-            f"column {config.weight_column!r} already exists; action='reweight' adds a weight column of that "
-            "name. Fix: set weight_column to another name."
-        )
+    if config.action == "reweight":
+        check_new_weight_column(ds.column_names, config.weight_column)
     out = apply_decisions(ds, decisions.table, label_column=config.label_column, encoding=prepared.encoding,
                           weight_column=config.weight_column)
     if config.action == "reweight" and config.weight_column not in out.column_names:
