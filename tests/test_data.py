@@ -19,20 +19,15 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
-from influence_stage.data.sources import (  # noqa: E402
-    ROW_ID,
-    ColumnRoles,
-    FeaturizeConfig,
-    ImageFeaturizer,
-    LabelEncoding,
-    TabularFeaturizer,
-    TextFeaturizer,
-    encode_labels,
-    featurize,
-    load_source,
-    resolve_columns,
-    row_ids,
-)
+from influence_stage.data.arrow import ROW_ID
+from influence_stage.data.columns import ColumnRoles, resolve_columns
+from influence_stage.data.featurize.config import FeaturizeConfig
+from influence_stage.data.featurize.image import ImageFeaturizer
+from influence_stage.data.labels import LabelEncoding, encode_labels
+from influence_stage.data.featurize.tabular import TabularFeaturizer
+from influence_stage.data.featurize.text import TextFeaturizer
+from influence_stage.data.featurize import featurize
+from influence_stage.data.sources import load_source, row_ids
 from influence_stage.errors import InvalidInputError, InvalidTypeError  # noqa: E402
 
 

@@ -33,7 +33,7 @@ from influence_stage.errors import CheckpointError, InvalidInputError  # noqa: E
 from influence_stage.engine.hf import HFLearner, ImageData, TextData  # noqa: E402
 from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E402
 from influence_stage.engine.models import mlp  # noqa: E402
-from influence_stage.stage.run import run, run_pipeline, score_step
+from influence_stage.stage.run import run_pipeline
 from influence_stage.stage.steps import (  # noqa: E402
     CleanConfig,
     config_fingerprint,

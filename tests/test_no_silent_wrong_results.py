@@ -14,7 +14,7 @@ import pytest
 
 from influence_stage.data.sources import load_source
 from influence_stage.errors import InvalidInputError
-from influence_stage.stage.steps import dataset_fingerprint
+from influence_stage.data.fingerprint import dataset_fingerprint
 
 
 # --------------------------------------------------------------------------------------------------

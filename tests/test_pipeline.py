@@ -20,19 +20,9 @@ from influence_stage.errors import InvalidInputError, InvalidTypeError, Validati
 from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E402
 from influence_stage.engine.losses import mean_member_proba  # noqa: E402
 from influence_stage.engine.models import mlp  # noqa: E402
-from influence_stage.stage.run import run, run_pipeline, score_step
-from influence_stage.stage.steps import (  # noqa: E402
-    SCORE_KEYS,
-    CleanConfig,
-    apply_step,
-    column_fingerprints,
-    config_fingerprint,
-    dataset_fingerprint,
-    decide_step,
-    featurize_step,
-    make_model_step,
-    prepare,
-)
+from influence_stage.stage.run import run_pipeline, score_step
+from influence_stage.stage.steps import CleanConfig, SCORE_KEYS, apply_step, config_fingerprint, decide_step, featurize_step, make_model_step, prepare
+from influence_stage.data.fingerprint import column_fingerprints, dataset_fingerprint
 from influence_stage.decisions import decide  # noqa: E402
 
 DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits"

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 
 import influence_stage  # noqa: E402
 from influence_stage.publish import versions as publish_module  # noqa: E402
-from influence_stage.data.sources import encode_labels
+from influence_stage.data.labels import encode_labels
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.errors import InvalidInputError, ValidationFailedError  # noqa: E402
 from influence_stage.publish.versions import (  # noqa: E402

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from influence_stage.data.sources import encode_labels
+from influence_stage.data.labels import encode_labels
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.errors import InvalidInputError, InvalidTypeError, ValidationFailedError  # noqa: E402
 from influence_stage.quality.validation import (  # noqa: E402

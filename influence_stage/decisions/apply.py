@@ -17,7 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from influence_stage.data.sources import LabelEncoding, arrow_column, check_label_present, preview, row_ids
+from influence_stage.data.labels import LabelEncoding
+from influence_stage.data.arrow import arrow_column, preview
+from influence_stage.data.columns import check_label_present
+from influence_stage.data.sources import row_ids
 from influence_stage.decisions.schema import ROW_ACTIONS
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 

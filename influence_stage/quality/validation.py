@@ -74,7 +74,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from influence_stage.data.sources import ROW_ID, gathered
+from influence_stage.data.arrow import ROW_ID, gathered
 from influence_stage.decisions.schema import ROW_ACTIONS
 from influence_stage.errors import InvalidInputError, InvalidTypeError, ValidationFailedError
 from influence_stage.decisions import TABLE_COLUMNS

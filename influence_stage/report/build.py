@@ -52,8 +52,8 @@ from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage._checks import check_class_names, check_mask, check_positive_int, check_scores
-from influence_stage.decisions.schema import ROW_ACTIONS, TABLE_COLUMNS, check_table
+from influence_stage._checks import check_mask, check_positive_int, check_scores
+from influence_stage.decisions.schema import ROW_ACTIONS, check_table
 from influence_stage.engine.scores import RANK_SCORES
 
 logger = logging.getLogger(__name__)

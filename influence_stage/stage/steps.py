@@ -19,8 +19,8 @@ path ending in ``.pt``, ``.pth``, ``.bin``, ``.safetensors``; loaded with
 (``"hf:<folder>"``; :class:`influence_stage.engine.hf.HFLearner`). Loaded models are θ* as they are
 unless ``fit_loaded``.
 
-Caching keys for the flows: :func:`dataset_fingerprint` (content of the Arrow table, column names
-and feature types) and :func:`config_fingerprint` (the configuration fields that change members and
+Caching keys for the flows: ``data.fingerprint.dataset_fingerprint`` (content of the Arrow table,
+column names and feature types) and :func:`config_fingerprint` (the configuration fields that change members and
 scores, plus the content of a checkpoint or Hugging Face folder named by ``model``).
 """
 
@@ -38,25 +38,16 @@ from typing import Any, Literal
 
 import datasets
 import numpy as np
-import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from influence_stage.engine.checkpoint import CHECKPOINT_SUFFIXES, checkpoint_digest, is_checkpoint_path, load_model
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.data.sources import (
-    ColumnRoles,
-    FeaturizeConfig,
-    Featurizer,
-    LabelEncoding,
-    check_local_source,
-    check_numeric_columns,
-    encode_labels,
-    featurize,
-    load_source,
-    resolve_columns,
-    row_ids,
-)
+from influence_stage.data.columns import ColumnRoles, check_numeric_columns, resolve_columns
+from influence_stage.data.featurize.config import FeaturizeConfig
+from influence_stage.data.featurize import Featurizer, featurize
+from influence_stage.data.labels import LabelEncoding, encode_labels
+from influence_stage.data.sources import check_local_source, load_source, row_ids
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.engine.gex import GEXResult, make_learner
 from influence_stage.engine.hf import (
@@ -84,8 +75,6 @@ logger = logging.getLogger(__name__)
 SCORE_KEYS: tuple[str, ...] = ("label_column", "feature_columns", "split", "model", "model_builder", "fit_loaded",
                                "hf_trainable", "featurize", "fit", "gex")
 
-#: Rows per window when hashing a dataset; fixed so that the fingerprint does not depend on chunking.
-FINGERPRINT_BATCH_ROWS = 8192
 
 #: Model names built by ``models.build_model`` and trained on the given labels.
 MODEL_NAMES: tuple[str, ...] = ("auto", "mlp", "cnn")
@@ -523,88 +512,6 @@ def config_fingerprint(config: CleanConfig, keys: Iterable[str] = SCORE_KEYS) ->
             payload["model_content"] = digest
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------
-# dataset fingerprint
-# --------------------------------------------------------------------------------------------------
-
-
-def _canonical_ipc(array: pa.Array, name: str) -> bytes:
-    """Bytes of one column window that depend only on its logical content.
-
-    ``concat_arrays`` copies into fresh zero-offset buffers (a slice keeps its parent's buffers,
-    offsets and trailing bitmap bits); the IPC stream then writes them with zeroed padding.
-    """
-    fresh = pa.concat_arrays([array])
-    batch = pa.record_batch([fresh], names=[name])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
-
-
-def column_fingerprints(ds: datasets.Dataset, *, batch_rows: int = FINGERPRINT_BATCH_ROWS) -> dict[str, str]:
-    """``sha256`` hex of each column's content, in dataset order (indices mapping applied).
-
-    Rows are read in windows of ``batch_rows`` (fixed, so chunking does not matter); each window of
-    each column is hashed in a canonical Arrow IPC form. Values stored under nulls are part of the
-    content as Arrow keeps them (they are zero for data built by Arrow, pandas or ``datasets``).
-
-    Parameters
-    ----------
-    ds : datasets.Dataset
-        ``n`` rows.
-    batch_rows : int
-        Rows per window; changing it changes the digests.
-
-    Returns
-    -------
-    dict
-        Column name → 64 hex digits.
-    """
-    if not isinstance(ds, datasets.Dataset):
-        raise InvalidTypeError(f"ds must be a datasets.Dataset; found {type(ds).__name__}.")
-    hashers = {name: hashlib.sha256() for name in ds.column_names}
-    for table in ds.with_format("arrow").iter(batch_size=batch_rows):
-        for name in ds.column_names:
-            col = table.column(name)
-            if col.num_chunks:
-                hashers[name].update(_canonical_ipc(pa.concat_arrays(col.chunks), name))
-    return {name: h.hexdigest() for name, h in hashers.items()}
-
-
-def combine_fingerprints(ds: datasets.Dataset, columns: Mapping[str, str]) -> str:
-    """The dataset fingerprint from per-column digests (see :func:`dataset_fingerprint`)."""
-    meta = {
-        "num_rows": ds.num_rows,
-        "columns": list(ds.column_names),
-        "features": ds.features.to_dict(),
-        "digests": [columns[c] for c in ds.column_names],
-    }
-    text = json.dumps(meta, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def dataset_fingerprint(ds: datasets.Dataset) -> str:
-    """Stable hash of a dataset's content, column names and feature types, ``sha256`` hex.
-
-    Equal for two datasets with the same rows in the same order, the same column names and the
-    same features (a ``ClassLabel``'s names included), however they were built or stored; any
-    changed value, column, feature type or row order changes it. ``datasets``' own
-    ``_fingerprint`` is not used: it hashes the transform history and file paths, not the content
-    (the same parquet file saved twice, or ``select(range(n))``, gets a new one).
-
-    Parameters
-    ----------
-    ds : datasets.Dataset
-
-    Returns
-    -------
-    str
-        64 hex digits.
-    """
-    return combine_fingerprints(ds, column_fingerprints(ds))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1075,8 +982,7 @@ def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) ->
 
 __all__ = [
     "CleanConfig", "Features", "HF_EVAL_BATCH_SIZE", "MODEL_NAMES", "ModelSpec", "PipelineResult", "Prepared",
-    "SCORE_KEYS", "apply_step", "check_class_counts", "check_folder", "check_rates", "column_fingerprints",
-    "combine_fingerprints", "preflight",
-    "config_fingerprint", "dataset_fingerprint", "decide_step", "estimated_issues", "featurize_step", "learner_data",
+    "SCORE_KEYS", "apply_step", "check_class_counts", "check_folder", "check_rates", "preflight",
+    "config_fingerprint", "decide_step", "estimated_issues", "featurize_step", "learner_data",
     "make_model_step", "model_digest", "parse_model_spec", "prepare",
 ]

@@ -1,0 +1,122 @@
+"""Arrow helpers of the data layer: batches of columns, column kinds, short previews for messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import datasets
+import pyarrow as pa
+
+ROW_ID = "row_id"
+"""Name of the column that identifies every input row, stable through every step."""
+
+
+Kind = Literal["tabular", "image", "text"]
+
+
+NUMERIC_DTYPE_PREFIXES = ("int", "uint", "float", "bool")
+
+
+STRING_DTYPES = {"string", "large_string"}
+
+
+def preview(items: Sequence[Any], limit: int = 10) -> str:
+    """``[a, b, ...]`` with at most ``limit`` items and the total when cut."""
+    items = list(items)
+    shown = ", ".join(repr(x) for x in items[:limit])
+    more = f", ... ({len(items)} in all)" if len(items) > limit else ""
+    return f"[{shown}{more}]"
+
+
+def gathered(ds: datasets.Dataset, columns: Sequence[str], start: int, stop: int) -> pa.Table | None:
+    """Rows ``start:stop`` of a dataset with an indices mapping (after select / filter / shuffle).
+
+    datasets gathers such rows one slice per row (about 1 s per 100k rows); one Arrow ``take`` is
+    ~100x faster. Returns None when the dataset has no indices mapping or its internals differ.
+    """
+    indices = getattr(ds, "_indices", None)
+    if indices is None:
+        return None
+    try:
+        table = ds.data.table.select(list(columns))
+        return table.take(indices.column(0).slice(start, stop - start))
+    except Exception:  # pragma: no cover - a datasets version with other internals: use the public path
+        return None
+
+
+def arrow_column(ds: datasets.Dataset, name: str) -> pa.Array:
+    """One column as a contiguous Arrow array, in dataset order (indices mapping applied)."""
+    table = gathered(ds, [name], 0, ds.num_rows)
+    col = (table if table is not None else ds.with_format("arrow", columns=[name])[:])[name]
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def where(row: int, row_id: Any) -> str:
+    """``"row 5 (row_id 12)"`` for messages (numpy scalars shown as plain numbers)."""
+    if hasattr(row_id, "item"):
+        row_id = row_id.item()
+    return f"row {row}" if row_id is None else f"row {row} (row_id {row_id})"
+
+
+def iter_batches(ds: datasets.Dataset, columns: Sequence[str], batch_size: int) -> Iterator[tuple[int, pa.Table]]:
+    """Yield ``(first_row, arrow_table)`` batches of ``columns`` (plus ``row_id`` when present).
+
+    Arrow format means no decoding: image columns come as ``{bytes, path}`` structs.
+    """
+    cols = list(columns)
+    if ROW_ID in ds.column_names and ROW_ID not in cols:
+        cols.append(ROW_ID)
+    if gathered(ds, cols, 0, 0) is not None:
+        for start in range(0, ds.num_rows, batch_size):
+            yield start, gathered(ds, cols, start, min(start + batch_size, ds.num_rows))
+        return
+    start = 0
+    for table in ds.with_format("arrow", columns=cols).iter(batch_size=batch_size):
+        yield start, table
+        start += table.num_rows
+
+
+def batch_row_ids(table: pa.Table) -> list[Any] | None:
+    return table.column(ROW_ID).to_pylist() if ROW_ID in table.column_names else None
+
+
+def value_dtype(feature: Any) -> str | None:
+    return feature.dtype if isinstance(feature, datasets.Value) else None
+
+
+def is_numeric_value(feature: Any) -> bool:
+    dtype = value_dtype(feature)
+    return dtype is not None and dtype.startswith(NUMERIC_DTYPE_PREFIXES)
+
+
+def is_string_value(feature: Any) -> bool:
+    return value_dtype(feature) in STRING_DTYPES
+
+
+def list_depth_and_leaf(feature: Any) -> tuple[int, Any]:
+    depth = 0
+    while isinstance(feature, (datasets.List, datasets.LargeList)):
+        depth += 1
+        feature = feature.feature
+    return depth, feature
+
+
+def column_kind(feature: Any) -> str | None:
+    """``"image"``, ``"text"``, ``"numeric"``, ``"categorical"`` (a ClassLabel) or ``None`` (unusable)."""
+    if isinstance(feature, datasets.Image):
+        return "image"
+    if isinstance(feature, (datasets.Array2D, datasets.Array3D)):
+        return "image"
+    depth, leaf = list_depth_and_leaf(feature)
+    if depth in (2, 3) and is_numeric_value(leaf):
+        return "image"  # a 2-D or 3-D numeric array per row
+    if depth:
+        return None
+    if isinstance(feature, datasets.ClassLabel):
+        return "categorical"
+    if is_string_value(feature):
+        return "text"
+    if is_numeric_value(feature):
+        return "numeric"
+    return None

@@ -1,0 +1,290 @@
+"""Column roles: which column is the label, which are features and of what kind (tabular, image, text)."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from influence_stage.data.arrow import (
+    ROW_ID,
+    Kind,
+    arrow_column,
+    column_kind,
+    is_string_value,
+    where,
+)
+from influence_stage.errors import (
+    InvalidInputError,
+    InvalidTypeError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """Which column is the label and which columns are features.
+
+    Attributes
+    ----------
+    label_column : str
+        The label column.
+    feature_columns : tuple of str
+        Feature columns: one image column, one or more text columns (joined with a space), or one
+        or more numeric / bool columns.
+    kind : {"tabular", "image", "text"}
+        How the feature columns are featurized.
+    """
+
+    label_column: str
+    feature_columns: tuple[str, ...]
+    kind: Kind
+
+
+def check_label_present(ds: datasets.Dataset, label_column: str) -> None:
+    if label_column not in ds.column_names:
+        raise InvalidInputError(
+            f"label column {label_column!r} not found; available columns: {ds.column_names}. "
+            "Fix: pass label_column= with one of them."
+        )
+
+
+def missing_mask(col: pa.Array, class_label: bool) -> np.ndarray:
+    """``(n,) bool``: null, NaN, or — for a ClassLabel — ``-1`` (datasets' "no label")."""
+    missing = col.is_null(nan_is_null=True) if pa.types.is_floating(col.type) else col.is_null()
+    if class_label and pa.types.is_integer(col.type):
+        missing = pc.or_(missing, pc.fill_null(pc.equal(col, -1), False))
+    return missing.to_numpy(zero_copy_only=False)
+
+
+def check_label_values(ds: datasets.Dataset, label_column: str) -> pa.Array:
+    """The label column as an Arrow array; errors when absent or when a label is missing."""
+    check_label_present(ds, label_column)
+    col = arrow_column(ds, label_column)
+    missing = missing_mask(col, isinstance(ds.features[label_column], datasets.ClassLabel))
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        rid = arrow_column(ds, ROW_ID)[row].as_py() if ROW_ID in ds.column_names else None
+        raise InvalidInputError(
+            f"label column {label_column!r} has {int(missing.sum())} missing label(s) (null, NaN or ClassLabel "
+            f"-1); the first at {where(row, rid)}. Expected a label on every row. "
+            "Fix: drop or label those rows first."
+        )
+    return col
+
+
+def mean_text_length(ds: datasets.Dataset, column: str, rows: int = 1000) -> float:
+    sample = ds.with_format("arrow", columns=[column])[: min(rows, ds.num_rows)][column]
+    lengths = pc.utf8_length(sample)
+    return float(pc.mean(lengths).as_py() or 0.0)
+
+
+def expand_patterns(names: list[str], columns: Sequence[str]) -> list[str]:
+    """Expand shell-style patterns among ``names`` against ``columns`` (plain names pass through)."""
+    out: list[str] = []
+    for name in names:
+        if isinstance(name, str) and any(ch in name for ch in "*?[") and name not in columns:
+            hits = fnmatch.filter(columns, name)
+            if not hits:
+                raise InvalidInputError(
+                    f"feature column pattern {name!r} matches no column; available columns: {list(columns)}."
+                )
+            out += [h for h in hits if h not in out]
+        else:
+            out.append(name)
+    return out
+
+
+MOSTLY_NUMERIC_FRACTION = 0.5
+"""A string column is "numeric except for a few cells" when more than this share of its present
+cells parse as numbers and at least one does not (see :func:`check_numeric_columns`)."""
+
+
+_MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}
+
+
+def non_numeric_cells(col: pa.Array) -> np.ndarray | None:
+    """Positions of the cells of a string column that are not numbers, when most cells are; else None."""
+    values = pd.Series(col.to_pylist(), dtype=object)
+    text = values.where(values.isna(), values.astype(str).str.strip())
+    present = text.notna() & ~text.str.lower().isin(_MISSING_TEXT)
+    numeric = pd.to_numeric(text.where(present), errors="coerce").notna() & present
+    bad = present & ~numeric
+    if not bad.any() or int(numeric.sum()) <= MOSTLY_NUMERIC_FRACTION * int(present.sum()):
+        return None
+    return np.flatnonzero(bad.to_numpy())
+
+
+def check_numeric_columns(
+    ds: datasets.Dataset,
+    label_column: str,
+    feature_columns: Sequence[str] | str | None = None,
+    *,
+    coerce: bool = False,
+) -> datasets.Dataset:
+    """Refuse (or, with ``coerce``, repair) string columns that are numbers except for a few cells.
+
+    One stray ``"?"`` in a CSV's numeric column makes the whole column strings, and the automatic
+    column choice (:func:`resolve_columns`) would then featurize the table as text on that column
+    alone. A string column (among ``feature_columns``, or every column but the label and
+    ``row_id`` when None) of which more than :data:`MOSTLY_NUMERIC_FRACTION` of the present cells
+    parse as numbers and at least one does not is such a column.
+
+    Parameters
+    ----------
+    ds : datasets.Dataset
+    label_column : str
+    feature_columns : sequence of str or str, optional
+        Explicit feature columns (patterns allowed); None checks every candidate column.
+    coerce : bool, default False
+        Read the cells that are not numbers as missing (null) and the column as float64; the input
+        suite then reports the nulls as it does for any missing feature value.
+
+    Returns
+    -------
+    datasets.Dataset
+        ``ds`` itself when nothing is coerced, else a copy with those columns as float64.
+
+    Raises
+    ------
+    InvalidInputError
+        (``coerce=False``) naming the column, how many cells are not numbers, and the first rows
+        and values.
+    """
+    if feature_columns is None:
+        columns = [c for c in ds.column_names if c not in (label_column, ROW_ID)]
+    else:
+        names = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
+        columns = [c for c in expand_patterns(names, ds.column_names) if c in ds.column_names]
+    fixed: dict[str, pa.Array] = {}
+    for c in columns:
+        if not is_string_value(ds.features[c]):
+            continue
+        col = arrow_column(ds, c)
+        bad = non_numeric_cells(col)
+        if bad is None:
+            continue
+        if not coerce:
+            ids = arrow_column(ds, ROW_ID).to_pylist() if ROW_ID in ds.column_names else None
+            shown = ", ".join(f"{where(int(r), None if ids is None else ids[int(r)])}: {col[int(r)].as_py()!r}"
+                              for r in bad[:5])
+            more = f", ... ({bad.size} in all)" if bad.size > 5 else ""
+            cells = "cell that is not a number" if bad.size == 1 else "cells that are not numbers"
+            raise InvalidInputError(
+                f"column {c!r} is numeric except for {bad.size} {cells} ({shown}{more}); "
+                "read as strings it would silently make the features text (or be left out). Expected a number "
+                f"in every cell of a numeric column. Fix: repair or drop those rows, or set coerce_numeric: true "
+                "to read those cells as missing (the input suite then reports them)."
+            )
+        values = pd.Series(col.to_pylist(), dtype=object)
+        text = values.where(values.isna(), values.astype(str).str.strip())
+        fixed[c] = pa.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64), type=pa.float64(),
+                            from_pandas=True)
+        logger.warning("column %r: %d cell(s) that are not numbers read as missing (coerce_numeric); first at %s",
+                       c, bad.size, where(int(bad[0]), None))
+    if not fixed:
+        return ds
+    from datasets.table import InMemoryTable
+
+    table = ds.with_format("arrow")[:]
+    features = ds.features.copy()
+    for c, array in fixed.items():
+        table = table.set_column(table.column_names.index(c), c, array)
+        features[c] = datasets.Value("float64")
+    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=features))
+
+
+def resolve_columns(
+    ds: datasets.Dataset,
+    label_column: str,
+    feature_columns: Sequence[str] | str | None = None,
+) -> ColumnRoles:
+    """Choose the label and feature columns and the featurizer kind.
+
+    Automatic choice (``feature_columns=None``), among columns other than the label and ``row_id``:
+    an image column (``datasets.Image``, ``Array2D`` / ``Array3D``, or nested numeric lists of
+    2 or 3 levels; the first one if several) gives ``"image"``; else a string column (the one with
+    the longest mean length over the first 1000 rows if several) gives ``"text"``; else all numeric
+    and bool columns give ``"tabular"``. Columns left out are logged. ``ClassLabel`` columns other
+    than the label are left out automatically (they often encode a coarser label) but may be
+    named explicitly.
+
+    Parameters
+    ----------
+    ds : datasets.Dataset
+        ``n`` rows.
+    label_column : str
+        Must exist and have no missing values (null, NaN, ClassLabel ``-1``).
+    feature_columns : sequence of str or str, optional
+        Explicit feature columns; all must exist and be of one kind. Names may be shell-style
+        patterns (``"px_*"``), expanded in column order; a pattern that matches nothing is an error.
+
+    Returns
+    -------
+    ColumnRoles
+    """
+    check_label_values(ds, label_column)
+    kinds = {c: column_kind(ds.features[c]) for c in ds.column_names}
+    if feature_columns is not None:
+        cols = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
+        cols = expand_patterns(cols, ds.column_names)
+        if not cols:
+            raise InvalidInputError("feature_columns is empty; expected at least one column, or None for automatic.")
+        for c in cols:
+            if c not in ds.column_names:
+                raise InvalidInputError(
+                    f"feature column {c!r} not found; available columns: {ds.column_names}. "
+                    "Fix: correct feature_columns."
+                )
+            if c in (label_column, ROW_ID):
+                raise InvalidInputError(
+                    f"feature column {c!r} is the label or the row id; expected other columns. "
+                    "Fix: remove it from feature_columns."
+                )
+            if kinds[c] is None:
+                raise InvalidTypeError(
+                    f"feature column {c!r} has dtype {ds.features[c]!r}, which cannot be featurized; "
+                    "expected numbers / bools (tabular), strings (text), or images / 2-D or 3-D arrays (image). "
+                    "Fix: convert the column or leave it out."
+                )
+        found = {"numeric" if kinds[c] == "categorical" else kinds[c] for c in cols}
+        if len(found) > 1:
+            detail = ", ".join(f"{c}: {kinds[c]}" for c in cols)
+            raise InvalidInputError(
+                f"feature columns mix kinds ({detail}); expected all numeric, all text, or one image column. "
+                "Fix: featurize them separately or choose one kind."
+            )
+        (kind,) = found
+        if kind == "image" and len(cols) > 1:
+            raise InvalidInputError(f"expected one image column; found {cols}. Fix: name one of them.")
+        return ColumnRoles(label_column, tuple(cols), {"numeric": "tabular"}.get(kind, kind))  # type: ignore[arg-type]
+
+    candidates = [c for c in ds.column_names if c not in (label_column, ROW_ID)]
+    images = [c for c in candidates if kinds[c] == "image"]
+    texts = [c for c in candidates if kinds[c] == "text"]
+    numeric = [c for c in candidates if kinds[c] == "numeric"]
+    if images:
+        chosen, kind = [images[0]], "image"
+    elif texts:
+        best = max(texts, key=lambda c: mean_text_length(ds, c)) if len(texts) > 1 else texts[0]
+        chosen, kind = [best], "text"
+    elif numeric:
+        chosen, kind = numeric, "tabular"
+    else:
+        detail = ", ".join(f"{c}: {ds.features[c]!r}" for c in candidates) or "none"
+        raise InvalidInputError(
+            f"no usable feature column besides the label {label_column!r}; columns found: {detail}. "
+            "Expected numeric, string or image columns. Fix: pass feature_columns= or featurize the data yourself."
+        )
+    ignored = [c for c in candidates if c not in chosen]
+    if ignored:
+        logger.info("Featurizing %s column(s) %s as %r; ignoring %s.", len(chosen), chosen, kind, ignored)
+    return ColumnRoles(label_column, tuple(chosen), kind)  # type: ignore[arg-type]

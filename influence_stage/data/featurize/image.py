@@ -1,0 +1,279 @@
+"""Image columns (PIL images or pixel arrays) → ``(n, c, h, w)`` float32."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from influence_stage.data.arrow import Kind, batch_row_ids, iter_batches, where
+from influence_stage.data.featurize.config import FeaturizeConfig, Welford, safe_scale
+from influence_stage.errors import (
+    InvalidInputError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+DEFAULT_IMAGE_SIZE: tuple[int, int] = (32, 32)
+"""(height, width) images are resized to when they do not all share one size."""
+
+
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def list_row_to_array(arr: pa.Array, i: int) -> np.ndarray:
+    """Row ``i`` of a nested list column as a rectangular ndarray (errors on ragged rows)."""
+    scalar = arr[i]
+    if not scalar.is_valid:
+        raise ValueError("the value is null")
+    cur = scalar.values
+    shape = [len(cur)]
+    while pa.types.is_list(cur.type) or pa.types.is_large_list(cur.type) or pa.types.is_fixed_size_list(cur.type):
+        if cur.null_count:
+            raise ValueError("a nested row is null")
+        lengths = np.unique(pc.list_value_length(cur).to_numpy(zero_copy_only=False))
+        if lengths.size > 1:
+            raise ValueError(f"ragged array: inner lengths {lengths.tolist()} at depth {len(shape)}")
+        shape.append(int(lengths[0]) if lengths.size else 0)
+        cur = cur.flatten()
+    if cur.null_count:
+        raise ValueError("missing pixel values")
+    return cur.to_numpy(zero_copy_only=False).reshape(shape)
+
+
+def _array_layout(shape: tuple[int, ...]) -> tuple[str, int]:
+    """``("hw" | "hwc" | "chw", channels)`` of an image array shape, or ValueError."""
+    if len(shape) == 2:
+        return "hw", 1
+    if len(shape) == 3:
+        if shape[-1] in (1, 2, 3, 4):
+            return "hwc", shape[-1]
+        if shape[0] in (1, 3, 4):
+            return "chw", shape[0]
+    raise ValueError(f"an image array must be (h, w), (h, w, c) or (c, h, w) with c in 1..4; found shape {shape}")
+
+
+def _out_channels(channels: int) -> int:
+    """1 for grey (+alpha), 3 for colour (+alpha)."""
+    return 1 if channels <= 2 else 3
+
+
+class ImageFeaturizer:
+    """Images or 2-D / 3-D arrays → normalized ``(n, c, h, w)`` float32.
+
+    Every image is converted to float32 in [0, 1] (uint8 / PIL 8-bit modes ÷ 255, 16-bit ÷ 65535,
+    bool as 0/1; numeric arrays by one column-wide factor fixed at fit: 255 for ints up to 255,
+    65535 for ints up to 65535, else the column's maximum, and 1 for floats already within [0, 1]);
+    alpha is dropped; if any image has colour, grey images are repeated to 3 channels (RGB), else
+    all are 1 channel. Then each image is resized with PIL (bilinear, antialiased) to
+    ``config.image_size``, or — when that is None — to the images' own size if they all share one,
+    else to 32×32 (``DEFAULT_IMAGE_SIZE``). Finally each channel is centred and scaled by its fitted
+    mean and std. An image that cannot be decoded, read or resized raises an error naming its row.
+
+    Attributes
+    ----------
+    size_ : tuple of int
+        ``(height, width)`` of the output.
+    channels_ : int
+        1 or 3.
+    value_scale_ : float
+        Divisor of numeric arrays (PIL images use their mode's range).
+    mean_, scale_ : numpy.ndarray, shape ``(channels_,)`` float64
+        Per-channel normalization.
+    """
+
+    kind: Kind = "image"
+
+    def __init__(self, columns: Sequence[str], config: FeaturizeConfig | None = None) -> None:
+        if len(columns) != 1:
+            raise InvalidInputError(f"the image featurizer takes one column; found {list(columns)}.")
+        self.columns = tuple(columns)
+        self.config = config or FeaturizeConfig()
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _iter_raw(self, ds: datasets.Dataset, batch_size: int) -> Iterator[tuple[int, Any, Any]]:
+        """Yield ``(row, row_id, item)`` with item a lazily-opened PIL image or an ndarray."""
+        from PIL import Image
+
+        (name,) = self.columns
+        feature = ds.features[name]
+        forced_mode = feature.mode if isinstance(feature, datasets.Image) else None
+        for start, table in iter_batches(ds, self.columns, batch_size):
+            ids = batch_row_ids(table)
+            col = table.column(name).combine_chunks()
+            dense = None
+            if isinstance(col.type, pa.ExtensionType):  # datasets Array2D / Array3D: one fixed shape
+                dense = col.to_numpy(zero_copy_only=False)
+            for i in range(table.num_rows):
+                row, rid = start + i, None if ids is None else ids[i]
+                try:
+                    if dense is not None:
+                        item = dense[i]
+                    elif pa.types.is_struct(col.type):  # datasets Image: {bytes, path}
+                        value = col[i].as_py()
+                        if value is None:
+                            raise ValueError("the value is null")
+                        if value.get("bytes") is not None:
+                            item = Image.open(io.BytesIO(value["bytes"]))
+                        elif value.get("path"):
+                            item = Image.open(value["path"])
+                        else:
+                            raise ValueError("neither bytes nor a path")
+                        if forced_mode and item.mode != forced_mode:  # datasets.Image(mode=...) converts too
+                            item = item.convert(forced_mode)
+                    else:
+                        item = list_row_to_array(col, i)
+                        _array_layout(item.shape)
+                except Exception as exc:
+                    raise InvalidInputError(
+                        f"image column {name!r}: could not read the image at {where(row, rid)} "
+                        f"({type(exc).__name__}: {exc}). Fix: repair or drop that row."
+                    ) from exc
+                yield row, rid, item
+
+    @staticmethod
+    def _geometry(item: Any) -> tuple[int, int, int]:
+        """``(height, width, out_channels)`` without decoding pixels."""
+        if isinstance(item, np.ndarray):
+            layout, c = _array_layout(item.shape)
+            h, w = (item.shape[1:] if layout == "chw" else item.shape[:2])
+            return int(h), int(w), _out_channels(c)
+        w, h = item.size
+        return int(h), int(w), 1 if item.mode in _GREY_MODES else 3
+
+    def _to_float(self, item: Any, channels: int) -> np.ndarray:
+        """``(c, h, w)`` float32 in [0, 1] with ``channels`` channels, before resizing."""
+        if isinstance(item, np.ndarray):
+            layout, c = _array_layout(item.shape)
+            arr = item if layout == "hw" else (item.transpose(1, 2, 0) if layout == "chw" else item)
+            if arr.dtype == bool:
+                arr = arr.astype(np.float32)
+            elif arr.dtype == np.uint8:
+                arr = arr.astype(np.float32) / 255.0
+            elif arr.dtype == np.uint16:
+                arr = arr.astype(np.float32) / 65535.0
+            else:
+                arr = arr.astype(np.float32) / np.float32(self.value_scale_)
+            if arr.ndim == 2:
+                arr = arr[None]
+            else:
+                arr = arr.transpose(2, 0, 1)
+                arr = arr[:1] if c <= 2 else arr[:3]  # drop alpha
+        else:
+            item.load()
+            mode = item.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+                arr = np.asarray(item, dtype=np.float32)[None] / 65535.0
+            elif mode == "I":
+                arr = np.asarray(item, dtype=np.float32)[None] / 65535.0
+            elif mode == "F":
+                arr = np.asarray(item, dtype=np.float32)[None]
+            elif mode in _GREY_MODES:
+                arr = np.asarray(item.convert("L"), dtype=np.float32)[None] / 255.0
+            else:
+                arr = np.asarray(item.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+        if arr.shape[0] == 3 and channels == 1:  # colour image, grey featurizer (fitted on grey data)
+            arr = np.tensordot(np.array([0.299, 0.587, 0.114], dtype=np.float32), arr, axes=1)[None]
+        elif arr.shape[0] != channels:
+            arr = np.repeat(arr, channels, axis=0)  # grey → RGB
+        return arr
+
+    def _resize(self, arr: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        h, w = self.size_
+        if arr.shape[1:] == (h, w):
+            return arr
+        return np.stack([
+            np.asarray(Image.fromarray(np.ascontiguousarray(ch)).resize((w, h), Image.Resampling.BILINEAR))
+            for ch in arr
+        ])
+
+    def _fill(self, ds: datasets.Dataset, batch_size: int) -> np.ndarray:
+        out = np.empty((ds.num_rows, self.channels_, *self.size_), dtype=np.float32)
+        for row, rid, item in self._iter_raw(ds, batch_size):
+            try:
+                out[row] = self._resize(self._to_float(item, self.channels_))
+            except Exception as exc:
+                shape = item.shape if isinstance(item, np.ndarray) else f"{item.size} mode {item.mode}"
+                raise InvalidInputError(
+                    f"image column {self.columns[0]!r}: could not decode or resize the image at "
+                    f"{where(row, rid)} (found {shape}; target {self.channels_}x{self.size_[0]}x{self.size_[1]}; "
+                    f"{type(exc).__name__}: {exc}). Fix: repair or drop that row."
+                ) from exc
+        return out
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def fit(self, ds: datasets.Dataset, *, batch_size: int = 256) -> ImageFeaturizer:
+        """Learn the output size, channel count, value scale and per-channel statistics."""
+        self.fit_transform(ds, batch_size=batch_size)
+        return self
+
+    def fit_transform(self, ds: datasets.Dataset, *, batch_size: int = 256) -> np.ndarray:
+        """Fit and return the features ``(n, c, h, w)`` float32 (two passes over the column)."""
+        sizes: Counter[tuple[int, int]] = Counter()
+        channels = 1
+        int_max, float_max, has_int, has_float = 0.0, 0.0, False, False
+        for row, rid, item in self._iter_raw(ds, batch_size):
+            try:
+                h, w, c = self._geometry(item)
+            except Exception as exc:
+                raise InvalidInputError(
+                    f"image column {self.columns[0]!r}: unusable image at {where(row, rid)} "
+                    f"({type(exc).__name__}: {exc}). Fix: repair or drop that row."
+                ) from exc
+            if not isinstance(item, np.ndarray):
+                item.close()  # only the header was read; pass 2 reopens it
+            sizes[(h, w)] += 1
+            channels = max(channels, c)
+            if isinstance(item, np.ndarray) and item.dtype not in (np.uint8, np.uint16, bool) and item.size:
+                peak = float(np.max(item))
+                if np.issubdtype(item.dtype, np.integer):
+                    has_int, int_max = True, max(int_max, peak)
+                else:
+                    has_float, float_max = True, max(float_max, peak)
+        if self.config.image_size is not None:
+            self.size_ = tuple(int(v) for v in self.config.image_size)
+        elif len(sizes) == 1:
+            self.size_ = next(iter(sizes))
+        else:
+            self.size_ = DEFAULT_IMAGE_SIZE
+            logger.info("Images have %d different sizes; resizing all to %s.", len(sizes), self.size_)
+        self.channels_ = channels
+        scale = 1.0
+        if has_int:
+            scale = 255.0 if int_max <= 255 else 65535.0 if int_max <= 65535 else int_max
+        if has_float and float_max > 1.0:
+            scale = max(scale, float_max)
+        self.value_scale_ = float(scale)
+        out = self._fill(ds, batch_size)
+        stats = Welford(channels)
+        for start in range(0, len(out), batch_size):
+            block = out[start:start + batch_size]
+            stats.update(block.transpose(0, 2, 3, 1).reshape(-1, channels).astype(np.float64))
+        self.mean_ = stats.mean
+        self.scale_ = safe_scale(stats.std, stats.mean)
+        self._normalize(out)
+        self.n_features_out_ = int(np.prod(out.shape[1:]))
+        return out
+
+    def _normalize(self, out: np.ndarray) -> None:
+        for c in range(self.channels_):
+            out[:, c] -= np.float32(self.mean_[c])
+            out[:, c] /= np.float32(self.scale_[c])
+
+    def transform(self, ds: datasets.Dataset, *, batch_size: int = 256) -> np.ndarray:
+        """Features ``(n, c, h, w)`` float32 with the fitted size, channels and statistics."""
+        out = self._fill(ds, batch_size)
+        self._normalize(out)
+        return out
