@@ -40,6 +40,7 @@ from influence_stage.stage import run as stage
 from influence_stage.stage import steps
 from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
 from influence_stage.stage.steps import CleanConfig, Features, Prepared
+from influence_stage.data.fingerprint import dataset_fingerprint
 from influence_stage.timing import Timings
 
 logger = logging.getLogger(__name__)
@@ -368,7 +369,7 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
         prepared = load_task(params.source, config)
         input_report = validate_input_task(prepared)
         features = featurize_task(prepared, config)
-    fingerprint = steps.dataset_fingerprint(prepared.dataset)
+    fingerprint = dataset_fingerprint(prepared.dataset)
     if params.skip_unchanged:  # skip the scoring work too; publish checks again under the lock
         from influence_stage.publish.versions import prune_versions, unchanged_version
 
