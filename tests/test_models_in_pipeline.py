@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import influence_stage.stage.steps as pipeline  # noqa: E402
+import influence_stage.stage.run as stage_run  # noqa: E402
 from influence_stage.engine.checkpoint import meta_path, save_checkpoint  # noqa: E402
 from influence_stage.sklearn import InfluenceCleaner  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
@@ -41,6 +41,7 @@ from influence_stage.stage.steps import (  # noqa: E402
     learner_data,
     make_model_step,
     parse_model_spec,
+    preflight,
     prepare,
 )
 
@@ -146,7 +147,7 @@ def test_mismatched_checkpoint_names_both_numbers(tmp_path, source, monkeypatch,
     def must_not_score(*args, **kwargs):
         raise AssertionError("scoring started with a mismatched model")
 
-    monkeypatch.setattr(pipeline, "score_fitted", must_not_score)
+    monkeypatch.setattr(stage_run, "score_step", must_not_score)
     with pytest.raises(InvalidInputError, match=match):
         run_pipeline(source, CleanConfig(model=str(path), feature_columns=PX, gex=GEX))
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written next to the checkpoint
@@ -174,18 +175,21 @@ def test_missing_checkpoint_is_a_config_error_naming_the_path(tmp_path, source):
 
 
 def test_config_validates_model_strings(tmp_path):
+    """CleanConfig checks the form without I/O; the paths are checked before any work (preflight)."""
     folder = tmp_path / "folder"
     folder.mkdir()
-    with pytest.raises(InvalidInputError, match=r"no checkpoint file at .*missing\.safetensors"):
-        CleanConfig.from_mapping({"model": str(tmp_path / "missing.safetensors")})
-    with pytest.raises(InvalidInputError, match=r"is a folder; expected a weights file"):
-        CleanConfig.from_mapping({"model": f"checkpoint:{folder}"})
-    with pytest.raises(InvalidInputError, match=r"Hugging Face model folder .*nowhere is not found"):
-        CleanConfig.from_mapping({"model": f"hf:{tmp_path / 'nowhere'}"})
-    with pytest.raises(InvalidInputError, match="has no config.json"):
-        CleanConfig.from_mapping({"model": f"hf:{folder}"})
+    cases = [(str(tmp_path / "missing.safetensors"), r"no checkpoint file at .*missing\.safetensors"),
+             (f"checkpoint:{folder}", r"is a folder; expected a weights file"),
+             (f"hf:{tmp_path / 'nowhere'}", r"Hugging Face model folder .*nowhere is not found"),
+             (f"hf:{folder}", "has no config.json")]
+    for model, match in cases:
+        config = CleanConfig.from_mapping({"model": model})  # the form is valid
+        with pytest.raises(InvalidInputError, match=match):
+            preflight(None, config)
     (folder / "config.json").write_text("{}")
     with pytest.raises(InvalidInputError, match=r"unknown model name .*write 'hf:"):
+        parse_model_spec(str(folder))
+    with pytest.raises(InvalidInputError, match=r"unknown model name"):
         CleanConfig.from_mapping({"model": str(folder)})
     with pytest.raises(InvalidInputError, match=r"unknown model name 'resnet'; expected 'auto', 'mlp', 'cnn'"):
         CleanConfig.from_mapping({"model": "resnet"})

@@ -121,7 +121,7 @@ def _where_path(path: Path) -> str:
     return where if path.is_absolute() else f"{where} (relative paths are read from the working directory)"
 
 
-def parse_model_spec(model: Any) -> ModelSpec:
+def parse_model_spec(model: Any, *, check_paths: bool = True) -> ModelSpec:
     """Read a ``CleanConfig.model`` string and check that the file or folder it names exists.
 
     Parameters
@@ -130,6 +130,10 @@ def parse_model_spec(model: Any) -> ModelSpec:
         ``"auto"``, ``"mlp"``, ``"cnn"``; ``"checkpoint:<path>"`` (any file name) or a plain path
         ending in ``.pt``, ``.pth``, ``.bin`` or ``.safetensors``; ``"hf:<folder>"`` (a folder
         written by ``save_pretrained``, with its ``config.json``).
+    check_paths : bool, default True
+        Look at the filesystem (the file or folder exists; a hint for an unknown name that is a
+        path). False: the form only, so ``CleanConfig`` validates without I/O; :func:`preflight`
+        and :func:`make_model_step` check the paths.
 
     Returns
     -------
@@ -150,6 +154,8 @@ def parse_model_spec(model: Any) -> ModelSpec:
         if not spec.value:
             raise InvalidInputError(f"model {model!r} names no folder; expected 'hf:<folder>'.")
         folder = spec.path
+        if not check_paths:
+            return spec
         if not folder.is_dir():
             what = "a file, not a folder" if folder.exists() else "not found"
             raise InvalidInputError(
@@ -169,6 +175,8 @@ def parse_model_spec(model: Any) -> ModelSpec:
         if not spec.value:
             raise InvalidInputError(f"model {model!r} names no file; expected 'checkpoint:<path>'.")
         path = spec.path
+        if not check_paths:
+            return spec
         if path.is_dir():
             hint = " For a Hugging Face model folder write 'hf:<folder>'." if (path / "config.json").is_file() else ""
             raise InvalidInputError(
@@ -185,7 +193,9 @@ def parse_model_spec(model: Any) -> ModelSpec:
         return ModelSpec("name", model)
     hint = ""
     candidate = Path(model).expanduser()
-    if candidate.is_dir():
+    if not check_paths:
+        pass
+    elif candidate.is_dir():
         hint = f" {model!r} is a folder: for a Hugging Face model write 'hf:{model}'."
     elif candidate.is_file():
         hint = f" {model!r} is a file: for a torch checkpoint write 'checkpoint:{model}'."
@@ -311,7 +321,7 @@ class CleanConfig(BaseModel):
     @field_validator("model")
     @classmethod
     def _model_exists(cls, v: str) -> str:
-        parse_model_spec(v)  # raises InvalidInputError: unknown name, missing file or folder (absolute path)
+        parse_model_spec(v, check_paths=False)  # the form; preflight and make_model_step check the paths
         return v
 
     @field_validator("hf_trainable")
@@ -351,7 +361,7 @@ class CleanConfig(BaseModel):
 
     @model_validator(mode="after")
     def _builder_needs_checkpoint(self) -> "CleanConfig":
-        if self.model_builder is not None and parse_model_spec(self.model).kind != "checkpoint":
+        if self.model_builder is not None and parse_model_spec(self.model, check_paths=False).kind != "checkpoint":
             raise ValueError(
                 f"model_builder={self.model_builder!r} names the architecture of a checkpoint, but model is "
                 f"{self.model!r}. Fix: set model to a checkpoint path, or remove model_builder."
