@@ -30,8 +30,8 @@ from influence_stage.engine.scores import GEX_SCALE, NEEDS_OOS, label_quality, o
 
 logger = logging.getLogger(__name__)
 
-# Below this share of rows fitted by θ*, GEX warns (measured: digits and text θ* fit 0.92–1.0 of
-# the given labels and GEX beats the loss at θ*; the synthetic set's θ* fits 0.50 and it does not).
+# Below this share of rows fitted by θ*, GEX warns: GEX assumes θ* memorised its training rows, and
+# on a θ* that fits few of them it ranks below the plain loss at θ* (benchmarks/RESULTS.md).
 THETA_FIT_WARNING = 0.8
 
 

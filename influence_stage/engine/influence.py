@@ -1,6 +1,6 @@
 """GEX scores from loss matrices: pure numpy on ``(n, M)`` arrays; never sees a model.
 
-Definitions (DESIGN.md): ``D[n, m] = L[n, m] - max(b[n], tau)``; self-influence
+Definitions: ``D[n, m] = L[n, m] - max(b[n], tau)``; self-influence
 ``s[n] = mean_m D[n, m]**2``; cross-influence ``I(i, j) = (1/M) sum_m D_train[i, m] D_test[j, m]``.
 """
 

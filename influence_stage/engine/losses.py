@@ -7,9 +7,9 @@ and a re-run after a crash resumes where it stopped.
 
 Two ways to evaluate members: ``"loop"`` loads each member with ``set_state`` and runs one large-batch
 forward pass per member; ``"vmap"`` (learners with ``member_logits``, i.e. ``TorchLearner``) stacks a
-chunk of members and evaluates them in one ``torch.func.vmap`` pass. Measured on CPU
-(benchmarks/RESULTS.md, "speed"): the loop is about 2.3× faster and uses less memory for the MLP, so
-``"auto"`` means ``"loop"``; ``"vmap"`` stays available (many small members on an accelerator).
+chunk of members and evaluates them in one ``torch.func.vmap`` pass. On CPU the loop is the faster
+and leaner of the two for the MLP (benchmarks/RESULTS.md, "speed"), so ``"auto"`` means ``"loop"``;
+``"vmap"`` stays available (many small members on an accelerator).
 """
 
 from __future__ import annotations

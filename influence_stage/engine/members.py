@@ -20,9 +20,8 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    self-influence on every row; the rate's *agreement* is the average precision of those scores
    against the contradicted flags (with fewer than 5 contradicted rows: their Spearman
    correlation with the out-of-sample loss). A
-   one-cycle probe chose the same rate as a four-cycle probe in 8 of 10 (setting, seed) pairs of
-   the detection benchmark, and ≤ 0.006 AP worse in the other two, at a quarter of the probe's
-   cost (benchmarks/auto_ablation.py).
+   short probe is enough to rank the rates, at a fraction of the members' cost
+   (``benchmarks/auto_ablation.py`` measures it against longer probes).
 3. *Basin guard.* A rate is admissible only if its members' mean training loss is at most the
    mean out-of-sample loss of step 1: members may forget what θ* memorised, but must still fit the
    rows at least as well as a model that never saw them. Larger rates blow single losses up by
@@ -32,8 +31,8 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    The probe chains at that rate are the first cycles of the first chains of the members: they
    are continued, not trained twice.
 
-Measured on the detection benchmark (benchmarks/RESULTS.md). The members' fit to the given labels
-(share of rows with p(given) > 0.5) is recorded for each probed rate as a diagnostic.
+The members' fit to the given labels (share of rows with p(given) > 0.5) is recorded for each
+probed rate as a diagnostic.
 """
 
 from __future__ import annotations

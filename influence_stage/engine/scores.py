@@ -14,9 +14,9 @@ Every score is ``(n_samples,) float64``, finite, ``>= 0``, higher = more suspici
 
 Why a rank mean is the default: the three signals fail on different rows. GEX ranks rows θ* never
 fitted low (their loss is high in every member and barely moves); the out-of-sample loss misses
-rows a half-data model is unsure about anyway; training margins flag rows that are only hard. On
-the detection benchmark (benchmarks/RESULTS.md) the three-way mean ranked above cleanlab on
-cross-validated probabilities on every (setting, seed) pair, with no per-dataset choice. Ranks make
+rows a half-data model is unsure about anyway; training margins flag rows that are only hard. A
+mean of the three needs no per-dataset choice (the detection benchmark compares it with each
+component and with cleanlab: benchmarks/RESULTS.md). Ranks make
 the combination free of the components' scales: any increasing transform of a component leaves
 the score unchanged. The exact GEX score is always computed and published next to it
 (``gex_influence``).

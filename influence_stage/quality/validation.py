@@ -1,6 +1,6 @@
 """Data-quality gates with Great Expectations 1.x: the ``input`` and ``output`` expectation suites.
 
-This module owns the two gates of the stage (DESIGN.md, "Data flow"):
+This module owns the two gates of the stage:
 
 ``validate_input``    the labelled dataset before featurizing (suite ``input``)
 ``validate_output``   the cleaned dataset + the manifest against the input (suite ``output``);
