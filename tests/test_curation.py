@@ -1,0 +1,242 @@
+"""The curation flow end to end on a tiny corpus and a tiny GPT-2 built here, and the corpus suite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_var] = "1"
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("prefect")
+pytest.importorskip("transformers")
+from prefect.testing.utilities import prefect_test_harness
+
+from influence_stage.engine.causal_lm import CausalLMLearner, small_gpt2, train_tokenizer
+from influence_stage.errors import InvalidInputError, ValidationFailedError
+from influence_stage.orchestration.curate import (CurateConfig, add_curate_parser, curate_config, curate_corpus,
+                                                  run_curate)
+from influence_stage.publish.versions import load_published
+from influence_stage.quality.corpus import (MANIFEST_COLUMNS, stored_suite, suite_document, validate_corpus,
+                                            write_corpus_suite_file)
+from influence_stage.report.corpus import build_corpus_report, sample_rows
+
+WORDS = ["the film", "a story", "the cast", "this plot", "the ending"]
+ADJ = ["is charming", "feels long", "works well", "falls flat", "is a delight"]
+
+
+def clean_docs(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(f"{rng.choice(WORDS)} {rng.choice(ADJ)}." for _ in range(int(rng.integers(1, 3))))
+            for _ in range(n)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Two Parquet shards (clean sentences, random-character junk, an exact duplicate, an empty
+    document and a near-duplicate pair) and a tiny GPT-2 trained on them, saved to a folder."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("curation")
+    rng = np.random.default_rng(0)
+    texts = clean_docs(80, 0)
+    texts += ["".join(rng.choice(list("xqz#%@0123456789"), 40)) for _ in range(8)]
+    texts += [texts[3], "   ", "A wholly unique remark, here!", "a WHOLLY unique remark  here."]
+    shards = root / "shards"
+    shards.mkdir()
+    half = len(texts) // 2
+    for i, part in enumerate((texts[:half], texts[half:])):
+        pd.DataFrame({"text": part, "source": "test"}).to_parquet(shards / f"part-{i}.parquet")
+    tok = train_tokenizer(texts, vocab_size=300)
+    model = small_gpt2(tok, n_layer=2, n_embd=32, n_positions=64, seed=0)
+    padded = tok.__class__(tokenizer_object=tok.backend_tokenizer, bos_token=tok.bos_token, eos_token=tok.eos_token,
+                           unk_token=tok.unk_token, pad_token=tok.eos_token)
+    CausalLMLearner(model, padded, max_length=32, batch_size=16).fit([t for t in texts if t.strip()], steps=60,
+                                                                    lr=5e-3, warmup=5)
+    model.save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    return root, texts
+
+
+def config(root, **overrides) -> CurateConfig:
+    base = dict(source=str(root / "shards"), name="tiny-corpus", model=str(root / "model"), budget=0.6,
+                high_share=0.25, min_chars=3, max_length=32, chains=2, cycles=2, cycle_steps=4, ft_lr=0.05,
+                publish_root=str(root / "pub"), cache_dir=str(root / "cache"))
+    return CurateConfig(**{**base, **overrides})
+
+
+def test_flow_curates_validates_and_publishes(setup):
+    root, texts = setup
+    summary = curate_corpus(config(root))
+    ds, manifest, meta = load_published(summary["published"])
+    n_scored = len({t for t in texts if t.strip()})  # exact duplicates and the empty document are not scored
+    assert list(manifest.columns) == list(MANIFEST_COLUMNS)
+    assert sorted(manifest["row_id"]) == list(range(len(texts)))  # every input document accounted for
+    status = manifest.set_index("row_id")["status"]
+    assert status[len(texts) - 4] == "duplicate" and status[len(texts) - 3] == "empty"
+    assert ds.num_rows == round(0.6 * n_scored) == int((status == "kept").sum())
+    kept = manifest[manifest["status"] == "kept"]
+    assert sorted(ds["row_id"]) == sorted(kept["row_id"])
+    assert ds.column_names[:2] == ["text", "source"] and "self_influence" in ds.column_names
+    # the budget's cuts: every kept score lies between the redundant and the junk ones
+    red, junk = manifest[manifest["status"] == "redundant"], manifest[manifest["status"] == "junk"]
+    assert red["score"].max() <= kept["score"].min() and kept["score"].max() <= junk["score"].min()
+    assert len(junk) == round(0.25 * (n_scored - ds.num_rows))
+    assert meta["validation"]["corpus"]["success"] is True
+    version = summary["published"]
+    report = open(os.path.join(version, "report.html"), encoding="utf-8").read()
+    assert "data:image/png;base64" in report and "Samples: top of the ranking" in report
+    assert "Samples: bottom of the ranking" in report and "Samples: middle of the ranking" in report
+    near = json.load(open(os.path.join(version, "near_duplicates.json")))
+    assert near == [[len(texts) - 2, len(texts) - 1]]  # reported, both left in the scored set
+    assert status[len(texts) - 2] != "duplicate" and status[len(texts) - 1] != "duplicate"
+    # the same inputs again: members and losses come from the cache, the scores are identical
+    again = curate_corpus(config(root))
+    _, manifest2, _ = load_published(again["published"])
+    np.testing.assert_array_equal(manifest2["score"].to_numpy(), manifest["score"].to_numpy())
+    assert any((root / "cache").iterdir())  # θ*-dependent results are persisted by content key
+
+
+def test_count_budget_and_no_dedup(setup):
+    root, texts = setup
+    summary = curate_corpus(config(root, budget=20, dedup=False, high_share=0.0, name="tiny-count"))
+    ds, manifest, _ = load_published(summary["published"])
+    assert ds.num_rows == 20
+    assert "duplicate" not in set(manifest["status"])
+    assert manifest["status"].isin(["kept", "redundant"]).sum() == len(texts) - 1  # all but the empty one scored
+    assert set(manifest["status"]) <= {"kept", "redundant", "empty"}
+
+
+def test_bad_configuration(setup):
+    root, _ = setup
+    for budget, match in ((0, "count >= 1"), (1.5, r"fraction must be in \(0, 1\]"), (True, "budget must be")):
+        with pytest.raises(Exception, match=match):
+            config(root, budget=budget)
+    with pytest.raises(InvalidInputError, match="curation config: .*budget"):
+        CurateConfig.from_mapping({"source": "x", "name": "n", "model": "m", "budget": -1})
+    with pytest.raises(InvalidInputError, match="keeps 500 rows, but there are 92"):
+        curate_corpus(config(root, budget=500))
+    with pytest.raises(InvalidInputError, match=r"no text column 'body'; its columns are \['text', 'source'\]"):
+        curate_corpus(config(root, text_column="body"))
+    with pytest.raises(Exception, match="trainable must be 'all' or 'last:N'"):
+        config(root, trainable="head")
+
+
+def test_cli_functions(setup, capsys):
+    root, _ = setup
+    parser = argparse.ArgumentParser()
+    add_curate_parser(parser.add_subparsers(dest="command"))
+    yaml_path = root / "corpus.yaml"
+    cfg = config(root, name="tiny-cli").model_dump()
+    import yaml
+
+    yaml_path.write_text(yaml.safe_dump(cfg))
+    args = parser.parse_args(["curate", "--config", str(yaml_path), "--budget", "30", "--no-dedup"])
+    built = curate_config(args)
+    assert built.budget == 30 and isinstance(built.budget, int) and built.dedup is False
+    assert run_curate(args) == 0
+    assert "published:" in capsys.readouterr().out
+    with pytest.raises(InvalidInputError, match="curate needs"):
+        curate_config(parser.parse_args(["curate", "--name", "x"]))
+    with pytest.raises(InvalidInputError, match="--budget 'lots' is not a number"):
+        curate_config(parser.parse_args(["curate", "--config", str(yaml_path), "--budget", "lots"]))
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        CurateConfig.from_yaml(root / "missing.yaml")
+
+
+# -- the suite --------------------------------------------------------------------------------------
+
+
+def test_stored_suite_matches_the_code(tmp_path):
+    assert stored_suite() == suite_document()
+    path = write_corpus_suite_file(tmp_path)
+    assert json.loads(path.read_text()) == suite_document()
+    doc = suite_document()
+    doc["batches"]["budget"]["expectations"] = []
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidInputError, match="changed but its version is still 1"):
+        write_corpus_suite_file(tmp_path)
+
+
+def _manifest(status: list[str]) -> pd.DataFrame:
+    n = len(status)
+    return pd.DataFrame({"row_id": np.arange(n), "doc_id": [str(i) for i in range(n)], "status": status,
+                         "action": ["keep" if s == "kept" else "drop" for s in status],
+                         "score": np.linspace(0, 1, n), "base_loss": np.ones(n), "n_chars": np.full(n, 10),
+                         "content_hash": [f"h{i}" for i in range(n)], "duplicate_of": np.full(n, -1)})
+
+
+def _docs(rows, n_chars=None, hashes=None) -> pd.DataFrame:
+    return pd.DataFrame({"row_id": np.asarray(rows, dtype=np.int64),
+                         "n_chars": np.asarray(n_chars if n_chars is not None else [10.0] * len(rows), dtype=float),
+                         "content_hash": pd.Series(hashes if hashes is not None else [f"h{r}" for r in rows],
+                                                   dtype=object)})
+
+
+def test_suite_passes_a_consistent_curation():
+    man = _manifest(["kept", "redundant", "kept", "junk", "kept"])
+    report = validate_corpus(_docs([0, 2, 4]), man, n_input=5, n_scored=5, budget_fraction=0.6)
+    assert report.success, report.failures()
+
+
+@pytest.mark.parametrize("case, key", [
+    ("empty", "no_empty_documents"), ("long", "length_bounds"), ("duplicate", "no_exact_duplicates"),
+    ("missing_input", "manifest_covers_input"), ("extra_output", "output_matches_manifest"),
+    ("budget", "kept_fraction_equals_budget"), ("status", "manifest_status_valid"),
+])
+def test_suite_catches(case, key):
+    man = _manifest(["kept", "redundant", "kept", "junk", "kept"])
+    docs, n_input, budget = _docs([0, 2, 4]), 5, 0.6
+    if case == "empty":
+        docs = _docs([0, 2, 4], n_chars=[10, 0, 10])
+    elif case == "long":
+        docs = _docs([0, 2, 4], n_chars=[10, 5000, 10])
+    elif case == "duplicate":
+        docs = _docs([0, 2, 4], hashes=["h0", "h0", "h4"])
+    elif case == "missing_input":
+        n_input = 6
+    elif case == "extra_output":
+        docs = _docs([0, 1, 2, 4])
+        budget = 0.8
+    elif case == "budget":
+        budget = 0.4
+    elif case == "status":
+        man.loc[1, "status"] = "lost"
+    report = validate_corpus(docs, man, n_input=n_input, n_scored=5, budget_fraction=budget, max_chars=100)
+    assert not report.success
+    assert key in {r["key"] for r in report.results if not r["success"]}
+    with pytest.raises(ValidationFailedError, match=f"(?s)suite 'corpus'.*{key}"):
+        report.raise_if_failed()
+
+
+def test_suite_bad_arguments():
+    with pytest.raises(InvalidInputError, match="the manifest has no 'status' column"):
+        validate_corpus(_docs([0]), pd.DataFrame({"row_id": [0]}), n_input=1, n_scored=1, budget_fraction=1.0)
+
+
+def test_report_samples_and_histogram():
+    man = _manifest(["kept"] * 6 + ["redundant"] * 3 + ["junk"] * 2 + ["empty"])
+    man.loc[11, "score"] = np.nan
+    samples = sample_rows(man, k=2)
+    assert samples["top"] == [10, 9] and samples["bottom"] == [0, 1] and len(samples["middle"]) == 2
+    html = build_corpus_report(man, texts={10: "<b>junk</b>"}, summary={"documents in": 12}, low_cut=0.2,
+                               high_cut=0.9, near_duplicates=[[1, 2]])
+    assert "&lt;b&gt;junk&lt;/b&gt;" in html and "data:image/png;base64" in html and "1 group(s)" in html
+    with pytest.raises(InvalidInputError, match="needs 'score' and 'status' columns"):
+        sample_rows(pd.DataFrame({"row_id": [0]}))
