@@ -277,3 +277,56 @@ def test_the_flow_run_pipeline_and_the_cleaner_give_the_same_scores(tmp_path, sm
     np.testing.assert_allclose(manifest.score.to_numpy(), library.gex_result.scores, rtol=1e-6, atol=1e-9)
     assert list(manifest.action) == list(library.decisions.table.action) == list(cleaner.issues_.action)
     assert flowed["rows out"] == library.summary["rows out"] == library.cleaned.num_rows
+
+
+def test_skip_unchanged_publishes_only_what_changed_and_keep_retains(tmp_path, small_source, monkeypatch, capsys):
+    fast = {"clean": {"gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}}}
+    p = params(tmp_path, small_source, skip_unchanged=True, keep=2, **fast)
+    first = clean_dataset(p)
+    assert first["published"].endswith("v0001") and not first.get("unchanged")
+    pub = tmp_path / "pub"
+    again = clean_dataset(p.model_copy(update={"progress": True}))  # a run-control field is no change
+    assert again["unchanged"] and again["latest"] == "v0001"
+    assert again["markdown"] == "unchanged, nothing published (latest v0001)"
+    assert list_versions(pub, "small") == ["v0001"]
+    # another run published the same data while this one was scoring: publish sees it under the lock
+    monkeypatch.setattr("influence_stage.publish.versions.unchanged_version", lambda *a, **k: None)
+    raced = clean_dataset(p)
+    assert raced["unchanged"] and list_versions(pub, "small") == ["v0001"]
+    monkeypatch.undo()
+    # a changed source, then a changed setting: new versions; keep=2 removes the oldest
+    changed = tmp_path / "changed.parquet"
+    frame = pd.read_parquet(small_source)
+    frame.loc[frame.index[:3], "label"] = (frame.loc[frame.index[:3], "label"] + 1) % 10
+    frame.to_parquet(changed, index=False)
+    second = clean_dataset(p.model_copy(update={"source": str(changed)}))
+    assert second["published"].endswith("v0002")
+    third = clean_dataset(p.model_copy(update={"source": str(changed), "max_drop_fraction": 0.9}))
+    assert third["published"].endswith("v0003") and third["removed"] == ["v0001"]
+    assert list_versions(pub, "small") == ["v0002", "v0003"]
+    # the CLI says so and exits 0
+    import yaml
+
+    config = tmp_path / "third.yaml"
+    config.write_text(yaml.safe_dump(p.model_copy(update={"source": str(changed), "max_drop_fraction": 0.9})
+                                     .model_dump(mode="json")))
+    capsys.readouterr()
+    assert main(["clean", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("unchanged, nothing published (latest v0003)\nlatest:    ") and "v0003" in out
+    assert list_versions(pub, "small") == ["v0002", "v0003"]
+
+
+def test_a_failed_run_is_failed_with_its_one_line_reason(tmp_path, small_source):
+    strict = params(tmp_path, small_source, max_drop_fraction=0.001,
+                    clean={"gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})
+    state = clean_dataset(strict, return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("validation failed, nothing published: suite 'output'")
+    assert "\n" not in state.message and "drop" in state.message
+    with pytest.raises(ValidationFailedError):
+        state.result()
+    assert list_versions(tmp_path / "pub", "small") == []
+    bad = params(tmp_path, str(tmp_path / "missing.parquet"))
+    state = clean_dataset(bad, return_state=True)
+    assert state.is_failed() and "missing.parquet" in state.message and "\n" not in state.message
