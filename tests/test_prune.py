@@ -123,3 +123,58 @@ def test_gex_lowest_rows_are_the_easy_ones(small_learner):
     r = prune(res.gex_influence, 0.7, labels=data.y.numpy())
     assert r.n_keep == 210
     assert res.base_loss[~r.keep].mean() < res.base_loss[r.keep].mean()
+
+
+# -- the stage's action="prune" ---------------------------------------------------------------------
+
+
+def test_prune_decisions_table_and_eligible_rows():
+    from influence_stage.decisions.prune import prune_decisions
+    from influence_stage.decisions.schema import TABLE_COLUMNS
+
+    s = np.arange(10.0)
+    y = np.array([0, 1] * 5)
+    d = prune_decisions(s, y, 0.6, high_share=0.25)
+    assert list(d.table.columns) == list(TABLE_COLUMNS)
+    assert (d.table["action"] == "drop").sum() == 4 and d.table["is_issue"].sum() == 4
+    assert set(d.table.loc[d.table["action"] == "drop", "row_id"]) == {0, 1, 2, 9}
+    assert (d.table["suggested_label"] == d.table["given_label"]).all() and d.threshold.method == "budget"
+    only = np.array([True] * 5 + [False] * 5)  # the budget counts among the eligible rows; the others stay
+    e = prune_decisions(s, y, 0.6, eligible=only)
+    assert (e.table["action"][~only] == "keep").all() and (e.table["action"][only] == "drop").sum() == 2
+    with pytest.raises(InvalidInputError, match="given_labels must be integer class codes"):
+        prune_decisions(s, y.astype(float), 0.5)
+
+
+def test_clean_config_prune_fields():
+    from influence_stage.stage.steps import CleanConfig
+
+    cfg = CleanConfig(action="prune", prune_keep=0.7, prune_high_share=0.1, prune_per_class=True)
+    assert cfg.prune_keep == 0.7 and CleanConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+    assert CleanConfig(action="prune", prune_keep=100).prune_keep == 100
+    with pytest.raises(InvalidInputError, match="action='prune' needs prune_keep"):
+        CleanConfig.from_mapping({"action": "prune"})
+    for bad in (0, 1.5, True, "half"):
+        with pytest.raises(InvalidInputError, match="prune_keep must be a fraction in"):
+            CleanConfig.from_mapping({"action": "prune", "prune_keep": bad})
+
+
+def test_stage_prunes_with_a_budget(digits_noisy):
+    from influence_stage.config import FitConfig, GEXConfig
+    from influence_stage.stage.run import run
+    from influence_stage.stage.steps import CleanConfig
+
+    X, _, _, y = digits_noisy
+    X, y = X[:300], y[:300]
+    cfg = CleanConfig(model="mlp", action="prune", prune_keep=0.8, prune_per_class=True,
+                      gex=GEXConfig(chains=2, cycles=2, ft_lr=0.1, score="gex"), fit=FitConfig(epochs=5))
+    res = run((X, y), cfg)
+    table = res.decisions.table
+    assert (table["action"] == "keep").sum() == 240 and res.cleaned.num_rows == 240
+    counts = np.bincount(y, minlength=10)
+    kept = np.bincount(y[table["action"].to_numpy() == "keep"], minlength=10)
+    assert np.all(np.abs(kept - 0.8 * counts) <= 1)  # each class keeps its share
+    dropped = table["action"].to_numpy() == "drop"
+    g = table["gex_influence"].to_numpy()
+    for c in range(10):  # inside a class the pruned rows are its lowest self-influence
+        assert g[dropped & (y == c)].max() <= g[~dropped & (y == c)].min()

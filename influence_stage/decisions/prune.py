@@ -248,3 +248,67 @@ def _remove(s: np.ndarray, rows: np.ndarray, n_remove: int, high_share: float, r
     done_low = take(order, n_remove - done_high, "redundant")
     if done_high + done_low < n_remove:  # the low end ran into protected rows: fill from the high end
         take(order[::-1], n_remove - done_high - done_low, "junk")
+
+
+def prune_decisions(scores: Any, given_labels: Any, keep: float | int, *, per_class: bool = False,
+                    high_share: float = 0.0, row_ids: Any = None, ranking: Any = None,
+                    eligible: Any = None) -> Any:
+    """The budget as a decisions table: kept rows ``keep``, pruned rows ``drop`` (``is_issue`` True).
+
+    What the stage's ``action="prune"`` produces, so the same apply step, output suite, report and
+    publishing handle it. Classes are never emptied (``given_labels`` are the classes).
+
+    Parameters
+    ----------
+    scores : array-like, shape ``(n,)``
+        The GEX self-influence the budget ranks by (stored as ``gex_influence``).
+    given_labels : array-like of int, shape ``(n,)``
+        Class codes ``0..K-1``.
+    keep, per_class, high_share
+        As for :func:`prune`.
+    row_ids : array-like, optional
+        Default ``0..n-1``.
+    ranking : array-like, shape ``(n,)``, optional
+        The run's ranking score shown as ``score`` (default: ``scores``).
+    eligible : array-like of bool, shape ``(n,)``, optional
+        Rows the budget chooses among (a fraction or count of these); the others are kept.
+        Default: every row.
+
+    Returns
+    -------
+    Decisions
+        ``threshold.method`` is ``"budget"``, its ``value`` the low cut (the largest score removed
+        as redundant; the smallest score when nothing was), ``is_issue`` the pruned rows.
+    """
+    from influence_stage.decisions.decide import Decisions
+    from influence_stage.decisions.schema import TABLE_COLUMNS
+    from influence_stage.decisions.thresholds import ThresholdResult
+    from influence_stage.engine.scores import label_quality
+
+    s = _check_scores(scores)
+    y = np.asarray(given_labels)
+    if y.shape != s.shape or not np.issubdtype(y.dtype, np.integer):
+        raise InvalidInputError(f"given_labels must be integer class codes of shape {s.shape}; found shape {y.shape}, "
+                                f"dtype {y.dtype}.")
+    pool = np.ones(len(s), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    if pool.shape != s.shape:
+        raise InvalidInputError(f"eligible must have shape {s.shape}; found {pool.shape}.")
+    idx = np.flatnonzero(pool)
+    result = prune(s[idx], keep, labels=y[idx], per_class=per_class, high_share=high_share)
+    shown = s if ranking is None else _check_scores(ranking)
+    if shown.shape != s.shape:
+        raise InvalidInputError(f"ranking must have shape {s.shape}; found {shown.shape}.")
+    removed = np.zeros(len(s), dtype=bool)
+    removed[idx] = ~result.keep
+    ids = np.arange(len(s)) if row_ids is None else np.asarray(row_ids)
+    table = pd.DataFrame({
+        "row_id": ids, "score": shown, "gex_influence": s, "label_quality": label_quality(shown),
+        "is_issue": removed, "action": np.where(removed, "drop", "keep").astype(object),
+        "given_label": y.astype(np.int64), "suggested_label": y.astype(np.int64), "weight": np.ones(len(s)),
+    }, columns=list(TABLE_COLUMNS))
+    value = result.low_cut if result.low_cut is not None else float(s.min())
+    p_issue = removed.astype(np.float64)
+    removed.setflags(write=False)
+    p_issue.setflags(write=False)
+    threshold = ThresholdResult(value=float(value), is_issue=removed, p_issue=p_issue, method="budget")
+    return Decisions(table=table, threshold=threshold)

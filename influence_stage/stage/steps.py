@@ -285,9 +285,17 @@ class CleanConfig(BaseModel):
                              "names are always trained.")
     hf_trainable: str = Field("head", min_length=1, description="Parameters of an 'hf:' model that SGD moves "
                               "(members and fit_loaded): 'head', 'all' or 'last:N' (see hf.HFLearner).")
-    action: Literal["drop", "relabel", "reweight", "none"] = Field(
+    action: Literal["drop", "relabel", "reweight", "none", "prune"] = Field(
         "drop", description="What happens to flagged rows: drop them, relabel them to the members' consensus, "
-        "give every row a weight (flagged rows < 0.5), or 'none' (score only).")
+        "give every row a weight (flagged rows < 0.5), 'none' (score only), or 'prune': keep the budget "
+        "prune_keep by GEX self-influence and drop the rest (decisions.prune; threshold is not used).")
+    prune_keep: float | int | None = Field(
+        None, description="action='prune': rows to keep, a fraction in (0, 1] or a count (at most the row count).")
+    prune_high_share: float = Field(0.0, ge=0, le=1, description="action='prune': share of the pruned rows taken "
+                                    "from the highest self-influence (junk, mislabeled); the rest are the lowest "
+                                    "(redundant).")
+    prune_per_class: bool = Field(False, description="action='prune': each class keeps its share of the budget "
+                                  "and is pruned on its own ranking; no class is ever emptied either way.")
     threshold: str | float = Field(
         "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, from the "
         "confident joint of cross-fitted probabilities; see influence_stage.decisions.estimate), 'otsu', 'gmm', 'quantile:q', "
@@ -352,6 +360,23 @@ class CleanConfig(BaseModel):
                 "'estimate' (the default), 'budget:f' or 'quantile:q', or a GEX-scale score (gex.score 'gex' or "
                 "'gex-trimmed')."
             )
+        return self
+
+    @field_validator("prune_keep", mode="before")
+    @classmethod
+    def _prune_keep_number(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"prune_keep must be a fraction in (0, 1] or a row count >= 1; found {v!r}")
+        if isinstance(v, int) and v < 1 or isinstance(v, float) and not 0 < v <= 1:
+            raise ValueError(f"prune_keep must be a fraction in (0, 1] or a row count >= 1; found {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _prune_has_budget(self) -> "CleanConfig":
+        if self.action == "prune" and self.prune_keep is None:
+            raise ValueError("action='prune' needs prune_keep, the rows to keep: a fraction in (0, 1] or a count")
         return self
 
     @model_validator(mode="after")
@@ -935,6 +960,13 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
         in ``features`` order.
     """
     config = _check_config(config)
+    if config.action == "prune":
+        from influence_stage.decisions.prune import prune_decisions
+
+        influence = result.gex_influence if result.gex_influence is not None else result.scores
+        return prune_decisions(influence, features.y, config.prune_keep, per_class=config.prune_per_class,
+                               high_share=config.prune_high_share, row_ids=features.row_ids, ranking=result.scores,
+                               eligible=only_rows)
     data = learner_data(result.learner, prepared, features)
     proba = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
                               member_chunk=config.gex.member_chunk)
