@@ -62,6 +62,10 @@ class GEXConfig(BaseModel):
     eval_batch_size: int = Field(4096, ge=1, description="Rows per forward pass when computing losses.")
     member_chunk: int = Field(16, ge=1, description="Members evaluated together in one vmapped pass.")
     seed: int = Field(0, description="Seed of chains, batch order and the held-out split.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="Where torch models train and evaluate: 'cpu', 'cuda' (an error when no CUDA device is "
+        "visible) or 'auto' (CUDA when available, else CPU). Scores on CUDA equal those on CPU only up to float "
+        "rounding, so the device is part of the cache key.")
 
     @field_validator("score")
     @classmethod

@@ -31,6 +31,50 @@ logger = logging.getLogger(__name__)
 State = dict[str, torch.Tensor]
 LRSchedule = Callable[[int], float]
 
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_device(device: str | torch.device | None) -> str:
+    """The torch device a ``device`` option names: ``"cpu"``, ``"cuda"`` / ``"cuda:N"``, or ``"auto"``.
+
+    ``"auto"`` is CUDA when a CUDA device is visible, else CPU. Asking for CUDA where there is none
+    is an error here, before any model is built or data copied, rather than a torch error deep in
+    training.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        None means ``"cpu"``.
+
+    Returns
+    -------
+    str
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown name, or CUDA asked for and not available (or index ``N`` out of range).
+    """
+    name = "cpu" if device is None else str(device)
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise InvalidInputError(
+                f"device {name!r} asked for, but torch sees no CUDA device (torch {torch.__version__}, "
+                f"CUDA build {torch.version.cuda or 'none'}). Fix: use device='cpu' or 'auto', or install a CUDA "
+                "build of torch on a machine with a GPU."
+            )
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise InvalidInputError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA devices "
+                                    f"(cuda:0..cuda:{torch.cuda.device_count() - 1}). Fix: pick one of them.")
+        return name
+    raise InvalidInputError(f"device must be one of {DEVICES} (or 'cuda:N'); found {name!r}.")
+
 
 class TensorData(NamedTuple):
     """Features and labels as tensors: ``X`` ``(n, ...)`` float32, ``y`` ``(n,)`` int64."""
@@ -42,6 +86,10 @@ class TensorData(NamedTuple):
     def from_arrays(cls, X: np.ndarray, y: np.ndarray, device: str | torch.device = "cpu") -> "TensorData":
         return cls(torch.as_tensor(X, dtype=torch.float32, device=device),
                    torch.as_tensor(y, dtype=torch.int64, device=device))
+
+    def to(self, device: str | torch.device) -> "TensorData":
+        """The same rows on ``device`` (no copy when they are there already)."""
+        return TensorData(self.X.to(device), self.y.to(device))
 
     def subset(self, index: np.ndarray | torch.Tensor) -> "TensorData":
         index = torch.as_tensor(index, dtype=torch.int64, device=self.X.device)
@@ -145,6 +193,32 @@ def _has_batchnorm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
+def place(learner: Any, device: str | None) -> Any:
+    """Put ``learner`` on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``); returns it.
+
+    A ``TorchLearner`` moves its module. Other learners (scikit-learn, Hugging Face) choose their
+    device when they are built: ``"auto"`` leaves them where they are, and an explicit device they
+    are not on is an error rather than a silent CPU run.
+
+    Raises
+    ------
+    InvalidInputError
+        CUDA asked for and absent (:func:`resolve_device`), or a learner that cannot move there.
+    """
+    if device is None:
+        return learner
+    if isinstance(learner, TorchLearner):
+        return learner.to(device)
+    target = resolve_device(device)
+    current = str(getattr(learner, "device", "cpu"))
+    if device == "auto" or target == current:
+        return learner
+    raise InvalidInputError(
+        f"device {device!r}: a {type(learner).__name__} runs on {current} and cannot be moved. Fix: use "
+        "device='auto' or a torch model (a name, a module or a checkpoint)."
+    )
+
+
 class TorchLearner:
     """``Learner`` for any ``torch.nn.Module`` that maps a batch of inputs to class logits.
 
@@ -159,13 +233,14 @@ class TorchLearner:
     eval_batch_size : int
         Rows per forward pass when computing losses and probabilities.
     device : str
-        Torch device.
+        Torch device, or ``"auto"`` (see :func:`resolve_device`).
     """
 
     def __init__(self, module: nn.Module, *, batch_size: int = 128, momentum: float = 0.9,
                  weight_decay: float = 5e-4, eval_batch_size: int = 4096, device: str = "cpu") -> None:
         if not isinstance(module, nn.Module):
             raise InvalidTypeError(f"TorchLearner needs a torch.nn.Module; found {type(module).__name__}.")
+        device = resolve_device(device)
         self.module = module.to(device)
         self.batch_size = int(batch_size)
         self.momentum = float(momentum)
@@ -174,12 +249,21 @@ class TorchLearner:
         self.device = device
         self.last_fit: TrainHistory | None = None  # the history of the last fit(), with its labels' digest
 
+    def to(self, device: str | torch.device) -> "TorchLearner":
+        """Move the module to ``device`` (``"auto"`` allowed, see :func:`resolve_device`); returns self.
+
+        Data built afterwards with ``stage.steps.learner_data`` follows ``self.device``.
+        """
+        self.device = resolve_device(device)
+        self.module.to(self.device)
+        return self
+
     # -- Learner protocol -------------------------------------------------------------------
     def get_state(self) -> State:
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
 
     def set_state(self, state: State) -> None:
-        self.module.load_state_dict(state)
+        self.module.load_state_dict(state)  # copies into the module's own device
 
     @property
     def has_batchnorm(self) -> bool:
@@ -239,10 +323,12 @@ class TorchLearner:
                               weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
         history = TrainHistory()
         batches = batch_indices(len(data), total, batch_size, gen)
-        bar = tqdm(range(epochs), desc="fit θ*", disable=not progress, leave=False)
+        # rows per second on the bar: epochs of different sizes compare by rows, not by steps
+        bar = tqdm(total=total * min(batch_size, len(data)), desc="fit θ*", unit="rows", unit_scale=True,
+                   disable=not progress, leave=False)
         margin_sum = torch.zeros(len(data), dtype=torch.float64, device=data.X.device)
         self.module.train()
-        for epoch in bar:
+        for epoch in range(epochs):
             # sums stay on the device: one host sync per epoch, not per step
             loss_sum = torch.zeros((), dtype=torch.float64, device=data.X.device)
             correct = torch.zeros((), dtype=torch.int64, device=data.X.device)
@@ -266,7 +352,9 @@ class TorchLearner:
             loss_sum, correct = float(loss_sum), int(correct)
             history.loss.append(loss_sum / seen)
             history.accuracy.append(correct / seen)
-            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.3f}")
+            bar.update(seen)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.3f}")
+        bar.close()
         self.module.eval()
         if self.has_batchnorm:
             self.recalibrate_batchnorm(data)

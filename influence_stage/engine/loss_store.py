@@ -3,7 +3,7 @@
 Layout of a store folder::
 
     manifest.json        key, n_rows, n_members, dtype, package version
-    loss_matrix.npy      (n_rows, n_members) float32, written one member column at a time
+    loss_matrix.npy      (n_rows, n_members) float32, column-major, written one member column at a time
     done/member-00007    one empty file per finished member
 
 A member's column is written and flushed to disk before its flag is created (write a temporary
@@ -21,6 +21,8 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
+
 import numpy as np
 
 from influence_stage.errors import InvalidInputError
@@ -82,7 +84,10 @@ class LossStore:
         if tmp.exists():
             shutil.rmtree(tmp)
         (tmp / DONE).mkdir(parents=True)
-        mm = np.lib.format.open_memmap(tmp / MATRIX, mode="w+", dtype=np.float32, shape=(self.n_rows, self.n_members))
+        # column-major: a member's column is one contiguous run of the file, so writing and flushing it
+        # touches only its own pages (row-major, every column write would dirty the whole file)
+        mm = np.lib.format.open_memmap(tmp / MATRIX, mode="w+", dtype=np.float32, shape=(self.n_rows, self.n_members),
+                                       fortran_order=True)
         mm.flush()
         del mm
         (tmp / MANIFEST).write_text(json.dumps({"key": self.key, "n_rows": self.n_rows, "n_members": self.n_members,
@@ -116,6 +121,30 @@ class LossStore:
         tmp = flag.with_name(flag.name + ".tmp")
         tmp.write_bytes(b"")
         os.replace(tmp, flag)
+
+    def gather(self, parts: Sequence["LossStore"]) -> list[int]:
+        """Fill pending members from row blocks: ``parts`` are stores of consecutive row ranges.
+
+        A pending member that every part has finished is copied here (its column is the parts'
+        columns one after another) and gets its done-flag; the others stay pending. Memory: one
+        member column.
+
+        Returns
+        -------
+        list of int
+            The members copied.
+        """
+        if sum(p.n_rows for p in parts) != self.n_rows or any(p.n_members != self.n_members for p in parts):
+            raise InvalidInputError(f"loss store {self.folder}: the parts hold {sum(p.n_rows for p in parts)} rows × "
+                                    f"{sorted({p.n_members for p in parts})} members; expected {self.n_rows} × "
+                                    f"{self.n_members}.")
+        finished = [set(p.done()) for p in parts]
+        copied = []
+        for j in self.pending():
+            if all(j in done for done in finished):
+                self.write(j, np.concatenate([np.asarray(p.matrix[:, j]) for p in parts]))
+                copied.append(j)
+        return copied
 
     def read(self) -> np.ndarray:
         """The whole matrix (a read-only memmap); every member must be done."""

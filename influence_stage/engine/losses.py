@@ -8,8 +8,12 @@ and a re-run after a crash resumes where it stopped.
 Two ways to evaluate members: ``"loop"`` loads each member with ``set_state`` and runs one large-batch
 forward pass per member; ``"vmap"`` (learners with ``member_logits``, i.e. ``TorchLearner``) stacks a
 chunk of members and evaluates them in one ``torch.func.vmap`` pass. On CPU the loop is the faster
-and leaner of the two for the MLP (benchmarks/RESULTS.md, "speed"), so ``"auto"`` means ``"loop"``;
-``"vmap"`` stays available (many small members on an accelerator).
+and leaner of the two for the MLP (benchmarks/RESULTS.md, "speed"), so ``"auto"`` means ``"loop"``
+there; on a CUDA device ``"auto"`` means ``"vmap"`` (many small members fill the accelerator better
+together) for learners that have ``member_logits``. A store always takes the loop, one member
+column at a time, so that each finished member gets its done-flag.
+
+Progress bars count rows (member × row evaluations), so they show rows per second.
 """
 
 from __future__ import annotations
@@ -28,9 +32,13 @@ from influence_stage.engine.loss_store import LossStore
 Method = Literal["auto", "vmap", "loop"]
 
 
+def _on_cuda(learner: Learner) -> bool:
+    return str(getattr(learner, "device", "cpu")).startswith("cuda")
+
+
 def _resolve(learner: Learner, method: Method) -> str:
     if method == "auto":
-        return "loop"
+        return "vmap" if _on_cuda(learner) and hasattr(learner, "member_logits") else "loop"
     if method == "vmap" and not hasattr(learner, "member_logits"):
         raise InvalidInputError("method='vmap' needs a learner with member_logits (TorchLearner).")
     if method not in ("vmap", "loop"):
@@ -46,11 +54,15 @@ def _stored_losses(learner: Learner, members: Sequence[State], data: TensorData,
                                 f"{len(data)} rows × {len(members)} members.")
     todo = store.pending()
     saved = learner.get_state()
+    bar = tqdm(total=len(todo) * len(data), desc="loss matrix (to disk)", unit="rows", unit_scale=True,
+               disable=not progress, leave=False)
     try:
-        for j in tqdm(todo, desc="members (loss)", disable=not progress, leave=False):
+        for j in todo:
             learner.set_state(members[j])
             store.write(j, learner.per_sample_loss(data))
+            bar.update(len(data))
     finally:
+        bar.close()
         learner.set_state(saved)
     return store.read()
 
@@ -63,8 +75,9 @@ def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *
     if m == 0:
         raise InvalidInputError("no members to evaluate.")
     if store is not None:
-        if kind != "loss" or out is not None or _resolve(learner, method) != "loop":
-            raise InvalidInputError("a loss store takes member losses on the 'loop' path, without out=.")
+        if kind != "loss" or out is not None or method == "vmap":
+            raise InvalidInputError("a loss store takes member losses one member at a time (method 'auto' or "
+                                    "'loop'), without out=.")
         return _stored_losses(learner, members, data, store, progress)
     if out is None:
         out = np.empty((n, m), dtype=np.float32)
@@ -73,19 +86,23 @@ def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *
     how = _resolve(learner, method)
     if how == "loop":
         saved = learner.get_state()
+        bar = tqdm(total=m * n, desc=f"members ({kind})", unit="rows", unit_scale=True, disable=not progress,
+                   leave=False)
         try:
-            for j, state in enumerate(tqdm(members, desc=f"members ({kind})", disable=not progress, leave=False)):
+            for j, state in enumerate(members):
                 learner.set_state(state)
                 if kind == "loss":
                     out[:, j] = learner.per_sample_loss(data)
                 else:
                     out[:, j] = learner.predict_proba(data)[np.arange(n), data.y.cpu().numpy()]
+                bar.update(n)
         finally:
+            bar.close()
             learner.set_state(saved)
         return out
     chunks = [range(s, min(s + member_chunk, m)) for s in range(0, m, member_chunk)]
-    bar = tqdm(total=len(chunks) * ((n + batch_size - 1) // batch_size), desc=f"members ({kind})",
-               disable=not progress, leave=False)
+    bar = tqdm(total=m * n, desc=f"members ({kind})", unit="rows", unit_scale=True, disable=not progress,
+               leave=False)
     for cols in chunks:
         chunk_states = [members[j] for j in cols]
         for s in range(0, n, batch_size):
@@ -95,7 +112,7 @@ def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *
             picked = logp.gather(-1, yb.view(1, -1, 1).expand(len(cols), -1, 1)).squeeze(-1)  # (m_chunk, b)
             val = -picked if kind == "loss" else picked.exp()
             out[s:s + batch_size, cols.start:cols.stop] = val.T.cpu().numpy()
-            bar.update(1)
+            bar.update(len(cols) * len(yb))
     bar.close()
     return out
 

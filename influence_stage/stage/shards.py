@@ -1,0 +1,298 @@
+"""Scoring in pieces that read their own rows: member chains and loss-matrix row shards.
+
+The Prefect flow maps tasks over these functions; on a Dask cluster each runs on a worker. None
+of them takes the data as an argument: :func:`write_rows` puts the rows of a run once under the
+run folder (the label, feature and ``row_id`` columns as an Arrow dataset, ``save_to_disk``, and the
+label codes), and every piece gets a small :class:`RowsRef` instead. A chain reads all rows (it
+trains on them); a loss shard reads only its row range, featurizes it with the run's fitted
+featurizer and writes its block of the loss matrix into its own ``LossStore`` (one file per shard,
+so workers on several machines never write into one file). :func:`gather_losses` copies each
+member whose every shard is done into the run's store, where it gets its done-flag; a re-run
+evaluates only what is missing.
+
+The rows a piece reads are exactly the rows the client featurized (a fitted featurizer transforms
+row by row), so the members, the loss matrix and the scores equal those of the single-process run
+for the same seed and the same grouping of chains.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import datasets
+import numpy as np
+
+from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.data.arrow import ROW_ID
+from influence_stage.data.columns import ColumnRoles
+from influence_stage.data.featurize import Featurizer, featurize
+from influence_stage.data.labels import LabelEncoding
+from influence_stage.engine.gex import GEXResult, result_from_members
+from influence_stage.engine.learner import Learner, State
+from influence_stage.engine.loss_store import LossStore
+from influence_stage.engine.losses import loss_matrix
+from influence_stage.engine.members import AutoScale, build_chains, cycle_steps
+from influence_stage.errors import InvalidInputError
+from influence_stage.stage.steps import Features, Prepared, learner_data
+
+logger = logging.getLogger(__name__)
+
+ROWS_MANIFEST = "rows.json"
+DATASET_DIR = "dataset"
+LABELS = "labels.npy"
+FEATURES = "features.npy"
+DEFAULT_SHARD_ROWS = 65536
+"""Rows per loss-matrix shard when the caller names no size: small enough that a shard's features
+and block stay a few MB, large enough that per-task overhead stays small."""
+
+
+@dataclass(frozen=True)
+class RowsRef:
+    """Where a task reads a run's rows from, and how it makes the learner's data of them.
+
+    Attributes
+    ----------
+    path : str
+        Folder written by :func:`write_rows`; it must be readable by every worker (a shared
+        filesystem on a cluster).
+    n_rows : int
+    roles : ColumnRoles
+        Label and feature columns, and their kind.
+    n_classes : int
+    featurizer : TabularFeaturizer, ImageFeaturizer, TextFeaturizer or None
+        The run's fitted featurizer; None when the features were given as arrays (then they are
+        stored as ``features.npy`` and read from there) or the model reads raw columns (``hf:``).
+    encoding : LabelEncoding
+        The run's label encoding without its per-row codes (those are in ``labels.npy``).
+    fingerprint : str
+        The dataset fingerprint the rows belong to.
+    """
+
+    path: str
+    n_rows: int
+    roles: ColumnRoles
+    n_classes: int
+    featurizer: Featurizer | None
+    encoding: LabelEncoding
+    fingerprint: str
+
+
+def write_rows(prepared: Prepared, features: Features, folder: str | os.PathLike[str], *,
+               fingerprint: str) -> RowsRef:
+    """Put the rows of a run under ``folder`` once; return the reference tasks read them by.
+
+    Writes ``dataset/`` (the ``row_id``, label and feature columns, ``Dataset.save_to_disk``),
+    ``labels.npy`` (the label codes) and, when the features have no featurizer to rebuild them,
+    ``features.npy``; then ``rows.json``. A folder whose ``rows.json`` names the same fingerprint
+    and row count is reused as it is. Written under a temporary name and renamed, so a crash
+    leaves no half-written folder that looks finished.
+
+    Parameters
+    ----------
+    prepared, features : Prepared, Features
+        The run's loaded dataset and its features (same rows, same order).
+    folder : path
+    fingerprint : str
+        ``data.fingerprint.dataset_fingerprint(prepared.dataset)``.
+
+    Returns
+    -------
+    RowsRef
+    """
+    folder = Path(folder).resolve()
+    n = len(features.y)
+    if prepared.dataset.num_rows != n:
+        raise InvalidInputError(f"prepared holds {prepared.dataset.num_rows} rows and features {n}; expected the "
+                                "features made from prepared.")
+    raw_only = features.X.ndim == 2 and features.X.shape[1] == 0
+    featurizer = features.featurizer
+    ref = RowsRef(path=str(folder), n_rows=n, roles=prepared.roles, n_classes=features.n_classes,
+                  featurizer=featurizer, encoding=replace(prepared.encoding, codes=np.empty(0, dtype=np.int64)),
+                  fingerprint=fingerprint)
+    manifest = folder / ROWS_MANIFEST
+    if manifest.is_file():
+        old = json.loads(manifest.read_text())
+        if old.get("fingerprint") == fingerprint and old.get("n_rows") == n:
+            return ref
+        shutil.rmtree(folder)
+    tmp = folder.with_name(folder.name + ".writing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    columns = [ROW_ID, prepared.roles.label_column, *prepared.roles.feature_columns]
+    prepared.dataset.select_columns(list(dict.fromkeys(columns))).save_to_disk(str(tmp / DATASET_DIR))
+    np.save(tmp / LABELS, np.asarray(features.y, dtype=np.int64))
+    if featurizer is None and not raw_only:
+        np.save(tmp / FEATURES, np.ascontiguousarray(features.X, dtype=np.float32))
+    (tmp / ROWS_MANIFEST).write_text(json.dumps({"fingerprint": fingerprint, "n_rows": n}))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return ref
+
+
+_OPEN: dict[str, datasets.Dataset] = {}
+_FULL: dict[tuple[str, str, int], Any] = {}
+
+
+def _dataset(ref: RowsRef) -> datasets.Dataset:
+    """The stored rows (memory-mapped Arrow), opened once per process."""
+    if ref.path not in _OPEN:
+        folder = Path(ref.path)
+        if not (folder / ROWS_MANIFEST).is_file():
+            raise InvalidInputError(f"rows folder {folder} is missing or unfinished on this machine; every worker "
+                                    "must read the run folder. Fix: put cache_dir on a filesystem all workers share.")
+        _OPEN.clear()
+        _OPEN[ref.path] = datasets.load_from_disk(str(folder / DATASET_DIR))
+    return _OPEN[ref.path]
+
+
+def read_features(ref: RowsRef, start: int = 0, stop: int | None = None) -> Features:
+    """The features and label codes of rows ``start..stop-1`` (default all), read from ``ref.path``.
+
+    Tabular, image and text rows are featurized here with the run's fitted featurizer; features
+    given as arrays come from ``features.npy``; an ``hf:`` model gets an empty ``(rows, 0)`` array
+    (it reads the raw columns, see :func:`rows_data`).
+    """
+    stop = ref.n_rows if stop is None else stop
+    if not 0 <= start < stop <= ref.n_rows:
+        raise InvalidInputError(f"rows {start}..{stop} are outside the run's 0..{ref.n_rows}.")
+    folder = Path(ref.path)
+    part = _dataset(ref).select(range(start, stop))
+    y = np.array(np.load(folder / LABELS, mmap_mode="r")[start:stop], dtype=np.int64)
+    ids = np.asarray(part.with_format("arrow")[ROW_ID].to_numpy(zero_copy_only=False), dtype=np.int64)
+    if ref.featurizer is not None:
+        X, _ = featurize(part, ref.roles, fitted=ref.featurizer)
+    elif (folder / FEATURES).is_file():
+        X = np.array(np.load(folder / FEATURES, mmap_mode="r")[start:stop], dtype=np.float32)
+    else:
+        X = np.empty((stop - start, 0), dtype=np.float32)
+    return Features(X=X, y=y, row_ids=ids, n_classes=ref.n_classes, featurizer=ref.featurizer)
+
+
+def rows_data(ref: RowsRef, learner: Learner, start: int = 0, stop: int | None = None) -> Any:
+    """What ``learner`` trains and evaluates on for rows ``start..stop-1``, read from ``ref.path``.
+
+    Same as ``stage.steps.learner_data`` on the client: tensors on the learner's device, or the
+    raw texts / images of those rows for a Hugging Face model.
+    """
+    features = read_features(ref, start, stop)
+    stop = ref.n_rows if stop is None else stop
+    part = _dataset(ref).select(range(start, stop))
+    prepared = Prepared(dataset=part, roles=ref.roles, encoding=replace(ref.encoding, codes=features.y))
+    return learner_data(learner, prepared, features)
+
+
+def _all_rows(ref: RowsRef, learner: Learner) -> Any:
+    """All rows as the learner's data, built once per process and device (chains reuse them)."""
+    key = (ref.path, str(getattr(learner, "device", "cpu")), ref.n_rows)
+    if key not in _FULL:
+        _FULL.clear()
+        _FULL[key] = rows_data(ref, learner)
+    return _FULL[key]
+
+
+def row_shards(n_rows: int, shard_rows: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous row ranges ``[(start, stop), ...]`` of at most ``shard_rows`` rows covering ``0..n_rows``."""
+    size = int(shard_rows or DEFAULT_SHARD_ROWS)
+    if size < 1 or n_rows < 1:
+        raise InvalidInputError(f"row shards need at least one row and a positive size; found {n_rows} rows, "
+                                f"shard size {shard_rows}.")
+    return [(s, min(s + size, n_rows)) for s in range(0, n_rows, size)]
+
+
+def chains_shard(ref: RowsRef, learner: Learner, gex: GEXConfig, ft_lr: float, chains: list[int],
+                 prefixes: list[list[State]], *, progress: bool = False) -> list[list[State]]:
+    """The members of one group of chains (``gex.cycles`` each), trained on the rows of ``ref``.
+
+    Same members as ``stage.run.chains_step`` on the client's data. Works on its own copy of the
+    learner (groups trained side by side in threads must not share one module).
+
+    Returns
+    -------
+    list of list of State
+        ``states[i][cycle]`` for chain ``chains[i]``.
+    """
+    learner = copy.deepcopy(learner)
+    data = _all_rows(ref, learner)
+    t = time.perf_counter()
+    states = build_chains(learner, data, config=gex, ft_lr=ft_lr, chain_ids=chains, prefixes=prefixes,
+                          progress=progress)
+    seconds = time.perf_counter() - t
+    steps = cycle_steps(len(data), gex, learner) * sum(gex.cycles - len(p) for p in prefixes)
+    rows = steps * int(getattr(learner, "batch_size", gex.batch_size))
+    logger.info("chains %s: %d SGD steps, %d rows in %.2f s (%.0f rows/s)", chains, steps, rows, seconds,
+                rows / max(seconds, 1e-9))
+    return states
+
+
+def shard_store(folder: str | os.PathLike[str], key: str, start: int, stop: int, n_members: int) -> LossStore:
+    """The ``LossStore`` of one row shard: ``folder/rows-<start>-<stop>``, its own key per range."""
+    return LossStore(Path(folder) / f"rows-{start:010d}-{stop:010d}", key=f"{key}/rows {start}-{stop}",
+                     n_rows=stop - start, n_members=n_members, overwrite=True)
+
+
+def loss_shard(ref: RowsRef, learner: Learner, members: Sequence[State], start: int, stop: int,
+               folder: str, key: str, *, progress: bool = False) -> str:
+    """Losses of every member on rows ``start..stop-1``, into the shard's own store; returns its folder.
+
+    Reads only its rows (from ``ref``), and evaluates only the members the shard's store has not
+    finished, so a shard re-run after a crash or a lost worker picks up where it stopped.
+    """
+    store = shard_store(folder, key, start, stop, len(members))
+    todo = store.pending()
+    if todo:
+        learner = copy.deepcopy(learner)
+        t = time.perf_counter()
+        data = rows_data(ref, learner, start, stop)
+        read = time.perf_counter() - t
+        loss_matrix(learner, members, data, batch_size=getattr(learner, "eval_batch_size", 4096), store=store,
+                    progress=progress)
+        seconds = time.perf_counter() - t - read
+        logger.info("loss shard rows %d-%d: %d members × %d rows in %.2f s (%.0f rows/s; reading rows %.2f s)",
+                    start, stop, len(todo), stop - start, seconds, len(todo) * (stop - start) / max(seconds, 1e-9),
+                    read)
+    return str(store.folder)
+
+
+def gather_losses(store: LossStore, shards: Sequence[tuple[int, int]], folder: str | os.PathLike[str],
+                  key: str) -> list[int]:
+    """Copy into ``store`` every pending member that all row shards have finished; returns them.
+
+    Each copied member gets its done-flag in ``store`` (``LossStore.write``); a member some shard
+    has not finished stays pending.
+    """
+    starts = [s for s, _ in shards]
+    if starts != sorted(starts) or shards[0][0] != 0 or shards[-1][1] != store.n_rows or any(
+            a[1] != b[0] for a, b in zip(shards, shards[1:])):
+        raise InvalidInputError(f"row shards {shards[:3]}… do not cover rows 0..{store.n_rows} in order.")
+    parts = [shard_store(folder, key, s, e, store.n_members) for s, e in shards]
+    return store.gather([p for p in parts])
+
+
+def scores_from_shards(learner: Learner, members: list[State], prepared: Prepared | None, features: Features,
+                       gex: GEXConfig, fit: FitConfig, ft_lr: float, auto: AutoScale | None, *,
+                       store: LossStore, shards: Sequence[tuple[int, int]], folder: str | os.PathLike[str],
+                       key: str, progress: bool = False) -> GEXResult:
+    """The run's loss matrix from its shards (into ``store``) and the scores (``engine.gex.result_from_members``).
+
+    Members that some shard has not finished are evaluated here, on the client's rows.
+    """
+    gather_losses(store, shards, folder, key)
+    data = learner_data(learner, prepared, features)
+    return result_from_members(learner, data, members, config=gex, ft_lr=ft_lr, auto=auto, fit_config=fit,
+                               progress=progress, store=store)
+
+
+__all__ = [
+    "DEFAULT_SHARD_ROWS", "RowsRef", "chains_shard", "gather_losses", "loss_shard", "read_features", "row_shards",
+    "rows_data", "scores_from_shards", "shard_store", "write_rows",
+]
