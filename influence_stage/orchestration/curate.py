@@ -78,7 +78,8 @@ class CurateConfig(BaseModel):
     cycles: int = Field(2, ge=1, description="Cycles per chain; each cycle's end is a member.")
     cycle_steps: int = Field(50, ge=1, description="SGD steps per cycle.")
     ft_lr: float = Field(0.05, gt=0, description="Peak SGD rate of each cycle.")
-    tau: float = Field(0.05, ge=0, description="Floor of the reference loss in self-influence.")
+    tau: float = Field(0.0, ge=0, description="Floor of the reference loss in self-influence (0: the paper's D = L - L*; "
+                       "a language model's losses sit far above any small floor).")
     seed: int = Field(0, description="Seed of the members' window order and dropout.")
     device: str = Field("cpu", description="Torch device.")
     publish_root: str = Field("data/published", description="Root folder of published versions.")

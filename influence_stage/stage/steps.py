@@ -296,6 +296,10 @@ class CleanConfig(BaseModel):
                                     "(redundant).")
     prune_per_class: bool = Field(False, description="action='prune': each class keeps its share of the budget "
                                   "and is pruned on its own ranking; no class is ever emptied either way.")
+    prune_tau: float = Field(0.0, ge=0, description="action='prune': floor of the reference loss of the self-"
+                             "influence the budget ranks by. 0 is the paper's D = L - b: rows every member still "
+                             "fits score lowest. The label-noise floor gex.tau would rank rows whose member loss "
+                             "sits near tau lowest instead, not the easiest ones.")
     threshold: str | float = Field(
         "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, from the "
         "confident joint of cross-fitted probabilities; see influence_stage.decisions.estimate), 'otsu', 'gmm', 'quantile:q', "
@@ -963,7 +967,9 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
     if config.action == "prune":
         from influence_stage.decisions.prune import prune_decisions
 
-        influence = result.gex_influence if result.gex_influence is not None else result.scores
+        from influence_stage.engine.influence import self_influence
+
+        influence = self_influence(result.loss_matrix, result.base_loss, tau=config.prune_tau)
         return prune_decisions(influence, features.y, config.prune_keep, per_class=config.prune_per_class,
                                high_share=config.prune_high_share, row_ids=features.row_ids, ranking=result.scores,
                                eligible=only_rows)
