@@ -128,7 +128,14 @@ def write_rows(prepared: Prepared, features: Features, folder: str | os.PathLike
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     columns = [ROW_ID, prepared.roles.label_column, *prepared.roles.feature_columns]
-    prepared.dataset.select_columns(list(dict.fromkeys(columns))).save_to_disk(str(tmp / DATASET_DIR))
+    quiet = not datasets.utils.are_progress_bars_disabled()
+    if quiet:  # a progress bar per run folder would only add noise to the run's output
+        datasets.utils.disable_progress_bars()
+    try:
+        prepared.dataset.select_columns(list(dict.fromkeys(columns))).save_to_disk(str(tmp / DATASET_DIR))
+    finally:
+        if quiet:
+            datasets.utils.enable_progress_bars()
     np.save(tmp / LABELS, np.asarray(features.y, dtype=np.int64))
     if featurizer is None and not raw_only:
         np.save(tmp / FEATURES, np.ascontiguousarray(features.X, dtype=np.float32))
@@ -139,20 +146,21 @@ def write_rows(prepared: Prepared, features: Features, folder: str | os.PathLike
     return ref
 
 
-_OPEN: dict[str, datasets.Dataset] = {}
-_FULL: dict[tuple[str, str, int], Any] = {}
+_OPEN: dict[tuple[str, str], datasets.Dataset] = {}
+_FULL: dict[tuple[str, str, str], Any] = {}
 
 
 def _dataset(ref: RowsRef) -> datasets.Dataset:
     """The stored rows (memory-mapped Arrow), opened once per process."""
-    if ref.path not in _OPEN:
-        folder = Path(ref.path)
-        if not (folder / ROWS_MANIFEST).is_file():
-            raise InvalidInputError(f"rows folder {folder} is missing or unfinished on this machine; every worker "
-                                    "must read the run folder. Fix: put cache_dir on a filesystem all workers share.")
+    folder = Path(ref.path)
+    if not (folder / ROWS_MANIFEST).is_file():
+        raise InvalidInputError(f"rows folder {folder} is missing or unfinished on this machine; every worker "
+                                "must read the run folder. Fix: put cache_dir on a filesystem all workers share.")
+    key = (ref.path, ref.fingerprint)
+    if key not in _OPEN:
         _OPEN.clear()
-        _OPEN[ref.path] = datasets.load_from_disk(str(folder / DATASET_DIR))
-    return _OPEN[ref.path]
+        _OPEN[key] = datasets.load_from_disk(str(folder / DATASET_DIR))
+    return _OPEN[key]
 
 
 def read_features(ref: RowsRef, start: int = 0, stop: int | None = None) -> Features:
@@ -193,7 +201,7 @@ def rows_data(ref: RowsRef, learner: Learner, start: int = 0, stop: int | None =
 
 def _all_rows(ref: RowsRef, learner: Learner) -> Any:
     """All rows as the learner's data, built once per process and device (chains reuse them)."""
-    key = (ref.path, str(getattr(learner, "device", "cpu")), ref.n_rows)
+    key = (ref.path, ref.fingerprint, str(getattr(learner, "device", "cpu")))
     if key not in _FULL:
         _FULL.clear()
         _FULL[key] = rows_data(ref, learner)
@@ -202,7 +210,7 @@ def _all_rows(ref: RowsRef, learner: Learner) -> Any:
 
 def row_shards(n_rows: int, shard_rows: int | None = None) -> list[tuple[int, int]]:
     """Contiguous row ranges ``[(start, stop), ...]`` of at most ``shard_rows`` rows covering ``0..n_rows``."""
-    size = int(shard_rows or DEFAULT_SHARD_ROWS)
+    size = DEFAULT_SHARD_ROWS if shard_rows is None else int(shard_rows)
     if size < 1 or n_rows < 1:
         raise InvalidInputError(f"row shards need at least one row and a positive size; found {n_rows} rows, "
                                 f"shard size {shard_rows}.")

@@ -1,0 +1,241 @@
+"""Scoring as tasks: chains and loss shards that read their own rows, on threads and on Dask worker processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+
+pytest.importorskip("prefect_dask")
+distributed = pytest.importorskip("distributed")
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.testing.utilities import prefect_test_harness
+from prefect_dask import DaskTaskRunner
+
+from influence_stage import InvalidInputError
+from influence_stage.data.fingerprint import dataset_fingerprint
+from influence_stage.engine.gex import result_from_members
+from influence_stage.engine.loss_store import LossStore
+from influence_stage.engine.members import build_chains
+from influence_stage.orchestration import dask_runner
+from influence_stage.orchestration.dask_runner import check_scheduler, dask_task_runner, score_on_tasks
+from influence_stage.stage import shards, steps
+from influence_stage.stage.run import scale_step, score_step
+
+CONFIG = steps.CleanConfig.from_mapping({"label_column": "label", "model": "mlp", "fit": {"epochs": 5},
+                                         "gex": {"chains": 3, "cycles": 2, "ft_lr": 0.4}})
+
+
+def frame(n: int = 500, d: int = 8) -> pd.DataFrame:
+    X, y = make_classification(n_samples=n, n_features=d, n_informative=5, n_classes=3, n_clusters_per_class=1,
+                               random_state=0)
+    df = pd.DataFrame(X.astype(np.float32), columns=[f"f{i}" for i in range(d)])
+    df["label"] = y
+    return df
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cluster(harness):
+    """A local Dask cluster of 2 worker processes, one thread each."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    df = frame()
+    prepared = steps.prepare(df, CONFIG)
+    features = steps.featurize_step(prepared, CONFIG)
+    learner = steps.make_model_step(features, CONFIG, prepared=prepared)
+    return prepared, features, learner
+
+
+@flow(name="scoring-test")
+def scoring(df: pd.DataFrame, folder: str, chains_per_task: int | None = None, shard_rows: int | None = None):
+    prepared = steps.prepare(df, CONFIG)
+    features = steps.featurize_step(prepared, CONFIG)
+    learner = steps.make_model_step(features, CONFIG, prepared=prepared)
+    auto = scale_step(learner, prepared, features, CONFIG)
+    result = score_on_tasks(learner, prepared, features, CONFIG, auto, run_folder=folder,
+                            fingerprint=dataset_fingerprint(prepared.dataset), key="test",
+                            chains_per_task=chains_per_task, shard_rows=shard_rows)
+    return result.scores, np.asarray(result.loss_matrix)
+
+
+def test_two_worker_processes_give_the_single_process_scores(cluster, tmp_path):
+    df = frame()
+    threads, L_threads = scoring(df, str(tmp_path / "threads"), chains_per_task=1, shard_rows=150)
+    runner = DaskTaskRunner(address=cluster.scheduler_address)
+    with distributed.Client(cluster) as client, distributed.get_task_stream(client) as stream:
+        on_dask, L_dask = scoring.with_options(task_runner=runner)(df, str(tmp_path / "dask"), chains_per_task=1,
+                                                                    shard_rows=150)
+    np.testing.assert_array_equal(on_dask, threads)
+    np.testing.assert_array_equal(L_dask, L_threads)
+    assert L_dask.shape == (len(df), 6)
+    # the 3 chain tasks and 4 loss shards ran on both worker processes
+    assert len({t["worker"] for t in stream.data}) == 2
+    # the library's single process (all chains in one batched run) gives the same scores
+    prepared = steps.prepare(df, CONFIG)
+    features = steps.featurize_step(prepared, CONFIG)
+    learner = steps.make_model_step(features, CONFIG, prepared=prepared)
+    np.testing.assert_allclose(score_step(learner, features, CONFIG, prepared=prepared).scores, threads,
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_a_rerun_evaluates_only_the_unfinished_members_of_each_shard(fitted, tmp_path, monkeypatch):
+    prepared, features, learner = fitted
+    gex = CONFIG.gex
+    auto = scale_step(learner, prepared, features, CONFIG)
+    members = [m for chain in build_chains(learner, features.tensor_data(), config=gex, ft_lr=0.4,
+                                                  chain_ids=[0, 1], prefixes=None) for m in chain]
+    ref = shards.write_rows(prepared, features, tmp_path / "rows", fingerprint="fp")
+    ranges = shards.row_shards(len(features.y), 200)
+    assert ranges == [(0, 200), (200, 400), (400, 500)]
+    folder = str(tmp_path / "shards")
+    real = type(learner).per_sample_loss
+    calls = {"n": 0}
+
+    def dies_on_the_third(self, data):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt  # killed between members 0 and 1 of the second shard
+        return real(self, data)
+
+    monkeypatch.setattr(type(learner), "per_sample_loss", dies_on_the_third)
+    shards.loss_shard(ref, learner, members, 0, 200, folder, "k")
+    with pytest.raises(KeyboardInterrupt):
+        shards.loss_shard(ref, learner, members, 200, 400, folder, "k")
+    store = LossStore(tmp_path / "matrix", key="k", n_rows=len(features.y), n_members=len(members))
+    assert shards.gather_losses(store, ranges, folder, "k") == []  # the third shard has nothing yet
+    monkeypatch.setattr(type(learner), "per_sample_loss", real)
+    for s, e in ranges[2:]:
+        shards.loss_shard(ref, learner, members, s, e, folder, "k")
+    assert shards.gather_losses(store, ranges, folder, "k") == [0]  # the only member done in every shard
+    counted = {"n": 0}
+
+    def counting(self, data):
+        counted["n"] += 1
+        return real(self, data)
+
+    monkeypatch.setattr(type(learner), "per_sample_loss", counting)
+    shards.loss_shard(ref, learner, members, 0, 200, folder, "k")
+    assert counted["n"] == 0  # finished shard: nothing evaluated
+    shards.loss_shard(ref, learner, members, 200, 400, folder, "k")
+    assert counted["n"] == 4 - 1  # second shard: members 1, 2 and 3 only
+    counted["n"] = 0
+    result = shards.scores_from_shards(learner, members, prepared, features, gex, CONFIG.fit, 0.4, auto,
+                                       store=store, shards=ranges, folder=folder, key="k")
+    assert counted["n"] == 1  # the base loss at θ*; every member column came from the shards
+    assert store.done() == [0, 1, 2, 3]
+    monkeypatch.setattr(type(learner), "per_sample_loss", real)
+    plain = result_from_members(learner, features.tensor_data(), members, config=gex, ft_lr=0.4, auto=auto,
+                                fit_config=CONFIG.fit)
+    np.testing.assert_array_equal(np.asarray(result.loss_matrix), plain.loss_matrix)
+    np.testing.assert_array_equal(result.scores, plain.scores)
+
+
+def test_shards_read_their_rows_from_the_run_folder(fitted, tmp_path):
+    prepared, features, learner = fitted
+    ref = shards.write_rows(prepared, features, tmp_path / "rows", fingerprint="fp")
+    part = shards.read_features(ref, 100, 180)
+    np.testing.assert_array_equal(part.X, features.X[100:180])
+    np.testing.assert_array_equal(part.y, features.y[100:180])
+    np.testing.assert_array_equal(part.row_ids, features.row_ids[100:180])
+    data = shards.rows_data(ref, learner, 100, 180)
+    np.testing.assert_array_equal(data.X.numpy(), features.X[100:180])
+    # the same fingerprint reuses the folder; features given as arrays are stored and read back
+    mtime = (tmp_path / "rows" / shards.ROWS_MANIFEST).stat().st_mtime_ns
+    assert shards.write_rows(prepared, features, tmp_path / "rows", fingerprint="fp").path == ref.path
+    assert (tmp_path / "rows" / shards.ROWS_MANIFEST).stat().st_mtime_ns == mtime
+    bare = steps.Features(X=features.X * 2, y=features.y, row_ids=features.row_ids, n_classes=features.n_classes)
+    ref2 = shards.write_rows(prepared, bare, tmp_path / "rows-arrays", fingerprint="fp")
+    np.testing.assert_array_equal(shards.read_features(ref2, 0, 10).X, features.X[:10] * 2)
+    with pytest.raises(InvalidInputError, match="rows 490..510 are outside the run's 0..500"):
+        shards.read_features(ref, 490, 510)
+    import shutil
+
+    shutil.rmtree(tmp_path / "rows")
+    with pytest.raises(InvalidInputError, match="missing or unfinished on this machine.*all workers share"):
+        shards.read_features(ref, 0, 10)
+    with pytest.raises(InvalidInputError, match="positive size"):
+        shards.row_shards(10, 0)
+    store = LossStore(tmp_path / "m", key="k", n_rows=500, n_members=2)
+    with pytest.raises(InvalidInputError, match="do not cover rows 0..500"):
+        shards.gather_losses(store, [(0, 200), (300, 500)], tmp_path / "s", "k")
+
+
+@task(name="loss-shard-dying", cache_policy=NO_CACHE, retries=1)
+def dying_shard(ref, learner, members, start, stop, folder, key, marker):
+    """A loss shard whose worker process dies once, after it wrote its first member."""
+    if start == 0 and not os.path.exists(marker):
+        store = shards.shard_store(folder, key, start, stop, len(members))
+        store.write(0, np.zeros(stop - start, dtype=np.float32) + 123.0)  # a column that the re-run must keep
+        open(marker, "w").close()
+        os._exit(1)  # the worker process dies mid-task
+    return shards.loss_shard(ref, learner, members, start, stop, folder, key)
+
+
+@flow(name="dying-test")
+def dying_flow(ref, learner, members, ranges, folder, marker):
+    return [dying_shard.submit(ref, learner, members, s, e, folder, "k", marker).result() for s, e in ranges]
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_mid_shard_has_its_task_rerun(cluster, fitted, tmp_path):
+    import cloudpickle
+
+    prepared, features, learner = fitted
+    members = [learner.get_state(), learner.get_state()]
+    ref = shards.write_rows(prepared, features, tmp_path / "rows", fingerprint="fp")
+    ranges = shards.row_shards(len(features.y), 250)
+    marker = str(tmp_path / "died")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+    try:
+        dying_flow.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))(
+            ref, learner, members, ranges, str(tmp_path / "shards"), marker)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert os.path.exists(marker)
+    store = LossStore(tmp_path / "m", key="k", n_rows=len(features.y), n_members=2)
+    assert shards.gather_losses(store, ranges, tmp_path / "shards", "k") == [0, 1]
+    L = store.read()
+    base = learner.per_sample_loss(features.tensor_data())
+    np.testing.assert_array_equal(L[250:, 0], base[250:])
+    np.testing.assert_array_equal(L[:, 1], base)
+    assert (L[:250, 0] == 123.0).all()  # the finished member of the dead task was kept, not recomputed
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_within_30_seconds():
+    t = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 5 s"):
+        check_scheduler("tcp://127.0.0.1:9", timeout=5)
+    assert time.perf_counter() - t < 30
+    t = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="cannot reach the Dask scheduler"):
+        dask_task_runner("tcp://127.0.0.1:9")  # the default timeout
+    assert time.perf_counter() - t < 30
+    with pytest.raises(InvalidInputError, match="scheduler address such as tcp://host:8786"):
+        check_scheduler("  ")
+    with pytest.raises(InvalidInputError, match="--dask-workers must be a positive number.*found 0"):
+        dask_task_runner(n_workers=0)
+    assert dask_runner.CONNECT_TIMEOUT < 30
