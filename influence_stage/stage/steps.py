@@ -59,7 +59,7 @@ from influence_stage.engine.hf import (
     model_label_names,
     pretrained_digest,
 )
-from influence_stage.engine.learner import Learner, TensorData
+from influence_stage.engine.learner import Learner, TensorData, place, resolve_device
 from influence_stage.engine.losses import mean_member_proba
 from influence_stage.engine.members import can_cross_fit, out_of_sample_proba
 from influence_stage.decisions.estimate import confident_joint_count
@@ -506,6 +506,7 @@ def preflight(source: Any, config: CleanConfig, *, name: str | None = None,
 
     config = _check_config(config)
     check_rates(config.gex)
+    resolve_device(config.gex.device)  # CUDA asked for on a machine without it: refused before any work
     parse_model_spec(config.model)
     if name is not None:
         check_name(name)
@@ -877,7 +878,7 @@ def _load_learner(spec: ModelSpec, features: Features, config: CleanConfig, prep
         spec.path, task=_hf_task(prepared.roles, where), num_labels=features.n_classes,
         trainable=config.hf_trainable, batch_size=config.gex.batch_size,
         eval_batch_size=min(config.gex.eval_batch_size, HF_EVAL_BATCH_SIZE), momentum=config.gex.momentum,
-        weight_decay=config.gex.weight_decay)
+        weight_decay=config.gex.weight_decay, device=resolve_device(config.gex.device))
     _check_label_names(model_label_names(learner.model), prepared, where)
     return learner
 
@@ -933,6 +934,7 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
     else:
         learner, needs_fit = make_learner(chosen, features.X, features.n_classes, config=config.gex)
         needs_fit = needs_fit or config.fit_loaded
+    learner = place(learner, config.gex.device)  # gex.device: cpu, cuda or auto; the data follows the learner
     if needs_fit:
         if not callable(getattr(learner, "fit", None)):
             raise InvalidInputError(
