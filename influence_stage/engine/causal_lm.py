@@ -595,7 +595,7 @@ def corpus_gex(learner: CausalLMLearner, data: Any, *, chains: int = 4, cycles: 
     members : list of State, optional
         Members built before (e.g. by a cached flow task).
     loss_path : path, optional
-        Keep the loss matrix in this memory-mapped ``.npy``-less float32 file instead of memory.
+        Keep the loss matrix in this ``.npy`` file, opened as a memory map, instead of in memory.
 
     Returns
     -------
