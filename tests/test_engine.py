@@ -212,3 +212,85 @@ def test_warns_when_theta_fits_few_rows(caplog):
         res = gex("mlp", X, y, config=cfg, fit_config=FitConfig(epochs=300, lr=0.1, weight_decay=0))
     assert res.theta_fit >= 0.8  # memorised: no warning
     assert not any("θ* fits only" in r.message for r in caplog.records)
+
+
+# -- devices ------------------------------------------------------------------------------------
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+
+
+def test_device_option_resolves_and_refuses_absent_cuda(small_learner):
+    from pydantic import ValidationError
+
+    from influence_stage import InvalidInputError
+    from influence_stage.engine.learner import place, resolve_device
+    from influence_stage.engine.sklearn_learner import SklearnLearner
+
+    assert resolve_device("cpu") == "cpu" and resolve_device(None) == "cpu"
+    assert resolve_device("auto") == ("cuda" if CUDA else "cpu")
+    assert GEXConfig().device == "cpu" and GEXConfig(device="auto").device == "auto"
+    with pytest.raises(ValidationError, match="device"):
+        GEXConfig(device="gpu")
+    with pytest.raises(InvalidInputError, match="device must be one of .*found 'tpu'"):
+        resolve_device("tpu")
+    if not CUDA:
+        with pytest.raises(InvalidInputError, match="device 'cuda' asked for, but torch sees no CUDA device.*device='cpu'"):
+            resolve_device("cuda")
+        with pytest.raises(InvalidInputError, match="no CUDA device"):
+            TorchLearner(mlp(4, 2, hidden=(8,), seed=0), device="cuda")
+    learner, _ = small_learner
+    assert place(learner, "auto") is learner and learner.device == resolve_device("auto")
+    learner.to("cpu")
+    from sklearn.linear_model import SGDClassifier
+
+    sk = SklearnLearner(SGDClassifier(loss="log_loss"), batch_size=32, n_classes=3)
+    assert place(sk, "auto") is sk and place(sk, "cpu") is sk
+    if CUDA:
+        with pytest.raises(InvalidInputError, match="SklearnLearner runs on cpu and cannot be moved"):
+            place(sk, "cuda")
+
+
+def test_cleaner_and_stage_refuse_cuda_where_there_is_none():
+    if CUDA:
+        pytest.skip("a CUDA device is present")
+    from influence_stage import InfluenceCleaner, InvalidInputError
+    from influence_stage.stage import steps
+
+    X, y = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32), np.arange(60) % 3
+    with pytest.raises(InvalidInputError, match="no CUDA device"):
+        InfluenceCleaner(model="mlp", gex_config=GEXConfig(device="cuda", chains=2, cycles=1, ft_lr=0.1),
+                         fit_config=FitConfig(epochs=1)).fit(X, y)
+    config = steps.CleanConfig(gex=GEXConfig(device="cuda"))
+    with pytest.raises(InvalidInputError, match="device 'cuda' asked for"):
+        steps.preflight(np.zeros((2, 2)), config)
+
+
+@needs_cuda
+def test_cuda_members_and_losses_match_cpu(small_learner):
+    learner, data = small_learner
+    theta = learner.get_state()
+    cfg = GEXConfig(chains=2, cycles=2)
+    cpu = build_members(learner, data, config=cfg, ft_lr=0.2)
+    L_cpu = loss_matrix(learner, cpu, data)
+    gpu_learner = TorchLearner(mlp(64, 10, hidden=(32,), seed=0), batch_size=32, device="cuda")
+    gpu_learner.set_state(theta)
+    gpu_data = data.to("cuda")
+    gpu = build_members(gpu_learner, gpu_data, config=cfg, ft_lr=0.2)
+    L_loop = loss_matrix(gpu_learner, gpu, gpu_data, method="loop")
+    L_auto = loss_matrix(gpu_learner, gpu, gpu_data)  # vmap on CUDA
+    np.testing.assert_allclose(L_auto, L_loop, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(L_loop, L_cpu, rtol=1e-3, atol=1e-4)
+
+
+def test_progress_bars_count_rows_per_second(small_learner, capsys):
+    learner, data = small_learner
+    theta = learner.get_state()
+    members = build_members(learner, data, config=GEXConfig(chains=2, cycles=1), ft_lr=0.2)
+    loss_matrix(learner, members, data, progress=True)
+    err = capsys.readouterr().err
+    assert "members (loss)" in err and "rows/s" in err
+    learner.fit(data, FitConfig(epochs=1, batch_size=32), progress=True)
+    err = capsys.readouterr().err
+    assert "fit θ*" in err and "rows/s" in err
+    learner.set_state(theta)
