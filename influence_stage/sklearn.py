@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 import torch
 from torch import nn
 
+from influence_stage._checks import check_fraction
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.data.columns import ColumnRoles
@@ -48,7 +49,7 @@ from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.engine.learner import Learner
 from influence_stage.decisions import ROW_ACTIONS, Decisions, ThresholdResult
 from influence_stage.engine.scores import check_score_name
-from influence_stage.stage.run import run
+from influence_stage.stage.run import GATE_MAX_DROP_FRACTION, run
 from influence_stage.stage.steps import CleanConfig, PipelineResult, Prepared, apply_step
 from influence_stage.data.fingerprint import column_fingerprints, combine_fingerprints
 
@@ -60,6 +61,11 @@ _SEED_HIGH = 2**31 - 1
 # --------------------------------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------------------------------
+
+
+def _check_gate_fraction(value: Any) -> float:
+    """The output gate's ``max_drop_fraction``: a number in (0, 1]."""
+    return check_fraction(value, "max_drop_fraction", low_open=True)
 
 
 def _check_model(model: Any) -> Any:
@@ -204,6 +210,11 @@ class InfluenceCleaner(BaseEstimator):
     split : str or None, default None
         The split to read from a multi-split source (a ``DatasetDict``, a folder of ``train*`` /
         ``test*`` files, a ``DatasetDict.save_to_disk`` folder); None: the only split.
+    max_drop_fraction : float in (0, 1], default 0.3
+        The output gate (the same Great Expectations suite the flow runs before publishing): ``fit``
+        raises ``ValidationFailedError`` when more than this share of the rows would be dropped.
+        Not a cap on the decisions (``max_fraction_per_class`` is one): raise it when mass drops
+        are intended.
     progress : bool, default False
         Progress bars.
     weight_column : str, default "weight"
@@ -260,7 +271,7 @@ class InfluenceCleaner(BaseEstimator):
                  gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
                  random_state: Any = None, progress: bool = False, weight_column: str = "weight",
                  model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head",
-                 split: str | None = None) -> None:
+                 split: str | None = None, max_drop_fraction: float = GATE_MAX_DROP_FRACTION) -> None:
         self.label_column = label_column
         self.feature_columns = feature_columns
         self.model = model
@@ -280,6 +291,7 @@ class InfluenceCleaner(BaseEstimator):
         self.fit_loaded = fit_loaded
         self.hf_trainable = hf_trainable
         self.split = split
+        self.max_drop_fraction = max_drop_fraction
 
     # -- helpers ---------------------------------------------------------------------------------
     def _check_input(self, dataset: Any, y: Any, method: str) -> tuple[str, Any, bool]:
@@ -442,7 +454,8 @@ class InfluenceCleaner(BaseEstimator):
         """
         kind, source, _ = self._check_input(dataset, y, "fit")
         config, model = self._config()
-        result = run(source, config, model, progress=self.progress)
+        result = run(source, config, model, progress=self.progress,
+                     max_drop_fraction=_check_gate_fraction(self.max_drop_fraction))
         self._set_fitted(result, config)
         self._input_kind_ = kind
         if kind == "arrays":
@@ -1040,6 +1053,8 @@ if _BaseSampler is not None:
         fit_config : FitConfig, optional
         random_state : int, RandomState or None, default None
             As for :class:`InfluenceCleaner`.
+        max_drop_fraction : float in (0, 1], default 0.3
+            As for :class:`InfluenceCleaner`: the output gate's limit on the dropped share.
 
         Attributes
         ----------
@@ -1071,7 +1086,8 @@ if _BaseSampler is not None:
         def __init__(self, *, model: Any = "mlp", action: str = "drop", score: str | None = None,
                      threshold: str | float = "estimate", relabel_rule: str = "argmax",
                      sampling_strategy: Any = "auto", gex_config: GEXConfig | None = None,
-                     fit_config: FitConfig | None = None, random_state: Any = None) -> None:
+                     fit_config: FitConfig | None = None, random_state: Any = None,
+                     max_drop_fraction: float = GATE_MAX_DROP_FRACTION) -> None:
             super().__init__(sampling_strategy=sampling_strategy)
             self.model = model
             self.action = action
@@ -1081,6 +1097,7 @@ if _BaseSampler is not None:
             self.gex_config = gex_config
             self.fit_config = fit_config
             self.random_state = random_state
+            self.max_drop_fraction = max_drop_fraction
 
         def _check_X_y(self, X, y, accept_sparse=None):
             # Dense only: the features become a float32 tensor. A DataFrame of pandas sparse columns is
@@ -1110,7 +1127,8 @@ if _BaseSampler is not None:
             encoder = LabelEncoder().fit(y)
             codes = encoder.transform(y).astype(np.int64)
             targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
-            run_result = run((np.asarray(X), codes), config, model, only_rows=targeted)
+            run_result = run((np.asarray(X), codes), config, model, only_rows=targeted,
+                             max_drop_fraction=_check_gate_fraction(self.max_drop_fraction))
             result, decisions = run_result.gex_result, run_result.decisions
             table = decisions.table
             keep, relabel_mask, weight = decision_arrays(table)

@@ -294,3 +294,41 @@ def test_make_model_step_uses_a_given_module_as_trained(small_run, small_config)
         make_model_step(small_run.features, small_config, 42)
     with pytest.raises(InvalidInputError, match="unknown model name 'resnet'"):
         make_model_step(small_run.features, small_config.model_copy(update={"model": "resnet"}))
+
+
+# --------------------------------------------------------------------------------------------------
+# The guard: binding caps, a flagged share far above the noise estimate, the drop gate
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_loose_threshold_and_a_binding_cap_are_named_in_the_summary(small, small_config, caplog):
+    """budget:0.6 flags 60% of rows, far above the estimated noise; the per-class cap (0.5) binds."""
+    config = small_config.model_copy(update={"threshold": "budget:0.6"})
+    with caplog.at_level("WARNING", logger="influence_stage"):
+        result = run_pipeline(small, config, max_drop_fraction=1.0)
+    warnings = result.summary["warnings"]
+    assert any(w.startswith("per-class cap on class") for w in warnings)
+    assert any("far above the estimated noise rate" in w and "'budget'" in w for w in warnings)
+    assert result.decisions.caps and all(c in warnings for c in result.decisions.caps)
+    logged = [r.getMessage() for r in caplog.records]
+    assert all(w in logged for w in warnings)
+
+
+def test_the_default_threshold_raises_no_guard_warning(small_run):
+    assert "warnings" not in small_run.summary
+    assert small_run.decisions.caps == ()
+
+
+def test_the_drop_gate_stops_a_mass_drop_and_says_how_to_raise_it(small, small_config):
+    from influence_stage import InfluenceCleaner
+
+    config = small_config.model_copy(update={"threshold": "budget:0.45", "max_fraction_per_class": None})
+    with pytest.raises(ValidationFailedError, match=r"(?s)drop_fraction.*raise max_drop_fraction"):
+        run_pipeline(small, config)  # the gate's default is 0.3
+    cleaner = InfluenceCleaner(feature_columns=PX, gex_config=SMALL_GEX, fit_config=SMALL_FIT, threshold="budget:0.45",
+                               max_fraction_per_class=None, random_state=0)
+    with pytest.raises(ValidationFailedError, match="raise max_drop_fraction"):
+        cleaner.fit(small)
+    assert not hasattr(cleaner, "decisions_")  # nothing half-fitted
+    with pytest.raises(InvalidInputError, match=r"max_drop_fraction must be in \(0, 1\]; found 0"):
+        InfluenceCleaner(feature_columns=PX, max_drop_fraction=0).fit(small)

@@ -59,10 +59,14 @@ class Decisions:
         - ``weight`` float64 in ``(0, 1]``: 1.0 except under ``reweight``.
     threshold : ThresholdResult
         The threshold that flagged the rows.
+    caps : tuple of str
+        One line per cap that bound (a class's share, the global drop share): flagged rows the
+        cap kept. The run's summary and log repeat them, so a binding cap is never silent.
     """
 
     table: pd.DataFrame
     threshold: ThresholdResult
+    caps: tuple[str, ...] = ()
 
     def summary(self) -> pd.DataFrame:
         """Counts per class and per action.
@@ -189,12 +193,13 @@ def _apply_drop_caps(
     labels: np.ndarray,
     max_fraction_per_class: float | None,
     max_drop_fraction: float | None,
-) -> None:
-    """Flip the lowest-priority removals to keep where a cap binds (in place).
+) -> list[str]:
+    """Flip the lowest-priority removals to keep where a cap binds (in place); one line per cap that bound.
 
     Per class, rows leaving it count against the cap: drops and relabels to another class (a class
     relabeled away wholesale would be emptied just the same). The global cap counts drops only.
     """
+    bound: list[str] = []
     for c in np.unique(labels):
         in_c = labels == c
         n_c = int(in_c.sum())
@@ -204,19 +209,18 @@ def _apply_drop_caps(
         drops = np.flatnonzero(in_c & np.isin(action, ("drop", "relabel")))
         if drops.size > allowed:
             action[_priority(drops, scores)[allowed:]] = "keep"
-            logger.info(
-                "per-class cap on class %s: %d rows flagged for drop, %d allowed (of %d rows); "
-                "the %d lowest-scoring are kept", c, drops.size, allowed, n_c, drops.size - allowed,
-            )
+            bound.append(f"per-class cap on class {c}: {drops.size} rows flagged for removal, {allowed} allowed "
+                         f"(of {n_c} rows); the {drops.size - allowed} lowest-scoring are kept")
+            logger.warning("%s", bound[-1])
     if max_drop_fraction is not None:
         allowed = int(math.floor(max_drop_fraction * scores.size + _FLOOR_TOL))
         drops = np.flatnonzero(action == "drop")
         if drops.size > allowed:
             action[_priority(drops, scores)[allowed:]] = "keep"
-            logger.info(
-                "global drop cap: %d rows flagged for drop, %d allowed; the %d lowest-scoring are kept",
-                drops.size, allowed, drops.size - allowed,
-            )
+            bound.append(f"global drop cap: {drops.size} rows flagged for drop, {allowed} allowed; the "
+                         f"{drops.size - allowed} lowest-scoring are kept")
+            logger.warning("%s", bound[-1])
+    return bound
 
 
 def decide(
@@ -360,8 +364,8 @@ def decide(
         act[actionable] = "reweight"
     # action == "none": all keep
 
-    if action in ("drop", "relabel"):
-        _apply_drop_caps(act, s, y, max_fraction_per_class, max_drop_fraction)
+    caps = _apply_drop_caps(act, s, y, max_fraction_per_class, max_drop_fraction) \
+        if action in ("drop", "relabel") else []
 
     table = pd.DataFrame(
         {
@@ -380,7 +384,7 @@ def decide(
     logger.info(
         "decisions (%s): %s", action, {a: int((act == a).sum()) for a in ROW_ACTIONS if (act == a).any()}
     )
-    return Decisions(table=table, threshold=thr)
+    return Decisions(table=table, threshold=thr, caps=tuple(caps))
 
 
 __all__ = ["Decisions", "decide"]

@@ -40,9 +40,14 @@ from influence_stage.timing import Timings
 
 logger = logging.getLogger(__name__)
 
-GATE_MAX_DROP_FRACTION = 0.5
-"""The output gate's default: it fails (nothing is returned or published) when more than this share
-of the input rows was dropped. Not a cap: the decisions are capped by ``CleanConfig.max_drop_fraction``."""
+GATE_MAX_DROP_FRACTION = 0.3
+"""The output gate's default: it fails (nothing is returned or published; exit 3 in the CLI) when
+more than this share of the input rows was dropped, so an unexpected mass drop needs a deliberate
+raise. Not a cap: the decisions are capped by ``CleanConfig.max_drop_fraction``."""
+
+FLAGGED_OVER_ESTIMATE = 2.0
+"""The summary warns when more rows are flagged than this many times the estimated number of
+mislabeled rows (plus 1% of the rows): a threshold far looser than the data's noise."""
 
 
 # -- the gates ----------------------------------------------------------------------------------
@@ -76,10 +81,22 @@ def validate_output_step(cleaned: datasets.Dataset, prepared: Prepared, decision
     from influence_stage.publish.versions import labelled_manifest
     from influence_stage.quality.validation import validate_output
 
+    from influence_stage.errors import ValidationFailedError
+
     report = validate_output(cleaned, prepared.dataset, labelled_manifest(decisions.table, prepared.encoding),
                              label_column=prepared.roles.label_column, class_names=list(prepared.encoding.values),
                              max_drop_fraction=max_drop_fraction, weight_column=config.weight_column)
-    return report.raise_if_failed()
+    try:
+        return report.raise_if_failed()
+    except ValidationFailedError as exc:
+        if any(r["key"] == "drop_fraction" and not r["success"] for r in report.results):
+            dropped = int((decisions.table["action"] == "drop").sum())
+            raise ValidationFailedError(
+                f"{exc} Fix: {dropped} of {len(decisions.table)} rows would be dropped, more than the gate's "
+                f"max_drop_fraction={max_drop_fraction:g}; if that is intended, raise max_drop_fraction (the "
+                "flow's max_drop_fraction, --max-drop-fraction), else cap the decisions (clean.max_drop_fraction) "
+                "or use a stricter threshold.") from exc
+        raise
 
 
 # -- scoring: scale, member groups, loss matrix ---------------------------------------------------
@@ -209,8 +226,32 @@ def column_roles(prepared: Prepared) -> dict[str, Any]:
     return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
 
 
+def guard_warnings(result: GEXResult, decisions: Decisions) -> list[str]:
+    """What a reader of the summary must not miss: caps that bound, a flagged share far above the noise estimate.
+
+    The estimate is the confident-joint count of the run's out-of-sample probabilities (the
+    threshold's own under ``"estimate"``, else computed here when the scale left them).
+    """
+    from influence_stage.decisions.estimate import confident_joint_count
+
+    lines = list(decisions.caps)
+    table = decisions.table
+    n, flagged = len(table), int(table["is_issue"].sum())
+    n_est = decisions.threshold.n_estimated
+    if n_est is None and result.oos_proba is not None:
+        n_est = confident_joint_count(table["given_label"].to_numpy(), result.oos_proba)
+    if n_est is not None and flagged > FLAGGED_OVER_ESTIMATE * n_est + 0.01 * n:
+        lines.append(f"{flagged} rows flagged ({flagged / n:.1%}), far above the estimated noise rate "
+                     f"({n_est / n:.1%}, {n_est} rows): the threshold {decisions.threshold.method!r} flags many "
+                     "rows that are likely clean; check it, or use the default threshold 'estimate'")
+    for line in lines:
+        logger.warning("%s", line)
+    return lines
+
+
 def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared) -> dict[str, Any]:
-    """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles."""
+    """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles,
+    and the guard's warnings (:func:`guard_warnings`)."""
     table = decisions.table
     counts = table["action"].value_counts().to_dict()
     summary: dict[str, Any] = {
@@ -223,6 +264,9 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
     }
     if decisions.threshold.n_estimated is not None:
         summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
+    warnings = guard_warnings(result, decisions)
+    if warnings:
+        summary["warnings"] = warnings
     return summary
 
 
@@ -290,6 +334,7 @@ def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: 
 
 
 __all__ = [
-    "GATE_MAX_DROP_FRACTION", "MemberPlan", "chains_step", "column_roles", "loss_step", "plan_members", "run",
+    "FLAGGED_OVER_ESTIMATE", "GATE_MAX_DROP_FRACTION", "MemberPlan", "chains_step", "column_roles",
+    "guard_warnings", "loss_step", "plan_members", "run",
     "run_pipeline", "scale_step", "score_step", "summarize", "validate_input_step", "validate_output_step",
 ]
