@@ -235,6 +235,39 @@ def test_a_server_that_does_not_answer_in_time_is_stopped_and_its_log_shown(tmp_
     assert seen and not any(orphans.alive(p, s) for p, s in seen)
 
 
+@linux_only
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "a child exits"])
+def test_the_foreground_process_stops_every_child_and_grandchild(tmp_path, capsys, how):
+    """Ctrl-C, SIGTERM or a dead child end ``serve_forever``; no process it watched is left (stand-in children)."""
+    import signal
+
+    log = tmp_path / "child.log"
+    log.write_text("boom\n")
+
+    def child(name, command):
+        return server.Child(name, subprocess.Popen(command, start_new_session=True), log)
+
+    served = child("server", ["sh", "-c", "sleep 120 & wait"])  # a grandchild, as a flow run is to the worker
+    worker = child("worker", ["sh", "-c", "sleep 2; exit 3"] if how == "a child exits" else ["sleep", "120"])
+    deadline = time.monotonic() + 10
+    while not orphans.descendants(served.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    procs = {served.pid: served.start, worker.pid: worker.start, **orphans.descendants(served.pid)}
+    assert len(procs) == 3
+    local = server.LocalPrefect(home=tmp_path, host="127.0.0.1", port=1, server=served, worker=worker, pool="p",
+                                deployment="clean-dataset/x")
+    if how != "a child exits":
+        threading.Timer(1.0, os.kill, (os.getpid(), getattr(signal, how))).start()
+    previous = signal.getsignal(signal.SIGTERM)
+    assert server.serve_forever(local) == (1 if how == "a child exits" else 0)
+    assert signal.getsignal(signal.SIGTERM) == previous  # its handlers are undone
+    assert not [p for p, s in procs.items() if orphans.alive(p, s)]
+    out, err = capsys.readouterr()
+    assert "stop: Ctrl-C here, or `influence-stage server stop`" in out and out.endswith("stopped: server and worker\n")
+    if how == "a child exits":
+        assert err.startswith("error: the Prefect worker exited with code 3; stopping.") and "boom" in err
+
+
 # --------------------------------------------------------------------------------------------------
 # a real server, worker and deployment (in order)
 # --------------------------------------------------------------------------------------------------
@@ -295,7 +328,15 @@ def live(small):
     receiver = Receiver()
     handle = Live(proc=proc, home=home, tmp=tmp, source=source, config=yaml.safe_load(config.read_text()),
                   api_url=recorded["api_url"], deployment=recorded["deployment"], state=recorded,
-                  receiver=receiver, out=tmp / "start.out", startup_s=time.monotonic() - started, done=False)
+                  receiver=receiver, out=tmp / "start.out", startup_s=time.monotonic() - started)
+    # a second dataset on a schedule that fires every minute: its runs come from the scheduler alone
+    minutely_source = tmp / "minutely.parquet"  # its own copy: a later test changes small.parquet
+    minutely_source.write_bytes(source.read_bytes())
+    minutely = FlowConfig(**{**small_config(tmp, minutely_source), "name": "minutely",
+                             "publish_root": str(tmp / "pub-minutely"), "clean": FlowConfig.from_yaml(config).clean})
+    with handle.settings():
+        deployments.register(deployments.DeploymentSpec.for_params(minutely, cron="* * * * *"))
+    handle.minutely = "clean-dataset/influence-stage-minutely"
     yield handle
     receiver.close()
     if proc.poll() is None:  # a failed test left it running: stop it all the same
@@ -418,20 +459,25 @@ def test_live_a_changed_source_publishes_once_though_triggered_twice(live):
 
 
 @linux_only
-def test_live_deploy_to_an_existing_server_uses_its_work_pool(live, tmp_path):
+def test_live_deploy_to_an_existing_server_uses_its_work_pool(live, tmp_path, capsys):
     from prefect.client.orchestration import get_client
 
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({**live.config, "name": "other"}))
+    with live.settings():  # PREFECT_API_URL names the server
+        assert main(["server", "deploy", "--config", str(other), "--pool", "influence-stage"]) == 0
+    out = capsys.readouterr().out
+    assert "registered deployment 'clean-dataset/influence-stage-other'" in out and live.api_url in out
+    assert "prefect worker start --pool influence-stage" in out
     env = {**os.environ, "PREFECT_API_URL": live.api_url}
-    done = subprocess.run([_cli(), "server", "deploy", "--config", str(other), "--pool", "influence-stage"],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=str(ROOT))
-    assert done.returncode == 0, done.stderr
-    assert "registered deployment 'clean-dataset/influence-stage-other'" in done.stdout
     with live.settings(), get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name("clean-dataset/influence-stage-other")
     assert dep.work_pool_name == "influence-stage" and dep.global_concurrency_limit.limit == 1
     assert dep.parameters["params"]["name"] == "other" and dep.parameters["params"]["skip_unchanged"] is True
+    # Prefect's own CLI reads prefect.yaml the same way: one run at a time, skip_unchanged, the schedule
+    done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     with live.settings():
         deployments.register(deployments.DeploymentSpec.for_params(FlowConfig.from_yaml(other)),
                              work_pool="team-pool")
@@ -439,10 +485,39 @@ def test_live_deploy_to_an_existing_server_uses_its_work_pool(live, tmp_path):
         # a pool the server lacks is created as a process pool; the deployment moves to it
         assert client.read_work_pool("team-pool").type == "process"
         assert client.read_deployment_by_name("clean-dataset/influence-stage-other").work_pool_name == "team-pool"
+        demo = client.read_deployment_by_name("clean-dataset/influence-stage-digits")
+    assert demo.global_concurrency_limit.limit == 1 and demo.concurrency_options.collision_strategy.value == "ENQUEUE"
+    assert demo.parameters["params"]["skip_unchanged"] is True and demo.parameters["params"]["keep"] == 10
+    assert [s.schedule.cron for s in demo.schedules] == ["0 3 * * *"] and demo.work_pool_name == "influence-stage"
 
 
 @linux_only
-def test_live_stop_leaves_no_server_or_worker_process(live):
+def test_live_the_schedule_fires_and_its_second_run_publishes_nothing(live):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with live.settings(), get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name(live.minutely)
+        deadline = time.monotonic() + 240
+        while True:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))
+            done = sorted((r for r in runs if r.state and r.state.is_final()), key=lambda r: r.expected_start_time)
+            if len(done) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        client.pause_deployment(dep.id)  # no more runs while the rest is checked and stopped
+    assert len(done) >= 2, [(r.name, r.state.name) for r in runs]
+    first, second = done[:2]
+    assert all(r.state.is_completed() and r.auto_scheduled for r in (first, second))
+    assert {(r.expected_start_time.second, r.expected_start_time.microsecond) for r in (first, second)} == {(0, 0)}
+    assert second.expected_start_time > first.expected_start_time  # one cron tick after another
+    assert "Published: `" in live.summary(first.id)
+    assert "unchanged, nothing published (latest v0001)" in live.summary(second.id)
+    assert list_versions(live.tmp / "pub-minutely", "minutely") == ["v0001"]
+
+
+@linux_only
+def test_live_stop_leaves_no_server_or_worker_process(live, capsys):
     procs = {live.proc.pid: orphans._stat(live.proc.pid)[2], **orphans.descendants(live.proc.pid)}
     names = {p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode() for p in procs
              if Path(f"/proc/{p}/cmdline").exists()}
@@ -450,9 +525,9 @@ def test_live_stop_leaves_no_server_or_worker_process(live):
     assert any("prefect worker start" in c for c in names.values())
     port = int(live.api_url.rsplit(":", 1)[1].split("/")[0])
     started = time.monotonic()
-    done = subprocess.run([_cli(), "server", "stop", "--home", str(live.home)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0 and done.stdout.startswith("stopped: processes "), done.stdout + done.stderr
+    capsys.readouterr()
+    assert main(["server", "stop", "--home", str(live.home)]) == 0
+    assert capsys.readouterr().out.startswith("stopped: processes ")
     assert live.proc.wait(timeout=60) == 0
     deadline = time.monotonic() + 20  # the watchdog leaves once the foreground process is gone
     while time.monotonic() < deadline and any(orphans.alive(p, s) for p, s in procs.items()):
