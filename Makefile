@@ -13,12 +13,12 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export MPLBACKEND := Agg
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run serve test test-slow bench bench-speed demo-data clean
+.PHONY: run serve test test-slow bench bench-speed docs demo-data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench,hf,dask]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench,hf,dask,docs]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -48,8 +48,11 @@ bench: $(STAMP)
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 demo-data: $(STAMP)
 	$(BIN)/python data/make_digits.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info site
