@@ -1,6 +1,11 @@
-"""All checks on user input live here: each returns cleaned values or raises a named error.
+"""The input checks shared across layers: each returns cleaned values or raises a named error.
 
-Messages say what was expected, what was found (shape, column, row, value) and how to fix it.
+Arrays (features, labels, scores, masks, loss matrices), fractions, choices, counts and class
+names are checked here, once, with one error class per fault: ``InvalidTypeError`` for a value of
+the wrong kind, ``InvalidInputError`` for a value out of range or of the wrong shape. A check that
+concerns one module's own arguments (a publish folder name, an estimator parameter) stays beside
+that module. Messages say what was expected, what was found (shape, column, row, value) and how to
+fix it.
 """
 
 from __future__ import annotations
