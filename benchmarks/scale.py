@@ -1,0 +1,278 @@
+"""Scale: whole-job time, time per step and peak memory as N grows, the floor ratio, and Dask 1 vs 2 workers.
+
+Tabular part: ``make_classification`` data (40 features, 10 classes, 10% of labels flipped), the
+stage's own steps with default settings one after another as ``benchmarks/step_times.py`` runs
+them (prepare, input suite, featurize, θ*, scale, members, loss matrix, decide, apply, output
+suite, publish), each N (``--rows``) in its own process so that its peak RSS
+(``resource.getrusage``, ``ru_maxrss``) is its own; beside it, ``benchmarks/floor.py``'s bare loop of
+the same SGD steps and forward passes, in the same process. A size that does not finish within
+``--max-minutes`` is recorded as such. The whole-job time and peak RSS are fitted linearly in N over
+the sizes measured, and the fit is extrapolated to 1M rows (stated as an extrapolation).
+
+Dask part (``--dask-rows``, default 100000): the member step (8 chains × 4 cycles, one chain per task,
+a fixed fine-tuning rate) and the loss matrix in 8 row shards, as the flow's tasks
+(``orchestration.dask_runner.score_on_tasks``) on a local cluster of 1 and then 2 worker processes
+(one thread each), workers started and warmed before timing; speed-up and whether the scores are
+equal.
+
+Writes benchmarks/results/scale.json and the "scale" section of benchmarks/RESULTS.md.
+Run: ``.venv/bin/python benchmarks/scale.py [--rows 10000 100000] [--dask-rows 100000] [--max-minutes 12]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+from common import machine, write_json, write_section
+
+FEATURES, CLASSES = 40, 10
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (Linux reports ``ru_maxrss`` in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def profile(n: int) -> dict:
+    """The stage's steps at ``n`` rows, seconds each, then ``floor.py``'s bare loop of the same work.
+
+    Like ``step_times.profile``, with the scoring split into its three steps (the automatic scale:
+    yardstick + probe; the members; the loss matrix + scores) and the peak RSS of the job itself,
+    read before the floor runs.
+    """
+    from floor import floor
+    from step_times import frame
+    from influence_stage.publish.versions import publish
+    from influence_stage.quality.validation import validate_input, validate_output
+    from influence_stage.stage import steps
+    from influence_stage.stage.run import score_step
+    from influence_stage.timing import Timings
+
+    df, flipped = frame(n, FEATURES, CLASSES)
+    config = steps.CleanConfig(label_column="label", model="mlp")
+    seconds: dict[str, float] = {}
+
+    def timed(step, fn, *args, **kwargs):
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds[step] = time.perf_counter() - t
+        return out
+
+    t0 = time.perf_counter()
+    prepared = timed("prepare", steps.prepare, df, config)
+    del df
+    names = list(prepared.encoding.values)
+    timed("input suite", validate_input, prepared.dataset, label_column="label",
+          feature_columns=list(prepared.roles.feature_columns), class_names=names)
+    features = timed("featurize", steps.featurize_step, prepared, config)
+    learner = timed("θ*", steps.make_model_step, features, config, prepared=prepared)
+    timings = Timings()
+    result = score_step(learner, features, config, prepared=prepared, timings=timings)
+    seconds.update({"scale (yardstick + probe)": timings["scale"], "members": timings["members"],
+                    "loss matrix + scores": timings["losses"]})
+    decisions = timed("decide", steps.decide_step, result, features, config, prepared=prepared)
+    cleaned = timed("apply", steps.apply_step, prepared, decisions, config)
+    report = timed("output suite", validate_output, cleaned, prepared.dataset, decisions.table, label_column="label",
+                   class_names=names, max_drop_fraction=0.5, weight_column=config.weight_column)
+    with tempfile.TemporaryDirectory() as root:
+        timed("publish", publish, cleaned, decisions.table, root=root, name="scale", validation_reports=[report])
+    total = time.perf_counter() - t0
+    rss = peak_rss_mb()
+    flagged = decisions.table["is_issue"].to_numpy()
+    del result, decisions, cleaned, learner, features, prepared
+    base = floor(n, FEATURES, CLASSES)
+    return {"rows": n, "features": FEATURES, "classes": CLASSES, "seconds": seconds, "total_seconds": total,
+            "peak_rss_mb": rss, "floor": base, "ratio_to_floor": total / base["total_seconds"],
+            "train_epochs_over_n": base["train_epochs_over_n"],
+            "precision": float(flipped[flagged].mean()) if flagged.any() else 0.0,
+            "recall": float(flagged[flipped].mean())}
+
+
+def one_size(n: int) -> dict:
+    """:func:`profile` at ``n`` rows, one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    return profile(n)
+
+
+def run_size(n: int, max_minutes: float) -> dict:
+    """:func:`one_size` in a child process, killed after ``max_minutes``."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    cmd = [sys.executable, __file__, "--one", str(n), "--out", path]
+    t = time.perf_counter()
+    try:
+        subprocess.run(cmd, check=True, timeout=max_minutes * 60, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    except subprocess.TimeoutExpired:
+        return {"rows": n, "finished": False, "limit_minutes": max_minutes, "seconds": time.perf_counter() - t}
+    out = json.loads(Path(path).read_text())
+    os.unlink(path)
+    out["finished"] = True
+    return out
+
+
+# -- Dask: the member step and the loss shards on 1 vs 2 worker processes ---------------------------
+
+_RUN: dict = {}
+
+
+def dask_part(n: int, workers: list[int]) -> dict:
+    """Member step and loss shards as tasks on local clusters of ``workers`` processes; seconds and scores."""
+    import torch
+    from distributed import Client, LocalCluster
+    from prefect import flow
+    from prefect.testing.utilities import prefect_test_harness
+    from prefect_dask import DaskTaskRunner
+
+    from step_times import frame
+    from influence_stage.data.fingerprint import dataset_fingerprint
+    from influence_stage.orchestration.dask_runner import score_on_tasks
+    from influence_stage.stage import steps
+    from influence_stage.timing import Timings
+
+    torch.set_num_threads(1)
+    df, _ = frame(n, FEATURES, CLASSES)
+    config = steps.CleanConfig.from_mapping({"label_column": "label", "model": "mlp",
+                                             "gex": {"chains": 8, "cycles": 4, "ft_lr": 0.1}})
+    prepared = steps.prepare(df, config)
+    features = steps.featurize_step(prepared, config)
+    t = time.perf_counter()
+    learner = steps.make_model_step(features, config, prepared=prepared)
+    theta_seconds = time.perf_counter() - t
+    _RUN.update(prepared=prepared, features=features, learner=learner, config=config,
+                fingerprint=dataset_fingerprint(prepared.dataset))
+
+    @flow(name="scale-members")
+    def members_and_losses(folder: str) -> dict:
+        timings = Timings()
+        result = score_on_tasks(_RUN["learner"], _RUN["prepared"], _RUN["features"], _RUN["config"], None,
+                                run_folder=folder, fingerprint=_RUN["fingerprint"], key="scale", chains_per_task=1,
+                                shard_rows=-(-n // 8), timings=timings)
+        return {"timings": dict(timings), "scores": result.scores}
+
+    out: dict = {"rows": n, "members": 32, "chains_per_task": 1, "loss_shards": 8, "theta_seconds": theta_seconds,
+                 "runs": {}}
+    scores = {}
+    with prefect_test_harness(server_startup_timeout=180):
+        for w in workers:
+            with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+                with Client(cluster) as client:  # warm the workers: imports before the clock starts
+                    client.run(lambda: __import__("influence_stage.orchestration.dask_runner"))
+                with tempfile.TemporaryDirectory() as folder:
+                    t = time.perf_counter()
+                    got = members_and_losses.with_options(
+                        task_runner=DaskTaskRunner(address=cluster.scheduler_address))(folder)
+                    total = time.perf_counter() - t
+            scores[w] = got["scores"]
+            out["runs"][str(w)] = {"members_seconds": got["timings"]["members"],
+                                   "losses_seconds": got["timings"]["losses"], "flow_seconds": total}
+    first, *rest = workers
+    for w in rest:
+        out["runs"][str(w)]["members_speedup"] = out["runs"][str(first)]["members_seconds"] / out["runs"][str(w)][
+            "members_seconds"]
+        out["runs"][str(w)]["losses_speedup"] = out["runs"][str(first)]["losses_seconds"] / out["runs"][str(w)][
+            "losses_seconds"]
+        out["runs"][str(w)]["scores_equal"] = bool(np.array_equal(scores[first], scores[w]))
+        out["runs"][str(w)]["max_abs_score_difference"] = float(np.abs(scores[first] - scores[w]).max())
+    return out
+
+
+# -- the report -------------------------------------------------------------------------------------
+
+
+def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """``(intercept, slope)`` of the least-squares line (exact through two points)."""
+    slope, intercept = np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)
+    return float(intercept), float(slope)
+
+
+def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None) -> str:
+    done = [s for s in sizes if s.get("finished")]
+    lines = ["## Scale (`benchmarks/scale.py`)", "",
+             f"Default settings, `make_classification` with {FEATURES} features, {CLASSES} classes, 10% flipped; the "
+             "stage's steps called in order without Prefect (as `step_times.py`), each size in its own process, one "
+             "torch thread; peak RSS is that process's `ru_maxrss` at the end of the job (before the floor runs); "
+             "`floor` is `floor.py`'s bare loop of the same work in the same process. Training work in epochs over "
+             "N: " + (", ".join(f"{k} {v:.0f}" for k, v in done[0]["train_epochs_over_n"].items() if v) if done
+                      else "-") + ".", ""]
+    if done:
+        keys = list(done[0]["seconds"])
+        lines.append("| step | " + " | ".join(f"{s['rows']:,} rows, s" for s in done) + " |")
+        lines.append("|---|" + "---|" * len(done))
+        for key in keys:
+            lines.append(f"| {key} | " + " | ".join(f"{s['seconds'].get(key, float('nan')):.2f}" for s in done) + " |")
+        lines.append("| **whole job** | " + " | ".join(f"**{s['total_seconds']:.1f}**" for s in done) + " |")
+        lines.append("| floor (bare loop) | " + " | ".join(f"{s['floor']['total_seconds']:.1f}" for s in done) + " |")
+        lines.append("| whole job / floor | " + " | ".join(f"{s['ratio_to_floor']:.2f}×" for s in done) + " |")
+        lines.append("| peak RSS, MB | " + " | ".join(f"{s['peak_rss_mb']:.0f}" for s in done) + " |")
+        lines.append("| precision / recall | " + " | ".join(f"{s['precision']:.3f} / {s['recall']:.3f}"
+                                                          for s in done) + " |")
+    for s in sizes:
+        if not s.get("finished"):
+            lines += ["", f"{s['rows']:,} rows did not finish within {s['limit_minutes']:g} minutes (stopped)."]
+    if extrapolation:
+        e = extrapolation
+        lines += ["", f"Extrapolation, not a measurement: a line through the measured sizes "
+                  f"({', '.join(f'{r:,}' for r in e['from_rows'])} rows) gives {e['seconds']:.0f} s "
+                  f"({e['seconds'] / 60:.1f} min) whole job and {e['peak_rss_mb']:.0f} MB peak RSS at "
+                  f"{e['rows']:,} rows on this machine."]
+    if dask:
+        runs = dask["runs"]
+        lines += ["", f"Dask, {dask['rows']:,} rows, {dask['members']} members (8 chains × 4 cycles, one chain per "
+                  f"task, fixed rate) and the loss matrix in {dask['loss_shards']} row shards, tasks reading their "
+                  "own rows, local cluster of worker processes with one thread each (started and warmed before "
+                  "timing):", "",
+                  "| workers | member step, s | loss shards, s | member speed-up | loss speed-up | scores equal |",
+                  "|---|---|---|---|---|---|"]
+        for w, r in runs.items():
+            lines.append(f"| {w} | {r['members_seconds']:.2f} | {r['losses_seconds']:.2f} | "
+                         f"{r.get('members_speedup', 1.0):.2f}× | {r.get('losses_speedup', 1.0):.2f}× | "
+                         f"{'yes' if r.get('scores_equal', True) else 'no (max diff %.2g)' % r['max_abs_score_difference']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, nargs="*", default=[10000, 100000])
+    parser.add_argument("--dask-rows", type=int, default=100000, help="0: skip the Dask part")
+    parser.add_argument("--max-minutes", type=float, default=12.0)
+    parser.add_argument("--extrapolate-to", type=int, default=1_000_000)
+    parser.add_argument("--dry-run", action="store_true", help="print the section, write no results")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        Path(args.out).write_text(json.dumps(one_size(args.one)))
+        return
+    sizes = [run_size(n, args.max_minutes) for n in args.rows]
+    done = [s for s in sizes if s.get("finished")]
+    extrapolation = None
+    if len(done) >= 2 and args.extrapolate_to > max(s["rows"] for s in done):
+        rows = [s["rows"] for s in done]
+        a, b = linear_fit(rows, [s["total_seconds"] for s in done])
+        c, d = linear_fit(rows, [s["peak_rss_mb"] for s in done])
+        extrapolation = {"rows": args.extrapolate_to, "from_rows": rows, "seconds": a + b * args.extrapolate_to,
+                         "peak_rss_mb": c + d * args.extrapolate_to}
+    dask = dask_part(args.dask_rows, [1, 2]) if args.dask_rows else None
+    text = markdown(sizes, dask, extrapolation)
+    if not args.dry_run:
+        write_json("scale", {"machine": machine(), "sizes": sizes, "extrapolation": extrapolation, "dask": dask})
+        write_section("scale", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
