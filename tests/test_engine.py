@@ -290,6 +290,9 @@ def test_progress_bars_count_rows_per_second(small_learner, capsys):
     loss_matrix(learner, members, data, progress=True)
     err = capsys.readouterr().err
     assert "members (loss)" in err and "rows/s" in err
+    build_members(learner, data, config=GEXConfig(chains=2, cycles=1), ft_lr=0.2, progress=True)
+    err = capsys.readouterr().err
+    assert "members" in err and "rows/s" in err
     learner.fit(data, FitConfig(epochs=1, batch_size=32), progress=True)
     err = capsys.readouterr().err
     assert "fit θ*" in err and "rows/s" in err

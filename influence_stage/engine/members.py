@@ -98,7 +98,10 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
     if len(from_states) != len(rates) or len(chain_ids) != len(rates):
         raise InvalidInputError("run_chains needs one start state and one chain id per rate.")
     out: list[list[State]] = [[] for _ in rates]
-    bar = tqdm(total=len(rates) * cycles, desc=desc, disable=not progress, leave=False)
+    # the bar counts training rows (steps × batch), so it shows rows per second
+    rows_per_cycle = steps * min(int(getattr(learner, "batch_size", 1) or 1), len(data))
+    bar = tqdm(total=len(rates) * cycles * rows_per_cycle, desc=desc, unit="rows", unit_scale=True,
+               disable=not progress, leave=False)
     try:
         if trains_batched(learner):
             states = list(from_states)
@@ -108,7 +111,7 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
                 states = learner.train_chains(states, data, steps, schedules, seeds)
                 for c, st in enumerate(states):
                     out[c].append(st)
-                bar.update(len(rates))
+                bar.update(len(rates) * rows_per_cycle)
         else:
             for c, rate in enumerate(rates):
                 learner.set_state(from_states[c])
@@ -116,7 +119,7 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
                     learner.train_steps(data, steps, CosineSchedule(float(rate), steps),
                                         seed=member_seed(seed, chain_ids[c], k))
                     out[c].append(learner.get_state())
-                    bar.update(1)
+                    bar.update(rows_per_cycle)
     finally:
         bar.close()
         learner.set_state(start)
