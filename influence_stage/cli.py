@@ -216,9 +216,9 @@ def _clean(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from influence_stage.orchestration.deployments import require_server
 
-    require_server()  # at once: on Prefect's temporary server the schedule would never fire
-    params = flow_config(args)
+    params = flow_config(args)  # a bad configuration or cron is named first
     check_cron(args.cron)
+    require_server()  # then at once: on Prefect's temporary server the schedule would never fire
     preflight(params)
     from influence_stage.orchestration.deployments import serve
 
