@@ -118,6 +118,7 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
     timings = timings if timings is not None else Timings()
     run_folder = Path(run_folder).resolve()
     ref = shards.write_rows(prepared, features, run_folder / "rows", fingerprint=fingerprint)
+    shards.share_rows(ref, prepared, features)  # chain tasks on threads here need not read them again
     options = {} if result_storage is None else {"result_storage": result_storage}
     with timings.step("members"):
         plan = plan_members(learner, config, auto, chains_per_task=chains_per_task)

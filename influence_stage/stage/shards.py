@@ -39,8 +39,9 @@ from influence_stage.engine.gex import GEXResult, result_from_members
 from influence_stage.engine.learner import Learner, State
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.losses import loss_matrix
-from influence_stage.engine.members import AutoScale, build_chains, cycle_steps
+from influence_stage.engine.members import AutoScale, cycle_steps
 from influence_stage.errors import InvalidInputError
+from influence_stage.stage.run import chains_step
 from influence_stage.stage.steps import Features, Prepared, learner_data
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def write_rows(prepared: Prepared, features: Features, folder: str | os.PathLike
 
 
 _OPEN: dict[tuple[str, str], datasets.Dataset] = {}
-_FULL: dict[tuple[str, str, str], Any] = {}
+_FULL: dict[tuple[str, str], tuple[Prepared, Features]] = {}
 
 
 def _dataset(ref: RowsRef) -> datasets.Dataset:
@@ -186,25 +187,47 @@ def read_features(ref: RowsRef, start: int = 0, stop: int | None = None) -> Feat
     return Features(X=X, y=y, row_ids=ids, n_classes=ref.n_classes, featurizer=ref.featurizer)
 
 
+def read_rows(ref: RowsRef, start: int = 0, stop: int | None = None) -> tuple[Prepared, Features]:
+    """Rows ``start..stop-1`` (default all) as the stage's ``Prepared`` and ``Features``, read from ``ref.path``.
+
+    ``Prepared`` holds the stored columns of those rows (what a Hugging Face model reads) and the
+    run's label encoding with those rows' codes.
+    """
+    features = read_features(ref, start, stop)
+    stop = ref.n_rows if stop is None else stop
+    part = _dataset(ref).select(range(start, stop))
+    return Prepared(dataset=part, roles=ref.roles, encoding=replace(ref.encoding, codes=features.y)), features
+
+
 def rows_data(ref: RowsRef, learner: Learner, start: int = 0, stop: int | None = None) -> Any:
     """What ``learner`` trains and evaluates on for rows ``start..stop-1``, read from ``ref.path``.
 
     Same as ``stage.steps.learner_data`` on the client: tensors on the learner's device, or the
     raw texts / images of those rows for a Hugging Face model.
     """
-    features = read_features(ref, start, stop)
-    stop = ref.n_rows if stop is None else stop
-    part = _dataset(ref).select(range(start, stop))
-    prepared = Prepared(dataset=part, roles=ref.roles, encoding=replace(ref.encoding, codes=features.y))
+    prepared, features = read_rows(ref, start, stop)
     return learner_data(learner, prepared, features)
 
 
-def _all_rows(ref: RowsRef, learner: Learner) -> Any:
-    """All rows as the learner's data, built once per process and device (chains reuse them)."""
-    key = (ref.path, ref.fingerprint, str(getattr(learner, "device", "cpu")))
+def share_rows(ref: RowsRef, prepared: Prepared, features: Features) -> None:
+    """Let chain tasks in this process use the caller's rows instead of reading them again.
+
+    For tasks on threads next to the client (the default task runner): they would read the same
+    rows from ``ref.path`` (a fitted featurizer transforms row by row), at the cost of a second
+    copy in memory. Worker processes never see this and read from ``ref.path``.
+    """
+    if len(features.y) != ref.n_rows:
+        raise InvalidInputError(f"the rows of {ref.path} are {ref.n_rows}; the features given hold {len(features.y)}.")
+    _FULL.clear()
+    _FULL[(ref.path, ref.fingerprint)] = (prepared, features)
+
+
+def _all_rows(ref: RowsRef) -> tuple[Prepared, Features]:
+    """All rows, read once per process (the chain tasks of one run share them)."""
+    key = (ref.path, ref.fingerprint)
     if key not in _FULL:
         _FULL.clear()
-        _FULL[key] = rows_data(ref, learner)
+        _FULL[key] = read_rows(ref)
     return _FULL[key]
 
 
@@ -221,21 +244,19 @@ def chains_shard(ref: RowsRef, learner: Learner, gex: GEXConfig, ft_lr: float, c
                  prefixes: list[list[State]], *, progress: bool = False) -> list[list[State]]:
     """The members of one group of chains (``gex.cycles`` each), trained on the rows of ``ref``.
 
-    Same members as ``stage.run.chains_step`` on the client's data. Works on its own copy of the
-    learner (groups trained side by side in threads must not share one module).
+    ``stage.run.chains_step`` on the rows read from ``ref`` (the same members as on the client's
+    data); it works on its own copy of the learner.
 
     Returns
     -------
     list of list of State
         ``states[i][cycle]`` for chain ``chains[i]``.
     """
-    learner = copy.deepcopy(learner)
-    data = _all_rows(ref, learner)
+    prepared, features = _all_rows(ref)
     t = time.perf_counter()
-    states = build_chains(learner, data, config=gex, ft_lr=ft_lr, chain_ids=chains, prefixes=prefixes,
-                          progress=progress)
+    states = chains_step(learner, prepared, features, gex, ft_lr, chains, prefixes, progress=progress)
     seconds = time.perf_counter() - t
-    steps = cycle_steps(len(data), gex, learner) * sum(gex.cycles - len(p) for p in prefixes)
+    steps = cycle_steps(ref.n_rows, gex, learner) * sum(gex.cycles - len(p) for p in prefixes)
     rows = steps * int(getattr(learner, "batch_size", gex.batch_size))
     logger.info("chains %s: %d SGD steps, %d rows in %.2f s (%.0f rows/s)", chains, steps, rows, seconds,
                 rows / max(seconds, 1e-9))
@@ -301,6 +322,6 @@ def scores_from_shards(learner: Learner, members: list[State], prepared: Prepare
 
 
 __all__ = [
-    "DEFAULT_SHARD_ROWS", "RowsRef", "chains_shard", "gather_losses", "loss_shard", "read_features", "row_shards",
-    "rows_data", "scores_from_shards", "shard_store", "write_rows",
+    "DEFAULT_SHARD_ROWS", "RowsRef", "chains_shard", "gather_losses", "loss_shard", "read_features", "read_rows",
+    "row_shards", "rows_data", "scores_from_shards", "share_rows", "shard_store", "write_rows",
 ]
