@@ -68,6 +68,13 @@ def _check_gate_fraction(value: Any) -> float:
     return check_fraction(value, "max_drop_fraction", low_open=True)
 
 
+def _gate_fraction(value: Any, config: CleanConfig) -> float:
+    """The gate's limit for a run: ``value``, except under ``action="prune"``, whose budget is the
+    deliberate drop share (checked exactly by ``decisions.prune``), so the gate does not bound it."""
+    limit = _check_gate_fraction(value)
+    return 1.0 if config.action == "prune" else limit
+
+
 def _check_model(model: Any) -> Any:
     """``model`` if it is a string, a torch module or a Learner; else a clear InvalidTypeError.
 
@@ -182,8 +189,17 @@ class InfluenceCleaner(BaseEstimator):
         θ* as it is.
     hf_trainable : str, default "head"
         Parameters of an "hf:" model that SGD moves: "head", "all" or "last:N".
-    action : {"drop", "relabel", "reweight", "none"}, default "drop"
-        What happens to flagged rows (see :func:`influence_stage.decisions.decide.decide`).
+    action : {"drop", "relabel", "reweight", "none", "prune"}, default "drop"
+        What happens to flagged rows (see :func:`influence_stage.decisions.decide.decide`);
+        ``"prune"`` keeps the budget ``prune_keep`` by GEX self-influence and drops the rest
+        (:func:`influence_stage.decisions.prune.prune`; ``threshold`` is not used).
+    prune_keep : float in (0, 1], int or None, default None
+        ``action="prune"``: rows to keep, a fraction or a count.
+    prune_high_share : float in [0, 1], default 0.0
+        ``action="prune"``: share of the pruned rows taken from the highest self-influence; the
+        rest are the lowest.
+    prune_per_class : bool, default False
+        ``action="prune"``: each class keeps its share of the budget (no class is emptied either way).
     score : str or None, default None
         The ranking: "gex", "gex-trimmed", "member-loss", "gex+oos" or "gex+oos+aum" (see
         :mod:`influence_stage.engine.scores`). None: ``gex_config.score`` (default "gex+oos+aum").
@@ -214,7 +230,7 @@ class InfluenceCleaner(BaseEstimator):
         The output gate (the same Great Expectations suite the flow runs before publishing): ``fit``
         raises ``ValidationFailedError`` when more than this share of the rows would be dropped.
         Not a cap on the decisions (``max_fraction_per_class`` is one): raise it when mass drops
-        are intended.
+        are intended. Not applied under ``action="prune"`` (the budget is the drop share).
     progress : bool, default False
         Progress bars.
     weight_column : str, default "weight"
@@ -271,7 +287,9 @@ class InfluenceCleaner(BaseEstimator):
                  gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
                  random_state: Any = None, progress: bool = False, weight_column: str = "weight",
                  model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head",
-                 split: str | None = None, max_drop_fraction: float = GATE_MAX_DROP_FRACTION) -> None:
+                 split: str | None = None, max_drop_fraction: float = GATE_MAX_DROP_FRACTION,
+                 prune_keep: float | int | None = None, prune_high_share: float = 0.0,
+                 prune_per_class: bool = False) -> None:
         self.label_column = label_column
         self.feature_columns = feature_columns
         self.model = model
@@ -292,6 +310,9 @@ class InfluenceCleaner(BaseEstimator):
         self.hf_trainable = hf_trainable
         self.split = split
         self.max_drop_fraction = max_drop_fraction
+        self.prune_keep = prune_keep
+        self.prune_high_share = prune_high_share
+        self.prune_per_class = prune_per_class
 
     # -- helpers ---------------------------------------------------------------------------------
     def _check_input(self, dataset: Any, y: Any, method: str) -> tuple[str, Any, bool]:
@@ -351,7 +372,8 @@ class InfluenceCleaner(BaseEstimator):
             relabel_fallback=self.relabel_fallback, relabel_rule=self.relabel_rule,
             max_fraction_per_class=self.max_fraction_per_class,
             weight_column=self.weight_column, model_builder=self.model_builder, fit_loaded=self.fit_loaded,
-            hf_trainable=self.hf_trainable, split=self.split,
+            hf_trainable=self.hf_trainable, split=self.split, prune_keep=self.prune_keep,
+            prune_high_share=self.prune_high_share, prune_per_class=self.prune_per_class,
         )
 
     def _difference(self, ds: datasets.Dataset, digests: dict[str, str], codes: np.ndarray | None) -> str:
@@ -455,7 +477,7 @@ class InfluenceCleaner(BaseEstimator):
         kind, source, _ = self._check_input(dataset, y, "fit")
         config, model = self._config()
         result = run(source, config, model, progress=self.progress,
-                     max_drop_fraction=_check_gate_fraction(self.max_drop_fraction))
+                     max_drop_fraction=_gate_fraction(self.max_drop_fraction, config))
         self._set_fitted(result, config)
         self._input_kind_ = kind
         if kind == "arrays":
@@ -1026,10 +1048,11 @@ if _BaseSampler is not None:
             standardised features; see :class:`InfluenceCleaner`); a module / learner already
             trained on them; or a scikit-learn classifier with ``partial_fit`` and
             ``predict_proba`` (see :class:`InfluenceCleaner`: unfitted, it is trained here).
-        action : {"drop", "relabel", "reweight", "none"}, default "drop"
+        action : {"drop", "relabel", "reweight", "none", "prune"}, default "drop"
             ``drop``: flagged rows are removed. ``relabel``: flagged rows get the members' consensus
             label (flagged rows without a confident consensus are removed). ``reweight``: every row
-            is kept and ``sample_weight_`` is set. ``none``: only ``scores_``.
+            is kept and ``sample_weight_`` is set. ``none``: only ``scores_``. ``prune``: the budget
+            ``prune_keep`` of rows is kept by GEX self-influence, the rest removed.
 
             ``reweight`` cannot be a step of an imblearn ``Pipeline``: imbalanced-learn's Pipeline
             passes only ``(X_res, y_res)`` from a sampler to the next step (0.14 has no way to route
@@ -1055,6 +1078,9 @@ if _BaseSampler is not None:
             As for :class:`InfluenceCleaner`.
         max_drop_fraction : float in (0, 1], default 0.3
             As for :class:`InfluenceCleaner`: the output gate's limit on the dropped share.
+        prune_keep, prune_high_share, prune_per_class
+            ``action="prune"``, as for :class:`InfluenceCleaner`; the budget counts the rows of the
+            classes ``sampling_strategy`` targets, the other rows are kept.
 
         Attributes
         ----------
@@ -1087,7 +1113,8 @@ if _BaseSampler is not None:
                      threshold: str | float = "estimate", relabel_rule: str = "argmax",
                      sampling_strategy: Any = "auto", gex_config: GEXConfig | None = None,
                      fit_config: FitConfig | None = None, random_state: Any = None,
-                     max_drop_fraction: float = GATE_MAX_DROP_FRACTION) -> None:
+                     max_drop_fraction: float = GATE_MAX_DROP_FRACTION, prune_keep: float | int | None = None,
+                     prune_high_share: float = 0.0, prune_per_class: bool = False) -> None:
             super().__init__(sampling_strategy=sampling_strategy)
             self.model = model
             self.action = action
@@ -1098,6 +1125,9 @@ if _BaseSampler is not None:
             self.fit_config = fit_config
             self.random_state = random_state
             self.max_drop_fraction = max_drop_fraction
+            self.prune_keep = prune_keep
+            self.prune_high_share = prune_high_share
+            self.prune_per_class = prune_per_class
 
         def _check_X_y(self, X, y, accept_sparse=None):
             # Dense only: the features become a float32 tensor. A DataFrame of pandas sparse columns is
@@ -1122,13 +1152,15 @@ if _BaseSampler is not None:
 
             config, model = _build_config(model=self.model, gex_config=self.gex_config, fit_config=self.fit_config,
                                           random_state=self.random_state, action=self.action, score=self.score,
-                                          threshold=self.threshold, relabel_rule=self.relabel_rule)
+                                          threshold=self.threshold, relabel_rule=self.relabel_rule,
+                                          prune_keep=self.prune_keep, prune_high_share=self.prune_high_share,
+                                          prune_per_class=self.prune_per_class)
             y = np.asarray(y)
             encoder = LabelEncoder().fit(y)
             codes = encoder.transform(y).astype(np.int64)
             targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
             run_result = run((np.asarray(X), codes), config, model, only_rows=targeted,
-                             max_drop_fraction=_check_gate_fraction(self.max_drop_fraction))
+                             max_drop_fraction=_gate_fraction(self.max_drop_fraction, config))
             result, decisions = run_result.gex_result, run_result.decisions
             table = decisions.table
             keep, relabel_mask, weight = decision_arrays(table)

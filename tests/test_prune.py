@@ -178,3 +178,23 @@ def test_stage_prunes_with_a_budget(digits_noisy):
     g = table["gex_influence"].to_numpy()
     for c in range(10):  # inside a class the pruned rows are its lowest self-influence
         assert g[dropped & (y == c)].max() <= g[~dropped & (y == c)].min()
+
+
+def test_cleaner_and_sampler_prune(digits_noisy):
+    from influence_stage.config import FitConfig, GEXConfig
+    from influence_stage.sklearn import InfluenceCleaner, InfluenceSampler
+
+    X, _, _, y = digits_noisy
+    X, y = X[:300], y[:300]
+    gex_cfg, fit_cfg = GEXConfig(chains=2, cycles=2, ft_lr=0.1, score="gex"), FitConfig(epochs=5)
+    sampler = InfluenceSampler(action="prune", prune_keep=0.5, sampling_strategy="all", gex_config=gex_cfg,
+                               fit_config=fit_cfg, random_state=0)
+    X_res, y_res = sampler.fit_resample(X, y)
+    assert len(y_res) == 150  # half pruned, past the default output gate of 0.3: the budget is deliberate
+    assert set(np.unique(y_res)) == set(np.unique(y))
+    cleaner = InfluenceCleaner(model="mlp", action="prune", prune_keep=200, prune_high_share=0.1,
+                               gex_config=gex_cfg, fit_config=fit_cfg, random_state=0)
+    cleaner.fit(X, y)
+    assert (cleaner.issues_["action"] == "keep").sum() == 200
+    with pytest.raises(InvalidInputError, match="action='prune' needs prune_keep"):
+        InfluenceCleaner(model="mlp", action="prune", gex_config=gex_cfg, fit_config=fit_cfg).fit(X, y)
