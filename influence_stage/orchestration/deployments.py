@@ -25,9 +25,8 @@ import io
 import json
 import logging
 import os
-import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +138,6 @@ class DeploymentSpec:
     tags: tuple[str, ...] = ()
     description: str = ""
     entrypoint: str = ENTRYPOINT
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_params(cls, params: Any, *, cron: str | None = "0 3 * * *", timezone: str = "UTC",

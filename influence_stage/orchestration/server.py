@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -453,7 +452,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
 
 
 class _Stop(Exception):
-    """Raised by the SIGTERM handler to leave the foreground loop."""
+    """Raised by the signal handlers (SIGINT, SIGTERM, SIGHUP) to leave the foreground loop."""
 
 
 def _raise_stop(signum: int, frame: Any) -> None:
@@ -470,7 +469,8 @@ def serve_forever(local: LocalPrefect, out: Any = None) -> int:
     print(f"run it now: PREFECT_API_URL={local.api_url} prefect deployment run {local.deployment!r}", file=out)
     print("stop: Ctrl-C here, or `influence-stage server stop` from another terminal (stops server and worker)",
           file=out, flush=True)
-    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too: a process started in the background of a script inherits SIGINT ignored
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     code = 0
     try:
         while True:
