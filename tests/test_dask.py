@@ -239,3 +239,34 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_30_seconds():
     with pytest.raises(InvalidInputError, match="--dask-workers must be a positive number.*found 0"):
         dask_task_runner(n_workers=0)
     assert dask_runner.CONNECT_TIMEOUT < 30
+
+
+def test_image_and_text_rows_read_by_shards_equal_the_clients(tmp_path):
+    import io
+
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+
+    def png(a):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG")
+        return buf.getvalue()
+
+    images = datasets.Dataset.from_dict(
+        {"img": [{"bytes": png(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)), "path": None} for _ in range(90)],
+         "label": (np.arange(90) % 3).tolist()},
+        features=datasets.Features({"img": datasets.Image(), "label": datasets.Value("int64")}))
+    words = ["good", "bad", "film", "plot", "actor", "great", "awful", "boring", "fun", "long", "short", "music"]
+    texts = datasets.Dataset.from_dict({"text": [" ".join(rng.choice(words, 8)) for _ in range(200)],
+                                        "label": (np.arange(200) % 2).tolist()})
+    for ds, model, kind, refeaturized in ((images, "cnn", "image", True), (texts, "mlp", "text", False)):
+        config = steps.CleanConfig(label_column="label", model=model)
+        prepared = steps.prepare(ds, config)
+        features = steps.featurize_step(prepared, config)
+        assert prepared.roles.kind == kind
+        ref = shards.write_rows(prepared, features, tmp_path / kind, fingerprint=kind)
+        assert (ref.featurizer is not None) == refeaturized  # text features are stored, not rebuilt
+        X = np.concatenate([shards.read_features(ref, s, e).X for s, e in shards.row_shards(ds.num_rows, 35)])
+        np.testing.assert_array_equal(X, features.X)

@@ -50,6 +50,10 @@ ROWS_MANIFEST = "rows.json"
 DATASET_DIR = "dataset"
 LABELS = "labels.npy"
 FEATURES = "features.npy"
+REFEATURIZED = frozenset({"tabular", "image"})
+"""Feature kinds whose fitted featurizer transforms row by row, bit for bit, so tasks featurize the rows
+they read. Text (TF-IDF → SVD) differs at float rounding with the batch a row is in: its features
+are stored (``features.npy``) and read back instead."""
 DEFAULT_SHARD_ROWS = 65536
 """Rows per loss-matrix shard when the caller names no size: small enough that a shard's features
 and block stay a few MB, large enough that per-task overhead stays small."""
@@ -68,9 +72,10 @@ class RowsRef:
     roles : ColumnRoles
         Label and feature columns, and their kind.
     n_classes : int
-    featurizer : TabularFeaturizer, ImageFeaturizer, TextFeaturizer or None
-        The run's fitted featurizer; None when the features were given as arrays (then they are
-        stored as ``features.npy`` and read from there) or the model reads raw columns (``hf:``).
+    featurizer : TabularFeaturizer, ImageFeaturizer or None
+        The run's fitted featurizer (kinds in :data:`REFEATURIZED`); None when the features were
+        given as arrays or are text features (then they are stored as ``features.npy`` and read
+        from there) or the model reads raw columns (``hf:``).
     encoding : LabelEncoding
         The run's label encoding without its per-row codes (those are in ``labels.npy``).
     fingerprint : str
@@ -114,7 +119,7 @@ def write_rows(prepared: Prepared, features: Features, folder: str | os.PathLike
         raise InvalidInputError(f"prepared holds {prepared.dataset.num_rows} rows and features {n}; expected the "
                                 "features made from prepared.")
     raw_only = features.X.ndim == 2 and features.X.shape[1] == 0
-    featurizer = features.featurizer
+    featurizer = features.featurizer if prepared.roles.kind in REFEATURIZED else None
     ref = RowsRef(path=str(folder), n_rows=n, roles=prepared.roles, n_classes=features.n_classes,
                   featurizer=featurizer, encoding=replace(prepared.encoding, codes=np.empty(0, dtype=np.int64)),
                   fingerprint=fingerprint)
@@ -138,7 +143,7 @@ def write_rows(prepared: Prepared, features: Features, folder: str | os.PathLike
         if quiet:
             datasets.utils.enable_progress_bars()
     np.save(tmp / LABELS, np.asarray(features.y, dtype=np.int64))
-    if featurizer is None and not raw_only:
+    if featurizer is None and not raw_only:  # arrays given by the caller, or text features
         np.save(tmp / FEATURES, np.ascontiguousarray(features.X, dtype=np.float32))
     (tmp / ROWS_MANIFEST).write_text(json.dumps({"fingerprint": fingerprint, "n_rows": n}))
     if folder.exists():
