@@ -270,3 +270,20 @@ def test_image_and_text_rows_read_by_shards_equal_the_clients(tmp_path):
         assert (ref.featurizer is not None) == refeaturized  # text features are stored, not rebuilt
         X = np.concatenate([shards.read_features(ref, s, e).X for s, e in shards.row_shards(ds.num_rows, 35)])
         np.testing.assert_array_equal(X, features.X)
+
+
+def test_what_a_task_receives_does_not_grow_with_the_rows(tmp_path):
+    import pickle
+
+    sizes = []
+    for n in (300, 3000):
+        config = CONFIG.model_copy(update={"fit": CONFIG.fit.model_copy(update={"epochs": 1})})
+        prepared = steps.prepare(frame(n), config)
+        features = steps.featurize_step(prepared, config)
+        learner = steps.make_model_step(features, config, prepared=prepared)
+        assert learner.last_fit.mean_margin.shape == (n,)
+        ref = shards.write_rows(prepared, features, tmp_path / str(n), fingerprint=str(n))
+        sent = shards.task_learner(learner)
+        assert sent.last_fit is None and learner.last_fit is not None and sent.module is learner.module
+        sizes.append(len(pickle.dumps((ref, sent))))
+    assert abs(sizes[1] - sizes[0]) < 200  # a path and the parameters, not the rows

@@ -120,10 +120,11 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
     ref = shards.write_rows(prepared, features, run_folder / "rows", fingerprint=fingerprint)
     shards.share_rows(ref, prepared, features)  # chain tasks on threads here need not read them again
     options = {} if result_storage is None else {"result_storage": result_storage}
+    sent = shards.task_learner(learner)  # parameters and settings only: nothing per row travels with a task
     with timings.step("members"):
         plan = plan_members(learner, config, auto, chains_per_task=chains_per_task)
         futures = [chains_task.with_options(**options).submit(
-            ref, learner, config.gex, plan.ft_lr, group, [plan.prefixes[c] for c in group],
+            ref, sent, config.gex, plan.ft_lr, group, [plan.prefixes[c] for c in group],
             key=_digest(key, plan.ft_lr, "chains", *group), progress=progress) for group in plan.groups]
         members = plan.collect([f.result() for f in futures])
     with timings.step("losses"):
@@ -134,7 +135,7 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
         store = LossStore(folder / "matrix", key=loss_key, n_rows=len(features.y), n_members=len(members),
                           overwrite=True)
         if store.pending():
-            parts = [loss_shard_task.submit(ref, learner, members, s, e, str(folder / "shards"), loss_key,
+            parts = [loss_shard_task.submit(ref, sent, members, s, e, str(folder / "shards"), loss_key,
                                             progress=progress) for s, e in ranges]
             for part in parts:
                 part.result()

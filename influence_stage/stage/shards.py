@@ -236,6 +236,20 @@ def _all_rows(ref: RowsRef) -> tuple[Prepared, Features]:
     return _FULL[key]
 
 
+def task_learner(learner: Learner) -> Learner:
+    """The learner as tasks get it: its parameters and settings, without per-row history.
+
+    A ``TorchLearner`` keeps its last fit's per-row margins (``last_fit``, ``(n,)`` floats); tasks do
+    not use them, so they are left out and a task's arguments do not grow with the rows. A shallow
+    copy: the module is shared (every task copies the learner before it trains).
+    """
+    if getattr(learner, "last_fit", None) is None:
+        return learner
+    lean = copy.copy(learner)
+    lean.last_fit = None
+    return lean
+
+
 def row_shards(n_rows: int, shard_rows: int | None = None) -> list[tuple[int, int]]:
     """Contiguous row ranges ``[(start, stop), ...]`` of at most ``shard_rows`` rows covering ``0..n_rows``."""
     size = DEFAULT_SHARD_ROWS if shard_rows is None else int(shard_rows)
@@ -328,5 +342,6 @@ def scores_from_shards(learner: Learner, members: list[State], prepared: Prepare
 
 __all__ = [
     "DEFAULT_SHARD_ROWS", "RowsRef", "chains_shard", "gather_losses", "loss_shard", "read_features", "read_rows",
-    "row_shards", "rows_data", "scores_from_shards", "share_rows", "shard_store", "write_rows",
+    "row_shards", "rows_data", "scores_from_shards", "share_rows", "shard_store", "task_learner",
+    "write_rows",
 ]
