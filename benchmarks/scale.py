@@ -9,8 +9,9 @@ the same SGD steps and forward passes, in the same process. A size that does not
 ``--max-minutes`` is recorded as such. The whole-job time and peak RSS are fitted linearly in N over
 the sizes measured, and the fit is extrapolated to 1M rows (stated as an extrapolation).
 
-Dask part (``--dask-rows``, default 100000): the member step (8 chains × 4 cycles, one chain per task,
-a fixed fine-tuning rate) and the loss matrix in 8 row shards, as the flow's tasks
+Dask part (``--dask-rows``, default 100000): the member step (8 chains × 4 cycles,
+``--dask-chains-per-task`` chains per task, a fixed fine-tuning rate) and the loss matrix in row shards
+(``stage.shards.DEFAULT_SHARD_ROWS`` each), as the flow's tasks
 (``orchestration.dask_runner.score_on_tasks``) on a local cluster of 1 and then 2 worker processes
 (one thread each), workers started and warmed before timing; speed-up and whether the scores are
 equal.
@@ -129,7 +130,7 @@ def run_size(n: int, max_minutes: float) -> dict:
 _RUN: dict = {}
 
 
-def dask_part(n: int, workers: list[int]) -> dict:
+def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
     """Member step and loss shards as tasks on local clusters of ``workers`` processes; seconds and scores."""
     import torch
     from distributed import Client, LocalCluster
@@ -156,29 +157,32 @@ def dask_part(n: int, workers: list[int]) -> dict:
                 fingerprint=dataset_fingerprint(prepared.dataset))
 
     @flow(name="scale-members")
-    def members_and_losses(folder: str) -> dict:
+    def members_and_losses(folder: str, key: str) -> dict:
         timings = Timings()
         result = score_on_tasks(_RUN["learner"], _RUN["prepared"], _RUN["features"], _RUN["config"], None,
-                                run_folder=folder, fingerprint=_RUN["fingerprint"], key="scale", chains_per_task=1,
-                                shard_rows=-(-n // 8), timings=timings)
+                                run_folder=folder, fingerprint=_RUN["fingerprint"], key=key,
+                                chains_per_task=chains_per_task, timings=timings)
         return {"timings": dict(timings), "scores": result.scores}
 
-    out: dict = {"rows": n, "members": 32, "chains_per_task": 1, "loss_shards": 8, "theta_seconds": theta_seconds,
-                 "runs": {}}
+    from influence_stage.stage.shards import row_shards
+
+    out: dict = {"rows": n, "members": 32, "chains_per_task": chains_per_task, "loss_shards": len(row_shards(n)),
+                 "theta_seconds": theta_seconds, "runs": {}}
     scores = {}
     with prefect_test_harness(server_startup_timeout=180):
         for w in workers:
             with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
                 with Client(cluster) as client:  # warm the workers: imports before the clock starts
                     client.run(lambda: __import__("influence_stage.orchestration.dask_runner"))
-                with tempfile.TemporaryDirectory() as folder:
+                with tempfile.TemporaryDirectory() as folder:  # a fresh key and folder: nothing cached
                     t = time.perf_counter()
                     got = members_and_losses.with_options(
-                        task_runner=DaskTaskRunner(address=cluster.scheduler_address))(folder)
+                        task_runner=DaskTaskRunner(address=cluster.scheduler_address))(folder, f"scale-{w}-{time.time()}")
                     total = time.perf_counter() - t
             scores[w] = got["scores"]
             out["runs"][str(w)] = {"members_seconds": got["timings"]["members"],
-                                   "losses_seconds": got["timings"]["losses"], "flow_seconds": total}
+                                   "losses_seconds": got["timings"]["losses"],
+                                   "scores_seconds": got["timings"]["scores"], "flow_seconds": total}
     first, *rest = workers
     for w in rest:
         out["runs"][str(w)]["members_speedup"] = out["runs"][str(first)]["members_seconds"] / out["runs"][str(w)][
@@ -231,10 +235,10 @@ def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None) -
                   f"{e['rows']:,} rows on this machine."]
     if dask:
         runs = dask["runs"]
-        lines += ["", f"Dask, {dask['rows']:,} rows, {dask['members']} members (8 chains × 4 cycles, one chain per "
-                  f"task, fixed rate) and the loss matrix in {dask['loss_shards']} row shards, tasks reading their "
-                  "own rows, local cluster of worker processes with one thread each (started and warmed before "
-                  "timing):", "",
+        lines += ["", f"Dask, {dask['rows']:,} rows, {dask['members']} members (8 chains × 4 cycles, "
+                  f"{dask['chains_per_task']} chains per task, fixed rate) and the loss matrix in {dask['loss_shards']} "
+                  "row shards, tasks reading their own rows, local cluster of worker processes with one thread each "
+                  "(started and warmed before timing; the same tasks for 1 and 2 workers, so the same scores):", "",
                   "| workers | member step, s | loss shards, s | member speed-up | loss speed-up | scores equal |",
                   "|---|---|---|---|---|---|"]
         for w, r in runs.items():
@@ -248,6 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="*", default=[10000, 100000])
     parser.add_argument("--dask-rows", type=int, default=100000, help="0: skip the Dask part")
+    parser.add_argument("--dask-chains-per-task", type=int, default=4)
     parser.add_argument("--max-minutes", type=float, default=12.0)
     parser.add_argument("--extrapolate-to", type=int, default=1_000_000)
     parser.add_argument("--dry-run", action="store_true", help="print the section, write no results")
@@ -266,7 +271,7 @@ def main() -> None:
         c, d = linear_fit(rows, [s["peak_rss_mb"] for s in done])
         extrapolation = {"rows": args.extrapolate_to, "from_rows": rows, "seconds": a + b * args.extrapolate_to,
                          "peak_rss_mb": c + d * args.extrapolate_to}
-    dask = dask_part(args.dask_rows, [1, 2]) if args.dask_rows else None
+    dask = dask_part(args.dask_rows, [1, 2], args.dask_chains_per_task) if args.dask_rows else None
     text = markdown(sizes, dask, extrapolation)
     if not args.dry_run:
         write_json("scale", {"machine": machine(), "sizes": sizes, "extrapolation": extrapolation, "dask": dask})

@@ -108,7 +108,8 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
         Where the chain tasks persist their results (Prefect ``result_storage``).
     progress : bool
     timings : Timings, optional
-        Receives ``members`` and ``losses``.
+        Receives ``members`` (the chain tasks), ``losses`` (the shard tasks) and ``scores`` (gathering
+        the shards, the loss at θ*, the scores).
 
     Returns
     -------
@@ -139,6 +140,7 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
                                             progress=progress) for s, e in ranges]
             for part in parts:
                 part.result()
+    with timings.step("scores"):
         return shards.scores_from_shards(learner, members, prepared, features, config.gex, config.fit, plan.ft_lr,
                                          auto, store=store, shards=ranges, folder=folder / "shards", key=loss_key,
                                          progress=progress)
