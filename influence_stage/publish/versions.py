@@ -1,6 +1,6 @@
 """Versioned, atomic publishing of a cleaned dataset with its manifest, validation results and report.
 
-This module owns the last arrow of the data flow (DESIGN.md): ``publish`` writes one immutable
+This module owns the last arrow of the data flow: ``publish`` writes one immutable
 version folder ``<root>/<name>/<version>/`` and moves a ``LATEST`` pointer to it::
 
     <root>/<name>/
@@ -60,7 +60,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from influence_stage.data.sources import ROW_ID
+from influence_stage.data.arrow import ROW_ID
 from influence_stage.errors import (
     HubPushError,
     InfluenceStageError,
@@ -428,7 +428,7 @@ _LABEL_COLUMNS = ("given_label", "suggested_label")
 def labelled_manifest(table: pd.DataFrame, encoding: Any) -> pd.DataFrame:
     """The decisions table as it is published: label codes replaced by the input's label values.
 
-    ``policy.decide``'s table holds class codes ``0..K-1`` in ``given_label`` / ``suggested_label``;
+    ``decisions.decide``'s table holds class codes ``0..K-1`` in ``given_label`` / ``suggested_label``;
     the published ``manifest.parquet`` holds the values of the input's label column instead, with
     its dtype (``LabelEncoding.decode``): ints like ``{0, 5, 7}``, strings, bools. For a
     ``ClassLabel`` column those are its stored ints, as in ``data.parquet``; its names are in
