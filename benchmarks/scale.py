@@ -176,8 +176,8 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
                     client.run(lambda: __import__("influence_stage.orchestration.dask_runner"))
                 with tempfile.TemporaryDirectory() as folder:  # a fresh key and folder: nothing cached
                     t = time.perf_counter()
-                    got = members_and_losses.with_options(
-                        task_runner=DaskTaskRunner(address=cluster.scheduler_address))(folder, f"scale-{w}-{time.time()}")
+                    runner = DaskTaskRunner(address=cluster.scheduler_address)
+                    got = members_and_losses.with_options(task_runner=runner)(folder, f"scale-{w}-{time.time()}")
                     total = time.perf_counter() - t
             scores[w] = got["scores"]
             out["runs"][str(w)] = {"members_seconds": got["timings"]["members"],
@@ -236,15 +236,16 @@ def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None) -
     if dask:
         runs = dask["runs"]
         lines += ["", f"Dask, {dask['rows']:,} rows, {dask['members']} members (8 chains × 4 cycles, "
-                  f"{dask['chains_per_task']} chains per task, fixed rate) and the loss matrix in {dask['loss_shards']} "
+                  f"{dask['chains_per_task']} chains per task, fixed rate) and the loss matrix in "
+                  f"{dask['loss_shards']} "
                   "row shards, tasks reading their own rows, local cluster of worker processes with one thread each "
                   "(started and warmed before timing; the same tasks for 1 and 2 workers, so the same scores):", "",
                   "| workers | member step, s | loss shards, s | member speed-up | loss speed-up | scores equal |",
                   "|---|---|---|---|---|---|"]
         for w, r in runs.items():
+            equal = "yes" if r.get("scores_equal", True) else f"no (max diff {r['max_abs_score_difference']:.2g})"
             lines.append(f"| {w} | {r['members_seconds']:.2f} | {r['losses_seconds']:.2f} | "
-                         f"{r.get('members_speedup', 1.0):.2f}× | {r.get('losses_speedup', 1.0):.2f}× | "
-                         f"{'yes' if r.get('scores_equal', True) else 'no (max diff %.2g)' % r['max_abs_score_difference']} |")
+                         f"{r.get('members_speedup', 1.0):.2f}× | {r.get('losses_speedup', 1.0):.2f}× | {equal} |")
     return "\n".join(lines) + "\n"
 
 

@@ -235,7 +235,7 @@ def test_device_option_resolves_and_refuses_absent_cuda(small_learner):
     with pytest.raises(InvalidInputError, match="device must be one of .*found 'tpu'"):
         resolve_device("tpu")
     if not CUDA:
-        with pytest.raises(InvalidInputError, match="device 'cuda' asked for, but torch sees no CUDA device.*device='cpu'"):
+        with pytest.raises(InvalidInputError, match="'cuda' asked for, but torch sees no CUDA device.*device='cpu'"):
             resolve_device("cuda")
         with pytest.raises(InvalidInputError, match="no CUDA device"):
             TorchLearner(mlp(4, 2, hidden=(8,), seed=0), device="cuda")

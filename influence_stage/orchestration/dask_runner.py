@@ -147,14 +147,15 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
 
 
 def check_scheduler(address: str, *, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Contact the Dask scheduler at ``address``; an ``InvalidInputError`` within ``timeout`` s when it does not answer."""
+    """Contact the Dask scheduler at ``address``; an ``InvalidInputError`` within ``timeout`` s if it is silent."""
     try:
         from distributed import Client
     except ImportError as exc:
         raise MissingDependencyError("running on Dask needs dask[distributed]: pip install "
                                      "'influence_stage[dask]'.") from exc
     if not isinstance(address, str) or not address.strip():
-        raise InvalidInputError(f"--dask address must be a scheduler address such as tcp://host:8786; found {address!r}.")
+        raise InvalidInputError(f"--dask address must be a scheduler address such as tcp://host:8786; "
+                                f"found {address!r}.")
     t = time.perf_counter()
     try:
         client = Client(address, timeout=timeout, set_as_default=False)

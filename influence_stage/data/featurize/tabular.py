@@ -119,8 +119,9 @@ class TabularFeaturizer:
                 self.widths_ = tuple(self._width(table.column(c).combine_chunks()) for c in self.columns)
                 empty = [c for c, w in zip(self.columns, self.widths_) if w == 0]
                 if empty:
-                    raise InvalidInputError(f"feature column {empty[0]!r} holds empty vectors (or none) in its first "
-                                            "rows; expected vectors of numbers. Fix: leave it out with feature_columns=.")
+                    raise InvalidInputError(f"feature column {empty[0]!r} holds empty vectors (or none) in its "
+                                            "first rows; expected vectors of numbers. Fix: leave it out with "
+                                            "feature_columns=.")
                 stats = Welford(sum(self.widths_))
             stats.update(self._read(table, start))
         if stats is None:
