@@ -206,7 +206,7 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
     out = {"setting": name, "n_rows": int(len(y)), "noise_rate": rate, "noise_kind": kind, "n_flipped": n_true,
            "fit_theta_s": fit_s, "methods": rows, "other_cycle_lengths": other, "thresholds": thresholds}
     if bias_figure is not None:
-        from influence_stage.report.build import plot_distributional_bias
+        from influence_stage.report import plot_distributional_bias
 
         fig = plot_distributional_bias({"identity-curvature IF": kept_scores["identity-curvature IF (‖g‖²)"],
                                         "damped linearized IF": kept_scores["damped linearized IF (GGN)"],

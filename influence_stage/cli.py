@@ -235,7 +235,7 @@ def _server(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from influence_stage.errors import InvalidInputError
     from influence_stage.publish.versions import load_published, manifest_codes
-    from influence_stage.report.build import build_report, write_report
+    from influence_stage.report import build_report, write_report
 
     if args.out:  # published versions are read-only to every command; the default name is checked below
         _refuse_inside_version(Path(args.out), InvalidInputError)

@@ -589,7 +589,7 @@ class InfluenceCleaner(BaseEstimator):
 
     def report(self, path: str | os.PathLike | None = None, *, truth: Any = None,
                title: str = "influence_stage report") -> Any:
-        """The HTML report of the fit (:func:`influence_stage.report.build.build_report`).
+        """The HTML report of the fit (:func:`influence_stage.report.build_report`).
 
         Parameters
         ----------
@@ -605,7 +605,7 @@ class InfluenceCleaner(BaseEstimator):
             With ``path``: the absolute path written. Without: an :class:`HTMLReport`, which a
             notebook renders (``_repr_html_``); its ``html`` attribute is the page.
         """
-        from influence_stage.report.build import build_report, write_report
+        from influence_stage.report import build_report, write_report
 
         check_is_fitted(self, "issues_")
         html = build_report(self.decisions_.table, class_names=[str(c) for c in self.classes_],
@@ -951,7 +951,7 @@ class HTMLReport:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the page (atomically); returns the absolute path."""
-        from influence_stage.report.build import write_report
+        from influence_stage.report import write_report
 
         return write_report(path, self.html)
 

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.report.build: figures, the HTML report, the markdown summary, input errors."""
+"""Tests of influence_stage.report: figures, the HTML report, the markdown summary, input errors."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.report.build import (
+from influence_stage.report.common import MARKDOWN_MAX_PAIRS, REPORT_MAX_PAIRS
+from influence_stage.report import (
     SECTION_TITLES,
     TOP_ROWS,
-    MARKDOWN_MAX_PAIRS,
-    REPORT_MAX_PAIRS,
     build_report,
     plot_distributional_bias,
     plot_gallery,
@@ -428,7 +427,7 @@ def test_write_report(tmp_path, data):
 
 
 def test_build_report_bias_section_only_with_truth_and_scores(data, full_html, caplog):
-    caplog.set_level(logging.INFO, logger="influence_stage.report.build")
+    caplog.set_level(logging.INFO, logger="influence_stage.report.html")
     table, truth = data
     assert '<section id="bias">' in full_html
     assert "&lt;IF&gt;" not in full_html  # method names are drawn in the PNG only

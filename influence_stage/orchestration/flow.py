@@ -300,7 +300,7 @@ def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Fea
                  bias: dict[str, np.ndarray] | None = None) -> Any:
     """Build the HTML report (with the distributional-bias figure when ``bias`` is given) and publish."""
     from influence_stage.publish.versions import labelled_manifest, publish
-    from influence_stage.report.build import build_report
+    from influence_stage.report import build_report
 
     names = [str(v) for v in prepared.encoding.names]
     html = build_report(decisions.table, class_names=names, threshold=decisions.threshold.value,
@@ -425,7 +425,7 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
     if published.removed:
         summary["removed"] = list(published.removed)  # retention (keep)
     summary["seconds"] = round(sum(timings.values()), 2)
-    from influence_stage.report.build import precision_recall_at, summary_markdown
+    from influence_stage.report import precision_recall_at, summary_markdown
 
     names = [str(v) for v in prepared.encoding.names]
     truth = _truth(params, features.row_ids)

@@ -1,0 +1,164 @@
+"""What the report's figures, page and summary share: sizes, section titles, colours, input checks, small helpers."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from influence_stage._checks import check_mask
+from influence_stage.decisions.schema import ROW_ACTIONS
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+
+
+
+#: Rows listed in the report's table of most suspicious rows.
+TOP_ROWS = 50
+
+
+#: Default number of cells of the gallery.
+GALLERY_K = 24
+
+
+#: Classes listed one by one in :func:`summary_markdown`; beyond this, the classes with most flagged rows.
+MARKDOWN_MAX_CLASSES = 20
+
+
+#: ``(given, suggested)`` pairs of flagged rows listed in :func:`summary_markdown`, the most frequent.
+MARKDOWN_MAX_PAIRS = 10
+
+
+#: ``(given, suggested)`` pairs of flagged rows listed in the HTML report, the most frequent.
+REPORT_MAX_PAIRS = 50
+
+
+#: Characters of a text shown in one gallery cell; longer texts are cut with an ellipsis.
+GALLERY_TEXT_CHARS = 400
+
+
+#: Characters of a class name in a gallery cell title (image cells, text cells); longer names are cut.
+GALLERY_NAME_CHARS = (20, 36)
+
+
+#: Resolution of the PNGs embedded in the report.
+PNG_DPI = 100
+
+
+#: Section titles of the HTML report, in order (``precision_recall`` only with ground truth,
+#: ``gallery`` only with a gallery source, ``bias`` only with ground truth and bias scores,
+#: ``gex_histogram`` only when the run ranks by a rank score).
+SECTION_TITLES: dict[str, str] = {
+    "summary": "Summary",
+    "histogram": "Score distribution",
+    "gex_histogram": "GEX self-influence distribution",
+    "per_class": "Issues per class",
+    "confusion": "Flagged rows: given → suggested label",
+    "gallery": "Most suspicious rows",
+    "precision_recall": "Precision / recall vs ground truth",
+    "bias": "Distributional bias: clean vs mislabeled self-influence",
+    "top_rows": f"Top {TOP_ROWS} rows by score",
+}
+
+
+ACTION_COLORS = {"keep": "#9e9e9e", "drop": "#d62728", "relabel": "#1f77b4", "reweight": "#ff7f0e"}
+
+
+CLEAN_COLOR = "#4c72b0"
+
+
+ISSUE_COLOR = "#dd8452"
+
+
+def check_threshold(threshold: Any) -> float:
+    """Return the threshold as a finite float ``>= 0``."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise InvalidTypeError(
+            f"threshold must be a number (the score cut-off, e.g. Decisions.threshold.value); "
+            f"found {type(threshold).__name__}."
+        )
+    t = float(threshold)
+    if not math.isfinite(t) or t < 0:
+        raise InvalidInputError(f"threshold must be finite and >= 0; found {threshold!r}.")
+    return t
+
+
+def check_truth(truth: Any, n: int) -> np.ndarray:
+    """Ground-truth mask of truly mislabeled rows, ``(n,) bool``, with at least one positive row."""
+    t = check_mask(truth, n, "truth")
+    if not t.any():
+        raise InvalidInputError(
+            "truth marks no row as mislabeled; precision and recall need at least one positive row. "
+            "Pass truth=None when there is no ground truth."
+        )
+    return t
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure with its own Agg canvas: no pyplot state, no backend switch."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def log_floor(scores: np.ndarray) -> float:
+    """Value that stands in for zero scores on a log axis: half the smallest positive score.
+
+    Zeros then sit in the lowest bin, just below every positive score, instead of disappearing
+    from the axis; positive scores are drawn as they are. 1.0 when no score is positive.
+    """
+    pos = scores[scores > 0]
+    return float(pos.min()) / 2.0 if pos.size else 1.0
+
+
+def precision_recall_at(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """Precision, recall and F1 of a flagged set; NaN where undefined (nothing flagged)."""
+    tp = int((flagged & truth).sum())
+    n_flagged = int(flagged.sum())
+    n_true = int(truth.sum())
+    recall = tp / n_true if n_true else float("nan")
+    if n_flagged == 0:
+        return float("nan"), recall, float("nan")
+    precision = tp / n_flagged
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    return precision, recall, f1
+
+
+def fmt_num(x: float) -> str:
+    """A short number for tables: ``n/a`` for NaN, 4 significant digits otherwise."""
+    return "n/a" if isinstance(x, float) and math.isnan(x) else f"{x:.4g}"
+
+
+def action_counts(table: pd.DataFrame) -> dict[str, int]:
+    action = table["action"].to_numpy()
+    return {a: int((action == a).sum()) for a in ROW_ACTIONS}
+
+
+def shorten(text: str, n_chars: int) -> str:
+    """``text`` cut to ``n_chars`` characters, the last one an ellipsis when cut."""
+    return text if len(text) <= n_chars else text[: n_chars - 1] + "…"
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, highest first; ties keep row order."""
+    return np.argsort(-scores, kind="stable")[: min(k, scores.size)]
+
+
+def flagged_pairs(t: pd.DataFrame) -> pd.DataFrame:
+    """Flagged rows counted per ``(given_label, suggested_label)`` pair.
+
+    Columns ``given_label, suggested_label, rows, relabeled`` (``relabeled``: of those rows, the ones
+    whose action is ``relabel``), one row per pair that occurs, most frequent first; ties in order of
+    given then suggested label. Empty when nothing is flagged.
+    """
+    flagged = t[t["is_issue"].to_numpy()]
+    pairs = (
+        flagged.assign(relabeled=(flagged["action"] == "relabel").astype(np.int64), rows=1)
+        .groupby(["given_label", "suggested_label"], sort=True)[["rows", "relabeled"]].sum()
+        .reset_index()
+    )
+    return pairs.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
