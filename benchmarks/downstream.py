@@ -202,8 +202,10 @@ def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXCon
                         seed: int = 0) -> tuple[dict, dict]:
     """The stage's four outputs from one scoring: ``{method: (rows kept, labels, weights)}``, info."""
     t = time.perf_counter()
+    # The settings plant up to 30% noise on purpose: the output gate's drop limit (0.3 by default, there to stop
+    # an unintended mass drop) is raised, as a user who expects that much noise would.
     sampler = InfluenceSampler(model="mlp", action="drop", sampling_strategy="all", gex_config=gex, fit_config=fit,
-                               random_state=seed)
+                               random_state=seed, max_drop_fraction=1.0)
     sampler.fit_resample(X_train, y_noisy)
     score_s = time.perf_counter() - t
     # the configuration the sampler ran with (its seeds drawn from random_state)
