@@ -297,3 +297,21 @@ def test_progress_bars_count_rows_per_second(small_learner, capsys):
     err = capsys.readouterr().err
     assert "fit θ*" in err and "rows/s" in err
     learner.set_state(theta)
+
+
+def test_fit_history_does_not_depend_on_the_logits_block(monkeypatch):
+    from influence_stage.engine import learner as learner_module
+
+    X, y = np.random.default_rng(0).normal(size=(250, 6)).astype(np.float32), np.arange(250) % 3
+    data = TensorData.from_arrays(X, y)
+    runs = []
+    for block in (learner_module.FIT_LOGITS_BLOCK, 3 * 32 * 3 + 1):  # one block per epoch; blocks of 3 steps
+        monkeypatch.setattr(learner_module, "FIT_LOGITS_BLOCK", block)
+        lr = TorchLearner(mlp(6, 3, hidden=(16,), seed=0), batch_size=32)
+        runs.append((lr.fit(data, FitConfig(epochs=3, batch_size=32)), lr.per_sample_loss(data)))
+    (a, la), (b, lb) = runs
+    np.testing.assert_array_equal(a.mean_margin, b.mean_margin)
+    np.testing.assert_array_equal(la, lb)
+    assert a.accuracy == b.accuracy
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
+    assert a.mean_margin.shape == (250,) and (a.mean_margin != 0).mean() > 0.9  # rows of the ragged tail: 0

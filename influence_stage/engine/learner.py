@@ -179,6 +179,11 @@ def _margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return given - other
 
 
+FIT_LOGITS_BLOCK = 1 << 22
+"""Most logits (floats) ``TorchLearner.fit`` keeps aside before it computes their margins: a block of
+steps of at most this many ``batch × classes`` values (16 MB), whatever the number of rows."""
+
+
 def reinitialize(module: nn.Module, seed: int) -> nn.Module:
     """Re-initialise every submodule with ``reset_parameters`` from ``seed``; global RNG untouched."""
     with torch.random.fork_rng(devices=[]):
@@ -328,27 +333,40 @@ class TorchLearner:
                    disable=not progress, leave=False)
         margin_sum = torch.zeros(len(data), dtype=torch.float64, device=data.X.device)
         self.module.train()
+        logits_buf: torch.Tensor | None = None
         for epoch in range(epochs):
-            # sums stay on the device: one host sync per epoch, not per step
+            # each step only copies its logits and loss aside; the margins, the accuracy and the loss are
+            # computed per block of steps (a row is in at most one minibatch per epoch, so the margins add
+            # up in the same order as step by step), with one host sync per epoch
+            first = epoch * steps_per_epoch
             loss_sum = torch.zeros((), dtype=torch.float64, device=data.X.device)
             correct = torch.zeros((), dtype=torch.int64, device=data.X.device)
             seen = 0
-            for t in range(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch):
+            for t in range(first, first + steps_per_epoch):
                 for group in opt.param_groups:
                     group["lr"] = schedule(t)
                 idx = batches[t].to(data.X.device)
-                yb = data.y[idx]
                 out = self.module(data.X[idx])
-                loss = F.cross_entropy(out, yb)
+                loss = F.cross_entropy(out, data.y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 with torch.no_grad():
-                    margin = _margins(out.detach(), yb)
-                    loss_sum += loss.detach().double() * len(idx)
-                    correct += (margin > 0).sum()  # the given label's logit beats every other one
-                    margin_sum.index_add_(0, idx, margin.double())
-                seen += len(idx)
+                    if logits_buf is None:  # a block of steps holds at most FIT_LOGITS_BLOCK logits
+                        block = max(1, min(steps_per_epoch, FIT_LOGITS_BLOCK // max(out.numel(), 1)))
+                        logits_buf = torch.empty((block, *out.shape), dtype=out.dtype, device=out.device)
+                        loss_buf = torch.empty(block, dtype=torch.float32, device=out.device)
+                    i = (t - first) % len(logits_buf)
+                    logits_buf[i].copy_(out.detach())
+                    loss_buf[i] = loss.detach()
+                    if i == len(logits_buf) - 1 or t == first + steps_per_epoch - 1:
+                        steps = range(t - i, t + 1)
+                        rows = torch.cat([batches[u] for u in steps]).to(data.X.device)
+                        margin = _margins(logits_buf[:i + 1].reshape(len(rows), -1), data.y[rows])
+                        margin_sum.index_add_(0, rows, margin.double())
+                        loss_sum += (loss_buf[:i + 1].double() * len(idx)).sum()
+                        correct += (margin > 0).sum()  # the given label's logit beats every other one
+                        seen += len(rows)
             loss_sum, correct = float(loss_sum), int(correct)
             history.loss.append(loss_sum / seen)
             history.accuracy.append(correct / seen)
