@@ -125,8 +125,10 @@ def test_count_budget_and_no_dedup(setup):
 
 def test_bad_configuration(setup):
     root, _ = setup
+    from pydantic import ValidationError
+
     for budget, match in ((0, "count >= 1"), (1.5, r"fraction must be in \(0, 1\]"), (True, "budget must be")):
-        with pytest.raises(Exception, match=match):
+        with pytest.raises(ValidationError, match=match):
             config(root, budget=budget)
     with pytest.raises(InvalidInputError, match="curation config: .*budget"):
         CurateConfig.from_mapping({"source": "x", "name": "n", "model": "m", "budget": -1})
@@ -134,7 +136,7 @@ def test_bad_configuration(setup):
         curate_corpus(config(root, budget=500))
     with pytest.raises(InvalidInputError, match=r"no text column 'body'; its columns are \['text', 'source'\]"):
         curate_corpus(config(root, text_column="body"))
-    with pytest.raises(Exception, match="trainable must be 'all' or 'last:N'"):
+    with pytest.raises(ValidationError, match="trainable must be 'all' or 'last:N'"):
         config(root, trainable="head")
 
 
