@@ -68,13 +68,6 @@ def _check_gate_fraction(value: Any) -> float:
     return check_fraction(value, "max_drop_fraction", low_open=True)
 
 
-def _gate_fraction(value: Any, config: CleanConfig) -> float:
-    """The gate's limit for a run: ``value``, except under ``action="prune"``, whose budget is the
-    deliberate drop share (checked exactly by ``decisions.prune``), so the gate does not bound it."""
-    limit = _check_gate_fraction(value)
-    return 1.0 if config.action == "prune" else limit
-
-
 def _check_model(model: Any) -> Any:
     """``model`` if it is a string, a torch module or a Learner; else a clear InvalidTypeError.
 
@@ -477,7 +470,7 @@ class InfluenceCleaner(BaseEstimator):
         kind, source, _ = self._check_input(dataset, y, "fit")
         config, model = self._config()
         result = run(source, config, model, progress=self.progress,
-                     max_drop_fraction=_gate_fraction(self.max_drop_fraction, config))
+                     max_drop_fraction=_check_gate_fraction(self.max_drop_fraction))
         self._set_fitted(result, config)
         self._input_kind_ = kind
         if kind == "arrays":
@@ -1160,7 +1153,7 @@ if _BaseSampler is not None:
             codes = encoder.transform(y).astype(np.int64)
             targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
             run_result = run((np.asarray(X), codes), config, model, only_rows=targeted,
-                             max_drop_fraction=_gate_fraction(self.max_drop_fraction, config))
+                             max_drop_fraction=_check_gate_fraction(self.max_drop_fraction))
             result, decisions = run_result.gex_result, run_result.decisions
             table = decisions.table
             keep, relabel_mask, weight = decision_arrays(table)

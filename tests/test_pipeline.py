@@ -332,3 +332,11 @@ def test_the_drop_gate_stops_a_mass_drop_and_says_how_to_raise_it(small, small_c
     assert not hasattr(cleaner, "decisions_")  # nothing half-fitted
     with pytest.raises(InvalidInputError, match=r"max_drop_fraction must be in \(0, 1\]; found 0"):
         InfluenceCleaner(feature_columns=PX, max_drop_fraction=0).fit(small)
+
+
+def test_a_prune_budget_is_not_bounded_by_the_drop_gate(small, small_config):
+    """Keeping 50% by self-influence drops half the rows on purpose: the gate's 0.3 does not stop it."""
+    config = small_config.model_copy(update={"action": "prune", "prune_keep": 0.5})
+    result = run_pipeline(small, config)
+    assert (result.decisions.table["action"] == "drop").sum() == 200
+    assert result.cleaned.num_rows == 200 and all(r.success for r in result.reports)

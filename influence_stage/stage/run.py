@@ -72,7 +72,9 @@ def validate_output_step(cleaned: datasets.Dataset, prepared: Prepared, decision
                          *, max_drop_fraction: float = GATE_MAX_DROP_FRACTION) -> Any:
     """The output suite on the cleaned dataset and its manifest; raises ``ValidationFailedError``.
 
-    The gate checks the manifest as it is published: in the input's label values, not codes.
+    The gate checks the manifest as it is published: in the input's label values, not codes. Under
+    ``action="prune"`` the drop share is the budget, asked for and checked exactly by
+    ``decisions.prune``, so ``max_drop_fraction`` does not bound it.
 
     Returns
     -------
@@ -80,6 +82,9 @@ def validate_output_step(cleaned: datasets.Dataset, prepared: Prepared, decision
     """
     from influence_stage.publish.versions import labelled_manifest
     from influence_stage.quality.validation import validate_output
+
+    if config.action == "prune":
+        max_drop_fraction = 1.0
 
     from influence_stage.errors import ValidationFailedError
 
