@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   influence-stage clean --config flows/digits.yaml --score gex --threshold otsu
   influence-stage clean --source my_data.csv --label-column y --action reweight --threshold budget:0.05 --name mine
   influence-stage clean --config flows/digits.yaml --dask tcp://scheduler:8786
+  influence-stage clean --config flows/digits.yaml --dask-workers 2 --device auto --progress
   influence-stage server start        # local Prefect server + work pool + worker + the prefect.yaml deployment
   influence-stage server stop
   PREFECT_API_URL=http://host:4200/api influence-stage server deploy --pool influence-stage
@@ -84,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
         p.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
         p.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub repo")
+        p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where torch models train and evaluate "
+                       "(default cpu; auto: CUDA when available; cuda without a GPU is an error)")
         p.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
                        "in one batched task; one per task on Dask or for models that train chains one at a time)")
         p.add_argument("--skip-unchanged", action=argparse.BooleanOptionalAction, default=None,
@@ -99,7 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     flow_args(clean)
     clean.add_argument("--progress", action="store_true", help="show progress bars")
     clean.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
-                       help="run the tasks on Dask: a scheduler address, or no value for a local cluster")
+                       help="run the chain and loss-shard tasks on Dask: a scheduler address (workers must read "
+                       "--cache-dir), or no value for a local cluster")
+    clean.add_argument("--dask-workers", type=int, metavar="N", help="run the tasks on a local Dask cluster of N "
+                       "worker processes (one thread each)")
     serve = sub.add_parser("serve", help="serve the flow on a cron schedule (needs a Prefect server)")
     flow_args(serve)
     serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
@@ -141,6 +147,8 @@ def flow_config(args: argparse.Namespace) -> Any:
         except ValueError:
             raise InvalidInputError(f"--ft-lr must be 'auto' or a positive number; found {args.ft_lr!r}.") from None
         clean["gex"] = {**(clean.get("gex") or {}), "ft_lr": ft_lr}
+    if getattr(args, "device", None) is not None:
+        clean["gex"] = {**(clean.get("gex") or {}), "device": args.device}
     if getattr(args, "score", None) is not None:
         from influence_stage.engine.scores import check_score_name
 
@@ -191,10 +199,16 @@ def _clean(args: argparse.Namespace) -> int:
     preflight(params)
     from influence_stage.orchestration.flow import clean_dataset
 
-    if args.dask:
+    if args.dask or args.dask_workers is not None:
+        from influence_stage.errors import InvalidInputError
         from influence_stage.orchestration.dask_runner import clean_on_dask
 
-        summary = clean_on_dask(params, address=None if args.dask == "local" else args.dask)
+        address = None if args.dask in (None, "local") else args.dask
+        if address is not None and args.dask_workers is not None:
+            raise InvalidInputError(f"--dask {address} names an existing cluster and --dask-workers "
+                                    f"{args.dask_workers} asks for a local one. Fix: give one of them.")
+        workers = 2 if args.dask_workers is None else args.dask_workers
+        summary = clean_on_dask(params, address=address, n_workers=workers)
     else:
         summary = clean_dataset(params)
     if summary.get("unchanged"):

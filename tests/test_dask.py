@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -287,3 +288,72 @@ def test_what_a_task_receives_does_not_grow_with_the_rows(tmp_path):
         assert sent.last_fit is None and learner.last_fit is not None and sent.module is learner.module
         sizes.append(len(pickle.dumps((ref, sent))))
     assert abs(sizes[1] - sizes[0]) < 200  # a path and the parameters, not the rows
+
+
+# -- the cleaning flow and the CLI ----------------------------------------------------------------
+
+DIGITS = str(Path(__file__).resolve().parents[1] / "data" / "digits" / "train.parquet")
+
+
+@pytest.fixture(scope="module")
+def small_source(tmp_path_factory):
+    """400 demo rows as a parquet file."""
+    from datasets import load_dataset
+
+    path = tmp_path_factory.mktemp("src") / "small.parquet"
+    load_dataset("parquet", data_files=DIGITS, split="train").select(range(400)).to_parquet(str(path))
+    return str(path)
+
+
+def flow_params(tmp_path, source):
+    from influence_stage.orchestration.flow import FlowConfig
+
+    clean = steps.CleanConfig.from_mapping({
+        "label_column": "label", "feature_columns": ["px_*"], "model": "mlp", "fit": {"epochs": 10},
+        "gex": {"chains": 3, "cycles": 2, "ft_lr": 0.4}})
+    return FlowConfig(source=source, name="small", clean=clean, publish_root=str(tmp_path / "pub"),
+                      cache_dir=str(tmp_path / "cache"))
+
+
+def test_flow_keeps_the_loss_matrix_on_disk_and_a_rerun_evaluates_only_unfinished_members(
+        harness, tmp_path, small_source, monkeypatch):
+    from influence_stage.orchestration.flow import clean_dataset
+    from influence_stage.publish.versions import load_published
+
+    p = flow_params(tmp_path, small_source)
+    first = clean_dataset(p)
+    (matrix,) = (tmp_path / "cache" / "runs").glob("*/losses/*/matrix")
+    assert sorted(f.name for f in (matrix / "done").iterdir()) == [f"member-{j:05d}" for j in range(6)]
+    (shard,) = (matrix.parent / "shards").iterdir()
+    # as after a crash between member 4's shard and the run's store: both flags gone
+    (matrix / "done" / "member-00004").unlink()
+    (shard / "done" / "member-00004").unlink()
+    written = []
+    real = LossStore.write
+    monkeypatch.setattr(LossStore, "write", lambda self, j, col: written.append((self.folder.name, j)) or real(self, j, col))
+    second = clean_dataset(p)
+    assert written == [(shard.name, 4), ("matrix", 4)]  # member 4 only, in its shard and then in the run's store
+    _, a, _ = load_published(first["published"])
+    _, b, _ = load_published(second["published"])
+    np.testing.assert_array_equal(a.score.to_numpy(), b.score.to_numpy())
+
+
+def test_cli_names_a_bad_dask_or_device_option(harness, tmp_path, small_source, capsys):
+    import torch
+
+    from influence_stage.cli import main
+
+    common = ["clean", "--source", small_source, "--name", "small", "--label-column", "label",
+              "--feature-columns", "px_*", "--publish-root", str(tmp_path / "pub"), "--cache-dir", str(tmp_path / "c")]
+    assert main(common + ["--dask-workers", "0"]) == 2
+    assert "--dask-workers must be a positive number of worker processes; found 0" in capsys.readouterr().err
+    t = time.perf_counter()
+    assert main(common + ["--dask", "tcp://127.0.0.1:9"]) == 2
+    assert "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'" in capsys.readouterr().err
+    assert time.perf_counter() - t < 30
+    assert main(common + ["--dask", "tcp://127.0.0.1:9", "--dask-workers", "2"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(common + ["--device", "cuda"]) == 2
+        assert "device 'cuda' asked for, but torch sees no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "pub").exists()  # nothing ran

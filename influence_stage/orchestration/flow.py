@@ -2,15 +2,17 @@
 ``stage.run.run`` calls in the library path.
 
 load → validate input → featurize → fit θ* → auto scale → members (``chains_per_task`` chains per
-task, trained together; all in one task by default, one per task on Dask) → loss matrix → scores +
-decisions → apply → validate output → (with ground truth: baseline self-influence for the report's
+task, trained together; all in one task by default, one per task on Dask) → loss matrix (row-shard
+tasks into a ``LossStore`` under ``cache_dir/runs``, ``orchestration.dask_runner.score_on_tasks``)
+→ scores + decisions → apply → validate output → (with ground truth: baseline self-influence for the report's
 distributional-bias figure) → publish (+ report, artifacts).
 
-Expensive results (θ*, the scale probe, each group of chains, the loss matrix) are cached by
-content: the key is the dataset fingerprint plus the fingerprint of the configuration fields that
-affect them (``stage.steps.config_fingerprint``, which includes the content of a checkpoint or ``hf:``
-folder named by ``clean.model``), and results are persisted under ``cache_dir``. Tasks get their
-data from ``stage.steps.learner_data`` (tensors, or the raw texts / images for a Hugging Face model). A re-run
+Expensive results (θ*, the scale probe, each group of chains) are cached by content: the key is
+the dataset fingerprint plus the fingerprint of the configuration fields that affect them
+(``stage.steps.config_fingerprint``, which includes the content of a checkpoint or ``hf:`` folder
+named by ``clean.model``), and results are persisted under ``cache_dir``; the loss matrix is kept
+on disk under ``cache_dir/runs`` with a done-flag per member. The chain and loss-shard tasks read
+their rows from the run folder (``stage.shards``), never from their arguments. A re-run
 with the same inputs, or a run restarted after a crash, reuses every finished piece and gives
 identical scores. Nothing is published unless the output suite passes.
 
@@ -31,10 +33,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
-from influence_stage.config import GEXConfig
 from influence_stage.orchestration.deployments import notify_failure
 from influence_stage.engine.gex import GEXResult
-from influence_stage.engine.learner import Learner, State
+from influence_stage.engine.learner import Learner
 from influence_stage.engine.members import AutoScale
 from influence_stage.stage import run as stage
 from influence_stage.stage import steps
@@ -155,20 +156,6 @@ def fit_task(prepared: Prepared, features: Features, config: CleanConfig, key: s
 def scale_task(learner: Learner, prepared: Prepared, features: Features, config: CleanConfig, key: str,
                progress: bool = False) -> AutoScale | None:
     return stage.scale_step(learner, prepared, features, config, progress=progress)
-
-
-@task(name="chains", **CACHED)
-def chains_task(learner: Learner, prepared: Prepared, features: Features, gex: GEXConfig, ft_lr: float,
-                chains: list[int], prefixes: list[list[State]], key: str, progress: bool = False) -> list[list[State]]:
-    """Members of one group of chains (``stage.run.chains_step``)."""
-    return stage.chains_step(learner, prepared, features, gex, ft_lr, chains, prefixes, progress=progress)
-
-
-@task(name="loss-matrix", **CACHED)
-def loss_task(learner: Learner, members: list[State], prepared: Prepared, features: Features, config: CleanConfig,
-              ft_lr: float, auto: AutoScale | None, key: str) -> GEXResult:
-    """Loss matrix and scores (``stage.run.loss_step``)."""
-    return stage.loss_step(learner, members, prepared, features, config, ft_lr, auto)
 
 
 @task(name="decide")
@@ -388,19 +375,15 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
         if config.gex.ft_lr == "auto":
             auto = scale_task.with_options(**cached)(learner, prepared, features, config,
                                                      key=_digest(base_key, "scale"), progress=params.progress)
-    with timings.step("members"):
-        # chains the probe started are continued from its states; the others start at θ*
-        plan = stage.plan_members(learner, config, auto, chains_per_task=params.chains_per_task)
-        futures = [chains_task.with_options(**cached).submit(learner, prepared, features, config.gex, plan.ft_lr,
-                                                             group, [plan.prefixes[c] for c in group],
-                                                             key=_digest(base_key, plan.ft_lr, "chains", *group),
-                                                             progress=params.progress)
-                   for group in plan.groups]
-        members = plan.collect([future.result() for future in futures])
-    with timings.step("loss matrix + scores"):
-        # the grouping is in the key: chains trained together equal chains trained apart only up to rounding
-        result = loss_task.with_options(**cached)(learner, members, prepared, features, config, plan.ft_lr, auto,
-                                                  key=_digest(base_key, plan.ft_lr, "loss", *map(tuple, plan.groups)))
+    # members and loss matrix: chain tasks and row-shard tasks, each reading its rows from the run folder
+    # (never shipped with the task), the loss matrix on disk with a done-flag per member (a re-run
+    # evaluates only unfinished members); on Dask they spread over the workers
+    from influence_stage.orchestration.dask_runner import score_on_tasks
+
+    result = score_on_tasks(learner, prepared, features, config, auto,
+                            run_folder=Path(params.cache_dir) / "runs" / base_key, fingerprint=fingerprint,
+                            key=base_key, chains_per_task=params.chains_per_task,
+                            result_storage=cached["result_storage"], progress=params.progress, timings=timings)
     with timings.step("decide + apply + validate"):
         decisions = decide_task(result, prepared, features, config)
         cleaned = apply_task(prepared, decisions, config)
