@@ -140,11 +140,12 @@ def check_loss_matrix(L: Any, base: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_scores(scores: Any, *, name: str = "scores", n: int | None = None,
-                 aligned_with: str = "the rows") -> np.ndarray:
+                 aligned_with: str = "the rows", nonnegative: bool = True) -> np.ndarray:
     """Return scores as ``(n,) float64``: 1-D, non-empty, finite, ``>= 0`` (and ``n`` long when given).
 
     Every ranking score of the stage is ``>= 0`` (self-influence is a mean of squares; the rank
-    scores are percentiles), so a negative value means the wrong array was passed.
+    scores are percentiles), so a negative value means the wrong array was passed. Rankings that
+    may be negative (a baseline's score handed to pruning) pass ``nonnegative=False``.
     """
     if hasattr(scores, "detach"):  # a torch tensor
         scores = scores.detach().cpu().numpy()
@@ -165,8 +166,10 @@ def check_scores(scores: Any, *, name: str = "scores", n: int | None = None,
         raise InvalidInputError(f"{name} has {arr.shape[0]} entries but {aligned_with} has {n}; give one score per "
                                 "row, in the same order.")
     arr = arr.astype(np.float64, copy=False)
-    for bad, what in ((~np.isfinite(arr), "finite"),
-                      (arr < 0, ">= 0 (self-influence is a mean of squares; rank scores are percentiles)")):
+    checks = [(~np.isfinite(arr), "finite")]
+    if nonnegative:
+        checks.append((arr < 0, ">= 0 (self-influence is a mean of squares; rank scores are percentiles)"))
+    for bad, what in checks:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidInputError(f"{name} must be {what}; row {i} has {float(arr[i])!r} ({int(bad.sum())} bad "

@@ -103,7 +103,7 @@ def test_other_bad_arguments():
         prune(np.arange(6.0), 3, labels=[0, 1])
     with pytest.raises(InvalidInputError, match="high_share must be a number in"):
         prune(np.arange(6.0), 3, high_share=1.5)
-    with pytest.raises(InvalidInputError, match="row 2 is nan"):
+    with pytest.raises(InvalidInputError, match="scores must be finite; row 2 has nan"):
         prune(np.array([1.0, 2.0, np.nan]), 2)
     with pytest.raises(InvalidInputError, match="scores must be 1-D"):
         prune(np.zeros((3, 2)), 2)

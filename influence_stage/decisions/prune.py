@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from influence_stage._checks import check_scores
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 #: Values of ``PruneResult.reason``.
@@ -120,19 +121,6 @@ def check_budget(keep: Any, n_rows: int) -> int:
     return max(1, min(n_rows, int(round(frac * n_rows))))
 
 
-def _check_scores(scores: Any) -> np.ndarray:
-    arr = np.asarray(scores)
-    if arr.ndim != 1:
-        raise InvalidInputError(f"scores must be 1-D (n_rows,); found shape {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise InvalidTypeError(f"scores must be real numbers; found dtype {arr.dtype}.")
-    arr = arr.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise InvalidInputError(f"scores must be finite; row {int(bad[0])} is {arr[bad[0]]} ({bad.size} such rows).")
-    return arr
-
-
 def _allocate(counts: np.ndarray, n_keep: int) -> np.ndarray:
     """Rows each class keeps: proportional to its size, at least 1, summing to ``n_keep`` exactly."""
     n = counts.sum()
@@ -179,7 +167,7 @@ def prune(scores: Any, keep: float | int, *, labels: Any = None, per_class: bool
         A bad budget, scores that are not 1-D and finite, labels of another length, ``per_class``
         without labels, ``high_share`` outside ``[0, 1]``, or a budget below the number of classes.
     """
-    s = _check_scores(scores)
+    s = check_scores(scores, nonnegative=False)
     n = len(s)
     n_keep = check_budget(keep, n)
     if isinstance(high_share, (bool, np.bool_)) or not isinstance(high_share, numbers.Real) \
@@ -285,7 +273,7 @@ def prune_decisions(scores: Any, given_labels: Any, keep: float | int, *, per_cl
     from influence_stage.decisions.thresholds import ThresholdResult
     from influence_stage.engine.scores import label_quality
 
-    s = _check_scores(scores)
+    s = check_scores(scores, nonnegative=False)
     y = np.asarray(given_labels)
     if y.shape != s.shape or not np.issubdtype(y.dtype, np.integer):
         raise InvalidInputError(f"given_labels must be integer class codes of shape {s.shape}; found shape {y.shape}, "
@@ -295,7 +283,7 @@ def prune_decisions(scores: Any, given_labels: Any, keep: float | int, *, per_cl
         raise InvalidInputError(f"eligible must have shape {s.shape}; found {pool.shape}.")
     idx = np.flatnonzero(pool)
     result = prune(s[idx], keep, labels=y[idx], per_class=per_class, high_share=high_share)
-    shown = s if ranking is None else _check_scores(ranking)
+    shown = s if ranking is None else check_scores(ranking, name="ranking", nonnegative=False)
     if shown.shape != s.shape:
         raise InvalidInputError(f"ranking must have shape {s.shape}; found {shown.shape}.")
     removed = np.zeros(len(s), dtype=bool)
