@@ -48,7 +48,7 @@ def frame(n: int, d: int, k: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarr
 
 def profile(n: int, d: int, k: int) -> dict:
     from influence_stage.publish.versions import publish
-    from influence_stage.quality.validation import validate_input, validate_output
+    from influence_stage.quality import validate_input, validate_output
 
     df, flipped = frame(n, d, k)
     config = steps.CleanConfig(label_column="label", model="mlp")

@@ -96,7 +96,7 @@ def test_one_stray_string_in_a_numeric_column_is_an_error_naming_it(tmp_path):
 
 def test_coerce_numeric_turns_the_stray_cells_into_nulls(tmp_path):
     from influence_stage.stage.steps import CleanConfig, prepare
-    from influence_stage.quality.validation import validate_input
+    from influence_stage.quality import validate_input
 
     source = _digits_csv(tmp_path, {(3, "px_1"): "abc", (5, "px_1"): "abc", (11, "px_1"): "abc"})
     prepared = prepare(source, CleanConfig(coerce_numeric=True))
@@ -145,7 +145,7 @@ def test_published_manifest_holds_the_input_label_values(tmp_path, labels):
     from influence_stage.stage.run import run_pipeline
     from influence_stage.stage.steps import CleanConfig
     from influence_stage.publish.versions import labelled_manifest, load_published, manifest_codes, publish
-    from influence_stage.quality.validation import validate_output
+    from influence_stage.quality import validate_output
 
     source = _labelled_source(labels)
     result = run_pipeline(source, CleanConfig.from_mapping(QUICK))

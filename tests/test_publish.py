@@ -34,7 +34,7 @@ from influence_stage.publish.versions import (  # noqa: E402
     push_to_hub,
     unchanged_version,
 )
-from influence_stage.quality.validation import validate_output  # noqa: E402
+from influence_stage.quality import validate_output  # noqa: E402
 
 CLASSES = ["a", "b", "c"]
 N = 12

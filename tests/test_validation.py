@@ -1,4 +1,4 @@
-"""Tests of influence_stage.quality.validation: the input and output suites, reports, stored suite JSON, Data Docs."""
+"""Tests of influence_stage.quality: the input and output suites, reports, stored suite JSON, Data Docs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 from influence_stage.data.labels import encode_labels
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.errors import InvalidInputError, InvalidTypeError, ValidationFailedError  # noqa: E402
-from influence_stage.quality.validation import (  # noqa: E402
+from influence_stage.quality import (  # noqa: E402
     SUITE_VERSIONS,
     ValidationReport,
     render_data_docs,

@@ -675,7 +675,7 @@ def publish(
             for report in reports:
                 (tmp / VALIDATION_DIR / f"{report.suite}.json").write_text(report.to_json(), encoding="utf-8")
                 if data_docs:
-                    from influence_stage.quality.validation import ValidationReport, render_data_docs
+                    from influence_stage.quality import ValidationReport, render_data_docs
 
                     if isinstance(report, ValidationReport):
                         render_data_docs(report, tmp / VALIDATION_DIR)

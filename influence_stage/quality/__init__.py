@@ -1,0 +1,75 @@
+"""Data-quality gates with Great Expectations 1.x: the ``input`` and ``output`` expectation suites.
+
+This package owns the two gates of the stage:
+
+``validate_input``    the labelled dataset before featurizing (suite ``input``)
+``validate_output``   the cleaned dataset + the manifest against the input (suite ``output``);
+                      a failure stops the stage and nothing is published
+``render_data_docs``  HTML of a report (Great Expectations Data Docs pages + an offline index)
+
+How the suites are built, stored and parametrised
+-------------------------------------------------
+The suites are built **in code** from ``great_expectations.expectations`` classes
+(:func:`build_input_suites`, :func:`build_output_suites`) and stored as versioned JSON snapshots in
+``influence_stage/suites/<suite>.json`` (GE's own suite format, one GE suite per *batch*, see below,
+plus a ``version``). A test checks that the stored JSON equals what the code builds, so a change to
+a suite shows up as a reviewed diff of the JSON; :func:`write_suite_files` regenerates the files and
+refuses to change the expectations without a bump of :data:`SUITE_VERSIONS`. Code is the source,
+not the JSON, because column names are not GE suite parameters (``$PARAMETER`` works for values
+only) and the input suite has one expectation per feature column: loading from JSON would need a
+template language of our own on top of GE's format. The snapshot is built with placeholder column
+names (``<label_column>``, ``<feature_column>``, ...).
+
+Values are bound at run time with GE's own suite parameters (``{"$PARAMETER": name}``, passed to
+``Batch.validate(expectation_parameters=...)``): ``class_set``, ``min_rows_per_class``,
+``expected_columns``, ``max_drop_fraction``. Column names are substituted when
+the suite is built. The parameters a run used are recorded in :meth:`ValidationReport.to_json`.
+
+Batches
+-------
+A suite can only look at one table at a time, so each suite validates a few small pandas frames
+(*batches*), each with its own GE suite named ``<suite>.<batch>``. Only the needed columns are read
+(``Dataset.select_columns([...]).to_pandas()``); checks across tables (does the manifest account for
+every input row exactly once? does every output row come from the input?) are GE expectations on a
+derived frame, the outer join of input, manifest and output ``row_id``s, so no list of ids is ever
+passed as an expectation argument (it would be copied into the result JSON).
+
+``input``:  ``columns`` (a 0-row frame with the input's columns: label, ``row_id`` and every
+feature column present), ``rows`` (label not null and in the class set, ``row_id`` not null and
+unique, numeric feature columns without nulls), ``class_counts`` (one row per declared class:
+at least ``min_rows_per_class`` rows).
+
+``output``: ``columns`` (the input's columns in order, plus the weight column when present),
+``features`` (each input column keeps its feature type), ``rows`` (label not null and in the class
+set, weights in ``(0, 1]``, ``row_id`` not null and unique; no weight column means all weights 1),
+``manifest`` (the decision table's columns, ``row_id`` not null and unique, actions, label codes,
+weights), ``accounting`` (every output and manifest ``row_id`` is an input row; each input row is
+in the manifest exactly once; the output holds exactly the rows the manifest keeps, relabels or
+reweights; their labels and weights are the manifest's; the dropped fraction is at most
+``max_drop_fraction``).
+
+Labels are compared in the class set's terms: a ``ClassLabel`` column is decoded to its names when
+the class set holds strings (else its codes are compared); a numeric or bool column is compared by
+its string form (``str`` of ints and bools, ``f"{v:g}"`` of floats) when the class set holds
+strings, matching :class:`influence_stage.data.sources.LabelEncoding` names.
+
+Great Expectations is imported lazily (about 4 s) with ``GX_ANALYTICS_ENABLED=false`` set first.
+"""
+
+from influence_stage.quality.docs import render_data_docs
+from influence_stage.quality.gate import PARTIAL_UNEXPECTED_COUNT, ValidationReport, validate_input, validate_output
+from influence_stage.quality.suites import (
+    SUITE_PARAMETERS,
+    SUITE_VERSIONS,
+    build_input_suites,
+    build_output_suites,
+    stored_suite,
+    suite_document,
+    write_suite_files,
+)
+
+__all__ = [
+    "PARTIAL_UNEXPECTED_COUNT", "SUITE_PARAMETERS", "SUITE_VERSIONS", "ValidationReport", "build_input_suites",
+    "build_output_suites", "render_data_docs", "stored_suite", "suite_document", "validate_input", "validate_output",
+    "write_suite_files",
+]

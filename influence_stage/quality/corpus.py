@@ -1,6 +1,6 @@
 """The ``corpus`` Great Expectations suite: the gate before a curated corpus is published.
 
-Built in code like the ``input`` / ``output`` suites (``influence_stage.quality.validation``),
+Built in code like the ``input`` / ``output`` suites (``influence_stage.quality.suites``),
 stored as a JSON snapshot in ``influence_stage/quality/suites/corpus.json`` (a test checks the
 file equals what the code builds; :func:`write_corpus_suite_file` regenerates it and refuses to
 change the expectations without a bump of :data:`CORPUS_SUITE_VERSION`), run on small pandas
@@ -37,17 +37,8 @@ import pandas as pd
 from influence_stage.data.corpus import STATUSES, content_hash
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.quality.validation import (
-    PARTIAL_UNEXPECTED_COUNT,
-    ValidationReport,
-    _Batch,
-    _ephemeral_context,
-    _gx,
-    _param,
-    _plain,
-    _result_dicts,
-    _suite_json,
-)
+from influence_stage.quality.gate import PARTIAL_UNEXPECTED_COUNT, Batch, ValidationReport, plain, result_dicts
+from influence_stage.quality.suites import ephemeral_context, gx_modules, param, suite_json
 
 SUITE = "corpus"
 CORPUS_SUITE_VERSION = 1
@@ -79,14 +70,14 @@ def build_corpus_suites(*, dedup: bool = True) -> dict[str, Any]:
     dedup : bool
         Include the "no exact duplicates left" expectation (only when deduplication was asked for).
     """
-    gx, gxe = _gx()
+    gx, gxe = gx_modules()
     documents = [
         gxe.ExpectColumnValuesToNotBeNull(column="n_chars", description="every curated document has text",
                                           meta={"key": "text_not_null"}),
         gxe.ExpectColumnValuesToBeBetween(column="n_chars", min_value=1, description="no empty documents",
                                           meta={"key": "no_empty_documents"}),
-        gxe.ExpectColumnValuesToBeBetween(column="n_chars", min_value=_param("min_chars"),
-                                          max_value=_param("max_chars"),
+        gxe.ExpectColumnValuesToBeBetween(column="n_chars", min_value=param("min_chars"),
+                                          max_value=param("max_chars"),
                                           description="document lengths are within [min_chars, max_chars]",
                                           meta={"key": "length_bounds"}),
         gxe.ExpectColumnValuesToBeUnique(column=ROW_ID, description="curated row_id values are unique",
@@ -126,8 +117,8 @@ def build_corpus_suites(*, dedup: bool = True) -> dict[str, Any]:
                                             meta={"key": "output_matches_manifest"}),
     ]
     budget = [
-        gxe.ExpectColumnValuesToBeBetween(column="kept_fraction", min_value=_param("budget_min"),
-                                          max_value=_param("budget_max"),
+        gxe.ExpectColumnValuesToBeBetween(column="kept_fraction", min_value=param("budget_min"),
+                                          max_value=param("budget_max"),
                                           description="the kept fraction of the scored documents equals the budget",
                                           meta={"key": "kept_fraction_equals_budget"}),
     ]
@@ -148,7 +139,7 @@ def suite_document() -> dict[str, Any]:
                        "the budget.",
         "conditional": {"no_exact_duplicates": "only when deduplication was asked for"},
         "parameters": dict(PARAMETERS),
-        "batches": {batch: _suite_json(s) for batch, s in build_corpus_suites(dedup=True).items()},
+        "batches": {batch: suite_json(s) for batch, s in build_corpus_suites(dedup=True).items()},
     }
 
 
@@ -265,13 +256,13 @@ def validate_corpus(documents: pd.DataFrame, manifest: pd.DataFrame, *, n_input:
     budget = pd.DataFrame({"check": ["budget"], "kept_fraction": [len(documents) / n_scored],
                            "n_kept": [len(documents)], "n_scored": [n_scored]})
     batches = [
-        _Batch("documents", documents.reset_index(drop=True), (ROW_ID,)),
-        _Batch("manifest", manifest.reset_index(drop=True), (ROW_ID,)),
-        _Batch("accounting", _accounting(n_input, manifest, documents), (ROW_ID,)),
-        _Batch("budget", budget, ("check",)),
+        Batch("documents", documents.reset_index(drop=True), (ROW_ID,)),
+        Batch("manifest", manifest.reset_index(drop=True), (ROW_ID,)),
+        Batch("accounting", _accounting(n_input, manifest, documents), (ROW_ID,)),
+        Batch("budget", budget, ("check",)),
     ]
     suites = build_corpus_suites(dedup=dedup)
-    context = _ephemeral_context()
+    context = ephemeral_context()
     source = context.data_sources.add_pandas("influence_stage_corpus")
     results: list[dict[str, Any]] = []
     ge_results: dict[str, Any] = {}
@@ -287,9 +278,9 @@ def validate_corpus(documents: pd.DataFrame, manifest: pd.DataFrame, *, n_input:
             suites[batch.name], expectation_parameters=parameters, result_format=result_format)
         for evr in ge_result.results:
             if evr.result and "observed_value" in evr.result:
-                evr.result["observed_value"] = _plain(evr.result["observed_value"])
+                evr.result["observed_value"] = plain(evr.result["observed_value"])
         ge_results[batch.name] = ge_result
-        results.extend(_result_dicts(SUITE, batch.name, suites[batch.name], ge_result))
+        results.extend(result_dicts(SUITE, batch.name, suites[batch.name], ge_result))
     return ValidationReport(suite=SUITE, success=all(r["success"] for r in results), results=tuple(results),
                             suite_version=CORPUS_SUITE_VERSION,
                             parameters={**parameters, "n_input": int(n_input), "n_scored": n_scored,

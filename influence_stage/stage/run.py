@@ -60,7 +60,7 @@ def validate_input_step(prepared: Prepared) -> Any:
     -------
     ValidationReport
     """
-    from influence_stage.quality.validation import validate_input
+    from influence_stage.quality import validate_input
 
     roles = prepared.roles
     report = validate_input(prepared.dataset, label_column=roles.label_column,
@@ -81,7 +81,7 @@ def validate_output_step(cleaned: datasets.Dataset, prepared: Prepared, decision
     ValidationReport
     """
     from influence_stage.publish.versions import labelled_manifest
-    from influence_stage.quality.validation import validate_output
+    from influence_stage.quality import validate_output
 
     if config.action == "prune":
         max_drop_fraction = 1.0
