@@ -18,6 +18,7 @@ equal.
 
 Writes benchmarks/results/scale.json and the "scale" section of benchmarks/RESULTS.md.
 Run: ``.venv/bin/python benchmarks/scale.py [--rows 10000 100000] [--dask-rows 100000] [--max-minutes 12]``
+(``--add``: measure more sizes into an existing results/scale.json).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
-from common import machine, write_json, write_section
+from common import RESULTS, machine, write_json, write_section
 
 FEATURES, CLASSES = 40, 10
 
@@ -56,7 +57,7 @@ def profile(n: int) -> dict:
     from floor import floor
     from step_times import frame
     from influence_stage.publish.versions import publish
-    from influence_stage.quality.validation import validate_input, validate_output
+    from influence_stage.quality import validate_input, validate_output
     from influence_stage.stage import steps
     from influence_stage.stage.run import score_step
     from influence_stage.timing import Timings
@@ -257,6 +258,8 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=12.0)
     parser.add_argument("--extrapolate-to", type=int, default=1_000_000)
     parser.add_argument("--dry-run", action="store_true", help="print the section, write no results")
+    parser.add_argument("--add", action="store_true", help="keep the sizes (and, with --dask-rows 0, the Dask part) "
+                        "of results/scale.json that this run does not measure")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -264,6 +267,10 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(one_size(args.one)))
         return
     sizes = [run_size(n, args.max_minutes) for n in args.rows]
+    stored = RESULTS / "scale.json"
+    previous = json.loads(stored.read_text()) if args.add and stored.is_file() else {}
+    kept = [s for s in previous.get("sizes", []) if s["rows"] not in args.rows]
+    sizes = sorted(sizes + kept, key=lambda s: s["rows"])
     done = [s for s in sizes if s.get("finished")]
     extrapolation = None
     if len(done) >= 2 and args.extrapolate_to > max(s["rows"] for s in done):
@@ -272,7 +279,7 @@ def main() -> None:
         c, d = linear_fit(rows, [s["peak_rss_mb"] for s in done])
         extrapolation = {"rows": args.extrapolate_to, "from_rows": rows, "seconds": a + b * args.extrapolate_to,
                          "peak_rss_mb": c + d * args.extrapolate_to}
-    dask = dask_part(args.dask_rows, [1, 2], args.dask_chains_per_task) if args.dask_rows else None
+    dask = dask_part(args.dask_rows, [1, 2], args.dask_chains_per_task) if args.dask_rows else previous.get("dask")
     text = markdown(sizes, dask, extrapolation)
     if not args.dry_run:
         write_json("scale", {"machine": machine(), "sizes": sizes, "extrapolation": extrapolation, "dask": dask})

@@ -162,14 +162,25 @@ def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generato
     for the same seed.
     """
     out: list[torch.Tensor] = []
-    batch_size = min(batch_size, n)
     while len(out) < steps:
-        perm = torch.randperm(n, generator=generator)
-        for start in range(0, n - batch_size + 1, batch_size):  # drop the ragged tail
-            out.append(perm[start:start + batch_size])
+        for batch in epoch_batches(n, batch_size, generator):
+            out.append(batch)
             if len(out) == steps:
                 break
     return out
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of :func:`batch_indices`: a random permutation cut into ``n // batch_size`` batches.
+
+    ``TorchLearner.fit`` draws its batches one epoch at a time with it (the same batches as
+    ``batch_indices`` for the same generator), so the index tensors of all epochs never sit in memory
+    together.
+    """
+    batch_size = min(batch_size, n)
+    perm = torch.randperm(n, generator=generator)
+    # the ragged tail is dropped
+    return [perm[start:start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
 
 
 def _margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -327,11 +338,11 @@ class TorchLearner:
         opt = torch.optim.SGD(self.module.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                               weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
         history = TrainHistory()
-        batches = batch_indices(len(data), total, batch_size, gen)
         # rows per second on the bar: epochs of different sizes compare by rows, not by steps
         bar = tqdm(total=total * min(batch_size, len(data)), desc="fit θ*", unit="rows", unit_scale=True,
                    disable=not progress, leave=False)
         margin_sum = torch.zeros(len(data), dtype=torch.float64, device=data.X.device)
+        margin_count = torch.zeros(len(data), dtype=torch.float64, device=data.X.device)  # epochs that saw each row
         self.module.train()
         logits_buf: torch.Tensor | None = None
         for epoch in range(epochs):
@@ -339,13 +350,14 @@ class TorchLearner:
             # computed per block of steps (a row is in at most one minibatch per epoch, so the margins add
             # up in the same order as step by step), with one host sync per epoch
             first = epoch * steps_per_epoch
+            batches = epoch_batches(len(data), batch_size, gen)
             loss_sum = torch.zeros((), dtype=torch.float64, device=data.X.device)
             correct = torch.zeros((), dtype=torch.int64, device=data.X.device)
             seen = 0
             for t in range(first, first + steps_per_epoch):
                 for group in opt.param_groups:
                     group["lr"] = schedule(t)
-                idx = batches[t].to(data.X.device)
+                idx = batches[t - first].to(data.X.device)
                 out = self.module(data.X[idx])
                 loss = F.cross_entropy(out, data.y[idx])
                 opt.zero_grad(set_to_none=True)
@@ -361,9 +373,10 @@ class TorchLearner:
                     loss_buf[i] = loss.detach()
                     if i == len(logits_buf) - 1 or t == first + steps_per_epoch - 1:
                         steps = range(t - i, t + 1)
-                        rows = torch.cat([batches[u] for u in steps]).to(data.X.device)
+                        rows = torch.cat([batches[u - first] for u in steps]).to(data.X.device)
                         margin = _margins(logits_buf[:i + 1].reshape(len(rows), -1), data.y[rows])
                         margin_sum.index_add_(0, rows, margin.double())
+                        margin_count.index_add_(0, rows, torch.ones_like(margin_sum[:len(rows)]))
                         loss_sum += (loss_buf[:i + 1].double() * len(idx)).sum()
                         correct += (margin > 0).sum()  # the given label's logit beats every other one
                         seen += len(rows)
@@ -378,8 +391,7 @@ class TorchLearner:
             self.recalibrate_batchnorm(data)
         logger.info("fit θ*: %d epochs, final train loss %.4f, accuracy %.4f", epochs,
                     history.loss[-1], history.accuracy[-1])
-        # how many epochs saw each row; rows in no minibatch (only possible in the ragged tail) get 0
-        margin_count = torch.bincount(torch.cat(batches), minlength=len(data)).to(margin_sum)
+        # rows in no minibatch (only possible in the ragged tail) get 0
         mean = torch.where(margin_count > 0, margin_sum / margin_count.clamp_min(1), torch.zeros_like(margin_sum))
         self.last_fit = TrainHistory(loss=history.loss, accuracy=history.accuracy,
                                      mean_margin=mean.cpu().numpy().astype(np.float32),
