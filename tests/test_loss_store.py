@@ -112,3 +112,21 @@ def test_score_fitted_through_a_store_matches_and_self_influence_in_blocks(small
     np.testing.assert_allclose(influence.self_influence(on_disk.loss_matrix, on_disk.base_loss, trim=1),
                                influence._self_influence_block(np.asarray(on_disk.loss_matrix), on_disk.base_loss,
                                                                0.05, 1), rtol=0, atol=0)
+
+
+def test_a_store_gathers_members_from_its_row_blocks(tmp_path):
+    rng = np.random.default_rng(0)
+    full = rng.random((10, 3), dtype=np.float32)
+    parts = [LossStore(tmp_path / f"p{s}", key=f"k{s}", n_rows=e - s, n_members=3) for s, e in ((0, 4), (4, 10))]
+    for j in range(3):
+        parts[0].write(j, full[:4, j])
+    parts[1].write(2, full[4:, 2])
+    store = LossStore(tmp_path / "all", key="k", n_rows=10, n_members=3)
+    assert store.gather(parts) == [2] and store.pending() == [0, 1]  # only member 2 is done in both blocks
+    parts[1].write(0, full[4:, 0])
+    parts[1].write(1, full[4:, 1])
+    assert store.gather(parts) == [0, 1]
+    np.testing.assert_array_equal(store.read(), full)
+    assert np.load(tmp_path / "all" / "loss_matrix.npy", mmap_mode="r").flags.f_contiguous  # columns contiguous
+    with pytest.raises(InvalidInputError, match="the parts hold 4 rows"):
+        store.gather(parts[:1])

@@ -86,8 +86,8 @@ class LossStore:
         (tmp / DONE).mkdir(parents=True)
         # column-major: a member's column is one contiguous run of the file, so writing and flushing it
         # touches only its own pages (row-major, every column write would dirty the whole file)
-        mm = np.lib.format.open_memmap(tmp / MATRIX, mode="w+", dtype=np.float32, shape=(self.n_rows, self.n_members),
-                                       fortran_order=True)
+        mm = np.lib.format.open_memmap(tmp / MATRIX, mode="w+", dtype=np.float32,
+                                       shape=(self.n_rows, self.n_members), fortran_order=True)
         mm.flush()
         del mm
         (tmp / MANIFEST).write_text(json.dumps({"key": self.key, "n_rows": self.n_rows, "n_members": self.n_members,
