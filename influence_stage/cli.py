@@ -75,7 +75,19 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--label-column", help="label column (default: label)")
         p.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: automatic")
         p.add_argument("--model", help="auto, mlp, cnn, a checkpoint (.pt/.safetensors or checkpoint:PATH) or hf:FOLDER (default: auto)")
-        p.add_argument("--action", choices=["drop", "relabel", "reweight", "none"])
+        p.add_argument("--action", choices=["drop", "relabel", "reweight", "none", "prune"])
+        p.add_argument("--split", help="split to read from a multi-split source (default: the only split)")
+        p.add_argument("--seed", type=int, help="seed of every random choice of the run (θ*, members, batches, "
+                       "thresholds); the same seed gives the same scores")
+        p.add_argument("--relabel-fallback", choices=["drop", "keep"], help="action relabel: what happens to "
+                       "flagged rows that are not relabeled (default drop)")
+        p.add_argument("--max-fraction-per-class", metavar="F", help="per-class cap: never remove more than this "
+                       "share of a class (default 0.5; 'none' for no cap; one row per class always stays)")
+        p.add_argument("--prune-keep", help="action prune: rows to keep, a fraction in (0, 1] or an integer count")
+        p.add_argument("--prune-high-share", type=float, help="action prune: share of the pruned rows taken from "
+                       "the highest self-influence (default 0: only the lowest, the redundant rows)")
+        p.add_argument("--prune-per-class", action="store_true", default=None, help="action prune: each class "
+                       "keeps its share of the budget")
         p.add_argument("--score", help="ranking: gex+oos+aum (default), gex+oos, gex, gex-trimmed or member-loss")
         p.add_argument("--threshold", help="estimate (default: the estimated number of mislabeled rows), otsu, gmm, "
                        "quantile:Q, budget:F or a number")
@@ -122,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     versions = sub.add_parser("versions", help="list the published versions of a dataset, and any debris of "
                               "killed publishes")
     versions.add_argument("path", help="<root>/<name>")
+    # the curation flow's own parser is built when the command runs: Prefect is not imported for the others
+    sub.add_parser("curate", add_help=False, help="curate a text corpus by self-influence under a budget, validate "
+                   "and publish it (influence-stage curate --help)")
+    cache = sub.add_parser("cache", help="the run cache (θ*, members, loss matrices)")
+    cache.add_argument("cache_command", choices=["clear", "info"], help="clear: delete the cached results; info: "
+                       "their count and size")
+    cache.add_argument("--cache-dir", default="runs/cache", help="the cache folder (default runs/cache)")
     return parser
 
 
@@ -136,11 +155,28 @@ def flow_config(args: argparse.Namespace) -> Any:
         base = FlowConfig.from_yaml(args.config).model_dump(mode="json")
     clean = dict(base.pop("clean", {}) or {})
     for flag, key in [("label_column", "label_column"), ("model", "model"), ("action", "action"),
-                      ("threshold", "threshold")]:
+                      ("threshold", "threshold"), ("split", "split"), ("seed", "seed"),
+                      ("relabel_fallback", "relabel_fallback"), ("prune_high_share", "prune_high_share")]:
         if getattr(args, flag) is not None:
             clean[key] = getattr(args, flag)
     if args.feature_columns:
         clean["feature_columns"] = list(args.feature_columns)
+    if args.max_fraction_per_class is not None:
+        text = args.max_fraction_per_class.strip().lower()
+        try:
+            clean["max_fraction_per_class"] = None if text == "none" else float(text)
+        except ValueError:
+            raise InvalidInputError(f"--max-fraction-per-class must be a number in [0, 1] or 'none'; found "
+                                    f"{args.max_fraction_per_class!r}.") from None
+    if args.prune_keep is not None:
+        text = args.prune_keep.strip()
+        try:
+            clean["prune_keep"] = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            raise InvalidInputError(f"--prune-keep must be a fraction in (0, 1] or a count; found "
+                                    f"{args.prune_keep!r}.") from None
+    if args.prune_per_class:
+        clean["prune_per_class"] = True
     if args.ft_lr is not None:
         try:
             ft_lr: str | float = args.ft_lr if args.ft_lr == "auto" else float(args.ft_lr)
@@ -277,6 +313,34 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _curate(args: argparse.Namespace) -> int:
+    from influence_stage.orchestration.curate import add_curate_parser, run_curate
+
+    parser = argparse.ArgumentParser(prog="influence-stage")
+    add_curate_parser(parser.add_subparsers(dest="command", required=True))
+    return run_curate(parser.parse_args(["curate", *args.rest]))
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """``cache clear`` deletes the cached results under ``--cache-dir``; ``cache info`` counts them."""
+    import shutil
+
+    from influence_stage.errors import InvalidInputError
+
+    folder = Path(args.cache_dir)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"--cache-dir {folder} is a file, not a folder.")
+    files = [f for f in folder.rglob("*") if f.is_file()] if folder.is_dir() else []
+    size = sum(f.stat().st_size for f in files)
+    if args.cache_command == "info":
+        print(f"{folder}: {len(files)} cached files, {size / 2**20:.1f} MiB")
+        return EXIT_OK
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    print(f"cleared {folder}: {len(files)} files, {size / 2**20:.1f} MiB")
+    return EXIT_OK
+
+
 def _versions(args: argparse.Namespace) -> int:
     from influence_stage.errors import InvalidInputError
     from influence_stage.publish.versions import latest_version, list_debris, list_versions
@@ -311,13 +375,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "curate":
+        args.rest = rest  # the curation command parses its own arguments (see _curate)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from influence_stage.errors import InfluenceStageError, ValidationFailedError
 
     if argv is None and not args.verbose:  # the console script; calls from Python keep their own logging
         _quiet(getattr(args, "progress", False))
 
-    if argv is None and args.command in ("clean", "serve"):
+    if argv is None and args.command in ("clean", "serve", "curate"):
         # the console script (not a call from Python): a killed CLI must not leave Prefect's server behind
         from influence_stage.orchestration.orphans import start_watchdog
 
@@ -325,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return {"clean": _clean, "serve": _serve, "server": _server, "report": _report,
-                "versions": _versions}[args.command](args)
+                "versions": _versions, "curate": _curate, "cache": _cache}[args.command](args)
     except ValidationFailedError as exc:
         _traceback(args)
         print(f"error: validation failed, nothing published: {_one_line(exc)}", file=sys.stderr)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,11 @@ class FlowConfig(BaseModel):
                              "name; the one LATEST points to is never deleted. Default: keep all.")
     notify_webhook: str | None = Field(None, pattern=r"^https?://\S+$", description="URL that receives a JSON POST "
                                        "(flow run, dataset, one-line reason) when a run fails.")
+    task_timeout_s: float | None = Field(None, gt=0, description="Longest a single task may run, in seconds; a "
+                                         "task past it fails the run (and nothing is published). None: no limit.")
+    cache_expiration_days: float | None = Field(30.0, gt=0, description="How long a cached θ* or scale probe is "
+                                                "reused; older entries are recomputed. None: never expire. "
+                                                "`influence-stage cache clear` empties the cache.")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "FlowConfig":
@@ -102,7 +108,8 @@ class FlowConfig(BaseModel):
             raise InvalidInputError(f"configuration file {path}: {exc}") from exc
 
 
-RUN_CONTROL_FIELDS = frozenset({"progress", "skip_unchanged", "keep", "notify_webhook"})
+RUN_CONTROL_FIELDS = frozenset({"progress", "skip_unchanged", "keep", "notify_webhook", "task_timeout_s",
+                                "cache_expiration_days"})
 """FlowConfig fields that do not change what a run publishes: left out of :func:`output_fingerprint`."""
 
 
@@ -131,7 +138,27 @@ def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
 CACHED = dict(cache_key_fn=_cache_key, persist_result=True)
 
 
-@task(name="load")
+def transient_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only I/O errors that may pass (a network share, the hub, a busy disk), never bad input.
+
+    A missing or unreadable file, a full disk and every ``InfluenceStageError`` fail at once.
+    """
+    import errno
+
+    from influence_stage.errors import InfluenceStageError
+
+    exc = getattr(state, "data", None)
+    if not isinstance(exc, OSError) or isinstance(exc, InfluenceStageError):
+        return False
+    permanent = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+    return not isinstance(exc, permanent) and exc.errno not in (errno.ENOSPC, errno.EDQUOT)
+
+
+#: Retries of the I/O tasks (load, publish), with backoff.
+IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_io)
+
+
+@task(name="load", **IO_RETRIES)
 def load_task(source: str, config: CleanConfig) -> Prepared:
     return steps.prepare(source, config)
 
@@ -281,7 +308,7 @@ def bias_scores_task(result: GEXResult, prepared: Prepared, features: Features) 
     return bias_scores(result, prepared, features, log=get_run_logger())
 
 
-@task(name="publish")
+@task(name="publish", **IO_RETRIES)
 def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Features, reports: list[Any],
                  params: FlowConfig, summary: dict[str, Any], fingerprint: str,
                  bias: dict[str, np.ndarray] | None = None) -> Any:
@@ -352,10 +379,14 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
     steps.preflight(params.source, config, name=params.name, publish_root=params.publish_root,
                     cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
     timings = Timings()
+    timeout = dict(timeout_seconds=params.task_timeout_s)
+    load, validate_input, featurize, decide, apply, validate_output, bias_of, publish = (
+        t.with_options(**timeout) for t in (load_task, validate_input_task, featurize_task, decide_task, apply_task,
+                                            validate_output_task, bias_scores_task, publish_task))
     with timings.step("load + validate + featurize"):
-        prepared = load_task(params.source, config)
-        input_report = validate_input_task(prepared)
-        features = featurize_task(prepared, config)
+        prepared = load(params.source, config)
+        input_report = validate_input(prepared)
+        features = featurize(prepared, config)
     fingerprint = dataset_fingerprint(prepared.dataset)
     if params.skip_unchanged:  # skip the scoring work too; publish checks again under the lock
         from influence_stage.publish.versions import prune_versions, unchanged_version
@@ -366,7 +397,8 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
             removed = prune_versions(params.publish_root, params.name, params.keep) if params.keep else []
             return _unchanged(params, same, removed)
     base_key = _digest(fingerprint, steps.config_fingerprint(config))
-    cached = dict(result_storage=Path(params.cache_dir).resolve())
+    cached = dict(result_storage=Path(params.cache_dir).resolve(), **timeout,
+                  cache_expiration=timedelta(days=params.cache_expiration_days) if params.cache_expiration_days else None)
     with timings.step("θ*"):
         learner = fit_task.with_options(**cached)(prepared, features, config, key=_digest(base_key, "theta"),
                                                   progress=params.progress)
@@ -385,9 +417,9 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
                             key=base_key, chains_per_task=params.chains_per_task,
                             result_storage=cached["result_storage"], progress=params.progress, timings=timings)
     with timings.step("decide + apply + validate"):
-        decisions = decide_task(result, prepared, features, config)
-        cleaned = apply_task(prepared, decisions, config)
-        output_report = validate_output_task(cleaned, prepared, decisions, params)
+        decisions = decide(result, prepared, features, config)
+        cleaned = apply(prepared, decisions, config)
+        output_report = validate_output(cleaned, prepared, decisions, params)
     table = decisions.table
     summary = stage.summarize(result, decisions, cleaned, prepared)
     change = roles_change(params, summary["columns"])
@@ -397,9 +429,9 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
     bias = None
     if params.truth is not None:  # the distributional-bias figure compares estimators against the truth
         with timings.step("bias scores (report)"):
-            bias = bias_scores_task(result, prepared, features)
+            bias = bias_of(result, prepared, features)
     with timings.step("publish + report"):
-        published = publish_task(cleaned, decisions, prepared, features, [input_report, output_report], params,
+        published = publish(cleaned, decisions, prepared, features, [input_report, output_report], params,
                                  summary, fingerprint, bias=bias)
     if published.unchanged:  # another run published the same data while this one was scoring it
         return _unchanged(params, published.version, published.removed)

@@ -1,0 +1,129 @@
+"""The CLI's flags for the cleaning configuration, the cache command, the curate command, and the
+flow's Prefect conventions (retries on I/O, a task timeout, cache expiry)."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.states import Failed
+
+from influence_stage.cli import _parser, flow_config, main
+from influence_stage.errors import InvalidInputError
+from influence_stage.orchestration.flow import FlowConfig, output_fingerprint, transient_io
+
+
+def _config(*flags: str) -> FlowConfig:
+    return flow_config(_parser().parse_args(["clean", "--source", "x.parquet", "--name", "x", *flags]))
+
+
+def test_flags_for_split_seed_fallback_caps_and_prune_reach_the_configuration():
+    params = _config("--split", "validation", "--seed", "7", "--relabel-fallback", "keep",
+                     "--max-fraction-per-class", "0.2")
+    clean = params.clean
+    assert (clean.split, clean.seed, clean.relabel_fallback, clean.max_fraction_per_class) == ("validation", 7, "keep",
+                                                                                                0.2)
+    assert _config("--max-fraction-per-class", "none").clean.max_fraction_per_class is None
+    pruned = _config("--action", "prune", "--prune-keep", "700", "--prune-high-share", "0.1", "--prune-per-class")
+    assert (pruned.clean.action, pruned.clean.prune_keep, pruned.clean.prune_high_share,
+            pruned.clean.prune_per_class) == ("prune", 700, 0.1, True)
+    assert _config("--action", "prune", "--prune-keep", "0.5").clean.prune_keep == 0.5
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--max-fraction-per-class", "half"], r"--max-fraction-per-class must be a number in \[0, 1\] or 'none'"),
+    (["--max-fraction-per-class", "1.5"], "max_fraction_per_class"),
+    (["--action", "prune", "--prune-keep", "most"], r"--prune-keep must be a fraction in \(0, 1\] or a count"),
+])
+def test_bad_flags_are_named(flags, match):
+    with pytest.raises(InvalidInputError, match=match):
+        _config(*flags)
+
+
+def test_a_bad_seed_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["clean", "--source", "x", "--name", "x", "--seed", "zero"])
+    assert exit_info.value.code == 2 and "--seed: invalid int value: 'zero'" in capsys.readouterr().err
+
+
+def test_cache_info_and_clear(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    (cache / "runs" / "abc").mkdir(parents=True)
+    (cache / "theta-1").write_bytes(b"x" * 2048)
+    (cache / "runs" / "abc" / "losses.npy").write_bytes(b"y" * 1024)
+    assert main(["cache", "info", "--cache-dir", str(cache)]) == 0
+    assert f"{cache}: 2 cached files" in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
+    assert "cleared" in capsys.readouterr().out and not cache.exists()
+    assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0  # nothing to clear is not an error
+    (tmp_path / "file").write_text("x")
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_curate_is_a_command_with_its_own_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["curate", "--help"])
+    assert exit_info.value.code == 0 and "--budget" in capsys.readouterr().out
+    missing = tmp_path / "nowhere.yaml"
+    assert main(["curate", "--config", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere.yaml" in err[0]
+
+
+def test_timeouts_and_cache_expiry_are_configuration_and_do_not_change_the_output_fingerprint():
+    base = FlowConfig(source="x.parquet", name="x")
+    assert base.task_timeout_s is None and base.cache_expiration_days == 30
+    tuned = base.model_copy(update={"task_timeout_s": 60.0, "cache_expiration_days": 1.0})
+    assert output_fingerprint(tuned) == output_fingerprint(base)
+    with pytest.raises(ValueError, match="task_timeout_s"):
+        FlowConfig(source="x", name="x", task_timeout_s=0)
+
+
+@pytest.mark.parametrize("exc, retried", [
+    (OSError(errno.EIO, "input/output error"), True),
+    (ConnectionResetError(errno.ECONNRESET, "reset"), True),
+    (FileNotFoundError(errno.ENOENT, "missing"), False),
+    (PermissionError(errno.EACCES, "denied"), False),
+    (OSError(errno.ENOSPC, "no space left on device"), False),
+    (InvalidInputError("bad source"), False),
+    (ValueError("bad value"), False),
+])
+def test_only_transient_io_errors_are_retried(exc, retried):
+    assert transient_io(None, None, Failed(data=exc)) is retried
+
+
+def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_path, monkeypatch):
+    from prefect.testing.utilities import prefect_test_harness
+
+    import influence_stage.stage.steps as steps
+    from influence_stage.orchestration.flow import load_task
+    from influence_stage.stage.steps import CleanConfig
+
+    source = tmp_path / "s.parquet"
+    pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, 0, 1]}).to_parquet(source)
+    real, calls = steps.prepare, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "input/output error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "prepare", flaky)
+    with prefect_test_harness(server_startup_timeout=120):
+        prepared = load_task.with_options(retry_delay_seconds=0)(str(source), CleanConfig())
+        assert prepared.dataset.num_rows == 4 and len(calls) == 2
+
+        def missing(*args, **kwargs):
+            calls.append(1)
+            raise FileNotFoundError(errno.ENOENT, "gone", str(source))
+
+        calls.clear()
+        monkeypatch.setattr(steps, "prepare", missing)
+        with pytest.raises(FileNotFoundError):
+            load_task.with_options(retry_delay_seconds=0)(str(source), CleanConfig())
+        assert len(calls) == 1
+    assert Path(source).is_file()
