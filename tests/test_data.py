@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from influence_stage.data.arrow import ADDED_ROW_ID, row_id_was_added  # noqa: E402
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.data.columns import ColumnRoles, resolve_columns
@@ -103,7 +104,7 @@ def test_load_source_round_trip(kind, tmp_path):
     ds = load_source(source, split=split, cache_dir=tmp_path / "cache")
     assert isinstance(ds, datasets.Dataset)
     assert ds.num_rows == len(df)
-    assert ds.features[ROW_ID] == datasets.Value("int64")
+    assert ds.features[ROW_ID] == datasets.Value("int64", id=ADDED_ROW_ID) and row_id_was_added(ds)
     np.testing.assert_array_equal(row_ids(ds), np.arange(len(df)))
     assert ds["label"][:] == df["label"].tolist()
     np.testing.assert_allclose(np.asarray(ds["x0"][:], dtype=float), df["x0"].to_numpy())

@@ -329,3 +329,16 @@ def test_a_failed_run_is_failed_with_its_one_line_reason(tmp_path, small_source)
     bad = params(tmp_path, str(tmp_path / "missing.parquet"))
     state = clean_dataset(bad, return_state=True)
     assert state.is_failed() and "missing.parquet" in state.message and "\n" not in state.message
+
+
+def test_the_published_data_has_the_inputs_columns_and_the_ids_live_in_the_manifest(tmp_path, small_source):
+    """The source has no row_id: the stage adds one to track rows, publishes it in the manifest only."""
+    frame = pd.read_parquet(small_source).drop(columns=["row_id"], errors="ignore")
+    source = tmp_path / "no_ids.parquet"
+    frame.to_parquet(source)
+    summary = clean_dataset(params(tmp_path, str(source), clean={"gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}}))
+    ds, manifest, _ = load_published(summary["published"])
+    assert ds.column_names == list(frame.columns)
+    assert sorted(manifest.row_id) == list(range(len(frame))) and len(ds) == (manifest.action != "drop").sum()
+    kept = manifest.loc[manifest.action != "drop"].sort_values("row_id")
+    np.testing.assert_array_equal(np.asarray(ds["px_0"]), frame["px_0"].to_numpy()[kept.row_id.to_numpy()])

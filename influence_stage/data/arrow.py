@@ -11,6 +11,16 @@ import pyarrow as pa
 ROW_ID = "row_id"
 """Name of the column that identifies every input row, stable through every step."""
 
+ADDED_ROW_ID = "influence_stage:added"
+"""The ``id`` of the ``row_id`` feature when the stage added the column (the source had none): such a
+column is the stage's, so published data leaves it out (the row ids live in the manifest)."""
+
+
+def row_id_was_added(ds: Any) -> bool:
+    """Whether ``ds``'s ``row_id`` column was added by the stage rather than given by the source."""
+    feature = getattr(ds, "features", {}).get(ROW_ID) if hasattr(ds, "features") else None
+    return getattr(feature, "id", None) == ADDED_ROW_ID
+
 
 Kind = Literal["tabular", "image", "text"]
 

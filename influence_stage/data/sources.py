@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from influence_stage._checks import check_features
-from influence_stage.data.arrow import ROW_ID, arrow_column, value_dtype
+from influence_stage.data.arrow import ADDED_ROW_ID, ROW_ID, arrow_column, value_dtype
 from influence_stage.data.columns import check_label_present
 from influence_stage.errors import (
     InfluenceStageError,
@@ -483,7 +483,8 @@ def ensure_row_id(ds: datasets.Dataset) -> datasets.Dataset:
     An existing ``row_id`` must be an integer column without nulls and without duplicates.
     """
     if ROW_ID not in ds.column_names:
-        return ds.add_column(ROW_ID, np.arange(ds.num_rows, dtype=np.int64), feature=datasets.Value("int64"))
+        return ds.add_column(ROW_ID, np.arange(ds.num_rows, dtype=np.int64),
+                             feature=datasets.Value("int64", id=ADDED_ROW_ID))
     feature = ds.features[ROW_ID]
     dtype = value_dtype(feature)
     if dtype is None or not dtype.startswith(("int", "uint")):

@@ -42,6 +42,7 @@ from influence_stage.stage import run as stage
 from influence_stage.stage import steps
 from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
 from influence_stage.stage.steps import CleanConfig, Features, Prepared
+from influence_stage.data.arrow import ROW_ID, row_id_was_added
 from influence_stage.data.fingerprint import dataset_fingerprint
 from influence_stage.timing import Timings
 
@@ -321,6 +322,8 @@ def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Fea
                         truth=_truth(params, features.row_ids), gallery=_gallery(prepared), summary=summary,
                         title=f"influence_stage: {params.name}", bias_scores=bias,
                         score_name=summary.get("score"))
+    if row_id_was_added(cleaned):  # the stage's own ids: published in the manifest, not as a data column
+        cleaned = cleaned.remove_columns(ROW_ID)
     return publish(cleaned, labelled_manifest(decisions.table, prepared.encoding), root=params.publish_root,
                    name=params.name, config=params.model_dump(mode="json"), validation_reports=reports,
                    report_html=html, fingerprint=fingerprint, classes=list(prepared.encoding.values),
