@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/influence-stage clean --config flows/digits.yaml --progress
+	$(BIN)/influence-stage clean --config demo --progress
 
 # local Prefect server (127.0.0.1:4200, SQLite under runs/prefect/) + work pool + worker + the prefect.yaml
 # deployment, in the foreground; Ctrl-C or `influence-stage server stop` stops everything

@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def flow_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", help="YAML file with the flow parameters (FlowConfig); flags override it")
+        p.add_argument("--config", help="YAML file with the flow parameters (FlowConfig), or 'demo' for the demo's "
+                       "configuration shipped with the package; flags override it")
         p.add_argument("--source", help="hub id, local parquet/csv/json file or folder, or save_to_disk folder")
         p.add_argument("--name", help="name of the published dataset")
         p.add_argument("--label-column", help="label column (default: label)")
@@ -144,6 +145,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def demo_config() -> Path:
+    """The demo's configuration as shipped in the package (``--config demo``; the same as flows/digits.yaml).
+
+    Its paths are relative: run it from the project folder, where ``data/digits`` is.
+    """
+    from importlib import resources
+
+    return Path(str(resources.files("influence_stage.orchestration").joinpath("demo.yaml")))
+
+
 def flow_config(args: argparse.Namespace) -> Any:
     """Build the FlowConfig from ``--config`` and the flags (flags win)."""
     from influence_stage.orchestration.flow import FlowConfig
@@ -152,7 +163,7 @@ def flow_config(args: argparse.Namespace) -> Any:
 
     base: dict[str, Any] = {}
     if args.config:
-        base = FlowConfig.from_yaml(args.config).model_dump(mode="json")
+        base = FlowConfig.from_yaml(demo_config() if args.config == "demo" else args.config).model_dump(mode="json")
     clean = dict(base.pop("clean", {}) or {})
     for flag, key in [("label_column", "label_column"), ("model", "model"), ("action", "action"),
                       ("threshold", "threshold"), ("split", "split"), ("seed", "seed"),

@@ -127,3 +127,14 @@ def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_pa
             load_task.with_options(retry_delay_seconds=0)(str(source), CleanConfig())
         assert len(calls) == 1
     assert Path(source).is_file()
+
+
+def test_the_demo_configuration_ships_with_the_package_and_matches_flows_digits():
+    from influence_stage.cli import demo_config
+
+    root = Path(__file__).resolve().parents[1]
+    assert demo_config().is_file()
+    assert demo_config().read_text() == (root / "flows" / "digits.yaml").read_text()
+    params = flow_config(_parser().parse_args(["clean", "--config", "demo", "--name", "other"]))
+    assert params.source == "data/digits/train.parquet" and params.name == "other"
+    assert params.clean.action == "relabel"
