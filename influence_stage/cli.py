@@ -313,11 +313,13 @@ def _report(args: argparse.Namespace) -> int:
         names = [str(n) for n in meta["class_names"]]
     else:
         names = list(feature.names) if hasattr(feature, "names") else [str(i) for i in range(k)]
-    threshold = float((meta.get("summary") or {}).get("threshold", manifest.loc[manifest["is_issue"], "score"].min()
-                                                      if manifest["is_issue"].any() else manifest["score"].max()))
-    html = build_report(manifest, class_names=names, threshold=threshold, summary={"version": meta.get("version")},
+    run_summary = dict(meta.get("summary") or {})  # what the run recorded: threshold, rate, members, score
+    threshold = float(run_summary.get("threshold", manifest.loc[manifest["is_issue"], "score"].min()
+                                      if manifest["is_issue"].any() else manifest["score"].max()))
+    html = build_report(manifest, class_names=names, threshold=threshold,
+                        summary={**run_summary, "version": meta.get("version")},
                         title=f"influence_stage: {meta.get('name', version.parent.name)}",
-                        score_name=((config.get("clean") or {}).get("gex") or {}).get("score"))
+                        score_name=run_summary.get("score") or ((config.get("clean") or {}).get("gex") or {}).get("score"))
     out = Path(args.out) if args.out else Path(f"report-{meta.get('name', version.parent.name)}-{version.name}.html")
     _refuse_inside_version(out, InvalidInputError)
     print(write_report(out, html))

@@ -225,6 +225,9 @@ def test_cli_report_rebuilds_without_touching_the_version(tmp_path, small_source
     out = tmp_path / "again.html"
     assert main(["report", str(version), "--out", str(out)]) == 0
     assert "Score distribution" in out.read_text() and str(out.resolve()) in capsys.readouterr().out
+    again, original = out.read_text(), (version / "report.html").read_text()
+    for recorded in ("threshold method", "estimated noise rate", "members", "ft_lr"):  # meta.json's summary
+        assert recorded in original and recorded in again
     assert {p.name: p.read_bytes() for p in version.iterdir() if p.is_file()} == before
     load_published(version, verify=True)  # checksums still hold
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
