@@ -13,7 +13,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export MPLBACKEND := Agg
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run serve test test-slow bench bench-speed docs demo-data clean
+.PHONY: run serve curate test test-slow bench bench-speed docs demo-data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(STAMP)
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+
+curate: $(STAMP)
+	$(BIN)/python data/make_corpus.py
+	$(BIN)/influence-stage curate --config flows/corpus.yaml --progress
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
