@@ -229,3 +229,31 @@ def check_class_names(class_names: Any) -> list[str]:
     if not names:
         raise InvalidInputError("class_names is empty; give one name per class (label k is class_names[k]).")
     return names
+
+
+def read_yaml_mapping(path: Any, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The mapping a YAML configuration file holds; one ``InvalidInputError`` naming the file on any problem.
+
+    A missing or unreadable file, invalid YAML and a document that is not a mapping are refused;
+    an empty file is ``{}`` when ``empty_ok`` (the defaults), else refused too.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"configuration file {path} does not exist.") from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+        raise InvalidInputError(f"configuration file {path} cannot be read ({type(exc).__name__}: {exc}). "
+                                "Fix: point --config at a readable YAML file.") from exc
+    except yaml.YAMLError as exc:  # ParserError, ScannerError...: one line, exit 2 in the CLI
+        detail = " ".join(str(exc).split())
+        raise InvalidInputError(f"configuration file {path} is not valid YAML ({detail}). Fix: correct the "
+                                "YAML syntax (indentation, ':' after each key, closed brackets).") from exc
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"configuration file {path} must hold a mapping; found {type(data).__name__}.")
+    return data

@@ -94,14 +94,14 @@ def test_config_unknown_keys_are_named(tmp_path):
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(InvalidInputError, match="no configuration file"):
+    with pytest.raises(InvalidInputError, match="missing.yaml does not exist"):
         CleanConfig.from_yaml(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("action: [unclosed\n")
     with pytest.raises(InvalidInputError, match="not valid YAML"):
         CleanConfig.from_yaml(bad)
     bad.write_text("- a\n- b\n")
-    with pytest.raises(InvalidInputError, match="must be a mapping"):
+    with pytest.raises(InvalidInputError, match="must hold a mapping; found list"):
         CleanConfig.from_yaml(bad)
     with pytest.raises(InvalidInputError, match="threshold.*unknown threshold 'median'"):
         CleanConfig.from_mapping({"threshold": "median"})

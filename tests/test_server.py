@@ -134,7 +134,7 @@ def test_a_bad_prefect_yaml_entry_is_refused_with_the_field(tmp_path, entry, mat
 def test_a_missing_deployment_or_file_is_refused(tmp_path):
     with pytest.raises(InvalidInputError, match=r"has no deployment 'nope'; found \['influence-stage-digits'\]"):
         deployments.project_deployment(ROOT / "prefect.yaml", "nope")
-    with pytest.raises(InvalidInputError, match="cannot be read as YAML"):
+    with pytest.raises(InvalidInputError, match="missing.yaml does not exist"):
         deployments.project_deployment(tmp_path / "missing.yaml")
 
 

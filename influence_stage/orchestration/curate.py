@@ -108,17 +108,9 @@ class CurateConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> "CurateConfig":
         """Read a YAML mapping of the fields; InvalidInputError naming the file on any problem."""
-        import yaml
+        from influence_stage._checks import read_yaml_mapping
 
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError as exc:
-            raise InvalidInputError(f"configuration file {path} does not exist.") from exc
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise InvalidInputError(f"configuration file {path} cannot be read as YAML ({type(exc).__name__}: "
-                                    f"{' '.join(str(exc).split())}).") from exc
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"configuration file {path} must hold a mapping; found {type(data).__name__}.")
+        data = read_yaml_mapping(path)
         return cls.from_mapping(data, where=str(path))
 
     @classmethod

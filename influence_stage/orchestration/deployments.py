@@ -178,16 +178,11 @@ def project_deployment(path: str | os.PathLike[str] = PREFECT_YAML, name: str | 
         The file is missing or not YAML, has no such deployment, its ``params`` are not a valid
         ``FlowConfig``, or its schedule is not a cron schedule.
     """
-    import yaml
-
+    from influence_stage._checks import read_yaml_mapping
     from influence_stage.orchestration.flow import FlowConfig
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInputError(f"{path} cannot be read as YAML ({' '.join(str(exc).split())}). Fix: point at the "
-                                "project's prefect.yaml.") from exc
+    data = read_yaml_mapping(path, empty_ok=True)
     entries = [d for d in data.get("deployments") or [] if isinstance(d, dict)]
     names = [d.get("name") for d in entries]
     entry = next((d for d in entries if name is None or d.get("name") == name), None)

@@ -85,23 +85,10 @@ class FlowConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "FlowConfig":
-        import yaml
-
+        from influence_stage._checks import read_yaml_mapping
         from influence_stage.errors import InvalidInputError
 
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError as exc:
-            raise InvalidInputError(f"configuration file {path} does not exist.") from exc
-        except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
-            raise InvalidInputError(f"configuration file {path} cannot be read ({type(exc).__name__}: {exc}). "
-                                    "Fix: point --config at a readable YAML file.") from exc
-        except yaml.YAMLError as exc:  # ParserError, ScannerError...: one line, exit 2 in the CLI
-            detail = " ".join(str(exc).split())
-            raise InvalidInputError(f"configuration file {path} is not valid YAML ({detail}). Fix: correct the "
-                                    "YAML syntax (indentation, ':' after each key, closed brackets).") from exc
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"configuration file {path} must hold a mapping; found {type(data).__name__}.")
+        data = read_yaml_mapping(path)
         clean = steps.CleanConfig.from_mapping(data.pop("clean", {}) or {}, where=f"{path}: clean")
         try:
             return cls(clean=clean, **data)

@@ -37,8 +37,8 @@ import pandas as pd
 from influence_stage.data.corpus import STATUSES, content_hash
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.quality.gate import PARTIAL_UNEXPECTED_COUNT, Batch, ValidationReport, plain, result_dicts
-from influence_stage.quality.suites import ephemeral_context, gx_modules, param, suite_json
+from influence_stage.quality.gate import Batch, ValidationReport, validate_batches
+from influence_stage.quality.suites import gx_modules, param, suite_json
 
 SUITE = "corpus"
 CORPUS_SUITE_VERSION = 1
@@ -262,25 +262,7 @@ def validate_corpus(documents: pd.DataFrame, manifest: pd.DataFrame, *, n_input:
         Batch("budget", budget, ("check",)),
     ]
     suites = build_corpus_suites(dedup=dedup)
-    context = ephemeral_context()
-    source = context.data_sources.add_pandas("influence_stage_corpus")
-    results: list[dict[str, Any]] = []
-    ge_results: dict[str, Any] = {}
-    for batch in batches:
-        definition = source.add_dataframe_asset(batch.name).add_batch_definition_whole_dataframe("whole")
-        result_format: dict[str, Any] = {"result_format": "SUMMARY",
-                                         "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT,
-                                         "return_unexpected_index_query": False}
-        index = [c for c in batch.index_columns if c in batch.frame.columns]
-        if index:
-            result_format["unexpected_index_column_names"] = index
-        ge_result = definition.get_batch(batch_parameters={"dataframe": batch.frame}).validate(
-            suites[batch.name], expectation_parameters=parameters, result_format=result_format)
-        for evr in ge_result.results:
-            if evr.result and "observed_value" in evr.result:
-                evr.result["observed_value"] = plain(evr.result["observed_value"])
-        ge_results[batch.name] = ge_result
-        results.extend(result_dicts(SUITE, batch.name, suites[batch.name], ge_result))
+    results, ge_results = validate_batches(SUITE, suites, batches, parameters)
     return ValidationReport(suite=SUITE, success=all(r["success"] for r in results), results=tuple(results),
                             suite_version=CORPUS_SUITE_VERSION,
                             parameters={**parameters, "n_input": int(n_input), "n_scored": n_scored,

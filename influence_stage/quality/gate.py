@@ -250,9 +250,12 @@ class Batch:
     index_columns: tuple[str, ...]
 
 
-def run_suite(suite: str, suites: dict[str, Any], batches: list[Batch], parameters: dict[str, Any],
-         columns_used: dict[str, Any]) -> ValidationReport:
-    """Validate each batch against its GE suite in one ephemeral context."""
+def validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
+                     parameters: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Validate each batch against its GE suite in one ephemeral context: ``(result dicts, raw GE results)``.
+
+    The one place that talks to Great Expectations' validation API, for the input, output and corpus suites.
+    """
     context = ephemeral_context()
     source = context.data_sources.add_pandas(f"influence_stage_{suite}")
     results: list[dict[str, Any]] = []
@@ -275,6 +278,13 @@ def run_suite(suite: str, suites: dict[str, Any], batches: list[Batch], paramete
                 evr.result["observed_value"] = plain(evr.result["observed_value"])
         ge_results[batch.name] = ge_result
         results.extend(result_dicts(suite, batch.name, suites[batch.name], ge_result))
+    return results, ge_results
+
+
+def run_suite(suite: str, suites: dict[str, Any], batches: list[Batch], parameters: dict[str, Any],
+              columns_used: dict[str, Any]) -> ValidationReport:
+    """Validate each batch against its GE suite and log the outcome."""
+    results, ge_results = validate_batches(suite, suites, batches, parameters)
     success = all(r["success"] for r in results)
     report = ValidationReport(
         suite=suite,

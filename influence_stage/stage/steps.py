@@ -425,14 +425,9 @@ class CleanConfig(BaseModel):
         InvalidInputError
             Missing file, invalid YAML, unknown keys (named) or invalid values.
         """
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise InvalidInputError(f"no configuration file at {p.absolute()}. Fix: check the path.")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(f"configuration file {p} is not valid YAML: {exc}") from exc
-        return cls.from_mapping({} if data is None else data, where=f"configuration file {p}")
+        from influence_stage._checks import read_yaml_mapping
+
+        return cls.from_mapping(read_yaml_mapping(path, empty_ok=True), where=f"configuration file {path}")
 
     def to_yaml(self, path: str | os.PathLike) -> None:
         """Write the configuration as YAML (every field, JSON-compatible values)."""
