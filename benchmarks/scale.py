@@ -129,6 +129,19 @@ def run_size(n: int, max_minutes: float) -> dict:
 # -- Dask: the member step and the loss shards on 1 vs 2 worker processes ---------------------------
 
 _RUN: dict = {}
+"""The data of the Dask part, in this module (importable on the workers, so never pickled into a task)."""
+
+
+def members_and_losses(folder: str, key: str, chains_per_task: int) -> dict:
+    """The member step and the loss shards as the flow's tasks (``score_on_tasks``), on ``_RUN``'s rows."""
+    from influence_stage.orchestration.dask_runner import score_on_tasks
+    from influence_stage.timing import Timings
+
+    timings = Timings()
+    result = score_on_tasks(_RUN["learner"], _RUN["prepared"], _RUN["features"], _RUN["config"], None,
+                            run_folder=folder, fingerprint=_RUN["fingerprint"], key=key,
+                            chains_per_task=chains_per_task, timings=timings)
+    return {"timings": dict(timings), "scores": result.scores}
 
 
 def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
@@ -141,9 +154,7 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
 
     from step_times import frame
     from influence_stage.data.fingerprint import dataset_fingerprint
-    from influence_stage.orchestration.dask_runner import score_on_tasks
     from influence_stage.stage import steps
-    from influence_stage.timing import Timings
 
     torch.set_num_threads(1)
     df, _ = frame(n, FEATURES, CLASSES)
@@ -156,14 +167,7 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
     theta_seconds = time.perf_counter() - t
     _RUN.update(prepared=prepared, features=features, learner=learner, config=config,
                 fingerprint=dataset_fingerprint(prepared.dataset))
-
-    @flow(name="scale-members")
-    def members_and_losses(folder: str, key: str) -> dict:
-        timings = Timings()
-        result = score_on_tasks(_RUN["learner"], _RUN["prepared"], _RUN["features"], _RUN["config"], None,
-                                run_folder=folder, fingerprint=_RUN["fingerprint"], key=key,
-                                chains_per_task=chains_per_task, timings=timings)
-        return {"timings": dict(timings), "scores": result.scores}
+    scoring = flow(name="scale-members")(members_and_losses)
 
     from influence_stage.stage.shards import row_shards
 
@@ -178,7 +182,7 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
                 with tempfile.TemporaryDirectory() as folder:  # a fresh key and folder: nothing cached
                     t = time.perf_counter()
                     runner = DaskTaskRunner(address=cluster.scheduler_address)
-                    got = members_and_losses.with_options(task_runner=runner)(folder, f"scale-{w}-{time.time()}")
+                    got = scoring.with_options(task_runner=runner)(folder, f"scale-{w}-{time.time()}", chains_per_task)
                     total = time.perf_counter() - t
             scores[w] = got["scores"]
             out["runs"][str(w)] = {"members_seconds": got["timings"]["members"],
@@ -279,7 +283,13 @@ def main() -> None:
         c, d = linear_fit(rows, [s["peak_rss_mb"] for s in done])
         extrapolation = {"rows": args.extrapolate_to, "from_rows": rows, "seconds": a + b * args.extrapolate_to,
                          "peak_rss_mb": c + d * args.extrapolate_to}
-    dask = dask_part(args.dask_rows, [1, 2], args.dask_chains_per_task) if args.dask_rows else previous.get("dask")
+    # the Dask part runs from the importable module: as __main__, this module's globals (the data) would be
+    # pickled into every task with the flow instead of by name
+    import scale
+
+    dask = previous.get("dask")
+    if args.dask_rows:
+        dask = scale.dask_part(args.dask_rows, [1, 2], args.dask_chains_per_task)
     text = markdown(sizes, dask, extrapolation)
     if not args.dry_run:
         write_json("scale", {"machine": machine(), "sizes": sizes, "extrapolation": extrapolation, "dask": dask})
