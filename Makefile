@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/prune.py
 	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/curation.py
+	$(BIN)/python benchmarks/sklearn_model.py
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

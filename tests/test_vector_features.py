@@ -71,3 +71,22 @@ def test_bad_vectors_name_the_column_and_the_row():
     flat = datasets.Dataset.from_dict({"emb": [1.0] * 8, "label": [0] * 8})
     with pytest.raises(InvalidInputError, match="holds single numbers; the featurizer was fitted on vectors of 6"):
         fz.transform(flat)
+
+
+def test_an_embedding_column_is_chosen_as_the_features_and_cleaned_end_to_end():
+    """A Hugging Face dataset whose features are one Sequence(float32) column: no feature_columns needed."""
+    from influence_stage import FitConfig, GEXConfig, InfluenceCleaner
+    from influence_stage.data.columns import resolve_columns
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    ds = datasets.Dataset.from_dict(
+        {"emb": X.tolist(), "label": y.tolist()},
+        features=datasets.Features({"emb": datasets.Sequence(datasets.Value("float32")),
+                                    "label": datasets.Value("int64")}))
+    roles = resolve_columns(ds, "label")
+    assert roles.feature_columns == ("emb",) and roles.kind == "tabular"
+    cleaner = InfluenceCleaner(gex_config=GEXConfig(chains=2, cycles=1, ft_lr=0.1), fit_config=FitConfig(epochs=5),
+                               random_state=0, max_drop_fraction=1.0).fit(ds)
+    assert len(cleaner.issues_) == 300 and np.isfinite(cleaner.scores_).all()

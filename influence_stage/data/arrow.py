@@ -119,6 +119,8 @@ def column_kind(feature: Any) -> str | None:
     if isinstance(feature, (datasets.Array2D, datasets.Array3D)):
         return "image"
     depth, leaf = list_depth_and_leaf(feature)
+    if depth == 1 and is_numeric_value(leaf):
+        return "numeric"  # a vector per row (an embedding): one tabular feature per position
     if depth in (2, 3) and is_numeric_value(leaf):
         return "image"  # a 2-D or 3-D numeric array per row
     if depth:

@@ -21,7 +21,15 @@ from influence_stage.engine.members import AutoScale, build_members, can_cross_f
 from influence_stage.timing import Timings
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.engine.influence import self_influence
-from influence_stage.engine.learner import Learner, State, TensorData, TorchLearner, TrainHistory, labels_digest
+from influence_stage.engine.learner import (
+    Learner,
+    State,
+    TensorData,
+    TorchLearner,
+    TrainHistory,
+    labels_digest,
+    resolve_device,
+)
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.losses import loss_matrix
 from influence_stage.engine.models import build_model
@@ -104,7 +112,8 @@ def make_learner(model: Any, X: np.ndarray, n_classes: int, *, config: GEXConfig
 
 def _torch_learner(module: nn.Module, config: GEXConfig) -> TorchLearner:
     return TorchLearner(module, batch_size=config.batch_size, momentum=config.momentum,
-                        weight_decay=config.weight_decay, eval_batch_size=config.eval_batch_size)
+                        weight_decay=config.weight_decay, eval_batch_size=config.eval_batch_size,
+                        device=resolve_device(config.device))
 
 
 def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_config: FitConfig | None = None,
