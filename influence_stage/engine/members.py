@@ -63,8 +63,7 @@ def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None) 
 
     Minibatches have the learner's own ``batch_size`` when it has one (it is what ``train_steps``
     uses), else ``config.batch_size``. The floor matters on small sets: a cycle of a few steps
-    barely moves the members (benchmarks/cycle_floor.py: 400 digits rows, 3 steps per cycle, AP
-    0.75; 12 steps, 0.88).
+    barely moves the members (``benchmarks/cycle_floor.py`` measures it).
     """
     batch_size = int(getattr(learner, "batch_size", None) or config.batch_size)
     per_epoch = max(n_rows // min(batch_size, n_rows), 1)
