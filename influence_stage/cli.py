@@ -268,8 +268,8 @@ def _clean(args: argparse.Namespace) -> int:
         shown = feats if len(feats) <= 6 else feats[:3] + ["…"] + feats[-2:]
         print(f"\ncolumns:   label {roles.get('label')!r}, {roles.get('kind')} features ({len(feats)}): "
               f"{', '.join(map(str, shown))}")
-    if summary.get("warning"):
-        print(f"warning:   {summary['warning']}")
+    for warning in summary.get("warnings") or ():
+        print(f"warning:   {warning}")
     print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
     return EXIT_OK
 

@@ -126,7 +126,6 @@ def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_pa
         with pytest.raises(FileNotFoundError):
             load_task.with_options(retry_delay_seconds=0)(str(source), CleanConfig())
         assert len(calls) == 1
-    assert Path(source).is_file()
 
 
 def test_the_demo_configuration_ships_with_the_package_and_matches_flows_digits():
@@ -138,3 +137,19 @@ def test_the_demo_configuration_ships_with_the_package_and_matches_flows_digits(
     params = flow_config(_parser().parse_args(["clean", "--config", "demo", "--name", "other"]))
     assert params.source == "data/digits/train.parquet" and params.name == "other"
     assert params.clean.action == "relabel"
+
+
+def test_the_cli_prints_every_warning_of_the_summary(tmp_path, monkeypatch, capsys):
+    """Guard warnings (binding caps, a loose threshold) and a roles change reach the terminal, one line each."""
+    import influence_stage.orchestration.flow as flow_module
+
+    source = tmp_path / "s.csv"
+    pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, 0, 1]}).to_csv(source, index=False)
+    summary = {"markdown": "summary", "published": "p", "report": "r", "columns": {},
+               "warnings": ["per-class cap on class 3: 9 rows flagged", "column roles changed since d v0001"]}
+    monkeypatch.setattr(flow_module, "clean_dataset", lambda params: summary)
+    assert main(["clean", "--source", str(source), "--name", "d", "--publish-root", str(tmp_path / "pub"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "warning:   per-class cap on class 3: 9 rows flagged" in out
+    assert "warning:   column roles changed since d v0001" in out

@@ -16,10 +16,9 @@ ADDED_ROW_ID = "influence_stage:added"
 column is the stage's, so published data leaves it out (the row ids live in the manifest)."""
 
 
-def row_id_was_added(ds: Any) -> bool:
+def row_id_was_added(ds: datasets.Dataset) -> bool:
     """Whether ``ds``'s ``row_id`` column was added by the stage rather than given by the source."""
-    feature = getattr(ds, "features", {}).get(ROW_ID) if hasattr(ds, "features") else None
-    return getattr(feature, "id", None) == ADDED_ROW_ID
+    return getattr(ds.features.get(ROW_ID), "id", None) == ADDED_ROW_ID
 
 
 Kind = Literal["tabular", "image", "text"]

@@ -413,8 +413,8 @@ def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
     table = decisions.table
     summary = stage.summarize(result, decisions, cleaned, prepared)
     change = roles_change(params, summary["columns"])
-    if change is not None:
-        summary["warning"] = change
+    if change is not None:  # with the guard's (stage.run.guard_warnings): one list, printed and published
+        summary.setdefault("warnings", []).append(change)
         log.warning("%s", change)
     bias = None
     if params.truth is not None:  # the distributional-bias figure compares estimators against the truth

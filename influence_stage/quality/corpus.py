@@ -38,7 +38,7 @@ from influence_stage.data.corpus import STATUSES, content_hash
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.quality.gate import Batch, ValidationReport, validate_batches
-from influence_stage.quality.suites import gx_modules, param, suite_json
+from influence_stage.quality.suites import gx_modules, manifest_expectations, param, suite_json
 
 SUITE = "corpus"
 CORPUS_SUITE_VERSION = 1
@@ -87,16 +87,7 @@ def build_corpus_suites(*, dedup: bool = True) -> dict[str, Any]:
         documents.append(gxe.ExpectColumnValuesToBeUnique(column="content_hash",
                                                           description="no exact duplicates left",
                                                           meta={"key": "no_exact_duplicates"}))
-    manifest = [
-        gxe.ExpectColumnToExist(column=c, description=f"the manifest has column {c}",
-                                meta={"key": "manifest_column_present"})
-        for c in MANIFEST_COLUMNS
-    ]
-    manifest += [
-        gxe.ExpectColumnValuesToNotBeNull(column=ROW_ID, description="every manifest row has a row_id",
-                                          meta={"key": "manifest_row_id_not_null"}),
-        gxe.ExpectColumnValuesToBeUnique(column=ROW_ID, description="manifest row_id values are unique",
-                                         meta={"key": "manifest_row_id_unique"}),
+    manifest = manifest_expectations(gxe, MANIFEST_COLUMNS) + [
         gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(MANIFEST_STATUSES),
                                         description=f"manifest statuses are one of {list(MANIFEST_STATUSES)}",
                                         meta={"key": "manifest_status_valid"}),

@@ -82,6 +82,18 @@ def param(name: str) -> dict[str, str]:
     return {"$PARAMETER": name}
 
 
+def manifest_expectations(gxe: Any, columns: Sequence[str]) -> list[Any]:
+    """What every manifest must satisfy, whatever it describes: its columns, and one unique row_id per row."""
+    return [
+        *(gxe.ExpectColumnToExist(column=c, description=f"the manifest has column {c}",
+                                  meta={"key": "manifest_column_present"}) for c in columns),
+        gxe.ExpectColumnValuesToNotBeNull(column=ROW_ID, description="every manifest row has a row_id",
+                                          meta={"key": "manifest_row_id_not_null"}),
+        gxe.ExpectColumnValuesToBeUnique(column=ROW_ID, description="manifest row_id values are unique",
+                                         meta={"key": "manifest_row_id_unique"}),
+    ]
+
+
 def make_suite(gx: Any, suite: str, batch: str, expectations: list[Any]) -> Any:
     return gx.ExpectationSuite(
         name=f"{suite}.{batch}",
@@ -195,16 +207,7 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
         gxe.ExpectColumnValuesToBeBetween(column=weight_column, min_value=0.0, max_value=1.0, strict_min=True,
                                           description="weights are in (0, 1]", meta={"key": "weight_in_range"}),
     ]
-    manifest = [
-        gxe.ExpectColumnToExist(column=c, description=f"the manifest has column {c}",
-                                meta={"key": "manifest_column_present"})
-        for c in TABLE_COLUMNS
-    ]
-    manifest += [
-        gxe.ExpectColumnValuesToNotBeNull(column=ROW_ID, description="every manifest row has a row_id",
-                                          meta={"key": "manifest_row_id_not_null"}),
-        gxe.ExpectColumnValuesToBeUnique(column=ROW_ID, description="manifest row_id values are unique",
-                                         meta={"key": "manifest_row_id_unique"}),
+    manifest = manifest_expectations(gxe, TABLE_COLUMNS) + [
         gxe.ExpectColumnValuesToBeInSet(column="action", value_set=list(ROW_ACTIONS),
                                         description=f"manifest actions are one of {list(ROW_ACTIONS)}",
                                         meta={"key": "manifest_action_valid"}),
