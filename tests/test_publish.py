@@ -454,3 +454,23 @@ def test_a_delete_cut_short_by_retention_is_debris_for_the_next_publish(tmp_path
     assert [p.name.startswith(".tmp-removed-v0001-") for p in publish_module.list_debris(tmp_path, "d")] == [True]
     publish(out, manifest, root=tmp_path, name="d")
     assert publish_module.list_debris(tmp_path, "d") == [] and list_versions(tmp_path, "d") == ["v0002", "v0003"]
+
+
+def test_a_shuffled_view_is_published_as_its_rows_in_its_order(tmp_path, stage):
+    """A selected / shuffled dataset (an indices mapping) is written as one plain table, rows in view order."""
+    import pyarrow.parquet as pq
+
+    from influence_stage.data.arrow import flat_dataset
+
+    _, manifest, out, _ = stage
+    view = out.shuffle(seed=3).select(range(out.num_rows - 2))
+    assert getattr(view, "_indices", None) is not None
+    flat = flat_dataset(view)
+    assert flat._indices is None and flat.features == view.features
+    pd.testing.assert_frame_equal(flat.to_pandas(), view.to_pandas())
+    pub = publish(view, manifest, root=tmp_path, name="d")
+    back, _, _ = load_published(pub.path, verify=True)
+    assert back.features == view.features
+    pd.testing.assert_frame_equal(back.to_pandas(), view.to_pandas())
+    parquet = pq.read_table(pub.path / "data.parquet")
+    pd.testing.assert_frame_equal(parquet.to_pandas(), view.to_pandas())

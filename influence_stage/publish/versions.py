@@ -60,7 +60,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from influence_stage.data.arrow import ROW_ID
+from influence_stage.data.arrow import ROW_ID, flat_dataset
 from influence_stage.errors import (
     HubPushError,
     InfluenceStageError,
@@ -666,8 +666,10 @@ def publish(
         tmp.mkdir()
         try:
             _write_owner(tmp)  # the next publish removes this folder only once this process is gone
-            cleaned_ds.save_to_disk(str(tmp / DATASET_DIR))
-            cleaned_ds.to_parquet(str(tmp / DATA_PARQUET))
+            flat = flat_dataset(cleaned_ds)  # a view would be written one gathered row at a time
+            flat.save_to_disk(str(tmp / DATASET_DIR))
+            flat.to_parquet(str(tmp / DATA_PARQUET))
+            del flat
             manifest.to_parquet(tmp / MANIFEST_PARQUET, index=False)
             validation: dict[str, Any] = {}
             if reports:
