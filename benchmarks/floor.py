@@ -3,7 +3,7 @@
 A default run of the stage on ``N`` rows of ``d`` numeric features and ``K`` classes does, besides
 I/O, orchestration and checks, this much training and evaluation (``FitConfig()``, ``GEXConfig()``):
 
-- θ*: 60 epochs of SGD at batch 64;
+- θ*: 60 epochs of SGD at batch 64 (fewer past ``FitConfig.max_steps`` steps: ``FitConfig.epochs_for``);
 - the yardstick: 2 fresh models × 8 epochs on half the rows each, then one forward pass each on
   the other half;
 - the probe: 8 rates × 2 chains × 1 cycle of ``max(12, N // 128)`` steps at batch 128;
@@ -37,9 +37,10 @@ from influence_stage.engine.models import mlp
 
 def work(n: int, fit: FitConfig, gex: GEXConfig) -> dict[str, dict[str, float]]:
     """SGD steps and forward passes of each part of a default run: ``{part: {steps, batch, forwards}}``."""
-    fit_steps = fit.epochs * max(n // fit.batch_size, 1)
+    fit_steps = fit.epochs_for(n) * max(n // fit.batch_size, 1)
     half = n // 2
-    yard_steps = 2 * gex.holdout_epochs * max(half // fit.batch_size, 1)
+    holdout = fit.model_copy(update={"epochs": gex.holdout_epochs})
+    yard_steps = 2 * holdout.epochs_for(half) * max(half // fit.batch_size, 1)
     cycle = max(gex.min_cycle_steps, int(round(gex.cycle_epochs * max(n // gex.batch_size, 1))))
     probe_chains = len(gex.lr_grid) * min(gex.probe_chains, gex.chains)
     probe_cycles = gex.probe_cycle_count

@@ -26,6 +26,21 @@ class FitConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov).")
     weight_decay: float = Field(5e-4, ge=0, description="L2 weight decay.")
     seed: int = Field(0, description="Seed for initialisation and batch order.")
+    max_steps: int | None = Field(
+        100_000, ge=1, description="Most SGD steps of a fit, in whole epochs (at least one): on large data the "
+        "epochs are cut to ceil(max_steps / steps per epoch), so training costs steps rather than epochs times "
+        "rows; the cosine decay runs over the epochs kept. None: always 'epochs'.")
+
+    def epochs_for(self, n_rows: int) -> int:
+        """Epochs a fit of ``n_rows`` rows runs: ``epochs``, cut by ``max_steps`` on large data.
+
+        A many-row epoch holds many SGD steps, and past some number of steps more passes over
+        redundant rows change the model little while their cost grows with N.
+        """
+        per_epoch = max(int(n_rows) // max(min(self.batch_size, int(n_rows)), 1), 1)
+        if self.max_steps is None:
+            return self.epochs
+        return max(1, min(self.epochs, -(-self.max_steps // per_epoch)))
 
 
 class GEXConfig(BaseModel):

@@ -315,3 +315,20 @@ def test_fit_history_does_not_depend_on_the_logits_block(monkeypatch):
     assert a.accuracy == b.accuracy
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
     assert a.mean_margin.shape == (250,) and (a.mean_margin != 0).mean() > 0.9  # rows of the ragged tail: 0
+
+
+def test_max_steps_cuts_the_epochs_of_a_large_fit_and_leaves_small_ones_alone():
+    """``FitConfig.max_steps`` bounds a fit in whole epochs; below it the recipe is unchanged."""
+    recipe = FitConfig(epochs=60, batch_size=64, max_steps=100_000)
+    assert recipe.epochs_for(1_000) == 60  # 15 steps per epoch: 900 steps in all
+    assert recipe.epochs_for(106_000) == 60  # 1656 steps per epoch: 99,360 steps
+    assert recipe.epochs_for(1_000_000) == 7  # 15,625 steps per epoch: ceil(100000 / 15625)
+    assert recipe.epochs_for(10_000_000) == 1  # never fewer than one epoch
+    assert FitConfig(epochs=60, max_steps=None).epochs_for(10_000_000) == 60
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(256, 5)).astype(np.float32), rng.integers(0, 3, 256)
+    data = TensorData.from_arrays(X, y)
+    cut = TorchLearner(mlp(5, 3, hidden=(8,), seed=0)).fit(data, FitConfig(epochs=10, batch_size=32, max_steps=20))
+    assert len(cut.loss) == 3  # 8 steps per epoch: ceil(20 / 8) epochs
+    whole = TorchLearner(mlp(5, 3, hidden=(8,), seed=0)).fit(data, FitConfig(epochs=10, batch_size=32))
+    assert len(whole.loss) == 10

@@ -651,17 +651,18 @@ class HFLearner:
         """Train the trainable part from its current values with ``recipe`` (``FitConfig``).
 
         SGD with Nesterov momentum and weight decay, cosine decay from ``recipe.lr`` to 0 over
-        ``recipe.epochs`` epochs of ``recipe.batch_size`` rows (ragged tail dropped), as
+        ``recipe.epochs_for(n)`` epochs of ``recipe.batch_size`` rows (ragged tail dropped), as
         ``TorchLearner.fit``; batch order and dropout masks from ``recipe.seed``. Returns per-epoch
         mean training loss and accuracy on the given labels.
         """
         self._check_data(data)
         steps_per_epoch = max(len(data) // min(recipe.batch_size, len(data)), 1)
-        total = recipe.epochs * steps_per_epoch
+        epochs = recipe.epochs_for(len(data))
+        total = epochs * steps_per_epoch
         gen = torch.Generator().manual_seed(int(recipe.seed))
         batches = batch_indices(len(data), total, recipe.batch_size, gen)
         history = TrainHistory()
-        bar = tqdm(total=recipe.epochs, desc="fit θ*", disable=not progress, leave=False)
+        bar = tqdm(total=epochs, desc="fit θ*", disable=not progress, leave=False)
         loss_sum, correct, seen = 0.0, 0, 0
         with _seeded_rng(recipe.seed, self.device):
             steps = self._sgd(data, batches, CosineSchedule(recipe.lr, total), momentum=recipe.momentum,
@@ -678,7 +679,7 @@ class HFLearner:
                     loss_sum, correct, seen = 0.0, 0, 0
             self._recalibrate_batchnorm(data)
         bar.close()
-        logger.info("fit θ*: %d epochs, final train loss %.4f, accuracy %.4f", recipe.epochs,
+        logger.info("fit θ*: %d epochs, final train loss %.4f, accuracy %.4f", epochs,
                     history.loss[-1], history.accuracy[-1])
         return history
 

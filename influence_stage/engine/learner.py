@@ -324,13 +324,14 @@ class TorchLearner:
     # -- training θ* ------------------------------------------------------------------------
     def fit(self, data: TensorData, recipe: "FitConfig", *, progress: bool = False) -> TrainHistory:
         """Train from the current parameters with ``recipe`` (``FitConfig``): SGD with Nesterov
-        momentum and weight decay, cosine decay from ``recipe.lr`` to 0 over ``recipe.epochs``.
+        momentum and weight decay, cosine decay from ``recipe.lr`` to 0 over
+        ``recipe.epochs_for(n)`` epochs (``recipe.epochs``, fewer past ``recipe.max_steps`` steps).
 
         Returns the per-epoch mean training loss and accuracy on the given labels and each row's
         mean in-sample margin; the same history is kept as ``last_fit``.
         """
         batch_size = recipe.batch_size
-        epochs = recipe.epochs
+        epochs = recipe.epochs_for(len(data))
         steps_per_epoch = max(len(data) // min(batch_size, len(data)), 1)
         total = epochs * steps_per_epoch
         schedule = CosineSchedule(recipe.lr, total)

@@ -210,7 +210,7 @@ class SklearnLearner:
 
     # -- training θ* (for the automatic scale and the default score) ------------------------------
     def fit(self, data: Any, recipe: FitConfig, *, progress: bool = False) -> TrainHistory:
-        """Train from the current parameters: ``recipe.epochs`` epochs of ``partial_fit`` steps on
+        """Train from the current parameters: ``recipe.epochs_for(n)`` epochs of ``partial_fit`` steps on
         minibatches of ``recipe.batch_size``, cosine decay from ``recipe.lr`` to 0, batch order from
         ``recipe.seed``. (Momentum and weight decay are the estimator's own: ``momentum`` /
         ``alpha``.) Returns per-epoch loss and accuracy on the given labels; no margins."""
@@ -218,14 +218,15 @@ class SklearnLearner:
         n = len(y)
         batch = min(recipe.batch_size, n)
         per_epoch = max(n // batch, 1)
-        schedule = CosineSchedule(recipe.lr, recipe.epochs * per_epoch)
+        epochs = recipe.epochs_for(n)
+        schedule = CosineSchedule(recipe.lr, epochs * per_epoch)
         gen = torch.Generator().manual_seed(int(recipe.seed))
-        batches = batch_indices(n, recipe.epochs * per_epoch, batch, gen)
+        batches = batch_indices(n, epochs * per_epoch, batch, gen)
         self._fresh_optimizer()
         if _is_mlp(self.estimator):
             self.estimator.set_params(batch_size=batch)
         history = TrainHistory()
-        for epoch in range(recipe.epochs):
+        for epoch in range(epochs):
             for t in range(epoch * per_epoch, (epoch + 1) * per_epoch):
                 idx = batches[t].numpy()
                 self._step(X[idx], y[idx], schedule(t))
@@ -236,7 +237,7 @@ class SklearnLearner:
             self.estimator.set_params(batch_size=self.batch_size)
         self.last_fit = TrainHistory(loss=history.loss, accuracy=history.accuracy, mean_margin=None,
                                      labels_digest=labels_digest(y))
-        logger.info("SklearnLearner fit: %d epochs, final train loss %.4f, accuracy %.4f", recipe.epochs,
+        logger.info("SklearnLearner fit: %d epochs, final train loss %.4f, accuracy %.4f", epochs,
                     history.loss[-1], history.accuracy[-1])
         return self.last_fit
 
