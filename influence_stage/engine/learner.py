@@ -15,7 +15,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -99,6 +99,21 @@ class TensorData(NamedTuple):
         return int(self.y.shape[0])
 
 
+def eval_batches(data: Any, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(start, data.X[start:start + batch_size])`` over every row in order, for evaluation passes.
+
+    Tensors are sliced; data that reads its rows from disk (``data.feature_store.StreamData``)
+    gives its own batches (``eval_batches``: a DataLoader over the on-disk dataset), so a pass never
+    holds more than one batch of features.
+    """
+    own = getattr(data, "eval_batches", None)
+    if callable(own):
+        yield from own(batch_size)
+        return
+    for s in range(0, len(data), batch_size):
+        yield s, data.X[s:s + batch_size]
+
+
 @dataclass(frozen=True)
 class CosineSchedule:
     """Cosine decay from ``peak`` to 0 over ``steps`` steps: ``lr(t) = peak * (1 + cos(pi t / steps)) / 2``."""
@@ -114,7 +129,8 @@ class CosineSchedule:
 class Learner(Protocol):
     """What GEX needs from a model: nothing more.
 
-    ``data`` is whatever the learner understands; ``TorchLearner`` takes ``TensorData``.
+    ``data`` is whatever the learner understands; ``TorchLearner`` takes ``TensorData`` (or its
+    on-disk twin ``data.feature_store.StreamData``).
     """
 
     def get_state(self) -> State:
@@ -311,8 +327,7 @@ class TorchLearner:
     def logits(self, data: TensorData) -> torch.Tensor:
         """Eval-mode logits ``(n, n_classes)``."""
         self.module.eval()
-        outs = [self.module(data.X[s:s + self.eval_batch_size])
-                for s in range(0, len(data), self.eval_batch_size)]
+        outs = [self.module(xb) for _, xb in eval_batches(data, self.eval_batch_size)]
         return torch.cat(outs)
 
     def per_sample_loss(self, data: TensorData) -> np.ndarray:
@@ -415,8 +430,8 @@ class TorchLearner:
             bn.reset_running_stats()
             bn.momentum = None  # cumulative moving average: every batch counts equally
         self.module.train()
-        for s in range(0, len(data), self.eval_batch_size):
-            self.module(data.X[s:s + self.eval_batch_size])
+        for _, xb in eval_batches(data, self.eval_batch_size):
+            self.module(xb)
         for bn, mom in zip(bns, momenta):
             bn.momentum = mom
         self.module.eval()

@@ -46,6 +46,7 @@ from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.data.columns import ColumnRoles, check_numeric_columns, resolve_columns
 from influence_stage.data.featurize.config import FeaturizeConfig
 from influence_stage.data.featurize import Featurizer, featurize
+from influence_stage.data.feature_store import FeatureStore, StreamData
 from influence_stage.data.labels import LabelEncoding, encode_labels
 from influence_stage.data.sources import check_local_source, load_source, row_ids
 from influence_stage.errors import InvalidInputError, InvalidTypeError
@@ -584,10 +585,12 @@ class Features:
 
     Attributes
     ----------
-    X : numpy.ndarray
+    X : numpy.ndarray or FeatureStore
         ``(n, d)`` float32 (tabular, text) or ``(n, c, h, w)`` float32 (images); ``(n, 0)`` float32
         when the model reads the raw columns itself (``model="hf:<folder>"``, see
-        :func:`featurize_step`).
+        :func:`featurize_step`). Image features on disk (``featurize.on_disk``) are a
+        :class:`~influence_stage.data.feature_store.FeatureStore` of that shape, read in batches;
+        a store in a temporary folder is removed when it is no longer referenced.
     y : numpy.ndarray
         ``(n,) int64`` given label codes ``0..K-1``.
     row_ids : numpy.ndarray
@@ -598,14 +601,25 @@ class Features:
         The fitted featurizer (None when the caller built the arrays).
     """
 
-    X: np.ndarray
+    X: np.ndarray | FeatureStore
     y: np.ndarray
     row_ids: np.ndarray
     n_classes: int
     featurizer: Featurizer | None = None
 
-    def tensor_data(self, device: Any = "cpu") -> TensorData:
-        """``(X, y)`` as tensors on ``device`` (shares memory with the arrays on CPU)."""
+    @property
+    def store(self) -> FeatureStore | None:
+        """The on-disk features, or None when ``X`` is an array."""
+        return self.X if isinstance(self.X, FeatureStore) else None
+
+    def tensor_data(self, device: Any = "cpu") -> TensorData | StreamData:
+        """``(X, y)`` as tensors on ``device`` (shares memory with the arrays on CPU).
+
+        On-disk features give a :class:`~influence_stage.data.feature_store.StreamData` instead,
+        which reads ``X`` from the store batch by batch (``y`` is a tensor).
+        """
+        if self.store is not None:
+            return self.store.data(self.y, device=device)
         return TensorData.from_arrays(self.X, self.y, device=device)
 
 
@@ -733,8 +747,12 @@ def _hf_task(roles: ColumnRoles, what: str) -> Literal["text", "image"]:
     )
 
 
-def featurize_step(prepared: Prepared, config: CleanConfig) -> Features:
+def featurize_step(prepared: Prepared, config: CleanConfig, *, store_dir: str | os.PathLike | None = None) -> Features:
     """Feature columns → ``X`` float32; labels → ``y`` int64 codes.
+
+    Image features go to disk when ``config.featurize.on_disk`` says so (``"auto"``: when the
+    float32 matrix would exceed ``on_disk_above`` bytes): into ``store_dir`` when given (kept),
+    else into a temporary folder removed when the features are garbage-collected.
 
     With ``config.model = "hf:<folder>"`` nothing is featurized: the Hugging Face model tokenizes
     or processes the raw text / image column itself (:func:`learner_data`), so ``X`` is an empty
@@ -761,7 +779,7 @@ def featurize_step(prepared: Prepared, config: CleanConfig) -> Features:
                     list(prepared.roles.feature_columns))
         return Features(X=np.empty((len(y), 0), dtype=np.float32), y=y, row_ids=ids, n_classes=prepared.n_classes,
                         featurizer=None)
-    X, featurizer = featurize(prepared.dataset, prepared.roles, config=config.featurize)
+    X, featurizer = featurize(prepared.dataset, prepared.roles, config=config.featurize, store_dir=store_dir)
     return Features(X=X, y=y, row_ids=ids, n_classes=prepared.n_classes, featurizer=featurizer)
 
 
@@ -802,7 +820,8 @@ def learner_data(learner: Learner, prepared: Prepared | None, features: Features
         a space) and ``features.y``. ``HFLearner(task="image")``: ``ImageData`` of the image column,
         read lazily (:class:`influence_stage.engine.hf.DatasetImages`, converted to the model's channel
         count) and ``features.y``. Any other learner (``TorchLearner`` included):
-        ``features.tensor_data()`` on the learner's ``device`` (CPU when it has none).
+        ``features.tensor_data()`` on the learner's ``device`` (CPU when it has none): tensors, or
+        a ``StreamData`` reading on-disk features in batches.
 
     Raises
     ------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from influence_stage.data.arrow import Kind, batch_row_ids, iter_batches, where
-from influence_stage.data.featurize.config import FeaturizeConfig, Welford, safe_scale
+from influence_stage.data.feature_store import FeatureStore, FeatureStoreWriter
+from influence_stage.data.featurize.config import ON_DISK_ABOVE_BYTES, FeaturizeConfig, Welford, safe_scale
 from influence_stage.errors import (
     InvalidInputError,
 )
@@ -27,6 +29,8 @@ DEFAULT_IMAGE_SIZE: tuple[int, int] = (32, 32)
 
 
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+"""PIL modes with more than 8 bits per channel (every other mode is read as 8-bit L or RGB)."""
 
 
 def list_row_to_array(arr: pa.Array, i: int) -> np.ndarray:
@@ -198,19 +202,96 @@ class ImageFeaturizer:
             for ch in arr
         ])
 
+    def _decode(self, row: int, rid: Any, item: Any) -> np.ndarray:
+        """One image as ``(channels_, h, w)`` float32 in [0, 1] at the output size, or an error naming its row."""
+        try:
+            return self._resize(self._to_float(item, self.channels_))
+        except Exception as exc:
+            shape = item.shape if isinstance(item, np.ndarray) else f"{item.size} mode {item.mode}"
+            raise InvalidInputError(
+                f"image column {self.columns[0]!r}: could not decode or resize the image at "
+                f"{where(row, rid)} (found {shape}; target {self.channels_}x{self.size_[0]}x{self.size_[1]}; "
+                f"{type(exc).__name__}: {exc}). Fix: repair or drop that row."
+            ) from exc
+
     def _fill(self, ds: datasets.Dataset, batch_size: int) -> np.ndarray:
         out = np.empty((ds.num_rows, self.channels_, *self.size_), dtype=np.float32)
         for row, rid, item in self._iter_raw(ds, batch_size):
-            try:
-                out[row] = self._resize(self._to_float(item, self.channels_))
-            except Exception as exc:
-                shape = item.shape if isinstance(item, np.ndarray) else f"{item.size} mode {item.mode}"
-                raise InvalidInputError(
-                    f"image column {self.columns[0]!r}: could not decode or resize the image at "
-                    f"{where(row, rid)} (found {shape}; target {self.channels_}x{self.size_[0]}x{self.size_[1]}; "
-                    f"{type(exc).__name__}: {exc}). Fix: repair or drop that row."
-                ) from exc
+            out[row] = self._decode(row, rid, item)
         return out
+
+    # -- on disk ----------------------------------------------------------------------------------
+
+    def _is_eight_bit(self, item: Any) -> bool:
+        """Whether ``item``'s float value is exactly ``uint8 pixel / 255`` at the output size (no resizing,
+        no colour-to-grey mix), so the store can keep the raw pixels."""
+        h, w, c = self._geometry(item)
+        if (h, w) != tuple(self.size_) or (c == 3 and self.channels_ == 1):
+            return False
+        if isinstance(item, np.ndarray):
+            return item.dtype == np.uint8
+        return item.mode not in _WIDE_MODES
+
+    def _on_disk(self, n_rows: int) -> bool:
+        """``config.on_disk``, with ``"auto"`` resolved by the float32 matrix's size."""
+        choice = getattr(self.config, "on_disk", "auto")  # a featurizer pickled before the option: "auto"
+        if choice == "auto":
+            limit = getattr(self.config, "on_disk_above", ON_DISK_ABOVE_BYTES)
+            nbytes = n_rows * self.channels_ * self.size_[0] * self.size_[1] * 4
+            choice = nbytes > limit
+            if choice:
+                logger.info("image features of %d rows (%.0f MB as float32) exceed on_disk_above (%.0f MB): "
+                            "written to disk", n_rows, nbytes / 2**20, limit / 2**20)
+        return bool(choice)
+
+    def _write_store(self, ds: datasets.Dataset, batch_size: int, store_dir: str | os.PathLike | None, *,
+                     eight_bit: bool, fit: bool) -> FeatureStore:
+        """Decode every image in blocks of ``batch_size`` rows into a :class:`FeatureStore`.
+
+        ``fit``: also learn the per-channel statistics, from the same blocks (and so the same
+        float64 sums) as :meth:`fit_transform` in memory.
+        """
+        raw_dtype = "uint8" if eight_bit else "float32"
+        writer = FeatureStoreWriter(store_dir, (self.channels_, *self.size_), raw_dtype)
+        stats = Welford(self.channels_)
+        block = np.empty((min(batch_size, ds.num_rows), self.channels_, *self.size_), dtype=np.float32)
+        filled = 0
+
+        def flush(first_row: int) -> None:
+            part = block[:filled]
+            if fit:
+                stats.update(part.transpose(0, 2, 3, 1).reshape(-1, self.channels_).astype(np.float64))
+            finite = np.isfinite(part.reshape(filled, -1)).all(axis=1)
+            if not finite.all():
+                bad = first_row + int(np.flatnonzero(~finite)[0])
+                raise InvalidInputError(
+                    f"image column {self.columns[0]!r}: the image at row {bad} has NaN or infinite values. "
+                    "Fix: repair or drop that row.")
+            if eight_bit:
+                pixels = np.rint(part * 255.0).astype(np.uint8)
+                if not np.array_equal(pixels.astype(np.float32) / 255.0, part):
+                    raise InvalidInputError(f"image column {self.columns[0]!r}: rows {first_row}.."
+                                            f"{first_row + filled - 1} are not 8-bit pixels; cannot store them as uint8.")
+                writer.write(pixels)
+            else:
+                writer.write(part)
+
+        try:
+            for row, rid, item in self._iter_raw(ds, batch_size):
+                block[filled] = self._decode(row, rid, item)
+                filled += 1
+                if filled == len(block):
+                    flush(row - filled + 1)
+                    filled = 0
+            if filled:
+                flush(ds.num_rows - filled)
+            if fit:
+                self.mean_ = stats.mean
+                self.scale_ = safe_scale(stats.std, stats.mean)
+            return writer.finish(self.mean_, self.scale_)
+        except BaseException:
+            writer.abort()
+            raise
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -219,11 +300,18 @@ class ImageFeaturizer:
         self.fit_transform(ds, batch_size=batch_size)
         return self
 
-    def fit_transform(self, ds: datasets.Dataset, *, batch_size: int = 256) -> np.ndarray:
-        """Fit and return the features ``(n, c, h, w)`` float32 (two passes over the column)."""
+    def fit_transform(self, ds: datasets.Dataset, *, batch_size: int = 256,
+                      store_dir: str | os.PathLike | None = None) -> np.ndarray | FeatureStore:
+        """Fit and return the features ``(n, c, h, w)`` float32 (two passes over the column).
+
+        A :class:`~influence_stage.data.feature_store.FeatureStore` instead of an array when
+        ``config.on_disk`` says so (``"auto"``: by the matrix's size), written into ``store_dir``
+        (default a temporary folder removed with the store).
+        """
         sizes: Counter[tuple[int, int]] = Counter()
         channels = 1
         int_max, float_max, has_int, has_float = 0.0, 0.0, False, False
+        narrow = True  # every image 8-bit (uint8 arrays, PIL modes of 8 bits per channel)
         for row, rid, item in self._iter_raw(ds, batch_size):
             try:
                 h, w, c = self._geometry(item)
@@ -236,6 +324,7 @@ class ImageFeaturizer:
                 item.close()  # only the header was read; pass 2 reopens it
             sizes[(h, w)] += 1
             channels = max(channels, c)
+            narrow = narrow and (item.dtype == np.uint8 if isinstance(item, np.ndarray) else item.mode not in _WIDE_MODES)
             if isinstance(item, np.ndarray) and item.dtype not in (np.uint8, np.uint16, bool) and item.size:
                 peak = float(np.max(item))
                 if np.issubdtype(item.dtype, np.integer):
@@ -256,6 +345,11 @@ class ImageFeaturizer:
         if has_float and float_max > 1.0:
             scale = max(scale, float_max)
         self.value_scale_ = float(scale)
+        if self._on_disk(ds.num_rows):
+            eight_bit = narrow and set(sizes) == {tuple(self.size_)}  # grey into RGB only repeats 8-bit values
+            store = self._write_store(ds, batch_size, store_dir, eight_bit=eight_bit, fit=True)
+            self.n_features_out_ = int(np.prod(store.shape[1:]))
+            return store
         out = self._fill(ds, batch_size)
         stats = Welford(channels)
         for start in range(0, len(out), batch_size):
@@ -272,8 +366,16 @@ class ImageFeaturizer:
             out[:, c] -= np.float32(self.mean_[c])
             out[:, c] /= np.float32(self.scale_[c])
 
-    def transform(self, ds: datasets.Dataset, *, batch_size: int = 256) -> np.ndarray:
-        """Features ``(n, c, h, w)`` float32 with the fitted size, channels and statistics."""
+    def transform(self, ds: datasets.Dataset, *, batch_size: int = 256,
+                  store_dir: str | os.PathLike | None = None) -> np.ndarray | FeatureStore:
+        """Features ``(n, c, h, w)`` float32 with the fitted size, channels and statistics.
+
+        On disk (a :class:`~influence_stage.data.feature_store.FeatureStore` in ``store_dir``) when
+        ``config.on_disk`` says so, as in :meth:`fit_transform`.
+        """
+        if self._on_disk(ds.num_rows):
+            eight_bit = all(self._is_eight_bit(item) for _, _, item in self._iter_raw(ds, batch_size))
+            return self._write_store(ds, batch_size, store_dir, eight_bit=eight_bit, fit=False)
         out = self._fill(ds, batch_size)
         self._normalize(out)
         return out
