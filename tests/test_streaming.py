@@ -90,9 +90,10 @@ def test_store_holds_raw_pixels_and_gives_the_in_memory_values(both):
     sub, ref_sub = data.subset(half), ref.subset(half)
     assert len(sub) == N // 2 and torch.equal(sub.y, ref_sub.y)
     assert torch.equal(sub.X[torch.tensor([3, 0, 5])], ref_sub.X[torch.tensor([3, 0, 5])])
-    batches = list(sub.eval_batches(64))  # through a DataLoader over the torch-format dataset
-    assert [s for s, _ in batches] == list(range(0, N // 2, 64))
-    assert torch.equal(torch.cat([b for _, b in batches]), ref_sub.X)
+    for fmt in ("arrow", "torch"):  # through a DataLoader over the dataset in that format
+        batches = list(StreamData(disk.store, ref.y, format=fmt).subset(half).eval_batches(64))
+        assert [s for s, _ in batches] == list(range(0, N // 2, 64))
+        assert torch.equal(torch.cat([b for _, b in batches]), ref_sub.X)
 
 
 def test_float_images_are_stored_as_float32_with_the_same_values(tmp_path):

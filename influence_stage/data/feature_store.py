@@ -17,7 +17,8 @@ the in-memory run; ``uint8`` takes a quarter of the disk and page cache.
 ``engine.learner.TensorData`` wherever a ``TorchLearner`` trains or evaluates: ``X`` indexed by the
 learner's minibatch index tensors (``engine.learner.batch_indices``) gathers exactly those rows, and
 sequential passes (:meth:`StreamData.eval_batches`) go through a ``torch.utils.data.DataLoader``
-over the dataset in torch format. Peak memory grows with N only through the O(N) label and index
+over the dataset, whose batches are gathered Arrow tables by default (the torch format is one
+option away, but datasets' torch formatter converts row by row). Peak memory grows with N only through the O(N) label and index
 vectors and the memory-mapped file.
 
 A fixed-size list (rather than ``datasets.Array3D``, whose Arrow storage is three levels of
@@ -249,22 +250,38 @@ class FeatureStore:
                                     f"{int(flat.min())}..{int(flat.max())}.")
         return self.normalize(self._raw(self._arrow[flat.tolist()])).reshape(*idx.shape, *self.row_shape)
 
-    def loader(self, batch_size: int, rows: np.ndarray | None = None, *, num_workers: int = 0
-               ) -> torch.utils.data.DataLoader:
-        """A DataLoader of raw batches (``{"pixels": tensor (b, c*h*w)}``) over the torch-format dataset.
+    def loader(self, batch_size: int, rows: np.ndarray | None = None, *, num_workers: int = 0,
+               format: str = "arrow") -> torch.utils.data.DataLoader:
+        """A DataLoader of raw batches over the dataset, one gather of ``batch_size`` rows per batch.
 
-        ``rows``: the row numbers to read, in this order (default every row); each batch is one
-        gather of ``batch_size`` rows, not one read per row.
+        ``rows``: the row numbers to read, in this order (default every row). ``format``: the
+        dataset's format, ``"arrow"`` (batches are ``pyarrow.Table``; :meth:`batch_rows` turns them
+        into normalised rows without a per-row step) or ``"torch"`` (``{"pixels": tensor}``;
+        datasets' torch formatter converts row by row, about twenty times slower per row).
         """
         from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
+        if format not in ("arrow", "torch"):
+            raise InvalidInputError(f"format must be 'arrow' or 'torch'; found {format!r}.")
         order = SequentialSampler(range(len(self))) if rows is None else np.asarray(rows, dtype=np.int64).tolist()
-        return DataLoader(self._torch, sampler=BatchSampler(order, int(batch_size), drop_last=False),
-                          batch_size=None, num_workers=num_workers)
+        dataset = self._arrow if format == "arrow" else self._torch
+        return DataLoader(dataset, sampler=BatchSampler(order, int(batch_size), drop_last=False),
+                          batch_size=None, num_workers=num_workers, collate_fn=_as_is)
+
+    def batch_rows(self, batch: Any) -> np.ndarray:
+        """Normalised float32 rows ``(b, c, h, w)`` of one :meth:`loader` batch (either format)."""
+        if isinstance(batch, pa.Table):
+            return self.normalize(self._raw(batch))
+        return self.normalize(batch[COLUMN].numpy())
 
     def data(self, y: Any, device: str | torch.device = "cpu") -> "StreamData":
         """The store with labels ``y`` as a learner's data (:class:`StreamData`) on ``device``."""
         return StreamData(self, torch.as_tensor(np.asarray(y), dtype=torch.int64, device=device), device=device)
+
+
+def _as_is(batch: Any) -> Any:
+    """The DataLoader's collate: a batch is already one gathered table (or dict of tensors)."""
+    return batch
 
 
 class StreamX:
@@ -319,17 +336,19 @@ class StreamData:
     """``engine.learner.TensorData``'s on-disk twin: ``X`` read from a :class:`FeatureStore`, ``y`` a tensor.
 
     ``y`` ``(n,) int64`` on ``device``; ``len``; :meth:`subset` (a row view, nothing copied but the
-    row numbers); :meth:`to`; :meth:`eval_batches` for sequential passes through a DataLoader.
+    row numbers); :meth:`to`; :meth:`eval_batches` for sequential passes through a DataLoader over
+    the dataset in ``format`` (see :meth:`FeatureStore.loader`; ``num_workers`` its worker processes).
     """
 
     def __init__(self, store: FeatureStore, y: torch.Tensor, *, rows: np.ndarray | None = None,
-                 device: str | torch.device = "cpu", num_workers: int = 0) -> None:
+                 device: str | torch.device = "cpu", num_workers: int = 0, format: str = "arrow") -> None:
         n = len(store) if rows is None else len(rows)
         if len(y) != n:
             raise InvalidInputError(f"the feature store has {n} rows and y {len(y)} labels; expected one per row.")
         self.store = store
         self.rows = rows
         self.num_workers = int(num_workers)
+        self.format = format
         self.X = StreamX(store, rows, device)
         self.y = y.to(self.X.device)
 
@@ -343,7 +362,8 @@ class StreamData:
         """The same rows on ``device`` (batches are moved there as they are read)."""
         if torch.device(device) == self.X.device:
             return self
-        return StreamData(self.store, self.y.to(device), rows=self.rows, device=device, num_workers=self.num_workers)
+        return StreamData(self.store, self.y.to(device), rows=self.rows, device=device, num_workers=self.num_workers,
+                          format=self.format)
 
     def subset(self, index: np.ndarray | torch.Tensor) -> "StreamData":
         """The rows at ``index`` (positions in this data), as a view of the same store."""
@@ -353,13 +373,13 @@ class StreamData:
         idx = idx.astype(np.int64, copy=False).reshape(-1)
         rows = idx if self.rows is None else self.rows[idx]
         return StreamData(self.store, self.y[torch.as_tensor(idx, device=self.y.device)], rows=rows,
-                          device=self.X.device, num_workers=self.num_workers)
+                          device=self.X.device, num_workers=self.num_workers, format=self.format)
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
         """``(start, X[start:start + batch_size])`` over every row in order, read through a DataLoader."""
         start = 0
-        for batch in self.store.loader(batch_size, self.rows, num_workers=self.num_workers):
-            xb = torch.from_numpy(self.store.normalize(batch[COLUMN].numpy())).to(self.X.device)
+        for batch in self.store.loader(batch_size, self.rows, num_workers=self.num_workers, format=self.format):
+            xb = torch.from_numpy(self.store.batch_rows(batch)).to(self.X.device)
             yield start, xb
             start += len(xb)
 
