@@ -1,7 +1,8 @@
 """Scale: whole-job time, time per step and peak memory as N grows, the floor ratio, and Dask 1 vs 2 workers.
 
-Tabular part: ``make_classification`` data (40 features, 10 classes, 10% of labels flipped), the
-stage's own steps with default settings one after another as ``benchmarks/step_times.py`` runs
+Tabular part: ``make_classification`` data (40 features, 10 classes, 10% of labels flipped), written
+to a Parquet file by one child process and read by the next (so making the data does not count in the
+job's memory), the stage's own steps with default settings one after another as ``benchmarks/step_times.py`` runs
 them (prepare, input suite, featurize, θ*, scale, members, loss matrix, decide, apply, output
 suite, publish), each N (``--rows``) in its own process so that its peak RSS
 (``resource.getrusage``, ``ru_maxrss``) is its own; beside it, ``benchmarks/floor.py``'s bare loop of
@@ -47,22 +48,34 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def profile(n: int) -> dict:
-    """The stage's steps at ``n`` rows, seconds each, then ``floor.py``'s bare loop of the same work.
+def write_data(n: int, folder: str) -> None:
+    """``n`` rows of the benchmark data as ``folder/data.parquet`` and the flipped rows as ``folder/flipped.npy``.
+
+    Run in its own process, so that making the data (``make_classification`` works in float64)
+    does not count in the job's peak memory: the job reads the file, as a scheduled run would.
+    """
+    from step_times import frame
+
+    df, flipped = frame(n, FEATURES, CLASSES)
+    df.to_parquet(Path(folder) / "data.parquet", index=False)
+    np.save(Path(folder) / "flipped.npy", flipped)
+
+
+def profile(n: int, folder: str) -> dict:
+    """The stage's steps on the ``n`` rows of ``folder/data.parquet``, seconds each, then ``floor.py``'s bare loop.
 
     Like ``step_times.profile``, with the scoring split into its three steps (the automatic scale:
     yardstick + probe; the members; the loss matrix + scores) and the peak RSS of the job itself,
-    read before the floor runs.
+    read before the floor runs. ``prepare`` includes reading the Parquet file.
     """
     from floor import floor
-    from step_times import frame
     from influence_stage.publish.versions import publish
     from influence_stage.quality import validate_input, validate_output
     from influence_stage.stage import steps
     from influence_stage.stage.run import score_step
     from influence_stage.timing import Timings
 
-    df, flipped = frame(n, FEATURES, CLASSES)
+    flipped = np.load(Path(folder) / "flipped.npy")
     config = steps.CleanConfig(label_column="label", model="mlp")
     seconds: dict[str, float] = {}
 
@@ -73,8 +86,8 @@ def profile(n: int) -> dict:
         return out
 
     t0 = time.perf_counter()
-    prepared = timed("prepare", steps.prepare, df, config)
-    del df
+    prepared = timed("prepare", steps.prepare, str(Path(folder) / "data.parquet"), config)
+    assert prepared.dataset.num_rows == n
     names = list(prepared.encoding.values)
     timed("input suite", validate_input, prepared.dataset, label_column="label",
           feature_columns=list(prepared.roles.feature_columns), class_names=names)
@@ -102,26 +115,27 @@ def profile(n: int) -> dict:
             "recall": float(flagged[flipped].mean())}
 
 
-def one_size(n: int) -> dict:
+def one_size(n: int, folder: str) -> dict:
     """:func:`profile` at ``n`` rows, one torch thread."""
     import torch
 
     torch.set_num_threads(1)
-    return profile(n)
+    return profile(n, folder)
 
 
 def run_size(n: int, max_minutes: float) -> dict:
-    """:func:`one_size` in a child process, killed after ``max_minutes``."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        path = f.name
-    cmd = [sys.executable, __file__, "--one", str(n), "--out", path]
-    t = time.perf_counter()
-    try:
-        subprocess.run(cmd, check=True, timeout=max_minutes * 60, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    except subprocess.TimeoutExpired:
-        return {"rows": n, "finished": False, "limit_minutes": max_minutes, "seconds": time.perf_counter() - t}
-    out = json.loads(Path(path).read_text())
-    os.unlink(path)
+    """:func:`write_data` then :func:`one_size` in child processes, the second killed after ``max_minutes``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as folder:
+        out_path = Path(folder) / "result.json"
+        subprocess.run([sys.executable, __file__, "--write-data", str(n), "--folder", folder], check=True, env=env)
+        cmd = [sys.executable, __file__, "--one", str(n), "--folder", folder, "--out", str(out_path)]
+        t = time.perf_counter()
+        try:
+            subprocess.run(cmd, check=True, timeout=max_minutes * 60, env=env)
+        except subprocess.TimeoutExpired:
+            return {"rows": n, "finished": False, "limit_minutes": max_minutes, "seconds": time.perf_counter() - t}
+        out = json.loads(out_path.read_text())
     out["finished"] = True
     return out
 
@@ -211,8 +225,9 @@ def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
 def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None) -> str:
     done = [s for s in sizes if s.get("finished")]
     lines = ["## Scale (`benchmarks/scale.py`)", "",
-             f"Default settings, `make_classification` with {FEATURES} features, {CLASSES} classes, 10% flipped; the "
-             "stage's steps called in order without Prefect (as `step_times.py`), each size in its own process, one "
+             f"Default settings, `make_classification` with {FEATURES} features, {CLASSES} classes, 10% flipped, read "
+             "from a Parquet file; the stage's steps called in order without Prefect (as `step_times.py`), each size "
+             "in its own process, one "
              "torch thread; peak RSS is that process's `ru_maxrss` at the end of the job (before the floor runs); "
              "`floor` is `floor.py`'s bare loop of the same work in the same process. Training work in epochs over "
              "N: " + (", ".join(f"{k} {v:.0f}" for k, v in done[0]["train_epochs_over_n"].items() if v) if done
@@ -265,10 +280,15 @@ def main() -> None:
     parser.add_argument("--add", action="store_true", help="keep the sizes (and, with --dask-rows 0, the Dask part) "
                         "of results/scale.json that this run does not measure")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--write-data", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_data:
+        write_data(args.write_data, args.folder)
+        return
     if args.one:
-        Path(args.out).write_text(json.dumps(one_size(args.one)))
+        Path(args.out).write_text(json.dumps(one_size(args.one, args.folder)))
         return
     sizes = [run_size(n, args.max_minutes) for n in args.rows]
     stored = RESULTS / "scale.json"
