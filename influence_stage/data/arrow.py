@@ -62,12 +62,19 @@ def flat_dataset(ds: datasets.Dataset) -> datasets.Dataset:
     seconds and hundreds of MB per 100k rows. One Arrow ``take`` gives a plain table that writes at
     disk speed. ``ds`` itself when it has no mapping (or other internals).
     """
-    table = gathered(ds, ds.column_names, 0, ds.num_rows)
-    if table is None:
+    if gathered(ds, ds.column_names, 0, 0) is None:
         return ds
     from datasets.table import InMemoryTable
 
-    return datasets.Dataset(InMemoryTable(table.combine_chunks()), info=ds.info.copy(), split=ds.split)
+    # gathered in blocks: the copy is built chunk by chunk, never twice over
+    blocks = [gathered(ds, ds.column_names, start, min(start + FLAT_BLOCK_ROWS, ds.num_rows))
+              for start in range(0, ds.num_rows, FLAT_BLOCK_ROWS)]
+    table = pa.concat_tables(blocks) if blocks else gathered(ds, ds.column_names, 0, 0)
+    return datasets.Dataset(InMemoryTable(table), info=ds.info.copy(), split=ds.split)
+
+
+FLAT_BLOCK_ROWS = 1 << 16
+"""Rows per gathered block of :func:`flat_dataset` (one Arrow chunk each)."""
 
 
 def arrow_column(ds: datasets.Dataset, name: str) -> pa.Array:
