@@ -96,6 +96,15 @@ def test_store_holds_raw_pixels_and_gives_the_in_memory_values(both):
         assert torch.equal(torch.cat([b for _, b in batches]), ref_sub.X)
 
 
+def test_normalisation_in_small_blocks_gives_the_same_values(both, monkeypatch):
+    from influence_stage.data import feature_store
+
+    _, memory, disk = both
+    monkeypatch.setattr(feature_store, "NORMALIZE_BLOCK", 500)  # 2 rows of 3*8*8 values per block
+    np.testing.assert_array_equal(disk.X[:], memory.X)
+    np.testing.assert_array_equal(disk.X[[5, 1, 299, 0, 7]], memory.X[[5, 1, 299, 0, 7]])
+
+
 def test_float_images_are_stored_as_float32_with_the_same_values(tmp_path):
     ds = images(60, dtype=np.float32)
     prepared = prepare(ds, config(False))

@@ -52,6 +52,8 @@ COLUMN = "pixels"
 DATA_FILE = "features.arrow"
 META_FILE = "store.json"
 RAW_DTYPES = ("uint8", "float32")
+NORMALIZE_BLOCK = 1 << 18
+"""Values normalised at a time (1 MB of float32): a block stays in the CPU cache through its four steps."""
 
 _Index = slice | int | np.ndarray | torch.Tensor | Sequence[int]
 
@@ -213,14 +215,23 @@ class FeatureStore:
         """Raw rows ``(b, c*h*w)`` or ``(b, c, h, w)`` → normalised float32 ``(b, c, h, w)``.
 
         The in-memory featurizer's arithmetic, step by step: float32 conversion, ``/ 255.0`` for
-        8-bit pixels, then per channel ``-= mean`` and ``/= scale`` in float32.
+        8-bit pixels, then per channel ``-= mean`` and ``/= scale`` in float32 (elementwise, so the
+        same values whatever the batch). Done in cache-sized row blocks, which runs about twice as
+        fast as whole-batch passes.
         """
-        out = np.asarray(raw).reshape(-1, *self.row_shape).astype(np.float32)
-        if self.raw_dtype == "uint8":
-            out = out / 255.0
-        for c in range(self.row_shape[0]):
-            out[:, c] -= np.float32(self.mean[c])
-            out[:, c] /= np.float32(self.scale[c])
+        raw = np.asarray(raw).reshape(-1, *self.row_shape)
+        out = np.empty(raw.shape, dtype=np.float32)
+        mean = [np.float32(m) for m in self.mean]
+        scale = [np.float32(v) for v in self.scale]
+        step = max(1, NORMALIZE_BLOCK // max(int(np.prod(self.row_shape)), 1))
+        for s in range(0, len(raw), step):
+            block = raw[s:s + step].astype(np.float32)
+            if self.raw_dtype == "uint8":
+                block /= np.float32(255.0)
+            for c in range(self.row_shape[0]):
+                block[:, c] -= mean[c]
+                block[:, c] /= scale[c]
+            out[s:s + step] = block
         return out
 
     def _raw(self, table: pa.Table) -> np.ndarray:

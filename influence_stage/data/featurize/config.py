@@ -34,7 +34,9 @@ class FeaturizeConfig(BaseModel):
         "an Arrow dataset on disk (data.feature_store.FeatureStore), written in row blocks and read back in "
         "batches for training and evaluation, so memory does not grow with the image matrix; the values are "
         "bit-identical to the in-memory ones. 'auto': on disk when the float32 matrix (n*c*h*w*4 bytes) would "
-        "exceed on_disk_above. Tabular and text features are always in memory (True is refused for them).")
+        "exceed on_disk_above. The store's folder is the store_dir given to featurize / featurize_step, else a "
+        "temporary folder (under $TMPDIR) removed when the features are garbage-collected. Tabular and text "
+        "features are always in memory (True is refused for them).")
     on_disk_above: int = Field(
         ON_DISK_ABOVE_BYTES, ge=1, description="Size in bytes of the float32 image matrix above which "
         "on_disk='auto' writes it to disk (default 1 GiB, 2**30).")

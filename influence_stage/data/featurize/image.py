@@ -82,6 +82,13 @@ class ImageFeaturizer:
     else to 32×32 (``DEFAULT_IMAGE_SIZE``). Finally each channel is centred and scaled by its fitted
     mean and std. An image that cannot be decoded, read or resized raises an error naming its row.
 
+    With ``config.on_disk`` (``"auto"``: when the float32 matrix would exceed
+    ``config.on_disk_above`` bytes) the output is a
+    :class:`~influence_stage.data.feature_store.FeatureStore` instead of an array: the images are
+    decoded in blocks of ``batch_size`` rows and each block is appended to an on-disk Arrow file
+    before the next is read, so the matrix is never in memory; the statistics come from the same
+    blocks, and the values read back equal the in-memory ones bit for bit.
+
     Attributes
     ----------
     size_ : tuple of int
