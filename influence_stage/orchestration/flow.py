@@ -125,6 +125,10 @@ def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
 
 CACHED = dict(cache_key_fn=_cache_key, persist_result=True)
 
+#: The other tasks are never cached: without an explicit policy Prefect hashes every input of a task
+#: (pickling the dataset, the features and the loss matrix) on each call, for a key nothing reads.
+UNCACHED = dict(cache_policy=NO_CACHE)
+
 
 def transient_io(task: Any, task_run: Any, state: Any) -> bool:
     """Retry only I/O errors that may pass (a network share, the hub, a busy disk), never bad input.
@@ -146,17 +150,17 @@ def transient_io(task: Any, task_run: Any, state: Any) -> bool:
 IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_io)
 
 
-@task(name="load", **IO_RETRIES)
+@task(name="load", **IO_RETRIES, **UNCACHED)
 def load_task(source: str, config: CleanConfig) -> Prepared:
     return steps.prepare(source, config)
 
 
-@task(name="validate-input")
+@task(name="validate-input", **UNCACHED)
 def validate_input_task(prepared: Prepared) -> Any:
     return stage.validate_input_step(prepared)
 
 
-@task(name="featurize")
+@task(name="featurize", **UNCACHED)
 def featurize_task(prepared: Prepared, config: CleanConfig) -> Features:
     return steps.featurize_step(prepared, config)
 
@@ -173,17 +177,17 @@ def scale_task(learner: Learner, prepared: Prepared, features: Features, config:
     return stage.scale_step(learner, prepared, features, config, progress=progress)
 
 
-@task(name="decide")
+@task(name="decide", **UNCACHED)
 def decide_task(result: GEXResult, prepared: Prepared, features: Features, config: CleanConfig) -> Any:
     return steps.decide_step(result, features, config, prepared=prepared)
 
 
-@task(name="apply")
+@task(name="apply", **UNCACHED)
 def apply_task(prepared: Prepared, decisions: Any, config: CleanConfig) -> Any:
     return steps.apply_step(prepared, decisions, config)
 
 
-@task(name="validate-output")
+@task(name="validate-output", **UNCACHED)
 def validate_output_task(cleaned: Any, prepared: Prepared, decisions: Any, params: FlowConfig) -> Any:
     return stage.validate_output_step(cleaned, prepared, decisions, params.clean,
                                       max_drop_fraction=params.max_drop_fraction)
@@ -290,13 +294,13 @@ def bias_scores(result: GEXResult, prepared: Prepared, features: Features,
             "GEX": np.asarray(result.gex_influence, dtype=np.float64)}
 
 
-@task(name="bias-scores", cache_policy=NO_CACHE)
+@task(name="bias-scores", **UNCACHED)
 def bias_scores_task(result: GEXResult, prepared: Prepared, features: Features) -> dict[str, np.ndarray] | None:
     """The report's baseline self-influence scores (:func:`bias_scores`); never cached, the inputs hold a model."""
     return bias_scores(result, prepared, features, log=get_run_logger())
 
 
-@task(name="publish", **IO_RETRIES)
+@task(name="publish", **IO_RETRIES, **UNCACHED)
 def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Features, reports: list[Any],
                  params: FlowConfig, summary: dict[str, Any], fingerprint: str,
                  bias: dict[str, np.ndarray] | None = None) -> Any:
