@@ -357,3 +357,38 @@ def test_cli_names_a_bad_dask_or_device_option(harness, tmp_path, small_source, 
         assert main(common + ["--device", "cuda"]) == 2
         assert "device 'cuda' asked for, but torch sees no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "pub").exists()  # nothing ran
+
+
+def test_on_the_thread_pool_at_most_one_loss_shard_per_core_runs_at_once(harness, fitted, tmp_path, monkeypatch):
+    """Every submitted task starts at once on Prefect's thread pool; the shards are fed one per core."""
+    import threading
+
+    prepared, features, learner = fitted
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = shards.loss_shard
+
+    def counted(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for every submitted shard to have started, were they not held back
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(shards, "loss_shard", counted)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+    @flow(name="bounded-shards")
+    def scoring():
+        return score_on_tasks(learner, prepared, features, CONFIG, None, run_folder=tmp_path, fingerprint="fp",
+                              key="bounded", shard_rows=50)
+
+    result = scoring()
+    assert len(shards.row_shards(len(features.y), 50)) == 10
+    assert most[0] == 2
+    plain = score_step(learner, features, CONFIG, prepared=prepared)
+    np.testing.assert_allclose(result.scores, plain.scores, rtol=1e-5, atol=1e-7)

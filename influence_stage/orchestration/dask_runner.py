@@ -21,6 +21,7 @@ Needs the ``dask`` extra (``prefect-dask``, ``dask[distributed]``).
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -136,14 +137,34 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
         store = LossStore(folder / "matrix", key=loss_key, n_rows=len(features.y), n_members=len(members),
                           overwrite=True)
         if store.pending():
-            parts = [loss_shard_task.submit(ref, sent, members, s, e, str(folder / "shards"), loss_key,
-                                            progress=progress) for s, e in ranges]
+            limit = shards_in_flight()
+            parts: list[Any] = []
+            for s, e in ranges:
+                if limit is not None and len(parts) >= limit:
+                    parts.pop(0).result()  # the oldest shard first: they take about the same time
+                parts.append(loss_shard_task.submit(ref, sent, members, s, e, str(folder / "shards"), loss_key,
+                                                    progress=progress))
             for part in parts:
                 part.result()
     with timings.step("scores"):
         return shards.scores_from_shards(learner, members, prepared, features, config.gex, config.fit, plan.ft_lr,
                                          auto, store=store, shards=ranges, folder=folder / "shards", key=loss_key,
                                          progress=progress)
+
+
+def shards_in_flight() -> int | None:
+    """How many loss shards the running flow evaluates at once: one per core on the local thread pool.
+
+    Each shard holds a chunk of members' activations for a block of its rows; on the default
+    thread-pool runner every submitted task starts at once, so memory would grow with the number of
+    shards (with N) for no speed on a few cores. None (no limit) on Dask, whose workers run one task
+    per thread and queue the rest themselves.
+    """
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    runner = getattr(FlowRunContext.get(), "task_runner", None)
+    return max(1, os.cpu_count() or 1) if isinstance(runner, ThreadPoolTaskRunner) else None
 
 
 def check_scheduler(address: str, *, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -213,4 +234,4 @@ def clean_on_dask(params: Any, *, address: str | None = None, n_workers: int = 2
 
 
 __all__ = ["CONNECT_TIMEOUT", "chains_task", "check_scheduler", "clean_on_dask", "dask_task_runner",
-           "loss_shard_task", "score_on_tasks"]
+           "loss_shard_task", "score_on_tasks", "shards_in_flight"]
