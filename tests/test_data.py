@@ -542,3 +542,23 @@ def test_image_featurizer_fitted_on_grey_converts_colour():
     assert feats.shape == (2, 1, 4, 4)  # fitted size and channel count
     raw = feats * fz.scale_[0] + fz.mean_[0]
     np.testing.assert_allclose(raw[:, 0, 1, 1], [1.0, 0.114], atol=1e-5)  # luminance
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_take_rows_equals_an_arrow_take_on_a_table_of_many_chunks(order):
+    """Rows taken one record batch at a time equal ``Table.take``, nested list columns included."""
+    import pyarrow as pa
+
+    from influence_stage.data.arrow import take_rows
+
+    rng = np.random.default_rng(0)
+    batches = [pa.record_batch({"x": np.arange(s, s + 7, dtype=np.float32),
+                                "px": pa.array([[[i, i + 1]] * 2 for i in range(s, s + 7)]),
+                                "row_id": np.arange(s, s + 7)}) for s in range(0, 70, 7)]
+    table = pa.Table.from_batches(batches)
+    rows = rng.choice(70, size=40, replace=False)
+    rows = np.sort(rows) if order == "sorted" else rows
+    got = take_rows(table, rows)
+    assert got.equals(table.take(pa.array(rows)))
+    assert got.column("row_id").to_pylist() == rows.tolist()
+    assert take_rows(table, np.array([], dtype=np.int64)).num_rows == 0

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import datasets
+import numpy as np
 import pyarrow as pa
 
 ROW_ID = "row_id"
@@ -49,9 +50,39 @@ def gathered(ds: datasets.Dataset, columns: Sequence[str], start: int, stop: int
         return None
     try:
         table = ds.data.table.select(list(columns))
-        return table.take(indices.column(0).slice(start, stop - start))
+        rows = indices.column(0).slice(start, stop - start).to_numpy().astype(np.int64)
     except Exception:  # pragma: no cover - a datasets version with other internals: use the public path
         return None
+    return take_rows(table, rows)
+
+
+def take_rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """Rows ``rows`` of ``table``, in that order, taken one record batch at a time.
+
+    ``Table.take`` on a column of many chunks (a memory-mapped dataset holds one per 1000 rows)
+    first concatenates all of them, so each call would copy the whole column, however few rows it
+    wants. Here each batch the rows fall in gives its own rows; unsorted rows are taken sorted and
+    put back in order within the result.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    batches = [b for b in table.to_batches() if b.num_rows]
+    if len(batches) <= 1 or not len(rows):
+        return table.take(pa.array(rows, type=pa.int64()))
+    order = None
+    if np.any(rows[1:] < rows[:-1]):
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+    offsets = np.cumsum([0] + [b.num_rows for b in batches])
+    which = np.searchsorted(offsets, rows, side="right") - 1
+    bounds = [0, *(np.flatnonzero(np.diff(which)) + 1).tolist(), len(rows)]
+    parts = [batches[which[a]].take(pa.array(rows[a:b] - offsets[which[a]], type=pa.int64()))
+             for a, b in zip(bounds, bounds[1:])]
+    out = pa.Table.from_batches(parts, schema=table.schema)
+    if order is None:
+        return out
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return out.take(pa.array(inverse, type=pa.int64()))
 
 
 def flat_dataset(ds: datasets.Dataset) -> datasets.Dataset:
