@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pathlib import Path  # noqa: E402
 
 import datasets  # noqa: E402
 import numpy as np  # noqa: E402
@@ -23,7 +22,7 @@ import torch  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.data.feature_store import FeatureStore, StreamData  # noqa: E402
 from influence_stage.data.featurize.config import FeaturizeConfig  # noqa: E402
-from influence_stage.engine.learner import TensorData, batch_indices  # noqa: E402
+from influence_stage.engine.learner import batch_indices  # noqa: E402
 from influence_stage.engine.losses import loss_matrix  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
 from influence_stage.stage.run import run_pipeline, score_step  # noqa: E402
