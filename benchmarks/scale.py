@@ -10,6 +10,9 @@ the same SGD steps and forward passes, in the same process. A size that does not
 ``--max-minutes`` is recorded as such. The whole-job time and peak RSS are fitted linearly in N over
 the sizes measured, and the fit is extrapolated to 1M rows (stated as an extrapolation).
 
+Image part (``--image-rows``, default 100000): ``benchmarks/scale_images.image_run``, the whole job on
+synthetic 32×32×3 images read from a ``save_to_disk`` folder, time per step and peak RSS.
+
 Dask part (``--dask-rows``, default 100000): the member step (8 chains × 4 cycles,
 ``--dask-chains-per-task`` chains per task, a fixed fine-tuning rate) and the loss matrix in row shards
 (``stage.shards.DEFAULT_SHARD_ROWS`` each), as the flow's tasks
@@ -222,7 +225,36 @@ def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
-def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None) -> str:
+def image_markdown(images: list[dict]) -> list[str]:
+    """The image runs' table (``scale_images.image_run`` results)."""
+    done = [r for r in images if r.get("finished")]
+    lines = []
+    if done:
+        first = done[0]
+        store = first["settings"].get("feature_store_dtype")
+        lines += ["", f"Images ({'×'.join(map(str, first['image_shape']))} uint8, {first['classes']} classes, 10% "
+                  "flipped; `benchmarks/scale_images.py`: written with `save_to_disk` by one process and read back, "
+                  "memory-mapped, by the next; one torch thread): model " + first["model"] + ", θ* "
+                  f"{first['settings']['fit']['epochs']} epochs, GEX at its defaults; features "
+                  + ("on disk (`featurize.on_disk='auto'`, stored as " + str(store) + ")" if store else "in memory")
+                  + ".", "",
+                  "| step | " + " | ".join(f"{r['rows']:,} images, s" for r in done) + " |",
+                  "|---|" + "---|" * len(done)]
+        for key in first["seconds"]:
+            lines.append(f"| {key} | " + " | ".join(f"{r['seconds'].get(key, float('nan')):.2f}" for r in done) + " |")
+        lines.append("| **whole job** | " + " | ".join(f"**{r['total_seconds']:.1f}**" for r in done) + " |")
+        lines.append("| peak RSS, MB | " + " | ".join(f"{r['peak_rss_mb']:.0f}" for r in done) + " |")
+        lines.append("| features on disk | " + " | ".join("yes" if r["settings"].get("features_on_disk") else "no"
+                                                       for r in done) + " |")
+        lines.append("| precision / recall | " + " | ".join(f"{r['precision']:.3f} / {r['recall']:.3f}"
+                                                          for r in done) + " |")
+    for r in images:
+        if not r.get("finished"):
+            lines += ["", f"{r['rows']:,} images did not finish within {r['limit_minutes']:g} minutes (stopped)."]
+    return lines
+
+
+def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None, images: list[dict] | None = None) -> str:
     done = [s for s in sizes if s.get("finished")]
     lines = ["## Scale (`benchmarks/scale.py`)", "",
              f"Default settings, `make_classification` with {FEATURES} features, {CLASSES} classes, 10% flipped, read "
@@ -253,6 +285,7 @@ def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None) -
                   f"({', '.join(f'{r:,}' for r in e['from_rows'])} rows) gives {e['seconds']:.0f} s "
                   f"({e['seconds'] / 60:.1f} min) whole job and {e['peak_rss_mb']:.0f} MB peak RSS at "
                   f"{e['rows']:,} rows on this machine."]
+    lines += image_markdown(images or [])
     if dask:
         runs = dask["runs"]
         lines += ["", f"Dask, {dask['rows']:,} rows, {dask['members']} members (8 chains × 4 cycles, "
@@ -275,6 +308,8 @@ def main() -> None:
     parser.add_argument("--dask-rows", type=int, default=100000, help="0: skip the Dask part")
     parser.add_argument("--dask-chains-per-task", type=int, default=4)
     parser.add_argument("--max-minutes", type=float, default=12.0)
+    parser.add_argument("--image-rows", type=int, nargs="*", default=[100000],
+                        help="image runs (benchmarks/scale_images.py); none: keep those of results/scale.json")
     parser.add_argument("--extrapolate-to", type=int, default=1_000_000)
     parser.add_argument("--dry-run", action="store_true", help="print the section, write no results")
     parser.add_argument("--add", action="store_true", help="keep the sizes (and, with --dask-rows 0, the Dask part) "
@@ -310,9 +345,15 @@ def main() -> None:
     dask = previous.get("dask")
     if args.dask_rows:
         dask = scale.dask_part(args.dask_rows, [1, 2], args.dask_chains_per_task)
-    text = markdown(sizes, dask, extrapolation)
+    images = previous.get("images", []) if not args.image_rows else []
+    if args.image_rows:
+        from scale_images import image_run
+
+        images = [image_run(n, args.max_minutes) for n in args.image_rows]
+    text = markdown(sizes, dask, extrapolation, images)
     if not args.dry_run:
-        write_json("scale", {"machine": machine(), "sizes": sizes, "extrapolation": extrapolation, "dask": dask})
+        write_json("scale", {"machine": machine(), "sizes": sizes, "extrapolation": extrapolation, "dask": dask,
+                             "images": images})
         write_section("scale", text)
     print(text)
 
