@@ -48,6 +48,8 @@ bench: $(STAMP)
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/step_times.py --rows 20000 100000
+	$(BIN)/python benchmarks/scale.py --rows 10000 100000 1000000 --dask-rows 100000 --image-rows 100000
 
 curate: $(STAMP)
 	$(BIN)/python data/make_corpus.py
