@@ -256,14 +256,15 @@ def image_markdown(images: list[dict]) -> list[str]:
 
 def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None, images: list[dict] | None = None) -> str:
     done = [s for s in sizes if s.get("finished")]
+    work = (f"Training work in epochs over N at {done[0]['rows']:,} rows: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in done[0]["train_epochs_over_n"].items() if v)
+            + " (θ*'s epochs at each size are in the table)." if done else "")
     lines = ["## Scale (`benchmarks/scale.py`)", "",
              f"Default settings, `make_classification` with {FEATURES} features, {CLASSES} classes, 10% flipped, read "
              "from a Parquet file; the stage's steps called in order without Prefect (as `step_times.py`), each size "
-             "in its own process, one "
-             "torch thread; peak RSS is that process's `ru_maxrss` at the end of the job (before the floor runs); "
-             "`floor` is `floor.py`'s bare loop of the same work in the same process. Training work in epochs over "
-             "N: " + (", ".join(f"{k} {v:.0f}" for k, v in done[0]["train_epochs_over_n"].items() if v) if done
-                      else "-") + ".", ""]
+             "in its own process, one torch thread; peak RSS is that process's `ru_maxrss` at the end of the job "
+             "(before the floor runs); `floor` is `floor.py`'s bare loop of the same work in the same process. " + work,
+             ""]
     if done:
         keys = list(done[0]["seconds"])
         lines.append("| step | " + " | ".join(f"{s['rows']:,} rows, s" for s in done) + " |")
@@ -271,6 +272,8 @@ def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None, i
         for key in keys:
             lines.append(f"| {key} | " + " | ".join(f"{s['seconds'].get(key, float('nan')):.2f}" for s in done) + " |")
         lines.append("| **whole job** | " + " | ".join(f"**{s['total_seconds']:.1f}**" for s in done) + " |")
+        lines.append("| θ* epochs (`fit.max_steps`) | " + " | ".join(f"{s['train_epochs_over_n']['theta']:.0f}"
+                                                                   for s in done) + " |")
         lines.append("| floor (bare loop) | " + " | ".join(f"{s['floor']['total_seconds']:.1f}" for s in done) + " |")
         lines.append("| whole job / floor | " + " | ".join(f"{s['ratio_to_floor']:.2f}×" for s in done) + " |")
         lines.append("| peak RSS, MB | " + " | ".join(f"{s['peak_rss_mb']:.0f}" for s in done) + " |")
