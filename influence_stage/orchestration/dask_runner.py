@@ -146,6 +146,7 @@ def score_on_tasks(learner: Learner, prepared: Prepared, features: Features, con
                                                     progress=progress))
             for part in parts:
                 part.result()
+    shards.release_rows()  # the matrix is gathered below from the shard stores, not from the rows
     with timings.step("scores"):
         return shards.scores_from_shards(learner, members, prepared, features, config.gex, config.fit, plan.ft_lr,
                                          auto, store=store, shards=ranges, folder=folder / "shards", key=loss_key,

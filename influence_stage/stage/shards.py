@@ -227,6 +227,17 @@ def share_rows(ref: RowsRef, prepared: Prepared, features: Features) -> None:
     _FULL[(ref.path, ref.fingerprint)] = (prepared, features)
 
 
+def release_rows() -> None:
+    """Forget this process's open run rows (:func:`share_rows`, the memory-mapped stored rows).
+
+    Called by the client once the loss matrix is gathered: the shards that ran on its threads
+    touched every page of the stored rows, and the mapping would keep them resident until the
+    process ends. A later task opens them again when it needs them.
+    """
+    _OPEN.clear()
+    _FULL.clear()
+
+
 def _all_rows(ref: RowsRef) -> tuple[Prepared, Features]:
     """All rows, read once per process (the chain tasks of one run share them)."""
     key = (ref.path, ref.fingerprint)
@@ -342,6 +353,7 @@ def scores_from_shards(learner: Learner, members: list[State], prepared: Prepare
 
 __all__ = [
     "DEFAULT_SHARD_ROWS", "RowsRef", "chains_shard", "gather_losses", "loss_shard", "read_features", "read_rows",
+    "release_rows",
     "row_shards", "rows_data", "scores_from_shards", "share_rows", "shard_store", "task_learner",
     "write_rows",
 ]
