@@ -90,17 +90,18 @@ def flat_dataset(ds: datasets.Dataset) -> datasets.Dataset:
 
     A selected or filtered dataset is a view (an indices mapping over the original table), and
     datasets writes such a view one gathered slice per row: Parquet and ``save_to_disk`` then take
-    seconds and hundreds of MB per 100k rows. One Arrow ``take`` gives a plain table that writes at
-    disk speed. ``ds`` itself when it has no mapping (or other internals).
+    seconds and hundreds of MB per 100k rows. Arrow takes (:func:`take_rows`) give a plain table
+    that writes at disk speed. ``ds`` itself when it has no mapping (or other internals).
     """
-    if gathered(ds, ds.column_names, 0, 0) is None:
+    empty = gathered(ds, ds.column_names, 0, 0)
+    if empty is None:
         return ds
     from datasets.table import InMemoryTable
 
-    # gathered in blocks: the copy is built chunk by chunk, never twice over
+    # gathered in blocks, so that putting shuffled rows back in order never copies the whole table twice
     blocks = [gathered(ds, ds.column_names, start, min(start + FLAT_BLOCK_ROWS, ds.num_rows))
               for start in range(0, ds.num_rows, FLAT_BLOCK_ROWS)]
-    table = pa.concat_tables(blocks) if blocks else gathered(ds, ds.column_names, 0, 0)
+    table = pa.concat_tables(blocks) if blocks else empty
     return datasets.Dataset(InMemoryTable(table), info=ds.info.copy(), split=ds.split)
 
 
