@@ -143,6 +143,32 @@ def run_size(n: int, max_minutes: float) -> dict:
     return out
 
 
+def cli_run(n: int, max_minutes: float) -> dict:
+    """``influence-stage clean`` (the Prefect flow, its report, a temporary Prefect server) on ``n`` rows.
+
+    The data file is written by :func:`write_data` first; the run's wall seconds and the peak RSS
+    of its largest process (``RUSAGE_CHILDREN``, read after the run; this process has no other
+    children by then).
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, __file__, "--write-data", str(n), "--folder", folder], check=True, env=env)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        cli = str(Path(sys.executable).with_name("influence-stage"))
+        cmd = [cli, "clean", "--source", str(Path(folder) / "data.parquet"), "--name", "scale",
+               "--publish-root", str(Path(folder) / "published"), "--cache-dir", str(Path(folder) / "cache")]
+        t = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, env=env, timeout=max_minutes * 60, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            return {"rows": n, "finished": False, "limit_minutes": max_minutes}
+        seconds = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"rows": n, "finished": done.returncode == 0, "returncode": done.returncode, "seconds": seconds,
+            "peak_rss_mb": peak / 1024, "peak_is_this_run": peak > before,
+            "stderr_tail": done.stderr[-2000:] if done.returncode else ""}
+
+
 # -- Dask: the member step and the loss shards on 1 vs 2 worker processes ---------------------------
 
 _RUN: dict = {}
@@ -254,7 +280,8 @@ def image_markdown(images: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None, images: list[dict] | None = None) -> str:
+def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None, images: list[dict] | None = None,
+             cli: list[dict] | None = None) -> str:
     done = [s for s in sizes if s.get("finished")]
     work = (f"Training work in epochs over N at {done[0]['rows']:,} rows: "
             + ", ".join(f"{k} {v:.0f}" for k, v in done[0]["train_epochs_over_n"].items() if v)
@@ -289,6 +316,13 @@ def markdown(sizes: list[dict], dask: dict | None, extrapolation: dict | None, i
                   f"({e['seconds'] / 60:.1f} min) whole job and {e['peak_rss_mb']:.0f} MB peak RSS at "
                   f"{e['rows']:,} rows on this machine."]
     lines += image_markdown(images or [])
+    for r in cli or []:
+        if r.get("finished") and r.get("peak_is_this_run"):
+            lines += ["", f"CLI (`influence-stage clean` with defaults: the Prefect flow with its report and a "
+                      f"temporary Prefect server, one torch thread), {r['rows']:,} rows of the same data: "
+                      f"{r['seconds']:.0f} s wall, peak RSS {r['peak_rss_mb']:.0f} MB (its largest process)."]
+        else:
+            lines += ["", f"CLI, {r['rows']:,} rows: did not finish ({r.get('returncode', 'timeout')})."]
     if dask:
         runs = dask["runs"]
         lines += ["", f"Dask, {dask['rows']:,} rows, {dask['members']} members (8 chains × 4 cycles, "
@@ -311,6 +345,8 @@ def main() -> None:
     parser.add_argument("--dask-rows", type=int, default=100000, help="0: skip the Dask part")
     parser.add_argument("--dask-chains-per-task", type=int, default=4)
     parser.add_argument("--max-minutes", type=float, default=12.0)
+    parser.add_argument("--cli-rows", type=int, nargs="*", default=[1000000],
+                        help="CLI runs (influence-stage clean); none: keep those of results/scale.json")
     parser.add_argument("--image-rows", type=int, nargs="*", default=[100000],
                         help="image runs (benchmarks/scale_images.py); none: keep those of results/scale.json")
     parser.add_argument("--extrapolate-to", type=int, default=1_000_000)
@@ -353,10 +389,11 @@ def main() -> None:
         from scale_images import image_run
 
         images = [image_run(n, args.max_minutes) for n in args.image_rows]
-    text = markdown(sizes, dask, extrapolation, images)
+    cli = [cli_run(n, args.max_minutes) for n in args.cli_rows] if args.cli_rows else previous.get("cli", [])
+    text = markdown(sizes, dask, extrapolation, images, cli)
     if not args.dry_run:
         write_json("scale", {"machine": machine(), "sizes": sizes, "extrapolation": extrapolation, "dask": dask,
-                             "images": images})
+                             "images": images, "cli": cli})
         write_section("scale", text)
     print(text)
 
