@@ -1,4 +1,4 @@
-"""The stage's steps as plain functions, one per arrow of the data flow, and their configuration.
+"""The stage's steps as plain functions, one per arrow of the data flow.
 
 Each step calls the library function of its layer with its part of the one configuration object;
 :mod:`influence_stage.stage.run` chains them (with the scoring steps and the quality gates), and the
@@ -11,6 +11,9 @@ Prefect flow wraps the same functions in tasks, so nothing is computed in two pl
 ``stage.run``        scale → member groups → loss matrix → ``GEXResult``; the gates; ``run``
 ``decide_step``      ``GEXResult`` → ``Decisions`` (one row per input row)
 ``apply_step``       ``Decisions`` → the cleaned ``datasets.Dataset``
+
+The configuration (:class:`~influence_stage.config.clean.CleanConfig`, :func:`parse_model_spec`,
+:func:`config_fingerprint`) lives in :mod:`influence_stage.config`; its names are re-exported here.
 
 Which model: :func:`parse_model_spec` reads ``CleanConfig.model`` — a builder name (``"auto"``,
 ``"mlp"``, ``"cnn"``: trained on the given labels), a torch checkpoint (``"checkpoint:<path>"`` or a
@@ -26,434 +29,44 @@ scores, plus the content of a checkpoint or Hugging Face folder named by ``model
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import datasets
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from influence_stage.engine.checkpoint import CHECKPOINT_SUFFIXES, checkpoint_digest, is_checkpoint_path, load_model
-from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.clean import SCORE_KEYS, CleanConfig, check_rates, config_fingerprint
+from influence_stage.config.model_spec import MODEL_NAMES, ModelSpec, model_digest, parse_model_spec
 from influence_stage.data.columns import ColumnRoles, check_numeric_columns, resolve_columns
-from influence_stage.data.featurize.config import FeaturizeConfig
 from influence_stage.data.featurize import Featurizer, featurize
 from influence_stage.data.feature_store import FeatureStore, StreamData
 from influence_stage.data.labels import LabelEncoding, encode_labels
 from influence_stage.data.sources import check_local_source, load_source, row_ids
-from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.decisions import Decisions, decide, parse_threshold
+from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
+from influence_stage.decisions.estimate import confident_joint_count
+from influence_stage.engine.checkpoint import load_model
 from influence_stage.engine.gex import GEXResult, make_learner
-from influence_stage.engine.hf import (
-    DatasetImages,
-    HFLearner,
-    ImageData,
-    TextData,
-    check_trainable,
-    model_label_names,
-    pretrained_digest,
-)
+from influence_stage.engine.hf import DatasetImages, HFLearner, ImageData, TextData, model_label_names
 from influence_stage.engine.learner import Learner, TensorData, place, resolve_device
 from influence_stage.engine.losses import mean_member_proba
 from influence_stage.engine.members import can_cross_fit, out_of_sample_proba
-from influence_stage.decisions.estimate import confident_joint_count
-from influence_stage.decisions import Decisions, decide, parse_threshold
-from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
-from influence_stage.engine.scores import GEX_SCALE, RANK_SCORES
+from influence_stage.engine.scores import GEX_SCALE
+from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
 
-#: Fields of :class:`CleanConfig` that change θ*, the members or the scores (not the decisions):
-#: the default ``keys`` of :func:`config_fingerprint`, i.e. what a cache of members / loss matrices
-#: must match.
-SCORE_KEYS: tuple[str, ...] = ("label_column", "feature_columns", "split", "model", "model_builder", "fit_loaded",
-                               "hf_trainable", "featurize", "fit", "gex")
-
-
-#: Model names built by ``models.build_model`` and trained on the given labels.
-MODEL_NAMES: tuple[str, ...] = ("auto", "mlp", "cnn")
-CHECKPOINT_PREFIX = "checkpoint:"
-HF_PREFIX = "hf:"
 #: Most rows per forward pass of a Hugging Face model in the stage (``gex.eval_batch_size`` is sized
 #: for small torch models; 4096 padded sequences through a transformer would need tens of GB).
 HF_EVAL_BATCH_SIZE = 64
 
 
 # --------------------------------------------------------------------------------------------------
-# which model
+# checks before any work
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a ``CleanConfig.model`` string names.
-
-    Attributes
-    ----------
-    kind : {"name", "checkpoint", "hf"}
-        A builder name (trained on the given labels), a torch checkpoint file, or a local Hugging
-        Face model folder.
-    value : str
-        The name, or the path as written (without its ``checkpoint:`` / ``hf:`` prefix).
-    """
-
-    kind: Literal["name", "checkpoint", "hf"]
-    value: str
-
-    @property
-    def path(self) -> Path:
-        """``value`` as a path (``~`` expanded); relative paths are read from the working directory."""
-        return Path(self.value).expanduser()
-
-
-_MODEL_FORMS = ("'auto', 'mlp', 'cnn', a torch checkpoint ('checkpoint:<path>' or a path ending in "
-                + ", ".join(CHECKPOINT_SUFFIXES) + ") or a local Hugging Face model folder ('hf:<folder>')")
-
-
-def _where_path(path: Path) -> str:
-    where = str(path.absolute())
-    return where if path.is_absolute() else f"{where} (relative paths are read from the working directory)"
-
-
-def parse_model_spec(model: Any, *, check_paths: bool = True) -> ModelSpec:
-    """Read a ``CleanConfig.model`` string and check that the file or folder it names exists.
-
-    Parameters
-    ----------
-    model : str
-        ``"auto"``, ``"mlp"``, ``"cnn"``; ``"checkpoint:<path>"`` (any file name) or a plain path
-        ending in ``.pt``, ``.pth``, ``.bin`` or ``.safetensors``; ``"hf:<folder>"`` (a folder
-        written by ``save_pretrained``, with its ``config.json``).
-    check_paths : bool, default True
-        Look at the filesystem (the file or folder exists; a hint for an unknown name that is a
-        path). False: the form only, so ``CleanConfig`` validates without I/O; :func:`preflight`
-        and :func:`make_model_step` check the paths.
-
-    Returns
-    -------
-    ModelSpec
-
-    Raises
-    ------
-    InvalidTypeError
-        ``model`` is not a string.
-    InvalidInputError
-        An unknown name, or a checkpoint / folder that does not exist (the message gives the
-        absolute path and the accepted forms).
-    """
-    if not isinstance(model, str):
-        raise InvalidTypeError(f"model must be a string: {_MODEL_FORMS}; found {type(model).__name__}.")
-    if model.startswith(HF_PREFIX):
-        spec = ModelSpec("hf", model[len(HF_PREFIX):])
-        if not spec.value:
-            raise InvalidInputError(f"model {model!r} names no folder; expected 'hf:<folder>'.")
-        folder = spec.path
-        if not check_paths:
-            return spec
-        if not folder.is_dir():
-            what = "a file, not a folder" if folder.exists() else "not found"
-            raise InvalidInputError(
-                f"model {model!r}: the Hugging Face model folder {_where_path(folder)} is {what}. Expected a local "
-                "folder written by model.save_pretrained(folder) and tokenizer.save_pretrained(folder) (or "
-                "image_processor.save_pretrained(folder)); hub ids are not downloaded here. Fix: check the path, "
-                "or download the model first."
-            )
-        if not (folder / "config.json").is_file():
-            raise InvalidInputError(
-                f"model {model!r}: the folder {_where_path(folder)} has no config.json; expected a folder written "
-                "by model.save_pretrained(folder). Fix: point hf: at that folder."
-            )
-        return spec
-    if model.startswith(CHECKPOINT_PREFIX) or (model not in MODEL_NAMES and is_checkpoint_path(model)):
-        spec = ModelSpec("checkpoint", model[len(CHECKPOINT_PREFIX):] if model.startswith(CHECKPOINT_PREFIX) else model)
-        if not spec.value:
-            raise InvalidInputError(f"model {model!r} names no file; expected 'checkpoint:<path>'.")
-        path = spec.path
-        if not check_paths:
-            return spec
-        if path.is_dir():
-            hint = " For a Hugging Face model folder write 'hf:<folder>'." if (path / "config.json").is_file() else ""
-            raise InvalidInputError(
-                f"model {model!r}: {_where_path(path)} is a folder; expected a weights file (a state dict saved "
-                f"with influence_stage.engine.checkpoint.save_checkpoint or torch.save(model.state_dict(), path)).{hint}"
-            )
-        if not path.is_file():
-            raise InvalidInputError(
-                f"model {model!r}: no checkpoint file at {_where_path(path)}. Fix: check the path, or save one "
-                "with influence_stage.engine.checkpoint.save_checkpoint(module, path, meta={'builder': 'mlp'})."
-            )
-        return spec
-    if model in MODEL_NAMES:
-        return ModelSpec("name", model)
-    hint = ""
-    candidate = Path(model).expanduser()
-    if not check_paths:
-        pass
-    elif candidate.is_dir():
-        hint = f" {model!r} is a folder: for a Hugging Face model write 'hf:{model}'."
-    elif candidate.is_file():
-        hint = f" {model!r} is a file: for a torch checkpoint write 'checkpoint:{model}'."
-    raise InvalidInputError(f"unknown model name {model!r}; expected {_MODEL_FORMS}.{hint}")
-
-
-def model_digest(spec: ModelSpec) -> str | None:
-    """Content hash of the checkpoint or folder ``spec`` names (None for a builder name)."""
-    if spec.kind == "checkpoint":
-        return checkpoint_digest(spec.path)
-    if spec.kind == "hf":
-        return pretrained_digest(spec.path)
-    return None
-
-
-# --------------------------------------------------------------------------------------------------
-# configuration
-# --------------------------------------------------------------------------------------------------
-
-
-def _model_class_at(loc: tuple[Any, ...]) -> type[BaseModel]:
-    """The pydantic model that owns the field at ``loc[:-1]`` (for 'allowed keys' in messages)."""
-    cls: type[BaseModel] = CleanConfig
-    for part in loc[:-1]:
-        info = cls.model_fields.get(str(part))
-        ann = None if info is None else info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            cls = ann
-        else:
-            break
-    return cls
-
-
-def _config_error(exc: ValidationError, where: str) -> InvalidInputError:
-    """A ValidationError rewritten as one message: unknown keys first (with the allowed ones)."""
-    unknown: list[str] = []
-    allowed: dict[str, list[str]] = {}
-    other: list[str] = []
-    for err in exc.errors():
-        loc = tuple(err.get("loc", ()))
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
-        if err.get("type") == "extra_forbidden":
-            unknown.append(dotted)
-            owner = _model_class_at(loc)
-            prefix = ".".join(str(p) for p in loc[:-1])
-            allowed[prefix or "top level"] = sorted(owner.model_fields)
-        else:
-            other.append(f"{dotted}: {err.get('msg')} (found {err.get('input')!r})")
-    parts = []
-    if unknown:
-        keys = "; ".join(f"{k}: {allowed[k]}" for k in sorted(allowed, key=lambda k: (k != "top level", k)))
-        parts.append(f"unknown key(s) {sorted(unknown)}; allowed keys ({keys}). Fix: remove or correct them")
-    if other:
-        parts.append("invalid value(s): " + "; ".join(other))
-    return InvalidInputError(f"{where}: " + ". ".join(parts) + ".")
-
-
-class CleanConfig(BaseModel):
-    """Everything one run of the stage needs, validated once; also the Prefect flow parameters.
-
-    Round-trips through ``model_dump(mode="json")`` / ``model_validate`` and YAML
-    (:meth:`to_yaml` / :meth:`from_yaml`).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    label_column: str = Field("label", min_length=1, description="Name of the label column.")
-    feature_columns: tuple[str, ...] | None = Field(
-        None, min_length=1, description="Feature columns, all of one kind (numeric, text, or one image column). "
-        "None: chosen automatically (see data.resolve_columns).")
-    split: str | None = Field(None, description="Split to read from a multi-split source (None: the only split).")
-    coerce_numeric: bool = Field(False, description="Read the cells of a column that is numeric except for a few "
-                                 "cells (e.g. one '?') as missing values instead of refusing the data (see "
-                                 "data.check_numeric_columns); the input suite then reports the missing values.")
-    model: str = Field("auto", min_length=1, description="θ*: a model name for models.build_model, 'auto' (a CNN "
-                       "for image rows, an MLP otherwise), 'mlp' or 'cnn', trained on the given labels; or a torch "
-                       "checkpoint, 'checkpoint:<path>' or a path ending in .pt, .pth, .bin or .safetensors (loaded "
-                       "with checkpoint.load_model: builder from its sidecar or model_builder; input size and "
-                       "classes checked against the data); or 'hf:<folder>', a local Hugging Face sequence- or "
-                       "image-classification model with its tokenizer / image processor (text or image feature "
-                       "columns; read raw, not featurized). Loaded models are used as trained unless fit_loaded.")
-    model_builder: Literal["mlp", "cnn"] | None = Field(
-        None, description="Architecture of a checkpoint given as model, when its sidecar <file>.meta.json does "
-        "not name one (sizes are read from the weights). None: the sidecar's.")
-    fit_loaded: bool = Field(False, description="Train a loaded or given model (checkpoint, 'hf:' folder, module, "
-                             "learner) with the fit recipe before scoring; False uses it as θ* as it is. Model "
-                             "names are always trained.")
-    hf_trainable: str = Field("head", min_length=1, description="Parameters of an 'hf:' model that SGD moves "
-                              "(members and fit_loaded): 'head', 'all' or 'last:N' (see hf.HFLearner).")
-    action: Literal["drop", "relabel", "reweight", "none", "prune"] = Field(
-        "drop", description="What happens to flagged rows: drop them, relabel them to the members' consensus, "
-        "give every row a weight (flagged rows < 0.5), 'none' (score only), or 'prune': keep the budget "
-        "prune_keep by GEX self-influence and drop the rest (decisions.prune; threshold is not used).")
-    prune_keep: float | int | None = Field(
-        None, description="action='prune': rows to keep, a fraction in (0, 1] or a count (at most the row count).")
-    prune_high_share: float = Field(0.0, ge=0, le=1, description="action='prune': share of the pruned rows taken "
-                                    "from the highest self-influence (junk, mislabeled); the rest are the lowest "
-                                    "(redundant).")
-    prune_per_class: bool = Field(False, description="action='prune': each class keeps its share of the budget "
-                                  "and is pruned on its own ranking; no class is ever emptied either way.")
-    prune_tau: float = Field(0.0, ge=0, description="action='prune': floor of the reference loss of the self-"
-                             "influence the budget ranks by. 0 is the paper's D = L - b: rows every member still "
-                             "fits score lowest. The label-noise floor gex.tau would rank rows whose member loss "
-                             "sits near tau lowest instead, not the easiest ones.")
-    threshold: str | float = Field(
-        "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, from the "
-        "confident joint of cross-fitted probabilities; see influence_stage.decisions.estimate), 'otsu', 'gmm', 'quantile:q', "
-        "'budget:f' or a score value (see decisions.thresholds.choose_threshold).")
-    min_agreement: float = Field(0.5, ge=0, le=1, description="Relabel only where the members' mean probability "
-                                 "of the suggested label is at least this.")
-    relabel_fallback: Literal["drop", "keep"] = Field(
-        "drop", description="Action of flagged rows that are not relabeled under action='relabel'.")
-    relabel_rule: Literal["argmax", "soft"] = Field(
-        "argmax", description="Which flagged rows can be relabeled (see decisions.decide).")
-    max_fraction_per_class: float | None = Field(
-        0.5, ge=0, le=1, description="Never drop more than this fraction of a class (by given label); at least "
-        "one row per class is always kept. None: no per-class cap.")
-    max_drop_fraction: float | None = Field(
-        None, ge=0, le=1, description="Never drop more than this fraction of all rows. None: no global cap.")
-    min_weight: float = Field(0.05, gt=0, le=1, description="Lower clip of the weights under action='reweight'.")
-    weight_column: str = Field("weight", min_length=1, description="Name of the column added under "
-                               "action='reweight'; must not exist in the data.")
-    gex: GEXConfig = Field(default_factory=GEXConfig, description="Members, perturbation scale and scores.")
-    fit: FitConfig = Field(default_factory=FitConfig, description="Training recipe of θ* (and of the auto "
-                           "scale's held-out models).")
-    featurize: FeaturizeConfig = Field(default_factory=FeaturizeConfig, description="Featurizer settings.")
-    seed: int = Field(0, description="Seed of the random choices outside θ* training and GEX (the 'gmm' "
-                      "threshold). Model initialisation and chains use gex.seed, batch order fit.seed.")
-
-    @field_validator("feature_columns", mode="before")
-    @classmethod
-    def _one_column_as_tuple(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
-
-    @field_validator("model")
-    @classmethod
-    def _model_exists(cls, v: str) -> str:
-        parse_model_spec(v, check_paths=False)  # the form; preflight and make_model_step check the paths
-        return v
-
-    @field_validator("hf_trainable")
-    @classmethod
-    def _trainable_parses(cls, v: str) -> str:
-        return check_trainable(v)
-
-    @field_validator("threshold", mode="before")
-    @classmethod
-    def _threshold_not_bool(cls, v: Any) -> Any:
-        if isinstance(v, bool):
-            raise ValueError(f"threshold must be a string or a number; found bool {v!r}")
-        return v
-
-    @field_validator("threshold")
-    @classmethod
-    def _threshold_parses(cls, v: str | float) -> str | float:
-        parse_threshold(v)  # raises InvalidInputError / InvalidTypeError with the accepted forms
-        return v
-
-    @model_validator(mode="after")
-    def _threshold_fits_score(self) -> "CleanConfig":
-        method = parse_threshold(self.threshold).method
-        if self.gex.score in RANK_SCORES and method in ("otsu", "gmm"):
-            raise ValueError(
-                f"threshold {method!r} splits the score histogram at a valley, but score {self.gex.score!r} is a mean of "
-                "percentile ranks, spread evenly by construction, with no valley to find. Fix: use threshold "
-                "'estimate' (the default), 'budget:f' or 'quantile:q', or a GEX-scale score (gex.score 'gex' or "
-                "'gex-trimmed')."
-            )
-        return self
-
-    @field_validator("prune_keep", mode="before")
-    @classmethod
-    def _prune_keep_number(cls, v: Any) -> Any:
-        if v is None:
-            return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"prune_keep must be a fraction in (0, 1] or a row count >= 1; found {v!r}")
-        if isinstance(v, int) and v < 1 or isinstance(v, float) and not 0 < v <= 1:
-            raise ValueError(f"prune_keep must be a fraction in (0, 1] or a row count >= 1; found {v!r}")
-        return v
-
-    @model_validator(mode="after")
-    def _prune_has_budget(self) -> "CleanConfig":
-        if self.action == "prune" and self.prune_keep is None:
-            raise ValueError("action='prune' needs prune_keep, the rows to keep: a fraction in (0, 1] or a count")
-        return self
-
-    @model_validator(mode="after")
-    def _rate_positive(self) -> "CleanConfig":
-        check_rates(self.gex)
-        return self
-
-    @model_validator(mode="after")
-    def _builder_needs_checkpoint(self) -> "CleanConfig":
-        if self.model_builder is not None and parse_model_spec(self.model, check_paths=False).kind != "checkpoint":
-            raise ValueError(
-                f"model_builder={self.model_builder!r} names the architecture of a checkpoint, but model is "
-                f"{self.model!r}. Fix: set model to a checkpoint path, or remove model_builder."
-            )
-        return self
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, where: str = "configuration") -> "CleanConfig":
-        """Validate a mapping (e.g. parsed YAML or JSON).
-
-        Raises
-        ------
-        InvalidInputError
-            Unknown keys (named, with the allowed ones) or invalid values.
-        """
-        if not isinstance(data, Mapping):
-            raise InvalidInputError(
-                f"{where} must be a mapping of setting names to values; found {type(data).__name__}. "
-                f"Allowed keys: {sorted(cls.model_fields)}."
-            )
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            raise _config_error(exc, where) from exc
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "CleanConfig":
-        """Load a configuration from a YAML file (an empty file gives the defaults).
-
-        Raises
-        ------
-        InvalidInputError
-            Missing file, invalid YAML, unknown keys (named) or invalid values.
-        """
-        from influence_stage._checks import read_yaml_mapping
-
-        return cls.from_mapping(read_yaml_mapping(path, empty_ok=True), where=f"configuration file {path}")
-
-    def to_yaml(self, path: str | os.PathLike) -> None:
-        """Write the configuration as YAML (every field, JSON-compatible values)."""
-        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-
-
-def check_rates(gex: GEXConfig) -> None:
-    """``gex.ft_lr`` is ``'auto'`` or a positive finite number; ``gex.lr_grid`` positive and finite.
-
-    Raises
-    ------
-    InvalidInputError
-        Naming the value found (a ValueError, so pydantic validators can call it too).
-    """
-    ft_lr = gex.ft_lr
-    if ft_lr != "auto" and (isinstance(ft_lr, bool) or not math.isfinite(float(ft_lr)) or float(ft_lr) <= 0):
-        raise InvalidInputError(
-            f"gex.ft_lr must be 'auto' or a positive number; found {ft_lr!r}. It is the peak learning rate of the "
-            "members' fine-tuning. Fix: give a rate such as 0.1, or 'auto' to choose it from the data."
-        )
-    bad = [r for r in gex.lr_grid if not (math.isfinite(float(r)) and float(r) > 0)]
-    if bad:
-        raise InvalidInputError(
-            f"gex.lr_grid must hold positive finite rates; found {bad!r}. Fix: e.g. [0.05, 0.1, 0.2]."
-        )
 
 
 def check_folder(path: str | os.PathLike, what: str, flag: str) -> Path:
@@ -513,41 +126,6 @@ def preflight(source: Any, config: CleanConfig, *, name: str | None = None,
     if push_to_hub is not None:
         check_hub_push(push_to_hub)
     check_local_source(source)
-
-
-def config_fingerprint(config: CleanConfig, keys: Iterable[str] = SCORE_KEYS) -> str:
-    """Stable hash of some fields of a configuration, ``sha256`` hex.
-
-    Parameters
-    ----------
-    config : CleanConfig
-    keys : iterable of str, default ``SCORE_KEYS``
-        Top-level field names to include; the default is the fields that change θ*, the members or
-        the scores, so two configs with equal fingerprints can share cached members and loss matrices.
-
-    Returns
-    -------
-    str
-        64 hex digits; equal for equal values of ``keys`` whatever the other fields. When ``keys``
-        holds ``"model"`` and the model is a checkpoint or an ``hf:`` folder, the content of that
-        file / folder is part of the hash (the path alone would not see it overwritten).
-    """
-    if not isinstance(config, CleanConfig):
-        raise InvalidTypeError(f"config must be a CleanConfig; found {type(config).__name__}.")
-    keys = [keys] if isinstance(keys, str) else list(keys)
-    unknown = sorted(set(keys) - set(CleanConfig.model_fields))
-    if unknown or not keys:
-        raise InvalidInputError(
-            f"keys must be a non-empty set of CleanConfig fields; found unknown {unknown or keys}. "
-            f"Allowed: {sorted(CleanConfig.model_fields)}."
-        )
-    payload = config.model_dump(mode="json", include=set(keys))
-    if "model" in keys:
-        digest = model_digest(parse_model_spec(config.model))
-        if digest is not None:  # the path alone would survive an overwritten checkpoint
-            payload["model_content"] = digest
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------

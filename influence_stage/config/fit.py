@@ -1,6 +1,8 @@
-"""Configuration objects: validated once, frozen, serialisable next to every artifact.
+"""The engine's configuration sections: how θ* is trained (``FitConfig``) and the GEX settings (``GEXConfig``).
 
-The same objects are the parameters of the Prefect flows and the CLI.
+Validated once, frozen, serialisable next to every artifact; sections of
+:class:`influence_stage.config.clean.CleanConfig` and parameters of the engine functions. This module
+imports nothing of the package's upper layers (score names are checked on first use, lazily).
 """
 
 from __future__ import annotations
@@ -8,8 +10,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from influence_stage.engine.scores import check_score_name
 
 # Grid of fine-tuning rates probed by ft_lr="auto" (factor-2 steps); see ensemble.choose_ft_lr.
 DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -85,6 +85,8 @@ class GEXConfig(BaseModel):
     @field_validator("score")
     @classmethod
     def _known_score(cls, v: str) -> str:
+        from influence_stage.engine.scores import check_score_name  # the engine's list; imported on use
+
         return check_score_name(v)  # lists the valid names
 
     @field_validator("lr_grid")
