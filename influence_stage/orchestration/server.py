@@ -13,12 +13,11 @@ outright. ``<home>/server.json`` records the processes while they run.
 For an existing server, ``influence-stage server deploy`` registers the same deployment on the
 server ``PREFECT_API_URL`` names and its work pool, and starts nothing.
 
-Run as ``python -m influence_stage.orchestration.server start|stop|deploy`` too.
+The command line (``influence-stage server start|stop|deploy``) is :mod:`influence_stage.cli.server`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -28,7 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -413,44 +412,6 @@ def stop(home: str | os.PathLike[str] = DEFAULT_HOME, *, timeout: float = 30.0) 
     return running
 
 
-# --------------------------------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``server`` command's arguments: ``start`` (default), ``stop``, ``deploy``."""
-    parser.add_argument("action", nargs="?", choices=["start", "stop", "deploy"], default="start",
-                        help="start: local server + work pool + worker + deployment (foreground); stop: stop it; "
-                             "deploy: register the deployment on the server PREFECT_API_URL names")
-    parser.add_argument("--home", default=str(DEFAULT_HOME), help="PREFECT_HOME of the local server (SQLite, logs); "
-                        "default runs/prefect")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0: a free one; default 4200)")
-    parser.add_argument("--pool", default=None, help=f"work pool (default: prefect.yaml's, {DEFAULT_POOL})")
-    parser.add_argument("--deployment", default=None, help="deployment of prefect.yaml (default: its first)")
-    parser.add_argument("--config", default=None, help="FlowConfig YAML to deploy instead of prefect.yaml's "
-                        "parameters (the deployment is then influence-stage-<name>)")
-    parser.add_argument("--cron", default=None, help="cron schedule instead of prefect.yaml's")
-    parser.add_argument("--poll-seconds", type=float, default=5.0, help="how often the worker polls (default 5)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server and worker")
-
-
-def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
-    """The deployment ``args`` ask for: ``prefect.yaml``'s, with ``--config`` / ``--cron`` applied."""
-    from influence_stage.orchestration.deployments import _schedule
-    from influence_stage.orchestration.flow import FlowConfig
-
-    spec = project_deployment(PREFECT_YAML, args.deployment)
-    if args.config:
-        spec = spec.replace(params=FlowConfig.from_yaml(args.config))
-    if args.cron:
-        _schedule(args.cron, spec.timezone)
-        spec = spec.replace(cron=args.cron)
-    if args.pool:
-        spec = spec.replace(work_pool=args.pool)
-    return spec
-
-
 class _Stop(Exception):
     """Raised by the signal handlers (SIGINT, SIGTERM, SIGHUP) to leave the foreground loop."""
 
@@ -489,53 +450,3 @@ def serve_forever(local: LocalPrefect, out: Any = None) -> int:
         local.stop()
         print("stopped: server and worker", file=out, flush=True)
     return code
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the ``server`` command; returns the exit code (errors raise ``InvalidInputError``: exit 2)."""
-    if args.action == "stop":
-        stopped = stop(args.home)
-        print(f"stopped: processes {', '.join(map(str, stopped))}" if stopped else
-              f"no local Prefect server was running (nothing recorded in {Path(args.home) / STATE_FILE})")
-        return 0
-    spec = spec_from_args(args)
-    if args.action == "deploy":
-        from influence_stage.orchestration.deployments import require_server
-
-        url = require_server("influence-stage server deploy")
-        deployment_id = register(spec, work_pool=spec.work_pool)
-        print(f"registered deployment 'clean-dataset/{spec.name}' ({deployment_id}) on {url}, work pool "
-              f"{spec.work_pool!r}; start a worker with: prefect worker start --pool {spec.work_pool}")
-        return 0
-    state = Path(args.home).resolve() / STATE_FILE
-    with contextlib.suppress(OSError, ValueError, TypeError, IndexError):
-        owner = json.loads(state.read_text(encoding="utf-8"))["owner"]
-        if orphans.alive(int(owner[0]), owner[1]):
-            raise InvalidInputError(f"a local Prefect server started by process {owner[0]} is already running "
-                                    f"(recorded in {state}). Fix: use it, or stop it with `influence-stage server "
-                                    "stop` first.")
-    if os.environ.get(orphans.OWNER_VAR, "").split(":")[0] != str(os.getpid()):
-        orphans.start_watchdog()  # a killed foreground process leaves no server or worker behind
-    local = start(spec, home=args.home, port=args.port, pool=spec.work_pool, poll_seconds=args.poll_seconds,
-                  timeout=args.timeout)
-    return serve_forever(local)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m influence_stage.orchestration.server``: the ``server`` command on its own."""
-    from influence_stage.errors import InfluenceStageError
-
-    for key, value in {"GX_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}.items():
-        os.environ.setdefault(key, value)
-    parser = argparse.ArgumentParser(prog="influence-stage server", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except InfluenceStageError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,181 @@
+"""``influence-stage clean``: clean one dataset now and publish it; the flags every flow command shares."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from influence_stage.cli.common import EXAMPLES, EXIT_OK
+
+
+def flow_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a cleaning run (``clean`` and ``serve``): the FlowConfig and CleanConfig fields."""
+    p.add_argument("--config", help="YAML file with the flow parameters (FlowConfig), or 'demo' for the demo's "
+                   "configuration shipped with the package; flags override it")
+    p.add_argument("--source", help="hub id, local parquet/csv/json file or folder, or save_to_disk folder")
+    p.add_argument("--name", help="name of the published dataset")
+    p.add_argument("--label-column", help="label column (default: label)")
+    p.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: automatic")
+    p.add_argument("--model", help="auto, mlp, cnn, a checkpoint (.pt/.safetensors or checkpoint:PATH) or hf:FOLDER (default: auto)")
+    p.add_argument("--action", choices=["drop", "relabel", "reweight", "none", "prune"])
+    p.add_argument("--split", help="split to read from a multi-split source (default: the only split)")
+    p.add_argument("--seed", type=int, help="seed of every random choice of the run (θ*, members, batches, "
+                   "thresholds); the same seed gives the same scores")
+    p.add_argument("--relabel-fallback", choices=["drop", "keep"], help="action relabel: what happens to "
+                   "flagged rows that are not relabeled (default drop)")
+    p.add_argument("--max-fraction-per-class", metavar="F", help="per-class cap: never remove more than this "
+                   "share of a class (default 0.5; 'none' for no cap; one row per class always stays)")
+    p.add_argument("--prune-keep", help="action prune: rows to keep, a fraction in (0, 1] or an integer count")
+    p.add_argument("--prune-high-share", type=float, help="action prune: share of the pruned rows taken from "
+                   "the highest self-influence (default 0: only the lowest, the redundant rows)")
+    p.add_argument("--prune-per-class", action="store_true", default=None, help="action prune: each class "
+                   "keeps its share of the budget")
+    p.add_argument("--score", help="ranking: gex+oos+aum (default), gex+oos, gex, gex-trimmed or member-loss")
+    p.add_argument("--threshold", help="estimate (default: the estimated number of mislabeled rows), otsu, gmm, "
+                   "quantile:Q, budget:F or a number")
+    p.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
+    p.add_argument("--max-drop-fraction", type=float, help="output gate: most input rows that may be dropped")
+    p.add_argument("--publish-root", help="root folder of published versions (default data/published)")
+    p.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
+    p.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub repo")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where torch models train and evaluate "
+                   "(default cpu; auto: CUDA when available; cuda without a GPU is an error)")
+    p.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
+                   "in one batched task; one per task on Dask or for models that train chains one at a time)")
+    p.add_argument("--skip-unchanged", action=argparse.BooleanOptionalAction, default=None,
+                   help="publish nothing when the data and configuration equal the latest version's (default: "
+                   "off for clean, on for serve and deployments)")
+    p.add_argument("--keep", type=int, metavar="N", help="retention: keep only the N newest published versions "
+                   "(never the one LATEST points to)")
+    p.add_argument("--notify-webhook", metavar="URL", help="POST a JSON notice (run, dataset, reason) to this URL "
+                   "when a run fails")
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``clean`` to the CLI's subparsers."""
+    clean = sub.add_parser("clean", help="clean one dataset now and publish it", epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    flow_args(clean)
+    clean.add_argument("--progress", action="store_true", help="show progress bars")
+    clean.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                       help="run the chain and loss-shard tasks on Dask: a scheduler address (workers must read "
+                       "--cache-dir), or no value for a local cluster")
+    clean.add_argument("--dask-workers", type=int, metavar="N", help="run the tasks on a local Dask cluster of N "
+                       "worker processes (one thread each)")
+    return clean
+
+
+def demo_config() -> Path:
+    """The demo's configuration as shipped in the package (``--config demo``; the same as flows/digits.yaml).
+
+    Its paths are relative: run it from the project folder, where ``data/digits`` is.
+    """
+    from importlib import resources
+
+    return Path(str(resources.files("influence_stage.orchestration").joinpath("demo.yaml")))
+
+
+def flow_config(args: argparse.Namespace) -> Any:
+    """Build the FlowConfig from ``--config`` and the flags (flags win)."""
+    from influence_stage.orchestration.flow import FlowConfig
+    from influence_stage.errors import InvalidInputError
+    from influence_stage.stage.steps import CleanConfig
+
+    base: dict[str, Any] = {}
+    if args.config:
+        base = FlowConfig.from_yaml(demo_config() if args.config == "demo" else args.config).model_dump(mode="json")
+    clean = dict(base.pop("clean", {}) or {})
+    for flag, key in [("label_column", "label_column"), ("model", "model"), ("action", "action"),
+                      ("threshold", "threshold"), ("split", "split"), ("seed", "seed"),
+                      ("relabel_fallback", "relabel_fallback"), ("prune_high_share", "prune_high_share")]:
+        if getattr(args, flag) is not None:
+            clean[key] = getattr(args, flag)
+    if args.feature_columns:
+        clean["feature_columns"] = list(args.feature_columns)
+    if args.max_fraction_per_class is not None:
+        text = args.max_fraction_per_class.strip().lower()
+        try:
+            clean["max_fraction_per_class"] = None if text == "none" else float(text)
+        except ValueError:
+            raise InvalidInputError(f"--max-fraction-per-class must be a number in [0, 1] or 'none'; found "
+                                    f"{args.max_fraction_per_class!r}.") from None
+    if args.prune_keep is not None:
+        text = args.prune_keep.strip()
+        try:
+            clean["prune_keep"] = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            raise InvalidInputError(f"--prune-keep must be a fraction in (0, 1] or a count; found "
+                                    f"{args.prune_keep!r}.") from None
+    if args.prune_per_class:
+        clean["prune_per_class"] = True
+    if args.ft_lr is not None:
+        try:
+            ft_lr: str | float = args.ft_lr if args.ft_lr == "auto" else float(args.ft_lr)
+        except ValueError:
+            raise InvalidInputError(f"--ft-lr must be 'auto' or a positive number; found {args.ft_lr!r}.") from None
+        clean["gex"] = {**(clean.get("gex") or {}), "ft_lr": ft_lr}
+    if getattr(args, "device", None) is not None:
+        clean["gex"] = {**(clean.get("gex") or {}), "device": args.device}
+    if getattr(args, "score", None) is not None:
+        from influence_stage.engine.scores import check_score_name
+
+        clean["gex"] = {**(clean.get("gex") or {}), "score": check_score_name(args.score)}
+    for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub",
+                 "chains_per_task", "skip_unchanged", "keep", "notify_webhook"):
+        if getattr(args, flag) is not None:
+            base[flag] = getattr(args, flag)
+    for needed in ("source", "name"):
+        if needed not in base:
+            raise InvalidInputError(f"--{needed} is required (or give it in --config).")
+    if getattr(args, "progress", False):
+        base["progress"] = True
+    try:
+        return FlowConfig(clean=CleanConfig.from_mapping(clean), **base)
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # pydantic's message names the field
+        raise InvalidInputError(str(exc).replace("\n", " ")) from exc
+
+
+def preflight(params: Any) -> None:
+    """The checks of ``pipeline.preflight`` on a FlowConfig, before Prefect starts or anything is read in full."""
+    from influence_stage.stage.steps import preflight as check
+
+    check(params.source, params.clean, name=params.name, publish_root=params.publish_root,
+          cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``clean``: configuration, preflight, the flow (in process or on Dask); print the summary."""
+    params = flow_config(args)
+    preflight(params)
+    from influence_stage.orchestration.flow import clean_dataset
+
+    if args.dask or args.dask_workers is not None:
+        from influence_stage.errors import InvalidInputError
+        from influence_stage.orchestration.dask_runner import clean_on_dask
+
+        address = None if args.dask in (None, "local") else args.dask
+        if address is not None and args.dask_workers is not None:
+            raise InvalidInputError(f"--dask {address} names an existing cluster and --dask-workers "
+                                    f"{args.dask_workers} asks for a local one. Fix: give one of them.")
+        workers = 2 if args.dask_workers is None else args.dask_workers
+        summary = clean_on_dask(params, address=address, n_workers=workers)
+    else:
+        summary = clean_dataset(params)
+    if summary.get("unchanged"):
+        print(f"{summary['markdown']}\nlatest:    {summary['published']}")
+        return EXIT_OK
+    print(summary["markdown"])
+    roles = summary.get("columns") or {}
+    if roles:
+        feats = list(roles.get("features") or [])
+        shown = feats if len(feats) <= 6 else feats[:3] + ["…"] + feats[-2:]
+        print(f"\ncolumns:   label {roles.get('label')!r}, {roles.get('kind')} features ({len(feats)}): "
+              f"{', '.join(map(str, shown))}")
+    for warning in summary.get("warnings") or ():
+        print(f"warning:   {warning}")
+    print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
+    return EXIT_OK
