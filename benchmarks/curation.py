@@ -37,6 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "data"))
+sys.path.insert(0, str(HERE.parent / "tests"))  # fixtures.lm: the offline tokenizer and GPT-2 builders
 
 import numpy as np
 import torch
@@ -45,7 +46,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from common import machine, write_json, write_section
 from make_corpus import JUNK_KINDS, build_corpus, train_lm
 from influence_stage.decisions.prune import prune
-from influence_stage.engine.causal_lm import CausalLMLearner, corpus_gex, lm_members, small_gpt2
+from fixtures.lm import small_gpt2
+from influence_stage.engine.causal_lm import CausalLMLearner, corpus_gex, lm_members
 
 N_CLEAN = 1600
 JUNK_FRACTION = 0.10

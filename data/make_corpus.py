@@ -126,7 +126,11 @@ def train_lm(texts: list[str], *, steps: int, seed: int = 0, vocab_size: int = 2
     """A tokenizer and a small GPT-2 trained from scratch on ``texts``: ``CausalLMLearner`` at the end."""
     import torch
 
-    from influence_stage.engine.causal_lm import CausalLMLearner, small_gpt2, train_tokenizer
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the offline model fixtures
+    from fixtures.lm import small_gpt2, train_tokenizer
+    from influence_stage.engine.causal_lm import CausalLMLearner
 
     tok = train_tokenizer(texts, vocab_size=vocab_size)
     model = small_gpt2(tok, n_layer=n_layer, n_embd=n_embd, n_positions=max_length, seed=seed)

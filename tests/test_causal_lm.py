@@ -25,8 +25,8 @@ pytest.importorskip("tokenizers")
 
 from influence_stage.data.corpus import Corpus, content_hash, inventory, near_duplicate_groups
 from influence_stage.engine import causal_lm
-from influence_stage.engine.causal_lm import (CausalLMLearner, chunk_ids, corpus_gex, lm_members, pack_batches,
-                                              small_gpt2, train_tokenizer)
+from fixtures.lm import small_gpt2, train_tokenizer
+from influence_stage.engine.causal_lm import CausalLMLearner, chunk_ids, corpus_gex, lm_members, pack_batches
 from influence_stage.engine.learner import CosineSchedule, Learner
 from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError
 

@@ -23,7 +23,8 @@ pytest.importorskip("prefect")
 pytest.importorskip("transformers")
 from prefect.testing.utilities import prefect_test_harness
 
-from influence_stage.engine.causal_lm import CausalLMLearner, small_gpt2, train_tokenizer
+from fixtures.lm import small_gpt2, train_tokenizer
+from influence_stage.engine.causal_lm import CausalLMLearner
 from influence_stage.errors import InvalidInputError, ValidationFailedError
 from influence_stage.orchestration.curate import (CurateConfig, add_curate_parser, curate_config, curate_corpus,
                                                   run_curate)

@@ -38,7 +38,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -630,38 +630,3 @@ def corpus_gex(learner: CausalLMLearner, data: Any, *, chains: int = 4, cycles: 
     timings["losses"] = time.perf_counter() - t
     return CorpusGEX(self_influence=self_influence(L, base, tau=tau), base_loss=base, loss_matrix=L,
                      n_members=len(members), ft_lr=float(ft_lr), timings=timings)
-
-
-# -- small models from scratch --------------------------------------------------------------------------
-
-
-def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 512, min_frequency: int = 2) -> Any:
-    """A byte-level BPE tokenizer trained offline on ``texts`` (``tokenizers``), GPT-2 style.
-
-    ``<|endoftext|>`` is its bos, eos and unknown token and it has no pad token (as GPT-2), so
-    :meth:`CausalLMLearner.from_pretrained` pads with eos. Byte-level: every string has a tokenization.
-    """
-    tokenizers = require("tokenizers", purpose="training a tokenizer")
-    transformers = require("transformers", purpose="training a tokenizer")
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=int(vocab_size), min_frequency=int(min_frequency),
-                                             special_tokens=["<|endoftext|>"],
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-                                             show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
-                                                eos_token="<|endoftext|>", unk_token="<|endoftext|>")
-
-
-def small_gpt2(tokenizer: Any, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 2, n_positions: int = 128,
-               seed: int = 0) -> nn.Module:
-    """A randomly initialised GPT-2 (``GPT2LMHeadModel``) sized for ``tokenizer``; global RNG untouched."""
-    transformers = require("transformers", purpose="building a GPT-2 model")
-    config = transformers.GPT2Config(vocab_size=len(tokenizer), n_positions=int(n_positions), n_embd=int(n_embd),
-                                     n_layer=int(n_layer), n_head=int(n_head),
-                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return transformers.GPT2LMHeadModel(config)
