@@ -344,10 +344,10 @@ def test_config_file_with_a_bad_rate_exits_2(tmp_path, src, capsys, no_flow, gex
 
 
 def test_push_to_hub_without_a_token_exits_2(tmp_path, src, capsys, no_flow, monkeypatch):
-    from influence_stage.publish import versions as publish_module
+    from influence_stage.publish import hub as hub_module
 
-    monkeypatch.setattr(publish_module, "_hub_offline", lambda: False)
-    monkeypatch.setattr(publish_module, "_hub_token", lambda: None)
+    monkeypatch.setattr(hub_module, "_hub_offline", lambda: False)
+    monkeypatch.setattr(hub_module, "_hub_token", lambda: None)
     code, err = cli(_args(tmp_path, src, "--push-to-hub", "me/data"), capsys)
     assert code == 2 and len(err) == 1 and "no Hugging Face token" in err[0] and "HF_TOKEN" in err[0]
     _nothing_written(tmp_path)
@@ -453,11 +453,12 @@ def test_leftover_tmp_folders_of_a_killed_publish_are_removed_by_the_next(tmp_pa
 def test_a_publish_in_progress_owns_its_tmp_folder(tmp_path, monkeypatch):
     import json
 
+    from influence_stage.publish import store
     from influence_stage.publish import versions as publish_module
 
     ds, manifest = _small_version_inputs()
     seen = {}
-    real = publish_module._write_json
+    real = store.write_json
 
     def spy(path, data):
         owner = path.parent / publish_module.OWNER_FILE
@@ -465,7 +466,7 @@ def test_a_publish_in_progress_owns_its_tmp_folder(tmp_path, monkeypatch):
             seen.update(json.loads(owner.read_text()))
         real(path, data)
 
-    monkeypatch.setattr(publish_module, "_write_json", spy)
+    monkeypatch.setattr(store, "write_json", spy)
     publish_module.publish(ds, manifest, root=tmp_path, name="d")
     assert seen["pid"] == os.getpid()
 

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.publish.versions: versioned atomic publishing, LATEST, reading back, the hub guard."""
+"""Tests of influence_stage.publish: versioned atomic publishing, LATEST, reading back, retention, the hub guard."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import influence_stage  # noqa: E402
+from influence_stage.publish import store as store_module  # noqa: E402
 from influence_stage.publish import versions as publish_module  # noqa: E402
 from influence_stage.data.labels import encode_labels
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
@@ -161,7 +162,7 @@ def test_publishing_an_existing_version_errors_and_changes_nothing(tmp_path, sta
 @pytest.mark.parametrize("target", [
     (datasets.Dataset, "to_parquet"),
     (pd.DataFrame, "to_parquet"),
-    (publish_module, "_write_json"),
+    (store_module, "write_json"),
 ])
 def test_a_failure_halfway_leaves_no_trace(tmp_path, stage, monkeypatch, target):
     _, manifest, out, report = stage
@@ -288,14 +289,14 @@ def test_fault_at_each_publish_step_leaves_the_previous_version_and_no_partial_o
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device (injected)")
 
-    real_write_json = publish_module._write_json
+    real_write_json = store_module.write_json
     targets = {
         "dataset": (datasets.Dataset, "save_to_disk", full),
         "data": (datasets.Dataset, "to_parquet", full),
         "manifest": (pd.DataFrame, "to_parquet", full),
-        "meta": (publish_module, "_write_json",
+        "meta": (store_module, "write_json",
                  lambda path, data: full() if path.name == "meta.json" else real_write_json(path, data)),
-        "fsync": (publish_module, "_fsync_tree", full),
+        "fsync": (store_module, "fsync_tree", full),
         "rename": (publish_module.os, "rename", full),
     }
     owner, attribute, replacement = targets[where]

@@ -1,0 +1,120 @@
+"""The published manifest's labels: class codes turned into the input's own label values, and back.
+
+``manifest.parquet`` holds one row per input row (what happened to it). The decisions table
+carries class codes ``0..K-1`` in ``given_label`` / ``suggested_label``; the published manifest
+carries the values of the input's label column instead (:func:`labelled_manifest`), with the
+class list in ``meta.json`` (:func:`check_classes`) so :func:`manifest_codes` can turn them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.publish.store import json_ready
+
+LABEL_COLUMNS = ("given_label", "suggested_label")
+"""The manifest columns that hold labels (values of the input's label column once published)."""
+
+
+def labelled_manifest(table: pd.DataFrame, encoding: Any) -> pd.DataFrame:
+    """The decisions table as it is published: label codes replaced by the input's label values.
+
+    ``decisions.decide``'s table holds class codes ``0..K-1`` in ``given_label`` / ``suggested_label``;
+    the published ``manifest.parquet`` holds the values of the input's label column instead, with
+    its dtype (``LabelEncoding.decode``): ints like ``{0, 5, 7}``, strings, bools. For a
+    ``ClassLabel`` column those are its stored ints, as in ``data.parquet``; its names are in
+    ``meta.json`` (``class_names``). Other columns are unchanged.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per input row, with ``given_label`` and ``suggested_label`` codes.
+    encoding : LabelEncoding
+        The encoding the codes come from.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy, same rows and columns.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidTypeError(f"table must be a pandas DataFrame; found {type(table).__name__}.")
+    out = table.copy()
+    for column in LABEL_COLUMNS:
+        if column not in out.columns:
+            raise InvalidInputError(f"the decisions table has no {column!r} column; found {list(out.columns)}.")
+        out[column] = encoding.decode(out[column].to_numpy())
+    return out
+
+
+def check_classes(manifest: pd.DataFrame, classes: Any, class_names: Any) -> dict[str, Any]:
+    """``{"classes": [...], "class_names": [...]}`` for meta.json, after checking the manifest uses them.
+
+    Empty when ``classes`` is None.
+
+    Raises
+    ------
+    InvalidInputError
+        ``class_names`` of another length than ``classes``, or a manifest label value that is not
+        one of ``classes`` (codes published instead of :func:`labelled_manifest`'s values).
+    """
+    if classes is None:
+        return {}
+    values = json_ready(list(classes), "classes")
+    names = [str(v) for v in values] if class_names is None else [str(n) for n in class_names]
+    if len(names) != len(values):
+        raise InvalidInputError(f"class_names has {len(names)} names for {len(values)} classes; expected one each.")
+    known = set(values)
+    for column in LABEL_COLUMNS:
+        if column not in manifest.columns:
+            continue
+        found = [v.item() if isinstance(v, np.generic) else v for v in pd.unique(manifest[column])]
+        unknown = [v for v in found if v not in known]
+        if unknown:
+            raise InvalidInputError(
+                f"manifest column {column!r} holds {unknown[:5]!r}, not in the classes {values[:10]!r}; expected "
+                "the input's label values. Fix: publish "
+                "influence_stage.publish.manifest.labelled_manifest(table, encoding), not the codes."
+            )
+    return {"classes": values, "class_names": names}
+
+
+def manifest_codes(manifest: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
+    """A published manifest with its label values turned back into class codes ``0..K-1``.
+
+    The inverse of :func:`labelled_manifest`, through ``meta.json``'s ``classes``; a version
+    without ``classes`` (published before manifests held label values) is returned as it is.
+
+    Raises
+    ------
+    InvalidInputError
+        A label value that is not one of ``meta["classes"]``.
+    """
+    classes = meta.get("classes")
+    if classes is None:
+        return manifest
+    index = {v: k for k, v in enumerate(classes)}
+    out = manifest.copy()
+    for column in LABEL_COLUMNS:
+        values = [v.item() if isinstance(v, np.generic) else v for v in out[column].tolist()]
+        unknown = [v for v in values if v not in index]
+        if unknown:
+            raise InvalidInputError(
+                f"published manifest column {column!r} holds {unknown[0]!r}, not one of the classes in meta.json "
+                f"{classes[:10]!r}; the version is damaged. Fix: re-publish it."
+            )
+        out[column] = np.asarray([index[v] for v in values], dtype=np.int64)
+    return out
+
+
+def action_counts(manifest: pd.DataFrame) -> dict[str, int] | None:
+    """Rows per ``action`` value (``keep``, ``drop``, ...), or None when the manifest has no ``action`` column."""
+    if "action" not in manifest.columns:
+        return None
+    counts = manifest["action"].astype(object).value_counts(dropna=False)
+    return {str(k): int(v) for k, v in counts.items()}
