@@ -5,6 +5,7 @@ from influence_stage.decisions.schema import CONFIG_ACTIONS, ROW_ACTIONS, TABLE_
 from influence_stage.decisions.thresholds import (
     DEFAULT_THRESHOLD,
     THRESHOLD_METHODS,
+    THRESHOLD_REGISTRY,
     ThresholdResult,
     ThresholdSpec,
     choose_threshold,
@@ -13,5 +14,5 @@ from influence_stage.decisions.thresholds import (
 
 __all__ = [
     "CONFIG_ACTIONS", "DEFAULT_THRESHOLD", "Decisions", "ROW_ACTIONS", "TABLE_COLUMNS", "THRESHOLD_METHODS",
-    "ThresholdResult", "ThresholdSpec", "choose_threshold", "decide", "parse_threshold",
+    "THRESHOLD_REGISTRY", "ThresholdResult", "ThresholdSpec", "choose_threshold", "decide", "parse_threshold",
 ]

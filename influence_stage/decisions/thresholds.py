@@ -7,6 +7,9 @@ percentile of the positive scores (1.0 when no score is positive). Zeros then si
 the observed low tail instead of forming a detached mode that Otsu or a mixture would split off,
 and scores above the floor are not distorted. Multiplying all scores by a constant multiplies every
 threshold value by the same constant.
+
+Each method is one class in :data:`THRESHOLD_REGISTRY` (``docs/extending.md`` adds one); the parser,
+the error messages and the config read the registry's names.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.mixture import GaussianMixture
@@ -23,23 +26,16 @@ from sklearn.utils import check_random_state
 
 from influence_stage._checks import check_scores
 from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-#: Threshold methods, as reported in ``ThresholdResult.method``.
-THRESHOLD_METHODS: tuple[str, ...] = ("estimate", "otsu", "gmm", "quantile", "budget", "value")
 #: The default threshold: flag the estimated number of label issues (see influence_stage.decisions.estimate).
 DEFAULT_THRESHOLD = "estimate"
 #: Histogram bins of Otsu's method.
 OTSU_BINS = 256
 #: Percentile of the positive scores used as the log floor ``eps``.
 LOG_FLOOR_PERCENTILE = 1.0
-
-_SPEC_HELP = (
-    "Use 'estimate' (flag the estimated number of label issues), 'otsu', 'gmm', 'quantile:q' (0 <= q <= 1, flag "
-    "rows above the q-quantile), "
-    "'budget:f' (0 <= f <= 1, flag exactly the top fraction f), or a number >= 0 (a score value)."
-)
 
 
 @dataclass(frozen=True)
@@ -48,13 +44,13 @@ class ThresholdSpec:
 
     Attributes
     ----------
-    method : {"otsu", "gmm", "quantile", "budget", "value"}
-        The thresholding method.
+    method : str
+        The thresholding method, a name in :data:`THRESHOLD_REGISTRY`.
     param : float or None
         ``q`` for ``quantile``, ``f`` for ``budget``, the score value for ``value``; None otherwise.
     """
 
-    method: Literal["estimate", "otsu", "gmm", "quantile", "budget", "value"]
+    method: str
     param: float | None = None
 
 
@@ -81,7 +77,7 @@ class ThresholdResult:
         the robust spread of the log scores (IQR / 1.349; the standard deviation if the IQR is 0;
         1.0 if both are 0). Read-only.
     method : str
-        One of ``THRESHOLD_METHODS``.
+        A name in :data:`THRESHOLD_REGISTRY`.
     n_estimated : int or None
         ``estimate`` only: the estimated number of mislabeled rows it flagged (before ties).
     """
@@ -103,15 +99,22 @@ class ThresholdResult:
         return int(self.is_issue.sum())
 
 
+def _spec_help() -> str:
+    """``Use 'estimate' (...), 'otsu', ..., or a number >= 0 (a score value).``: every registered form."""
+    forms = [cls.form or repr(name) for name, cls in THRESHOLD_REGISTRY.items()]
+    return "Use " + (", ".join(forms[:-1]) + ", or " + forms[-1] if len(forms) > 1 else forms[0]) + "."
+
+
 def parse_threshold(spec: Any) -> ThresholdSpec:
     """Parse a threshold specification.
 
     Parameters
     ----------
     spec : str or float
-        ``"otsu"``, ``"gmm"``, ``"quantile:q"`` with ``0 <= q <= 1``, ``"budget:f"`` with
-        ``0 <= f <= 1``, or a number ``>= 0`` (a float or a numeric string) used as a score value.
-        Names are case-insensitive and surrounding whitespace is ignored.
+        A name in :data:`THRESHOLD_REGISTRY` that takes no parameter (``"estimate"``, ``"otsu"``,
+        ``"gmm"``), ``"name:x"`` for one that does (``"quantile:q"`` with ``0 <= q <= 1``,
+        ``"budget:f"`` with ``0 <= f <= 1``), or a number ``>= 0`` (a float or a numeric string)
+        used as a score value. Names are case-insensitive and surrounding whitespace is ignored.
 
     Returns
     -------
@@ -122,37 +125,31 @@ def parse_threshold(spec: Any) -> ThresholdSpec:
     InvalidTypeError
         ``spec`` is neither a string nor a real number.
     InvalidInputError
-        ``spec`` is malformed or its parameter is out of range.
+        ``spec`` is malformed or its parameter is out of range; the message lists every accepted form.
     """
     if isinstance(spec, bool) or not isinstance(spec, (str, numbers.Real)):
         raise InvalidTypeError(
-            f"threshold must be a string or a number; found {type(spec).__name__} {spec!r}. {_SPEC_HELP}"
+            f"threshold must be a string or a number; found {type(spec).__name__} {spec!r}. {_spec_help()}"
         )
     if isinstance(spec, numbers.Real):
         return ThresholdSpec("value", _check_value_threshold(float(spec), spec))
     text = spec.strip().lower()
-    if text in ("estimate", "otsu", "gmm"):
-        return ThresholdSpec(text)  # type: ignore[arg-type]
     if ":" in text:
         name, _, arg = (part.strip() for part in text.partition(":"))
-        if name not in ("quantile", "budget"):
-            raise InvalidInputError(f"unknown threshold method {name!r} in {spec!r}. {_SPEC_HELP}")
-        try:
-            x = float(arg)
-        except ValueError:
-            raise InvalidInputError(
-                f"threshold {spec!r}: the {name} parameter must be a number in [0, 1]; found {arg!r}. "
-                f"{_SPEC_HELP}"
-            ) from None
-        if not 0.0 <= x <= 1.0:  # also rejects NaN
-            raise InvalidInputError(
-                f"threshold {spec!r}: the {name} parameter must be in [0, 1]; found {x}. {_SPEC_HELP}"
-            )
-        return ThresholdSpec(name, x)  # type: ignore[arg-type]
+        cls = THRESHOLD_REGISTRY.get(name) if name in THRESHOLD_REGISTRY else None
+        if cls is None or cls.param is None:
+            raise InvalidInputError(f"unknown threshold method {name!r} in {spec!r}. {_spec_help()}")
+        return ThresholdSpec(name, cls.parse_param(arg, spec))
+    if text in THRESHOLD_REGISTRY:
+        cls = THRESHOLD_REGISTRY.get(text)
+        if cls.param is None:
+            return ThresholdSpec(text)
+        if not cls.bare_number:
+            raise InvalidInputError(f"threshold {spec!r} needs a parameter: {cls.form}. {_spec_help()}")
     try:
         x = float(text)
     except ValueError:
-        raise InvalidInputError(f"unknown threshold {spec!r}. {_SPEC_HELP}") from None
+        raise InvalidInputError(f"unknown threshold {spec!r}. {_spec_help()}") from None
     return ThresholdSpec("value", _check_value_threshold(x, spec))
 
 
@@ -160,7 +157,7 @@ def _check_value_threshold(x: float, spec: Any) -> float:
     if not math.isfinite(x) or x < 0:
         raise InvalidInputError(
             f"a score-value threshold must be a finite number >= 0 (scores are non-negative); "
-            f"found {spec!r}. {_SPEC_HELP}"
+            f"found {spec!r}. {_spec_help()}"
         )
     return x
 
@@ -262,6 +259,187 @@ def _budget(scores: np.ndarray, f: float) -> tuple[np.ndarray, float]:
     return is_issue, value
 
 
+@dataclass(frozen=True, eq=False)
+class ThresholdInputs:
+    """What a threshold method reads.
+
+    Attributes
+    ----------
+    scores : ``(n,) float64`` the checked scores, finite and ``>= 0``
+    log_scores : ``(n,) float64`` ``log(max(scores, eps))``
+    eps : float, the log floor (see the module docstring)
+    fit : ``(n,) bool`` rows above the score floor (every row when fewer than 10 are): the rows
+        ``otsu`` and ``gmm`` fit on
+    param : float or None, the parsed parameter (``quantile:q``'s ``q``, ...)
+    random_state : the seed of a randomised method
+    n_estimated : int or None, the estimated number of mislabeled rows
+    """
+
+    scores: np.ndarray
+    log_scores: np.ndarray
+    eps: float
+    fit: np.ndarray
+    param: float | None
+    random_state: Any
+    n_estimated: int | None
+
+    def logistic(self, value: float) -> np.ndarray:
+        """The default ``p_issue``: a logistic of the log score centred at ``value`` (see ThresholdResult)."""
+        return _logistic_p(self.log_scores, value, self.eps)
+
+
+class Threshold:
+    """One threshold method: a class registered in :data:`THRESHOLD_REGISTRY`.
+
+    A subclass implements :meth:`flag`; one that takes a parameter (``"name:x"``) sets ``param``
+    to the parameter's letter and may override :meth:`parse_param` (default: a number in [0, 1]).
+
+    Attributes
+    ----------
+    name : str
+        Set by the registry.
+    form : str
+        How a user writes it, with a short gloss, for error messages and help (default ``'name'``).
+    param : str or None
+        The parameter's letter (``"q"`` for ``quantile:q``), None when it takes none.
+    bare_number : bool
+        A plain number (``0.3``, ``"0.3"``) selects this method (``value`` only).
+    uses_valley : bool
+        Looks for a valley between a clean and a suspicious mode (``otsu``, ``gmm``): pointless on
+        rank scores, which are spread evenly.
+    """
+
+    name: ClassVar[str] = ""
+    uses_valley: ClassVar[bool] = False
+    form: ClassVar[str] = ""
+    param: ClassVar[str | None] = None
+    bare_number: ClassVar[bool] = False
+
+    @classmethod
+    def parse_param(cls, arg: str, spec: Any) -> float:
+        """The parameter of ``"name:arg"``: by default a number in ``[0, 1]``."""
+        try:
+            x = float(arg)
+        except ValueError:
+            raise InvalidInputError(
+                f"threshold {spec!r}: the {cls.name} parameter must be a number in [0, 1]; found {arg!r}. "
+                f"{_spec_help()}"
+            ) from None
+        if not 0.0 <= x <= 1.0:  # also rejects NaN
+            raise InvalidInputError(
+                f"threshold {spec!r}: the {cls.name} parameter must be in [0, 1]; found {x}. {_spec_help()}"
+            )
+        return x
+
+    def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
+        """``(is_issue (n,) bool, value, p_issue (n,) float64)`` with the contract of :class:`ThresholdResult`."""
+        raise NotImplementedError
+
+
+#: Every threshold method, one class each.
+THRESHOLD_REGISTRY: Registry[type[Threshold]] = Registry("threshold method", base=Threshold)
+
+
+@THRESHOLD_REGISTRY.register("estimate")
+class EstimateThreshold(Threshold):
+    """Exactly ``n_estimated`` top-scoring rows (ties by row order): the estimated number of mislabeled rows."""
+
+    form = "'estimate' (flag the estimated number of label issues)"
+
+    def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
+        s, n_estimated = x.scores, x.n_estimated
+        if isinstance(n_estimated, bool) or not isinstance(n_estimated, numbers.Integral) or not 0 <= n_estimated <= s.size:
+            raise InvalidInputError(
+                f"threshold 'estimate' needs the estimated number of mislabeled rows, an integer in 0..{s.size}; "
+                f"found {n_estimated!r}. Pass n_estimated (estimate.confident_joint_count), or use another threshold."
+            )
+        is_issue, value = _budget(s, int(n_estimated) / s.size if s.size else 0.0)
+        return is_issue, value, x.logistic(value)
+
+
+@THRESHOLD_REGISTRY.register("otsu")
+class OtsuThreshold(Threshold):
+    """Otsu's split of the log scores above the floor; flags the upper class."""
+
+    uses_valley = True
+
+    def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
+        is_issue = np.zeros(x.scores.size, dtype=bool)
+        is_issue[x.fit] = _otsu(x.log_scores[x.fit])
+        value = _cut_between(x.scores, is_issue, x.eps)
+        return is_issue, value, x.logistic(value)
+
+
+@THRESHOLD_REGISTRY.register("gmm")
+class GMMThreshold(Threshold):
+    """A two-component Gaussian mixture on the log scores above the floor; ``is_issue = p_issue > 0.5``."""
+
+    uses_valley = True
+
+    def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
+        p = np.zeros(x.scores.size, dtype=np.float64)
+        p[x.fit] = _gmm_posterior(x.log_scores[x.fit], x.random_state)
+        is_issue = p > 0.5
+        return is_issue, _cut_between(x.scores, is_issue, x.eps), p
+
+
+@THRESHOLD_REGISTRY.register("quantile")
+class QuantileThreshold(Threshold):
+    """Rows above ``numpy.quantile(scores, q)``; tied scores are all flagged or all not."""
+
+    form = "'quantile:q' (0 <= q <= 1, flag rows above the q-quantile)"
+    param = "q"
+
+    def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
+        value = float(np.quantile(x.scores, x.param))
+        return x.scores > value, value, x.logistic(value)
+
+
+@THRESHOLD_REGISTRY.register("budget")
+class BudgetThreshold(Threshold):
+    """Exactly ``floor(f * n + 0.5)`` top-scoring rows, ties by row order."""
+
+    form = "'budget:f' (0 <= f <= 1, flag exactly the top fraction f)"
+    param = "f"
+
+    def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
+        is_issue, value = _budget(x.scores, x.param)
+        return is_issue, value, x.logistic(value)
+
+
+@THRESHOLD_REGISTRY.register("value")
+class ValueThreshold(Threshold):
+    """Rows scoring above a fixed score value."""
+
+    form = "a number >= 0 (a score value)"
+    param = "x"
+    bare_number = True
+
+    @classmethod
+    def parse_param(cls, arg: str, spec: Any) -> float:
+        try:
+            x = float(arg)
+        except ValueError:
+            raise InvalidInputError(f"unknown threshold {spec!r}. {_spec_help()}") from None
+        return _check_value_threshold(x, spec)
+
+    def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
+        value = float(x.param)
+        return x.scores > value, value, x.logistic(value)
+
+
+#: Threshold methods, as reported in ``ThresholdResult.method`` (a live view of the registry's names).
+THRESHOLD_METHODS = THRESHOLD_REGISTRY.where()
+#: Methods that look for a valley between a clean and a suspicious mode (pointless on rank scores).
+VALLEY_THRESHOLDS = THRESHOLD_REGISTRY.where("uses_valley")
+
+
+def check_threshold_name(name: Any) -> str:
+    """Return ``name`` if it is a registered threshold method; else an error listing the registry's names."""
+    THRESHOLD_REGISTRY.get(name)
+    return name
+
+
 def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, *,
                      floor: float = 0.0, n_estimated: int | None = None) -> ThresholdResult:
     """Flag suspicious rows from self-influence scores.
@@ -271,6 +449,8 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
     scores : array-like, shape ``(n,)`` float
         Self-influence scores, finite and ``>= 0``; higher = more suspicious.
     spec : str or float, default ``"otsu"``
+        A method of :data:`THRESHOLD_REGISTRY` (:func:`parse_threshold`); the built-in ones:
+
         - ``"estimate"``: exactly ``n_estimated`` top-scoring rows (ties by row order), the
           estimated number of mislabeled rows (``estimate.confident_joint_count``); needs
           ``n_estimated``.
@@ -317,35 +497,9 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
     fit = s > floor
     if fit.sum() < 10:
         fit = np.ones(s.size, dtype=bool)
-    if parsed.method == "otsu":
-        is_issue = np.zeros(s.size, dtype=bool)
-        is_issue[fit] = _otsu(log_s[fit])
-        value = _cut_between(s, is_issue, eps)
-        p = _logistic_p(log_s, value, eps)
-    elif parsed.method == "gmm":
-        p = np.zeros(s.size, dtype=np.float64)
-        p[fit] = _gmm_posterior(log_s[fit], random_state)
-        is_issue = p > 0.5
-        value = _cut_between(s, is_issue, eps)
-    elif parsed.method == "quantile":
-        value = float(np.quantile(s, parsed.param))
-        is_issue = s > value
-        p = _logistic_p(log_s, value, eps)
-    elif parsed.method == "budget":
-        is_issue, value = _budget(s, parsed.param)
-        p = _logistic_p(log_s, value, eps)
-    elif parsed.method == "estimate":
-        if isinstance(n_estimated, bool) or not isinstance(n_estimated, numbers.Integral) or not 0 <= n_estimated <= s.size:
-            raise InvalidInputError(
-                f"threshold 'estimate' needs the estimated number of mislabeled rows, an integer in 0..{s.size}; "
-                f"found {n_estimated!r}. Pass n_estimated (estimate.confident_joint_count), or use another threshold."
-            )
-        is_issue, value = _budget(s, int(n_estimated) / s.size if s.size else 0.0)
-        p = _logistic_p(log_s, value, eps)
-    else:  # "value"
-        value = float(parsed.param)
-        is_issue = s > value
-        p = _logistic_p(log_s, value, eps)
+    method = THRESHOLD_REGISTRY.get(parsed.method)()
+    is_issue, value, p = method.flag(ThresholdInputs(scores=s, log_scores=log_s, eps=eps, fit=fit, param=parsed.param,
+                                                     random_state=random_state, n_estimated=n_estimated))
     is_issue = np.asarray(is_issue, dtype=bool)
     p = np.asarray(p, dtype=np.float64)
     is_issue.setflags(write=False)

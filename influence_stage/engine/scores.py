@@ -21,44 +21,166 @@ the combination free of the components' scales: any increasing transform of a co
 the score unchanged. The exact GEX score is always computed and published next to it
 (``gex_influence``).
 
-When θ* was not trained by the stage (a loaded checkpoint or module), no training margins exist and
+Each score is one class in :data:`SCORE_REGISTRY` (``docs/extending.md`` adds one). When θ* was not trained by the stage (a loaded checkpoint or module), no training margins exist and
 ``"gex+oos+aum"`` falls back to ``"gex+oos"``, with a warning; the name actually used is recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-from scipy.stats import rankdata
 
 from influence_stage.errors import InvalidInputError
 from influence_stage.engine.influence import self_influence
+from influence_stage.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-#: Ranking scores accepted as ``score=``.
-SCORES: tuple[str, ...] = ("gex", "gex-trimmed", "member-loss", "gex+oos", "gex+oos+aum")
+
+@dataclass(frozen=True, eq=False)
+class ScoreInputs:
+    """What a score may read: the loss matrix and the evidence the run already has.
+
+    Attributes
+    ----------
+    L : ``(n_samples, n_members)`` member losses on the given labels
+    base : ``(n_samples,)`` losses at θ*
+    tau, trim : GEX settings (``influence.self_influence``)
+    oos_loss : ``(n_samples,)`` cross-fitted out-of-sample loss, or None
+    train_margin : ``(n_samples,)`` θ*'s in-sample margin averaged over its epochs, or None
+    """
+
+    L: np.ndarray
+    base: np.ndarray
+    tau: float
+    trim: int
+    oos_loss: np.ndarray | None = None
+    train_margin: np.ndarray | None = None
+
+    def gex(self) -> np.ndarray:
+        """The exact GEX self-influence ``mean_m D[n, m]**2``, ``(n_samples,)``."""
+        return self_influence(self.L, self.base, tau=self.tau)
+
+    def gex_trimmed(self) -> np.ndarray:
+        """GEX with each row's ``trim`` largest squared deviations left out (at least two members kept)."""
+        return self_influence(self.L, self.base, tau=self.tau, trim=min(self.trim, max(np.shape(self.L)[1] - 2, 0)))
+
+
+class Score:
+    """One ranking score: a class registered in :data:`SCORE_REGISTRY`.
+
+    A subclass sets the class attributes that describe what it needs and how it is scaled, and
+    implements :meth:`compute`. The stage calls ``compute`` once per run; the result must be
+    ``(n_samples,) float64``, finite, ``>= 0``, higher = more suspicious.
+
+    Attributes
+    ----------
+    name : str
+        Set by the registry.
+    help : str
+        One line for the docs and the CLI help.
+    needs_oos : bool
+        Needs the cross-fitted out-of-sample losses (``ScoreInputs.oos_loss``).
+    needs_margin : bool
+        Needs θ*'s training margins (``ScoreInputs.train_margin``).
+    fallback : str or None
+        The score used instead, with a warning, when the training margins do not exist.
+    rank_based : bool
+        A mean of percentile ranks, spread evenly over (0, 1]: no histogram valley for ``otsu`` or ``gmm``.
+    gex_scale : bool
+        On the GEX self-influence scale (a pile of rows near ``tau**2``; thresholds get a floor above it).
+    """
+
+    name: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    needs_oos: ClassVar[bool] = False
+    needs_margin: ClassVar[bool] = False
+    fallback: ClassVar[str | None] = None
+    rank_based: ClassVar[bool] = False
+    gex_scale: ClassVar[bool] = False
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        """The score of every row, ``(n_samples,) float64``, higher = more suspicious."""
+        raise NotImplementedError
+
+
+#: Every ranking score accepted as ``score=``, one class each.
+SCORE_REGISTRY: Registry[type[Score]] = Registry("score", base=Score)
+
+
+@SCORE_REGISTRY.register("gex")
+class GEXScore(Score):
+    help = "the exact GEX self-influence mean_m D[n, m]**2"
+    gex_scale = True
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return x.gex()
+
+
+@SCORE_REGISTRY.register("gex-trimmed")
+class GEXTrimmedScore(Score):
+    help = "GEX with each row's trim largest squared deviations left out"
+    gex_scale = True
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return x.gex_trimmed()
+
+
+@SCORE_REGISTRY.register("member-loss")
+class MemberLossScore(Score):
+    help = "the members' mean loss on the given label"
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return np.asarray(x.L).mean(axis=1, dtype=np.float64)
+
+
+@SCORE_REGISTRY.register("gex+oos")
+class GEXOOSScore(Score):
+    help = "mean percentile rank of the trimmed GEX score and the cross-fitted out-of-sample loss"
+    needs_oos = True
+    rank_based = True
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return mean_rank(x.gex_trimmed(), x.oos_loss)
+
+
+@SCORE_REGISTRY.register("gex+oos+aum")
+class GEXOOSAUMScore(Score):
+    help = "(default) the two ranks above and the negated training margin (area under the margin)"
+    needs_oos = True
+    needs_margin = True
+    fallback = "gex+oos"
+    rank_based = True
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return mean_rank(x.gex_trimmed(), x.oos_loss, -np.asarray(x.train_margin, dtype=np.float64))
+
+
+#: Ranking scores accepted as ``score=`` (a live view of :data:`SCORE_REGISTRY`'s names).
+SCORES = SCORE_REGISTRY.where()
 #: The default ranking.
 DEFAULT_SCORE = "gex+oos+aum"
 #: Scores that need the cross-fitted out-of-sample probabilities.
-NEEDS_OOS: frozenset[str] = frozenset({"gex+oos", "gex+oos+aum"})
+NEEDS_OOS = SCORE_REGISTRY.where("needs_oos")
 #: Scores that are means of percentile ranks (spread evenly over (0, 1]: no histogram valley to threshold).
-RANK_SCORES: frozenset[str] = frozenset({"gex+oos", "gex+oos+aum"})
+RANK_SCORES = SCORE_REGISTRY.where("rank_based")
 #: Scores on the GEX self-influence scale (a pile of rows near ``tau**2``; see decisions.thresholds.choose_threshold).
-GEX_SCALE: frozenset[str] = frozenset({"gex", "gex-trimmed"})
+GEX_SCALE = SCORE_REGISTRY.where("gex_scale")
 
 
 def check_score_name(name: Any) -> str:
-    """Return ``name`` if it is a known score; else an error listing the valid ones."""
-    if not isinstance(name, str) or name not in SCORES:
-        raise InvalidInputError(f"unknown score {name!r}; valid scores: {', '.join(repr(s) for s in SCORES)}.")
+    """Return ``name`` if it is a registered score; else an error listing the registry's names."""
+    SCORE_REGISTRY.get(name)
     return name
 
 
 def percentile_rank(x: np.ndarray) -> np.ndarray:
     """Ranks of ``x`` divided by its length, ``(n,) float64`` in ``(0, 1]``; ties share their mean rank."""
+    from scipy.stats import rankdata  # imported on use: scipy.stats is slow to import
+
     x = np.asarray(x, dtype=np.float64)
     return rankdata(x, method="average") / x.size
 
@@ -79,18 +201,21 @@ def oos_loss(oos_proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def resolve_score(name: str, *, has_oos: bool, has_margin: bool) -> str:
     """The score that will actually be computed for ``name``, given which inputs exist.
 
-    ``"gex+oos+aum"`` without training margins becomes ``"gex+oos"`` (logged as a warning); a score
-    that needs out-of-sample probabilities without them is an error.
+    A score that needs training margins without them becomes its ``fallback`` (``"gex+oos+aum"``
+    becomes ``"gex+oos"``, logged as a warning); a score that needs out-of-sample probabilities
+    without them is an error.
     """
-    name = check_score_name(name)
-    if name == "gex+oos+aum" and not has_margin:
-        logger.warning("score 'gex+oos+aum': θ* was not trained by the stage on these rows, so there are no "
-                       "training margins; ranking by 'gex+oos' instead (recorded as the run's score).")
-        name = "gex+oos"
-    if name in NEEDS_OOS and not has_oos:
+    cls = SCORE_REGISTRY.get(name)
+    if cls.needs_margin and not has_margin and cls.fallback is not None:
+        logger.warning("score %r: θ* was not trained by the stage on these rows, so there are no "
+                       "training margins; ranking by %r instead (recorded as the run's score).", name, cls.fallback)
+        name, cls = cls.fallback, SCORE_REGISTRY.get(cls.fallback)
+    if cls.needs_oos and not has_oos:
+        others = " or ".join(f"score={n!r}" for n, c in SCORE_REGISTRY.items()
+                             if c.gex_scale and not c.needs_oos and not c.needs_margin)
         raise InvalidInputError(
             f"score {name!r} needs out-of-sample probabilities, which this model cannot provide (it cannot "
-            "train a fresh copy). Fix: use score='gex-trimmed' or score='gex'."
+            f"train a fresh copy). Fix: use {others}."
         )
     return name
 
@@ -101,7 +226,7 @@ def ranking_score(name: str, L: np.ndarray, base: np.ndarray, *, tau: float, tri
 
     Parameters
     ----------
-    name : one of ``SCORES`` (already resolved: see :func:`resolve_score`)
+    name : a name in :data:`SCORE_REGISTRY` (already resolved: see :func:`resolve_score`)
     L : ``(n_samples, n_members)`` member losses on the given labels
     base : ``(n_samples,)`` losses at θ*
     tau, trim : GEX settings (``influence.self_influence``); ``trim`` is used by the trimmed and rank scores,
@@ -109,21 +234,13 @@ def ranking_score(name: str, L: np.ndarray, base: np.ndarray, *, tau: float, tri
     oos_loss : ``(n_samples,)`` cross-fitted out-of-sample loss, for the ``+oos`` scores
     train_margin : ``(n_samples,)`` θ*'s in-sample margin averaged over its epochs, for ``+aum``
     """
-    name = check_score_name(name)
-    if name == "gex":
-        return self_influence(L, base, tau=tau)
-    trimmed = self_influence(L, base, tau=tau, trim=min(trim, max(np.shape(L)[1] - 2, 0)))
-    if name == "gex-trimmed":
-        return trimmed
-    if name == "member-loss":
-        return np.asarray(L).mean(axis=1, dtype=np.float64)
-    if oos_loss is None or len(oos_loss) != len(trimmed):
+    cls = SCORE_REGISTRY.get(name)
+    n = np.shape(L)[0]
+    if cls.needs_oos and (oos_loss is None or len(oos_loss) != n):
         raise InvalidInputError(f"score {name!r} needs one out-of-sample loss per row.")
-    if name == "gex+oos":
-        return mean_rank(trimmed, oos_loss)
-    if train_margin is None or len(train_margin) != len(trimmed):
+    if cls.needs_margin and (train_margin is None or len(train_margin) != n):
         raise InvalidInputError(f"score {name!r} needs one training margin per row.")
-    return mean_rank(trimmed, oos_loss, -np.asarray(train_margin, dtype=np.float64))
+    return cls().compute(ScoreInputs(L=L, base=base, tau=tau, trim=trim, oos_loss=oos_loss, train_margin=train_margin))
 
 
 def label_quality(score: np.ndarray) -> np.ndarray:
@@ -133,11 +250,14 @@ def label_quality(score: np.ndarray) -> np.ndarray:
     the least 1, and it is non-increasing in ``score`` (cleanlab's convention: sort ascending to
     review the worst labels first). A single row gets 1.
     """
+    from scipy.stats import rankdata
+
     s = np.asarray(score, dtype=np.float64)
     if s.size <= 1:
         return np.ones(s.size)
     return 1.0 - (rankdata(s, method="average") - 1.0) / (s.size - 1)
 
 
-__all__ = ["DEFAULT_SCORE", "GEX_SCALE", "NEEDS_OOS", "RANK_SCORES", "SCORES", "check_score_name", "label_quality", "mean_rank",
+__all__ = ["DEFAULT_SCORE", "GEX_SCALE", "NEEDS_OOS", "RANK_SCORES", "SCORES", "SCORE_REGISTRY", "Score", "ScoreInputs",
+           "check_score_name", "label_quality", "mean_rank",
            "oos_loss", "percentile_rank", "ranking_score", "resolve_score"]

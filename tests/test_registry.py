@@ -1,0 +1,142 @@
+"""The plug-point registries: lookup, names, errors, and that the validators read them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from influence_stage.decisions import THRESHOLD_REGISTRY, choose_threshold, parse_threshold
+from influence_stage.decisions.thresholds import Threshold, ThresholdInputs
+from influence_stage.engine.scores import (
+    NEEDS_OOS,
+    RANK_SCORES,
+    SCORE_REGISTRY,
+    SCORES,
+    Score,
+    ScoreInputs,
+    check_score_name,
+    ranking_score,
+    resolve_score,
+)
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.registry import Registry
+
+
+class Base:
+    pass
+
+
+def test_registry_registers_by_name_in_order_and_sets_the_name():
+    reg = Registry("widget", base=Base, fix="Fix: register one.")
+
+    @reg.register("b")
+    class B(Base):
+        pass
+
+    @reg.register("a")
+    class A(Base):
+        pass
+
+    assert reg.names() == ("b", "a") and list(reg) == ["b", "a"] and len(reg) == 2
+    assert reg.get("a") is A and A.name == "a" and "b" in reg and "c" not in reg
+    assert reg.where() == {"a", "b"}
+    with pytest.raises(InvalidInputError, match=r"^unknown widget 'c'; valid widgets: 'b', 'a'\. Fix: register one\.$"):
+        reg.get("c")
+    with pytest.raises(InvalidInputError, match="unknown widget 3"):
+        reg.get(3)
+
+
+def test_registry_refuses_duplicates_bad_names_and_foreign_classes():
+    reg = Registry("widget", base=Base)
+    reg.register("a")(type("A", (Base,), {}))
+    with pytest.raises(InvalidInputError, match="widget 'a' is already registered"):
+        reg.register("a")
+    with pytest.raises(InvalidInputError, match="non-empty string"):
+        reg.register(" a")
+    with pytest.raises(InvalidTypeError, match="must subclass Base"):
+        reg.register("x")(int)
+    with pytest.raises(InvalidTypeError, match="decorates a class"):
+        reg.register("y")(lambda: 0)
+    replacement = reg.register("a", replace=True)(type("A2", (Base,), {}))
+    assert reg.get("a") is replacement
+    reg.unregister("a")
+    assert reg.names() == ()
+
+
+def test_where_follows_later_registrations():
+    reg = Registry("widget")
+    flagged = reg.where("special")
+    reg.register("plain")(type("P", (), {}))
+    assert set(flagged) == set()
+    reg.register("odd")(type("O", (), {"special": True}))
+    assert "odd" in flagged and list(flagged) == ["odd"] and len(flagged) == 1
+
+
+def test_score_names_come_from_the_registry():
+    assert tuple(SCORES) == SCORE_REGISTRY.names() == ("gex", "gex-trimmed", "member-loss", "gex+oos", "gex+oos+aum")
+    assert set(NEEDS_OOS) == set(RANK_SCORES) == {"gex+oos", "gex+oos+aum"}
+
+
+def test_a_registered_score_is_accepted_everywhere_and_listed_in_errors():
+    @SCORE_REGISTRY.register("max-loss")
+    class MaxLoss(Score):
+        def compute(self, x: ScoreInputs) -> np.ndarray:
+            return np.asarray(x.L, dtype=np.float64).max(axis=1)
+
+    try:
+        assert check_score_name("max-loss") == "max-loss" and "max-loss" in SCORES
+        L = np.array([[1.0, 3.0], [0.5, 0.2]])
+        np.testing.assert_array_equal(ranking_score("max-loss", L, np.zeros(2), tau=0.05, trim=0), [3.0, 0.5])
+        assert resolve_score("max-loss", has_oos=False, has_margin=False) == "max-loss"
+        with pytest.raises(InvalidInputError, match="valid scores: .*'gex\\+oos\\+aum', 'max-loss'"):
+            check_score_name("nope")
+    finally:
+        SCORE_REGISTRY.unregister("max-loss")
+    assert "max-loss" not in SCORES
+
+
+def test_score_needing_oos_without_it_names_the_scores_that_need_none():
+    with pytest.raises(InvalidInputError, match=r"Fix: use score='gex' or score='gex-trimmed'\.$"):
+        resolve_score("gex+oos", has_oos=False, has_margin=True)
+    assert resolve_score("gex+oos+aum", has_oos=True, has_margin=False) == "gex+oos"
+    with pytest.raises(InvalidInputError, match="needs one training margin per row"):
+        ranking_score("gex+oos+aum", np.ones((3, 4)), np.zeros(3), tau=0.05, trim=1, oos_loss=np.ones(3))
+
+
+def test_threshold_names_come_from_the_registry_and_errors_list_their_forms():
+    assert THRESHOLD_REGISTRY.names() == ("estimate", "otsu", "gmm", "quantile", "budget", "value")
+    with pytest.raises(InvalidInputError, match=r"threshold 'quantile' needs a parameter: 'quantile:q'"):
+        parse_threshold("quantile")
+    with pytest.raises(InvalidInputError, match=r"unknown threshold method 'otsu' in 'otsu:3'"):
+        parse_threshold("otsu:3")  # otsu takes no parameter
+    assert parse_threshold("value:0.3").param == 0.3
+
+
+def test_a_registered_threshold_parses_and_flags():
+    @THRESHOLD_REGISTRY.register("top")
+    class Top(Threshold):
+        form = "'top:f' (flag rows above f times the largest score)"
+        param = "f"
+
+        def flag(self, x: ThresholdInputs):
+            value = float(x.param * x.scores.max())
+            return x.scores > value, value, x.logistic(value)
+
+    try:
+        res = choose_threshold(np.array([1.0, 2.0, 9.0, 10.0]), "top:0.5")
+        assert res.method == "top" and res.value == 5.0 and res.is_issue.tolist() == [False, False, True, True]
+        with pytest.raises(InvalidInputError, match=r"'top:f' \(flag rows above f times the largest score\)"):
+            parse_threshold("nope")
+    finally:
+        THRESHOLD_REGISTRY.unregister("top")
+
+
+def test_scores_module_does_not_import_scipy_stats_at_import_time():
+    tree = ast.parse(Path(__file__).parents[1].joinpath("influence_stage/engine/scores.py").read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in names if m.startswith("scipy")], names
