@@ -459,7 +459,7 @@ GOOD_P = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.5, 0.5]])
         ({"proba": GOOD_P[:, :1]}, r"found shape \(4, 1\)"),
         ({"proba": np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.3], [0.5, 0.5]])}, r"row 2 sums to 0.6"),
         ({"proba": np.array([[0.9, 0.1], [2.0, -1.0], [0.3, 0.7], [0.5, 0.5]])}, r"\[0, 1\]; row 1"),
-        ({"action": "delete"}, r"action must be one of \['drop', 'relabel', 'reweight', 'none'\]; found 'delete'"),
+        ({"action": "delete"}, r"action must be one of \['drop', 'relabel', 'reweight', 'none', 'prune'\]; found 'delete'"),
         ({"action": "relabel"}, r"action='relabel' needs proba"),
         ({"row_ids": [1, 2, 3]}, r"row_ids must have one id per score: expected 4, found 3"),
         ({"row_ids": ["a", "b", "a", "c"]}, r"row_ids must be unique; row 2 repeats id 'a'"),

@@ -140,3 +140,70 @@ def test_scores_module_does_not_import_scipy_stats_at_import_time():
     names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
     assert not [m for m in names if m.startswith("scipy")], names
+
+
+# ---------------------------------------------------------------------------------------------
+# Decision policies
+# ---------------------------------------------------------------------------------------------
+
+from dataclasses import dataclass  # noqa: E402
+
+from influence_stage.decisions import POLICY_REGISTRY, Policy, check_action, decide, make_policy  # noqa: E402
+from influence_stage.decisions.policies import PolicyInputs, PolicyOutcome, PrunePolicy  # noqa: E402
+from influence_stage.decisions.prune import prune_decisions  # noqa: E402
+
+
+def test_policy_names_come_from_the_registry_and_prune_is_one_of_them():
+    assert POLICY_REGISTRY.names() == ("drop", "relabel", "reweight", "none", "prune")
+    assert check_action("prune") == "prune"
+    with pytest.raises(InvalidInputError, match=r"action must be one of \['drop', .*'prune'\]; found 'delete'"):
+        check_action("delete")
+    with pytest.raises(InvalidTypeError, match="action must be one of"):
+        check_action(3)
+
+
+def test_make_policy_takes_only_its_options_and_names_missing_ones():
+    p = make_policy("relabel", {"min_agreement": 0.7, "keep": 5, "min_weight": 0.2})
+    assert (p.min_agreement, p.fallback, p.rule) == (0.7, "drop", "argmax")
+    assert make_policy("prune", {"keep": 0.5, "min_weight": 0.2}).keep == 0.5
+    with pytest.raises(InvalidInputError, match=r"action='prune' needs keep, the rows to keep"):
+        make_policy("prune")
+    with pytest.raises(InvalidInputError, match=r"action='prune' needs keep"):
+        decide(np.arange(6.0), np.array([0, 1] * 3), action="prune")
+
+
+def test_prune_through_decide_equals_prune_decisions():
+    s = np.arange(10.0)
+    y = np.array([0, 1] * 5)
+    ranking = np.linspace(0.0, 1.0, 10)[::-1].copy()
+    a = prune_decisions(s, y, 0.6, high_share=0.25, ranking=ranking)
+    b = decide(ranking, y, action="prune", gex_influence=s, policy_options={"keep": 0.6, "high_share": 0.25})
+    assert a.table.equals(b.table) and b.threshold.method == "budget" and b.caps == ()
+    assert set(b.table.loc[b.table["action"] == "drop", "row_id"]) == {0, 1, 2, 9}
+    assert b.table["is_issue"].sum() == 4 and b.threshold.value == 2.0
+    # a policy instance works as well, and prune ranks by the ranking when no gex_influence is given
+    c = decide(s, y, action=PrunePolicy(keep=0.6))
+    assert set(c.table.loc[c.table["action"] == "drop", "row_id"]) == {0, 1, 2, 3}
+
+
+def test_a_registered_policy_is_accepted_by_decide():
+    @POLICY_REGISTRY.register("halve")
+    @dataclass(frozen=True)
+    class Halve(Policy):
+        factor: float = 0.5
+
+        def act(self, x: PolicyInputs) -> PolicyOutcome:
+            action, weight = self.keep_all(x.n)
+            weight[x.actionable] = self.factor
+            action[x.actionable] = "reweight"
+            return PolicyOutcome(action, weight)
+
+    try:
+        t = decide(np.array([1.0, 2.0, 30.0, 40.0]), np.array([0, 1, 0, 1]), threshold=10.0, action="halve",
+                   policy_options={"factor": 0.25}).table
+        assert t["weight"].tolist() == [1.0, 1.0, 0.25, 0.25]
+        assert t["action"].tolist() == ["keep", "keep", "reweight", "reweight"]
+        with pytest.raises(InvalidInputError, match=r"'prune', 'halve'\]"):
+            check_action("nope")
+    finally:
+        POLICY_REGISTRY.unregister("halve")

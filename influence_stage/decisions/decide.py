@@ -1,17 +1,28 @@
-"""Scores to decisions: one action per row, with the per-class and global caps.
+"""Scores to decisions: one action per row, with the small-class rule and the per-class and global caps.
 
 This module owns the pipeline step ``scores → decisions``. It takes self-influence scores
 ``(n,) float`` (higher = more suspicious) and, optionally, ensemble class probabilities ``(n, K)``,
 and returns a table with one row per input row saying what happens to it: ``keep``, ``drop``,
 ``relabel`` or ``reweight``. Which rows are flagged is :mod:`influence_stage.decisions.thresholds`'
-business; the table's columns and action names are :mod:`influence_stage.decisions.schema`'s.
+business; what a policy does with them is :mod:`influence_stage.decisions.policies`'; the table's
+columns and action names are :mod:`influence_stage.decisions.schema`'s.
 Pure numpy / pandas: no models, no torch.
+
+**The small-class rule.** A class is *small* when it has fewer than ``min_class_rows`` rows
+(default 20) and fewer than a quarter of the mean class size (``n / K`` over the classes given).
+Every row of such a class is rare, so a ranking over all rows puts it near the top whatever its
+label: the threshold's evidence is weak there. A removal (drop, or relabel to another class) of a
+row of a small class therefore stands only when the members, which trained on that row, still give
+its argmax to another class (``suggested_label != given_label``). Otherwise the row is kept (action
+``keep``, weight 1.0, ``is_issue`` still True) and a line in ``Decisions.caps`` says so. Without
+``proba`` no removal of a small-class row stands.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from influence_stage._checks import check_choice, check_fraction, check_labels, check_mask, check_scores
-from influence_stage.decisions.schema import CONFIG_ACTIONS, ROW_ACTIONS, TABLE_COLUMNS
+from influence_stage.decisions.policies import Policy, PolicyInputs, check_action, make_policy
+from influence_stage.decisions.schema import ROW_ACTIONS, TABLE_COLUMNS
 from influence_stage.decisions.thresholds import ThresholdResult, choose_threshold
 from influence_stage.engine.scores import label_quality
 from influence_stage.errors import InvalidInputError, InvalidTypeError
@@ -30,6 +42,10 @@ logger = logging.getLogger(__name__)
 PROBA_SUM_ATOL = 1e-3
 # Fractions times counts are floored; the tolerance keeps 0.29 * 100 at 29 rather than 28.
 _FLOOR_TOL = 1e-9
+#: A class with fewer rows than this (and fewer than SMALL_CLASS_SHARE of the mean class size) is small.
+MIN_CLASS_ROWS = 20
+#: A class is small only when it also holds fewer than this share of the mean class size ``n / K``.
+SMALL_CLASS_SHARE = 0.25
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,8 +76,8 @@ class Decisions:
     threshold : ThresholdResult
         The threshold that flagged the rows.
     caps : tuple of str
-        One line per cap that bound (a class's share, the global drop share): flagged rows the
-        cap kept. The run's summary and log repeat them, so a binding cap is never silent.
+        One line per rule that kept flagged rows (the small-class rule, a class's share, the global
+        drop share). The run's summary and log repeat them, so a binding cap is never silent.
     """
 
     table: pd.DataFrame
@@ -173,11 +189,6 @@ def _check_row_ids(row_ids: Any, n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Thresholds
-# --------------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------------
 # Actions
 # --------------------------------------------------------------------------------------------
 
@@ -185,6 +196,34 @@ def _check_row_ids(row_ids: Any, n: int) -> np.ndarray:
 def _priority(idx: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``idx`` ordered by drop priority: highest score first, ties to the earlier row."""
     return idx[np.lexsort((idx, -scores[idx]))]
+
+
+def small_classes(labels: np.ndarray, min_class_rows: int | None) -> np.ndarray:
+    """The given classes that are small (see the module docstring), ``(m,) int64`` ascending."""
+    if min_class_rows is None:
+        return np.zeros(0, dtype=np.int64)
+    classes, counts = np.unique(labels, return_counts=True)
+    mean_size = labels.size / max(classes.size, 1)
+    return classes[(counts < min_class_rows) & (counts < SMALL_CLASS_SHARE * mean_size)].astype(np.int64)
+
+
+def _apply_small_class_rule(action: np.ndarray, labels: np.ndarray, suggested: np.ndarray, has_proba: bool,
+                            min_class_rows: int | None) -> list[str]:
+    """Keep the removals of small-class rows the members do not move to another class (in place)."""
+    bound: list[str] = []
+    for c in small_classes(labels, min_class_rows):
+        in_c = labels == c
+        removed = in_c & np.isin(action, ("drop", "relabel"))
+        weak = removed & ~(suggested != labels) if has_proba else removed
+        if weak.any():
+            action[weak] = "keep"
+            bound.append(f"small-class rule on class {c}: {int(in_c.sum())} rows (< {min_class_rows}); "
+                         f"{int(weak.sum())} flagged for removal kept, as the members still predict their given label"
+                         if has_proba else
+                         f"small-class rule on class {c}: {int(in_c.sum())} rows (< {min_class_rows}); "
+                         f"{int(weak.sum())} flagged for removal kept (no class probabilities to confirm them)")
+            logger.warning("%s", bound[-1])
+    return bound
 
 
 def _apply_drop_caps(
@@ -228,7 +267,7 @@ def decide(
     given_labels: Any,
     *,
     threshold: Any = "otsu",
-    action: str = "drop",
+    action: str | Policy = "drop",
     proba: Any = None,
     row_ids: Any = None,
     min_agreement: float = 0.5,
@@ -242,6 +281,8 @@ def decide(
     gex_influence: Any = None,
     n_estimated: int | None = None,
     eligible: Any = None,
+    min_class_rows: int | None = MIN_CLASS_ROWS,
+    policy_options: Mapping[str, Any] | None = None,
 ) -> Decisions:
     """Turn self-influence scores into one decision per row.
 
@@ -253,7 +294,10 @@ def decide(
         Labels as given, class indices ``0..K-1``.
     threshold : str or float, default ``"otsu"``
         Which rows are flagged (``is_issue``); see :func:`choose_threshold`.
-    action : {"drop", "relabel", "reweight", "none"}, default ``"drop"``
+    action : str or Policy, default ``"drop"``
+        A name in :data:`~influence_stage.decisions.policies.POLICY_REGISTRY`, or a policy built
+        with its options. The built-in ones:
+
         - ``"drop"``: flagged rows get ``drop``, subject to the caps below.
         - ``"relabel"``: flagged rows that pass ``relabel_rule`` get ``relabel`` (to
           ``suggested_label``); other flagged rows get ``relabel_fallback``. Needs ``proba``.
@@ -261,6 +305,8 @@ def decide(
           0.5, since their ``p_issue >= 0.5``) and action ``reweight``; the others keep weight 1.0
           and action ``keep``. The weight is non-increasing in the score.
         - ``"none"``: score only; ``is_issue`` is computed, every action is ``keep``.
+        - ``"prune"``: keep the budget ``policy_options["keep"]`` by ``gex_influence`` and drop the
+          rest (:class:`~influence_stage.decisions.policies.PrunePolicy`); no threshold, no caps.
     proba : array-like, shape ``(n, K)`` float, optional
         Class probabilities averaged over ensemble members; rows sum to 1 (within 1e-3).
         ``suggested_label`` is its argmax (first class on ties); without it, the given label.
@@ -298,6 +344,13 @@ def decide(
         Lower clip of the weights under ``reweight``, so that every weight is in ``(0, 1]``.
     random_state : int, RandomState instance or None
         Seed of the ``gmm`` threshold.
+    min_class_rows : int or None, default 20
+        The small-class rule (module docstring): in a class with fewer rows than this and fewer
+        than a quarter of the mean class size, a removal stands only when the members' argmax is
+        another class. None turns the rule off.
+    policy_options : mapping, optional
+        Options of the policy named by ``action`` beyond the ones above (``prune``: ``keep``,
+        ``per_class``, ``high_share``).
 
     Returns
     -------
@@ -309,29 +362,36 @@ def decide(
     InvalidInputError
         Bad scores (not 1-D, empty, NaN, negative), lengths that differ between scores, labels,
         proba and row_ids, proba of the wrong shape or not summing to 1, labels outside
-        ``0..K-1``, duplicate row ids, an unknown action, ``relabel`` without ``proba``, an
-        out-of-range parameter.
+        ``0..K-1``, duplicate row ids, an unknown action, ``relabel`` without ``proba``, a policy
+        without its required options, an out-of-range parameter.
     InvalidTypeError
         Non-numeric scores, labels or proba; a parameter of the wrong type.
     """
     s = check_scores(scores)
     n = s.size
-    action = check_choice(action, "action", CONFIG_ACTIONS)
+    if not isinstance(action, Policy):
+        action = check_action(action)
     relabel_fallback = check_choice(relabel_fallback, "relabel_fallback", ("drop", "keep"))
     relabel_rule = check_choice(relabel_rule, "relabel_rule", ("argmax", "soft"))
     min_agreement = check_fraction(min_agreement, "min_agreement")
     max_fraction_per_class = check_fraction(max_fraction_per_class, "max_fraction_per_class", allow_none=True)
     max_drop_fraction = check_fraction(max_drop_fraction, "max_drop_fraction", allow_none=True)
     min_weight = check_fraction(min_weight, "min_weight", low_open=True)
+    if min_class_rows is not None and (isinstance(min_class_rows, bool) or not isinstance(min_class_rows, int)
+                                       or min_class_rows < 0):
+        raise InvalidInputError(f"min_class_rows must be an integer >= 0 or None (no small-class rule); "
+                                f"found {min_class_rows!r}.")
+    policy = make_policy(action, {"min_agreement": min_agreement, "fallback": relabel_fallback,
+                                  "rule": relabel_rule, "min_weight": min_weight, **(policy_options or {})})
 
     labels_in = np.asarray(given_labels.detach().cpu().numpy() if hasattr(given_labels, "detach") else given_labels)
     if labels_in.ndim == 1 and labels_in.shape[0] != n:
         raise InvalidInputError(
             f"given_labels must have one label per score: expected {n}, found {labels_in.shape[0]}."
         )
-    if action == "relabel" and proba is None:
+    if policy.needs_proba and proba is None:
         raise InvalidInputError(
-            "action='relabel' needs proba (n_samples, n_classes): the class probabilities averaged over "
+            f"action={policy.name!r} needs proba (n_samples, n_classes): the class probabilities averaged over "
             "ensemble members; found proba=None. Pass proba, or use action='drop' or 'reweight'."
         )
     P = _check_proba(proba, n) if proba is not None else None
@@ -341,31 +401,22 @@ def decide(
     gi = np.full(n, np.nan) if gex_influence is None else check_scores(gex_influence, name="gex_influence")
     if gi.shape[0] != n:
         raise InvalidInputError(f"gex_influence must have one value per score: expected {n}, found {gi.shape[0]}.")
-    thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor, n_estimated=n_estimated)
-    flagged = np.asarray(thr.is_issue)
-    actionable = flagged if eligible is None else flagged & check_mask(eligible, n, "eligible")
+    thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor, n_estimated=n_estimated) \
+        if policy.uses_threshold else None
+    flagged = np.asarray(thr.is_issue) if thr is not None else np.zeros(n, dtype=bool)
+    pool = np.ones(n, dtype=bool) if eligible is None else check_mask(eligible, n, "eligible")
     suggested = np.argmax(P, axis=1).astype(np.int64) if P is not None else y.copy()
-    act = np.full(n, "keep", dtype=object)
-    weight = np.ones(n, dtype=np.float64)
-
-    if action == "drop":
-        act[actionable] = "drop"
-    elif action == "relabel":
-        rows = np.arange(n)
-        if relabel_rule == "argmax":
-            ok = (suggested != y) & (P[rows, suggested] >= min_agreement)
-        else:  # soft: the given label gets less than chance
-            ok = P[rows, y] < 1.0 / P.shape[1]
-        act[actionable & ok] = "relabel"
-        act[actionable & ~ok] = relabel_fallback
-    elif action == "reweight":
-        # only flagged rows are down-weighted: the table's weights are the weights written out
-        weight = np.where(actionable, np.clip(1.0 - np.asarray(thr.p_issue), min_weight, 1.0), 1.0)
-        act[actionable] = "reweight"
-    # action == "none": all keep
-
-    caps = _apply_drop_caps(act, s, y, max_fraction_per_class, max_drop_fraction) \
-        if action in ("drop", "relabel") else []
+    outcome = policy.act(PolicyInputs(scores=s, gex_influence=gi, labels=y, proba=P, suggested=suggested,
+                                      flagged=flagged, eligible=pool, threshold=thr))
+    act = np.asarray(outcome.action, dtype=object).copy()
+    weight = np.asarray(outcome.weight, dtype=np.float64)
+    if outcome.is_issue is not None:
+        flagged = np.asarray(outcome.is_issue, dtype=bool)
+        thr = outcome.threshold
+    caps: list[str] = []
+    if policy.removes_rows:
+        caps = _apply_small_class_rule(act, y, suggested, P is not None, min_class_rows)
+        caps += _apply_drop_caps(act, s, y, max_fraction_per_class, max_drop_fraction)
 
     table = pd.DataFrame(
         {
@@ -382,9 +433,9 @@ def decide(
         columns=list(TABLE_COLUMNS),
     )
     logger.info(
-        "decisions (%s): %s", action, {a: int((act == a).sum()) for a in ROW_ACTIONS if (act == a).any()}
+        "decisions (%s): %s", policy.name, {a: int((act == a).sum()) for a in ROW_ACTIONS if (act == a).any()}
     )
     return Decisions(table=table, threshold=thr, caps=tuple(caps))
 
 
-__all__ = ["Decisions", "decide"]
+__all__ = ["MIN_CLASS_ROWS", "SMALL_CLASS_SHARE", "Decisions", "decide", "small_classes"]

@@ -243,8 +243,9 @@ def prune_decisions(scores: Any, given_labels: Any, keep: float | int, *, per_cl
                     eligible: Any = None) -> Any:
     """The budget as a decisions table: kept rows ``keep``, pruned rows ``drop`` (``is_issue`` True).
 
-    What the stage's ``action="prune"`` produces, so the same apply step, output suite, report and
-    publishing handle it. Classes are never emptied (``given_labels`` are the classes).
+    ``decide`` with the ``prune`` policy (:class:`~influence_stage.decisions.policies.PrunePolicy`),
+    so the same apply step, output suite, report and publishing handle it. Classes are never
+    emptied (``given_labels`` are the classes).
 
     Parameters
     ----------
@@ -268,35 +269,14 @@ def prune_decisions(scores: Any, given_labels: Any, keep: float | int, *, per_cl
         ``threshold.method`` is ``"budget"``, its ``value`` the low cut (the largest score removed
         as redundant; the smallest score when nothing was), ``is_issue`` the pruned rows.
     """
-    from influence_stage.decisions.decide import Decisions
-    from influence_stage.decisions.schema import TABLE_COLUMNS
-    from influence_stage.decisions.thresholds import ThresholdResult
-    from influence_stage.engine.scores import label_quality
+    from influence_stage.decisions.decide import decide
+    from influence_stage.decisions.policies import PrunePolicy
 
     s = check_scores(scores, nonnegative=False)
     y = np.asarray(given_labels)
     if y.shape != s.shape or not np.issubdtype(y.dtype, np.integer):
         raise InvalidInputError(f"given_labels must be integer class codes of shape {s.shape}; found shape {y.shape}, "
                                 f"dtype {y.dtype}.")
-    pool = np.ones(len(s), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
-    if pool.shape != s.shape:
-        raise InvalidInputError(f"eligible must have shape {s.shape}; found {pool.shape}.")
-    idx = np.flatnonzero(pool)
-    result = prune(s[idx], keep, labels=y[idx], per_class=per_class, high_share=high_share)
-    shown = s if ranking is None else check_scores(ranking, name="ranking", nonnegative=False)
-    if shown.shape != s.shape:
-        raise InvalidInputError(f"ranking must have shape {s.shape}; found {shown.shape}.")
-    removed = np.zeros(len(s), dtype=bool)
-    removed[idx] = ~result.keep
-    ids = np.arange(len(s)) if row_ids is None else np.asarray(row_ids)
-    table = pd.DataFrame({
-        "row_id": ids, "score": shown, "gex_influence": s, "label_quality": label_quality(shown),
-        "is_issue": removed, "action": np.where(removed, "drop", "keep").astype(object),
-        "given_label": y.astype(np.int64), "suggested_label": y.astype(np.int64), "weight": np.ones(len(s)),
-    }, columns=list(TABLE_COLUMNS))
-    value = result.low_cut if result.low_cut is not None else float(s.min())
-    p_issue = removed.astype(np.float64)
-    removed.setflags(write=False)
-    p_issue.setflags(write=False)
-    threshold = ThresholdResult(value=float(value), is_issue=removed, p_issue=p_issue, method="budget")
-    return Decisions(table=table, threshold=threshold)
+    return decide(s if ranking is None else ranking, y, action=PrunePolicy(keep=keep, per_class=per_class,
+                                                                        high_share=high_share),
+                  gex_influence=s, row_ids=row_ids, eligible=eligible)

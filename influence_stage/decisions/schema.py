@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 
 from influence_stage._checks import check_class_names
+from influence_stage.decisions.policies import POLICIES
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
-#: Values accepted by ``decide(action=...)`` and ``CleanConfig.action``.
-CONFIG_ACTIONS: tuple[str, ...] = ("drop", "relabel", "reweight", "none")
+#: Values accepted by ``decide(action=...)`` and ``CleanConfig.action``: the decision policies'
+#: names (a live view of ``decisions.policies.POLICY_REGISTRY``).
+CONFIG_ACTIONS = POLICIES
 #: Values of the ``action`` column of the decisions table.
 ROW_ACTIONS: tuple[str, ...] = ("keep", "drop", "relabel", "reweight")
 #: Columns of the decisions table, in order.

@@ -1,0 +1,275 @@
+"""Decision policies: what happens to the flagged rows (drop, relabel, reweight, none, prune).
+
+Each policy is one class in :data:`POLICY_REGISTRY` (``docs/extending.md`` adds one). A policy is a
+frozen dataclass whose fields are its options; :func:`make_policy` builds one from a name and the
+options :func:`~influence_stage.decisions.decide.decide` was given. ``decide`` does the rest: the
+input checks, the threshold (for a policy that ``uses_threshold``), the small-class rule and the
+caps (for a policy that ``removes_rows``), and the table.
+
+Pure numpy: no models, no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from influence_stage.decisions.thresholds import ThresholdResult
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.registry import Registry
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyInputs:
+    """What a policy reads; every array has one entry per row, in input order.
+
+    Attributes
+    ----------
+    scores : ``(n,) float64`` the ranking that was thresholded (higher = more suspicious)
+    gex_influence : ``(n,) float64`` the exact GEX self-influence (NaN when not given)
+    labels : ``(n,) int64`` the given labels, codes ``0..K-1``
+    proba : ``(n, K) float64`` the members' mean class probabilities, or None
+    suggested : ``(n,) int64`` argmax of ``proba`` (the given label without it)
+    flagged : ``(n,) bool`` rows the threshold flagged (all False for a policy that uses none)
+    eligible : ``(n,) bool`` rows an action may touch
+    threshold : ThresholdResult or None (None for a policy that uses no threshold)
+    """
+
+    scores: np.ndarray
+    gex_influence: np.ndarray
+    labels: np.ndarray
+    proba: np.ndarray | None
+    suggested: np.ndarray
+    flagged: np.ndarray
+    eligible: np.ndarray
+    threshold: ThresholdResult | None
+
+    @property
+    def actionable(self) -> np.ndarray:
+        """``(n,) bool`` flagged rows an action may touch."""
+        return self.flagged & self.eligible
+
+    @property
+    def n(self) -> int:
+        return int(self.scores.size)
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyOutcome:
+    """What a policy decided.
+
+    Attributes
+    ----------
+    action : ``(n,) object`` one of ``schema.ROW_ACTIONS`` per row
+    weight : ``(n,) float64`` in ``(0, 1]``
+    is_issue : ``(n,) bool`` or None: the rows the policy itself flagged (a policy with no threshold); None
+        keeps the threshold's flags
+    threshold : ThresholdResult or None: the policy's own cut (with ``is_issue``)
+    """
+
+    action: np.ndarray
+    weight: np.ndarray
+    is_issue: np.ndarray | None = None
+    threshold: ThresholdResult | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One decision policy: a frozen dataclass registered in :data:`POLICY_REGISTRY`.
+
+    Its fields are its options (all with defaults, or :meth:`missing_options` explains the missing
+    ones); :meth:`act` turns the flagged rows into actions.
+
+    Attributes
+    ----------
+    name : str
+        Set by the registry.
+    help : str
+        One line for the docs and the CLI help.
+    uses_threshold : bool
+        The rows it acts on are the threshold's (False: the policy chooses them, e.g. a budget).
+    removes_rows : bool
+        It drops rows or moves them to another class: the small-class rule and the caps apply.
+    needs_proba : bool
+        It needs the members' class probabilities.
+    """
+
+    name: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    uses_threshold: ClassVar[bool] = True
+    removes_rows: ClassVar[bool] = False
+    needs_proba: ClassVar[bool] = False
+
+    def act(self, x: PolicyInputs) -> PolicyOutcome:
+        """The action and weight of every row."""
+        raise NotImplementedError
+
+    @staticmethod
+    def keep_all(n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(n,)`` actions all ``"keep"`` and weights all 1.0, to start from."""
+        return np.full(n, "keep", dtype=object), np.ones(n, dtype=np.float64)
+
+
+#: Every decision policy accepted as ``action=``, one class each.
+POLICY_REGISTRY: Registry[type[Policy]] = Registry("action", base=Policy)
+
+
+@POLICY_REGISTRY.register("drop")
+@dataclass(frozen=True)
+class DropPolicy(Policy):
+    """Flagged rows are dropped, subject to the small-class rule and the caps."""
+
+    help = "drop the flagged rows"
+    removes_rows = True
+
+    def act(self, x: PolicyInputs) -> PolicyOutcome:
+        action, weight = self.keep_all(x.n)
+        action[x.actionable] = "drop"
+        return PolicyOutcome(action, weight)
+
+
+@POLICY_REGISTRY.register("relabel")
+@dataclass(frozen=True)
+class RelabelPolicy(Policy):
+    """Flagged rows that pass ``rule`` take the suggested label; the others get ``fallback``.
+
+    ``rule="argmax"``: the suggested label differs from the given one and has probability
+    ``>= min_agreement``. ``rule="soft"``: the given label gets less than chance, ``1 / K``.
+    """
+
+    help = "give the flagged rows the members' suggested label (others: relabel_fallback)"
+    removes_rows = True
+    needs_proba = True
+    min_agreement: float = 0.5
+    fallback: str = "drop"
+    rule: str = "argmax"
+
+    def act(self, x: PolicyInputs) -> PolicyOutcome:
+        action, weight = self.keep_all(x.n)
+        P, y, suggested = x.proba, x.labels, x.suggested
+        rows = np.arange(x.n)
+        if self.rule == "argmax":
+            ok = (suggested != y) & (P[rows, suggested] >= self.min_agreement)
+        else:  # soft: the given label gets less than chance
+            ok = P[rows, y] < 1.0 / P.shape[1]
+        action[x.actionable & ok] = "relabel"
+        action[x.actionable & ~ok] = self.fallback
+        return PolicyOutcome(action, weight)
+
+
+@POLICY_REGISTRY.register("reweight")
+@dataclass(frozen=True)
+class ReweightPolicy(Policy):
+    """Flagged rows get ``weight = clip(1 - p_issue, min_weight, 1)`` (at most 0.5); the others keep 1.0."""
+
+    help = "down-weight the flagged rows (weight < 0.5), keep every row"
+    min_weight: float = 0.05
+
+    def act(self, x: PolicyInputs) -> PolicyOutcome:
+        action, _ = self.keep_all(x.n)
+        # only flagged rows are down-weighted: the table's weights are the weights written out
+        weight = np.where(x.actionable, np.clip(1.0 - np.asarray(x.threshold.p_issue), self.min_weight, 1.0), 1.0)
+        action[x.actionable] = "reweight"
+        return PolicyOutcome(action, weight)
+
+
+@POLICY_REGISTRY.register("none")
+@dataclass(frozen=True)
+class NonePolicy(Policy):
+    """Score only: ``is_issue`` is computed, every row is kept with weight 1.0."""
+
+    help = "score only: flag rows, keep every row"
+
+    def act(self, x: PolicyInputs) -> PolicyOutcome:
+        return PolicyOutcome(*self.keep_all(x.n))
+
+
+@POLICY_REGISTRY.register("prune")
+@dataclass(frozen=True)
+class PrunePolicy(Policy):
+    """Keep a budget of rows by GEX self-influence and drop the rest (:func:`decisions.prune.prune`).
+
+    The budget ranks by ``gex_influence`` when it was given (else by the ranking score) among the
+    eligible rows; the pruned rows are ``is_issue`` and ``drop``, and the threshold is the budget
+    (``method="budget"``, ``value`` the low cut). No class is emptied; the caps do not apply (the
+    budget is the drop share, asked for exactly).
+    """
+
+    help = "keep the budget prune_keep by GEX self-influence, drop the rest (no threshold)"
+    uses_threshold = False
+    keep: float | int | None = None
+    per_class: bool = False
+    high_share: float = 0.0
+
+    def missing_options(self) -> str | None:
+        if self.keep is None:
+            return ("action='prune' needs keep, the rows to keep: a fraction in (0, 1] or a count "
+                    "(prune_keep in the config)")
+        return None
+
+    def act(self, x: PolicyInputs) -> PolicyOutcome:
+        from influence_stage.decisions.prune import prune
+
+        ranked = x.gex_influence if np.isfinite(x.gex_influence).all() else x.scores
+        idx = np.flatnonzero(x.eligible)
+        result = prune(ranked[idx], self.keep, labels=x.labels[idx], per_class=self.per_class,
+                       high_share=self.high_share)
+        removed = np.zeros(x.n, dtype=bool)
+        removed[idx] = ~result.keep
+        action = np.where(removed, "drop", "keep").astype(object)
+        value = result.low_cut if result.low_cut is not None else float(ranked.min())
+        p_issue = removed.astype(np.float64)
+        flags = removed.copy()
+        flags.setflags(write=False)
+        p_issue.setflags(write=False)
+        threshold = ThresholdResult(value=float(value), is_issue=flags, p_issue=p_issue, method="budget")
+        return PolicyOutcome(action, np.ones(x.n), is_issue=removed, threshold=threshold)
+
+
+#: Values accepted by ``decide(action=...)`` (a live view of :data:`POLICY_REGISTRY`'s names).
+POLICIES = POLICY_REGISTRY.where()
+
+
+def check_action(name: Any) -> str:
+    """Return ``name`` if it is a registered policy; else an error listing the registry's names."""
+    names = list(POLICY_REGISTRY.names())
+    if not isinstance(name, str):
+        raise InvalidTypeError(f"action must be one of {names}; found {type(name).__name__} {name!r}.")
+    if name not in POLICY_REGISTRY:
+        raise InvalidInputError(f"action must be one of {names}; found {name!r}.")
+    return name
+
+
+def make_policy(action: str | Policy, options: Mapping[str, Any] | None = None) -> Policy:
+    """The policy ``action`` with the options it takes from ``options`` (the others are ignored).
+
+    Parameters
+    ----------
+    action : str or Policy
+        A name in :data:`POLICY_REGISTRY`, or a policy already built (returned as it is).
+    options : mapping, optional
+        Candidate option values by field name; a policy reads the ones that are its fields.
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown name, or a policy whose required options are missing.
+    """
+    if isinstance(action, Policy):
+        policy = action
+    else:
+        cls = POLICY_REGISTRY.get(check_action(action))
+        fields = {f.name for f in dataclasses.fields(cls)}
+        policy = cls(**{k: v for k, v in (options or {}).items() if k in fields})
+    missing = getattr(policy, "missing_options", lambda: None)()
+    if missing:
+        raise InvalidInputError(f"{missing}.")
+    return policy
+
+
+__all__ = ["POLICIES", "POLICY_REGISTRY", "DropPolicy", "NonePolicy", "Policy", "PolicyInputs", "PolicyOutcome",
+           "PrunePolicy", "RelabelPolicy", "ReweightPolicy", "check_action", "make_policy"]
