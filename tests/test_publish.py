@@ -89,7 +89,7 @@ def test_publish_writes_every_file(tmp_path, stage):
     assert pub.path == tmp_path / "digits" / "v0001" and pub.version == "v0001" and pub.name == "digits"
     files = set(pub.files)
     expected = {"data.parquet", "manifest.parquet", "config.json", "meta.json", "report.html", "extra/notes.txt",
-                "validation/output.json", "validation/output.html"}
+                "validation/output.json", "validation/output.html", "README.md"}
     assert expected <= files
     assert {f"validation/output.{b}.html" for b in report.ge_results} <= files
     assert any(f.startswith("dataset/") and f.endswith(".arrow") for f in files)
@@ -102,7 +102,7 @@ def test_publish_writes_every_file(tmp_path, stage):
     assert meta["actions"] == {"keep": 9, "drop": 1, "relabel": 1, "reweight": 1}
     assert meta["fingerprint"] == "abc123"
     assert meta["package_version"] == influence_stage.__version__
-    assert meta["validation"] == {"output": {"success": True, "suite_version": 3}}
+    assert meta["validation"] == {"output": {"success": True, "suite_version": report.suite_version}}
     created = datetime.fromisoformat(meta["created_utc"].replace("Z", "+00:00"))
     assert created.tzinfo is not None and abs((datetime.now(UTC) - created).total_seconds()) < 120
     # checksums of every other file

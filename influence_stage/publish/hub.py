@@ -2,16 +2,28 @@
 
 ``publish`` runs :func:`push_to_hub` only when ``push_to_hub_repo`` is given, after the local
 version is complete; :func:`check_hub_push` tells before any work whether a push can work at all.
+What is uploaded is laid out by :func:`hub_layout`: the version under ``<name>/<version>/`` and a
+root ``README.md`` dataset card whose ``configs`` name that version's ``data.parquet``, so
+``datasets.load_dataset("<repo>")`` loads the cleaned rows (not the validation JSON).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import datasets
+import pandas as pd
+import pyarrow.parquet as pq
+
 from influence_stage.errors import HubPushError, InvalidInputError, InvalidTypeError
-from influence_stage.publish.layout import DATASET_DIR, META_JSON, Published
+from influence_stage.publish.card import dataset_card
+from influence_stage.publish.layout import CARD_MD, DATA_PARQUET, DATASET_DIR, MANIFEST_PARQUET, META_JSON, Published
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +76,62 @@ def check_hub_push(repo_id: Any, token: str | None = None) -> None:
         )
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where the file system allows one (no bytes copied), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def hub_layout(published: Published, folder: str | os.PathLike[str]) -> Path:
+    """Lay out in ``folder`` what :func:`push_to_hub` uploads to the repo root.
+
+    ``<name>/<version>/`` holds the version's files but ``dataset/`` (``data.parquet`` holds the
+    same rows); ``README.md`` is the version's dataset card with its data paths under
+    ``<name>/<version>/``, so the repo loads as this version. Files are hard-linked where possible.
+
+    Parameters
+    ----------
+    published : Published
+    folder : str or path-like
+        An empty or missing folder.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``published.path`` is not a published version, or ``folder`` is not empty.
+    """
+    if not (published.path / META_JSON).is_file():
+        raise InvalidInputError(f"{str(published.path)!r} is not a published version (no {META_JSON}).")
+    root = Path(folder)
+    if root.exists() and any(root.iterdir()):
+        raise InvalidInputError(f"hub layout folder {str(root)!r} is not empty; expected an empty or new folder.")
+    prefix = f"{published.name}/{published.version}/"
+
+    def skip(where: str, names: list[str]) -> set[str]:
+        return {DATASET_DIR} if Path(where) == published.path else set()
+
+    shutil.copytree(published.path, root / prefix, ignore=skip, copy_function=_link_or_copy, dirs_exist_ok=True)
+    meta = json.loads((published.path / META_JSON).read_text(encoding="utf-8"))
+    features = datasets.Features.from_arrow_schema(pq.read_schema(published.path / DATA_PARQUET))
+    manifest = pd.read_parquet(published.path / MANIFEST_PARQUET)
+    (root / CARD_MD).write_text(dataset_card(meta, features, manifest, prefix=prefix), encoding="utf-8")
+    return root
+
+
 def push_to_hub(published: Published, repo_id: str, *, token: str | None = None, private: bool | None = None) -> str:
     """Upload a published version to a Hugging Face Hub dataset repo.
 
     The version folder goes to ``<name>/<version>/`` in the repo (``dataset/`` Arrow files left
-    out: ``data.parquet`` holds the same rows). The repo is created when missing. Nothing is
-    written locally.
+    out: ``data.parquet`` holds the same rows), and the repo's root ``README.md`` becomes this
+    version's dataset card (:func:`hub_layout`), in one commit. The repo is created when missing.
+    Nothing is written under the version folder (the upload is staged in a temporary folder).
 
     Parameters
     ----------
@@ -101,15 +163,15 @@ def push_to_hub(published: Published, repo_id: str, *, token: str | None = None,
 
     api = HfApi(token=token)
     try:
-        api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
-        info = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="dataset",
-            folder_path=published.path,
-            path_in_repo=f"{published.name}/{published.version}",
-            commit_message=f"Publish {published.name} {published.version}",
-            ignore_patterns=[f"{DATASET_DIR}/*"],
-        )
+        with tempfile.TemporaryDirectory(prefix="influence-stage-hub-") as staging:
+            hub_layout(published, staging)
+            api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
+            info = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="dataset",
+                folder_path=staging,
+                commit_message=f"Publish {published.name} {published.version}",
+            )
     except Exception as exc:
         raise HubPushError(
             f"pushing {published.name} {published.version} ({str(published.path)!r}) to {repo_id!r} failed: {exc}. "

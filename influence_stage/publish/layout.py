@@ -28,9 +28,12 @@ MANIFEST_PARQUET = "manifest.parquet"
 VALIDATION_DIR = "validation"
 REPORT_HTML = "report.html"
 CONFIG_JSON = "config.json"
+CARD_MD = "README.md"
+"""The dataset card (Hugging Face format), so ``datasets.load_dataset(<version folder>)`` reads the data."""
 META_JSON = "meta.json"
 
-RESERVED = (DATASET_DIR, DATA_PARQUET, MANIFEST_PARQUET, VALIDATION_DIR, REPORT_HTML, CONFIG_JSON, META_JSON)
+RESERVED = (DATASET_DIR, DATA_PARQUET, MANIFEST_PARQUET, VALIDATION_DIR, REPORT_HTML, CONFIG_JSON, CARD_MD,
+            META_JSON)
 """Top-level names of a version folder that a caller's extra files may not take."""
 
 LOCK_FILE = ".lock"

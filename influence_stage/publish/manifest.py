@@ -118,3 +118,10 @@ def action_counts(manifest: pd.DataFrame) -> dict[str, int] | None:
         return None
     counts = manifest["action"].astype(object).value_counts(dropna=False)
     return {str(k): int(v) for k, v in counts.items()}
+
+
+def flagged_count(manifest: pd.DataFrame) -> int | None:
+    """Rows the stage flagged (``is_issue`` true), or None when the manifest has no ``is_issue`` column."""
+    if "is_issue" not in manifest.columns:
+        return None
+    return int(manifest["is_issue"].fillna(False).astype(bool).sum())

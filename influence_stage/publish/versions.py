@@ -15,8 +15,11 @@ version folder ``<root>/<name>/<version>/`` and moves a ``LATEST`` pointer to it
             validation/<suite>.json   each suite's results (+ <suite>.html and <suite>.<batch>.html Data Docs)
             report.html        the run's report, when given
             config.json        the run's configuration ({} when none)
+            README.md          the dataset card (publish.card): YAML configs naming data.parquet, so
+                               datasets.load_dataset(<version folder>) loads the cleaned rows as
+                               "train" (and "manifest" the manifest); counts, decisions, provenance
             <extra files>      caller's extra files
-            meta.json          written last: version, UTC time, row counts, fingerprint, package
+            meta.json          written last: version, UTC time, row counts, flagged count, fingerprint, package
                                version, the class list (code → label value), the run's summary,
                                size and sha256 of every other file
 
@@ -39,7 +42,8 @@ The publishing layer, one job per module (all public names are importable from h
   version recorded (checked holding the lock, so two runs on the same data publish once);
 - :mod:`~influence_stage.publish.retention`: ``keep=N`` (:func:`prune_versions`) deletes all but
   the N newest versions, never the one ``LATEST`` points to;
-- :mod:`~influence_stage.publish.read`: :func:`load_published`;
+- :mod:`~influence_stage.publish.read`: :func:`load_published`, :func:`version_history`;
+- :mod:`~influence_stage.publish.card`: the dataset card ``README.md``;
 - :mod:`~influence_stage.publish.hub`: pushing to the Hugging Face Hub, a separate, explicit step
   (:func:`push_to_hub`), run by ``publish`` only when ``push_to_hub_repo`` is given.
 """
@@ -63,6 +67,7 @@ from influence_stage.errors import HubPushError, InvalidInputError, InvalidTypeE
 from influence_stage.publish import store
 from influence_stage.publish.hub import check_hub_available, check_hub_push, push_to_hub
 from influence_stage.publish.layout import (
+    CARD_MD,
     CONFIG_JSON,
     DATA_PARQUET,
     DATASET_DIR,
@@ -83,17 +88,25 @@ from influence_stage.publish.layout import (
     next_version,
     version_containing,
 )
-from influence_stage.publish.manifest import action_counts, check_classes, labelled_manifest, manifest_codes
-from influence_stage.publish.read import load_published
+from influence_stage.publish.card import dataset_card
+from influence_stage.publish.manifest import (
+    action_counts,
+    check_classes,
+    flagged_count,
+    labelled_manifest,
+    manifest_codes,
+)
+from influence_stage.publish.read import VersionInfo, load_published, version_history
 from influence_stage.publish.retention import check_keep, prune_held, prune_versions
 from influence_stage.publish.store import list_debris
 from influence_stage.publish.unchanged import config_digest, unchanged_held, unchanged_version
 
 __all__ = [
-    "CONFIG_JSON", "DATASET_DIR", "DATA_PARQUET", "DEFAULT_ROOT", "LATEST", "MANIFEST_PARQUET", "META_JSON",
+    "CARD_MD", "CONFIG_JSON", "DATASET_DIR", "DATA_PARQUET", "DEFAULT_ROOT", "LATEST", "MANIFEST_PARQUET", "META_JSON",
     "OWNER_FILE", "REPORT_HTML", "VALIDATION_DIR", "HubPushError", "Published", "check_hub_push", "check_name",
     "config_digest", "labelled_manifest", "latest_version", "list_debris", "list_versions", "load_published",
     "manifest_codes", "prune_versions", "publish", "push_to_hub", "unchanged_version", "version_containing",
+    "VersionInfo", "version_history",
 ]
 
 logger = logging.getLogger(__name__)
@@ -349,10 +362,7 @@ def publish(
                 target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
-            (tmp / OWNER_FILE).unlink()  # not part of the version
-            files = {rel: {"bytes": (tmp / rel).stat().st_size, "sha256": store.sha256(tmp / rel)}
-                     for rel in store.files_under(tmp)}
-            meta = {
+            meta: dict[str, Any] = {
                 "name": name,
                 "version": version,
                 "created_utc": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -361,14 +371,18 @@ def publish(
                 "rows_in": int(len(manifest)),
                 "rows_out": int(cleaned_ds.num_rows),
                 "actions": action_counts(manifest),
+                "flagged": flagged_count(manifest),
                 "fingerprint": fingerprint,
                 "config_fingerprint": config_fp,
                 **class_list,
                 "summary": summary_data,
                 "columns": list(cleaned_ds.column_names),
                 "validation": validation,
-                "files": files,
             }
+            (tmp / CARD_MD).write_text(dataset_card(meta, cleaned_ds.features, manifest), encoding="utf-8")
+            (tmp / OWNER_FILE).unlink()  # not part of the version
+            meta["files"] = {rel: {"bytes": (tmp / rel).stat().st_size, "sha256": store.sha256(tmp / rel)}
+                             for rel in store.files_under(tmp)}
             store.write_json(tmp / META_JSON, meta)
             store.fsync_tree(tmp)
             os.rename(tmp, final)
