@@ -65,51 +65,33 @@ def write_data(n: int, folder: str) -> None:
 
 
 def profile(n: int, folder: str) -> dict:
-    """The stage's steps on the ``n`` rows of ``folder/data.parquet``, seconds each, then ``floor.py``'s bare loop.
+    """The library's plan on the ``n`` rows of ``folder/data.parquet``, seconds per step, then ``floor.py``'s bare loop.
 
-    Like ``step_times.profile``, with the scoring split into its three steps (the automatic scale:
-    yardstick + probe; the members; the loss matrix + scores) and the peak RSS of the job itself,
-    read before the floor runs. ``prepare`` includes reading the Parquet file.
+    Like ``step_times.profile`` (the scoring in its three steps: the automatic scale, yardstick +
+    probe; the members; the loss matrix + scores), with the peak RSS of the job itself, read before
+    the floor runs. ``prepare`` includes reading the Parquet file.
     """
     from floor import floor
+    from step_times import plan_seconds, run_plan
     from influence_stage.publish.versions import publish
-    from influence_stage.quality import validate_input, validate_output
     from influence_stage.stage import steps
-    from influence_stage.stage.run import score_step
-    from influence_stage.timing import Timings
 
     flipped = np.load(Path(folder) / "flipped.npy")
     config = steps.CleanConfig(label_column="label", model="mlp")
-    seconds: dict[str, float] = {}
-
-    def timed(step, fn, *args, **kwargs):
-        t = time.perf_counter()
-        out = fn(*args, **kwargs)
-        seconds[step] = time.perf_counter() - t
-        return out
-
     t0 = time.perf_counter()
-    prepared = timed("prepare", steps.prepare, str(Path(folder) / "data.parquet"), config)
-    assert prepared.dataset.num_rows == n
-    names = list(prepared.encoding.values)
-    timed("input suite", validate_input, prepared.dataset, label_column="label",
-          feature_columns=list(prepared.roles.feature_columns), class_names=names)
-    features = timed("featurize", steps.featurize_step, prepared, config)
-    learner = timed("θ*", steps.make_model_step, features, config, prepared=prepared)
-    timings = Timings()
-    result = score_step(learner, features, config, prepared=prepared, timings=timings)
-    seconds.update({"scale (yardstick + probe)": timings["scale"], "members": timings["members"],
-                    "loss matrix + scores": timings["losses"]})
-    decisions = timed("decide", steps.decide_step, result, features, config, prepared=prepared)
-    cleaned = timed("apply", steps.apply_step, prepared, decisions, config)
-    report = timed("output suite", validate_output, cleaned, prepared.dataset, decisions.table, label_column="label",
-                   class_names=names, max_drop_fraction=0.5, weight_column=config.weight_column)
+    context = run_plan(str(Path(folder) / "data.parquet"), config)
+    assert context["prepared"].dataset.num_rows == n
+    seconds = plan_seconds(context)
+    decisions = context["decisions"]
     with tempfile.TemporaryDirectory() as root:
-        timed("publish", publish, cleaned, decisions.table, root=root, name="scale", validation_reports=[report])
+        t = time.perf_counter()
+        publish(context["cleaned"], decisions.table, root=root, name="scale",
+                validation_reports=[context["output_report"]])
+        seconds["publish"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     rss = peak_rss_mb()
     flagged = decisions.table["is_issue"].to_numpy()
-    del result, decisions, cleaned, learner, features, prepared
+    del decisions, context
     base = floor(n, FEATURES, CLASSES)
     return {"rows": n, "features": FEATURES, "classes": CLASSES, "seconds": seconds, "total_seconds": total,
             "peak_rss_mb": rss, "floor": base, "ratio_to_floor": total / base["total_seconds"],

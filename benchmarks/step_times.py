@@ -33,8 +33,25 @@ from common import machine, write_json, write_section
 from floor import floor, work
 from influence_stage import FitConfig, GEXConfig
 from influence_stage.stage import steps
-from influence_stage.stage.run import score_step
 from influence_stage.data.noise import flip_labels
+
+
+#: What the tables call the plan's steps (``influence_stage.pipeline.CLEAN_LIBRARY``), in its order.
+STEP_LABELS = {"load": "prepare", "validate-input": "input suite", "featurize": "featurize", "fit-theta": "θ*",
+               "auto-scale": "scale (yardstick + probe)", "members": "members", "losses": "loss matrix + scores",
+               "decide": "decide", "apply": "apply", "validate-output": "output suite"}
+
+
+def run_plan(source, config):
+    """The library's plan (``CLEAN_LIBRARY``) in process, the output gate at 0.5; returns the run context."""
+    from influence_stage.pipeline import CLEAN_LIBRARY, LocalExecutor, RunContext
+
+    return LocalExecutor().run(CLEAN_LIBRARY, RunContext(config=config, source=source, max_drop_fraction=0.5))
+
+
+def plan_seconds(context) -> dict[str, float]:
+    """Seconds per step of a finished plan, under the tables' labels."""
+    return {STEP_LABELS.get(name, name): s for name, s in context.step_seconds.items()}
 
 
 def frame(n: int, d: int, k: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -48,34 +65,18 @@ def frame(n: int, d: int, k: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarr
 
 def profile(n: int, d: int, k: int) -> dict:
     from influence_stage.publish.versions import publish
-    from influence_stage.quality import validate_input, validate_output
 
     df, flipped = frame(n, d, k)
     config = steps.CleanConfig(label_column="label", model="mlp")
-    seconds: dict[str, float] = {}
-
-    def timed(step, fn, *args, **kwargs):
-        t = time.perf_counter()
-        out = fn(*args, **kwargs)
-        seconds[step] = time.perf_counter() - t
-        return out
-
     t0 = time.perf_counter()
-    prepared = timed("prepare", steps.prepare, df, config)
-    names = list(prepared.encoding.values)
-    timed("input suite", validate_input, prepared.dataset, label_column="label",
-          feature_columns=list(prepared.roles.feature_columns), class_names=names)
-    features = timed("featurize", steps.featurize_step, prepared, config)
-    learner = timed("θ*", steps.make_model_step, features, config, prepared=prepared)
-    result = timed("GEX (scale + members + loss matrix)", score_step, learner, features, config,
-                   prepared=prepared)
-    seconds.update({f"  {k}": v for k, v in result.timings.items()})
-    decisions = timed("decide", steps.decide_step, result, features, config, prepared=prepared)
-    cleaned = timed("apply", steps.apply_step, prepared, decisions, config)
-    report = timed("output suite", validate_output, cleaned, prepared.dataset, decisions.table, label_column="label",
-                   class_names=names, max_drop_fraction=0.5, weight_column=config.weight_column)
+    context = run_plan(df, config)
+    seconds = plan_seconds(context)
+    decisions = context["decisions"]
     with tempfile.TemporaryDirectory() as root:
-        timed("publish", publish, cleaned, decisions.table, root=root, name="profile", validation_reports=[report])
+        t = time.perf_counter()
+        publish(context["cleaned"], decisions.table, root=root, name="profile",
+                validation_reports=[context["output_report"]])
+        seconds["publish"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     flagged = decisions.table["is_issue"].to_numpy()
     base = floor(n, d, k)
@@ -88,8 +89,8 @@ def profile(n: int, d: int, k: int) -> dict:
 
 def markdown(runs: list[dict]) -> str:
     lines = ["## Where a run's time goes (`benchmarks/step_times.py`)", "",
-             "Default settings, `make_classification` with 40 features, 10 classes, 10% flipped; the stage's steps "
-             "called in order without Prefect; one torch thread. `floor` = the same SGD steps and forward passes in a "
+             "Default settings, `make_classification` with 40 features, 10 classes, 10% flipped; the library's plan "
+             "(`CLEAN_LIBRARY`) run in process without Prefect; one torch thread. `floor` = the same SGD steps and forward passes in a "
              "bare torch loop (`benchmarks/floor.py`), same process. Training work in epochs over N: "
              + ", ".join(f"{k} {v:.0f}" for k, v in runs[0]["train_epochs_over_n"].items() if v) + ".", ""]
     keys = list(runs[0]["seconds"])

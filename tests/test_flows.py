@@ -22,7 +22,7 @@ pytest.importorskip("prefect")
 from prefect.testing.utilities import prefect_test_harness
 
 import influence_stage.orchestration.flow as flow_module
-import influence_stage.stage.run as stage_run
+import influence_stage.stage.scoring as stage_scoring
 from influence_stage.orchestration.flow import FlowConfig, clean_dataset
 from influence_stage.orchestration.deployments import build_deployment
 from influence_stage import ValidationFailedError
@@ -62,8 +62,8 @@ def params(tmp_path, source, **overrides) -> FlowConfig:
 
 def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     calls = []
-    real = stage_run.build_chains
-    monkeypatch.setattr(stage_run, "build_chains",
+    real = stage_scoring.build_chains
+    monkeypatch.setattr(stage_scoring, "build_chains",
                         lambda *a, **k: calls.append((k["chain_ids"], [len(p) for p in k["prefixes"]]))
                         or real(*a, **k))
     p = params(tmp_path, small_source)
@@ -93,8 +93,8 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
 
 def test_chains_per_task_groups_chains_and_keeps_the_scores(tmp_path, small_source, monkeypatch):
     calls = []
-    real = stage_run.build_chains
-    monkeypatch.setattr(stage_run, "build_chains", lambda *a, **k: calls.append(list(k["chain_ids"])) or real(*a, **k))
+    real = stage_scoring.build_chains
+    monkeypatch.setattr(stage_scoring, "build_chains", lambda *a, **k: calls.append(list(k["chain_ids"])) or real(*a, **k))
     fixed = {"clean": {"gex": {"chains": 3, "cycles": 1, "ft_lr": 0.4}}}
     together = clean_dataset(params(tmp_path, small_source, **fixed))
     assert calls == [[0, 1, 2]]

@@ -41,7 +41,7 @@ from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.losses import loss_matrix
 from influence_stage.engine.members import AutoScale, cycle_steps
 from influence_stage.errors import InvalidInputError
-from influence_stage.stage.run import chains_step
+from influence_stage.stage.scoring import chains_step
 from influence_stage.stage.steps import Features, Prepared, learner_data
 
 logger = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ def chains_shard(ref: RowsRef, learner: Learner, gex: GEXConfig, ft_lr: float, c
                  prefixes: list[list[State]], *, progress: bool = False) -> list[list[State]]:
     """The members of one group of chains (``gex.cycles`` each), trained on the rows of ``ref``.
 
-    ``stage.run.chains_step`` on the rows read from ``ref`` (the same members as on the client's
+    ``stage.scoring.chains_step`` on the rows read from ``ref`` (the same members as on the client's
     data); it works on its own copy of the learner.
 
     Returns

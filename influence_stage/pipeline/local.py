@@ -1,0 +1,43 @@
+"""The in-process executor: a plan's steps one after another in this process, timed.
+
+What the estimators, ``run_pipeline`` and the benchmarks use. Nothing is cached and mapped steps
+run their in-process form (``Step.run``): the member groups one after another, the loss matrix in
+memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from influence_stage.pipeline.context import RunContext
+from influence_stage.pipeline.step import Plan
+
+logger = logging.getLogger(__name__)
+
+
+class LocalExecutor:
+    """Runs a :class:`~influence_stage.pipeline.step.Plan` in process.
+
+    Each step that applies runs and writes its values into the context; a step that does not
+    apply writes None for each of its values. Seconds go to ``context.timings`` (per
+    ``Step.timing`` label) and ``context.step_seconds`` (per step name). A step that calls
+    ``context.stop`` ends the run.
+    """
+
+    def run(self, plan: Plan, context: RunContext) -> RunContext:
+        """Run ``plan``'s steps on ``context``; returns the context."""
+        for step in plan:
+            if context.stopped:
+                break
+            if not step.applies(context):
+                step.store(context, None if len(step.writes) <= 1 else (None,) * len(step.writes))
+                continue
+            with context.timings.step(step.timing or step.name), context.step_seconds.step(step.name):
+                value: Any = step.run(context)
+            step.store(context, value)
+        logger.debug("plan %s done; seconds per step %s", plan.name, context.step_seconds.rounded())
+        return context
+
+
+__all__ = ["LocalExecutor"]

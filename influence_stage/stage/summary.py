@@ -1,0 +1,75 @@
+"""The run's summary: counts and choices, the column roles, and the warnings a reader must not miss."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import datasets
+
+from influence_stage.decisions import Decisions
+from influence_stage.engine.gex import GEXResult
+from influence_stage.stage.steps import Prepared
+
+logger = logging.getLogger(__name__)
+
+FLAGGED_OVER_ESTIMATE = 2.0
+"""The summary warns when more rows are flagged than this many times the estimated number of
+mislabeled rows (plus 1% of the rows): a threshold far looser than the data's noise."""
+
+
+def column_roles(prepared: Prepared) -> dict[str, Any]:
+    """The column roles the run used: ``{"label": name, "kind": "tabular" | "text" | "image", "features": [...]}``.
+
+    Recorded in the summary (printed by the CLI, in ``meta.json``'s ``summary`` and the report), so
+    a switch of roles between runs is visible, never silent.
+    """
+    roles = prepared.roles
+    return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
+
+
+def guard_warnings(result: GEXResult, decisions: Decisions) -> list[str]:
+    """What a reader of the summary must not miss: caps that bound, a flagged share far above the noise estimate.
+
+    The estimate is the confident-joint count of the run's out-of-sample probabilities (the
+    threshold's own under ``"estimate"``, else computed here when the scale left them).
+    """
+    from influence_stage.decisions.estimate import confident_joint_count
+
+    lines = list(decisions.caps)
+    table = decisions.table
+    n, flagged = len(table), int(table["is_issue"].sum())
+    n_est = decisions.threshold.n_estimated
+    if n_est is None and result.oos_proba is not None:
+        n_est = confident_joint_count(table["given_label"].to_numpy(), result.oos_proba)
+    if n_est is not None and flagged > FLAGGED_OVER_ESTIMATE * n_est + 0.01 * n:
+        lines.append(f"{flagged} rows flagged ({flagged / n:.1%}), far above the estimated noise rate "
+                     f"({n_est / n:.1%}, {n_est} rows): the threshold {decisions.threshold.method!r} flags many "
+                     "rows that are likely clean; check it, or use the default threshold 'estimate'")
+    for line in lines:
+        logger.warning("%s", line)
+    return lines
+
+
+def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared) -> dict[str, Any]:
+    """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles,
+    and the guard's warnings (:func:`guard_warnings`)."""
+    table = decisions.table
+    counts = table["action"].value_counts().to_dict()
+    summary: dict[str, Any] = {
+        "rows in": len(table), "rows out": len(cleaned), "flagged": int(table["is_issue"].sum()),
+        **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": result.ft_lr,
+        "score": result.score_name, "threshold method": decisions.threshold.method,
+        "threshold": float(decisions.threshold.value), "members": len(result.members),
+        "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
+        "columns": column_roles(prepared),
+    }
+    if decisions.threshold.n_estimated is not None:
+        summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
+    warnings = guard_warnings(result, decisions)
+    if warnings:
+        summary["warnings"] = warnings
+    return summary
+
+
+__all__ = ["FLAGGED_OVER_ESTIMATE", "column_roles", "guard_warnings", "summarize"]
