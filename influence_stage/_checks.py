@@ -257,3 +257,35 @@ def read_yaml_mapping(path: Any, *, empty_ok: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInputError(f"configuration file {path} must hold a mapping; found {type(data).__name__}.")
     return data
+
+
+SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+"""A safe folder name: letters, digits, ``.``, ``_``, ``-``; not starting with ``.`` or ``-``; at most 128
+characters. Matched against the whole string (``re.fullmatch``): ``'abc\\n'`` is refused."""
+
+RESERVED_NAMES = ("LATEST",)
+"""Names a dataset or version may not take (``LATEST`` is the pointer file of a dataset's folder)."""
+
+
+def check_safe_name(value: Any, what: str) -> str:
+    """``value`` when it is a safe folder name (:data:`SAFE_NAME`, not in :data:`RESERVED_NAMES`).
+
+    Raises
+    ------
+    InvalidTypeError
+        Not a string.
+    InvalidInputError
+        Not a safe folder name (control characters, spaces, slashes, a trailing newline...); ``what``
+        names the argument in the message.
+    """
+    import re
+
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{what} must be a string; found {type(value).__name__}.")
+    if re.fullmatch(SAFE_NAME, value) is None or value in RESERVED_NAMES:
+        raise InvalidInputError(
+            f"{what} {value!r} is not a valid folder name; expected letters, digits, '.', '_' or '-' "
+            f"(not starting with '.' or '-', no spaces or control characters, at most 128 characters, not "
+            f"{RESERVED_NAMES[0]!r})."
+        )
+    return value

@@ -49,7 +49,10 @@ def test_a_bad_seed_is_a_usage_error(capsys):
 
 
 def test_cache_info_and_clear(tmp_path, capsys):
+    from influence_stage.cli.cache import mark_cache_dir
+
     cache = tmp_path / "cache"
+    assert mark_cache_dir(cache)  # what a cleaning run does first
     (cache / "runs" / "abc").mkdir(parents=True)
     (cache / "theta-1").write_bytes(b"x" * 2048)
     (cache / "runs" / "abc" / "losses.npy").write_bytes(b"y" * 1024)

@@ -10,47 +10,61 @@ from influence_stage.cli.common import EXAMPLES, EXIT_OK
 
 
 def flow_args(p: argparse.ArgumentParser) -> None:
-    """The flags of a cleaning run (``clean`` and ``serve``): the FlowConfig and CleanConfig fields."""
-    p.add_argument("--config", help="YAML file with the flow parameters (FlowConfig), or 'demo' for the demo's "
-                   "configuration shipped with the package; flags override it")
-    p.add_argument("--source", help="hub id, local parquet/csv/json file or folder, or save_to_disk folder")
-    p.add_argument("--name", help="name of the published dataset")
-    p.add_argument("--label-column", help="label column (default: label)")
-    p.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: automatic")
-    p.add_argument("--model", help="auto, mlp, cnn, a checkpoint (.pt/.safetensors or checkpoint:PATH) or hf:FOLDER (default: auto)")
-    p.add_argument("--action", choices=["drop", "relabel", "reweight", "none", "prune"])
-    p.add_argument("--split", help="split to read from a multi-split source (default: the only split)")
-    p.add_argument("--seed", type=int, help="seed of every random choice of the run (θ*, members, batches, "
-                   "thresholds); the same seed gives the same scores")
-    p.add_argument("--relabel-fallback", choices=["drop", "keep"], help="action relabel: what happens to "
-                   "flagged rows that are not relabeled (default drop)")
-    p.add_argument("--max-fraction-per-class", metavar="F", help="per-class cap: never remove more than this "
-                   "share of a class (default 0.5; 'none' for no cap; one row per class always stays)")
-    p.add_argument("--prune-keep", help="action prune: rows to keep, a fraction in (0, 1] or an integer count")
-    p.add_argument("--prune-high-share", type=float, help="action prune: share of the pruned rows taken from "
-                   "the highest self-influence (default 0: only the lowest, the redundant rows)")
-    p.add_argument("--prune-per-class", action="store_true", default=None, help="action prune: each class "
-                   "keeps its share of the budget")
-    p.add_argument("--score", help="ranking: gex+oos+aum (default), gex+oos, gex, gex-trimmed or member-loss")
-    p.add_argument("--threshold", help="estimate (default: the estimated number of mislabeled rows), otsu, gmm, "
-                   "quantile:Q, budget:F or a number")
-    p.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
-    p.add_argument("--max-drop-fraction", type=float, help="output gate: most input rows that may be dropped")
-    p.add_argument("--publish-root", help="root folder of published versions (default data/published)")
-    p.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
-    p.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
-    p.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub repo")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where torch models train and evaluate "
-                   "(default cpu; auto: CUDA when available; cuda without a GPU is an error)")
-    p.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
-                   "in one batched task; one per task on Dask or for models that train chains one at a time)")
-    p.add_argument("--skip-unchanged", action=argparse.BooleanOptionalAction, default=None,
-                   help="publish nothing when the data and configuration equal the latest version's (default: "
-                   "off for clean, on for serve and deployments)")
-    p.add_argument("--keep", type=int, metavar="N", help="retention: keep only the N newest published versions "
-                   "(never the one LATEST points to)")
-    p.add_argument("--notify-webhook", metavar="URL", help="POST a JSON notice (run, dataset, reason) to this URL "
-                   "when a run fails")
+    """The flags of a cleaning run (``clean`` and ``serve``), in groups: the FlowConfig and CleanConfig fields."""
+    source = p.add_argument_group("source", "what is read (checked before anything starts)")
+    source.add_argument("--config", help="YAML file with the flow parameters (FlowConfig), or 'demo' for the "
+                        "demo's configuration shipped with the package; flags override it")
+    source.add_argument("--source", help="hub id, local parquet/csv/json file or folder, or save_to_disk folder")
+    source.add_argument("--split", help="split to read from a multi-split source (default: the only split)")
+    source.add_argument("--label-column", help="label column (default: label)")
+    source.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: "
+                        "automatic")
+    source.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
+    model = p.add_argument_group("model", "θ* and the ensemble members")
+    model.add_argument("--model", help="auto, mlp, cnn, a checkpoint (.pt/.safetensors or checkpoint:PATH) or "
+                       "hf:FOLDER (default: auto)")
+    model.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
+    model.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where torch models train and evaluate "
+                       "(default cpu; auto: CUDA when available; cuda without a GPU is an error)")
+    scoring = p.add_argument_group("scoring", "how rows are ranked and how many are flagged")
+    scoring.add_argument("--score", help="ranking: gex+oos+aum (default), gex+oos, gex, gex-trimmed or member-loss")
+    scoring.add_argument("--threshold", help="estimate (default: the estimated number of mislabeled rows), otsu, "
+                         "gmm, quantile:Q, budget:F or a number")
+    decisions = p.add_argument_group("decisions", "what happens to the flagged rows")
+    decisions.add_argument("--action", choices=["drop", "relabel", "reweight", "none", "prune"],
+                           help="drop the flagged rows, relabel them to the model's suggestion, reweight them "
+                           "(a weight column), none (report only) or prune (keep a budget of the most useful "
+                           "rows); default: the configuration's, drop")
+    decisions.add_argument("--relabel-fallback", choices=["drop", "keep"], help="action relabel: what happens to "
+                           "flagged rows that are not relabeled (default drop)")
+    decisions.add_argument("--max-fraction-per-class", metavar="F", help="per-class cap: never remove more than "
+                           "this share of a class (default 0.5; 'none' for no cap; one row per class always stays)")
+    decisions.add_argument("--prune-keep", help="action prune: rows to keep, a fraction in (0, 1] or an integer "
+                           "count")
+    decisions.add_argument("--prune-high-share", type=float, help="action prune: share of the pruned rows taken "
+                           "from the highest self-influence (default 0: only the lowest, the redundant rows)")
+    decisions.add_argument("--prune-per-class", action="store_true", default=None, help="action prune: each "
+                           "class keeps its share of the budget")
+    publishing = p.add_argument_group("publishing", "where and when a version is published")
+    publishing.add_argument("--name", help="name of the published dataset")
+    publishing.add_argument("--publish-root", help="root folder of published versions (default data/published)")
+    publishing.add_argument("--max-drop-fraction", type=float, help="output gate: most input rows that may be "
+                            "dropped")
+    publishing.add_argument("--skip-unchanged", action=argparse.BooleanOptionalAction, default=None,
+                            help="publish nothing when the data and configuration equal the latest version's "
+                            "(default: off for clean, on for serve and deployments)")
+    publishing.add_argument("--keep", type=int, metavar="N", help="retention: keep only the N newest published "
+                            "versions (never the one LATEST points to)")
+    publishing.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub "
+                            "repo")
+    run = p.add_argument_group("run", "seeds, cache, parallelism and notices")
+    run.add_argument("--seed", type=int, help="seed of every random choice of the run (θ*, members, batches, "
+                     "thresholds); the same seed gives the same scores")
+    run.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
+    run.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
+                     "in one batched task; one per task on Dask or for models that train chains one at a time)")
+    run.add_argument("--notify-webhook", metavar="URL", help="POST a JSON notice (run, dataset, reason) to this "
+                     "URL when a run fails")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -58,12 +72,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="clean one dataset now and publish it", epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     flow_args(clean)
-    clean.add_argument("--progress", action="store_true", help="show progress bars")
-    clean.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
-                       help="run the chain and loss-shard tasks on Dask: a scheduler address (workers must read "
-                       "--cache-dir), or no value for a local cluster")
-    clean.add_argument("--dask-workers", type=int, metavar="N", help="run the tasks on a local Dask cluster of N "
-                       "worker processes (one thread each)")
+    run = next(g for g in clean._action_groups if g.title == "run")
+    run.add_argument("--progress", action="store_true", help="show progress: bars on a terminal, one plain line "
+                     "per step when stderr is a file or pipe")
+    run.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                     help="run the chain and loss-shard tasks on Dask: a scheduler address (workers must read "
+                     "--cache-dir), or no value for a local cluster")
+    run.add_argument("--dask-workers", type=int, metavar="N", help="run the tasks on a local Dask cluster of N "
+                     "worker processes (one thread each)")
     return clean
 
 
@@ -149,9 +165,19 @@ def preflight(params: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``clean``: configuration, preflight, the flow (in process or on Dask); print the summary."""
+    from influence_stage.cli.cache import mark_cache_dir
+    from influence_stage.cli.schema import check_args
+
+    check_args(args)  # the source's schema, the name: before the configuration imports Prefect
     params = flow_config(args)
     preflight(params)
+    mark_cache_dir(params.cache_dir)
     from influence_stage.orchestration.flow import clean_dataset
+
+    if getattr(args, "script", False):
+        from influence_stage.cli.console import keep_our_sigterm
+
+        keep_our_sigterm()
 
     if args.dask or args.dask_workers is not None:
         from influence_stage.errors import InvalidInputError
@@ -175,7 +201,10 @@ def run(args: argparse.Namespace) -> int:
         shown = feats if len(feats) <= 6 else feats[:3] + ["…"] + feats[-2:]
         print(f"\ncolumns:   label {roles.get('label')!r}, {roles.get('kind')} features ({len(feats)}): "
               f"{', '.join(map(str, shown))}")
-    for warning in summary.get("warnings") or ():
+    from influence_stage.cli.console import aggregate
+
+    args.shown_warnings = list(summary.get("warnings") or ())  # on stdout here: not again on stderr
+    for warning in aggregate(args.shown_warnings):
         print(f"warning:   {warning}")
     print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
     return EXIT_OK

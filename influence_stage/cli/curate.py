@@ -1,7 +1,8 @@
 """``influence-stage curate``: curate a text corpus by self-influence under a budget, validate, publish.
 
-The curation flow's own parser (:func:`influence_stage.orchestration.curate.add_curate_parser`) is
-built when the command runs, so Prefect is not imported for the other commands.
+The flags are declared here, so ``curate --help`` imports neither Prefect nor torch; the flow
+(:mod:`influence_stage.orchestration.curate`) is imported when the command runs. A test checks them
+against the flow's own parser (``add_curate_parser``).
 """
 
 from __future__ import annotations
@@ -9,17 +10,33 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+OVERRIDES = ("source", "name", "model", "text_column", "publish_root", "cache_dir")
+"""CurateConfig fields a flag of the same name overrides (``--text-column`` for ``text_column``)."""
+
+
+def _curate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file with the CurateConfig fields (flows/corpus.yaml)")
+    for name in OVERRIDES:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"override {name}")
+    p.add_argument("--budget", help="documents to keep: a fraction in (0, 1] or an integer count")
+    p.add_argument("--high-share", type=float, dest="high_share", help="share of removals from the highest scores")
+    p.add_argument("--no-dedup", action="store_true", dest="no_dedup", help="keep exact duplicates")
+    p.add_argument("--progress", action="store_true", help="show progress (bars on a terminal, plain lines "
+                   "in a file)")
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add ``curate`` to the CLI's subparsers (its arguments are parsed by :func:`run`)."""
-    return sub.add_parser("curate", add_help=False, help="curate a text corpus by self-influence under a budget, "
-                          "validate and publish it (influence-stage curate --help)")
+    """Add ``curate`` to the CLI's subparsers."""
+    p = sub.add_parser("curate", help="curate a text corpus by self-influence under a budget, validate it, "
+                       "publish it",
+                       description="Score an unlabeled corpus with a causal language model (GEX self-"
+                       "influence), keep a budget, validate with the corpus suite, publish a version.")
+    _curate_args(p)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    """Parse the curation arguments (``args.rest``) and run the curation flow."""
-    from influence_stage.orchestration.curate import add_curate_parser, run_curate
+    """Run the curation flow on the parsed arguments."""
+    from influence_stage.orchestration.curate import run_curate
 
-    parser = argparse.ArgumentParser(prog="influence-stage")
-    add_curate_parser(parser.add_subparsers(dest="command", required=True))
-    return run_curate(parser.parse_args(["curate", *args.rest]))
+    return run_curate(args)

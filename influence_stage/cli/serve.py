@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``serve``: the configuration and cron first, then a running server, then serve."""
     from influence_stage.orchestration.deployments import require_server
 
+    from influence_stage.cli.schema import check_args
+
+    check_args(args)  # the source's schema and the name, before anything is imported or started
     params = flow_config(args)  # a bad configuration or cron is named first
     check_cron(args.cron)
     require_server()  # then at once: on Prefect's temporary server the schedule would never fire
