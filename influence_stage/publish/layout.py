@@ -47,7 +47,7 @@ OWNER_FILE = ".owner.json"
 publish can tell debris of a killed publish from a publish in progress. Removed before the rename."""
 
 _AUTO_VERSION = re.compile(r"^v(\d+)$")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,8 @@ class Published:
 def check_safe_name(value: Any, what: str) -> str:
     """``value`` when it is a safe folder name (letters, digits, ``.``, ``_``, ``-``; not ``LATEST``).
 
+    The whole string must match (``fullmatch``: a ``$`` anchor would let a trailing newline through).
+
     Raises
     ------
     InvalidTypeError
@@ -97,7 +99,7 @@ def check_safe_name(value: Any, what: str) -> str:
     """
     if not isinstance(value, str):
         raise InvalidTypeError(f"{what} must be a string; found {type(value).__name__}.")
-    if not _SAFE_NAME.match(value) or value == LATEST:
+    if not _SAFE_NAME.fullmatch(value) or value == LATEST:
         raise InvalidInputError(
             f"{what} {value!r} is not a valid folder name; expected letters, digits, '.', '_' or '-' "
             f"(not starting with '.' or '-', at most 128 characters, not {LATEST!r})."
