@@ -39,6 +39,10 @@ def test_small_class_rows_the_members_keep_in_their_class_are_kept():
     assert t["action"].tolist()[0] == "drop"  # a large class is not protected
     assert d.caps == ("small-class rule on class 1: 2 rows (< 20); 2 flagged for removal kept, as the members "
                       "still predict their given label",)
+    # the out-of-sample model, when given, is the evidence instead: here it never predicts class 1
+    oos = decide(SCORES, LABELS, threshold=10.0, proba=_proba(np.zeros(62, int)), oos_proba=_proba(np.zeros(62, int)))
+    assert oos.table["action"].tolist()[-2:] == ["keep", "keep"]
+    assert oos.caps[0].endswith("kept, as the out-of-sample model never predicts this class")
     assert d.summary().loc[1, "n_after"] == 2
 
 
@@ -49,6 +53,10 @@ def test_a_small_class_row_the_members_move_elsewhere_is_removed():
     assert t["action"].tolist()[-2:] == ["keep", "drop"]
     r = decide(SCORES, LABELS, threshold=10.0, action="relabel", proba=_proba(argmax)).table
     assert r["action"].tolist()[-2:] == ["keep", "relabel"] and r["suggested_label"].tolist()[-1] == 0
+    # out of sample: a model that predicts class 1 for one of its rows and class 0 for the other
+    oos = decide(SCORES, LABELS, threshold=10.0, proba=_proba(LABELS), oos_proba=_proba(argmax))
+    assert oos.table["action"].tolist()[-2:] == ["keep", "drop"]
+    assert oos.caps[0].endswith("1 flagged for removal kept, as the out-of-sample model still predicts their given label")
 
 
 def test_without_probabilities_no_small_class_row_is_removed_and_the_rule_can_be_turned_off():

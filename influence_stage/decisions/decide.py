@@ -12,10 +12,17 @@ Pure numpy / pandas: no models, no torch.
 (default 20) and fewer than a quarter of the mean class size (``n / K`` over the classes given).
 Every row of such a class is rare, so a ranking over all rows puts it near the top whatever its
 label: the threshold's evidence is weak there. A removal (drop, or relabel to another class) of a
-row of a small class therefore stands only when the members, which trained on that row, still give
-its argmax to another class (``suggested_label != given_label``). Otherwise the row is kept (action
-``keep``, weight 1.0, ``is_issue`` still True) and a line in ``Decisions.caps`` says so. Without
-``proba`` no removal of a small-class row stands.
+row of a small class therefore stands only on evidence about that row's label:
+
+- with ``oos_proba`` (cross-fitted, out-of-sample probabilities): the out-of-sample model has
+  learned the class (it gives at least one row of the class that class as its argmax) and gives
+  this row's argmax to another class;
+- else with ``proba`` (the members' mean probabilities): the members, which trained on the row,
+  still give its argmax to another class;
+- else: never.
+
+Otherwise the row is kept (action ``keep``, weight 1.0, ``is_issue`` still True) and a line in
+``Decisions.caps`` says so. The rule only keeps rows: it changes nothing where no class is small.
 """
 
 from __future__ import annotations
@@ -207,21 +214,29 @@ def small_classes(labels: np.ndarray, min_class_rows: int | None) -> np.ndarray:
     return classes[(counts < min_class_rows) & (counts < SMALL_CLASS_SHARE * mean_size)].astype(np.int64)
 
 
-def _apply_small_class_rule(action: np.ndarray, labels: np.ndarray, suggested: np.ndarray, has_proba: bool,
-                            min_class_rows: int | None) -> list[str]:
-    """Keep the removals of small-class rows the members do not move to another class (in place)."""
+def _apply_small_class_rule(action: np.ndarray, labels: np.ndarray, proba: np.ndarray | None,
+                            oos_proba: np.ndarray | None, min_class_rows: int | None) -> list[str]:
+    """Keep the removals of small-class rows that lack evidence against their label (in place)."""
     bound: list[str] = []
+    if oos_proba is not None:
+        other, source = np.argmax(oos_proba, axis=1), "the out-of-sample model still predicts"
+    elif proba is not None:
+        other, source = np.argmax(proba, axis=1), "the members still predict"
+    else:
+        other, source = None, None
     for c in small_classes(labels, min_class_rows):
         in_c = labels == c
         removed = in_c & np.isin(action, ("drop", "relabel"))
-        weak = removed & ~(suggested != labels) if has_proba else removed
+        if other is None:
+            weak, why = removed, "no class probabilities to confirm them"
+        elif oos_proba is not None and not (other[in_c] == c).any():
+            weak, why = removed, "the out-of-sample model never predicts this class"
+        else:
+            weak, why = removed & (other == labels), f"{source} their given label"
         if weak.any():
             action[weak] = "keep"
             bound.append(f"small-class rule on class {c}: {int(in_c.sum())} rows (< {min_class_rows}); "
-                         f"{int(weak.sum())} flagged for removal kept, as the members still predict their given label"
-                         if has_proba else
-                         f"small-class rule on class {c}: {int(in_c.sum())} rows (< {min_class_rows}); "
-                         f"{int(weak.sum())} flagged for removal kept (no class probabilities to confirm them)")
+                         f"{int(weak.sum())} flagged for removal kept, as {why}")
             logger.warning("%s", bound[-1])
     return bound
 
@@ -282,6 +297,7 @@ def decide(
     n_estimated: int | None = None,
     eligible: Any = None,
     min_class_rows: int | None = MIN_CLASS_ROWS,
+    oos_proba: Any = None,
     policy_options: Mapping[str, Any] | None = None,
 ) -> Decisions:
     """Turn self-influence scores into one decision per row.
@@ -348,6 +364,9 @@ def decide(
         The small-class rule (module docstring): in a class with fewer rows than this and fewer
         than a quarter of the mean class size, a removal stands only when the members' argmax is
         another class. None turns the rule off.
+    oos_proba : array-like, shape ``(n, K)`` float, optional
+        Cross-fitted out-of-sample class probabilities (the yardstick's): the small-class rule's
+        evidence when given.
     policy_options : mapping, optional
         Options of the policy named by ``action`` beyond the ones above (``prune``: ``keep``,
         ``per_class``, ``high_share``).
@@ -395,6 +414,7 @@ def decide(
             "ensemble members; found proba=None. Pass proba, or use action='drop' or 'reweight'."
         )
     P = _check_proba(proba, n) if proba is not None else None
+    Q = _check_proba(oos_proba, n) if oos_proba is not None else None
     y, _ = check_labels(labels_in, n_classes=None if P is None else P.shape[1], name="given_labels")
     ids = _check_row_ids(row_ids, n)
 
@@ -415,7 +435,7 @@ def decide(
         thr = outcome.threshold
     caps: list[str] = []
     if policy.removes_rows:
-        caps = _apply_small_class_rule(act, y, suggested, P is not None, min_class_rows)
+        caps = _apply_small_class_rule(act, y, P, Q, min_class_rows)
         caps += _apply_drop_caps(act, s, y, max_fraction_per_class, max_drop_fraction)
 
     table = pd.DataFrame(
