@@ -82,7 +82,7 @@ from sklearn.preprocessing import StandardScaler
 from common import digits_features, machine, movie_review_features, synthetic_features, write_json, write_section
 from influence_stage import FitConfig, GEXConfig
 from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba
-from influence_stage.sklearn import InfluenceSampler
+from influence_stage.api import InfluenceSampler
 from influence_stage.decisions.apply import decision_arrays
 from influence_stage.engine.gex import make_learner
 from influence_stage.engine.learner import CosineSchedule, TensorData, batch_indices

@@ -31,8 +31,8 @@ from influence_stage.engine.learner import Learner, TensorData, TorchLearner
 __version__ = "0.1.0"
 
 _LAZY = {
-    "InfluenceCleaner": "influence_stage.sklearn",
-    "InfluenceSampler": "influence_stage.sklearn",
+    "InfluenceCleaner": "influence_stage.api",
+    "InfluenceSampler": "influence_stage.api",
     "CleanConfig": "influence_stage.stage.steps",
     "run_pipeline": "influence_stage.stage.run",
     "HFLearner": "influence_stage.engine.hf",

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.sklearn: InfluenceCleaner (Dataset / DataFrame) and InfluenceSampler (imblearn)."""
+"""Tests of influence_stage.api: InfluenceCleaner (Dataset / DataFrame) and InfluenceSampler (imblearn)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
-from influence_stage.sklearn import InfluenceCleaner, InfluenceSampler  # noqa: E402
+from influence_stage.api import InfluenceCleaner, InfluenceSampler  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.errors import InvalidInputError, InvalidTypeError  # noqa: E402
 from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E402
@@ -432,9 +432,9 @@ def test_sampler_rejects_sparse_and_bad_params(frame):
 def test_cleaner_imports_without_imblearn_and_sampler_says_what_to_install():
     code = (
         "import sys; sys.modules['imblearn'] = None; sys.modules['imblearn.base'] = None\n"
-        "from influence_stage.sklearn import InfluenceCleaner\n"
+        "from influence_stage.api import InfluenceCleaner\n"
         "try:\n"
-        "    from influence_stage.sklearn import InfluenceSampler\n"
+        "    from influence_stage.api import InfluenceSampler\n"
         "except ImportError as exc:\n"
         "    print('IMPORT-ERROR:', exc)\n"
     )

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from influence_stage.sklearn import InfluenceCleaner  # noqa: E402
+from influence_stage.api import InfluenceCleaner  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
 from influence_stage.data.noise import flip_labels  # noqa: E402

@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from influence_stage.sklearn import HTMLReport, InfluenceCleaner, InfluenceSampler  # noqa: E402
+from influence_stage.api import HTMLReport, InfluenceCleaner, InfluenceSampler  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
 from influence_stage.decisions import TABLE_COLUMNS  # noqa: E402

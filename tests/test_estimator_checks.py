@@ -20,7 +20,7 @@ from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_
 from sklearn.utils import get_tags  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks  # noqa: E402
 
-from influence_stage.sklearn import InfluenceCleaner, InfluenceSampler  # noqa: E402
+from influence_stage.api import InfluenceCleaner, InfluenceSampler  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
 

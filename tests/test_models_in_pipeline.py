@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 import influence_stage.stage.run as stage_run  # noqa: E402
 from influence_stage.engine.checkpoint import meta_path, save_checkpoint  # noqa: E402
-from influence_stage.sklearn import InfluenceCleaner  # noqa: E402
+from influence_stage.api import InfluenceCleaner  # noqa: E402
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.errors import CheckpointError, InvalidInputError  # noqa: E402
 from influence_stage.engine.hf import HFLearner, ImageData, TextData  # noqa: E402

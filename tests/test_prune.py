@@ -182,7 +182,7 @@ def test_stage_prunes_with_a_budget(digits_noisy):
 
 def test_cleaner_and_sampler_prune(digits_noisy):
     from influence_stage.config import FitConfig, GEXConfig
-    from influence_stage.sklearn import InfluenceCleaner, InfluenceSampler
+    from influence_stage.api import InfluenceCleaner, InfluenceSampler
 
     X, _, _, y = digits_noisy
     X, y = X[:300], y[:300]

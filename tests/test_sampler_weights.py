@@ -1,6 +1,8 @@
-"""Weights of InfluenceSampler(action="reweight") reach the classifier, or the Pipeline says why not."""
+"""Weights of InfluenceSampler(action="reweight") reach the classifier, and the sampler says where they are."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -8,9 +10,8 @@ from imblearn.pipeline import Pipeline
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from influence_stage.sklearn import InfluenceSampler
+from influence_stage.api import InfluenceSampler
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.errors import InvalidInputError
 from influence_stage.data.noise import flip_labels
 
 N = 300
@@ -28,19 +29,24 @@ def sampler(**kwargs) -> InfluenceSampler:
                             sampling_strategy="all", random_state=0, **kwargs)
 
 
-def test_reweight_inside_an_imblearn_pipeline_is_an_error_that_says_how(xy):
+def test_reweight_warns_that_its_weights_are_apart_from_x_res_y_res(xy):
     X, y, _ = xy
+    # The sampler contract returns (X_res, y_res) only; a sampler cannot know whether a Pipeline called it,
+    # so every reweight fit_resample says where the weights are and how to pass them on.
+    s = sampler(action="reweight")
+    with pytest.warns(UserWarning, match=r"contract \(fit_resample returns \(X_res, y_res\)\) has no place for "
+                                         r"weights.*sample_weight=sampler.sample_weight_\[sampler.sample_indices_\]"):
+        X_res, y_res = s.fit_resample(X, y)
+    assert X_res.shape == X.shape and (s.sample_weight_ < 1).sum() > 0
+    # inside a Pipeline the same warning is raised (the weights stay on the fitted step)
     pipe = Pipeline([("clean", sampler(action="reweight")), ("clf", LogisticRegression(max_iter=500))])
-    with pytest.raises(InvalidInputError, match=r"passes only \(X_res, y_res\) from a sampler.*"
-                                                r"sample_weight=sampler.sample_weight_\[sampler.sample_indices_\]"):
+    with pytest.warns(UserWarning, match=r"InfluenceSampler\(action='reweight'\) keeps every row"):
         pipe.fit(X, y)
-    assert not hasattr(pipe.named_steps["clean"], "scores_")  # refused before any scoring
-    # as the last step the caller gets the sampler back and can read its weights: allowed
-    last = Pipeline([("clean", sampler(action="reweight"))])
-    X_res, y_res = last.fit_resample(X, y)
-    assert X_res.shape == X.shape and (last.named_steps["clean"].sample_weight_ < 1).sum() > 0
-    # drop and relabel are what a Pipeline can carry
-    Pipeline([("clean", sampler(action="drop")), ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
+    np.testing.assert_array_equal(pipe.named_steps["clean"].sample_weight_, s.sample_weight_)
+    # drop and relabel are what a Pipeline can carry: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        Pipeline([("clean", sampler(action="drop")), ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
 
 
 def test_the_documented_recipe_gives_the_weights_to_logistic_regression(xy):

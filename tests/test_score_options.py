@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from influence_stage import FitConfig, GEXConfig, InfluenceCleaner, InvalidInputError
-from influence_stage.sklearn import InfluenceSampler
+from influence_stage.api import InfluenceSampler
 from influence_stage.cli import main
 from influence_stage.engine.influence import self_influence
 

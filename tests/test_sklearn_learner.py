@@ -167,7 +167,7 @@ def test_the_cleaner_and_the_sampler_take_a_raw_sklearn_classifier(digits):
     from imblearn.pipeline import Pipeline
     from sklearn.linear_model import LogisticRegression
 
-    from influence_stage.sklearn import InfluenceCleaner, InfluenceSampler
+    from influence_stage.api import InfluenceCleaner, InfluenceSampler
 
     X, y, flipped = digits
     X, y, flipped = X[:400], y[:400], flipped[:400]

@@ -1,0 +1,429 @@
+"""``InfluenceCleaner``: the scikit-learn-style estimator that cleans a labelled dataset with GEX.
+
+It is thin: its parameters become one :class:`~influence_stage.stage.steps.CleanConfig`
+(:func:`influence_stage.api.params.build_config`) and :func:`influence_stage.stage.run.run` runs the
+stage's steps (the ones the flows and the CLI run). It follows the scikit-learn contract: ``__init__``
+only stores its keyword arguments, every check happens in ``fit``, fitted attributes end with ``_``,
+and ``random_state`` goes through ``check_random_state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import TransformerTags
+from sklearn.utils.validation import check_is_fitted
+
+from influence_stage.api.fitted_data import SameDataCheck, features_json
+from influence_stage.api.inputs import check_array_X, check_input
+from influence_stage.api.params import build_config, check_gate_fraction
+from influence_stage.api.persist import load_cleaner, save_cleaner
+from influence_stage.api.views import IssueViews, with_label_names
+from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.data.arrow import ROW_ID
+from influence_stage.data.fingerprint import column_fingerprints, combine_fingerprints
+from influence_stage.data.labels import encode_labels
+from influence_stage.data.sources import load_source
+from influence_stage.decisions.apply import apply_to_arrays, apply_to_frame
+from influence_stage.errors import InvalidInputError
+from influence_stage.stage.run import GATE_MAX_DROP_FRACTION, run
+from influence_stage.stage.steps import CleanConfig, PipelineResult, Prepared, apply_step
+
+logger = logging.getLogger(__name__)
+
+
+class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
+    """Find and fix suspicious rows of a labelled dataset with GEX self-influence.
+
+    ``fit`` loads the data, featurizes it, trains (or takes) a model θ*, builds the geometric
+    ensemble, scores every row and decides what happens to it; ``transform`` applies those decisions
+    to the same dataset. Higher scores are more suspicious (typically a wrong label).
+
+    Parameters
+    ----------
+    label_column : str, default "label"
+        The label column.
+    feature_columns : sequence of str, str or None, default None
+        Feature columns (all numeric, all text, or one image column); None chooses automatically
+        (see :func:`influence_stage.data.sources.resolve_columns`).
+    model : str, torch.nn.Module, Learner or scikit-learn classifier, default "auto"
+        A model name ("auto": a CNN for images, else an MLP; "mlp"; "cnn") trained on the given
+        labels; a scikit-learn classifier with ``partial_fit`` and ``predict_proba``
+        (``SGDClassifier(loss="log_loss")``, ``MLPClassifier(solver="sgd")``), driven by
+        :class:`~influence_stage.engine.sklearn_learner.SklearnLearner` on a copy: unfitted, it is trained
+        with ``fit_config`` on the featurized (standardised) rows; fitted (on those features, with
+        the label codes ``0..K-1`` as classes), it is θ* as it is; a torch checkpoint ("checkpoint:<path>" or a path ending in .pt, .pth, .bin or
+        .safetensors; see :func:`influence_stage.engine.checkpoint.load_model`) or a local Hugging Face
+        classifier folder ("hf:<folder>", text or image feature columns), loaded and used as θ*;
+        or a trained module / learner used as θ*. See
+        :func:`influence_stage.stage.steps.make_model_step`.
+    model_builder : {"mlp", "cnn"} or None, default None
+        Architecture of a checkpoint whose sidecar ``<file>.meta.json`` does not name one.
+    fit_loaded : bool, default False
+        Train a loaded or given model with ``fit_config`` before scoring, instead of using it as
+        θ* as it is.
+    hf_trainable : str, default "head"
+        Parameters of an "hf:" model that SGD moves: "head", "all" or "last:N".
+    action : {"drop", "relabel", "reweight", "none", "prune"}, default "drop"
+        What happens to flagged rows (see :func:`influence_stage.decisions.decide.decide`);
+        ``"prune"`` keeps the budget ``prune_keep`` by GEX self-influence and drops the rest
+        (:func:`influence_stage.decisions.prune.prune`; ``threshold`` is not used).
+    prune_keep : float in (0, 1], int or None, default None
+        ``action="prune"``: rows to keep, a fraction or a count.
+    prune_high_share : float in [0, 1], default 0.0
+        ``action="prune"``: share of the pruned rows taken from the highest self-influence; the
+        rest are the lowest.
+    prune_per_class : bool, default False
+        ``action="prune"``: each class keeps its share of the budget (no class is emptied either way).
+    score : str or None, default None
+        The ranking: "gex", "gex-trimmed", "member-loss", "gex+oos" or "gex+oos+aum" (see
+        :mod:`influence_stage.engine.scores`). None: ``gex_config.score`` (default "gex+oos+aum").
+    threshold : str or float, default "estimate"
+        "estimate" (the estimated number of mislabeled rows), "otsu", "gmm", "quantile:q",
+        "budget:f" or a score value.
+    relabel_rule : {"argmax", "soft"}, default "argmax"
+        Which flagged rows can be relabeled (see :func:`influence_stage.decisions.decide.decide`).
+    min_agreement : float in [0, 1], default 0.5
+        Relabel only where the members' mean probability of the suggested label is at least this.
+    relabel_fallback : {"drop", "keep"}, default "drop"
+        Action of flagged rows that are not relabeled.
+    max_fraction_per_class : float in [0, 1] or None, default 0.5
+        Never drop more than this fraction of a class.
+    gex_config : GEXConfig, optional
+        Members, perturbation scale and scores; default ``GEXConfig()``.
+    fit_config : FitConfig, optional
+        Training recipe of θ*; default ``FitConfig()``.
+    random_state : int, RandomState or None, default None
+        Every seed (θ* initialisation, chains, batch order, text SVD, the gmm threshold) is drawn
+        from ``check_random_state(random_state)``, replacing the seeds in ``gex_config`` /
+        ``fit_config``: an int gives the same scores on every fit; None gives fresh randomness
+        (numpy's global random state, as in scikit-learn). Pass an int for reproducible results.
+    split : str or None, default None
+        The split to read from a multi-split source (a ``DatasetDict``, a folder of ``train*`` /
+        ``test*`` files, a ``DatasetDict.save_to_disk`` folder); None: the only split.
+    max_drop_fraction : float in (0, 1], default 0.3
+        The output gate (the same Great Expectations suite the flow runs before publishing): ``fit``
+        raises ``ValidationFailedError`` when more than this share of the rows would be dropped.
+        Not a cap on the decisions (``max_fraction_per_class`` is one): raise it when mass drops
+        are intended. Not applied under ``action="prune"`` (the budget is the drop share).
+    progress : bool, default False
+        Progress bars.
+    weight_column : str, default "weight"
+        Column added under ``action="reweight"``.
+
+    Attributes
+    ----------
+    scores_ : ndarray, shape ``(n_samples,)`` float64
+        The ranking score per input row, in input order (higher = more suspicious).
+    gex_influence_ : ndarray, shape ``(n_samples,)`` float64
+        The exact GEX self-influence per input row.
+    label_quality_ : ndarray, shape ``(n_samples,)`` float64 in [0, 1]
+        Higher = cleaner; non-increasing in ``scores_``.
+    estimated_noise_rate_ : float or None
+        Share of rows estimated to be mislabeled (threshold "estimate"), else None.
+    issues_ : pandas.DataFrame
+        One row per input row, in input order: ``row_id, score, gex_influence, label_quality,
+        is_issue, action, given_label, suggested_label, weight`` (the decisions table,
+        ``decisions_.table``; labels as codes into ``classes_``), then ``given_label_name`` and
+        ``suggested_label_name``, the class names of those codes. Views: :meth:`get_issues`,
+        :meth:`issue_summary`, :meth:`report`.
+    decisions_ : Decisions
+        The decisions table (exactly ``decisions.schema.TABLE_COLUMNS``) and the threshold, with
+        ``decisions_.threshold.p_issue`` ``(n_samples,)`` float64, the probability-like score of
+        being an issue (``>= 0.5`` on flagged rows).
+    score_name_ : str
+        The ranking computed (see :mod:`influence_stage.engine.scores`).
+    ft_lr_ : float
+        The members' fine-tuning rate (chosen by the automatic scale, or given).
+    oos_proba_ : ndarray, shape ``(n_samples, n_classes)`` float32, or None
+        Cross-fitted out-of-sample probabilities, when the run computed them.
+    members_ : list of parameter states
+        The ensemble members, chain-major.
+    threshold_ : float
+        The score cut-off used.
+    classes_ : ndarray, shape ``(n_classes,)`` str
+        Class names; code ``k`` of ``issues_`` is ``classes_[k]``.
+    learner_ : Learner
+        The model at θ*.
+    result_ : GEXResult
+        Everything GEX computed (loss matrix, base losses, ``ft_lr``...).
+    pipeline_ : PipelineResult
+        Every step's output and timings.
+    config_ : CleanConfig
+        The configuration used.
+    dataset_fingerprint_ : str
+        Content hash of the fitted dataset (with its ``row_id`` column).
+    """
+
+    def __init__(self, *, label_column: str = "label", feature_columns: Any = None, model: Any = "auto",
+                 action: str = "drop", score: str | None = None, threshold: str | float = "estimate",
+                 min_agreement: float = 0.5, relabel_fallback: str = "drop", relabel_rule: str = "argmax",
+                 max_fraction_per_class: float | None = 0.5,
+                 gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
+                 random_state: Any = None, progress: bool = False, weight_column: str = "weight",
+                 model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head",
+                 split: str | None = None, max_drop_fraction: float = GATE_MAX_DROP_FRACTION,
+                 prune_keep: float | int | None = None, prune_high_share: float = 0.0,
+                 prune_per_class: bool = False) -> None:
+        self.label_column = label_column
+        self.feature_columns = feature_columns
+        self.model = model
+        self.action = action
+        self.score = score
+        self.threshold = threshold
+        self.min_agreement = min_agreement
+        self.relabel_fallback = relabel_fallback
+        self.relabel_rule = relabel_rule
+        self.max_fraction_per_class = max_fraction_per_class
+        self.gex_config = gex_config
+        self.fit_config = fit_config
+        self.random_state = random_state
+        self.progress = progress
+        self.weight_column = weight_column
+        self.model_builder = model_builder
+        self.fit_loaded = fit_loaded
+        self.hf_trainable = hf_trainable
+        self.split = split
+        self.max_drop_fraction = max_drop_fraction
+        self.prune_keep = prune_keep
+        self.prune_high_share = prune_high_share
+        self.prune_per_class = prune_per_class
+
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _check_input(self, dataset: Any, y: Any, method: str) -> tuple[str, Any, bool]:
+        """``(kind, source, had_row_id)``: see :func:`influence_stage.api.inputs.check_input`."""
+        return check_input(dataset, y, method, label_column=self.label_column, split=self.split)
+
+    def _config(self) -> tuple[CleanConfig, Any]:
+        return build_config(
+            model=self.model, gex_config=self.gex_config, fit_config=self.fit_config,
+            random_state=self.random_state, label_column=self.label_column,
+            feature_columns=None if self.feature_columns is None else (
+                self.feature_columns if isinstance(self.feature_columns, str) else tuple(self.feature_columns)),
+            action=self.action, score=self.score, threshold=self.threshold, min_agreement=self.min_agreement,
+            relabel_fallback=self.relabel_fallback, relabel_rule=self.relabel_rule,
+            max_fraction_per_class=self.max_fraction_per_class,
+            weight_column=self.weight_column, model_builder=self.model_builder, fit_loaded=self.fit_loaded,
+            hf_trainable=self.hf_trainable, split=self.split, prune_keep=self.prune_keep,
+            prune_high_share=self.prune_high_share, prune_per_class=self.prune_per_class,
+        )
+
+    def _output(self, kind: str, source: Any, had_row_id: bool, prepared: Prepared,
+                cleaned: datasets.Dataset | None = None) -> Any:
+        """The cleaned data in the type of the input (see :meth:`transform`)."""
+        table = self.decisions_.table
+        if kind == "frame":
+            return apply_to_frame(source, table, prepared.encoding, self.config_)
+        if kind == "arrays":
+            return apply_to_arrays(source[0], source[1], table, prepared.encoding)
+        if cleaned is None:
+            cleaned = apply_step(prepared, self.decisions_, self.config_)
+        if not had_row_id:  # added by load_source: not one of the user's columns
+            cleaned = cleaned.remove_columns(ROW_ID)
+        return cleaned
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # transform changes rows and labels of the data it was fitted on (and refuses any other data):
+        # a transformer of datasets, not a feature map; an array's dtype is kept.
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
+        tags.target_tags.required = True  # the labels are the data: in y, or in label_column
+        tags.input_tags.two_d_array = True  # fit(X, y) with numeric X (n_samples, n_features)
+        tags.input_tags.three_d_array = True  # (n, h, w) images
+        tags.input_tags.string = True  # text columns of a Dataset / DataFrame
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+    # -- API -------------------------------------------------------------------------------------
+    def fit(self, dataset: Any, y: Any = None) -> "InfluenceCleaner":
+        """Score every row and decide what happens to it.
+
+        Parameters
+        ----------
+        dataset : Dataset, DatasetDict, DataFrame, path, (X, y) or array X
+            ``n`` labelled rows: a ``datasets.Dataset``; a ``datasets.DatasetDict`` (the split named
+            by ``split``, or its only split); a ``pandas.DataFrame``; a local parquet / csv / json
+            file or folder of them, or a ``save_to_disk`` folder (read by content; see
+            :func:`influence_stage.data.sources.load_source`); a tuple ``(X, y)``; or a numeric array ``X``
+            ``(n_samples, n_features)`` (or ``(n, h, w)`` images) with the labels in ``y``.
+        y : array-like of shape (n_samples,), optional
+            The labels of an array ``X``; must be None for every other source (whose labels are
+            ``label_column``).
+
+        Returns
+        -------
+        self
+        """
+        kind, source, _ = self._check_input(dataset, y, "fit")
+        config, model = self._config()
+        result = run(source, config, model, progress=self.progress,
+                     max_drop_fraction=check_gate_fraction(self.max_drop_fraction))
+        self._set_fitted(result, config)
+        self._input_kind_ = kind
+        if kind == "arrays":
+            X = source[0]
+            if X.ndim == 2:
+                self.n_features_in_ = int(X.shape[1])
+            self._fitted_y_ = source[1]
+        return self
+
+    def _set_fitted(self, result: PipelineResult, config: CleanConfig) -> None:
+        ds = result.prepared.dataset
+        digests = column_fingerprints(ds)
+        self.config_ = config
+        self.pipeline_ = result
+        self.result_ = result.gex_result
+        self.learner_ = result.learner
+        self.members_ = result.gex_result.members
+        self.scores_ = np.asarray(result.gex_result.scores, dtype=np.float64)
+        self.gex_influence_ = np.asarray(result.gex_result.gex_influence, dtype=np.float64)
+        self.label_quality_ = result.decisions.table["label_quality"].to_numpy()
+        self.estimated_noise_rate_ = result.decisions.threshold.estimated_noise_rate
+        self.decisions_ = result.decisions
+        self.issues_ = with_label_names(result.decisions.table, np.asarray(result.prepared.encoding.names))
+        self.score_name_ = result.gex_result.score_name
+        self.ft_lr_ = float(result.gex_result.ft_lr)
+        self.oos_proba_ = result.gex_result.oos_proba
+        self._roles_ = result.prepared.roles
+        self._base_loss_ = np.asarray(result.gex_result.base_loss, dtype=np.float32)
+        self._loss_matrix_ = result.gex_result.loss_matrix
+        self.threshold_ = float(result.decisions.threshold.value)
+        self.encoding_ = result.prepared.encoding
+        self.classes_ = np.asarray(result.prepared.encoding.names)
+        self.row_ids_ = result.features.row_ids
+        self.timings_ = dict(result.timings)
+        self.column_fingerprints_ = digests
+        self.dataset_fingerprint_ = combine_fingerprints(ds, digests)
+        self._fitted_columns_ = list(ds.column_names)
+        self._fitted_features_ = features_json(ds)
+        counts = result.decisions.table["action"].value_counts().to_dict()
+        logger.info("InfluenceCleaner fitted on %d rows: %s", ds.num_rows, counts)
+
+    # -- save / load without pickle (influence_stage.api.persist) -------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted result to a folder, without pickle (see :func:`influence_stage.api.persist.save_cleaner`).
+
+        Parameters
+        ----------
+        path : path
+            A folder; created if missing. Files of a previous save there are replaced.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder, absolute.
+        """
+        return save_cleaner(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, dataset: Any = None) -> "InfluenceCleaner":
+        """A cleaner saved by :meth:`save`, ready to ``transform`` the dataset it was fitted on (see
+        :func:`influence_stage.api.persist.load_cleaner`).
+
+        Parameters
+        ----------
+        path : path
+            The folder written by :meth:`save`.
+        dataset : optional
+            The fitted data (any form ``fit`` takes): checked against the saved fingerprint now.
+
+        Raises
+        ------
+        InvalidInputError
+            A missing or changed file, another format version, tables that disagree, or a
+            ``dataset`` other than the fitted one (the message says what differs).
+        """
+        return load_cleaner(cls, path, dataset=dataset)
+
+    def _check_fitted_data(self, dataset: Any) -> None:
+        """Raise (saying what differs) unless ``dataset`` is the fitted data."""
+        y = self._fitted_y_ if getattr(self, "_input_kind_", None) == "arrays" and not isinstance(dataset, tuple) \
+            else None
+        _, source, _ = self._check_input(dataset, y, "load")
+        ds = load_source(source, label_column=self.config_.label_column)
+        codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
+        self._check_same_dataset(ds, codes)
+
+    def transform(self, dataset: Any, y: Any = None) -> Any:
+        """Apply the fitted decisions to the fitted dataset.
+
+        Parameters
+        ----------
+        dataset : Dataset, DatasetDict, DataFrame, path, (X, y) or array X
+            The data given to ``fit``, in the same form (same content and order; checked by
+            fingerprint). A path is read again, so a file changed since ``fit`` is refused. For an
+            array ``X`` fitted with ``fit(X, y)``, ``y`` may be left out (the fitted labels are used).
+        y : array-like of shape (n_samples,), optional
+            The labels of an array ``X``.
+
+        Returns
+        -------
+        datasets.Dataset, pandas.DataFrame, tuple (X_res, y_res) or ndarray X_res
+            The form of the input: a ``Dataset`` for a Dataset, a DatasetDict or a path; a
+            ``DataFrame`` for a DataFrame; ``(X_res, y_res)`` numpy arrays for a tuple ``(X, y)``;
+            ``X_res`` alone for an array ``X`` (with or without ``y``: the transformer contract,
+            ``fit(X, y).transform(X)``; pass the tuple, or use :class:`InfluenceSampler`, to get the
+            relabeled ``y_res`` too). Dropped rows are removed, relabeled rows get the new label (a
+            ``ClassLabel`` keeps its names; arrays and frames keep their label dtype), every other
+            column untouched (a DataFrame keeps its index; a ``row_id`` column is kept only if the
+            input had one). Under ``action="reweight"`` a Dataset or DataFrame gains a float64
+            ``weight_column`` in ``(0, 1]``; for arrays the weights of the kept rows are
+            ``issues_["weight"]`` on the rows whose action is not ``drop``.
+
+        Raises
+        ------
+        InvalidInputError
+            A label not seen in ``fit`` (named, with its row), or data other than the fitted data
+            (the message says what differs); an array with another number of features.
+        """
+        check_is_fitted(self, "issues_")
+        if dataset is not None and y is None and getattr(self, "_input_kind_", None) == "arrays" \
+                and not isinstance(dataset, tuple):
+            X = check_array_X(dataset)
+            n_fitted = getattr(self, "n_features_in_", None)
+            if n_fitted is not None and (X.ndim != 2 or X.shape[1] != n_fitted):
+                found = X.shape[1] if X.ndim == 2 else f"shape {X.shape}"
+                raise InvalidInputError(
+                    f"X has {found} features, but InfluenceCleaner is expecting {n_fitted} features as input "
+                    "(the arrays given to fit). Fix: transform the arrays given to fit."
+                )
+            if len(X) != len(self._fitted_y_):
+                raise InvalidInputError(
+                    f"transform expects the arrays given to fit: X has {len(X)} rows, fit had {len(self._fitted_y_)}. "
+                    "Fix: call fit (or fit_transform) on these arrays."
+                )
+            y = self._fitted_y_
+        labels_out = isinstance(dataset, tuple)  # (X, y) in, (X_res, y_res) out; X in, X_res out
+        kind, source, had_row_id = self._check_input(dataset, y, "transform")
+        ds = load_source(source, label_column=self.config_.label_column)
+        # Labels first: an unseen label is named with its row before the generic content check.
+        codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
+        self._check_same_dataset(ds, codes)
+        prepared = Prepared(dataset=ds, roles=self._roles_, encoding=self.encoding_)
+        out = self._output(kind, source, had_row_id, prepared)
+        return out if kind != "arrays" or labels_out else out[0]
+
+    def fit_transform(self, dataset: Any, y: Any = None) -> Any:
+        """``fit(dataset, y)`` then the cleaned data (computed once, by the pipeline's apply step).
+
+        Returns
+        -------
+        datasets.Dataset, pandas.DataFrame, tuple (X_res, y_res) or ndarray X_res
+            See :meth:`transform`.
+        """
+        kind, source, had_row_id = self._check_input(dataset, y, "fit")
+        if kind == "arrays":
+            self.fit(*source)
+        else:
+            self.fit(source)
+        cleaned = self.pipeline_.cleaned if kind == "dataset" else None
+        out = self._output(kind, source, had_row_id, self.pipeline_.prepared, cleaned)
+        return out if kind != "arrays" or isinstance(dataset, tuple) else out[0]

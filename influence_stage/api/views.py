@@ -1,0 +1,159 @@
+"""Views of a fitted estimator for a notebook: the issues table filtered, per-class counts, the HTML report.
+
+:class:`IssueViews` holds the methods both estimators share; they read only fitted attributes
+(``issues_``, ``decisions_``, ``classes_``, ``threshold_``, ``score_name_``, ``members_``, ``ft_lr_``,
+``estimated_noise_rate_``, ``oos_proba_``), so they work after ``fit``, after ``load``, and after a
+fit whose output gate refused the result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from influence_stage.decisions import ROW_ACTIONS
+from influence_stage.decisions.estimate import class_noise_share
+from influence_stage.errors import InvalidInputError
+
+
+def preview(values: Any, limit: int = 5) -> str:
+    values = list(values)
+    more = f", ... ({len(values)} in all)" if len(values) > limit else ""
+    return "[" + ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit]) + more + "]"
+
+
+class IssueViews:
+    """``get_issues``, ``issue_summary`` and ``report`` over an estimator's fitted attributes."""
+
+    def get_issues(self, kind: str | None = None, *, label: Any = None, action: str | None = None) -> pd.DataFrame:
+        """A filtered view of ``issues_`` (a copy).
+
+        Parameters
+        ----------
+        kind : {None, "all", "issues"}, default None
+            None or "all": every row, in input order. "issues": the flagged rows only
+            (``is_issue``), sorted by ``score`` descending (ties by input order).
+        label : class name, optional
+            Only rows whose given label is this class (a name of ``classes_``).
+        action : {"keep", "drop", "relabel", "reweight"}, optional
+            Only rows with this action.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The columns of ``issues_``; the index is the row's position in the input.
+
+        Raises
+        ------
+        InvalidInputError
+            An unknown kind, class or action (the message lists the valid ones).
+        """
+        check_is_fitted(self, "issues_")
+        if kind not in (None, "all", "issues"):
+            raise InvalidInputError(f"kind must be None, 'all' or 'issues'; found {kind!r}.")
+        view = self.issues_
+        if label is not None:
+            names = [str(c) for c in self.classes_]
+            if str(label) not in names:
+                raise InvalidInputError(f"label {label!r} is not a class; classes: {preview(names, 20)}.")
+            view = view[view["given_label_name"] == str(label)]
+        if action is not None:
+            if action not in ROW_ACTIONS:
+                raise InvalidInputError(f"action must be one of {list(ROW_ACTIONS)}; found {action!r}.")
+            view = view[view["action"] == action]
+        if kind == "issues":
+            view = view[view["is_issue"]].sort_values("score", ascending=False, kind="stable")
+        return view.copy()
+
+    def issue_summary(self) -> pd.DataFrame:
+        """Per-class counts and the estimated noise share (cleanlab's ``issue_summary`` in spirit).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``class``: the class names (``classes_`` order), then ``"all"``. Columns: those of
+            :meth:`influence_stage.decisions.decide.Decisions.summary` (``n_rows, n_flagged, keep, drop,
+            relabel, reweight, relabeled_in, n_after``, int64), ``flagged_share`` (``n_flagged /
+            n_rows``) and ``estimated_noise_share``: the share of the class's rows estimated to carry
+            a wrong label, the class's off-diagonal count in the confident joint of the run's
+            cross-fitted out-of-sample probabilities (the per-class part of
+            ``estimated_noise_rate_``); NaN when the run computed no out-of-sample probabilities.
+        """
+        check_is_fitted(self, "issues_")
+        table = self.decisions_.summary()
+        codes = [c for c in table.index if c != "all"]
+        table.index = pd.Index([str(self.classes_[int(c)]) for c in codes] + ["all"], name="class", dtype=object)
+        table["flagged_share"] = table["n_flagged"] / table["n_rows"].clip(lower=1)
+        given = self.decisions_.table["given_label"].to_numpy()
+        share = (np.full(len(self.classes_), np.nan) if self.oos_proba_ is None
+                 else class_noise_share(given, self.oos_proba_, len(self.classes_)))
+        table["estimated_noise_share"] = [share[int(c)] for c in codes] + [
+            float(np.nan if self.oos_proba_ is None else np.nansum(share * np.bincount(given, minlength=len(share)))
+                  / len(given))]
+        return table
+
+    def report(self, path: str | os.PathLike | None = None, *, truth: Any = None,
+               title: str = "influence_stage report") -> Any:
+        """The HTML report of the fit (:func:`influence_stage.report.build_report`).
+
+        Parameters
+        ----------
+        path : path, optional
+            Where to write it (parent folders are created; written atomically).
+        truth : array-like of bool, shape (n_samples,), optional
+            Truly mislabeled rows (demos): adds precision / recall.
+        title : str
+
+        Returns
+        -------
+        pathlib.Path or HTMLReport
+            With ``path``: the absolute path written. Without: an :class:`HTMLReport`, which a
+            notebook renders (``_repr_html_``); its ``html`` attribute is the page.
+        """
+        from influence_stage.report import build_report, write_report
+
+        check_is_fitted(self, "issues_")
+        html = build_report(self.decisions_.table, class_names=[str(c) for c in self.classes_],
+                            threshold=self.threshold_, truth=truth, summary=self._report_summary(), title=title,
+                            score_name=self.score_name_)
+        return write_report(path, html) if path is not None else HTMLReport(html)
+
+    def _report_summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"score": self.score_name_, "threshold method": self.decisions_.threshold.method,
+                               "members": len(self.members_), "ft_lr": self.ft_lr_}
+        if self.estimated_noise_rate_ is not None:
+            out["estimated noise rate"] = round(float(self.estimated_noise_rate_), 4)
+        return out
+
+
+class HTMLReport:
+    """An HTML report a notebook renders: ``html`` is the page, ``save(path)`` writes it."""
+
+    def __init__(self, html: str) -> None:
+        self.html = html
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the page (atomically); returns the absolute path."""
+        from influence_stage.report import write_report
+
+        return write_report(path, self.html)
+
+    def __repr__(self) -> str:
+        return f"HTMLReport({len(self.html)} characters)"
+
+
+def with_label_names(table: pd.DataFrame, classes: np.ndarray) -> pd.DataFrame:
+    """``table`` plus ``given_label_name`` / ``suggested_label_name``: ``classes[code]`` as str (a copy)."""
+    out = table.copy()
+    names = np.asarray([str(c) for c in classes], dtype=object)
+    out["given_label_name"] = names[out["given_label"].to_numpy(dtype=np.int64)]
+    out["suggested_label_name"] = names[out["suggested_label"].to_numpy(dtype=np.int64)]
+    return out
