@@ -43,7 +43,8 @@ def stage():
     suggested[5] = list(enc.values).index("cat")
     table = pd.DataFrame({
         "row_id": np.arange(N, dtype=np.int64), "score": np.linspace(0, 1, N), "gex_influence": np.linspace(0, 2, N),
-        "label_quality": np.linspace(1, 0, N), "is_issue": action != "keep", "action": action, "given_label": enc.codes, "suggested_label": suggested,
+        "label_quality": np.linspace(1, 0, N), "is_issue": action != "keep", "action": action,
+        "given_label": enc.codes, "suggested_label": suggested,
         "weight": np.where(action == "reweight", 0.5, 1.0),
     })
     out = apply_decisions(ds, table, label_column="label", encoding=enc)

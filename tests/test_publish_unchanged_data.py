@@ -91,8 +91,9 @@ def test_a_renamed_file_publishes_nothing_with_skip_unchanged(files, tmp_path):
     first_fp, first = _publish_source(original, root, skip_unchanged=True)
     assert first.published and first.version == "v0001"
     before = _tree(root)
-    assert unchanged_version(root, "d", fingerprint=dataset_fingerprint(load_source(str(renamed), label_column="label")),
-                             config_fingerprint=CONFIG) == "v0001"
+    renamed_data = load_source(str(renamed), label_column="label")
+    same = unchanged_version(root, "d", fingerprint=dataset_fingerprint(renamed_data), config_fingerprint=CONFIG)
+    assert same == "v0001"
     renamed_fp, again = _publish_source(renamed, root, skip_unchanged=True)
     assert renamed_fp == first_fp
     assert again.unchanged and not again.published and again.version == "v0001"
@@ -103,8 +104,9 @@ def test_one_appended_row_is_new_data_and_a_new_version(files, tmp_path):
     original, _, appended = files
     root = tmp_path / "pub"
     first_fp, _ = _publish_source(original, root, skip_unchanged=True)
-    assert unchanged_version(root, "d", fingerprint=dataset_fingerprint(load_source(str(appended), label_column="label")),
-                             config_fingerprint=CONFIG) is None
+    appended_data = load_source(str(appended), label_column="label")
+    same = unchanged_version(root, "d", fingerprint=dataset_fingerprint(appended_data), config_fingerprint=CONFIG)
+    assert same is None
     appended_fp, pub = _publish_source(appended, root, skip_unchanged=True)
     assert appended_fp != first_fp
     assert pub.published and pub.version == "v0002" and list_versions(root, "d") == ["v0001", "v0002"]

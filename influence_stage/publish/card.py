@@ -167,7 +167,8 @@ def _provenance_section(meta: Mapping[str, Any]) -> list[str]:
     lines = ["## Provenance", "",
              f"- published: {meta.get('created_utc', 'unknown')} by `{meta.get('package', 'influence_stage')}` "
              f"{meta.get('package_version', 'unknown')}",
-             f"- source data fingerprint (sha256 of the input rows' content): `{meta.get('fingerprint') or 'not recorded'}`",
+             "- source data fingerprint (sha256 of the input rows' content): "
+             f"`{meta.get('fingerprint') or 'not recorded'}`",
              f"- configuration fingerprint: `{meta.get('config_fingerprint') or 'not recorded'}`"]
     for suite, result in sorted((meta.get("validation") or {}).items()):
         verdict = "passed" if result.get("success") else "failed"

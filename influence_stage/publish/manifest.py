@@ -24,17 +24,18 @@ LABEL_COLUMNS = ("given_label", "suggested_label")
 def labelled_manifest(table: pd.DataFrame, encoding: Any) -> pd.DataFrame:
     """The decisions table as it is published: label codes replaced by the input's label values.
 
-    ``decisions.decide``'s table holds class codes ``0..K-1`` in ``given_label`` / ``suggested_label``;
-    the published ``manifest.parquet`` holds the values of the input's label column instead, with
-    its dtype (``LabelEncoding.decode``): ints like ``{0, 5, 7}``, strings, bools. For a
-    ``ClassLabel`` column those are its stored ints, as in ``data.parquet``; its names are in
+    ``influence_stage.decisions.decide.decide``'s table holds class codes ``0..K-1`` in
+    ``given_label`` / ``suggested_label``; the published ``manifest.parquet`` holds the values of
+    the input's label column instead, with its dtype (``LabelEncoding.decode``): ints like
+    ``{0, 5, 7}``, strings, bools. For a ``ClassLabel`` column those are its stored ints, as in
+    ``data.parquet``; its names are in
     ``meta.json`` (``class_names``). Other columns are unchanged.
 
     Parameters
     ----------
     table : pandas.DataFrame
         One row per input row, with ``given_label`` and ``suggested_label`` codes.
-    encoding : LabelEncoding
+    encoding : influence_stage.data.labels.LabelEncoding
         The encoding the codes come from.
 
     Returns

@@ -171,8 +171,9 @@ def _report_source(report_html: Any) -> str | Path | None:
     if isinstance(report_html, str):
         if "<" not in report_html:
             raise InvalidInputError(
-                "report_html given as str must be the HTML text (e.g. from report.build_report); "
-                f"found {report_html[:60]!r}. Fix: pass a pathlib.Path to copy a file."
+                "report_html given as str must be the HTML text (e.g. from "
+                f"influence_stage.report.build_report); found {report_html[:60]!r}. "
+                "Fix: pass a pathlib.Path to copy a file."
             )
         return report_html
     raise InvalidTypeError(
@@ -222,16 +223,17 @@ def publish(
     validation_reports : list of ValidationReport, optional
         Written to ``validation/<suite>.json``; every report must have passed (the publish gate).
     report_html : str or path-like, optional
-        ``report.html``: a ``str`` is the HTML text (e.g. from ``report.build_report``); a path
+        ``report.html``: a ``str`` is the HTML text (e.g. from ``influence_stage.report.build_report``); a path
         is a file, copied.
     extra_files : dict of str to bytes, optional
         More files, by relative path (no ``..``, no hidden parts, no reserved names).
     fingerprint : str, optional
         The input dataset's fingerprint, recorded in ``meta.json``.
     classes : sequence, optional
-        The label value of each class code ``0..K-1`` (``LabelEncoding.values``), recorded in
-        ``meta.json`` as ``classes``. When given, the manifest's ``given_label`` and
-        ``suggested_label`` must hold these values (:func:`labelled_manifest`), not codes.
+        The label value of each class code ``0..K-1``
+        (``influence_stage.data.labels.LabelEncoding.values``), recorded in ``meta.json`` as
+        ``classes``. When given, the manifest's ``given_label`` and ``suggested_label`` must hold
+        these values (:func:`labelled_manifest`), not codes.
     class_names : sequence of str, optional
         The class names in code order (``LabelEncoding.names``), recorded as ``class_names``.
     summary : mapping, optional
