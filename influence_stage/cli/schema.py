@@ -67,6 +67,8 @@ def file_columns(path: Path) -> list[str] | None:
     from influence_stage.errors import InvalidInputError
 
     suffix = _data_suffix(path)
+    if suffix is None or path.stat().st_size == 0:
+        return None  # an unknown suffix or an empty file: preflight names it (check_local_source)
     try:
         if suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
