@@ -11,19 +11,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sklearn.utils import check_random_state
 from torch import nn
 
 from influence_stage._checks import check_fraction
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.data.featurize.config import FeaturizeConfig
 from influence_stage.engine.learner import Learner
 from influence_stage.engine.scores import check_score_name
 from influence_stage.errors import InvalidTypeError
+from influence_stage.seeds import seeded_sections
 from influence_stage.stage.steps import CleanConfig
-
-_SEED_HIGH = 2**31 - 1
-
 
 def check_gate_fraction(value: Any) -> float:
     """The output gate's ``max_drop_fraction``: a number in (0, 1]."""
@@ -75,9 +71,10 @@ def build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCon
     ``score`` (when not None) replaces ``gex_config.score``.
 
     Every seed (θ* initialisation and chains ``gex.seed``, batch order ``fit.seed``, text SVD
-    ``featurize.seed``, the gmm threshold ``seed``) is drawn from ``check_random_state(random_state)``,
-    replacing the seeds of the given configs: an int gives the same seeds (and scores) every time,
-    None draws them from numpy's global random state (fresh randomness, as in scikit-learn).
+    ``featurize.seed``, the gmm threshold ``seed``) is derived from ``random_state`` by
+    :func:`influence_stage.seeds.derive_seeds` (the rule the CLI's ``--seed`` follows too), replacing
+    the seeds of the given configs: an int gives the same seeds (and scores) every time, None draws
+    them from numpy's global random state (fresh randomness, as in scikit-learn).
     """
     model = check_model(model)
     gex = check_config_arg(gex_config, GEXConfig, "gex_config") or GEXConfig()
@@ -91,12 +88,7 @@ def build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCon
             data["fit_loaded"] = True
     if isinstance(model, str):
         data["model"] = model
-    rng = check_random_state(random_state)
-    s_gex, s_fit, s_feat, s_run = (int(s) for s in rng.randint(0, _SEED_HIGH, size=4))
-    data["gex"] = gex.model_copy(update={"seed": s_gex})
-    data["fit"] = fit.model_copy(update={"seed": s_fit})
-    data["featurize"] = FeaturizeConfig(seed=s_feat)
-    data["seed"] = s_run
+    data.update(seeded_sections(data, random_state))  # the one rule of influence_stage.seeds
     config = CleanConfig.from_mapping(data, where="estimator parameters")
     return config, (None if isinstance(model, str) else model)
 
