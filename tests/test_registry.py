@@ -207,3 +207,46 @@ def test_a_registered_policy_is_accepted_by_decide():
             check_action("nope")
     finally:
         POLICY_REGISTRY.unregister("halve")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue types
+# ---------------------------------------------------------------------------------------------
+
+from influence_stage.decisions import ISSUE_REGISTRY, IssueType, find_issues  # noqa: E402
+from influence_stage.decisions.issues import IssueInputs, IssueResult  # noqa: E402
+
+
+def _decisions():
+    return decide(np.array([1.0, 2.0, 30.0, 40.0]), np.array([0, 1, 0, 1]), threshold=10.0, action="none")
+
+
+def test_label_issues_are_the_tables_own_columns():
+    d = _decisions()
+    table, summary = find_issues(d.table, threshold=d.threshold)
+    assert table.equals(d.table) and ISSUE_REGISTRY.names() == ("label",)
+    assert summary == {"label": {"n_issues": 2, "threshold": "value", "value": 10.0, "estimated_noise_rate": None}}
+    assert find_issues(d.table)[1] == {"label": {"n_issues": 2}}
+
+
+def test_find_issues_errors():
+    d = _decisions()
+    with pytest.raises(InvalidInputError, match=r"unknown issue type 'dupes'; valid issue types: 'label'"):
+        find_issues(d.table, ["dupes"])
+    with pytest.raises(InvalidInputError, match="issue types must be distinct"):
+        find_issues(d.table, ["label", "label"])
+
+    @ISSUE_REGISTRY.register("needy")
+    class Needy(IssueType):
+        needs = ("features",)
+
+        def detect(self, x: IssueInputs) -> IssueResult:
+            return IssueResult(score=np.zeros(3), flag=np.zeros(x.n, bool), summary={})
+
+    try:
+        with pytest.raises(InvalidInputError, match=r"issue type 'needy' needs features; found none\. Fix: pass features="):
+            find_issues(d.table, ["needy"])
+        with pytest.raises(InvalidInputError, match=r"one score and one flag per row \(4\); found shapes \(3,\) and \(4,\)"):
+            find_issues(d.table, ["needy"], features=np.zeros((4, 2)))
+    finally:
+        ISSUE_REGISTRY.unregister("needy")

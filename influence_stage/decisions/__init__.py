@@ -1,6 +1,7 @@
 """Scores to decisions: the table's schema, the thresholds, one action per row, and applying them."""
 
 from influence_stage.decisions.decide import Decisions, decide
+from influence_stage.decisions.issues import ISSUE_REGISTRY, IssueType, find_issues
 from influence_stage.decisions.policies import POLICY_REGISTRY, Policy, check_action, make_policy
 from influence_stage.decisions.schema import CONFIG_ACTIONS, ROW_ACTIONS, TABLE_COLUMNS
 from influence_stage.decisions.thresholds import (
@@ -14,6 +15,6 @@ from influence_stage.decisions.thresholds import (
 )
 
 __all__ = [
-    "CONFIG_ACTIONS", "DEFAULT_THRESHOLD", "Decisions", "POLICY_REGISTRY", "Policy", "check_action", "make_policy", "ROW_ACTIONS", "TABLE_COLUMNS", "THRESHOLD_METHODS",
-    "THRESHOLD_REGISTRY", "ThresholdResult", "ThresholdSpec", "choose_threshold", "decide", "parse_threshold",
+    "CONFIG_ACTIONS", "DEFAULT_THRESHOLD", "Decisions", "ISSUE_REGISTRY", "IssueType", "POLICY_REGISTRY", "Policy", "check_action", "make_policy", "ROW_ACTIONS", "TABLE_COLUMNS", "THRESHOLD_METHODS",
+    "THRESHOLD_REGISTRY", "ThresholdResult", "ThresholdSpec", "choose_threshold", "decide", "find_issues", "parse_threshold",
 ]
