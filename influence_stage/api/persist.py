@@ -30,8 +30,39 @@ logger = logging.getLogger(__name__)
 
 
 _SAVE_FORMAT = "influence_stage.InfluenceCleaner"
-_SAVE_VERSION = 1
+_SAVE_VERSION = 2
+"""2: ``manifest.json`` carries ``manifest_sha256``, the digest of its own content (version 1 had none)."""
 _SAVED_FILES = ("config.json", "decisions.parquet", "scores.parquet", "arrays.safetensors", "members.safetensors")
+
+
+_DIGEST_KEY = "manifest_sha256"
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """The sha256 of a manifest's content, every key but ``manifest_sha256`` itself.
+
+    The content is hashed as canonical JSON (sorted keys, no whitespace), so the digest depends on the
+    values only, not on how the file is laid out. It covers everything ``load`` restores from the
+    manifest (threshold, encoding, roles, fingerprints, parameters) and, through ``files``, the sha256 of
+    every other file: one edited byte anywhere in a saved cleaner fails ``load``.
+    """
+    content = {k: v for k, v in manifest.items() if k != _DIGEST_KEY}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def check_manifest(manifest: dict[str, Any], manifest_path: Path) -> None:
+    """Raise ``InvalidInputError`` unless ``manifest`` is the format this version writes and unedited."""
+    if manifest.get("format") != _SAVE_FORMAT or manifest.get("format_version") != _SAVE_VERSION:
+        raise InvalidInputError(
+            f"{manifest_path} holds format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
+            f"expected {_SAVE_FORMAT!r} version {_SAVE_VERSION}. Fix: save it again with this version.")
+    saved, found = manifest.get(_DIGEST_KEY), manifest_digest(manifest)
+    if saved != found:
+        raise InvalidInputError(
+            f"{manifest_path} changed since it was saved: the sha256 of its content is {found[:16]}..., the digest "
+            f"saved in it ({_DIGEST_KEY}) is {str(saved)[:16]}...; the threshold, labels, fingerprints and "
+            "parameters it holds cannot be trusted. Fix: save the cleaner again from a fit; never edit the files "
+            "of a saved cleaner.")
 
 
 def package_version() -> str:
@@ -81,8 +112,8 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
     """Write the fitted result to a folder, without pickle.
 
     Files: ``manifest.json`` (format version, package version, the dataset fingerprint and
-    per-column digests, label encoding, threshold, estimator parameters, and the sha256 of every
-    other file), ``config.json`` (``config_.model_dump(mode="json")``), ``decisions.parquet``
+    per-column digests, label encoding, threshold, estimator parameters, the sha256 of every
+    other file, and ``manifest_sha256``: the digest of its own content, see :func:`manifest_digest`), ``config.json`` (``config_.model_dump(mode="json")``), ``decisions.parquet``
     (the decisions table, ``decisions.schema.TABLE_COLUMNS``), ``scores.parquet`` (``row_id, score,
     gex_influence, p_issue, base_loss``), ``arrays.safetensors`` (loss matrix, base losses,
     out-of-sample probabilities when computed) and ``members.safetensors`` (the members'
@@ -145,7 +176,9 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
         "timings": est.timings_,
     }
     manifest["files"] = {name: sha256(folder / name) for name in _SAVED_FILES}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str), "utf-8")
+    manifest = json.loads(json.dumps(manifest, default=str))  # as load will read it back
+    manifest[_DIGEST_KEY] = manifest_digest(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), "utf-8")
     logger.info("saved InfluenceCleaner to %s", folder)
     return folder
 
@@ -153,8 +186,8 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
 def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> Any:
     """A cleaner saved by :func:`save_cleaner`, ready to ``transform`` the dataset it was fitted on.
 
-    Every file is checked against the sha256 in ``manifest.json`` and the tables against each
-    other; ``transform`` refuses any dataset whose fingerprint differs from the fitted one (as
+    ``manifest.json`` is checked against its own digest (``manifest_sha256``), every other file
+    against the sha256 the manifest holds, and the tables against each other; ``transform`` refuses any dataset whose fingerprint differs from the fitted one (as
     after ``fit``). ``learner_``, ``result_`` and ``pipeline_`` are None (θ* is not saved);
     ``fit`` works again when the parameters are strings and configs (an in-memory model
     given as ``model=`` is not saved: ``model`` is then ``"auto"``).
@@ -171,7 +204,7 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
     Raises
     ------
     InvalidInputError
-        A missing or changed file, another format version, tables that disagree, or a
+        A missing or changed file (``manifest.json`` included), another format version, tables that disagree, or a
         ``dataset`` other than the fitted one (the message says what differs).
     """
     import safetensors.numpy
@@ -182,11 +215,15 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
     if not manifest_path.is_file():
         raise InvalidInputError(f"no saved InfluenceCleaner at {folder}: manifest.json is missing. "
                                 "Fix: give the folder written by InfluenceCleaner.save.")
-    manifest = json.loads(manifest_path.read_text("utf-8"))
-    if manifest.get("format") != _SAVE_FORMAT or manifest.get("format_version") != _SAVE_VERSION:
-        raise InvalidInputError(
-            f"{manifest_path} holds format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
-            f"expected {_SAVE_FORMAT!r} version {_SAVE_VERSION}. Fix: save it again with this version.")
+    try:
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{manifest_path} is not the JSON InfluenceCleaner.save wrote: {exc}. "
+                                "Fix: save the cleaner again; never edit the files of a saved cleaner.") from exc
+    if not isinstance(manifest, dict):
+        raise InvalidInputError(f"{manifest_path} holds a JSON {type(manifest).__name__}, not the object "
+                                "InfluenceCleaner.save wrote. Fix: save the cleaner again.")
+    check_manifest(manifest, manifest_path)
     for name in _SAVED_FILES:
         file = folder / name
         if not file.is_file():

@@ -1,0 +1,105 @@
+"""A saved InfluenceCleaner restores only checksummed state: manifest.json checks itself, the rest is checked by it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+
+from influence_stage.api import InfluenceCleaner  # noqa: E402
+from influence_stage.api.persist import manifest_digest  # noqa: E402
+from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
+from influence_stage.errors import InvalidInputError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    X, y = load_digits(return_X_y=True)
+    cleaner = InfluenceCleaner(gex_config=GEXConfig(chains=2, cycles=2, ft_lr=0.4), fit_config=FitConfig(epochs=5),
+                               random_state=0).fit(X[:200], y[:200])
+    folder = cleaner.save(tmp_path_factory.mktemp("saved") / "cleaner")
+    return cleaner, folder, (folder / "manifest.json").read_bytes()
+
+
+@pytest.fixture()
+def manifest(saved):
+    """manifest.json as saved, restored after each test."""
+    _, folder, original = saved
+    path = folder / "manifest.json"
+    yield path
+    path.write_bytes(original)
+
+
+def test_the_manifest_holds_the_digest_of_its_own_content(saved, manifest):
+    cleaner, folder, _ = saved
+    data = json.loads(manifest.read_text())
+    assert data["format_version"] == 2 and data["manifest_sha256"] == manifest_digest(data)
+    assert len(data["manifest_sha256"]) == 64 and set(data["files"]) == {
+        "config.json", "decisions.parquet", "scores.parquet", "arrays.safetensors", "members.safetensors"}
+    # the layout of the file is not content: re-indented, it still loads, with the same threshold
+    manifest.write_text(json.dumps(data, indent=4))
+    assert InfluenceCleaner.load(folder).threshold_ == cleaner.threshold_
+
+
+def test_one_edited_byte_of_the_threshold_fails_load(saved, manifest):
+    cleaner, folder, original = saved
+    text = original.decode()
+    value = json.dumps(json.loads(text)["threshold"]["value"])  # e.g. 0.6633...
+    at = text.index(f'"value": {value}') + len('"value": ') + value.index(".") + 1  # first decimal digit
+    edited = text[:at] + ("9" if text[at] != "9" else "8") + text[at + 1:]
+    assert len(edited) == len(text) and sum(a != b for a, b in zip(edited, text)) == 1
+    manifest.write_text(edited)
+    with pytest.raises(InvalidInputError, match=r"manifest.json changed since it was saved: the sha256 of its "
+                                                r"content is [0-9a-f]{16}\.\.\., the digest saved in it "
+                                                r"\(manifest_sha256\) is [0-9a-f]{16}\.\.\..*Fix: save the cleaner"):
+        InfluenceCleaner.load(folder)
+
+
+@pytest.mark.parametrize("edit", ["labels", "params", "fingerprint", "file-digest", "no-digest"])
+def test_any_hand_edited_state_fails_load(saved, manifest, edit):
+    _, folder, _ = saved
+    data = json.loads(manifest.read_text())
+    if edit == "labels":
+        data["encoding"]["names"][0], data["encoding"]["names"][1] = data["encoding"]["names"][1], \
+            data["encoding"]["names"][0]
+    elif edit == "params":
+        data["params"]["action"] = "relabel"
+    elif edit == "fingerprint":
+        data["dataset_fingerprint"] = "0" * len(data["dataset_fingerprint"])
+    elif edit == "file-digest":  # pointing the manifest at a replaced file is an edit of the manifest too
+        data["files"]["scores.parquet"] = "0" * 64
+    else:
+        del data["manifest_sha256"]
+    manifest.write_text(json.dumps(data, indent=1))
+    with pytest.raises(InvalidInputError, match=r"manifest.json changed since it was saved"):
+        InfluenceCleaner.load(folder)
+
+
+def test_a_manifest_that_is_not_json_or_of_another_version_is_named(saved, manifest):
+    _, folder, original = saved
+    manifest.write_bytes(original[:-5])
+    with pytest.raises(InvalidInputError, match=r"manifest.json is not the JSON InfluenceCleaner.save wrote"):
+        InfluenceCleaner.load(folder)
+    manifest.write_text("[1, 2]")
+    with pytest.raises(InvalidInputError, match=r"holds a JSON list, not the object"):
+        InfluenceCleaner.load(folder)
+    data = json.loads(original)
+    data["format_version"] = 1  # a save of the version before the manifest's own digest
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(InvalidInputError, match=r"version 1; expected 'influence_stage.InfluenceCleaner' version 2"):
+        InfluenceCleaner.load(folder)
+
+
+def test_the_untouched_save_restores_every_number(saved):
+    cleaner, folder, _ = saved
+    loaded = InfluenceCleaner.load(folder)
+    assert loaded.threshold_ == cleaner.threshold_ and loaded.ft_lr_ == cleaner.ft_lr_
+    np.testing.assert_array_equal(loaded.scores_, cleaner.scores_)
+    np.testing.assert_array_equal(loaded.classes_, cleaner.classes_)
