@@ -1,0 +1,96 @@
+"""Which flagged rows matter: GEX cross-influence of each training row on a held-out loss.
+
+Datalab says a row is an outlier, a duplicate or mislabeled; it does not say whether the model is
+worse for having trained on it. GEX does: with the deviation matrices ``D = L - max(b, tau)`` the
+engine already computes (:func:`influence_stage.engine.influence.deviation`), the influence of
+training row ``i`` on the mean loss of reference rows ``R`` is
+``I(i) = (1/M) sum_m D_train[i, m] * mean_{j in R} D_ref[j, m]``
+(:func:`~influence_stage.engine.influence.mean_test_loss_influence`). A positive ``I(i)`` means the
+members that moved row ``i``'s loss moved the reference loss the same way: row ``i`` is a proponent
+of the reference rows. Its **harm** is ``-I(i)``: positive harm = an opponent, a row whose removal is
+expected to lower the reference loss.
+
+The reference is a held-out set when the run has one (its deviation matrix, computed from the same
+members), and otherwise the training rows no issue type flagged (the rows the stage trusts), with
+the flagged rows left out so that no row is its own reference.
+
+Pure numpy on ``(n, M)`` matrices; never sees a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from influence_stage._checks import check_mask
+from influence_stage.engine.influence import mean_test_loss_influence
+from influence_stage.errors import InvalidInputError
+
+
+def harm_scores(D_train: Any, *, D_reference: Any = None, reference: Any = None) -> np.ndarray:
+    """``(n_train,) float64`` harm ``-mean_test_loss_influence(D_train, D_ref)``; higher = more harmful.
+
+    Parameters
+    ----------
+    D_train : array, shape ``(n_train, M)``
+        Deviations of the training rows.
+    D_reference : array, shape ``(n_ref, M)``, optional
+        Deviations of held-out reference rows under the same members.
+    reference : ``(n_train,) bool``, optional
+        Without ``D_reference``: the training rows that form the reference (default: all of them).
+
+    Raises
+    ------
+    InvalidInputError
+        Both or an empty reference; matrices that do not share the members.
+    """
+    D_train = np.asarray(D_train, dtype=np.float64)
+    if D_train.ndim != 2:
+        raise InvalidInputError(f"D_train must be 2-D (n_train, n_members); found shape {D_train.shape}.")
+    if D_reference is not None and reference is not None:
+        raise InvalidInputError("pass either D_reference (held-out rows) or reference (a mask of training rows), "
+                                "not both.")
+    if D_reference is None:
+        mask = np.ones(D_train.shape[0], dtype=bool) if reference is None else check_mask(
+            reference, D_train.shape[0], "reference")
+        if not mask.any():
+            raise InvalidInputError(
+                "the reference is empty: every training row is flagged, so none is left to measure harm on. "
+                "Fix: pass D_reference (deviations of held-out rows) or a reference mask with at least one row.")
+        D_reference = D_train[mask]
+    return -mean_test_loss_influence(D_train, D_reference)
+
+
+def rank_by_harm(D_train: Any, flagged: Any, *, D_reference: Any = None) -> pd.DataFrame:
+    """Harm of every row and the rank of the flagged ones.
+
+    Parameters
+    ----------
+    D_train : array, shape ``(n, M)``
+        Deviations of the training rows.
+    flagged : ``(n,) bool``
+        Rows some issue type flagged (the label issue included).
+    D_reference : array, shape ``(n_ref, M)``, optional
+        Deviations of held-out rows; default: the unflagged training rows.
+
+    Returns
+    -------
+    DataFrame, ``n`` rows in input order:
+        ``harm`` ``float64`` (every row); ``harm_rank`` ``int64``, 1 = the most harmful flagged row,
+        0 for unflagged rows.
+    """
+    D_train = np.asarray(D_train, dtype=np.float64)
+    if D_train.ndim != 2:
+        raise InvalidInputError(f"D_train must be 2-D (n_train, n_members); found shape {D_train.shape}.")
+    flagged = check_mask(flagged, D_train.shape[0], "flagged")
+    harm = harm_scores(D_train, D_reference=D_reference, reference=None if D_reference is not None else ~flagged)
+    rank = np.zeros(harm.size, dtype=np.int64)
+    idx = np.flatnonzero(flagged)
+    order = idx[np.argsort(-harm[idx], kind="stable")]
+    rank[order] = np.arange(1, order.size + 1)
+    return pd.DataFrame({"harm": harm, "harm_rank": rank})
+
+
+__all__ = ["harm_scores", "rank_by_harm"]
