@@ -2,8 +2,9 @@
 
 A published dataset name is a folder ``<root>/<name>/`` holding one immutable folder per version
 and a ``LATEST`` pointer (see :mod:`influence_stage.publish.versions` for what a version folder
-holds). This module owns the names of those files, the rule for safe folder names, the order of
-versions, and reading which versions exist and which one ``LATEST`` names. It writes nothing.
+holds). This module owns the names of those files, the order of versions, and reading which
+versions exist and which one ``LATEST`` names; names are checked by the project's one rule for
+safe folder names (``influence_stage._checks.check_safe_name``). It writes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage._checks import check_safe_name
+from influence_stage.errors import InvalidInputError
 
 DEFAULT_ROOT = Path("data/published")
 """Where versions are published unless ``root=`` says otherwise (relative to the working directory)."""
@@ -47,7 +49,6 @@ OWNER_FILE = ".owner.json"
 publish can tell debris of a killed publish from a publish in progress. Removed before the rename."""
 
 _AUTO_VERSION = re.compile(r"^v(\d+)$")
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -85,30 +86,8 @@ class Published:
         return not self.unchanged
 
 
-def check_safe_name(value: Any, what: str) -> str:
-    """``value`` when it is a safe folder name (letters, digits, ``.``, ``_``, ``-``; not ``LATEST``).
-
-    The whole string must match (``fullmatch``: a ``$`` anchor would let a trailing newline through).
-
-    Raises
-    ------
-    InvalidTypeError
-        Not a string.
-    InvalidInputError
-        Not a safe folder name; ``what`` names the argument in the message.
-    """
-    if not isinstance(value, str):
-        raise InvalidTypeError(f"{what} must be a string; found {type(value).__name__}.")
-    if not _SAFE_NAME.fullmatch(value) or value == LATEST:
-        raise InvalidInputError(
-            f"{what} {value!r} is not a valid folder name; expected letters, digits, '.', '_' or '-' "
-            f"(not starting with '.' or '-', at most 128 characters, not {LATEST!r})."
-        )
-    return value
-
-
 def check_name(name: Any) -> str:
-    """The dataset name rule of ``publish`` (a safe folder name), for checks before any work."""
+    """The dataset name rule of ``publish`` (``_checks.check_safe_name``), for checks before any work."""
     return check_safe_name(name, "name")
 
 

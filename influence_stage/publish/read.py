@@ -19,13 +19,13 @@ from typing import Any
 import datasets
 import pandas as pd
 
+from influence_stage._checks import check_safe_name
 from influence_stage.errors import InvalidInputError
 from influence_stage.publish.layout import (
     DATASET_DIR,
     LATEST,
     MANIFEST_PARQUET,
     META_JSON,
-    check_safe_name,
     latest_version,
     list_versions,
 )

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from influence_stage._checks import check_safe_name
 from influence_stage.errors import InvalidInputError
 from influence_stage.publish.layout import (
     LATEST,
     META_JSON,
     TMP_PREFIX,
-    check_safe_name,
     latest_version,
     list_versions,
     version_key,

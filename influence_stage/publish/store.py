@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from influence_stage._checks import check_safe_name
 from influence_stage.errors import InvalidTypeError
-from influence_stage.publish.layout import LATEST, LOCK_FILE, OWNER_FILE, TMP_PREFIX, check_safe_name
+from influence_stage.publish.layout import LATEST, LOCK_FILE, OWNER_FILE, TMP_PREFIX
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from influence_stage._checks import check_safe_name
 from influence_stage.errors import InfluenceStageError, InvalidInputError, InvalidTypeError
-from influence_stage.publish.layout import CONFIG_JSON, META_JSON, check_safe_name, latest_version
+from influence_stage.publish.layout import CONFIG_JSON, META_JSON, latest_version
 from influence_stage.publish.store import json_ready
 
 logger = logging.getLogger(__name__)

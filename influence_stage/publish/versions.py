@@ -62,9 +62,11 @@ from typing import Any
 import datasets
 import pandas as pd
 
+from influence_stage._checks import check_safe_name
 from influence_stage.data.arrow import ROW_ID, flat_dataset
 from influence_stage.errors import HubPushError, InvalidInputError, InvalidTypeError, ValidationFailedError
 from influence_stage.publish import store
+from influence_stage.publish.card import dataset_card
 from influence_stage.publish.hub import check_hub_available, check_hub_push, push_to_hub
 from influence_stage.publish.layout import (
     CARD_MD,
@@ -82,13 +84,11 @@ from influence_stage.publish.layout import (
     VALIDATION_DIR,
     Published,
     check_name,
-    check_safe_name,
     latest_version,
     list_versions,
     next_version,
     version_containing,
 )
-from influence_stage.publish.card import dataset_card
 from influence_stage.publish.manifest import (
     action_counts,
     check_classes,
