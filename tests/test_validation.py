@@ -136,9 +136,12 @@ def test_input_suite_passes_on_good_data(label_kind):
     assert report.suite == "input" and report.suite_version == SUITE_VERSIONS["input"]
     keys = [r["key"] for r in report.results]
     assert keys[:2] == ["label_column_present", "row_id_present"] and keys[-1] == "rows_per_class"  # suite order
-    # 2 + 3 feature columns present; label x2, row_id x2, 3 numeric features not null; one per-class check.
-    assert len(keys) == 2 + 3 + 4 + 3 + 1
-    assert keys.count("feature_column_present") == 3 and keys.count("numeric_feature_not_null") == 3
+    # label, row_id, features present and numeric features not null: one each over the column summary,
+    # however many feature columns; label x2, row_id x2 on the rows; one per-class check.
+    assert len(keys) == 4 + 4 + 1
+    assert keys.count("feature_column_present") == 1 and keys.count("numeric_feature_not_null") == 1
+    summary = report.ge_results["columns"].results[0].expectation_config
+    assert summary.meta["per_column"] == "not found" and "summary" in summary.notes
     assert report.parameters["class_set"] == CLASSES
     assert report.raise_if_failed() is report
 
@@ -231,7 +234,10 @@ def test_input_nan_in_numeric_feature_fails_naming_the_column():
     df.loc[3, "x0"] = np.nan
     report = validate_input(df, label_column="label", feature_columns=FEATURES, class_names=CLASSES)
     assert _failed(report) == {"numeric_feature_not_null"}
-    assert _result(report, "numeric_feature_not_null")["column"] == "x0"
+    r = _result(report, "numeric_feature_not_null")
+    assert r["unexpected_values"] == [1] and r["unexpected_count"] == 1
+    assert [(d["column"], d["first_missing_row_id"]) for d in r["unexpected_index"]] == [("x0", 103)]
+    assert "column 'x0' has 1 null or NaN value(s), the first at row_id 103" in report.failures()[0]
 
 
 def test_input_argument_errors():
@@ -396,7 +402,7 @@ def test_raise_if_failed_lists_each_failed_expectation(case):
     expected = {"schema_preserved", "weight_in_range", "weights_match_manifest", "manifest_covers_input",
                 "drop_fraction"}
     assert _failed(report) == expected
-    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 3\) failed 5 of \d+") as info:
+    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 4\) failed 5 of \d+") as info:
         report.raise_if_failed()
     message = str(info.value)
     for key in expected:
@@ -409,7 +415,7 @@ def test_to_json_holds_ge_results_per_batch(case):
     ds, manifest, out = case
     report = _validate_out(out, ds, manifest.drop(index=8))
     data = json.loads(report.to_json())
-    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 3
+    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 4
     assert set(data["batches"]) == {"columns", "features", "rows", "manifest", "accounting"}
     acc = data["batches"]["accounting"]
     assert acc["suite_name"] == "output.accounting" and acc["success"] is False
@@ -462,5 +468,5 @@ def test_write_suite_files_refuses_a_change_without_a_version_bump(tmp_path):
     doc = json.loads((tmp_path / "input.json").read_text())
     doc["batches"]["rows"]["expectations"].pop()
     (tmp_path / "input.json").write_text(json.dumps(doc))
-    with pytest.raises(InvalidInputError, match=r"suite 'input' changed but its version is still 1"):
+    with pytest.raises(InvalidInputError, match=r"suite 'input' changed but its version is still 2"):
         write_suite_files(tmp_path)

@@ -109,8 +109,42 @@ FLAT_BLOCK_ROWS = 1 << 16
 """Rows per gathered block of :func:`flat_dataset` (one Arrow chunk each)."""
 
 
+def in_memory_dataset(table: pa.Table, features: datasets.Features | None = None, *,
+                      like: datasets.Dataset | None = None) -> datasets.Dataset:
+    """A ``datasets.Dataset`` over an Arrow table, without hashing its content.
+
+    ``Dataset.from_dict`` / ``from_pandas`` / ``add_column`` fingerprint a new in-memory dataset by
+    pickling its state, which costs seconds on a wide table (10k rows x 784 columns) and is used
+    only by ``datasets``' own cache of ``map`` results, which in-memory data never writes. The stage
+    keys its caches on :func:`influence_stage.data.fingerprint.dataset_fingerprint` (content), so a
+    fresh random ``datasets`` fingerprint is given instead, as ``datasets`` does for data it cannot hash.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        ``n`` rows.
+    features : datasets.Features, optional
+        The columns' feature types; inferred from the Arrow schema when None.
+    like : datasets.Dataset, optional
+        A dataset whose info (description, citation, ...) and split the new one keeps.
+    """
+    from datasets.fingerprint import generate_random_fingerprint
+    from datasets.table import InMemoryTable
+
+    info = like.info.copy() if like is not None else datasets.DatasetInfo()
+    info.features = features
+    return datasets.Dataset(InMemoryTable(table), info=info, split=like.split if like is not None else None,
+                            fingerprint=generate_random_fingerprint())
+
+
 def arrow_column(ds: datasets.Dataset, name: str) -> pa.Array:
     """One column as a contiguous Arrow array, in dataset order (indices mapping applied)."""
+    if getattr(ds, "_indices", True) is None:
+        try:  # no indices mapping: the stored column itself (a formatted read copies the schema's features)
+            col = ds.data.table.column(name)
+            return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        except (AttributeError, KeyError):  # pragma: no cover - other datasets internals: the public path
+            pass
     table = gathered(ds, [name], 0, ds.num_rows)
     col = (table if table is not None else ds.with_format("arrow", columns=[name])[:])[name]
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -164,6 +198,43 @@ def list_depth_and_leaf(feature: Any) -> tuple[int, Any]:
         depth += 1
         feature = feature.feature
     return depth, feature
+
+
+def _feature_key(feature: Any) -> Any:
+    """A hashable key equal for features of the same kind: plain values by class and dtype, others by repr."""
+    if type(feature) is datasets.Value:
+        return (datasets.Value, feature.dtype)
+    return (type(feature), repr(feature))
+
+
+def column_kinds(features: datasets.Features) -> dict[str, str | None]:
+    """:func:`column_kind` of every column, worked out once per distinct feature type.
+
+    A wide table (784 pixel columns, 1,024 embedding columns) holds a handful of distinct feature
+    types; the per-column cost is one dictionary lookup. Pass ``ds.features`` once: each access of
+    that property deep-copies every feature.
+
+    Parameters
+    ----------
+    features : datasets.Features
+        ``{column: feature}`` of ``d`` columns.
+
+    Returns
+    -------
+    dict of str to str or None
+        ``d`` entries, in column order.
+    """
+    keys = [_feature_key(f) for f in features.values()]
+    kind_of: dict[Any, str | None] = {}
+    for key, feature in zip(keys, features.values()):
+        if key not in kind_of:
+            kind_of[key] = column_kind(feature)
+    return {name: kind_of[key] for name, key in zip(features, keys)}
+
+
+def string_columns(features: datasets.Features) -> list[str]:
+    """The columns of plain string values (``Value("string")`` / ``Value("large_string")``), in order."""
+    return [name for name, f in features.items() if isinstance(f, datasets.Value) and f.dtype in STRING_DTYPES]
 
 
 def column_kind(feature: Any) -> str | None:

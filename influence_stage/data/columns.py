@@ -17,8 +17,8 @@ from influence_stage.data.arrow import (
     ROW_ID,
     Kind,
     arrow_column,
-    column_kind,
-    is_string_value,
+    column_kinds,
+    string_columns,
     where,
 )
 from influence_stage.errors import (
@@ -49,12 +49,17 @@ class ColumnRoles:
     kind: Kind
 
 
+def label_not_found(label_column: str, columns: Sequence[str]) -> InvalidInputError:
+    """The error for a label column that is not among ``columns`` (which it lists)."""
+    return InvalidInputError(
+        f"label column {label_column!r} not found; available columns: {list(columns)}. "
+        "Fix: pass label_column= with one of them."
+    )
+
+
 def check_label_present(ds: datasets.Dataset, label_column: str) -> None:
     if label_column not in ds.column_names:
-        raise InvalidInputError(
-            f"label column {label_column!r} not found; available columns: {ds.column_names}. "
-            "Fix: pass label_column= with one of them."
-        )
+        raise label_not_found(label_column, ds.column_names)
 
 
 def missing_mask(col: pa.Array, class_label: bool) -> np.ndarray:
@@ -90,16 +95,21 @@ def mean_text_length(ds: datasets.Dataset, column: str, rows: int = 1000) -> flo
 def expand_patterns(names: list[str], columns: Sequence[str]) -> list[str]:
     """Expand shell-style patterns among ``names`` against ``columns`` (plain names pass through)."""
     out: list[str] = []
+    seen: set[str] = set()
+    known = set(columns)
     for name in names:
-        if isinstance(name, str) and any(ch in name for ch in "*?[") and name not in columns:
+        if isinstance(name, str) and any(ch in name for ch in "*?[") and name not in known:
             hits = fnmatch.filter(columns, name)
             if not hits:
                 raise InvalidInputError(
                     f"feature column pattern {name!r} matches no column; available columns: {list(columns)}."
                 )
-            out += [h for h in hits if h not in out]
+            new = [h for h in hits if h not in seen]
+            out += new
+            seen.update(new)
         else:
             out.append(name)
+            seen.add(name)
     return out
 
 
@@ -164,10 +174,10 @@ def check_numeric_columns(
     else:
         names = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
         columns = [c for c in expand_patterns(names, ds.column_names) if c in ds.column_names]
+    # Only string columns can be such columns: pick them from the schema once, read only those.
+    strings = set(string_columns(ds.features))
     fixed: dict[str, pa.Array] = {}
-    for c in columns:
-        if not is_string_value(ds.features[c]):
-            continue
+    for c in (c for c in columns if c in strings):
         col = arrow_column(ds, c)
         bad = non_numeric_cells(col)
         if bad is None:
@@ -232,29 +242,34 @@ def resolve_columns(
     ColumnRoles
     """
     check_label_values(ds, label_column)
-    kinds = {c: column_kind(ds.features[c]) for c in ds.column_names}
+    features = ds.features  # each access deep-copies every feature: once for all columns
+    kinds = column_kinds(features)
     if feature_columns is not None:
         cols = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
         cols = expand_patterns(cols, ds.column_names)
         if not cols:
             raise InvalidInputError("feature_columns is empty; expected at least one column, or None for automatic.")
-        for c in cols:
-            if c not in ds.column_names:
-                raise InvalidInputError(
-                    f"feature column {c!r} not found; available columns: {ds.column_names}. "
-                    "Fix: correct feature_columns."
-                )
-            if c in (label_column, ROW_ID):
-                raise InvalidInputError(
-                    f"feature column {c!r} is the label or the row id; expected other columns. "
-                    "Fix: remove it from feature_columns."
-                )
-            if kinds[c] is None:
-                raise InvalidTypeError(
-                    f"feature column {c!r} has dtype {ds.features[c]!r}, which cannot be featurized; "
-                    "expected numbers / bools (tabular), strings (text), or images / 2-D or 3-D arrays (image). "
-                    "Fix: convert the column or leave it out."
-                )
+        # Each check scans the whole list once (dictionary lookups); the first offending column is named.
+        unknown = [c for c in cols if c not in kinds]
+        if unknown:
+            raise InvalidInputError(
+                f"feature column {unknown[0]!r} not found; available columns: {ds.column_names}. "
+                "Fix: correct feature_columns."
+            )
+        reserved = [c for c in cols if c in (label_column, ROW_ID)]
+        if reserved:
+            raise InvalidInputError(
+                f"feature column {reserved[0]!r} is the label or the row id; expected other columns. "
+                "Fix: remove it from feature_columns."
+            )
+        unusable = [c for c in cols if kinds[c] is None]
+        if unusable:
+            c = unusable[0]
+            raise InvalidTypeError(
+                f"feature column {c!r} has dtype {features[c]!r}, which cannot be featurized; "
+                "expected numbers / bools (tabular), strings (text), or images / 2-D or 3-D arrays (image). "
+                "Fix: convert the column or leave it out."
+            )
         found = {"numeric" if kinds[c] == "categorical" else kinds[c] for c in cols}
         if len(found) > 1:
             detail = ", ".join(f"{c}: {kinds[c]}" for c in cols)
@@ -279,12 +294,13 @@ def resolve_columns(
     elif numeric:
         chosen, kind = numeric, "tabular"
     else:
-        detail = ", ".join(f"{c}: {ds.features[c]!r}" for c in candidates) or "none"
+        detail = ", ".join(f"{c}: {features[c]!r}" for c in candidates) or "none"
         raise InvalidInputError(
             f"no usable feature column besides the label {label_column!r}; columns found: {detail}. "
             "Expected numeric, string or image columns. Fix: pass feature_columns= or featurize the data yourself."
         )
-    ignored = [c for c in candidates if c not in chosen]
+    taken = set(chosen)
+    ignored = [c for c in candidates if c not in taken]
     if ignored:
         logger.info("Featurizing %s column(s) %s as %r; ignoring %s.", len(chosen), chosen, kind, ignored)
     return ColumnRoles(label_column, tuple(chosen), kind)  # type: ignore[arg-type]

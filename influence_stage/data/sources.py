@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 
 from influence_stage._checks import check_features
-from influence_stage.data.arrow import ADDED_ROW_ID, ROW_ID, arrow_column, value_dtype
-from influence_stage.data.columns import check_label_present
+from influence_stage.data.arrow import ADDED_ROW_ID, ROW_ID, arrow_column, in_memory_dataset, value_dtype
+from influence_stage.data.columns import check_label_present, label_not_found
 from influence_stage.errors import (
     InfluenceStageError,
     InvalidInputError,
@@ -114,8 +114,14 @@ def _from_arrays(X: Any, y: Any, label_column: str) -> datasets.Dataset:
                 f"label_column={label_column!r} clashes with a generated feature column name x0..x{X.shape[1] - 1}. "
                 "Fix: use another label_column."
             )
-        columns = {name: X[:, j] for j, name in enumerate(names)}
-        features = {name: datasets.Value(X.dtype.name) for name in names}
+        # One Arrow array per row of X transposed (zero-copy views), one table, no per-column conversion.
+        by_column = np.ascontiguousarray(X.T)
+        arrays = [pa.array(by_column[j]) for j in range(X.shape[1])]
+        labels = pa.array(y.tolist() if y.dtype == object else y, type=label_type)
+        features = datasets.Features({**{name: datasets.Value(X.dtype.name) for name in names},
+                                      label_column: label_feature})
+        table = pa.Table.from_arrays([*arrays, labels], names=[*names, label_column])
+        return in_memory_dataset(*_with_row_id(table.cast(features.arrow_schema), features))
     else:
         if X.ndim == 4 and X.shape[-1] not in (1, 2, 3, 4) and X.shape[1] in (1, 3, 4):
             X = np.ascontiguousarray(X.transpose(0, 2, 3, 1))  # (n, c, h, w) → (n, h, w, c)
@@ -133,9 +139,23 @@ def _from_arrays(X: Any, y: Any, label_column: str) -> datasets.Dataset:
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
 
+def _with_row_id(table: pa.Table, features: datasets.Features) -> tuple[pa.Table, datasets.Features]:
+    """``table`` and ``features`` with the stage's ``row_id`` (``0..n-1``) appended when absent.
+
+    Built data gets its row ids before it becomes a Dataset: one Dataset construction instead of
+    two (each re-serialises every feature of a wide table). :func:`ensure_row_id` then checks them.
+    """
+    if ROW_ID in table.column_names:
+        return table, features
+    features = datasets.Features({**features, ROW_ID: datasets.Value("int64", id=ADDED_ROW_ID)})
+    return table.append_column(ROW_ID, pa.array(np.arange(table.num_rows, dtype=np.int64))), features
+
+
 def _from_pandas(df: pd.DataFrame) -> datasets.Dataset:
     try:
-        return datasets.Dataset.from_pandas(df, preserve_index=False)
+        # What Dataset.from_pandas does, without hashing the whole table for datasets' fingerprint.
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        return in_memory_dataset(*_with_row_id(table, datasets.Features.from_arrow_schema(table.schema)))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         # Object columns of PIL images or numpy arrays: let datasets infer Image / nested lists.
         logger.debug("Dataset.from_pandas failed (%s); building the dataset column by column.", exc)
@@ -445,6 +465,8 @@ def load_source(
             "materialised. Fix: load without streaming=True."
         )
     elif isinstance(source, pd.DataFrame):
+        if label_column not in [str(c) for c in source.columns]:  # named before a row_id is added
+            raise label_not_found(label_column, [str(c) for c in source.columns])
         ds = _from_pandas(source)
     elif isinstance(source, tuple) and len(source) == 2:
         ds = _from_arrays(source[0], source[1], label_column)
@@ -483,6 +505,15 @@ def ensure_row_id(ds: datasets.Dataset) -> datasets.Dataset:
     An existing ``row_id`` must be an integer column without nulls and without duplicates.
     """
     if ROW_ID not in ds.column_names:
+        from datasets.table import InMemoryTable
+
+        if isinstance(ds.data, InMemoryTable) and ds._indices is None:
+            # Dataset.add_column, without re-hashing a wide table for datasets' fingerprint. Memory-mapped
+            # data keeps add_column, which pickles as references to its files rather than as the rows.
+            features = ds.features
+            features[ROW_ID] = datasets.Value("int64", id=ADDED_ROW_ID)
+            table = ds.data.table.append_column(ROW_ID, pa.array(np.arange(ds.num_rows, dtype=np.int64)))
+            return in_memory_dataset(table, features, like=ds)
         return ds.add_column(ROW_ID, np.arange(ds.num_rows, dtype=np.int64),
                              feature=datasets.Value("int64", id=ADDED_ROW_ID))
     feature = ds.features[ROW_ID]

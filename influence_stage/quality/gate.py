@@ -22,6 +22,7 @@ from influence_stage.errors import (
     ValidationFailedError,
 )
 from influence_stage.quality.accounting import accounting_frame
+from influence_stage.quality.summaries import column_names, input_column_summary, numeric_columns, type_names
 from influence_stage.quality.suites import (
     SUITE_VERSIONS,
     build_input_suites,
@@ -54,8 +55,10 @@ class ValidationReport:
         ``description``, ``success``, ``unexpected_count`` (None for aggregate checks),
         ``unexpected_values`` (at most :data:`PARTIAL_UNEXPECTED_COUNT`), ``unexpected_index``
         (the identifying column, e.g. ``row_id`` or ``class``, of those values),
-        ``observed_value``, ``error`` (why the expectation could not be evaluated, else None) and
-        ``kwargs`` (the expectation's arguments with parameters filled in).
+        ``observed_value``, ``error`` (why the expectation could not be evaluated, else None),
+        ``kwargs`` (the expectation's arguments with parameters filled in) and ``meta`` (the
+        expectation's meta: ``key``, and ``per_column`` for a check on a summary with one row per
+        column, whose ``unexpected_index`` then names the data columns under ``"column"``).
     suite_version : int
         The suite's version (:data:`SUITE_VERSIONS`).
     parameters : dict
@@ -139,15 +142,38 @@ def _short(values: Sequence[Any], limit: int = 5) -> str:
     return f"[{shown}{more}]"
 
 
+def _missing(value: Any) -> bool:
+    return value is None or isinstance(value, float) and math.isnan(value)
+
+
+def _per_column_detail(r: dict[str, Any]) -> str:
+    """What failed on a per-column summary, named by the data columns (not the summary's)."""
+    index = r["unexpected_index"]
+    names = [d.get("column") for d in index]
+    if r["meta"].get("per_column") == "missing values":
+        parts = []
+        for d, count in zip(index, r["unexpected_values"]):
+            at = d.get("first_missing_row_id")
+            first = "" if _missing(at) else f", the first at row_id {int(at)}"
+            parts.append(f"column {d.get('column')!r} has {count} null or NaN value(s){first}")
+    else:
+        parts = [f"column {c!r} not found" for c in names]
+    more = f" ({r['unexpected_count']} columns in all)" if r["unexpected_count"] > len(parts) else ""
+    return "; ".join(parts) + more
+
+
 def failure_line(r: dict[str, Any]) -> str:
-    where = f"column {r['column']!r}" if r["column"] else "table"
+    per_column = bool(r.get("meta", {}).get("per_column"))
+    where = "the column summary" if per_column else f"column {r['column']!r}" if r["column"] else "table"
     head = f"{r['suite']}.{r['batch']}: {r['key']} ({r['description']}) on {where} [{r['expectation_type']}]"
     if r["error"]:
         return f"{head} could not be evaluated: {r['error']}"
+    if per_column and r["unexpected_count"]:
+        return f"{head} failed: {_per_column_detail(r)}"
     if r["unexpected_count"] is not None:
         detail = f"{r['unexpected_count']} unexpected value(s) {_short(r['unexpected_values'])}"
         own = set((r["column"] or "").split("|"))
-        ids = [{k: v for k, v in d.items() if k not in own} for d in r["unexpected_index"]]
+        ids = [{k: v for k, v in d.items() if k not in own and not _missing(v)} for d in r["unexpected_index"]]
         ids = [d for d in ids if d]
         if ids:
             keys = sorted({k for d in ids for k in d})
@@ -186,11 +212,7 @@ def _error_message(exception_info: Any) -> str | None:
 
 def result_dicts(suite: str, batch: str, ge_suite: Any, ge_result: Any) -> list[dict[str, Any]]:
     """Per-expectation dicts of one batch, in the suite's order."""
-    order = {
-        (e.expectation_type, json.dumps(e.meta, sort_keys=True, default=str),
-         json.dumps(e.configuration.kwargs, sort_keys=True, default=str)): i
-        for i, e in enumerate(ge_suite.expectations)
-    }
+    order = _suite_order(ge_suite)
     rows = []
     for res in ge_result.results:
         d = res.to_json_dict()
@@ -219,7 +241,8 @@ def result_dicts(suite: str, batch: str, ge_suite: Any, ge_result: Any) -> list[
             "observed_value": result.get("observed_value"),
             "error": _error_message(d.get("exception_info")),
             "kwargs": kwargs,
-            "_order": _order_of(order, config, meta),
+            "meta": dict(meta),
+            "_order": _order_of(order, config, meta, len(ge_suite.expectations)),
         })
     rows.sort(key=lambda r: r["_order"])
     for r in rows:
@@ -227,16 +250,27 @@ def result_dicts(suite: str, batch: str, ge_suite: Any, ge_result: Any) -> list[
     return rows
 
 
-def _order_of(order: dict[tuple[str, str, str], int], config: dict[str, Any], meta: dict[str, Any]) -> int:
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _suite_order(ge_suite: Any) -> dict[tuple[str, str], list[tuple[dict[str, Any], int]]]:
+    """``{(type, meta JSON): [(suite kwargs, position), ...]}``: each result finds its few candidates at once."""
+    order: dict[tuple[str, str], list[tuple[dict[str, Any], int]]] = {}
+    for i, e in enumerate(ge_suite.expectations):
+        kwargs = json.loads(_json_key(e.configuration.kwargs))
+        order.setdefault((e.expectation_type, _json_key(e.meta)), []).append((kwargs, i))
+    return order
+
+
+def _order_of(order: dict[tuple[str, str], list[tuple[dict[str, Any], int]]], config: dict[str, Any],
+              meta: dict[str, Any], end: int) -> int:
     # Suite kwargs hold {"$PARAMETER": ...} where results hold the values: match on type + meta +
     # the kwargs that are not parameters; fall back to the end.
-    for (etype, emeta, ekwargs), i in order.items():
-        if etype != config["type"] or emeta != json.dumps(meta, sort_keys=True, default=str):
-            continue
-        suite_kwargs = json.loads(ekwargs)
+    for suite_kwargs, i in order.get((config["type"], _json_key(meta)), []):
         if all(config["kwargs"].get(k) == v for k, v in suite_kwargs.items() if not _is_param(v)):
             return i
-    return len(order)
+    return end
 
 
 def _is_param(value: Any) -> bool:
@@ -310,13 +344,13 @@ def _check_data(data: Any, name: str) -> None:
         )
 
 
-def _column_names(data: datasets.Dataset | pd.DataFrame) -> list[str]:
-    return list(data.column_names) if isinstance(data, datasets.Dataset) else [str(c) for c in data.columns]
+_column_names = column_names
 
 
 def _frame(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Only ``columns`` (those present) as a pandas frame."""
-    present = [c for c in dict.fromkeys(columns) if c in _column_names(data)]
+    names = set(_column_names(data))
+    present = [c for c in dict.fromkeys(columns) if c in names]
     if isinstance(data, datasets.Dataset):
         if not present:
             return pd.DataFrame(index=pd.RangeIndex(data.num_rows))
@@ -335,20 +369,6 @@ def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
 
 def _feature_of(data: datasets.Dataset | pd.DataFrame, column: str) -> Any:
     return data.features[column] if isinstance(data, datasets.Dataset) else None
-
-
-def _is_numeric(data: datasets.Dataset | pd.DataFrame, column: str) -> bool:
-    if isinstance(data, datasets.Dataset):
-        feature = data.features[column]
-        return isinstance(feature, datasets.Value) and str(feature.dtype).startswith(("int", "uint", "float", "bool"))
-    dtype = data[column].dtype
-    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-
-
-def _type_name(data: datasets.Dataset | pd.DataFrame, column: str) -> str:
-    if isinstance(data, datasets.Dataset):
-        return repr(data.features[column])
-    return str(data[column].dtype)
 
 
 def label_text(value: Any) -> str:
@@ -454,11 +474,10 @@ def validate_input(
             or min_rows_per_class < 0:
         raise InvalidInputError(f"min_rows_per_class must be an integer >= 0; found {min_rows_per_class!r}.")
 
-    present = set(_column_names(df_or_ds))
-    numeric = [c for c in features if c in present and c != label_column and _is_numeric(df_or_ds, c)]
-    suites = build_input_suites(label_column=label_column, feature_columns=features, numeric_feature_columns=numeric)
+    numeric = numeric_columns(df_or_ds, [c for c in features if c != label_column])
+    suites = build_input_suites(label_column=label_column)
 
-    rows = _frame(df_or_ds, [ROW_ID, label_column, *numeric])
+    rows = _frame(df_or_ds, [ROW_ID, label_column])
     if label_column in rows.columns:
         rows[label_column] = _labels(rows[label_column], _feature_of(df_or_ds, label_column), classes)
         counts = rows[label_column].value_counts()
@@ -468,7 +487,8 @@ def validate_input(
     class_counts = pd.DataFrame({"class": pd.Series(classes, dtype=object), "n_rows": n_rows})
 
     batches = [
-        Batch("columns", _empty_frame(_column_names(df_or_ds)), ()),
+        Batch("columns", input_column_summary(df_or_ds, label_column=label_column, feature_columns=features,
+                                              numeric=numeric), ("column", "first_missing_row_id")),
         Batch("rows", rows, (ROW_ID,)),
         Batch("class_counts", class_counts, ("class",)),
     ]
@@ -541,11 +561,11 @@ def validate_output(
         expected_columns.append(weight_column)
     suites = build_output_suites(label_column=label_column, weight_column=weight_column)
 
+    in_types, out_types = type_names(input_ds), type_names(output_ds)  # each schema read once
     features = pd.DataFrame({
         "column": pd.Series(in_cols, dtype=object),
-        "input_feature": pd.Series([_type_name(input_ds, c) for c in in_cols], dtype=object),
-        "output_feature": pd.Series([_type_name(output_ds, c) if c in out_cols else None for c in in_cols],
-                                    dtype=object),
+        "input_feature": pd.Series([in_types[c] for c in in_cols], dtype=object),
+        "output_feature": pd.Series([out_types.get(c) for c in in_cols], dtype=object),
     })
 
     rows = _frame(output_ds, [ROW_ID, label_column, weight_column])

@@ -21,7 +21,7 @@ from influence_stage.quality.accounting import FROM_INPUT
 logger = logging.getLogger(__name__)
 
 
-SUITE_VERSIONS: dict[str, int] = {"input": 1, "output": 3}
+SUITE_VERSIONS: dict[str, int] = {"input": 2, "output": 4}
 """Version of each suite; bump it whenever its expectations change (``write_suite_files`` checks)."""
 
 
@@ -32,8 +32,6 @@ SUITES_DIR = "suites"
 #: Placeholder column names the stored JSON snapshots are built with.
 TEMPLATE_COLUMNS: dict[str, Any] = {
     "label_column": "<label_column>",
-    "feature_columns": ("<feature_column>",),
-    "numeric_feature_columns": ("<numeric_feature_column>",),
     "weight_column": "<weight_column>",
 }
 
@@ -78,6 +76,22 @@ def ephemeral_context() -> Any:
     return context
 
 
+COLUMN_SUMMARY_NOTE = (
+    "Runs on a summary frame with one row per column (influence_stage.quality.summaries), so one expectation "
+    "covers every column of a wide table; a failure names the column(s) in the 'column' index."
+)
+"""Why some expectations see a per-column summary rather than the data: the notes those expectations carry."""
+
+COLUMN_SUMMARY_BATCH_NOTE = (
+    "A summary, not the data: one row per required column (the label, row_id, each feature column) with "
+    "label_present / row_id_present / feature_present (None on rows of another role) and, for numeric feature "
+    "columns, missing_values (nulls + NaN over all rows) and first_missing_row_id."
+)
+FEATURE_SUMMARY_BATCH_NOTE = (
+    "A summary, not the data: one row per input column with its feature type in the input and in the output."
+)
+
+
 def param(name: str) -> dict[str, str]:
     return {"$PARAMETER": name}
 
@@ -94,48 +108,54 @@ def manifest_expectations(gxe: Any, columns: Sequence[str]) -> list[Any]:
     ]
 
 
-def make_suite(gx: Any, suite: str, batch: str, expectations: list[Any]) -> Any:
+def make_suite(gx: Any, suite: str, batch: str, expectations: list[Any], notes: str | None = None) -> Any:
+    """One batch's GE suite; ``notes`` says what the batch is when it is not the data itself (a summary)."""
     return gx.ExpectationSuite(
         name=f"{suite}.{batch}",
         expectations=expectations,
         meta={"suite": suite, "suite_version": SUITE_VERSIONS[suite], "batch": batch},
+        notes=notes,
     )
 
 
-def build_input_suites(
-    *,
-    label_column: str,
-    feature_columns: Sequence[str],
-    numeric_feature_columns: Sequence[str],
-) -> dict[str, Any]:
+def build_input_suites(*, label_column: str) -> dict[str, Any]:
     """The ``input`` suite: one GE ``ExpectationSuite`` per batch.
+
+    The column checks (label, ``row_id`` and every feature column present; numeric feature
+    columns without nulls / NaN) run on a summary with one row per column
+    (:func:`influence_stage.quality.summaries.input_column_summary`): one expectation per property
+    covers any number of feature columns, so the suite does not depend on the feature columns.
 
     Parameters
     ----------
     label_column : str
         The label column.
-    feature_columns : sequence of str
-        Every feature column (each must exist).
-    numeric_feature_columns : sequence of str
-        The numeric ones among them (each must have no nulls / NaN).
 
     Returns
     -------
     dict of str to great_expectations.ExpectationSuite
-        Keys ``"columns"``, ``"rows"``, ``"class_counts"``. Values that vary per run are suite
-        parameters (:data:`SUITE_PARAMETERS`).
+        Keys ``"columns"`` (the per-column summary), ``"rows"``, ``"class_counts"``. Values that vary
+        per run are suite parameters (:data:`SUITE_PARAMETERS`).
     """
     gx, gxe = gx_modules()
     columns = [
-        gxe.ExpectColumnToExist(column=label_column, description="the label column is present",
-                                meta={"key": "label_column_present"}),
-        gxe.ExpectColumnToExist(column=ROW_ID, description="the row_id column is present",
-                                meta={"key": "row_id_present"}),
-    ]
-    columns += [
-        gxe.ExpectColumnToExist(column=c, description=f"feature column {c} is present",
-                                meta={"key": "feature_column_present"})
-        for c in feature_columns
+        gxe.ExpectColumnValuesToBeInSet(column="label_present", value_set=[True],
+                                        description="the label column is present",
+                                        meta={"key": "label_column_present", "per_column": "not found"},
+                                        notes=COLUMN_SUMMARY_NOTE),
+        gxe.ExpectColumnValuesToBeInSet(column="row_id_present", value_set=[True],
+                                        description="the row_id column is present",
+                                        meta={"key": "row_id_present", "per_column": "not found"},
+                                        notes=COLUMN_SUMMARY_NOTE),
+        gxe.ExpectColumnValuesToBeInSet(column="feature_present", value_set=[True],
+                                        description="every feature column is present",
+                                        meta={"key": "feature_column_present", "per_column": "not found"},
+                                        notes=COLUMN_SUMMARY_NOTE),
+        gxe.ExpectColumnValuesToBeInSet(column="missing_values", value_set=[0],
+                                        description="numeric feature columns have no nulls or NaN",
+                                        meta={"key": "numeric_feature_not_null", "per_column": "missing values"},
+                                        notes=COLUMN_SUMMARY_NOTE + " Nulls and NaN are counted over every row "
+                                        "of each numeric feature column."),
     ]
     rows = [
         gxe.ExpectColumnValuesToNotBeNull(column=label_column, description="every row has a label",
@@ -148,18 +168,13 @@ def build_input_suites(
         gxe.ExpectColumnValuesToBeUnique(column=ROW_ID, description="row_id values are unique",
                                          meta={"key": "row_id_unique"}),
     ]
-    rows += [
-        gxe.ExpectColumnValuesToNotBeNull(column=c, description=f"numeric feature column {c} has no nulls or NaN",
-                                          meta={"key": "numeric_feature_not_null"})
-        for c in numeric_feature_columns
-    ]
     class_counts = [
         gxe.ExpectColumnValuesToBeBetween(column="n_rows", min_value=param("min_rows_per_class"),
                                           description="every declared class has at least min_rows_per_class rows",
                                           meta={"key": "rows_per_class"}),
     ]
     return {
-        "columns": make_suite(gx, "input", "columns", columns),
+        "columns": make_suite(gx, "input", "columns", columns, notes=COLUMN_SUMMARY_BATCH_NOTE),
         "rows": make_suite(gx, "input", "rows", rows),
         "class_counts": make_suite(gx, "input", "class_counts", class_counts),
     }
@@ -190,7 +205,8 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
     features = [
         gxe.ExpectColumnPairValuesToBeEqual(
             column_A="input_feature", column_B="output_feature", ignore_row_if="either_value_is_missing",
-            description="every input column keeps its feature type", meta={"key": "feature_types_preserved"}),
+            description="every input column keeps its feature type", meta={"key": "feature_types_preserved"},
+            notes=FEATURE_SUMMARY_BATCH_NOTE),
     ]
     rows = [
         gxe.ExpectColumnValuesToNotBeNull(column=ROW_ID, description="every output row has a row_id",
@@ -251,7 +267,7 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
     ]
     return {
         "columns": make_suite(gx, "output", "columns", columns),
-        "features": make_suite(gx, "output", "features", features),
+        "features": make_suite(gx, "output", "features", features, notes=FEATURE_SUMMARY_BATCH_NOTE),
         "rows": make_suite(gx, "output", "rows", rows),
         "manifest": make_suite(gx, "output", "manifest", manifest),
         "accounting": make_suite(gx, "output", "accounting", accounting),
@@ -292,12 +308,8 @@ def suite_document(suite: str) -> dict[str, Any]:
         JSON per batch).
     """
     if suite == "input":
-        suites = build_input_suites(
-            label_column=TEMPLATE_COLUMNS["label_column"],
-            feature_columns=TEMPLATE_COLUMNS["feature_columns"],
-            numeric_feature_columns=TEMPLATE_COLUMNS["numeric_feature_columns"],
-        )
-        placeholders = {k: TEMPLATE_COLUMNS[k] for k in ("label_column", "feature_columns", "numeric_feature_columns")}
+        suites = build_input_suites(label_column=TEMPLATE_COLUMNS["label_column"])
+        placeholders = {k: TEMPLATE_COLUMNS[k] for k in ("label_column",)}
     elif suite == "output":
         suites = build_output_suites(label_column=TEMPLATE_COLUMNS["label_column"],
                                      weight_column=TEMPLATE_COLUMNS["weight_column"])
@@ -354,7 +366,7 @@ def write_suite_files(directory: str | Path | None = None) -> list[Path]:
             if old.get("version") == doc["version"] and old != doc:
                 raise InvalidInputError(
                     f"suite {suite!r} changed but its version is still {doc['version']}; expected a new version. "
-                    f"Fix: bump SUITE_VERSIONS[{suite!r}] in influence_stage/validation.py."
+                    f"Fix: bump SUITE_VERSIONS[{suite!r}] in influence_stage/quality/suites.py."
                 )
         path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         written.append(path)
