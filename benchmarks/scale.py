@@ -16,7 +16,7 @@ synthetic 32×32×3 images read from a ``save_to_disk`` folder, time per step an
 Dask part (``--dask-rows``, default 100000): the member step (8 chains × 4 cycles,
 ``--dask-chains-per-task`` chains per task, a fixed fine-tuning rate) and the loss matrix in row shards
 (``stage.shards.DEFAULT_SHARD_ROWS`` each), as the flow's tasks
-(``orchestration.dask_runner.score_on_tasks``) on a local cluster of 1 and then 2 worker processes
+(``orchestration.prefect_executor.score_on_tasks``) on a local cluster of 1 and then 2 worker processes
 (one thread each), workers started and warmed before timing; speed-up and whether the scores are
 equal.
 
@@ -158,15 +158,15 @@ _RUN: dict = {}
 
 
 def members_and_losses(folder: str, key: str, chains_per_task: int) -> dict:
-    """The member step and the loss shards as the flow's tasks (``score_on_tasks``), on ``_RUN``'s rows."""
-    from influence_stage.orchestration.dask_runner import score_on_tasks
-    from influence_stage.timing import Timings
+    """The member step and the loss shards as the flow's tasks (the ``SCORE`` plan on the Prefect executor).
 
-    timings = Timings()
-    result = score_on_tasks(_RUN["learner"], _RUN["prepared"], _RUN["features"], _RUN["config"], None,
-                            run_folder=folder, fingerprint=_RUN["fingerprint"], key=key,
-                            chains_per_task=chains_per_task, timings=timings)
-    return {"timings": dict(timings), "scores": result.scores}
+    On ``_RUN``'s rows; ``folder`` is a fresh cache dir, so nothing is cached (``key`` names the run).
+    """
+    from influence_stage.orchestration.prefect_executor import score_on_tasks
+
+    context = score_on_tasks(_RUN["learner"], _RUN["prepared"], _RUN["features"], _RUN["config"], cache_dir=folder,
+                             chains_per_task=chains_per_task)
+    return {"timings": dict(context.step_seconds), "scores": context["result"].scores}
 
 
 def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
@@ -212,7 +212,7 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
             scores[w] = got["scores"]
             out["runs"][str(w)] = {"members_seconds": got["timings"]["members"],
                                    "losses_seconds": got["timings"]["losses"],
-                                   "scores_seconds": got["timings"]["scores"], "flow_seconds": total}
+                                   "scores_seconds": got["timings"]["losses: gather"], "flow_seconds": total}
     first, *rest = workers
     for w in rest:
         out["runs"][str(w)]["members_speedup"] = out["runs"][str(first)]["members_seconds"] / out["runs"][str(w)][

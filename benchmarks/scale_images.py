@@ -127,7 +127,7 @@ def profile(path: str) -> dict:
     learner = timed("θ*", steps.make_model_step, features, config, module, prepared=prepared)
     timings = Timings()
     result = score_step(learner, features, config, prepared=prepared, timings=timings)
-    seconds.update({"scale (yardstick + probe)": timings["scale"], "members": timings["members"],
+    seconds.update({"scale (yardstick + probe)": timings.get("auto-scale", 0.0), "members": timings["members"],
                     "loss matrix + scores": timings["losses"]})
     rss_after["score"] = peak_rss_mb()
     decisions = timed("decide", steps.decide_step, result, features, config, prepared=prepared)

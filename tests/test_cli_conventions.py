@@ -102,8 +102,12 @@ def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_pa
     from prefect.testing.utilities import prefect_test_harness
 
     import influence_stage.stage.steps as steps
-    from influence_stage.orchestration.flow import load_task
+    from influence_stage.orchestration.prefect_executor import PrefectExecutor
+    from influence_stage.pipeline import RunContext
+    from influence_stage.pipeline.clean import Load
     from influence_stage.stage.steps import CleanConfig
+
+    load_task = PrefectExecutor().step_task(Load())  # the flow's load task: retried on transient I/O errors
 
     source = tmp_path / "s.parquet"
     pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, 0, 1]}).to_parquet(source)
@@ -117,7 +121,7 @@ def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_pa
 
     monkeypatch.setattr(steps, "prepare", flaky)
     with prefect_test_harness(server_startup_timeout=120):
-        prepared = load_task.with_options(retry_delay_seconds=0)(str(source), CleanConfig())
+        prepared = load_task.with_options(retry_delay_seconds=0)(Load(), RunContext(CleanConfig(), str(source)))
         assert prepared.dataset.num_rows == 4 and len(calls) == 2
 
         def missing(*args, **kwargs):
@@ -127,7 +131,7 @@ def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_pa
         calls.clear()
         monkeypatch.setattr(steps, "prepare", missing)
         with pytest.raises(FileNotFoundError):
-            load_task.with_options(retry_delay_seconds=0)(str(source), CleanConfig())
+            load_task.with_options(retry_delay_seconds=0)(Load(), RunContext(CleanConfig(), str(source)))
         assert len(calls) == 1
 
 

@@ -26,12 +26,12 @@ from prefect.testing.utilities import prefect_test_harness
 from prefect_dask import DaskTaskRunner
 
 from influence_stage import InvalidInputError
-from influence_stage.data.fingerprint import dataset_fingerprint
 from influence_stage.engine.gex import result_from_members
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.members import build_chains
 from influence_stage.orchestration import dask_runner
-from influence_stage.orchestration.dask_runner import check_scheduler, dask_task_runner, score_on_tasks
+from influence_stage.orchestration.dask_runner import check_scheduler, dask_task_runner
+from influence_stage.orchestration.prefect_executor import score_on_tasks
 from influence_stage.stage import shards, steps
 from influence_stage.stage.run import scale_step, score_step
 
@@ -76,10 +76,8 @@ def scoring(df: pd.DataFrame, folder: str, chains_per_task: int | None = None, s
     prepared = steps.prepare(df, CONFIG)
     features = steps.featurize_step(prepared, CONFIG)
     learner = steps.make_model_step(features, CONFIG, prepared=prepared)
-    auto = scale_step(learner, prepared, features, CONFIG)
-    result = score_on_tasks(learner, prepared, features, CONFIG, auto, run_folder=folder,
-                            fingerprint=dataset_fingerprint(prepared.dataset), key="test",
-                            chains_per_task=chains_per_task, shard_rows=shard_rows)
+    result = score_on_tasks(learner, prepared, features, CONFIG, cache_dir=folder, chains_per_task=chains_per_task,
+                            shard_rows=shard_rows)["result"]
     return result.scores, np.asarray(result.loss_matrix)
 
 
@@ -384,8 +382,7 @@ def test_on_the_thread_pool_at_most_one_loss_shard_per_core_runs_at_once(harness
 
     @flow(name="bounded-shards")
     def scoring():
-        return score_on_tasks(learner, prepared, features, CONFIG, None, run_folder=tmp_path, fingerprint="fp",
-                              key="bounded", shard_rows=50)
+        return score_on_tasks(learner, prepared, features, CONFIG, cache_dir=tmp_path, shard_rows=50)["result"]
 
     result = scoring()
     assert len(shards.row_shards(len(features.y), 50)) == 10

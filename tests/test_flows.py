@@ -197,7 +197,7 @@ def test_bias_scores_three_estimators_or_a_logged_skip(small_learner, caplog):
     np.testing.assert_array_equal(scores["GEX"], gex_influence)
     assert all((s >= 0).all() and s.shape == (len(data),) for s in scores.values())
 
-    caplog.set_level(logging.INFO, logger=flow_module.__name__)
+    caplog.set_level(logging.INFO, logger="influence_stage.pipeline.publishing")
     assert flow_module.bias_scores(SimpleNamespace(learner=object(), gex_influence=gex_influence), None,
                                    features) is None
     assert "not a TorchLearner" in caplog.text

@@ -1,15 +1,15 @@
-"""The cleaning flow: one Prefect task per step of the stage, each wrapping the step function that
-``stage.run.run`` calls in the library path.
+"""The cleaning flow: the ``CLEAN`` plan (``influence_stage.pipeline.clean``) on the Prefect executor.
 
 load → validate input → featurize → fit θ* → auto scale → members (``chains_per_task`` chains per
 task, trained together; all in one task by default, one per task on Dask) → loss matrix (row-shard
-tasks into a ``LossStore`` under ``cache_dir/runs``, ``orchestration.dask_runner.score_on_tasks``)
-→ scores + decisions → apply → validate output → (with ground truth: baseline self-influence for the report's
-distributional-bias figure) → publish (+ report, artifacts).
+tasks into a ``LossStore`` under ``cache_dir/runs``) → decide → apply → validate output → summary →
+(with ground truth: baseline self-influence for the report's distributional-bias figure) → publish
+(+ report, artifacts). The step order is the plan's; this module holds the flow's parameters, its
+failure handling and its artifacts.
 
 Expensive results (θ*, the scale probe, each group of chains) are cached by content: the key is
 the dataset fingerprint plus the fingerprint of the configuration fields that affect them
-(``stage.steps.config_fingerprint``, which includes the content of a checkpoint or ``hf:`` folder
+(``config.clean.config_fingerprint``, which includes the content of a checkpoint or ``hf:`` folder
 named by ``clean.model``), and results are persisted under ``cache_dir``; the loss matrix is kept
 on disk under ``cache_dir/runs`` with a done-flag per member. The chain and loss-shard tasks read
 their rows from the run folder (``stage.shards``), never from their arguments. A re-run
@@ -21,33 +21,23 @@ Run it: ``influence-stage clean --config flows/digits.yaml`` or ``python flows/c
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
-from influence_stage.orchestration.deployments import notify_failure
-from influence_stage.engine.gex import GEXResult
-from influence_stage.engine.learner import Learner
-from influence_stage.engine.members import AutoScale
-from influence_stage.stage import run as stage
-from influence_stage.stage import steps
-from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
-from influence_stage.stage.steps import CleanConfig, Features, Prepared
-from influence_stage.data.arrow import ROW_ID, row_id_was_added
-from influence_stage.data.fingerprint import dataset_fingerprint
-from influence_stage.timing import Timings
+from influence_stage.config.clean import CleanConfig
+from influence_stage.orchestration.notify import notify_failure
+from influence_stage.orchestration.prefect_executor import PrefectExecutor, transient_io
+from influence_stage.pipeline import CLEAN, RunContext
+from influence_stage.pipeline.publishing import RUN_CONTROL_FIELDS, bias_scores, output_fingerprint, roles_change
+from influence_stage.stage.gates import GATE_MAX_DROP_FRACTION
 
 logger = logging.getLogger(__name__)
-
 
 class FlowConfig(BaseModel):
     """Parameters of the cleaning flow (also what ``--config`` YAML files hold)."""
@@ -89,238 +79,11 @@ class FlowConfig(BaseModel):
         from influence_stage.errors import InvalidInputError
 
         data = read_yaml_mapping(path)
-        clean = steps.CleanConfig.from_mapping(data.pop("clean", {}) or {}, where=f"{path}: clean")
+        clean = CleanConfig.from_mapping(data.pop("clean", {}) or {}, where=f"{path}: clean")
         try:
             return cls(clean=clean, **data)
         except Exception as exc:
             raise InvalidInputError(f"configuration file {path}: {exc}") from exc
-
-
-RUN_CONTROL_FIELDS = frozenset({"progress", "skip_unchanged", "keep", "notify_webhook", "task_timeout_s",
-                                "cache_expiration_days"})
-"""FlowConfig fields that do not change what a run publishes: left out of :func:`output_fingerprint`."""
-
-
-def output_fingerprint(params: FlowConfig) -> str:
-    """Fingerprint of the configuration that shapes the published version (for ``skip_unchanged``).
-
-    Every field but :data:`RUN_CONTROL_FIELDS`, plus ``stage.steps.config_fingerprint`` of the
-    cleaning configuration (which holds the content of a checkpoint or ``hf:`` folder, so a model
-    file overwritten in place counts as a change).
-    """
-    from influence_stage.publish.versions import config_digest
-
-    return config_digest({"params": params.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS)),
-                          "scoring": steps.config_fingerprint(params.clean)})
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
-
-
-def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """Cached tasks take an explicit ``key``: fingerprint of data + the config that affects them."""
-    return f"{context.task.name}-{parameters['key']}"
-
-
-CACHED = dict(cache_key_fn=_cache_key, persist_result=True)
-
-#: The other tasks are never cached: without an explicit policy Prefect hashes every input of a task
-#: (pickling the dataset, the features and the loss matrix) on each call, for a key nothing reads.
-UNCACHED = dict(cache_policy=NO_CACHE)
-
-
-def transient_io(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only I/O errors that may pass (a network share, the hub, a busy disk), never bad input.
-
-    A missing or unreadable file, a full disk and every ``InfluenceStageError`` fail at once.
-    """
-    import errno
-
-    from influence_stage.errors import InfluenceStageError
-
-    exc = getattr(state, "data", None)
-    if not isinstance(exc, OSError) or isinstance(exc, InfluenceStageError):
-        return False
-    permanent = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-    return not isinstance(exc, permanent) and exc.errno not in (errno.ENOSPC, errno.EDQUOT)
-
-
-#: Retries of the I/O tasks (load, publish), with backoff.
-IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_io)
-
-
-@task(name="load", **IO_RETRIES, **UNCACHED)
-def load_task(source: str, config: CleanConfig) -> Prepared:
-    return steps.prepare(source, config)
-
-
-@task(name="validate-input", **UNCACHED)
-def validate_input_task(prepared: Prepared) -> Any:
-    return stage.validate_input_step(prepared)
-
-
-@task(name="featurize", **UNCACHED)
-def featurize_task(prepared: Prepared, config: CleanConfig) -> Features:
-    return steps.featurize_step(prepared, config)
-
-
-@task(name="fit-theta", **CACHED)
-def fit_task(prepared: Prepared, features: Features, config: CleanConfig, key: str, progress: bool = False) -> Learner:
-    """θ*: a model name trained on the data, or a checkpoint / ``hf:`` folder loaded (and trained if ``fit_loaded``)."""
-    return steps.make_model_step(features, config, prepared=prepared, progress=progress)
-
-
-@task(name="auto-scale", **CACHED)
-def scale_task(learner: Learner, prepared: Prepared, features: Features, config: CleanConfig, key: str,
-               progress: bool = False) -> AutoScale | None:
-    return stage.scale_step(learner, prepared, features, config, progress=progress)
-
-
-@task(name="decide", **UNCACHED)
-def decide_task(result: GEXResult, prepared: Prepared, features: Features, config: CleanConfig) -> Any:
-    return steps.decide_step(result, features, config, prepared=prepared)
-
-
-@task(name="apply", **UNCACHED)
-def apply_task(prepared: Prepared, decisions: Any, config: CleanConfig) -> Any:
-    return steps.apply_step(prepared, decisions, config)
-
-
-@task(name="validate-output", **UNCACHED)
-def validate_output_task(cleaned: Any, prepared: Prepared, decisions: Any, params: FlowConfig) -> Any:
-    return stage.validate_output_step(cleaned, prepared, decisions, params.clean,
-                                      max_drop_fraction=params.max_drop_fraction)
-
-
-def roles_change(params: FlowConfig, columns: dict[str, Any]) -> str | None:
-    """A warning when the column roles differ from those of the latest published version of the name.
-
-    Returns None when nothing was published yet, the latest version did not record its roles, or
-    they are the same.
-    """
-    import json
-
-    from influence_stage.publish.versions import META_JSON, latest_version
-
-    try:
-        latest = latest_version(params.publish_root, params.name)
-    except Exception:  # a damaged LATEST is publish's business; it does not stop this check
-        return None
-    if latest is None:
-        return None
-    meta_path = Path(params.publish_root) / params.name / latest / META_JSON
-    try:
-        previous = (json.loads(meta_path.read_text(encoding="utf-8")).get("summary") or {}).get("columns")
-    except (OSError, ValueError):
-        return None
-    if not previous or previous == columns:
-        return None
-    return (f"column roles changed since {params.name} {latest}: label {previous.get('label')!r}, "
-            f"{previous.get('kind')} features {previous.get('features')} then; label {columns['label']!r}, "
-            f"{columns['kind']} features {columns['features']} now")
-
-
-def _truth(params: FlowConfig, row_ids: np.ndarray) -> np.ndarray | None:
-    if params.truth is None:
-        return None
-    mask = pd.read_parquet(params.truth, columns=["row_id", "is_flipped"]).set_index("row_id")["is_flipped"]
-    return mask.reindex(row_ids).fillna(False).to_numpy(dtype=bool)
-
-
-def _gallery(prepared: Prepared) -> Any:
-    """What the report's gallery shows: the image column (a feature or not), else the text column."""
-    import datasets
-
-    roles = prepared.roles
-    if roles.kind == "text":
-        return [str(t) for t in prepared.dataset[roles.feature_columns[0]]]
-    images = [name for name, feature in prepared.dataset.features.items() if isinstance(feature, datasets.Image)]
-    column = roles.feature_columns[0] if roles.kind == "image" else (images[0] if images else None)
-    if column is None:
-        return None
-    return lambda i: prepared.dataset[int(i)][column]
-
-
-def bias_scores(result: GEXResult, prepared: Prepared, features: Features,
-                log: Any = logger) -> dict[str, np.ndarray] | None:
-    """Self-influence of the noisy run by three estimators, for the report's distributional-bias figure.
-
-    The identity-curvature influence ``||g_n||²`` and the damped linearized influence
-    ``g_nᵀ (H + λI)⁻¹ g_n`` (``influence_stage.engine.baselines``) are computed at θ* (``result.learner``,
-    which the loss task leaves there) on the rows the run scored, next to GEX's own
-    ``result.gex_influence``: side by side they show which estimators separate mislabeled from
-    clean rows. The figure is a diagnostic, so whatever stops it is logged and skipped, never raised.
-
-    Parameters
-    ----------
-    result : GEXResult
-        The run's result, its learner at θ*.
-    prepared, features : Prepared, Features
-        What the run was scored on; ``stage.steps.learner_data`` builds the learner's data from them.
-    log : logging.Logger-like, default the module logger
-        Where the reason for a skip goes.
-
-    Returns
-    -------
-    dict of str to ndarray or None
-        ``{"identity-curvature IF", "damped linearized IF", "GEX"}`` → ``(n,) float64`` scores in
-        row order, all ``>= 0``; None when the learner is not a ``TorchLearner`` (a Hugging Face
-        model: the baselines need plain tensors and a module), when the result has no GEX
-        self-influence, or when a baseline cannot be computed for this model.
-    """
-    from influence_stage.engine.baselines import gradient_norm_influence, linearized_influence
-    from influence_stage.errors import InvalidInputError
-    from influence_stage.engine.learner import TorchLearner
-
-    learner = result.learner
-    if not isinstance(learner, TorchLearner):
-        log.info("distributional-bias figure skipped: the learner is a %s, not a TorchLearner (the influence "
-                 "baselines need one)", type(learner).__name__)
-        return None
-    if result.gex_influence is None:
-        log.info("distributional-bias figure skipped: the result carries no GEX self-influence")
-        return None
-    data = steps.learner_data(learner, prepared, features)
-    try:
-        identity = gradient_norm_influence(learner, data)
-        linearized = linearized_influence(learner, data)
-    except (InvalidInputError, RuntimeError) as exc:  # a model the baselines cannot handle, a failed solve
-        log.warning("distributional-bias figure skipped: %s", " ".join(str(exc).split()))
-        return None
-    # g_nᵀ (H + λI)⁻¹ g_n is >= 0; a rounding error can leave a tiny negative value
-    return {"identity-curvature IF": np.asarray(identity, dtype=np.float64),
-            "damped linearized IF": np.clip(np.asarray(linearized, dtype=np.float64), 0.0, None),
-            "GEX": np.asarray(result.gex_influence, dtype=np.float64)}
-
-
-@task(name="bias-scores", **UNCACHED)
-def bias_scores_task(result: GEXResult, prepared: Prepared, features: Features) -> dict[str, np.ndarray] | None:
-    """The report's baseline self-influence scores (:func:`bias_scores`); never cached, the inputs hold a model."""
-    return bias_scores(result, prepared, features, log=get_run_logger())
-
-
-@task(name="publish", **IO_RETRIES, **UNCACHED)
-def publish_task(cleaned: Any, decisions: Any, prepared: Prepared, features: Features, reports: list[Any],
-                 params: FlowConfig, summary: dict[str, Any], fingerprint: str,
-                 bias: dict[str, np.ndarray] | None = None) -> Any:
-    """Build the HTML report (with the distributional-bias figure when ``bias`` is given) and publish."""
-    from influence_stage.publish.versions import labelled_manifest, publish
-    from influence_stage.report import build_report
-
-    names = [str(v) for v in prepared.encoding.names]
-    html = build_report(decisions.table, class_names=names, threshold=decisions.threshold.value,
-                        truth=_truth(params, features.row_ids), gallery=_gallery(prepared), summary=summary,
-                        title=f"influence_stage: {params.name}", bias_scores=bias,
-                        score_name=summary.get("score"))
-    if row_id_was_added(cleaned):  # the stage's own ids: published in the manifest, not as a data column
-        cleaned = cleaned.remove_columns(ROW_ID)
-    return publish(cleaned, labelled_manifest(decisions.table, prepared.encoding), root=params.publish_root,
-                   name=params.name, config=params.model_dump(mode="json"), validation_reports=reports,
-                   report_html=html, fingerprint=fingerprint, classes=list(prepared.encoding.values),
-                   class_names=list(prepared.encoding.names), summary=summary, push_to_hub_repo=params.push_to_hub,
-                   config_fingerprint=output_fingerprint(params), skip_unchanged=params.skip_unchanged,
-                   keep=params.keep)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -333,17 +96,19 @@ def failure_reason(exc: BaseException) -> str:
     return text if isinstance(exc, InfluenceStageError) else f"{type(exc).__name__}: {text}"
 
 
-def _unchanged(params: FlowConfig, version: str, removed: Any = ()) -> dict[str, Any]:
-    """The summary (and summary artifact) of a run that published nothing: same data and configuration."""
-    line = f"unchanged, nothing published (latest {version})"
-    path = Path(params.publish_root) / params.name / version
-    if removed:
-        line += f"; retention removed {', '.join(removed)}"
-    create_markdown_artifact(f"**{params.name}**: {line}.\n\nLatest: `{path}`\n", key="cleaning-summary",
+def _artifacts(params: FlowConfig, outcome: dict[str, Any]) -> None:
+    """The run's artifacts: the markdown summary, and a link to the report when a version was published."""
+    if outcome.get("unchanged"):
+        create_markdown_artifact(f"**{params.name}**: {outcome['markdown']}.\n\nLatest: `{outcome['published']}`\n",
+                                 key="cleaning-summary", description=f"influence_stage summary for {params.name}")
+        get_run_logger().info("%s: %s", params.name, outcome["markdown"])
+        return
+    create_markdown_artifact(outcome["markdown"] + f"\n\nPublished: `{outcome['published']}`\n", key="cleaning-summary",
                              description=f"influence_stage summary for {params.name}")
-    get_run_logger().info("%s: %s", params.name, line)
-    return {"unchanged": True, "latest": version, "published": str(path), "report": str(path / "report.html"),
-            "removed": list(removed), "markdown": line}
+    create_link_artifact(Path(outcome["report"]).resolve().as_uri(), link_text="influence_stage report",
+                         key="cleaning-report")
+    get_run_logger().info("published %s (%d → %d rows)", outcome["published"], outcome["rows in"],
+                          outcome["rows out"])
 
 
 @flow(name="clean-dataset", log_prints=False, on_failure=[notify_failure])
@@ -352,104 +117,34 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
 
     A run that fails (a gate, bad input, anything) ends Failed with its one-line reason
     (:func:`failure_reason`) as the state message, the exception raised to a Python caller, and
-    ``params.notify_webhook`` told (``deployments.notify_failure``). With ``skip_unchanged``, a
+    ``params.notify_webhook`` told (``orchestration.notify.notify_failure``). With ``skip_unchanged``, a
     dataset and configuration equal to the latest version's publish nothing: the summary (and
     its artifact) says ``unchanged, nothing published (latest vN)``.
     """
     from prefect.states import Failed
 
     try:
-        return _clean_dataset(params)
+        outcome = run_clean_plan(params)
     except Exception as exc:
         reason = failure_reason(exc)
         get_run_logger().error("%s", reason)
         return Failed(message=reason, data=exc)
+    _artifacts(params, outcome)
+    return outcome
 
 
-def _clean_dataset(params: FlowConfig) -> dict[str, Any]:
-    log = get_run_logger()
-    config = params.clean
-    # the cheap checks first (the CLI ran them before Prefect started; a Python caller gets them here)
-    steps.preflight(params.source, config, name=params.name, publish_root=params.publish_root,
-                    cache_dir=params.cache_dir, push_to_hub=params.push_to_hub)
-    timings = Timings()
-    timeout = dict(timeout_seconds=params.task_timeout_s)
-    load, validate_input, featurize, decide, apply, validate_output, bias_of, publish = (
-        t.with_options(**timeout) for t in (load_task, validate_input_task, featurize_task, decide_task, apply_task,
-                                            validate_output_task, bias_scores_task, publish_task))
-    with timings.step("load + validate + featurize"):
-        prepared = load(params.source, config)
-        input_report = validate_input(prepared)
-        features = featurize(prepared, config)
-    fingerprint = dataset_fingerprint(prepared.dataset)
-    if params.skip_unchanged:  # skip the scoring work too; publish checks again under the lock
-        from influence_stage.publish.versions import prune_versions, unchanged_version
+def run_clean_plan(params: FlowConfig) -> dict[str, Any]:
+    """The ``CLEAN`` plan on the Prefect executor, inside the running flow; returns the run's outcome."""
+    context = RunContext(config=params.clean, source=params.source, progress=params.progress,
+                         max_drop_fraction=params.max_drop_fraction, chains_per_task=params.chains_per_task,
+                         cache_dir=Path(params.cache_dir), params=params)
+    expiration = timedelta(days=params.cache_expiration_days) if params.cache_expiration_days else None
+    executor = PrefectExecutor(cache_dir=params.cache_dir, cache_expiration=expiration, timeout_s=params.task_timeout_s)
+    return executor.run(CLEAN, context).outcome
 
-        same = unchanged_version(params.publish_root, params.name, fingerprint=fingerprint,
-                                 config_fingerprint=output_fingerprint(params))
-        if same is not None:
-            removed = prune_versions(params.publish_root, params.name, params.keep) if params.keep else []
-            return _unchanged(params, same, removed)
-    base_key = _digest(fingerprint, steps.config_fingerprint(config))
-    cached = dict(result_storage=Path(params.cache_dir).resolve(), **timeout,
-                  cache_expiration=timedelta(days=params.cache_expiration_days) if params.cache_expiration_days else None)
-    with timings.step("θ*"):
-        learner = fit_task.with_options(**cached)(prepared, features, config, key=_digest(base_key, "theta"),
-                                                  progress=params.progress)
-    with timings.step("auto scale"):
-        auto = None
-        if config.gex.ft_lr == "auto":
-            auto = scale_task.with_options(**cached)(learner, prepared, features, config,
-                                                     key=_digest(base_key, "scale"), progress=params.progress)
-    # members and loss matrix: chain tasks and row-shard tasks, each reading its rows from the run folder
-    # (never shipped with the task), the loss matrix on disk with a done-flag per member (a re-run
-    # evaluates only unfinished members); on Dask they spread over the workers
-    from influence_stage.orchestration.dask_runner import score_on_tasks
 
-    result = score_on_tasks(learner, prepared, features, config, auto,
-                            run_folder=Path(params.cache_dir) / "runs" / base_key, fingerprint=fingerprint,
-                            key=base_key, chains_per_task=params.chains_per_task,
-                            result_storage=cached["result_storage"], progress=params.progress, timings=timings)
-    with timings.step("decide + apply + validate"):
-        decisions = decide(result, prepared, features, config)
-        cleaned = apply(prepared, decisions, config)
-        output_report = validate_output(cleaned, prepared, decisions, params)
-    table = decisions.table
-    summary = stage.summarize(result, decisions, cleaned, prepared)
-    change = roles_change(params, summary["columns"])
-    if change is not None:  # with the guard's (stage.run.guard_warnings): one list, printed and published
-        summary.setdefault("warnings", []).append(change)
-        log.warning("%s", change)
-    bias = None
-    if params.truth is not None:  # the distributional-bias figure compares estimators against the truth
-        with timings.step("bias scores (report)"):
-            bias = bias_of(result, prepared, features)
-    with timings.step("publish + report"):
-        published = publish(cleaned, decisions, prepared, features, [input_report, output_report], params,
-                                 summary, fingerprint, bias=bias)
-    if published.unchanged:  # another run published the same data while this one was scoring it
-        return _unchanged(params, published.version, published.removed)
-    summary["published"] = str(published.path)
-    summary["report"] = str(Path(published.path) / "report.html")
-    if published.removed:
-        summary["removed"] = list(published.removed)  # retention (keep)
-    summary["seconds"] = round(sum(timings.values()), 2)
-    from influence_stage.report import precision_recall_at, summary_markdown
-
-    names = [str(v) for v in prepared.encoding.names]
-    truth = _truth(params, features.row_ids)
-    markdown = summary_markdown(table, names, decisions.threshold.value, truth=truth, timings=timings,
-                                score_name=result.score_name, threshold_method=decisions.threshold.method,
-                                n_estimated=decisions.threshold.n_estimated)
-    summary["markdown"] = markdown
-    if truth is not None:
-        summary["precision"], summary["recall"], _ = precision_recall_at(table["is_issue"].to_numpy(dtype=bool), truth)
-    create_markdown_artifact(markdown + f"\n\nPublished: `{published.path}`\n", key="cleaning-summary",
-                             description=f"influence_stage summary for {params.name}")
-    create_link_artifact(Path(summary["report"]).resolve().as_uri(), link_text="influence_stage report",
-                         key="cleaning-report")
-    log.info("published %s (%d → %d rows)", published.path, len(table), len(cleaned))
-    return summary
+__all__ = ["RUN_CONTROL_FIELDS", "FlowConfig", "bias_scores", "clean_dataset", "failure_reason", "output_fingerprint",
+           "roles_change", "run_clean_plan", "transient_io"]
 
 
 if __name__ == "__main__":
