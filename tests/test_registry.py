@@ -250,3 +250,14 @@ def test_find_issues_errors():
             find_issues(d.table, ["needy"], features=np.zeros((4, 2)))
     finally:
         ISSUE_REGISTRY.unregister("needy")
+
+
+def test_help_lines_list_the_registry_names():
+    from influence_stage.decisions.policies import action_help
+    from influence_stage.decisions.thresholds import threshold_help
+    from influence_stage.engine.scores import score_help
+
+    assert score_help() == "ranking: gex+oos+aum (default), gex, gex-trimmed, member-loss or gex+oos"
+    assert threshold_help().startswith("'estimate' (flag the estimated number of label issues), 'otsu', 'gmm', ")
+    assert threshold_help().endswith(", or a number >= 0 (a score value)")
+    assert action_help().startswith("drop: drop the flagged rows; relabel: ") and "; prune: keep the budget" in action_help()

@@ -18,8 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
-
 from influence_stage.errors import InvalidInputError
 
 
@@ -88,6 +86,8 @@ def mixture_count(score: Any, random_state: int = 0) -> int:
     positive = s[s > 0]
     if positive.size < 2 or not np.ptp(positive) > 0:
         return 0
+    from sklearn.mixture import GaussianMixture
+
     x = np.log(np.maximum(s, np.percentile(positive, 1.0))).reshape(-1, 1)
     gm = GaussianMixture(n_components=2, random_state=random_state).fit(x)
     hi = int(np.argmax(gm.means_[:, 0]))

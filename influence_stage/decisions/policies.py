@@ -234,6 +234,11 @@ class PrunePolicy(Policy):
 POLICIES = POLICY_REGISTRY.where()
 
 
+def action_help() -> str:
+    """Every registered policy with its one-line help, for the CLI's ``--action`` help."""
+    return "; ".join(f"{name}: {cls.help}" for name, cls in POLICY_REGISTRY.items())
+
+
 def check_action(name: Any) -> str:
     """Return ``name`` if it is a registered policy; else an error listing the registry's names."""
     names = list(POLICY_REGISTRY.names())
@@ -272,4 +277,4 @@ def make_policy(action: str | Policy, options: Mapping[str, Any] | None = None) 
 
 
 __all__ = ["POLICIES", "POLICY_REGISTRY", "DropPolicy", "NonePolicy", "Policy", "PolicyInputs", "PolicyOutcome",
-           "PrunePolicy", "RelabelPolicy", "ReweightPolicy", "check_action", "make_policy"]
+           "PrunePolicy", "RelabelPolicy", "ReweightPolicy", "action_help", "check_action", "make_policy"]

@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
-from sklearn.utils import check_random_state
-
 from influence_stage._checks import check_scores
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.registry import Registry
@@ -97,6 +94,11 @@ class ThresholdResult:
     def n_flagged(self) -> int:
         """Number of flagged rows."""
         return int(self.is_issue.sum())
+
+
+def threshold_help() -> str:
+    """Every registered threshold form in one line, for the CLI's help: ``estimate, otsu, ..., or a number >= 0``."""
+    return _spec_help()[len("Use "):-1]
 
 
 def _spec_help() -> str:
@@ -227,6 +229,9 @@ def _gmm_posterior(log_s: np.ndarray, random_state: Any) -> np.ndarray:
     """Monotone P(issue) from a two-component Gaussian mixture on log scores."""
     if log_s.size < 2 or not np.ptp(log_s) > 0:
         return np.zeros(log_s.shape, dtype=np.float64)
+    from sklearn.mixture import GaussianMixture  # imported on use: the CLI and config read this module
+    from sklearn.utils import check_random_state
+
     x = log_s.reshape(-1, 1)
     gm = GaussianMixture(n_components=2, covariance_type="full", random_state=check_random_state(random_state))
     gm.fit(x)

@@ -171,6 +171,13 @@ RANK_SCORES = SCORE_REGISTRY.where("rank_based")
 GEX_SCALE = SCORE_REGISTRY.where("gex_scale")
 
 
+def score_help() -> str:
+    """The registered scores in one line, the default first, for the CLI's help."""
+    names = [DEFAULT_SCORE] + [n for n in SCORE_REGISTRY.names() if n != DEFAULT_SCORE]
+    return f"ranking: {names[0]} (default), " + (", ".join(names[1:-1]) + " or " + names[-1] if len(names) > 2
+                                                 else ", ".join(names[1:]))
+
+
 def check_score_name(name: Any) -> str:
     """Return ``name`` if it is a registered score; else an error listing the registry's names."""
     SCORE_REGISTRY.get(name)
@@ -259,5 +266,5 @@ def label_quality(score: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["DEFAULT_SCORE", "GEX_SCALE", "NEEDS_OOS", "RANK_SCORES", "SCORES", "SCORE_REGISTRY", "Score", "ScoreInputs",
-           "check_score_name", "label_quality", "mean_rank",
+           "check_score_name", "label_quality", "score_help", "mean_rank",
            "oos_loss", "percentile_rank", "ranking_score", "resolve_score"]
