@@ -1,7 +1,8 @@
 """Issue types beside label issues (cleanlab Datalab's issue managers on the stage's features and
 cross-fitted probabilities), their GEX harm ranking, and the hand-off to review tools.
 
-- :mod:`~influence_stage.issues.types`: the issue types, one class each, in ``ISSUE_TYPE_REGISTRY``;
+- :mod:`~influence_stage.issues.types`: the issue types, one class each, registered in
+  ``influence_stage.decisions.issues.ISSUE_REGISTRY``;
 - :mod:`~influence_stage.issues.datalab`: the one Datalab call that finds the Datalab-backed types;
 - :mod:`~influence_stage.issues.harm`: GEX cross-influence of each row on a reference loss;
 - :mod:`~influence_stage.issues.find`: ``find_issues`` (the per-row table and summary) and
@@ -12,9 +13,9 @@ cross-fitted probabilities), their GEX harm ranking, and the hand-off to review 
 
 from influence_stage.issues.find import DEFAULT_DROP, IssueReport, apply_issue_policy, find_issues
 from influence_stage.issues.harm import harm_scores, rank_by_harm
-from influence_stage.issues.types import DEFAULT_ISSUE_TYPES, ISSUE_TYPE_REGISTRY, IssueType
+from influence_stage.issues.types import DATA_ISSUE_TYPES, DatalabIssueType, exact_duplicate_of
 
 __all__ = [
-    "DEFAULT_DROP", "DEFAULT_ISSUE_TYPES", "ISSUE_TYPE_REGISTRY", "IssueReport", "IssueType", "apply_issue_policy",
+    "DATA_ISSUE_TYPES", "DEFAULT_DROP", "DatalabIssueType", "IssueReport", "apply_issue_policy", "exact_duplicate_of",
     "find_issues", "harm_scores", "rank_by_harm",
 ]

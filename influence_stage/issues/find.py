@@ -19,9 +19,11 @@ import pandas as pd
 
 from influence_stage._checks import check_labels
 from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.decisions.issues import ISSUE_REGISTRY
+from influence_stage.decisions.issues import find_issues as run_issue_types
 from influence_stage.issues.datalab import DatalabFindings, run_datalab
 from influence_stage.issues.harm import rank_by_harm
-from influence_stage.issues.types import DEFAULT_ISSUE_TYPES, ISSUE_TYPE_REGISTRY, IssueInputs, IssueType
+from influence_stage.issues.types import DATA_ISSUE_TYPES, DatalabIssueType, exact_duplicate_of
 
 #: Issue types :func:`apply_issue_policy` drops by default (exact duplicates: every copy after the first).
 DEFAULT_DROP: tuple[str, ...] = ("exact_duplicate",)
@@ -34,8 +36,8 @@ class IssueReport:
     Attributes
     ----------
     table : DataFrame, one row per input row, in input order: ``row_id`` (from the decisions table,
-        else the position); per issue type ``<type>_score`` (quality in [0, 1], lower = more severe)
-        and ``is_<type>``; extra columns of some types (``exact_duplicate_of``); ``is_any_issue``
+        else the position); per issue type ``<type>_score`` (higher = more of the issue) and
+        ``is_<type>_issue``; extra columns of some types (``exact_duplicate_of``); ``is_any_issue``
         (any type, or the decisions table's label issue ``is_issue``); with deviations, ``harm``
         (higher = more harmful to the reference loss) and ``harm_rank`` (1 = most harmful flagged row,
         0 = not flagged).
@@ -80,29 +82,25 @@ def _proba(proba: Any, n: int, k: int) -> np.ndarray | None:
     return arr
 
 
-def _types(types: Sequence[str] | None, options: Mapping[str, Mapping[str, Any]] | None) -> list[IssueType]:
-    names = list(DEFAULT_ISSUE_TYPES if types is None else types)
+def _types(types: Sequence[str] | None, has_proba: bool) -> list[str]:
     if isinstance(types, str):
         raise InvalidTypeError(f"types must be a list of issue type names; found the string {types!r}. "
                                f"Fix: types=[{types!r}].")
-    options = dict(options or {})
-    unknown = [k for k in options if k not in names]
-    if unknown:
-        raise InvalidInputError(f"options given for issue type(s) {unknown} that are not run; run types: {names}.")
-    out = []
+    if types is None:
+        return [t for t in DATA_ISSUE_TYPES if has_proba or "oos_proba" not in ISSUE_REGISTRY.get(t).needs]
+    names = list(types)
     for name in names:
-        cls = ISSUE_TYPE_REGISTRY.get(name)
-        try:
-            out.append(cls(**options.get(name, {})))
-        except TypeError as exc:
-            raise InvalidInputError(f"issue type {name!r} does not take options {dict(options[name])}: {exc}.") from exc
-    return out
+        ISSUE_REGISTRY.get(name)  # an unknown name: the error lists the registered ones
+    return names
 
 
 def find_issues(features: Any, labels: Any, proba: Any = None, *, decisions: pd.DataFrame | None = None,
                 deviations: Any = None, reference_deviations: Any = None, types: Sequence[str] | None = None,
                 options: Mapping[str, Mapping[str, Any]] | None = None) -> IssueReport:
     """Find every issue type on a run's features and probabilities; rank the flagged rows by harm.
+
+    The types are entries of the issue-type registry (:data:`~influence_stage.decisions.issues.ISSUE_REGISTRY`);
+    the Datalab-backed ones share one Datalab call.
 
     Parameters
     ----------
@@ -114,15 +112,17 @@ def find_issues(features: Any, labels: Any, proba: Any = None, *, decisions: pd.
         Cross-fitted out-of-sample class probabilities (``GEXResult.oos_proba``). Without them the
         types that need them (``underperforming_group``) are left out of the default set.
     decisions : DataFrame, optional
-        The decisions table (``Decisions.table``); gives ``row_id`` and the label issue ``is_issue``.
+        The decisions table (``Decisions.table``); gives ``row_id``, and the label issue ``is_issue``
+        counts in ``is_any_issue`` (the ``label`` type may then be named in ``types``).
     deviations : array, shape ``(n_samples, M)``, optional
         ``deviation(loss_matrix, base_loss, tau)`` of the training rows: adds ``harm`` and ``harm_rank``.
     reference_deviations : array, shape ``(n_ref, M)``, optional
         Deviations of held-out rows under the same members; default reference: the unflagged rows.
     types : sequence of str, optional
-        Issue type names (default: every registered type that the inputs allow).
+        Issue type names (default :data:`~influence_stage.issues.types.DATA_ISSUE_TYPES`, less the ones
+        that need ``proba`` when it is not given).
     options : ``{type: {option: value}}``, optional
-        Each type's options (its dataclass fields, e.g. ``{"outlier": {"k": 15}}``).
+        Options of the Datalab-backed types (their dataclass fields, e.g. ``{"outlier": {"k": 15}}``).
 
     Returns
     -------
@@ -135,50 +135,55 @@ def find_issues(features: Any, labels: Any, proba: Any = None, *, decisions: pd.
         raise InvalidInputError(f"labels must have one entry per row of features: {X.shape[0]} rows, "
                                 f"{y.shape[0]} labels.")
     P = _proba(proba, X.shape[0], k)
-    if decisions is not None:
-        if not isinstance(decisions, pd.DataFrame) or len(decisions) != X.shape[0]:
-            raise InvalidInputError("decisions must be the decisions table with one row per row of features; found "
-                                    f"{type(decisions).__name__} of length {len(decisions) if hasattr(decisions, '__len__') else '?'}.")
-    chosen = _types(types if types is not None else (
-        None if P is not None else [t for t in DEFAULT_ISSUE_TYPES if not ISSUE_TYPE_REGISTRY.get(t).needs_proba]),
-        options)
-    missing_proba = [t.name for t in chosen if t.needs_proba and P is None]
+    if decisions is not None and (not isinstance(decisions, pd.DataFrame) or len(decisions) != X.shape[0]):
+        raise InvalidInputError("decisions must be the decisions table with one row per row of features; found "
+                                f"{type(decisions).__name__} of length "
+                                f"{len(decisions) if hasattr(decisions, '__len__') else '?'}.")
+    names = _types(types, P is not None)
+    options = {name: dict(opts) for name, opts in (options or {}).items()}
+    unknown = [name for name in options if name not in names]
+    if unknown:
+        raise InvalidInputError(f"options given for issue type(s) {unknown} that are not run; run types: {names}.")
+    classes = [ISSUE_REGISTRY.get(name) for name in names]
+    missing_proba = [c.name for c in classes if "oos_proba" in c.needs and P is None]
     if missing_proba:
         raise InvalidInputError(f"issue type(s) {missing_proba} need out-of-sample probabilities; pass proba "
                                 "(the run's cross-fitted probabilities, GEXResult.oos_proba) or leave them out.")
-    managers = {t.datalab_name: t.datalab_kwargs() for t in chosen if t.datalab_name is not None}
+    managers: dict[str, dict[str, Any]] = {}
+    for cls in classes:
+        if issubclass(cls, DatalabIssueType):
+            try:
+                managers[cls.datalab_name] = cls(**options.get(cls.name, {})).datalab_kwargs()
+            except TypeError as exc:
+                raise InvalidInputError(f"issue type {cls.name!r} does not take options {options[cls.name]}: "
+                                        f"{exc}.") from exc
+        elif options.get(cls.name):
+            raise InvalidInputError(f"issue type {cls.name!r} takes no options; found {options[cls.name]}.")
     lab: DatalabFindings | None = run_datalab(X, y, P, managers) if managers else None
-    x = IssueInputs(features=X, labels=y, proba=P)
 
-    row_id = decisions["row_id"].to_numpy() if decisions is not None and "row_id" in decisions else np.arange(len(y))
-    columns: dict[str, Any] = {"row_id": row_id}
-    type_summary: dict[str, Any] = {}
-    any_issue = np.zeros(len(y), dtype=bool)
-    for t in chosen:
-        found = t.find(x, lab)
-        columns[f"{t.name}_score"] = np.asarray(found.score, dtype=np.float64)
-        columns[f"is_{t.name}"] = np.asarray(found.flag, dtype=bool)
-        columns.update(found.extra)
-        type_summary[t.name] = found.summary
-        any_issue |= found.flag
-    if decisions is not None and "is_issue" in decisions:
-        any_issue |= decisions["is_issue"].to_numpy(dtype=bool)
-    columns["is_any_issue"] = any_issue
-    table = pd.DataFrame(columns)
+    base = decisions.reset_index(drop=True) if decisions is not None else pd.DataFrame(
+        {"row_id": np.arange(len(y)), "given_label": y})
+    found, type_summary = run_issue_types(base, names, oos_proba=P, features=X, labels=y, datalab=lab,
+                                          issue_options=options)
+    new = [c for c in found.columns if c not in base.columns]
+    table = found[["row_id", *new]].copy() if "row_id" in found else found[new].copy()
+    if "exact_duplicate" in names:
+        table["exact_duplicate_of"] = exact_duplicate_of(X)
+    flags = [c for c in new if c.startswith("is_") and c.endswith("_issue")]
+    any_issue = table[flags].to_numpy(dtype=bool).any(axis=1) if flags else np.zeros(len(y), dtype=bool)
+    if decisions is not None and "is_issue" in base:
+        any_issue |= base["is_issue"].to_numpy(dtype=bool)
+    table["is_any_issue"] = any_issue
     harm_summary = None
     if deviations is not None:
         ranked = rank_by_harm(deviations, any_issue, D_reference=reference_deviations)
-        if len(ranked) != len(table):
-            raise InvalidInputError(f"deviations must have one row per row of features: {len(table)} rows, "
-                                    f"{len(ranked)} deviation rows.")
         table["harm"] = ranked["harm"].to_numpy()
         table["harm_rank"] = ranked["harm_rank"].to_numpy()
-        flagged_harm = table.loc[any_issue, "harm"]
+        ids = table.loc[any_issue].sort_values("harm_rank")["row_id"] if "row_id" in table else []
         harm_summary = {"reference": "held-out rows" if reference_deviations is not None else "unflagged rows",
                         "n_ranked": int(any_issue.sum()),
-                        "n_harmful": int((flagged_harm > 0).sum()),
-                        "top_row_ids": [r.item() if hasattr(r, "item") else r
-                                        for r in table.loc[any_issue].sort_values("harm_rank")["row_id"][:10]]}
+                        "n_harmful": int((table.loc[any_issue, "harm"] > 0).sum()),
+                        "top_row_ids": [r.item() if hasattr(r, "item") else r for r in list(ids)[:10]]}
     summary = {"types": type_summary, "n_rows": int(len(y)), "n_any_issue": int(any_issue.sum()),
                "datalab_seconds": None if lab is None else float(lab.seconds),
                "seconds": float(time.perf_counter() - start), "harm": harm_summary}
@@ -221,13 +226,14 @@ def apply_issue_policy(decisions: pd.DataFrame, issues: IssueReport | pd.DataFra
     reason = np.full(len(out), "", dtype=object)
     action = out["action"].to_numpy(dtype=object).copy()
     for name in drop:
-        if f"is_{name}" not in table:
-            raise InvalidInputError(f"issue type {name!r} is not in the issues table; its types: "
-                                    f"{[c[3:] for c in table.columns if c.startswith('is_') and c != 'is_any_issue']}.")
+        if f"is_{name}_issue" not in table:
+            held = [c[3:-6] for c in table.columns if c.startswith("is_") and c.endswith("_issue")]
+            raise InvalidInputError(f"issue type {name!r} is not in the issues table; its types: {held}. "
+                                    f"Fix: run find_issues with types including {name!r}.")
         if name == "exact_duplicate":
             hit = table["exact_duplicate_of"].to_numpy() >= 0
         else:
-            hit = table[f"is_{name}"].to_numpy(dtype=bool)
+            hit = table[f"is_{name}_issue"].to_numpy(dtype=bool)
         hit &= action != "drop"
         action[hit] = "drop"
         reason[hit] = name
