@@ -121,6 +121,18 @@ def test_a_card_without_a_run_summary_points_to_the_config(tmp_path, stage):
     assert "| bird | 4 | 1 | 1 | 0 |" in text.splitlines()
 
 
+def test_a_curation_manifest_gets_its_status_counts_and_no_class_table(stage):
+    out, _, _, _ = stage
+    manifest = pd.DataFrame({"row_id": np.arange(6), "score": np.linspace(0, 1, 6),
+                             "status": ["kept", "kept", "kept", "near_duplicate", "kept", "low_quality"]})
+    meta = {"name": "corpus", "version": "v0002", "rows_in": 6, "rows_out": 4, "actions": None}
+    lines = dataset_card(meta, out.features, manifest).splitlines()
+    for line in ["| input | 6 | 100.0% |", "| published | 4 | 66.7% |", "| kept | 4 | 66.7% |",
+                 "| low_quality | 1 | 16.7% |", "| near_duplicate | 1 | 16.7% |"]:
+        assert line in lines, line
+    assert "## By class" not in lines and not [x for x in lines if x.startswith("| flagged")]
+
+
 def test_the_card_is_deterministic_for_equal_inputs(stage):
     out, manifest, _, _ = stage
     meta = {"name": "d", "version": "v0001", "rows_in": N, "rows_out": N - 1, "actions": {"keep": 9, "drop": 1}}

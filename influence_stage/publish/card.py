@@ -102,7 +102,10 @@ def _counts_section(meta: Mapping[str, Any], manifest: pd.DataFrame) -> list[str
     row("published", rows_out)
     if "is_issue" in manifest.columns:
         row("flagged", int(manifest["is_issue"].astype(bool).sum()))
-    for action, n in sorted((meta.get("actions") or {}).items(), key=lambda kv: (-kv[1], kv[0])):
+    counts = meta.get("actions")
+    if not counts and "status" in manifest.columns:  # a curation's manifest: kept / removed and why
+        counts = {str(k): int(v) for k, v in manifest["status"].astype(str).value_counts().items()}
+    for action, n in sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0])):
         row(_ACTION_WORDS.get(action, action), int(n))
     return lines + [""]
 
