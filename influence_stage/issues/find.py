@@ -234,7 +234,7 @@ def apply_issue_policy(decisions: pd.DataFrame, issues: IssueReport | pd.DataFra
             hit = table["exact_duplicate_of"].to_numpy() >= 0
         else:
             hit = table[f"is_{name}_issue"].to_numpy(dtype=bool)
-        hit &= action != "drop"
+        hit = hit & (action != "drop")
         action[hit] = "drop"
         reason[hit] = name
     out["action"] = action
