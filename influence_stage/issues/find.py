@@ -176,6 +176,11 @@ def find_issues(features: Any, labels: Any, proba: Any = None, *, decisions: pd.
     table["is_any_issue"] = any_issue
     harm_summary = None
     if deviations is not None:
+        deviations = np.asarray(deviations, dtype=np.float64)
+        if deviations.ndim != 2 or deviations.shape[0] != len(y):
+            raise InvalidInputError(f"deviations must be (n_samples, n_members) with one row per row of features "
+                                    f"({len(y)}); found shape {deviations.shape}. Pass deviation(loss_matrix, "
+                                    "base_loss, tau) of these rows.")
         ranked = rank_by_harm(deviations, any_issue, D_reference=reference_deviations)
         table["harm"] = ranked["harm"].to_numpy()
         table["harm_rank"] = ranked["harm_rank"].to_numpy()
