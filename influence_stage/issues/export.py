@@ -39,6 +39,8 @@ from influence_stage.errors import InvalidInputError, InvalidTypeError
 #: Columns of the decisions table carried into the review frame, when present.
 DECISION_COLUMNS: tuple[str, ...] = ("row_id", "score", "gex_influence", "label_quality", "is_issue", "action",
                                      "given_label", "suggested_label", "weight")
+#: String columns of the review frame itself, never taken for the rows' content.
+REVIEW_TEXT_COLUMNS: frozenset[str] = frozenset({"issue_types", "action", "given_label_name", "suggested_label_name"})
 #: File suffixes :func:`write_issue_file` writes.
 ISSUE_FILE_SUFFIXES: tuple[str, ...] = (".parquet", ".jsonl", ".csv")
 #: The Label Studio control (``<Choices name=...>``) and the Argilla question the label is under.
@@ -111,7 +113,8 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
                     raise InvalidInputError(f"{col} holds code {int(codes.max())}, but only {names.size} class names "
                                             "were given. Pass one name per class.")
                 base[f"{col}_name"] = names[codes]
-    flags = [c for c in base.columns if c.startswith("is_") and c.endswith("_issue")]
+    flags = [c for c in base.columns if c.startswith("is_") and c.endswith("_issue")
+             and c not in ("is_issue", "is_any_issue")]
     kinds = [("label", "is_issue")] * ("is_issue" in base) + [(c[3:-6], c) for c in flags]
     marks = {name: base[col].to_numpy(dtype=bool) for name, col in kinds}
     base["issue_types"] = [",".join(name for name, m in marks.items() if m[i]) for i in range(n)]
@@ -236,9 +239,8 @@ def _data_column(frame: pd.DataFrame, column: str | None, images: list[str]) -> 
         if images:
             column = images[0]
         else:
-            text = [c for c in frame.columns if frame[c].dtype == object and len(frame[c].dropna())
-                    and isinstance(frame[c].dropna().iloc[0], str) and c not in (
-                        "issue_types", "action", "given_label_name", "suggested_label_name")]
+            text = [c for c in frame.columns if len(frame[c].dropna()) and isinstance(frame[c].dropna().iloc[0], str)
+                    and c not in REVIEW_TEXT_COLUMNS]
             if not text:
                 raise InvalidInputError(
                     "the review rows have no content column (text or image) to show; found columns "
