@@ -23,8 +23,12 @@ def test_flags_for_split_seed_fallback_caps_and_prune_reach_the_configuration():
     params = _config("--split", "validation", "--seed", "7", "--relabel-fallback", "keep",
                      "--max-fraction-per-class", "0.2")
     clean = params.clean
-    assert (clean.split, clean.seed, clean.relabel_fallback, clean.max_fraction_per_class) == ("validation", 7, "keep",
-                                                                                                0.2)
+    from influence_stage.seeds import derive_seeds
+
+    seeds = derive_seeds(7)  # --seed follows the one rule: every sub-seed derived from it
+    assert (clean.split, clean.seed, clean.relabel_fallback, clean.max_fraction_per_class) == (
+        "validation", seeds.run, "keep", 0.2)
+    assert (clean.gex.seed, clean.fit.seed, clean.featurize.seed) == (seeds.gex, seeds.fit, seeds.featurize)
     assert _config("--max-fraction-per-class", "none").clean.max_fraction_per_class is None
     pruned = _config("--action", "prune", "--prune-keep", "700", "--prune-high-share", "0.1", "--prune-per-class")
     assert (pruned.clean.action, pruned.clean.prune_keep, pruned.clean.prune_high_share,

@@ -58,8 +58,9 @@ def flow_args(p: argparse.ArgumentParser) -> None:
     publishing.add_argument("--push-to-hub", metavar="REPO", help="also push the published version to this hub "
                             "repo")
     run = p.add_argument_group("run", "seeds, cache, parallelism and notices")
-    run.add_argument("--seed", type=int, help="seed of every random choice of the run (θ*, members, batches, "
-                     "thresholds); the same seed gives the same scores")
+    run.add_argument("--seed", type=int, help="one seed for every random choice of the run (θ*, members, "
+                     "batches, text features, thresholds), derived by the rule of influence_stage.seeds: --seed N "
+                     "gives the same scores as the estimators' random_state=N")
     run.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
     run.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
                      "in one batched task; one per task on Dask or for models that train chains one at a time)")
@@ -95,16 +96,16 @@ def demo_config() -> Path:
 
 def flow_config(args: argparse.Namespace) -> Any:
     """Build the FlowConfig from ``--config`` and the flags (flags win)."""
-    from influence_stage.orchestration.flow import FlowConfig
+    from influence_stage.config import CleanConfig
     from influence_stage.errors import InvalidInputError
-    from influence_stage.stage.steps import CleanConfig
+    from influence_stage.orchestration.flow import FlowConfig
 
     base: dict[str, Any] = {}
     if args.config:
         base = FlowConfig.from_yaml(demo_config() if args.config == "demo" else args.config).model_dump(mode="json")
     clean = dict(base.pop("clean", {}) or {})
     for flag, key in [("label_column", "label_column"), ("model", "model"), ("action", "action"),
-                      ("threshold", "threshold"), ("split", "split"), ("seed", "seed"),
+                      ("threshold", "threshold"), ("split", "split"),
                       ("relabel_fallback", "relabel_fallback"), ("prune_high_share", "prune_high_share")]:
         if getattr(args, flag) is not None:
             clean[key] = getattr(args, flag)
@@ -148,7 +149,16 @@ def flow_config(args: argparse.Namespace) -> Any:
     if getattr(args, "progress", False):
         base["progress"] = True
     try:
-        return FlowConfig(clean=CleanConfig.from_mapping(clean), **base)
+        config = CleanConfig.from_mapping(clean)
+        if args.seed is not None:  # the one rule of influence_stage.seeds: --seed 0 is random_state=0
+            from influence_stage.seeds import seeded_sections
+
+            sections = seeded_sections({"gex": config.gex, "fit": config.fit, "featurize": config.featurize},
+                                       args.seed)
+            config = CleanConfig.from_mapping({**config.model_dump(mode="json"),
+                                               **{k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
+                                                  for k, v in sections.items()}})
+        return FlowConfig(clean=config, **base)
     except InvalidInputError:
         raise
     except Exception as exc:  # pydantic's message names the field
