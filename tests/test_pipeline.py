@@ -329,7 +329,7 @@ def test_the_drop_gate_stops_a_mass_drop_and_says_how_to_raise_it(small, small_c
                                max_fraction_per_class=None, random_state=0)
     with pytest.raises(ValidationFailedError, match="raise max_drop_fraction"):
         cleaner.fit(small)
-    assert not hasattr(cleaner, "decisions_")  # nothing half-fitted
+    assert len(cleaner.issues_) == small.num_rows  # the refused fit stays for inspection (transform refuses)
     with pytest.raises(InvalidInputError, match=r"max_drop_fraction must be in \(0, 1\]; found 0"):
         InfluenceCleaner(feature_columns=PX, max_drop_fraction=0).fit(small)
 

@@ -22,7 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from influence_stage.api.fitted_data import SameDataCheck, features_json
 from influence_stage.api.inputs import check_array_X, check_input
-from influence_stage.api.params import build_config, check_gate_fraction
+from influence_stage.api.gate import refusal, run_gated
+from influence_stage.api.params import build_config
 from influence_stage.api.persist import load_cleaner, save_cleaner
 from influence_stage.api.views import IssueViews, with_label_names
 from influence_stage.config import FitConfig, GEXConfig
@@ -31,8 +32,8 @@ from influence_stage.data.fingerprint import column_fingerprints, combine_finger
 from influence_stage.data.labels import encode_labels
 from influence_stage.data.sources import load_source
 from influence_stage.decisions.apply import apply_to_arrays, apply_to_frame
-from influence_stage.errors import InvalidInputError
-from influence_stage.stage.run import GATE_MAX_DROP_FRACTION, run
+from influence_stage.errors import InvalidInputError, ValidationFailedError
+from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
 from influence_stage.stage.steps import CleanConfig, PipelineResult, Prepared, apply_step
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
         Content hash of the fitted dataset (with its ``row_id`` column).
     """
 
+    _refused_: str | None = None  # the output gate's message when the last fit was refused
+
     def __init__(self, *, label_column: str = "label", feature_columns: Any = None, model: Any = "auto",
                  action: str = "drop", score: str | None = None, threshold: str | float = "estimate",
                  min_agreement: float = 0.5, relabel_fallback: str = "drop", relabel_rule: str = "argmax",
@@ -261,11 +264,18 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValidationFailedError
+            The output gate refused the result: more than ``max_drop_fraction`` of the rows would be
+            dropped. The fitted attributes are set first (``scores_``, ``issues_``, ``get_issues()``,
+            ``issue_summary()``, ``report()`` work); ``transform`` and ``save`` refuse until a fit passes.
         """
         kind, source, _ = self._check_input(dataset, y, "fit")
         config, model = self._config()
-        result = run(source, config, model, progress=self.progress,
-                     max_drop_fraction=check_gate_fraction(self.max_drop_fraction))
+        result, limit = run_gated(source, config, model, progress=self.progress,
+                                  max_drop_fraction=self.max_drop_fraction)
         self._set_fitted(result, config)
         self._input_kind_ = kind
         if kind == "arrays":
@@ -273,7 +283,18 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
             if X.ndim == 2:
                 self.n_features_in_ = int(X.shape[1])
             self._fitted_y_ = source[1]
+        refused = refusal(result.decisions.table, config, limit, "InfluenceCleaner",
+                          "max_fraction_per_class= or a stricter threshold=")
+        self._refused_ = None if refused is None else str(refused)
+        if refused is not None:  # after the fitted attributes: the work stays for inspection
+            raise refused
         return self
+
+    def _check_not_refused(self, method: str) -> None:
+        if self._refused_ is not None:
+            raise ValidationFailedError(
+                f"{method} applies only a result the output gate accepted; the last fit was refused: "
+                f"{self._refused_}")
 
     def _set_fitted(self, result: PipelineResult, config: CleanConfig) -> None:
         ds = result.prepared.dataset
@@ -321,6 +342,8 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
         pathlib.Path
             The folder, absolute.
         """
+        check_is_fitted(self, "issues_")
+        self._check_not_refused("save")
         return save_cleaner(self, path)
 
     @classmethod
@@ -385,6 +408,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
             (the message says what differs); an array with another number of features.
         """
         check_is_fitted(self, "issues_")
+        self._check_not_refused("transform")
         if dataset is not None and y is None and getattr(self, "_input_kind_", None) == "arrays" \
                 and not isinstance(dataset, tuple):
             X = check_array_X(dataset)

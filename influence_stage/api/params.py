@@ -13,18 +13,12 @@ from typing import Any
 
 from torch import nn
 
-from influence_stage._checks import check_fraction
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.engine.learner import Learner
 from influence_stage.engine.scores import check_score_name
 from influence_stage.errors import InvalidTypeError
 from influence_stage.seeds import seeded_sections
 from influence_stage.stage.steps import CleanConfig
-
-def check_gate_fraction(value: Any) -> float:
-    """The output gate's ``max_drop_fraction``: a number in (0, 1]."""
-    return check_fraction(value, "max_drop_fraction", low_open=True)
-
 
 def check_model(model: Any) -> Any:
     """``model`` if it is a string, a torch module or a Learner; else a clear InvalidTypeError.

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from imblearn.base import BaseSampler
 
-from influence_stage.api.params import build_config, check_gate_fraction
-from influence_stage.api.views import with_label_names
+from influence_stage.api.gate import refusal, run_gated
+from influence_stage.api.params import build_config
+from influence_stage.api.views import IssueViews, with_label_names
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.decisions.apply import decision_arrays
-from influence_stage.stage.run import GATE_MAX_DROP_FRACTION, run
+from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ silence it with ``warnings.filterwarnings("ignore", message="InfluenceSampler\\(
 once the weights are passed on."""
 
 
-class InfluenceSampler(BaseSampler):
+class InfluenceSampler(IssueViews, BaseSampler):
     """imbalanced-learn sampler that removes, relabels or reweights suspicious rows (GEX).
 
     Use it as a step of ``imblearn.pipeline.Pipeline`` in front of any classifier; it runs only
@@ -108,6 +109,21 @@ class InfluenceSampler(BaseSampler):
     members_, learner_, result_, config_ : as for :class:`InfluenceCleaner`.
     sampling_strategy_ : dict
         Targeted classes (keys).
+    decisions_ : Decisions
+        The decisions table and the threshold (as for :class:`InfluenceCleaner`).
+    score_name_ : str
+        The ranking computed.
+    ft_lr_ : float
+        The members' fine-tuning rate.
+    oos_proba_ : ndarray, shape ``(n_samples, n_classes)`` float32, or None
+        Cross-fitted out-of-sample probabilities, when the run computed them.
+
+    Notes
+    -----
+    ``get_issues``, ``issue_summary`` and ``report`` work as on :class:`InfluenceCleaner`. When the
+    output gate refuses the result (more than ``max_drop_fraction`` of the rows would be dropped),
+    ``fit_resample`` raises ``ValidationFailedError`` after setting every attribute above, so the
+    work can be inspected.
     """
 
     _sampling_type = "clean-sampling"
@@ -163,8 +179,8 @@ class InfluenceSampler(BaseSampler):
         encoder = LabelEncoder().fit(y)
         codes = encoder.transform(y).astype(np.int64)
         targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
-        run_result = run((np.asarray(X), codes), config, model, only_rows=targeted,
-                         max_drop_fraction=check_gate_fraction(self.max_drop_fraction))
+        run_result, limit = run_gated((np.asarray(X), codes), config, model, only_rows=targeted,
+                                      max_drop_fraction=self.max_drop_fraction)
         result, decisions = run_result.gex_result, run_result.decisions
         table = decisions.table
         keep, relabel_mask, weight = decision_arrays(table)
@@ -185,6 +201,13 @@ class InfluenceSampler(BaseSampler):
         self.members_ = result.members
         self.learner_ = result.learner
         self.result_ = result
+        self.decisions_ = decisions
+        self.score_name_ = result.score_name
+        self.ft_lr_ = float(result.ft_lr)
+        self.oos_proba_ = result.oos_proba
+        refused = refusal(table, config, limit, "InfluenceSampler", "a stricter threshold= or sampling_strategy=")
+        if refused is not None:  # after the fitted attributes: the work stays for inspection
+            raise refused
         logger.info("InfluenceSampler: %d of %d rows kept, %d relabeled, %d reweighted", keep.size, len(y),
                     relabel.size, int((table["action"] == "reweight").sum()))
         return X[keep], y_res[keep]
