@@ -225,3 +225,16 @@ def test_curate_flags_match_the_flow_parser():
     flow_sub = add_curate_parser(flow.add_subparsers())
     ours = _subparsers(_parser())["curate"]
     assert sorted(a.dest for a in ours._actions) == sorted(a.dest for a in flow_sub._actions)
+
+
+def test_versions_describes_each_version_from_its_meta(tmp_path):
+    import json
+
+    from influence_stage.cli.versions import describe
+
+    (tmp_path / "v0001").mkdir()
+    (tmp_path / "v0001" / "meta.json").write_text(json.dumps({"created_utc": "2026-12-05T03:44:23.01Z",
+                                                              "rows_in": 150, "rows_out": 110, "flagged": 43}))
+    assert describe(tmp_path / "v0001") == "2026-12-05 03:44 UTC  rows 150 -> 110  flagged 43 (28.7%)"
+    (tmp_path / "v0002").mkdir()
+    assert describe(tmp_path / "v0002") == "(meta.json unreadable)"

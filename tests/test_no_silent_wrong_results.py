@@ -482,7 +482,9 @@ def test_cli_versions_lists_versions_and_debris(tmp_path, capsys):
 
     assert main(["versions", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == ["v0001", "v0002 (LATEST)"]
+    assert [line.split()[0] for line in out[:2]] == ["v0001", "v0002"]
+    assert not out[0].endswith("(LATEST)") and out[1].endswith("  (LATEST)")
+    assert out[1].split("  ")[2:] == ["rows 2 -> 2", "(LATEST)"] and out[1].split("  ")[1].endswith(" UTC")
     assert out[2].startswith("debris: ") and ".tmp-v0003-0123" in out[2] and "removed by the next publish" in out[2]
     assert main(["versions", str(tmp_path / "nothing")]) == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
