@@ -6,11 +6,11 @@ continued pre-training) → scores (one streaming pass per member) → budget (`
 write the curated corpus (one streaming pass) → validate (the ``corpus`` suite) → report → publish
 (versioned, with the manifest and the report).
 
-The same conventions as the cleaning flow (``orchestration.flow``): one Prefect task per step, each
-calling library functions; the expensive results (the adapted θ*, the members, the loss matrix) are
-cached by content, the key being the corpus fingerprint (its shards' bytes), the model folder's
-digest and the settings that affect them, persisted under ``cache_dir``; nothing is published
-unless the suite passes.
+The step order is the ``CURATE`` plan (``influence_stage.pipeline.curate``), run by the same Prefect
+executor as the cleaning flow: one task per step, each calling library functions; the expensive
+results (the adapted θ*, the members, the loss matrix) are cached by content, the key being the
+corpus fingerprint (its shards' bytes), the model folder's digest and the settings that affect
+them, persisted under ``cache_dir``; nothing is published unless the suite passes.
 
 Every input document ends in the manifest with a status: ``kept``, ``redundant`` (pruned from the
 low end of self-influence), ``junk`` (pruned from the high end), or the inventory's reason for not
@@ -23,26 +23,20 @@ Run it: ``influence-stage curate --config flows/corpus.yaml`` or ``python flows/
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import numbers
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from influence_stage.data.corpus import Corpus, inventory, near_duplicate_groups
-from influence_stage.data.arrow import ROW_ID
-from influence_stage.decisions.prune import check_budget, prune
 from influence_stage.errors import InvalidInputError
+from influence_stage.orchestration.prefect_executor import PrefectExecutor
+from influence_stage.pipeline.context import RunContext
+from influence_stage.pipeline.curate import CURATE, cleanup, preflight
+
 
 logger = logging.getLogger(__name__)
 
@@ -121,216 +115,19 @@ class CurateConfig(BaseModel):
             raise InvalidInputError(f"{where}: {' '.join(str(exc).split())}") from exc
 
 
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
-
-
-def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    return f"{context.task.name}-{parameters['key']}"
-
-
-CACHED = dict(cache_key_fn=_cache_key, persist_result=True)
-
-
-def _learner(config: CurateConfig) -> Any:
-    from influence_stage.engine.causal_lm import CausalLMLearner
-
-    return CausalLMLearner.from_pretrained(config.model, trainable=config.trainable, max_length=config.max_length,
-                                           max_chunks=config.max_chunks, batch_size=config.batch_size,
-                                           batch_tokens=config.batch_tokens, device=config.device)
-
-
-@task(name="inventory", cache_policy=NO_CACHE)
-def inventory_task(corpus: Corpus, config: CurateConfig) -> pd.DataFrame:
-    return inventory(corpus, min_chars=config.min_chars, max_chars=config.max_chars, dedup=config.dedup,
-                     skip_invalid=config.skip_invalid, progress=config.progress)
-
-
-@task(name="adapt-theta", **CACHED)
-def adapt_task(corpus: Any, config: CurateConfig, key: str) -> dict[str, Any]:
-    """θ* adapted to the corpus (``fit_steps`` AdamW steps); the full state dict is cached."""
-    learner = _learner(config)
-    get_run_logger().info("adapting θ* to the corpus: %d steps", config.fit_steps)
-    learner.fit(corpus, steps=config.fit_steps, lr=config.fit_lr, warmup=max(config.fit_steps // 10, 1),
-                seed=config.seed, progress=config.progress)
-    return {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
-
-
-@task(name="members", **CACHED)
-def members_task(learner: Any, corpus: Any, config: CurateConfig, key: str) -> list[Any]:
-    from influence_stage.engine.causal_lm import lm_members
-
-    return lm_members(learner, corpus, chains=config.chains, cycles=config.cycles, steps=config.cycle_steps,
-                      ft_lr=config.ft_lr, seed=config.seed, progress=config.progress)
-
-
-@task(name="loss-matrix", **CACHED)
-def score_task(learner: Any, corpus: Any, members: list[Any], config: CurateConfig, key: str) -> dict[str, Any]:
-    from influence_stage.engine.causal_lm import corpus_gex
-
-    res = corpus_gex(learner, corpus, members=members, ft_lr=config.ft_lr, tau=config.tau, progress=config.progress)
-    return {"self_influence": res.self_influence, "base_loss": res.base_loss,
-            "loss_matrix": np.asarray(res.loss_matrix), "timings": res.timings}
-
-
-def build_manifest(inv: pd.DataFrame, scored: np.ndarray, scores: np.ndarray, base_loss: np.ndarray,
-                   result: Any) -> pd.DataFrame:
-    """One row per input document (``validation`` suite ``corpus``'s ``MANIFEST_COLUMNS``)."""
-    n = len(inv)
-    status = inv["status"].to_numpy(dtype=object).copy()
-    full_score = np.full(n, np.nan)
-    full_base = np.full(n, np.nan)
-    idx = np.flatnonzero(scored)
-    full_score[idx] = scores
-    full_base[idx] = base_loss
-    status[idx] = result.reason
-    return pd.DataFrame({
-        ROW_ID: inv["row"].to_numpy(dtype=np.int64),
-        "doc_id": inv["doc_id"].astype(str).to_numpy(),
-        "status": status,
-        "action": np.where(status == "kept", "keep", "drop"),
-        "score": full_score,
-        "base_loss": full_base,
-        "n_chars": inv["n_chars"].to_numpy(dtype=np.int64),
-        "content_hash": inv["content_hash"].to_numpy(dtype=object),
-        "duplicate_of": inv["duplicate_of"].to_numpy(dtype=np.int64),
-    })
-
-
-@task(name="write-curated", cache_policy=NO_CACHE)
-def write_task(corpus: Corpus, manifest: pd.DataFrame, config: CurateConfig, workdir: str) -> Any:
-    """The kept documents, every input column plus ``row_id`` and ``self_influence``, as a Dataset
-    memory-mapped from Arrow files under ``workdir`` (never held whole in memory)."""
-    import datasets
-
-    keep = manifest["status"].eq("kept").to_numpy()
-    path = Path(workdir) / "curated.parquet"
-    corpus.write_parquet(path, keep, extra={ROW_ID: manifest[ROW_ID].to_numpy(),
-                                            "self_influence": manifest["score"].to_numpy()})
-    return datasets.Dataset.from_parquet(str(path), cache_dir=str(Path(workdir) / "arrow"))
-
-
-@task(name="validate-corpus", cache_policy=NO_CACHE)
-def validate_task(curated: Any, manifest: pd.DataFrame, n_input: int, n_scored: int, n_keep: int,
-                  config: CurateConfig) -> Any:
-    from influence_stage.quality.corpus import document_frame, validate_corpus
-
-    report = validate_corpus(document_frame(curated, config.text_column), manifest, n_input=n_input,
-                             n_scored=n_scored, budget_fraction=n_keep / max(n_scored, 1)
-                             if isinstance(config.budget, numbers.Integral) else float(config.budget),
-                             min_chars=config.min_chars, max_chars=config.max_chars, dedup=config.dedup)
-    report.raise_if_failed()
-    return report
-
-
-def _texts_of(corpus: Corpus, rows: set[int]) -> dict[int, str]:
-    """Texts of a few rows, in one streaming pass."""
-    mask = np.zeros(len(corpus), dtype=bool)
-    mask[list(rows)] = True
-    wanted = sorted(rows)
-    return {r: t for r, t in zip(wanted, corpus.iter_texts(rows=mask))}
-
-
-@task(name="publish", cache_policy=NO_CACHE)
-def publish_task(curated: Any, manifest: pd.DataFrame, report: Any, html: str, near: list[list[int]],
-                 config: CurateConfig, summary: dict[str, Any], fingerprint: str) -> Any:
-    from influence_stage.publish.versions import publish
-
-    extra = {"near_duplicates.json": json.dumps(near).encode()}
-    return publish(curated, manifest, root=config.publish_root, name=config.name,
-                   config=config.model_dump(mode="json"), validation_reports=[report], report_html=html,
-                   extra_files=extra, fingerprint=fingerprint, summary=summary)
-
-
-def preflight(config: CurateConfig) -> Corpus:
-    """The cheap checks before anything is scored: shards and columns, the model folder, the budget."""
-    from influence_stage.engine.hf import pretrained_digest
-    from influence_stage.publish.versions import check_name
-
-    check_name(config.name)
-    corpus = Corpus(config.source, text_column=config.text_column, id_column=config.id_column)
-    pretrained_digest(config.model)  # the folder exists
-    check_budget(config.budget, len(corpus))  # against the input count; the scored count is checked later
-    return corpus
-
-
 @flow(name="curate-corpus", log_prints=False)
 def curate_corpus(config: CurateConfig) -> dict[str, Any]:
-    """Curate one corpus end to end; returns a summary (published path, counts, timings)."""
-    from influence_stage.engine.hf import pretrained_digest
-    from influence_stage.report.corpus import build_corpus_report, sample_rows
-
-    log = get_run_logger()
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    clock = [t0]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = round(now - clock[0], 3)
-        clock[0] = now
-
-    corpus = preflight(config)
-    inv = inventory_task(corpus, config)
-    scored = inv["status"].eq("ok").to_numpy()
-    n_scored = int(scored.sum())
-    if n_scored == 0:
-        raise InvalidInputError(f"no document of {config.source} is left to score: {inv['status'].value_counts().to_dict()}.")
-    n_keep = check_budget(config.budget, n_scored)
-    near = near_duplicate_groups(inv)
-    lap("inventory")
-    fingerprint = corpus.fingerprint()
-    model_digest = pretrained_digest(config.model)
-    view = corpus.where(scored)
-    cached = dict(result_storage=Path(config.cache_dir).resolve())
-    learner = _learner(config)
-    data_key = _digest(fingerprint, model_digest, config.min_chars, config.max_chars, config.dedup,
-                       config.skip_invalid, config.max_length, config.max_chunks)
-    if config.fit_steps:
-        state = adapt_task.with_options(**cached)(view, config, key=_digest(data_key, "adapt", config.fit_steps,
-                                                                              config.fit_lr, config.seed,
-                                                                              config.batch_size, config.trainable))
-        learner.model.load_state_dict(state)
-    lap("θ*")
-    member_key = _digest(data_key, "members", config.fit_steps, config.fit_lr, config.trainable, config.chains,
-                         config.cycles, config.cycle_steps, config.ft_lr, config.seed, config.batch_size)
-    members = members_task.with_options(**cached)(learner, view, config, key=member_key)
-    lap("members")
-    scores = score_task.with_options(**cached)(learner, view, members, config,
-                                               key=_digest(member_key, "loss", config.tau, config.batch_tokens))
-    lap("scores")
-    result = prune(scores["self_influence"], n_keep, high_share=config.high_share)
-    manifest = build_manifest(inv, scored, scores["self_influence"], scores["base_loss"], result)
-    with tempfile.TemporaryDirectory(prefix="curate-") as workdir:
-        curated = write_task(corpus, manifest, config, workdir)
-        report = validate_task(curated, manifest, len(corpus), n_scored, result.n_keep, config)
-        lap("write + validate")
-        samples = sample_rows(manifest)
-        wanted = {i for ids in samples.values() for i in ids} | {g[0] for g in near[:10]}
-        texts = _texts_of(corpus, wanted)
-        counts = manifest["status"].value_counts().to_dict()
-        summary = {"documents in": int(len(inv)), "documents scored": n_scored, "documents kept": int(result.n_keep),
-                   **{f"status {k}": int(v) for k, v in sorted(counts.items())},
-                   "budget": config.budget, "high share": config.high_share,
-                   "kept fraction of scored": round(result.n_keep / n_scored, 6),
-                   "near-duplicate groups": len(near), "members": config.chains * config.cycles,
-                   "ft_lr": config.ft_lr, "trainable": config.trainable, "model": config.model,
-                   "low cut": result.low_cut, "high cut": result.high_cut}
-        html = build_corpus_report(manifest, texts=texts, summary={**summary, **{f"seconds {k}": v for k, v in
-                                                                                 timings.items()}},
-                                   low_cut=result.low_cut, high_cut=result.high_cut, near_duplicates=near,
-                                   title=f"influence_stage curation: {config.name}")
-        published = publish_task(curated, manifest, report, html, near, config, summary, fingerprint)
-    lap("report + publish")
-    summary["published"] = str(published.path)
-    summary["report"] = str(Path(published.path) / "report.html")
-    summary["timings"] = timings
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    markdown = "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in summary.items()
-                                                     if k not in ("timings",)])
-    summary["markdown"] = markdown
-    create_markdown_artifact(markdown, key="curation-summary", description=f"influence_stage curation of {config.name}")
-    log.info("published %s (%d → %d documents)", published.path, len(inv), result.n_keep)
+    """Curate one corpus end to end: the ``CURATE`` plan on the Prefect executor; returns a summary
+    (published path, counts, timings)."""
+    context = RunContext(config=config, progress=config.progress, cache_dir=Path(config.cache_dir))
+    try:
+        summary = PrefectExecutor(cache_dir=config.cache_dir).run(CURATE, context).outcome
+    finally:
+        cleanup(context)  # the curated Arrow files, once published (or not)
+    create_markdown_artifact(summary["markdown"], key="curation-summary",
+                             description=f"influence_stage curation of {config.name}")
+    get_run_logger().info("published %s (%d → %d documents)", summary["published"], summary["documents in"],
+                          summary["documents kept"])
     return summary
 
 

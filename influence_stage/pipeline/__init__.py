@@ -4,6 +4,7 @@
 ``context``     :class:`RunContext`: a run's inputs, settings and the values its steps write
 ``clean``       the cleaning steps; the plans ``CLEAN_LIBRARY``, ``CLEAN`` and ``SCORE``
 ``publishing``  the flow's steps after the output gate (summary, bias scores, publish)
+``curate``      the curation steps and their plan ``CURATE`` (imported on use: corpus and LM helpers)
 ``local``       :class:`LocalExecutor`: in process (estimators, ``run_pipeline``, benchmarks)
 
 The Prefect executor (tasks, work units mapped on Dask) is

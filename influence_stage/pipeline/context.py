@@ -22,6 +22,7 @@ class RunContext:
     Attributes
     ----------
     config : CleanConfig
+        The run's configuration (the curation plan's steps read a ``CurateConfig`` here).
     source : Any
         What ``load`` reads (see ``data.sources.load_source``).
     model : Any
