@@ -100,3 +100,18 @@ def test_errors():
     X = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
     with pytest.raises(InvalidInputError, match=r"one row per row of features \(12\); found shape \(5, 2\)"):
         find_issues(X, np.arange(12) % 2, types=["exact_duplicate"], deviations=np.ones((5, 2)))
+
+
+def test_centred_harm_is_the_covariance_over_members():
+    rng = np.random.default_rng(4)
+    D, D_ref = rng.normal(size=(12, 5)) + 3.0, rng.normal(size=(6, 5)) + 1.0
+    ref = D_ref.mean(axis=0)
+    expected = [-sum((D[i, m] - D[i].mean()) * ref[m] for m in range(5)) / 5 for i in range(12)]
+    np.testing.assert_allclose(harm_scores(D, D_reference=D_ref, centre=True), expected, rtol=1e-10)
+    drift_only = np.full((1, 5), 7.0)  # a row that only follows the members' common drift
+    assert harm_scores(np.r_[D, drift_only], D_reference=D_ref, centre=True)[-1] == 0.0
+    assert harm_scores(np.r_[D, drift_only], D_reference=D_ref)[-1] == pytest.approx(-7.0 * ref.mean())
+    flagged = np.zeros(12, dtype=bool)
+    flagged[:3] = True
+    np.testing.assert_allclose(rank_by_harm(D, flagged, centre=True)["harm"],
+                               harm_scores(D, reference=~flagged, centre=True))

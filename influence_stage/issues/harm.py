@@ -10,6 +10,13 @@ members that moved row ``i``'s loss moved the reference loss the same way: row `
 of the reference rows. Its **harm** is ``-I(i)``: positive harm = an opponent, a row whose removal is
 expected to lower the reference loss.
 
+Members drift as well as spread: continued SGD moves the losses one way on average, so ``mean_m D``
+is not 0 and the plain product carries a common term ``mean_m D_train[i] * mean_m D_ref`` that has
+the sign of the reference's drift and the size of row ``i``'s own deviation (it follows
+self-influence, not harm). ``centre=True`` removes it: the covariance over members
+``(1/M) sum_m (D_train[i, m] - mean_m D_train[i]) * mean_j D_ref[j, m]``, what a row shares with the
+reference beyond the drift (``benchmarks/RESULTS.md``, section harm, measures both).
+
 The reference is a held-out set when the run has one (its deviation matrix, computed from the same
 members), and otherwise the training rows no issue type flagged (the rows the stage trusts), with
 the flagged rows left out so that no row is its own reference.
@@ -29,7 +36,7 @@ from influence_stage.engine.influence import mean_test_loss_influence
 from influence_stage.errors import InvalidInputError
 
 
-def harm_scores(D_train: Any, *, D_reference: Any = None, reference: Any = None) -> np.ndarray:
+def harm_scores(D_train: Any, *, D_reference: Any = None, reference: Any = None, centre: bool = False) -> np.ndarray:
     """``(n_train,) float64`` harm ``-mean_test_loss_influence(D_train, D_ref)``; higher = more harmful.
 
     Parameters
@@ -40,6 +47,9 @@ def harm_scores(D_train: Any, *, D_reference: Any = None, reference: Any = None)
         Deviations of held-out reference rows under the same members.
     reference : ``(n_train,) bool``, optional
         Without ``D_reference``: the training rows that form the reference (default: all of them).
+    centre : bool
+        Centre each training row's deviations over the members first (the covariance; see the module
+        docstring). Default False: the plain GEX product.
 
     Raises
     ------
@@ -60,10 +70,12 @@ def harm_scores(D_train: Any, *, D_reference: Any = None, reference: Any = None)
                 "the reference is empty: every training row is flagged, so none is left to measure harm on. "
                 "Fix: pass D_reference (deviations of held-out rows) or a reference mask with at least one row.")
         D_reference = D_train[mask]
+    if centre:
+        D_train = D_train - D_train.mean(axis=1, keepdims=True)
     return -mean_test_loss_influence(D_train, D_reference)
 
 
-def rank_by_harm(D_train: Any, flagged: Any, *, D_reference: Any = None) -> pd.DataFrame:
+def rank_by_harm(D_train: Any, flagged: Any, *, D_reference: Any = None, centre: bool = False) -> pd.DataFrame:
     """Harm of every row and the rank of the flagged ones.
 
     Parameters
@@ -74,6 +86,8 @@ def rank_by_harm(D_train: Any, flagged: Any, *, D_reference: Any = None) -> pd.D
         Rows some issue type flagged (the label issue included).
     D_reference : array, shape ``(n_ref, M)``, optional
         Deviations of held-out rows; default: the unflagged training rows.
+    centre : bool
+        See :func:`harm_scores`.
 
     Returns
     -------
@@ -85,7 +99,8 @@ def rank_by_harm(D_train: Any, flagged: Any, *, D_reference: Any = None) -> pd.D
     if D_train.ndim != 2:
         raise InvalidInputError(f"D_train must be 2-D (n_train, n_members); found shape {D_train.shape}.")
     flagged = check_mask(flagged, D_train.shape[0], "flagged")
-    harm = harm_scores(D_train, D_reference=D_reference, reference=None if D_reference is not None else ~flagged)
+    harm = harm_scores(D_train, D_reference=D_reference, reference=None if D_reference is not None else ~flagged,
+                       centre=centre)
     rank = np.zeros(harm.size, dtype=np.int64)
     idx = np.flatnonzero(flagged)
     order = idx[np.argsort(-harm[idx], kind="stable")]
