@@ -178,7 +178,6 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
     from prefect_dask import DaskTaskRunner
 
     from step_times import frame
-    from influence_stage.data.fingerprint import dataset_fingerprint
     from influence_stage.stage import steps
 
     torch.set_num_threads(1)
@@ -190,8 +189,7 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
     t = time.perf_counter()
     learner = steps.make_model_step(features, config, prepared=prepared)
     theta_seconds = time.perf_counter() - t
-    _RUN.update(prepared=prepared, features=features, learner=learner, config=config,
-                fingerprint=dataset_fingerprint(prepared.dataset))
+    _RUN.update(prepared=prepared, features=features, learner=learner, config=config)
     scoring = flow(name="scale-members")(members_and_losses)
 
     from influence_stage.stage.shards import row_shards
