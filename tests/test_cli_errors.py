@@ -122,23 +122,31 @@ def test_repeated_warnings_are_one_line_per_kind_with_the_count_and_the_first_th
 
 
 def test_the_gate_failure_is_not_logged_as_well_as_the_error_line():
-    pkg = logging.getLogger("influence_stage")
-    propagate = pkg.propagate
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("influence_stage", "py.warnings")]
+    propagate = [lg.propagate for lg in loggers]
     collector = console.collect_warnings()
     try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("a library's own warning", UserWarning, stacklevel=1)
         logging.getLogger("influence_stage.quality.gate").warning("Suite %r failed %d of %d expectation(s): %s",
                                                                   "output", 1, 9, "too many rows dropped")
         logging.getLogger("influence_stage.stage.run").warning("per-class cap on class 1: 7 rows")
         logging.getLogger("influence_stage.stage.run").warning("per-class cap on class 2: 8 rows")
         logging.getLogger("influence_stage.stage.steps").warning("model names its classes differently")
     finally:
-        pkg.removeHandler(collector)
-        pkg.propagate = propagate
-    assert collector.lines() == ["per-class cap on class # (2 times): per-class cap on class 1: 7 rows; "
+        logging.captureWarnings(False)
+        for lg, prop in zip(loggers, propagate):
+            lg.removeHandler(collector)
+            lg.propagate = prop
+    assert collector.lines() == ["UserWarning: a library's own warning",
+                                 "per-class cap on class # (2 times): per-class cap on class 1: 7 rows; "
                                  "per-class cap on class 2: 8 rows", "model names its classes differently"]
     # what the summary already printed on stdout is not repeated on stderr
     assert collector.lines(["per-class cap on class 1: 7 rows", "per-class cap on class 2: 8 rows"]) == [
-        "model names its classes differently"]
+        "UserWarning: a library's own warning", "model names its classes differently"]
 
 
 # ------------------------------------------------------------------------------------------ progress

@@ -83,6 +83,10 @@ class WarningCollector(logging.Handler):
             return
         if record.name.startswith("influence_stage.quality") and message.startswith("Suite ") and " failed " in message:
             return
+        if record.name == "py.warnings":  # "path:line: Category: text\n  source line": the category and text
+            first = message.strip().splitlines()[0] if message.strip() else message
+            found = _PY_WARNING.match(first)
+            message = f"{found.group(1)}: {found.group(2)}" if found else first
         self.messages.append(message)
 
     def lines(self, already_shown: list[str] = ()) -> list[str]:  # type: ignore[assignment]
@@ -91,12 +95,18 @@ class WarningCollector(logging.Handler):
         return aggregate([m for m in self.messages if m not in shown])
 
 
+_PY_WARNING = re.compile(r".*?:\d+: (\w+): (.*)")
+
+
 def collect_warnings() -> WarningCollector:
-    """Route the package's log warnings to a collector instead of printing each one."""
+    """Route the package's log warnings and Python's warnings (``warnings.warn`` of any library) to a
+    collector instead of printing each one."""
     collector = WarningCollector()
-    pkg = logging.getLogger("influence_stage")
-    pkg.addHandler(collector)
-    pkg.propagate = False
+    logging.captureWarnings(True)
+    for name in ("influence_stage", "py.warnings"):
+        logger = logging.getLogger(name)
+        logger.addHandler(collector)
+        logger.propagate = False
     return collector
 
 
