@@ -11,7 +11,7 @@ import pytest
 from influence_stage import InvalidInputError
 from influence_stage.config import CleanConfig, config_fingerprint
 from influence_stage.pipeline import CLEAN, CLEAN_LIBRARY, SCORE, LocalExecutor, Plan, RunContext, Step
-from influence_stage.pipeline.step import digest
+from influence_stage.pipeline.context import digest
 
 #: What the runs put in the context before the first step.
 INPUTS = {"fingerprint"}

@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from influence_stage.engine.loss_store import LossStore
-from influence_stage.pipeline.context import RunContext
+from influence_stage.pipeline.context import RunContext, digest
 from influence_stage.pipeline.publishing import PUBLISH_STEPS, Preflight, SkipUnchanged
-from influence_stage.pipeline.step import MappedStep, Plan, Step, WorkUnits, digest
+from influence_stage.pipeline.step import MappedStep, Plan, Step, WorkUnits
 from influence_stage.stage import gates, scoring, shards, steps
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,13 @@ import numpy as np
 
 from influence_stage.config.clean import SCORE_KEYS, CleanConfig, config_fingerprint
 from influence_stage.errors import InvalidInputError
-from influence_stage.pipeline.step import digest
 from influence_stage.stage.gates import GATE_MAX_DROP_FRACTION
 from influence_stage.timing import Timings
+
+
+def digest(*parts: Any) -> str:
+    """32 hex digits of ``sha256`` over the parts' strings joined by ``|``: the cache keys' hash."""
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
 @dataclass(eq=False)
@@ -111,4 +116,4 @@ class RunContext:
         return Path(self.cache_dir) / "runs" / self.scoring_key()
 
 
-__all__ = ["RunContext"]
+__all__ = ["RunContext", "digest"]

@@ -26,8 +26,8 @@ from influence_stage.data.arrow import ROW_ID
 from influence_stage.data.corpus import Corpus, inventory, near_duplicate_groups
 from influence_stage.decisions.prune import check_budget, prune
 from influence_stage.errors import InvalidInputError
-from influence_stage.pipeline.context import RunContext
-from influence_stage.pipeline.step import Plan, Step, digest
+from influence_stage.pipeline.context import RunContext, digest
+from influence_stage.pipeline.step import Plan, Step
 
 logger = logging.getLogger(__name__)
 

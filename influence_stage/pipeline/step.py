@@ -13,20 +13,12 @@ A :class:`Plan` is an ordered tuple of steps. The step order of a product exists
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 from influence_stage.config.clean import SCORE_KEYS
 from influence_stage.errors import InvalidInputError
-
-if TYPE_CHECKING:
-    from influence_stage.pipeline.context import RunContext
-
-
-def digest(*parts: Any) -> str:
-    """32 hex digits of ``sha256`` over the parts' strings joined by ``|``: the cache keys' hash."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+from influence_stage.pipeline.context import RunContext, digest
 
 
 class Step:
@@ -166,4 +158,4 @@ class Plan:
         return iter(self.steps)
 
 
-__all__ = ["MappedStep", "Plan", "Step", "WorkUnits", "digest"]
+__all__ = ["MappedStep", "Plan", "Step", "WorkUnits"]
