@@ -1,9 +1,9 @@
 """Where a default run's time goes, step by step, beside the bare-loop floor of the same work.
 
 Data: ``make_classification`` (``--features`` 40, ``--classes`` 10, 10% of labels flipped
-uniformly), ``--rows`` 20000 by default. The run is the stage's own steps with default settings
-(the MLP, ``FitConfig()``, ``GEXConfig()``, the default score and threshold, action drop), called
-one after another as the CLI's flow calls them, without Prefect: prepare (load + column roles +
+uniformly), ``--rows`` 20000 by default. The run is the library's plan (``CLEAN_LIBRARY``) with default
+settings (the MLP, ``FitConfig()``, ``GEXConfig()``, the default score and threshold, action drop)
+on the in-process executor, without Prefect: prepare (load + column roles +
 label encoding), the input suite, featurize, θ*, the automatic scale (yardstick + probe), the
 members, the loss matrix + scores, the decisions, applying them, the output suite and publishing
 (into a temporary folder). Each step's seconds are listed with its training work in epochs over N
@@ -32,7 +32,7 @@ from sklearn.datasets import make_classification
 from common import machine, write_json, write_section
 from floor import floor, work
 from influence_stage import FitConfig, GEXConfig
-from influence_stage.stage import steps
+from influence_stage.config import CleanConfig
 from influence_stage.data.noise import flip_labels
 
 
@@ -67,7 +67,7 @@ def profile(n: int, d: int, k: int) -> dict:
     from influence_stage.publish.versions import publish
 
     df, flipped = frame(n, d, k)
-    config = steps.CleanConfig(label_column="label", model="mlp")
+    config = CleanConfig(label_column="label", model="mlp")
     t0 = time.perf_counter()
     context = run_plan(df, config)
     seconds = plan_seconds(context)

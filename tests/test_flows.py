@@ -29,7 +29,7 @@ from influence_stage import ValidationFailedError
 from influence_stage.cli import main
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.stage.run import run_pipeline
-from influence_stage.stage.steps import CleanConfig
+from influence_stage.config import CleanConfig
 from influence_stage.publish.versions import list_versions, load_published
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests of influence_stage.stage.steps: CleanConfig, fingerprints, each step and their chaining."""
+"""Tests of influence_stage.stage.steps and influence_stage.config: CleanConfig, fingerprints, each step and their chaining."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E40
 from influence_stage.engine.losses import mean_member_proba  # noqa: E402
 from influence_stage.engine.models import mlp  # noqa: E402
 from influence_stage.stage.run import run_pipeline, score_step
-from influence_stage.stage.steps import CleanConfig, SCORE_KEYS, apply_step, config_fingerprint, decide_step, featurize_step, make_model_step, prepare
+from influence_stage.config import SCORE_KEYS, CleanConfig, config_fingerprint  # noqa: E402
+from influence_stage.stage.steps import apply_step, decide_step, featurize_step, make_model_step, prepare  # noqa: E402
 from influence_stage.data.fingerprint import column_fingerprints, dataset_fingerprint
 from influence_stage.decisions import decide  # noqa: E402
 

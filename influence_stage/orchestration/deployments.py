@@ -193,7 +193,7 @@ def project_deployment(path: str | os.PathLike[str] = PREFECT_YAML, name: str | 
     if not isinstance(raw, dict):
         raise InvalidInputError(f"{where} has no parameters.params mapping (the FlowConfig of the run).")
     raw = dict(raw)
-    from influence_stage.stage.steps import CleanConfig
+    from influence_stage.config import CleanConfig
 
     clean = CleanConfig.from_mapping(raw.pop("clean", {}) or {}, where=f"{where}: params.clean")
     try:
