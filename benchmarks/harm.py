@@ -11,7 +11,7 @@ models' seeds):
    label issues with the default threshold (``decide``); ``c`` = the number flagged;
 3. harm of every training row (``influence_stage.issues.harm``): ``-mean_test_loss_influence`` on the
    validation rows' deviations under the same members (``harm (held-out)``), or on the unflagged
-   training rows (``harm (unflagged)``, no held-out set needed: ``find_issues``' default);
+   training rows (``harm (unflagged)``, no held-out set needed: ``find_data_issues``' default);
 4. at budgets ``k`` = c/4, c/2 and c rows, the dropped rows are: the top ``k`` by the label-issue
    score (``label score``); the ``k`` flagged rows with the highest harm (``harm (held-out)``,
    ``harm (unflagged)``, and the same with each row's deviations centred over the members,
@@ -182,7 +182,8 @@ def markdown(summary: dict, runs: list[dict], *, seeds: list[int], quick: bool) 
         "members (held-out) or the unflagged training rows (unflagged); `centred`: each training row's "
         "deviations centred over the members first (the covariance, without the members' common drift); "
         "`harm, all rows`: the top `k` of all training rows by the held-out centred harm; `trusted held-out`: "
-        "the validation rows with their true labels as the reference (a small trusted set). Budgets `k` = c/4, c/2, c rows; at `k = c` "
+        "the validation rows with their true labels as the reference (a small trusted set). "
+        "Budgets `k` = c/4, c/2, c rows; at `k = c` "
         "the flagged-row methods drop exactly the flagged rows. Models trained from scratch on the rows kept, "
         f"scored on the clean test split. Seeds {', '.join(map(str, seeds))}; cells: test accuracy mean ± std "
         "over seeds (precision of the dropped rows = share truly flipped).", ""]

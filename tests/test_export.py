@@ -13,7 +13,7 @@ import pytest
 
 from influence_stage.decisions import decide
 from influence_stage.errors import InvalidInputError, InvalidTypeError, MissingDependencyError
-from influence_stage.issues import find_issues
+from influence_stage.issues import find_data_issues
 from influence_stage.issues import mlflow as issue_mlflow
 from influence_stage.issues.export import (
     argilla_records,
@@ -46,7 +46,7 @@ def run():
     D = np.zeros((N, 2))
     D[:, 0] = 1.0
     D[[1, 3, 8, 20], 0] = [-1.0, 1.0, -2.0, -3.0]  # harm of flagged rows: 20 > 8 > 1 > 3
-    issues = find_issues(X, y, decisions=d.table, types=["exact_duplicate"], deviations=D)
+    issues = find_data_issues(X, y, decisions=d.table, types=["exact_duplicate"], deviations=D)
     text = [f"sentence number {i}" for i in range(N)]
     return d.table, issues, pd.DataFrame({"text": text, "source": ["a"] * N})
 
@@ -165,7 +165,7 @@ def test_errors(run, tmp_path):
         review_rows(table, issues, content=[1, 2])
     with pytest.raises(InvalidInputError, match="content columns \\['action'\\] clash"):
         review_rows(table, issues, content=content.assign(action=1))
-    with pytest.raises(InvalidInputError, match="issues must be find_issues' report"):
+    with pytest.raises(InvalidInputError, match="issues must be find_data_issues' report"):
         review_rows(table, issues.table.iloc[:3])
     with pytest.raises(InvalidInputError, match="only 2 class names were given"):
         review_rows(table, issues, class_names=NAMES[:2])

@@ -1,5 +1,5 @@
 """GEX harm of flagged rows (influence_stage.issues.harm): the closed form, a naive loop reference, the
-default reference (unflagged rows), the ranks, find_issues' columns, and the error paths."""
+default reference (unflagged rows), the ranks, find_data_issues' columns, and the error paths."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from influence_stage.engine.influence import cross_influence, deviation
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.issues import find_issues, harm_scores, rank_by_harm
+from influence_stage.issues import find_data_issues, harm_scores, rank_by_harm
 
 
 def naive_harm(D_train: np.ndarray, D_ref: np.ndarray) -> np.ndarray:
@@ -63,13 +63,13 @@ def test_harm_is_the_same_for_a_repeated_member():
                                harm_scores(D, D_reference=D_ref), rtol=1e-12)
 
 
-def test_find_issues_adds_harm_of_the_flagged_rows():
+def test_find_data_issues_adds_harm_of_the_flagged_rows():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 3)).astype(np.float32)
     X[7] = X[3]
     y = np.arange(60) % 2
     D = rng.normal(size=(60, 6))
-    r = find_issues(X, y, types=["exact_duplicate"], deviations=D)
+    r = find_data_issues(X, y, types=["exact_duplicate"], deviations=D)
     flagged = r.table["is_any_issue"].to_numpy()
     assert flagged.sum() == 2
     np.testing.assert_allclose(r.table["harm"], naive_harm(D, D[~flagged]), rtol=1e-12)
@@ -77,7 +77,7 @@ def test_find_issues_adds_harm_of_the_flagged_rows():
     assert r.summary["harm"]["reference"] == "unflagged rows" and r.summary["harm"]["n_ranked"] == 2
     top = int(r.table.index[r.table["harm_rank"] == 1][0])
     assert r.summary["harm"]["top_row_ids"][0] == top
-    held = find_issues(X, y, types=["exact_duplicate"], deviations=D, reference_deviations=D[:5])
+    held = find_data_issues(X, y, types=["exact_duplicate"], deviations=D, reference_deviations=D[:5])
     assert held.summary["harm"]["reference"] == "held-out rows"
 
 
@@ -99,7 +99,7 @@ def test_errors():
         rank_by_harm(D, np.full(4, 0.5))
     X = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
     with pytest.raises(InvalidInputError, match=r"one row per row of features \(12\); found shape \(5, 2\)"):
-        find_issues(X, np.arange(12) % 2, types=["exact_duplicate"], deviations=np.ones((5, 2)))
+        find_data_issues(X, np.arange(12) % 2, types=["exact_duplicate"], deviations=np.ones((5, 2)))
 
 
 def test_centred_harm_is_the_covariance_over_members():

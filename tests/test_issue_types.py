@@ -12,7 +12,7 @@ from influence_stage.decisions import decide
 from influence_stage.decisions.issues import ISSUE_REGISTRY
 from influence_stage.decisions.issues import find_issues as run_issue_types
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.issues import DATA_ISSUE_TYPES, apply_issue_policy, exact_duplicate_of, find_issues
+from influence_stage.issues import DATA_ISSUE_TYPES, apply_issue_policy, exact_duplicate_of, find_data_issues
 from influence_stage.issues.datalab import fill_missing, run_datalab
 
 N, D, K = 240, 6, 3
@@ -41,7 +41,7 @@ def planted(seed: int = 0):
 @pytest.fixture(scope="module")
 def report():
     X, y, proba = planted()
-    return find_issues(X, y, proba)
+    return find_data_issues(X, y, proba)
 
 
 def test_every_type_is_registered_with_its_columns(report):
@@ -118,10 +118,10 @@ def test_class_imbalance_flags_the_rare_class():
     rng = np.random.default_rng(1)
     y = np.r_[np.zeros(200, int), np.ones(200, int), np.full(4, 2)]
     X = rng.normal(size=(y.size, 4)).astype(np.float32) + y[:, None] * 3
-    r = find_issues(X, y, types=["class_imbalance"])
+    r = find_data_issues(X, y, types=["class_imbalance"])
     assert r.table["is_class_imbalance_issue"].tolist() == (y == 2).tolist()
     assert r.summary["types"]["class_imbalance"]["rarest_class"] == 2
-    balanced = find_issues(X[:400], y[:400], types=["class_imbalance"])
+    balanced = find_data_issues(X[:400], y[:400], types=["class_imbalance"])
     assert balanced.summary["types"]["class_imbalance"]["n_issues"] == 0
 
 
@@ -131,23 +131,23 @@ def test_non_iid_sees_an_ordered_drift_and_not_a_shuffle():
     drift = np.linspace(0, 8, n)[:, None]
     X = (rng.normal(size=(n, 4)) + drift).astype(np.float32)
     y = (np.arange(n) % 2).astype(int)
-    ordered = find_issues(X, y, types=["non_iid"]).summary["types"]["non_iid"]
-    shuffled = find_issues(X[rng.permutation(n)], y, types=["non_iid"]).summary["types"]["non_iid"]
+    ordered = find_data_issues(X, y, types=["non_iid"]).summary["types"]["non_iid"]
+    shuffled = find_data_issues(X[rng.permutation(n)], y, types=["non_iid"]).summary["types"]["non_iid"]
     assert ordered["ordered"] is True and ordered["p_value"] < 0.05
     assert shuffled["ordered"] is False and shuffled["p_value"] > 0.05
 
 
 def test_default_types_without_proba_leave_out_underperforming_group():
     X, y, _ = planted()
-    r = find_issues(X, y, types=None)
+    r = find_data_issues(X, y, types=None)
     assert "underperforming_group" not in r.types
     assert r.types == tuple(t for t in DATA_ISSUE_TYPES if t != "underperforming_group")
 
 
 def test_options_reach_the_manager():
     X, y, proba = planted()
-    k3 = find_issues(X, y, proba, types=["outlier"], options={"outlier": {"k": 3}})
-    k10 = find_issues(X, y, proba, types=["outlier"])
+    k3 = find_data_issues(X, y, proba, types=["outlier"], options={"outlier": {"k": 3}})
+    k10 = find_data_issues(X, y, proba, types=["outlier"])
     assert not np.allclose(k3.table["outlier_score"], k10.table["outlier_score"])
 
 
@@ -156,7 +156,7 @@ def test_decisions_table_gives_row_ids_and_the_label_flag():
     scores = np.zeros(N)
     scores[100] = 10.0
     d = decide(scores, y, threshold=5.0, action="none", row_ids=np.arange(N) + 1000)
-    r = find_issues(X, y, proba, decisions=d.table, types=["exact_duplicate", "label"])
+    r = find_data_issues(X, y, proba, decisions=d.table, types=["exact_duplicate", "label"])
     assert r.table["row_id"].tolist() == list(range(1000, 1000 + N))
     assert "score" not in r.table  # the label type's columns are the decisions table's own
     assert r.table["is_any_issue"].sum() == 6 and r.table.loc[100, "is_any_issue"]
@@ -194,31 +194,31 @@ def test_input_errors():
     bad = X.copy()
     bad[3, 1] = np.inf
     with pytest.raises(InvalidInputError, match="infinite value at row 3, feature 1"):
-        find_issues(bad, y)
+        find_data_issues(bad, y)
     with pytest.raises(InvalidTypeError, match="features must be numeric"):
-        find_issues(np.array([["a"]] * 3), y[:3])
+        find_data_issues(np.array([["a"]] * 3), y[:3])
     with pytest.raises(InvalidInputError, match="features must be"):
-        find_issues(X[0], y)
+        find_data_issues(X[0], y)
     with pytest.raises(InvalidInputError, match="one entry per row of features: 240 rows, 239 labels"):
-        find_issues(X, y[:-1])
+        find_data_issues(X, y[:-1])
     with pytest.raises(InvalidInputError, match=r"proba must have shape \(240, K\)"):
-        find_issues(X, y, proba[:, :2])
+        find_data_issues(X, y, proba[:, :2])
     with pytest.raises(InvalidInputError, match="summing to 1"):
-        find_issues(X, y, proba * 2)
+        find_data_issues(X, y, proba * 2)
     with pytest.raises(InvalidTypeError, match=r"Fix: types=\['outlier'\]"):
-        find_issues(X, y, types="outlier")
+        find_data_issues(X, y, types="outlier")
     with pytest.raises(InvalidInputError, match="unknown issue type 'typo'; valid issue types: 'label'"):
-        find_issues(X, y, types=["typo"])
+        find_data_issues(X, y, types=["typo"])
     with pytest.raises(InvalidInputError, match=r"options given for issue type\(s\) \['null'\] that are not run"):
-        find_issues(X, y, types=["outlier"], options={"null": {}})
+        find_data_issues(X, y, types=["outlier"], options={"null": {}})
     with pytest.raises(InvalidInputError, match="'outlier' does not take options"):
-        find_issues(X, y, types=["outlier"], options={"outlier": {"kk": 3}})
+        find_data_issues(X, y, types=["outlier"], options={"outlier": {"kk": 3}})
     with pytest.raises(InvalidInputError, match="'exact_duplicate' takes no options"):
-        find_issues(X, y, types=["exact_duplicate"], options={"exact_duplicate": {"k": 3}})
+        find_data_issues(X, y, types=["exact_duplicate"], options={"exact_duplicate": {"k": 3}})
     with pytest.raises(InvalidInputError, match="need out-of-sample probabilities"):
-        find_issues(X, y, types=["underperforming_group"])
+        find_data_issues(X, y, types=["underperforming_group"])
     with pytest.raises(InvalidInputError, match="decisions must be the decisions table with one row per row"):
-        find_issues(X, y, decisions=pd.DataFrame({"row_id": [1]}))
+        find_data_issues(X, y, decisions=pd.DataFrame({"row_id": [1]}))
 
 
 def test_a_type_alone_checks_its_options():

@@ -5,17 +5,17 @@ cross-fitted probabilities), their GEX harm ranking, and the hand-off to review 
   ``influence_stage.decisions.issues.ISSUE_REGISTRY``;
 - :mod:`~influence_stage.issues.datalab`: the one Datalab call that finds the Datalab-backed types;
 - :mod:`~influence_stage.issues.harm`: GEX cross-influence of each row on a reference loss;
-- :mod:`~influence_stage.issues.find`: ``find_issues`` (the per-row table and summary) and
+- :mod:`~influence_stage.issues.find`: ``find_data_issues`` (the per-row table and summary) and
   ``apply_issue_policy`` (by default: drop exact duplicates after the first copy, report the rest);
 - :mod:`~influence_stage.issues.export`: Label Studio tasks, Argilla records, the issue file;
 - :mod:`~influence_stage.issues.mlflow`: an optional MLflow log of a run.
 """
 
-from influence_stage.issues.find import DEFAULT_DROP, IssueReport, apply_issue_policy, find_issues
+from influence_stage.issues.find import DEFAULT_DROP, IssueReport, apply_issue_policy, find_data_issues
 from influence_stage.issues.harm import harm_scores, rank_by_harm
 from influence_stage.issues.types import DATA_ISSUE_TYPES, DatalabIssueType, exact_duplicate_of
 
 __all__ = [
     "DATA_ISSUE_TYPES", "DEFAULT_DROP", "DatalabIssueType", "IssueReport", "apply_issue_policy", "exact_duplicate_of",
-    "find_issues", "harm_scores", "rank_by_harm",
+    "find_data_issues", "harm_scores", "rank_by_harm",
 ]

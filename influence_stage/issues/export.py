@@ -2,7 +2,7 @@
 records and an issue file (Parquet, JSON lines or CSV).
 
 :func:`review_rows` builds one frame of the rows to review: the decisions table's scores and labels,
-the issue types' flags and the harm rank (:func:`influence_stage.issues.find_issues`), and the
+the issue types' flags and the harm rank (:func:`influence_stage.issues.find_data_issues`), and the
 rows' own content (a text column, an image column, any other columns of the source), most harmful
 first (highest ranking score first without a harm rank). The writers take that frame:
 
@@ -75,7 +75,7 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
     decisions : DataFrame
         The decisions table, one row per input row.
     issues : IssueReport or DataFrame, optional
-        :func:`~influence_stage.issues.find_issues`'s report (or its table) on the same rows.
+        :func:`~influence_stage.issues.find_data_issues`'s report (or its table) on the same rows.
     content : DataFrame, datasets.Dataset or dict of columns, optional
         The rows' content (text, images, other columns), one row per input row, same order.
     class_names : sequence of str, optional
@@ -94,14 +94,16 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
         first), else by ``score`` descending; the index is the rows' position in the input.
     """
     if not isinstance(decisions, pd.DataFrame):
-        raise InvalidTypeError(f"decisions must be the decisions table (a DataFrame); found {type(decisions).__name__}.")
+        raise InvalidTypeError("decisions must be the decisions table (a DataFrame); found "
+                               f"{type(decisions).__name__}.")
     base = decisions[[c for c in DECISION_COLUMNS if c in decisions]].reset_index(drop=True)
     n = len(base)
     table = getattr(issues, "table", issues)
     if table is not None:
         if not isinstance(table, pd.DataFrame) or len(table) != n:
-            raise InvalidInputError(f"issues must be find_issues' report (or table) on the same {n} rows; found "
-                                    f"{type(table).__name__} of length {len(table) if hasattr(table, '__len__') else '?'}.")
+            length = len(table) if hasattr(table, "__len__") else "?"
+            raise InvalidInputError(f"issues must be find_data_issues' report (or table) on the same {n} rows; "
+                                    f"found {type(table).__name__} of length {length}.")
         extra = table.drop(columns=[c for c in table.columns if c in base.columns]).reset_index(drop=True)
         base = pd.concat([base, extra], axis=1)
     if class_names is not None:
@@ -167,7 +169,8 @@ def _png_bytes(value: Any) -> bytes:
 
     if isinstance(value, dict):
         if value.get("bytes") is not None:
-            return bytes(value["bytes"]) if _is_png(value["bytes"]) else _png_bytes(Image.open(io.BytesIO(value["bytes"])))
+            data = value["bytes"]
+            return bytes(data) if _is_png(data) else _png_bytes(Image.open(io.BytesIO(data)))
         return _png_bytes(Image.open(value["path"]))
     if isinstance(value, np.ndarray):
         arr = value.astype(np.float64)

@@ -1,6 +1,6 @@
 """Every issue type of a run in one table, ranked by harm, and the policy that acts on them.
 
-:func:`find_issues` takes what a run has (features, labels, cross-fitted probabilities, the
+:func:`find_data_issues` takes what a run has (features, labels, cross-fitted probabilities, the
 decisions table, the deviation matrices) and returns one row per input row with ``<type>_score`` and
 ``is_<type>`` for each issue type, the harm of every row and the harm rank of the flagged ones, plus a
 JSON-ready summary. :func:`apply_issue_policy` turns it into actions on the decisions table: by
@@ -94,7 +94,7 @@ def _types(types: Sequence[str] | None, has_proba: bool) -> list[str]:
     return names
 
 
-def find_issues(features: Any, labels: Any, proba: Any = None, *, decisions: pd.DataFrame | None = None,
+def find_data_issues(features: Any, labels: Any, proba: Any = None, *, decisions: pd.DataFrame | None = None,
                 deviations: Any = None, reference_deviations: Any = None, types: Sequence[str] | None = None,
                 options: Mapping[str, Mapping[str, Any]] | None = None) -> IssueReport:
     """Find every issue type on a run's features and probabilities; rank the flagged rows by harm.
@@ -205,7 +205,7 @@ def apply_issue_policy(decisions: pd.DataFrame, issues: IssueReport | pd.DataFra
     decisions : DataFrame
         The decisions table, one row per input row (``row_id``, ``action``, ...).
     issues : IssueReport or its table
-        From :func:`find_issues` on the same rows, same order.
+        From :func:`find_data_issues` on the same rows, same order.
     drop : sequence of str
         Issue types whose flagged rows are dropped. ``"exact_duplicate"`` drops every copy after the first
         (the first is kept); any other type drops every flagged row. Default: exact duplicates only; every
@@ -224,7 +224,7 @@ def apply_issue_policy(decisions: pd.DataFrame, issues: IssueReport | pd.DataFra
             decisions["row_id"].to_numpy(), table["row_id"].to_numpy())):
         raise InvalidInputError("decisions and issues must cover the same rows in the same order; found "
                                 f"{len(decisions)} and {len(table)} rows (or different row_id values). "
-                                "Run find_issues with decisions=<this table>.")
+                                "Run find_data_issues with decisions=<this table>.")
     if isinstance(drop, str):
         drop = (drop,)
     out = decisions.copy()
@@ -234,7 +234,7 @@ def apply_issue_policy(decisions: pd.DataFrame, issues: IssueReport | pd.DataFra
         if f"is_{name}_issue" not in table:
             held = [c[3:-6] for c in table.columns if c.startswith("is_") and c.endswith("_issue")]
             raise InvalidInputError(f"issue type {name!r} is not in the issues table; its types: {held}. "
-                                    f"Fix: run find_issues with types including {name!r}.")
+                                    f"Fix: run find_data_issues with types including {name!r}.")
         if name == "exact_duplicate":
             hit = table["exact_duplicate_of"].to_numpy() >= 0
         else:
@@ -247,4 +247,4 @@ def apply_issue_policy(decisions: pd.DataFrame, issues: IssueReport | pd.DataFra
     return out
 
 
-__all__ = ["DEFAULT_DROP", "IssueReport", "apply_issue_policy", "find_issues"]
+__all__ = ["DEFAULT_DROP", "IssueReport", "apply_issue_policy", "find_data_issues"]

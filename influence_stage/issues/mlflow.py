@@ -56,7 +56,7 @@ def log_run(params: Mapping[str, Any], metrics: Mapping[str, Any], artifacts: Se
     params : mapping
         The run's configuration (e.g. ``CleanConfig.model_dump()``); nested values are logged as strings.
     metrics : mapping
-        Numbers, nested allowed (e.g. ``find_issues(...).summary``); flattened by :func:`flat_metrics`.
+        Numbers, nested allowed (e.g. ``find_data_issues(...).summary``); flattened by :func:`flat_metrics`.
     artifacts : sequence of paths
         Files or folders (the issue file, the report) logged as artifacts; each must exist.
     run_name, experiment, tracking_uri, tags

@@ -8,8 +8,8 @@ a summary with ``n_issues``.
 Where cleanlab's Datalab has an issue manager for the type, the type *is* that manager, run on the
 stage's features (and, for ``underperforming_group``, its cross-fitted probabilities): the class names
 the manager, passes its options and turns Datalab's quality score ``q`` (1 = clean) into the registry's
-``1 - q``. :func:`influence_stage.issues.find_issues` runs all the Datalab-backed types of a run in one
-Datalab call (one kNN graph) and hands the result to each type as ``datalab=`` (an
+``1 - q``. :func:`influence_stage.issues.find_data_issues` runs all the Datalab-backed types of a run
+in one Datalab call (one kNN graph) and hands the result to each type as ``datalab=`` (an
 :class:`~influence_stage.issues.datalab.DatalabFindings`); a type called without it runs its own
 manager alone. Two rules are the stage's own, because Datalab has none:
 
@@ -20,7 +20,7 @@ manager alone. Two rules are the stage's own, because Datalab has none:
   cells, is kept; Datalab flags only rows missing every cell).
 
 Options: each type is a frozen dataclass whose fields are its options (with defaults); pass
-``issue_options={"outlier": {"k": 15}}`` to ``find_issues`` to change them.
+``issue_options={"outlier": {"k": 15}}`` to ``find_data_issues`` to change them.
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ from influence_stage.issues.datalab import DatalabFindings, run_datalab
 
 
 def labels_of(x: IssueInputs) -> np.ndarray:
-    """``(n,) int64`` the given labels: ``labels=`` passed to ``find_issues``, else the table's ``given_label``."""
+    """``(n,) int64`` the given labels: ``labels=`` passed to ``decisions.issues.find_issues``, else the
+    table's ``given_label``."""
     if "labels" in x.extra:
         return np.asarray(x.extra["labels"], dtype=np.int64)
     if "given_label" in x.table:
         return x.table["given_label"].to_numpy(dtype=np.int64)
     raise InvalidInputError("this issue type needs the given labels; the table has no 'given_label' column. "
-                            "Fix: pass labels= to find_issues, or the decisions table.")
+                            "Fix: pass labels= to decisions.issues.find_issues, or the decisions table.")
 
 
 def flat_features(x: IssueInputs) -> np.ndarray:
@@ -83,7 +84,8 @@ class DatalabIssueType(IssueType):
         return asdict(self)
 
     def configured(self, x: IssueInputs) -> DatalabIssueType:
-        """This type with the options passed as ``issue_options={name: {...}}`` to ``find_issues``."""
+        """This type with the options passed as ``issue_options={name: {...}}`` to
+        ``decisions.issues.find_issues`` (``find_data_issues`` passes its ``options`` there)."""
         given = dict((x.extra.get("issue_options") or {}).get(self.name, {}))
         known = {f.name for f in fields(self)}
         if set(given) - known:
@@ -248,7 +250,7 @@ class UnderperformingGroup(DatalabIssueType):
     min_cluster_samples: int = 5
 
 
-#: The issue types this package registers, in the order ``find_issues`` runs them by default.
+#: The issue types this package registers, in the order ``find_data_issues`` runs them by default.
 DATA_ISSUE_TYPES: tuple[str, ...] = ("outlier", "near_duplicate", "exact_duplicate", "null", "class_imbalance",
                                      "non_iid", "underperforming_group")
 
