@@ -198,13 +198,19 @@ def plain_progress() -> PlainLines | None:
 # --------------------------------------------------------------------------------------------------
 
 
+WATCHDOG: dict[str, int] = {}
+"""``{"pid": ...}`` of this process's watchdog (``orphans.start_watchdog``), once started: it is left
+running when the children are ended, to end whatever carries the mark but left the tree."""
+
+
 def end_children(grace: float = SIGNAL_GRACE_S) -> None:
-    """SIGTERM every descendant of this process, then SIGKILL those alive after ``grace`` seconds."""
+    """SIGTERM every descendant of this process (the watchdog aside), then SIGKILL those alive after
+    ``grace`` seconds."""
     if not sys.platform.startswith("linux"):
         return
     from influence_stage.orchestration import orphans
 
-    tree = orphans.descendants(os.getpid())
+    tree = orphans.descendants(os.getpid(), exclude=WATCHDOG.get("pid"))
     for pid in tree:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -213,7 +219,7 @@ def end_children(grace: float = SIGNAL_GRACE_S) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(orphans.alive(p, s) for p, s in tree.items()):
         time.sleep(0.05)
-    tree.update(orphans.descendants(os.getpid()))  # started meanwhile
+    tree.update(orphans.descendants(os.getpid(), exclude=WATCHDOG.get("pid")))  # started meanwhile
     for pid, start in tree.items():
         if orphans.alive(pid, start):
             try:

@@ -39,4 +39,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the curation flow on the parsed arguments."""
     from influence_stage.orchestration.curate import run_curate
 
+    if getattr(args, "script", False):
+        from influence_stage.cli.console import keep_our_sigterm
+
+        keep_our_sigterm()
     return run_curate(args)

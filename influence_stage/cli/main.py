@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # a killed CLI (SIGKILL: no handler runs) must not leave Prefect's server behind
             from influence_stage.orchestration.orphans import start_watchdog
 
-            start_watchdog()
+            watchdog = start_watchdog()
+            if watchdog is not None:
+                console.WATCHDOG["pid"] = watchdog.pid
     code = _run(args, collector)
     if script and args.command != "server":  # the server command's foreground loop stopped its children
         console.exit_now(code)
