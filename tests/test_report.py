@@ -234,11 +234,13 @@ def test_gallery_text_cells(data):
 def test_precision_recall_ap_in_legend_and_operating_point(data):
     table, truth = data
     scores = table["score"].to_numpy()
-    fig = plot_precision_recall(scores, truth, threshold=THRESHOLD)
+    fig = plot_precision_recall(scores, truth, threshold=THRESHOLD, score_name="gex+oos+aum")
     (ax,) = fig.axes
     ap = average_precision_score(truth, scores)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert f"GEX (AP = {ap:.3f})" in labels
+    assert f"gex+oos+aum (AP = {ap:.3f})" in labels  # the ranking the run used, by its name
+    unnamed = plot_precision_recall(scores, truth, threshold=THRESHOLD).axes[0]
+    assert f"score (AP = {ap:.3f})" in [t.get_text() for t in unnamed.get_legend().get_texts()]
     (point,) = [ln for ln in ax.get_lines() if ln.get_gid() == "operating_point"]
     flagged = scores > THRESHOLD
     tp = int((flagged & truth).sum())
@@ -263,7 +265,10 @@ def test_build_report_sections_pngs_and_numbers(full_html, data):
             continue
         assert f"<h2>{title}</h2>" in doc
     pngs = _pngs(doc)
-    assert len(pngs) == 5  # histogram, per class, gallery, precision/recall, distributional bias
+    # Four figures (histogram, per class, precision/recall, distributional bias) and one thumbnail
+    # per gallery row (24).
+    assert len(pngs) == 4 + 24
+    assert doc.count('<img class="thumb"') == 24
     assert all(p.startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
     # Self-contained: no external resource, no script.
     assert not re.search(r"<script|<link|src=\"http|href=\"http", doc)

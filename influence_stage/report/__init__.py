@@ -9,7 +9,9 @@ suggested_label, weight``, see :class:`influence_stage.decisions.decide.Decision
   a mean of squares, so it spans orders of magnitude and mislabeled rows form their own high mode
   that only shows on a log axis;
 - :func:`plot_issues_per_class` — rows flagged or acted on, per given class, split by action;
-- :func:`plot_gallery` — the most suspicious rows (images or texts) with ``given → suggested``;
+- :func:`plot_gallery` — the most suspicious rows (images or texts) with ``given → suggested`` as one
+  figure; the HTML report shows them with :func:`gallery_html` instead (one thumbnail per image,
+  texts as HTML text);
 - :func:`plot_precision_recall` — precision / recall against a ground-truth mask (demos and
   benchmarks only: real data has no such mask);
 - :func:`plot_distributional_bias` — per self-influence estimator, the log-score histograms of clean
@@ -20,8 +22,9 @@ Beside the figures, the report and the markdown summary list the flagged rows pe
 
 :func:`build_report` puts them into one HTML string with no external resources (figures are base64
 PNGs, CSS is inline, scripts are forbidden by a Content-Security-Policy), :func:`write_report` saves
-it, and :func:`summary_markdown` gives the short text used as a Prefect markdown artifact and printed
-by ``make run``.
+it (with the user's umask), :func:`estimator_report_html` builds it from a fitted estimator (the
+notebook path: ``cleaner.report()``), and :func:`summary_markdown` gives the short text used as a
+Prefect markdown artifact and printed by ``make run``.
 
 Figures are made with :class:`matplotlib.figure.Figure` and an Agg canvas, never with ``pyplot``: no
 global figure registry, no backend switch, safe in worker threads and under any ``MPLBACKEND``.
@@ -30,6 +33,8 @@ Every user string that goes into a figure is drawn with ``parse_math=False`` (a 
 """
 
 from influence_stage.report.common import GALLERY_K, SECTION_TITLES, TOP_ROWS, precision_recall_at
+from influence_stage.report.estimator import estimator_report_html
+from influence_stage.report.gallery import gallery_html
 from influence_stage.report.html import build_report, write_report
 from influence_stage.report.markdown import summary_markdown
 from influence_stage.report.plots import (
@@ -41,7 +46,7 @@ from influence_stage.report.plots import (
 )
 
 __all__ = [
-    "GALLERY_K", "SECTION_TITLES", "TOP_ROWS", "build_report", "plot_distributional_bias", "plot_gallery",
+    "GALLERY_K", "SECTION_TITLES", "TOP_ROWS", "build_report", "estimator_report_html", "gallery_html", "plot_distributional_bias", "plot_gallery",
     "plot_issues_per_class", "plot_precision_recall", "plot_score_histogram", "precision_recall_at",
     "summary_markdown", "write_report",
 ]

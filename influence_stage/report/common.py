@@ -162,3 +162,57 @@ def flagged_pairs(t: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     return pairs.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
+
+
+#: Feature columns named one by one in :func:`roles_line`; beyond this, the first and the last.
+ROLES_MAX_NAMES = 3
+
+
+_ROLE_WORDS = {"tabular": "numeric feature", "image": "image column", "text": "text column"}
+
+
+def roles_line(roles: Any) -> str | None:
+    """The column roles of a run in one line, e.g. ``"label: label · 64 numeric features: px_0 … px_63"``.
+
+    Parameters
+    ----------
+    roles : mapping
+        The summary's ``columns`` entry (``stage.summary.column_roles``): ``{"label": name, "kind":
+        "tabular" | "text" | "image", "features": [names]}``.
+
+    Returns
+    -------
+    str or None
+        The label column, then the number of feature columns with their kind and names: all of them
+        up to :data:`ROLES_MAX_NAMES`, else the first and the last joined by "…". None when
+        ``roles`` is not such a mapping (the report then shows it as it is).
+    """
+    if not isinstance(roles, dict) or not isinstance(roles.get("features"), (list, tuple)):
+        return None
+    features = [str(f) for f in roles["features"]]
+    n = len(features)
+    word = _ROLE_WORDS.get(str(roles.get("kind")), "feature column")
+    listed = ", ".join(features) if n <= ROLES_MAX_NAMES else f"{features[0]} … {features[-1]}"
+    parts = [f"label: {roles['label']}"] if roles.get("label") is not None else []
+    parts.append(f"{n} {word}{'' if n == 1 else 's'}" + (f": {listed}" if n else ""))
+    return " · ".join(parts)
+
+
+def file_mode() -> int:
+    """The mode a new file gets from the process's umask: ``0o666 & ~umask``.
+
+    Read from ``/proc/self/status`` where it exists (no change of process state); elsewhere by
+    setting and restoring the umask.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

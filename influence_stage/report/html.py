@@ -35,16 +35,18 @@ from influence_stage.report.common import (
     action_counts,
     check_threshold,
     check_truth,
+    file_mode,
     flagged_pairs,
     fmt_num,
     precision_recall_at,
+    roles_line,
     top_rows,
 )
+from influence_stage.report.gallery import GALLERY_CSS, gallery_html
 from influence_stage.report.plots import (
     gallery_kind,
     check_bias_inputs,
     plot_distributional_bias,
-    plot_gallery,
     plot_issues_per_class,
     plot_precision_recall,
     plot_score_histogram,
@@ -65,7 +67,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; }
 code { font-size: .85em; white-space: pre-wrap; word-break: break-word; }
 .note { color: #666; font-size: .9em; }
-"""
+""" + GALLERY_CSS
 
 
 def _figure_png_base64(fig: Figure) -> str:
@@ -194,10 +196,14 @@ def build_report(
     truth : array-like, shape ``(n,)`` bool, optional
         Truly mislabeled rows, aligned with the table (demos / benchmarks only).
     gallery : ndarray, callable or sequence of str, optional
-        Images or texts of the rows; see :func:`plot_gallery`.
+        Images or texts of the rows (see :func:`plot_gallery`), shown by
+        :func:`influence_stage.report.gallery.gallery_html`: one ``<img>`` thumbnail per image row,
+        texts as HTML text.
     summary : mapping, optional
         Extra entries for the summary table (timings, chosen ``ft_lr``, the config…); nested
-        mappings and lists are shown as JSON. Entries that name a count the report computes from
+        mappings and lists are shown as JSON, except ``columns`` (the run's column roles,
+        ``{"label", "kind", "features"}``), shown in one line by
+        :func:`influence_stage.report.common.roles_line`. Entries that name a count the report computes from
         the table (``rows in``, ``rows out``, ``flagged`` / ``issues flagged``, ``action <a>``,
         ``threshold``, ``classes``; case, ``_`` and ``:`` ignored) are not repeated: the computed
         value is shown once, and a warning is logged when the entry disagrees with it.
@@ -206,6 +212,11 @@ def build_report(
     bias_scores : mapping of str to array-like, optional
         Method name → self-influence scores of the rows, aligned with the table; drawn with
         :func:`plot_distributional_bias`. Used only together with ``truth``.
+    score_name : str, optional
+        The ranking in the ``score`` column (``GEXResult.score_name``): it names the histogram, the
+        threshold line and the precision / recall curve. For a rank score the exact GEX scores
+        (``gex_influence``) get their own histogram, without a line: the threshold cut the ranking,
+        not them.
 
     Returns
     -------
@@ -256,48 +267,49 @@ def build_report(
     if truth_mask is not None:
         computed += [("truly mislabeled (ground truth)", int(truth_mask.sum())),
                      ("true noise rate (ground truth)", float(truth_mask.mean()))]
+    if summary is not None and roles_line(summary.get("columns")) is not None:
+        summary = {**summary, "columns": roles_line(summary["columns"])}
     rows = _summary_rows(computed, summary, aliases)
+    ranking = "score" if score_name is None else str(score_name)
 
     parts = [_section("summary", _kv_table(rows))]
     parts.append(_section(
         "histogram",
         _img_tag(plot_score_histogram(scores, thr, is_issue=is_issue, truth=truth_mask, score_name=score_name),
                  "score histogram")
-        + ('<p class="note">The run ranks by a mean of percentile ranks (spread evenly by construction); the '
-           'threshold flags the estimated number of mislabeled rows.</p>' if score_name in RANK_SCORES else
-           '<p class="note">Log x-axis: mislabeled rows typically form their own high mode.</p>'),
+        + (f'<p class="note">The run ranks by <code>{html.escape(ranking)}</code>, a mean of percentile ranks '
+           '(spread evenly by construction); the dashed line is the threshold on it, which flags the estimated '
+           'number of mislabeled rows.</p>' if score_name in RANK_SCORES else
+           f'<p class="note">The run ranks by <code>{html.escape(ranking)}</code>; the dashed line is the threshold '
+           'on it. Log x-axis: mislabeled rows typically form their own high mode.</p>'),
     ))
     if score_name in RANK_SCORES:
-        gi = t["gex_influence"].to_numpy(dtype=np.float64)
-        if np.isfinite(gi).all() and (gi >= 0).all():
-            fig = plot_score_histogram(gi, float(np.min(gi[is_issue])) if is_issue.any() else float(gi.max()),
-                                       is_issue=is_issue, truth=truth_mask)
-            parts.append(_section("gex_histogram", _img_tag(fig, "GEX self-influence histogram")
-                                  + '<p class="note">The exact GEX self-influence of the same rows (log x-axis); '
-                                    'the dashed line is the lowest GEX score among the flagged rows.</p>'))
+        parts.extend(_gex_histogram(t, is_issue, truth_mask, ranking))
     parts.append(_section("per_class", _img_tag(plot_issues_per_class(t, names), "issues per class")))
     parts.append(_section("confusion", _pairs_table(t, names)))
     if gallery is not None:
         k = min(GALLERY_K, n)
         parts.append(_section(
             "gallery",
-            _img_tag(plot_gallery(t, gallery, names, k=k), "most suspicious rows")
-            + f'<p class="note">The {k} highest-scoring rows; each cell: given label → suggested label, '
-            "score and action.</p>",
+            gallery_html(t, gallery, names, k=k)
+            + f'<p class="note">The {k} rows highest on <code>{html.escape(ranking)}</code>; each cell: given '
+            "label → suggested label, score, action and row id.</p>",
         ))
     if truth_mask is not None:
+        # The table and the figure's operating point come from the same function on the same mask.
         p, r, f1 = precision_recall_at(is_issue, truth_mask)
         ap = float(average_precision_score(truth_mask, scores))
         numbers_table = _kv_table([
             ("precision at threshold", p), ("recall at threshold", r), ("F1 at threshold", f1),
-            ("average precision (scores)", ap),
+            (f"average precision ({ranking})", ap),
         ])
         parts.append(_section(
             "precision_recall",
             numbers_table
             + '<p class="note">Precision, recall and F1 of the flagged rows (<code>is_issue</code>) '
-            "against the ground-truth mask.</p>"
-            + _img_tag(plot_precision_recall(scores, truth_mask, thr), "precision recall curve"),
+            "against the ground-truth mask; the dot on the curve is the same point.</p>"
+            + _img_tag(plot_precision_recall(scores, truth_mask, flagged=is_issue, score_name=score_name),
+                       "precision recall curve"),
         ))
     if show_bias:
         parts.append(_section(
@@ -318,6 +330,24 @@ def build_report(
     )
     logger.info("built report %r: %d rows, %d sections, %d characters", title, n, len(parts), len(doc))
     return doc
+
+
+def _gex_histogram(t: pd.DataFrame, is_issue: np.ndarray, truth: np.ndarray | None, ranking: str) -> list[str]:
+    """The section of the exact GEX scores of a run ranked by a rank score: no line, the cut was on the ranking."""
+    gi = t["gex_influence"].to_numpy(dtype=np.float64)
+    if not (np.isfinite(gi).all() and (gi >= 0).all()):
+        return []
+    fig = plot_score_histogram(gi, None, is_issue=is_issue, truth=truth, score_name="gex")
+    fig.axes[0].set_title(f"Exact GEX self-influence (rows flagged on {ranking})", parse_math=False)
+    if is_issue.any():
+        lo, hi = float(gi[is_issue].min()), float(gi[is_issue].max())
+        spread = f"The {int(is_issue.sum())} flagged rows have GEX scores from {lo:.3g} to {hi:.3g}. "
+    else:
+        spread = "No row was flagged. "
+    note = (f'<p class="note">The exact GEX self-influence of the same rows (log x-axis). No line is drawn: the '
+            f"rows were flagged by the threshold on <code>{html.escape(ranking)}</code> (above), not by a cut on "
+            f"this score. {spread}</p>")
+    return [_section("gex_histogram", _img_tag(fig, "GEX self-influence histogram") + note)]
 
 
 def _top_rows_table(t: pd.DataFrame, names: list[str], truth: np.ndarray | None) -> str:
@@ -357,7 +387,7 @@ def write_report(path: str | os.PathLike[str], html_text: str) -> Path:
     Returns
     -------
     pathlib.Path
-        The absolute path written.
+        The absolute path written; its mode is ``0o666 & ~umask``, as for any file the user creates.
     """
     if not isinstance(html_text, str):
         raise InvalidTypeError(f"html_text must be a str (from build_report); found {type(html_text).__name__}.")
@@ -367,6 +397,7 @@ def write_report(path: str | os.PathLike[str], html_text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(html_text)
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 would survive the rename; a report is meant to be shared
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

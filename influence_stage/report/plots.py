@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 
 def plot_score_histogram(
-    scores: Any, threshold: float, is_issue: Any = None, truth: Any = None, *, bins: int = 60,
+    scores: Any, threshold: float | None, is_issue: Any = None, truth: Any = None, *, bins: int = 60,
     score_name: str | None = None,
 ) -> Figure:
     """Histogram of the scores with the threshold marked: a log x-axis for GEX-scale scores, a linear
@@ -58,9 +58,11 @@ def plot_score_histogram(
     scores : array-like, shape ``(n,)`` float
         Self-influence scores, finite and ``>= 0``. Zeros are drawn at half the smallest positive
         score (a log axis has no zero); the x label says so when there are any.
-    threshold : float
-        The score cut-off, finite and ``>= 0``; drawn as a vertical line (``gid="threshold"``) at
-        ``max(threshold, floor)``, labelled with its value and the number of flagged rows.
+    threshold : float or None
+        The cut-off on these scores that flagged the rows, finite and ``>= 0``; drawn as a vertical
+        line (``gid="threshold"``) at ``max(threshold, floor)``, labelled
+        ``"threshold = <t> on <score> (<n> flagged)"``. None: the rows were not flagged by a cut on
+        these scores (e.g. the exact GEX score of a run that ranks by a rank score), and no line is drawn.
     is_issue : array-like, shape ``(n,)`` bool, optional
         Flagged rows. Without ``truth`` the histogram is split into flagged and not flagged;
         the flagged count in the threshold label comes from it (else ``scores > threshold``).
@@ -70,8 +72,9 @@ def plot_score_histogram(
     bins : int, default 60
         Number of bins (log-spaced on the log axis).
     score_name : str, optional
-        The run's score (``scores.SCORES``). None or a GEX-scale name: GEX self-influence on a log
-        axis; a rank score: a linear axis titled with the name.
+        The name of these scores (``scores.SCORES``), used in the title, axis label and threshold
+        label. None or a GEX-scale name: a log axis (None reads "GEX self-influence"); a rank
+        score: a linear axis on [0, 1].
 
     Returns
     -------
@@ -79,17 +82,17 @@ def plot_score_histogram(
         One axes, x scale ``"log"`` (``"linear"`` for a rank score).
     """
     s = check_scores(scores)
+    thr = None if threshold is None else check_threshold(threshold)
     if score_name in RANK_SCORES:
-        return _rank_histogram(s, check_threshold(threshold), is_issue, truth, check_positive_int(bins, "bins"),
-                               str(score_name))
-    thr = check_threshold(threshold)
+        return _rank_histogram(s, thr, is_issue, truth, check_positive_int(bins, "bins"), str(score_name))
     bins = check_positive_int(bins, "bins")
-    flagged = check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
+    flagged = _flagged(s, thr, is_issue)
     t = check_mask(truth, s.size, "truth") if truth is not None else None
+    name = "GEX self-influence" if score_name is None else str(score_name)
 
     floor = log_floor(s)
     x = np.maximum(s, floor)
-    thr_x = max(thr, floor)
+    thr_x = floor if thr is None else max(thr, floor)
     lo, hi = float(min(x.min(), thr_x)), float(max(x.max(), thr_x))
     if hi <= lo * 1.0001:  # all scores equal: widen so the bins have a width
         lo, hi = lo / 2.0, hi * 2.0
@@ -109,25 +112,37 @@ def plot_score_histogram(
         )
     else:
         ax.hist(x, bins=edges, color=CLEAN_COLOR, label=f"rows ({s.size})")
-    ax.axvline(
-        thr_x, color="black", linestyle="--", linewidth=1.5, gid="threshold",
-        label=f"threshold = {thr:.3g} ({int(flagged.sum())} flagged)",
-    )
+    if thr is not None:
+        ax.axvline(thr_x, color="black", linestyle="--", linewidth=1.5, gid="threshold",
+                   label=_threshold_label(thr, name, flagged))
     ax.set_xscale("log")
     n_zero = int((s == 0).sum())
     ax.set_xlabel(
-        "self-influence score (log scale)"
-        + (f"; {n_zero} zero score(s) drawn at {floor:.2g}" if n_zero else "")
+        f"score: {name} (log scale)"
+        + (f"; {n_zero} zero score(s) drawn at {floor:.2g}" if n_zero else ""), parse_math=False,
     )
     ax.set_ylabel("rows")
-    ax.set_title("GEX self-influence scores")
+    ax.set_title(f"Scores: {name}", parse_math=False)
     ax.legend(loc="upper right", fontsize="small")
     return fig
 
 
-def _rank_histogram(s: np.ndarray, thr: float, is_issue: Any, truth: Any, bins: int, score_name: str) -> Figure:
+def _flagged(s: np.ndarray, thr: float | None, is_issue: Any) -> np.ndarray:
+    """The flagged rows: ``is_issue`` when given, else ``s > thr`` (none without a threshold)."""
+    if is_issue is not None:
+        return check_mask(is_issue, s.size, "is_issue")
+    return s > thr if thr is not None else np.zeros(s.size, dtype=bool)
+
+
+def _threshold_label(thr: float, name: str, flagged: np.ndarray) -> str:
+    """The legend entry of a threshold line: its value, the score it cuts and the rows it flagged."""
+    return f"threshold = {thr:.3g} on {name} ({int(flagged.sum())} flagged)"
+
+
+def _rank_histogram(s: np.ndarray, thr: float | None, is_issue: Any, truth: Any, bins: int,
+                    score_name: str) -> Figure:
     """``plot_score_histogram`` for a rank score: linear axis on [0, 1]."""
-    flagged = check_mask(is_issue, s.size, "is_issue") if is_issue is not None else s > thr
+    flagged = _flagged(s, thr, is_issue)
     t = check_mask(truth, s.size, "truth") if truth is not None else None
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig = new_figure(7.0, 3.8)
@@ -138,11 +153,12 @@ def _rank_histogram(s: np.ndarray, thr: float, is_issue: Any, truth: Any, bins: 
     else:
         ax.hist([s[~flagged], s[flagged]], bins=edges, stacked=True, color=[CLEAN_COLOR, ISSUE_COLOR],
                 label=[f"not flagged ({int((~flagged).sum())})", f"flagged ({int(flagged.sum())})"])
-    ax.axvline(thr, color="black", linestyle="--", linewidth=1.5, gid="threshold",
-               label=f"threshold = {thr:.3g} ({int(flagged.sum())} flagged)")
-    ax.set_xlabel(f"score: {score_name} (mean percentile rank; 1 = most suspicious)")
+    if thr is not None:
+        ax.axvline(thr, color="black", linestyle="--", linewidth=1.5, gid="threshold",
+                   label=_threshold_label(thr, score_name, flagged))
+    ax.set_xlabel(f"score: {score_name} (mean percentile rank; 1 = most suspicious)", parse_math=False)
     ax.set_ylabel("rows")
-    ax.set_title(f"Ranking score ({score_name})")
+    ax.set_title(f"Ranking score ({score_name})", parse_math=False)
     ax.legend(loc="upper left", fontsize="small")
     return fig
 
@@ -241,7 +257,7 @@ def gallery_kind(source: Any, n: int) -> tuple[str, Any]:
     )
 
 
-def _as_image(img: Any) -> np.ndarray:
+def as_image(img: Any) -> np.ndarray:
     """An image ready for ``imshow``: 2-D gray, or RGB(A) scaled into ``[0, 1]`` when float."""
     arr = np.asarray(img)  # PIL images convert to (h, w) or (h, w, c) uint8
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -258,6 +274,9 @@ def _as_image(img: Any) -> np.ndarray:
     elif arr.ndim == 3 and arr.dtype != np.uint8:
         arr = np.clip(arr, 0, 255).astype(np.uint8)
     return arr
+
+
+_as_image = as_image  # the former private name
 
 
 def plot_gallery(
@@ -323,7 +342,7 @@ def plot_gallery(
                 wrap=False, transform=ax.transAxes, parse_math=False,
             )
         else:
-            img = _as_image(source[int(i)] if kind == "image" else source(int(i)))
+            img = as_image(source[int(i)] if kind == "image" else source(int(i)))
             if img.ndim == 2:
                 ax.imshow(img, cmap="gray", interpolation="nearest")
             else:
@@ -332,7 +351,8 @@ def plot_gallery(
     return fig
 
 
-def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = None) -> Figure:
+def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = None, *, flagged: Any = None,
+                          score_name: str | None = None) -> Figure:
     """Precision / recall curve of the scores against a ground-truth mask, with AP in the legend.
 
     Parameters
@@ -342,15 +362,21 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
     truth : array-like, shape ``(n,)`` bool
         Truly mislabeled rows; at least one.
     threshold : float, optional
-        When given, the operating point of ``scores > threshold`` (the rule of every threshold
-        method but ``budget``, whose ties can differ) is marked (``gid="operating_point"``) with its
-        precision and recall.
+        When given without ``flagged``, the operating point of ``scores > threshold`` is marked
+        (``gid="operating_point"``) with its precision and recall.
+    flagged : array-like, shape ``(n,)`` bool, optional
+        The rows the run flagged (``is_issue``). When given, the operating point is theirs,
+        computed by :func:`influence_stage.report.precision_recall_at` like the report's table
+        (per-class caps and ties can make it differ from ``scores > threshold``).
+    score_name : str, optional
+        The ranking the scores are (the run's score name); it names the curve. None reads "score".
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes: recall on x, precision on y; the curve's legend label is ``"GEX (AP = <ap>)"``
-        with ``ap`` = :func:`sklearn.metrics.average_precision_score` to 3 decimals.
+        One axes: recall on x, precision on y; the curve's legend label is
+        ``"<score_name> (AP = <ap>)"`` with ``ap`` = :func:`sklearn.metrics.average_precision_score`
+        to 3 decimals.
     """
     s = check_scores(scores)
     t = check_truth(truth, s.size)
@@ -359,19 +385,24 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
 
     fig = new_figure(5.5, 4.5)
     ax = fig.add_subplot()
-    ax.plot(recall, precision, drawstyle="steps-post", color=CLEAN_COLOR, label=f"GEX (AP = {ap:.3f})")
+    name = "score" if score_name is None else str(score_name)
+    ax.plot(recall, precision, drawstyle="steps-post", color=CLEAN_COLOR, label=f"{name} (AP = {ap:.3f})")
     prevalence = float(t.mean())
     ax.axhline(prevalence, color="#9e9e9e", linestyle=":", label=f"chance (prevalence {prevalence:.3f})")
-    if threshold is not None:
+    point = None
+    if flagged is not None:
+        mask = check_mask(flagged, s.size, "flagged")
+        point = precision_recall_at(mask, t)[:2], f"flagged rows ({int(mask.sum())})"
+    elif threshold is not None:
         thr = check_threshold(threshold)
-        p, r, _ = precision_recall_at(s > thr, t)
+        point = precision_recall_at(s > thr, t)[:2], f"threshold {thr:.3g}"
+    if point is not None:
+        (p, r), what = point
         if not math.isnan(p):
-            ax.plot(
-                [r], [p], marker="o", markersize=8, color=ISSUE_COLOR, linestyle="none",
-                gid="operating_point", label=f"threshold {thr:.3g}: P = {p:.3f}, R = {r:.3f}",
-            )
+            ax.plot([r], [p], marker="o", markersize=8, color=ISSUE_COLOR, linestyle="none",
+                    gid="operating_point", label=f"{what}: P = {p:.3f}, R = {r:.3f}")
         else:
-            logger.info("no score above the threshold %.3g; no operating point drawn", thr)
+            logger.info("no row flagged (%s); no operating point drawn", what)
     ax.set_xlim(0.0, 1.02)
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("recall")

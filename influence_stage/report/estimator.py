@@ -1,0 +1,87 @@
+"""The HTML report of a fitted estimator (``InfluenceCleaner``, ``InfluenceSampler``): the notebook path.
+
+The page is :func:`influence_stage.report.build_report`, as published by the pipeline, fed from the
+estimator's fitted attributes: the decisions table, the class names, the threshold, the score name,
+the run's choices and column roles for the summary, and the gallery of the most suspicious rows
+from the data the estimator was fitted on (images as thumbnails, texts as text), so a notebook
+shows what the published report shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from influence_stage.report.html import build_report
+
+logger = logging.getLogger(__name__)
+
+
+def estimator_summary(estimator: Any) -> dict[str, Any]:
+    """The summary entries of a fitted estimator's report: score, threshold method, members, ``ft_lr``,
+    estimated noise rate (when the run estimated one) and the column roles (``columns``).
+
+    Parameters
+    ----------
+    estimator : InfluenceCleaner or InfluenceSampler
+        Fitted (``decisions_``, ``score_name_``, ``members_``, ``ft_lr_``, ``estimated_noise_rate_``;
+        ``_roles_`` when the estimator records column roles).
+
+    Returns
+    -------
+    dict
+        Entries in display order; ``columns`` is ``{"label", "kind", "features"}``, which the report
+        shows in one line (:func:`influence_stage.report.common.roles_line`).
+    """
+    out: dict[str, Any] = {"score": estimator.score_name_,
+                           "threshold method": estimator.decisions_.threshold.method,
+                           "members": len(estimator.members_), "ft_lr": estimator.ft_lr_}
+    if estimator.estimated_noise_rate_ is not None:
+        out["estimated noise rate"] = round(float(estimator.estimated_noise_rate_), 4)
+    roles = getattr(estimator, "_roles_", None)
+    if roles is not None:
+        out["columns"] = {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
+    return out
+
+
+def estimator_gallery(estimator: Any) -> Any:
+    """The gallery source of a fitted estimator: its image column, else its text column, else None.
+
+    Read from the data the estimator was fitted on (``pipeline_.prepared``), as the published
+    report does (``influence_stage.pipeline.publishing.gallery``). None for tabular data without an
+    image column, and for an estimator restored by ``load`` (the data is not saved with it).
+    """
+    from influence_stage.pipeline.publishing import gallery
+
+    pipeline = getattr(estimator, "pipeline_", None)
+    prepared = getattr(pipeline, "prepared", None)
+    if prepared is None:
+        return None
+    try:
+        return gallery(prepared)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # a diagnostic: never fail the report on it
+        logger.warning("no gallery in the report: the fitted data's rows could not be read (%s)", exc)
+        return None
+
+
+def estimator_report_html(estimator: Any, *, truth: Any = None, title: str = "influence_stage report") -> str:
+    """The HTML report of a fitted estimator, with the same sections as the published report.
+
+    Parameters
+    ----------
+    estimator : InfluenceCleaner or InfluenceSampler
+        Fitted (``issues_`` set).
+    truth : array-like of bool, shape ``(n_samples,)``, optional
+        Truly mislabeled rows (demos): adds precision / recall.
+    title : str, default "influence_stage report"
+        Page title and heading.
+
+    Returns
+    -------
+    str
+        The page (:func:`influence_stage.report.build_report`): the summary with
+        :func:`estimator_summary`, the gallery with :func:`estimator_gallery`.
+    """
+    return build_report(estimator.decisions_.table, class_names=[str(c) for c in estimator.classes_],
+                        threshold=estimator.threshold_, truth=truth, gallery=estimator_gallery(estimator),
+                        summary=estimator_summary(estimator), title=title, score_name=estimator.score_name_)
