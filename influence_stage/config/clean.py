@@ -88,6 +88,11 @@ class CleanConfig(BaseModel):
     coerce_numeric: bool = Field(False, description="Read the cells of a column that is numeric except for a few "
                                  "cells (e.g. one '?') as missing values instead of refusing the data (see "
                                  "data.check_numeric_columns); the input suite then reports the missing values.")
+    normalize_labels: tuple[Literal["strip", "casefold", "nfc"], ...] = Field(
+        (), description="String labels that differ only in surrounding whitespace ('strip'), case ('casefold') or "
+        "Unicode normal form ('nfc') are merged into one class under the normalisations listed (the label column "
+        "then holds the normalised value); labels that still collide under one not listed are refused, naming them "
+        "(data.labels). Empty: every such collision is refused.")
     model: str = Field("auto", min_length=1, description="θ*: a model name for models.build_model, 'auto' (a CNN "
                        "for image rows, an MLP otherwise), 'mlp' or 'cnn', trained on the given labels; or a torch "
                        "checkpoint, 'checkpoint:<path>' or a path ending in .pt, .pth, .bin or .safetensors (loaded "
