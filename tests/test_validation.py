@@ -314,7 +314,22 @@ def test_output_missing_column_fails_naming_it(case):
     report = _validate_out(out.remove_columns("x1"), ds, manifest)
     assert _failed(report) == {"schema_preserved"}
     line = report.failures()[0]
-    assert "missing column(s) ['x1']" in line
+    assert "missing column(s) ['x1']" in line and "out of order" not in line
+    r = _result(report, "schema_preserved")
+    assert r["unexpected_count"] == 1 and r["unexpected_index"][0]["column"] == "x1"
+
+
+def test_output_extra_or_moved_column_fails_naming_it(case):
+    ds, manifest, out = case
+    extra = out.add_column("w2", [1.0] * out.num_rows)
+    report = _validate_out(extra, ds, manifest)
+    assert _failed(report) == {"schema_preserved"}
+    assert "unexpected column(s) ['w2']" in report.failures()[0]
+    moved = out.select_columns(["x1", "x0", "n", "label", "row_id", "weight"])
+    report = _validate_out(moved, ds, manifest)
+    assert _failed(report) == {"schema_preserved"}
+    assert "columns out of order ['x0', 'x1']" in report.failures()[0]
+    assert _result(report, "schema_preserved")["unexpected_count"] == 2
 
 
 def test_output_changed_feature_type_fails(case):
@@ -402,7 +417,7 @@ def test_raise_if_failed_lists_each_failed_expectation(case):
     expected = {"schema_preserved", "weight_in_range", "weights_match_manifest", "manifest_covers_input",
                 "drop_fraction"}
     assert _failed(report) == expected
-    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 4\) failed 5 of \d+") as info:
+    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 5\) failed 5 of \d+") as info:
         report.raise_if_failed()
     message = str(info.value)
     for key in expected:
@@ -415,8 +430,8 @@ def test_to_json_holds_ge_results_per_batch(case):
     ds, manifest, out = case
     report = _validate_out(out, ds, manifest.drop(index=8))
     data = json.loads(report.to_json())
-    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 4
-    assert set(data["batches"]) == {"columns", "features", "rows", "manifest", "accounting"}
+    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 5
+    assert set(data["batches"]) == {"columns", "rows", "manifest", "accounting"}
     acc = data["batches"]["accounting"]
     assert acc["suite_name"] == "output.accounting" and acc["success"] is False
     failed = [r for r in acc["results"] if not r["success"]]

@@ -22,7 +22,12 @@ from influence_stage.errors import (
     ValidationFailedError,
 )
 from influence_stage.quality.accounting import accounting_frame
-from influence_stage.quality.summaries import column_names, input_column_summary, numeric_columns, type_names
+from influence_stage.quality.summaries import (
+    column_names,
+    input_column_summary,
+    numeric_columns,
+    output_column_summary,
+)
 from influence_stage.quality.suites import (
     SUITE_VERSIONS,
     build_input_suites,
@@ -150,6 +155,14 @@ def _per_column_detail(r: dict[str, Any]) -> str:
     """What failed on a per-column summary, named by the data columns (not the summary's)."""
     index = r["unexpected_index"]
     names = [d.get("column") for d in index]
+    if r["meta"].get("per_column") == "order":
+        missing = [d.get("column") for d in index if _missing(d.get("output_rank"))]
+        extra = [d.get("column") for d in index if _missing(d.get("expected_rank"))]
+        moved = [c for c in names if c not in missing and c not in extra]
+        parts = [f"{what} {cols}" for what, cols in (("missing column(s)", missing), ("unexpected column(s)", extra),
+                                                     ("columns out of order", moved)) if cols]
+        more = f" ({r['unexpected_count']} columns in all)" if r["unexpected_count"] > len(names) else ""
+        return "; ".join(parts) + more
     if r["meta"].get("per_column") == "missing values":
         parts = []
         for d, count in zip(index, r["unexpected_values"]):
@@ -180,19 +193,6 @@ def failure_line(r: dict[str, Any]) -> str:
             detail += " at " + ", ".join(f"{k} {_short([d.get(k) for d in ids])}" for k in keys)
         return f"{head} failed: {detail}"
     observed = r["observed_value"]
-    if r["expectation_type"] == "expect_table_columns_to_match_ordered_list":
-        expected = list(r["kwargs"].get("column_list") or [])
-        found = list(observed or [])
-        missing = [c for c in expected if c not in found]
-        extra = [c for c in found if c not in expected]
-        parts = []
-        if missing:
-            parts.append(f"missing column(s) {missing}")
-        if extra:
-            parts.append(f"unexpected column(s) {extra}")
-        if not parts:
-            parts.append("columns out of order")
-        return f"{head} failed: {'; '.join(parts)}; expected {expected}, found {found}"
     if r["expectation_type"] == "expect_column_to_exist":
         return f"{head} failed: column {r['column']!r} not found"
     bounds = {k: r["kwargs"][k] for k in ("min_value", "max_value") if r["kwargs"].get(k) is not None}
@@ -360,11 +360,6 @@ def _frame(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> pd.
             return table.to_pandas()
         return data.select_columns(present).to_pandas()
     return data.loc[:, present].reset_index(drop=True)
-
-
-def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
-    """A 0-row frame with these columns: table-level checks need the names only."""
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
 def _feature_of(data: datasets.Dataset | pd.DataFrame, column: str) -> Any:
@@ -561,12 +556,6 @@ def validate_output(
         expected_columns.append(weight_column)
     suites = build_output_suites(label_column=label_column, weight_column=weight_column)
 
-    in_types, out_types = type_names(input_ds), type_names(output_ds)  # each schema read once
-    features = pd.DataFrame({
-        "column": pd.Series(in_cols, dtype=object),
-        "input_feature": pd.Series([in_types[c] for c in in_cols], dtype=object),
-        "output_feature": pd.Series([out_types.get(c) for c in in_cols], dtype=object),
-    })
 
     rows = _frame(output_ds, [ROW_ID, label_column, weight_column])
     if label_column in rows.columns:
@@ -579,16 +568,11 @@ def validate_output(
                                    weight_column=weight_column, classes=classes)
 
     batches = [
-        Batch("columns", _empty_frame(out_cols), ()),
-        Batch("features", features, ("column",)),
+        Batch("columns", output_column_summary(input_ds, output_ds, expected_columns), ("column",)),
         Batch("rows", rows, (ROW_ID,)),
         Batch("manifest", manifest.reset_index(drop=True), (ROW_ID,)),
         Batch("accounting", accounting, (ROW_ID,)),
     ]
-    parameters = {
-        "class_set": classes,
-        "expected_columns": expected_columns,
-        "max_drop_fraction": float(max_drop_fraction),
-    }
-    columns_used = {"label_column": label_column, "weight_column": weight_column}
+    parameters = {"class_set": classes, "max_drop_fraction": float(max_drop_fraction)}
+    columns_used = {"label_column": label_column, "weight_column": weight_column, "expected_columns": expected_columns}
     return run_suite("output", suites, batches, parameters, columns_used)

@@ -152,3 +152,33 @@ def input_column_summary(data: datasets.Dataset | pd.DataFrame, *, label_column:
     frame["missing_values"] = pd.Series(missing)
     frame["first_missing_row_id"] = pd.Series(first_id)
     return pd.DataFrame(frame)
+
+
+def output_column_summary(input_data: datasets.Dataset | pd.DataFrame, output_data: datasets.Dataset | pd.DataFrame,
+                          expected_columns: Sequence[str]) -> pd.DataFrame:
+    """The output suite's ``columns`` batch: one row per column of the expected list or of the output.
+
+    Columns: ``column``; ``expected_rank`` / ``output_rank``, the column's rank among the columns
+    both lists share, -1 in the list that alone has it and None in the other, so that a missing or
+    an extra column differs on its own row only and a moved column on the rows it passes; ``input_feature``
+    / ``output_feature``, the feature types of the input's columns (None for other columns, or where
+    the output lacks the column). The output has the expected columns in order exactly when every
+    row's ranks are equal (column names are unique).
+    """
+    expected = list(expected_columns)
+    found = column_names(output_data)
+    in_expected, in_found = set(expected), set(found)
+    names = expected + [c for c in found if c not in in_expected]
+    common_expected = [c for c in expected if c in in_found]
+    common_found = [c for c in found if c in in_expected]
+    expected_rank = dict(zip(common_expected, range(len(common_expected))))
+    output_rank = dict(zip(common_found, range(len(common_found))))
+    in_types, out_types = type_names(input_data), type_names(output_data)  # each schema read once
+    return pd.DataFrame({
+        "column": pd.Series(names, dtype=object),
+        "expected_rank": pd.Series([expected_rank.get(c, -1 if c in in_expected else None) for c in names],
+                                   dtype=object),
+        "output_rank": pd.Series([output_rank.get(c, -1 if c in in_found else None) for c in names], dtype=object),
+        "input_feature": pd.Series([in_types.get(c) for c in names], dtype=object),
+        "output_feature": pd.Series([out_types.get(c) if c in in_types else None for c in names], dtype=object),
+    })
