@@ -295,8 +295,12 @@ def test_input_errors():
     with pytest.raises(InvalidTypeError, match=r"expects a datasets.Dataset, a datasets.DatasetDict \(with split=\), "
                                                r"a pandas.DataFrame, .* found int"):
         InfluenceCleaner().fit(3)
-    with pytest.raises(InvalidInputError, match=r"takes y only with an array X; found y next to a DataFrame"):
+    with pytest.raises(InvalidInputError, match=r"fit\(X, y\) with a DataFrame X takes its numeric features only, "
+                                                r"the labels in y; found the label column 'label' in X too"):
         InfluenceCleaner().fit(df, df["label"])
+    with pytest.raises(InvalidInputError, match=r"takes y only with an array or a DataFrame of features X; found y "
+                                                r"next to a Dataset"):
+        InfluenceCleaner().fit(datasets.Dataset.from_pandas(df), df["label"])
     with pytest.raises(InvalidTypeError, match="model must be"):
         InfluenceCleaner(model=3.5).fit(df)
     with pytest.raises(InvalidTypeError, match="gex_config must be a GEXConfig"):

@@ -16,12 +16,15 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
 from influence_stage.api.fitted_data import SameDataCheck, features_json
 from influence_stage.api.inputs import check_array_X, check_input
+from influence_stage.api.model_checks import check_given_module, warn_if_untrained
+from influence_stage.api.output import FeatureOutput, frame_feature_names
 from influence_stage.api.gate import refusal, run_gated
 from influence_stage.api.params import build_config
 from influence_stage.api.persist import load_cleaner, save_cleaner
@@ -31,7 +34,7 @@ from influence_stage.data.arrow import ROW_ID
 from influence_stage.data.fingerprint import column_fingerprints, combine_fingerprints
 from influence_stage.data.labels import encode_labels
 from influence_stage.data.sources import load_source
-from influence_stage.decisions.apply import apply_to_arrays, apply_to_frame
+from influence_stage.decisions.apply import apply_to_arrays, apply_to_frame, decision_arrays
 from influence_stage.errors import InvalidInputError, ValidationFailedError
 from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
 from influence_stage.stage.steps import CleanConfig, PipelineResult, Prepared, apply_step
@@ -39,7 +42,7 @@ from influence_stage.stage.steps import CleanConfig, PipelineResult, Prepared, a
 logger = logging.getLogger(__name__)
 
 
-class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
+class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     """Find and fix suspicious rows of a labelled dataset with GEX self-influence.
 
     ``fit`` loads the data, featurizes it, trains (or takes) a model θ*, builds the geometric
@@ -63,7 +66,10 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
         .safetensors; see :func:`influence_stage.engine.checkpoint.load_model`) or a local Hugging Face
         classifier folder ("hf:<folder>", text or image feature columns), loaded and used as θ*;
         or a trained module / learner used as θ*. See
-        :func:`influence_stage.stage.steps.make_model_step`.
+        :func:`influence_stage.stage.steps.make_model_step`. A module given with arrays is checked
+        against them first (input features and classes, both numbers named; see
+        :mod:`influence_stage.api.model_checks`); a given model used as θ* as it is draws a
+        ``UserWarning`` when it looks untrained (mean training loss at least 0.9 ``log(K)``).
     model_builder : {"mlp", "cnn"} or None, default None
         Architecture of a checkpoint whose sidecar ``<file>.meta.json`` does not name one.
     fit_loaded : bool, default False
@@ -160,6 +166,11 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
         The configuration used.
     dataset_fingerprint_ : str
         Content hash of the fitted dataset (with its ``row_id`` column).
+    n_features_in_ : int
+        Arrays only: the number of features of a 2-D ``X``.
+    feature_names_in_ : ndarray, shape ``(n_features_in_,)`` object
+        Only after ``fit(X_dataframe, y)`` with string column names. The names out are
+        :meth:`get_feature_names_out`; :meth:`set_output` chooses numpy or pandas for ``X_res``.
     """
 
     _refused_: str | None = None  # the output gate's message when the last fit was refused
@@ -219,13 +230,14 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
         )
 
     def _output(self, kind: str, source: Any, had_row_id: bool, prepared: Prepared,
-                cleaned: datasets.Dataset | None = None) -> Any:
-        """The cleaned data in the type of the input (see :meth:`transform`)."""
+                cleaned: datasets.Dataset | None = None, index: pd.Index | None = None) -> Any:
+        """The cleaned data in the type of the input (see :meth:`transform`); ``index``: that of a DataFrame X."""
         table = self.decisions_.table
         if kind == "frame":
             return apply_to_frame(source, table, prepared.encoding, self.config_)
         if kind == "arrays":
-            return apply_to_arrays(source[0], source[1], table, prepared.encoding)
+            X_res, y_res = apply_to_arrays(source[0], source[1], table, prepared.encoding)
+            return self._as_output(X_res, decision_arrays(table)[0], index), y_res
         if cleaned is None:
             cleaned = apply_step(prepared, self.decisions_, self.config_)
         if not had_row_id:  # added by load_source: not one of the user's columns
@@ -256,10 +268,11 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
             by ``split``, or its only split); a ``pandas.DataFrame``; a local parquet / csv / json
             file or folder of them, or a ``save_to_disk`` folder (read by content; see
             :func:`influence_stage.data.sources.load_source`); a tuple ``(X, y)``; or a numeric array ``X``
-            ``(n_samples, n_features)`` (or ``(n, h, w)`` images) with the labels in ``y``.
+            ``(n_samples, n_features)`` (or ``(n, h, w)`` images), or a ``pandas.DataFrame`` of numeric
+            features, with the labels in ``y``.
         y : array-like of shape (n_samples,), optional
-            The labels of an array ``X``; must be None for every other source (whose labels are
-            ``label_column``).
+            The labels of an array or a DataFrame of features ``X``; must be None for every other
+            source (whose labels are ``label_column``).
 
         Returns
         -------
@@ -273,16 +286,28 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
             ``issue_summary()``, ``report()`` work); ``transform`` and ``save`` refuse until a fit passes.
         """
         kind, source, _ = self._check_input(dataset, y, "fit")
+        return self._fit(kind, source, frame_feature_names(dataset) if y is not None else None)
+
+    def _fit(self, kind: str, source: Any, feature_names: np.ndarray | None) -> "InfluenceCleaner":
         config, model = self._config()
+        if kind == "arrays":
+            check_given_module(model, source[0], source[1], estimator="InfluenceCleaner")
         result, limit = run_gated(source, config, model, progress=self.progress,
                                   max_drop_fraction=self.max_drop_fraction)
         self._set_fitted(result, config)
         self._input_kind_ = kind
+        for stale in ("n_features_in_", "feature_names_in_", "_fitted_y_"):
+            self.__dict__.pop(stale, None)
         if kind == "arrays":
             X = source[0]
             if X.ndim == 2:
                 self.n_features_in_ = int(X.shape[1])
+            if feature_names is not None:
+                self.feature_names_in_ = feature_names
             self._fitted_y_ = source[1]
+        warn_if_untrained(model, config.fit_loaded, self._base_loss_, len(self.classes_),
+                          fix="train the module on these rows first, or pass fit_loaded=True to train it with "
+                              "fit_config.")
         refused = refusal(result.decisions.table, config, limit, "InfluenceCleaner",
                           "max_fraction_per_class= or a stricter threshold=")
         self._refused_ = None if refused is None else str(refused)
@@ -425,6 +450,12 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
                     "Fix: call fit (or fit_transform) on these arrays."
                 )
             y = self._fitted_y_
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if fitted_names is not None and isinstance(dataset, pd.DataFrame) \
+                and not np.array_equal(frame_feature_names(dataset), fitted_names):
+            raise InvalidInputError(
+                f"the feature names should match those passed to fit: found {list(dataset.columns)[:5]}, fitted "
+                f"{list(fitted_names)[:5]}. Fix: transform the DataFrame given to fit.")
         labels_out = isinstance(dataset, tuple)  # (X, y) in, (X_res, y_res) out; X in, X_res out
         kind, source, had_row_id = self._check_input(dataset, y, "transform")
         ds = load_source(source, label_column=self.config_.label_column)
@@ -432,7 +463,8 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
         codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
         self._check_same_dataset(ds, codes)
         prepared = Prepared(dataset=ds, roles=self._roles_, encoding=self.encoding_)
-        out = self._output(kind, source, had_row_id, prepared)
+        index = dataset.index if isinstance(dataset, pd.DataFrame) else None
+        out = self._output(kind, source, had_row_id, prepared, index=index)
         return out if kind != "arrays" or labels_out else out[0]
 
     def fit_transform(self, dataset: Any, y: Any = None) -> Any:
@@ -444,10 +476,8 @@ class InfluenceCleaner(IssueViews, SameDataCheck, BaseEstimator):
             See :meth:`transform`.
         """
         kind, source, had_row_id = self._check_input(dataset, y, "fit")
-        if kind == "arrays":
-            self.fit(*source)
-        else:
-            self.fit(source)
+        self._fit(kind, source, frame_feature_names(dataset) if y is not None else None)
         cleaned = self.pipeline_.cleaned if kind == "dataset" else None
-        out = self._output(kind, source, had_row_id, self.pipeline_.prepared, cleaned)
+        index = dataset.index if isinstance(dataset, pd.DataFrame) else None
+        out = self._output(kind, source, had_row_id, self.pipeline_.prepared, cleaned, index=index)
         return out if kind != "arrays" or isinstance(dataset, tuple) else out[0]

@@ -34,7 +34,8 @@ def check_input(dataset: Any, y: Any, method: str, *, label_column: str, split: 
     dataset : Dataset, DatasetDict, DataFrame, path, (X, y) or array X
         What the user passed to ``method``.
     y : array-like of shape (n_samples,) or None
-        The labels of an array ``X``.
+        The labels of an array ``X``, or of a DataFrame of features (scikit-learn's ``fit(X, y)``:
+        the frame is then numeric features only, taken as ``X``).
     method : str
         The calling method's name, for messages.
     label_column, split : str, str or None
@@ -54,10 +55,17 @@ def check_input(dataset: Any, y: Any, method: str, *, label_column: str, split: 
         Whether the user's data had a ``row_id`` column (one added by ``load_source`` is not
         returned by ``transform``).
     """
-    if y is not None and isinstance(dataset, (datasets.Dataset, datasets.DatasetDict, pd.DataFrame, str,
-                                              os.PathLike, tuple)):
+    if isinstance(dataset, pd.DataFrame) and y is not None:  # a frame of features, its labels apart
+        if label_column in dataset.columns:
+            raise InvalidInputError(
+                f"{method}(X, y) with a DataFrame X takes its numeric features only, the labels in y; found the "
+                f"label column {label_column!r} in X too. Fix: {method}(df) (the labels are its column "
+                f"{label_column!r}) or {method}(df.drop(columns={label_column!r}), y)."
+            )
+        return "arrays", (check_array_X(dataset), check_array_y(y)), False
+    if y is not None and isinstance(dataset, (datasets.Dataset, datasets.DatasetDict, str, os.PathLike, tuple)):
         raise InvalidInputError(
-            f"{method}(X, y) takes y only with an array X; found y next to a "
+            f"{method}(X, y) takes y only with an array or a DataFrame of features X; found y next to a "
             f"{type(dataset).__name__}, whose labels are its column {label_column!r}. Fix: {method}(data) without "
             f"y (or {method}(X, y) with X a numeric array)."
         )

@@ -163,6 +163,8 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
         "member_keys": [list(state) for state in est.members_][:1],
         "input_kind": getattr(est, "_input_kind_", "dataset"),
         "n_features_in": getattr(est, "n_features_in_", None),
+        "feature_names_in": None if getattr(est, "feature_names_in_", None) is None
+        else [str(c) for c in est.feature_names_in_],
         "fitted_y_dtype": str(est._fitted_y_.dtype) if getattr(est, "_input_kind_", None) == "arrays" else None,
         "threshold": {"value": est.threshold_, "method": est.decisions_.threshold.method,
                       "n_estimated": est.decisions_.threshold.n_estimated},
@@ -287,6 +289,8 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
     est._input_kind_ = manifest["input_kind"]
     if manifest.get("n_features_in") is not None:
         est.n_features_in_ = int(manifest["n_features_in"])
+    if manifest.get("feature_names_in") is not None:
+        est.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
     if est._input_kind_ == "arrays":
         values = scores["fitted_y"].tolist()
         dtype = manifest["fitted_y_dtype"]

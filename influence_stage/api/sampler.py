@@ -18,6 +18,7 @@ import pandas as pd
 from imblearn.base import BaseSampler
 
 from influence_stage.api.gate import refusal, run_gated
+from influence_stage.api.model_checks import check_given_module, warn_if_untrained
 from influence_stage.api.params import build_config
 from influence_stage.api.views import IssueViews, with_label_names
 from influence_stage.config import FitConfig, GEXConfig
@@ -176,6 +177,7 @@ class InfluenceSampler(IssueViews, BaseSampler):
                                       prune_keep=self.prune_keep, prune_high_share=self.prune_high_share,
                                       prune_per_class=self.prune_per_class)
         y = np.asarray(y)
+        check_given_module(model, np.asarray(X), y, estimator="InfluenceSampler")
         encoder = LabelEncoder().fit(y)
         codes = encoder.transform(y).astype(np.int64)
         targeted = np.isin(y, np.asarray(list(self.sampling_strategy_), dtype=y.dtype))
@@ -205,6 +207,9 @@ class InfluenceSampler(IssueViews, BaseSampler):
         self.score_name_ = result.score_name
         self.ft_lr_ = float(result.ft_lr)
         self.oos_proba_ = result.oos_proba
+        warn_if_untrained(model, config.fit_loaded, np.asarray(result.base_loss), len(encoder.classes_),
+                          fix="train the module on the standardised features first, or pass a model name such as "
+                              "'mlp' (trained here).", stacklevel=5)
         refused = refusal(table, config, limit, "InfluenceSampler", "a stricter threshold= or sampling_strategy=")
         if refused is not None:  # after the fitted attributes: the work stays for inspection
             raise refused
