@@ -200,6 +200,22 @@ def markdown(summary: dict, runs: list[dict], *, seeds: list[int], quick: bool) 
                          f"{row['logreg'][0]:.4f} ± {row['logreg'][1]:.4f} | {prec} |")
         lines.append("")
     lines += ["### Verdict", ""]
+    counts = {"better": 0, "worse": 0, "within the seed spread": 0}
+    best_auroc = {name: max((v, k) for k, v in s["auroc_among_flagged"].items() if v is not None)
+                  for name, s in summary.items()}
+    for name, s in summary.items():
+        for share in BUDGETS[:-1]:
+            base = s["cells"][f"label score @ {share:g}c"]
+            for method in (*HARMS, "harm, all rows"):
+                for learner in LEARNERS:
+                    diff = s["cells"][f"{method} @ {share:g}c"][learner][0] - base[learner][0]
+                    spread = max(s["cells"][f"{method} @ {share:g}c"][learner][1], base[learner][1])
+                    counts["within the seed spread" if abs(diff) <= spread else "better" if diff > 0 else "worse"] += 1
+    lines += [f"Over {sum(counts.values())} comparisons (setting × budget c/4, c/2 × harm variant × learner) "
+              f"against dropping the same number of rows by the label-issue score: harm is better beyond the seed "
+              f"spread in {counts['better']}, worse in {counts['worse']}, within the spread in "
+              f"{counts['within the seed spread']}. Among the flagged rows the best ranking of the truly flipped "
+              "ones is " + "; ".join(f"{name}: {k} (AUROC {v:.3f})" for name, (v, k) in best_auroc.items()) + ".", ""]
     for name, s in summary.items():
         for share in BUDGETS[:-1]:
             base = s["cells"][f"label score @ {share:g}c"]
@@ -223,11 +239,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS} rows, {QUICK_EPOCHS} epochs, 2x2 members")
     p.add_argument("--no-write", action="store_true", help="print only; write neither JSON nor RESULTS.md")
+    p.add_argument("--from-json", action="store_true", help="rewrite the RESULTS.md section from results/harm.json")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.from_json:
+        import json
+
+        from common import RESULTS
+
+        payload = json.loads((RESULTS / "harm.json").read_text())
+        text = markdown(payload["summary"], payload["runs"], seeds=payload["seeds"], quick=payload["quick"])
+        write_section("harm", text)
+        return payload["summary"]
     torch.set_num_threads(1)
     logging.getLogger("influence_stage").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
