@@ -78,7 +78,7 @@ class LossStore:
                                     "Fix: overwrite=True to rebuild it.")
 
     def _create(self) -> None:
-        from influence_stage import __version__
+        from influence_stage._version import __version__
 
         tmp = self.folder.with_name(self.folder.name + ".creating")
         if tmp.exists():

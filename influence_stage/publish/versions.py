@@ -313,7 +313,7 @@ def publish(
     if push_to_hub_repo is not None:
         check_hub_available(push_to_hub_repo)
 
-    from influence_stage import __version__
+    from influence_stage._version import __version__
 
     base = Path(root) / name
     base.mkdir(parents=True, exist_ok=True)
