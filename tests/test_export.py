@@ -53,7 +53,9 @@ def run():
 
 def test_review_rows_most_harmful_first_with_names_and_content(run):
     table, issues, content = run
-    rows = review_rows(table, issues, content=content, class_names=NAMES)
+    by_score = review_rows(table, issues, content=content)
+    assert by_score["row_id"].tolist() == [108, 103, 101, 120]  # score 9, 6, then ties in input order
+    rows = review_rows(table, issues, content=content, class_names=NAMES, order="harm")
     assert rows["row_id"].tolist() == [120, 108, 101, 103]
     assert rows["issue_types"].tolist() == ["exact_duplicate", "label", "exact_duplicate", "label"]
     assert rows["given_label_name"].tolist() == ["fox", "fox", "dog", "cat"]
@@ -67,7 +69,7 @@ def test_review_rows_most_harmful_first_with_names_and_content(run):
 
 def test_label_studio_round_trip(run, tmp_path):
     table, issues, content = run
-    rows = review_rows(table, issues, content=content, class_names=NAMES)
+    rows = review_rows(table, issues, content=content, class_names=NAMES, order="harm")
     path = write_label_studio(rows, tmp_path / "ls", NAMES)
     tasks = json.loads(path.read_text())
     assert len(tasks) == 4 and set(tasks[0]) == {"data", "predictions"}
@@ -104,7 +106,7 @@ def test_images_are_written_as_png_files(run, tmp_path):
     Image.fromarray(np.full((5, 7), 200, dtype=np.uint8)).save(buf, format="PNG")
     hub = [{"bytes": buf.getvalue(), "path": None}] * N  # the datasets Image layout
     content = pd.DataFrame({"image": pixels, "thumb": hub})
-    rows = review_rows(table, issues, content=content, class_names=NAMES)
+    rows = review_rows(table, issues, content=content, class_names=NAMES, order="harm")
     assert image_columns(rows) == ["image", "thumb"]
     path = write_label_studio(rows, tmp_path / "ls", NAMES)
     task = json.loads(path.read_text())[0]
@@ -124,7 +126,7 @@ def test_images_are_written_as_png_files(run, tmp_path):
 
 def test_argilla_records(run, tmp_path):
     table, issues, content = run
-    rows = review_rows(table, issues, content=content, class_names=NAMES)
+    rows = review_rows(table, issues, content=content, class_names=NAMES, order="harm")
     records = argilla_records(rows, NAMES)
     assert records[0]["id"] == "120" and records[0]["fields"] == {"text": "sentence number 20"}
     assert records[0]["suggestions"] == [{"question_name": "label", "value": "cat", "agent": "influence_stage",
@@ -138,7 +140,7 @@ def test_argilla_records(run, tmp_path):
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".csv"])
 def test_issue_file_carries_every_column(run, tmp_path, suffix):
     table, issues, content = run
-    rows = review_rows(table, issues, content=content, class_names=NAMES)
+    rows = review_rows(table, issues, content=content, class_names=NAMES, order="harm")
     path = write_issue_file(rows, tmp_path / f"issues{suffix}")
     back = {".parquet": pd.read_parquet, ".csv": pd.read_csv,
             ".jsonl": lambda p: pd.read_json(p, lines=True)}[suffix](path)
@@ -171,6 +173,10 @@ def test_errors(run, tmp_path):
         review_rows(table, issues, class_names=NAMES[:2])
     with pytest.raises(InvalidTypeError, match="decisions must be the decisions table"):
         review_rows(issues)
+    with pytest.raises(InvalidInputError, match="order must be 'score' or 'harm'; found 'size'"):
+        review_rows(table, issues, order="size")
+    with pytest.raises(InvalidInputError, match="order='harm' needs the column 'harm_rank'"):
+        review_rows(table, order="harm")
     with pytest.raises(InvalidInputError, match="no flag column"):
         review_rows(table[["row_id", "score"]])
     bad = tmp_path / "bad.json"

@@ -3,8 +3,8 @@ records and an issue file (Parquet, JSON lines or CSV).
 
 :func:`review_rows` builds one frame of the rows to review: the decisions table's scores and labels,
 the issue types' flags and the harm rank (:func:`influence_stage.issues.find_data_issues`), and the
-rows' own content (a text column, an image column, any other columns of the source), most harmful
-first (highest ranking score first without a harm rank). The writers take that frame:
+rows' own content (a text column, an image column, any other columns of the source), highest
+label-issue score first (or most harmful first, ``order="harm"``). The writers take that frame:
 
 - :func:`write_label_studio`: ``tasks.json`` in Label Studio's import format (a list of tasks, each
   ``{"data": {...}, "predictions": [{"model_version", "score", "result": [choices]}]}``) with the
@@ -67,7 +67,7 @@ def _content_frame(content: Any, n: int) -> pd.DataFrame:
 
 
 def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = None, class_names: Any = None,
-                only_flagged: bool = True, max_rows: int | None = None) -> pd.DataFrame:
+                only_flagged: bool = True, max_rows: int | None = None, order: str = "score") -> pd.DataFrame:
     """The rows to review, with their scores, labels, issue types and content.
 
     Parameters
@@ -84,14 +84,18 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
         Keep only rows with an issue (``is_any_issue``, else ``is_issue``).
     max_rows : int, optional
         Keep the first ``max_rows`` rows of the order below.
+    order : {"score", "harm"}
+        ``"score"`` (default): the label-issue ``score`` descending, the rows most likely mislabeled
+        first; ``"harm"``: ``harm_rank`` (flagged rows, most harmful first; needs the harm columns).
+        The default is the score because ranking flagged rows by harm measured no better
+        (:mod:`influence_stage.issues.harm`).
 
     Returns
     -------
     DataFrame
         The decisions columns present (:data:`DECISION_COLUMNS`), ``*_label_name``, ``issue_types``
         (comma-separated names, ``label`` for ``is_issue``), the issue table's columns, then the
-        content columns; ordered by ``harm_rank`` when present (flagged rows first, most harmful
-        first), else by ``score`` descending; the index is the rows' position in the input.
+        content columns; in ``order``; the index is the rows' position in the input.
     """
     if not isinstance(decisions, pd.DataFrame):
         raise InvalidTypeError("decisions must be the decisions table (a DataFrame); found "
@@ -130,11 +134,19 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
             raise InvalidInputError("no flag column (is_any_issue or is_issue) to choose the flagged rows; pass the "
                                     "decisions table, or only_flagged=False.")
         frame = frame[frame[flag_col].to_numpy(dtype=bool)]
-    if "harm_rank" in frame:
+    if order not in ("score", "harm"):
+        raise InvalidInputError(f"order must be 'score' or 'harm'; found {order!r}.")
+    key_column = "harm_rank" if order == "harm" else "score"
+    if key_column not in frame:
+        raise InvalidInputError(f"order={order!r} needs the column {key_column!r}; found "
+                                f"{[str(c) for c in frame.columns]}. "
+                                + ("Run find_data_issues with deviations= for the harm columns." if order == "harm"
+                                   else "Pass the decisions table."))
+    if order == "harm":
         key = np.where(frame["harm_rank"].to_numpy() > 0, frame["harm_rank"].to_numpy(), np.iinfo(np.int64).max)
-        frame = frame.iloc[np.argsort(key, kind="stable")]
-    elif "score" in frame:
-        frame = frame.iloc[np.argsort(-frame["score"].to_numpy(dtype=np.float64), kind="stable")]
+    else:
+        key = -frame["score"].to_numpy(dtype=np.float64)
+    frame = frame.iloc[np.argsort(key, kind="stable")]
     if max_rows is not None:
         frame = frame.iloc[:int(max_rows)]
     return frame
