@@ -261,11 +261,14 @@ def test_report_into_a_published_version_is_refused(tmp_path, version, capsys, t
     load_published(version, verify=True)
 
 
-def test_report_default_out_inside_a_version_folder_is_refused(tmp_path, version, capsys, monkeypatch):
-    monkeypatch.chdir(version)
+def test_report_default_out_is_beside_the_version_never_inside_nor_here(tmp_path, version, capsys, monkeypatch):
+    monkeypatch.chdir(version)  # run from inside the version: the default still writes beside it
+    before = {p: p.read_bytes() for p in version.rglob("*") if p.is_file()}
     code, err = cli(["report", "."], capsys)
-    assert code == 2 and len(err) == 1 and "read-only" in err[0]
-    assert sorted(p.name for p in version.iterdir() if p.suffix == ".html") == ["report.html"]
+    assert code == 0 and err == []
+    written = version.parent / f"report-{version.name}.html"
+    assert written.is_file() and "<html" in written.read_text().lower()
+    assert {p: p.read_bytes() for p in version.rglob("*") if p.is_file()} == before
 
 
 def test_cache_dir_that_is_a_file_exits_2_before_any_work(tmp_path, src, capsys, no_flow):

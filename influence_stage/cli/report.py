@@ -15,7 +15,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild the HTML report of a published version (the version "
                             "itself is never modified)")
     report.add_argument("path", help="published version folder, or <root>/<name> for its latest version")
-    report.add_argument("--out", help="where to write the HTML (default: report-<name>-<version>.html here)")
+    report.add_argument("--out", help="where to write the HTML (default: report-<version>.html next to the "
+                        "version folder, e.g. data/published/<name>/report-v0001.html)")
     return report
 
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         _refuse_inside_version(Path(args.out), InvalidInputError)
     ds, manifest, meta = load_published(args.path)
     manifest = manifest_codes(manifest, meta)  # the report draws class codes; meta.json maps them to labels
-    version = Path(args.path)
+    version = Path(args.path).resolve()
     if not (version / "meta.json").is_file():  # <root>/<name>: its latest version
         version = version / str(meta.get("version"))
     config = json.loads((version / "config.json").read_text()) if (version / "config.json").is_file() else {}
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                         summary={**run_summary, "version": meta.get("version")},
                         title=f"influence_stage: {meta.get('name', version.parent.name)}",
                         score_name=run_summary.get("score") or ((config.get("clean") or {}).get("gex") or {}).get("score"))
-    out = Path(args.out) if args.out else Path(f"report-{meta.get('name', version.parent.name)}-{version.name}.html")
+    out = Path(args.out) if args.out else version.parent / f"report-{version.name}.html"  # beside, never inside
     _refuse_inside_version(out, InvalidInputError)
     print(write_report(out, html))
     return EXIT_OK
