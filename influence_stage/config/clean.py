@@ -108,10 +108,11 @@ class CleanConfig(BaseModel):
                              "names are always trained.")
     hf_trainable: str = Field("head", min_length=1, description="Parameters of an 'hf:' model that SGD moves "
                               "(members and fit_loaded): 'head', 'all' or 'last:N' (see hf.HFLearner).")
-    action: Literal["drop", "relabel", "reweight", "none", "prune"] = Field(
-        "drop", description="What happens to flagged rows: drop them, relabel them to the members' consensus, "
-        "give every row a weight (flagged rows < 0.5), 'none' (score only), or 'prune': keep the budget "
-        "prune_keep by GEX self-influence and drop the rest (decisions.prune; threshold is not used).")
+    action: str = Field(
+        "drop", description="What happens to flagged rows, a policy of decisions.policies.POLICY_REGISTRY: 'drop' "
+        "them, 'relabel' them to the members' consensus, 'reweight' (flagged rows get a weight < 0.5), 'none' "
+        "(score only), or 'prune': keep the budget prune_keep by GEX self-influence and drop the rest "
+        "(decisions.prune; threshold is not used); or a policy registered there.")
     prune_keep: float | int | None = Field(
         None, description="action='prune': rows to keep, a fraction in (0, 1] or a count (at most the row count).")
     prune_high_share: float = Field(0.0, ge=0, le=1, description="action='prune': share of the pruned rows taken "
@@ -166,6 +167,13 @@ class CleanConfig(BaseModel):
 
         return check_trainable(v)
 
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action_registered(cls, v: Any) -> str:
+        from influence_stage.decisions.policies import check_action
+
+        return check_action(v)  # the registry's names, listed in the error
+
     @field_validator("threshold", mode="before")
     @classmethod
     def _threshold_not_bool(cls, v: Any) -> Any:
@@ -184,10 +192,11 @@ class CleanConfig(BaseModel):
     @model_validator(mode="after")
     def _threshold_fits_score(self) -> "CleanConfig":
         from influence_stage.decisions import parse_threshold
+        from influence_stage.decisions.thresholds import VALLEY_THRESHOLDS
         from influence_stage.engine.scores import RANK_SCORES
 
         method = parse_threshold(self.threshold).method
-        if self.gex.score in RANK_SCORES and method in ("otsu", "gmm"):
+        if self.gex.score in RANK_SCORES and method in VALLEY_THRESHOLDS:
             raise ValueError(
                 f"threshold {method!r} splits the score histogram at a valley, but score {self.gex.score!r} is a mean of "
                 "percentile ranks, spread evenly by construction, with no valley to find. Fix: use threshold "

@@ -12,6 +12,7 @@ import datasets
 
 from influence_stage.config.clean import CleanConfig
 from influence_stage.decisions import Decisions
+from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.stage.steps import Prepared
 
 GATE_MAX_DROP_FRACTION = 0.3
@@ -39,9 +40,9 @@ def validate_output_step(cleaned: datasets.Dataset, prepared: Prepared, decision
                          *, max_drop_fraction: float = GATE_MAX_DROP_FRACTION) -> Any:
     """The output suite on the cleaned dataset and its manifest; raises ``ValidationFailedError``.
 
-    The gate checks the manifest as it is published: in the input's label values, not codes. Under
-    ``action="prune"`` the drop share is the budget, asked for and checked exactly by
-    ``decisions.prune``, so ``max_drop_fraction`` does not bound it.
+    The gate checks the manifest as it is published: in the input's label values, not codes. Under a
+    policy that uses no threshold (``action="prune"``) the drop share is the budget, asked for and
+    checked exactly by the policy, so ``max_drop_fraction`` does not bound it.
 
     Returns
     -------
@@ -50,7 +51,7 @@ def validate_output_step(cleaned: datasets.Dataset, prepared: Prepared, decision
     from influence_stage.publish.versions import labelled_manifest
     from influence_stage.quality import validate_output
 
-    if config.action == "prune":
+    if not POLICY_REGISTRY.get(config.action).uses_threshold:  # a budget policy's drop share is its budget
         max_drop_fraction = 1.0
 
     from influence_stage.errors import ValidationFailedError

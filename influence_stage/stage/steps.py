@@ -48,9 +48,11 @@ from influence_stage.data.sources import check_local_source, load_source, row_id
 from influence_stage.decisions import Decisions, decide, parse_threshold
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
 from influence_stage.decisions.estimate import confident_joint_count
+from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.engine.checkpoint import load_model
 from influence_stage.engine.gex import GEXResult, make_learner
 from influence_stage.engine.hf import DatasetImages, HFLearner, ImageData, TextData, model_label_names
+from influence_stage.engine.influence import self_influence
 from influence_stage.engine.learner import Learner, TensorData, place, resolve_device
 from influence_stage.engine.losses import mean_member_proba
 from influence_stage.engine.members import can_cross_fit, out_of_sample_proba
@@ -558,26 +560,27 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
         in ``features`` order.
     """
     config = _check_config(config)
-    if config.action == "prune":
-        from influence_stage.decisions.prune import prune_decisions
-
-        from influence_stage.engine.influence import self_influence
-
+    policy = POLICY_REGISTRY.get(config.action)
+    if config.action == "prune":  # the budget ranks by the paper's D = L - b (prune_tau), not the noise floor
         influence = self_influence(result.loss_matrix, result.base_loss, tau=config.prune_tau)
-        return prune_decisions(influence, features.y, config.prune_keep, per_class=config.prune_per_class,
-                               high_share=config.prune_high_share, row_ids=features.row_ids, ranking=result.scores,
-                               eligible=only_rows)
-    data = learner_data(result.learner, prepared, features)
-    proba = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
-                              member_chunk=config.gex.member_chunk)
+    else:
+        influence = result.gex_influence
+    proba = n_estimated = None
+    if policy.uses_threshold:  # a policy that chooses its own rows needs no probabilities and no estimate
+        data = learner_data(result.learner, prepared, features)
+        proba = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
+                                  member_chunk=config.gex.member_chunk)
+        n_estimated = estimated_issues(result, data, config)
     return decide(result.scores, features.y, threshold=config.threshold, action=config.action, proba=proba,
                   row_ids=features.row_ids, min_agreement=config.min_agreement,
                   relabel_fallback=config.relabel_fallback, relabel_rule=config.relabel_rule,
                   max_fraction_per_class=config.max_fraction_per_class,
                   max_drop_fraction=config.max_drop_fraction, min_weight=config.min_weight,
-                  random_state=config.seed, gex_influence=result.gex_influence,
-                  n_estimated=estimated_issues(result, data, config), eligible=only_rows,
-                  score_floor=2 * config.gex.tau ** 2 if result.score_name in GEX_SCALE else 0.0)
+                  random_state=config.seed, gex_influence=influence, n_estimated=n_estimated,
+                  eligible=only_rows, oos_proba=result.oos_proba,
+                  score_floor=2 * config.gex.tau ** 2 if result.score_name in GEX_SCALE else 0.0,
+                  policy_options={"keep": config.prune_keep, "per_class": config.prune_per_class,
+                                  "high_share": config.prune_high_share})
 
 
 def estimated_issues(result: GEXResult, data: Any, config: CleanConfig) -> int | None:
