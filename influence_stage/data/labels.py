@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,8 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from influence_stage.data.arrow import ROW_ID, arrow_column, preview, where
+from influence_stage.data.arrow import ROW_ID, arrow_column, in_memory_dataset, preview, where
 from influence_stage.data.columns import check_label_values, missing_mask
+from influence_stage.data.spelling import (  # noqa: F401  (re-exported: the label API in one place)
+    LABEL_NORMALIZATIONS,
+    check_label_spellings,
+    check_normalization,
+    label_collisions,
+    normalize_label,
+)
 from influence_stage.errors import (
     InvalidInputError,
     InvalidTypeError,
@@ -38,6 +45,12 @@ class LabelEncoding:
         What the label column held.
     codes : numpy.ndarray, shape ``(n,)`` int64
         Codes of the dataset's rows, in dataset order.
+    normalization : tuple of str
+        The label normalisations applied (:data:`LABEL_NORMALIZATIONS`, in that order), empty when
+        none: what a summary or manifest records.
+    merged : tuple of (str, tuple of str)
+        For each class whose rows held several raw spellings that the normalisation merged: the
+        class value and those spellings, sorted. Empty when nothing was merged.
     """
 
     label_column: str
@@ -46,6 +59,8 @@ class LabelEncoding:
     value_dtype: str
     source: Literal["class_label", "integer", "float", "bool", "string"]
     codes: np.ndarray
+    normalization: tuple[str, ...] = ()
+    merged: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -134,6 +149,59 @@ class LabelEncoding:
         return table[codes.astype(np.int64)]
 
 
+def normalize_label_column(ds: datasets.Dataset, label_column: str,
+                           normalize: Iterable[str] | None = ()) -> tuple[datasets.Dataset, LabelEncoding]:
+    """Refuse or merge string labels that collide under normalisation; then encode the labels.
+
+    The stage's one call for the labels of a prepared dataset: with ``normalize`` empty, labels
+    that differ only in surrounding whitespace, case or Unicode normal form (NFC vs NFD) are refused;
+    with normalisations listed, those are applied to the label column (the dataset then holds the
+    normalised values, so the published data and the gates see one spelling per class) and any
+    collision left under a normalisation not listed is refused. Non-string labels pass unchanged.
+
+    Parameters
+    ----------
+    ds : datasets.Dataset
+        ``n`` rows.
+    label_column : str
+    normalize : iterable of str, optional
+        Any of :data:`LABEL_NORMALIZATIONS` (``CleanConfig.normalize_labels``).
+
+    Returns
+    -------
+    dataset : datasets.Dataset
+        ``ds`` itself when no label changed, else a copy with the label column normalised.
+    encoding : LabelEncoding
+        As :func:`encode_labels` gives, with ``normalization`` and ``merged`` filled in.
+
+    Raises
+    ------
+    InvalidInputError
+        Colliding labels, in one line naming them (``'cat' and 'cat '``) and the option that merges them.
+    """
+    steps = check_normalization(normalize)
+    col = check_label_values(ds, label_column)
+    if not steps or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return ds, encode_labels(ds, label_column)
+    uniques = pc.unique(col).to_pylist()
+    normalized = [normalize_label(v, steps) for v in uniques]
+    check_label_spellings(uniques, label_column, steps)  # no collision left under a normalisation not asked for
+    if normalized == uniques:
+        enc = encode_labels(ds, label_column)
+        return ds, dataclasses.replace(enc, normalization=steps)
+    groups: dict[str, list[str]] = {}
+    for raw, norm in zip(uniques, normalized):
+        groups.setdefault(norm, []).append(raw)
+    merged = tuple((norm, tuple(sorted(raws))) for norm, raws in sorted(groups.items()) if len(raws) > 1)
+    # one take over the K distinct values: the rows are never visited in Python
+    new = pc.take(pa.array(normalized, type=col.type), pc.index_in(col, value_set=pa.array(uniques, type=col.type)))
+    table = ds.with_format("arrow")[:] if getattr(ds, "_indices", None) is not None else ds.data.table
+    table = table.set_column(table.column_names.index(label_column), label_column, new)
+    out = in_memory_dataset(table, ds.features, like=ds)
+    enc = encode_labels(out, label_column)
+    return out, dataclasses.replace(enc, normalization=steps, merged=merged)
+
+
 def encode_labels(ds: datasets.Dataset, label_column: str, *, fitted: LabelEncoding | None = None) -> LabelEncoding:
     """Encode the label column as int codes ``0..K-1``.
 
@@ -160,6 +228,11 @@ def encode_labels(ds: datasets.Dataset, label_column: str, *, fitted: LabelEncod
     ids = arrow_column(ds, ROW_ID).to_numpy(zero_copy_only=False) if ROW_ID in ds.column_names else None
     if fitted is not None:
         labels: Any = col
+        if fitted.normalization and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            # new data is read with the fitted normalisation: one mapping over its distinct values
+            uniques = pc.unique(col)
+            mapped = pa.array([normalize_label(v, fitted.normalization) for v in uniques.to_pylist()], type=col.type)
+            labels = pc.take(mapped, pc.index_in(col, value_set=uniques))
         feature = ds.features[label_column]
         if fitted.source == "class_label" and isinstance(feature, datasets.ClassLabel) \
                 and list(feature.names) != list(fitted.names):
@@ -204,6 +277,8 @@ def encode_labels(ds: datasets.Dataset, label_column: str, *, fitted: LabelEncod
         )
     uniques = pc.unique(col)
     values = sorted(uniques.to_pylist())
+    if source == "string":
+        check_label_spellings(values, label_column)
     if source == "float":
         names = tuple(f"{v:g}" for v in values)
     else:
