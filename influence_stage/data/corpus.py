@@ -194,11 +194,66 @@ class Corpus:
             ds = ds.select_columns(cols)
         yield from ds.iter(batch_size=batch_size)
 
+    def shard_rows(self) -> list[int]:
+        """Rows of each shard, in ``files`` order (counted once)."""
+        if getattr(self, "_shard_rows", None) is None:
+            self._shard_rows = [_count_rows(f, self.builder) for f in self.files]
+            self._n_rows = sum(self._shard_rows)
+        return list(self._shard_rows)
+
+    def _shard_batches(self, k: int, first: int, last: int) -> Iterator[list[Any]]:
+        """Text batches of shard ``k``'s rows ``first .. last - 1`` (one streaming read of that shard)."""
+        import datasets
+
+        ds = datasets.load_dataset(self.builder, data_files=[str(self.files[k])], split="train", streaming=True)
+        i = 0
+        for batch in ds.select_columns([self.text_column]).iter(batch_size=READ_BATCH):
+            texts = batch[self.text_column]
+            lo, hi = max(first - i, 0), min(last - i, len(texts))
+            if lo < hi:
+                yield texts[lo:hi]
+            i += len(texts)
+            if i >= last:
+                return
+
+    def _mixed_batches(self, rng: np.random.Generator, rows: np.ndarray | None) -> Iterator[list[Any]]:
+        """Every row once, in batches drawn from all shards: each shard is read from a seeded random
+        offset round to it, and each next batch comes from a shard picked at random (weighted by
+        the rows it has left), so the first documents come from every shard and every offset."""
+        sizes = self.shard_rows()
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+        def rotated(k: int) -> Iterator[tuple[int, list[Any]]]:
+            off = int(rng.integers(sizes[k])) if sizes[k] else 0
+            for first, last in ((off, sizes[k]), (0, off)):
+                pos = first
+                for texts in self._shard_batches(k, first, last):
+                    yield int(starts[k]) + pos, texts
+                    pos += len(texts)
+
+        its = {k: rotated(k) for k in rng.permutation(len(sizes)).tolist() if sizes[k]}
+        left = {k: sizes[k] for k in its}
+        while its:
+            keys = list(its)
+            weights = np.asarray([left[k] for k in keys], dtype=np.float64)
+            k = keys[int(rng.choice(len(keys), p=weights / weights.sum()))]
+            item = next(its[k], None)
+            if item is None:
+                del its[k]
+                continue
+            at, texts = item
+            left[k] = max(left[k] - len(texts), 1)
+            yield texts if rows is None else [t for j, t in enumerate(texts) if rows[at + j]]
+
     def iter_texts(self, shuffle_seed: int | None = None, *, rows: np.ndarray | None = None) -> Iterator[Any]:
         """The documents, one streaming pass; ``rows`` (``(n,) bool``) keeps only those rows.
 
-        With ``shuffle_seed``, a seeded shuffle buffer of :data:`SHUFFLE_BUFFER` documents
-        reorders them (the same seed, the same order).
+        With ``shuffle_seed``: every document once, in an order drawn from all shards (each
+        shard read from a seeded random offset round to it, each next batch of rows from a shard
+        picked at random), then reordered by a seeded shuffle buffer of :data:`SHUFFLE_BUFFER`
+        documents (the same seed, the same order). A training cycle that reads only the first
+        documents of such a pass sees rows of every shard and every offset, not a prefix of the
+        first shard.
         """
         def ordered() -> Iterator[Any]:
             i = 0
@@ -213,7 +268,8 @@ class Corpus:
             return
         rng = np.random.default_rng(int(shuffle_seed))
         buffer: list[Any] = []
-        for text in ordered():
+        mixed = (text for texts in self._mixed_batches(rng, rows) for text in texts)
+        for text in mixed:
             if len(buffer) < SHUFFLE_BUFFER:
                 buffer.append(text)
                 continue
@@ -222,6 +278,64 @@ class Corpus:
             buffer[j] = text
         rng.shuffle(buffer)
         yield from buffer
+
+    def write_parquet_shards(self, folder: str | os.PathLike, rows: np.ndarray, *,
+                             extra: dict[str, np.ndarray] | None = None, max_rows: int | None = None,
+                             max_bytes: int | None = None, prefix: str = "part") -> list[Path]:
+        """Stream the rows flagged in ``rows`` (every column, plus ``extra`` columns indexed by row) into
+        Parquet shards ``<prefix>-00000.parquet``, ... under ``folder``, each of at most ``max_rows``
+        rows and about ``max_bytes`` bytes of Arrow data (a shard holds at least one row); None: no
+        limit. Returns the shard paths in order (one, possibly of 0 rows, when nothing is kept)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths: list[Path] = []
+        writer = None
+        cur_rows = cur_bytes = 0
+        schema = None
+
+        def open_next() -> None:
+            nonlocal writer, cur_rows, cur_bytes
+            if writer is not None:
+                writer.close()
+            paths.append(folder / f"{prefix}-{len(paths):05d}.parquet")
+            writer = pq.ParquetWriter(str(paths[-1]), schema)
+            cur_rows = cur_bytes = 0
+
+        start = 0
+        try:
+            for batch in self.iter_batches(None):
+                n = len(next(iter(batch.values()))) if batch else 0
+                table = pa.Table.from_pydict(batch)
+                for name, values in (extra or {}).items():
+                    table = table.append_column(name, pa.array(np.asarray(values)[start:start + n]))
+                table = table.filter(pa.array(np.asarray(rows[start:start + n], dtype=bool)))
+                start += n
+                if schema is None:
+                    schema = table.schema
+                    open_next()
+                while table.num_rows:
+                    per_row = max(table.nbytes / table.num_rows, 1.0)
+                    room = table.num_rows
+                    if max_rows is not None:
+                        room = min(room, max_rows - cur_rows)
+                    if max_bytes is not None:
+                        room = min(room, int((max_bytes - cur_bytes) // per_row))
+                    if room <= 0:
+                        if cur_rows == 0:
+                            room = 1  # one row larger than the byte limit gets a shard of its own
+                        else:
+                            open_next()
+                            continue
+                    piece, table = table.slice(0, room), table.slice(room)
+                    writer.write_table(piece)
+                    cur_rows += piece.num_rows
+                    cur_bytes += piece.nbytes
+        finally:
+            if writer is not None:
+                writer.close()
+        if schema is None:
+            raise InvalidInputError("the corpus has 0 rows; nothing to write.")
+        return paths
 
     def where(self, rows: np.ndarray) -> "CorpusView":
         """The documents whose ``rows`` flag is True, as a stream with the same interface."""

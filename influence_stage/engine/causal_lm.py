@@ -24,6 +24,11 @@ so that the GEX machinery scores documents instead of labelled rows:
   (``influence_stage.data.corpus.Corpus``). A stream is read once per member when scoring, a
   buffer of documents at a time, so a corpus larger than memory is scored; training reads it in a
   shuffled order and starts it over when it runs out.
+  *Token data* (``influence_stage.data.tokens.TokenCache``): the documents tokenized once; scoring
+  reads their ids in order, training draws ``batch_size`` documents uniformly at random from the
+  whole corpus per step (a seeded generator), so every shard and every offset is trained on.
+- **Evaluation precision**: ``eval_dtype="bfloat16"`` runs the scoring forward passes under
+  ``torch.autocast`` (bf16 matmuls, losses summed in fp32); training stays fp32.
 
 ``corpus_gex`` runs it all: members, one pass over the corpus per member (and one at θ*), the loss
 matrix ``(n_documents, n_members)`` (in memory or a memory-mapped file) and the exact GEX
@@ -59,6 +64,8 @@ _LAST_N = re.compile(r"^last:(\d+)$")
 DEFAULT_BUFFER_DOCS = 256
 #: Default window length when the model allows it.
 DEFAULT_MAX_LENGTH = 512
+#: Precisions of the scoring forward passes.
+EVAL_DTYPES = ("float32", "bfloat16")
 #: Seconds between progress log lines while scoring a stream.
 LOG_EVERY_S = 30.0
 
@@ -68,6 +75,11 @@ LOG_EVERY_S = 30.0
 
 def _is_stream(data: Any) -> bool:
     return hasattr(data, "iter_texts") and callable(data.iter_texts)
+
+
+def _is_tokens(data: Any) -> bool:
+    """Token data (``data.tokens.TokenCache`` / ``TokenSlice``): documents already tokenized."""
+    return hasattr(data, "token_ids") and callable(data.token_ids) and hasattr(data, "take")
 
 
 def _check_text(text: Any, row: int) -> str:
@@ -224,12 +236,14 @@ class CausalLMLearner:
     buffer_docs : int
         Documents read from a stream before their windows are packed.
     device : str
+    eval_dtype : {"float32", "bfloat16"}
+        Precision of the scoring forward passes (``bfloat16``: ``torch.autocast``).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, trainable: str = "all", max_length: int | None = None,
                  max_chunks: int | None = None, batch_size: int = 16, batch_tokens: int = 8192,
                  momentum: float = 0.9, weight_decay: float = 0.0, add_bos: bool = True,
-                 buffer_docs: int = DEFAULT_BUFFER_DOCS, device: str = "cpu") -> None:
+                 buffer_docs: int = DEFAULT_BUFFER_DOCS, device: str = "cpu", eval_dtype: str = "float32") -> None:
         if not isinstance(model, nn.Module):
             raise InvalidTypeError(f"CausalLMLearner needs a torch.nn.Module; found {type(model).__name__}.")
         if getattr(tokenizer, "pad_token_id", None) is None:
@@ -245,7 +259,10 @@ class CausalLMLearner:
                                     f"found {max_length!r}.")
         if max_chunks is not None and (not isinstance(max_chunks, int) or max_chunks < 1):
             raise InvalidInputError(f"max_chunks must be None or an int >= 1; found {max_chunks!r}.")
+        if eval_dtype not in EVAL_DTYPES:
+            raise InvalidInputError(f"eval_dtype must be one of {list(EVAL_DTYPES)}; found {eval_dtype!r}.")
         self.model = model.to(device).float().eval()
+        self.eval_dtype = eval_dtype
         self.tokenizer = tokenizer
         self.trainable = check_lm_trainable(trainable)
         self.max_length = int(max_length)
@@ -315,8 +332,8 @@ class CausalLMLearner:
         return cls(model, tokenizer, **kwargs)
 
     # -- tokens ------------------------------------------------------------------------------------
-    def encode(self, texts: Sequence[str], first_doc: int = 0) -> list[_Window]:
-        """Windows of ``texts`` (document ``first_doc + i`` for ``texts[i]``) under the chunking rule."""
+    def tokenize(self, texts: Sequence[str], first_doc: int = 0) -> list[list[int]]:
+        """Token ids of each of ``texts`` with the ``bos`` in front (when added); each has at least 2."""
         enc = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         bos = self.tokenizer.bos_token_id if self.add_bos else None
         out = []
@@ -325,8 +342,19 @@ class CausalLMLearner:
             if len(ids) < 2:
                 raise InvalidInputError(f"document {first_doc + i} has {len(ids)} token(s); at least 2 are needed "
                                         "to predict one (the tokenizer has no bos token to put in front).")
-            out.extend(_Window(first_doc + i, w) for w in chunk_ids(ids, self.max_length, self.max_chunks))
+            out.append(ids)
         return out
+
+    def encode_ids(self, id_lists: Sequence[Sequence[int]], first_doc: int = 0) -> list[_Window]:
+        """Windows of already tokenized documents (document ``first_doc + i`` for ``id_lists[i]``)."""
+        out = []
+        for i, ids in enumerate(id_lists):
+            out.extend(_Window(first_doc + i, list(w)) for w in chunk_ids(ids, self.max_length, self.max_chunks))
+        return out
+
+    def encode(self, texts: Sequence[str], first_doc: int = 0) -> list[_Window]:
+        """Windows of ``texts`` (document ``first_doc + i`` for ``texts[i]``) under the chunking rule."""
+        return self.encode_ids(self.tokenize(texts, first_doc), first_doc)
 
     def _pad(self, windows: Sequence[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
         m = max(len(w.ids) for w in windows)
@@ -368,7 +396,11 @@ class CausalLMLearner:
 
     def _training_windows(self, data: Any, seed: int) -> Iterator[list[_Window]]:
         """Minibatches of ``batch_size`` windows: shuffled epochs over an in-memory list, or a
-        shuffled stream, started over (with the next seed) when it runs out."""
+        shuffled stream, started over (with the next seed) when it runs out, or documents drawn
+        uniformly from token data (one random window of each)."""
+        if _is_tokens(data):
+            yield from self._token_training_windows(data, seed)
+            return
         if not _is_stream(data):
             if self._cache is None or self._cache[0] is not data:
                 texts = list(_iter_documents(data))
@@ -407,6 +439,20 @@ class CausalLMLearner:
             if buf:
                 yield buf
             epoch += 1
+
+    def _token_training_windows(self, data: Any, seed: int) -> Iterator[list[_Window]]:
+        n = len(data)
+        if n == 0:
+            raise InvalidInputError("the corpus has 0 documents.")
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7919])
+        while True:
+            docs = rng.integers(0, n, size=self.batch_size)
+            picks = rng.random(self.batch_size)
+            batch = []
+            for doc, ids, u in zip(docs.tolist(), data.take(docs), picks.tolist()):
+                windows = chunk_ids(ids, self.max_length, self.max_chunks)
+                batch.append(_Window(int(doc), list(windows[min(int(u * len(windows)), len(windows) - 1)])))
+            yield batch
 
     def train_steps(self, data: Any, steps: int, lr_schedule: LRSchedule, *, seed: int = 0) -> None:
         """``steps`` SGD steps (momentum, weight decay, fresh optimizer) on the mean token cross-entropy.
@@ -472,19 +518,20 @@ class CausalLMLearner:
         t0 = last_log = time.perf_counter()
         texts: list[str] = []
 
-        def flush() -> None:
+        def flush(ids: list[list[int]] | None = None) -> None:
             nonlocal last_log
             start = len(sums)
-            windows = self.encode(texts, start)
-            sums.extend([0.0] * len(texts))
-            counts.extend([0] * len(texts))
+            k = len(texts) if ids is None else len(ids)
+            windows = self.encode(texts, start) if ids is None else self.encode_ids(ids, start)
+            sums.extend([0.0] * k)
+            counts.extend([0] * k)
             for batch in pack_batches([len(w.ids) for w in windows], self.batch_tokens):
                 chunk = [windows[i] for i in batch]
                 s, c = self._token_losses(chunk)
                 for w, si, ci in zip(chunk, s.tolist(), c.tolist()):
                     sums[w.doc] += si
                     counts[w.doc] += int(ci)
-            bar.update(len(texts))
+            bar.update(k)
             texts.clear()
             now = time.perf_counter()
             if now - last_log >= LOG_EVERY_S:
@@ -495,17 +542,31 @@ class CausalLMLearner:
                             rate, eta)
 
         try:
-            for text in _iter_documents(data):
-                texts.append(text)
-                if len(texts) == self.buffer_docs:
-                    flush()
-            if texts:
-                flush()
+            with self._eval_precision():
+                if _is_tokens(data):
+                    for s in range(0, len(data), self.buffer_docs):
+                        flush(data.token_ids(s, min(s + self.buffer_docs, len(data))))
+                else:
+                    for text in _iter_documents(data):
+                        texts.append(text)
+                        if len(texts) == self.buffer_docs:
+                            flush()
+                    if texts:
+                        flush()
         finally:
             bar.close()
         if not sums:
             raise InvalidInputError("the corpus has 0 documents.")
         return (np.asarray(sums, dtype=np.float64) / np.maximum(np.asarray(counts), 1)).astype(np.float32)
+
+    def _eval_precision(self) -> Any:
+        """``torch.autocast`` to bf16 when ``eval_dtype`` asks for it, else a no-op context."""
+        import contextlib
+
+        if self.eval_dtype == "float32":
+            return contextlib.nullcontext()
+        device_type = torch.device(self.device).type
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Per-token geometric-mean probability of each document, ``exp(-loss)``, ``(n_documents, 1) float32``.

@@ -26,7 +26,7 @@ import argparse
 import logging
 import numbers
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -56,6 +56,10 @@ class CurateConfig(BaseModel):
     high_share: float = Field(0.0, ge=0, le=1, description="Share of the removed documents taken from the highest "
                               "self-influence (junk); the rest are the lowest (redundant).")
     dedup: bool = Field(True, description="Leave out exact duplicates (same bytes) before scoring.")
+    near_dedup: float | None = Field(None, gt=0, le=1, description="Leave out near duplicates before scoring: "
+                                     "MinHash LSH (datasketch) on word 3-grams, a document whose estimated Jaccard "
+                                     "similarity to an earlier kept one reaches this threshold is marked "
+                                     "'duplicate' of it (None: exact duplicates only).")
     min_chars: int = Field(1, ge=1, description="Fewest characters of a scored document (after stripping).")
     max_chars: int | None = Field(None, ge=1, description="Most characters of a scored document (None: no bound).")
     skip_invalid: bool = Field(False, description="Leave non-string documents out (status 'not text') instead of "
@@ -70,7 +74,18 @@ class CurateConfig(BaseModel):
     fit_lr: float = Field(1e-3, gt=0, description="Peak rate of the adaptation.")
     chains: int = Field(4, ge=1, description="Member chains from θ*.")
     cycles: int = Field(2, ge=1, description="Cycles per chain; each cycle's end is a member.")
-    cycle_steps: int = Field(50, ge=1, description="SGD steps per cycle.")
+    cycle_steps: int = Field(50, ge=1, description="SGD steps per cycle (unless cycle_epochs is given).")
+    cycle_epochs: float | None = Field(None, gt=0, description="Documents drawn per cycle as a multiple of the "
+                                       "scored documents: ceil(cycle_epochs × n / batch_size) steps, so the steps "
+                                       "grow with the corpus (None: cycle_steps).")
+    shard_docs: int = Field(4096, ge=1, description="Documents per scoring work unit (a range × one pass, each with "
+                            "a done-flag).")
+    output_shard_rows: int | None = Field(None, ge=1, description="Most rows per Parquet shard of the curated "
+                                          "corpus (None: no row limit).")
+    output_shard_bytes: int | None = Field(None, ge=1, description="About the most bytes of Arrow data per Parquet "
+                                           "shard of the curated corpus (None: no byte limit).")
+    eval_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Precision of the scoring forward "
+                                                       "passes ('bfloat16': torch.autocast).")
     ft_lr: float = Field(0.05, gt=0, description="Peak SGD rate of each cycle.")
     tau: float = Field(0.0, ge=0, description="Floor of the reference loss in self-influence (0: the paper's D = L - L*; "
                        "a language model's losses sit far above any small floor).")
@@ -131,6 +146,21 @@ def curate_corpus(config: CurateConfig) -> dict[str, Any]:
     return summary
 
 
+def curate_on_dask(config: CurateConfig, *, address: str | None = None, n_workers: int = 2,
+                   processes: bool = True) -> dict[str, Any]:
+    """Run :func:`curate_corpus` with a Dask task runner: the scoring work units (document range × pass)
+    spread over the workers; returns the flow's summary.
+
+    ``address``: an existing scheduler (``tcp://host:8786``); None: a local cluster of ``n_workers``
+    processes with one thread each. Workers read the token cache and write the pass files under
+    ``cache_dir``, which must be a shared filesystem.
+    """
+    from influence_stage.orchestration.dask_runner import dask_task_runner
+
+    runner = dask_task_runner(address, n_workers=n_workers, processes=processes)
+    return curate_corpus.with_options(task_runner=runner)(config)
+
+
 # -- command line ------------------------------------------------------------------------------------
 
 _OVERRIDES = ("source", "name", "model", "text_column", "publish_root", "cache_dir")
@@ -186,7 +216,15 @@ def run_curate(args: argparse.Namespace) -> int:
     """Run the ``curate`` command; returns the exit code (errors propagate to the CLI's handler)."""
     config = curate_config(args)
     preflight(config)
-    summary = curate_corpus(config)
+    dask, workers = getattr(args, "dask", None), getattr(args, "dask_workers", None)
+    if dask or workers is not None:
+        address = None if dask in (None, "local") else dask
+        if address is not None and workers is not None:
+            raise InvalidInputError(f"--dask {address} names an existing cluster and --dask-workers {workers} asks "
+                                    "for a local one. Fix: give one of them.")
+        summary = curate_on_dask(config, address=address, n_workers=2 if workers is None else workers)
+    else:
+        summary = curate_corpus(config)
     print(summary["markdown"])
     print(f"\npublished: {summary['published']}\nreport:    {summary['report']}")
     return 0

@@ -1,7 +1,10 @@
 """The curation steps and their plan, ``CURATE``: a smaller corpus of the same worth, scored by a language model.
 
-preflight → inventory → budget → load θ* → adapt θ* → members → loss matrix → prune → write the
-curated corpus → validate (the ``corpus`` suite) → report → publish → outcome
+preflight → inventory (exact and, with ``near_dedup``, MinHash near-duplicate removal) → budget →
+load θ* → tokenize (once, an Arrow file reused by every pass and by a re-run) → adapt θ* → members
+(batches drawn from the whole corpus) → loss matrix (one work unit per document range × pass, each
+with a done-flag) → prune → write the curated corpus (Parquet shards under a size limit) →
+validate (the ``corpus`` suite) → report → publish → outcome
 
 They read the flow's ``CurateConfig`` as ``RunContext.config`` and never import Prefect. The
 expensive results (the adapted θ*, the members, the loss matrix) are cached steps whose keys are the
@@ -12,9 +15,12 @@ Timing labels group the steps as the run's summary reports them (``inventory``, 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import numbers
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,7 @@ from influence_stage.data.corpus import Corpus, inventory, near_duplicate_groups
 from influence_stage.decisions.prune import check_budget, prune
 from influence_stage.errors import InvalidInputError
 from influence_stage.pipeline.context import RunContext, digest
-from influence_stage.pipeline.step import Plan, Step
+from influence_stage.pipeline.step import MappedStep, Plan, Step, WorkUnits
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +44,8 @@ def load_learner(config: Any) -> Any:
 
     return CausalLMLearner.from_pretrained(config.model, trainable=config.trainable, max_length=config.max_length,
                                            max_chunks=config.max_chunks, batch_size=config.batch_size,
-                                           batch_tokens=config.batch_tokens, device=config.device)
+                                           batch_tokens=config.batch_tokens, device=config.device,
+                                           eval_dtype=config.eval_dtype)
 
 
 def preflight(config: Any) -> Corpus:
@@ -101,8 +108,34 @@ class Inventory(Step):
 
     def run(self, context: RunContext) -> Any:
         c = context.config
-        return inventory(context["corpus"], min_chars=c.min_chars, max_chars=c.max_chars, dedup=c.dedup,
-                         skip_invalid=c.skip_invalid, progress=c.progress)
+        inv = inventory(context["corpus"], min_chars=c.min_chars, max_chars=c.max_chars, dedup=c.dedup,
+                        skip_invalid=c.skip_invalid, progress=c.progress)
+        if c.near_dedup is not None:
+            inv = remove_near_duplicates(context["corpus"], inv, threshold=c.near_dedup)
+        return inv
+
+
+def remove_near_duplicates(corpus: Corpus, inv: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
+    """The inventory with MinHash near duplicates of earlier documents marked ``duplicate``.
+
+    Only documents still ``ok`` are compared (``data.dedup.near_duplicate_of``, one streaming pass);
+    a near duplicate's ``duplicate_of`` is the row of the earlier document it matched, whose
+    content hash differs from its own (the manifest tells exact from near duplicates that way).
+    """
+    from influence_stage.data.dedup import near_duplicate_of
+
+    ok = inv["status"].eq("ok").to_numpy()
+    rows = np.flatnonzero(ok)
+    of = near_duplicate_of(corpus.iter_texts(rows=ok), threshold=threshold)
+    hit = of >= 0
+    out = inv.copy()
+    status = out["status"].to_numpy(dtype=object).copy()
+    dup = out["duplicate_of"].to_numpy(dtype=np.int64).copy()
+    status[rows[hit]] = "duplicate"
+    dup[rows[hit]] = rows[of[hit]]
+    out["status"], out["duplicate_of"] = status, dup
+    logger.info("near duplicates (MinHash, threshold %.2f): %d removed", threshold, int(hit.sum()))
+    return out
 
 
 class Budget(Step):
@@ -124,7 +157,8 @@ class Budget(Step):
         near = near_duplicate_groups(inv)
         context.values["fingerprint"] = corpus.fingerprint()
         data_key = digest(context.fingerprint, pretrained_digest(c.model), c.min_chars, c.max_chars, c.dedup,
-                          c.skip_invalid, c.max_length, c.max_chunks)
+                          c.skip_invalid, c.max_length, c.max_chunks,
+                          *(() if c.near_dedup is None else ("near", c.near_dedup)))
         return scored, n_keep, near, corpus.where(scored), data_key
 
 
@@ -137,10 +171,33 @@ class LoadModel(Step):
         return load_learner(context.config)
 
 
+class Tokenize(Step):
+    """The scored documents tokenized once (``data.tokens.TokenCache``): ``cache_dir/tokens/<data key>.arrow``,
+    read by the adaptation, the members and every scoring pass, and reused by a re-run."""
+
+    name, reads, writes, timing = "tokenize", ("learner", "view", "data_key"), ("tokens",), "tokens"
+
+    def run(self, context: RunContext) -> Any:
+        from influence_stage.data.tokens import TokenCache
+
+        c = context.config
+        path = Path(c.cache_dir).resolve() / "tokens" / f"{context['data_key']}.arrow"
+        return TokenCache.build(context["learner"], context["view"], path, progress=c.progress)
+
+
+def cycle_steps(config: Any, n_docs: int) -> int:
+    """SGD steps per member cycle: ``cycle_steps``, or with ``cycle_epochs`` the steps that draw
+    ``cycle_epochs × n_docs`` documents (``ceil(cycle_epochs × n_docs / batch_size)``, at least 1),
+    so the members' coverage of the corpus does not shrink as it grows."""
+    if config.cycle_epochs is None:
+        return int(config.cycle_steps)
+    return max(1, math.ceil(config.cycle_epochs * n_docs / config.batch_size))
+
+
 class AdaptTheta(Step):
     """θ* adapted to the corpus (``fit_steps`` AdamW steps); the full state dict is cached and loaded into θ*."""
 
-    name, reads, writes, timing, cached = "adapt-theta", ("view", "data_key"), ("adapted",), "θ*", True
+    name, reads, writes, timing, cached = "adapt-theta", ("tokens", "data_key"), ("adapted",), "θ*", True
 
     def applies(self, context: RunContext) -> bool:
         return bool(context.config.fit_steps)
@@ -153,7 +210,7 @@ class AdaptTheta(Step):
         c = context.config
         learner = load_learner(c)
         logger.info("adapting θ* to the corpus: %d steps", c.fit_steps)
-        learner.fit(context["view"], steps=c.fit_steps, lr=c.fit_lr, warmup=max(c.fit_steps // 10, 1), seed=c.seed,
+        learner.fit(context["tokens"], steps=c.fit_steps, lr=c.fit_lr, warmup=max(c.fit_steps // 10, 1), seed=c.seed,
                     progress=c.progress)
         return {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
 
@@ -166,13 +223,14 @@ class AdaptTheta(Step):
 def _member_key(context: RunContext) -> str:
     c = context.config
     return digest(context["data_key"], "members", c.fit_steps, c.fit_lr, c.trainable, c.chains, c.cycles,
-                  c.cycle_steps, c.ft_lr, c.seed, c.batch_size)
+                  c.cycle_steps, c.ft_lr, c.seed, c.batch_size, "tokens", c.cycle_epochs)
 
 
 class LMMembers(Step):
-    """Cycles of continued pre-training from θ* (``engine.causal_lm.lm_members``)."""
+    """Cycles of continued pre-training from θ* (``engine.causal_lm.lm_members``), each step's batch drawn
+    uniformly from the whole tokenized corpus; :func:`cycle_steps` steps per cycle."""
 
-    name, reads, writes, timing, cached = "members", ("learner", "view"), ("members",), "members", True
+    name, reads, writes, timing, cached = "members", ("learner", "tokens"), ("members",), "members", True
 
     def cache_key(self, context: RunContext) -> str:
         return _member_key(context)
@@ -181,26 +239,110 @@ class LMMembers(Step):
         from influence_stage.engine.causal_lm import lm_members
 
         c = context.config
-        return lm_members(context["learner"], context["view"], chains=c.chains, cycles=c.cycles, steps=c.cycle_steps,
-                          ft_lr=c.ft_lr, seed=c.seed, progress=c.progress)
+        tokens = context["tokens"]
+        return lm_members(context["learner"], tokens, chains=c.chains, cycles=c.cycles,
+                          steps=cycle_steps(c, len(tokens)), ft_lr=c.ft_lr, seed=c.seed, progress=c.progress)
 
 
-class LossMatrix(Step):
-    """One streaming pass per member: the loss matrix and the exact GEX self-influence (``corpus_gex``)."""
+def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: int, out: str) -> bool:
+    """One scoring work unit: the losses of documents ``start .. stop - 1`` at θ* (``member`` None) or at
+    the member saved in ``member``, saved to ``out`` (``.npy``) with a done-flag ``out + ".done"``.
 
-    name, reads, writes, timing, cached = "loss-matrix", ("learner", "view", "members"), ("scores",), "scores", True
+    A unit whose done-flag exists returns at once; returns whether it evaluated the pass. The
+    learner is copied first, so units on threads of one process never share weights.
+    """
+    import torch
 
-    def cache_key(self, context: RunContext) -> str:
-        return digest(_member_key(context), "loss", context.config.tau, context.config.batch_tokens)
+    done = Path(out + ".done")
+    if done.exists():
+        return False
+    own = copy.copy(learner)
+    own.model = copy.deepcopy(learner.model)
+    if member is not None:
+        own.set_state(torch.load(member, map_location=own.device, weights_only=True))
+    losses = own.per_sample_loss(tokens.slice(start, stop))
+    tmp = Path(f"{out}.{os.getpid()}.tmp.npy")
+    np.save(tmp, losses)
+    os.replace(tmp, out)
+    done.touch()
+    return True
+
+
+class LossMatrix(MappedStep):
+    """The loss matrix and the exact GEX self-influence, as work units: one per (document range ×
+    pass), a pass being θ* or one member (``score_pass``).
+
+    Everything lives under ``cache_dir/curate/<key>/``: the members' states (``members/<m>.pt``), each
+    unit's losses and done-flag (``passes/``), the gathered matrix (``loss_matrix.npy``, memory
+    mapped). After a kill, a re-run evaluates only the units without a done-flag. ``shard_docs``
+    documents per range.
+    """
+
+    name, reads, writes, timing = "loss-matrix", ("learner", "tokens", "members"), ("scores",), "scores"
+    unit_name = "score-pass"
+    unit_retries = 1
+
+    def _folder(self, context: RunContext) -> Path:
+        c = context.config
+        key = digest(_member_key(context), "passes", c.batch_tokens, c.eval_dtype)
+        return Path(c.cache_dir).resolve() / "curate" / key
+
+    def units(self, context: RunContext) -> WorkUnits:
+        import torch
+
+        c, folder, members = context.config, self._folder(context), context["members"]
+        (folder / "members").mkdir(parents=True, exist_ok=True)
+        (folder / "passes").mkdir(parents=True, exist_ok=True)
+        paths: list[str | None] = [None]
+        for m, state in enumerate(members):
+            path = folder / "members" / f"{m}.pt"
+            if not path.exists():
+                tmp = path.with_name(f".{m}.{os.getpid()}.tmp")
+                torch.save(state, tmp)
+                os.replace(tmp, path)
+            paths.append(str(path))
+        n = len(context["tokens"])
+        ranges = [(s, min(s + c.shard_docs, n)) for s in range(0, n, c.shard_docs)]
+        items, names = [], []
+        for p, member in enumerate(paths):
+            tag = "theta" if member is None else f"m{p - 1}"
+            for s, e in ranges:
+                items.append({"member": member, "start": s, "stop": e,
+                              "out": str(folder / "passes" / f"{tag}-{s}-{e}.npy")})
+                names.append(f"score-pass {tag} docs {s}-{e}")
+        context.values["pass_folder"] = folder
+        return WorkUnits(fn=score_pass, shared={"learner": context["learner"], "tokens": context["tokens"]},
+                         items=items, names=names, bounded=True)
 
     def run(self, context: RunContext) -> Any:
-        from influence_stage.engine.causal_lm import corpus_gex
+        units = self.units(context)
+        return self.gather(context, units, [units.fn(**units.shared, **item) for item in units.items])
 
-        c = context.config
-        res = corpus_gex(context["learner"], context["view"], members=context["members"], ft_lr=c.ft_lr, tau=c.tau,
-                         progress=c.progress)
-        return {"self_influence": res.self_influence, "base_loss": res.base_loss,
-                "loss_matrix": np.asarray(res.loss_matrix), "timings": res.timings}
+    def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
+        from influence_stage.engine.influence import self_influence
+
+        folder, n, n_members = context["pass_folder"], len(context["tokens"]), len(context["members"])
+        L = np.lib.format.open_memmap(str(folder / "loss_matrix.npy"), mode="w+", dtype=np.float32,
+                                      shape=(n, n_members))
+        base = np.empty(n, dtype=np.float32)
+        for item in units.items:
+            col = np.load(item["out"])
+            s, e = item["start"], item["stop"]
+            if len(col) != e - s:
+                raise InvalidInputError(f"scoring pass {item['out']} holds {len(col)} losses for documents {s}..{e}; "
+                                        "the pass file is stale. Fix: remove the cache folder "
+                                        f"{str(folder)!r} and run again.")
+            if item["member"] is None:
+                base[s:e] = col
+            else:
+                L[s:e, int(Path(item["member"]).stem)] = col
+        L.flush()
+        evaluated = int(sum(bool(r) for r in results))
+        context.values["passes_evaluated"] = evaluated
+        logger.info("scoring passes: %d evaluated, %d reused from their done-flags", evaluated,
+                    len(results) - evaluated)
+        return {"self_influence": self_influence(L, base, tau=context.config.tau), "base_loss": base,
+                "loss_matrix": L, "timings": {}}
 
 
 class Prune(Step):
@@ -225,13 +367,17 @@ class WriteCurated(Step):
     def run(self, context: RunContext) -> Any:
         import datasets
 
+        c = context.config
         workdir = context.values.setdefault("workdir", tempfile.TemporaryDirectory(prefix="curate-"))
         manifest = context["manifest"]
         keep = manifest["status"].eq("kept").to_numpy()
-        path = Path(workdir.name) / "curated.parquet"
-        context["corpus"].write_parquet(path, keep, extra={ROW_ID: manifest[ROW_ID].to_numpy(),
-                                                           "self_influence": manifest["score"].to_numpy()})
-        return datasets.Dataset.from_parquet(str(path), cache_dir=str(Path(workdir.name) / "arrow"))
+        paths = context["corpus"].write_parquet_shards(
+            Path(workdir.name) / "shards", keep, extra={ROW_ID: manifest[ROW_ID].to_numpy(),
+                                                       "self_influence": manifest["score"].to_numpy(),
+                                                       "base_loss": manifest["base_loss"].to_numpy()},
+            max_rows=c.output_shard_rows, max_bytes=c.output_shard_bytes)
+        context.values["output_shards"] = paths
+        return datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(Path(workdir.name) / "arrow"))
 
 
 class ValidateCorpus(Step):
@@ -275,7 +421,10 @@ class CorpusReport(Step):
                    "kept fraction of scored": round(result.n_keep / n_scored, 6),
                    "near-duplicate groups": len(near), "members": c.chains * c.cycles,
                    "ft_lr": c.ft_lr, "trainable": c.trainable, "model": c.model,
-                   "low cut": result.low_cut, "high cut": result.high_cut}
+                   "low cut": result.low_cut, "high cut": result.high_cut,
+                   "member steps per cycle": cycle_steps(c, n_scored),
+                   "scoring passes evaluated": int(context.get("passes_evaluated", 0)),
+                   "output shards": len(context.get("output_shards", []))}
         seconds = {f"seconds {k}": round(v, 3) for k, v in context.timings.items()}
         html = build_corpus_report(manifest, texts=texts, summary={**summary, **seconds}, low_cut=result.low_cut,
                                    high_cut=result.high_cut, near_duplicates=near,
@@ -294,6 +443,8 @@ class PublishCorpus(Step):
 
         c = context.config
         extra = {"near_duplicates.json": json.dumps(context["near"]).encode()}
+        for path in context.get("output_shards", []):  # the curated corpus as Parquet shards under the size limit
+            extra[f"shards/{path.name}"] = path.read_bytes()
         return publish(context["curated"], context["manifest"], root=c.publish_root, name=c.name,
                        config=c.model_dump(mode="json"), validation_reports=[context["report"]],
                        report_html=context["html"], extra_files=extra, fingerprint=context.fingerprint,
@@ -318,7 +469,7 @@ class CurateOutcome(Step):
         context.stop(summary)
 
 
-CURATE = Plan("curate", (CuratePreflight(), Inventory(), Budget(), LoadModel(), AdaptTheta(), LMMembers(),
+CURATE = Plan("curate", (CuratePreflight(), Inventory(), Budget(), LoadModel(), Tokenize(), AdaptTheta(), LMMembers(),
                          LossMatrix(), Prune(), WriteCurated(), ValidateCorpus(), CorpusReport(), PublishCorpus(),
                          CurateOutcome()))
 """The curation flow's step order."""
@@ -331,4 +482,5 @@ def cleanup(context: RunContext) -> None:
         workdir.cleanup()
 
 
-__all__ = ["CURATE", "build_manifest", "cleanup", "load_learner", "preflight", "texts_of"]
+__all__ = ["CURATE", "build_manifest", "cleanup", "cycle_steps", "load_learner", "preflight",
+           "remove_near_duplicates", "score_pass", "texts_of"]
