@@ -417,7 +417,7 @@ def test_raise_if_failed_lists_each_failed_expectation(case):
     expected = {"schema_preserved", "weight_in_range", "weights_match_manifest", "manifest_covers_input",
                 "drop_fraction"}
     assert _failed(report) == expected
-    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 5\) failed 5 of \d+") as info:
+    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 6\) failed 5 of \d+") as info:
         report.raise_if_failed()
     message = str(info.value)
     for key in expected:
@@ -430,7 +430,7 @@ def test_to_json_holds_ge_results_per_batch(case):
     ds, manifest, out = case
     report = _validate_out(out, ds, manifest.drop(index=8))
     data = json.loads(report.to_json())
-    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 5
+    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 6
     assert set(data["batches"]) == {"columns", "rows", "manifest", "accounting"}
     acc = data["batches"]["accounting"]
     assert acc["suite_name"] == "output.accounting" and acc["success"] is False
@@ -485,3 +485,11 @@ def test_write_suite_files_refuses_a_change_without_a_version_bump(tmp_path):
     (tmp_path / "input.json").write_text(json.dumps(doc))
     with pytest.raises(InvalidInputError, match=r"suite 'input' changed but its version is still 2"):
         write_suite_files(tmp_path)
+
+
+def test_output_manifest_missing_a_column_fails_naming_it(case):
+    ds, manifest, out = case
+    report = _validate_out(out, ds, manifest.drop(columns=["label_quality"]))
+    assert "manifest_columns_present" in _failed(report)
+    line = next(f for f in report.failures() if "manifest_columns_present" in f)
+    assert "missing column(s) ['label_quality']" in line

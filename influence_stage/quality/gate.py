@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import numbers
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +194,9 @@ def failure_line(r: dict[str, Any]) -> str:
             detail += " at " + ", ".join(f"{k} {_short([d.get(k) for d in ids])}" for k in keys)
         return f"{head} failed: {detail}"
     observed = r["observed_value"]
+    if r["expectation_type"] == "expect_table_columns_to_match_set":
+        missing = [c for c in r["kwargs"].get("column_set") or [] if c not in (observed or [])]
+        return f"{head} failed: missing column(s) {missing}"
     if r["expectation_type"] == "expect_column_to_exist":
         return f"{head} failed: column {r['column']!r} not found"
     bounds = {k: r["kwargs"][k] for k in ("min_value", "max_value") if r["kwargs"].get(k) is not None}
@@ -290,12 +294,40 @@ def validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
 
     The one place that talks to Great Expectations' validation API, for the input, output and corpus suites.
     """
-    context = ephemeral_context()
-    source = context.data_sources.add_pandas(f"influence_stage_{suite}")
+    with _GX_LOCK:
+        return _validate_batches(suite, suites, batches, parameters)
+
+
+_GX_LOCK = threading.Lock()
+"""One validation at a time: the process's Great Expectations context is shared (and not thread-safe)."""
+
+_GX_STATE: dict[str, Any] = {}
+"""The process's ephemeral GE context, one pandas data source per suite, one batch definition per batch."""
+
+
+def _batch_definition(suite: str, batch: str) -> Any:
+    """The whole-dataframe batch definition of ``suite.batch``, registered once per process.
+
+    Registering a data source or an asset rewrites the context's configuration; doing it once, not
+    on every gate, keeps a small dataset's gates from being dominated by that bookkeeping.
+    """
+    if "context" not in _GX_STATE:
+        _GX_STATE["context"] = ephemeral_context()
+    key = f"{suite}.{batch}"
+    if key not in _GX_STATE:
+        source_key = f"source:{suite}"
+        if source_key not in _GX_STATE:
+            _GX_STATE[source_key] = _GX_STATE["context"].data_sources.add_pandas(f"influence_stage_{suite}")
+        _GX_STATE[key] = _GX_STATE[source_key].add_dataframe_asset(batch).add_batch_definition_whole_dataframe("whole")
+    return _GX_STATE[key]
+
+
+def _validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
+                      parameters: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     results: list[dict[str, Any]] = []
     ge_results: dict[str, Any] = {}
     for batch in batches:
-        definition = source.add_dataframe_asset(batch.name).add_batch_definition_whole_dataframe("whole")
+        definition = _batch_definition(suite, batch.name)
         result_format: dict[str, Any] = {
             "result_format": "SUMMARY",
             "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT,

@@ -21,7 +21,7 @@ from influence_stage.quality.accounting import FROM_INPUT
 logger = logging.getLogger(__name__)
 
 
-SUITE_VERSIONS: dict[str, int] = {"input": 2, "output": 5}
+SUITE_VERSIONS: dict[str, int] = {"input": 2, "output": 6}
 """Version of each suite; bump it whenever its expectations change (``write_suite_files`` checks)."""
 
 
@@ -223,7 +223,15 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
         gxe.ExpectColumnValuesToBeBetween(column=weight_column, min_value=0.0, max_value=1.0, strict_min=True,
                                           description="weights are in (0, 1]", meta={"key": "weight_in_range"}),
     ]
-    manifest = manifest_expectations(gxe, TABLE_COLUMNS) + [
+    manifest = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(TABLE_COLUMNS), exact_match=False,
+                                         description="the manifest has the decision table's columns",
+                                         meta={"key": "manifest_columns_present"}),
+        gxe.ExpectColumnValuesToNotBeNull(column=ROW_ID, description="every manifest row has a row_id",
+                                          meta={"key": "manifest_row_id_not_null"}),
+        gxe.ExpectColumnValuesToBeUnique(column=ROW_ID, description="manifest row_id values are unique",
+                                         meta={"key": "manifest_row_id_unique"}),
+    ] + [
         gxe.ExpectColumnValuesToBeInSet(column="action", value_set=list(ROW_ACTIONS),
                                         description=f"manifest actions are one of {list(ROW_ACTIONS)}",
                                         meta={"key": "manifest_action_valid"}),
