@@ -99,4 +99,5 @@ def test_notebook_runs_and_finds_the_flips(name, capsys):
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert texts[-1].startswith("HTMLReport(") and f"average precision ({m.group(3)})" in texts[-1]
     with capsys.disabled():
-        print(f"\n{name}: {seconds:.1f} s wall, {cpu:.1f} s CPU, precision {p:.3f} (chance {chance:.3f}), recall {r:.3f}, AP {ap:.3f}")
+        print(f"\n{name}: {seconds:.1f} s wall, {cpu:.1f} s CPU, precision {p:.3f} (chance {chance:.3f}), "
+              f"recall {r:.3f}, AP {ap:.3f}")
