@@ -47,6 +47,6 @@ from influence_stage.report.plots import (
 
 __all__ = [
     "GALLERY_K", "SECTION_TITLES", "TOP_ROWS", "build_report", "estimator_report_html", "gallery_html",
-    "plot_distributional_bias", "plot_gallery", "plot_issues_per_class", "plot_precision_recall", "plot_score_histogram", "precision_recall_at",
-    "summary_markdown", "write_report",
+    "plot_distributional_bias", "plot_gallery", "plot_issues_per_class", "plot_precision_recall",
+    "plot_score_histogram", "precision_recall_at", "summary_markdown", "write_report",
 ]
