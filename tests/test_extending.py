@@ -13,9 +13,10 @@ from influence_stage.decisions.issues import ISSUE_REGISTRY
 from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.decisions.thresholds import THRESHOLD_REGISTRY
 from influence_stage.engine.scores import SCORE_REGISTRY
+from influence_stage.engine.sources import MODEL_SOURCE_REGISTRY
 
 PAGE = Path(__file__).parents[1] / "docs" / "extending.md"
-REGISTRIES = (SCORE_REGISTRY, THRESHOLD_REGISTRY, POLICY_REGISTRY, ISSUE_REGISTRY)
+REGISTRIES = (SCORE_REGISTRY, THRESHOLD_REGISTRY, POLICY_REGISTRY, ISSUE_REGISTRY, MODEL_SOURCE_REGISTRY)
 
 
 def _sections() -> list[tuple[str, str]]:
@@ -67,4 +68,4 @@ def test_examples_register_the_names_they_document(clean_registries):
     for heading, code in SECTIONS:
         _run(heading, code)
     assert "loss-spread" in SCORE_REGISTRY and "top-share" in THRESHOLD_REGISTRY
-    assert "halve" in POLICY_REGISTRY and "unsure" in ISSUE_REGISTRY
+    assert "halve" in POLICY_REGISTRY and "unsure" in ISSUE_REGISTRY and "wide-mlp" in MODEL_SOURCE_REGISTRY

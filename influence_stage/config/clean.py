@@ -99,7 +99,8 @@ class CleanConfig(BaseModel):
                        "with checkpoint.load_model: builder from its sidecar or model_builder; input size and "
                        "classes checked against the data); or 'hf:<folder>', a local Hugging Face sequence- or "
                        "image-classification model with its tokenizer / image processor (text or image feature "
-                       "columns; read raw, not featurized). Loaded models are used as trained unless fit_loaded.")
+                       "columns; read raw, not featurized); or the form of a source registered in "
+                       "engine.sources.MODEL_SOURCE_REGISTRY. Loaded models are used as trained unless fit_loaded.")
     model_builder: Literal["mlp", "cnn"] | None = Field(
         None, description="Architecture of a checkpoint given as model, when its sidecar <file>.meta.json does "
         "not name one (sizes are read from the weights). None: the sidecar's.")

@@ -7,33 +7,28 @@ Every higher layer (cleaner, flows, CLI, benchmarks) calls these.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from influence_stage._checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.engine.members import AutoScale, build_members, can_cross_fit, choose_ft_lr, out_of_sample_proba
 from influence_stage.timing import Timings
-from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.errors import InvalidInputError
 from influence_stage.engine.influence import self_influence
 from influence_stage.engine.learner import (
     Learner,
     State,
     TensorData,
-    TorchLearner,
     TrainHistory,
     labels_digest,
-    resolve_device,
 )
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.losses import loss_matrix
-from influence_stage.engine.models import build_model
-from influence_stage.engine.sklearn_learner import SklearnLearner
+from influence_stage.engine.sources import LearnerRequest, learner_from_source
 from influence_stage.engine.scores import GEX_SCALE, NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
 
 logger = logging.getLogger(__name__)
@@ -90,30 +85,10 @@ class GEXResult:
 
 
 def make_learner(model: Any, X: np.ndarray, n_classes: int, *, config: GEXConfig) -> tuple[Learner, bool]:
-    """Turn ``model`` into a Learner; the flag says whether it still needs training (a name was given)."""
-    if isinstance(model, str):
-        module = build_model(model, X.shape[1:], n_classes, seed=config.seed)
-        return _torch_learner(module, config), True
-    if isinstance(model, nn.Module):
-        return _torch_learner(model, config), False
-    if isinstance(model, Learner):
-        return model, False
-    if hasattr(model, "partial_fit") and hasattr(model, "predict_proba") and hasattr(model, "get_params"):
-        # a scikit-learn estimator that takes SGD steps: trained first unless it is fitted already
-        fitted = hasattr(model, "coef_") or hasattr(model, "coefs_")
-        # a copy: the caller's estimator and its settings stay as they are
-        return SklearnLearner(copy.deepcopy(model), batch_size=config.batch_size, n_classes=n_classes), not fitted
-    raise InvalidTypeError(
-        "model must be a model name ('auto', 'mlp', 'cnn'), a torch.nn.Module, a Learner or a scikit-learn "
-        "estimator with partial_fit and predict_proba; "
-        f"found {type(model).__name__}."
-    )
-
-
-def _torch_learner(module: nn.Module, config: GEXConfig) -> TorchLearner:
-    return TorchLearner(module, batch_size=config.batch_size, momentum=config.momentum,
-                        weight_decay=config.weight_decay, eval_batch_size=config.eval_batch_size,
-                        device=resolve_device(config.device))
+    """Turn ``model`` into a Learner through its source (:mod:`influence_stage.engine.sources`); the flag
+    says whether it still needs training (a name was given, or an unfitted scikit-learn estimator)."""
+    return learner_from_source(model, LearnerRequest(input_shape=tuple(int(s) for s in X.shape[1:]),
+                                                     n_classes=n_classes, gex=config))
 
 
 def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_config: FitConfig | None = None,

@@ -15,12 +15,13 @@ Prefect flow wraps the same functions in tasks, so nothing is computed in two pl
 The configuration (:class:`~influence_stage.config.clean.CleanConfig`, :func:`parse_model_spec`,
 :func:`config_fingerprint`) lives in :mod:`influence_stage.config`; its names are re-exported here.
 
-Which model: :func:`parse_model_spec` reads ``CleanConfig.model`` — a builder name (``"auto"``,
+Which model: :func:`parse_model_spec` reads ``CleanConfig.model`` through the model-source registry
+(:data:`influence_stage.engine.sources.MODEL_SOURCE_REGISTRY`) — a builder name (``"auto"``,
 ``"mlp"``, ``"cnn"``: trained on the given labels), a torch checkpoint (``"checkpoint:<path>"`` or a
 path ending in ``.pt``, ``.pth``, ``.bin``, ``.safetensors``; loaded with
-:func:`influence_stage.engine.checkpoint.load_model`) or a local Hugging Face classifier
-(``"hf:<folder>"``; :class:`influence_stage.engine.hf.HFLearner`). Loaded models are θ* as they are
-unless ``fit_loaded``.
+:func:`influence_stage.engine.checkpoint.load_model`), a local Hugging Face classifier
+(``"hf:<folder>"``; :class:`influence_stage.engine.hf.HFLearner`) or a registered source's form.
+Loaded models are θ* as they are unless ``fit_loaded``.
 
 Caching keys for the flows: ``data.fingerprint.dataset_fingerprint`` (content of the Arrow table,
 column names and feature types) and :func:`config_fingerprint` (the configuration fields that change members and
@@ -49,14 +50,14 @@ from influence_stage.decisions import Decisions, decide, parse_threshold
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
 from influence_stage.decisions.estimate import confident_joint_count
 from influence_stage.decisions.policies import POLICY_REGISTRY
-from influence_stage.engine.checkpoint import load_model
 from influence_stage.engine.gex import GEXResult, make_learner
-from influence_stage.engine.hf import DatasetImages, HFLearner, ImageData, TextData, model_label_names
+from influence_stage.engine.hf import DatasetImages, HFLearner, ImageData, TextData
 from influence_stage.engine.influence import self_influence
 from influence_stage.engine.learner import Learner, TensorData, place, resolve_device
 from influence_stage.engine.losses import mean_member_proba
 from influence_stage.engine.members import can_cross_fit, out_of_sample_proba
 from influence_stage.engine.scores import GEX_SCALE
+from influence_stage.engine.sources import LearnerRequest
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
@@ -353,7 +354,7 @@ def featurize_step(prepared: Prepared, config: CleanConfig, *, store_dir: str | 
     config = _check_config(config)
     y = np.asarray(prepared.encoding.codes, dtype=np.int64)
     ids = row_ids(prepared.dataset)
-    if parse_model_spec(config.model).kind == "hf":
+    if parse_model_spec(config.model).model_source.reads_raw:
         _hf_task(prepared.roles, f"model {config.model!r}")
         logger.info("model %r reads the raw %s column(s) %s; not featurized", config.model, prepared.roles.kind,
                     list(prepared.roles.feature_columns))
@@ -455,26 +456,26 @@ def _check_label_names(model_names: list[str] | None, prepared: Prepared, where:
                    where, model_names[:10], data_names[:10])
 
 
-def _load_learner(spec: ModelSpec, features: Features, config: CleanConfig, prepared: Prepared | None) -> Learner:
-    """The learner of a checkpoint or an ``hf:`` folder, at the loaded parameters."""
-    if spec.kind == "checkpoint":
-        module = load_model(spec.path, builder=config.model_builder, input_shape=features.X.shape[1:],
-                            n_classes=features.n_classes)
-        learner, _ = make_learner(module, features.X, features.n_classes, config=config.gex)
-        return learner
-    where = f"model 'hf:{spec.value}'"
-    if not isinstance(prepared, Prepared):
-        raise InvalidInputError(
-            f"{where} reads the raw text or image column, so make_model_step needs prepared= (the output of "
-            f"prepare); found {type(prepared).__name__}. Fix: make_model_step(features, config, prepared=prepared)."
-        )
-    learner = HFLearner.from_pretrained(
-        spec.path, task=_hf_task(prepared.roles, where), num_labels=features.n_classes,
-        trainable=config.hf_trainable, batch_size=config.gex.batch_size,
-        eval_batch_size=min(config.gex.eval_batch_size, HF_EVAL_BATCH_SIZE), momentum=config.gex.momentum,
-        weight_decay=config.gex.weight_decay, device=resolve_device(config.gex.device))
-    _check_label_names(model_label_names(learner.model), prepared, where)
-    return learner
+def _source_learner(model: str, features: Features, config: CleanConfig,
+                    prepared: Prepared | None) -> tuple[Learner, bool]:
+    """The learner of a model string's source (a name built here, a checkpoint, an ``hf:`` folder, ...)
+    and whether it is to be trained (a name; a loaded model under ``fit_loaded``)."""
+    spec = parse_model_spec(model)
+    source, where, task = spec.model_source, f"model {model!r}", None
+    if source.reads_raw:
+        if not isinstance(prepared, Prepared):
+            raise InvalidInputError(
+                f"{where} reads the raw text or image column, so make_model_step needs prepared= (the output of "
+                f"prepare); found {type(prepared).__name__}. Fix: make_model_step(features, config, prepared=prepared)."
+            )
+        task = _hf_task(prepared.roles, where)
+    request = LearnerRequest(input_shape=tuple(int(s) for s in features.X.shape[1:]), n_classes=features.n_classes,
+                             gex=config.gex, model_builder=config.model_builder, hf_trainable=config.hf_trainable,
+                             task=task, eval_batch_cap=HF_EVAL_BATCH_SIZE)
+    learner, needs_fit = source.learner(spec, request)
+    if isinstance(prepared, Prepared):
+        _check_label_names(source.class_names(learner), prepared, where)
+    return learner, needs_fit or config.fit_loaded
 
 
 def make_model_step(features: Features, config: CleanConfig, model: Any = None, *, prepared: Prepared | None = None,
@@ -520,11 +521,7 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
     config = _check_config(config)
     chosen = config.model if model is None else model
     if isinstance(chosen, str):
-        spec = parse_model_spec(chosen)
-        if spec.kind == "name":
-            learner, needs_fit = make_learner(spec.value, features.X, features.n_classes, config=config.gex)
-        else:
-            learner, needs_fit = _load_learner(spec, features, config, prepared), config.fit_loaded
+        learner, needs_fit = _source_learner(chosen, features, config, prepared)
     else:
         learner, needs_fit = make_learner(chosen, features.X, features.n_classes, config=config.gex)
         needs_fit = needs_fit or config.fit_loaded
