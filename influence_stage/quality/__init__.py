@@ -16,13 +16,22 @@ plus a ``version``). A test checks that the stored JSON equals what the code bui
 a suite shows up as a reviewed diff of the JSON; :func:`write_suite_files` regenerates the files and
 refuses to change the expectations without a bump of :data:`SUITE_VERSIONS`. Code is the source,
 not the JSON, because column names are not GE suite parameters (``$PARAMETER`` works for values
-only) and the input suite has one expectation per feature column: loading from JSON would need a
-template language of our own on top of GE's format. The snapshot is built with placeholder column
-names (``<label_column>``, ``<feature_column>``, ...).
+only): loading from JSON would need a template language of our own on top of GE's format. The
+snapshot is built with placeholder column names (``<label_column>``, ``<weight_column>``).
+
+Wide data
+---------
+No check costs one expectation, one ``Dataset.features`` copy or one Arrow read per column: checks
+over many columns (every feature column present, numeric feature columns without nulls / NaN, the
+output's columns in order, their feature types) run as *one* expectation each over a summary frame
+with one row per column (:mod:`influence_stage.quality.summaries`), computed with whole-table
+operations. Those expectations and batches say so in their ``notes``; a failure names the columns.
+The suites do not depend on the number or names of the feature columns. One GE context, data
+source and batch definition per batch are registered once per process.
 
 Values are bound at run time with GE's own suite parameters (``{"$PARAMETER": name}``, passed to
 ``Batch.validate(expectation_parameters=...)``): ``class_set``, ``min_rows_per_class``,
-``expected_columns``, ``max_drop_fraction``. Column names are substituted when
+``max_drop_fraction``. Column names are substituted when
 the suite is built. The parameters a run used are recorded in :meth:`ValidationReport.to_json`.
 
 Batches
@@ -34,15 +43,15 @@ every input row exactly once? does every output row come from the input?) are GE
 derived frame, the outer join of input, manifest and output ``row_id``s, so no list of ids is ever
 passed as an expectation argument (it would be copied into the result JSON).
 
-``input``:  ``columns`` (a 0-row frame with the input's columns: label, ``row_id`` and every
-feature column present), ``rows`` (label not null and in the class set, ``row_id`` not null and
-unique, numeric feature columns without nulls), ``class_counts`` (one row per declared class:
+``input``:  ``columns`` (a summary, one row per required column: label, ``row_id`` and every
+feature column present; numeric feature columns without nulls / NaN), ``rows`` (label not null and
+in the class set, ``row_id`` not null and unique), ``class_counts`` (one row per declared class:
 at least ``min_rows_per_class`` rows).
 
-``output``: ``columns`` (the input's columns in order, plus the weight column when present),
-``features`` (each input column keeps its feature type), ``rows`` (label not null and in the class
-set, weights in ``(0, 1]``, ``row_id`` not null and unique; no weight column means all weights 1),
-``manifest`` (the decision table's columns, ``row_id`` not null and unique, actions, label codes,
+``output``: ``columns`` (a summary, one row per column: the input's columns in order, plus the
+weight column when present; each input column keeps its feature type), ``rows`` (label not null
+and in the class set, weights in ``(0, 1]``, ``row_id`` not null and unique; no weight column means
+all weights 1), ``manifest`` (the decision table's columns, ``row_id`` not null and unique, actions, label codes,
 weights), ``accounting`` (every output and manifest ``row_id`` is an input row; each input row is
 in the manifest exactly once; the output holds exactly the rows the manifest keeps, relabels or
 reweights; their labels and weights are the manifest's; the dropped fraction is at most
