@@ -60,7 +60,7 @@ def small_run(small, small_config):
 
 def test_config_round_trips_through_json_and_yaml(tmp_path):
     config = CleanConfig(feature_columns=["px_0", "px_1"], action="relabel", threshold="budget:0.1",
-                         max_drop_fraction=0.2, gex=GEXConfig(chains=3, ft_lr=0.2, lr_grid=(0.1, 0.2)),
+                         drop_cap=0.2, gex=GEXConfig(chains=3, ft_lr=0.2, lr_grid=(0.1, 0.2)),
                          fit=FitConfig(epochs=7), seed=5)
     assert config.feature_columns == ("px_0", "px_1")
     assert CleanConfig.model_validate(config.model_dump(mode="json")) == config

@@ -74,3 +74,31 @@ def test_a_budget_policy_runs_without_probabilities_and_past_the_gate(every_othe
     assert table["action"].tolist() == ["keep", "drop"] * 100
     assert table["is_issue"].sum() == 100
     assert (table["suggested_label"].to_numpy() == y).all()  # no probabilities: the given label
+
+
+def test_the_decision_cap_is_drop_cap_and_the_old_key_names_both():
+    import yaml
+
+    from influence_stage.orchestration.flow import FlowConfig
+
+    assert CleanConfig(drop_cap=0.2).drop_cap == 0.2
+    message = (r"max_drop_fraction is not a key of the clean configuration: the cap on decisions is named drop_cap "
+               r"\(never drop more than this fraction of all rows.*and max_drop_fraction is the output gate.*Fix: "
+               r"rename clean.max_drop_fraction to clean.drop_cap")
+    with pytest.raises(InvalidInputError, match="configuration: " + message):
+        CleanConfig.from_mapping({"max_drop_fraction": 0.2})
+    with pytest.raises(ValueError, match=message):
+        CleanConfig(max_drop_fraction=0.2)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "flow.yaml"
+        path.write_text(yaml.safe_dump({"source": "x.csv", "name": "x", "max_drop_fraction": 0.5,
+                                        "clean": {"max_drop_fraction": 0.1}}))
+        with pytest.raises(InvalidInputError, match=f"{path}: clean: " + message):
+            FlowConfig.from_yaml(path)
+        path.write_text(yaml.safe_dump({"source": "x.csv", "name": "x", "max_drop_fraction": 0.5,
+                                        "clean": {"drop_cap": 0.1}}))
+        flow = FlowConfig.from_yaml(path)
+        assert (flow.max_drop_fraction, flow.clean.drop_cap) == (0.5, 0.1)

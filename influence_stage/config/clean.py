@@ -34,6 +34,16 @@ SCORE_KEYS: tuple[str, ...] = ("label_column", "feature_columns", "split", "mode
                                "hf_trainable", "featurize", "fit", "gex")
 
 
+#: The error for the configuration key that was renamed: the decision cap and the output gate have two names.
+RENAMED_DROP_CAP = (
+    "max_drop_fraction is not a key of the clean configuration: the cap on decisions is named drop_cap (never drop "
+    "more than this fraction of all rows; where it binds the lowest-scoring drops are kept and the run goes on), "
+    "and max_drop_fraction is the output gate (the flow's top-level key, --max-drop-fraction, the estimators' "
+    "max_drop_fraction=): the run fails and nothing is published when more than that share of rows was dropped. "
+    "Fix: rename clean.max_drop_fraction to clean.drop_cap to cap the decisions, or move it to the top level of "
+    "the flow configuration to set the gate.")
+
+
 def _model_class_at(loc: tuple[Any, ...]) -> type[BaseModel]:
     """The pydantic model that owns the field at ``loc[:-1]`` (for 'allowed keys' in messages)."""
     cls: type[BaseModel] = CleanConfig
@@ -138,8 +148,10 @@ class CleanConfig(BaseModel):
     max_fraction_per_class: float | None = Field(
         0.5, ge=0, le=1, description="Never drop more than this fraction of a class (by given label); at least "
         "one row per class is always kept. None: no per-class cap.")
-    max_drop_fraction: float | None = Field(
-        None, ge=0, le=1, description="Never drop more than this fraction of all rows. None: no global cap.")
+    drop_cap: float | None = Field(
+        None, ge=0, le=1, description="A cap on the decisions: never drop more than this fraction of all rows; "
+        "where it binds, the lowest-scoring drops are kept (is_issue stays True). None: no global cap. Not the "
+        "output gate (max_drop_fraction of the flow, the CLI and the estimators), which fails the run instead.")
     min_weight: float = Field(0.05, gt=0, le=1, description="Lower clip of the weights under action='reweight'.")
     weight_column: str = Field("weight", min_length=1, description="Name of the column added under "
                                "action='reweight'; must not exist in the data.")
@@ -149,6 +161,13 @@ class CleanConfig(BaseModel):
     featurize: FeaturizeConfig = Field(default_factory=FeaturizeConfig, description="Featurizer settings.")
     seed: int = Field(0, description="Seed of the random choices outside θ* training and GEX (the 'gmm' "
                       "threshold). Model initialisation and chains use gex.seed, batch order fit.seed.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "max_drop_fraction" in data:
+            raise ValueError(RENAMED_DROP_CAP)
+        return data
 
     @field_validator("feature_columns", mode="before")
     @classmethod
@@ -246,6 +265,8 @@ class CleanConfig(BaseModel):
         InvalidInputError
             Unknown keys (named, with the allowed ones) or invalid values.
         """
+        if isinstance(data, Mapping) and "max_drop_fraction" in data:
+            raise InvalidInputError(f"{where}: {RENAMED_DROP_CAP}")
         if not isinstance(data, Mapping):
             raise InvalidInputError(
                 f"{where} must be a mapping of setting names to values; found {type(data).__name__}. "
@@ -331,4 +352,4 @@ def config_fingerprint(config: CleanConfig, keys: Iterable[str] = SCORE_KEYS) ->
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-__all__ = ["CleanConfig", "SCORE_KEYS", "check_rates", "config_fingerprint"]
+__all__ = ["CleanConfig", "RENAMED_DROP_CAP", "SCORE_KEYS", "check_rates", "config_fingerprint"]

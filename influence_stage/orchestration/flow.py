@@ -51,7 +51,7 @@ class FlowConfig(BaseModel):
     cache_dir: str = Field("runs/cache", description="Where cached θ*, members and loss matrices live.")
     max_drop_fraction: float = Field(GATE_MAX_DROP_FRACTION, gt=0, le=1, description="Output gate: the output suite fails (nothing is "
                                      "published) when more than this share of input rows was dropped. Not a "
-                                     "cap: decisions are capped by clean.max_drop_fraction.")
+                                     "cap: decisions are capped by clean.drop_cap.")
     truth: str | None = Field(None, description="Optional parquet with row_id and is_flipped (demo ground truth, "
                               "used only for the report's precision/recall).")
     progress: bool = Field(False, description="Show progress bars while training.")

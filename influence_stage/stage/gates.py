@@ -18,7 +18,7 @@ from influence_stage.stage.steps import Prepared
 GATE_MAX_DROP_FRACTION = 0.3
 """The output gate's default: it fails (nothing is returned or published; exit 3 in the CLI) when
 more than this share of the input rows was dropped, so an unexpected mass drop needs a deliberate
-raise. Not a cap: the decisions are capped by ``CleanConfig.max_drop_fraction``."""
+raise. Not a cap: the decisions are capped by ``CleanConfig.drop_cap``."""
 
 
 def validate_input_step(prepared: Prepared) -> Any:
@@ -67,7 +67,7 @@ def validate_output_step(cleaned: datasets.Dataset, prepared: Prepared, decision
             raise ValidationFailedError(
                 f"{exc} Fix: {dropped} of {len(decisions.table)} rows would be dropped, more than the gate's "
                 f"max_drop_fraction={max_drop_fraction:g}; if that is intended, raise max_drop_fraction (the "
-                "flow's max_drop_fraction, --max-drop-fraction), else cap the decisions (clean.max_drop_fraction) "
+                "flow's max_drop_fraction, --max-drop-fraction), else cap the decisions (clean.drop_cap) "
                 "or use a stricter threshold.") from exc
         raise
 
