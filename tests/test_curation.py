@@ -139,6 +139,13 @@ def test_bad_configuration(setup):
         curate_corpus(config(root, text_column="body"))
     with pytest.raises(ValidationError, match="trainable must be 'all' or 'last:N'"):
         config(root, trainable="head")
+    empty = root / "with-empty"
+    empty.mkdir(exist_ok=True)
+    pd.read_parquet(root / "shards" / "part-0.parquet").to_parquet(empty / "a.parquet")
+    pd.read_parquet(root / "shards" / "part-0.parquet").iloc[:0].to_parquet(empty / "b.parquet")
+    with pytest.raises(InvalidInputError, match=r"b.parquet'\] hold 0 rows"):
+        curate_corpus(config(root, source=str(empty), name="tiny-empty"))
+    assert not (root / "pub" / "tiny-empty").exists()
 
 
 def test_cli_functions(setup, capsys):
@@ -243,3 +250,98 @@ def test_report_samples_and_histogram():
     assert "&lt;b&gt;junk&lt;/b&gt;" in html and "data:image/png;base64" in html and "1 group(s)" in html
     with pytest.raises(InvalidInputError, match="needs 'score' and 'status' columns"):
         sample_rows(pd.DataFrame({"row_id": [0]}))
+
+
+# -- corpus scale: work units with done-flags, tokens once, sharded output, near duplicates -----------
+
+
+def test_scoring_passes_resume_from_their_done_flags(setup):
+    root, _ = setup
+    cfg = config(root, name="tiny-resume", cache_dir=str(root / "cache-resume"), shard_docs=30)
+    first = curate_corpus(cfg)
+    n_scored = first["documents scored"]
+    ranges = -(-n_scored // 30)
+    assert first["scoring passes evaluated"] == ranges * (1 + 2 * 2)  # (θ* + 4 members) × ranges
+    flags = sorted((root / "cache-resume" / "curate").glob("*/passes/*.done"))
+    assert len(flags) == ranges * 5
+    for flag in flags[:3]:  # a kill after some passes: their flags (and files) never written
+        flag.unlink()
+    tokens = list((root / "cache-resume" / "tokens").glob("*.arrow"))
+    assert len(tokens) == 1
+    mtime = tokens[0].stat().st_mtime_ns
+    again = curate_corpus(cfg)
+    assert again["scoring passes evaluated"] == 3  # only the passes without a done-flag
+    assert tokens[0].stat().st_mtime_ns == mtime  # tokenized once, reused by the re-run
+    _, a, _ = load_published(first["published"])
+    _, b, _ = load_published(again["published"])
+    np.testing.assert_array_equal(a["score"].to_numpy(), b["score"].to_numpy())
+    third = curate_corpus(cfg)
+    assert third["scoring passes evaluated"] == 0
+
+
+def test_sharded_output_loads_with_datasets(setup):
+    import datasets
+
+    root, _ = setup
+    summary = curate_corpus(config(root, name="tiny-shards", output_shard_rows=10))
+    ds, manifest, _ = load_published(summary["published"])
+    shards = sorted((root / "pub" / "tiny-shards").glob("*/shards/part-*.parquet"))
+    n_kept = int((manifest["status"] == "kept").sum())
+    assert len(shards) == summary["output shards"] == -(-n_kept // 10)
+    rows = [pd.read_parquet(p).shape[0] for p in shards]
+    assert max(rows) == 10 and sum(rows) == n_kept
+    loaded = datasets.load_dataset("parquet", data_files=[str(p) for p in shards], split="train")
+    assert sorted(loaded["row_id"]) == sorted(ds["row_id"])
+    assert {"self_influence", "base_loss"} <= set(loaded.column_names)
+    by_bytes = curate_corpus(config(root, name="tiny-bytes", output_shard_bytes=1500))
+    parts = sorted((root / "pub" / "tiny-bytes").glob("*/shards/part-*.parquet"))
+    assert by_bytes["output shards"] == len(parts) > 1
+    assert sum(pd.read_parquet(p).shape[0] for p in parts) == n_kept
+
+
+def test_near_duplicates_are_removed_before_scoring(setup):
+    root, texts = setup
+    summary = curate_corpus(config(root, name="tiny-near", near_dedup=0.5))
+    _, manifest, _ = load_published(summary["published"])
+    status = manifest.set_index("row_id")
+    a, b = len(texts) - 2, len(texts) - 1  # "A wholly unique remark, here!" / "a WHOLLY unique remark  here."
+    assert status.loc[b, "status"] == "duplicate" and status.loc[b, "duplicate_of"] == a
+    assert status.loc[a, "status"] in ("kept", "redundant", "junk")
+    assert status.loc[b, "content_hash"] != status.loc[a, "content_hash"]  # a near, not an exact, duplicate
+    exact = status.loc[len(texts) - 4]
+    assert exact["status"] == "duplicate" and exact["duplicate_of"] == 3  # exact dedup stays
+    assert summary["documents scored"] < len({t for t in texts if t.strip()})
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="near_dedup"):
+        config(root, near_dedup=1.5)
+
+
+def test_cycle_steps_grow_with_the_corpus(setup):
+    from influence_stage.pipeline.curate import cycle_steps
+
+    root, _ = setup
+    assert cycle_steps(config(root), 10_000) == 4  # cycle_steps as given
+    cfg = config(root, cycle_epochs=0.5, batch_size=16)
+    assert cycle_steps(cfg, 1_000) == 32 and cycle_steps(cfg, 100_000) == 3125 and cycle_steps(cfg, 1) == 1
+
+
+def test_curate_on_dask_gives_the_same_scores(setup):
+    pytest.importorskip("prefect_dask")
+    from influence_stage.orchestration.curate import curate_on_dask
+
+    root, _ = setup
+    local = curate_corpus(config(root, name="tiny-threads", cache_dir=str(root / "cache-a"), shard_docs=40))
+    on_dask = curate_on_dask(config(root, name="tiny-dask", cache_dir=str(root / "cache-b"), shard_docs=40),
+                             n_workers=2, processes=False)
+    ranges = -(-local["documents scored"] // 40)
+    assert on_dask["scoring passes evaluated"] == local["scoring passes evaluated"] == ranges * 5 > 5
+    _, a, _ = load_published(local["published"])
+    _, b, _ = load_published(on_dask["published"])
+    np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=1e-5)
+    assert list(a["status"]) == list(b["status"])
+    args = argparse.Namespace(dask="tcp://h:1", dask_workers=2, config=None, source=str(root / "shards"),
+                              name="x", model=str(root / "model"), text_column=None, publish_root=None,
+                              cache_dir=None, budget="0.5", high_share=None, no_dedup=False, progress=False)
+    with pytest.raises(InvalidInputError, match="--dask tcp://h:1 names an existing cluster"):
+        run_curate(args)

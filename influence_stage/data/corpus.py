@@ -50,6 +50,8 @@ FORMATS: dict[str, str] = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "
 STATUSES: tuple[str, ...] = ("ok", "empty", "too short", "too long", "duplicate", "not text")
 #: Rows per batch read from the shards.
 READ_BATCH = 1024
+#: Rows taken from one shard at a time when a shuffled pass mixes the shards.
+MIX_ROWS = 16
 #: Documents held by the seeded shuffle buffer of ``iter_texts(shuffle_seed=...)``.
 SHUFFLE_BUFFER = 4096
 #: JSON files ``Dataset.save_to_disk`` writes next to its Arrow shards: metadata, not documents.
@@ -218,7 +220,7 @@ class Corpus:
 
     def _mixed_batches(self, rng: np.random.Generator, rows: np.ndarray | None) -> Iterator[list[Any]]:
         """Every row once, in batches drawn from all shards: each shard is read from a seeded random
-        offset round to it, and each next batch comes from a shard picked at random (weighted by
+        offset round to it, and each next :data:`MIX_ROWS` rows come from a shard picked at random (weighted by
         the rows it has left), so the first documents come from every shard and every offset."""
         sizes = self.shard_rows()
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -228,8 +230,9 @@ class Corpus:
             for first, last in ((off, sizes[k]), (0, off)):
                 pos = first
                 for texts in self._shard_batches(k, first, last):
-                    yield int(starts[k]) + pos, texts
-                    pos += len(texts)
+                    for s in range(0, len(texts), MIX_ROWS):
+                        yield int(starts[k]) + pos, texts[s:s + MIX_ROWS]
+                        pos += len(texts[s:s + MIX_ROWS])
 
         its = {k: rotated(k) for k in rng.permutation(len(sizes)).tolist() if sizes[k]}
         left = {k: sizes[k] for k in its}

@@ -5,7 +5,9 @@ a document shorter than that is one shingle of all its words); its MinHash signa
 (``num_perm`` permutations) estimates the Jaccard similarity of two such sets. Documents are
 visited in corpus order and queried against the LSH index of the documents kept before them: one
 whose estimated similarity to an earlier kept document reaches ``threshold`` is a near duplicate of
-it (the earliest such document in the corpus); otherwise it enters the index. The first copy of
+it (the earliest such document in the corpus); otherwise it enters the index. The index's bands
+are set for ``min(threshold, 0.9)`` and its candidates are kept when their estimated similarity
+reaches ``threshold``. The first copy of
 each group is kept, as exact deduplication keeps the first of identical documents.
 """
 
@@ -22,6 +24,8 @@ from influence_stage.errors import InvalidInputError, MissingDependencyError
 _WORD = re.compile(r"[0-9a-z]+")
 #: Permutations of each MinHash signature.
 DEFAULT_NUM_PERM = 128
+#: Highest threshold given to the LSH index itself (candidates); the estimated similarity then decides.
+LSH_MAX_THRESHOLD = 0.9
 #: Words per shingle.
 DEFAULT_SHINGLE_WORDS = 3
 
@@ -65,7 +69,8 @@ def near_duplicate_of(texts: Iterable[str], *, threshold: float, num_perm: int =
     except ImportError as exc:
         raise MissingDependencyError("near-duplicate removal needs datasketch: pip install datasketch.") from exc
     threshold = check_threshold(threshold)
-    lsh = MinHashLSH(threshold=threshold, num_perm=int(num_perm))
+    # the index finds candidates at a looser threshold (high ones leave it too few bands), the signatures decide
+    lsh = MinHashLSH(threshold=min(threshold, LSH_MAX_THRESHOLD), num_perm=int(num_perm))
     signatures: dict[int, Any] = {}
     out: list[int] = []
     for i, text in enumerate(texts):

@@ -55,6 +55,10 @@ def preflight(config: Any) -> Corpus:
 
     check_name(config.name)
     corpus = Corpus(config.source, text_column=config.text_column, id_column=config.id_column)
+    empty = [str(f) for f, n in zip(corpus.files, corpus.shard_rows()) if n == 0]
+    if empty:
+        raise InvalidInputError(f"corpus shard(s) {empty[:3]} hold 0 rows; every shard must hold documents. Fix: "
+                                "remove the empty shards or point source at the others.")
     pretrained_digest(config.model)  # the folder exists
     check_budget(config.budget, len(corpus))  # against the input count; the scored count is checked later
     return corpus
