@@ -1,0 +1,150 @@
+"""Wide tables through loading, column roles and both gates: one expectation per property whatever the width,
+and every property still fails on a planted violation, naming the column."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import datasets  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from influence_stage.data.columns import check_numeric_columns, resolve_columns  # noqa: E402
+from influence_stage.data.labels import encode_labels  # noqa: E402
+from influence_stage.data.sources import load_source  # noqa: E402
+from influence_stage.decisions.apply import apply_decisions  # noqa: E402
+from influence_stage.errors import InvalidInputError  # noqa: E402
+from influence_stage.quality import validate_input, validate_output  # noqa: E402
+from influence_stage.quality.summaries import missing_values, numeric_columns  # noqa: E402
+
+N, D = 40, 300
+NAMES = [f"px{j}" for j in range(D)]
+
+
+def _wide(d: int = D) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.random((N, d)).astype(np.float32), columns=NAMES[:d])
+    return df.assign(label=np.arange(N) % 4)
+
+
+def _failed(report) -> set[str]:
+    return {r["key"] for r in report.results if not r["success"]}
+
+
+def _result(report, key):
+    return next(r for r in report.results if r["key"] == key)
+
+
+def _check_in(ds, **kw):
+    return validate_input(ds, label_column="label", feature_columns=kw.pop("features", NAMES),
+                          class_names=[0, 1, 2, 3], **kw)
+
+
+def _output(ds):
+    codes = encode_labels(ds, "label").codes
+    action = np.array(["keep"] * N, dtype=object)
+    action[[3, 9]] = "drop"
+    manifest = pd.DataFrame({"row_id": np.arange(N), "score": np.linspace(0, 1, N), "gex_influence": np.zeros(N),
+                             "label_quality": np.ones(N), "is_issue": action != "keep", "action": action,
+                             "given_label": codes, "suggested_label": codes, "weight": np.ones(N)})
+    out = apply_decisions(ds, manifest, label_column="label", encoding=encode_labels(ds, "label"))
+    published = manifest.assign(given_label=codes, suggested_label=codes)  # int labels: values == codes
+    return out, published
+
+
+def _check_out(out, ds, manifest):
+    return validate_output(out, ds, manifest, label_column="label", class_names=[0, 1, 2, 3], max_drop_fraction=0.2)
+
+
+def test_a_wide_table_loads_and_resolves_with_its_columns_in_order():
+    ds = load_source(_wide())
+    assert ds.column_names == [*NAMES, "label", "row_id"]
+    assert ds.features["row_id"].id == "influence_stage:added" and ds["row_id"] == list(range(N))
+    roles = resolve_columns(ds, "label")
+    assert roles.kind == "tabular" and roles.feature_columns == tuple(NAMES)
+    assert resolve_columns(ds, "label", ["px1*"]).feature_columns == tuple(c for c in NAMES if c.startswith("px1"))
+    arrays = load_source((_wide().drop(columns="label").to_numpy(), np.arange(N) % 4))
+    assert arrays.column_names == [f"x{j}" for j in range(D)] + ["label", "row_id"]
+    assert np.array_equal(np.asarray(arrays["x7"], dtype=np.float32), _wide()["px7"].to_numpy())
+
+
+def test_gates_pass_on_a_wide_table_with_as_many_expectations_as_a_narrow_one():
+    ds = load_source(_wide())
+    narrow = load_source(_wide(3))
+    wide_in, narrow_in = _check_in(ds), _check_in(narrow, features=NAMES[:3])
+    assert wide_in.success and narrow_in.success, wide_in.failures()
+    assert len(wide_in.results) == len(narrow_in.results) == 9
+    out, manifest = _output(ds)
+    report = _check_out(out, ds, manifest)
+    assert report.success, report.failures()
+    narrow_out, narrow_manifest = _output(narrow)
+    assert len(report.results) == len(_check_out(narrow_out, narrow, narrow_manifest).results) == 23
+
+
+def test_a_nan_in_one_of_many_columns_fails_naming_column_count_and_row():
+    df = _wide()
+    df.loc[[5, 17], "px217"] = np.nan
+    report = _check_in(load_source(df))
+    assert _failed(report) == {"numeric_feature_not_null"}
+    r = _result(report, "numeric_feature_not_null")
+    assert r["unexpected_count"] == 1 and r["unexpected_values"] == [2]
+    assert "column 'px217' has 2 null or NaN value(s), the first at row_id 5" in report.failures()[0]
+
+
+def test_a_missing_feature_column_among_many_fails_naming_it():
+    ds = load_source(_wide().drop(columns=["px42", "px250"]))
+    report = _check_in(ds)
+    assert _failed(report) == {"feature_column_present"}
+    assert "column 'px42' not found; column 'px250' not found" in report.failures()[0]
+
+
+def test_an_out_of_range_label_in_a_wide_table_fails_naming_value_and_row():
+    df = _wide()
+    df.loc[11, "label"] = 9
+    report = _check_in(load_source(df))
+    assert _failed(report) == {"label_in_class_set"}
+    r = _result(report, "label_in_class_set")
+    assert r["unexpected_values"] == [9] and [int(d["row_id"]) for d in r["unexpected_index"]] == [11]
+
+
+def test_a_wrong_type_in_a_wide_table_is_refused_or_fails_the_output_gate():
+    df = _wide()
+    df["px123"] = df["px123"].astype(str)  # a CSV column read as text because of one stray cell
+    df.loc[7, "px123"] = "?"
+    ds = load_source(df)
+    with pytest.raises(InvalidInputError, match=r"column 'px123' is numeric except for 1 cell.*row 7"):
+        check_numeric_columns(ds, "label")
+    clean = load_source(_wide())
+    out, manifest = _output(clean)
+    report = _check_out(out.cast_column("px100", datasets.Value("float64")), clean, manifest)
+    assert _failed(report) == {"feature_types_preserved"}
+    assert [d["column"] for d in _result(report, "feature_types_preserved")["unexpected_index"]] == ["px100"]
+
+
+def test_a_missing_extra_or_moved_output_column_fails_naming_it():
+    clean = load_source(_wide())
+    out, manifest = _output(clean)
+    report = _check_out(out.remove_columns("px200"), clean, manifest)
+    assert _failed(report) == {"schema_preserved"} and "missing column(s) ['px200']" in report.failures()[0]
+    order = list(out.column_names)
+    order[10], order[11] = order[11], order[10]
+    report = _check_out(out.select_columns(order), clean, manifest)
+    assert _failed(report) == {"schema_preserved"} and "columns out of order ['px10', 'px11']" in report.failures()[0]
+
+
+def test_column_summaries_equal_a_per_column_loop():
+    df = _wide()
+    df.loc[[2, 30], "px3"] = np.nan
+    df.loc[39, "px299"] = np.nan
+    df["txt"] = "a"
+    ds = load_source(df)
+    assert numeric_columns(ds, [*NAMES, "txt", "label"]) == [*NAMES, "label"]
+    assert numeric_columns(df, [*NAMES, "txt"]) == NAMES
+    counts, first = missing_values(ds, NAMES)
+    loop = [int(df[c].isna().sum()) for c in NAMES]
+    firsts = [int(np.flatnonzero(df[c].isna())[0]) if df[c].isna().any() else None for c in NAMES]
+    assert counts.tolist() == loop and list(first) == firsts
