@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from influence_stage.api.fitted_data import SameDataCheck, features_json
 from influence_stage.api.inputs import check_array_X, check_input
+from influence_stage.api.issue_data import content_frame, fit_issues, issues_frame
 from influence_stage.api.model_checks import check_given_module, warn_if_untrained
 from influence_stage.api.output import FeatureOutput, frame_feature_names
 from influence_stage.api.gate import refusal, run_gated
@@ -138,8 +139,16 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         One row per input row, in input order: ``row_id, score, gex_influence, label_quality,
         is_issue, action, given_label, suggested_label, weight`` (the decisions table,
         ``decisions_.table``; labels as codes into ``classes_``), then ``given_label_name`` and
-        ``suggested_label_name``, the class names of those codes. Views: :meth:`get_issues`,
-        :meth:`issue_summary`, :meth:`report`.
+        ``suggested_label_name``, the class names of those codes; then, per issue type the fit ran
+        (:mod:`influence_stage.stage.issues`: by default every data issue type up to 50,000 rows, only
+        ``exact_duplicate`` above), ``<type>_score`` (higher = more of the issue) and
+        ``is_<type>_issue``, ``exact_duplicate_of`` (the position of the first copy, -1 elsewhere),
+        ``is_any_issue``, ``harm`` and ``harm_rank`` (GEX cross-influence on the unflagged rows' loss;
+        1 = most harmful flagged row) and ``issue_action`` (the type whose policy changed the row's
+        action, ``""`` elsewhere). Views: :meth:`get_issues`, :meth:`issue_summary`,
+        :meth:`issue_type_summary`, :meth:`report`, :meth:`export`.
+    issue_report_summary_ : dict or None
+        The issue types' summary (``influence_stage.issues.IssueReport.summary``); None when none ran.
     decisions_ : Decisions
         The decisions table (exactly ``decisions.schema.TABLE_COLUMNS``) and the threshold, with
         ``decisions_.threshold.p_issue`` ``(n_samples,)`` float64, the probability-like score of
@@ -334,7 +343,10 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         self.label_quality_ = result.decisions.table["label_quality"].to_numpy()
         self.estimated_noise_rate_ = result.decisions.threshold.estimated_noise_rate
         self.decisions_ = result.decisions
-        self.issues_ = with_label_names(result.decisions.table, np.asarray(result.prepared.encoding.names))
+        report = fit_issues(result, config)
+        self.issue_report_summary_ = None if report is None else report.summary
+        self.issues_ = issues_frame(with_label_names(result.decisions.table, np.asarray(result.prepared.encoding.names)),
+                                    report)
         self.score_name_ = result.gex_result.score_name
         self.ft_lr_ = float(result.gex_result.ft_lr)
         self.oos_proba_ = result.gex_result.oos_proba
@@ -390,6 +402,20 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
             ``dataset`` other than the fitted one (the message says what differs).
         """
         return load_cleaner(cls, path, dataset=dataset)
+
+    def _review_content(self, dataset: Any) -> Any:
+        """The rows' content for :meth:`export`: ``dataset`` after checking it is the fitted data, else the
+        fitted dataset when this estimator holds it (after ``fit``; not after ``load``)."""
+        if dataset is not None:
+            self._check_fitted_data(dataset)
+            y = self._fitted_y_ if getattr(self, "_input_kind_", None) == "arrays" \
+                and not isinstance(dataset, tuple) else None
+            _, source, _ = self._check_input(dataset, y, "export")
+            return content_frame(load_source(source, label_column=self.config_.label_column), self.issues_.columns)
+        pipeline = getattr(self, "pipeline_", None)
+        if pipeline is not None:
+            return content_frame(pipeline.prepared.dataset, self.issues_.columns)
+        return None
 
     def _check_fitted_data(self, dataset: Any) -> None:
         """Raise (saying what differs) unless ``dataset`` is the fitted data."""

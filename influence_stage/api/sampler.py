@@ -20,6 +20,7 @@ from imblearn.base import BaseSampler
 from influence_stage.api.gate import refusal, run_gated
 from influence_stage.api.model_checks import check_given_module, warn_if_untrained
 from influence_stage.api.params import build_config
+from influence_stage.api.issue_data import fit_issues, issues_frame
 from influence_stage.api.views import IssueViews, with_label_names
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.decisions.apply import decision_arrays
@@ -103,7 +104,9 @@ class InfluenceSampler(IssueViews, BaseSampler):
         Per input row: the weight of reweighted rows, 1.0 elsewhere. For ``X_res`` use
         ``sample_weight_[sample_indices_]``.
     issues_ : pandas.DataFrame
-        The decisions table (row ids ``0..n-1``, labels as codes into ``classes_``).
+        The decisions table (row ids ``0..n-1``, labels as codes into ``classes_``), then the issue
+        types' columns (as :class:`InfluenceCleaner`'s ``issues_``; reported only: the sampler's
+        indices follow the decisions table).
     classes_ : ndarray
         The labels, sorted (``LabelEncoder``).
     threshold_ : float
@@ -196,7 +199,9 @@ class InfluenceSampler(IssueViews, BaseSampler):
         self.scores_ = np.asarray(result.scores, dtype=np.float64)
         self.gex_influence_ = np.asarray(result.gex_influence, dtype=np.float64)
         self.estimated_noise_rate_ = decisions.threshold.estimated_noise_rate
-        self.issues_ = with_label_names(table, encoder.classes_)
+        report = fit_issues(run_result, config)
+        self.issue_report_summary_ = None if report is None else report.summary
+        self.issues_ = issues_frame(with_label_names(table, encoder.classes_), report)
         self.threshold_ = float(decisions.threshold.value)
         self.sample_indices_ = keep.astype(np.int64)
         self.sample_weight_ = weight

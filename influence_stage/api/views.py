@@ -35,9 +35,13 @@ class IssueViews:
 
         Parameters
         ----------
-        kind : {None, "all", "issues"}, default None
-            None or "all": every row, in input order. "issues": the flagged rows only
-            (``is_issue``), sorted by ``score`` descending (ties by input order).
+        kind : None, "all", "issues" or an issue type name, default None
+            None or "all": every row, in input order. "issues" or "label": the rows flagged as label
+            issues (``is_issue``), sorted by ``score`` descending (ties by input order). Another name of
+            the issue-type registry (``influence_stage.decisions.issues.ISSUE_REGISTRY``: ``outlier``,
+            ``near_duplicate``, ``exact_duplicate``, ``null``, ...): the rows flagged as that type
+            (``is_<kind>_issue``), sorted by ``<kind>_score`` descending; the fit must have run it
+            (see :meth:`issue_type_summary`).
         label : class name, optional
             Only rows whose given label is this class (a name of ``classes_``).
         action : {"keep", "drop", "relabel", "reweight"}, optional
@@ -51,11 +55,26 @@ class IssueViews:
         Raises
         ------
         InvalidInputError
-            An unknown kind, class or action (the message lists the valid ones).
+            An unknown kind (the message lists the registry's names), a type the fit did not run, an
+            unknown class or action (the message lists the valid ones).
         """
+        from influence_stage.api.issue_data import issue_types_of
+        from influence_stage.decisions.issues import ISSUE_REGISTRY
+
         check_is_fitted(self, "issues_")
-        if kind not in (None, "all", "issues"):
-            raise InvalidInputError(f"kind must be None, 'all' or 'issues'; found {kind!r}.")
+        flag_col = score_col = None
+        if kind in ("issues", "label"):
+            flag_col, score_col = "is_issue", "score"
+        elif kind not in (None, "all"):
+            names = ISSUE_REGISTRY.names()
+            if kind not in names:
+                raise InvalidInputError(f"kind must be None, 'all', 'issues' or an issue type, one of {list(names)}; "
+                                        f"found {kind!r}.")
+            flag_col, score_col = f"is_{kind}_issue", f"{kind}_score"
+            if flag_col not in self.issues_:
+                raise InvalidInputError(f"issue type {kind!r} was not run in this fit; its types: "
+                                        f"{issue_types_of(self.issues_)}. Fix: name it in issue_types (the default "
+                                        "skips the kNN types above 50,000 rows).")
         view = self.issues_
         if label is not None:
             names = [str(c) for c in self.classes_]
@@ -66,9 +85,79 @@ class IssueViews:
             if action not in ROW_ACTIONS:
                 raise InvalidInputError(f"action must be one of {list(ROW_ACTIONS)}; found {action!r}.")
             view = view[view["action"] == action]
-        if kind == "issues":
-            view = view[view["is_issue"]].sort_values("score", ascending=False, kind="stable")
+        if flag_col is not None:
+            view = view[view[flag_col].to_numpy(dtype=bool)].sort_values(score_col, ascending=False, kind="stable")
         return view.copy()
+
+    def issue_type_summary(self) -> pd.DataFrame:
+        """Rows per issue type (the label issue and every type the fit ran).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``issue_type`` (``label`` first, then the types in ``issues_`` column order); columns
+            ``n_issues`` (int64), ``share`` (of the rows), ``n_dropped`` (int64: rows the issue policy
+            dropped for the type, exact duplicates after their first copy) and ``dataset_score``
+            (Datalab's dataset-level quality of the type, 1 = clean; NaN where it has none).
+        """
+        from influence_stage.api.issue_data import type_summary
+
+        check_is_fitted(self, "issues_")
+        return type_summary(self.issues_, getattr(self, "issue_report_summary_", None))
+
+    def _review_content(self, dataset: Any) -> Any:
+        """The rows' content for :meth:`export`: ``dataset`` as given (one row per fitted row)."""
+        from influence_stage.api.issue_data import content_frame
+
+        return content_frame(dataset, self.issues_.columns)
+
+    def export(self, path: str | os.PathLike, format: str = "label-studio", *, dataset: Any = None,
+               only_flagged: bool = True, max_rows: int | None = None, order: str = "score",
+               overwrite: bool = False, data_column: str | None = None) -> Path:
+        """Write the flagged rows with their content for review (:mod:`influence_stage.issues.export`).
+
+        Parameters
+        ----------
+        path : path
+            ``format="label-studio"``: a folder (``tasks.json`` with the suggested label as a prediction,
+            ``label_config.xml``, ``images/``); otherwise a file: ``.jsonl`` for ``"argilla"`` (records)
+            and ``"jsonl"``, ``.parquet``, ``.csv`` (every column; images as files beside it, or PNG bytes
+            in Parquet).
+        format : {"label-studio", "argilla", "parquet", "jsonl", "csv"}
+        dataset : optional
+            The rows' content (text, images, other columns), one row per fitted row. Default: the data
+            of this fit when the estimator holds it (``InfluenceCleaner`` after ``fit``); after ``load``
+            pass the fitted data (checked by fingerprint). Label Studio and Argilla need a text or image
+            column; the issue files do not.
+        only_flagged : bool
+            Only the rows with an issue of any type (``is_any_issue``, else ``is_issue``).
+        max_rows : int, optional
+            The first rows of ``order``.
+        order : {"score", "harm"}
+            Label-issue score descending, or GEX harm rank (most harmful flagged row first).
+        overwrite : bool
+            Replace an existing ``path``; False (default) refuses it. The files are written into a
+            temporary folder beside ``path`` and renamed into place.
+        data_column : str, optional
+            The content column the review tool shows (default: the first image, else text column).
+
+        Returns
+        -------
+        pathlib.Path
+            The folder or file written, absolute.
+        """
+        from influence_stage.api.issue_data import write_review
+        from influence_stage.issues.export import DECISION_COLUMNS, review_rows
+
+        check_is_fitted(self, "issues_")
+        names = [str(c) for c in self.classes_]
+        table = self.issues_.reset_index(drop=True)
+        extra = [c for c in table.columns if c not in DECISION_COLUMNS
+                 and c not in ("given_label_name", "suggested_label_name")]
+        rows = review_rows(table, table[extra] if extra else None, content=self._review_content(dataset),
+                           class_names=names,
+                           only_flagged=only_flagged, max_rows=max_rows, order=order)
+        return write_review(rows, path, format, names, overwrite=overwrite, data_column=data_column)
 
     def issue_summary(self) -> pd.DataFrame:
         """Per-class counts and the estimated noise share (cleanlab's ``issue_summary`` in spirit).

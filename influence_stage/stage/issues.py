@@ -1,0 +1,166 @@
+"""The issue types of a run (:func:`influence_stage.issues.find_data_issues`) on the stage's own features and
+cross-fitted probabilities, and the default policy on them.
+
+:func:`issues_step` is the step function of the plan's ``issues`` step
+(:class:`influence_stage.pipeline.issues.Issues`); the estimators call it too when a run's plan did not
+(``PipelineResult`` without ``issues``), with ``apply_policy=False`` since their rows were already applied.
+
+Which types run (:func:`issue_types_for`), from the configuration's ``issue_types`` (a field of
+``CleanConfig`` once the configuration has it; until then the default):
+
+- ``None`` (the default): every data issue type (``DATA_ISSUE_TYPES``, less ``underperforming_group``
+  without out-of-sample probabilities) up to :data:`ISSUE_MAX_ROWS` rows; above it, only
+  ``exact_duplicate`` (a hash of the feature rows, linear in ``n``), with a ``note`` in the summary
+  saying which types were skipped and how to run them. The Datalab-backed types build a kNN graph:
+  measured 42 s on 20,000 rows x 40 features, more than the rest of the run;
+- a list of names: exactly those, at any size (an empty list: none; the step returns no report);
+- names are checked against ``ISSUE_REGISTRY`` (an unknown name: the error lists the registered ones).
+
+The default policy (:func:`influence_stage.issues.apply_issue_policy`): rows that repeat an earlier
+row's features bit for bit are dropped (the first copy is kept); every other type is reported only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+
+from influence_stage.decisions.issues import ISSUE_REGISTRY
+from influence_stage.errors import InvalidTypeError
+from influence_stage.issues import DATA_ISSUE_TYPES, DEFAULT_DROP, IssueReport, apply_issue_policy, find_data_issues
+
+logger = logging.getLogger(__name__)
+
+#: Rows up to which the default runs every data issue type; above it only ``exact_duplicate`` runs.
+ISSUE_MAX_ROWS = 50_000
+#: The types the default keeps above :data:`ISSUE_MAX_ROWS` (linear in the rows, no kNN graph).
+CHEAP_TYPES: tuple[str, ...] = ("exact_duplicate",)
+
+
+def issue_types_for(config: Any, n_rows: int, has_proba: bool) -> tuple[tuple[str, ...], str | None]:
+    """The issue types a run of ``n_rows`` rows runs, and a note on the ones the default skipped.
+
+    Parameters
+    ----------
+    config : CleanConfig
+        Its ``issue_types`` (None when the configuration has no such field).
+    n_rows : int
+    has_proba : bool
+        The run computed cross-fitted out-of-sample probabilities.
+
+    Returns
+    -------
+    types : tuple of str
+    note : str or None
+        Why the default left types out (the row limit), else None.
+    """
+    chosen = getattr(config, "issue_types", None)
+    if chosen is not None:
+        if isinstance(chosen, str):
+            raise InvalidTypeError(f"issue_types must be a list of issue type names; found the string {chosen!r}. "
+                                   f"Fix: issue_types=[{chosen!r}].")
+        names = tuple(chosen)
+        for name in names:
+            ISSUE_REGISTRY.get(name)  # an unknown name: the error lists the registered ones
+        return tuple(n for n in names if n != "label"), None
+    default = tuple(t for t in DATA_ISSUE_TYPES if has_proba or "oos_proba" not in ISSUE_REGISTRY.get(t).needs)
+    if n_rows <= ISSUE_MAX_ROWS:
+        return default, None
+    skipped = [t for t in default if t not in CHEAP_TYPES]
+    note = (f"{n_rows} rows > {ISSUE_MAX_ROWS}: issue types {skipped} skipped (a kNN graph each; name them in "
+            "issue_types to run them)")
+    return tuple(t for t in default if t in CHEAP_TYPES), note
+
+
+def _feature_array(features: Any) -> tuple[np.ndarray | None, str | None]:
+    """The features as one in-memory array, or None and why not."""
+    X = features.X
+    if getattr(features, "store", None) is not None:
+        return None, "features are on disk (featurize.on_disk): issue types on features skipped"
+    arr = np.asarray(X)
+    if arr.ndim < 2 or arr.reshape(arr.shape[0], -1).shape[1] == 0:
+        return None, "no features (the model reads the raw columns): issue types on features skipped"
+    return arr, None
+
+
+def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
+                apply_policy: bool = True) -> tuple[IssueReport | None, Any]:
+    """Find the run's issue types and apply the default policy.
+
+    Parameters
+    ----------
+    result : GEXResult
+        Its ``oos_proba`` ``(n, K)`` (cross-fitted probabilities, when computed) and ``loss_matrix`` /
+        ``base_loss`` (for the harm ranking: ``deviation(loss_matrix, base_loss, gex.tau)``).
+    features : Features
+        ``X`` ``(n, ...)`` float32 (the stage's features) and ``y`` ``(n,)`` codes.
+    decisions : Decisions
+        The decisions of the run, one row per input row.
+    config : CleanConfig
+        ``issue_types`` (see :func:`issue_types_for`) and ``gex.tau``.
+    apply_policy : bool
+        Apply :func:`~influence_stage.issues.apply_issue_policy` (drop exact duplicates after the first
+        copy). False: report only (for rows already applied).
+
+    Returns
+    -------
+    report : IssueReport or None
+        None when no type runs (``issue_types=[]``). Its table gains ``issue_action`` (the type that
+        changed the row's action, ``""`` elsewhere); its summary ``note`` (or None) and ``policy``
+        (``{"drop": [...], "n_dropped": int}``).
+    decisions : Decisions
+        The same object when the policy changed nothing (the common case: no exact duplicates),
+        else a copy whose table has ``action="drop"`` on the dropped copies (columns unchanged).
+    """
+    n = len(decisions.table)
+    oos = getattr(result, "oos_proba", None)
+    types, note = issue_types_for(config, n, oos is not None)
+    X, why = _feature_array(features)
+    if X is None:
+        note = why if note is None else f"{note}; {why}"
+        types = ()
+    if not types:
+        if note:
+            logger.info("issue types: %s", note)
+        return None, decisions
+    deviations = None
+    if getattr(result, "loss_matrix", None) is not None and getattr(result, "base_loss", None) is not None:
+        from influence_stage.engine.influence import deviation
+
+        tau = getattr(getattr(config, "gex", None), "tau", 0.05)
+        deviations = deviation(np.asarray(result.loss_matrix), np.asarray(result.base_loss), tau)
+    report = find_data_issues(X, features.y, oos, decisions=decisions.table, deviations=deviations, types=types)
+    drop = [t for t in DEFAULT_DROP if t in types] if apply_policy else []
+    table = report.table
+    if drop:
+        applied = apply_issue_policy(decisions.table, report, drop=drop)
+        reason = applied.pop("issue_action")
+    else:
+        applied, reason = decisions.table, np.full(n, "", dtype=object)
+    table = table.assign(issue_action=np.asarray(reason, dtype=object))
+    changed = int((np.asarray(reason, dtype=object) != "").sum())
+    summary = dict(report.summary, note=note, policy={"drop": list(drop), "n_dropped": changed})
+    out = IssueReport(table=table, summary=summary)
+    if note:
+        logger.info("issue types: %s", note)
+    if not changed:
+        return out, decisions
+    return out, dataclasses.replace(decisions, table=applied)
+
+
+def issue_counts(report: IssueReport | None) -> dict[str, int]:
+    """``{type: rows flagged}`` of a report (empty for None), in the report's order."""
+    if report is None:
+        return {}
+    out = {}
+    for name in report.types:
+        col = f"is_{name}_issue"
+        if col in report.table:
+            out[name] = int(report.table[col].to_numpy(dtype=bool).sum())
+    return out
+
+
+__all__ = ["CHEAP_TYPES", "ISSUE_MAX_ROWS", "issue_counts", "issue_types_for", "issues_step"]
