@@ -319,6 +319,31 @@ def test_skip_unchanged_publishes_only_what_changed_and_keep_retains(tmp_path, s
     assert list_versions(pub, "small") == ["v0002", "v0003"]
 
 
+def test_the_same_rows_under_another_file_name_publish_nothing(tmp_path, small_source, monkeypatch):
+    p = params(tmp_path, small_source, skip_unchanged=True, clean={"gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})
+    first = clean_dataset(p)
+    assert first["published"].endswith("v0001")
+    calls = []
+    real = stage_scoring.build_chains
+    monkeypatch.setattr(stage_scoring, "build_chains", lambda *a, **k: calls.append(k["chain_ids"]) or real(*a, **k))
+    copy = tmp_path / "elsewhere" / "renamed.parquet"
+    copy.parent.mkdir()
+    copy.write_bytes(Path(small_source).read_bytes())
+    moved = p.model_copy(update={"source": str(copy), "cache_dir": str(tmp_path / "other-cache")})
+    out = clean_dataset(moved)
+    assert calls == [] and out["unchanged"] and out["latest"] == "v0001"
+    assert list_versions(tmp_path / "pub", "small") == ["v0001"]
+    # one appended row with a new row_id is new data: a new version, with that row in its manifest
+    frame = pd.read_parquet(copy)
+    extra = frame.iloc[[0]].assign(row_id=int(frame.row_id.max()) + 1)
+    pd.concat([frame, extra], ignore_index=True).to_parquet(copy, index=False)
+    grown = clean_dataset(moved)
+    assert grown["published"].endswith("v0002") and not grown.get("unchanged") and calls == [[0, 1]]
+    assert list_versions(tmp_path / "pub", "small") == ["v0001", "v0002"]
+    _, manifest, _ = load_published(grown["published"])
+    assert len(manifest) == 401 and manifest.row_id.max() == frame.row_id.max() + 1
+
+
 def test_a_failed_run_is_failed_with_its_one_line_reason(tmp_path, small_source):
     strict = params(tmp_path, small_source, max_drop_fraction=0.001,
                     clean={"gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})

@@ -126,10 +126,6 @@ def test_one_changed_cell_is_new_data(files):
         load_source(str(original), label_column="label"))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the flow's output fingerprint hashes FlowConfig.source (the path), so a renamed file with the same "
-    "content publishes a new version under skip_unchanged; fix: leave 'source' out of "
-    "pipeline.publishing.output_fingerprint (the data fingerprint already covers the content)"))
 def test_the_flow_output_fingerprint_does_not_depend_on_the_source_path(files):
     flow = pytest.importorskip("influence_stage.orchestration.flow")
     original, renamed, _ = files

@@ -30,17 +30,24 @@ RUN_CONTROL_FIELDS = frozenset({"progress", "skip_unchanged", "keep", "notify_we
                                 "cache_expiration_days"})
 """FlowConfig fields that do not change what a run publishes: left out of :func:`output_fingerprint`."""
 
+LOCATION_FIELDS = frozenset({"source", "cache_dir"})
+"""FlowConfig fields that say where the input and the cache are, not what they hold: left out of
+:func:`output_fingerprint` (the data fingerprint covers the source's content, so a renamed or moved
+file with the same rows is the same input; the cache only holds what the keys already name)."""
+
 
 def output_fingerprint(params: Any) -> str:
     """Fingerprint of the configuration that shapes the published version (for ``skip_unchanged``).
 
-    Every field but :data:`RUN_CONTROL_FIELDS`, plus ``config.clean.config_fingerprint`` of the
-    cleaning configuration (which holds the content of a checkpoint or ``hf:`` folder, so a model
-    file overwritten in place counts as a change).
+    Every field but :data:`RUN_CONTROL_FIELDS` and :data:`LOCATION_FIELDS`, plus
+    ``config.clean.config_fingerprint`` of the cleaning configuration (which holds the content of a
+    checkpoint or ``hf:`` folder, so a model file overwritten in place counts as a change). The
+    source's content is the data fingerprint's business, not this one's.
     """
     from influence_stage.publish.versions import config_digest
 
-    return config_digest({"params": params.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS)),
+    excluded = set(RUN_CONTROL_FIELDS | LOCATION_FIELDS)
+    return config_digest({"params": params.model_dump(mode="json", exclude=excluded),
                           "scoring": config_fingerprint(params.clean)})
 
 
@@ -283,6 +290,6 @@ PUBLISH_STEPS: tuple[Step, ...] = (Summarize(), BiasScores(), Publish(), Outcome
 """The flow's steps after the output gate, in order."""
 
 
-__all__ = ["PUBLISH_STEPS", "RUN_CONTROL_FIELDS", "BiasScores", "Outcome", "Preflight", "Publish", "SkipUnchanged",
+__all__ = ["LOCATION_FIELDS", "PUBLISH_STEPS", "RUN_CONTROL_FIELDS", "BiasScores", "Outcome", "Preflight", "Publish", "SkipUnchanged",
            "Summarize", "bias_scores", "gallery", "output_fingerprint", "roles_change", "truth_mask",
            "unchanged_outcome"]
