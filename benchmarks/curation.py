@@ -25,6 +25,14 @@ below the random subset's.
 
 Writes benchmarks/results/curation.json and the "curation" section of benchmarks/RESULTS.md.
 Run: make bench, or ``.venv/bin/python benchmarks/curation.py [--seeds 0 1 2]``.
+
+``--position N_CLEAN --read stream|tokens`` measures instead how the members' reading order biases
+the scores: the corpus in 8 Parquet shards, read as the flow reads it (``stream``: the ``Corpus``
+stream, its shuffle buffer scaled to keep the 4,096-in-20k ratio of a corpus of 20k documents;
+``tokens``: the token cache, batches drawn uniformly from the whole corpus); it reports the junk
+AP of each score and the position statistic (median GEX score of the first vs the last 10% of the
+rows, clean documents only; the share of clean documents in the top 10% of scores, first vs last
+half). Writes benchmarks/results/curation_position_<read>.json.
 """
 
 from __future__ import annotations
@@ -114,6 +122,56 @@ def run_seed(seed: int) -> dict:
                         "all": round(time.perf_counter() - t0, 1)}}
 
 
+def position_run(seed: int, n_clean: int, read: str) -> dict:
+    """One run of the position measurement (module docstring): 8 shards, members and scores read as ``read``."""
+    import json
+    import tempfile
+
+    import pandas as pd
+
+    from influence_stage.data import corpus as corpus_module
+    from influence_stage.data.corpus import Corpus
+
+    t0 = time.perf_counter()
+    texts, kinds, _ = build_corpus(n_clean, JUNK_FRACTION, seed)
+    junk = kinds != "clean"
+    folder = Path(tempfile.mkdtemp(prefix="curation-position-"))
+    bounds = np.linspace(0, len(texts), 9).astype(int)
+    for k in range(8):
+        pd.DataFrame({"text": texts[bounds[k]:bounds[k + 1]]}).to_parquet(folder / f"part-{k}.parquet")
+    corpus_module.SHUFFLE_BUFFER = max(64, int(4096 * len(texts) / 20_000))
+    _, learner = train_lm(texts, steps=THETA_STEPS, seed=seed)
+    if read == "tokens":
+        from influence_stage.data.tokens import TokenCache
+
+        data = TokenCache.build(learner, texts, folder / "tokens.arrow")
+    else:
+        data = Corpus(folder)
+    members = lm_members(learner, data, chains=CHAINS, cycles=CYCLES, steps=CYCLE_STEPS, ft_lr=FT_LR, seed=seed)
+    res = corpus_gex(learner, data, members=members, ft_lr=FT_LR, tau=0.0)
+    gex = res.self_influence
+    n = len(texts)
+    tenth = n // 10
+    clean = ~junk
+    first, last = np.arange(n) < tenth, np.arange(n) >= n - tenth
+    top = gex >= np.quantile(gex, 0.9)
+    half = np.arange(n) < n // 2
+    rng = np.random.default_rng(seed)
+    out = {"seed": seed, "read": read, "n_documents": n, "shuffle_buffer": corpus_module.SHUFFLE_BUFFER,
+           "ap": {"gex": float(average_precision_score(junk, gex)),
+                  "perplexity": float(average_precision_score(junk, res.base_loss)),
+                  "random": float(average_precision_score(junk, rng.random(n)))},
+           "median_first_10pct": float(np.median(gex[first & clean])),
+           "median_last_10pct": float(np.median(gex[last & clean])),
+           "clean_in_top10_first_half": float(top[clean & half].mean()),
+           "clean_in_top10_second_half": float(top[clean & ~half].mean()),
+           "seconds": round(time.perf_counter() - t0, 1)}
+    out["median_ratio"] = out["median_first_10pct"] / out["median_last_10pct"]
+    write_json(f"curation_position_{read}", out)
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
 def _ms(values: list[float], fmt: str = ".3f") -> str:
     v = np.asarray(values, dtype=float)
     return f"{v.mean():{fmt}} ± {v.std(ddof=1) if len(v) > 1 else 0.0:{fmt}}"
@@ -162,8 +220,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--render", action="store_true", help="rewrite the RESULTS.md section from "
                         "results/curation.json without running")
+    parser.add_argument("--position", type=int, metavar="N_CLEAN", help="measure the reading order's position "
+                        "bias on N_CLEAN clean documents (module docstring) instead")
+    parser.add_argument("--read", choices=("stream", "tokens"), default="tokens")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the runs' setting, which machine() reports
+    if args.position:
+        position_run(args.seeds[0], args.position, args.read)
+        return
     if args.render:
         import json
 
