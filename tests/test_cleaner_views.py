@@ -50,7 +50,8 @@ def fitted(small):
 def test_issues_carry_class_names_and_the_decisions_table_keeps_its_columns(fitted):
     cleaner, _ = fitted
     issues = cleaner.issues_
-    assert list(issues.columns) == list(TABLE_COLUMNS) + ["given_label_name", "suggested_label_name"]
+    head = list(TABLE_COLUMNS) + ["given_label_name", "suggested_label_name"]
+    assert list(issues.columns[:len(head)]) == head  # then the issue types' columns (tests/test_issue_wiring.py)
     assert list(cleaner.decisions_.table.columns) == list(TABLE_COLUMNS)
     names = np.asarray(cleaner.classes_)
     np.testing.assert_array_equal(issues["given_label_name"].to_numpy(), names[issues["given_label"].to_numpy()])
@@ -79,7 +80,7 @@ def test_get_issues_filters(fitted):
     view = cleaner.get_issues()
     view.loc[0, "score"] = -1.0  # a copy: the fitted table is untouched
     assert cleaner.issues_.loc[0, "score"] != -1.0
-    with pytest.raises(InvalidInputError, match=r"kind must be None, 'all' or 'issues'; found 'flagged'"):
+    with pytest.raises(InvalidInputError, match=r"kind must be None, 'all', 'issues' or an issue type, one of \['label', .*found 'flagged'"):
         cleaner.get_issues("flagged")
     with pytest.raises(InvalidInputError, match=r"label 'eleven' is not a class; classes: \['0', '1'"):
         cleaner.get_issues(label="eleven")
@@ -142,7 +143,8 @@ def test_save_load_round_trip(tmp_path, small, fitted):
     cleaner, out = fitted
     folder = cleaner.save(tmp_path / "saved")
     assert sorted(p.name for p in folder.iterdir()) == ["arrays.safetensors", "config.json", "decisions.parquet",
-                                                        "manifest.json", "members.safetensors", "scores.parquet"]
+                                                        "issues.parquet", "manifest.json", "members.safetensors",
+                                                        "scores.parquet"]
     assert json.loads((folder / "config.json").read_text())["gex"]["chains"] == 2
     loaded = InfluenceCleaner.load(folder, dataset=small)
     assert loaded.learner_ is None and loaded.get_params()["action"] == "relabel"
@@ -158,6 +160,7 @@ def test_save_load_round_trip(tmp_path, small, fitted):
         assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
     np.testing.assert_array_equal(loaded.oos_proba_, cleaner.oos_proba_)
     pd.testing.assert_frame_equal(loaded.issue_summary(), cleaner.issue_summary())
+    pd.testing.assert_frame_equal(loaded.issue_type_summary(), cleaner.issue_type_summary())
     again = loaded.transform(small)
     assert again.column_names == out.column_names and again["label"] == out["label"]
     assert again["px_9"] == out["px_9"]

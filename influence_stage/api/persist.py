@@ -36,6 +36,18 @@ _SAVED_FILES = ("config.json", "decisions.parquet", "scores.parquet", "arrays.sa
 
 
 _DIGEST_KEY = "manifest_sha256"
+_ISSUES_FILE = "issues.parquet"
+"""The issue types' columns of ``issues_`` (beside the decisions table's), when the fit ran any; listed in
+the manifest's ``files`` (so under its checksums) only then."""
+
+
+def issue_extra_columns(issues: pd.DataFrame) -> pd.DataFrame | None:
+    """The columns of ``issues_`` that are neither the decisions table's nor the label names, or None."""
+    from influence_stage.decisions.schema import TABLE_COLUMNS
+
+    extra = [c for c in issues.columns if c not in TABLE_COLUMNS
+             and c not in ("given_label_name", "suggested_label_name")]
+    return issues[extra].reset_index(drop=True) if extra else None
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
@@ -114,7 +126,8 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
     Files: ``manifest.json`` (format version, package version, the dataset fingerprint and
     per-column digests, label encoding, threshold, estimator parameters, the sha256 of every
     other file, and ``manifest_sha256``: the digest of its own content, see :func:`manifest_digest`), ``config.json`` (``config_.model_dump(mode="json")``), ``decisions.parquet``
-    (the decisions table, ``decisions.schema.TABLE_COLUMNS``), ``scores.parquet`` (``row_id, score,
+    (the decisions table, ``decisions.schema.TABLE_COLUMNS``), ``issues.parquet`` (the issue types'
+    columns of ``issues_``, when the fit ran any; their summary is the manifest's ``issue_summary``), ``scores.parquet`` (``row_id, score,
     gex_influence, p_issue, base_loss``), ``arrays.safetensors`` (loss matrix, base losses,
     out-of-sample probabilities when computed) and ``members.safetensors`` (the members'
     tensors, ``member.<j>.<name>``). The model θ* itself is not saved (``learner_``).
@@ -177,7 +190,16 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
         "params": params_to_json(est.get_params(deep=False)),
         "timings": est.timings_,
     }
-    manifest["files"] = {name: sha256(folder / name) for name in _SAVED_FILES}
+    saved = list(_SAVED_FILES)
+    extra = issue_extra_columns(est.issues_)
+    stale = folder / _ISSUES_FILE
+    if extra is not None:
+        extra.to_parquet(stale, index=False)
+        saved.append(_ISSUES_FILE)
+        manifest["issue_summary"] = getattr(est, "issue_report_summary_", None)
+    elif stale.exists():  # a previous save's issue table is not this fit's
+        stale.unlink()
+    manifest["files"] = {name: sha256(folder / name) for name in saved}
     manifest = json.loads(json.dumps(manifest, default=str))  # as load will read it back
     manifest[_DIGEST_KEY] = manifest_digest(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), "utf-8")
@@ -226,7 +248,9 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
         raise InvalidInputError(f"{manifest_path} holds a JSON {type(manifest).__name__}, not the object "
                                 "InfluenceCleaner.save wrote. Fix: save the cleaner again.")
     check_manifest(manifest, manifest_path)
-    for name in _SAVED_FILES:
+    files = manifest.get("files") or {}
+    optional = [name for name in files if name == _ISSUES_FILE]
+    for name in (*_SAVED_FILES, *optional):
         file = folder / name
         if not file.is_file():
             raise InvalidInputError(f"saved cleaner at {folder} lacks {name}. Fix: save it again.")
@@ -268,6 +292,13 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
     est.config_ = config
     est.classes_ = np.asarray(est.encoding_.names)
     est.issues_ = with_label_names(table, est.classes_)
+    if optional:
+        extra = pd.read_parquet(folder / _ISSUES_FILE)
+        if len(extra) != n:
+            raise InvalidInputError(f"saved tables at {folder} disagree: {_ISSUES_FILE} has {len(extra)} rows, the "
+                                    f"manifest {n}. Fix: save it again.")
+        est.issues_ = pd.concat([est.issues_.reset_index(drop=True), extra], axis=1)
+    est.issue_report_summary_ = manifest.get("issue_summary")
     est.scores_ = scores["score"].to_numpy(dtype=np.float64)
     est.gex_influence_ = scores["gex_influence"].to_numpy(dtype=np.float64)
     est.label_quality_ = table["label_quality"].to_numpy()
