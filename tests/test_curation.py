@@ -345,3 +345,38 @@ def test_curate_on_dask_gives_the_same_scores(setup):
                               cache_dir=None, budget="0.5", high_share=None, no_dedup=False, progress=False)
     with pytest.raises(InvalidInputError, match="--dask tcp://h:1 names an existing cluster"):
         run_curate(args)
+
+
+def test_selection_toward_a_reference_corpus(setup):
+    from pydantic import ValidationError
+
+    from influence_stage.pipeline.curate import reference_influence
+
+    root, texts = setup
+    ref = root / "reference"
+    ref.mkdir(exist_ok=True)
+    pd.DataFrame({"text": clean_docs(20, 7)}).to_parquet(ref / "ref.parquet")
+    summary = curate_corpus(config(root, name="tiny-ref", score="reference", reference=str(ref), high_share=0.0))
+    _, manifest, _ = load_published(summary["published"])
+    assert summary["score"] == "reference"
+    kept, red = manifest[manifest["status"] == "kept"], manifest[manifest["status"] == "redundant"]
+    assert "junk" not in set(manifest["status"]) and red["score"].max() <= kept["score"].min()
+    # random-character junk does not move with clean movie sentences: it is removed first
+    scored = manifest[manifest["score"].notna()].set_index("row_id")
+    junk_rows = [r for r in range(80, 88) if r in scored.index]
+    assert scored.loc[junk_rows, "status"].eq("redundant").all()
+    # the score is the mean-test-loss influence of the loss deviations: D @ mean(R) / M
+    D = np.array([[1.0, -1.0], [2.0, 0.0]])
+    out = reference_influence({"loss_matrix": D + 1, "base_loss": np.ones(2)},
+                              {"loss_matrix": np.array([[3.0, 1.0]]), "base_loss": np.array([1.0])})
+    np.testing.assert_allclose(out, [(2 - 0) / 2, 4 / 2])
+    with pytest.raises(ValidationError, match="score: reference needs reference"):
+        config(root, score="reference")
+    with pytest.raises(ValidationError, match="high_share must be 0"):
+        config(root, score="reference", reference=str(ref), high_share=0.25)
+    empty = root / "empty-reference"
+    empty.mkdir(exist_ok=True)
+    pd.DataFrame({"text": ["  ", ""]}).to_parquet(empty / "e.parquet")
+    with pytest.raises(InvalidInputError, match="holds no non-empty document"):
+        curate_corpus(config(root, name="tiny-ref-empty", score="reference", reference=str(empty), high_share=0.0))
+    assert not (root / "pub" / "tiny-ref-empty").exists()

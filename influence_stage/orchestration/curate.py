@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from influence_stage.errors import InvalidInputError
 from influence_stage.orchestration.prefect_executor import PrefectExecutor
@@ -84,6 +84,12 @@ class CurateConfig(BaseModel):
                                           "corpus (None: no row limit).")
     output_shard_bytes: int | None = Field(None, ge=1, description="About the most bytes of Arrow data per Parquet "
                                            "shard of the curated corpus (None: no byte limit).")
+    score: Literal["self", "reference"] = Field("self", description="The ranking: 'self' (GEX self-influence; "
+                                                "removals from both ends by high_share) or 'reference' (GEX "
+                                                "cross-influence on the mean loss of the reference corpus; the "
+                                                "documents that help it least are removed).")
+    reference: str | None = Field(None, description="Shards of the reference corpus (score: reference), read in "
+                                  "memory: keep it small.")
     eval_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Precision of the scoring forward "
                                                        "passes ('bfloat16': torch.autocast).")
     ft_lr: float = Field(0.05, gt=0, description="Peak SGD rate of each cycle.")
@@ -106,6 +112,15 @@ class CurateConfig(BaseModel):
         elif not 0 < float(v) <= 1:
             raise ValueError(f"budget fraction must be in (0, 1]; found {v}. Give e.g. 0.7, or an int count")
         return v
+
+    @model_validator(mode="after")
+    def _reference(self) -> "CurateConfig":
+        if self.score == "reference" and not self.reference:
+            raise ValueError("score: reference needs reference: the shards of a reference corpus")
+        if self.score == "reference" and self.high_share:
+            raise ValueError(f"score: reference removes the documents that help the reference least (the low end); "
+                             f"high_share must be 0, found {self.high_share}")
+        return self
 
     @field_validator("trainable")
     @classmethod

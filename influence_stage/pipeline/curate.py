@@ -61,7 +61,19 @@ def preflight(config: Any) -> Corpus:
                                 "remove the empty shards or point source at the others.")
     pretrained_digest(config.model)  # the folder exists
     check_budget(config.budget, len(corpus))  # against the input count; the scored count is checked later
+    if config.score == "reference":
+        reference_texts(config)
     return corpus
+
+
+def reference_texts(config: Any) -> list[str]:
+    """The reference corpus's documents (``config.reference``, same text column), non-empty, in memory."""
+    ref = Corpus(config.reference, text_column=config.text_column)
+    texts = [t for t in ref.iter_texts() if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise InvalidInputError(f"the reference corpus {config.reference!r} holds no non-empty document; "
+                                "score: reference needs a few documents of the domain to select toward.")
+    return texts
 
 
 def build_manifest(inv: pd.DataFrame, scored: np.ndarray, scores: np.ndarray, base_loss: np.ndarray,
@@ -349,17 +361,58 @@ class LossMatrix(MappedStep):
                 "loss_matrix": L, "timings": {}}
 
 
+class ReferenceLosses(Step):
+    """``score: reference``: the reference corpus's losses at θ* ``(r,)`` and at each member ``(r, M)``,
+    in process (the reference is small)."""
+
+    name, reads, writes, timing = "reference-losses", ("learner", "members"), ("reference",), "scores"
+
+    def applies(self, context: RunContext) -> bool:
+        return context.config.score == "reference"
+
+    def run(self, context: RunContext) -> Any:
+        learner, members = context["learner"], context["members"]
+        texts = reference_texts(context.config)
+        start = learner.get_state()
+        base = learner.per_sample_loss(texts)
+        L = np.empty((len(texts), len(members)), dtype=np.float32)
+        try:
+            for m, state in enumerate(members):
+                learner.set_state(state)
+                L[:, m] = learner.per_sample_loss(texts)
+        finally:
+            learner.set_state(start)
+        return {"base_loss": base, "loss_matrix": L}
+
+
+def reference_influence(scores: dict[str, Any], reference: dict[str, Any]) -> np.ndarray:
+    """Each document's GEX cross-influence on the reference's mean loss (``influence.mean_test_loss_influence``
+    of the loss deviations from θ*), ``(n,) float64``: higher, its losses move with the reference's."""
+    from influence_stage.engine.influence import mean_test_loss_influence
+
+    D = np.asarray(scores["loss_matrix"], dtype=np.float64) - scores["base_loss"].astype(np.float64)[:, None]
+    R = reference["loss_matrix"].astype(np.float64) - reference["base_loss"].astype(np.float64)[:, None]
+    return mean_test_loss_influence(D, R)
+
+
 class Prune(Step):
-    """The budget on the self-influence (``decisions.prune``) and the manifest of every input document."""
+    """The budget on the run's score (``decisions.prune``) and the manifest of every input document.
+
+    ``score: self``: the self-influence, removals from both ends by ``high_share``. ``score:
+    reference``: the cross-influence on the reference (:func:`reference_influence`), the documents
+    that help it least removed (status ``redundant``).
+    """
 
     name, reads, writes, timing, task = ("prune", ("scores", "inventory", "scored", "n_keep"), ("pruned", "manifest"),
                                          "write + validate", False)
 
     def run(self, context: RunContext) -> Any:
         scores = context["scores"]
-        result = prune(scores["self_influence"], context["n_keep"], high_share=context.config.high_share)
-        return result, build_manifest(context["inventory"], context["scored"], scores["self_influence"],
-                                      scores["base_loss"], result)
+        score = scores["self_influence"]
+        if context.config.score == "reference":
+            score = reference_influence(scores, context["reference"])
+        result = prune(score, context["n_keep"], high_share=context.config.high_share)
+        return result, build_manifest(context["inventory"], context["scored"], score, scores["base_loss"], result)
 
 
 class WriteCurated(Step):
@@ -421,7 +474,7 @@ class CorpusReport(Step):
         counts = manifest["status"].value_counts().to_dict()
         summary = {"documents in": int(len(context["inventory"])), "documents scored": n_scored,
                    "documents kept": int(result.n_keep), **{f"status {k}": int(v) for k, v in sorted(counts.items())},
-                   "budget": c.budget, "high share": c.high_share,
+                   "budget": c.budget, "high share": c.high_share, "score": c.score,
                    "kept fraction of scored": round(result.n_keep / n_scored, 6),
                    "near-duplicate groups": len(near), "members": c.chains * c.cycles,
                    "ft_lr": c.ft_lr, "trainable": c.trainable, "model": c.model,
@@ -474,7 +527,7 @@ class CurateOutcome(Step):
 
 
 CURATE = Plan("curate", (CuratePreflight(), Inventory(), Budget(), LoadModel(), Tokenize(), AdaptTheta(), LMMembers(),
-                         LossMatrix(), Prune(), WriteCurated(), ValidateCorpus(), CorpusReport(), PublishCorpus(),
+                         LossMatrix(), ReferenceLosses(), Prune(), WriteCurated(), ValidateCorpus(), CorpusReport(), PublishCorpus(),
                          CurateOutcome()))
 """The curation flow's step order."""
 
@@ -487,4 +540,5 @@ def cleanup(context: RunContext) -> None:
 
 
 __all__ = ["CURATE", "build_manifest", "cleanup", "cycle_steps", "load_learner", "preflight",
-           "remove_near_duplicates", "score_pass", "texts_of"]
+           "reference_influence", "reference_texts", "remove_near_duplicates", "score_pass",
+           "texts_of"]
