@@ -224,7 +224,7 @@ def _decisions():
 def test_label_issues_are_the_tables_own_columns():
     d = _decisions()
     table, summary = find_issues(d.table, threshold=d.threshold)
-    assert table.equals(d.table) and ISSUE_REGISTRY.names() == ("label",)
+    assert table.equals(d.table) and ISSUE_REGISTRY.names()[0] == "label"
     assert summary == {"label": {"n_issues": 2, "threshold": "value", "value": 10.0, "estimated_noise_rate": None}}
     assert find_issues(d.table)[1] == {"label": {"n_issues": 2}}
 
