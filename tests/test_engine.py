@@ -255,13 +255,14 @@ def test_cleaner_and_stage_refuse_cuda_where_there_is_none():
     if CUDA:
         pytest.skip("a CUDA device is present")
     from influence_stage import InfluenceCleaner, InvalidInputError
+    from influence_stage.config import CleanConfig
     from influence_stage.stage import steps
 
     X, y = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32), np.arange(60) % 3
     with pytest.raises(InvalidInputError, match="no CUDA device"):
         InfluenceCleaner(model="mlp", gex_config=GEXConfig(device="cuda", chains=2, cycles=1, ft_lr=0.1),
                          fit_config=FitConfig(epochs=1)).fit(X, y)
-    config = steps.CleanConfig(gex=GEXConfig(device="cuda"))
+    config = CleanConfig(gex=GEXConfig(device="cuda"))
     with pytest.raises(InvalidInputError, match="device 'cuda' asked for"):
         steps.preflight(np.zeros((2, 2)), config)
 

@@ -13,7 +13,8 @@ Prefect flow wraps the same functions in tasks, so nothing is computed in two pl
 ``apply_step``       ``Decisions`` → the cleaned ``datasets.Dataset``
 
 The configuration (:class:`~influence_stage.config.clean.CleanConfig`, :func:`parse_model_spec`,
-:func:`config_fingerprint`) lives in :mod:`influence_stage.config`; its names are re-exported here.
+:func:`config_fingerprint`) lives in :mod:`influence_stage.config`; those three names are still
+re-exported here for older importers.
 
 Which model: :func:`parse_model_spec` reads ``CleanConfig.model`` through the model-source registry
 (:data:`influence_stage.engine.sources.MODEL_SOURCE_REGISTRY`) — a builder name (``"auto"``,
@@ -39,8 +40,9 @@ from typing import Any, Literal
 import datasets
 import numpy as np
 
-from influence_stage.config.clean import SCORE_KEYS, CleanConfig, check_rates, config_fingerprint
-from influence_stage.config.model_spec import MODEL_NAMES, ModelSpec, model_digest, parse_model_spec
+from influence_stage.config.clean import CleanConfig, check_rates
+from influence_stage.config.clean import config_fingerprint  # noqa: F401  (re-exported, see __all__)
+from influence_stage.config.model_spec import parse_model_spec
 from influence_stage.data.columns import ColumnRoles, check_numeric_columns, resolve_columns
 from influence_stage.data.featurize import Featurizer, featurize
 from influence_stage.data.feature_store import FeatureStore, StreamData
@@ -622,9 +624,11 @@ def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) ->
     return out
 
 
+# CleanConfig, config_fingerprint and parse_model_spec are re-exported for the modules that still import
+# them from here (influence_stage.api.{params,persist,gate,cleaner}, benchmarks/{scale,scale_images,downstream}.py
+# and tests); new code imports them from influence_stage.config.
 __all__ = [
-    "CleanConfig", "Features", "HF_EVAL_BATCH_SIZE", "MODEL_NAMES", "ModelSpec", "PipelineResult", "Prepared",
-    "SCORE_KEYS", "apply_step", "check_class_counts", "check_folder", "check_rates", "preflight",
-    "config_fingerprint", "decide_step", "estimated_issues", "featurize_step", "learner_data",
-    "make_model_step", "model_digest", "parse_model_spec", "prepare",
+    "CleanConfig", "Features", "HF_EVAL_BATCH_SIZE", "PipelineResult", "Prepared", "apply_step", "check_class_counts",
+    "check_folder", "config_fingerprint", "decide_step", "estimated_issues", "featurize_step", "learner_data",
+    "make_model_step", "parse_model_spec", "preflight", "prepare",
 ]
