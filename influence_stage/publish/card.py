@@ -131,6 +131,28 @@ def _why_section(meta: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _issue_types_section(manifest: pd.DataFrame) -> list[str]:
+    """Rows per issue type found (the manifest's ``is_<type>_issue`` columns), and the exact duplicates dropped."""
+    flags = [c for c in manifest.columns if c.startswith("is_") and c.endswith("_issue")
+             and c not in ("is_issue", "is_any_issue")]
+    if not flags:
+        return []
+    n = max(len(manifest), 1)
+    lines = ["## Issue types", "",
+             "Besides label issues the stage looked for these issue types on its own features (cleanlab Datalab's "
+             "issue managers; exact duplicates by an equal feature vector). By default only exact duplicates "
+             "after their first copy are acted on (dropped); the others are reported in `manifest.parquet` "
+             "(`is_<type>_issue`).", "", "| issue type | rows | share of input |", "| --- | ---: | ---: |"]
+    for col in flags:
+        found = int(manifest[col].fillna(False).astype(bool).sum())
+        lines.append(f"| {col[3:-6].replace('_', ' ')} | {found} | {found / n:.1%} |")
+    if "exact_duplicate_of" in manifest.columns:
+        copies = int((manifest["exact_duplicate_of"].fillna(-1).astype("int64") >= 0).sum())
+        lines += ["", f"Exact copies of an earlier row: {copies} (`exact_duplicate_of` names the first copy's "
+                  "position in the input)."]
+    return lines + [""]
+
+
 def _classes_section(meta: Mapping[str, Any], manifest: pd.DataFrame) -> list[str]:
     if not {"action", "given_label"} <= set(manifest.columns):
         return []
@@ -215,6 +237,7 @@ def dataset_card(meta: Mapping[str, Any], features: datasets.Features, manifest:
             "```", ""]
     body += _counts_section(meta, manifest)
     body += _why_section(meta)
+    body += _issue_types_section(manifest)
     body += _classes_section(meta, manifest)
     body += _features_section(features)
     body += _provenance_section(meta)

@@ -21,7 +21,31 @@ LABEL_COLUMNS = ("given_label", "suggested_label")
 """The manifest columns that hold labels (values of the input's label column once published)."""
 
 
-def labelled_manifest(table: pd.DataFrame, encoding: Any) -> pd.DataFrame:
+ISSUE_EXTRA_COLUMNS = ("exact_duplicate_of",)
+"""Columns of the issue report carried into the manifest besides the ``is_<type>_issue`` flags."""
+
+
+def issue_manifest_columns(issues: Any) -> pd.DataFrame | None:
+    """The issue report's columns the manifest carries: every ``is_<type>_issue`` flag (bool) and
+    ``exact_duplicate_of`` (int64: the position in the input of the row's first copy, -1 for first copies
+    and unique rows). None when there is no report.
+
+    Parameters
+    ----------
+    issues : IssueReport, its table (a DataFrame, one row per input row) or None
+    """
+    table = getattr(issues, "table", issues)
+    if table is None:
+        return None
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidTypeError(f"issues must be an IssueReport or its table (a DataFrame); found "
+                               f"{type(table).__name__}.")
+    cols = [c for c in table.columns if (c.startswith("is_") and c.endswith("_issue") and c != "is_any_issue")
+            or c in ISSUE_EXTRA_COLUMNS]
+    return table[cols].reset_index(drop=True) if cols else None
+
+
+def labelled_manifest(table: pd.DataFrame, encoding: Any, issues: Any = None) -> pd.DataFrame:
     """The decisions table as it is published: label codes replaced by the input's label values.
 
     ``influence_stage.decisions.decide.decide``'s table holds class codes ``0..K-1`` in
@@ -37,11 +61,14 @@ def labelled_manifest(table: pd.DataFrame, encoding: Any) -> pd.DataFrame:
         One row per input row, with ``given_label`` and ``suggested_label`` codes.
     encoding : influence_stage.data.labels.LabelEncoding
         The encoding the codes come from.
+    issues : IssueReport or its table, optional
+        The run's issue types (``PipelineResult.issues``): their flags and ``exact_duplicate_of``
+        (:func:`issue_manifest_columns`) are appended after the decisions table's columns.
 
     Returns
     -------
     pandas.DataFrame
-        A copy, same rows and columns.
+        A copy, same rows; the same columns, then the issue columns when ``issues`` is given.
     """
     if not isinstance(table, pd.DataFrame):
         raise InvalidTypeError(f"table must be a pandas DataFrame; found {type(table).__name__}.")
@@ -50,6 +77,13 @@ def labelled_manifest(table: pd.DataFrame, encoding: Any) -> pd.DataFrame:
         if column not in out.columns:
             raise InvalidInputError(f"the decisions table has no {column!r} column; found {list(out.columns)}.")
         out[column] = encoding.decode(out[column].to_numpy())
+    extra = issue_manifest_columns(issues)
+    if extra is not None:
+        if len(extra) != len(out):
+            raise InvalidInputError(f"the issue table has {len(extra)} rows for {len(out)} manifest rows; expected "
+                                    "one per input row (the report of this run).")
+        extra = extra.drop(columns=[c for c in extra.columns if c in out.columns])
+        out = pd.concat([out.reset_index(drop=True), extra], axis=1).set_axis(out.index)
     return out
 
 
