@@ -380,3 +380,34 @@ def test_selection_toward_a_reference_corpus(setup):
     with pytest.raises(InvalidInputError, match="holds no non-empty document"):
         curate_corpus(config(root, name="tiny-ref-empty", score="reference", reference=str(empty), high_share=0.0))
     assert not (root / "pub" / "tiny-ref-empty").exists()
+
+
+def test_a_failed_curation_posts_the_failure_notice(setup):
+    import http.server
+    import threading
+
+    root, _ = setup
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+        with pytest.raises(InvalidInputError, match="no text column 'body'"):
+            curate_corpus(config(root, name="tiny-fails", text_column="body", notify_webhook=url))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(received) == 1
+    body = received[0]
+    assert body["event"] == "influence_stage.run.failed" and body["dataset"] == "tiny-fails"
+    assert "no text column 'body'" in body["reason"] and body["source"] == str(root / "shards")

@@ -100,6 +100,8 @@ class CurateConfig(BaseModel):
     publish_root: str = Field("data/published", description="Root folder of published versions.")
     cache_dir: str = Field("runs/cache", description="Where cached θ*, members and loss matrices live.")
     progress: bool = Field(False, description="Show progress bars.")
+    notify_webhook: str | None = Field(None, pattern=r"^https?://\S+$", description="URL that receives a JSON POST "
+                                       "when the curation run fails (orchestration.notify's payload).")
 
     @field_validator("budget", mode="before")
     @classmethod
@@ -145,7 +147,20 @@ class CurateConfig(BaseModel):
             raise InvalidInputError(f"{where}: {' '.join(str(exc).split())}") from exc
 
 
-@flow(name="curate-corpus", log_prints=False)
+def notify_curation_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """``on_failure`` hook of the curation flow: the cleaning flow's failure notice
+    (``orchestration.notify``), sent to the run config's ``notify_webhook``."""
+    from types import SimpleNamespace
+
+    from influence_stage.orchestration.notify import notify_failure
+
+    config = (getattr(flow_run, "parameters", None) or {}).get("config")
+    run = SimpleNamespace(name=getattr(flow_run, "name", None), id=getattr(flow_run, "id", ""),
+                          deployment_id=getattr(flow_run, "deployment_id", None), parameters={"params": config})
+    notify_failure(flow, run, state)
+
+
+@flow(name="curate-corpus", log_prints=False, on_failure=[notify_curation_failure])
 def curate_corpus(config: CurateConfig) -> dict[str, Any]:
     """Curate one corpus end to end: the ``CURATE`` plan on the Prefect executor; returns a summary
     (published path, counts, timings)."""
