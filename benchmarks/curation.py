@@ -122,7 +122,7 @@ def run_seed(seed: int) -> dict:
                         "all": round(time.perf_counter() - t0, 1)}}
 
 
-def position_run(seed: int, n_clean: int, read: str) -> dict:
+def position_run(seed: int, n_clean: int, read: str, cycle_epochs: float | None = None) -> dict:
     """One run of the position measurement (module docstring): 8 shards, members and scores read as ``read``."""
     import json
     import tempfile
@@ -147,7 +147,9 @@ def position_run(seed: int, n_clean: int, read: str) -> dict:
         data = TokenCache.build(learner, texts, folder / "tokens.arrow")
     else:
         data = Corpus(folder)
-    members = lm_members(learner, data, chains=CHAINS, cycles=CYCLES, steps=CYCLE_STEPS, ft_lr=FT_LR, seed=seed)
+    steps = CYCLE_STEPS if cycle_epochs is None else max(1, int(np.ceil(cycle_epochs * len(texts)
+                                                                       / learner.batch_size)))
+    members = lm_members(learner, data, chains=CHAINS, cycles=CYCLES, steps=steps, ft_lr=FT_LR, seed=seed)
     res = corpus_gex(learner, data, members=members, ft_lr=FT_LR, tau=0.0)
     gex = res.self_influence
     n = len(texts)
@@ -157,7 +159,7 @@ def position_run(seed: int, n_clean: int, read: str) -> dict:
     top = gex >= np.quantile(gex, 0.9)
     half = np.arange(n) < n // 2
     rng = np.random.default_rng(seed)
-    out = {"seed": seed, "read": read, "n_documents": n, "shuffle_buffer": corpus_module.SHUFFLE_BUFFER,
+    out = {"seed": seed, "read": read, "n_documents": n, "cycle_steps": steps, "shuffle_buffer": corpus_module.SHUFFLE_BUFFER,
            "ap": {"gex": float(average_precision_score(junk, gex)),
                   "perplexity": float(average_precision_score(junk, res.base_loss)),
                   "random": float(average_precision_score(junk, rng.random(n)))},
@@ -167,7 +169,7 @@ def position_run(seed: int, n_clean: int, read: str) -> dict:
            "clean_in_top10_second_half": float(top[clean & ~half].mean()),
            "seconds": round(time.perf_counter() - t0, 1)}
     out["median_ratio"] = out["median_first_10pct"] / out["median_last_10pct"]
-    write_json(f"curation_position_{read}", out)
+    write_json(f"curation_position_{read}" + ("" if cycle_epochs is None else f"_epochs{cycle_epochs:g}"), out)
     print(json.dumps(out, indent=1), flush=True)
     return out
 
@@ -223,10 +225,12 @@ def main() -> None:
     parser.add_argument("--position", type=int, metavar="N_CLEAN", help="measure the reading order's position "
                         "bias on N_CLEAN clean documents (module docstring) instead")
     parser.add_argument("--read", choices=("stream", "tokens"), default="tokens")
+    parser.add_argument("--cycle-epochs", type=float, help="with --position: steps per member cycle drawing this "
+                        "multiple of the corpus (the flow's cycle_epochs) instead of the fixed CYCLE_STEPS")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the runs' setting, which machine() reports
     if args.position:
-        position_run(args.seeds[0], args.position, args.read)
+        position_run(args.seeds[0], args.position, args.read, args.cycle_epochs)
         return
     if args.render:
         import json
