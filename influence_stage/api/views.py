@@ -153,7 +153,7 @@ class IssueViews:
         names = [str(c) for c in self.classes_]
         table = self.issues_.reset_index(drop=True)
         extra = [c for c in table.columns if c not in DECISION_COLUMNS
-                 and c not in ("given_label_name", "suggested_label_name")]
+                 and c not in ("given_label_name", "suggested_label_name", "issue_action")]
         rows = review_rows(table, table[extra] if extra else None, content=self._review_content(dataset),
                            class_names=names,
                            only_flagged=only_flagged, max_rows=max_rows, order=order)

@@ -1,4 +1,5 @@
-"""Command line: ``influence-stage clean | serve | server | report | versions | curate | cache``.
+"""Command line: ``influence-stage clean | serve | server | report | versions | curate | cache | export |
+import-reviews``.
 
 One entry point (:func:`influence_stage.cli.main.main`), one module per subcommand: each module
 adds its parser (``add_parser``) and runs it (``run``). Exit codes: 0 published (or done); 2 bad

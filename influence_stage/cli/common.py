@@ -19,4 +19,6 @@ EXAMPLES = """examples:
   influence-stage serve --config flows/digits.yaml --cron "0 3 * * *"   # needs PREFECT_API_URL
   influence-stage report data/published/digits/v0001
   influence-stage versions data/published/digits
+  influence-stage export data/published/digits --out review/ --source data/digits/train.parquet
+  influence-stage import-reviews project-export.json --from data/published/digits --out reviews.csv
 """

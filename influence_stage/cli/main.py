@@ -11,11 +11,11 @@ import os
 import sys
 from typing import Any, Sequence
 
-from influence_stage.cli import cache, clean, console, curate, report, serve, server, versions
+from influence_stage.cli import cache, clean, console, curate, export, report, reviews, serve, server, versions
 from influence_stage.cli.common import EXAMPLES, EXIT_ERROR, EXIT_GATE, EXIT_INPUT
 
 COMMANDS = {"clean": clean, "serve": serve, "server": server, "report": report, "versions": versions,
-            "curate": curate, "cache": cache}
+            "curate": curate, "cache": cache, "export": export, "import-reviews": reviews}
 """Subcommand name → its module (``add_parser(subparsers)`` and ``run(args)``)."""
 
 
