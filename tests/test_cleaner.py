@@ -89,9 +89,10 @@ def frame():
 def test_issues_account_for_every_row_in_order(fitted):
     for cleaner, _ in fitted.values():
         issues = cleaner.issues_
-        assert list(issues.columns) == ["row_id", "score", "gex_influence", "label_quality", "is_issue", "action",
-                                        "given_label", "suggested_label", "weight", "given_label_name",
-                                        "suggested_label_name"]
+        head = ["row_id", "score", "gex_influence", "label_quality", "is_issue", "action", "given_label",
+                "suggested_label", "weight", "given_label_name", "suggested_label_name"]
+        assert list(issues.columns[:len(head)]) == head  # then the issue types' (tests/test_issue_wiring.py)
+        assert {"is_outlier_issue", "exact_duplicate_of", "is_any_issue", "harm_rank"} <= set(issues.columns)
         np.testing.assert_array_equal(cleaner.gex_influence_, issues["gex_influence"].to_numpy())
         np.testing.assert_array_equal(cleaner.gex_influence_, cleaner.result_.gex_influence)
         np.testing.assert_array_equal(issues["row_id"].to_numpy(), np.arange(N_SMALL))

@@ -42,9 +42,9 @@ COPIES = (0, 5)  # rows appended again at the end: exact duplicates at N, N + 1
 def _run(n=60, copies=((3, 10), (3, 40)), issue_types=("exact_duplicate", "outlier")):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, 5)).astype(np.float32)
-    for src, dst in copies:
-        X[dst] = X[src]
     y = np.arange(n) % 3
+    for src, dst in copies:
+        X[dst], y[dst] = X[src], y[src]
     decisions = decide(rng.random(n), y, threshold=10.0, action="none")
     features = SimpleNamespace(X=X, y=y, store=None)
     result = SimpleNamespace(oos_proba=None, loss_matrix=rng.normal(size=(n, 4)).astype(np.float32),
@@ -74,6 +74,28 @@ def test_without_copies_the_decisions_are_the_same_object_and_no_types_means_no_
     assert out is decisions and int(report.table["is_exact_duplicate_issue"].sum()) == 0
     assert issues_step(result, features, decisions, SimpleNamespace(issue_types=(), gex=GEXConfig())) == (None,
                                                                                                          decisions)
+
+
+def test_copies_with_another_label_or_too_many_copies_are_reported_not_dropped():
+    result, features, decisions, config = _run()
+    features.y[40] = (features.y[3] + 1) % 3  # a label conflict: the same features, another label
+    report, out = issues_step(result, features, decisions, config)
+    assert list(np.flatnonzero(out.table["action"].to_numpy() == "drop")) == [10]
+    assert report.table["exact_duplicate_of"][40] == 3 and report.table["issue_action"][40] == ""
+    # 4 copies of 60 rows (6.7% > 5%): few distinct feature values, nothing dropped, a note says why
+    result, features, decisions, config = _run(copies=((3, 10), (3, 40), (4, 11), (4, 41)))
+    report, out = issues_step(result, features, decisions, config)
+    assert out is decisions and "4 exact copies (> 5% of the rows)" in report.summary["note"]
+    assert report.summary["policy"] == {"drop": [], "n_dropped": 0}
+
+
+def test_the_default_skips_datalab_types_that_fail_on_tiny_data_and_named_types_fail_loudly():
+    result, features, decisions, _ = _run(n=4, copies=())
+    report, out = issues_step(result, features, decisions, SimpleNamespace(issue_types=None, gex=GEXConfig()))
+    assert report.types == ("exact_duplicate",) and out is decisions
+    assert "failed on these features and were skipped" in report.summary["note"]
+    with pytest.raises(InvalidInputError, match="Datalab found no result for issue type"):
+        issues_step(result, features, decisions, SimpleNamespace(issue_types=["outlier"], gex=GEXConfig()))
 
 
 def test_which_types_run():

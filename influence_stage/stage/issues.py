@@ -17,7 +17,12 @@ Which types run (:func:`issue_types_for`), from the configuration's ``issue_type
 - names are checked against ``ISSUE_REGISTRY`` (an unknown name: the error lists the registered ones).
 
 The default policy (:func:`influence_stage.issues.apply_issue_policy`): rows that repeat an earlier
-row's features bit for bit are dropped (the first copy is kept); every other type is reported only.
+row's features bit for bit *and its label* are dropped (the first copy is kept); a copy with another
+label (a label conflict) is reported, not dropped; when such copies are more than
+:data:`MAX_COPY_DROP_SHARE` of the rows (features with few distinct values: categorical columns, a
+coarse featurizer) none is dropped and the summary's ``note`` says so. Every other type is reported
+only. Under the default types, a Datalab type that fails on the features (too few rows for its kNN
+graph) is skipped with a note instead of failing the run; named types fail loudly.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from influence_stage.decisions.issues import ISSUE_REGISTRY
-from influence_stage.errors import InvalidTypeError
+from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.issues import DATA_ISSUE_TYPES, DEFAULT_DROP, IssueReport, apply_issue_policy, find_data_issues
 
 logger = logging.getLogger(__name__)
@@ -38,6 +43,10 @@ logger = logging.getLogger(__name__)
 ISSUE_MAX_ROWS = 50_000
 #: The types the default keeps above :data:`ISSUE_MAX_ROWS` (linear in the rows, no kNN graph).
 CHEAP_TYPES: tuple[str, ...] = ("exact_duplicate",)
+#: The policy drops exact copies only while they are at most this share of the rows: above it the
+#: features hold few distinct values (categorical columns, a coarse featurizer) and copies are expected,
+#: so they are reported, not dropped (a note in the summary says so).
+MAX_COPY_DROP_SHARE = 0.05
 
 
 def issue_types_for(config: Any, n_rows: int, has_proba: bool) -> tuple[tuple[str, ...], str | None]:
@@ -132,11 +141,40 @@ def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
 
         tau = getattr(getattr(config, "gex", None), "tau", 0.05)
         deviations = deviation(np.asarray(result.loss_matrix), np.asarray(result.base_loss), tau)
-    report = find_data_issues(X, features.y, oos, decisions=decisions.table, deviations=deviations, types=types)
+    explicit = getattr(config, "issue_types", None) is not None
+    try:
+        report = find_data_issues(X, features.y, oos, decisions=decisions.table, deviations=deviations,
+                                  types=types)
+    except InvalidInputError as exc:  # Datalab on too few rows, one feature, ...: the default falls back
+        cheap = tuple(t for t in types if t in CHEAP_TYPES)
+        if explicit or cheap == types:
+            raise
+        note = f"{'' if note is None else note + '; '}issue types {[t for t in types if t not in cheap]} failed " \
+               f"on these features and were skipped ({' '.join(str(exc).split())[:200]})"
+        types = cheap
+        if not types:
+            logger.info("issue types: %s", note)
+            return None, decisions
+        report = find_data_issues(X, features.y, oos, decisions=decisions.table, deviations=deviations,
+                                  types=types)
     drop = [t for t in DEFAULT_DROP if t in types] if apply_policy else []
     table = report.table
+    policy_table = table
+    if "exact_duplicate" in drop:
+        first = table["exact_duplicate_of"].to_numpy()
+        y = np.asarray(features.y)
+        later = first >= 0
+        same = later.copy()
+        same[later] = y[later] == y[first[later]]  # a copy with another label is a label conflict: reported
+        if same.sum() > MAX_COPY_DROP_SHARE * n:
+            note = f"{'' if note is None else note + '; '}{int(same.sum())} exact copies (> " \
+                   f"{MAX_COPY_DROP_SHARE:.0%} of the rows): the features hold few distinct values; copies reported, " \
+                   "not dropped"
+            drop = [t for t in drop if t != "exact_duplicate"]
+        else:
+            policy_table = table.assign(exact_duplicate_of=np.where(same, first, -1))
     if drop:
-        applied = apply_issue_policy(decisions.table, report, drop=drop)
+        applied = apply_issue_policy(decisions.table, policy_table, drop=drop)
         reason = applied.pop("issue_action")
     else:
         applied, reason = decisions.table, np.full(n, "", dtype=object)
@@ -163,4 +201,4 @@ def issue_counts(report: IssueReport | None) -> dict[str, int]:
     return out
 
 
-__all__ = ["CHEAP_TYPES", "ISSUE_MAX_ROWS", "issue_counts", "issue_types_for", "issues_step"]
+__all__ = ["CHEAP_TYPES", "ISSUE_MAX_ROWS", "MAX_COPY_DROP_SHARE", "issue_counts", "issue_types_for", "issues_step"]
