@@ -86,13 +86,17 @@ def test_members_train_on_rows_of_every_shard(lm, tmp_path):
     cache = TokenCache.build(learner, texts, tmp_path / "tokens.arrow")
     counting = CountingTokens(cache.path)
     counting.drawn = []
-    start = learner.get_state()
-    learner.train_steps(counting, 25, lambda t: 0.01, seed=1)
-    learner.set_state(start)
+    start, buffer_docs = learner.get_state(), learner.buffer_docs
+    learner.buffer_docs = 40
+    try:
+        learner.train_steps(counting, 25, lambda t: 0.01, seed=1)
+    finally:
+        learner.set_state(start)
+        learner.buffer_docs = buffer_docs
     seen = np.asarray(counting.drawn)
-    assert len(seen) == 25 * learner.batch_size
+    assert len(seen) == 200 and len(set(seen.tolist())) == 200  # a permutation: no repeats within a pass
     per_shard = np.bincount(seen // PER_SHARD, minlength=N_SHARDS)
-    assert per_shard.min() >= 25, per_shard  # 200 draws, about 50 per shard
+    assert per_shard.min() >= 25, per_shard  # 200 documents, about 50 per shard
     position = seen % PER_SHARD
     assert (position >= PER_SHARD // 2).mean() > 0.35  # late rows of each shard too
 

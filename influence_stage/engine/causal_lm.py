@@ -25,8 +25,8 @@ so that the GEX machinery scores documents instead of labelled rows:
   buffer of documents at a time, so a corpus larger than memory is scored; training reads it in a
   shuffled order and starts it over when it runs out.
   *Token data* (``influence_stage.data.tokens.TokenCache``): the documents tokenized once; scoring
-  reads their ids in order, training draws ``batch_size`` documents uniformly at random from the
-  whole corpus per step (a seeded generator), so every shard and every offset is trained on.
+  reads their ids in order, training reads seeded permutations of the whole corpus (a fresh one
+  per training run), so every shard and every offset is trained on.
 - **Evaluation precision**: ``eval_dtype="bfloat16"`` runs the scoring forward passes under
   ``torch.autocast`` (bf16 matmuls, losses summed in fp32); training stays fp32.
 
@@ -396,8 +396,8 @@ class CausalLMLearner:
 
     def _training_windows(self, data: Any, seed: int) -> Iterator[list[_Window]]:
         """Minibatches of ``batch_size`` windows: shuffled epochs over an in-memory list, or a
-        shuffled stream, started over (with the next seed) when it runs out, or documents drawn
-        uniformly from token data (one random window of each)."""
+        shuffled stream, started over (with the next seed) when it runs out, or seeded
+        permutations of token data."""
         if _is_tokens(data):
             yield from self._token_training_windows(data, seed)
             return
@@ -441,18 +441,23 @@ class CausalLMLearner:
             epoch += 1
 
     def _token_training_windows(self, data: Any, seed: int) -> Iterator[list[_Window]]:
+        """Seeded permutations of all documents, one after another, read ``buffer_docs`` at a time
+        and cut into batches of ``batch_size`` windows: each training run starts at a random place in
+        the corpus and covers it without repeats before it repeats a document."""
         n = len(data)
         if n == 0:
             raise InvalidInputError("the corpus has 0 documents.")
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7919])
+        buf: list[_Window] = []
         while True:
-            docs = rng.integers(0, n, size=self.batch_size)
-            picks = rng.random(self.batch_size)
-            batch = []
-            for doc, ids, u in zip(docs.tolist(), data.take(docs), picks.tolist()):
-                windows = chunk_ids(ids, self.max_length, self.max_chunks)
-                batch.append(_Window(int(doc), list(windows[min(int(u * len(windows)), len(windows) - 1)])))
-            yield batch
+            perm = rng.permutation(n)
+            for s in range(0, n, self.buffer_docs):
+                docs = perm[s:s + self.buffer_docs]
+                for doc, ids in zip(docs.tolist(), data.take(docs)):
+                    buf.extend(_Window(int(doc), list(w)) for w in chunk_ids(ids, self.max_length, self.max_chunks))
+                while len(buf) >= self.batch_size:
+                    yield buf[:self.batch_size]
+                    buf = buf[self.batch_size:]
 
     def train_steps(self, data: Any, steps: int, lr_schedule: LRSchedule, *, seed: int = 0) -> None:
         """``steps`` SGD steps (momentum, weight decay, fresh optimizer) on the mean token cross-entropy.
