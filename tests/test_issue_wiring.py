@@ -329,3 +329,27 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, cleaner, frame, capsys, argv,
     code = main([a.format(tmp=tmp_path, saved=saved) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and match in err[0]
+
+
+def test_the_issues_step_in_the_library_plan_drops_the_copies_before_apply_and_the_gate(frame):
+    """The plan the library runs once ``Issues()`` follows ``Decide()``: the copies are dropped from the output
+    and the output gate accepts it."""
+    from influence_stage.pipeline.clean import CLEAN_LIBRARY, Apply, Decide
+    from influence_stage.pipeline.context import RunContext
+    from influence_stage.pipeline.local import LocalExecutor
+    from influence_stage.pipeline.step import Plan
+    from influence_stage.stage.steps import CleanConfig
+
+    steps = list(CLEAN_LIBRARY.steps)
+    at = next(i for i, s in enumerate(steps) if isinstance(s, Decide)) + 1
+    assert isinstance(steps[at], Apply)
+    plan = Plan("clean-library-issues", (*steps[:at], Issues(), *steps[at:]))
+    config = CleanConfig(feature_columns=tuple(PX), gex=GEXConfig(chains=2, cycles=2, ft_lr=0.4),
+                         fit=FitConfig(epochs=10))
+    context = RunContext(config=config, source=datasets.Dataset.from_pandas(frame, preserve_index=False))
+    LocalExecutor().run(plan, context)
+    action = context["decisions"].table["action"].to_numpy()
+    assert action[N] == action[N + 1] == "drop"
+    assert context["issues"].summary["policy"]["drop"] == ["exact_duplicate"]
+    assert context["cleaned"].num_rows == int((action != "drop").sum())
+    assert context["output_report"].success
