@@ -98,6 +98,16 @@ def test_the_default_skips_datalab_types_that_fail_on_tiny_data_and_named_types_
         issues_step(result, features, decisions, SimpleNamespace(issue_types=["outlier"], gex=GEXConfig()))
 
 
+def test_cells_a_featurizer_imputed_are_reported_as_nulls():
+    result, features, decisions, _ = _run(copies=())
+    missing = np.zeros(features.X.shape, dtype=bool)
+    missing[[7, 21], [0, 3]] = True
+    features = SimpleNamespace(X=features.X, y=features.y, store=None, missing=missing)
+    report, _ = issues_step(result, features, decisions, SimpleNamespace(issue_types=["null"], gex=GEXConfig()))
+    assert list(np.flatnonzero(report.table["is_null_issue"].to_numpy())) == [7, 21]
+    assert not np.isnan(features.X).any()  # the features themselves are not changed
+
+
 def test_which_types_run():
     everything, note = issue_types_for(None, ISSUE_MAX_ROWS, has_proba=True)
     assert note is None and "underperforming_group" in everything and "outlier" in everything

@@ -92,6 +92,11 @@ def _feature_array(features: Any) -> tuple[np.ndarray | None, str | None]:
     arr = np.asarray(X)
     if arr.ndim < 2 or arr.reshape(arr.shape[0], -1).shape[1] == 0:
         return None, "no features (the model reads the raw columns): issue types on features skipped"
+    missing = getattr(features, "missing", None)  # (n, d) bool: cells a featurizer imputed, reported as nulls
+    if missing is not None:
+        missing = np.asarray(missing, dtype=bool)
+        if missing.any():
+            arr = np.where(missing.reshape(arr.shape), np.float32(np.nan), arr).astype(arr.dtype, copy=False)
     return arr, None
 
 
@@ -105,7 +110,9 @@ def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
         Its ``oos_proba`` ``(n, K)`` (cross-fitted probabilities, when computed) and ``loss_matrix`` /
         ``base_loss`` (for the harm ranking: ``deviation(loss_matrix, base_loss, gex.tau)``).
     features : Features
-        ``X`` ``(n, ...)`` float32 (the stage's features) and ``y`` ``(n,)`` codes.
+        ``X`` ``(n, ...)`` float32 (the stage's features) and ``y`` ``(n,)`` codes; a ``missing``
+        attribute ``(n, d)`` bool (cells a featurizer imputed), when it has one, puts NaN back into
+        those cells for the issue types, so ``null`` flags their rows.
     decisions : Decisions
         The decisions of the run, one row per input row.
     config : CleanConfig
