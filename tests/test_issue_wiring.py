@@ -295,6 +295,39 @@ def test_the_manifest_carries_the_flags_and_the_card_lists_the_types(cleaner):
         labelled_manifest(c.decisions_.table, c.encoding_, issues=c.issues_.iloc[:3])
 
 
+def test_mlflow_log_of_a_fit(tmp_path, cleaner, monkeypatch):
+    import sys
+    from contextlib import contextmanager
+
+    from influence_stage.errors import MissingDependencyError
+
+    c, _ = cleaner
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # not installed
+    with pytest.raises(MissingDependencyError, match=r"Fix: pip install mlflow"):
+        c.log_mlflow()
+    logged: dict = {"artifacts": []}
+
+    @contextmanager
+    def start_run(run_name=None, tags=None):
+        logged.update(run_name=run_name, tags=tags)
+        yield SimpleNamespace(info=SimpleNamespace(run_id="r1"))
+
+    fake = SimpleNamespace(start_run=start_run, set_tracking_uri=lambda u: logged.update(uri=u),
+                           set_experiment=lambda e: logged.update(experiment=e),
+                           log_params=lambda p: logged.update(params=p), log_metrics=lambda m: logged.update(metrics=m),
+                           log_artifact=lambda p: logged["artifacts"].append(Path(p).name),
+                           log_artifacts=lambda p, artifact_path=None: logged["artifacts"].append(artifact_path))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    issue_file = c.export(tmp_path / "issues.csv", "csv")
+    assert c.log_mlflow(artifacts=[issue_file], run_name="digits", tracking_uri="file:/x") == "r1"
+    assert logged["uri"] == "file:/x" and logged["run_name"] == "digits"
+    assert logged["artifacts"] == ["report.html", "issues.csv"]
+    assert logged["params"]["action"] == "drop" and json.loads(logged["params"]["gex"])["chains"] == 2
+    metrics = logged["metrics"]
+    assert metrics["n_rows"] == N + 2 and metrics["n_flagged"] == int(c.issues_["is_issue"].sum())
+    assert metrics["issues.types.exact_duplicate.n_issues"] == 4
+
+
 # ----------------------------------------------------------------------------------------------------
 # the CLI
 # ----------------------------------------------------------------------------------------------------

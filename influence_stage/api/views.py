@@ -186,6 +186,46 @@ class IssueViews:
                   / len(given))]
         return table
 
+    def log_mlflow(self, *, artifacts: Any = (), run_name: str | None = None, experiment: str | None = None,
+                   tracking_uri: str | None = None, report: bool = True) -> str:
+        """Log the fit to MLflow (an extra: ``pip install mlflow``); return the run id.
+
+        Parameters are the configuration (``config_``, top-level keys; sections as their JSON);
+        metrics are ``n_rows``, ``n_flagged``, ``threshold``, ``estimated_noise_rate`` (when
+        estimated), the actions' counts (``actions.<action>``) and the issue types' summary
+        (``issues.types.<type>.n_issues`` ..., :func:`influence_stage.issues.mlflow.flat_metrics`);
+        artifacts are the HTML report (``report=True``) and ``artifacts`` (paths, e.g. an :meth:`export`).
+
+        Raises
+        ------
+        MissingDependencyError
+            mlflow is not installed.
+        """
+        import json
+        import tempfile
+
+        from influence_stage.issues.mlflow import import_mlflow, log_run
+
+        check_is_fitted(self, "issues_")
+        import_mlflow()  # before any work: the error names the pip command
+        config = getattr(self, "config_", None)
+        params = {} if config is None else {k: v if isinstance(v, (str, int, float, bool)) or v is None
+                                            else json.dumps(v, sort_keys=True)
+                                            for k, v in config.model_dump(mode="json").items()}
+        actions = self.issues_["action"].value_counts()
+        metrics: dict[str, Any] = {"n_rows": len(self.issues_), "n_flagged": int(self.issues_["is_issue"].sum()),
+                                   "threshold": float(self.threshold_),
+                                   "actions": {str(k): int(v) for k, v in actions.items()}}
+        if self.estimated_noise_rate_ is not None:
+            metrics["estimated_noise_rate"] = float(self.estimated_noise_rate_)
+        summary = getattr(self, "issue_report_summary_", None)
+        if summary:
+            metrics["issues"] = {"types": summary.get("types", {}), "n_any_issue": summary.get("n_any_issue")}
+        with tempfile.TemporaryDirectory(prefix="influence_stage-mlflow-") as tmp:
+            paths = [self.report(Path(tmp) / "report.html")] if report else []
+            return log_run(params, metrics, [*paths, *[Path(a) for a in artifacts]], run_name=run_name,
+                           experiment=experiment, tracking_uri=tracking_uri, tags={"producer": "influence_stage"})
+
     def report(self, path: str | os.PathLike | None = None, *, truth: Any = None,
                title: str = "influence_stage report") -> Any:
         """The HTML report of the fit (:func:`influence_stage.report.build_report`).
