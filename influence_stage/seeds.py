@@ -85,7 +85,7 @@ def seeded_sections(config: Any, random_state: Any) -> dict[str, Any]:
         derived sub-seed; ``seed``: the run's own seed (the gmm threshold). Merge it into the mapping
         ``CleanConfig.from_mapping`` validates.
     """
-    from influence_stage.data.featurize.config import FeaturizeConfig
+    from influence_stage.config.featurize import FeaturizeConfig
 
     seeds = derive_seeds(random_state)
     featurize = config.get("featurize") or FeaturizeConfig()

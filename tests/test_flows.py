@@ -76,6 +76,9 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     assert (manifest.action == "drop").sum() == first.get("action drop", 0) > 0
     for name in ("report.html", "manifest.parquet", "config.json", "meta.json"):
         assert (tmp_path / "pub" / "small" / "v0001" / name).is_file()
+    from influence_stage.orchestration.cache_folder import is_marked
+
+    assert is_marked(p.cache_dir)  # the flow marks the cache it creates, so `cache clear` may delete it
 
     # the flow's chain task (probe chains continued, the rest from θ*) gives the library's scores
     library = run_pipeline(small_source, p.clean)

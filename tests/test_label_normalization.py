@@ -102,6 +102,14 @@ def test_unknown_normalisation_is_refused():
     assert check_normalization("nfc") == ("nfc",) and check_normalization(None) == ()
 
 
+def test_the_stage_merges_under_the_option_and_records_it():
+    df = pd.DataFrame({"x": np.arange(8, dtype=np.float64), "label": ["Cat", "cat", "dog", "dog"] * 2})
+    prepared = prepare(df, CleanConfig(normalize_labels=("casefold",)))
+    assert prepared.encoding.n_classes == 2
+    assert sorted(set(prepared.dataset["label"])) == ["cat", "dog"]
+    assert prepared.encoding.normalization == ("casefold",)
+
+
 def test_clean_config_carries_the_option():
     assert CleanConfig().normalize_labels == ()
     assert CleanConfig(normalize_labels=["strip", "nfc"]).normalize_labels == ("strip", "nfc")

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from influence_stage.cli.common import EXIT_OK
+from influence_stage.orchestration.cache_folder import MARKER, is_marked, mark_cache_dir
 
-MARKER = ".influence-stage-cache"
-"""The file that marks a folder as a run cache created by the stage (its content says so in words)."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -26,32 +25,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                        f"the stage created, marked by {MARKER}); info: the count and size of its files")
     cache.add_argument("--cache-dir", default="runs/cache", help="the cache folder (default runs/cache)")
     return cache
-
-
-def mark_cache_dir(folder: str | os.PathLike[str]) -> bool:
-    """Mark ``folder`` as a stage-created cache: create it with :data:`MARKER` when it does not exist or is
-    empty; a folder that already holds other files is left unmarked (``cache clear`` will refuse it).
-
-    Returns
-    -------
-    bool
-        Whether ``folder`` carries the marker now.
-    """
-    path = Path(folder)
-    marker = path / MARKER
-    if marker.is_file():
-        return True
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        return False
-    path.mkdir(parents=True, exist_ok=True)
-    marker.write_text("A run cache created by influence-stage; `influence-stage cache clear` may delete this "
-                      "folder.\n", encoding="utf-8")
-    return True
-
-
-def is_marked(folder: str | os.PathLike[str]) -> bool:
-    """Whether ``folder`` carries :data:`MARKER` (a cache the stage created)."""
-    return (Path(folder) / MARKER).is_file()
 
 
 def _refuse_unmarked(folder: Path) -> None:

@@ -175,7 +175,7 @@ def preflight(params: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``clean``: configuration, preflight, the flow (in process or on Dask); print the summary."""
-    from influence_stage.cli.cache import mark_cache_dir
+    from influence_stage.orchestration.cache_folder import mark_cache_dir
     from influence_stage.cli.schema import check_args
 
     check_args(args)  # the source's schema, the name: before the configuration imports Prefect

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from influence_stage.config.fit import FitConfig, GEXConfig
 from influence_stage.config.model_spec import model_digest, parse_model_spec
-from influence_stage.data.featurize.config import FeaturizeConfig
+from influence_stage.config.featurize import FeaturizeConfig
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 #: Fields of :class:`CleanConfig` that change θ*, the members or the scores (not the decisions):

@@ -31,6 +31,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, Field
 
 from influence_stage.config.clean import CleanConfig
+from influence_stage.orchestration.cache_folder import mark_cache_dir
 from influence_stage.orchestration.notify import notify_failure
 from influence_stage.orchestration.prefect_executor import PrefectExecutor, transient_io
 from influence_stage.pipeline import CLEAN, RunContext
@@ -140,6 +141,7 @@ def run_clean_plan(params: FlowConfig) -> dict[str, Any]:
                          cache_dir=Path(params.cache_dir), params=params)
     expiration = timedelta(days=params.cache_expiration_days) if params.cache_expiration_days else None
     executor = PrefectExecutor(cache_dir=params.cache_dir, cache_expiration=expiration, timeout_s=params.task_timeout_s)
+    mark_cache_dir(params.cache_dir)  # before anything is cached: `cache clear` deletes only marked folders
     return executor.run(CLEAN, context).outcome
 
 

@@ -46,7 +46,7 @@ from influence_stage.config.model_spec import parse_model_spec
 from influence_stage.data.columns import ColumnRoles, check_numeric_columns, resolve_columns
 from influence_stage.data.featurize import Featurizer, featurize
 from influence_stage.data.feature_store import FeatureStore, StreamData
-from influence_stage.data.labels import LabelEncoding, encode_labels
+from influence_stage.data.labels import LabelEncoding, normalize_label_column
 from influence_stage.data.sources import check_local_source, load_source, row_ids
 from influence_stage.decisions import Decisions, decide, parse_threshold
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
@@ -312,7 +312,7 @@ def prepare(source: Any, config: CleanConfig) -> Prepared:
     ds = load_source(source, split=config.split, label_column=config.label_column)  # adds / checks row_id
     ds = check_numeric_columns(ds, config.label_column, config.feature_columns, coerce=config.coerce_numeric)
     roles = resolve_columns(ds, config.label_column, config.feature_columns)
-    encoding = encode_labels(ds, config.label_column)
+    ds, encoding = normalize_label_column(ds, config.label_column, config.normalize_labels)
     check_class_counts(encoding, row_ids(ds))
     logger.info("prepared %d rows, %d classes, %s features %s", ds.num_rows, encoding.n_classes, roles.kind,
                 list(roles.feature_columns)[:5])
@@ -525,6 +525,12 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
     if isinstance(chosen, str):
         learner, needs_fit = _source_learner(chosen, features, config, prepared)
     else:
+        import torch.nn as nn
+
+        if isinstance(chosen, nn.Module) and isinstance(features.X, np.ndarray):  # one error naming both sizes
+            from influence_stage.engine.checkpoint import check_model
+
+            check_model(chosen, tuple(features.X.shape[1:]), features.n_classes)
         learner, needs_fit = make_learner(chosen, features.X, features.n_classes, config=config.gex)
         needs_fit = needs_fit or config.fit_loaded
     learner = place(learner, config.gex.device)  # gex.device: cpu, cuda or auto; the data follows the learner
