@@ -527,8 +527,8 @@ class CurateOutcome(Step):
 
 
 CURATE = Plan("curate", (CuratePreflight(), Inventory(), Budget(), LoadModel(), Tokenize(), AdaptTheta(), LMMembers(),
-                         LossMatrix(), ReferenceLosses(), Prune(), WriteCurated(), ValidateCorpus(), CorpusReport(), PublishCorpus(),
-                         CurateOutcome()))
+                         LossMatrix(), ReferenceLosses(), Prune(), WriteCurated(), ValidateCorpus(), CorpusReport(),
+                         PublishCorpus(), CurateOutcome()))
 """The curation flow's step order."""
 
 
