@@ -108,6 +108,11 @@ def test_the_stage_merges_under_the_option_and_records_it():
     assert prepared.encoding.n_classes == 2
     assert sorted(set(prepared.dataset["label"])) == ["cat", "dog"]
     assert prepared.encoding.normalization == ("casefold",)
+    from influence_stage.stage.run import run
+
+    summary = run(df, CleanConfig(normalize_labels=("casefold",), gex={"ft_lr": 0.1, "chains": 2, "cycles": 1},
+                                  fit={"epochs": 2}), validate=False).summary
+    assert summary["labels normalized"] == {"by": ["casefold"], "merged": {"cat": ["Cat", "cat"]}}
 
 
 def test_clean_config_carries_the_option():

@@ -64,6 +64,10 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
         "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
         "columns": column_roles(prepared),
     }
+    encoding = prepared.encoding
+    if encoding.normalization:  # what normalize_labels did, so a merge of spellings is never silent
+        summary["labels normalized"] = {"by": list(encoding.normalization),
+                                        "merged": {str(k): list(v) for k, v in encoding.merged}}
     if decisions.threshold.n_estimated is not None:
         summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
     warnings = guard_warnings(result, decisions)
