@@ -108,6 +108,24 @@ def test_cells_a_featurizer_imputed_are_reported_as_nulls():
     assert not np.isnan(features.X).any()  # the features themselves are not changed
 
 
+def test_the_step_leaves_no_filter_that_ignores_every_warning():
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy as np; from types import SimpleNamespace as S\n"
+            "from influence_stage.decisions.decide import decide\n"
+            "from influence_stage.config import GEXConfig\n"
+            "from influence_stage.stage.issues import issues_step\n"
+            "X = np.random.default_rng(0).normal(size=(60, 4)).astype('float32'); y = np.arange(60) % 2\n"
+            "before = list(warnings.filters)\n"
+            "issues_step(S(oos_proba=None, loss_matrix=None, base_loss=None), S(X=X, y=y, store=None),\n"
+            "            decide(np.random.default_rng(0).random(60), y, threshold=10.0, action='none'),\n"
+            "            S(issue_types=None, gex=GEXConfig()))\n"
+            "print(not [f for f in warnings.filters if f[0] == 'ignore' and f[1] is None and f[2] is Warning])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
+
+
 def test_which_types_run():
     everything, note = issue_types_for(None, ISSUE_MAX_ROWS, has_proba=True)
     assert note is None and "underperforming_group" in everything and "outlier" in everything

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,15 @@ def _feature_array(features: Any) -> tuple[np.ndarray | None, str | None]:
     return arr, None
 
 
+def _find(X: np.ndarray, y: Any, oos: Any, table: Any, deviations: Any, types: tuple[str, ...]) -> IssueReport:
+    """``find_data_issues`` with the process's warning filters restored afterwards: the modules cleanlab imports
+    on its first call, inside its own ``catch_warnings`` block, left an "ignore every warning" filter behind,
+    which silenced the stage's own warnings (the untrained-model warning, the CLI's warning lines) for the
+    rest of the process."""
+    with warnings.catch_warnings():
+        return find_data_issues(X, y, oos, decisions=table, deviations=deviations, types=types)
+
+
 def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
                 apply_policy: bool = True) -> tuple[IssueReport | None, Any]:
     """Find the run's issue types and apply the default policy.
@@ -150,8 +160,7 @@ def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
         deviations = deviation(np.asarray(result.loss_matrix), np.asarray(result.base_loss), tau)
     explicit = getattr(config, "issue_types", None) is not None
     try:
-        report = find_data_issues(X, features.y, oos, decisions=decisions.table, deviations=deviations,
-                                  types=types)
+        report = _find(X, features.y, oos, decisions.table, deviations, types)
     except InvalidInputError as exc:  # Datalab on too few rows, one feature, ...: the default falls back
         cheap = tuple(t for t in types if t in CHEAP_TYPES)
         if explicit or cheap == types:
@@ -162,8 +171,7 @@ def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
         if not types:
             logger.info("issue types: %s", note)
             return None, decisions
-        report = find_data_issues(X, features.y, oos, decisions=decisions.table, deviations=deviations,
-                                  types=types)
+        report = _find(X, features.y, oos, decisions.table, deviations, types)
     drop = [t for t in DEFAULT_DROP if t in types] if apply_policy else []
     table = report.table
     policy_table = table
