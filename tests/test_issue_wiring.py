@@ -126,6 +126,21 @@ def test_the_step_leaves_no_filter_that_ignores_every_warning():
     assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
 
 
+def test_the_estimators_take_the_plans_report_when_the_plan_ran_the_step():
+    from influence_stage.api.issue_data import fit_issues
+
+    result, features, decisions, config = _run()
+    ran = SimpleNamespace(timings={"issues": 0.01}, issues=None, gex_result=result, features=features,
+                          decisions=decisions)
+    assert fit_issues(ran, config) is None  # the plan ran no type: nothing is computed again
+    ran.issues = "the plan's report"
+    assert fit_issues(ran, config) == "the plan's report"
+    computed = fit_issues(SimpleNamespace(timings={}, gex_result=result, features=features, decisions=decisions),
+                          config)
+    assert computed.summary["policy"]["n_dropped"] == 0  # report only: these rows were already applied
+    assert list(np.flatnonzero(computed.table["exact_duplicate_of"].to_numpy() >= 0)) == [10, 40]
+
+
 def test_which_types_run():
     everything, note = issue_types_for(None, ISSUE_MAX_ROWS, has_proba=True)
     assert note is None and "underperforming_group" in everything and "outlier" in everything

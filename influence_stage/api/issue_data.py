@@ -29,10 +29,11 @@ _SUFFIX = {"argilla": ".jsonl", "parquet": ".parquet", "jsonl": ".jsonl", "csv":
 
 
 def fit_issues(result: Any, config: Any) -> IssueReport | None:
-    """The issue report of a run: ``result.issues`` when the plan ran the ``issues`` step, else computed
-    from the run (report only). None when no issue type ran."""
-    if hasattr(result, "issues"):
-        return result.issues
+    """The issue report of a run: ``result.issues`` when the plan ran the ``issues`` step (its timing label
+    ``"issues"`` is in ``result.timings``), else computed from the run (report only). None when no issue
+    type ran."""
+    if "issues" in (getattr(result, "timings", None) or {}):
+        return getattr(result, "issues", None)
     from influence_stage.stage.issues import issues_step
 
     report, _ = issues_step(result.gex_result, result.features, result.decisions, config, apply_policy=False)
