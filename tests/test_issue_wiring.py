@@ -146,7 +146,7 @@ def test_which_types_run():
     assert note is None and "underperforming_group" in everything and "outlier" in everything
     assert "underperforming_group" not in issue_types_for(None, 100, has_proba=False)[0]
     big, note = issue_types_for(None, ISSUE_MAX_ROWS + 1, has_proba=True)
-    assert big == ("exact_duplicate",) and "50001 rows > 50000" in note and "'outlier'" in note
+    assert big == ("exact_duplicate",) and f"{ISSUE_MAX_ROWS + 1} rows > {ISSUE_MAX_ROWS}" in note and "'outlier'" in note
     assert issue_types_for(SimpleNamespace(issue_types=["outlier"]), 10**6, True) == (("outlier",), None)
     with pytest.raises(InvalidInputError, match=r"unknown issue type 'dupes'.*'label'.*'outlier'"):
         issue_types_for(SimpleNamespace(issue_types=["dupes"]), 10, True)

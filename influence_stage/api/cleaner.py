@@ -140,7 +140,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         is_issue, action, given_label, suggested_label, weight`` (the decisions table,
         ``decisions_.table``; labels as codes into ``classes_``), then ``given_label_name`` and
         ``suggested_label_name``, the class names of those codes; then, per issue type the fit ran
-        (:mod:`influence_stage.stage.issues`: by default every data issue type up to 50,000 rows, only
+        (:mod:`influence_stage.stage.issues`: by default every data issue type up to 10,000 rows, only
         ``exact_duplicate`` above), ``<type>_score`` (higher = more of the issue) and
         ``is_<type>_issue``, ``exact_duplicate_of`` (the position of the first copy, -1 elsewhere),
         ``is_any_issue``, ``harm`` and ``harm_rank`` (GEX cross-influence on the unflagged rows' loss;

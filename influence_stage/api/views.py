@@ -60,6 +60,7 @@ class IssueViews:
         """
         from influence_stage.api.issue_data import issue_types_of
         from influence_stage.decisions.issues import ISSUE_REGISTRY
+        from influence_stage.stage.issues import ISSUE_MAX_ROWS
 
         check_is_fitted(self, "issues_")
         flag_col = score_col = None
@@ -74,7 +75,7 @@ class IssueViews:
             if flag_col not in self.issues_:
                 raise InvalidInputError(f"issue type {kind!r} was not run in this fit; its types: "
                                         f"{issue_types_of(self.issues_)}. Fix: name it in issue_types (the default "
-                                        "skips the kNN types above 50,000 rows).")
+                                        f"skips the kNN types above {ISSUE_MAX_ROWS} rows).")
         view = self.issues_
         if label is not None:
             names = [str(c) for c in self.classes_]
@@ -257,6 +258,11 @@ class IssueViews:
                                "members": len(self.members_), "ft_lr": self.ft_lr_}
         if self.estimated_noise_rate_ is not None:
             out["estimated noise rate"] = round(float(self.estimated_noise_rate_), 4)
+        aux = getattr(getattr(self, "result_", None), "auxiliary", None)
+        if aux is not None:  # the cross-fitted model's check (engine.auxiliary)
+            out["auxiliary accuracy"] = round(float(aux.accuracy), 4)
+            if not aux.reliable:
+                out["auxiliary warning"] = aux.message()
         return out
 
 
