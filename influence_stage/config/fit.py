@@ -57,8 +57,9 @@ class GEXConfig(BaseModel):
         "auto", description="Peak fine-tuning rate of each cycle, or 'auto' to choose it from the data "
         "(agreement with out-of-sample evidence; see ensemble.choose_ft_lr).")
     lr_grid: tuple[float, ...] = Field(DEFAULT_LR_GRID, description="Rates probed by ft_lr='auto'.")
-    holdout_epochs: int = Field(8, ge=1, description="Epochs of each cross-fitted model whose out-of-sample "
-                                "predictions are the yardstick of ft_lr='auto'.")
+    holdout_epochs: int = Field(8, ge=1, description="First epochs of each cross-fitted model whose out-of-sample "
+                                "predictions are the yardstick of ft_lr='auto'; training goes on in doubling rounds "
+                                "while the held-out half improves, up to the θ* recipe's epochs (engine.auxiliary).")
     probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (continued as members).")
     probe_cycles: int = Field(1, ge=1, description="Cycles each probe chain runs before the rate is chosen (raised "
                               "to 2 when a single chain is probed); the chosen rate's probe chains are then continued, "

@@ -15,7 +15,8 @@ import numpy as np
 
 from influence_stage._checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.engine.members import AutoScale, build_members, can_cross_fit, choose_ft_lr, out_of_sample_proba
+from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary
+from influence_stage.engine.members import AutoScale, build_members, can_cross_fit, choose_ft_lr, out_of_sample_fit
 from influence_stage.timing import Timings
 from influence_stage.errors import InvalidInputError
 from influence_stage.engine.influence import self_influence
@@ -29,7 +30,15 @@ from influence_stage.engine.learner import (
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.losses import loss_matrix
 from influence_stage.engine.sources import LearnerRequest, learner_from_source
-from influence_stage.engine.scores import GEX_SCALE, NEEDS_OOS, label_quality, oos_loss, ranking_score, resolve_score
+from influence_stage.engine.scores import (
+    GEX_SCALE,
+    NEEDS_OOS,
+    label_quality,
+    oos_loss,
+    ranking_score,
+    resolve_score,
+    without_oos,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,8 @@ class GEXResult:
     train_margin : ``(n_samples,) float32`` θ*'s in-sample margin averaged over its training epochs,
         or None when θ* was not trained by the stage on these rows.
     timings : wall seconds per step.
+    auxiliary : the check of the model behind ``oos_proba`` (``engine.auxiliary``: its out-of-sample
+        accuracy on the given labels and whether it is reliable), or None without ``oos_proba``.
     """
 
     scores: np.ndarray
@@ -72,6 +83,7 @@ class GEXResult:
     oos_proba: np.ndarray | None = None
     train_margin: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    auxiliary: AuxiliaryCheck | None = None
 
     @property
     def label_quality(self) -> np.ndarray:
@@ -152,7 +164,8 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     first_chains: list[list[State]] = []
     with timings.step("scale"):
         if config.ft_lr == "auto":
-            auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress)
+            auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress,
+                                train_margin=train_margin_of(learner, data))
             ft_lr, first_chains = auto.ft_lr, auto.first_chains
         else:
             ft_lr = float(config.ft_lr)
@@ -191,16 +204,23 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
                     member_chunk=config.member_chunk, progress=progress, store=store)
     margin = train_margin_of(learner, data)
     proba = auto.oos_proba if auto is not None else None
+    aux = getattr(auto, "auxiliary", None)  # an AutoScale cached before the check existed has none
     can_oos = proba is not None or can_cross_fit(learner)
     name = resolve_score(config.score, has_oos=can_oos, has_margin=margin is not None)
     if proba is None and name in NEEDS_OOS:
-        proba = out_of_sample_proba(learner, data, config=config, fit_config=fit_config or FitConfig())
+        proba, aux = out_of_sample_fit(learner, data, config=config, fit_config=fit_config or FitConfig())
     y = np.asarray(data.y.cpu().numpy() if hasattr(data.y, "cpu") else data.y)
+    if proba is not None and aux is None:
+        aux = check_auxiliary(proba, y)
+    if aux is not None and not aux.reliable:
+        # a weak auxiliary model would pull the ranking towards its own errors: leave its component out
+        logger.warning("%s", aux.message())
+        name = without_oos(name)
     scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
                            oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
     return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
-                     oos_proba=proba, train_margin=margin)
+                     oos_proba=proba, train_margin=margin, auxiliary=aux)
 
 
 def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,

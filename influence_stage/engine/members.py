@@ -11,10 +11,13 @@ not so far that they leave θ*'s basin. Too small a rate does not just weaken th
 them (members only lower every loss); too large a rate flattens them. The right rate differs by 4×
 or more between datasets, so it is chosen per dataset, with no access to which rows are noisy:
 
-1. *Out-of-sample evidence.* Two fresh copies of the model are trained (``holdout_epochs`` epochs,
-   the θ* recipe otherwise) on the two halves of a stratified split; each predicts the other half.
+1. *Out-of-sample evidence.* Two fresh copies of the model are trained (the θ* recipe,
+   ``holdout_epochs`` epochs first, more while the held-out half still improves: see
+   ``engine.auxiliary``) on the two halves of a stratified split; each predicts the other half.
    A row is *contradicted* when the model that never saw it gives its given label probability < 0.5.
-   This is the signal confident learning uses; here it is only a yardstick.
+   This is the signal confident learning uses; here it is only a yardstick. When that model is not
+   reliable (``engine.auxiliary``), the rows θ* fitted with a negative mean training margin stand in
+   for the contradicted rows.
 2. *Probe.* For every rate of ``lr_grid``, ``probe_chains`` chains run the first ``probe_cycles``
    cycles from θ* (2 when a single chain is probed; all in one batched run) and give GEX
    self-influence on every row; the rate's *agreement* is the average precision of those scores
@@ -44,11 +47,11 @@ from typing import Sequence
 
 import numpy as np
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.errors import InvalidInputError
+from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, cross_fit
 from influence_stage.engine.learner import CosineSchedule, Learner, State, TensorData
 from influence_stage.engine.influence import self_influence
 from influence_stage.engine.losses import loss_matrix
@@ -202,7 +205,8 @@ class AutoScale:
     rates whose members' mean loss exceeds ``oos_mean_loss`` are not chosen. ``first_chains`` holds
     the probe chains at the chosen rate (``probe_cycle_count`` members each), equal to the first cycles of
     the first chains of the final members and continued by ``build_members``. ``oos_proba``
-    ``(n_samples, n_classes)``: the yardstick's cross-fitted probabilities.
+    ``(n_samples, n_classes)``: the yardstick's cross-fitted probabilities; ``auxiliary``: their check
+    (``engine.auxiliary``; when not reliable, the contradicted rows came from θ*'s training margins).
     """
 
     ft_lr: float
@@ -212,6 +216,7 @@ class AutoScale:
     criterion: str
     first_chains: list[list[State]] = field(default_factory=list, repr=False)
     oos_proba: np.ndarray | None = field(default=None, repr=False)
+    auxiliary: AuxiliaryCheck | None = None
 
 
 def can_cross_fit(learner: Learner) -> bool:
@@ -219,32 +224,23 @@ def can_cross_fit(learner: Learner) -> bool:
     return hasattr(learner, "fresh_copy") and hasattr(learner, "fit")
 
 
-def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig,
-                        fit_config: FitConfig) -> np.ndarray:
-    """Class probabilities of every row from a model that never saw it, ``(n_samples, n_classes) float32``.
-
-    Two-fold cross-fitting: fresh copies trained ``config.holdout_epochs`` epochs on each half of a
-    stratified split (unstratified when a class has a single row).
-    """
+def out_of_sample_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
+                      fit_config: FitConfig) -> tuple[np.ndarray, AuxiliaryCheck]:
+    """Class probabilities of every row from a model that never saw it, ``(n_samples, n_classes) float32``,
+    and the check of that model (``engine.auxiliary.cross_fit``: two halves, trained until the
+    held-out half stops improving)."""
     if not can_cross_fit(learner):
         raise InvalidInputError(
             "ft_lr='auto' needs a learner that can train a fresh copy (fresh_copy() and fit()); "
             f"{type(learner).__name__} has not. Pass a number as ft_lr."
         )
-    y = data.y.cpu().numpy()
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
-    a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=config.seed, stratify=stratify)
-    out: np.ndarray | None = None
-    for fold, (tr, te) in enumerate(((a, b), (b, a))):
-        fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
-        recipe = fit_config.model_copy(update={"epochs": config.holdout_epochs, "seed": config.seed + fold})
-        fresh.fit(data.subset(tr), recipe)
-        p = fresh.predict_proba(data.subset(te))
-        if out is None:
-            out = np.empty((len(y), p.shape[1]), dtype=np.float32)
-        out[te] = p
-    return out
+    return cross_fit(learner, data, config=config, fit_config=fit_config)
+
+
+def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig,
+                        fit_config: FitConfig) -> np.ndarray:
+    """The probabilities of :func:`out_of_sample_fit` alone, ``(n_samples, n_classes) float32``."""
+    return out_of_sample_fit(learner, data, config=config, fit_config=fit_config)[0]
 
 
 def smooth(values: Sequence[float]) -> np.ndarray:
@@ -260,20 +256,31 @@ def smooth(values: Sequence[float]) -> np.ndarray:
 
 
 def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_config: FitConfig,
-                 oos_proba: np.ndarray | None = None, progress: bool = False) -> AutoScale:
+                 oos_proba: np.ndarray | None = None, progress: bool = False,
+                 auxiliary: AuxiliaryCheck | None = None, train_margin: np.ndarray | None = None) -> AutoScale:
     """Choose the fine-tuning rate from the data alone (criterion in the module docstring).
 
     All grid rates are probed together (one batched run of ``len(lr_grid) × probe_chains`` chains,
     ``config.probe_cycle_count`` cycles each); probe chain c at a rate is exactly the first cycles of chain c of
     the final members at that rate, so ``build_members`` continues the chosen rate's probe chains.
-    ``oos_proba``: the yardstick's probabilities when already computed (``out_of_sample_proba``).
+    ``oos_proba``: the yardstick's probabilities when already computed (``out_of_sample_proba``), with
+    their check ``auxiliary``. When the yardstick is not reliable (``engine.auxiliary``) and θ*'s
+    training margins ``train_margin`` ``(n_samples,)`` exist, the rows θ* fitted with a negative mean
+    margin stand in for the contradicted rows.
     """
+    y_given = data.y.cpu().numpy()
     if oos_proba is None:
-        oos_proba = out_of_sample_proba(learner, data, config=config, fit_config=fit_config)
-    p_oos = oos_proba[np.arange(len(data)), data.y.cpu().numpy()]
+        oos_proba, auxiliary = out_of_sample_fit(learner, data, config=config, fit_config=fit_config)
+    elif auxiliary is None:
+        auxiliary = check_auxiliary(oos_proba, y_given)
+    p_oos = oos_proba[np.arange(len(data)), y_given]
     contradicted = p_oos < 0.5
+    oos_loss = given_label_loss(oos_proba, y_given)
+    evidence = oos_loss
+    if not auxiliary.reliable and train_margin is not None and len(train_margin) == len(data):
+        contradicted = np.asarray(train_margin) < 0
+        evidence = -np.asarray(train_margin, dtype=np.float64)
     use_ap = int(contradicted.sum()) >= 5 and int((~contradicted).sum()) >= 5
-    oos_loss = given_label_loss(oos_proba, data.y.cpu().numpy())
     theta = learner.get_state()
     base = learner.per_sample_loss(data)
     grid = list(config.lr_grid)
@@ -292,7 +299,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
         if use_ap:
             agreement.append(float(average_precision_score(contradicted, scores)))
         else:
-            agreement.append(float(spearmanr(scores, oos_loss).statistic))
+            agreement.append(float(spearmanr(scores, evidence).statistic))
         fits.append(label_fit(np.exp(-L)))
         mean_loss.append(float(L.mean()))
     # a constant score (no rate moved anything) gives a NaN correlation: never choose it
@@ -312,4 +319,4 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
                      oos_mean_loss=float(oos_loss.mean()),
                      contradicted_fraction=float(contradicted.mean()),
                      criterion="average_precision" if use_ap else "spearman",
-                     first_chains=runs[best * k:(best + 1) * k], oos_proba=oos_proba)
+                     first_chains=runs[best * k:(best + 1) * k], oos_proba=oos_proba, auxiliary=auxiliary)
