@@ -250,12 +250,19 @@ def test_steps_compose_to_run_pipeline(small, small_config, small_run):
 
 
 def test_decide_step_suggests_the_members_consensus(small_run, small_config):
+    from influence_stage.decisions.suggest import suggest_labels, suggestion_proba
+
     config = small_config.model_copy(update={"action": "relabel"})
-    decisions = decide_step(small_run.gex_result, small_run.features, config)
-    proba = mean_member_proba(small_run.learner, small_run.gex_result.members,
-                              TensorData.from_arrays(small_run.features.X, small_run.features.y))
+    result = small_run.gex_result
+    decisions = decide_step(result, small_run.features, config)
+    members = mean_member_proba(small_run.learner, result.members,
+                                TensorData.from_arrays(small_run.features.X, small_run.features.y))
+    proba = suggestion_proba(members, result.oos_proba, result.auxiliary)
     table = decisions.table
-    np.testing.assert_array_equal(table["suggested_label"].to_numpy(), proba.argmax(1))
+    flagged = table["is_issue"].to_numpy()
+    np.testing.assert_array_equal(table["suggested_label"].to_numpy(),
+                                  suggest_labels(proba, small_run.features.y, flagged))
+    assert not (table.loc[flagged, "suggested_label"] == table.loc[flagged, "given_label"]).any()
     relabeled = table["action"] == "relabel"
     assert relabeled.sum() > 0
     assert (table.loc[relabeled, "suggested_label"] != table.loc[relabeled, "given_label"]).all()

@@ -263,7 +263,7 @@ RELABEL_LABELS = np.array([0, 0, 1, 2, 1, 2, 0, 1, 2])
 RELABEL_PROBA = np.array([
     [0.1, 0.8, 0.1],   # 0: given 0, suggests 1 with 0.8            -> relabel
     [0.3, 0.4, 0.3],   # 1: given 0, suggests 1 with 0.4 < 0.5      -> fallback
-    [0.1, 0.8, 0.1],   # 2: given 1, suggests its own label         -> fallback
+    [0.1, 0.8, 0.1],   # 2: given 1, suggests 0 (never its own) 0.1 -> fallback
     [0.5, 0.2, 0.3],   # 3: given 2, suggests 0 with exactly 0.5    -> relabel
     [0.2, 0.2, 0.6],   # 4: given 1, suggests 2 with 0.6            -> relabel
     [0.9, 0.05, 0.05],  # 5: not flagged                           -> keep
@@ -282,7 +282,8 @@ def _relabel(**kw) -> pd.DataFrame:
 def test_relabel_argmax_rule_with_fallbacks():
     t = _relabel()
     assert t["action"].tolist() == ["relabel", "drop", "drop", "relabel", "relabel", "keep", "keep", "keep", "keep"]
-    assert t["suggested_label"].tolist() == [1, 1, 1, 0, 2, 0, 0, 1, 2]
+    # flagged rows: the best label other than the given one; the others: the argmax
+    assert t["suggested_label"].tolist() == [1, 1, 0, 0, 2, 0, 0, 1, 2]
     assert t["is_issue"].tolist() == [True] * 5 + [False] * 4
     assert np.all(t["weight"] == 1.0)
     t = _relabel(relabel_fallback="keep")
@@ -296,8 +297,8 @@ def test_relabel_min_agreement():
     # wins: class 0 keeps row 0 (10.0 < 11.0), class 1 keeps row 2 (12.0 < 14.0)
     t = _relabel(min_agreement=0.7, max_fraction_per_class=0.5)
     assert t["action"].tolist()[:5] == ["keep", "drop", "keep", "drop", "drop"]
-    t = _relabel(min_agreement=0.0, relabel_fallback="keep")
-    assert t["action"].tolist()[:5] == ["relabel", "relabel", "keep", "relabel", "relabel"]
+    t = _relabel(min_agreement=0.0, relabel_fallback="keep")  # any other label will do
+    assert t["action"].tolist()[:5] == ["relabel", "relabel", "relabel", "relabel", "relabel"]
 
 
 def test_relabel_soft_rule():
@@ -399,7 +400,8 @@ def test_global_drop_cap():
 
 
 def test_caps_apply_to_relabel_fallback_drops():
-    proba = np.tile([0.5, 0.5], (CAP_SCORES.size, 1))  # argmax 0: class-0 rows agree -> fallback drop
+    # class-0 rows: the other label has 0.3 < 0.5 -> fallback drop; class-1 rows: 0 with 0.7 -> relabel
+    proba = np.tile([0.7, 0.3], (CAP_SCORES.size, 1))
     t = decide(CAP_SCORES, CAP_LABELS, threshold=10.0, action="relabel", proba=proba).table
     assert np.flatnonzero(t["action"] == "drop").tolist() == [5, 6, 7, 8, 9]
     assert np.flatnonzero(t["action"] == "relabel").tolist() == [40, 41]
@@ -425,7 +427,9 @@ def test_row_accounting(two_clusters, action):
     assert t["row_id"].tolist() == ids.tolist()
     np.testing.assert_array_equal(t["score"].to_numpy(), scores)
     np.testing.assert_array_equal(t["given_label"].to_numpy(), labels)
-    np.testing.assert_array_equal(t["suggested_label"].to_numpy(), proba.argmax(axis=1))
+    flagged = t["is_issue"].to_numpy()
+    np.testing.assert_array_equal(t["suggested_label"].to_numpy()[~flagged], proba.argmax(axis=1)[~flagged])
+    assert not np.any(t["suggested_label"].to_numpy()[flagged] == labels[flagged])
     assert set(t["action"]) <= {"keep", "drop", "relabel", "reweight"}
     assert d.summary().loc["all", "n_rows"] == n
 

@@ -40,6 +40,7 @@ from influence_stage._checks import check_choice, check_fraction, check_labels, 
 from influence_stage.decisions.policies import Policy, PolicyInputs, check_action, make_policy
 from influence_stage.decisions.schema import ROW_ACTIONS, TABLE_COLUMNS
 from influence_stage.decisions.thresholds import ThresholdResult, choose_threshold
+from influence_stage.decisions.suggest import suggest_labels
 from influence_stage.engine.scores import label_quality
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
@@ -77,7 +78,8 @@ class Decisions:
           fallback ``"keep"``, a binding drop cap, or ``action="none"``).
         - ``action`` str: one of ``keep``, ``drop``, ``relabel``, ``reweight``.
         - ``given_label`` int64: the label as given.
-        - ``suggested_label`` int64: argmax of ``proba`` when given, else the given label.
+        - ``suggested_label`` int64: argmax of ``proba`` when given (on flagged rows the most probable
+          other label, ``decisions.suggest``), else the given label.
           Under ``relabel`` rows with action ``relabel`` take this label.
         - ``weight`` float64 in ``(0, 1]``: 1.0 except under ``reweight``.
     threshold : ThresholdResult
@@ -325,7 +327,8 @@ def decide(
           rest (:class:`~influence_stage.decisions.policies.PrunePolicy`); no threshold, no caps.
     proba : array-like, shape ``(n, K)`` float, optional
         Class probabilities averaged over ensemble members; rows sum to 1 (within 1e-3).
-        ``suggested_label`` is its argmax (first class on ties); without it, the given label.
+        ``suggested_label`` is its argmax (first class on ties), on flagged rows the most probable
+        label other than the given one (``decisions.suggest``); without it, the given label.
     row_ids : array-like, shape ``(n,)``, optional
         Unique ids, default ``0..n-1``.
     min_agreement : float in [0, 1], default 0.5
@@ -425,7 +428,8 @@ def decide(
         if policy.uses_threshold else None
     flagged = np.asarray(thr.is_issue) if thr is not None else np.zeros(n, dtype=bool)
     pool = np.ones(n, dtype=bool) if eligible is None else check_mask(eligible, n, "eligible")
-    suggested = np.argmax(P, axis=1).astype(np.int64) if P is not None else y.copy()
+    # flagged rows: the best label other than the given one (decisions.suggest)
+    suggested = suggest_labels(P, y, flagged) if P is not None else y.copy()
     outcome = policy.act(PolicyInputs(scores=s, gex_influence=gi, labels=y, proba=P, suggested=suggested,
                                       flagged=flagged, eligible=pool, threshold=thr))
     act = np.asarray(outcome.action, dtype=object).copy()

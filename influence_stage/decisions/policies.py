@@ -33,7 +33,8 @@ class PolicyInputs:
     gex_influence : ``(n,) float64`` the exact GEX self-influence (NaN when not given)
     labels : ``(n,) int64`` the given labels, codes ``0..K-1``
     proba : ``(n, K) float64`` the members' mean class probabilities, or None
-    suggested : ``(n,) int64`` argmax of ``proba`` (the given label without it)
+    suggested : ``(n,) int64`` argmax of ``proba``, on flagged rows the best other label
+        (``decisions.suggest``; the given label without ``proba``)
     flagged : ``(n,) bool`` rows the threshold flagged (all False for a policy that uses none)
     eligible : ``(n,) bool`` rows an action may touch
     threshold : ThresholdResult or None (None for a policy that uses no threshold)

@@ -49,6 +49,7 @@ from influence_stage.data.feature_store import FeatureStore, StreamData
 from influence_stage.data.labels import LabelEncoding, normalize_label_column
 from influence_stage.data.sources import check_local_source, load_source, row_ids
 from influence_stage.decisions import Decisions, decide, parse_threshold
+from influence_stage.decisions.suggest import suggestion_proba
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
 from influence_stage.decisions.estimate import confident_joint_count
 from influence_stage.decisions.policies import POLICY_REGISTRY
@@ -546,7 +547,8 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
 
 def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
                 prepared: Prepared | None = None, only_rows: Any = None) -> Decisions:
-    """Scores → one decision per row; suggested labels are the argmax of the members' mean probabilities.
+    """Scores → one decision per row; suggested labels from the members' and the cross-fitted probabilities
+    (``decisions.suggest``).
 
     Parameters
     ----------
@@ -573,9 +575,10 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
     proba = n_estimated = None
     if policy.uses_threshold:  # a policy that chooses its own rows needs no probabilities and no estimate
         data = learner_data(result.learner, prepared, features)
-        proba = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
-                                  member_chunk=config.gex.member_chunk)
-        n_estimated = estimated_issues(result, data, config)
+        members = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
+                                    member_chunk=config.gex.member_chunk)
+        proba = suggestion_proba(members, result.oos_proba, result.auxiliary)
+        n_estimated = estimated_issues(result, data, config, member_proba=members)
     return decide(result.scores, features.y, threshold=config.threshold, action=config.action, proba=proba,
                   row_ids=features.row_ids, min_agreement=config.min_agreement,
                   relabel_fallback=config.relabel_fallback, relabel_rule=config.relabel_rule,
@@ -588,14 +591,22 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
                                   "high_share": config.prune_high_share})
 
 
-def estimated_issues(result: GEXResult, data: Any, config: CleanConfig) -> int | None:
+def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
+                     member_proba: np.ndarray | None = None) -> int | None:
     """Estimated number of mislabeled rows when the threshold is ``"estimate"`` (else None).
 
     From the confident joint of the run's cross-fitted out-of-sample probabilities
     (``estimate.confident_joint_count``); trained here when neither the scale nor the score did.
+    When their model is not reliable (``result.auxiliary``, see ``engine.auxiliary``), from the
+    confident joint of their mean with ``member_proba`` ``(n, K)``, the members' mean probabilities
+    (in-sample, so they contradict fewer rows; ``benchmarks/detect_images.py`` measures it).
     """
     if parse_threshold(config.threshold).method != "estimate":
         return None
+    aux = getattr(result, "auxiliary", None)
+    if aux is not None and not aux.reliable and member_proba is not None and result.oos_proba is not None:
+        y = data.y.cpu().numpy() if hasattr(data.y, "cpu") else np.asarray(data.y)
+        return confident_joint_count(y, (np.asarray(member_proba) + np.asarray(result.oos_proba)) / 2)
     proba = result.oos_proba
     if proba is None:
         if not can_cross_fit(result.learner):
