@@ -38,6 +38,11 @@ def estimator_summary(estimator: Any) -> dict[str, Any]:
                            "members": len(estimator.members_), "ft_lr": estimator.ft_lr_}
     if estimator.estimated_noise_rate_ is not None:
         out["estimated noise rate"] = round(float(estimator.estimated_noise_rate_), 4)
+    aux = getattr(getattr(estimator, "result_", None), "auxiliary", None)
+    if aux is not None:  # the cross-fitted model's check (engine.auxiliary)
+        out["auxiliary accuracy"] = round(float(aux.accuracy), 4)
+        if not aux.reliable:
+            out["auxiliary warning"] = aux.message()
     roles = getattr(estimator, "_roles_", None)
     if roles is not None:
         out["columns"] = {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from influence_stage.config import GEXConfig
 from influence_stage.config.clean import CleanConfig
-from influence_stage.engine.gex import GEXResult, result_from_members
+from influence_stage.engine.gex import GEXResult, result_from_members, train_margin_of
 from influence_stage.engine.learner import Learner, State
 from influence_stage.engine.members import AutoScale, build_chains, choose_ft_lr, member_prefixes, trains_batched
 from influence_stage.stage.steps import Features, Prepared, _check_config, learner_data
@@ -27,7 +27,9 @@ def scale_step(learner: Learner, prepared: Prepared | None, features: Features, 
     if config.gex.ft_lr != "auto":
         return None
     data = learner_data(learner, prepared, features)
-    auto = choose_ft_lr(learner, data, config=config.gex, fit_config=config.fit, progress=progress)
+    # θ*'s training margins stand in for a weak yardstick's contradicted rows (engine.auxiliary)
+    auto = choose_ft_lr(learner, data, config=config.gex, fit_config=config.fit, progress=progress,
+                        train_margin=train_margin_of(learner, data))
     logger.info("auto ft_lr = %g (contradicted out of sample: %.1f%%)", auto.ft_lr, 100 * auto.contradicted_fraction)
     return auto
 

@@ -53,7 +53,7 @@ def guard_warnings(result: GEXResult, decisions: Decisions) -> list[str]:
 
 def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared) -> dict[str, Any]:
     """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles,
-    and the guard's warnings (:func:`guard_warnings`)."""
+    the auxiliary model's check (``engine.auxiliary``) and the guard's warnings (:func:`guard_warnings`)."""
     table = decisions.table
     counts = table["action"].value_counts().to_dict()
     summary: dict[str, Any] = {
@@ -70,7 +70,13 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
                                         "merged": {str(k): list(v) for k, v in encoding.merged}}
     if decisions.threshold.n_estimated is not None:
         summary["estimated noise rate"] = round(float(decisions.threshold.estimated_noise_rate), 4)
+    aux = getattr(result, "auxiliary", None)
+    if aux is not None:  # the cross-fitted model's out-of-sample accuracy on the given labels (engine.auxiliary)
+        summary["auxiliary accuracy"] = round(aux.accuracy, 4)
+        summary["auxiliary reliable"] = bool(aux.reliable)
     warnings = guard_warnings(result, decisions)
+    if aux is not None and not aux.reliable:  # already logged by engine.gex
+        warnings = [aux.message(), *warnings]
     if warnings:
         summary["warnings"] = warnings
     return summary
