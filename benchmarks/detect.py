@@ -6,6 +6,8 @@ Settings: digits with 10% and 30% uniform noise and 20% class-dependent noise; a
 MLP and θ*; cleanlab gets 5-fold cross-validated probabilities of the same model and recipe.
 Writes benchmarks/results/detect.json and the "detect" section of benchmarks/RESULTS.md.
 Run: make bench  (or .venv/bin/python benchmarks/detect.py [--quick])
+Images, weak features and clean labels through the public ``InfluenceCleaner`` path (the default
+image featurizer and CNN; ``benchmarks/detect_images.py``): ``detect.py --images [--rows N] [--settings ...]``.
 """
 
 from __future__ import annotations
@@ -300,6 +302,13 @@ def summary(runs: dict[int, list[dict]]) -> str:
 
 
 def main() -> None:
+    if "--images" in sys.argv:
+        # images (default featurizer + CNN), weak features and clean labels, through InfluenceCleaner
+        sys.argv.remove("--images")
+        from detect_images import main as images_main
+
+        images_main()
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="skip the fixed-rate grid")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one full run per seed; the first "
