@@ -429,3 +429,10 @@ def test_the_issues_step_in_the_library_plan_drops_the_copies_before_apply_and_t
     assert context["issues"].summary["policy"]["drop"] == ["exact_duplicate"]
     assert context["cleaned"].num_rows == int((action != "drop").sum())
     assert context["output_report"].success
+
+
+def test_the_cli_export_formats_are_the_apis():
+    from influence_stage.api.issue_data import EXPORT_FORMATS
+    from influence_stage.cli import export
+
+    assert export.EXPORT_FORMATS == EXPORT_FORMATS

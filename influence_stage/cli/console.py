@@ -102,6 +102,9 @@ def collect_warnings() -> WarningCollector:
     """Route the package's log warnings and Python's warnings (``warnings.warn`` of any library) to a
     collector instead of printing each one."""
     collector = WarningCollector()
+    # off, then on: a library that turned capturing on earlier left warnings.showwarning pointing elsewhere
+    # (logging keeps the first original and ignores a second True), and those warnings would be lost
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
     for name in ("influence_stage", "py.warnings"):
         logger = logging.getLogger(name)

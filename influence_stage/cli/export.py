@@ -19,12 +19,13 @@ import pandas as pd
 from influence_stage.cli.common import EXIT_OK
 
 CLEANER_FORMAT = "influence_stage.InfluenceCleaner"
+EXPORT_FORMATS = ("label-studio", "argilla", "parquet", "jsonl", "csv")
+"""The review formats, as ``api.issue_data.EXPORT_FORMATS`` (a test keeps them equal); declared here so
+``export --help`` imports nothing heavy."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``export`` to the CLI's subparsers."""
-    from influence_stage.api.issue_data import EXPORT_FORMATS
-
     export = sub.add_parser("export", help="write the flagged rows of a published version or a saved cleaner, with "
                             "their content, for review (Label Studio, Argilla, Parquet, JSON lines, CSV)")
     export.add_argument("path", help="a published version folder, <root>/<name> for its latest version, or a folder "
