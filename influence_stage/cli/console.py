@@ -286,3 +286,40 @@ def keep_our_sigterm() -> None:
         return
     if hasattr(engine, "capture_sigterm"):
         engine.capture_sigterm = contextlib.nullcontext  # type: ignore[assignment]
+    detach_server_process()
+
+
+def detach_server_process() -> None:
+    """Start Prefect's temporary API server in a session of its own, in the console script.
+
+    Ctrl-C sends SIGINT to the terminal's whole process group: the server child, still booting or
+    serving, would print its own lines ("Aborted!", CPython's fatal-error dump) beside the CLI's one
+    line. In its own session only the CLI gets the signal, and the CLI ends the server itself
+    (:func:`end_children` walks the process tree by parent, not by group; the watchdog likewise).
+    """
+    import subprocess
+
+    try:
+        from prefect.server.api import server
+    except ImportError:  # pragma: no cover - Prefect is a dependency
+        return
+    cls = getattr(server, "SubprocessASGIServer", None)
+    start = getattr(cls, "_run_uvicorn_command", None)
+    if start is None or getattr(start, "detached", False):
+        return
+
+    def run_detached(self: Any) -> Any:
+        popen = subprocess.Popen
+
+        def detached(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("start_new_session", True)
+            return popen(*args, **kwargs)
+
+        subprocess.Popen = detached  # type: ignore[misc]
+        try:
+            return start(self)
+        finally:
+            subprocess.Popen = popen  # type: ignore[misc]
+
+    run_detached.detached = True  # type: ignore[attr-defined]
+    cls._run_uvicorn_command = run_detached

@@ -48,6 +48,9 @@ def _start(tmp_path: Path, source: Path) -> subprocess.Popen:
                             start_new_session=True)  # its own group: a group signal does not reach pytest
 
 
+_FIRST_SEEN: dict[int, float] = {}
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -57,7 +60,13 @@ def _cmdline(pid: int) -> str:
 
 def _reached(point: str, proc: subprocess.Popen, tmp_path: Path, children: dict[int, int]) -> bool:
     if point == "loading":  # the flow starts (Prefect's temporary server is up) and reads the source
-        return any("uvicorn" in _cmdline(p) or "prefect" in _cmdline(p) for p in children)
+        # the server child must have finished booting its interpreter: a group signal that lands while a
+        # child is still importing `site` makes that child print CPython's own fatal-error lines
+        up = [p for p in children if "uvicorn" in _cmdline(p) or "prefect" in _cmdline(p)]
+        now = time.monotonic()
+        for p in up:
+            _FIRST_SEEN.setdefault(p, now)
+        return any(now - _FIRST_SEEN[p] > 1.5 for p in up)
     if point == "training":  # θ* is cached: the members are training
         return any((tmp_path / "cache").glob("fit-theta-*"))
     base = tmp_path / "pub" / NAME  # publishing: the version's temporary folder exists
