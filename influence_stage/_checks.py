@@ -268,7 +268,7 @@ RESERVED_NAMES = ("LATEST",)
 
 
 def check_safe_name(value: Any, what: str) -> str:
-    """``value`` when it is a safe folder name (:data:`SAFE_NAME`, not in :data:`RESERVED_NAMES`).
+    """``value`` when it is a safe folder name (``SAFE_NAME``, not in ``RESERVED_NAMES``).
 
     Raises
     ------

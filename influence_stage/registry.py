@@ -1,7 +1,7 @@
 """Named plug points: a registry maps a name to one class, and lists its names.
 
 Every plug point of the stage (scores, thresholds, decision policies, issue types) is a
-:class:`Registry`. An entry is one class, registered by name with a decorator::
+``Registry``. An entry is one class, registered by name with a decorator::
 
     from influence_stage.engine.scores import SCORE_REGISTRY, Score
 
@@ -9,7 +9,7 @@ Every plug point of the stage (scores, thresholds, decision policies, issue type
     class MyScore(Score):
         ...
 
-Config validation, CLI help, error messages and the docs read :meth:`Registry.names`, so a new
+Config validation, CLI help, error messages and the docs read ``Registry.names``, so a new
 entry is listed everywhere as soon as its module is imported. A registry holds classes, not
 instances: the caller builds an instance with the options that entry takes.
 

@@ -2,7 +2,7 @@
 
 The stage has four places that draw random numbers: θ* initialisation and the member chains
 (``GEXConfig.seed``), the batch order of training (``FitConfig.seed``), the text featurizer's SVD
-(``FeaturizeConfig.seed``) and the gmm threshold (``CleanConfig.seed``). :func:`derive_seeds` draws
+(``FeaturizeConfig.seed``) and the gmm threshold (``CleanConfig.seed``). ``derive_seeds`` draws
 all four from one ``random_state`` with ``sklearn.utils.check_random_state``, so ``random_state=0``
 on an estimator and ``--seed 0`` on the command line give the same sub-seeds, hence the same scores.
 """
@@ -76,7 +76,7 @@ def seeded_sections(config: Any, random_state: Any) -> dict[str, Any]:
         Holds ``"gex"`` (a ``GEXConfig``) and ``"fit"`` (a ``FitConfig``), and optionally
         ``"featurize"`` (a ``FeaturizeConfig``; default ``FeaturizeConfig()``).
     random_state : int, numpy.random.RandomState or None
-        See :func:`derive_seeds`.
+        See ``derive_seeds``.
 
     Returns
     -------

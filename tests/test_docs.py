@@ -26,6 +26,11 @@ def test_the_docs_build_strictly(tmp_path):
     api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
     for name in ("InfluenceCleaner", "InfluenceSampler", "gex_self_influence", "GEXConfig", "CleanConfig"):
         assert name in api
+    import re
+
+    role = re.compile(r":(?:func|class|meth|attr|mod|data|exc|obj|ref):`")
+    pages = {p: p.read_text(encoding="utf-8") for p in (tmp_path / "site").rglob("*.html")}
+    assert [str(p) for p, html in pages.items() if role.search(html)] == []  # docstrings are Markdown here
 
 
 def test_a_broken_reference_fails_the_build(tmp_path):

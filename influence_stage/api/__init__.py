@@ -1,13 +1,13 @@
 """The scikit-learn-style API: ``InfluenceCleaner`` for datasets and frames, ``InfluenceSampler`` for
 imbalanced-learn pipelines.
 
-One job per module: :mod:`~influence_stage.api.inputs` (the input forms), :mod:`~influence_stage.api.params`
-(parameters → one ``CleanConfig``), :mod:`~influence_stage.api.cleaner`, :mod:`~influence_stage.api.sampler`,
-:mod:`~influence_stage.api.views` (issues, summary, report), :mod:`~influence_stage.api.fitted_data` (is it the
-fitted data?), :mod:`~influence_stage.api.gate` (the drop-share gate that keeps a refused fit),
-:mod:`~influence_stage.api.output` (``set_output``, ``get_feature_names_out``),
-:mod:`~influence_stage.api.model_checks` (a passed model's sizes; untrained θ*) and
-:mod:`~influence_stage.api.persist` (save / load without pickle).
+One job per module: ``inputs`` (the input forms), ``params``
+(parameters → one ``CleanConfig``), ``cleaner``, ``sampler``,
+``views`` (issues, summary, report), ``fitted_data`` (is it the
+fitted data?), ``gate`` (the drop-share gate that keeps a refused fit),
+``output`` (``set_output``, ``get_feature_names_out``),
+``model_checks`` (a passed model's sizes; untrained θ*) and
+``persist`` (save / load without pickle).
 
 ``InfluenceSampler`` needs the optional package imbalanced-learn (the ``dev`` extra); without it this
 package still imports and ``InfluenceCleaner`` works, while importing ``InfluenceSampler`` raises an

@@ -1,7 +1,7 @@
 """``InfluenceCleaner``: the scikit-learn-style estimator that cleans a labelled dataset with GEX.
 
-It is thin: its parameters become one :class:`~influence_stage.stage.steps.CleanConfig`
-(:func:`influence_stage.api.params.build_config`) and :func:`influence_stage.stage.run.run` runs the
+It is thin: its parameters become one ``CleanConfig``
+(``influence_stage.api.params.build_config``) and ``influence_stage.stage.run.run`` runs the
 stage's steps (the ones the flows and the CLI run). It follows the scikit-learn contract: ``__init__``
 only stores its keyword arguments, every check happens in ``fit``, fitted attributes end with ``_``,
 and ``random_state`` goes through ``check_random_state``.
@@ -56,20 +56,20 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         The label column.
     feature_columns : sequence of str, str or None, default None
         Feature columns (all numeric, all text, or one image column); None chooses automatically
-        (see :func:`influence_stage.data.sources.resolve_columns`).
+        (see ``influence_stage.data.columns.resolve_columns``).
     model : str, torch.nn.Module, Learner or scikit-learn classifier, default "auto"
         A model name ("auto": a CNN for images, else an MLP; "mlp"; "cnn") trained on the given
         labels; a scikit-learn classifier with ``partial_fit`` and ``predict_proba``
         (``SGDClassifier(loss="log_loss")``, ``MLPClassifier(solver="sgd")``), driven by
-        :class:`~influence_stage.engine.sklearn_learner.SklearnLearner` on a copy: unfitted, it is trained
+        ``SklearnLearner`` on a copy: unfitted, it is trained
         with ``fit_config`` on the featurized (standardised) rows; fitted (on those features, with
         the label codes ``0..K-1`` as classes), it is θ* as it is; a torch checkpoint ("checkpoint:<path>" or a path ending in .pt, .pth, .bin or
-        .safetensors; see :func:`influence_stage.engine.checkpoint.load_model`) or a local Hugging Face
+        .safetensors; see ``influence_stage.engine.checkpoint.load_model``) or a local Hugging Face
         classifier folder ("hf:<folder>", text or image feature columns), loaded and used as θ*;
         or a trained module / learner used as θ*. See
-        :func:`influence_stage.stage.steps.make_model_step`. A module given with arrays is checked
+        ``influence_stage.stage.steps.make_model_step``. A module given with arrays is checked
         against them first (input features and classes, both numbers named; see
-        :mod:`influence_stage.api.model_checks`); a given model used as θ* as it is draws a
+        ``influence_stage.api.model_checks``); a given model used as θ* as it is draws a
         ``UserWarning`` when it looks untrained (mean training loss at least 0.9 ``log(K)``).
     model_builder : {"mlp", "cnn"} or None, default None
         Architecture of a checkpoint whose sidecar ``<file>.meta.json`` does not name one.
@@ -79,9 +79,9 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     hf_trainable : str, default "head"
         Parameters of an "hf:" model that SGD moves: "head", "all" or "last:N".
     action : {"drop", "relabel", "reweight", "none", "prune"}, default "drop"
-        What happens to flagged rows (see :func:`influence_stage.decisions.decide.decide`);
+        What happens to flagged rows (see ``influence_stage.decisions.decide.decide``);
         ``"prune"`` keeps the budget ``prune_keep`` by GEX self-influence and drops the rest
-        (:func:`influence_stage.decisions.prune.prune`; ``threshold`` is not used).
+        (``influence_stage.decisions.prune.prune``; ``threshold`` is not used).
     prune_keep : float in (0, 1], int or None, default None
         ``action="prune"``: rows to keep, a fraction or a count.
     prune_high_share : float in [0, 1], default 0.0
@@ -91,12 +91,12 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         ``action="prune"``: each class keeps its share of the budget (no class is emptied either way).
     score : str or None, default None
         The ranking: "gex", "gex-trimmed", "member-loss", "gex+oos" or "gex+oos+aum" (see
-        :mod:`influence_stage.engine.scores`). None: ``gex_config.score`` (default "gex+oos+aum").
+        ``influence_stage.engine.scores``). None: ``gex_config.score`` (default "gex+oos+aum").
     threshold : str or float, default "estimate"
         "estimate" (the estimated number of mislabeled rows), "otsu", "gmm", "quantile:q",
         "budget:f" or a score value.
     relabel_rule : {"argmax", "soft"}, default "argmax"
-        Which flagged rows can be relabeled (see :func:`influence_stage.decisions.decide.decide`).
+        Which flagged rows can be relabeled (see ``influence_stage.decisions.decide.decide``).
     min_agreement : float in [0, 1], default 0.5
         Relabel only where the members' mean probability of the suggested label is at least this.
     relabel_fallback : {"drop", "keep"}, default "drop"
@@ -140,13 +140,13 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         is_issue, action, given_label, suggested_label, weight`` (the decisions table,
         ``decisions_.table``; labels as codes into ``classes_``), then ``given_label_name`` and
         ``suggested_label_name``, the class names of those codes; then, per issue type the fit ran
-        (:mod:`influence_stage.stage.issues`: by default every data issue type up to 10,000 rows, only
+        (``influence_stage.stage.issues``: by default every data issue type up to 10,000 rows, only
         ``exact_duplicate`` above), ``<type>_score`` (higher = more of the issue) and
         ``is_<type>_issue``, ``exact_duplicate_of`` (the position of the first copy, -1 elsewhere),
         ``is_any_issue``, ``harm`` and ``harm_rank`` (GEX cross-influence on the unflagged rows' loss;
         1 = most harmful flagged row) and ``issue_action`` (the type whose policy changed the row's
-        action, ``""`` elsewhere). Views: :meth:`get_issues`, :meth:`issue_summary`,
-        :meth:`issue_type_summary`, :meth:`report`, :meth:`export`.
+        action, ``""`` elsewhere). Views: ``get_issues``, ``issue_summary``,
+        ``issue_type_summary``, ``report``, ``export``.
     issue_report_summary_ : dict or None
         The issue types' summary (``influence_stage.issues.IssueReport.summary``); None when none ran.
     decisions_ : Decisions
@@ -154,7 +154,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         ``decisions_.threshold.p_issue`` ``(n_samples,)`` float64, the probability-like score of
         being an issue (``>= 0.5`` on flagged rows).
     score_name_ : str
-        The ranking computed (see :mod:`influence_stage.engine.scores`).
+        The ranking computed (see ``influence_stage.engine.scores``).
     ft_lr_ : float
         The members' fine-tuning rate (chosen by the automatic scale, or given).
     oos_proba_ : ndarray, shape ``(n_samples, n_classes)`` float32, or None
@@ -179,7 +179,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         Arrays only: the number of features of a 2-D ``X``.
     feature_names_in_ : ndarray, shape ``(n_features_in_,)`` object
         Only after ``fit(X_dataframe, y)`` with string column names. The names out are
-        :meth:`get_feature_names_out`; :meth:`set_output` chooses numpy or pandas for ``X_res``.
+        ``get_feature_names_out``; ``set_output`` chooses numpy or pandas for ``X_res``.
     """
 
     _refused_: str | None = None  # the output gate's message when the last fit was refused
@@ -221,7 +221,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
 
     # -- helpers ---------------------------------------------------------------------------------
     def _check_input(self, dataset: Any, y: Any, method: str) -> tuple[str, Any, bool]:
-        """``(kind, source, had_row_id)``: see :func:`influence_stage.api.inputs.check_input`."""
+        """``(kind, source, had_row_id)``: see ``influence_stage.api.inputs.check_input``."""
         return check_input(dataset, y, method, label_column=self.label_column, split=self.split)
 
     def _config(self) -> tuple[CleanConfig, Any]:
@@ -240,7 +240,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
 
     def _output(self, kind: str, source: Any, had_row_id: bool, prepared: Prepared,
                 cleaned: datasets.Dataset | None = None, index: pd.Index | None = None) -> Any:
-        """The cleaned data in the type of the input (see :meth:`transform`); ``index``: that of a DataFrame X."""
+        """The cleaned data in the type of the input (see ``transform``); ``index``: that of a DataFrame X."""
         table = self.decisions_.table
         if kind == "frame":
             return apply_to_frame(source, table, prepared.encoding, self.config_)
@@ -276,7 +276,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
             ``n`` labelled rows: a ``datasets.Dataset``; a ``datasets.DatasetDict`` (the split named
             by ``split``, or its only split); a ``pandas.DataFrame``; a local parquet / csv / json
             file or folder of them, or a ``save_to_disk`` folder (read by content; see
-            :func:`influence_stage.data.sources.load_source`); a tuple ``(X, y)``; or a numeric array ``X``
+            ``influence_stage.data.sources.load_source``); a tuple ``(X, y)``; or a numeric array ``X``
             ``(n_samples, n_features)`` (or ``(n, h, w)`` images), or a ``pandas.DataFrame`` of numeric
             features, with the labels in ``y``.
         y : array-like of shape (n_samples,), optional
@@ -367,7 +367,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
 
     # -- save / load without pickle (influence_stage.api.persist) -------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted result to a folder, without pickle (see :func:`influence_stage.api.persist.save_cleaner`).
+        """Write the fitted result to a folder, without pickle (see ``influence_stage.api.persist.save_cleaner``).
 
         Parameters
         ----------
@@ -385,13 +385,13 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, dataset: Any = None) -> "InfluenceCleaner":
-        """A cleaner saved by :meth:`save`, ready to ``transform`` the dataset it was fitted on (see
-        :func:`influence_stage.api.persist.load_cleaner`).
+        """A cleaner saved by ``save``, ready to ``transform`` the dataset it was fitted on (see
+        ``influence_stage.api.persist.load_cleaner``).
 
         Parameters
         ----------
         path : path
-            The folder written by :meth:`save`.
+            The folder written by ``save``.
         dataset : optional
             The fitted data (any form ``fit`` takes): checked against the saved fingerprint now.
 
@@ -404,7 +404,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         return load_cleaner(cls, path, dataset=dataset)
 
     def _review_content(self, dataset: Any) -> Any:
-        """The rows' content for :meth:`export`: ``dataset`` after checking it is the fitted data, else the
+        """The rows' content for ``export``: ``dataset`` after checking it is the fitted data, else the
         fitted dataset when this estimator holds it (after ``fit``; not after ``load``)."""
         if dataset is not None:
             self._check_fitted_data(dataset)
@@ -444,7 +444,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
             The form of the input: a ``Dataset`` for a Dataset, a DatasetDict or a path; a
             ``DataFrame`` for a DataFrame; ``(X_res, y_res)`` numpy arrays for a tuple ``(X, y)``;
             ``X_res`` alone for an array ``X`` (with or without ``y``: the transformer contract,
-            ``fit(X, y).transform(X)``; pass the tuple, or use :class:`InfluenceSampler`, to get the
+            ``fit(X, y).transform(X)``; pass the tuple, or use ``InfluenceSampler``, to get the
             relabeled ``y_res`` too). Dropped rows are removed, relabeled rows get the new label (a
             ``ClassLabel`` keeps its names; arrays and frames keep their label dtype), every other
             column untouched (a DataFrame keeps its index; a ``row_id`` column is kept only if the
@@ -499,7 +499,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         Returns
         -------
         datasets.Dataset, pandas.DataFrame, tuple (X_res, y_res) or ndarray X_res
-            See :meth:`transform`.
+            See ``transform``.
         """
         kind, source, had_row_id = self._check_input(dataset, y, "fit")
         self._fit(kind, source, frame_feature_names(dataset) if y is not None else None)

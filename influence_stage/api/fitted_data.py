@@ -1,7 +1,7 @@
 """Whether data given to ``transform`` (or to ``load``) is the data the cleaner was fitted on, and if not, what differs.
 
 The decisions belong to the fitted rows: a cleaner refuses any other data, by the content
-fingerprint of :mod:`influence_stage.data.fingerprint`, and says in words what changed (rows, row
+fingerprint of ``influence_stage.data.fingerprint``, and says in words what changed (rows, row
 ids, their order, columns, feature types, values, labels).
 """
 

@@ -1,7 +1,7 @@
 """The estimators' output gate on the dropped share: refused, the fit stays for inspection.
 
-:func:`influence_stage.stage.run.run` runs the input and output Great Expectations suites. Run from an
-estimator, the suite's drop-share expectation is left to :func:`run_gated`: the run is asked for a
+``influence_stage.stage.run.run`` runs the input and output Great Expectations suites. Run from an
+estimator, the suite's drop-share expectation is left to ``run_gated``: the run is asked for a
 limit of 1.0 and the estimator's own ``max_drop_fraction`` is checked on the decisions afterwards,
 with the same rule as the suite (the share of rows whose action is ``drop`` must not exceed it; not
 applied under ``action="prune"``, whose budget is the drop share). So a refusal happens after the
@@ -28,13 +28,13 @@ def check_gate_fraction(value: Any) -> float:
 
 def run_gated(source: Any, config: CleanConfig, model: Any, *, max_drop_fraction: Any, progress: bool = False,
               only_rows: np.ndarray | None = None) -> tuple[PipelineResult, float]:
-    """:func:`~influence_stage.stage.run.run` with both suites, the drop share left to :func:`refusal`.
+    """``run`` with both suites, the drop share left to ``refusal``.
 
     Returns
     -------
     result : PipelineResult
     max_drop_fraction : float
-        The checked limit, for :func:`refusal`.
+        The checked limit, for ``refusal``.
     """
     limit = check_gate_fraction(max_drop_fraction)
     return run(source, config, model, progress=progress, max_drop_fraction=1.0, only_rows=only_rows), limit

@@ -1,9 +1,9 @@
 """What the estimators take: the input forms of ``fit`` / ``transform``, told apart once.
 
 ``InfluenceCleaner`` takes a ``datasets.Dataset``, a ``DatasetDict``, a ``pandas.DataFrame``, a local
-path, a tuple ``(X, y)`` or an array ``X`` with ``y``. :func:`check_input` says which form it is and
+path, a tuple ``(X, y)`` or an array ``X`` with ``y``. ``check_input`` says which form it is and
 whether the user's data carried its own ``row_id`` column; loading a Dataset from a path or a
-DatasetDict is :func:`influence_stage.data.sources.load_source`'s job, done there and only there.
+DatasetDict is ``influence_stage.data.sources.load_source``'s job, done there and only there.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The issue types of a fit in the estimators' ``issues_``, and the review hand-off they write.
 
-:func:`fit_issues` takes a run's issue report (the plan's ``issues`` step,
+``fit_issues`` takes a run's issue report (the plan's ``issues`` step,
 ``PipelineResult.issues``) or, for a run whose plan had no such step, computes it from the run's
-features, cross-fitted probabilities and loss matrix (:func:`influence_stage.stage.issues.issues_step`
+features, cross-fitted probabilities and loss matrix (``influence_stage.stage.issues.issues_step``
 with ``apply_policy=False``: those rows were already applied and gated, so the report is the only
-output). :func:`issues_frame` joins it to the decisions table; :func:`write_review` writes
-:func:`influence_stage.issues.export.review_rows` in one of :data:`EXPORT_FORMATS`, atomically.
+output). ``issues_frame`` joins it to the decisions table; ``write_review`` writes
+``influence_stage.issues.export.review_rows`` in one of ``EXPORT_FORMATS``, atomically.
 """
 
 from __future__ import annotations
@@ -94,11 +94,11 @@ def write_review(rows: pd.DataFrame, path: str | os.PathLike, fmt: str, class_na
     Parameters
     ----------
     rows : DataFrame
-        :func:`influence_stage.issues.export.review_rows`.
+        ``influence_stage.issues.export.review_rows``.
     path : path
         ``label-studio``: a folder; otherwise a file whose suffix is the format's (``.jsonl`` for
         ``argilla`` and ``jsonl``, ``.parquet``, ``.csv``); images go to ``<stem>_images/`` beside it.
-    fmt : one of :data:`EXPORT_FORMATS`
+    fmt : one of ``EXPORT_FORMATS``
     class_names : sequence of str
     overwrite : bool
         Replace an existing ``path`` (and its images folder). False: refuse it.

@@ -1,9 +1,9 @@
 """Checks of a model the user passes in: its sizes against the data, and whether it looks trained.
 
 A passed ``torch.nn.Module`` is checked against numeric arrays before any work
-(:func:`check_given_module`, through :func:`influence_stage.engine.checkpoint.check_model`), and a
+(``check_given_module``, through ``influence_stage.engine.checkpoint.check_model``), and a
 given model used as θ* as it is (not trained by the stage) draws a warning when it predicts the
-given labels no better than a uniform guess (:func:`warn_if_untrained`).
+given labels no better than a uniform guess (``warn_if_untrained``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def check_given_module(model: Any, X: np.ndarray, y: np.ndarray, *, estimator: s
 
 def warn_if_untrained(model: Any, fit_loaded: bool, base_loss: np.ndarray, n_classes: int, *, fix: str,
                       stacklevel: int = 4) -> None:
-    """Warn (``UserWarning``) when a given model used as θ* looks untrained (:data:`UNTRAINED_LOSS_SHARE`).
+    """Warn (``UserWarning``) when a given model used as θ* looks untrained (``UNTRAINED_LOSS_SHARE``).
 
     Parameters
     ----------

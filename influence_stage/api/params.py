@@ -1,8 +1,8 @@
 """The estimators' parameters as one stage configuration: the model argument checked, the configs merged.
 
 ``InfluenceCleaner`` and ``InfluenceSampler`` store their keyword arguments untouched (the scikit-learn
-contract); at fit time :func:`build_config` turns them into one
-:class:`~influence_stage.stage.steps.CleanConfig`, the one the flows and the CLI run, and the model
+contract); at fit time ``build_config`` turns them into one
+``CleanConfig``, the one the flows and the CLI run, and the model
 object to hand to the steps.
 """
 
@@ -37,7 +37,7 @@ def check_model(model: Any) -> Any:
 
 
 def is_sklearn_classifier(model: Any) -> bool:
-    """A scikit-learn estimator that :class:`~influence_stage.engine.sklearn_learner.SklearnLearner` can drive."""
+    """A scikit-learn estimator that ``SklearnLearner`` can drive."""
     return hasattr(model, "get_params") and hasattr(model, "partial_fit") and hasattr(model, "predict_proba")
 
 
@@ -66,7 +66,7 @@ def build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCon
 
     Every seed (θ* initialisation and chains ``gex.seed``, batch order ``fit.seed``, text SVD
     ``featurize.seed``, the gmm threshold ``seed``) is derived from ``random_state`` by
-    :func:`influence_stage.seeds.derive_seeds` (the rule the CLI's ``--seed`` follows too), replacing
+    ``influence_stage.seeds.derive_seeds`` (the rule the CLI's ``--seed`` follows too), replacing
     the seeds of the given configs: an int gives the same seeds (and scores) every time, None draws
     them from numpy's global random state (fresh randomness, as in scikit-learn).
     """

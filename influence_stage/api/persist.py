@@ -1,6 +1,6 @@
 """Save and load a fitted ``InfluenceCleaner`` without pickle: JSON, parquet and safetensors files.
 
-A saved cleaner is a folder; :func:`save_cleaner` writes it and :func:`load_cleaner` restores
+A saved cleaner is a folder; ``save_cleaner`` writes it and ``load_cleaner`` restores
 every fitted attribute ``transform`` and the views need. Nothing in it is executable on load.
 """
 
@@ -125,7 +125,7 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
 
     Files: ``manifest.json`` (format version, package version, the dataset fingerprint and
     per-column digests, label encoding, threshold, estimator parameters, the sha256 of every
-    other file, and ``manifest_sha256``: the digest of its own content, see :func:`manifest_digest`), ``config.json`` (``config_.model_dump(mode="json")``), ``decisions.parquet``
+    other file, and ``manifest_sha256``: the digest of its own content, see ``manifest_digest``), ``config.json`` (``config_.model_dump(mode="json")``), ``decisions.parquet``
     (the decisions table, ``decisions.schema.TABLE_COLUMNS``), ``issues.parquet`` (the issue types'
     columns of ``issues_``, when the fit ran any; their summary is the manifest's ``issue_summary``), ``scores.parquet`` (``row_id, score,
     gex_influence, p_issue, base_loss``), ``arrays.safetensors`` (loss matrix, base losses,
@@ -208,7 +208,7 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
 
 
 def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> Any:
-    """A cleaner saved by :func:`save_cleaner`, ready to ``transform`` the dataset it was fitted on.
+    """A cleaner saved by ``save_cleaner``, ready to ``transform`` the dataset it was fitted on.
 
     ``manifest.json`` is checked against its own digest (``manifest_sha256``), every other file
     against the sha256 the manifest holds, and the tables against each other; ``transform`` refuses any dataset whose fingerprint differs from the fitted one (as
@@ -221,7 +221,7 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
     cls : type
         ``InfluenceCleaner`` (or a subclass): built from the saved parameters.
     path : path
-        The folder written by :func:`save_cleaner`.
+        The folder written by ``save_cleaner``.
     dataset : optional
         The fitted data (any form ``fit`` takes): checked against the saved fingerprint now.
 

@@ -1,10 +1,10 @@
 """``InfluenceSampler``: an imbalanced-learn sampler that removes, relabels or reweights suspicious rows (GEX).
 
 It needs the optional package imbalanced-learn (the ``dev`` extra); importing this module without it
-raises ``ImportError``, and :mod:`influence_stage.api` turns that into a message saying what to install.
-Like :class:`~influence_stage.api.cleaner.InfluenceCleaner` it is thin: its parameters become one
-``CleanConfig`` (:func:`influence_stage.api.params.build_config`) and
-:func:`influence_stage.stage.run.run` runs the steps.
+raises ``ImportError``, and ``influence_stage.api`` turns that into a message saying what to install.
+Like ``InfluenceCleaner`` it is thin: its parameters become one
+``CleanConfig`` (``influence_stage.api.params.build_config``) and
+``influence_stage.stage.run.run`` runs the steps.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ class InfluenceSampler(IssueViews, BaseSampler):
     ----------
     model : str, torch.nn.Module, Learner or scikit-learn classifier, default "mlp"
         A model name trained on ``(X, y)``; a torch checkpoint path (trained on the
-        standardised features; see :class:`InfluenceCleaner`); a module / learner already
+        standardised features; see ``InfluenceCleaner``); a module / learner already
         trained on them; or a scikit-learn classifier with ``partial_fit`` and
-        ``predict_proba`` (see :class:`InfluenceCleaner`: unfitted, it is trained here).
+        ``predict_proba`` (see ``InfluenceCleaner``: unfitted, it is trained here).
     action : {"drop", "relabel", "reweight", "none", "prune"}, default "drop"
         ``drop``: flagged rows are removed. ``relabel``: flagged rows get the members' consensus
         label (flagged rows without a confident consensus are removed). ``reweight``: every row
@@ -65,17 +65,17 @@ class InfluenceSampler(IssueViews, BaseSampler):
         ``reweight`` does not belong inside an imblearn ``Pipeline``: the sampler contract returns
         only ``(X_res, y_res)`` (imbalanced-learn 0.14 has no way to route a sampler's weights), so
         the weights would never reach the classifier. Every ``fit_resample`` under ``reweight``
-        therefore warns (``UserWarning``, :data:`REWEIGHT_WEIGHTS_APART`) that the weights are in
+        therefore warns (``UserWarning``, ``REWEIGHT_WEIGHTS_APART``) that the weights are in
         ``sample_weight_`` only. Fit the sampler on its own and pass the weights yourself::
 
             X_res, y_res = sampler.fit_resample(X, y)
             clf.fit(X_res, y_res, sample_weight=sampler.sample_weight_[sampler.sample_indices_])
     score : str or None, default None
-        The ranking (see :class:`InfluenceCleaner`); None: ``gex_config.score``.
+        The ranking (see ``InfluenceCleaner``); None: ``gex_config.score``.
     threshold : str or float, default "estimate"
-        See :func:`influence_stage.decisions.thresholds.choose_threshold`.
+        See ``influence_stage.decisions.thresholds.choose_threshold``.
     relabel_rule : {"argmax", "soft"}, default "argmax"
-        Which flagged rows can be relabeled (see :func:`influence_stage.decisions.decide.decide`).
+        Which flagged rows can be relabeled (see ``influence_stage.decisions.decide.decide``).
     sampling_strategy : str, list or callable, default "auto"
         Classes whose rows may be changed, as for imbalanced-learn's cleaning samplers:
         ``"auto"`` = ``"not minority"``, ``"all"``, ``"majority"``, ``"not majority"``, a list
@@ -83,11 +83,11 @@ class InfluenceSampler(IssueViews, BaseSampler):
     gex_config : GEXConfig, optional
     fit_config : FitConfig, optional
     random_state : int, RandomState or None, default None
-        As for :class:`InfluenceCleaner`.
+        As for ``InfluenceCleaner``.
     max_drop_fraction : float in (0, 1], default 0.3
-        As for :class:`InfluenceCleaner`: the output gate's limit on the dropped share.
+        As for ``InfluenceCleaner``: the output gate's limit on the dropped share.
     prune_keep, prune_high_share, prune_per_class
-        ``action="prune"``, as for :class:`InfluenceCleaner`; the budget counts the rows of the
+        ``action="prune"``, as for ``InfluenceCleaner``; the budget counts the rows of the
         classes ``sampling_strategy`` targets, the other rows are kept.
 
     Attributes
@@ -105,16 +105,16 @@ class InfluenceSampler(IssueViews, BaseSampler):
         ``sample_weight_[sample_indices_]``.
     issues_ : pandas.DataFrame
         The decisions table (row ids ``0..n-1``, labels as codes into ``classes_``), then the issue
-        types' columns (as :class:`InfluenceCleaner`'s ``issues_``; reported only: the sampler's
+        types' columns (as ``InfluenceCleaner``'s ``issues_``; reported only: the sampler's
         indices follow the decisions table).
     classes_ : ndarray
         The labels, sorted (``LabelEncoder``).
     threshold_ : float
-    members_, learner_, result_, config_ : as for :class:`InfluenceCleaner`.
+    members_, learner_, result_, config_ : as for ``InfluenceCleaner``.
     sampling_strategy_ : dict
         Targeted classes (keys).
     decisions_ : Decisions
-        The decisions table and the threshold (as for :class:`InfluenceCleaner`).
+        The decisions table and the threshold (as for ``InfluenceCleaner``).
     score_name_ : str
         The ranking computed.
     ft_lr_ : float
@@ -124,7 +124,7 @@ class InfluenceSampler(IssueViews, BaseSampler):
 
     Notes
     -----
-    ``get_issues``, ``issue_summary`` and ``report`` work as on :class:`InfluenceCleaner`. When the
+    ``get_issues``, ``issue_summary`` and ``report`` work as on ``InfluenceCleaner``. When the
     output gate refuses the result (more than ``max_drop_fraction`` of the rows would be dropped),
     ``fit_resample`` raises ``ValidationFailedError`` after setting every attribute above, so the
     work can be inspected.

@@ -1,6 +1,6 @@
 """Views of a fitted estimator for a notebook: the issues table filtered, per-class counts, the HTML report.
 
-:class:`IssueViews` holds the methods both estimators share; they read only fitted attributes
+``IssueViews`` holds the methods both estimators share; they read only fitted attributes
 (``issues_``, ``decisions_``, ``classes_``, ``threshold_``, ``score_name_``, ``members_``, ``ft_lr_``,
 ``estimated_noise_rate_``, ``oos_proba_``), so they work after ``fit``, after ``load``, and after a
 fit whose output gate refused the result.
@@ -41,7 +41,7 @@ class IssueViews:
             the issue-type registry (``influence_stage.decisions.issues.ISSUE_REGISTRY``: ``outlier``,
             ``near_duplicate``, ``exact_duplicate``, ``null``, ...): the rows flagged as that type
             (``is_<kind>_issue``), sorted by ``<kind>_score`` descending; the fit must have run it
-            (see :meth:`issue_type_summary`).
+            (see ``issue_type_summary``).
         label : class name, optional
             Only rows whose given label is this class (a name of ``classes_``).
         action : {"keep", "drop", "relabel", "reweight"}, optional
@@ -107,7 +107,7 @@ class IssueViews:
         return type_summary(self.issues_, getattr(self, "issue_report_summary_", None))
 
     def _review_content(self, dataset: Any) -> Any:
-        """The rows' content for :meth:`export`: ``dataset`` as given (one row per fitted row)."""
+        """The rows' content for ``export``: ``dataset`` as given (one row per fitted row)."""
         from influence_stage.api.issue_data import content_frame
 
         return content_frame(dataset, self.issues_.columns)
@@ -115,7 +115,7 @@ class IssueViews:
     def export(self, path: str | os.PathLike, format: str = "label-studio", *, dataset: Any = None,
                only_flagged: bool = True, max_rows: int | None = None, order: str = "score",
                overwrite: bool = False, data_column: str | None = None) -> Path:
-        """Write the flagged rows with their content for review (:mod:`influence_stage.issues.export`).
+        """Write the flagged rows with their content for review (``influence_stage.issues.export``).
 
         Parameters
         ----------
@@ -167,7 +167,7 @@ class IssueViews:
         -------
         pandas.DataFrame
             Index ``class``: the class names (``classes_`` order), then ``"all"``. Columns: those of
-            :meth:`influence_stage.decisions.decide.Decisions.summary` (``n_rows, n_flagged, keep, drop,
+            ``influence_stage.decisions.decide.Decisions.summary`` (``n_rows, n_flagged, keep, drop,
             relabel, reweight, relabeled_in, n_after``, int64), ``flagged_share`` (``n_flagged /
             n_rows``) and ``estimated_noise_share``: the share of the class's rows estimated to carry
             a wrong label, the class's off-diagonal count in the confident joint of the run's
@@ -194,8 +194,8 @@ class IssueViews:
         Parameters are the configuration (``config_``, top-level keys; sections as their JSON);
         metrics are ``n_rows``, ``n_flagged``, ``threshold``, ``estimated_noise_rate`` (when
         estimated), the actions' counts (``actions.<action>``) and the issue types' summary
-        (``issues.types.<type>.n_issues`` ..., :func:`influence_stage.issues.mlflow.flat_metrics`);
-        artifacts are the HTML report (``report=True``) and ``artifacts`` (paths, e.g. an :meth:`export`).
+        (``issues.types.<type>.n_issues`` ..., ``influence_stage.issues.mlflow.flat_metrics``);
+        artifacts are the HTML report (``report=True``) and ``artifacts`` (paths, e.g. an ``export``).
 
         Raises
         ------
@@ -229,7 +229,7 @@ class IssueViews:
 
     def report(self, path: str | os.PathLike | None = None, *, truth: Any = None,
                title: str = "influence_stage report") -> Any:
-        """The HTML report of the fit (:func:`influence_stage.report.build_report`).
+        """The HTML report of the fit (``influence_stage.report.build_report``).
 
         Parameters
         ----------
@@ -242,7 +242,7 @@ class IssueViews:
         Returns
         -------
         pathlib.Path or HTMLReport
-            With ``path``: the absolute path written. Without: an :class:`HTMLReport`, which a
+            With ``path``: the absolute path written. Without: an ``HTMLReport``, which a
             notebook renders (``_repr_html_``); its ``html`` attribute is the page.
         """
         from influence_stage.report import build_report, write_report

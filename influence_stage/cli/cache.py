@@ -1,6 +1,6 @@
 """``influence-stage cache info | clear``: the run cache (θ*, members, loss matrices).
 
-``clear`` deletes only a folder the stage created: a cleaning run writes :data:`MARKER` into its
+``clear`` deletes only a folder the stage created: a cleaning run writes ``MARKER`` into its
 cache folder when it creates it (or finds it empty), before anything is cached. A folder without
 the marker (a user's folder, the working directory, ``--cache-dir .``) is refused, exit 2, and
 left as it is.

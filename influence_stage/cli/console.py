@@ -1,7 +1,7 @@
 """What the console script does around a command: one-line usage errors, aggregated warnings, plain
 progress lines when stderr is not a terminal, stopping on a signal, and exiting promptly.
 
-None of this applies to calls of :func:`influence_stage.cli.main.main` from Python (tests, notebooks):
+None of this applies to calls of ``influence_stage.cli.main.main`` from Python (tests, notebooks):
 they keep their own logging, signal handlers and streams.
 """
 
@@ -188,7 +188,7 @@ class PlainLines:
 
 
 def plain_progress() -> PlainLines | None:
-    """When stderr is not a terminal, make it a :class:`PlainLines` stream; returns it (None on a TTY)."""
+    """When stderr is not a terminal, make it a ``PlainLines`` stream; returns it (None on a TTY)."""
     if sys.stderr.isatty():
         return None
     plain = PlainLines(sys.stderr)
@@ -295,7 +295,7 @@ def detach_server_process() -> None:
     Ctrl-C sends SIGINT to the terminal's whole process group: the server child, still booting or
     serving, would print its own lines ("Aborted!", CPython's fatal-error dump) beside the CLI's one
     line. In its own session only the CLI gets the signal, and the CLI ends the server itself
-    (:func:`end_children` walks the process tree by parent, not by group; the watchdog likewise).
+    (``end_children`` walks the process tree by parent, not by group; the watchdog likewise).
     """
     import subprocess
 

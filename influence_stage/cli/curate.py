@@ -1,7 +1,7 @@
 """``influence-stage curate``: curate a text corpus by self-influence under a budget, validate, publish.
 
 The flags are declared here, so ``curate --help`` imports neither Prefect nor torch; the flow
-(:mod:`influence_stage.orchestration.curate`) is imported when the command runs. A test checks them
+(``influence_stage.orchestration.curate``) is imported when the command runs. A test checks them
 against the flow's own parser (``add_curate_parser``).
 """
 

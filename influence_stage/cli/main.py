@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Called without ``argv`` (the console script) it also stops on SIGINT / SIGTERM / SIGHUP with one
     line, aggregates the package's warnings, writes plain progress lines when stderr is not a
-    terminal, and exits as soon as the command is done (:func:`console.exit_now`): it does not
+    terminal, and exits as soon as the command is done (``console.exit_now``): it does not
     return then.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

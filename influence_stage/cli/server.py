@@ -1,6 +1,6 @@
 """``influence-stage server start | stop | deploy``: a local Prefect server, work pool, worker and deployment.
 
-The machinery (starting, stopping, the foreground loop) is :mod:`influence_stage.orchestration.server`;
+The machinery (starting, stopping, the foreground loop) is ``influence_stage.orchestration.server``;
 this module is its command line.
 """
 

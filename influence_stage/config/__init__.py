@@ -2,10 +2,10 @@
 
 The same objects are the parameters of the Prefect flows, the CLI and the estimators.
 
-``fit``          :class:`FitConfig` (training of θ*) and :class:`GEXConfig` (members, scale, scores):
+``fit``          ``FitConfig`` (training of θ*) and ``GEXConfig`` (members, scale, scores):
                  the engine's sections, importable from the lowest layer
-``model_spec``   :func:`parse_model_spec`: which model a ``model`` string names
-``clean``        :class:`CleanConfig` (every setting of one run), its YAML reader, :func:`config_fingerprint`
+``model_spec``   ``parse_model_spec``: which model a ``model`` string names
+``clean``        ``CleanConfig`` (every setting of one run), its YAML reader, ``config_fingerprint``
 
 ``CleanConfig`` and the names of ``clean`` and ``model_spec`` are loaded on first use: the engine
 imports the sections from here, and ``CleanConfig`` validates against registries of the engine and

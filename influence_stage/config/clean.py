@@ -1,7 +1,7 @@
-"""The stage configuration :class:`CleanConfig`: every setting of one run, validated once.
+"""The stage configuration ``CleanConfig``: every setting of one run, validated once.
 
 Also the YAML reader and writer, the rewriting of pydantic errors into one what / found / fix
-message, and :func:`config_fingerprint`, the configuration half of the flows' cache keys (the other
+message, and ``config_fingerprint``, the configuration half of the flows' cache keys (the other
 half is ``data.fingerprint.dataset_fingerprint``): the fields that change members and scores, plus
 the content of a checkpoint or Hugging Face folder named by ``model``.
 
@@ -27,8 +27,8 @@ from influence_stage.config.model_spec import model_digest, parse_model_spec
 from influence_stage.config.featurize import FeaturizeConfig
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
-#: Fields of :class:`CleanConfig` that change θ*, the members or the scores (not the decisions):
-#: the default ``keys`` of :func:`config_fingerprint`, i.e. what a cache of members / loss matrices
+#: Fields of ``CleanConfig`` that change θ*, the members or the scores (not the decisions):
+#: the default ``keys`` of ``config_fingerprint``, i.e. what a cache of members / loss matrices
 #: must match.
 SCORE_KEYS: tuple[str, ...] = ("label_column", "feature_columns", "split", "model", "model_builder", "fit_loaded",
                                "hf_trainable", "featurize", "fit", "gex")
@@ -85,7 +85,7 @@ class CleanConfig(BaseModel):
     """Everything one run of the stage needs, validated once; also the Prefect flow parameters.
 
     Round-trips through ``model_dump(mode="json")`` / ``model_validate`` and YAML
-    (:meth:`to_yaml` / :meth:`from_yaml`).
+    (``to_yaml`` / ``from_yaml``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

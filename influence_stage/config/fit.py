@@ -1,7 +1,7 @@
 """The engine's configuration sections: how θ* is trained (``FitConfig``) and the GEX settings (``GEXConfig``).
 
 Validated once, frozen, serialisable next to every artifact; sections of
-:class:`influence_stage.config.clean.CleanConfig` and parameters of the engine functions. This module
+``influence_stage.config.clean.CleanConfig`` and parameters of the engine functions. This module
 imports nothing of the package's upper layers (score names are checked on first use, lazily).
 """
 

@@ -1,11 +1,11 @@
-"""Which model a ``CleanConfig.model`` string names: :func:`parse_model_spec` and the content digest of the cache keys.
+"""Which model a ``CleanConfig.model`` string names: ``parse_model_spec`` and the content digest of the cache keys.
 
 The strings are the model-source registry's
-(:data:`influence_stage.engine.sources.MODEL_SOURCE_REGISTRY`): a builder name (``"auto"``,
+(``influence_stage.engine.sources.MODEL_SOURCE_REGISTRY``): a builder name (``"auto"``,
 ``"mlp"``, ``"cnn"``: trained on the given labels), a torch checkpoint (``"checkpoint:<path>"`` or a
 path ending in ``.pt``, ``.pth``, ``.bin``, ``.safetensors``; loaded with
-:func:`influence_stage.engine.checkpoint.load_model`), a local Hugging Face classifier
-(``"hf:<folder>"``; :class:`influence_stage.engine.hf.HFLearner`), or a registered source's form.
+``influence_stage.engine.checkpoint.load_model``), a local Hugging Face classifier
+(``"hf:<folder>"``; ``influence_stage.engine.hf.HFLearner``), or a registered source's form.
 """
 
 from __future__ import annotations

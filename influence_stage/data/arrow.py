@@ -90,7 +90,7 @@ def flat_dataset(ds: datasets.Dataset) -> datasets.Dataset:
 
     A selected or filtered dataset is a view (an indices mapping over the original table), and
     datasets writes such a view one gathered slice per row: Parquet and ``save_to_disk`` then take
-    seconds and hundreds of MB per 100k rows. Arrow takes (:func:`take_rows`) give a plain table
+    seconds and hundreds of MB per 100k rows. Arrow takes (``take_rows``) give a plain table
     that writes at disk speed. ``ds`` itself when it has no mapping (or other internals).
     """
     empty = gathered(ds, ds.column_names, 0, 0)
@@ -106,7 +106,7 @@ def flat_dataset(ds: datasets.Dataset) -> datasets.Dataset:
 
 
 FLAT_BLOCK_ROWS = 1 << 16
-"""Rows per gathered block of :func:`flat_dataset` (one Arrow chunk each)."""
+"""Rows per gathered block of ``flat_dataset`` (one Arrow chunk each)."""
 
 
 def in_memory_dataset(table: pa.Table, features: datasets.Features | None = None, *,
@@ -116,7 +116,7 @@ def in_memory_dataset(table: pa.Table, features: datasets.Features | None = None
     ``Dataset.from_dict`` / ``from_pandas`` / ``add_column`` fingerprint a new in-memory dataset by
     pickling its state, which costs seconds on a wide table (10k rows x 784 columns) and is used
     only by ``datasets``' own cache of ``map`` results, which in-memory data never writes. The stage
-    keys its caches on :func:`influence_stage.data.fingerprint.dataset_fingerprint` (content), so a
+    keys its caches on ``influence_stage.data.fingerprint.dataset_fingerprint`` (content), so a
     fresh random ``datasets`` fingerprint is given instead, as ``datasets`` does for data it cannot hash.
 
     Parameters
@@ -208,7 +208,7 @@ def _feature_key(feature: Any) -> Any:
 
 
 def column_kinds(features: datasets.Features) -> dict[str, str | None]:
-    """:func:`column_kind` of every column, worked out once per distinct feature type.
+    """``column_kind`` of every column, worked out once per distinct feature type.
 
     A wide table (784 pixel columns, 1,024 embedding columns) holds a handful of distinct feature
     types; the per-column cost is one dictionary lookup. Pass ``ds.features`` once: each access of

@@ -115,7 +115,7 @@ def expand_patterns(names: list[str], columns: Sequence[str]) -> list[str]:
 
 MOSTLY_NUMERIC_FRACTION = 0.5
 """A string column is "numeric except for a few cells" when more than this share of its present
-cells parse as numbers and at least one does not (see :func:`check_numeric_columns`)."""
+cells parse as numbers and at least one does not (see ``check_numeric_columns``)."""
 
 
 _MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}
@@ -143,9 +143,9 @@ def check_numeric_columns(
     """Refuse (or, with ``coerce``, repair) string columns that are numbers except for a few cells.
 
     One stray ``"?"`` in a CSV's numeric column makes the whole column strings, and the automatic
-    column choice (:func:`resolve_columns`) would then featurize the table as text on that column
+    column choice (``resolve_columns``) would then featurize the table as text on that column
     alone. A string column (among ``feature_columns``, or every column but the label and
-    ``row_id`` when None) of which more than :data:`MOSTLY_NUMERIC_FRACTION` of the present cells
+    ``row_id`` when None) of which more than ``MOSTLY_NUMERIC_FRACTION`` of the present cells
     parse as numbers and at least one does not is such a column.
 
     Parameters

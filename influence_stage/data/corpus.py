@@ -121,7 +121,7 @@ class Corpus:
     Parameters
     ----------
     source : path, glob or list of paths
-        One shard, a folder of shards (all files with a suffix of :data:`FORMATS`, sorted, searched
+        One shard, a folder of shards (all files with a suffix of ``FORMATS``, sorted, searched
         recursively, without ``save_to_disk``'s metadata JSON), a glob,
         or a list of shards, all of one format.
     text_column : str
@@ -220,7 +220,7 @@ class Corpus:
 
     def _mixed_batches(self, rng: np.random.Generator, rows: np.ndarray | None) -> Iterator[list[Any]]:
         """Every row once, in batches drawn from all shards: each shard is read from a seeded random
-        offset round to it, and each next :data:`MIX_ROWS` rows come from a shard picked at random (weighted by
+        offset round to it, and each next ``MIX_ROWS`` rows come from a shard picked at random (weighted by
         the rows it has left), so the first documents come from every shard and every offset."""
         sizes = self.shard_rows()
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -253,7 +253,7 @@ class Corpus:
 
         With ``shuffle_seed``: every document once, in an order drawn from all shards (each
         shard read from a seeded random offset round to it, each next batch of rows from a shard
-        picked at random), then reordered by a seeded shuffle buffer of :data:`SHUFFLE_BUFFER`
+        picked at random), then reordered by a seeded shuffle buffer of ``SHUFFLE_BUFFER``
         documents (the same seed, the same order). A training cycle that reads only the first
         documents of such a pass sees rows of every shard and every offset, not a prefix of the
         first shard.

@@ -1,7 +1,7 @@
 """Image features on disk: an Arrow dataset written block by block and read back in batches.
 
 The in-memory image path holds the whole ``(n, c, h, w)`` float32 matrix; past a few hundred
-thousand images that no longer fits. A :class:`FeatureStore` keeps the featurizer's output on disk
+thousand images that no longer fits. A ``FeatureStore`` keeps the featurizer's output on disk
 instead, as one memory-mapped ``datasets.Dataset`` with one fixed-size list column (``pixels``, a
 row's ``c*h*w`` values), written in row blocks as the featurizer produces them, so neither writing
 nor reading ever holds the whole matrix.
@@ -13,10 +13,10 @@ featurizer's fitted mean and scale by the same float32 operations, in the same o
 in-memory path, so the values are bit-identical and a run on the store sees exactly the numbers of
 the in-memory run; ``uint8`` takes a quarter of the disk and page cache.
 
-:meth:`FeatureStore.data` gives :class:`StreamData`, which stands in for
+``FeatureStore.data`` gives ``StreamData``, which stands in for
 ``engine.learner.TensorData`` wherever a ``TorchLearner`` trains or evaluates: ``X`` indexed by the
 learner's minibatch index tensors (``engine.learner.batch_indices``) gathers exactly those rows, and
-sequential passes (:meth:`StreamData.eval_batches`) go through a ``torch.utils.data.DataLoader``
+sequential passes (``StreamData.eval_batches``) go through a ``torch.utils.data.DataLoader``
 over the dataset, whose batches are gathered Arrow tables by default (the torch format is one
 option away, but datasets' torch formatter converts row by row). Peak memory grows with N only through the O(N) label and index
 vectors and the memory-mapped file.
@@ -59,7 +59,7 @@ _Index = slice | int | np.ndarray | torch.Tensor | Sequence[int]
 
 
 class FeatureStoreWriter:
-    """Writes row blocks ``(b, c, h, w)`` of ``raw_dtype`` to ``folder``; :meth:`finish` opens the store.
+    """Writes row blocks ``(b, c, h, w)`` of ``raw_dtype`` to ``folder``; ``finish`` opens the store.
 
     Parameters
     ----------
@@ -153,7 +153,7 @@ class FeatureStore:
 
     @classmethod
     def open(cls, folder: str | Path, *, owns_folder: bool = False) -> "FeatureStore":
-        """The store written to ``folder`` by :class:`FeatureStoreWriter` (memory-mapped, not read)."""
+        """The store written to ``folder`` by ``FeatureStoreWriter`` (memory-mapped, not read)."""
         folder = Path(folder)
         meta_path = folder / META_FILE
         if not meta_path.is_file() or not (folder / DATA_FILE).is_file():
@@ -266,7 +266,7 @@ class FeatureStore:
         """A DataLoader of raw batches over the dataset, one gather of ``batch_size`` rows per batch.
 
         ``rows``: the row numbers to read, in this order (default every row). ``format``: the
-        dataset's format, ``"arrow"`` (batches are ``pyarrow.Table``; :meth:`batch_rows` turns them
+        dataset's format, ``"arrow"`` (batches are ``pyarrow.Table``; ``batch_rows`` turns them
         into normalised rows without a per-row step) or ``"torch"`` (``{"pixels": tensor}``;
         datasets' torch formatter converts row by row, about twenty times slower per row).
         """
@@ -280,13 +280,13 @@ class FeatureStore:
                           batch_size=None, num_workers=num_workers, collate_fn=_as_is)
 
     def batch_rows(self, batch: Any) -> np.ndarray:
-        """Normalised float32 rows ``(b, c, h, w)`` of one :meth:`loader` batch (either format)."""
+        """Normalised float32 rows ``(b, c, h, w)`` of one ``loader`` batch (either format)."""
         if isinstance(batch, pa.Table):
             return self.normalize(self._raw(batch))
         return self.normalize(batch[COLUMN].numpy())
 
     def data(self, y: Any, device: str | torch.device = "cpu") -> "StreamData":
-        """The store with labels ``y`` as a learner's data (:class:`StreamData`) on ``device``."""
+        """The store with labels ``y`` as a learner's data (``StreamData``) on ``device``."""
         return StreamData(self, torch.as_tensor(np.asarray(y), dtype=torch.int64, device=device), device=device)
 
 
@@ -344,11 +344,11 @@ class StreamX:
 
 
 class StreamData:
-    """``engine.learner.TensorData``'s on-disk twin: ``X`` read from a :class:`FeatureStore`, ``y`` a tensor.
+    """``engine.learner.TensorData``'s on-disk twin: ``X`` read from a ``FeatureStore``, ``y`` a tensor.
 
-    ``y`` ``(n,) int64`` on ``device``; ``len``; :meth:`subset` (a row view, nothing copied but the
-    row numbers); :meth:`to`; :meth:`eval_batches` for sequential passes through a DataLoader over
-    the dataset in ``format`` (see :meth:`FeatureStore.loader`; ``num_workers`` its worker processes).
+    ``y`` ``(n,) int64`` on ``device``; ``len``; ``subset`` (a row view, nothing copied but the
+    row numbers); ``to``; ``eval_batches`` for sequential passes through a DataLoader over
+    the dataset in ``format`` (see ``FeatureStore.loader``; ``num_workers`` its worker processes).
     """
 
     def __init__(self, store: FeatureStore, y: torch.Tensor, *, rows: np.ndarray | None = None,

@@ -60,7 +60,7 @@ def column_fingerprints(ds: datasets.Dataset, *, batch_rows: int = FINGERPRINT_B
 
 
 def combine_fingerprints(ds: datasets.Dataset, columns: Mapping[str, str]) -> str:
-    """The dataset fingerprint from per-column digests (see :func:`dataset_fingerprint`)."""
+    """The dataset fingerprint from per-column digests (see ``dataset_fingerprint``)."""
     meta = {
         "num_rows": ds.num_rows,
         "columns": list(ds.column_names),

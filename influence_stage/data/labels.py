@@ -46,7 +46,7 @@ class LabelEncoding:
     codes : numpy.ndarray, shape ``(n,)`` int64
         Codes of the dataset's rows, in dataset order.
     normalization : tuple of str
-        The label normalisations applied (:data:`LABEL_NORMALIZATIONS`, in that order), empty when
+        The label normalisations applied (``LABEL_NORMALIZATIONS``, in that order), empty when
         none: what a summary or manifest records.
     merged : tuple of (str, tuple of str)
         For each class whose rows held several raw spellings that the normalisation merged: the
@@ -165,14 +165,14 @@ def normalize_label_column(ds: datasets.Dataset, label_column: str,
         ``n`` rows.
     label_column : str
     normalize : iterable of str, optional
-        Any of :data:`LABEL_NORMALIZATIONS` (``CleanConfig.normalize_labels``).
+        Any of ``LABEL_NORMALIZATIONS`` (``CleanConfig.normalize_labels``).
 
     Returns
     -------
     dataset : datasets.Dataset
         ``ds`` itself when no label changed, else a copy with the label column normalised.
     encoding : LabelEncoding
-        As :func:`encode_labels` gives, with ``normalization`` and ``merged`` filled in.
+        As ``encode_labels`` gives, with ``normalization`` and ``merged`` filled in.
 
     Raises
     ------

@@ -5,7 +5,7 @@ The data layer, one module per job: ``sources`` (this one: loading, row ids), ``
 column is the label, which are features, of what kind), ``labels`` (label values ↔ codes),
 ``featurize`` (tabular | image | text → ``X`` float32, read in Arrow batches so memory stays bounded
 by the output array), ``fingerprint`` (content hashes), ``noise`` (label-noise injection). The way
-back, decisions → a cleaned dataset, is :mod:`influence_stage.decisions.apply`.
+back, decisions → a cleaned dataset, is ``influence_stage.decisions.apply``.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def _with_row_id(table: pa.Table, features: datasets.Features) -> tuple[pa.Table
     """``table`` and ``features`` with the stage's ``row_id`` (``0..n-1``) appended when absent.
 
     Built data gets its row ids before it becomes a Dataset: one Dataset construction instead of
-    two (each re-serialises every feature of a wide table). :func:`ensure_row_id` then checks them.
+    two (each re-serialises every feature of a wide table). ``ensure_row_id`` then checks them.
     """
     if ROW_ID in table.column_names:
         return table, features
@@ -275,7 +275,7 @@ def read_local_files(files: Sequence[str], builder: str, extra: Mapping[str, str
 
     Not through ``datasets.load_dataset``: its cache keys local files by path and modification
     time, so a file rewritten in place would be served from the old copy. Nothing is written to
-    the Hugging Face cache. The dataset's ``_fingerprint`` is :func:`source_fingerprint` of the
+    the Hugging Face cache. The dataset's ``_fingerprint`` is ``source_fingerprint`` of the
     files (their bytes and sizes). Hugging Face feature metadata in a parquet schema (``ClassLabel``
     names...) is kept.
 
@@ -347,7 +347,7 @@ def check_local_source(source: Any) -> None:
     """Cheap checks that a local source can be read and is not empty, before any work.
 
     Reads no more than a parquet footer or a CSV's first row. Sources that are not paths
-    (datasets, frames, arrays) and hub ids are left to :func:`load_source`.
+    (datasets, frames, arrays) and hub ids are left to ``load_source``.
 
     Raises
     ------
@@ -437,7 +437,7 @@ def load_source(
         The label column; it must exist in the loaded data.
     cache_dir : path, optional
         Cache folder for ``datasets.load_dataset`` of hub ids; default: the HF cache. Local files are
-        read by content into memory (:func:`read_local_files`), never through a cache, so a file
+        read by content into memory (``read_local_files``), never through a cache, so a file
         rewritten in place is never served stale.
 
     Returns

@@ -1,7 +1,7 @@
 """Label spellings: normalisations (NFC, case folding, whitespace) and the labels that collide under them.
 
 Kept free of heavy imports (no ``datasets``, pyarrow or numpy) so that a command line can check a
-source's labels before any machinery starts. :mod:`influence_stage.data.labels` applies these when it
+source's labels before any machinery starts. ``influence_stage.data.labels`` applies these when it
 encodes labels.
 """
 
@@ -18,7 +18,7 @@ LABEL_NORMALIZATIONS: tuple[str, ...] = ("nfc", "casefold", "strip")
 
 
 def check_normalization(normalize: Iterable[str] | None) -> tuple[str, ...]:
-    """``normalize`` as a tuple in :data:`LABEL_NORMALIZATIONS` order; an error naming an unknown entry."""
+    """``normalize`` as a tuple in ``LABEL_NORMALIZATIONS`` order; an error naming an unknown entry."""
     if normalize is None:
         return ()
     if isinstance(normalize, str):
@@ -34,7 +34,7 @@ def check_normalization(normalize: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def normalize_label(value: str, normalize: Sequence[str]) -> str:
-    """One label string under the normalisations ``normalize`` (applied in :data:`LABEL_NORMALIZATIONS` order).
+    """One label string under the normalisations ``normalize`` (applied in ``LABEL_NORMALIZATIONS`` order).
 
     Case folding can leave a string outside NFC (a folded letter may decompose), so NFC runs again
     after it when both are asked for.
@@ -58,7 +58,7 @@ def label_collisions(values: Iterable[str], normalize: Sequence[str] = LABEL_NOR
     ----------
     values : iterable of str
         The distinct label values (``K`` of them: the work is per class, not per row).
-    normalize : sequence of str, default all of :data:`LABEL_NORMALIZATIONS`
+    normalize : sequence of str, default all of ``LABEL_NORMALIZATIONS``
     """
     groups: dict[str, list[str]] = {}
     for v in sorted(set(values)):

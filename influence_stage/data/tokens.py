@@ -31,7 +31,7 @@ class TokenCache:
     Parameters
     ----------
     path : path
-        The ``.arrow`` file written by :meth:`build`.
+        The ``.arrow`` file written by ``build``.
 
     Notes
     -----
@@ -118,7 +118,7 @@ class TokenCache:
 
 
 class TokenSlice:
-    """A contiguous range of a :class:`TokenCache`'s documents, with the same reading interface."""
+    """A contiguous range of a ``TokenCache``'s documents, with the same reading interface."""
 
     def __init__(self, cache: TokenCache, start: int, stop: int) -> None:
         if not 0 <= start <= stop <= len(cache):

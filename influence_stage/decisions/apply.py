@@ -1,8 +1,8 @@
-"""Decisions to data: one rule (:func:`decision_arrays`) and thin writers for a Dataset, a DataFrame and arrays.
+"""Decisions to data: one rule (``decision_arrays``) and thin writers for a Dataset, a DataFrame and arrays.
 
 ``drop`` removes a row, ``relabel`` writes the suggested label (in the input's own label values),
 ``reweight`` adds a weight column, ``keep`` changes nothing. Every writer takes the kept positions,
-the relabel mask and the weights from :func:`decision_arrays`, so the three outputs agree row for row.
+the relabel mask and the weights from ``decision_arrays``, so the three outputs agree row for row.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def apply_to_frame(df: pd.DataFrame, table: pd.DataFrame, encoding: LabelEncodin
                     config: Any) -> pd.DataFrame:
     """The decisions applied to the frame they were made on (rows in the same order).
 
-    Same rules as :func:`influence_stage.stage.steps.apply_step`; the frame keeps its index, dtypes
+    Same rules as ``influence_stage.stage.steps.apply_step``; the frame keeps its index, dtypes
     and column order.
     """
     if len(table) != len(df):

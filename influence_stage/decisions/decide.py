@@ -3,9 +3,9 @@
 This module owns the pipeline step ``scores → decisions``. It takes self-influence scores
 ``(n,) float`` (higher = more suspicious) and, optionally, ensemble class probabilities ``(n, K)``,
 and returns a table with one row per input row saying what happens to it: ``keep``, ``drop``,
-``relabel`` or ``reweight``. Which rows are flagged is :mod:`influence_stage.decisions.thresholds`'
-business; what a policy does with them is :mod:`influence_stage.decisions.policies`'; the table's
-columns and action names are :mod:`influence_stage.decisions.schema`'s.
+``relabel`` or ``reweight``. Which rows are flagged is ``influence_stage.decisions.thresholds``'
+business; what a policy does with them is ``influence_stage.decisions.policies``'; the table's
+columns and action names are ``influence_stage.decisions.schema``'s.
 Pure numpy / pandas: no models, no torch.
 
 **The small-class rule.** A class is *small* when it has fewer than ``min_class_rows`` rows
@@ -311,9 +311,9 @@ def decide(
     given_labels : array-like, shape ``(n,)`` int
         Labels as given, class indices ``0..K-1``.
     threshold : str or float, default ``"otsu"``
-        Which rows are flagged (``is_issue``); see :func:`choose_threshold`.
+        Which rows are flagged (``is_issue``); see ``choose_threshold``.
     action : str or Policy, default ``"drop"``
-        A name in :data:`~influence_stage.decisions.policies.POLICY_REGISTRY`, or a policy built
+        A name in ``POLICY_REGISTRY``, or a policy built
         with its options. The built-in ones:
 
         - ``"drop"``: flagged rows get ``drop``, subject to the caps below.
@@ -324,7 +324,7 @@ def decide(
           and action ``keep``. The weight is non-increasing in the score.
         - ``"none"``: score only; ``is_issue`` is computed, every action is ``keep``.
         - ``"prune"``: keep the budget ``policy_options["keep"]`` by ``gex_influence`` and drop the
-          rest (:class:`~influence_stage.decisions.policies.PrunePolicy`); no threshold, no caps.
+          rest (``PrunePolicy``); no threshold, no caps.
     proba : array-like, shape ``(n, K)`` float, optional
         Class probabilities averaged over ensemble members; rows sum to 1 (within 1e-3).
         ``suggested_label`` is its argmax (first class on ties), on flagged rows the most probable
@@ -350,7 +350,7 @@ def decide(
         Never drop more than ``floor(fraction * n)`` rows in all; the same rule, applied after the
         per-class caps.
     score_floor : float, default 0
-        Passed to :func:`choose_threshold` as ``floor`` (``otsu`` and ``gmm``).
+        Passed to ``choose_threshold`` as ``floor`` (``otsu`` and ``gmm``).
     gex_influence : array-like, shape ``(n,)``, optional
         The exact GEX self-influence, published next to ``score`` (NaN when not given).
     n_estimated : int, optional

@@ -3,12 +3,12 @@
 The default threshold (``"estimate"``) flags that many rows, the highest-ranked ones: a threshold
 should flag about as many rows as are actually wrong, not cut at a histogram valley.
 
-- :func:`confident_joint_count` (the default): the number of off-diagonal entries of the confident
+- ``confident_joint_count`` (the default): the number of off-diagonal entries of the confident
   joint of the cross-fitted out-of-sample probabilities that the automatic scale's yardstick
   already trained (confident learning, computed by cleanlab's ``count.num_label_issues``). Rows are
   counted as wrong only where a model that never saw them is more confident in another class than
   that class's own average self-confidence.
-- :func:`mixture_count`: the expected size of the upper component of a two-component Gaussian
+- ``mixture_count``: the expected size of the upper component of a two-component Gaussian
   mixture on the log of a score (a posterior sum); kept for comparison in the detection benchmark,
   where it over-counts on every setting.
 """

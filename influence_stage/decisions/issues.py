@@ -1,13 +1,13 @@
 """Issue types: what can be wrong with a row, each as a score and a flag per row plus a summary.
 
-Each issue type is one class in :data:`ISSUE_REGISTRY` (``docs/extending.md`` adds one). Label
+Each issue type is one class in ``ISSUE_REGISTRY`` (``docs/extending.md`` adds one). Label
 issues (``"label"``) are the stage's own: their score and flag are the decisions table's ``score``
 and ``is_issue``. Every further type adds two columns to the table, ``<name>_score`` (float64,
 higher = more of an issue) and ``is_<name>_issue`` (bool), and one entry to the summary;
-:func:`find_issues` runs the types asked for.
+``find_issues`` runs the types asked for.
 
 Issue types only describe rows; what happens to a row is the policy's business
-(:mod:`influence_stage.decisions.policies`).
+(``influence_stage.decisions.policies``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class IssueResult:
 
 
 class IssueType:
-    """One kind of issue: a class registered in :data:`ISSUE_REGISTRY`.
+    """One kind of issue: a class registered in ``ISSUE_REGISTRY``.
 
     Attributes
     ----------
@@ -74,7 +74,7 @@ class IssueType:
     help : str
         One line for the docs.
     needs : tuple of str
-        The :class:`IssueInputs` fields it needs (besides ``table``); :func:`find_issues` names a
+        The ``IssueInputs`` fields it needs (besides ``table``); ``find_issues`` names a
         missing one.
     """
 
@@ -125,9 +125,9 @@ def find_issues(table: pd.DataFrame, types: tuple[str, ...] | list[str] = ("labe
     table : pandas.DataFrame
         The decisions table (``Decisions.table``), one row per input row.
     types : sequence of str, default ``("label",)``
-        Names in :data:`ISSUE_REGISTRY`.
+        Names in ``ISSUE_REGISTRY``.
     threshold, proba, oos_proba, features, **extra
-        The :class:`IssueInputs` the types read.
+        The ``IssueInputs`` the types read.
 
     Returns
     -------

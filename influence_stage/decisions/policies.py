@@ -1,8 +1,8 @@
 """Decision policies: what happens to the flagged rows (drop, relabel, reweight, none, prune).
 
-Each policy is one class in :data:`POLICY_REGISTRY` (``docs/extending.md`` adds one). A policy is a
-frozen dataclass whose fields are its options; :func:`make_policy` builds one from a name and the
-options :func:`~influence_stage.decisions.decide.decide` was given. ``decide`` does the rest: the
+Each policy is one class in ``POLICY_REGISTRY`` (``docs/extending.md`` adds one). A policy is a
+frozen dataclass whose fields are its options; ``make_policy`` builds one from a name and the
+options ``decide`` was given. ``decide`` does the rest: the
 input checks, the threshold (for a policy that ``uses_threshold``), the small-class rule and the
 caps (for a policy that ``removes_rows``), and the table.
 
@@ -80,10 +80,10 @@ class PolicyOutcome:
 
 @dataclass(frozen=True)
 class Policy:
-    """One decision policy: a frozen dataclass registered in :data:`POLICY_REGISTRY`.
+    """One decision policy: a frozen dataclass registered in ``POLICY_REGISTRY``.
 
-    Its fields are its options (all with defaults, or :meth:`missing_options` explains the missing
-    ones); :meth:`act` turns the flagged rows into actions.
+    Its fields are its options (all with defaults, or ``missing_options`` explains the missing
+    ones); ``act`` turns the flagged rows into actions.
 
     Attributes
     ----------
@@ -192,7 +192,7 @@ class NonePolicy(Policy):
 @POLICY_REGISTRY.register("prune")
 @dataclass(frozen=True)
 class PrunePolicy(Policy):
-    """Keep a budget of rows by GEX self-influence and drop the rest (:func:`decisions.prune.prune`).
+    """Keep a budget of rows by GEX self-influence and drop the rest (``decisions.prune.prune``).
 
     The budget ranks by ``gex_influence`` when it was given (else by the ranking score) among the
     eligible rows; the pruned rows are ``is_issue`` and ``drop``, and the threshold is the budget
@@ -231,7 +231,7 @@ class PrunePolicy(Policy):
         return PolicyOutcome(action, np.ones(x.n), is_issue=removed, threshold=threshold)
 
 
-#: Values accepted by ``decide(action=...)`` (a live view of :data:`POLICY_REGISTRY`'s names).
+#: Values accepted by ``decide(action=...)`` (a live view of ``POLICY_REGISTRY``'s names).
 POLICIES = POLICY_REGISTRY.where()
 
 
@@ -256,7 +256,7 @@ def make_policy(action: str | Policy, options: Mapping[str, Any] | None = None) 
     Parameters
     ----------
     action : str or Policy
-        A name in :data:`POLICY_REGISTRY`, or a policy already built (returned as it is).
+        A name in ``POLICY_REGISTRY``, or a policy already built (returned as it is).
     options : mapping, optional
         Candidate option values by field name; a policy reads the ones that are its fields.
 

@@ -148,7 +148,7 @@ def prune(scores: Any, keep: float | int, *, labels: Any = None, per_class: bool
     scores : array-like, shape ``(n,)``
         Self-influence (or any score, higher = more influential on itself).
     keep : float or int
-        The budget: a fraction in ``(0, 1]`` or a count ``1..n`` (:func:`check_budget`).
+        The budget: a fraction in ``(0, 1]`` or a count ``1..n`` (``check_budget``).
     labels : array-like, shape ``(n,)``, optional
         Class of each row. With labels no class is ever emptied; needed for ``per_class``.
     per_class : bool, default False
@@ -243,7 +243,7 @@ def prune_decisions(scores: Any, given_labels: Any, keep: float | int, *, per_cl
                     eligible: Any = None) -> Any:
     """The budget as a decisions table: kept rows ``keep``, pruned rows ``drop`` (``is_issue`` True).
 
-    ``decide`` with the ``prune`` policy (:class:`~influence_stage.decisions.policies.PrunePolicy`),
+    ``decide`` with the ``prune`` policy (``PrunePolicy``),
     so the same apply step, output suite, report and publishing handle it. Classes are never
     emptied (``given_labels`` are the classes).
 
@@ -254,7 +254,7 @@ def prune_decisions(scores: Any, given_labels: Any, keep: float | int, *, per_cl
     given_labels : array-like of int, shape ``(n,)``
         Class codes ``0..K-1``.
     keep, per_class, high_share
-        As for :func:`prune`.
+        As for ``prune``.
     row_ids : array-like, optional
         Default ``0..n-1``.
     ranking : array-like, shape ``(n,)``, optional

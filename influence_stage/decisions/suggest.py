@@ -1,12 +1,12 @@
 """Relabel suggestions: which label a flagged row should get, and from which evidence.
 
 A flagged row is one the ranking believes carries a wrong label, so its suggestion is the most
-probable label *other than the given one* (:func:`suggest_labels`); it is never the given label.
+probable label *other than the given one* (``suggest_labels``); it is never the given label.
 Whether the row is actually relabeled is the decision rule's (``decide``: the suggestion's
 probability must reach ``min_agreement``; else the row falls back to ``relabel_fallback``).
 Rows that are not flagged keep the argmax as their suggestion (usually their given label).
 
-The probabilities (:func:`suggestion_proba`): the mean of the members' mean probabilities
+The probabilities (``suggestion_proba``): the mean of the members' mean probabilities
 (in-sample: they remember the given label of every row they trained on) and the cross-fitted
 probabilities (out-of-sample: from a model that never saw the row), when the cross-fitted model is
 reliable (``engine.auxiliary``); else the members' alone. Measured in

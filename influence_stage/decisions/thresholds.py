@@ -8,7 +8,7 @@ the observed low tail instead of forming a detached mode that Otsu or a mixture 
 and scores above the floor are not distorted. Multiplying all scores by a constant multiplies every
 threshold value by the same constant.
 
-Each method is one class in :data:`THRESHOLD_REGISTRY` (``docs/extending.md`` adds one); the parser,
+Each method is one class in ``THRESHOLD_REGISTRY`` (``docs/extending.md`` adds one); the parser,
 the error messages and the config read the registry's names.
 """
 
@@ -42,7 +42,7 @@ class ThresholdSpec:
     Attributes
     ----------
     method : str
-        The thresholding method, a name in :data:`THRESHOLD_REGISTRY`.
+        The thresholding method, a name in ``THRESHOLD_REGISTRY``.
     param : float or None
         ``q`` for ``quantile``, ``f`` for ``budget``, the score value for ``value``; None otherwise.
     """
@@ -68,13 +68,13 @@ class ThresholdResult:
     p_issue : ndarray, shape ``(n,)`` float64 in ``[0, 1]``
         Non-decreasing in the score; ``p_issue > 0.5`` implies ``is_issue`` and ``is_issue``
         implies ``p_issue >= 0.5``. For ``gmm`` it is the posterior of the higher-mean component
-        (made monotone in the tails, see :func:`choose_threshold`) and ``is_issue == p_issue > 0.5``.
+        (made monotone in the tails, see ``choose_threshold``) and ``is_issue == p_issue > 0.5``.
         For the other methods it is a logistic of the log score centred at the threshold:
         ``p = 1 / (1 + exp(-(log(max(s, eps)) - log(max(value, eps))) / scale))`` with ``scale``
         the robust spread of the log scores (IQR / 1.349; the standard deviation if the IQR is 0;
         1.0 if both are 0). Read-only.
     method : str
-        A name in :data:`THRESHOLD_REGISTRY`.
+        A name in ``THRESHOLD_REGISTRY``.
     n_estimated : int or None
         ``estimate`` only: the estimated number of mislabeled rows it flagged (before ties).
     """
@@ -113,7 +113,7 @@ def parse_threshold(spec: Any) -> ThresholdSpec:
     Parameters
     ----------
     spec : str or float
-        A name in :data:`THRESHOLD_REGISTRY` that takes no parameter (``"estimate"``, ``"otsu"``,
+        A name in ``THRESHOLD_REGISTRY`` that takes no parameter (``"estimate"``, ``"otsu"``,
         ``"gmm"``), ``"name:x"`` for one that does (``"quantile:q"`` with ``0 <= q <= 1``,
         ``"budget:f"`` with ``0 <= f <= 1``), or a number ``>= 0`` (a float or a numeric string)
         used as a score value. Names are case-insensitive and surrounding whitespace is ignored.
@@ -294,10 +294,10 @@ class ThresholdInputs:
 
 
 class Threshold:
-    """One threshold method: a class registered in :data:`THRESHOLD_REGISTRY`.
+    """One threshold method: a class registered in ``THRESHOLD_REGISTRY``.
 
-    A subclass implements :meth:`flag`; one that takes a parameter (``"name:x"``) sets ``param``
-    to the parameter's letter and may override :meth:`parse_param` (default: a number in [0, 1]).
+    A subclass implements ``flag``; one that takes a parameter (``"name:x"``) sets ``param``
+    to the parameter's letter and may override ``parse_param`` (default: a number in [0, 1]).
 
     Attributes
     ----------
@@ -337,7 +337,7 @@ class Threshold:
         return x
 
     def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
-        """``(is_issue (n,) bool, value, p_issue (n,) float64)`` with the contract of :class:`ThresholdResult`."""
+        """``(is_issue (n,) bool, value, p_issue (n,) float64)`` with the contract of ``ThresholdResult``."""
         raise NotImplementedError
 
 
@@ -454,14 +454,14 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
     scores : array-like, shape ``(n,)`` float
         Self-influence scores, finite and ``>= 0``; higher = more suspicious.
     spec : str or float, default ``"otsu"``
-        A method of :data:`THRESHOLD_REGISTRY` (:func:`parse_threshold`); the built-in ones:
+        A method of ``THRESHOLD_REGISTRY`` (``parse_threshold``); the built-in ones:
 
         - ``"estimate"``: exactly ``n_estimated`` top-scoring rows (ties by row order), the
           estimated number of mislabeled rows (``estimate.confident_joint_count``); needs
           ``n_estimated``.
         - ``"otsu"``: Otsu's threshold on log scores (256-bin histogram, the cut that maximises
           the between-class variance). Flags the upper class.
-        - ``"gmm"``: a two-component :class:`sklearn.mixture.GaussianMixture` on log scores.
+        - ``"gmm"``: a two-component ``sklearn.mixture.GaussianMixture`` on log scores.
           ``p_issue`` is the posterior of the component with the higher mean, made monotone in
           the score (running max above the midpoint of the two means, running min below it,
           because with unequal variances the wider component wins in both far tails);

@@ -6,7 +6,7 @@ part of the default ranking and the noise estimate. A model that has not learned
 contradicts most rows and drags all three with it (a batch-norm CNN trained for 8 epochs on half of
 2,000 images reached 0.47 accuracy, and the noise estimate read 53% against a true 19%).
 
-Training (:func:`cross_fit`). Each half's model starts with ``holdout_epochs`` epochs of the θ*
+Training (``cross_fit``). Each half's model starts with ``holdout_epochs`` epochs of the θ*
 recipe, then keeps training with warm restarts (the same recipe, as many epochs again as it has
 had, so the totals double) while its agreement with the given labels of the held-out half still
 rises by at least ``MIN_GAIN``, up to the epochs θ* itself gets. The probabilities of the best
@@ -14,7 +14,7 @@ round are kept. Agreement with the given labels is measurable without ground tru
 label noise it rises and falls with the accuracy against the true labels. An MLP that has
 learned its task after 8 epochs stops after one more round; a CNN keeps going.
 
-Check (:class:`AuxiliaryCheck`). The rule: the model is *reliable* when its out-of-sample agreement
+Check (``AuxiliaryCheck``). The rule: the model is *reliable* when its out-of-sample agreement
 with the given labels is clearly above the majority-class rate, ``kappa = (acc - majority) /
 (1 - majority) >= RELIABLE_KAPPA`` (0.55). A model no better than predicting the largest class has
 kappa 0; one that agrees with every label has 1; a perfect model under 20%, 30% and 40% uniform

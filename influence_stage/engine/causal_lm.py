@@ -209,7 +209,7 @@ def lm_trainable_names(model: nn.Module, trainable: str) -> list[str]:
 class CausalLMLearner:
     """``Learner`` for a causal language model: the loss of a document is its mean token cross-entropy.
 
-    Build it with :meth:`from_pretrained` from a local folder, or pass a loaded model and tokenizer.
+    Build it with ``from_pretrained`` from a local folder, or pass a loaded model and tokenizer.
 
     Parameters
     ----------
@@ -222,7 +222,7 @@ class CausalLMLearner:
         ``"all"`` or ``"last:N"`` (module docstring).
     max_length : int, optional
         Tokens per window of the chunking rule, at least 2 and at most the model's positions
-        (default: the model's positions, at most :data:`DEFAULT_MAX_LENGTH`).
+        (default: the model's positions, at most ``DEFAULT_MAX_LENGTH``).
     max_chunks : int, optional
         Windows scored per document (default: all).
     batch_size : int
@@ -473,7 +473,7 @@ class CausalLMLearner:
         """Pre-train from the current weights: AdamW, linear warm-up then cosine decay to 0.
 
         The recipe for θ* when a model is trained on the corpus (tests, benchmarks); members use
-        :meth:`train_steps`. Returns the loss of every step.
+        ``train_steps``. Returns the loss of every step.
         """
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -513,7 +513,7 @@ class CausalLMLearner:
 
         A stream is read once, ``buffer_docs`` documents at a time; progress (documents/s and an
         ETA when the corpus size is known) goes to a progress bar and, every
-        :data:`LOG_EVERY_S` seconds, to the log.
+        ``LOG_EVERY_S`` seconds, to the log.
         """
         self.model.eval()
         total = _n_documents(data)
@@ -655,7 +655,7 @@ def corpus_gex(learner: CausalLMLearner, data: Any, *, chains: int = 4, cycles: 
     data : list of str or corpus stream
         The documents (module docstring); a stream is read once at θ* and once per member.
     chains, cycles, steps, ft_lr, seed
-        Members (:func:`lm_members`); ignored when ``members`` is given.
+        Members (``lm_members``); ignored when ``members`` is given.
     tau : float
         Floor of the reference loss (``influence.self_influence``).
     members : list of State, optional

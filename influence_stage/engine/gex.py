@@ -97,7 +97,7 @@ class GEXResult:
 
 
 def make_learner(model: Any, X: np.ndarray, n_classes: int, *, config: GEXConfig) -> tuple[Learner, bool]:
-    """Turn ``model`` into a Learner through its source (:mod:`influence_stage.engine.sources`); the flag
+    """Turn ``model`` into a Learner through its source (``influence_stage.engine.sources``); the flag
     says whether it still needs training (a name was given, or an unfitted scikit-learn estimator)."""
     return learner_from_source(model, LearnerRequest(input_shape=tuple(int(s) for s in X.shape[1:]),
                                                      n_classes=n_classes, gex=config))

@@ -187,7 +187,7 @@ def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generato
 
 
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch of :func:`batch_indices`: a random permutation cut into ``n // batch_size`` batches.
+    """One epoch of ``batch_indices``: a random permutation cut into ``n // batch_size`` batches.
 
     ``TorchLearner.fit`` draws its batches one epoch at a time with it (the same batches as
     ``batch_indices`` for the same generator), so the index tensors of all epochs never sit in memory
@@ -235,7 +235,7 @@ def place(learner: Any, device: str | None) -> Any:
     Raises
     ------
     InvalidInputError
-        CUDA asked for and absent (:func:`resolve_device`), or a learner that cannot move there.
+        CUDA asked for and absent (``resolve_device``), or a learner that cannot move there.
     """
     if device is None:
         return learner
@@ -265,7 +265,7 @@ class TorchLearner:
     eval_batch_size : int
         Rows per forward pass when computing losses and probabilities.
     device : str
-        Torch device, or ``"auto"`` (see :func:`resolve_device`).
+        Torch device, or ``"auto"`` (see ``resolve_device``).
     """
 
     def __init__(self, module: nn.Module, *, batch_size: int = 128, momentum: float = 0.9,
@@ -282,7 +282,7 @@ class TorchLearner:
         self.last_fit: TrainHistory | None = None  # the history of the last fit(), with its labels' digest
 
     def to(self, device: str | torch.device) -> "TorchLearner":
-        """Move the module to ``device`` (``"auto"`` allowed, see :func:`resolve_device`); returns self.
+        """Move the module to ``device`` (``"auto"`` allowed, see ``resolve_device``); returns self.
 
         Data built afterwards with ``stage.steps.learner_data`` follows ``self.device``.
         """

@@ -239,7 +239,7 @@ def out_of_sample_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
 
 def out_of_sample_proba(learner: Learner, data: TensorData, *, config: GEXConfig,
                         fit_config: FitConfig) -> np.ndarray:
-    """The probabilities of :func:`out_of_sample_fit` alone, ``(n_samples, n_classes) float32``."""
+    """The probabilities of ``out_of_sample_fit`` alone, ``(n_samples, n_classes) float32``."""
     return out_of_sample_fit(learner, data, config=config, fit_config=fit_config)[0]
 
 

@@ -23,7 +23,7 @@ the combination free of the components' scales: any increasing transform of a co
 the score unchanged. The exact GEX score is always computed and published next to it
 (``gex_influence``).
 
-Each score is one class in :data:`SCORE_REGISTRY` (``docs/extending.md`` adds one). When θ* was not trained by the stage (a loaded checkpoint or module), no training margins exist and
+Each score is one class in ``SCORE_REGISTRY`` (``docs/extending.md`` adds one). When θ* was not trained by the stage (a loaded checkpoint or module), no training margins exist and
 ``"gex+oos+aum"`` falls back to ``"gex+oos"``, with a warning; the name actually used is recorded.
 """
 
@@ -72,10 +72,10 @@ class ScoreInputs:
 
 
 class Score:
-    """One ranking score: a class registered in :data:`SCORE_REGISTRY`.
+    """One ranking score: a class registered in ``SCORE_REGISTRY``.
 
     A subclass sets the class attributes that describe what it needs and how it is scaled, and
-    implements :meth:`compute`. The stage calls ``compute`` once per run; the result must be
+    implements ``compute``. The stage calls ``compute`` once per run; the result must be
     ``(n_samples,) float64``, finite, ``>= 0``, higher = more suspicious.
 
     Attributes
@@ -172,7 +172,7 @@ class GEXAUMScore(Score):
         return mean_rank(x.gex_trimmed(), -np.asarray(x.train_margin, dtype=np.float64))
 
 
-#: Ranking scores accepted as ``score=`` (a live view of :data:`SCORE_REGISTRY`'s names).
+#: Ranking scores accepted as ``score=`` (a live view of ``SCORE_REGISTRY``'s names).
 SCORES = SCORE_REGISTRY.where()
 #: The default ranking.
 DEFAULT_SCORE = "gex+oos+aum"
@@ -254,7 +254,7 @@ def ranking_score(name: str, L: np.ndarray, base: np.ndarray, *, tau: float, tri
 
     Parameters
     ----------
-    name : a name in :data:`SCORE_REGISTRY` (already resolved: see :func:`resolve_score`)
+    name : a name in ``SCORE_REGISTRY`` (already resolved: see ``resolve_score``)
     L : ``(n_samples, n_members)`` member losses on the given labels
     base : ``(n_samples,)`` losses at θ*
     tau, trim : GEX settings (``influence.self_influence``); ``trim`` is used by the trimmed and rank scores,

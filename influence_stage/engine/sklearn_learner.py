@@ -58,7 +58,7 @@ class SklearnLearner:
         ``SGDClassifier(loss="log_loss")``, ``MLPClassifier(solver="sgd")`` or any classifier with
         ``partial_fit`` and ``predict_proba`` whose parameters are ``coef_`` / ``intercept_`` or
         ``coefs_`` / ``intercepts_``. Fitted (θ*, with ``classes_`` equal to the codes
-        ``0..K-1``) or not (then :meth:`fit` trains it). The learner owns it: GEX moves its
+        ``0..K-1``) or not (then ``fit`` trains it). The learner owns it: GEX moves its
         parameters and leaves it at θ*.
     batch_size : int, default 128
         Rows per ``partial_fit`` call (one SGD step).

@@ -1,11 +1,11 @@
-"""Model sources: where θ* comes from, one class per entry in :data:`MODEL_SOURCE_REGISTRY`.
+"""Model sources: where θ* comes from, one class per entry in ``MODEL_SOURCE_REGISTRY``.
 
 A ``model`` is either a string or an object in memory. Strings are claimed by name (``"auto"``,
 ``"mlp"``, ``"cnn"``: a model built here and trained on the given labels), by prefix
 (``"checkpoint:<path>"``, ``"hf:<folder>"``) or by form (a path ending in a checkpoint suffix).
-Objects are claimed by type: a ``torch.nn.Module``, a :class:`~influence_stage.engine.learner.Learner`,
-a scikit-learn estimator with ``partial_fit`` and ``predict_proba``. :func:`parse_model_spec` reads a
-string into a :class:`ModelSpec`; :func:`learner_from_source` turns a spec or an object into a
+Objects are claimed by type: a ``torch.nn.Module``, a ``Learner``,
+a scikit-learn estimator with ``partial_fit`` and ``predict_proba``. ``parse_model_spec`` reads a
+string into a ``ModelSpec``; ``learner_from_source`` turns a spec or an object into a
 learner. Config validation, the error messages and ``docs/extending.md`` list the registry's names;
 a new source is one class (``docs/extending.md`` registers one).
 
@@ -90,10 +90,10 @@ class LearnerRequest:
 
 
 class ModelSource:
-    """One way to name or give θ*; registered in :data:`MODEL_SOURCE_REGISTRY`.
+    """One way to name or give θ*; registered in ``MODEL_SOURCE_REGISTRY``.
 
     A string source claims a ``model`` string by its registered name (``builds``), its ``prefix``
-    or :meth:`claims`; an in-memory source claims an object with :meth:`claims_object`.
+    or ``claims``; an in-memory source claims an object with ``claims_object``.
 
     Attributes
     ----------
@@ -109,7 +109,7 @@ class ModelSource:
     prefix : str
         A string ``"<prefix><value>"`` is this source's (empty: none).
     builds : bool
-        The name itself is the source: a model built by :meth:`build` and trained on the given labels.
+        The name itself is the source: a model built by ``build`` and trained on the given labels.
     reads_raw : bool
         Its models read the raw text or image columns: the stage featurizes nothing.
     """
@@ -135,7 +135,7 @@ class ModelSource:
         """Look at the filesystem for the file or folder ``spec`` names (nothing to check by default)."""
 
     def learner(self, model: Any, request: LearnerRequest) -> tuple[Any, bool]:
-        """A learner for ``model`` (a :class:`ModelSpec` or the claimed object), and whether it still
+        """A learner for ``model`` (a ``ModelSpec`` or the claimed object), and whether it still
         needs training on the given labels."""
         raise NotImplementedError
 
@@ -162,7 +162,7 @@ def torch_learner(module: Any, gex: GEXConfig) -> Any:
 
 
 class NamedModel(ModelSource):
-    """A model built by name and trained on the given labels; :meth:`build` makes the module."""
+    """A model built by name and trained on the given labels; ``build`` makes the module."""
 
     builds = True
 
@@ -422,7 +422,7 @@ def parse_model_spec(model: Any, *, check_paths: bool = True) -> ModelSpec:
 
 
 def source_of(model: Any) -> tuple[ModelSource, Any]:
-    """The source of ``model`` and what it reads: a string's :class:`ModelSpec`, or the object itself.
+    """The source of ``model`` and what it reads: a string's ``ModelSpec``, or the object itself.
 
     Raises
     ------
@@ -444,7 +444,7 @@ def source_of(model: Any) -> tuple[ModelSource, Any]:
 
 
 def learner_from_source(model: Any, request: LearnerRequest) -> tuple[Any, bool]:
-    """A learner for ``model`` (a string, a :class:`ModelSpec` or an object) and whether it still
+    """A learner for ``model`` (a string, a ``ModelSpec`` or an object) and whether it still
     needs training on the given labels (a name: yes; a loaded or given model: no, unless an
     unfitted scikit-learn estimator)."""
     source, value = source_of(model)

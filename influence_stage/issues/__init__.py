@@ -1,14 +1,14 @@
 """Issue types beside label issues (cleanlab Datalab's issue managers on the stage's features and
 cross-fitted probabilities), their GEX harm ranking, and the hand-off to review tools.
 
-- :mod:`~influence_stage.issues.types`: the issue types, one class each, registered in
+- ``types``: the issue types, one class each, registered in
   ``influence_stage.decisions.issues.ISSUE_REGISTRY``;
-- :mod:`~influence_stage.issues.datalab`: the one Datalab call that finds the Datalab-backed types;
-- :mod:`~influence_stage.issues.harm`: GEX cross-influence of each row on a reference loss;
-- :mod:`~influence_stage.issues.find`: ``find_data_issues`` (the per-row table and summary) and
+- ``datalab``: the one Datalab call that finds the Datalab-backed types;
+- ``harm``: GEX cross-influence of each row on a reference loss;
+- ``find``: ``find_data_issues`` (the per-row table and summary) and
   ``apply_issue_policy`` (by default: drop exact duplicates after the first copy, report the rest);
-- :mod:`~influence_stage.issues.export`: Label Studio tasks, Argilla records, the issue file;
-- :mod:`~influence_stage.issues.mlflow`: an optional MLflow log of a run.
+- ``export``: Label Studio tasks, Argilla records, the issue file;
+- ``mlflow``: an optional MLflow log of a run.
 """
 
 from influence_stage.issues.find import DEFAULT_DROP, IssueReport, apply_issue_policy, find_data_issues

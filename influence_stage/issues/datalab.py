@@ -1,14 +1,14 @@
 """One run of cleanlab's Datalab on the stage's own features and cross-fitted probabilities.
 
 Datalab's issue managers share one k-nearest-neighbour graph, so every Datalab-backed issue type of a
-run is found by a single :meth:`cleanlab.Datalab.find_issues` call (with ``issue_types`` naming only
+run is found by a single ``cleanlab.Datalab.find_issues`` call (with ``issue_types`` naming only
 the managers asked for). This module owns that call and nothing else: what each issue type makes of
-the result is in :mod:`influence_stage.issues.types`.
+the result is in ``influence_stage.issues.types``.
 
 Missing cells. Datalab's ``null`` manager reads the features as given (NaN included); its kNN
 managers (``outlier``, ``near_duplicate``, ``non_iid``, ``underperforming_group``) refuse NaN, so
 they see the features with each NaN cell replaced by its column's median over the non-missing
-rows (:func:`fill_missing`). A column with no value at all becomes 0.
+rows (``fill_missing``). A column with no value at all becomes 0.
 
 Datalab prints a line and carries on when one of its managers fails; here its output is captured
 and a manager that produced no result is an error naming that manager and what it printed.

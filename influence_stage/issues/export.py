@@ -1,21 +1,21 @@
 """The hand-off to review tools: the flagged rows with their content, as Label Studio tasks, Argilla
 records and an issue file (Parquet, JSON lines or CSV).
 
-:func:`review_rows` builds one frame of the rows to review: the decisions table's scores and labels,
-the issue types' flags and the harm rank (:func:`influence_stage.issues.find_data_issues`), and the
+``review_rows`` builds one frame of the rows to review: the decisions table's scores and labels,
+the issue types' flags and the harm rank (``influence_stage.issues.find_data_issues``), and the
 rows' own content (a text column, an image column, any other columns of the source), highest
 label-issue score first (or most harmful first, ``order="harm"``). The writers take that frame:
 
-- :func:`write_label_studio`: ``tasks.json`` in Label Studio's import format (a list of tasks, each
+- ``write_label_studio``: ``tasks.json`` in Label Studio's import format (a list of tasks, each
   ``{"data": {...}, "predictions": [{"model_version", "score", "result": [choices]}]}``) with the
   suggested label as the prediction, and ``label_config.xml`` (an ``<Image>`` or ``<Text>`` tag and a
   ``<Choices name="label">`` of the class names) to paste into the project's labeling setup; images
   are written as PNG files under ``images/`` and referenced by relative path (serve that folder
   through Label Studio's local-files storage, or upload it, and keep the names);
-- :func:`read_label_studio_reviews`: the reviewed labels back from a Label Studio JSON export;
-- :func:`write_argilla`: JSON lines, one record each with ``id``, ``fields``, ``metadata`` and
+- ``read_label_studio_reviews``: the reviewed labels back from a Label Studio JSON export;
+- ``write_argilla``: JSON lines, one record each with ``id``, ``fields``, ``metadata`` and
   ``suggestions`` (``question_name="label"``), the arguments of ``argilla.Record``;
-- :func:`write_issue_file`: every column, by the file's suffix (``.parquet``, ``.jsonl``, ``.csv``).
+- ``write_issue_file``: every column, by the file's suffix (``.parquet``, ``.jsonl``, ``.csv``).
 
 No review tool is imported: the files are plain JSON, Parquet and CSV.
 """
@@ -41,7 +41,7 @@ DECISION_COLUMNS: tuple[str, ...] = ("row_id", "score", "gex_influence", "label_
                                      "given_label", "suggested_label", "weight")
 #: String columns of the review frame itself, never taken for the rows' content.
 REVIEW_TEXT_COLUMNS: frozenset[str] = frozenset({"issue_types", "action", "given_label_name", "suggested_label_name"})
-#: File suffixes :func:`write_issue_file` writes.
+#: File suffixes ``write_issue_file`` writes.
 ISSUE_FILE_SUFFIXES: tuple[str, ...] = (".parquet", ".jsonl", ".csv")
 #: The Label Studio control (``<Choices name=...>``) and the Argilla question the label is under.
 LABEL_CONTROL = "label"
@@ -75,7 +75,7 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
     decisions : DataFrame
         The decisions table, one row per input row.
     issues : IssueReport or DataFrame, optional
-        :func:`~influence_stage.issues.find_data_issues`'s report (or its table) on the same rows.
+        ``find_data_issues``'s report (or its table) on the same rows.
     content : DataFrame, datasets.Dataset or dict of columns, optional
         The rows' content (text, images, other columns), one row per input row, same order.
     class_names : sequence of str, optional
@@ -88,12 +88,12 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
         ``"score"`` (default): the label-issue ``score`` descending, the rows most likely mislabeled
         first; ``"harm"``: ``harm_rank`` (flagged rows, most harmful first; needs the harm columns).
         The default is the score because ranking flagged rows by harm measured no better
-        (:mod:`influence_stage.issues.harm`).
+        (``influence_stage.issues.harm``).
 
     Returns
     -------
     DataFrame
-        The decisions columns present (:data:`DECISION_COLUMNS`), ``*_label_name``, ``issue_types``
+        The decisions columns present (``DECISION_COLUMNS``), ``*_label_name``, ``issue_types``
         (comma-separated names, ``label`` for ``is_issue``), the issue table's columns, then the
         content columns; in ``order``; the index is the rows' position in the input.
     """
@@ -306,7 +306,7 @@ def write_label_studio(rows: pd.DataFrame, folder: Any, class_names: Any, *, dat
     """Write ``tasks.json``, ``label_config.xml`` and ``images/`` under ``folder``; return the tasks path.
 
     Import ``tasks.json`` into a project whose labeling config is ``label_config.xml``; export the
-    reviewed project as JSON and read it back with :func:`read_label_studio_reviews`.
+    reviewed project as JSON and read it back with ``read_label_studio_reviews``.
     """
     folder = _check_out(folder, "folder")
     names = check_class_names(class_names)
@@ -324,7 +324,7 @@ def write_label_studio(rows: pd.DataFrame, folder: Any, class_names: Any, *, dat
 
 
 def read_label_studio_reviews(path: Any, class_names: Any) -> pd.DataFrame:
-    """The reviewed labels in a Label Studio JSON export of the tasks :func:`write_label_studio` wrote.
+    """The reviewed labels in a Label Studio JSON export of the tasks ``write_label_studio`` wrote.
 
     Per task, the last annotation that was not cancelled and has a ``choices`` result under
     ``from_name="label"`` counts; tasks without one are left out.
@@ -403,7 +403,7 @@ def argilla_records(rows: pd.DataFrame, class_names: Any, *, data_column: str | 
 
 
 def write_argilla(rows: pd.DataFrame, path: Any, class_names: Any, *, data_column: str | None = None) -> Path:
-    """Write :func:`argilla_records` as JSON lines to ``path``; images go to ``<stem>_images/`` beside it.
+    """Write ``argilla_records`` as JSON lines to ``path``; images go to ``<stem>_images/`` beside it.
 
     Load them with ``dataset.records.log([rg.Record(id=r["id"], fields=r["fields"], metadata=r["metadata"],
     suggestions=[rg.Suggestion(**s) for s in r["suggestions"]]) for r in records])`` into a dataset whose
@@ -426,7 +426,7 @@ def write_issue_file(rows: pd.DataFrame, path: Any) -> Path:
     Raises
     ------
     InvalidInputError
-        Another suffix (the message lists :data:`ISSUE_FILE_SUFFIXES`).
+        Another suffix (the message lists ``ISSUE_FILE_SUFFIXES``).
     """
     path = _check_out(path, "path")
     suffix = path.suffix.lower()

@@ -1,9 +1,9 @@
 """Every issue type of a run in one table, ranked by harm, and the policy that acts on them.
 
-:func:`find_data_issues` takes what a run has (features, labels, cross-fitted probabilities, the
+``find_data_issues`` takes what a run has (features, labels, cross-fitted probabilities, the
 decisions table, the deviation matrices) and returns one row per input row with ``<type>_score`` and
 ``is_<type>`` for each issue type, the harm of every row and the harm rank of the flagged ones, plus a
-JSON-ready summary. :func:`apply_issue_policy` turns it into actions on the decisions table: by
+JSON-ready summary. ``apply_issue_policy`` turns it into actions on the decisions table: by
 default, exact duplicates after their first copy are dropped and every other issue is reported only.
 """
 
@@ -25,7 +25,7 @@ from influence_stage.issues.datalab import DatalabFindings, run_datalab
 from influence_stage.issues.harm import rank_by_harm
 from influence_stage.issues.types import DATA_ISSUE_TYPES, DatalabIssueType, exact_duplicate_of
 
-#: Issue types :func:`apply_issue_policy` drops by default (exact duplicates: every copy after the first).
+#: Issue types ``apply_issue_policy`` drops by default (exact duplicates: every copy after the first).
 DEFAULT_DROP: tuple[str, ...] = ("exact_duplicate",)
 
 
@@ -99,7 +99,7 @@ def find_data_issues(features: Any, labels: Any, proba: Any = None, *, decisions
                 options: Mapping[str, Mapping[str, Any]] | None = None) -> IssueReport:
     """Find every issue type on a run's features and probabilities; rank the flagged rows by harm.
 
-    The types are entries of the issue-type registry (:data:`~influence_stage.decisions.issues.ISSUE_REGISTRY`);
+    The types are entries of the issue-type registry (``ISSUE_REGISTRY``);
     the Datalab-backed ones share one Datalab call.
 
     Parameters
@@ -119,7 +119,7 @@ def find_data_issues(features: Any, labels: Any, proba: Any = None, *, decisions
     reference_deviations : array, shape ``(n_ref, M)``, optional
         Deviations of held-out rows under the same members; default reference: the unflagged rows.
     types : sequence of str, optional
-        Issue type names (default :data:`~influence_stage.issues.types.DATA_ISSUE_TYPES`, less the ones
+        Issue type names (default ``DATA_ISSUE_TYPES``, less the ones
         that need ``proba`` when it is not given).
     options : ``{type: {option: value}}``, optional
         Options of the Datalab-backed types (their dataclass fields, e.g. ``{"outlier": {"k": 15}}``).
@@ -205,7 +205,7 @@ def apply_issue_policy(decisions: pd.DataFrame, issues: IssueReport | pd.DataFra
     decisions : DataFrame
         The decisions table, one row per input row (``row_id``, ``action``, ...).
     issues : IssueReport or its table
-        From :func:`find_data_issues` on the same rows, same order.
+        From ``find_data_issues`` on the same rows, same order.
     drop : sequence of str
         Issue types whose flagged rows are dropped. ``"exact_duplicate"`` drops every copy after the first
         (the first is kept); any other type drops every flagged row. Default: exact duplicates only; every

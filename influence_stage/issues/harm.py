@@ -2,10 +2,10 @@
 
 Datalab says a row is an outlier, a duplicate or mislabeled; it does not say whether the model is
 worse for having trained on it. GEX does: with the deviation matrices ``D = L - max(b, tau)`` the
-engine already computes (:func:`influence_stage.engine.influence.deviation`), the influence of
+engine already computes (``influence_stage.engine.influence.deviation``), the influence of
 training row ``i`` on the mean loss of reference rows ``R`` is
 ``I(i) = (1/M) sum_m D_train[i, m] * mean_{j in R} D_ref[j, m]``
-(:func:`~influence_stage.engine.influence.mean_test_loss_influence`). A positive ``I(i)`` means the
+(``mean_test_loss_influence``). A positive ``I(i)`` means the
 members that moved row ``i``'s loss moved the reference loss the same way: row ``i`` is a proponent
 of the reference rows. Its **harm** is ``-I(i)``: positive harm = an opponent, a row whose removal is
 expected to lower the reference loss.
@@ -96,7 +96,7 @@ def rank_by_harm(D_train: Any, flagged: Any, *, D_reference: Any = None, centre:
     D_reference : array, shape ``(n_ref, M)``, optional
         Deviations of held-out rows; default: the unflagged training rows.
     centre : bool
-        See :func:`harm_scores`.
+        See ``harm_scores``.
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """An optional MLflow log of a run: its parameters, its numbers, and its files as artifacts.
 
-MLflow is an extra (``pip install mlflow``); it is imported only when :func:`log_run` is called, and
-a clear :class:`~influence_stage.errors.MissingDependencyError` says how to install it otherwise.
+MLflow is an extra (``pip install mlflow``); it is imported only when ``log_run`` is called, and
+a clear ``MissingDependencyError`` says how to install it otherwise.
 The run goes to MLflow's current tracking URI (``MLFLOW_TRACKING_URI``, or ``tracking_uri=``).
 """
 
@@ -56,7 +56,7 @@ def log_run(params: Mapping[str, Any], metrics: Mapping[str, Any], artifacts: Se
     params : mapping
         The run's configuration (e.g. ``CleanConfig.model_dump()``); nested values are logged as strings.
     metrics : mapping
-        Numbers, nested allowed (e.g. ``find_data_issues(...).summary``); flattened by :func:`flat_metrics`.
+        Numbers, nested allowed (e.g. ``find_data_issues(...).summary``); flattened by ``flat_metrics``.
     artifacts : sequence of paths
         Files or folders (the issue file, the report) logged as artifacts; each must exist.
     run_name, experiment, tracking_uri, tags

@@ -1,16 +1,16 @@
 """Issue types beside label issues, registered in the stage's issue-type registry.
 
-Each class here is an entry of :data:`influence_stage.decisions.issues.ISSUE_REGISTRY`; importing this
-module (or :mod:`influence_stage.issues`) registers them. Like every issue type there, each gives a row
+Each class here is an entry of ``influence_stage.decisions.issues.ISSUE_REGISTRY``; importing this
+module (or ``influence_stage.issues``) registers them. Like every issue type there, each gives a row
 a score (``<type>_score``, float64, higher = more of the issue) and a flag (``is_<type>_issue``), plus
 a summary with ``n_issues``.
 
 Where cleanlab's Datalab has an issue manager for the type, the type *is* that manager, run on the
 stage's features (and, for ``underperforming_group``, its cross-fitted probabilities): the class names
 the manager, passes its options and turns Datalab's quality score ``q`` (1 = clean) into the registry's
-``1 - q``. :func:`influence_stage.issues.find_data_issues` runs all the Datalab-backed types of a run
+``1 - q``. ``influence_stage.issues.find_data_issues`` runs all the Datalab-backed types of a run
 in one Datalab call (one kNN graph) and hands the result to each type as ``datalab=`` (an
-:class:`~influence_stage.issues.datalab.DatalabFindings`); a type called without it runs its own
+``DatalabFindings``); a type called without it runs its own
 manager alone. Two rules are the stage's own, because Datalab has none:
 
 - ``exact_duplicate``: rows whose feature vectors are equal bit for bit (Datalab's

@@ -16,7 +16,7 @@ MARKER = ".influence-stage-cache"
 
 
 def mark_cache_dir(folder: str | os.PathLike[str]) -> bool:
-    """Mark ``folder`` as a stage-created cache: create it with :data:`MARKER` when it does not exist or is
+    """Mark ``folder`` as a stage-created cache: create it with ``MARKER`` when it does not exist or is
     empty; a folder that already holds other files is left unmarked (``cache clear`` will refuse it).
 
     Returns
@@ -37,7 +37,7 @@ def mark_cache_dir(folder: str | os.PathLike[str]) -> bool:
 
 
 def is_marked(folder: str | os.PathLike[str]) -> bool:
-    """Whether ``folder`` carries :data:`MARKER` (a cache the stage created)."""
+    """Whether ``folder`` carries ``MARKER`` (a cache the stage created)."""
     return (Path(folder) / MARKER).is_file()
 
 

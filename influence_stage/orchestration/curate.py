@@ -178,7 +178,7 @@ def curate_corpus(config: CurateConfig) -> dict[str, Any]:
 
 def curate_on_dask(config: CurateConfig, *, address: str | None = None, n_workers: int = 2,
                    processes: bool = True) -> dict[str, Any]:
-    """Run :func:`curate_corpus` with a Dask task runner: the scoring work units (document range × pass)
+    """Run ``curate_corpus`` with a Dask task runner: the scoring work units (document range × pass)
     spread over the workers; returns the flow's summary.
 
     ``address``: an existing scheduler (``tcp://host:8786``); None: a local cluster of ``n_workers``

@@ -2,11 +2,11 @@
 
 The flow's Prefect executor (``orchestration.prefect_executor``) submits the work units of the
 mapped steps (member chains as ``chains`` tasks, the loss matrix in row shards as ``loss-shard rows
-A-B`` tasks) to the flow's task runner; under :func:`clean_on_dask` that is Dask, so they spread over
+A-B`` tasks) to the flow's task runner; under ``clean_on_dask`` that is Dask, so they spread over
 the workers. Each unit reads its own rows from the run folder (``stage.shards``), never from
 arguments shipped by the client.
 
-:func:`clean_on_dask` runs the flow with a ``prefect_dask.DaskTaskRunner``: ``address`` names an
+``clean_on_dask`` runs the flow with a ``prefect_dask.DaskTaskRunner``: ``address`` names an
 existing scheduler (``tcp://host:8786``; it is contacted first, and one that cannot be reached is an
 ``InvalidInputError`` within ``connect_timeout`` seconds), no address starts a local cluster of
 ``n_workers`` processes with one thread each. On a cluster every worker needs this package (and
@@ -58,7 +58,7 @@ def dask_task_runner(address: str | None = None, *, n_workers: int = 2, processe
     Parameters
     ----------
     address : str, optional
-        An existing scheduler (checked with :func:`check_scheduler`). None: a local cluster.
+        An existing scheduler (checked with ``check_scheduler``). None: a local cluster.
     n_workers : int, default 2
         Worker processes of the local cluster, one thread each.
     processes : bool, default True

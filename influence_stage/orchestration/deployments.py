@@ -7,14 +7,14 @@ concurrency limit of one run at a time (collisions wait: ``ENQUEUE``). The deplo
 trigger waits for the first to finish, then finds the data unchanged and publishes nothing
 (``skip_unchanged``, on by default for deployments, checked under the publish lock).
 
-* :func:`project_deployment` reads a deployment entry of ``prefect.yaml`` and checks its
+* ``project_deployment`` reads a deployment entry of ``prefect.yaml`` and checks its
   parameters through ``FlowConfig``.
-* :func:`register` registers one on a work pool of the Prefect server ``PREFECT_API_URL`` names
-  (what ``prefect deploy`` does with ``prefect.yaml``), and :func:`build_deployment` builds the
+* ``register`` registers one on a work pool of the Prefect server ``PREFECT_API_URL`` names
+  (what ``prefect deploy`` does with ``prefect.yaml``), and ``build_deployment`` builds the
   same deployment without a server; ``influence_stage.orchestration.server`` starts a local
   server, pool and worker around them.
-* :func:`serve` serves the flow from this process instead of a work pool (needs a server too).
-* :func:`notify_failure` is the flow's ``on_failure`` hook: it posts the run's name, dataset and
+* ``serve`` serves the flow from this process instead of a work pool (needs a server too).
+* ``notify_failure`` is the flow's ``on_failure`` hook: it posts the run's name, dataset and
   one-line reason to ``notify_webhook`` when the configuration names one.
 """
 
@@ -218,7 +218,7 @@ def project_deployment(path: str | os.PathLike[str] = PREFECT_YAML, name: str | 
 def build_deployment(params: Any, *, cron: str, name: str | None = None) -> Any:
     """A ``RunnerDeployment`` of the cleaning flow on ``cron``; no Prefect server is needed to build it.
 
-    It carries the deployment parameters (:func:`deployment_parameters`), the tags and the
+    It carries the deployment parameters (``deployment_parameters``), the tags and the
     concurrency limit of one run at a time.
     """
     from influence_stage.orchestration.flow import clean_dataset

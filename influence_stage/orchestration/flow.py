@@ -117,7 +117,7 @@ def clean_dataset(params: FlowConfig) -> dict[str, Any]:
     """Clean one dataset end to end; returns a summary (published path, counts, timings).
 
     A run that fails (a gate, bad input, anything) ends Failed with its one-line reason
-    (:func:`failure_reason`) as the state message, the exception raised to a Python caller, and
+    (``failure_reason``) as the state message, the exception raised to a Python caller, and
     ``params.notify_webhook`` told (``orchestration.notify.notify_failure``). With ``skip_unchanged``, a
     dataset and configuration equal to the latest version's publish nothing: the summary (and
     its artifact) says ``unchanged, nothing published (latest vN)``.

@@ -89,7 +89,7 @@ def units_in_flight(bounded: bool) -> int | None:
 
 
 class PrefectExecutor:
-    """Runs a :class:`~influence_stage.pipeline.step.Plan` as Prefect tasks, inside a flow.
+    """Runs a ``Plan`` as Prefect tasks, inside a flow.
 
     Parameters
     ----------

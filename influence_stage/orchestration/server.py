@@ -13,7 +13,7 @@ outright. ``<home>/server.json`` records the processes while they run.
 For an existing server, ``influence-stage server deploy`` registers the same deployment on the
 server ``PREFECT_API_URL`` names and its work pool, and starts nothing.
 
-The command line (``influence-stage server start|stop|deploy``) is :mod:`influence_stage.cli.server`.
+The command line (``influence-stage server start|stop|deploy``) is ``influence_stage.cli.server``.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _child_env(home: Path, extra: Mapping[str, str] | None = None, *, api_url: s
 
 @dataclass
 class LocalPrefect:
-    """A local Prefect server (and its worker, once started), started by :func:`start_server`.
+    """A local Prefect server (and its worker, once started), started by ``start_server``.
 
     Attributes
     ----------
@@ -159,7 +159,7 @@ class LocalPrefect:
     pool : str or None
         The work pool the worker serves.
     deployment : str or None
-        ``flow/deployment`` name registered by :func:`start`.
+        ``flow/deployment`` name registered by ``start``.
     """
 
     home: Path
@@ -192,7 +192,7 @@ class LocalPrefect:
             yield
 
     def write_state(self) -> Path:
-        """Record the processes in ``<home>/server.json`` (read by :func:`stop` from another process)."""
+        """Record the processes in ``<home>/server.json`` (read by ``stop`` from another process)."""
         me = os.getpid()
         state = {"owner": [me, _start_time(me)], "server": self.server.record(),
                  "worker": self.worker.record() if self.worker else None, "api_url": self.api_url,
@@ -347,9 +347,9 @@ def start(spec: DeploymentSpec | None = None, *, home: str | os.PathLike[str] = 
     Parameters
     ----------
     spec : DeploymentSpec, optional
-        Default the first deployment of ``prefect.yaml`` (:func:`deployments.project_deployment`).
+        Default the first deployment of ``prefect.yaml`` (``deployments.project_deployment``).
     home, port, host, timeout, extra_env
-        As for :func:`start_server`.
+        As for ``start_server``.
     pool : str, optional
         Work pool (type ``process``; default ``spec.work_pool``).
     poll_seconds : float

@@ -1,11 +1,11 @@
 """Plans of steps and the executors that run them: the stage's step order, written once.
 
-``step``        :class:`Step`, :class:`MappedStep` (work units), :class:`Plan`
-``context``     :class:`RunContext`: a run's inputs, settings and the values its steps write
+``step``        ``Step``, ``MappedStep`` (work units), ``Plan``
+``context``     ``RunContext``: a run's inputs, settings and the values its steps write
 ``clean``       the cleaning steps; the plans ``CLEAN_LIBRARY``, ``CLEAN`` and ``SCORE``
 ``publishing``  the flow's steps after the output gate (summary, bias scores, publish)
 ``curate``      the curation steps and their plan ``CURATE`` (imported on use: corpus and LM helpers)
-``local``       :class:`LocalExecutor`: in process (estimators, ``run_pipeline``, benchmarks)
+``local``       ``LocalExecutor``: in process (estimators, ``run_pipeline``, benchmarks)
 
 The Prefect executor (tasks, work units mapped on Dask) is
 ``influence_stage.orchestration.prefect_executor``.

@@ -55,7 +55,7 @@ class RunContext:
     step_seconds : Timings
         Wall seconds per step name.
     outcome : Any
-        Set by a step that ends the run early (:meth:`stop`): the executor runs no further step.
+        Set by a step that ends the run early (``stop``): the executor runs no further step.
     """
 
     config: CleanConfig

@@ -109,7 +109,7 @@ def texts_of(corpus: Corpus, rows: set[int]) -> dict[int, str]:
 
 
 class CuratePreflight(Step):
-    """:func:`preflight`: the corpus, opened and checked."""
+    """``preflight``: the corpus, opened and checked."""
 
     name, writes, timing, task = "preflight", ("corpus",), "inventory", False
 
@@ -179,7 +179,7 @@ class Budget(Step):
 
 
 class LoadModel(Step):
-    """θ* as given (:func:`load_learner`)."""
+    """θ* as given (``load_learner``)."""
 
     name, writes, timing, task = "load-model", ("learner",), "θ*", False
 
@@ -244,7 +244,7 @@ def _member_key(context: RunContext) -> str:
 
 class LMMembers(Step):
     """Cycles of continued pre-training from θ* (``engine.causal_lm.lm_members``), each step's batch drawn
-    uniformly from the whole tokenized corpus; :func:`cycle_steps` steps per cycle."""
+    uniformly from the whole tokenized corpus; ``cycle_steps`` steps per cycle."""
 
     name, reads, writes, timing, cached = "members", ("learner", "tokens"), ("members",), "members", True
 
@@ -399,7 +399,7 @@ class Prune(Step):
     """The budget on the run's score (``decisions.prune``) and the manifest of every input document.
 
     ``score: self``: the self-influence, removals from both ends by ``high_share``. ``score:
-    reference``: the cross-influence on the reference (:func:`reference_influence`), the documents
+    reference``: the cross-influence on the reference (``reference_influence``), the documents
     that help it least removed (status ``redundant``).
     """
 

@@ -2,8 +2,8 @@
 
 It runs after ``decide`` and before ``apply`` (so the rows the policy drops, exact duplicates after
 their first copy, are dropped from the output and checked by the output gate), through
-:func:`influence_stage.stage.issues.issues_step`; it writes ``issues`` (an
-:class:`~influence_stage.issues.IssueReport`, or None when no type ran) and ``decisions`` (the same
+``influence_stage.stage.issues.issues_step``; it writes ``issues`` (an
+``IssueReport``, or None when no type ran) and ``decisions`` (the same
 object when the policy changed nothing).
 """
 

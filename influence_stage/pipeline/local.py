@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 class LocalExecutor:
-    """Runs a :class:`~influence_stage.pipeline.step.Plan` in process.
+    """Runs a ``Plan`` in process.
 
     Each step that applies runs and writes its values into the context; a step that does not
     apply writes None for each of its values. Seconds go to ``context.timings`` (per

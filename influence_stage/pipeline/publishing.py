@@ -28,18 +28,18 @@ logger = logging.getLogger(__name__)
 
 RUN_CONTROL_FIELDS = frozenset({"progress", "skip_unchanged", "keep", "notify_webhook", "task_timeout_s",
                                 "cache_expiration_days"})
-"""FlowConfig fields that do not change what a run publishes: left out of :func:`output_fingerprint`."""
+"""FlowConfig fields that do not change what a run publishes: left out of ``output_fingerprint``."""
 
 LOCATION_FIELDS = frozenset({"source", "cache_dir"})
 """FlowConfig fields that say where the input and the cache are, not what they hold: left out of
-:func:`output_fingerprint` (the data fingerprint covers the source's content, so a renamed or moved
+``output_fingerprint`` (the data fingerprint covers the source's content, so a renamed or moved
 file with the same rows is the same input; the cache only holds what the keys already name)."""
 
 
 def output_fingerprint(params: Any) -> str:
     """Fingerprint of the configuration that shapes the published version (for ``skip_unchanged``).
 
-    Every field but :data:`RUN_CONTROL_FIELDS` and :data:`LOCATION_FIELDS`, plus
+    Every field but ``RUN_CONTROL_FIELDS`` and ``LOCATION_FIELDS``, plus
     ``config.clean.config_fingerprint`` of the cleaning configuration (which holds the content of a
     checkpoint or ``hf:`` folder, so a model file overwritten in place counts as a change). The
     source's content is the data fingerprint's business, not this one's.
@@ -212,7 +212,7 @@ class Summarize(Step):
 
 
 class BiasScores(Step):
-    """The report's baseline self-influence scores (:func:`bias_scores`), with ground truth only."""
+    """The report's baseline self-influence scores (``bias_scores``), with ground truth only."""
 
     name, reads, writes, timing = "bias-scores", ("result", "prepared", "features"), ("bias",), "bias scores (report)"
 

@@ -1,13 +1,13 @@
 """A step of a plan, and a plan: what every executor runs.
 
-A :class:`Step` declares what it reads from and writes into the run context, whether its result is
+A ``Step`` declares what it reads from and writes into the run context, whether its result is
 cached, and its cache key (the data fingerprint plus the configuration fields it depends on, plus a
-tag naming the step's result). A :class:`MappedStep` is a step whose work splits into independent
+tag naming the step's result). A ``MappedStep`` is a step whose work splits into independent
 *work units* (member chain groups, loss-matrix row shards): in process they run one after another;
 the Prefect executor runs each as a task, so on Dask they spread over the workers. A unit reads its
 rows itself (``stage.shards``); nothing per row travels with it.
 
-A :class:`Plan` is an ordered tuple of steps. The step order of a product exists once, as its plan
+A ``Plan`` is an ordered tuple of steps. The step order of a product exists once, as its plan
 (``pipeline.clean``); executors (``pipeline.local``, ``orchestration.prefect_executor``) run plans.
 """
 
@@ -32,7 +32,7 @@ class Step:
         Context values the step needs, and those it sets: its return value (one name), or a tuple
         in ``writes`` order (several).
     cached : bool
-        Its result may be reused by a run with the same :meth:`cache_key` (the Prefect executor
+        Its result may be reused by a run with the same ``cache_key`` (the Prefect executor
         persists it under ``cache_dir``; the in-process executor never caches).
     key_fields : tuple of str
         The ``CleanConfig`` fields the result depends on (default: those that change θ*, the members
@@ -112,7 +112,7 @@ class WorkUnits:
 
 
 class MappedStep(Step):
-    """A step whose work is independent units; :meth:`units` says what they are, :meth:`gather` combines them.
+    """A step whose work is independent units; ``units`` says what they are, ``gather`` combines them.
 
     ``unit_name`` is the units' Prefect task name; ``unit_retries`` how often a failed unit (a lost
     worker) is run again: units resume from their done-flags, so a re-run finishes their work.

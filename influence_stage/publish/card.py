@@ -9,7 +9,7 @@ dropped or relabeled and why (the score, the threshold and how it was chosen), t
 stage version and the fingerprints of the source data and the configuration.
 
 The same card, with the data paths under ``<name>/<version>/``, is the root ``README.md`` of a
-Hugging Face Hub push (:mod:`influence_stage.publish.hub`).
+Hugging Face Hub push (``influence_stage.publish.hub``).
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def dataset_card(meta: Mapping[str, Any], features: datasets.Features, manifest:
     manifest : pandas.DataFrame
         ``(n_in, ...)``, one row per input row, labels as the input's values.
     prefix : str, default ""
-        Prepended to the data file paths of the front matter (:func:`front_matter`).
+        Prepended to the data file paths of the front matter (``front_matter``).
 
     Returns
     -------

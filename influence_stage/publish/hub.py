@@ -1,8 +1,8 @@
 """Pushing a published version to a Hugging Face Hub dataset repo (an explicit, separate step).
 
-``publish`` runs :func:`push_to_hub` only when ``push_to_hub_repo`` is given, after the local
-version is complete; :func:`check_hub_push` tells before any work whether a push can work at all.
-What is uploaded is laid out by :func:`hub_layout`: the version under ``<name>/<version>/`` and a
+``publish`` runs ``push_to_hub`` only when ``push_to_hub_repo`` is given, after the local
+version is complete; ``check_hub_push`` tells before any work whether a push can work at all.
+What is uploaded is laid out by ``hub_layout``: the version under ``<name>/<version>/`` and a
 root ``README.md`` dataset card whose ``configs`` name that version's ``data.parquet``, so
 ``datasets.load_dataset("<repo>")`` loads the cleaned rows (not the validation JSON).
 """
@@ -61,7 +61,7 @@ def check_hub_available(repo_id: Any) -> None:
 
 
 def check_hub_push(repo_id: Any, token: str | None = None) -> None:
-    """Whether :func:`push_to_hub` can work at all, checked before any work: online, a token.
+    """Whether ``push_to_hub`` can work at all, checked before any work: online, a token.
 
     Raises
     ------
@@ -85,7 +85,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def hub_layout(published: Published, folder: str | os.PathLike[str]) -> Path:
-    """Lay out in ``folder`` what :func:`push_to_hub` uploads to the repo root.
+    """Lay out in ``folder`` what ``push_to_hub`` uploads to the repo root.
 
     ``<name>/<version>/`` holds the version's files but ``dataset/`` (``data.parquet`` holds the
     same rows); ``README.md`` is the version's dataset card with its data paths under
@@ -130,7 +130,7 @@ def push_to_hub(published: Published, repo_id: str, *, token: str | None = None,
 
     The version folder goes to ``<name>/<version>/`` in the repo (``dataset/`` Arrow files left
     out: ``data.parquet`` holds the same rows), and the repo's root ``README.md`` becomes this
-    version's dataset card (:func:`hub_layout`), in one commit. The repo is created when missing.
+    version's dataset card (``hub_layout``), in one commit. The repo is created when missing.
     Nothing is written under the version folder (the upload is staged in a temporary folder).
 
     Parameters

@@ -1,7 +1,7 @@
 """The on-disk layout of published versions: file names, safe names, and which versions exist.
 
 A published dataset name is a folder ``<root>/<name>/`` holding one immutable folder per version
-and a ``LATEST`` pointer (see :mod:`influence_stage.publish.versions` for what a version folder
+and a ``LATEST`` pointer (see ``influence_stage.publish.versions`` for what a version folder
 holds). This module owns the names of those files, the order of versions, and reading which
 versions exist and which one ``LATEST`` names; names are checked by the project's one rule for
 safe folder names (``influence_stage._checks.check_safe_name``). It writes nothing.

@@ -2,8 +2,8 @@
 
 ``manifest.parquet`` holds one row per input row (what happened to it). The decisions table
 carries class codes ``0..K-1`` in ``given_label`` / ``suggested_label``; the published manifest
-carries the values of the input's label column instead (:func:`labelled_manifest`), with the
-class list in ``meta.json`` (:func:`check_classes`) so :func:`manifest_codes` can turn them back.
+carries the values of the input's label column instead (``labelled_manifest``), with the
+class list in ``meta.json`` (``check_classes``) so ``manifest_codes`` can turn them back.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def labelled_manifest(table: pd.DataFrame, encoding: Any, issues: Any = None) ->
         The encoding the codes come from.
     issues : IssueReport or its table, optional
         The run's issue types (``PipelineResult.issues``): their flags and ``exact_duplicate_of``
-        (:func:`issue_manifest_columns`) are appended after the decisions table's columns.
+        (``issue_manifest_columns``) are appended after the decisions table's columns.
 
     Returns
     -------
@@ -96,7 +96,7 @@ def check_classes(manifest: pd.DataFrame, classes: Any, class_names: Any) -> dic
     ------
     InvalidInputError
         ``class_names`` of another length than ``classes``, or a manifest label value that is not
-        one of ``classes`` (codes published instead of :func:`labelled_manifest`'s values).
+        one of ``classes`` (codes published instead of ``labelled_manifest``'s values).
     """
     if classes is None:
         return {}
@@ -122,7 +122,7 @@ def check_classes(manifest: pd.DataFrame, classes: Any, class_names: Any) -> dic
 def manifest_codes(manifest: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
     """A published manifest with its label values turned back into class codes ``0..K-1``.
 
-    The inverse of :func:`labelled_manifest`, through ``meta.json``'s ``classes``; a version
+    The inverse of ``labelled_manifest``, through ``meta.json``'s ``classes``; a version
     without ``classes`` (published before manifests held label values) is returned as it is.
 
     Raises

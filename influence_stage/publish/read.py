@@ -1,9 +1,9 @@
 """Reading published versions back: one version's dataset, manifest and ``meta.json``; every version's counts.
 
-What a version folder holds is described in :mod:`influence_stage.publish.versions`; this module
+What a version folder holds is described in ``influence_stage.publish.versions``; this module
 reads it, resolving ``<root>/<name>`` through ``LATEST`` and, when asked, checking every file
-against the sizes and checksums ``meta.json`` records (:func:`load_published`), and lists the
-versions of a name with their date and counts (:func:`version_history`, what ``influence-stage
+against the sizes and checksums ``meta.json`` records (``load_published``), and lists the
+versions of a name with their date and counts (``version_history``, what ``influence-stage
 versions`` prints).
 """
 
@@ -53,7 +53,7 @@ def load_published(
     manifest : pandas.DataFrame
         ``manifest.parquet``: ``given_label`` / ``suggested_label`` hold the input's label values
         (``meta["classes"]`` maps codes to them;
-        :func:`~influence_stage.publish.manifest.manifest_codes` turns them back).
+        ``manifest_codes`` turns them back).
     meta : dict
         ``meta.json``.
 
@@ -167,7 +167,7 @@ def version_history(root: str | os.PathLike[str], name: str) -> list[VersionInfo
     Returns
     -------
     list of VersionInfo
-        In :func:`~influence_stage.publish.layout.list_versions` order; empty when nothing was published.
+        In ``list_versions`` order; empty when nothing was published.
 
     Raises
     ------

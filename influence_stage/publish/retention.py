@@ -1,6 +1,6 @@
 """Retention of published versions: keep the N newest, never the one ``LATEST`` points to.
 
-``publish(keep=N)`` and :func:`prune_versions` delete all but the ``N`` newest versions of a name
+``publish(keep=N)`` and ``prune_versions`` delete all but the ``N`` newest versions of a name
 (newest by ``meta.json``'s ``created_utc``, then version number). Each deleted folder is first
 renamed out of sight (atomic), so a reader sees a version whole or not at all; a delete cut short
 leaves an ownerless ``.tmp-`` folder, which the next publish removes as debris.

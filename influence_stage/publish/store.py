@@ -1,16 +1,16 @@
 """Storage atomics of publishing: durable writes, the publish lock, owner files and debris, ``LATEST``.
 
 A version is written into a temporary folder ``<root>/<name>/.tmp-<version>-<uuid>`` (same parent,
-same file system), flushed (:func:`fsync_tree`) and ``os.rename``-d into place, so a version folder
+same file system), flushed (``fsync_tree``) and ``os.rename``-d into place, so a version folder
 is either complete or absent. A publish killed outright (``kill -9``) leaves its temporary folder;
-it holds an owner file (:data:`~influence_stage.publish.layout.OWNER_FILE`: pid, host, process
+it holds an owner file (``OWNER_FILE``: pid, host, process
 start), and the next publish of the name removes every temporary folder whose owner is no longer
-running (:func:`remove_debris`; :func:`list_debris` lists them). ``LATEST`` is replaced through a
-temporary file and ``os.replace`` (:func:`write_latest`). Publishers of one name are serialised by
-an exclusive lock on its ``.lock`` file (:func:`locked`).
+running (``remove_debris``; ``list_debris`` lists them). ``LATEST`` is replaced through a
+temporary file and ``os.replace`` (``write_latest``). Publishers of one name are serialised by
+an exclusive lock on its ``.lock`` file (``locked``).
 
-This module also owns the checksums (:func:`sha256`) and the JSON form of what is written
-(:func:`json_ready`, :func:`write_json`).
+This module also owns the checksums (``sha256``) and the JSON form of what is written
+(``json_ready``, ``write_json``).
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def _debris(base: Path) -> list[Path]:
 
     A temporary version folder is debris when no running process owns it (``OWNER_FILE``);
     a temporary ``LATEST`` file is debris whenever no publish holds the lock (callers of
-    :func:`remove_debris` hold it).
+    ``remove_debris`` hold it).
     """
     if not base.is_dir():
         return []

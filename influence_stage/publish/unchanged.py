@@ -1,10 +1,10 @@
 """Skip-unchanged: whether the latest version was published from the same data and configuration.
 
 A scheduled run publishes nothing when the input dataset's fingerprint
-(:func:`influence_stage.data.fingerprint.dataset_fingerprint`) and the configuration fingerprint
-(:func:`config_digest`) equal those the latest version recorded in ``meta.json``. ``publish``
+(``influence_stage.data.fingerprint.dataset_fingerprint``) and the configuration fingerprint
+(``config_digest``) equal those the latest version recorded in ``meta.json``. ``publish``
 checks it holding the name's lock (so two runs on the same data publish once); a flow checks it
-early (:func:`unchanged_version`) to skip the scoring work.
+early (``unchanged_version``) to skip the scoring work.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _recorded_config_fingerprint(folder: Path, meta: Mapping[str, Any]) -> str |
 def unchanged_held(base: Path, name: str, fingerprint: str | None, config_fp: str) -> str | None:
     """The latest version under ``base`` when its data and configuration fingerprints equal these, else None.
 
-    Called holding the name's lock (``publish``) or not (:func:`unchanged_version`); a damaged
+    Called holding the name's lock (``publish``) or not (``unchanged_version``); a damaged
     ``LATEST`` counts as changed, so the publish goes ahead and repairs it.
     """
     if fingerprint is None:
@@ -94,9 +94,9 @@ def unchanged_version(root: str | os.PathLike[str], name: str, *, fingerprint: s
     name : str
     fingerprint : str
         The input dataset's fingerprint
-        (:func:`influence_stage.data.fingerprint.dataset_fingerprint`).
+        (``influence_stage.data.fingerprint.dataset_fingerprint``).
     config : mapping, optional
-        The configuration as passed to ``publish``; its :func:`config_digest` is compared.
+        The configuration as passed to ``publish``; its ``config_digest`` is compared.
     config_fingerprint : str, optional
         Or the configuration fingerprint itself (as passed to ``publish``); one of the two.
 

@@ -32,20 +32,20 @@ are serialised by an exclusive lock on ``.lock`` held from choosing the version 
 
 The publishing layer, one job per module (all public names are importable from here too):
 
-- :mod:`~influence_stage.publish.layout`: file names, safe names, listing versions, ``LATEST``;
-- :mod:`~influence_stage.publish.store`: atomic writes, the lock, owner files and debris of
-  killed publishes (:func:`list_debris`), checksums;
-- :mod:`~influence_stage.publish.manifest`: the manifest's labels (:func:`labelled_manifest`,
-  :func:`manifest_codes`);
-- :mod:`~influence_stage.publish.unchanged`: ``publish(skip_unchanged=True)`` publishes nothing
-  when the dataset and configuration fingerprints (:func:`config_digest`) equal those the latest
+- ``layout``: file names, safe names, listing versions, ``LATEST``;
+- ``store``: atomic writes, the lock, owner files and debris of
+  killed publishes (``list_debris``), checksums;
+- ``manifest``: the manifest's labels (``labelled_manifest``,
+  ``manifest_codes``);
+- ``unchanged``: ``publish(skip_unchanged=True)`` publishes nothing
+  when the dataset and configuration fingerprints (``config_digest``) equal those the latest
   version recorded (checked holding the lock, so two runs on the same data publish once);
-- :mod:`~influence_stage.publish.retention`: ``keep=N`` (:func:`prune_versions`) deletes all but
+- ``retention``: ``keep=N`` (``prune_versions``) deletes all but
   the N newest versions, never the one ``LATEST`` points to;
-- :mod:`~influence_stage.publish.read`: :func:`load_published`, :func:`version_history`;
-- :mod:`~influence_stage.publish.card`: the dataset card ``README.md``;
-- :mod:`~influence_stage.publish.hub`: pushing to the Hugging Face Hub, a separate, explicit step
-  (:func:`push_to_hub`), run by ``publish`` only when ``push_to_hub_repo`` is given.
+- ``read``: ``load_published``, ``version_history``;
+- ``card``: the dataset card ``README.md``;
+- ``hub``: pushing to the Hugging Face Hub, a separate, explicit step
+  (``push_to_hub``), run by ``publish`` only when ``push_to_hub_repo`` is given.
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def publish(
         The label value of each class code ``0..K-1``
         (``influence_stage.data.labels.LabelEncoding.values``), recorded in ``meta.json`` as
         ``classes``. When given, the manifest's ``given_label`` and ``suggested_label`` must hold
-        these values (:func:`labelled_manifest`), not codes.
+        these values (``labelled_manifest``), not codes.
     class_names : sequence of str, optional
         The class names in code order (``LabelEncoding.names``), recorded as ``class_names``.
     summary : mapping, optional
@@ -241,22 +241,22 @@ def publish(
     data_docs : bool, default True
         Also write Great Expectations Data Docs HTML next to each validation JSON.
     push_to_hub_repo : str, optional
-        After publishing locally, push the version to this Hub dataset repo (:func:`push_to_hub`);
+        After publishing locally, push the version to this Hub dataset repo (``push_to_hub``);
         checked to be possible (not offline) before anything is written.
     hub_token : str, optional
         Token for the push.
     config_fingerprint : str, optional
         Fingerprint of the configuration fields that shape the output, recorded in ``meta.json``;
-        default :func:`config_digest` of ``config`` (every field). A caller passes its own when
+        default ``config_digest`` of ``config`` (every field). A caller passes its own when
         some fields (progress bars, retention) do not change what is published.
     skip_unchanged : bool, default False
         Publish nothing when ``fingerprint`` and the configuration fingerprint equal those of the
-        latest version (:func:`unchanged_version`): the result then has ``unchanged=True`` and
+        latest version (``unchanged_version``): the result then has ``unchanged=True`` and
         names that version. Checked holding the name's lock, so two runs racing on the same
         data publish once. Needs ``fingerprint``.
     keep : int, optional
         Retention: after publishing (or skipping), keep only the ``keep`` newest versions of the
-        name (:func:`prune_versions`); the version ``LATEST`` points to is never deleted.
+        name (``prune_versions``); the version ``LATEST`` points to is never deleted.
 
     Returns
     -------

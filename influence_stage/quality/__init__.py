@@ -10,11 +10,11 @@ This package owns the two gates of the stage:
 How the suites are built, stored and parametrised
 -------------------------------------------------
 The suites are built **in code** from ``great_expectations.expectations`` classes
-(:func:`build_input_suites`, :func:`build_output_suites`) and stored as versioned JSON snapshots in
+(``build_input_suites``, ``build_output_suites``) and stored as versioned JSON snapshots in
 ``influence_stage/suites/<suite>.json`` (GE's own suite format, one GE suite per *batch*, see below,
 plus a ``version``). A test checks that the stored JSON equals what the code builds, so a change to
-a suite shows up as a reviewed diff of the JSON; :func:`write_suite_files` regenerates the files and
-refuses to change the expectations without a bump of :data:`SUITE_VERSIONS`. Code is the source,
+a suite shows up as a reviewed diff of the JSON; ``write_suite_files`` regenerates the files and
+refuses to change the expectations without a bump of ``SUITE_VERSIONS``. Code is the source,
 not the JSON, because column names are not GE suite parameters (``$PARAMETER`` works for values
 only): loading from JSON would need a template language of our own on top of GE's format. The
 snapshot is built with placeholder column names (``<label_column>``, ``<weight_column>``).
@@ -24,7 +24,7 @@ Wide data
 No check costs one expectation, one ``Dataset.features`` copy or one Arrow read per column: checks
 over many columns (every feature column present, numeric feature columns without nulls / NaN, the
 output's columns in order, their feature types) run as *one* expectation each over a summary frame
-with one row per column (:mod:`influence_stage.quality.summaries`), computed with whole-table
+with one row per column (``influence_stage.quality.summaries``), computed with whole-table
 operations. Those expectations and batches say so in their ``notes``; a failure names the columns.
 The suites do not depend on the number or names of the feature columns. One GE context, data
 source and batch definition per batch are registered once per process.
@@ -32,7 +32,7 @@ source and batch definition per batch are registered once per process.
 Values are bound at run time with GE's own suite parameters (``{"$PARAMETER": name}``, passed to
 ``Batch.validate(expectation_parameters=...)``): ``class_set``, ``min_rows_per_class``,
 ``max_drop_fraction``. Column names are substituted when
-the suite is built. The parameters a run used are recorded in :meth:`ValidationReport.to_json`.
+the suite is built. The parameters a run used are recorded in ``ValidationReport.to_json``.
 
 Batches
 -------
@@ -60,7 +60,7 @@ reweights; their labels and weights are the manifest's; the dropped fraction is 
 Labels are compared in the class set's terms: a ``ClassLabel`` column is decoded to its names when
 the class set holds strings (else its codes are compared); a numeric or bool column is compared by
 its string form (``str`` of ints and bools, ``f"{v:g}"`` of floats) when the class set holds
-strings, matching :class:`influence_stage.data.sources.LabelEncoding` names.
+strings, matching ``influence_stage.data.labels.LabelEncoding`` names.
 
 Great Expectations is imported lazily (about 4 s) with ``GX_ANALYTICS_ENABLED=false`` set first.
 """

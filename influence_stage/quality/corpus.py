@@ -2,8 +2,8 @@
 
 Built in code like the ``input`` / ``output`` suites (``influence_stage.quality.suites``),
 stored as a JSON snapshot in ``influence_stage/quality/suites/corpus.json`` (a test checks the
-file equals what the code builds; :func:`write_corpus_suite_file` regenerates it and refuses to
-change the expectations without a bump of :data:`CORPUS_SUITE_VERSION`), run on small pandas
+file equals what the code builds; ``write_corpus_suite_file`` regenerates it and refuses to
+change the expectations without a bump of ``CORPUS_SUITE_VERSION``), run on small pandas
 frames (*batches*), one GE suite per batch, with run-time values bound as GE suite parameters.
 
 Batches
@@ -211,14 +211,14 @@ def _accounting(n_input: int, manifest: pd.DataFrame, documents: pd.DataFrame) -
 def validate_corpus(documents: pd.DataFrame, manifest: pd.DataFrame, *, n_input: int, n_scored: int,
                     budget_fraction: float, min_chars: int = 1, max_chars: int | None = None,
                     dedup: bool = True) -> ValidationReport:
-    """Run the ``corpus`` suite on a curated corpus (its :func:`document_frame`) and its manifest.
+    """Run the ``corpus`` suite on a curated corpus (its ``document_frame``) and its manifest.
 
     Parameters
     ----------
     documents : pandas.DataFrame
-        ``row_id``, ``n_chars``, ``content_hash`` per curated document (:func:`document_frame`).
+        ``row_id``, ``n_chars``, ``content_hash`` per curated document (``document_frame``).
     manifest : pandas.DataFrame
-        One row per input document (:data:`MANIFEST_COLUMNS`).
+        One row per input document (``MANIFEST_COLUMNS``).
     n_input : int
         Documents in the input corpus (counted from the shards, not from the manifest).
     n_scored : int

@@ -39,7 +39,7 @@ def render_data_docs(report: ValidationReport, out_dir: str | Path) -> Path:
     Parameters
     ----------
     report : ValidationReport
-        A report from :func:`validate_input` or :func:`validate_output`.
+        A report from ``validate_input`` or ``validate_output``.
     out_dir : str or Path
         Created if missing; existing files of the same names are replaced.
 

@@ -59,14 +59,14 @@ class ValidationReport:
         stable name of the check, e.g. ``"label_in_class_set"``), ``expectation_type``,
         ``column`` (the column, ``"A|B"`` for a column pair, None for table checks),
         ``description``, ``success``, ``unexpected_count`` (None for aggregate checks),
-        ``unexpected_values`` (at most :data:`PARTIAL_UNEXPECTED_COUNT`), ``unexpected_index``
+        ``unexpected_values`` (at most ``PARTIAL_UNEXPECTED_COUNT``), ``unexpected_index``
         (the identifying column, e.g. ``row_id`` or ``class``, of those values),
         ``observed_value``, ``error`` (why the expectation could not be evaluated, else None),
         ``kwargs`` (the expectation's arguments with parameters filled in) and ``meta`` (the
         expectation's meta: ``key``, and ``per_column`` for a check on a summary with one row per
         column, whose ``unexpected_index`` then names the data columns under ``"column"``).
     suite_version : int
-        The suite's version (:data:`SUITE_VERSIONS`).
+        The suite's version (``SUITE_VERSIONS``).
     parameters : dict
         The run-time suite parameters and the column names used.
     ge_results : dict of str to ExpectationSuiteValidationResult
@@ -399,7 +399,7 @@ def _feature_of(data: datasets.Dataset | pd.DataFrame, column: str) -> Any:
 
 
 def label_text(value: Any) -> str:
-    """A label value's string form, as :class:`influence_stage.data.sources.LabelEncoding` names it."""
+    """A label value's string form, as ``influence_stage.data.labels.LabelEncoding`` names it."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, numbers.Integral):
@@ -490,7 +490,7 @@ def validate_input(
     Returns
     -------
     ValidationReport
-        Call :meth:`ValidationReport.raise_if_failed` to stop on a failure.
+        Call ``ValidationReport.raise_if_failed`` to stop on a failure.
     """
     _check_data(df_or_ds, "df_or_ds")
     classes = _check_label_args(label_column, class_names)

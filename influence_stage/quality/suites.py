@@ -124,7 +124,7 @@ def build_input_suites(*, label_column: str) -> dict[str, Any]:
 
     The column checks (label, ``row_id`` and every feature column present; numeric feature
     columns without nulls / NaN) run on a summary with one row per column
-    (:func:`influence_stage.quality.summaries.input_column_summary`): one expectation per property
+    (``influence_stage.quality.summaries.input_column_summary``): one expectation per property
     covers any number of feature columns, so the suite does not depend on the feature columns.
 
     Parameters
@@ -136,7 +136,7 @@ def build_input_suites(*, label_column: str) -> dict[str, Any]:
     -------
     dict of str to great_expectations.ExpectationSuite
         Keys ``"columns"`` (the per-column summary), ``"rows"``, ``"class_counts"``. Values that vary
-        per run are suite parameters (:data:`SUITE_PARAMETERS`).
+        per run are suite parameters (``SUITE_PARAMETERS``).
     """
     gx, gxe = gx_modules()
     columns = [
@@ -345,7 +345,7 @@ def write_suite_files(directory: str | Path | None = None) -> list[Path]:
     """Regenerate the stored suite JSON from the code.
 
     Run ``python -c "from influence_stage.quality import write_suite_files; write_suite_files()"``
-    after changing a suite, and bump its :data:`SUITE_VERSIONS` entry.
+    after changing a suite, and bump its ``SUITE_VERSIONS`` entry.
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ A wide table (784 pixel columns, 1,024 embedding columns) must not cost one Grea
 expectation, one ``Dataset.features`` copy or one Arrow read per column. The gates therefore
 derive small frames with one row per column (is it present, how many values are missing, what is
 its feature type) with whole-table operations, and express each property as *one* expectation
-over that frame (see :mod:`influence_stage.quality.suites`).
+over that frame (see ``influence_stage.quality.suites``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def type_names(data: datasets.Dataset | pd.DataFrame) -> dict[str, str]:
 
 
 def _blocks(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> Any:
-    """``(first_row, frame of columns, row ids or None)`` in row blocks of :data:`SUMMARY_BLOCK_ROWS`."""
+    """``(first_row, frame of columns, row ids or None)`` in row blocks of ``SUMMARY_BLOCK_ROWS``."""
     if isinstance(data, pd.DataFrame):
         ids = data[ROW_ID].to_numpy() if ROW_ID in data.columns else None
         yield 0, data.loc[:, list(columns)], ids

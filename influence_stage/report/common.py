@@ -25,11 +25,11 @@ TOP_ROWS = 50
 GALLERY_K = 24
 
 
-#: Classes listed one by one in :func:`summary_markdown`; beyond this, the classes with most flagged rows.
+#: Classes listed one by one in ``summary_markdown``; beyond this, the classes with most flagged rows.
 MARKDOWN_MAX_CLASSES = 20
 
 
-#: ``(given, suggested)`` pairs of flagged rows listed in :func:`summary_markdown`, the most frequent.
+#: ``(given, suggested)`` pairs of flagged rows listed in ``summary_markdown``, the most frequent.
 MARKDOWN_MAX_PAIRS = 10
 
 
@@ -164,7 +164,7 @@ def flagged_pairs(t: pd.DataFrame) -> pd.DataFrame:
     return pairs.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
 
 
-#: Feature columns named one by one in :func:`roles_line`; beyond this, the first and the last.
+#: Feature columns named one by one in ``roles_line``; beyond this, the first and the last.
 ROLES_MAX_NAMES = 3
 
 
@@ -184,7 +184,7 @@ def roles_line(roles: Any) -> str | None:
     -------
     str or None
         The label column, then the number of feature columns with their kind and names: all of them
-        up to :data:`ROLES_MAX_NAMES`, else the first and the last joined by "…". None when
+        up to ``ROLES_MAX_NAMES``, else the first and the last joined by "…". None when
         ``roles`` is not such a mapping (the report then shows it as it is).
     """
     if not isinstance(roles, dict) or not isinstance(roles.get("features"), (list, tuple)):

@@ -3,7 +3,7 @@
 What it shows: the run's summary (counts per manifest status, the budget, the model, timings),
 the histogram of the documents' log self-influence with the budget's cut(s) drawn on it (the
 lowest scores go as redundant, with a high-end share the highest as junk), sample documents from
-the top, the middle and the bottom of the ranking (:func:`sample_rows` picks them, the flow reads
+the top, the middle and the bottom of the ranking (``sample_rows`` picks them, the flow reads
 their texts in one streaming pass), and the near-duplicate groups that were found and kept.
 Figures are base64 PNGs, CSS is inline: the file opens offline.
 """
@@ -94,7 +94,7 @@ def build_corpus_report(manifest: pd.DataFrame, *, texts: Mapping[int, str], sum
     manifest : pandas.DataFrame
         The curation manifest (``row_id``, ``status``, ``score``, ``base_loss``, ...).
     texts : mapping of row id to str
-        Texts of the sample documents (:func:`sample_rows`) and of near-duplicate examples.
+        Texts of the sample documents (``sample_rows``) and of near-duplicate examples.
     summary : mapping
         Run summary shown as a table.
     low_cut, high_cut : float or None

@@ -1,6 +1,6 @@
 """The HTML report of a fitted estimator (``InfluenceCleaner``, ``InfluenceSampler``): the notebook path.
 
-The page is :func:`influence_stage.report.build_report`, as published by the pipeline, fed from the
+The page is ``influence_stage.report.build_report``, as published by the pipeline, fed from the
 estimator's fitted attributes: the decisions table, the class names, the threshold, the score name,
 the run's choices and column roles for the summary, and the gallery of the most suspicious rows
 from the data the estimator was fitted on (images as thumbnails, texts as text), so a notebook
@@ -31,7 +31,7 @@ def estimator_summary(estimator: Any) -> dict[str, Any]:
     -------
     dict
         Entries in display order; ``columns`` is ``{"label", "kind", "features"}``, which the report
-        shows in one line (:func:`influence_stage.report.common.roles_line`).
+        shows in one line (``influence_stage.report.common.roles_line``).
     """
     out: dict[str, Any] = {"score": estimator.score_name_,
                            "threshold method": estimator.decisions_.threshold.method,
@@ -84,8 +84,8 @@ def estimator_report_html(estimator: Any, *, truth: Any = None, title: str = "in
     Returns
     -------
     str
-        The page (:func:`influence_stage.report.build_report`): the summary with
-        :func:`estimator_summary`, the gallery with :func:`estimator_gallery`.
+        The page (``influence_stage.report.build_report``): the summary with
+        ``estimator_summary``, the gallery with ``estimator_gallery``.
     """
     return build_report(estimator.decisions_.table, class_names=[str(c) for c in estimator.classes_],
                         threshold=estimator.threshold_, truth=truth, gallery=estimator_gallery(estimator),

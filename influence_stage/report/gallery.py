@@ -2,7 +2,7 @@
 
 Each cell is one row: an image as its own small base64 PNG (``<img>``), or a text as escaped HTML
 text (selectable, searchable, read by screen readers; never drawn into a picture), captioned with
-``given → suggested``, the score, the action and the row id. :func:`influence_stage.report.plot_gallery`
+``given → suggested``, the score, the action and the row id. ``influence_stage.report.plot_gallery``
 draws the same rows into one matplotlib figure for users who want a figure; the HTML report uses
 this module.
 """
@@ -42,7 +42,7 @@ GALLERY_CSS = """
 
 
 def image_png_base64(img: Any) -> str:
-    """One image as a base64 PNG, shrunk to at most :data:`THUMBNAIL_PIXELS` on its longest side.
+    """One image as a base64 PNG, shrunk to at most ``THUMBNAIL_PIXELS`` on its longest side.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ def image_png_base64(img: Any) -> str:
         ``(h, w)`` gray or ``(h, w, c)`` with ``c`` in 1, 3, 4. ``uint8`` pixels are kept as they are;
         a 2-D image of another dtype is scaled from its own minimum and maximum to 0..255 (as the
         figure's gray colour map does); float RGB(A) is taken in [0, 1] (rescaled per image when
-        outside, as :func:`influence_stage.report.plot_gallery` does).
+        outside, as ``influence_stage.report.plot_gallery`` does).
 
     Returns
     -------
@@ -82,7 +82,7 @@ def gallery_html(table: pd.DataFrame, images_or_texts: Any, class_names: Sequenc
     table : pandas.DataFrame
         The decisions table.
     images_or_texts : ndarray, callable or sequence of str
-        As :func:`influence_stage.report.plot_gallery`: an image array ``(n, h, w[, c])`` or
+        As ``influence_stage.report.plot_gallery``: an image array ``(n, h, w[, c])`` or
         ``(n, c, h, w)``, a callable ``f(i) -> image`` of the row position, or ``n`` strings.
     class_names : sequence of str
         ``class_names[k]`` names label ``k``.
@@ -93,9 +93,9 @@ def gallery_html(table: pd.DataFrame, images_or_texts: Any, class_names: Sequenc
     -------
     str
         ``<div class="gallery">`` holding ``min(k, n)`` ``<figure>`` cells, highest score first: for
-        images one ``<img class="thumb">`` each (a base64 PNG, :func:`image_png_base64`); for texts
+        images one ``<img class="thumb">`` each (a base64 PNG, ``image_png_base64``); for texts
         one ``<blockquote>`` with the text, whitespace collapsed, cut at
-        :data:`GALLERY_HTML_TEXT_CHARS` characters and HTML-escaped. Captions read
+        ``GALLERY_HTML_TEXT_CHARS`` characters and HTML-escaped. Captions read
         ``<given> → <suggested>`` then ``score <s> · <action> · row <row_id>``, escaped.
     """
     t, names = check_table(table, class_names)

@@ -120,7 +120,7 @@ def _summary_rows(computed: list[tuple[str, Any]], summary: Mapping[str, Any] | 
     """The summary table: the counts computed from the table, then the ``summary`` entries they do not repeat.
 
     A ``summary`` entry whose key names a computed row (``aliases`` maps reduced keys, see
-    :func:`_summary_key`, to computed row labels: ``"rows in"``, ``"flagged"``, ``"action drop"``…)
+    ``_summary_key``, to computed row labels: ``"rows in"``, ``"flagged"``, ``"action drop"``…)
     is left out, so each count is shown once, as computed from the table; a warning is logged when
     its value differs from the computed one.
     """
@@ -137,7 +137,7 @@ def _summary_rows(computed: list[tuple[str, Any]], summary: Mapping[str, Any] | 
 
 
 def _pairs_table(t: pd.DataFrame, names: list[str]) -> str:
-    """HTML table of the flagged rows per ``(given, suggested)`` pair, at most :data:`REPORT_MAX_PAIRS` pairs."""
+    """HTML table of the flagged rows per ``(given, suggested)`` pair, at most ``REPORT_MAX_PAIRS`` pairs."""
     pairs = flagged_pairs(t)
     n_flagged = int(pairs["rows"].sum())
     if n_flagged == 0:
@@ -174,13 +174,13 @@ def build_report(
 ) -> str:
     """One self-contained HTML page describing a cleaning run.
 
-    Sections, in order (titles in :data:`SECTION_TITLES`): summary (rows in and out, rows flagged,
+    Sections, in order (titles in ``SECTION_TITLES``): summary (rows in and out, rows flagged,
     rows per action, threshold, then the ``summary`` entries that do not repeat these counts),
     score histogram, issues per class, flagged rows per ``(given, suggested)`` label pair, gallery
     of the most suspicious rows (only with ``gallery``), precision / recall vs ground truth with
     precision, recall and F1 of ``is_issue`` (only with ``truth``), distributional bias of the
     self-influence estimators (only with ``truth`` and ``bias_scores``), and the top
-    :data:`TOP_ROWS` rows by score. Figures are embedded as base64 PNGs, CSS is inline and a
+    ``TOP_ROWS`` rows by score. Figures are embedded as base64 PNGs, CSS is inline and a
     Content-Security-Policy forbids scripts and any outside resource; every user string (title,
     class names, row ids, summary keys and values, method names) is HTML-escaped.
 
@@ -196,14 +196,14 @@ def build_report(
     truth : array-like, shape ``(n,)`` bool, optional
         Truly mislabeled rows, aligned with the table (demos / benchmarks only).
     gallery : ndarray, callable or sequence of str, optional
-        Images or texts of the rows (see :func:`plot_gallery`), shown by
-        :func:`influence_stage.report.gallery.gallery_html`: one ``<img>`` thumbnail per image row,
+        Images or texts of the rows (see ``plot_gallery``), shown by
+        ``influence_stage.report.gallery.gallery_html``: one ``<img>`` thumbnail per image row,
         texts as HTML text.
     summary : mapping, optional
         Extra entries for the summary table (timings, chosen ``ft_lr``, the config…); nested
         mappings and lists are shown as JSON, except ``columns`` (the run's column roles,
         ``{"label", "kind", "features"}``), shown in one line by
-        :func:`influence_stage.report.common.roles_line`. Entries that name a count the report computes from
+        ``influence_stage.report.common.roles_line``. Entries that name a count the report computes from
         the table (``rows in``, ``rows out``, ``flagged`` / ``issues flagged``, ``action <a>``,
         ``threshold``, ``classes``; case, ``_`` and ``:`` ignored) are not repeated: the computed
         value is shown once, and a warning is logged when the entry disagrees with it.
@@ -211,7 +211,7 @@ def build_report(
         Page title and heading.
     bias_scores : mapping of str to array-like, optional
         Method name → self-influence scores of the rows, aligned with the table; drawn with
-        :func:`plot_distributional_bias`. Used only together with ``truth``.
+        ``plot_distributional_bias``. Used only together with ``truth``.
     score_name : str, optional
         The ranking in the ``score`` column (``GEXResult.score_name``): it names the histogram, the
         threshold line and the precision / recall curve. For a rank score the exact GEX scores
@@ -228,7 +228,7 @@ def build_report(
     InvalidInputError
         Missing table columns, an empty table, ``truth`` or ``gallery`` of the wrong length,
         ``truth`` without a positive row, bad labels, scores or threshold; with ``truth``, bias
-        scores that :func:`plot_distributional_bias` rejects.
+        scores that ``plot_distributional_bias`` rejects.
     InvalidTypeError
         A table column, ``truth``, ``gallery``, ``summary`` or ``bias_scores`` of the wrong type.
     """
@@ -382,7 +382,7 @@ def write_report(path: str | os.PathLike[str], html_text: str) -> Path:
     path : str or path-like
         Destination file; missing parent folders are created.
     html_text : str
-        The document from :func:`build_report`, written as UTF-8.
+        The document from ``build_report``, written as UTF-8.
 
     Returns
     -------

@@ -73,16 +73,16 @@ def summary_markdown(
         Markdown: a headline (rows in / out, flagged, threshold), a line with the score, threshold
         method and estimated noise rate (when any of them is given), a table of rows per action
         (``| drop | 12 |`` …), a table per class (rows, flagged, drop, relabel, reweight; at most
-        :data:`MARKDOWN_MAX_CLASSES` classes, those with most flagged rows, when there are more),
+        ``MARKDOWN_MAX_CLASSES`` classes, those with most flagged rows, when there are more),
         a table of the flagged rows per ``given → suggested`` label pair (the
-        :data:`MARKDOWN_MAX_PAIRS` most frequent pairs; none when nothing is flagged), the
+        ``MARKDOWN_MAX_PAIRS`` most frequent pairs; none when nothing is flagged), the
         ground-truth line and the timings. Class names, step names and the score and method names
         are escaped.
 
     Raises
     ------
     InvalidInputError
-        Bad table, labels, threshold or ``truth`` (as :func:`build_report`); ``n_estimated``
+        Bad table, labels, threshold or ``truth`` (as ``build_report``); ``n_estimated``
         outside ``0..n``.
     InvalidTypeError
         ``timings`` not a mapping of numbers; ``score_name`` or ``threshold_method`` not a string;

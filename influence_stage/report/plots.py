@@ -1,6 +1,6 @@
 """The report's figures, drawn from the decisions table (and a ground-truth mask where one exists).
 
-Figures are made with :class:`matplotlib.figure.Figure` and an Agg canvas, never with ``pyplot``: no
+Figures are made with ``matplotlib.figure.Figure`` and an Agg canvas, never with ``pyplot``: no
 global figure registry, no backend switch, safe in worker threads and under any ``MPLBACKEND``.
 Every user string that goes into a figure is drawn with ``parse_math=False`` (a class name with
 ``$`` must not be parsed as TeX).
@@ -366,7 +366,7 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
         (``gid="operating_point"``) with its precision and recall.
     flagged : array-like, shape ``(n,)`` bool, optional
         The rows the run flagged (``is_issue``). When given, the operating point is theirs,
-        computed by :func:`influence_stage.report.precision_recall_at` like the report's table
+        computed by ``influence_stage.report.precision_recall_at`` like the report's table
         (per-class caps and ties can make it differ from ``scores > threshold``).
     score_name : str, optional
         The ranking the scores are (the run's score name); it names the curve. None reads "score".
@@ -375,7 +375,7 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
     -------
     matplotlib.figure.Figure
         One axes: recall on x, precision on y; the curve's legend label is
-        ``"<score_name> (AP = <ap>)"`` with ``ap`` = :func:`sklearn.metrics.average_precision_score`
+        ``"<score_name> (AP = <ap>)"`` with ``ap`` = ``sklearn.metrics.average_precision_score``
         to 3 decimals.
     """
     s = check_scores(scores)
@@ -413,7 +413,7 @@ def plot_precision_recall(scores: Any, truth: Any, threshold: float | None = Non
 
 
 def check_bias_inputs(scores: Any, truth: Any) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
-    """Check the inputs of :func:`plot_distributional_bias`; return ``[(method, scores)]`` and the mask.
+    """Check the inputs of ``plot_distributional_bias``; return ``[(method, scores)]`` and the mask.
 
     Raises
     ------
@@ -480,7 +480,7 @@ def plot_distributional_bias(scores: Mapping[str, Any], truth: Any, *, bins: int
         visible; ``floor`` is the 1st percentile of the method's positive scores (1.0 when none is
         positive), so zeros and tiny scores sit in the lowest bins instead of stretching the axis.
         Titles read ``"<method>: AUROC <a> · AP <p>"`` with
-        :func:`sklearn.metrics.roc_auc_score` and :func:`sklearn.metrics.average_precision_score`
+        ``sklearn.metrics.roc_auc_score`` and ``sklearn.metrics.average_precision_score``
         of the raw scores against ``truth``, to 3 decimals.
 
     Raises

@@ -1,25 +1,25 @@
-"""The issue types of a run (:func:`influence_stage.issues.find_data_issues`) on the stage's own features and
+"""The issue types of a run (``influence_stage.issues.find_data_issues``) on the stage's own features and
 cross-fitted probabilities, and the default policy on them.
 
-:func:`issues_step` is the step function of the plan's ``issues`` step
-(:class:`influence_stage.pipeline.issues.Issues`); the estimators call it too when a run's plan did not
+``issues_step`` is the step function of the plan's ``issues`` step
+(``influence_stage.pipeline.issues.Issues``); the estimators call it too when a run's plan did not
 (``PipelineResult`` without ``issues``), with ``apply_policy=False`` since their rows were already applied.
 
-Which types run (:func:`issue_types_for`), from the configuration's ``issue_types`` (a field of
+Which types run (``issue_types_for``), from the configuration's ``issue_types`` (a field of
 ``CleanConfig`` once the configuration has it; until then the default):
 
 - ``None`` (the default): every data issue type (``DATA_ISSUE_TYPES``, less ``underperforming_group``
-  without out-of-sample probabilities) up to :data:`ISSUE_MAX_ROWS` (10,000) rows; above it, only
+  without out-of-sample probabilities) up to ``ISSUE_MAX_ROWS`` (10,000) rows; above it, only
   ``exact_duplicate`` (a hash of the feature rows, linear in ``n``), with a ``note`` in the summary
   saying which types were skipped and how to run them. The Datalab-backed types build kNN graphs:
   measured 35-42 s on 20,000 rows x 40 features, more than the rest of the run;
 - a list of names: exactly those, at any size (an empty list: none; the step returns no report);
 - names are checked against ``ISSUE_REGISTRY`` (an unknown name: the error lists the registered ones).
 
-The default policy (:func:`influence_stage.issues.apply_issue_policy`): rows that repeat an earlier
+The default policy (``influence_stage.issues.apply_issue_policy``): rows that repeat an earlier
 row's features bit for bit *and its label* are dropped (the first copy is kept); a copy with another
 label (a label conflict) is reported, not dropped; when such copies are more than
-:data:`MAX_COPY_DROP_SHARE` of the rows (features with few distinct values: categorical columns, a
+``MAX_COPY_DROP_SHARE`` of the rows (features with few distinct values: categorical columns, a
 coarse featurizer) none is dropped and the summary's ``note`` says so. Every other type is reported
 only. Under the default types, a Datalab type that fails on the features (too few rows for its kNN
 graph) is skipped with a note instead of failing the run; named types fail loudly.
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 #: non_iid 10.0 s, underperforming_group 12.7 s): the kNN types grow faster than the rows, and above
 #: 10,000 rows cost more than the rest of a run.
 ISSUE_MAX_ROWS = 10_000
-#: The types the default keeps above :data:`ISSUE_MAX_ROWS` (linear in the rows, no kNN graph).
+#: The types the default keeps above ``ISSUE_MAX_ROWS`` (linear in the rows, no kNN graph).
 CHEAP_TYPES: tuple[str, ...] = ("exact_duplicate",)
 #: The policy drops exact copies only while they are at most this share of the rows: above it the
 #: features hold few distinct values (categorical columns, a coarse featurizer) and copies are expected,
@@ -130,9 +130,9 @@ def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
     decisions : Decisions
         The decisions of the run, one row per input row.
     config : CleanConfig
-        ``issue_types`` (see :func:`issue_types_for`) and ``gex.tau``.
+        ``issue_types`` (see ``issue_types_for``) and ``gex.tau``.
     apply_policy : bool
-        Apply :func:`~influence_stage.issues.apply_issue_policy` (drop exact duplicates after the first
+        Apply ``apply_issue_policy`` (drop exact duplicates after the first
         copy). False: report only (for rows already applied).
 
     Returns

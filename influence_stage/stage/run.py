@@ -1,6 +1,6 @@
-"""The stage from Python: :func:`run` runs the ``CLEAN_LIBRARY`` plan in process.
+"""The stage from Python: ``run`` runs the ``CLEAN_LIBRARY`` plan in process.
 
-:func:`run` is what ``run_pipeline``, ``InfluenceCleaner`` and ``InfluenceSampler`` call. The step
+``run`` is what ``run_pipeline``, ``InfluenceCleaner`` and ``InfluenceSampler`` call. The step
 order lives once, in ``influence_stage.pipeline.clean``: load → validate input → featurize → θ* →
 scale → member groups → loss matrix → decide → apply → validate output. The Prefect flow runs the
 same steps (``CLEAN``) as tasks, the member groups and loss shards mapped over the task runner; the
@@ -41,7 +41,7 @@ def score_step(learner: Learner, features: Features, config: CleanConfig, *, pre
     features : Features
     config : CleanConfig
     prepared : Prepared, optional
-        Needed for an ``HFLearner`` (see :func:`~influence_stage.stage.steps.learner_data`).
+        Needed for an ``HFLearner`` (see ``learner_data``).
     progress : bool
     timings : Timings, optional
         Receives ``auto-scale``, ``members`` and ``losses``.
@@ -66,15 +66,15 @@ def run(source: Any, config: CleanConfig, model: Any = None, *, progress: bool =
 
     Parameters
     ----------
-    source : see :func:`~influence_stage.stage.steps.prepare`
+    source : see ``prepare``
     config : CleanConfig
     model : None, str, torch.nn.Module, Learner or estimator
-        See :func:`~influence_stage.stage.steps.make_model_step` (None: ``config.model``).
+        See ``make_model_step`` (None: ``config.model``).
     progress : bool
         Progress bars for θ*, the scale and the members.
     validate : bool, default True
         Run the input and output suites; a failure raises ``ValidationFailedError`` and nothing is returned.
-    max_drop_fraction : float, default :data:`GATE_MAX_DROP_FRACTION`
+    max_drop_fraction : float, default ``GATE_MAX_DROP_FRACTION``
         The output gate's limit on the dropped share of rows.
     only_rows : ndarray of bool, optional
         ``(n,)`` in input order: rows outside it keep their data (their action is ``keep``), though
@@ -103,7 +103,7 @@ def run(source: Any, config: CleanConfig, model: Any = None, *, progress: bool =
 
 def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: bool = False, *,
                  validate: bool = True, max_drop_fraction: float = GATE_MAX_DROP_FRACTION) -> PipelineResult:
-    """The stage from Python: :func:`run` with the gates. Same arguments."""
+    """The stage from Python: ``run`` with the gates. Same arguments."""
     return run(source, config, model, progress=progress, validate=validate, max_drop_fraction=max_drop_fraction)
 
 

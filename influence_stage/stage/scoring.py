@@ -1,6 +1,6 @@
 """Scoring from θ*, in pieces: the perturbation scale, the member groups, the loss matrix and the scores.
 
-Only the member groups differ by executor: :func:`plan_members` splits the chains into groups; in
+Only the member groups differ by executor: ``plan_members`` splits the chains into groups; in
 process they train one after another, as Prefect tasks they are mapped (one per Dask worker). The
 members and the scores are the same for the same seed and the same grouping.
 """

@@ -1,12 +1,12 @@
 """Scoring in pieces that read their own rows: member chains and loss-matrix row shards.
 
 The Prefect flow maps tasks over these functions; on a Dask cluster each runs on a worker. None
-of them takes the data as an argument: :func:`write_rows` puts the rows of a run once under the
+of them takes the data as an argument: ``write_rows`` puts the rows of a run once under the
 run folder (the label, feature and ``row_id`` columns as an Arrow dataset, ``save_to_disk``, and the
-label codes), and every piece gets a small :class:`RowsRef` instead. A chain reads all rows (it
+label codes), and every piece gets a small ``RowsRef`` instead. A chain reads all rows (it
 trains on them); a loss shard reads only its row range, featurizes it with the run's fitted
 featurizer and writes its block of the loss matrix into its own ``LossStore`` (one file per shard,
-so workers on several machines never write into one file). :func:`gather_losses` copies each
+so workers on several machines never write into one file). ``gather_losses`` copies each
 member whose every shard is done into the run's store, where it gets its done-flag; a re-run
 evaluates only what is missing.
 
@@ -66,14 +66,14 @@ class RowsRef:
     Attributes
     ----------
     path : str
-        Folder written by :func:`write_rows`; it must be readable by every worker (a shared
+        Folder written by ``write_rows``; it must be readable by every worker (a shared
         filesystem on a cluster).
     n_rows : int
     roles : ColumnRoles
         Label and feature columns, and their kind.
     n_classes : int
     featurizer : TabularFeaturizer, ImageFeaturizer or None
-        The run's fitted featurizer (kinds in :data:`REFEATURIZED`); None when the features were
+        The run's fitted featurizer (kinds in ``REFEATURIZED``); None when the features were
         given as arrays or are text features (then they are stored as ``features.npy`` and read
         from there) or the model reads raw columns (``hf:``).
     encoding : LabelEncoding
@@ -174,7 +174,7 @@ def read_features(ref: RowsRef, start: int = 0, stop: int | None = None) -> Feat
 
     Tabular, image and text rows are featurized here with the run's fitted featurizer; features
     given as arrays come from ``features.npy``; an ``hf:`` model gets an empty ``(rows, 0)`` array
-    (it reads the raw columns, see :func:`rows_data`).
+    (it reads the raw columns, see ``rows_data``).
     """
     stop = ref.n_rows if stop is None else stop
     if not 0 <= start < stop <= ref.n_rows:
@@ -228,7 +228,7 @@ def share_rows(ref: RowsRef, prepared: Prepared, features: Features) -> None:
 
 
 def release_rows() -> None:
-    """Forget this process's open run rows (:func:`share_rows`, the memory-mapped stored rows).
+    """Forget this process's open run rows (``share_rows``, the memory-mapped stored rows).
 
     Called by the client once the loss matrix is gathered: the shards that ran on its threads
     touched every page of the stored rows, and the mapping would keep them resident until the

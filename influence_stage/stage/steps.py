@@ -1,7 +1,7 @@
 """The stage's steps as plain functions, one per arrow of the data flow.
 
 Each step calls the library function of its layer with its part of the one configuration object;
-:mod:`influence_stage.stage.run` chains them (with the scoring steps and the quality gates), and the
+``influence_stage.stage.run`` chains them (with the scoring steps and the quality gates), and the
 Prefect flow wraps the same functions in tasks, so nothing is computed in two places.
 
 ``prepare``          source → ``Prepared`` (Dataset with ``row_id``, column roles, label encoding)
@@ -12,20 +12,20 @@ Prefect flow wraps the same functions in tasks, so nothing is computed in two pl
 ``decide_step``      ``GEXResult`` → ``Decisions`` (one row per input row)
 ``apply_step``       ``Decisions`` → the cleaned ``datasets.Dataset``
 
-The configuration (:class:`~influence_stage.config.clean.CleanConfig`, :func:`parse_model_spec`,
-:func:`config_fingerprint`) lives in :mod:`influence_stage.config`; those three names are still
+The configuration (``CleanConfig``, ``parse_model_spec``,
+``config_fingerprint``) lives in ``influence_stage.config``; those three names are still
 re-exported here for older importers.
 
-Which model: :func:`parse_model_spec` reads ``CleanConfig.model`` through the model-source registry
-(:data:`influence_stage.engine.sources.MODEL_SOURCE_REGISTRY`) — a builder name (``"auto"``,
+Which model: ``parse_model_spec`` reads ``CleanConfig.model`` through the model-source registry
+(``influence_stage.engine.sources.MODEL_SOURCE_REGISTRY``) — a builder name (``"auto"``,
 ``"mlp"``, ``"cnn"``: trained on the given labels), a torch checkpoint (``"checkpoint:<path>"`` or a
 path ending in ``.pt``, ``.pth``, ``.bin``, ``.safetensors``; loaded with
-:func:`influence_stage.engine.checkpoint.load_model`), a local Hugging Face classifier
-(``"hf:<folder>"``; :class:`influence_stage.engine.hf.HFLearner`) or a registered source's form.
+``influence_stage.engine.checkpoint.load_model``), a local Hugging Face classifier
+(``"hf:<folder>"``; ``influence_stage.engine.hf.HFLearner``) or a registered source's form.
 Loaded models are θ* as they are unless ``fit_loaded``.
 
 Caching keys for the flows: ``data.fingerprint.dataset_fingerprint`` (content of the Arrow table,
-column names and feature types) and :func:`config_fingerprint` (the configuration fields that change members and
+column names and feature types) and ``config_fingerprint`` (the configuration fields that change members and
 scores, plus the content of a checkpoint or Hugging Face folder named by ``model``).
 """
 
@@ -106,11 +106,11 @@ def preflight(source: Any, config: CleanConfig, *, name: str | None = None,
               push_to_hub: str | None = None) -> None:
     """Every check that needs no features and no training, before any work (a few ms to a second).
 
-    The configuration type and its rates (:func:`check_rates`); the model spec
-    (:func:`parse_model_spec`: a known name, or a checkpoint / ``hf:`` folder that exists); the
-    dataset name (the rule :func:`influence_stage.publish.versions.publish` applies); the publish root and
+    The configuration type and its rates (``check_rates``); the model spec
+    (``parse_model_spec``: a known name, or a checkpoint / ``hf:`` folder that exists); the
+    dataset name (the rule ``influence_stage.publish.versions.publish`` applies); the publish root and
     the cache dir writable folders, or creatable; a hub push possible (online, a token); a local
-    source readable and not empty (:func:`influence_stage.data.sources.check_local_source`).
+    source readable and not empty (``influence_stage.data.sources.check_local_source``).
 
     Raises
     ------
@@ -172,8 +172,8 @@ class Features:
     X : numpy.ndarray or FeatureStore
         ``(n, d)`` float32 (tabular, text) or ``(n, c, h, w)`` float32 (images); ``(n, 0)`` float32
         when the model reads the raw columns itself (``model="hf:<folder>"``, see
-        :func:`featurize_step`). Image features on disk (``featurize.on_disk``) are a
-        :class:`~influence_stage.data.feature_store.FeatureStore` of that shape, read in batches;
+        ``featurize_step``). Image features on disk (``featurize.on_disk``) are a
+        ``FeatureStore`` of that shape, read in batches;
         a store in a temporary folder is removed when it is no longer referenced.
     y : numpy.ndarray
         ``(n,) int64`` given label codes ``0..K-1``.
@@ -199,7 +199,7 @@ class Features:
     def tensor_data(self, device: Any = "cpu") -> TensorData | StreamData:
         """``(X, y)`` as tensors on ``device`` (shares memory with the arrays on CPU).
 
-        On-disk features give a :class:`~influence_stage.data.feature_store.StreamData` instead,
+        On-disk features give a ``StreamData`` instead,
         which reads ``X`` from the store batch by batch (``y`` is a tensor).
         """
         if self.store is not None:
@@ -295,7 +295,7 @@ def prepare(source: Any, config: CleanConfig) -> Prepared:
     Parameters
     ----------
     source : path, hub id, datasets.Dataset, datasets.DatasetDict, pandas.DataFrame or (X, y)
-        See :func:`influence_stage.data.sources.load_source`.
+        See ``influence_stage.data.sources.load_source``.
     config : CleanConfig
         Uses ``label_column``, ``feature_columns``, ``split``, ``coerce_numeric``.
 
@@ -339,7 +339,7 @@ def featurize_step(prepared: Prepared, config: CleanConfig, *, store_dir: str | 
     else into a temporary folder removed when the features are garbage-collected.
 
     With ``config.model = "hf:<folder>"`` nothing is featurized: the Hugging Face model tokenizes
-    or processes the raw text / image column itself (:func:`learner_data`), so ``X`` is an empty
+    or processes the raw text / image column itself (``learner_data``), so ``X`` is an empty
     ``(n, 0)`` array and ``featurizer`` None (TF-IDF or resized images would only cost time and
     memory). The feature columns must then be text or one image column.
 
@@ -352,7 +352,7 @@ def featurize_step(prepared: Prepared, config: CleanConfig, *, store_dir: str | 
     Raises
     ------
     InvalidInputError
-        ``hf:`` model with tabular feature columns; see also :func:`influence_stage.data.sources.featurize`.
+        ``hf:`` model with tabular feature columns; see also ``influence_stage.data.featurize.featurize``.
     """
     config = _check_config(config)
     y = np.asarray(prepared.encoding.codes, dtype=np.int64)
@@ -393,7 +393,7 @@ def learner_data(learner: Learner, prepared: Prepared | None, features: Features
     ----------
     learner : Learner
     prepared : Prepared or None
-        The output of :func:`prepare` that ``features`` were made from; needed for an
+        The output of ``prepare`` that ``features`` were made from; needed for an
         ``HFLearner``, which reads the raw columns.
     features : Features
 
@@ -402,7 +402,7 @@ def learner_data(learner: Learner, prepared: Prepared | None, features: Features
     TensorData, TextData or ImageData
         ``HFLearner(task="text")``: ``TextData`` of the text feature column(s) (several joined with
         a space) and ``features.y``. ``HFLearner(task="image")``: ``ImageData`` of the image column,
-        read lazily (:class:`influence_stage.engine.hf.DatasetImages`, converted to the model's channel
+        read lazily (``influence_stage.engine.hf.DatasetImages``, converted to the model's channel
         count) and ``features.y``. Any other learner (``TorchLearner`` included):
         ``features.tensor_data()`` on the learner's ``device`` (CPU when it has none): tensors, or
         a ``StreamData`` reading on-disk features in batches.
@@ -493,7 +493,7 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
         ``hf_trainable``, ``gex`` (learner settings and the initialisation seed ``gex.seed``),
         ``fit`` (the training recipe).
     model : None, str, torch.nn.Module or Learner
-        None: ``config.model``. A string (see :func:`parse_model_spec`): a name is built with
+        None: ``config.model``. A string (see ``parse_model_spec``): a name is built with
         ``models.build_model`` and trained on the data with ``config.fit``; a checkpoint is loaded
         with ``checkpoint.load_model`` (builder from its sidecar or ``config.model_builder``,
         input size and classes checked against the data) and wrapped in a ``TorchLearner``; an
@@ -504,8 +504,8 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
         is. Loaded and given models are θ* as they are, unless ``config.fit_loaded``: then they are
         trained with ``config.fit`` first.
     prepared : Prepared, optional
-        The output of :func:`prepare`; needed for ``hf:`` models (and HF learners to be fitted),
-        which read the raw columns (:func:`learner_data`).
+        The output of ``prepare``; needed for ``hf:`` models (and HF learners to be fitted),
+        which read the raw columns (``learner_data``).
     progress : bool
         Show a progress bar while training.
 
@@ -556,7 +556,7 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
     features : Features
     config : CleanConfig
     prepared : Prepared, optional
-        Needed when ``result.learner`` is an ``HFLearner`` (see :func:`learner_data`).
+        Needed when ``result.learner`` is an ``HFLearner`` (see ``learner_data``).
     only_rows : ndarray of bool, optional
         Rows an action may touch (``decide``'s ``eligible``); default every row.
 
@@ -620,7 +620,7 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
 
 
 def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) -> datasets.Dataset:
-    """Apply the decisions to the prepared dataset (see :func:`influence_stage.decisions.apply.apply_decisions`).
+    """Apply the decisions to the prepared dataset (see ``influence_stage.decisions.apply.apply_decisions``).
 
     Under ``action="reweight"`` the weight column is always added (1.0 on every row when nothing
     was flagged), so the output schema does not depend on the data.

@@ -53,7 +53,7 @@ def guard_warnings(result: GEXResult, decisions: Decisions) -> list[str]:
 
 def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared) -> dict[str, Any]:
     """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles,
-    the auxiliary model's check (``engine.auxiliary``) and the guard's warnings (:func:`guard_warnings`)."""
+    the auxiliary model's check (``engine.auxiliary``) and the guard's warnings (``guard_warnings``)."""
     table = decisions.table
     counts = table["action"].value_counts().to_dict()
     summary: dict[str, Any] = {

@@ -41,7 +41,7 @@ def featurize(
 
     Deterministic: the same data and config give the same array. Rows are read in batches of
     ``batch_size``; memory is bounded by the output (and, for TF-IDF, its sparse matrix). Image
-    features go to disk instead (a :class:`~influence_stage.data.feature_store.FeatureStore`) when
+    features go to disk instead (a ``FeatureStore``) when
     the featurizer's ``config.on_disk`` says so; memory then does not grow with the matrix.
 
     Parameters
@@ -49,7 +49,7 @@ def featurize(
     ds : datasets.Dataset
         ``n`` rows.
     roles : ColumnRoles
-        From :func:`resolve_columns`.
+        From ``resolve_columns``.
     fitted : TabularFeaturizer, ImageFeaturizer or TextFeaturizer, optional
         A featurizer fitted on other data (e.g. the training split); it must be of ``roles.kind``
         and use the same columns. Not refitted.

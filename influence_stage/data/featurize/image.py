@@ -84,7 +84,7 @@ class ImageFeaturizer:
 
     With ``config.on_disk`` (``"auto"``: when the float32 matrix would exceed
     ``config.on_disk_above`` bytes) the output is a
-    :class:`~influence_stage.data.feature_store.FeatureStore` instead of an array: the images are
+    ``FeatureStore`` instead of an array: the images are
     decoded in blocks of ``batch_size`` rows and each block is appended to an on-disk Arrow file
     before the next is read, so the matrix is never in memory; the statistics come from the same
     blocks, and the values read back equal the in-memory ones bit for bit.
@@ -253,10 +253,10 @@ class ImageFeaturizer:
 
     def _write_store(self, ds: datasets.Dataset, batch_size: int, store_dir: str | os.PathLike | None, *,
                      eight_bit: bool, fit: bool) -> FeatureStore:
-        """Decode every image in blocks of ``batch_size`` rows into a :class:`FeatureStore`.
+        """Decode every image in blocks of ``batch_size`` rows into a ``FeatureStore``.
 
         ``fit``: also learn the per-channel statistics, from the same blocks (and so the same
-        float64 sums) as :meth:`fit_transform` in memory.
+        float64 sums) as ``fit_transform`` in memory.
         """
         raw_dtype = "uint8" if eight_bit else "float32"
         writer = FeatureStoreWriter(store_dir, (self.channels_, *self.size_), raw_dtype)
@@ -311,7 +311,7 @@ class ImageFeaturizer:
                       store_dir: str | os.PathLike | None = None) -> np.ndarray | FeatureStore:
         """Fit and return the features ``(n, c, h, w)`` float32 (two passes over the column).
 
-        A :class:`~influence_stage.data.feature_store.FeatureStore` instead of an array when
+        A ``FeatureStore`` instead of an array when
         ``config.on_disk`` says so (``"auto"``: by the matrix's size), written into ``store_dir``
         (default a temporary folder removed with the store).
         """
@@ -377,8 +377,8 @@ class ImageFeaturizer:
                   store_dir: str | os.PathLike | None = None) -> np.ndarray | FeatureStore:
         """Features ``(n, c, h, w)`` float32 with the fitted size, channels and statistics.
 
-        On disk (a :class:`~influence_stage.data.feature_store.FeatureStore` in ``store_dir``) when
-        ``config.on_disk`` says so, as in :meth:`fit_transform`.
+        On disk (a ``FeatureStore`` in ``store_dir``) when
+        ``config.on_disk`` says so, as in ``fit_transform``.
         """
         if self._on_disk(ds.num_rows):
             eight_bit = all(self._is_eight_bit(item) for _, _, item in self._iter_raw(ds, batch_size))
