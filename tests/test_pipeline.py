@@ -218,7 +218,7 @@ def test_run_pipeline_accounts_for_every_row(small, small_run):
     assert set(small_run.cleaned["row_id"]) == set(small["row_id"]) - dropped
     assert small_run.cleaned.num_rows == 400 - len(dropped)
     assert list(small_run.timings) == ["prepare", "validate input", "featurize", "model", "score", "decide",
-                                       "apply", "validate output"]
+                                       "issues", "apply", "validate output"]
     assert all(t >= 0 for t in small_run.timings.values())
     assert [r.suite for r in small_run.reports] == ["input", "output"] and all(r.success for r in small_run.reports)
     assert small_run.summary["rows in"] == 400 and small_run.summary["rows out"] == small_run.cleaned.num_rows

@@ -92,9 +92,9 @@ def test_cache_keys_are_the_data_fingerprint_the_scoring_config_and_the_tag():
 
 def test_the_plans_hold_the_step_order_once_and_every_read_is_written_before():
     assert CLEAN_LIBRARY.names == ["load", "validate-input", "featurize", "fit-theta", "auto-scale", "members",
-                                   "losses", "decide", "apply", "validate-output"]
+                                   "losses", "decide", "issues", "apply", "validate-output"]
     assert CLEAN.names == ["preflight", "load", "validate-input", "featurize", "skip-unchanged", "fit-theta",
-                           "auto-scale", "members", "losses", "decide", "apply", "validate-output", "summarize",
+                           "auto-scale", "members", "losses", "decide", "issues", "apply", "validate-output", "summarize",
                            "bias-scores", "publish", "outcome"]
     assert [s.name for s in SCORE] == CLEAN_LIBRARY.names[4:7]
     for plan in (CLEAN_LIBRARY, CLEAN):
@@ -116,7 +116,7 @@ def test_the_library_plan_gives_run_pipelines_scores(small_frame):
     context = LocalExecutor().run(CLEAN_LIBRARY, RunContext(config=config, source=small_frame, validate=False))
     np.testing.assert_array_equal(context["result"].scores, result.gex_result.scores)
     assert context["input_report"] is None and context["auto"] is None
-    assert list(result.timings) == ["prepare", "featurize", "model", "score", "decide", "apply"]
+    assert list(result.timings) == ["prepare", "featurize", "model", "score", "decide", "issues", "apply"]
     again = score_step(result.learner, result.features, config, prepared=result.prepared)
     np.testing.assert_array_equal(again.scores, result.gex_result.scores)
 

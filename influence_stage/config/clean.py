@@ -103,6 +103,11 @@ class CleanConfig(BaseModel):
         "Unicode normal form ('nfc') are merged into one class under the normalisations listed (the label column "
         "then holds the normalised value); labels that still collide under one not listed are refused, naming them "
         "(data.labels). Empty: every such collision is refused.")
+    issue_types: tuple[str, ...] | None = Field(
+        None, description="Issue types found beside label issues (names in decisions.issues.ISSUE_REGISTRY, e.g. "
+        "'exact_duplicate', 'near_duplicate', 'outlier', 'null'). None: every data issue type up to 10,000 rows, "
+        "only 'exact_duplicate' above (the kNN types grow faster than the rows); an empty list: none. Exact "
+        "duplicates with the first copy's label are dropped (the first kept); every other type is reported.")
     model: str = Field("auto", min_length=1, description="θ*: a model name for models.build_model, 'auto' (a CNN "
                        "for image rows, an MLP otherwise), 'mlp' or 'cnn', trained on the given labels; or a torch "
                        "checkpoint, 'checkpoint:<path>' or a path ending in .pt, .pth, .bin or .safetensors (loaded "
@@ -168,6 +173,21 @@ class CleanConfig(BaseModel):
         if isinstance(data, Mapping) and "max_drop_fraction" in data:
             raise ValueError(RENAMED_DROP_CAP)
         return data
+
+    @field_validator("issue_types", mode="before")
+    @classmethod
+    def _issue_types_registered(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, str):
+            raise ValueError(f"issue_types is a list of issue type names; found the string {v!r}. Fix: "
+                             f"issue_types: [{v!r}]")
+        import influence_stage.issues  # noqa: F401  (registers the data issue types)
+        from influence_stage.decisions.issues import ISSUE_REGISTRY
+
+        for name in v:
+            ISSUE_REGISTRY.get(name)  # an unknown name lists the registry's names
+        return tuple(v)
 
     @field_validator("feature_columns", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 benchmarks) and ``CLEAN`` (the Prefect flow: the same steps, then the summary, the report's bias
 scores and publishing).
 
-load → validate input → featurize → fit θ* → auto scale → members → losses → decide → apply →
+load → validate input → featurize → fit θ* → auto scale → members → losses → decide → issues → apply →
 validate output [→ summarize → bias scores → publish]
 
 Each step calls the step function of its layer (``stage.steps``, ``stage.gates``,
@@ -19,6 +19,7 @@ from typing import Any
 
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.pipeline.context import RunContext, digest
+from influence_stage.pipeline.issues import Issues
 from influence_stage.pipeline.publishing import PUBLISH_STEPS, Preflight, SkipUnchanged
 from influence_stage.pipeline.step import MappedStep, Plan, Step, WorkUnits
 from influence_stage.stage import gates, scoring, shards, steps
@@ -208,7 +209,7 @@ SCORE = Plan("score", (Scale(), Members(), Losses()))
 """GEX from θ*: the scale, the members, the loss matrix and the scores."""
 
 CLEAN_LIBRARY = Plan("clean-library", (Load(), ValidateInput(), Featurize(), FitTheta(), *SCORE.steps, Decide(),
-                                       Apply(), ValidateOutput()))
+                                       Issues(), Apply(), ValidateOutput()))
 """The stage in Python: source in, cleaned rows, decisions and reports out; nothing published."""
 
 CLEAN = Plan("clean", (Preflight(), Load(), ValidateInput(), Featurize(), SkipUnchanged(), *CLEAN_LIBRARY.steps[3:],

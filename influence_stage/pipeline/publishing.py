@@ -199,11 +199,13 @@ class SkipUnchanged(Step):
 class Summarize(Step):
     """The run's summary (``stage.summary.summarize``) with a warning when the column roles changed."""
 
-    name, reads, writes, timing, task = ("summarize", ("result", "decisions", "cleaned", "prepared"), ("summary",),
+    name, reads, writes, timing, task = ("summarize", ("result", "decisions", "cleaned", "prepared", "issues"),
+                                         ("summary",),
                                          "summarize", False)
 
     def run(self, context: RunContext) -> Any:
-        summary = summarize(context["result"], context["decisions"], context["cleaned"], context["prepared"])
+        summary = summarize(context["result"], context["decisions"], context["cleaned"], context["prepared"],
+                            issues=context.get("issues"))
         change = roles_change(context.params, summary["columns"])
         if change is not None:  # with the guard's (stage.summary.guard_warnings): one list, printed and published
             summary.setdefault("warnings", []).append(change)
@@ -226,7 +228,7 @@ class BiasScores(Step):
 class Publish(Step):
     """The HTML report (with the distributional-bias figure when there are bias scores) and the published version."""
 
-    name, reads, writes, timing, io = ("publish", ("cleaned", "decisions", "prepared", "features", "summary"),
+    name, reads, writes, timing, io = ("publish", ("cleaned", "decisions", "prepared", "features", "summary", "issues"),
                                        ("published",), "publish + report", True)
 
     def run(self, context: RunContext) -> Any:
@@ -243,7 +245,8 @@ class Publish(Step):
         if row_id_was_added(cleaned):  # the stage's own ids: published in the manifest, not as a data column
             cleaned = cleaned.remove_columns(ROW_ID)
         reports = [context.get("input_report"), context.get("output_report")]
-        return publish(cleaned, labelled_manifest(decisions.table, prepared.encoding), root=p.publish_root,
+        return publish(cleaned, labelled_manifest(decisions.table, prepared.encoding, issues=context.get("issues")),
+                       root=p.publish_root,
                        name=p.name, config=p.model_dump(mode="json"), validation_reports=reports,
                        report_html=html, fingerprint=context.fingerprint, classes=list(prepared.encoding.values),
                        class_names=list(prepared.encoding.names), summary=summary, push_to_hub_repo=p.push_to_hub,

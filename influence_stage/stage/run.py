@@ -98,7 +98,8 @@ def run(source: Any, config: CleanConfig, model: Any = None, *, progress: bool =
     reports = [r for r in (context.get("input_report"), context.get("output_report")) if r is not None]
     return PipelineResult(prepared=prepared, features=context["features"], learner=context["learner"],
                           gex_result=result, decisions=decisions, cleaned=cleaned, timings=dict(context.timings),
-                          reports=reports, summary=summarize(result, decisions, cleaned, prepared))
+                          reports=reports, issues=context.get("issues"),
+                          summary=summarize(result, decisions, cleaned, prepared, issues=context.get("issues")))
 
 
 def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: bool = False, *,

@@ -240,6 +240,7 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
     reports: list[Any] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    issues: Any = None  # IssueReport of the issues step (stage.issues), None when no type ran
 
 
 # --------------------------------------------------------------------------------------------------

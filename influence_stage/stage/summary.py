@@ -51,7 +51,8 @@ def guard_warnings(result: GEXResult, decisions: Decisions) -> list[str]:
     return lines
 
 
-def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared) -> dict[str, Any]:
+def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared, *,
+              issues: Any = None) -> dict[str, Any]:
     """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles,
     the auxiliary model's check (``engine.auxiliary``) and the guard's warnings (``guard_warnings``)."""
     table = decisions.table
@@ -64,6 +65,14 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
         "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
         "columns": column_roles(prepared),
     }
+    if issues is not None:  # the issue types beside label issues (stage.issues)
+        from influence_stage.stage.issues import issue_counts
+
+        summary["issue types"] = issue_counts(issues)
+        policy = issues.summary.get("policy") or {}
+        summary["exact duplicates dropped"] = int(policy.get("n_dropped", 0))
+        if issues.summary.get("note"):
+            summary["issue types note"] = issues.summary["note"]
     encoding = prepared.encoding
     if encoding.normalization:  # what normalize_labels did, so a merge of spellings is never silent
         summary["labels normalized"] = {"by": list(encoding.normalization),
