@@ -66,8 +66,6 @@ def test_image_gallery_reads_the_fitted_rows(image_fit):
     assert np.array_equal(np.asarray(source(7)), np.asarray(images[7]))
 
 
-@pytest.mark.xfail(strict=False, reason="InfluenceCleaner.report() shows the gallery once api/views.py builds its "
-                                        "page with estimator_report_html")
 def test_cleaner_report_is_the_estimator_report(image_fit):
     cleaner, _, _ = image_fit
     assert cleaner.report().html == estimator_report_html(cleaner)

@@ -229,7 +229,7 @@ class IssueViews:
 
     def report(self, path: str | os.PathLike | None = None, *, truth: Any = None,
                title: str = "influence_stage report") -> Any:
-        """The HTML report of the fit (``influence_stage.report.build_report``).
+        """The HTML report of the fit, with the gallery of the most suspicious rows (``report.estimator``).
 
         Parameters
         ----------
@@ -245,25 +245,11 @@ class IssueViews:
             With ``path``: the absolute path written. Without: an ``HTMLReport``, which a
             notebook renders (``_repr_html_``); its ``html`` attribute is the page.
         """
-        from influence_stage.report import build_report, write_report
+        from influence_stage.report import estimator_report_html, write_report
 
         check_is_fitted(self, "issues_")
-        html = build_report(self.decisions_.table, class_names=[str(c) for c in self.classes_],
-                            threshold=self.threshold_, truth=truth, summary=self._report_summary(), title=title,
-                            score_name=self.score_name_)
+        html = estimator_report_html(self, truth=truth, title=title)  # the published report's gallery included
         return write_report(path, html) if path is not None else HTMLReport(html)
-
-    def _report_summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"score": self.score_name_, "threshold method": self.decisions_.threshold.method,
-                               "members": len(self.members_), "ft_lr": self.ft_lr_}
-        if self.estimated_noise_rate_ is not None:
-            out["estimated noise rate"] = round(float(self.estimated_noise_rate_), 4)
-        aux = getattr(getattr(self, "result_", None), "auxiliary", None)
-        if aux is not None:  # the cross-fitted model's check (engine.auxiliary)
-            out["auxiliary accuracy"] = round(float(aux.accuracy), 4)
-            if not aux.reliable:
-                out["auxiliary warning"] = aux.message()
-        return out
 
 
 class HTMLReport:
