@@ -15,7 +15,7 @@ with ``loss="log_loss"`` (or ``"modified_huber"``) and ``MLPClassifier`` with ``
 
 ``SGDClassifier.partial_fit`` updates per sample, so one "step" on a minibatch of ``B`` rows is
 ``B`` sample updates at rate ``eta0``: its useful ``ft_lr`` is far smaller than a torch model's
-(see tests/test_sklearn_learner.py for measured values).
+(see tests/engine/test_sklearn_learner.py for measured values).
 """
 
 from __future__ import annotations

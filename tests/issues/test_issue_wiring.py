@@ -28,7 +28,7 @@ from influence_stage.publish.card import dataset_card  # noqa: E402
 from influence_stage.publish.manifest import labelled_manifest  # noqa: E402
 from influence_stage.stage.issues import ISSUE_MAX_ROWS, issue_types_for, issues_step  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PX = [f"px_{j}" for j in range(64)]
 N = 200
 COPIES = (0, 5)  # rows appended again at the end: exact duplicates at N, N + 1

@@ -38,7 +38,7 @@ from influence_stage.orchestration import deployments, orphans, server  # noqa: 
 from influence_stage.orchestration.flow import FlowConfig  # noqa: E402
 from influence_stage.publish.versions import latest_version, list_versions, load_published  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "data" / "digits" / "train.parquet"
 ROWS = 300
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process checks read /proc (Linux)")

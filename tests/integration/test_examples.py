@@ -21,7 +21,7 @@ nbformat = pytest.importorskip("nbformat", reason="the examples test needs nbfor
 nbclient = pytest.importorskip("nbclient", reason="the examples test needs nbformat, nbclient and ipykernel (dev)")
 pytest.importorskip("ipykernel", reason="the examples test needs nbformat, nbclient and ipykernel (dev)")
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 #: notebook → (rows in, the smallest precision accepted as a multiple of chance (the flipped share)).
 NOTEBOOKS = {

@@ -14,7 +14,7 @@ from influence_stage.api import InfluenceSampler
 from influence_stage.cli import main
 from influence_stage.engine.influence import self_influence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = GEXConfig(chains=2, cycles=2, ft_lr=0.4)
 FIT = FitConfig(epochs=10)
 

@@ -6,7 +6,7 @@
 mismatched or corrupt files, and the raw data an HF model reads (``learner_data``).
 
 Nothing is downloaded: the Hugging Face models are random-initialised from tiny configs and the
-tokenizer is built from a word list (the approach of ``tests/test_hf.py``, copied in small).
+tokenizer is built from a word list (the approach of ``tests/engine/test_hf.py``, copied in small).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from influence_stage.stage.steps import (  # noqa: E402
     prepare,
 )
 
-DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits" / "train.parquet"
+DIGITS = Path(__file__).resolve().parents[2] / "data" / "digits" / "train.parquet"
 GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.4)
 PX = ("px_*",)
 

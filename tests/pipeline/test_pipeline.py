@@ -26,7 +26,7 @@ from influence_stage.stage.steps import apply_step, decide_step, featurize_step,
 from influence_stage.data.fingerprint import column_fingerprints, dataset_fingerprint
 from influence_stage.decisions import decide  # noqa: E402
 
-DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits"
+DIGITS = Path(__file__).resolve().parents[2] / "data" / "digits"
 PX = tuple(f"px_{j}" for j in range(64))
 SMALL_GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.4)
 SMALL_FIT = FitConfig(epochs=20)

@@ -32,7 +32,7 @@ from influence_stage.stage.run import run_pipeline
 from influence_stage.config import CleanConfig
 from influence_stage.publish.versions import list_versions, load_published
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS = str(ROOT / "data" / "digits" / "train.parquet")
 NOISE_MASK = str(ROOT / "data" / "digits" / "noise_mask.parquet")
 

@@ -26,7 +26,7 @@ from influence_stage.engine.learner import TensorData, TorchLearner  # noqa: E40
 from influence_stage.engine.models import mlp  # noqa: E402
 from influence_stage.data.noise import flip_labels  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "data" / "digits"
 PX = [f"px_{j}" for j in range(64)]
 SMALL_GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.4)
@@ -91,7 +91,7 @@ def test_issues_account_for_every_row_in_order(fitted):
         issues = cleaner.issues_
         head = ["row_id", "score", "gex_influence", "label_quality", "is_issue", "action", "given_label",
                 "suggested_label", "weight", "given_label_name", "suggested_label_name"]
-        assert list(issues.columns[:len(head)]) == head  # then the issue types' (tests/test_issue_wiring.py)
+        assert list(issues.columns[:len(head)]) == head  # then the issue types' (tests/issues/test_issue_wiring.py)
         assert {"is_outlier_issue", "exact_duplicate_of", "is_any_issue", "harm_rank"} <= set(issues.columns)
         np.testing.assert_array_equal(cleaner.gex_influence_, issues["gex_influence"].to_numpy())
         np.testing.assert_array_equal(cleaner.gex_influence_, cleaner.result_.gex_influence)

@@ -12,7 +12,7 @@ import pytest
 from influence_stage.cli import _parser, flow_config
 from influence_stage.config import FitConfig, GEXConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GEX = {"chains": 2, "cycles": 2, "ft_lr": 0.1, "probe_chains": 2}
 FIT = {"epochs": 5}
 

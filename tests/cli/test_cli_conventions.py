@@ -142,7 +142,7 @@ def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_pa
 def test_the_demo_configuration_ships_with_the_package_and_matches_flows_digits():
     from influence_stage.cli import demo_config
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert demo_config().is_file()
     assert demo_config().read_text() == (root / "flows" / "digits.yaml").read_text()
     params = flow_config(_parser().parse_args(["clean", "--config", "demo", "--name", "other"]))

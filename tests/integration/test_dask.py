@@ -290,7 +290,7 @@ def test_what_a_task_receives_does_not_grow_with_the_rows(tmp_path):
 
 # -- the cleaning flow and the CLI ----------------------------------------------------------------
 
-DIGITS = str(Path(__file__).resolve().parents[1] / "data" / "digits" / "train.parquet")
+DIGITS = str(Path(__file__).resolve().parents[2] / "data" / "digits" / "train.parquet")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
 from influence_stage.decisions import TABLE_COLUMNS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PX = [f"px_{j}" for j in range(64)]
 N = 400
 SMALL_GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.4)
@@ -51,7 +51,7 @@ def test_issues_carry_class_names_and_the_decisions_table_keeps_its_columns(fitt
     cleaner, _ = fitted
     issues = cleaner.issues_
     head = list(TABLE_COLUMNS) + ["given_label_name", "suggested_label_name"]
-    assert list(issues.columns[:len(head)]) == head  # then the issue types' columns (tests/test_issue_wiring.py)
+    assert list(issues.columns[:len(head)]) == head  # then the issue types' columns (tests/issues/test_issue_wiring.py)
     assert list(cleaner.decisions_.table.columns) == list(TABLE_COLUMNS)
     names = np.asarray(cleaner.classes_)
     np.testing.assert_array_equal(issues["given_label_name"].to_numpy(), names[issues["given_label"].to_numpy()])

@@ -82,7 +82,7 @@ def test_digits_zero_vs_one_at_178_to_2_keeps_both_correct_minority_rows():
 
     from influence_stage import InfluenceCleaner
 
-    df = pd.read_parquet(Path(__file__).parents[1] / "data/digits/train.parquet").drop(columns=["image"])
+    df = pd.read_parquet(Path(__file__).parents[2] / "data/digits/train.parquet").drop(columns=["image"])
     d = pd.concat([df[df.label == 0].iloc[:178], df[df.label == 1].iloc[:2]]).reset_index(drop=True)
     c = InfluenceCleaner(label_column="label", random_state=0).fit(datasets.Dataset.from_pandas(d, preserve_index=False))
     t = c.issues_
