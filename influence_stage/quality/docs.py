@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from influence_stage.errors import (
@@ -11,7 +12,6 @@ from influence_stage.errors import (
 )
 from influence_stage.quality.gate import ValidationReport, failure_line, json_default
 from influence_stage.quality.suites import gx_modules
-
 
 
 _INDEX_STYLE = """
@@ -26,15 +26,77 @@ code { font-size: 0.95em; }
 """
 
 
+# Great Expectations' page template loads Bootstrap, jQuery, Vega and Font Awesome from CDNs, a logo
+# from S3, a favicon from ``../static``, and links "Home" and the suite to a Data Docs *site* that an
+# ephemeral context never builds. ``_offline_page`` removes those tags and rewrites those links; the
+# page stays readable through ``_PAGE_STYLE`` (Bootstrap's ``collapse`` is then never hidden, so
+# every detail is shown) and the two "Actions" buttons work through ``_PAGE_SCRIPT`` (no jQuery).
+_REMOTE_TAG = re.compile(
+    r"""<link\b[^>]*\bhref=["'](?:https?:)?//[^"']*["'][^>]*>"""
+    r"""|<script\b[^>]*\bsrc=["'](?:https?:)?//[^"']*["'][^>]*>\s*</script>"""
+    r"""|<link\b[^>]*\bhref=["']\.\./[^"']*favicon[^"']*["'][^>]*>""",
+    re.IGNORECASE,
+)
+_REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc=["'](?:https?:)?//[^"']*["'][^>]*>""", re.IGNORECASE | re.DOTALL)
+_INLINE_SCRIPT = re.compile(r"<script>.*?</script>", re.IGNORECASE | re.DOTALL)
+_SITE_LINK = re.compile(r"""href=["'](?:\.\./)+(?:index\.html|expectations/[^"']*)["']""")
+
+_PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
+nav.navbar { display: flex; align-items: center; padding: 0 1em; border-bottom: 1px solid #ccc; }
+.breadcrumb { display: flex; list-style: none; gap: .5em; margin: 0; padding: .5em; }
+.breadcrumb-item + .breadcrumb-item::before { content: "/"; padding-right: .5em; color: #888; }
+.container-fluid { padding: 1em 2em; }
+.card { border: 1px solid #ddd; border-radius: 4px; margin: .5em 0; padding: .5em; }
+.card-header { font-weight: bold; }
+table { border-collapse: collapse; font-size: .9em; margin: .3em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+.btn { display: inline-block; border: 1px solid #888; border-radius: 3px; padding: 2px 8px; margin: 2px;
+       cursor: pointer; }
+.btn input { display: none; }
+.text-danger { color: #b42318; } .text-success { color: #1a7f37; }
+.fas, .fa { font-style: normal; }
+"""
+
+_PAGE_SCRIPT = """
+function _geToggle(show) {
+  document.querySelectorAll(".hide-succeeded-validation-target-child").forEach(function (el) {
+    el.parentElement.style.display = show ? "" : "none"; });
+  document.querySelectorAll(".hide-succeeded-validation-target").forEach(function (el) {
+    el.style.display = show ? "" : "none"; });
+}
+function showAllValidations() { _geToggle(true); }
+function hideSucceededValidations() { _geToggle(false); }
+"""
+
+
+def _offline_page(page: str, index_name: str) -> str:
+    """A Great Expectations page that loads nothing from outside and links only to files that exist.
+
+    Removes the CDN stylesheets and scripts, the remote logo and the favicon, and the inline scripts
+    (they call jQuery); rewrites the "Home" and suite links (``../../../../../index.html``,
+    ``…/expectations/<suite>.html``) to ``index_name``, the index page beside it that lists every
+    expectation of the suite; adds ``_PAGE_STYLE`` and ``_PAGE_SCRIPT`` inline.
+    """
+    page = _REMOTE_TAG.sub("", page)
+    page = _REMOTE_IMG.sub("<strong>Great Expectations</strong>", page)
+    page = _INLINE_SCRIPT.sub("", page)
+    page = _SITE_LINK.sub(f'href="{html.escape(index_name)}"', page)
+    return page.replace("</head>", f"<style>{_PAGE_STYLE}</style><script>{_PAGE_SCRIPT}</script></head>", 1)
+
+
 def render_data_docs(report: ValidationReport, out_dir: str | Path) -> Path:
     """Write the report as HTML: GE Data Docs pages per batch and an index page.
 
     Great Expectations builds Data Docs *sites* from a file-backed context's stores; an ephemeral
     context has none, so this calls GE's own page renderer (``ValidationResultsPageRenderer`` +
     ``DefaultJinjaPageView``, what the site builder uses) on each batch result and writes
-    ``<suite>.<batch>.html``. Those pages take their CSS and JavaScript from CDNs (unstyled
-    offline), so the index ``<suite>.html`` is a self-contained table of every expectation
-    (readable offline) linking to them.
+    ``<suite>.<batch>.html``. Those pages load nothing from outside (``_offline_page``: GE's CDN
+    stylesheets and scripts are replaced by a small inline style, its "Home" and suite links point
+    to the index), so they read the same offline; the index ``<suite>.html`` is a self-contained
+    table of every expectation linking to them. Every ``href`` and ``src`` in these files is either
+    an anchor on the same page or one of these files.
 
     Parameters
     ----------
@@ -60,7 +122,8 @@ def render_data_docs(report: ValidationReport, out_dir: str | Path) -> Path:
     for batch, result in report.ge_results.items():
         document = ValidationResultsPageRenderer().render(result)
         page = out / f"{report.suite}.{batch}.html"
-        page.write_text(DefaultJinjaPageView().render(document), encoding="utf-8")
+        page.write_text(_offline_page(DefaultJinjaPageView().render(document), f"{report.suite}.html"),
+                        encoding="utf-8")
         pages[batch] = page.name
 
     esc = html.escape

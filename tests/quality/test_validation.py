@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -453,6 +454,39 @@ def test_render_data_docs_writes_pages(tmp_path, case):
     assert "FAILED" in text and "drop_fraction" in text and 'href="output.accounting.html"' in text
     batch_page = (tmp_path / "docs" / "output.accounting.html").read_text()
     assert "output.accounting" in batch_page and "Great Expectations" in batch_page
+
+
+def _links(page: str) -> list[tuple[str, str, str]]:
+    """``(tag, attribute, target)`` of every ``href`` / ``src`` on a page."""
+    return re.findall(r"""<(\w+)\b[^>]*?\b(href|src)=["']([^"']*)["']""", page, flags=re.S)
+
+
+def test_data_docs_load_nothing_from_outside_and_link_only_to_files_that_exist(tmp_path, case):
+    ds, manifest, out = case
+    report = _validate_out(out, ds, manifest, max_drop_fraction=0.01)
+    render_data_docs(report, tmp_path / "docs")
+    pages = sorted((tmp_path / "docs").iterdir())
+    assert len(pages) == 1 + len(report.ge_results) == 5
+    n_checked = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        ids = set(re.findall(r"""\bid=["']?([^"'\s>]+)""", text))
+        for tag, attr, target in _links(text):
+            if re.match(r"(https?:)?//", target):
+                # an outside address is only ever a link to follow, never a stylesheet, script or image
+                assert tag == "a", (page.name, tag, target)
+                continue
+            path, _, fragment = target.partition("#")
+            if path:
+                assert (page.parent / path).is_file(), (page.name, target)
+            else:
+                assert fragment in ids, (page.name, target)
+            n_checked += 1
+        # what GE's template needs jQuery or a site for is gone; the buttons still work
+        assert "jquery" not in text.lower() and "cdn" not in text.lower() and "../" not in text
+        if page.name != "output.html":
+            assert 'href="output.html"' in text and "function hideSucceededValidations" in text
+    assert n_checked >= 40
 
 
 # --------------------------------------------------------------------------------------------------
