@@ -9,8 +9,41 @@ from typing import Any
 from influence_stage.cli.common import EXAMPLES, EXIT_OK
 
 
+def issue_type_names() -> tuple[str, ...]:
+    """The names of the issue types registered with ``decisions.issues.ISSUE_REGISTRY`` (for ``--issue-types``)."""
+    import influence_stage.issues  # noqa: F401  (registers the data issue types)
+    from influence_stage.decisions.issues import ISSUE_REGISTRY
+
+    return tuple(ISSUE_REGISTRY.names())
+
+
+def model_help() -> str:
+    """The ``--model`` strings of ``engine.sources.MODEL_SOURCE_REGISTRY`` with their one-line help.
+
+    Read from the classes' attributes only (a source's ``form`` may import torch, which ``--help`` must not).
+    """
+    from influence_stage.engine.sources import MODEL_SOURCE_REGISTRY
+
+    parts = []
+    for name, cls in MODEL_SOURCE_REGISTRY.items():
+        if cls.kind == "memory":  # objects: the estimators' model=, not a string
+            continue
+        parts.append(f"{name if cls.builds or not cls.prefix else cls.prefix + 'PATH'} ({cls.help})")
+    return "; ".join(parts)
+
+
 def flow_args(p: argparse.ArgumentParser) -> None:
-    """The flags of a cleaning run (``clean`` and ``serve``), in groups: the FlowConfig and CleanConfig fields."""
+    """The flags of a cleaning run (``clean`` and ``serve``), in groups: the FlowConfig and CleanConfig fields.
+
+    The choices and help of ``--action``, ``--score``, ``--threshold``, ``--model`` and
+    ``--issue-types`` are read from the registries (``decisions.policies``, ``engine.scores``,
+    ``decisions.thresholds``, ``engine.sources``, ``decisions.issues``), so a registered policy,
+    score, model source or issue type is named in ``--help`` at once.
+    """
+    from influence_stage.decisions.policies import POLICY_REGISTRY, action_help
+    from influence_stage.decisions.thresholds import threshold_help
+    from influence_stage.engine.scores import score_help
+
     source = p.add_argument_group("source", "what is read (checked before anything starts)")
     source.add_argument("--config", help="YAML file with the flow parameters (FlowConfig), or 'demo' for the "
                         "demo's configuration shipped with the package; flags override it")
@@ -19,26 +52,34 @@ def flow_args(p: argparse.ArgumentParser) -> None:
     source.add_argument("--label-column", help="label column (default: label)")
     source.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: "
                         "automatic")
+    source.add_argument("--normalize-labels", metavar="STEPS", help="merge string labels that differ only in "
+                        "surrounding whitespace, case or Unicode form: a comma list of strip, casefold, nfc "
+                        "(default: none; every such collision is refused, exit 2)")
+    source.add_argument("--issue-types", nargs="*", metavar="TYPE", help="issue types found beside label "
+                        f"issues, of {list(issue_type_names())}; no value: none (default: every data issue type up "
+                        "to 10,000 rows, only exact_duplicate above)")
     source.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
     model = p.add_argument_group("model", "θ* and the ensemble members")
-    model.add_argument("--model", help="auto, mlp, cnn, a checkpoint (.pt/.safetensors or checkpoint:PATH) or "
-                       "hf:FOLDER (default: auto)")
+    model.add_argument("--model", help=f"θ*, one of the model sources: {model_help()}; a checkpoint may also be "
+                       "given by its file path (default: auto)")
+    model.add_argument("--text-model", metavar="FOLDER", help="local sentence-transformers model folder that "
+                       "featurizes text columns instead of TF-IDF + SVD (featurize.text_model)")
     model.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
     model.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where torch models train and evaluate "
                        "(default cpu; auto: CUDA when available; cuda without a GPU is an error)")
     scoring = p.add_argument_group("scoring", "how rows are ranked and how many are flagged")
-    scoring.add_argument("--score", help="ranking: gex+oos+aum (default), gex+oos, gex, gex-trimmed or member-loss")
-    scoring.add_argument("--threshold", help="estimate (default: the estimated number of mislabeled rows), otsu, "
-                         "gmm, quantile:Q, budget:F or a number")
+    scoring.add_argument("--score", help=score_help())
+    scoring.add_argument("--threshold", help=f"how rows are flagged: {threshold_help()}; default estimate")
     decisions = p.add_argument_group("decisions", "what happens to the flagged rows")
-    decisions.add_argument("--action", choices=["drop", "relabel", "reweight", "none", "prune"],
-                           help="drop the flagged rows, relabel them to the model's suggestion, reweight them "
-                           "(a weight column), none (report only) or prune (keep a budget of the most useful "
-                           "rows); default: the configuration's, drop")
+    decisions.add_argument("--action", choices=list(POLICY_REGISTRY.names()),
+                           help=f"{action_help()}; default: the configuration's, drop")
     decisions.add_argument("--relabel-fallback", choices=["drop", "keep"], help="action relabel: what happens to "
                            "flagged rows that are not relabeled (default drop)")
     decisions.add_argument("--max-fraction-per-class", metavar="F", help="per-class cap: never remove more than "
                            "this share of a class (default 0.5; 'none' for no cap; one row per class always stays)")
+    decisions.add_argument("--drop-cap", metavar="F", help="cap on the decisions: never drop more than this "
+                           "share of all rows (the lowest-scoring drops are kept; default: no cap; 'none' for no "
+                           "cap). Not the output gate --max-drop-fraction, which fails the run")
     decisions.add_argument("--prune-keep", help="action prune: rows to keep, a fraction in (0, 1] or an integer "
                            "count")
     decisions.add_argument("--prune-high-share", type=float, help="action prune: share of the pruned rows taken "
@@ -84,6 +125,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return clean
 
 
+def normalization_steps(text: str) -> list[str]:
+    """``--normalize-labels strip,casefold,nfc`` as a list; an error naming an unknown step.
+
+    Raises
+    ------
+    InvalidInputError
+        A step that is not one of ``data.spelling.LABEL_NORMALIZATIONS``.
+    """
+    from influence_stage.data.spelling import LABEL_NORMALIZATIONS
+    from influence_stage.errors import InvalidInputError
+
+    steps = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [step for step in steps if step not in LABEL_NORMALIZATIONS]
+    if unknown:
+        raise InvalidInputError(f"--normalize-labels must be a comma list of {', '.join(LABEL_NORMALIZATIONS)}; "
+                                f"found {unknown!r}. Fix: e.g. --normalize-labels strip,casefold.")
+    return steps
+
+
 def demo_config() -> Path:
     """The demo's configuration as shipped in the package (``--config demo``; the same as flows/digits.yaml).
 
@@ -118,6 +178,19 @@ def flow_config(args: argparse.Namespace) -> Any:
         except ValueError:
             raise InvalidInputError(f"--max-fraction-per-class must be a number in [0, 1] or 'none'; found "
                                     f"{args.max_fraction_per_class!r}.") from None
+    if getattr(args, "drop_cap", None) is not None:
+        text = args.drop_cap.strip().lower()
+        try:
+            clean["drop_cap"] = None if text == "none" else float(text)
+        except ValueError:
+            raise InvalidInputError(f"--drop-cap must be a number in [0, 1] or 'none'; found "
+                                    f"{args.drop_cap!r}.") from None
+    if getattr(args, "normalize_labels", None) is not None:
+        clean["normalize_labels"] = normalization_steps(args.normalize_labels)
+    if getattr(args, "issue_types", None) is not None:
+        clean["issue_types"] = list(args.issue_types)
+    if getattr(args, "text_model", None) is not None:
+        clean["featurize"] = {**(clean.get("featurize") or {}), "text_model": args.text_model}
     if args.prune_keep is not None:
         text = args.prune_keep.strip()
         try:

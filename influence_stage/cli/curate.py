@@ -23,6 +23,10 @@ def _curate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dedup", action="store_true", dest="no_dedup", help="keep exact duplicates")
     p.add_argument("--progress", action="store_true", help="show progress (bars on a terminal, plain lines "
                    "in a file)")
+    p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS", help="score on Dask: a scheduler "
+                   "address (workers must read --cache-dir), or no value for a local cluster")
+    p.add_argument("--dask-workers", type=int, dest="dask_workers", metavar="N", help="score on a local Dask "
+                   "cluster of N worker processes (default 2 with --dask)")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -40,6 +40,11 @@ def _raw_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key in out:
         if getattr(args, key, None) is not None:
             out[key] = getattr(args, key)
+    out["normalize_labels"] = clean.get("normalize_labels") or ()
+    if getattr(args, "normalize_labels", None) is not None:
+        from influence_stage.cli.clean import normalization_steps
+
+        out["normalize_labels"] = normalization_steps(args.normalize_labels)
     return out
 
 
@@ -159,6 +164,69 @@ def check_columns(columns: list[str], label_column: str | None, feature_columns:
                                     "Fix: pass --feature-columns with columns of the source.")
 
 
+def source_file(source: Any, split: str | None = None) -> Path | None:
+    """The one data file a local source reads (a file, or the first file of a folder); None otherwise."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(os.fspath(source)).expanduser()
+    if path.is_file():
+        return path if _data_suffix(path) is not None else None
+    if not path.is_dir() or (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+        return None
+    files = sorted(f for f in path.rglob("*") if f.is_file() and _data_suffix(f) is not None
+                   and not any(part.startswith(".") for part in f.relative_to(path).parts))
+    if split is not None:
+        files = [f for f in files if split in f.relative_to(path).as_posix()] or files
+    return files[0] if len(files) == 1 else None
+
+
+def label_values(path: Path, label_column: str) -> list[str] | None:
+    """The distinct string labels of a parquet or CSV file, read with pyarrow (one column); None when the
+    labels are not strings or the file is of another kind (the loader checks them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    suffix = _data_suffix(path)
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        column = pq.read_table(path, columns=[label_column]).column(label_column)
+    elif suffix in (".csv", ".tsv"):
+        import pyarrow.csv as pacsv
+
+        delimiter = "\t" if suffix == ".tsv" else ","
+        column = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                                convert_options=pacsv.ConvertOptions(include_columns=[label_column])
+                                ).column(label_column)
+    else:
+        return None
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+    return [v for v in pc.unique(column).to_pylist() if v is not None]
+
+
+def check_label_spelling(source: Any, split: str | None, label_column: str | None, normalize: Any) -> None:
+    """Distinct string labels that collide under a normalisation not asked for: refused before anything starts.
+
+    Raises
+    ------
+    InvalidInputError
+        ``data.spelling.check_label_spellings``'s message, naming the colliding labels and the
+        ``--normalize-labels`` steps that merge them.
+    """
+    path = source_file(source, split)
+    if path is None:
+        return
+    try:
+        values = label_values(path, label_column or "label")
+    except Exception:  # unreadable here: the loader reports it with its own message
+        return
+    if values:
+        from influence_stage.data.spelling import check_label_spellings
+
+        check_label_spellings(values, label_column or "label", normalize)
+
+
 def check_args(args: argparse.Namespace) -> None:
     """The checks that need only the command line and the source's schema (see the module docstring)."""
     from influence_stage._checks import check_safe_name
@@ -169,3 +237,4 @@ def check_args(args: argparse.Namespace) -> None:
     columns = source_columns(raw["source"], raw["split"]) if raw["source"] is not None else None
     if columns is not None:
         check_columns(columns, raw["label_column"], raw["feature_columns"])
+        check_label_spelling(raw["source"], raw["split"], raw["label_column"], raw["normalize_labels"])

@@ -209,6 +209,10 @@ def add_curate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--high-share", type=float, dest="high_share", help="share of removals from the highest scores")
     p.add_argument("--no-dedup", action="store_true", dest="no_dedup", help="keep exact duplicates")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS", help="score on Dask: a scheduler "
+                   "address (workers must read --cache-dir), or no value for a local cluster")
+    p.add_argument("--dask-workers", type=int, dest="dask_workers", metavar="N", help="score on a local Dask "
+                   "cluster of N worker processes (default 2 with --dask)")
     return p
 
 

@@ -1,0 +1,140 @@
+"""The CLI reaches every field of the stage configuration: the new flags, the registry-driven choices and help,
+the label-spelling pre-check before Prefect, and ``curate --dask``."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import pytest
+
+from influence_stage.cli.main import _parser, main
+from influence_stage.errors import InvalidInputError
+
+
+def _config(tmp_path, *flags: str):
+    from influence_stage.cli.clean import flow_config
+
+    args = _parser().parse_args(["clean", "--source", str(tmp_path), "--name", "t", *flags])
+    return flow_config(args).clean
+
+
+def _subparser(name: str):
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize("flags, field, value", [
+    (["--drop-cap", "0.2"], "drop_cap", 0.2),
+    (["--drop-cap", "none"], "drop_cap", None),
+    ([], "drop_cap", None),
+    (["--normalize-labels", "strip,casefold"], "normalize_labels", {"strip", "casefold"}),
+    (["--normalize-labels", " NFC "], "normalize_labels", {"nfc"}),
+    (["--issue-types"], "issue_types", ()),
+    (["--issue-types", "exact_duplicate", "outlier"], "issue_types", ("exact_duplicate", "outlier")),
+    ([], "issue_types", None),
+])
+def test_the_new_flags_set_their_clean_fields(tmp_path, flags, field, value):
+    got = getattr(_config(tmp_path, *flags), field)
+    assert (set(got) if isinstance(value, set) else got) == value
+
+
+def test_text_model_sets_the_featurize_section_and_keeps_its_other_fields(tmp_path):
+    featurize = _config(tmp_path, "--text-model", "models/encoder").featurize
+    assert featurize.text_model == "models/encoder" and featurize.text_max_features == 2048
+
+
+def test_drop_cap_is_the_decision_cap_and_max_drop_fraction_the_gate(tmp_path):
+    from influence_stage.cli.clean import flow_config
+
+    args = _parser().parse_args(["clean", "--source", str(tmp_path), "--name", "t", "--drop-cap", "0.1",
+                                 "--max-drop-fraction", "0.4"])
+    params = flow_config(args)
+    assert (params.clean.drop_cap, params.max_drop_fraction) == (0.1, 0.4)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--drop-cap", "lots"], "--drop-cap must be a number in [0, 1] or 'none'; found 'lots'"),
+    (["--drop-cap", "1.5"], "drop_cap"),
+    (["--normalize-labels", "strip,upper"], "--normalize-labels must be a comma list of nfc, casefold, strip; "
+                                            "found ['upper']"),
+    (["--issue-types", "typo"], "typo"),
+])
+def test_bad_values_of_the_new_flags_are_named(tmp_path, flags, words):
+    with pytest.raises(InvalidInputError, match=None) as info:
+        _config(tmp_path, *flags)
+    assert words in str(info.value)
+
+
+def test_action_choices_and_help_come_from_the_registries():
+    from influence_stage.decisions.policies import POLICY_REGISTRY, action_help
+    from influence_stage.decisions.thresholds import threshold_help
+    from influence_stage.engine.scores import score_help
+
+    actions = {a.dest: a for a in _subparser("clean")._actions}
+    assert list(actions["action"].choices) == list(POLICY_REGISTRY.names()) == ["drop", "relabel", "reweight",
+                                                                                 "none", "prune"]
+    assert action_help() in actions["action"].help
+    assert actions["score"].help == score_help()
+    assert threshold_help() in actions["threshold"].help
+    assert "hf:PATH" in actions["model"].help and "checkpoint:PATH" in actions["model"].help
+
+
+def test_a_registered_policy_is_an_action_choice_at_once(monkeypatch):
+    from influence_stage.decisions import policies
+
+    monkeypatch.setattr(policies.POLICY_REGISTRY, "names", lambda: ("drop", "quarantine"))
+    actions = {a.dest: a for a in _subparser("clean")._actions}
+    assert list(actions["action"].choices) == ["drop", "quarantine"]
+
+
+@pytest.fixture()
+def spelled(tmp_path):
+    """A parquet file whose labels are 'cat', 'Cat ' and 'dog' (two spellings of one class)."""
+    path = tmp_path / "spelled.parquet"
+    pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "label": ["cat", "Cat ", "dog", "dog"]}).to_parquet(path)
+    return path
+
+
+def test_a_label_spelling_collision_exits_2_before_prefect(spelled, capsys, monkeypatch):
+    for name in ("prefect", "great_expectations"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert main(["clean", "--source", str(spelled), "--name", "t"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "'Cat '" in lines[0] and "'cat'" in lines[0]
+    assert "normalize_labels" in lines[0]
+    assert "prefect" not in sys.modules and "great_expectations" not in sys.modules
+
+
+def test_normalize_labels_that_merge_the_spellings_pass_the_pre_check(spelled):
+    from influence_stage.cli.schema import check_args
+
+    args = _parser().parse_args(["clean", "--source", str(spelled), "--name", "t",
+                                 "--normalize-labels", "strip,casefold"])
+    assert check_args(args) is None
+    args = _parser().parse_args(["clean", "--source", str(spelled), "--name", "t", "--normalize-labels", "strip"])
+    with pytest.raises(InvalidInputError, match="casefold"):
+        check_args(args)
+
+
+def test_the_pre_check_reads_the_distinct_labels_of_a_csv_too(tmp_path):
+    from influence_stage.cli.schema import label_values
+
+    path = tmp_path / "d.csv"
+    path.write_text("x,label\n1,cat\n2,Cat\n3,cat\n", encoding="utf-8")
+    assert sorted(label_values(path, "label")) == ["Cat", "cat"]
+    numeric = tmp_path / "n.parquet"
+    pd.DataFrame({"x": [1.0], "label": [3]}).to_parquet(numeric)
+    assert label_values(numeric, "label") is None  # integer labels: no spelling to check
+
+
+@pytest.mark.parametrize("flags, dask, workers", [
+    ([], None, None),
+    (["--dask"], "local", None),
+    (["--dask", "tcp://10.0.0.1:8786"], "tcp://10.0.0.1:8786", None),
+    (["--dask-workers", "3"], None, 3),
+])
+def test_curate_takes_dask_flags(flags, dask, workers):
+    args = _parser().parse_args(["curate", "--source", "s", *flags])
+    assert (args.dask, args.dask_workers) == (dask, workers)
