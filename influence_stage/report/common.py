@@ -61,6 +61,7 @@ SECTION_TITLES: dict[str, str] = {
     "gallery": "Most suspicious rows",
     "precision_recall": "Precision / recall vs ground truth",
     "bias": "Distributional bias: clean vs mislabeled self-influence",
+    "issue_types": "Issue types",
     "top_rows": f"Top {TOP_ROWS} rows by score",
 }
 

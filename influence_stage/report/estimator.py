@@ -85,8 +85,32 @@ def estimator_report_html(estimator: Any, *, truth: Any = None, title: str = "in
     -------
     str
         The page (``influence_stage.report.build_report``): the summary with
-        ``estimator_summary``, the gallery with ``estimator_gallery``.
+        ``estimator_summary``, the gallery with ``estimator_gallery``, the issue types and harm
+        ranking with ``estimator_issue_types``.
     """
+    types, harm = estimator_issue_types(estimator)
     return build_report(estimator.decisions_.table, class_names=[str(c) for c in estimator.classes_],
                         threshold=estimator.threshold_, truth=truth, gallery=estimator_gallery(estimator),
-                        summary=estimator_summary(estimator), title=title, score_name=estimator.score_name_)
+                        summary=estimator_summary(estimator), title=title, score_name=estimator.score_name_,
+                        issue_types=types, harm=harm)
+
+
+def estimator_issue_types(estimator: Any) -> tuple[dict[str, int] | None, Any]:
+    """The issue types of a fitted estimator for the report: ``({type: rows flagged}, harm)``.
+
+    The counts are the ``is_<type>_issue`` columns of ``issues_`` summed, for the types of the
+    run's issue report (``issue_report_summary_["types"]``; as ``issue_summary()["n_issues"]``,
+    without the ``label`` row the report's other sections are about); ``harm`` is the ``harm`` and ``harm_rank`` columns of
+    ``issues_`` when the run ranked the flagged rows by harm, else None. ``(None, None)`` when the
+    run looked for no issue type beside label issues.
+    """
+    summary = getattr(estimator, "issue_report_summary_", None)
+    issues = getattr(estimator, "issues_", None)
+    if summary is None or issues is None:
+        return None, None
+    types = {str(name): int(issues[f"is_{name}_issue"].to_numpy(dtype=bool).sum())
+             for name in summary.get("types", {}) if f"is_{name}_issue" in issues.columns}
+    harm = None
+    if {"harm", "harm_rank"} <= set(issues.columns):
+        harm = issues[["harm", "harm_rank"]].reset_index(drop=True)
+    return types or None, harm

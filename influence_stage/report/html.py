@@ -25,7 +25,7 @@ from sklearn.metrics import (
 
 from influence_stage.decisions.schema import ROW_ACTIONS, check_table
 from influence_stage.engine.scores import RANK_SCORES
-from influence_stage.errors import InvalidTypeError
+from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.report.common import (
     GALLERY_K,
     PNG_DPI,
@@ -171,6 +171,8 @@ def build_report(
     title: str = "influence_stage report",
     bias_scores: Mapping[str, Any] | None = None,
     score_name: str | None = None,
+    issue_types: Mapping[str, int] | None = None,
+    harm: pd.DataFrame | None = None,
 ) -> str:
     """One self-contained HTML page describing a cleaning run.
 
@@ -179,8 +181,10 @@ def build_report(
     score histogram, issues per class, flagged rows per ``(given, suggested)`` label pair, gallery
     of the most suspicious rows (only with ``gallery``), precision / recall vs ground truth with
     precision, recall and F1 of ``is_issue`` (only with ``truth``), distributional bias of the
-    self-influence estimators (only with ``truth`` and ``bias_scores``), and the top
-    ``TOP_ROWS`` rows by score. Figures are embedded as base64 PNGs, CSS is inline and a
+    self-influence estimators (only with ``truth`` and ``bias_scores``), issue types beside label
+    issues (only when the run found issue types: ``issue_types``, else the summary's
+    ``"issue types"`` entry; rows flagged per type and, with ``harm``, the top ``TOP_ROWS``
+    flagged rows by GEX harm rank), and the top ``TOP_ROWS`` rows by score. Figures are embedded as base64 PNGs, CSS is inline and a
     Content-Security-Policy forbids scripts and any outside resource; every user string (title,
     class names, row ids, summary keys and values, method names) is HTML-escaped.
 
@@ -217,6 +221,14 @@ def build_report(
         threshold line and the precision / recall curve. For a rank score the exact GEX scores
         (``gex_influence``) get their own histogram, without a line: the threshold cut the ranking,
         not them.
+    issue_types : mapping of str to int, optional
+        Issue type → rows flagged for it (``stage.issues.issue_counts``; an estimator's
+        ``issue_summary()["n_issues"]``). Default: the ``summary``'s ``"issue types"`` entry (the
+        pipeline's summary has one), with its ``"exact duplicates dropped"`` entry shown beside.
+    harm : pandas.DataFrame, optional
+        ``harm`` (float, higher = more harmful to the reference loss) and ``harm_rank`` (int, 1 = the
+        most harmful flagged row, 0 = not flagged) per row, aligned with the table
+        (``influence_stage.issues.rank_by_harm``). Shown only with issue types.
 
     Returns
     -------
@@ -319,6 +331,10 @@ def build_report(
             "truly mislabeled rows, each of unit area. An estimator without distributional bias separates "
             "the two groups; AUROC and AP rank its raw scores against the ground truth.</p>",
         ))
+    types = _issue_type_counts(issue_types, summary)
+    if types:
+        parts.append(_section("issue_types", _issue_types_html(
+            types, summary, None if harm is None else _check_harm(harm, n), t, names)))
     parts.append(_section("top_rows", _top_rows_table(t, names, truth_mask)))
 
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -348,6 +364,77 @@ def _gex_histogram(t: pd.DataFrame, is_issue: np.ndarray, truth: np.ndarray | No
             f"rows were flagged by the threshold on <code>{html.escape(ranking)}</code> (above), not by a cut on "
             f"this score. {spread}</p>")
     return [_section("gex_histogram", _img_tag(fig, "GEX self-influence histogram") + note)]
+
+
+HARM_CAVEAT = (
+    "Harm ranks the flagged rows by GEX cross-influence on a reference loss (higher = removing the row "
+    "lowers that loss more). Measured (benchmarks/RESULTS.md, \"Harm ranking downstream\"): dropping the "
+    "flagged rows highest on harm never helped a retrained model more than dropping the same number by the "
+    "label-issue score; it is shown for review, not used to choose the rows a policy acts on."
+)
+
+
+def _issue_type_counts(issue_types: Mapping[str, int] | None, summary: Mapping[str, Any] | None) -> dict[str, int]:
+    """``{type: rows flagged}`` from ``issue_types``, else the summary's ``"issue types"`` entry; ``{}`` if none."""
+    source = issue_types if issue_types is not None else (summary or {}).get("issue types")
+    if source is None:
+        return {}
+    if not isinstance(source, Mapping):
+        raise InvalidTypeError(f"issue_types (or the summary's 'issue types' entry) must be a mapping of issue "
+                               f"type to rows flagged; found {type(source).__name__}.")
+    out = {}
+    for key, value in source.items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+            raise InvalidInputError(f"issue type {key!r} must count rows flagged as an int >= 0; found {value!r}. "
+                                    "Pass {type: n_rows}, as stage.issues.issue_counts returns.")
+        out[str(key)] = int(value)
+    return out
+
+
+def _check_harm(harm: Any, n: int) -> pd.DataFrame:
+    if not isinstance(harm, pd.DataFrame):
+        raise InvalidTypeError(f"harm must be a DataFrame with columns harm and harm_rank (rank_by_harm); "
+                               f"found {type(harm).__name__}.")
+    missing = [c for c in ("harm", "harm_rank") if c not in harm.columns]
+    if missing or len(harm) != n:
+        raise InvalidInputError(f"harm must have columns harm and harm_rank and one row per table row ({n}); found "
+                                f"columns {list(harm.columns)} and {len(harm)} rows. Pass rank_by_harm's result.")
+    return harm.reset_index(drop=True)
+
+
+def _issue_types_html(types: dict[str, int], summary: Mapping[str, Any] | None, harm: pd.DataFrame | None,
+                      t: pd.DataFrame, names: list[str]) -> str:
+    """Rows flagged per issue type, then (with ``harm``) the top flagged rows by harm rank and its caveat."""
+    n = len(t)
+    lines = ["<table>", "<tr><th>issue type</th><th>rows flagged</th><th>share of rows</th></tr>"]
+    for name, count in types.items():
+        lines.append(f"<tr><td>{html.escape(name)}</td><td class=\"num\">{count}</td>"
+                     f'<td class="num">{100.0 * count / n:.1f}%</td></tr>')
+    lines.append("</table>")
+    dropped = (summary or {}).get("exact duplicates dropped")
+    note = "Rows flagged per issue type beside label issues (a row can have several types)."
+    if isinstance(dropped, numbers.Integral):
+        note += f" Exact duplicates dropped (every copy after the first): {int(dropped)}."
+    out = "\n".join(lines) + f'\n<p class="note">{html.escape(note)}</p>'
+    if harm is None:
+        return out
+    ranked = harm.index[harm["harm_rank"].to_numpy() > 0]
+    order = sorted(ranked, key=lambda i: int(harm.at[i, "harm_rank"]))[:TOP_ROWS]
+    if not order:
+        return out + '\n<p class="note">No flagged row has a harm rank.</p>'
+    head = ["harm rank", "row_id", "harm", "score", "given", "suggested", "action"]
+    rows = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for i in order:
+        row = t.iloc[int(i)]
+        rows.append(
+            f'<tr><td class="num">{int(harm.at[i, "harm_rank"])}</td><td>{html.escape(str(row["row_id"]))}</td>'
+            f'<td class="num">{float(harm.at[i, "harm"]):.4g}</td><td class="num">{row["score"]:.4g}</td>'
+            f"<td>{html.escape(names[int(row['given_label'])])}</td>"
+            f"<td>{html.escape(names[int(row['suggested_label'])])}</td><td>{html.escape(str(row['action']))}</td></tr>"
+        )
+    rows.append("</table>")
+    return (out + f"\n<h3>Top {len(order)} flagged rows by harm rank</h3>\n" + "\n".join(rows)
+            + f'\n<p class="note">{html.escape(HARM_CAVEAT)}</p>')
 
 
 def _top_rows_table(t: pd.DataFrame, names: list[str], truth: np.ndarray | None) -> str:

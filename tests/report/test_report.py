@@ -261,7 +261,7 @@ def test_build_report_sections_pngs_and_numbers(full_html, data):
     doc = full_html
     assert doc.startswith("<!DOCTYPE html>")
     for key, title in SECTION_TITLES.items():
-        if key == "gex_histogram":  # only for a rank score (test_rank_score_histogram_...)
+        if key in ("gex_histogram", "issue_types"):  # only for a rank score / with issue types (tests below)
             continue
         assert f"<h2>{title}</h2>" in doc
     pngs = _pngs(doc)
@@ -658,3 +658,82 @@ def test_rank_score_histogram_is_linear_and_the_gex_scores_get_their_own(data):
     html = build_report(rank, class_names=CLASS_NAMES, threshold=0.9, score_name="gex+oos+aum")
     assert SECTION_TITLES["gex_histogram"] in html and "mean of percentile ranks" in html
     assert SECTION_TITLES["gex_histogram"] not in build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue types
+# --------------------------------------------------------------------------------------------
+
+ISSUE_TYPES = {"outlier": 12, "exact_duplicate": 3, "null": 0}
+
+
+def _harm(table: pd.DataFrame) -> pd.DataFrame:
+    """Harm of every row; ranks 1.. over the flagged rows, most harmful first (rank_by_harm's layout)."""
+    harm = np.linspace(-1.0, 1.0, len(table))[::-1].copy()  # row 0 the most harmful
+    flagged = np.flatnonzero(table["is_issue"].to_numpy())
+    rank = np.zeros(len(table), dtype=np.int64)
+    rank[flagged[np.argsort(-harm[flagged], kind="stable")]] = np.arange(1, flagged.size + 1)
+    return pd.DataFrame({"harm": harm, "harm_rank": rank})
+
+
+def test_issue_types_section_from_the_summary_with_counts_and_shares(data):
+    table, _ = data
+    doc = build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD,
+                       summary={"issue types": ISSUE_TYPES, "exact duplicates dropped": 3})
+    assert f"<h2>{SECTION_TITLES['issue_types']}</h2>" in doc
+    section = doc.split('<section id="issue_types">')[1].split("</section>")[0]
+    assert '<td>outlier</td><td class="num">12</td><td class="num">2.4%</td>' in section
+    assert '<td>exact_duplicate</td><td class="num">3</td><td class="num">0.6%</td>' in section
+    assert '<td>null</td><td class="num">0</td><td class="num">0.0%</td>' in section
+    assert "Exact duplicates dropped (every copy after the first): 3." in section
+    assert "harm rank" not in section  # no harm given
+    # the section sits before the top rows
+    assert doc.index('<section id="issue_types">') < doc.index('<section id="top_rows">')
+    # no issue types (no entry, or an empty one): no section
+    for summary in (None, {"issue types": {}}):
+        plain = build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, summary=summary)
+        assert SECTION_TITLES["issue_types"] not in plain
+
+
+def test_issue_types_section_ranks_flagged_rows_by_harm_with_the_measured_caveat(data):
+    table, _ = data
+    harm = _harm(table)
+    doc = build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD, issue_types={"outlier": 5},
+                       harm=harm, summary={"issue types": {"ignored": 1}})
+    section = doc.split('<section id="issue_types">')[1].split("</section>")[0]
+    assert "<td>outlier</td>" in section and "ignored" not in section  # the argument wins over the summary
+    flagged = np.flatnonzero(table["is_issue"].to_numpy())
+    assert f"Top {min(TOP_ROWS, flagged.size)} flagged rows by harm rank" in section
+    ranked = re.findall(r'<tr><td class="num">(\d+)</td><td>(\d+)</td>', section)
+    assert len(ranked) == min(TOP_ROWS, flagged.size)
+    assert [int(r) for r, _ in ranked] == list(range(1, len(ranked) + 1))
+    # harm decreases with the row position, so rank 1 is the first flagged row
+    assert [int(row_id) for _, row_id in ranked] == [1000 + int(i) for i in flagged[:len(ranked)]]
+    assert "never helped a retrained model more than dropping the same number" in section
+    assert "Harm ranking downstream" in section
+
+
+def test_issue_types_and_harm_errors(data):
+    table, _ = data
+    kw = dict(class_names=CLASS_NAMES, threshold=THRESHOLD)
+    with pytest.raises(InvalidTypeError, match="issue type to rows flagged"):
+        build_report(table, issue_types=[("outlier", 3)], **kw)
+    with pytest.raises(InvalidTypeError, match="issue type to rows flagged"):
+        build_report(table, summary={"issue types": "outlier"}, **kw)
+    with pytest.raises(InvalidInputError, match="'outlier' must count rows flagged as an int >= 0; found -1"):
+        build_report(table, issue_types={"outlier": -1}, **kw)
+    with pytest.raises(InvalidTypeError, match="harm must be a DataFrame"):
+        build_report(table, issue_types=ISSUE_TYPES, harm=np.zeros(N), **kw)
+    with pytest.raises(InvalidInputError, match=f"one row per table row \\({N}\\); found .* and 3 rows"):
+        build_report(table, issue_types=ISSUE_TYPES, harm=_harm(table).head(3), **kw)
+
+
+def test_report_links_only_to_its_own_anchors_and_embedded_images(full_html):
+    ids = set(re.findall(r'\bid="([^"]+)"', full_html))
+    links = re.findall(r"""\b(href|src)=["']([^"']*)["']""", full_html)
+    assert len(links) >= 28
+    for attr, target in links:
+        if attr == "src":
+            assert target.startswith("data:image/png;base64,"), target
+        else:
+            assert target.startswith("#") and target[1:] in ids, target

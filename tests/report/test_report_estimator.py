@@ -120,3 +120,26 @@ def test_a_loaded_estimator_has_no_gallery_and_unreadable_rows_are_skipped(caplo
     broken = _fake_text_fit(["a"] * 30, dataset=datasets.Dataset.from_dict({"other": [1] * 30}))
     assert estimator_gallery(broken) is None
     assert "no gallery in the report" in caplog.text
+
+
+def test_image_fit_report_has_the_issue_types_of_the_fit(image_fit):
+    from influence_stage.report.common import SECTION_TITLES
+    from influence_stage.report.estimator import estimator_issue_types
+
+    cleaner, _, flipped = image_fit
+    types, harm = estimator_issue_types(cleaner)
+    assert len(types) >= 1
+    for name, count in types.items():
+        assert count == int(cleaner.issues_[f"is_{name}_issue"].sum())
+    doc = estimator_report_html(cleaner, truth=flipped)
+    assert f"<h2>{SECTION_TITLES['issue_types']}</h2>" in doc
+    section = doc.split('<section id="issue_types">')[1].split("</section>")[0]
+    for name, count in types.items():
+        assert f'<td>{name}</td><td class="num">{count}</td><td class="num">{100.0 * count / N:.1f}%</td>' in section
+    if harm is not None:
+        ranked = int((harm["harm_rank"] > 0).sum())
+        assert harm.shape == (N, 2)
+        assert ("flagged rows by harm rank" in section) == (ranked > 0)
+    # no issue types: no section
+    bare = SimpleNamespace(issue_report_summary_=None)
+    assert estimator_issue_types(bare) == (None, None)
