@@ -58,10 +58,19 @@ def flow_args(p: argparse.ArgumentParser) -> None:
     source.add_argument("--issue-types", nargs="*", metavar="TYPE", help="issue types found beside label "
                         f"issues, of {list(issue_type_names())}; no value: none (default: every data issue type up "
                         "to 10,000 rows, only exact_duplicate above)")
+    source.add_argument("--coerce-numeric", action=argparse.BooleanOptionalAction, default=None, help="read the "
+                        "cells of a column that is numeric but for a few (a '?') as missing values instead of "
+                        "refusing the data (default off)")
     source.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
     model = p.add_argument_group("model", "θ* and the ensemble members")
     model.add_argument("--model", help=f"θ*, one of the model sources: {model_help()}; a checkpoint may also be "
                        "given by its file path (default: auto)")
+    model.add_argument("--model-builder", choices=["mlp", "cnn"], help="architecture of a checkpoint whose "
+                       "sidecar <file>.meta.json names none")
+    model.add_argument("--fit-loaded", action=argparse.BooleanOptionalAction, default=None, help="train a loaded "
+                       "model (checkpoint, hf:) with the fit recipe before scoring (default: use it as it is)")
+    model.add_argument("--hf-trainable", metavar="WHICH", help="parameters of an hf: model that SGD moves: head "
+                       "(default), all or last:N")
     model.add_argument("--text-model", metavar="FOLDER", help="local sentence-transformers model folder that "
                        "featurizes text columns instead of TF-IDF + SVD (featurize.text_model)")
     model.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
@@ -75,6 +84,14 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                            help=f"{action_help()}; default: the configuration's, drop")
     decisions.add_argument("--relabel-fallback", choices=["drop", "keep"], help="action relabel: what happens to "
                            "flagged rows that are not relabeled (default drop)")
+    decisions.add_argument("--relabel-rule", choices=["argmax", "soft"], help="action relabel: which flagged "
+                           "rows can be relabeled (default argmax)")
+    decisions.add_argument("--min-agreement", type=float, metavar="P", help="action relabel: relabel only where "
+                           "the members' mean probability of the suggested label is at least P (default 0.5)")
+    decisions.add_argument("--min-weight", type=float, metavar="W", help="action reweight: lower clip of the "
+                           "weights (default 0.05)")
+    decisions.add_argument("--weight-column", metavar="NAME", help="action reweight: name of the added weight "
+                           "column (default weight)")
     decisions.add_argument("--max-fraction-per-class", metavar="F", help="per-class cap: never remove more than "
                            "this share of a class (default 0.5; 'none' for no cap; one row per class always stays)")
     decisions.add_argument("--drop-cap", metavar="F", help="cap on the decisions: never drop more than this "
@@ -86,6 +103,8 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                            "from the highest self-influence (default 0: only the lowest, the redundant rows)")
     decisions.add_argument("--prune-per-class", action="store_true", default=None, help="action prune: each "
                            "class keeps its share of the budget")
+    decisions.add_argument("--prune-tau", type=float, metavar="T", help="action prune: floor of the reference "
+                           "loss of the self-influence the budget ranks by (default 0)")
     publishing = p.add_argument_group("publishing", "where and when a version is published")
     publishing.add_argument("--name", help="name of the published dataset")
     publishing.add_argument("--publish-root", help="root folder of published versions (default data/published)")
@@ -105,6 +124,10 @@ def flow_args(p: argparse.ArgumentParser) -> None:
     run.add_argument("--cache-dir", help="cache of θ*, members and loss matrices (default runs/cache)")
     run.add_argument("--chains-per-task", type=int, help="chains trained together in one flow task (default: all "
                      "in one batched task; one per task on Dask or for models that train chains one at a time)")
+    run.add_argument("--task-timeout-s", type=float, metavar="S", help="longest a single task may run, in "
+                     "seconds; a task past it fails the run (default: no limit)")
+    run.add_argument("--cache-expiration-days", metavar="D", help="how long a cached θ* or scale probe is reused "
+                     "(default 30; 'none': never expire)")
     run.add_argument("--notify-webhook", metavar="URL", help="POST a JSON notice (run, dataset, reason) to this "
                      "URL when a run fails")
 
@@ -166,8 +189,12 @@ def flow_config(args: argparse.Namespace) -> Any:
     clean = dict(base.pop("clean", {}) or {})
     for flag, key in [("label_column", "label_column"), ("model", "model"), ("action", "action"),
                       ("threshold", "threshold"), ("split", "split"),
-                      ("relabel_fallback", "relabel_fallback"), ("prune_high_share", "prune_high_share")]:
-        if getattr(args, flag) is not None:
+                      ("relabel_fallback", "relabel_fallback"), ("prune_high_share", "prune_high_share"),
+                      ("coerce_numeric", "coerce_numeric"), ("model_builder", "model_builder"),
+                      ("fit_loaded", "fit_loaded"), ("hf_trainable", "hf_trainable"), ("relabel_rule", "relabel_rule"),
+                      ("min_agreement", "min_agreement"), ("min_weight", "min_weight"),
+                      ("weight_column", "weight_column"), ("prune_tau", "prune_tau")]:
+        if getattr(args, flag, None) is not None:
             clean[key] = getattr(args, flag)
     if args.feature_columns:
         clean["feature_columns"] = list(args.feature_columns)
@@ -213,9 +240,16 @@ def flow_config(args: argparse.Namespace) -> Any:
 
         clean["gex"] = {**(clean.get("gex") or {}), "score": check_score_name(args.score)}
     for flag in ("source", "name", "publish_root", "cache_dir", "truth", "max_drop_fraction", "push_to_hub",
-                 "chains_per_task", "skip_unchanged", "keep", "notify_webhook"):
+                 "chains_per_task", "skip_unchanged", "keep", "notify_webhook", "task_timeout_s"):
         if getattr(args, flag) is not None:
             base[flag] = getattr(args, flag)
+    if getattr(args, "cache_expiration_days", None) is not None:
+        text = args.cache_expiration_days.strip().lower()
+        try:
+            base["cache_expiration_days"] = None if text == "none" else float(text)
+        except ValueError:
+            raise InvalidInputError(f"--cache-expiration-days must be a positive number of days or 'none'; found "
+                                    f"{args.cache_expiration_days!r}.") from None
     for needed in ("source", "name"):
         if needed not in base:
             raise InvalidInputError(f"--{needed} is required (or give it in --config).")
