@@ -39,6 +39,20 @@ class Registry(Generic[T]):
         When given, every registered class must be a subclass of it.
     fix : str, optional
         The fix an unknown-name error suggests after the list of names.
+
+    Examples
+    --------
+    >>> from influence_stage.registry import Registry
+    >>> class Shape:
+    ...     pass
+    >>> SHAPES = Registry("shape", base=Shape)
+    >>> @SHAPES.register("square")
+    ... class Square(Shape):
+    ...     pass
+    >>> SHAPES.names(), SHAPES.get("square").name
+    (('square',), 'square')
+    >>> SHAPES.unknown_message("circle")
+    "unknown shape 'circle'; valid shapes: 'square'."
     """
 
     def __init__(self, kind: str, *, plural: str | None = None, base: type | None = None, fix: str = "") -> None:

@@ -1,6 +1,6 @@
 """One seed derives every sub-seed, the same way on every surface (estimators, CLI, flows).
 
-The stage has four places that draw random numbers: θ* initialisation and the member chains
+The stage has four places that draw random numbers: ``θ*`` initialisation and the member chains
 (``GEXConfig.seed``), the batch order of training (``FitConfig.seed``), the text featurizer's SVD
 (``FeaturizeConfig.seed``) and the gmm threshold (``CleanConfig.seed``). ``derive_seeds`` draws
 all four from one ``random_state`` with ``sklearn.utils.check_random_state``, so ``random_state=0``
@@ -25,7 +25,7 @@ class StageSeeds:
     Attributes
     ----------
     gex : int
-        ``GEXConfig.seed``: θ* initialisation and the member chains.
+        ``GEXConfig.seed``: ``θ*`` initialisation and the member chains.
     fit : int
         ``FitConfig.seed``: the batch order of training.
     featurize : int

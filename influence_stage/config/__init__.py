@@ -2,7 +2,7 @@
 
 The same objects are the parameters of the Prefect flows, the CLI and the estimators.
 
-``fit``          ``FitConfig`` (training of θ*) and ``GEXConfig`` (members, scale, scores):
+``fit``          ``FitConfig`` (training of ``θ*``) and ``GEXConfig`` (members, scale, scores):
                  the engine's sections, importable from the lowest layer
 ``model_spec``   ``parse_model_spec``: which model a ``model`` string names
 ``clean``        ``CleanConfig`` (every setting of one run), its YAML reader, ``config_fingerprint``

@@ -86,6 +86,17 @@ class CleanConfig(BaseModel):
 
     Round-trips through ``model_dump(mode="json")`` / ``model_validate`` and YAML
     (``to_yaml`` / ``from_yaml``).
+
+    Examples
+    --------
+    >>> from influence_stage.config import CleanConfig
+    >>> cfg = CleanConfig(action="relabel", threshold="budget:0.1")
+    >>> cfg.action, cfg.threshold, cfg.gex.chains
+    ('relabel', 'budget:0.1', 8)
+    >>> CleanConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+    True
+    >>> cfg.model_copy(update={"action": "drop"}).action  # frozen: change a copy
+    'drop'
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -344,7 +355,7 @@ def config_fingerprint(config: CleanConfig, keys: Iterable[str] = SCORE_KEYS) ->
     ----------
     config : CleanConfig
     keys : iterable of str, default ``SCORE_KEYS``
-        Top-level field names to include; the default is the fields that change θ*, the members or
+        Top-level field names to include; the default is the fields that change ``θ*``, the members or
         the scores, so two configs with equal fingerprints can share cached members and loss matrices.
 
     Returns

@@ -1,4 +1,4 @@
-"""The engine's configuration sections: how θ* is trained (``FitConfig``) and the GEX settings (``GEXConfig``).
+"""The engine's configuration sections: how ``θ*`` is trained (``FitConfig``) and the GEX settings (``GEXConfig``).
 
 Validated once, frozen, serialisable next to every artifact; sections of
 ``influence_stage.config.clean.CleanConfig`` and parameters of the engine functions. This module
@@ -16,7 +16,15 @@ DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1
 
 
 class FitConfig(BaseModel):
-    """How θ* is trained when influence_stage trains it (and how the auto scale's held-out model is)."""
+    """How ``θ*`` is trained when influence_stage trains it (and how the auto scale's held-out model is).
+
+    Examples
+    --------
+    >>> from influence_stage.config import FitConfig
+    >>> cfg = FitConfig(epochs=5)
+    >>> cfg.epochs, cfg.lr, cfg.batch_size
+    (5, 0.05, 64)
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,7 +52,17 @@ class FitConfig(BaseModel):
 
 
 class GEXConfig(BaseModel):
-    """Settings of geometric-ensemble influence (members, perturbation scale, scores)."""
+    """Settings of geometric-ensemble influence (members, perturbation scale, scores).
+
+    Examples
+    --------
+    >>> from influence_stage.config import GEXConfig
+    >>> cfg = GEXConfig(chains=2, cycles=2, ft_lr=0.1)
+    >>> cfg.chains * cfg.cycles  # members
+    4
+    >>> cfg.model_copy(update={"score": "gex"}).score
+    'gex'
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

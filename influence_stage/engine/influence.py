@@ -17,13 +17,13 @@ ROW_BLOCK = 65536
 
 
 def deviation(L: np.ndarray, base: np.ndarray, tau: float = DEFAULT_TAU) -> np.ndarray:
-    """Loss deviation from the (floored) loss at θ*.
+    """Loss deviation from the (floored) loss at ``θ*``.
 
     Parameters
     ----------
     L : ndarray, shape ``(n_samples, n_members)``
     base : ndarray, shape ``(n_samples,)``
-        Losses at θ*.
+        Losses at ``θ*``.
     tau : float
         Floor of the reference loss, so that rows already fitted to ~0 loss are not rewarded for
         tiny absolute changes.
@@ -46,6 +46,17 @@ def self_influence(L: np.ndarray, base: np.ndarray, tau: float = DEFAULT_TAU, *,
     ``trim`` (default 0: the definition above, exactly) drops each row's ``trim`` largest squared
     deviations before averaging. A variant, not the method's definition: one member that spikes on an
     atypical clean row can dominate the mean; see benchmarks/RESULTS.md for what it changes.
+
+    Examples
+    --------
+    Two rows, two members; row 1's losses swing around its loss at ``θ*``, row 0's barely move:
+
+    >>> import numpy as np
+    >>> from influence_stage.engine.influence import self_influence
+    >>> L = np.array([[0.1, 0.3], [2.0, 1.0]])  # (n_samples, n_members) member losses
+    >>> base = np.array([0.1, 1.5])              # (n_samples,) losses at θ*
+    >>> self_influence(L, base, tau=0.05).round(6)
+    array([0.02, 0.25])
     """
     L = L if isinstance(L, np.ndarray) else np.asarray(L)
     if L.ndim != 2 or L.shape[0] <= ROW_BLOCK:
@@ -84,6 +95,15 @@ def cross_influence(D_train: np.ndarray, D_test: np.ndarray) -> np.ndarray:
 
     ``cross_influence(D, D)`` has ``self_influence`` on its diagonal. For large sets use
     ``cross_influence_topk`` instead of holding this matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from influence_stage.engine.influence import cross_influence
+    >>> D = np.array([[1.0, -1.0], [0.5, 0.5]])  # (n_samples, n_members) deviations L - max(b, tau)
+    >>> cross_influence(D, D)                     # its diagonal is the self-influence
+    array([[1.  , 0.  ],
+           [0.  , 0.25]])
     """
     D_train, D_test = _check_pair(D_train, D_test)
     return D_train @ D_test.T / D_train.shape[1]

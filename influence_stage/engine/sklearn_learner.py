@@ -1,6 +1,6 @@
 """``SklearnLearner``: the ``Learner`` protocol for scikit-learn classifiers that learn by SGD.
 
-Any estimator with ``partial_fit`` and ``predict_proba`` can be θ* for GEX: ``SGDClassifier``
+Any estimator with ``partial_fit`` and ``predict_proba`` can be ``θ*`` for GEX: ``SGDClassifier``
 with ``loss="log_loss"`` (or ``"modified_huber"``) and ``MLPClassifier`` with ``solver="sgd"`` or
 ``"adam"``. This module owns the translation:
 
@@ -57,9 +57,9 @@ class SklearnLearner:
     estimator : classifier
         ``SGDClassifier(loss="log_loss")``, ``MLPClassifier(solver="sgd")`` or any classifier with
         ``partial_fit`` and ``predict_proba`` whose parameters are ``coef_`` / ``intercept_`` or
-        ``coefs_`` / ``intercepts_``. Fitted (θ*, with ``classes_`` equal to the codes
+        ``coefs_`` / ``intercepts_``. Fitted (``θ*``, with ``classes_`` equal to the codes
         ``0..K-1``) or not (then ``fit`` trains it). The learner owns it: GEX moves its
-        parameters and leaves it at θ*.
+        parameters and leaves it at ``θ*``.
     batch_size : int, default 128
         Rows per ``partial_fit`` call (one SGD step).
     n_classes : int, optional

@@ -1,4 +1,4 @@
-"""Model sources: where θ* comes from, one class per entry in ``MODEL_SOURCE_REGISTRY``.
+"""Model sources: where ``θ*`` comes from, one class per entry in ``MODEL_SOURCE_REGISTRY``.
 
 A ``model`` is either a string or an object in memory. Strings are claimed by name (``"auto"``,
 ``"mlp"``, ``"cnn"``: a model built here and trained on the given labels), by prefix
@@ -90,7 +90,7 @@ class LearnerRequest:
 
 
 class ModelSource:
-    """One way to name or give θ*; registered in ``MODEL_SOURCE_REGISTRY``.
+    """One way to name or give ``θ*``; registered in ``MODEL_SOURCE_REGISTRY``.
 
     A string source claims a ``model`` string by its registered name (``builds``), its ``prefix``
     or ``claims``; an in-memory source claims an object with ``claims_object``.
@@ -299,7 +299,7 @@ class HFModel(ModelSource):
 
 @MODEL_SOURCE_REGISTRY.register("module")
 class ModuleModel(ModelSource):
-    """A ``torch.nn.Module`` in memory, θ* as it is."""
+    """A ``torch.nn.Module`` in memory, ``θ*`` as it is."""
 
     help = "a trained torch.nn.Module, used as θ*"
     kind = "memory"
@@ -317,7 +317,7 @@ class ModuleModel(ModelSource):
 
 @MODEL_SOURCE_REGISTRY.register("learner")
 class LearnerModel(ModelSource):
-    """Any object that implements the ``Learner`` protocol, θ* as it is."""
+    """Any object that implements the ``Learner`` protocol, ``θ*`` as it is."""
 
     help = "an object with the Learner protocol (get_state, set_state, train_steps, per_sample_loss, predict_proba)"
     kind = "memory"

@@ -1,13 +1,13 @@
 """The cleaning flow: the ``CLEAN`` plan (``influence_stage.pipeline.clean``) on the Prefect executor.
 
-load → validate input → featurize → fit θ* → auto scale → members (``chains_per_task`` chains per
+load → validate input → featurize → fit ``θ*`` → auto scale → members (``chains_per_task`` chains per
 task, trained together; all in one task by default, one per task on Dask) → loss matrix (row-shard
 tasks into a ``LossStore`` under ``cache_dir/runs``) → decide → apply → validate output → summary →
 (with ground truth: baseline self-influence for the report's distributional-bias figure) → publish
 (+ report, artifacts). The step order is the plan's; this module holds the flow's parameters, its
 failure handling and its artifacts.
 
-Expensive results (θ*, the scale probe, each group of chains) are cached by content: the key is
+Expensive results (``θ*``, the scale probe, each group of chains) are cached by content: the key is
 the dataset fingerprint plus the fingerprint of the configuration fields that affect them
 (``config.clean.config_fingerprint``, which includes the content of a checkpoint or ``hf:`` folder
 named by ``clean.model``), and results are persisted under ``cache_dir``; the loss matrix is kept

@@ -166,7 +166,7 @@ class PrefectExecutor:
 def score_on_tasks(learner: Any, prepared: Any, features: Any, config: Any, *, cache_dir: str | os.PathLike[str],
                    chains_per_task: int | None = None, shard_rows: int | None = None,
                    progress: bool = False) -> RunContext:
-    """The ``SCORE`` plan (scale, members, loss matrix) as tasks in the running flow, from a learner at θ*.
+    """The ``SCORE`` plan (scale, members, loss matrix) as tasks in the running flow, from a learner at ``θ*``.
 
     The run folder (rows, loss stores) and the cached results live under ``cache_dir``. Returns the
     run context: ``context["result"]`` is the ``GEXResult`` (its ``loss_matrix`` the run store's

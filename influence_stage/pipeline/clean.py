@@ -2,8 +2,8 @@
 benchmarks) and ``CLEAN`` (the Prefect flow: the same steps, then the summary, the report's bias
 scores and publishing).
 
-load → validate input → featurize → fit θ* → auto scale → members → losses → decide → issues → apply →
-validate output [→ summarize → bias scores → publish]
+load → validate input → featurize → fit ``θ*`` → auto scale → members → losses → decide → issues →
+apply → validate output [→ summarize → bias scores → publish]
 
 Each step calls the step function of its layer (``stage.steps``, ``stage.gates``,
 ``stage.scoring``, ``stage.shards``); the plans are the only place the order is written.
@@ -56,7 +56,7 @@ class Featurize(Step):
 
 
 class FitTheta(Step):
-    """A learner at θ* (``stage.steps.make_model_step``): trained, loaded, or the given model."""
+    """A learner at ``θ*`` (``stage.steps.make_model_step``): trained, loaded, or the given model."""
 
     name, reads, writes, timing = "fit-theta", ("prepared", "features"), ("learner",), "model"
     cached, key_tag = True, "theta"
@@ -206,7 +206,7 @@ class ValidateOutput(Step):
 
 
 SCORE = Plan("score", (Scale(), Members(), Losses()))
-"""GEX from θ*: the scale, the members, the loss matrix and the scores."""
+"""GEX from ``θ*``: the scale, the members, the loss matrix and the scores."""
 
 CLEAN_LIBRARY = Plan("clean-library", (Load(), ValidateInput(), Featurize(), FitTheta(), *SCORE.steps, Decide(),
                                        Issues(), Apply(), ValidateOutput()))

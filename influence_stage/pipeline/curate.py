@@ -1,13 +1,13 @@
 """The curation steps and their plan, ``CURATE``: a smaller corpus of the same worth, scored by a language model.
 
 preflight → inventory (exact and, with ``near_dedup``, MinHash near-duplicate removal) → budget →
-load θ* → tokenize (once, an Arrow file reused by every pass and by a re-run) → adapt θ* → members
+load ``θ*`` → tokenize (once, an Arrow file reused by every pass and by a re-run) → adapt ``θ*`` → members
 (batches drawn from the whole corpus) → loss matrix (one work unit per document range × pass, each
 with a done-flag) → prune → write the curated corpus (Parquet shards under a size limit) →
 validate (the ``corpus`` suite) → report → publish → outcome
 
 They read the flow's ``CurateConfig`` as ``RunContext.config`` and never import Prefect. The
-expensive results (the adapted θ*, the members, the loss matrix) are cached steps whose keys are the
+expensive results (the adapted ``θ*``, the members, the loss matrix) are cached steps whose keys are the
 corpus fingerprint (its shards' bytes), the model folder's digest and the settings that affect them.
 Timing labels group the steps as the run's summary reports them (``inventory``, ``θ*``,
 ``members``, ``scores``, ``write + validate``, ``report + publish``).
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 def load_learner(config: Any) -> Any:
-    """θ* as the configuration names it: ``CausalLMLearner.from_pretrained`` of ``config.model``."""
+    """``θ*`` as the configuration names it: ``CausalLMLearner.from_pretrained`` of ``config.model``."""
     from influence_stage.engine.causal_lm import CausalLMLearner
 
     return CausalLMLearner.from_pretrained(config.model, trainable=config.trainable, max_length=config.max_length,
@@ -179,7 +179,7 @@ class Budget(Step):
 
 
 class LoadModel(Step):
-    """θ* as given (``load_learner``)."""
+    """``θ*`` as given (``load_learner``)."""
 
     name, writes, timing, task = "load-model", ("learner",), "θ*", False
 
@@ -211,7 +211,8 @@ def cycle_steps(config: Any, n_docs: int) -> int:
 
 
 class AdaptTheta(Step):
-    """θ* adapted to the corpus (``fit_steps`` AdamW steps); the full state dict is cached and loaded into θ*."""
+    """``θ*`` adapted to the corpus (``fit_steps`` AdamW steps); the full state dict is cached and loaded
+    into ``θ*``."""
 
     name, reads, writes, timing, cached = "adapt-theta", ("tokens", "data_key"), ("adapted",), "θ*", True
 
@@ -243,7 +244,7 @@ def _member_key(context: RunContext) -> str:
 
 
 class LMMembers(Step):
-    """Cycles of continued pre-training from θ* (``engine.causal_lm.lm_members``), each step's batch drawn
+    """Cycles of continued pre-training from ``θ*`` (``engine.causal_lm.lm_members``), each step's batch drawn
     uniformly from the whole tokenized corpus; ``cycle_steps`` steps per cycle."""
 
     name, reads, writes, timing, cached = "members", ("learner", "tokens"), ("members",), "members", True
@@ -261,7 +262,7 @@ class LMMembers(Step):
 
 
 def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: int, out: str) -> bool:
-    """One scoring work unit: the losses of documents ``start .. stop - 1`` at θ* (``member`` None) or at
+    """One scoring work unit: the losses of documents ``start .. stop - 1`` at ``θ*`` (``member`` None) or at
     the member saved in ``member``, saved to ``out`` (``.npy``) with a done-flag ``out + ".done"``.
 
     A unit whose done-flag exists returns at once; returns whether it evaluated the pass. The
@@ -286,7 +287,7 @@ def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: 
 
 class LossMatrix(MappedStep):
     """The loss matrix and the exact GEX self-influence, as work units: one per (document range ×
-    pass), a pass being θ* or one member (``score_pass``).
+    pass), a pass being ``θ*`` or one member (``score_pass``).
 
     Everything lives under ``cache_dir/curate/<key>/``: the members' states (``members/<m>.pt``), each
     unit's losses and done-flag (``passes/``), the gathered matrix (``loss_matrix.npy``, memory
@@ -362,7 +363,7 @@ class LossMatrix(MappedStep):
 
 
 class ReferenceLosses(Step):
-    """``score: reference``: the reference corpus's losses at θ* ``(r,)`` and at each member ``(r, M)``,
+    """``score: reference``: the reference corpus's losses at ``θ*`` ``(r,)`` and at each member ``(r, M)``,
     in process (the reference is small)."""
 
     name, reads, writes, timing = "reference-losses", ("learner", "members"), ("reference",), "scores"
@@ -387,7 +388,7 @@ class ReferenceLosses(Step):
 
 def reference_influence(scores: dict[str, Any], reference: dict[str, Any]) -> np.ndarray:
     """Each document's GEX cross-influence on the reference's mean loss (``influence.mean_test_loss_influence``
-    of the loss deviations from θ*), ``(n,) float64``: higher, its losses move with the reference's."""
+    of the loss deviations from ``θ*``), ``(n,) float64``: higher, its losses move with the reference's."""
     from influence_stage.engine.influence import mean_test_loss_influence
 
     D = np.asarray(scores["loss_matrix"], dtype=np.float64) - scores["base_loss"].astype(np.float64)[:, None]

@@ -23,6 +23,24 @@ class LocalExecutor:
     apply writes None for each of its values. Seconds go to ``context.timings`` (per
     ``Step.timing`` label) and ``context.step_seconds`` (per step name). A step that calls
     ``context.stop`` ends the run.
+
+    Examples
+    --------
+    A one-step plan: the step reads ``x`` from the context and writes ``y``:
+
+    >>> from influence_stage.config import CleanConfig
+    >>> from influence_stage.pipeline.context import RunContext
+    >>> from influence_stage.pipeline.local import LocalExecutor
+    >>> from influence_stage.pipeline.step import Plan, Step
+    >>> class Double(Step):
+    ...     name, reads, writes = "double", ("x",), ("y",)
+    ...     def run(self, context):
+    ...         return 2 * context["x"]
+    >>> context = RunContext(config=CleanConfig(), values={"x": 21})
+    >>> LocalExecutor().run(Plan("demo", (Double(),)), context)["y"]
+    42
+    >>> sorted(context.step_seconds.rounded())
+    ['double']
     """
 
     def run(self, plan: Plan, context: RunContext) -> RunContext:

@@ -105,7 +105,7 @@ def bias_scores(result: GEXResult, prepared: Prepared, features: Features,
     """Self-influence of the noisy run by three estimators, for the report's distributional-bias figure.
 
     The identity-curvature influence ``||g_n||²`` and the damped linearized influence
-    ``g_nᵀ (H + λI)⁻¹ g_n`` (``influence_stage.engine.baselines``) are computed at θ* (``result.learner``,
+    ``g_nᵀ (H + λI)⁻¹ g_n`` (``influence_stage.engine.baselines``) are computed at ``θ*`` (``result.learner``,
     which the loss task leaves there) on the rows the run scored, next to GEX's own
     ``result.gex_influence``: side by side they show which estimators separate mislabeled from
     clean rows. The figure is a diagnostic, so whatever stops it is logged and skipped, never raised.
@@ -113,7 +113,7 @@ def bias_scores(result: GEXResult, prepared: Prepared, features: Features,
     Parameters
     ----------
     result : GEXResult
-        The run's result, its learner at θ*.
+        The run's result, its learner at ``θ*``.
     prepared, features : Prepared, Features
         What the run was scored on; ``stage.steps.learner_data`` builds the learner's data from them.
     log : logging.Logger-like, default the module logger

@@ -35,7 +35,7 @@ class Step:
         Its result may be reused by a run with the same ``cache_key`` (the Prefect executor
         persists it under ``cache_dir``; the in-process executor never caches).
     key_fields : tuple of str
-        The ``CleanConfig`` fields the result depends on (default: those that change θ*, the members
+        The ``CleanConfig`` fields the result depends on (default: those that change ``θ*``, the members
         or the scores).
     key_tag : str
         Separates this step's cache entry from the other steps' of the same data and configuration.
@@ -138,6 +138,18 @@ class Plan:
     ----------
     name : str
     steps : tuple of Step
+
+    Examples
+    --------
+    >>> from influence_stage.pipeline.step import Plan, Step
+    >>> class Load(Step):
+    ...     name, writes = "load", ("rows",)
+    >>> class Count(Step):
+    ...     name, reads, writes = "count", ("rows",), ("n",)
+    >>> Plan("demo", (Load(), Count())).names
+    ['load', 'count']
+
+    A plan runs with ``influence_stage.pipeline.local.LocalExecutor`` (see there) or the Prefect executor.
     """
 
     name: str

@@ -61,6 +61,23 @@ def load_published(
     ------
     InvalidInputError
         Not a published version, or (``verify=True``) a file is missing or changed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import datasets, pandas as pd
+    >>> from influence_stage.publish.read import load_published
+    >>> from influence_stage.publish.versions import publish
+    >>> cleaned = datasets.Dataset.from_dict({"x": [0.0, 3.0], "label": ["a", "a"], "row_id": [0, 2]})
+    >>> manifest = pd.DataFrame({
+    ...     "row_id": [0, 1, 2], "score": [0.1, 0.9, 0.3], "gex_influence": [0.1, 0.9, 0.3],
+    ...     "label_quality": [0.9, 0.1, 0.7], "is_issue": [False, True, False], "action": ["keep", "drop", "keep"],
+    ...     "given_label": ["a", "b", "a"], "suggested_label": ["a", "a", "a"], "weight": [1.0] * 3})
+    >>> root = tempfile.mkdtemp()
+    >>> _ = publish(cleaned, manifest, root=root, name="toy")
+    >>> ds, m, meta = load_published(f"{root}/toy", verify=True)  # the latest version
+    >>> ds.num_rows, m["action"].tolist(), meta["version"]
+    (2, ['keep', 'drop', 'keep'], 'v0001')
     """
     folder = Path(path)
     if not (folder / META_JSON).is_file() and (folder / LATEST).is_file():

@@ -1,7 +1,7 @@
 """The stage from Python: ``run`` runs the ``CLEAN_LIBRARY`` plan in process.
 
 ``run`` is what ``run_pipeline``, ``InfluenceCleaner`` and ``InfluenceSampler`` call. The step
-order lives once, in ``influence_stage.pipeline.clean``: load → validate input → featurize → θ* →
+order lives once, in ``influence_stage.pipeline.clean``: load → validate input → featurize → ``θ*`` →
 scale → member groups → loss matrix → decide → apply → validate output. The Prefect flow runs the
 same steps (``CLEAN``) as tasks, the member groups and loss shards mapped over the task runner; the
 members and the scores are the same for the same seed.
@@ -32,12 +32,13 @@ logger = logging.getLogger(__name__)
 
 def score_step(learner: Learner, features: Features, config: CleanConfig, *, prepared: Prepared | None = None,
                progress: bool = False, timings: Timings | None = None) -> GEXResult:
-    """GEX from θ*: the ``SCORE`` plan (perturbation scale → member groups → loss matrix → scores) in process.
+    """GEX from ``θ*`` in process: the ``SCORE`` plan (perturbation scale → member groups → loss matrix →
+    scores).
 
     Parameters
     ----------
     learner : Learner
-        At θ*.
+        At ``θ*``.
     features : Features
     config : CleanConfig
     prepared : Prepared, optional
@@ -62,7 +63,7 @@ def score_step(learner: Learner, features: Features, config: CleanConfig, *, pre
 
 def run(source: Any, config: CleanConfig, model: Any = None, *, progress: bool = False, validate: bool = True,
         max_drop_fraction: float = GATE_MAX_DROP_FRACTION, only_rows: np.ndarray | None = None) -> PipelineResult:
-    """Run the ``CLEAN_LIBRARY`` plan: prepare → validate input → featurize → θ* → score → decide → apply → validate output.
+    """Run the ``CLEAN_LIBRARY`` plan: prepare → validate input → featurize → ``θ*`` → score → decide → apply → validate output.
 
     Parameters
     ----------
@@ -71,7 +72,7 @@ def run(source: Any, config: CleanConfig, model: Any = None, *, progress: bool =
     model : None, str, torch.nn.Module, Learner or estimator
         See ``make_model_step`` (None: ``config.model``).
     progress : bool
-        Progress bars for θ*, the scale and the members.
+        Progress bars for ``θ*``, the scale and the members.
     validate : bool, default True
         Run the input and output suites; a failure raises ``ValidationFailedError`` and nothing is returned.
     max_drop_fraction : float, default ``GATE_MAX_DROP_FRACTION``
