@@ -5,7 +5,7 @@ This package owns the two gates of the stage:
 ``validate_input``    the labelled dataset before featurizing (suite ``input``)
 ``validate_output``   the cleaned dataset + the manifest against the input (suite ``output``);
                       a failure stops the stage and nothing is published
-``render_data_docs``  HTML of a report (Great Expectations Data Docs pages + an offline index)
+``render_data_docs``  HTML of a report (Great Expectations Data Docs pages, offline, + an index)
 
 How the suites are built, stored and parametrised
 -------------------------------------------------

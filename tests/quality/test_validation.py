@@ -527,3 +527,26 @@ def test_output_manifest_missing_a_column_fails_naming_it(case):
     assert "manifest_columns_present" in _failed(report)
     line = next(f for f in report.failures() if "manifest_columns_present" in f)
     assert "missing column(s) ['label_quality']" in line
+
+
+def test_a_published_version_links_only_to_files_it_holds(tmp_path, case):
+    """The published folder as a whole: its report and its validation/ pages need nothing from outside."""
+    from influence_stage.publish.versions import publish
+    from influence_stage.report import build_report
+
+    ds, manifest, out = case
+    report = _validate_out(out, ds, manifest, max_drop_fraction=0.5)
+    page = build_report(manifest, class_names=CLASSES, threshold=0.5, summary={"issue types": {"outlier": 2}})
+    pub = publish(out, _values(manifest), root=tmp_path, name="q", validation_reports=[report], report_html=page)
+    pages = sorted(pub.path.rglob("*.html"))
+    assert [p.relative_to(pub.path).as_posix() for p in pages] == sorted(
+        ["report.html", "validation/output.html"] + [f"validation/output.{b}.html" for b in report.ge_results])
+    for page_path in pages:
+        text = page_path.read_text(encoding="utf-8")
+        ids = set(re.findall(r"""\bid=["']?([^"'\s>]+)""", text))
+        for tag, _, target in _links(text):
+            if target.startswith("data:image/png;base64,") or (re.match(r"https?://", target) and tag == "a"):
+                continue
+            assert not re.match(r"(https?:)?//", target), (page_path.name, tag, target)
+            path, _, fragment = target.partition("#")
+            assert (page_path.parent / path).is_file() if path else fragment in ids, (page_path.name, target)
