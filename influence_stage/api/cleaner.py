@@ -31,6 +31,7 @@ from influence_stage.api.params import build_config
 from influence_stage.api.persist import load_cleaner, save_cleaner
 from influence_stage.api.views import IssueViews, with_label_names
 from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.featurize import FeaturizeConfig
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.data.fingerprint import column_fingerprints, combine_fingerprints
 from influence_stage.data.labels import encode_labels
@@ -124,6 +125,29 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         Progress bars.
     weight_column : str, default "weight"
         Column added under ``action="reweight"``.
+    drop_cap : float in [0, 1] or None, default None
+        A cap on the decisions: never drop more than this fraction of all rows; where it binds the
+        lowest-scoring drops are kept (``is_issue`` stays True). None: no global cap. Not the output
+        gate ``max_drop_fraction``, which refuses the result instead.
+    normalize_labels : sequence of {"strip", "casefold", "nfc"}, default ()
+        String labels that differ only in surrounding whitespace, case or Unicode normal form are
+        merged into one class under the normalisations listed; other collisions are refused, naming
+        them (``influence_stage.data.spelling``). Empty: every collision is refused.
+    issue_types : sequence of str or None, default None
+        Issue types found beside label issues (names in
+        ``influence_stage.decisions.issues.ISSUE_REGISTRY``). None: every data issue type up to
+        10,000 rows, only ``exact_duplicate`` above; an empty sequence: none.
+    featurize_config : FeaturizeConfig, optional
+        Featurizer settings, e.g. ``FeaturizeConfig(text_model="path/to/sentence-encoder")`` for
+        text columns; default ``FeaturizeConfig()``. Its ``seed`` is replaced by the one derived
+        from ``random_state``.
+    coerce_numeric : bool, default False
+        Read the cells of a column that is numeric except for a few (e.g. one ``"?"``) as missing
+        values instead of refusing the data (``influence_stage.data.check_numeric_columns``).
+    prune_tau : float >= 0, default 0.0
+        ``action="prune"``: floor of the reference loss of the self-influence the budget ranks by.
+    min_weight : float in (0, 1], default 0.05
+        ``action="reweight"``: lower clip of the weights.
 
     Attributes
     ----------
@@ -193,7 +217,10 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
                  model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head",
                  split: str | None = None, max_drop_fraction: float = GATE_MAX_DROP_FRACTION,
                  prune_keep: float | int | None = None, prune_high_share: float = 0.0,
-                 prune_per_class: bool = False) -> None:
+                 prune_per_class: bool = False, drop_cap: float | None = None,
+                 normalize_labels: Any = (), issue_types: Any = None,
+                 featurize_config: FeaturizeConfig | None = None, coerce_numeric: bool = False,
+                 prune_tau: float = 0.0, min_weight: float = 0.05) -> None:
         self.label_column = label_column
         self.feature_columns = feature_columns
         self.model = model
@@ -217,7 +244,13 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         self.prune_keep = prune_keep
         self.prune_high_share = prune_high_share
         self.prune_per_class = prune_per_class
-
+        self.drop_cap = drop_cap
+        self.normalize_labels = normalize_labels
+        self.issue_types = issue_types
+        self.featurize_config = featurize_config
+        self.coerce_numeric = coerce_numeric
+        self.prune_tau = prune_tau
+        self.min_weight = min_weight
 
     # -- helpers ---------------------------------------------------------------------------------
     def _check_input(self, dataset: Any, y: Any, method: str) -> tuple[str, Any, bool]:
@@ -235,7 +268,11 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
             max_fraction_per_class=self.max_fraction_per_class,
             weight_column=self.weight_column, model_builder=self.model_builder, fit_loaded=self.fit_loaded,
             hf_trainable=self.hf_trainable, split=self.split, prune_keep=self.prune_keep,
-            prune_high_share=self.prune_high_share, prune_per_class=self.prune_per_class,
+            prune_high_share=self.prune_high_share, prune_per_class=self.prune_per_class, drop_cap=self.drop_cap,
+            normalize_labels=() if self.normalize_labels is None else self.normalize_labels,
+            issue_types=self.issue_types,
+            featurize_config=self.featurize_config, coerce_numeric=self.coerce_numeric, prune_tau=self.prune_tau,
+            min_weight=self.min_weight,
         )
 
     def _output(self, kind: str, source: Any, had_row_id: bool, prepared: Prepared,
@@ -318,7 +355,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
                           fix="train the module on these rows first, or pass fit_loaded=True to train it with "
                               "fit_config.")
         refused = refusal(result.decisions.table, config, limit, "InfluenceCleaner",
-                          "max_fraction_per_class= or a stricter threshold=")
+                          "drop_cap=, max_fraction_per_class= or a stricter threshold=")
         self._refused_ = None if refused is None else str(refused)
         if refused is not None:  # after the fitted attributes: the work stays for inspection
             raise refused

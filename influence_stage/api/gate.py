@@ -49,14 +49,17 @@ def refusal(table: Any, config: CleanConfig, max_drop_fraction: float, estimator
     table : pandas.DataFrame
         The decisions table, one row per input row (``action``).
     config : CleanConfig
-        ``action="prune"`` is not bounded.
+        A policy that does not use the threshold (``action="prune"``: its budget is the drop
+        share) is not bounded.
     max_drop_fraction : float
     estimator : str
         The estimator's class name, for the message.
     caps : str
         The estimator's own arguments that cap the decisions, for the message's fix.
     """
-    if config.action == "prune":
+    from influence_stage.decisions.policies import POLICY_REGISTRY
+
+    if not POLICY_REGISTRY.get(config.action).uses_threshold:  # a budget policy: its budget is the drop share
         return None
     n = len(table)
     dropped = int((table["action"] == "drop").sum())

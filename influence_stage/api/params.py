@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.featurize import FeaturizeConfig
 from influence_stage.engine.learner import Learner
 from influence_stage.engine.scores import check_score_name
 from influence_stage.errors import InvalidTypeError
@@ -59,10 +60,12 @@ def check_config_arg(value: Any, cls: type, name: str) -> Any:
 
 
 def build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitConfig | None, random_state: Any,
-                  score: str | None = None, **fields: Any) -> tuple[CleanConfig, Any]:
+                  score: str | None = None, featurize_config: FeaturizeConfig | None = None,
+                  **fields: Any) -> tuple[CleanConfig, Any]:
     """The estimator's parameters as one CleanConfig, and the model object to pass to the steps.
 
-    ``score`` (when not None) replaces ``gex_config.score``.
+    ``score`` (when not None) replaces ``gex_config.score``. ``featurize_config`` is the
+    ``featurize`` section (``text_model``, image size, TF-IDF widths...); default ``FeaturizeConfig()``.
 
     Every seed (θ* initialisation and chains ``gex.seed``, batch order ``fit.seed``, text SVD
     ``featurize.seed``, the gmm threshold ``seed``) is derived from ``random_state`` by
@@ -73,9 +76,10 @@ def build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCon
     model = check_model(model)
     gex = check_config_arg(gex_config, GEXConfig, "gex_config") or GEXConfig()
     fit = check_config_arg(fit_config, FitConfig, "fit_config") or FitConfig()
+    featurize = check_config_arg(featurize_config, FeaturizeConfig, "featurize_config") or FeaturizeConfig()
     if score is not None:
         gex = GEXConfig.model_validate({**gex.model_dump(), "score": check_score_name(score)})
-    data: dict[str, Any] = dict(fields, gex=gex, fit=fit)
+    data: dict[str, Any] = dict(fields, gex=gex, fit=fit, featurize=featurize)
     if is_sklearn_classifier(model) and not isinstance(model, Learner):
         model, needs_fit = sklearn_learner(model, gex)
         if needs_fit:  # an unfitted estimator is trained on the data with fit_config, like a model name

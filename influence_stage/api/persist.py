@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from influence_stage.api.views import with_label_names
 from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.featurize import FeaturizeConfig
 from influence_stage.data.columns import ColumnRoles
 from influence_stage.data.labels import LabelEncoding
 from influence_stage.decisions import Decisions, ThresholdResult
@@ -91,11 +92,22 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def renamed_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``config.json`` in the keys of today's ``CleanConfig``, in memory (the file stays under its checksum).
+
+    A cleaner saved before the decision cap was renamed holds ``max_drop_fraction`` in its clean
+    configuration: the same cap, now ``drop_cap`` (``max_drop_fraction`` is the output gate's name).
+    """
+    if "max_drop_fraction" in config and "drop_cap" not in config:
+        config = {("drop_cap" if k == "max_drop_fraction" else k): v for k, v in config.items()}
+    return config
+
+
 def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
     """Estimator parameters as JSON: configs as their dumps, an in-memory model as None (not saved)."""
     out: dict[str, Any] = {}
     for key, value in params.items():
-        if isinstance(value, (GEXConfig, FitConfig)):
+        if isinstance(value, (GEXConfig, FitConfig, FeaturizeConfig)):
             out[key] = {"__config__": type(value).__name__, "value": value.model_dump(mode="json")}
         elif key == "model" and not isinstance(value, str):
             out[key] = None
@@ -112,7 +124,8 @@ def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
         if isinstance(value, dict) and "__config__" in value:
-            out[key] = {"GEXConfig": GEXConfig, "FitConfig": FitConfig}[value["__config__"]].model_validate(
+            out[key] = {"GEXConfig": GEXConfig, "FitConfig": FitConfig,
+                        "FeaturizeConfig": FeaturizeConfig}[value["__config__"]].model_validate(
                 value["value"])
         elif key == "model" and value is None:
             out[key] = "auto"
@@ -259,7 +272,7 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
             raise InvalidInputError(f"{file} changed since it was saved (sha256 differs from manifest.json). "
                                     "Fix: save it again; never edit the files of a saved cleaner.")
     est = cls(**params_from_json(manifest["params"]))
-    config = CleanConfig.model_validate(json.loads((folder / "config.json").read_text("utf-8")))
+    config = CleanConfig.model_validate(renamed_keys(json.loads((folder / "config.json").read_text("utf-8"))))
     table = pd.read_parquet(folder / "decisions.parquet")
     scores = pd.read_parquet(folder / "scores.parquet")
     n = manifest["n_rows"]

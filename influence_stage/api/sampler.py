@@ -89,6 +89,9 @@ class InfluenceSampler(IssueViews, BaseSampler):
     prune_keep, prune_high_share, prune_per_class
         ``action="prune"``, as for ``InfluenceCleaner``; the budget counts the rows of the
         classes ``sampling_strategy`` targets, the other rows are kept.
+    drop_cap : float in [0, 1] or None, default None
+        As for ``InfluenceCleaner``: a cap on the decisions (never drop more than this fraction of
+        all rows), not the output gate.
 
     Attributes
     ----------
@@ -139,7 +142,8 @@ class InfluenceSampler(IssueViews, BaseSampler):
                  sampling_strategy: Any = "auto", gex_config: GEXConfig | None = None,
                  fit_config: FitConfig | None = None, random_state: Any = None,
                  max_drop_fraction: float = GATE_MAX_DROP_FRACTION, prune_keep: float | int | None = None,
-                 prune_high_share: float = 0.0, prune_per_class: bool = False) -> None:
+                 prune_high_share: float = 0.0, prune_per_class: bool = False,
+                 drop_cap: float | None = None) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self.model = model
         self.action = action
@@ -153,6 +157,7 @@ class InfluenceSampler(IssueViews, BaseSampler):
         self.prune_keep = prune_keep
         self.prune_high_share = prune_high_share
         self.prune_per_class = prune_per_class
+        self.drop_cap = drop_cap
 
     def _check_X_y(self, X, y, accept_sparse=None):
         # Dense only: the features become a float32 tensor. A DataFrame of pandas sparse columns is
@@ -178,7 +183,7 @@ class InfluenceSampler(IssueViews, BaseSampler):
                                       random_state=self.random_state, action=self.action, score=self.score,
                                       threshold=self.threshold, relabel_rule=self.relabel_rule,
                                       prune_keep=self.prune_keep, prune_high_share=self.prune_high_share,
-                                      prune_per_class=self.prune_per_class)
+                                      prune_per_class=self.prune_per_class, drop_cap=self.drop_cap)
         y = np.asarray(y)
         check_given_module(model, np.asarray(X), y, estimator="InfluenceSampler")
         encoder = LabelEncoder().fit(y)
@@ -215,7 +220,7 @@ class InfluenceSampler(IssueViews, BaseSampler):
         warn_if_untrained(model, config.fit_loaded, np.asarray(result.base_loss), len(encoder.classes_),
                           fix="train the module on the standardised features first, or pass a model name such as "
                               "'mlp' (trained here).", stacklevel=5)
-        refused = refusal(table, config, limit, "InfluenceSampler", "a stricter threshold= or sampling_strategy=")
+        refused = refusal(table, config, limit, "InfluenceSampler", "drop_cap=, a stricter threshold= or sampling_strategy=")
         if refused is not None:  # after the fitted attributes: the work stays for inspection
             raise refused
         logger.info("InfluenceSampler: %d of %d rows kept, %d relabeled, %d reweighted", keep.size, len(y),

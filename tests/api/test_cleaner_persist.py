@@ -104,3 +104,43 @@ def test_the_untouched_save_restores_every_number(saved):
     assert loaded.threshold_ == cleaner.threshold_ and loaded.ft_lr_ == cleaner.ft_lr_
     np.testing.assert_array_equal(loaded.scores_, cleaner.scores_)
     np.testing.assert_array_equal(loaded.classes_, cleaner.classes_)
+
+
+def test_a_cleaner_saved_before_the_drop_cap_rename_loads_with_its_cap_as_drop_cap(saved, tmp_path):
+    import shutil
+
+    from influence_stage.api.persist import sha256
+
+    _, folder, _ = saved
+    old = shutil.copytree(folder, tmp_path / "old")
+    config = json.loads((old / "config.json").read_text("utf-8"))
+    del config["drop_cap"]
+    config["max_drop_fraction"] = 0.25  # the decision cap's name before the rename
+    (old / "config.json").write_text(json.dumps(config, indent=1), "utf-8")
+    data = json.loads((old / "manifest.json").read_text())
+    data["files"]["config.json"] = sha256(old / "config.json")  # as that version saved it: under its checksum
+    data["manifest_sha256"] = manifest_digest(data)
+    (old / "manifest.json").write_text(json.dumps(data, indent=1))
+    loaded = InfluenceCleaner.load(old)
+    assert loaded.config_.drop_cap == 0.25
+    assert json.loads((old / "config.json").read_text("utf-8"))["max_drop_fraction"] == 0.25  # the file untouched
+    config["max_drop_fraction"] = 0.5  # and the checksum still guards it
+    (old / "config.json").write_text(json.dumps(config, indent=1), "utf-8")
+    with pytest.raises(InvalidInputError, match=r"config.json changed since it was saved"):
+        InfluenceCleaner.load(old)
+
+
+def test_the_renamed_key_is_read_only_where_drop_cap_is_absent():
+    from influence_stage.api.persist import renamed_keys
+
+    assert renamed_keys({"max_drop_fraction": 0.2, "action": "drop"}) == {"drop_cap": 0.2, "action": "drop"}
+    assert renamed_keys({"drop_cap": 0.1}) == {"drop_cap": 0.1}
+
+
+def test_a_featurize_config_parameter_is_saved_and_restored():
+    from influence_stage.api.persist import params_from_json, params_to_json
+    from influence_stage.config.featurize import FeaturizeConfig
+
+    params = InfluenceCleaner(featurize_config=FeaturizeConfig(text_model="enc", text_components=8)).get_params()
+    back = params_from_json(json.loads(json.dumps(params_to_json(params))))
+    assert back["featurize_config"] == FeaturizeConfig(text_model="enc", text_components=8)
