@@ -224,7 +224,8 @@ def build_report(
     issue_types : mapping of str to int, optional
         Issue type → rows flagged for it (``stage.issues.issue_counts``; an estimator's
         ``issue_summary()["n_issues"]``). Default: the ``summary``'s ``"issue types"`` entry (the
-        pipeline's summary has one), with its ``"exact duplicates dropped"`` entry shown beside.
+        pipeline's summary has one), with its ``"exact duplicates dropped"`` entry shown beside; the
+        summary table then leaves the ``"issue types"`` entry out.
     harm : pandas.DataFrame, optional
         ``harm`` (float, higher = more harmful to the reference loss) and ``harm_rank`` (int, 1 = the
         most harmful flagged row, 0 = not flagged) per row, aligned with the table
@@ -281,6 +282,9 @@ def build_report(
                      ("true noise rate (ground truth)", float(truth_mask.mean()))]
     if summary is not None and roles_line(summary.get("columns")) is not None:
         summary = {**summary, "columns": roles_line(summary["columns"])}
+    types = _issue_type_counts(issue_types, summary)
+    if types and summary is not None and "issue types" in summary:  # shown as a table in its own section
+        summary = {k: v for k, v in summary.items() if k != "issue types"}
     rows = _summary_rows(computed, summary, aliases)
     ranking = "score" if score_name is None else str(score_name)
 
@@ -331,7 +335,6 @@ def build_report(
             "truly mislabeled rows, each of unit area. An estimator without distributional bias separates "
             "the two groups; AUROC and AP rank its raw scores against the ground truth.</p>",
         ))
-    types = _issue_type_counts(issue_types, summary)
     if types:
         parts.append(_section("issue_types", _issue_types_html(
             types, summary, None if harm is None else _check_harm(harm, n), t, names)))

@@ -687,6 +687,8 @@ def test_issue_types_section_from_the_summary_with_counts_and_shares(data):
     assert '<td>null</td><td class="num">0</td><td class="num">0.0%</td>' in section
     assert "Exact duplicates dropped (every copy after the first): 3." in section
     assert "harm rank" not in section  # no harm given
+    summary_table = doc.split('<section id="summary">')[1].split("</section>")[0]
+    assert "issue types" not in summary_table and "<th>exact duplicates dropped</th><td class=\"num\">3</td>" in summary_table
     # the section sits before the top rows
     assert doc.index('<section id="issue_types">') < doc.index('<section id="top_rows">')
     # no issue types (no entry, or an empty one): no section
