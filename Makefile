@@ -30,7 +30,7 @@ serve: $(STAMP)
 	$(BIN)/influence-stage server start
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
