@@ -92,6 +92,10 @@ class InfluenceSampler(IssueViews, BaseSampler):
     drop_cap : float in [0, 1] or None, default None
         As for ``InfluenceCleaner``: a cap on the decisions (never drop more than this fraction of
         all rows), not the output gate.
+    prune_tau : float >= 0, default 0.0
+        ``action="prune"``, as for ``InfluenceCleaner``.
+    min_weight : float in (0, 1], default 0.05
+        ``action="reweight"``: lower clip of ``sample_weight_``.
 
     Attributes
     ----------
@@ -143,7 +147,7 @@ class InfluenceSampler(IssueViews, BaseSampler):
                  fit_config: FitConfig | None = None, random_state: Any = None,
                  max_drop_fraction: float = GATE_MAX_DROP_FRACTION, prune_keep: float | int | None = None,
                  prune_high_share: float = 0.0, prune_per_class: bool = False,
-                 drop_cap: float | None = None) -> None:
+                 drop_cap: float | None = None, prune_tau: float = 0.0, min_weight: float = 0.05) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self.model = model
         self.action = action
@@ -158,6 +162,8 @@ class InfluenceSampler(IssueViews, BaseSampler):
         self.prune_high_share = prune_high_share
         self.prune_per_class = prune_per_class
         self.drop_cap = drop_cap
+        self.prune_tau = prune_tau
+        self.min_weight = min_weight
 
     def _check_X_y(self, X, y, accept_sparse=None):
         # Dense only: the features become a float32 tensor. A DataFrame of pandas sparse columns is
@@ -183,7 +189,8 @@ class InfluenceSampler(IssueViews, BaseSampler):
                                       random_state=self.random_state, action=self.action, score=self.score,
                                       threshold=self.threshold, relabel_rule=self.relabel_rule,
                                       prune_keep=self.prune_keep, prune_high_share=self.prune_high_share,
-                                      prune_per_class=self.prune_per_class, drop_cap=self.drop_cap)
+                                      prune_per_class=self.prune_per_class, drop_cap=self.drop_cap,
+                                      prune_tau=self.prune_tau, min_weight=self.min_weight)
         y = np.asarray(y)
         check_given_module(model, np.asarray(X), y, estimator="InfluenceSampler")
         encoder = LabelEncoder().fit(y)

@@ -42,45 +42,25 @@ def test_the_new_parameters_reach_their_fields_and_survive_clone_and_set_params(
     assert InfluenceCleaner()._config()[0].normalize_labels == ()
 
 
-def test_the_sampler_takes_drop_cap():
-    sampler = InfluenceSampler(drop_cap=0.05)
-    assert sampler.get_params()["drop_cap"] == 0.05 and clone(sampler).drop_cap == 0.05
+def test_the_sampler_takes_drop_cap_prune_tau_and_min_weight():
+    sampler = InfluenceSampler(drop_cap=0.05, prune_tau=0.1, min_weight=0.2)
+    assert {k: clone(sampler).get_params()[k] for k in ("drop_cap", "prune_tau", "min_weight")} == {
+        "drop_cap": 0.05, "prune_tau": 0.1, "min_weight": 0.2}
 
 
-@pytest.mark.parametrize("params, error, words", [
-    ({"drop_cap": 1.5}, InvalidInputError, "drop_cap"),
-    ({"normalize_labels": ["upper"]}, InvalidInputError, "normalize_labels"),
-    ({"issue_types": "outlier"}, InvalidInputError, "issue_types is a list of issue type names"),
-    ({"issue_types": ["typo"]}, InvalidInputError, "typo"),
-    ({"featurize_config": {"text_model": "enc"}}, InvalidTypeError, "featurize_config must be a FeaturizeConfig"),
-])
-def test_bad_values_are_named_at_fit(params, error, words):
-    with pytest.raises(error) as info:
-        InfluenceCleaner(**params)._config()
-    assert words in str(info.value)
-
-
-def test_the_gate_skips_the_policies_that_do_not_use_the_threshold():
-    from influence_stage.api.gate import refusal
-    from influence_stage.config import CleanConfig
-
-    table = pd.DataFrame({"action": ["drop"] * 6 + ["keep"] * 4})
-    drop = refusal(table, CleanConfig(), 0.3, "InfluenceCleaner", "drop_cap=")
-    assert drop is not None and "6 of 10 rows (60.0%)" in str(drop) and "drop_cap=" in str(drop)
-    assert refusal(table, CleanConfig(action="prune", prune_keep=0.4), 0.3, "InfluenceCleaner", "drop_cap=") is None
-    assert refusal(table, CleanConfig(), 0.6, "InfluenceCleaner", "drop_cap=") is None
-
-
-def test_drop_cap_caps_the_fitted_drops(tmp_path):
-    from sklearn.datasets import load_digits
+def test_min_weight_clips_the_samplers_weights():
+    from sklearn.datasets import load_breast_cancer
 
     from influence_stage.config import FitConfig, GEXConfig
 
-    X, y = load_digits(return_X_y=True)
-    X, y = X[:120], y[:120].copy()
-    y[:30] = (y[:30] + 1) % 10  # a quarter of the labels wrong: more flagged rows than the cap allows
-    kwargs = dict(gex_config=GEXConfig(chains=2, cycles=2, ft_lr=0.4), fit_config=FitConfig(epochs=3),
-                  random_state=0, threshold="budget:0.3", max_fraction_per_class=None)
-    capped = InfluenceCleaner(drop_cap=0.1, **kwargs).fit(X, y)
-    dropped = int((capped.issues_["action"] == "drop").sum())
-    assert dropped == 12 and int(capped.issues_["is_issue"].sum()) == 36  # 10% of 120; the flags stay
+    X, y = load_breast_cancer(return_X_y=True)
+    weights = {}
+    for min_weight in (0.05, 0.45):
+        sampler = InfluenceSampler(action="reweight", min_weight=min_weight, threshold="budget:0.2", random_state=0,
+                                   gex_config=GEXConfig(chains=2, cycles=2, ft_lr=0.4), fit_config=FitConfig(epochs=3))
+        with pytest.warns(UserWarning):
+            sampler.fit_resample(X[:150], y[:150])
+        assert sampler.config_.min_weight == min_weight
+        weights[min_weight] = sampler.sample_weight_
+    assert float(weights[0.05].min()) < 0.45  # the clip binds: the same fit, its low weights raised to 0.45
+    np.testing.assert_array_equal(weights[0.45], np.clip(weights[0.05], 0.45, 1.0))
