@@ -138,3 +138,32 @@ def test_the_pre_check_reads_the_distinct_labels_of_a_csv_too(tmp_path):
 def test_curate_takes_dask_flags(flags, dask, workers):
     args = _parser().parse_args(["curate", "--source", "s", *flags])
     assert (args.dask, args.dask_workers) == (dask, workers)
+
+
+def test_curate_refuses_an_address_and_a_local_worker_count_together(monkeypatch):
+    from influence_stage.orchestration import curate
+
+    monkeypatch.setattr(curate, "curate_config", lambda args: object())
+    monkeypatch.setattr(curate, "preflight", lambda config: None)
+    monkeypatch.setattr(curate, "curate_on_dask", lambda *a, **k: pytest.fail("no cluster may start"))
+    args = _parser().parse_args(["curate", "--dask", "tcp://10.0.0.1:8786", "--dask-workers", "2"])
+    with pytest.raises(InvalidInputError, match=r"--dask tcp://10.0.0.1:8786 names an existing cluster and "
+                                                r"--dask-workers 2 asks for a local one. Fix: give one of them."):
+        curate.run_curate(args)
+
+
+def test_curate_dask_flags_reach_the_dask_runner(monkeypatch, capsys):
+    from influence_stage.orchestration import curate
+
+    seen = {}
+    summary = {"markdown": "done", "published": "p", "report": "r"}
+    monkeypatch.setattr(curate, "curate_config", lambda args: "config")
+    monkeypatch.setattr(curate, "preflight", lambda config: None)
+    monkeypatch.setattr(curate, "curate_on_dask", lambda config, **kw: seen.update(kw) or summary)
+    assert curate.run_curate(_parser().parse_args(["curate", "--dask-workers", "3"])) == 0
+    assert seen == {"address": None, "n_workers": 3}
+    assert curate.run_curate(_parser().parse_args(["curate", "--dask"])) == 0
+    assert seen == {"address": None, "n_workers": 2}
+    assert curate.run_curate(_parser().parse_args(["curate", "--dask", "tcp://h:8786"])) == 0
+    assert seen == {"address": "tcp://h:8786", "n_workers": 2}
+    assert capsys.readouterr().out.count("published: p") == 3
