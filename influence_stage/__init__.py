@@ -23,6 +23,7 @@ from influence_stage.errors import (
 )
 
 _LAZY = {
+    "FeaturizeConfig": "influence_stage.config",
     "FitConfig": "influence_stage.config",
     "GEXConfig": "influence_stage.config",
     "CleanConfig": "influence_stage.config",
@@ -60,7 +61,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "CheckpointError", "CleanConfig", "FitConfig", "GEXConfig", "GEXResult", "HFLearner", "InfluenceCleaner",
+    "CheckpointError", "CleanConfig", "FeaturizeConfig", "FitConfig", "GEXConfig", "GEXResult", "HFLearner", "InfluenceCleaner",
     "InfluenceSampler", "InfluenceStageError", "InvalidInputError", "InvalidTypeError", "Learner",
     "MissingDependencyError", "SklearnLearner", "TensorData", "TorchLearner", "ValidationFailedError", "__version__",
     "cross_influence", "cross_influence_topk", "deviation", "gex", "gex_self_influence",

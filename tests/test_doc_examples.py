@@ -30,6 +30,8 @@ DOCUMENTED = [
     ("influence_stage.publish.read", "load_published", 8),
     ("influence_stage.pipeline.local", "LocalExecutor", 8),
     ("influence_stage.pipeline.step", "Plan", 4),
+    ("influence_stage.api.cleaner", "InfluenceCleaner", 10),
+    ("influence_stage.api.sampler", "InfluenceSampler", 7),
 ]
 
 

@@ -6,7 +6,7 @@ One job per module: ``inputs`` (the input forms), ``params``
 ``views`` (issues, summary, report), ``fitted_data`` (is it the
 fitted data?), ``gate`` (the drop-share gate that keeps a refused fit),
 ``output`` (``set_output``, ``get_feature_names_out``),
-``model_checks`` (a passed model's sizes; untrained θ*) and
+``model_checks`` (a passed model's sizes; untrained ``θ*``) and
 ``persist`` (save / load without pickle).
 
 ``InfluenceSampler`` needs the optional package imbalanced-learn (the ``dev`` extra); without it this

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     """Find and fix suspicious rows of a labelled dataset with GEX self-influence.
 
-    ``fit`` loads the data, featurizes it, trains (or takes) a model θ*, builds the geometric
+    ``fit`` loads the data, featurizes it, trains (or takes) a model ``θ*``, builds the geometric
     ensemble, scores every row and decides what happens to it; ``transform`` applies those decisions
     to the same dataset. Higher scores are more suspicious (typically a wrong label).
 
@@ -64,19 +64,19 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         (``SGDClassifier(loss="log_loss")``, ``MLPClassifier(solver="sgd")``), driven by
         ``SklearnLearner`` on a copy: unfitted, it is trained
         with ``fit_config`` on the featurized (standardised) rows; fitted (on those features, with
-        the label codes ``0..K-1`` as classes), it is θ* as it is; a torch checkpoint ("checkpoint:<path>" or a path ending in .pt, .pth, .bin or
+        the label codes ``0..K-1`` as classes), it is ``θ*`` as it is; a torch checkpoint ("checkpoint:<path>" or a path ending in .pt, .pth, .bin or
         .safetensors; see ``influence_stage.engine.checkpoint.load_model``) or a local Hugging Face
-        classifier folder ("hf:<folder>", text or image feature columns), loaded and used as θ*;
-        or a trained module / learner used as θ*. See
+        classifier folder ("hf:<folder>", text or image feature columns), loaded and used as ``θ*``;
+        or a trained module / learner used as ``θ*``. See
         ``influence_stage.stage.steps.make_model_step``. A module given with arrays is checked
         against them first (input features and classes, both numbers named; see
-        ``influence_stage.api.model_checks``); a given model used as θ* as it is draws a
+        ``influence_stage.api.model_checks``); a given model used as ``θ*`` as it is draws a
         ``UserWarning`` when it looks untrained (mean training loss at least 0.9 ``log(K)``).
     model_builder : {"mlp", "cnn"} or None, default None
         Architecture of a checkpoint whose sidecar ``<file>.meta.json`` does not name one.
     fit_loaded : bool, default False
         Train a loaded or given model with ``fit_config`` before scoring, instead of using it as
-        θ* as it is.
+        ``θ*`` as it is.
     hf_trainable : str, default "head"
         Parameters of an "hf:" model that SGD moves: "head", "all" or "last:N".
     action : {"drop", "relabel", "reweight", "none", "prune"}, default "drop"
@@ -107,9 +107,9 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     gex_config : GEXConfig, optional
         Members, perturbation scale and scores; default ``GEXConfig()``.
     fit_config : FitConfig, optional
-        Training recipe of θ*; default ``FitConfig()``.
+        Training recipe of ``θ*``; default ``FitConfig()``.
     random_state : int, RandomState or None, default None
-        Every seed (θ* initialisation, chains, batch order, text SVD, the gmm threshold) is drawn
+        Every seed (``θ*`` initialisation, chains, batch order, text SVD, the gmm threshold) is drawn
         from ``check_random_state(random_state)``, replacing the seeds in ``gex_config`` /
         ``fit_config``: an int gives the same scores on every fit; None gives fresh randomness
         (numpy's global random state, as in scikit-learn). Pass an int for reproducible results.
@@ -143,7 +143,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
         from ``random_state``.
     coerce_numeric : bool, default False
         Read the cells of a column that is numeric except for a few (e.g. one ``"?"``) as missing
-        values instead of refusing the data (``influence_stage.data.check_numeric_columns``).
+        values instead of refusing the data (``influence_stage.data.columns.check_numeric_columns``).
     prune_tau : float >= 0, default 0.0
         ``action="prune"``: floor of the reference loss of the self-influence the budget ranks by.
     min_weight : float in (0, 1], default 0.05
@@ -190,7 +190,7 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     classes_ : ndarray, shape ``(n_classes,)`` str
         Class names; code ``k`` of ``issues_`` is ``classes_[k]``.
     learner_ : Learner
-        The model at θ*.
+        The model at ``θ*``.
     result_ : GEXResult
         Everything GEX computed (loss matrix, base losses, ``ft_lr``...).
     pipeline_ : PipelineResult
@@ -204,6 +204,26 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     feature_names_in_ : ndarray, shape ``(n_features_in_,)`` object
         Only after ``fit(X_dataframe, y)`` with string column names. The names out are
         ``get_feature_names_out``; ``set_output`` chooses numpy or pandas for ``X_res``.
+
+    Examples
+    --------
+    A DataFrame with a label column: 80 rows, the first four labels flipped (a small run, ``θ*``
+    trained 5 epochs, 2 chains × 2 cycles = 4 members; a few seconds on a CPU):
+
+    >>> import numpy as np, pandas as pd
+    >>> from influence_stage import FitConfig, GEXConfig, InfluenceCleaner
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(80, 4))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> y[:4] = 1 - y[:4]
+    >>> df = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(label=y)
+    >>> cleaner = InfluenceCleaner(label_column="label", random_state=0,
+    ...                            gex_config=GEXConfig(chains=2, cycles=2, ft_lr=0.1), fit_config=FitConfig(epochs=5))
+    >>> cleaned = cleaner.fit_transform(df)
+    >>> len(cleaned) == len(df) - int((cleaner.issues_["action"] == "drop").sum())
+    True
+    >>> list(cleaner.get_issues("issues").columns[:4])
+    ['row_id', 'score', 'gex_influence', 'label_quality']
     """
 
     _refused_: str | None = None  # the output gate's message when the last fit was refused

@@ -19,7 +19,7 @@ from influence_stage.engine.checkpoint import check_model
 from influence_stage.errors import InvalidInputError
 
 UNTRAINED_LOSS_SHARE = 0.9
-"""The untrained rule: a given θ* whose mean training loss (cross-entropy on the given labels) is at
+"""The untrained rule: a given ``θ*`` whose mean training loss (cross-entropy on the given labels) is at
 least this share of ``log(K)``, the loss of a uniform guess over the K classes, is taken as untrained.
 A randomly initialised network scores about ``log(K)``; measured on 200 digits rows (10 classes, log 10 =
 2.30): 2.37 for a fresh 64-32-10 MLP, 1.15 for the stage's MLP after only 5 epochs."""
@@ -32,7 +32,7 @@ def check_given_module(model: Any, X: np.ndarray, y: np.ndarray, *, estimator: s
     ----------
     model : any
         Checked only when it is a ``torch.nn.Module`` and ``X`` is 2-D (tabular rows are
-        standardised, not reshaped, before θ* sees them, so the input size is ``X.shape[1]``).
+        standardised, not reshaped, before ``θ*`` sees them, so the input size is ``X.shape[1]``).
     X : ndarray, shape ``(n_samples, n_features)``
     y : ndarray, shape ``(n_samples,)``
         Labels of any type; their distinct values are the classes.
@@ -54,7 +54,7 @@ def check_given_module(model: Any, X: np.ndarray, y: np.ndarray, *, estimator: s
 
 def warn_if_untrained(model: Any, fit_loaded: bool, base_loss: np.ndarray, n_classes: int, *, fix: str,
                       stacklevel: int = 4) -> None:
-    """Warn (``UserWarning``) when a given model used as θ* looks untrained (``UNTRAINED_LOSS_SHARE``).
+    """Warn (``UserWarning``) when a given model used as ``θ*`` looks untrained (``UNTRAINED_LOSS_SHARE``).
 
     Parameters
     ----------
@@ -64,7 +64,7 @@ def warn_if_untrained(model: Any, fit_loaded: bool, base_loss: np.ndarray, n_cla
     fit_loaded : bool
         The stage trained the given model first: nothing to check.
     base_loss : ndarray, shape ``(n_samples,)``
-        Per-row loss at θ* on the given labels (``GEXResult.base_loss``).
+        Per-row loss at ``θ*`` on the given labels (``GEXResult.base_loss``).
     n_classes : int
     fix : str
         What the user can do, in the estimator's own arguments.

@@ -67,7 +67,7 @@ def build_config(*, model: Any, gex_config: GEXConfig | None, fit_config: FitCon
     ``score`` (when not None) replaces ``gex_config.score``. ``featurize_config`` is the
     ``featurize`` section (``text_model``, image size, TF-IDF widths...); default ``FeaturizeConfig()``.
 
-    Every seed (θ* initialisation and chains ``gex.seed``, batch order ``fit.seed``, text SVD
+    Every seed (``θ*`` initialisation and chains ``gex.seed``, batch order ``fit.seed``, text SVD
     ``featurize.seed``, the gmm threshold ``seed``) is derived from ``random_state`` by
     ``influence_stage.seeds.derive_seeds`` (the rule the CLI's ``--seed`` follows too), replacing
     the seeds of the given configs: an int gives the same seeds (and scores) every time, None draws

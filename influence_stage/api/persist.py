@@ -143,7 +143,7 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
     columns of ``issues_``, when the fit ran any; their summary is the manifest's ``issue_summary``), ``scores.parquet`` (``row_id, score,
     gex_influence, p_issue, base_loss``), ``arrays.safetensors`` (loss matrix, base losses,
     out-of-sample probabilities when computed) and ``members.safetensors`` (the members'
-    tensors, ``member.<j>.<name>``). The model θ* itself is not saved (``learner_``).
+    tensors, ``member.<j>.<name>``). The model ``θ*`` itself is not saved (``learner_``).
 
     Parameters
     ----------
@@ -225,7 +225,7 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
 
     ``manifest.json`` is checked against its own digest (``manifest_sha256``), every other file
     against the sha256 the manifest holds, and the tables against each other; ``transform`` refuses any dataset whose fingerprint differs from the fitted one (as
-    after ``fit``). ``learner_``, ``result_`` and ``pipeline_`` are None (θ* is not saved);
+    after ``fit``). ``learner_``, ``result_`` and ``pipeline_`` are None (``θ*`` is not saved);
     ``fit`` works again when the parameters are strings and configs (an in-memory model
     given as ``model=`` is not saved: ``model`` is then ``"auto"``).
 

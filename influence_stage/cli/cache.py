@@ -1,4 +1,4 @@
-"""``influence-stage cache info | clear``: the run cache (θ*, members, loss matrices).
+"""``influence-stage cache info | clear``: the run cache (``θ*``, members, loss matrices).
 
 ``clear`` deletes only a folder the stage created: a cleaning run writes ``MARKER`` into its
 cache folder when it creates it (or finds it empty), before anything is cached. A folder without

@@ -4,6 +4,7 @@ The same objects are the parameters of the Prefect flows, the CLI and the estima
 
 ``fit``          ``FitConfig`` (training of ``θ*``) and ``GEXConfig`` (members, scale, scores):
                  the engine's sections, importable from the lowest layer
+``featurize``    ``FeaturizeConfig`` (the featurizers' settings, e.g. a local sentence encoder)
 ``model_spec``   ``parse_model_spec``: which model a ``model`` string names
 ``clean``        ``CleanConfig`` (every setting of one run), its YAML reader, ``config_fingerprint``
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from influence_stage.config.featurize import FeaturizeConfig
 from influence_stage.config.fit import DEFAULT_LR_GRID, FitConfig, GEXConfig
 
 _LAZY = {
@@ -38,4 +40,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'influence_stage.config' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_LR_GRID", "FitConfig", "GEXConfig", *_LAZY]
+__all__ = ["DEFAULT_LR_GRID", "FeaturizeConfig", "FitConfig", "GEXConfig", *_LAZY]

@@ -225,6 +225,14 @@ class BiasScores(Step):
         return bias_scores(context["result"], context["prepared"], context["features"])
 
 
+def _harm_of(issues: Any) -> Any:
+    """The issues step's ``harm`` and ``harm_rank`` per row (for the report's harm table), when it has them."""
+    table = getattr(issues, "table", None)
+    if table is None or not {"harm", "harm_rank"} <= set(table.columns):
+        return None
+    return table[["harm", "harm_rank"]]
+
+
 class Publish(Step):
     """The HTML report (with the distributional-bias figure when there are bias scores) and the published version."""
 
@@ -240,7 +248,7 @@ class Publish(Step):
         html = build_report(decisions.table, class_names=names, threshold=decisions.threshold.value,
                             truth=truth_mask(p, context["features"].row_ids), gallery=gallery(prepared),
                             summary=summary, title=f"influence_stage: {p.name}", bias_scores=context.get("bias"),
-                            score_name=summary.get("score"))
+                            score_name=summary.get("score"), harm=_harm_of(context.get("issues")))
         cleaned = context["cleaned"]
         if row_id_was_added(cleaned):  # the stage's own ids: published in the manifest, not as a data column
             cleaned = cleaned.remove_columns(ROW_ID)

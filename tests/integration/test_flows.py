@@ -79,6 +79,8 @@ def test_flow_end_to_end_then_cached_rerun(tmp_path, small_source, monkeypatch):
     from influence_stage.orchestration.cache_folder import is_marked
 
     assert is_marked(p.cache_dir)  # the flow marks the cache it creates, so `cache clear` may delete it
+    html = (tmp_path / "pub" / "small" / "v0001" / "report.html").read_text()
+    assert "Issue types" in html and "harm rank" in html.lower()  # the issues step's counts and harm table
 
     # the flow's chain task (probe chains continued, the rest from θ*) gives the library's scores
     library = run_pipeline(small_source, p.clean)
