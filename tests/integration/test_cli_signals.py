@@ -11,6 +11,7 @@ These start the console script with a temporary Prefect server (about a minute e
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,11 +40,11 @@ def tiny_source(tmp_path_factory) -> Path:
     return path
 
 
-def _start(tmp_path: Path, source: Path) -> subprocess.Popen:
+def _start(tmp_path: Path, source: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen([CLI, "clean", "--source", str(source), "--name", NAME, "--publish-root",
-                             str(tmp_path / "pub"), "--cache-dir", str(tmp_path / "cache")],
+                             str(tmp_path / "pub"), "--cache-dir", str(tmp_path / "cache"), *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its own group: a group signal does not reach pytest
 
@@ -147,7 +148,7 @@ def test_a_signal_stops_the_run_with_one_line_no_child_left_and_no_half_version(
 
 
 def test_a_finished_run_exits_promptly_after_printing_its_result(tmp_path, tiny_source):
-    proc = _start(tmp_path, tiny_source)
+    proc = _start(tmp_path, tiny_source, "--progress")  # stderr is a pipe: progress as plain lines
     printed = None
     try:
         assert proc.stdout is not None
@@ -163,6 +164,9 @@ def test_a_finished_run_exits_promptly_after_printing_its_result(tmp_path, tiny_
             proc.wait()
     assert printed is not None and proc.returncode == 0, rest[1][-2000:]
     assert exited - printed <= 3.0, f"{exited - printed:.2f} s between the result and the exit"
+    err = rest[1]
+    assert "\r" not in err and "\x1b" not in err  # a log file of a --progress run: no carriage returns, no escapes
+    assert re.search(r"\d+/\d+", err), err[-1000:]  # the bars' counts ("50/50"), as plain lines
     assert _version_state(tmp_path) == (["v0001"], [])
     time.sleep(1.0)
     assert _marked_by(proc.pid) == []  # no process it started (the temporary Prefect server) is left
