@@ -12,6 +12,8 @@ Issue types only describe rows; what happens to a row is the policy's business
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,7 +66,7 @@ class IssueResult:
     summary: dict[str, Any]
 
 
-class IssueType:
+class IssueType(ABC):
     """One kind of issue: a class registered in ``ISSUE_REGISTRY``.
 
     Attributes
@@ -87,9 +89,9 @@ class IssueType:
         """The table columns of its score and flag: ``<name>_score``, ``is_<name>_issue``."""
         return f"{cls.name}_score", f"is_{cls.name}_issue"
 
+    @abstractmethod
     def detect(self, x: IssueInputs) -> IssueResult:
         """Score and flag every row."""
-        raise NotImplementedError
 
 
 #: Every issue type, one class each.

@@ -11,6 +11,8 @@ Pure numpy: no models, no torch.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,7 +81,7 @@ class PolicyOutcome:
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(ABC):
     """One decision policy: a frozen dataclass registered in ``POLICY_REGISTRY``.
 
     Its fields are its options (all with defaults, or ``missing_options`` explains the missing
@@ -105,9 +107,9 @@ class Policy:
     removes_rows: ClassVar[bool] = False
     needs_proba: ClassVar[bool] = False
 
+    @abstractmethod
     def act(self, x: PolicyInputs) -> PolicyOutcome:
         """The action and weight of every row."""
-        raise NotImplementedError
 
     @staticmethod
     def keep_all(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,8 @@ the error messages and the config read the registry's names.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import logging
 import math
 import numbers
@@ -293,7 +295,7 @@ class ThresholdInputs:
         return _logistic_p(self.log_scores, value, self.eps)
 
 
-class Threshold:
+class Threshold(ABC):
     """One threshold method: a class registered in ``THRESHOLD_REGISTRY``.
 
     A subclass implements ``flag``; one that takes a parameter (``"name:x"``) sets ``param``
@@ -336,9 +338,9 @@ class Threshold:
             )
         return x
 
+    @abstractmethod
     def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
         """``(is_issue (n,) bool, value, p_issue (n,) float64)`` with the contract of ``ThresholdResult``."""
-        raise NotImplementedError
 
 
 #: Every threshold method, one class each.

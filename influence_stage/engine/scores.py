@@ -29,6 +29,8 @@ Each score is one class in ``SCORE_REGISTRY`` (``docs/extending.md`` adds one). 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -71,7 +73,7 @@ class ScoreInputs:
         return self_influence(self.L, self.base, tau=self.tau, trim=min(self.trim, max(np.shape(self.L)[1] - 2, 0)))
 
 
-class Score:
+class Score(ABC):
     """One ranking score: a class registered in ``SCORE_REGISTRY``.
 
     A subclass sets the class attributes that describe what it needs and how it is scaled, and
@@ -104,9 +106,9 @@ class Score:
     rank_based: ClassVar[bool] = False
     gex_scale: ClassVar[bool] = False
 
+    @abstractmethod
     def compute(self, x: ScoreInputs) -> np.ndarray:
         """The score of every row, ``(n_samples,) float64``, higher = more suspicious."""
-        raise NotImplementedError
 
 
 #: Every ranking score accepted as ``score=``, one class each.

@@ -15,6 +15,8 @@ reading a configuration imports none of them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import copy
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +91,7 @@ class LearnerRequest:
     eval_batch_cap: int | None = None
 
 
-class ModelSource:
+class ModelSource(ABC):
     """One way to name or give ``θ*``; registered in ``MODEL_SOURCE_REGISTRY``.
 
     A string source claims a ``model`` string by its registered name (``builds``), its ``prefix``
@@ -134,10 +136,10 @@ class ModelSource:
     def check(self, spec: ModelSpec, model: str) -> None:
         """Look at the filesystem for the file or folder ``spec`` names (nothing to check by default)."""
 
+    @abstractmethod
     def learner(self, model: Any, request: LearnerRequest) -> tuple[Any, bool]:
         """A learner for ``model`` (a ``ModelSpec`` or the claimed object), and whether it still
         needs training on the given labels."""
-        raise NotImplementedError
 
     def digest(self, spec: ModelSpec) -> str | None:
         """Content hash of what ``spec`` names, for the cache keys (None: the string says it all)."""
