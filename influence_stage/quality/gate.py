@@ -26,7 +26,6 @@ from influence_stage.quality.accounting import accounting_frame
 from influence_stage.quality.summaries import (
     column_names,
     input_column_summary,
-    numeric_columns,
     output_column_summary,
 )
 from influence_stage.quality.suites import (
@@ -164,14 +163,7 @@ def _per_column_detail(r: dict[str, Any]) -> str:
                                                      ("columns out of order", moved)) if cols]
         more = f" ({r['unexpected_count']} columns in all)" if r["unexpected_count"] > len(names) else ""
         return "; ".join(parts) + more
-    if r["meta"].get("per_column") == "missing values":
-        parts = []
-        for d, count in zip(index, r["unexpected_values"]):
-            at = d.get("first_missing_row_id")
-            first = "" if _missing(at) else f", the first at row_id {int(at)}"
-            parts.append(f"column {d.get('column')!r} has {count} null or NaN value(s){first}")
-    else:
-        parts = [f"column {c!r} not found" for c in names]
+    parts = [f"column {c!r} not found" for c in names]
     more = f" ({r['unexpected_count']} columns in all)" if r["unexpected_count"] > len(parts) else ""
     return "; ".join(parts) + more
 
@@ -469,15 +461,17 @@ def validate_input(
     """Run the ``input`` suite on a labelled dataset.
 
     Checks: the label column, ``row_id`` and every feature column exist; labels are not null and
-    in ``class_names``; numeric feature columns have no nulls / NaN; ``row_id`` is not null and
-    unique; every declared class has at least ``min_rows_per_class`` rows (a failure names the
-    class).
+    in ``class_names``; ``row_id`` is not null and unique; every declared class has at least
+    ``min_rows_per_class`` rows (a failure names the class).
+
+    Null or NaN cells in feature columns do not fail the suite: a row with one is a ``null`` issue,
+    found and reported downstream (``influence_stage.issues``), not a reason to refuse the dataset.
+    The feature columns are checked for presence from the schema alone.
 
     Parameters
     ----------
     df_or_ds : datasets.Dataset or pandas.DataFrame
-        ``n`` rows with a ``row_id`` column. Only the label, ``row_id`` and numeric feature
-        columns are read.
+        ``n`` rows with a ``row_id`` column. Only the label and ``row_id`` columns are read.
     label_column : str
         The label column (``ClassLabel``, integer, bool, float or string).
     feature_columns : sequence of str
@@ -501,7 +495,6 @@ def validate_input(
             or min_rows_per_class < 0:
         raise InvalidInputError(f"min_rows_per_class must be an integer >= 0; found {min_rows_per_class!r}.")
 
-    numeric = numeric_columns(df_or_ds, [c for c in features if c != label_column])
     suites = build_input_suites(label_column=label_column)
 
     rows = _frame(df_or_ds, [ROW_ID, label_column])
@@ -514,13 +507,13 @@ def validate_input(
     class_counts = pd.DataFrame({"class": pd.Series(classes, dtype=object), "n_rows": n_rows})
 
     batches = [
-        Batch("columns", input_column_summary(df_or_ds, label_column=label_column, feature_columns=features,
-                                              numeric=numeric), ("column", "first_missing_row_id")),
+        Batch("columns", input_column_summary(df_or_ds, label_column=label_column, feature_columns=features),
+              ("column",)),
         Batch("rows", rows, (ROW_ID,)),
         Batch("class_counts", class_counts, ("class",)),
     ]
     parameters = {"class_set": classes, "min_rows_per_class": int(min_rows_per_class)}
-    columns_used = {"label_column": label_column, "feature_columns": features, "numeric_feature_columns": numeric}
+    columns_used = {"label_column": label_column, "feature_columns": features}
     return run_suite("input", suites, batches, parameters, columns_used)
 
 

@@ -21,7 +21,7 @@ from influence_stage.quality.accounting import FROM_INPUT
 logger = logging.getLogger(__name__)
 
 
-SUITE_VERSIONS: dict[str, int] = {"input": 2, "output": 6}
+SUITE_VERSIONS: dict[str, int] = {"input": 3, "output": 6}
 """Version of each suite; bump it whenever its expectations change (``write_suite_files`` checks)."""
 
 
@@ -83,8 +83,7 @@ COLUMN_SUMMARY_NOTE = (
 
 COLUMN_SUMMARY_BATCH_NOTE = (
     "A summary, not the data: one row per required column (the label, row_id, each feature column) with "
-    "label_present / row_id_present / feature_present (None on rows of another role) and, for numeric feature "
-    "columns, missing_values (nulls + NaN over all rows) and first_missing_row_id."
+    "label_present / row_id_present / feature_present (None on rows of another role)."
 )
 OUTPUT_COLUMN_SUMMARY_BATCH_NOTE = (
     "A summary, not the data: one row per column of the expected list (the input's columns, plus the weight "
@@ -122,10 +121,12 @@ def make_suite(gx: Any, suite: str, batch: str, expectations: list[Any], notes: 
 def build_input_suites(*, label_column: str) -> dict[str, Any]:
     """The ``input`` suite: one GE ``ExpectationSuite`` per batch.
 
-    The column checks (label, ``row_id`` and every feature column present; numeric feature
-    columns without nulls / NaN) run on a summary with one row per column
-    (``influence_stage.quality.summaries.input_column_summary``): one expectation per property
-    covers any number of feature columns, so the suite does not depend on the feature columns.
+    The column checks (label, ``row_id`` and every feature column present) run on a summary with
+    one row per column (``influence_stage.quality.summaries.input_column_summary``): one
+    expectation per property covers any number of feature columns, so the suite does not depend
+    on the feature columns. Null / NaN cells in feature columns do not fail the suite: they are
+    the stage's ``null`` issue type, found and reported downstream. Null labels and null
+    ``row_id`` values do fail it.
 
     Parameters
     ----------
@@ -152,11 +153,6 @@ def build_input_suites(*, label_column: str) -> dict[str, Any]:
                                         description="every feature column is present",
                                         meta={"key": "feature_column_present", "per_column": "not found"},
                                         notes=COLUMN_SUMMARY_NOTE),
-        gxe.ExpectColumnValuesToBeInSet(column="missing_values", value_set=[0],
-                                        description="numeric feature columns have no nulls or NaN",
-                                        meta={"key": "numeric_feature_not_null", "per_column": "missing values"},
-                                        notes=COLUMN_SUMMARY_NOTE + " Nulls and NaN are counted over every row "
-                                        "of each numeric feature column."),
     ]
     rows = [
         gxe.ExpectColumnValuesToNotBeNull(column=label_column, description="every row has a label",

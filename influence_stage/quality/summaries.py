@@ -2,8 +2,7 @@
 
 A wide table (784 pixel columns, 1,024 embedding columns) must not cost one Great Expectations
 expectation, one ``Dataset.features`` copy or one Arrow read per column. The gates therefore
-derive small frames with one row per column (is it present, how many values are missing, what is
-its feature type) with whole-table operations, and express each property as *one* expectation
+derive small frames with one row per column (is it present, what is its feature type) with whole-table operations, and express each property as *one* expectation
 over that frame (see ``influence_stage.quality.suites``).
 """
 
@@ -116,41 +115,22 @@ def missing_values(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]
 
 
 def input_column_summary(data: datasets.Dataset | pd.DataFrame, *, label_column: str,
-                         feature_columns: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
+                         feature_columns: Sequence[str]) -> pd.DataFrame:
     """The input suite's ``columns`` batch: one row per required column (label, ``row_id``, features).
 
     Columns: ``column`` (the name); ``label_present`` / ``row_id_present`` / ``feature_present``
-    (True / False on the rows of that role, None elsewhere, which GE column-map expectations skip);
-    ``missing_values`` (nulls + NaN, numeric feature columns only) and ``first_missing_row_id``.
+    (True / False on the rows of that role, None elsewhere, which GE column-map expectations skip).
+    Built from the schema alone: no row of the data is read.
     """
-    present = set(column_names(data))
-    roles = [("label_present", label_column), ("row_id_present", ROW_ID)] + \
-        [("feature_present", c) for c in feature_columns]
-    names = np.asarray([c for _, c in roles], dtype=object)
-    is_present = np.asarray([c in present for c in names], dtype=object)
+    names = np.asarray([label_column, ROW_ID, *feature_columns], dtype=object)
+    is_present = pd.Index(column_names(data)).get_indexer(names) >= 0  # one hash lookup for all columns
+    role_of = np.asarray(["label_present", "row_id_present"] + ["feature_present"] * len(feature_columns),
+                         dtype=object)
     frame: dict[str, Any] = {"column": pd.Series(names, dtype=object)}
-    role_of = np.asarray([r for r, _ in roles], dtype=object)
     for role in ("label_present", "row_id_present", "feature_present"):
-        values = is_present.copy()
+        values = is_present.astype(object)
         values[role_of != role] = None
         frame[role] = pd.Series(values, dtype=object)
-    counts, first = missing_values(data, numeric)
-    missing = pd.array(np.zeros(len(names), dtype=np.int64), dtype="Int64")
-    first_id = pd.array(np.zeros(len(names), dtype=np.int64), dtype="Int64")
-    measured = np.zeros(len(names), dtype=bool)
-    if len(numeric):
-        # numeric features sit at their rows among the feature rows (offset 2: label, row_id)
-        position = {c: 2 + i for i, c in enumerate(feature_columns)}
-        at = np.asarray([position[c] for c in numeric], dtype=np.int64)
-        measured[at] = True
-        missing[at] = counts
-        has_first = np.asarray([v is not None for v in first])
-        first_id[at[has_first]] = np.asarray([v for v in first if v is not None], dtype=np.int64)
-        first_id[at[~has_first]] = pd.NA
-    missing[~measured] = pd.NA
-    first_id[~measured] = pd.NA
-    frame["missing_values"] = pd.Series(missing)
-    frame["first_missing_row_id"] = pd.Series(first_id)
     return pd.DataFrame(frame)
 
 

@@ -137,10 +137,10 @@ def test_input_suite_passes_on_good_data(label_kind):
     assert report.suite == "input" and report.suite_version == SUITE_VERSIONS["input"]
     keys = [r["key"] for r in report.results]
     assert keys[:2] == ["label_column_present", "row_id_present"] and keys[-1] == "rows_per_class"  # suite order
-    # label, row_id, features present and numeric features not null: one each over the column summary,
-    # however many feature columns; label x2, row_id x2 on the rows; one per-class check.
-    assert len(keys) == 4 + 4 + 1
-    assert keys.count("feature_column_present") == 1 and keys.count("numeric_feature_not_null") == 1
+    # label, row_id and features present: one each over the column summary, however many feature
+    # columns; label x2, row_id x2 on the rows; one per-class check.
+    assert len(keys) == 3 + 4 + 1
+    assert keys.count("feature_column_present") == 1
     summary = report.ge_results["columns"].results[0].expectation_config
     assert summary.meta["per_column"] == "not found" and "summary" in summary.notes
     assert report.parameters["class_set"] == CLASSES
@@ -230,15 +230,22 @@ def test_input_duplicated_row_id_fails():
     assert r["column"] == "row_id" and r["unexpected_count"] == 2 and set(r["unexpected_values"]) == {102}
 
 
-def test_input_nan_in_numeric_feature_fails_naming_the_column():
+def test_input_nan_or_null_in_numeric_features_passes_but_null_label_or_row_id_fails():
+    # missing feature cells are the null issue type, reported downstream, not a reason to refuse the data
     df = _input().to_pandas()
     df.loc[3, "x0"] = np.nan
+    df["n"] = df["n"].astype("Int64")
+    df.loc[[4, 8], "n"] = pd.NA
     report = validate_input(df, label_column="label", feature_columns=FEATURES, class_names=CLASSES)
-    assert _failed(report) == {"numeric_feature_not_null"}
-    r = _result(report, "numeric_feature_not_null")
-    assert r["unexpected_values"] == [1] and r["unexpected_count"] == 1
-    assert [(d["column"], d["first_missing_row_id"]) for d in r["unexpected_index"]] == [("x0", 103)]
-    assert "column 'x0' has 1 null or NaN value(s), the first at row_id 103" in report.failures()[0]
+    assert report.success, report.failures()
+    ds = datasets.Dataset.from_pandas(df, preserve_index=False)
+    assert ds.features["n"].dtype == "int64" and ds["n"][4] is None
+    assert validate_input(ds, label_column="label", feature_columns=FEATURES, class_names=CLASSES).success
+    df.loc[6, "label"] = None
+    df.loc[9, "row_id"] = None
+    report = validate_input(df, label_column="label", feature_columns=FEATURES, class_names=CLASSES)
+    assert _failed(report) == {"label_not_null", "row_id_not_null"}
+    assert [d["row_id"] for d in _result(report, "label_not_null")["unexpected_index"]] == [106]
 
 
 def test_input_argument_errors():
@@ -517,7 +524,8 @@ def test_write_suite_files_refuses_a_change_without_a_version_bump(tmp_path):
     doc = json.loads((tmp_path / "input.json").read_text())
     doc["batches"]["rows"]["expectations"].pop()
     (tmp_path / "input.json").write_text(json.dumps(doc))
-    with pytest.raises(InvalidInputError, match=r"suite 'input' changed but its version is still 2"):
+    stale = rf"suite 'input' changed but its version is still {SUITE_VERSIONS['input']}"
+    with pytest.raises(InvalidInputError, match=stale):
         write_suite_files(tmp_path)
 
 

@@ -77,7 +77,7 @@ def test_gates_pass_on_a_wide_table_with_as_many_expectations_as_a_narrow_one():
     narrow = load_source(_wide(3))
     wide_in, narrow_in = _check_in(ds), _check_in(narrow, features=NAMES[:3])
     assert wide_in.success and narrow_in.success, wide_in.failures()
-    assert len(wide_in.results) == len(narrow_in.results) == 9
+    assert len(wide_in.results) == len(narrow_in.results) == 8
     out, manifest = _output(ds)
     report = _check_out(out, ds, manifest)
     assert report.success, report.failures()
@@ -85,14 +85,13 @@ def test_gates_pass_on_a_wide_table_with_as_many_expectations_as_a_narrow_one():
     assert len(report.results) == len(_check_out(narrow_out, narrow, narrow_manifest).results) == 23
 
 
-def test_a_nan_in_one_of_many_columns_fails_naming_column_count_and_row():
+def test_nans_in_many_feature_columns_pass_the_input_gate():
+    # null / NaN feature cells are the null issue type, found downstream; the gate refuses nothing for them
     df = _wide()
     df.loc[[5, 17], "px217"] = np.nan
+    df.loc[:, "px299"] = np.nan
     report = _check_in(load_source(df))
-    assert _failed(report) == {"numeric_feature_not_null"}
-    r = _result(report, "numeric_feature_not_null")
-    assert r["unexpected_count"] == 1 and r["unexpected_values"] == [2]
-    assert "column 'px217' has 2 null or NaN value(s), the first at row_id 5" in report.failures()[0]
+    assert report.success, report.failures()
 
 
 def test_a_missing_feature_column_among_many_fails_naming_it():
