@@ -51,7 +51,7 @@ class TokenCache:
 
         An existing complete file is reused as it is (the caller's path carries the cache key).
         """
-        from influence_stage.engine.causal_lm import _iter_documents
+        from influence_stage.engine.lm_windows import _iter_documents
 
         path = Path(path)
         if path.is_file():

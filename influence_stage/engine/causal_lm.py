@@ -33,15 +33,17 @@ so that the GEX machinery scores documents instead of labelled rows:
 ``corpus_gex`` runs it all: members, one pass over the corpus per member (and one at θ*), the loss
 matrix ``(n_documents, n_members)`` (in memory or a memory-mapped file) and the exact GEX
 self-influence (``influence.self_influence``).
+
+The pieces live in modules of their own: reading data and the chunking rule
+(``influence_stage.engine.lm_windows``), the trainable part (``influence_stage.engine.lm_trainable``)
+and GEX on a corpus (``influence_stage.engine.lm_gex``); their public names import from here too.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -53,13 +55,15 @@ from tqdm.auto import tqdm
 
 from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError
 from influence_stage.engine.hf import _seeded_rng, require
-from influence_stage.engine.influence import DEFAULT_TAU, self_influence
 from influence_stage.engine.learner import CosineSchedule, LRSchedule, State
-from influence_stage.engine.members import member_seed, run_chains
+from influence_stage.engine.lm_gex import CorpusGEX, corpus_gex, lm_members
+from influence_stage.engine.lm_trainable import check_lm_trainable, lm_trainable_names
+from influence_stage.engine.lm_windows import (_is_stream, _is_tokens, _iter_documents, _n_documents,
+                                              _Window, chunk_ids, pack_batches)
+from influence_stage.engine.members import member_seed
 
 logger = logging.getLogger(__name__)
 
-_LAST_N = re.compile(r"^last:(\d+)$")
 #: Documents read from a stream before their windows are packed into batches.
 DEFAULT_BUFFER_DOCS = 256
 #: Default window length when the model allows it.
@@ -68,142 +72,6 @@ DEFAULT_MAX_LENGTH = 512
 EVAL_DTYPES = ("float32", "bfloat16")
 #: Seconds between progress log lines while scoring a stream.
 LOG_EVERY_S = 30.0
-
-
-# -- data --------------------------------------------------------------------------------------------
-
-
-def _is_stream(data: Any) -> bool:
-    return hasattr(data, "iter_texts") and callable(data.iter_texts)
-
-
-def _is_tokens(data: Any) -> bool:
-    """Token data (``data.tokens.TokenCache`` / ``TokenSlice``): documents already tokenized."""
-    return hasattr(data, "token_ids") and callable(data.token_ids) and hasattr(data, "take")
-
-
-def _check_text(text: Any, row: int) -> str:
-    if not isinstance(text, str):
-        raise InvalidTypeError(f"document {row} is {type(text).__name__}, not a string; every document must be text. "
-                               "Fix: drop or fill missing documents first.")
-    if not text.strip():
-        raise InvalidInputError(f"document {row} is empty; a causal language model cannot score it. Fix: drop empty "
-                                "documents first (the curation flow does).")
-    return text
-
-
-def _iter_documents(data: Any, *, shuffle_seed: int | None = None) -> Iterator[str]:
-    if _is_stream(data):
-        it = data.iter_texts(shuffle_seed=shuffle_seed)
-    elif isinstance(data, (list, tuple)):
-        if shuffle_seed is None:
-            it = iter(data)
-        else:
-            order = np.random.default_rng(shuffle_seed).permutation(len(data))
-            it = (data[int(i)] for i in order)
-    else:
-        raise InvalidTypeError("CausalLMLearner takes a list of strings or a corpus stream (an object with "
-                               f"iter_texts()); found {type(data).__name__}.")
-    for row, text in enumerate(it):
-        yield _check_text(text, row)
-
-
-def _n_documents(data: Any) -> int | None:
-    try:
-        return int(len(data))
-    except TypeError:
-        return None
-
-
-@dataclass
-class _Window:
-    doc: int
-    ids: list[int]
-
-
-def chunk_ids(ids: Sequence[int], max_length: int, max_chunks: int | None = None) -> list[list[int]]:
-    """Windows of ``max_length`` tokens overlapping by one token (the module's chunking rule).
-
-    Parameters
-    ----------
-    ids : sequence of int
-        A document's token ids (with its ``bos`` in front, if any).
-    max_length : int
-        Tokens per window, at least 2.
-    max_chunks : int, optional
-        Keep only the first windows.
-
-    Returns
-    -------
-    list of list of int
-        Every token after the first is a prediction target in exactly one window.
-    """
-    step = max_length - 1
-    out = [list(ids[s:s + max_length]) for s in range(0, max(len(ids) - 1, 1), step)]
-    return out[:max_chunks] if max_chunks is not None else out
-
-
-def pack_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Indices of windows grouped into batches of at most ``batch_tokens`` padded tokens, longest first.
-
-    A batch of ``r`` windows whose longest has ``m`` tokens costs ``r * m`` tokens; a single window
-    longer than the budget gets a batch of its own.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        m = max(longest, lengths[i])
-        if current and m * (len(current) + 1) > batch_tokens:
-            batches.append(current)
-            current, m = [], lengths[i]
-        current.append(i)
-        longest = m
-    if current:
-        batches.append(current)
-    return batches
-
-
-# -- the learner --------------------------------------------------------------------------------------
-
-
-def check_lm_trainable(spec: Any) -> str:
-    """``spec`` if it is ``"all"`` or ``"last:N"`` (N >= 1), else InvalidInputError."""
-    if spec == "all" or (isinstance(spec, str) and (m := _LAST_N.match(spec)) and int(m.group(1)) >= 1):
-        return spec
-    raise InvalidInputError(f"trainable must be 'all' or 'last:N' with N >= 1 (e.g. 'last:2'); found {spec!r}.")
-
-
-def lm_trainable_names(model: nn.Module, trainable: str) -> list[str]:
-    """Parameter names ``trainable`` leaves trainable: every one, or the last N blocks and what follows them.
-
-    ``"last:N"``: the last N blocks of the model's list of transformer blocks (its largest
-    ``nn.ModuleList``) and every parameter registered after that list (the final layer norm, an
-    untied output layer). Tied input embeddings are not among them.
-    """
-    check_lm_trainable(trainable)
-    names = [n for n, _ in model.named_parameters()]
-    if trainable == "all":
-        return names
-    n_blocks = int(trainable.split(":")[1])
-    best, best_size = None, -1
-    for name, m in model.named_modules():
-        if isinstance(m, nn.ModuleList) and len(m) > 0:
-            size = sum(p.numel() for p in m.parameters())
-            if size > best_size:
-                best, best_size = (name, m), size
-    if best is None:
-        raise InvalidInputError(f"trainable={trainable!r} needs a model with a list of blocks (nn.ModuleList); "
-                                f"{type(model).__name__} has none. Use trainable='all'.")
-    list_name, blocks = best
-    if n_blocks > len(blocks):
-        raise InvalidInputError(f"trainable={trainable!r} asks for the last {n_blocks} blocks, but {list_name} has "
-                                f"{len(blocks)}.")
-    prefixes = tuple(f"{list_name}.{i}." for i in range(len(blocks) - n_blocks, len(blocks)))
-    in_list = [i for i, n in enumerate(names) if n.startswith(f"{list_name}.")]
-    chosen = {n for n in names if n.startswith(prefixes)} | set(names[in_list[-1] + 1:])
-    return [n for n in names if n in chosen]
 
 
 class CausalLMLearner:
@@ -595,104 +463,5 @@ class CausalLMLearner:
         return float(math.exp(total / max(count, 1)))
 
 
-# -- GEX on a corpus ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class CorpusGEX:
-    """What ``corpus_gex`` computed.
-
-    Attributes
-    ----------
-    self_influence : ``(n,) float64`` the exact GEX self-influence of each document.
-    base_loss : ``(n,) float32`` each document's mean token loss at θ*.
-    loss_matrix : ``(n, M) float32`` the members' losses (a ``np.memmap`` when a path was given).
-    n_members : int
-    ft_lr : float
-    timings : wall seconds per step.
-    """
-
-    self_influence: np.ndarray
-    base_loss: np.ndarray
-    loss_matrix: np.ndarray
-    n_members: int
-    ft_lr: float
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def perplexity(self) -> np.ndarray:
-        """Per-document perplexity at θ*, ``exp(base_loss)``: the classic baseline score."""
-        return np.exp(self.base_loss.astype(np.float64))
-
-
-def lm_members(learner: CausalLMLearner, data: Any, *, chains: int, cycles: int, steps: int, ft_lr: float,
-               seed: int = 0, progress: bool = False) -> list[State]:
-    """Members from cycles of continued pre-training from θ* (the learner's current state), chain-major.
-
-    ``chains`` chains of ``cycles`` cosine cycles of ``steps`` SGD steps peaking at ``ft_lr``; the
-    end of each cycle is one member (``members.run_chains``). The learner is left at θ*.
-    """
-    if chains * cycles < 2:
-        raise InvalidInputError(f"GEX needs at least 2 members; chains × cycles = {chains} × {cycles}.")
-    if not (isinstance(ft_lr, (int, float)) and ft_lr > 0):
-        raise InvalidInputError(f"ft_lr must be a positive number for a language model; found {ft_lr!r}.")
-    start = learner.get_state()
-    states = run_chains(learner, data, start=start, rates=[float(ft_lr)] * chains, cycles=cycles,
-                        steps=int(steps), seed=seed, progress=progress, desc="members")
-    learner.set_state(start)
-    return [s for chain in states for s in chain]
-
-
-def corpus_gex(learner: CausalLMLearner, data: Any, *, chains: int = 4, cycles: int = 2, steps: int = 50,
-               ft_lr: float = 0.05, seed: int = 0, tau: float = DEFAULT_TAU, members: list[State] | None = None,
-               loss_path: str | Path | None = None, progress: bool = False) -> CorpusGEX:
-    """GEX self-influence of every document of ``data`` from θ* (the learner's current state).
-
-    Parameters
-    ----------
-    learner : CausalLMLearner
-        At θ*.
-    data : list of str or corpus stream
-        The documents (module docstring); a stream is read once at θ* and once per member.
-    chains, cycles, steps, ft_lr, seed
-        Members (``lm_members``); ignored when ``members`` is given.
-    tau : float
-        Floor of the reference loss (``influence.self_influence``).
-    members : list of State, optional
-        Members built before (e.g. by a cached flow task).
-    loss_path : path, optional
-        Keep the loss matrix in this ``.npy`` file, opened as a memory map, instead of in memory.
-
-    Returns
-    -------
-    CorpusGEX
-    """
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    if members is None:
-        members = lm_members(learner, data, chains=chains, cycles=cycles, steps=steps, ft_lr=ft_lr, seed=seed,
-                             progress=progress)
-    timings["members"] = time.perf_counter() - t
-    t = time.perf_counter()
-    start = learner.get_state()
-    base = learner.per_sample_loss(data, progress=progress, desc="score θ*")
-    n = len(base)
-    if loss_path is not None:
-        L = np.lib.format.open_memmap(str(loss_path), mode="w+", dtype=np.float32, shape=(n, len(members)))
-    else:
-        L = np.empty((n, len(members)), dtype=np.float32)
-    try:
-        for m, state in enumerate(members):
-            learner.set_state(state)
-            col = learner.per_sample_loss(data, progress=progress, desc=f"score member {m + 1}/{len(members)}")
-            if len(col) != n:
-                raise InvalidInputError(f"the corpus gave {len(col)} documents to member {m} but {n} at θ*; a "
-                                        "stream must yield the same documents on every pass.")
-            L[:, m] = col
-    finally:
-        learner.set_state(start)
-    if isinstance(L, np.memmap):
-        L.flush()
-    timings["losses"] = time.perf_counter() - t
-    return CorpusGEX(self_influence=self_influence(L, base, tau=tau), base_loss=base, loss_matrix=L,
-                     n_members=len(members), ft_lr=float(ft_lr), timings=timings)
+__all__ = ["DEFAULT_BUFFER_DOCS", "DEFAULT_MAX_LENGTH", "EVAL_DTYPES", "CausalLMLearner", "CorpusGEX",
+           "check_lm_trainable", "chunk_ids", "corpus_gex", "lm_members", "lm_trainable_names", "pack_batches"]

@@ -1,0 +1,184 @@
+"""The curation plan's last steps: the budget applied, the curated shards written, validated, reported, published.
+
+Steps of ``influence_stage.pipeline.curate.CURATE``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from influence_stage.data.arrow import ROW_ID
+from influence_stage.decisions.prune import prune
+from influence_stage.pipeline.context import RunContext
+from influence_stage.pipeline.curate_inputs import texts_of
+from influence_stage.pipeline.curate_model import cycle_steps
+from influence_stage.pipeline.curate_scores import reference_influence
+from influence_stage.pipeline.step import Step
+
+logger = logging.getLogger(__name__)
+
+
+def build_manifest(inv: pd.DataFrame, scored: np.ndarray, scores: np.ndarray, base_loss: np.ndarray,
+                   result: Any) -> pd.DataFrame:
+    """One row per input document (``validation`` suite ``corpus``'s ``MANIFEST_COLUMNS``)."""
+    n = len(inv)
+    status = inv["status"].to_numpy(dtype=object).copy()
+    full_score = np.full(n, np.nan)
+    full_base = np.full(n, np.nan)
+    idx = np.flatnonzero(scored)
+    full_score[idx] = scores
+    full_base[idx] = base_loss
+    status[idx] = result.reason
+    return pd.DataFrame({
+        ROW_ID: inv["row"].to_numpy(dtype=np.int64),
+        "doc_id": inv["doc_id"].astype(str).to_numpy(),
+        "status": status,
+        "action": np.where(status == "kept", "keep", "drop"),
+        "score": full_score,
+        "base_loss": full_base,
+        "n_chars": inv["n_chars"].to_numpy(dtype=np.int64),
+        "content_hash": inv["content_hash"].to_numpy(dtype=object),
+        "duplicate_of": inv["duplicate_of"].to_numpy(dtype=np.int64),
+    })
+
+
+class Prune(Step):
+    """The budget on the run's score (``decisions.prune``) and the manifest of every input document.
+
+    ``score: self``: the self-influence, removals from both ends by ``high_share``. ``score:
+    reference``: the cross-influence on the reference (``reference_influence``), the documents
+    that help it least removed (status ``redundant``).
+    """
+
+    name, reads, writes, timing, task = ("prune", ("scores", "inventory", "scored", "n_keep"), ("pruned", "manifest"),
+                                         "write + validate", False)
+
+    def run(self, context: RunContext) -> Any:
+        scores = context["scores"]
+        score = scores["self_influence"]
+        if context.config.score == "reference":
+            score = reference_influence(scores, context["reference"])
+        result = prune(score, context["n_keep"], high_share=context.config.high_share)
+        return result, build_manifest(context["inventory"], context["scored"], score, scores["base_loss"], result)
+
+
+class WriteCurated(Step):
+    """The kept documents, every input column plus ``row_id`` and ``self_influence``, as a Dataset memory-mapped
+    from Arrow files under a working folder (never held whole in memory; removed when the run ends)."""
+
+    name, reads, writes, timing = "write-curated", ("corpus", "manifest"), ("curated",), "write + validate"
+
+    def run(self, context: RunContext) -> Any:
+        import datasets
+
+        c = context.config
+        workdir = context.values.setdefault("workdir", tempfile.TemporaryDirectory(prefix="curate-"))
+        manifest = context["manifest"]
+        keep = manifest["status"].eq("kept").to_numpy()
+        paths = context["corpus"].write_parquet_shards(
+            Path(workdir.name) / "shards", keep, extra={ROW_ID: manifest[ROW_ID].to_numpy(),
+                                                       "self_influence": manifest["score"].to_numpy(),
+                                                       "base_loss": manifest["base_loss"].to_numpy()},
+            max_rows=c.output_shard_rows, max_bytes=c.output_shard_bytes)
+        context.values["output_shards"] = paths
+        return datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(Path(workdir.name) / "arrow"))
+
+
+class ValidateCorpus(Step):
+    """The ``corpus`` suite on the curated documents and the manifest; a failure stops the run, nothing is published."""
+
+    name, reads, writes, timing = ("validate-corpus", ("curated", "manifest", "pruned", "scored"), ("report",),
+                                   "write + validate")
+
+    def run(self, context: RunContext) -> Any:
+        from influence_stage.quality.corpus import document_frame, validate_corpus
+
+        c, n_scored = context.config, int(context["scored"].sum())
+        n_keep = context["pruned"].n_keep
+        report = validate_corpus(document_frame(context["curated"], c.text_column), context["manifest"],
+                                 n_input=len(context["corpus"]), n_scored=n_scored,
+                                 budget_fraction=n_keep / max(n_scored, 1)
+                                 if isinstance(c.budget, numbers.Integral) else float(c.budget),
+                                 min_chars=c.min_chars, max_chars=c.max_chars, dedup=c.dedup)
+        report.raise_if_failed()
+        return report
+
+
+class CorpusReport(Step):
+    """The run's summary and the HTML report (score histogram, samples, near-duplicate groups)."""
+
+    name, reads, writes, timing, task = ("report", ("manifest", "pruned", "near", "inventory"), ("summary", "html"),
+                                         "report + publish", False)
+
+    def run(self, context: RunContext) -> Any:
+        from influence_stage.report.corpus import build_corpus_report, sample_rows
+
+        c, manifest, result, near = context.config, context["manifest"], context["pruned"], context["near"]
+        n_scored = int(context["scored"].sum())
+        samples = sample_rows(manifest)
+        wanted = {i for ids in samples.values() for i in ids} | {g[0] for g in near[:10]}
+        texts = texts_of(context["corpus"], wanted)
+        counts = manifest["status"].value_counts().to_dict()
+        summary = {"documents in": int(len(context["inventory"])), "documents scored": n_scored,
+                   "documents kept": int(result.n_keep), **{f"status {k}": int(v) for k, v in sorted(counts.items())},
+                   "budget": c.budget, "high share": c.high_share, "score": c.score,
+                   "kept fraction of scored": round(result.n_keep / n_scored, 6),
+                   "near-duplicate groups": len(near), "members": c.chains * c.cycles,
+                   "ft_lr": c.ft_lr, "trainable": c.trainable, "model": c.model,
+                   "low cut": result.low_cut, "high cut": result.high_cut,
+                   "member steps per cycle": cycle_steps(c, n_scored),
+                   "scoring passes evaluated": int(context.get("passes_evaluated", 0)),
+                   "output shards": len(context.get("output_shards", []))}
+        seconds = {f"seconds {k}": round(v, 3) for k, v in context.timings.items()}
+        html = build_corpus_report(manifest, texts=texts, summary={**summary, **seconds}, low_cut=result.low_cut,
+                                   high_cut=result.high_cut, near_duplicates=near,
+                                   title=f"influence_stage curation: {c.name}")
+        return summary, html
+
+
+class PublishCorpus(Step):
+    """The curated corpus published as a version, with the manifest, the report and the near-duplicate groups."""
+
+    name, reads, writes, timing = ("publish", ("curated", "manifest", "report", "html", "near", "summary"),
+                                   ("published",), "report + publish")
+
+    def run(self, context: RunContext) -> Any:
+        from influence_stage.publish.versions import publish
+
+        c = context.config
+        extra = {"near_duplicates.json": json.dumps(context["near"]).encode()}
+        for path in context.get("output_shards", []):  # the curated corpus as Parquet shards under the size limit
+            extra[f"shards/{path.name}"] = path.read_bytes()
+        return publish(context["curated"], context["manifest"], root=c.publish_root, name=c.name,
+                       config=c.model_dump(mode="json"), validation_reports=[context["report"]],
+                       report_html=context["html"], extra_files=extra, fingerprint=context.fingerprint,
+                       summary=context["summary"])
+
+
+class CurateOutcome(Step):
+    """The run's outcome: the summary with the published path, the timings and a markdown table."""
+
+    name, reads, timing, task = "outcome", ("published", "summary"), "outcome", False
+
+    def run(self, context: RunContext) -> Any:
+        published, summary = context["published"], context["summary"]
+        summary["published"] = str(published.path)
+        summary["report"] = str(Path(published.path) / "report.html")
+        summary["timings"] = context.timings.rounded()
+        summary["seconds"] = round(sum(context.timings.values()), 2)
+        summary["markdown"] = "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in summary.items()
+                                                                 if k not in ("timings",)])
+        logger.info("published %s (%d → %d documents)", published.path, summary["documents in"],
+                    summary["documents kept"])
+        context.stop(summary)
+
+
+__all__ = ["CorpusReport", "CurateOutcome", "Prune", "PublishCorpus", "ValidateCorpus", "WriteCurated", "build_manifest"]

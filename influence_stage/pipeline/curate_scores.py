@@ -1,0 +1,161 @@
+"""The curation plan's scoring steps: the loss matrix as work units with done-flags, the reference's losses.
+
+Steps of ``influence_stage.pipeline.curate.CURATE``; ``score_pass`` is one work unit, run in
+process, as a Prefect task or on a Dask worker.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from influence_stage.errors import InvalidInputError
+from influence_stage.pipeline.context import RunContext, digest
+from influence_stage.pipeline.curate_inputs import reference_texts
+from influence_stage.pipeline.curate_model import _member_key
+from influence_stage.pipeline.step import MappedStep, Step, WorkUnits
+
+logger = logging.getLogger(__name__)
+
+
+def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: int, out: str) -> bool:
+    """One scoring work unit: the losses of documents ``start .. stop - 1`` at ``θ*`` (``member`` None) or at
+    the member saved in ``member``, saved to ``out`` (``.npy``) with a done-flag ``out + ".done"``.
+
+    A unit whose done-flag exists returns at once; returns whether it evaluated the pass. The
+    learner is copied first, so units on threads of one process never share weights.
+    """
+    import torch
+
+    done = Path(out + ".done")
+    if done.exists():
+        return False
+    own = copy.copy(learner)
+    own.model = copy.deepcopy(learner.model)
+    if member is not None:
+        own.set_state(torch.load(member, map_location=own.device, weights_only=True))
+    losses = own.per_sample_loss(tokens.slice(start, stop))
+    tmp = Path(f"{out}.{os.getpid()}.tmp.npy")
+    np.save(tmp, losses)
+    os.replace(tmp, out)
+    done.touch()
+    return True
+
+
+class LossMatrix(MappedStep):
+    """The loss matrix and the exact GEX self-influence, as work units: one per (document range ×
+    pass), a pass being ``θ*`` or one member (``score_pass``).
+
+    Everything lives under ``cache_dir/curate/<key>/``: the members' states (``members/<m>.pt``), each
+    unit's losses and done-flag (``passes/``), the gathered matrix (``loss_matrix.npy``, memory
+    mapped). After a kill, a re-run evaluates only the units without a done-flag. ``shard_docs``
+    documents per range.
+    """
+
+    name, reads, writes, timing = "loss-matrix", ("learner", "tokens", "members"), ("scores",), "scores"
+    unit_name = "score-pass"
+    unit_retries = 1
+
+    def _folder(self, context: RunContext) -> Path:
+        c = context.config
+        key = digest(_member_key(context), "passes", c.batch_tokens, c.eval_dtype)
+        return Path(c.cache_dir).resolve() / "curate" / key
+
+    def units(self, context: RunContext) -> WorkUnits:
+        import torch
+
+        c, folder, members = context.config, self._folder(context), context["members"]
+        (folder / "members").mkdir(parents=True, exist_ok=True)
+        (folder / "passes").mkdir(parents=True, exist_ok=True)
+        paths: list[str | None] = [None]
+        for m, state in enumerate(members):
+            path = folder / "members" / f"{m}.pt"
+            if not path.exists():
+                tmp = path.with_name(f".{m}.{os.getpid()}.tmp")
+                torch.save(state, tmp)
+                os.replace(tmp, path)
+            paths.append(str(path))
+        n = len(context["tokens"])
+        ranges = [(s, min(s + c.shard_docs, n)) for s in range(0, n, c.shard_docs)]
+        items, names = [], []
+        for p, member in enumerate(paths):
+            tag = "theta" if member is None else f"m{p - 1}"
+            for s, e in ranges:
+                items.append({"member": member, "start": s, "stop": e,
+                              "out": str(folder / "passes" / f"{tag}-{s}-{e}.npy")})
+                names.append(f"score-pass {tag} docs {s}-{e}")
+        context.values["pass_folder"] = folder
+        return WorkUnits(fn=score_pass, shared={"learner": context["learner"], "tokens": context["tokens"]},
+                         items=items, names=names, bounded=True)
+
+    def run(self, context: RunContext) -> Any:
+        units = self.units(context)
+        return self.gather(context, units, [units.fn(**units.shared, **item) for item in units.items])
+
+    def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
+        from influence_stage.engine.influence import self_influence
+
+        folder, n, n_members = context["pass_folder"], len(context["tokens"]), len(context["members"])
+        L = np.lib.format.open_memmap(str(folder / "loss_matrix.npy"), mode="w+", dtype=np.float32,
+                                      shape=(n, n_members))
+        base = np.empty(n, dtype=np.float32)
+        for item in units.items:
+            col = np.load(item["out"])
+            s, e = item["start"], item["stop"]
+            if len(col) != e - s:
+                raise InvalidInputError(f"scoring pass {item['out']} holds {len(col)} losses for documents {s}..{e}; "
+                                        "the pass file is stale. Fix: remove the cache folder "
+                                        f"{str(folder)!r} and run again.")
+            if item["member"] is None:
+                base[s:e] = col
+            else:
+                L[s:e, int(Path(item["member"]).stem)] = col
+        L.flush()
+        evaluated = int(sum(bool(r) for r in results))
+        context.values["passes_evaluated"] = evaluated
+        logger.info("scoring passes: %d evaluated, %d reused from their done-flags", evaluated,
+                    len(results) - evaluated)
+        return {"self_influence": self_influence(L, base, tau=context.config.tau), "base_loss": base,
+                "loss_matrix": L, "timings": {}}
+
+
+class ReferenceLosses(Step):
+    """``score: reference``: the reference corpus's losses at ``θ*`` ``(r,)`` and at each member ``(r, M)``,
+    in process (the reference is small)."""
+
+    name, reads, writes, timing = "reference-losses", ("learner", "members"), ("reference",), "scores"
+
+    def applies(self, context: RunContext) -> bool:
+        return context.config.score == "reference"
+
+    def run(self, context: RunContext) -> Any:
+        learner, members = context["learner"], context["members"]
+        texts = reference_texts(context.config)
+        start = learner.get_state()
+        base = learner.per_sample_loss(texts)
+        L = np.empty((len(texts), len(members)), dtype=np.float32)
+        try:
+            for m, state in enumerate(members):
+                learner.set_state(state)
+                L[:, m] = learner.per_sample_loss(texts)
+        finally:
+            learner.set_state(start)
+        return {"base_loss": base, "loss_matrix": L}
+
+
+def reference_influence(scores: dict[str, Any], reference: dict[str, Any]) -> np.ndarray:
+    """Each document's GEX cross-influence on the reference's mean loss (``influence.mean_test_loss_influence``
+    of the loss deviations from ``θ*``), ``(n,) float64``: higher, its losses move with the reference's."""
+    from influence_stage.engine.influence import mean_test_loss_influence
+
+    D = np.asarray(scores["loss_matrix"], dtype=np.float64) - scores["base_loss"].astype(np.float64)[:, None]
+    R = reference["loss_matrix"].astype(np.float64) - reference["base_loss"].astype(np.float64)[:, None]
+    return mean_test_loss_influence(D, R)
+
+
+__all__ = ["LossMatrix", "ReferenceLosses", "reference_influence", "score_pass"]
