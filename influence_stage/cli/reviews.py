@@ -108,6 +108,15 @@ def run(args: argparse.Namespace) -> int:
         if out.exists() and not args.overwrite:
             raise InvalidInputError(f"{out} exists; import-reviews does not replace it. Fix: another --out, or "
                                     "--overwrite.")
+    origin = Path(args.origin)
+    if not origin.exists():
+        found = ""
+        if (origin.parent / "LATEST").is_file():
+            from influence_stage.publish.layout import list_versions
+
+            found = f"; {origin.parent.name} has versions {list_versions(origin.parent.parent, origin.parent.name)}"
+        raise InvalidInputError(f"--from {args.origin} does not exist{found}. Fix: give a published version "
+                                "(<root>/<name>/<version>, or <root>/<name> for its latest).")
     published = _is_published(args.origin)
     if not published and out is None:
         raise InvalidInputError(f"--from {args.origin} is not a published version, so nothing can be published; "

@@ -360,7 +360,7 @@ def reviewed_version(reviews: pd.DataFrame, version: Any, *, source: Any = None,
         else:
             restore.append((p, v))
     if restore and source is None:
-        ids = [manifest["row_id"].iloc[p] for p, _ in restore]
+        ids = [manifest["row_id"].tolist()[p] for p, _ in restore]
         raise InvalidInputError(f"{len(restore)} reviewed row(s) were dropped from {folder.name} (row_id "
                                 f"{ids[0]!r} first); pass the source (the data the version was cleaned from) to "
                                 "put them back with their reviewed labels.")
