@@ -395,7 +395,8 @@ def test_cli_export_and_import_reviews_round_trip(tmp_path, cleaner, frame, caps
     (["export", "{saved}", "--out", "{tmp}/o.csv", "--format", "csv", "--max-rows", "0"], "--max-rows must be"),
     (["export", "{saved}", "--out", "{tmp}/o", "--source", "{tmp}/short.parquet"], "--source has 5 rows"),
     (["import-reviews", "{tmp}/e.json", "--from", "{saved}", "--out", "{tmp}/r.txt"], "--out must end in one of"),
-    (["import-reviews", "{tmp}/missing.json", "--from", "{saved}", "--out", "{tmp}/r.csv"], "missing.json does not exist"),
+    (["import-reviews", "{tmp}/missing.json", "--from", "{saved}", "--out", "{tmp}/r.csv"],
+     "missing.json does not exist"),
     (["import-reviews", "{tmp}/e.json", "--from", "{saved}", "--out", "{tmp}/exists.csv"], "exists; import-reviews"),
 ])
 def test_cli_errors_exit_2_with_one_line(tmp_path, cleaner, frame, capsys, argv, match):

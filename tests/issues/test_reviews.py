@@ -150,8 +150,8 @@ def test_publish_reviews_relabels_puts_back_and_marks_the_reviewed_rows(version,
     assert labels["row 0"] == "dog" and labels["row 2"] == "eel" and labels[f"row {RELABELED}"] == "eel"
     assert labels["row 1"] == "dog" and labels["row 3"] == "cat"  # not reviewed: unchanged
     assert manifest["row_id"][manifest["reviewed"]].tolist() == [0, DROPPED, RELABELED, COPY]
-    assert [None if pd.isna(v) else v for v in manifest["reviewed_label"]] == ["dog", None, "eel", None, None, "eel", None, None, None, None, None,
-                                                   "dog"]
+    reviewed_label = [None if pd.isna(v) else v for v in manifest["reviewed_label"]]
+    assert reviewed_label == ["dog", None, "eel", None, None, "eel", None, None, None, None, None, "dog"]
     assert manifest["action"].tolist()[:6] == ["relabel", "keep", "keep", "keep", "keep", "keep"]
     assert manifest["action"][COPY] == "drop"
     assert manifest["stage_action"].tolist()[DROPPED] == "drop" and manifest["stage_action"][RELABELED] == "relabel"
