@@ -16,15 +16,18 @@ shards in the order given (a folder: sorted by name).
   deduplication is asked for;
 - ``"not text"``: not a string (only with ``skip_invalid``; else an error names the row).
 
-Near-duplicates are reported, never removed: two documents are near-duplicates when their
+Near-duplicate keys are reported here, never acted on: two documents share a key when their
 normalised text (lower case, every run of non-alphanumeric characters turned into one space) is
-equal but their bytes are not (whitespace, case or punctuation variants of one text).
-``near_duplicate_groups`` lists them.
+equal but their bytes are not (whitespace, case or punctuation variants of one text);
+``near_duplicate_groups`` lists them. Removing near duplicates before scoring is MinHash LSH
+(``influence_stage.data.dedup``, the curation flow's ``near_dedup``).
+
+Finding the shards, checking that they hold the same columns and noticing a shard that disappears
+mid-run live in ``influence_stage.data.corpus_shards``.
 """
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import logging
 import os
@@ -40,12 +43,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from influence_stage.data.corpus_shards import (FORMATS, check_shard_columns, count_rows, find_shards,
+                                               shards_changed_error, stamps)
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
 
-#: Shard suffixes and the ``datasets`` builder that reads them.
-FORMATS: dict[str, str] = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json"}
 #: Statuses of ``inventory``.
 STATUSES: tuple[str, ...] = ("ok", "empty", "too short", "too long", "duplicate", "not text")
 #: Rows per batch read from the shards.
@@ -54,8 +57,6 @@ READ_BATCH = 1024
 MIX_ROWS = 16
 #: Documents held by the seeded shuffle buffer of ``iter_texts(shuffle_seed=...)``.
 SHUFFLE_BUFFER = 4096
-#: JSON files ``Dataset.save_to_disk`` writes next to its Arrow shards: metadata, not documents.
-_SAVE_TO_DISK_METADATA = frozenset({"dataset_info.json", "state.json", "dataset_dict.json"})
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -67,52 +68,6 @@ def content_hash(text: str) -> str:
 def near_key(text: str) -> str:
     """Near-duplicate key: hash of the text lower-cased with non-alphanumeric runs as one space."""
     return content_hash(_NON_ALNUM.sub(" ", text.lower()).strip())
-
-
-def _shards(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    if isinstance(source, (list, tuple)):
-        files = [Path(p) for p in source]
-    else:
-        text = str(source)
-        if any(ch in text for ch in "*?["):
-            files = [Path(p) for p in sorted(globlib.glob(text))]
-        elif Path(text).is_dir():
-            files = sorted(p for p in Path(text).rglob("*") if p.is_file() and p.suffix in FORMATS
-                           and p.name not in _SAVE_TO_DISK_METADATA
-                           and not any(part.startswith(".") for part in p.relative_to(text).parts))
-        else:
-            files = [Path(text)]
-    if not files:
-        raise InvalidInputError(f"no corpus shards found at {source!r}; expected files ending in "
-                                f"{sorted(FORMATS)} (a file, a folder or a glob).")
-    for f in files:
-        if not f.is_file():
-            raise InvalidInputError(f"corpus shard {str(f)!r} does not exist.")
-        if f.suffix not in FORMATS:
-            raise InvalidInputError(f"corpus shard {str(f)!r} has an unsupported suffix {f.suffix!r}; expected one of "
-                                    f"{sorted(FORMATS)}.")
-    kinds = {FORMATS[f.suffix] for f in files}
-    if len(kinds) > 1:
-        raise InvalidInputError(f"corpus shards mix formats {sorted(kinds)}; give shards of one format.")
-    return files
-
-
-def _count_rows(path: Path, builder: str) -> int:
-    if builder == "parquet":
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    if builder == "arrow":
-        with pa.memory_map(str(path)) as source:
-            try:
-                reader = pa.ipc.open_stream(source)
-            except pa.ArrowInvalid:
-                source.seek(0)
-                return int(pa.ipc.open_file(source).read_all().num_rows)
-            return sum(batch.num_rows for batch in reader)
-    count = 0
-    with open(path, "rb") as fh:
-        for line in fh:
-            count += bool(line.strip())
-    return count
 
 
 class Corpus:
@@ -137,7 +92,8 @@ class Corpus:
     """
 
     def __init__(self, source: Any, *, text_column: str = "text", id_column: str | None = None) -> None:
-        self.files = _shards(source)
+        self.files = find_shards(source)
+        self._stamps = stamps(self.files)
         self.builder = FORMATS[self.files[0].suffix]
         self.text_column = text_column
         self.id_column = id_column
@@ -151,6 +107,25 @@ class Corpus:
         if text_type is not None and text_type not in ("string", "large_string"):
             raise InvalidInputError(f"text column {text_column!r} holds {text_type}, not strings; choose a column "
                                     "of documents.")
+        check_shard_columns(self.files, self.builder, text_column, id_column)
+
+    def _guarded(self, batches: Iterator[Any]) -> Iterator[Any]:
+        """``batches`` of one pass, checked against the shards' stamps before, after and on a read error:
+        a shard that disappeared or changed since the corpus was opened raises InvalidInputError."""
+        try:
+            yield from batches
+        except Exception as exc:
+            err = shards_changed_error(self.files, self._stamps)
+            if err is not None:
+                raise err from exc
+            raise
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        """InvalidInputError when a shard disappeared or changed since the corpus was opened."""
+        err = shards_changed_error(self.files, self._stamps)
+        if err is not None:
+            raise err
 
     def _stream(self) -> Any:
         import datasets
@@ -177,29 +152,31 @@ class Corpus:
     def __len__(self) -> int:
         """Rows in all shards (counted from metadata, or the lines of JSON Lines shards, once)."""
         if self._n_rows is None:
-            self._n_rows = sum(_count_rows(f, self.builder) for f in self.files)
+            self._n_rows = sum(count_rows(f, self.builder) for f in self.files)
         return self._n_rows
 
     def fingerprint(self) -> str:
         """``sha256`` of the shards' bytes (``sources.source_fingerprint``), plus the column names used."""
         from influence_stage.data.sources import source_fingerprint
 
+        self._check_unchanged()
         return hashlib.sha256(f"{source_fingerprint(self.files)}|{self.text_column}|{self.id_column}".encode()
                               ).hexdigest()
 
     def iter_batches(self, columns: Sequence[str] | None = None, batch_size: int = READ_BATCH
                      ) -> Iterator[dict[str, list[Any]]]:
         """Batches of rows as ``{column: values}``, in shard order (one streaming pass)."""
+        self._check_unchanged()
         ds = self._stream()
         cols = list(columns) if columns is not None else None
         if cols is not None:
             ds = ds.select_columns(cols)
-        yield from ds.iter(batch_size=batch_size)
+        yield from self._guarded(ds.iter(batch_size=batch_size))
 
     def shard_rows(self) -> list[int]:
         """Rows of each shard, in ``files`` order (counted once)."""
         if getattr(self, "_shard_rows", None) is None:
-            self._shard_rows = [_count_rows(f, self.builder) for f in self.files]
+            self._shard_rows = [count_rows(f, self.builder) for f in self.files]
             self._n_rows = sum(self._shard_rows)
         return list(self._shard_rows)
 
@@ -207,9 +184,10 @@ class Corpus:
         """Text batches of shard ``k``'s rows ``first .. last - 1`` (one streaming read of that shard)."""
         import datasets
 
+        self._check_unchanged()
         ds = datasets.load_dataset(self.builder, data_files=[str(self.files[k])], split="train", streaming=True)
         i = 0
-        for batch in ds.select_columns([self.text_column]).iter(batch_size=READ_BATCH):
+        for batch in self._guarded(ds.select_columns([self.text_column]).iter(batch_size=READ_BATCH)):
             texts = batch[self.text_column]
             lo, hi = max(first - i, 0), min(last - i, len(texts))
             if lo < hi:
