@@ -262,3 +262,72 @@ def test_a_new_field_without_a_surface_fails_the_check(monkeypatch, tmp_path):
         test_every_field_is_reached_from_the_estimator_or_excluded_with_a_reason()
     with pytest.raises(AssertionError, match="new_knob"):
         test_every_field_is_reached_from_the_cli_or_excluded_with_a_reason(tmp_path)
+
+
+# -- the curation flow: every CurateConfig field has a curate flag and a YAML key ---------------------
+
+#: A non-default value of every CurateConfig field (the required ones: any value).
+CURATE_VALUES: dict[str, Any] = {
+    "source": "shards", "name": "corpus", "model": "lm", "budget": 0.5, "budget_tokens": 9000, "text_column": "body",
+    "id_column": "doc", "high_share": 0.25, "dedup": False, "near_dedup": 0.8, "min_chars": 5, "max_chars": 900,
+    "skip_invalid": True, "trainable": "last:1", "max_length": 64, "max_chunks": 2, "batch_size": 8,
+    "batch_tokens": 4096, "adapt_steps": 30, "adapt_lr": 0.003, "chains": 3, "cycles": 3, "cycle_steps": 7,
+    "cycle_epochs": 0.5, "shard_docs": 100, "output_shard_rows": 50, "output_shard_bytes": 10_000,
+    "score": "reference", "reference": "ref", "eval_dtype": "bfloat16", "ft_lr": 0.02, "tau": 0.1, "seed": 3,
+    "device": "cuda", "publish_root": "pub", "cache_dir": "c", "progress": True,
+    "notify_webhook": "https://x.test/h",
+}
+#: CurateConfig fields without a curate flag or YAML key, with the reason (none: every field has both).
+EXCLUDED_CURATE: dict[str, str] = {}
+
+
+def _curate_fields() -> set[str]:
+    from influence_stage.orchestration.curate_config import CurateConfig
+
+    return set(CurateConfig.model_fields)
+
+
+def test_every_curate_field_is_a_flag_or_excluded_with_a_reason():
+    from influence_stage.cli.curate import field_flags
+    from influence_stage.cli.main import _parser
+    from influence_stage.orchestration.curate import curate_config
+    from influence_stage.orchestration.curate_config import CurateConfig
+
+    assert set(CURATE_VALUES) | set(EXCLUDED_CURATE) == _curate_fields()
+    default = CurateConfig(source="s0", name="n0", model="m0", budget=1.0)
+    flags = field_flags()
+    reached = set()
+    for field, value in CURATE_VALUES.items():
+        if field in EXCLUDED_CURATE:
+            continue
+        assert value != getattr(default, field), field  # a value that shows the flag did something
+        given = [flags[field]] if isinstance(value, bool) else [flags[field], str(value)]
+        base = ["curate", "--source", "s0", "--name", "n0", "--model", "m0", "--budget", "1.0"]
+        extra = ["--reference", "ref"] if field == "score" else []
+        config = curate_config(_parser().parse_args([*base, *extra, *given]))
+        assert getattr(config, field) == value, field
+        reached.add(field)
+    assert reached | set(EXCLUDED_CURATE) == _curate_fields()
+    assert all(reason.strip() for reason in EXCLUDED_CURATE.values())
+
+
+def test_every_curate_field_is_a_yaml_key(tmp_path):
+    from influence_stage.orchestration.curate_config import CurateConfig
+
+    config = CurateConfig(**{**CURATE_VALUES, "high_share": 0.0})  # score: reference takes no high_share
+    path = tmp_path / "corpus.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")), "utf-8")
+    assert CurateConfig.from_yaml(path) == config
+    default = CurateConfig(source="s0", name="n0", model="m0", budget=1.0)
+    assert {f for f in _curate_fields() if getattr(config, f) != getattr(default, f)} == _curate_fields() - {
+        "high_share"}
+
+
+def test_curate_reads_the_old_adaptation_keys(tmp_path):
+    from influence_stage.orchestration.curate_config import CurateConfig
+
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"source": "s", "name": "n", "model": "m", "budget": 0.5, "fit_steps": 12,
+                                    "fit_lr": 0.01}), "utf-8")
+    config = CurateConfig.from_yaml(path)
+    assert (config.adapt_steps, config.adapt_lr) == (12, 0.01)

@@ -15,7 +15,10 @@ them, persisted under ``cache_dir``; nothing is published unless the suite passe
 Every input document ends in the manifest with a status: ``kept``, ``redundant`` (pruned from the
 low end of self-influence), ``junk`` (pruned from the high end), or the inventory's reason for not
 scoring it (``empty``, ``too short``, ``too long``, ``duplicate``, ``not text``). The budget is a
-fraction or a count of the *scored* documents.
+fraction or a count of the *scored* documents; ``budget_tokens`` also caps the kept documents' tokens.
+
+The settings are ``CurateConfig`` (``influence_stage.orchestration.curate_config``, importable from
+here too).
 
 Run it: ``influence-stage curate --config flows/corpus.yaml`` or ``python flows/curate.py [CONFIG]``.
 """
@@ -24,127 +27,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import numbers
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from influence_stage.errors import InvalidInputError
+from influence_stage.orchestration.curate_config import CurateConfig
 from influence_stage.orchestration.prefect_executor import PrefectExecutor
 from influence_stage.pipeline.context import RunContext
 from influence_stage.pipeline.curate import CURATE, cleanup, preflight
 
 
 logger = logging.getLogger(__name__)
-
-
-class CurateConfig(BaseModel):
-    """Parameters of the curation flow (also what ``--config`` YAML files hold)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    source: str = Field(description="Corpus shards: a Parquet / Arrow / JSONL file, a folder of them, or a glob.")
-    name: str = Field(description="Name of the published corpus: <publish_root>/<name>/<version>/.")
-    model: str = Field(description="Local folder of a causal language model and its tokenizer (θ*).")
-    budget: float | int = Field(description="Documents to keep: a fraction in (0, 1] or a count of the scored "
-                                "documents.")
-    text_column: str = Field("text", description="Column of the documents.")
-    id_column: str | None = Field(None, description="Column of document ids (default: the row number).")
-    high_share: float = Field(0.0, ge=0, le=1, description="Share of the removed documents taken from the highest "
-                              "self-influence (junk); the rest are the lowest (redundant).")
-    dedup: bool = Field(True, description="Leave out exact duplicates (same bytes) before scoring.")
-    near_dedup: float | None = Field(None, gt=0, le=1, description="Leave out near duplicates before scoring: "
-                                     "MinHash LSH (datasketch) on word 3-grams, a document whose estimated Jaccard "
-                                     "similarity to an earlier kept one reaches this threshold is marked "
-                                     "'duplicate' of it (None: exact duplicates only).")
-    min_chars: int = Field(1, ge=1, description="Fewest characters of a scored document (after stripping).")
-    max_chars: int | None = Field(None, ge=1, description="Most characters of a scored document (None: no bound).")
-    skip_invalid: bool = Field(False, description="Leave non-string documents out (status 'not text') instead of "
-                               "failing.")
-    trainable: str = Field("all", description="Parameters the members perturb: 'all' or 'last:N' (last N blocks).")
-    max_length: int | None = Field(None, ge=2, description="Tokens per window of the chunking rule.")
-    max_chunks: int | None = Field(None, ge=1, description="Windows scored per document (None: all).")
-    batch_size: int = Field(16, ge=1, description="Windows per SGD step of the members.")
-    batch_tokens: int = Field(8192, ge=2, description="Padded tokens per forward pass when scoring.")
-    fit_steps: int = Field(0, ge=0, description="AdamW steps adapting θ* to the corpus before the members (0: the "
-                           "model as given is θ*).")
-    fit_lr: float = Field(1e-3, gt=0, description="Peak rate of the adaptation.")
-    chains: int = Field(4, ge=1, description="Member chains from θ*.")
-    cycles: int = Field(2, ge=1, description="Cycles per chain; each cycle's end is a member.")
-    cycle_steps: int = Field(50, ge=1, description="SGD steps per cycle (unless cycle_epochs is given).")
-    cycle_epochs: float | None = Field(None, gt=0, description="Documents drawn per cycle as a multiple of the "
-                                       "scored documents: ceil(cycle_epochs × n / batch_size) steps, so the steps "
-                                       "grow with the corpus (None: cycle_steps).")
-    shard_docs: int = Field(4096, ge=1, description="Documents per scoring work unit (a range × one pass, each with "
-                            "a done-flag).")
-    output_shard_rows: int | None = Field(None, ge=1, description="Most rows per Parquet shard of the curated "
-                                          "corpus (None: no row limit).")
-    output_shard_bytes: int | None = Field(None, ge=1, description="About the most bytes of Arrow data per Parquet "
-                                           "shard of the curated corpus (None: no byte limit).")
-    score: Literal["self", "reference"] = Field("self", description="The ranking: 'self' (GEX self-influence; "
-                                                "removals from both ends by high_share) or 'reference' (GEX "
-                                                "cross-influence on the mean loss of the reference corpus; the "
-                                                "documents that help it least are removed).")
-    reference: str | None = Field(None, description="Shards of the reference corpus (score: reference), read in "
-                                  "memory: keep it small.")
-    eval_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Precision of the scoring forward "
-                                                       "passes ('bfloat16': torch.autocast).")
-    ft_lr: float = Field(0.05, gt=0, description="Peak SGD rate of each cycle.")
-    tau: float = Field(0.0, ge=0, description="Floor of the reference loss in self-influence (0: the paper's D = L - L*; "
-                       "a language model's losses sit far above any small floor).")
-    seed: int = Field(0, description="Seed of the members' window order and dropout.")
-    device: str = Field("cpu", description="Torch device.")
-    publish_root: str = Field("data/published", description="Root folder of published versions.")
-    cache_dir: str = Field("runs/cache", description="Where cached θ*, members and loss matrices live.")
-    progress: bool = Field(False, description="Show progress bars.")
-    notify_webhook: str | None = Field(None, pattern=r"^https?://\S+$", description="URL that receives a JSON POST "
-                                       "when the curation run fails (orchestration.notify's payload).")
-
-    @field_validator("budget", mode="before")
-    @classmethod
-    def _budget(cls, v: Any) -> Any:
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise ValueError(f"budget must be a fraction in (0, 1] or a count >= 1; found {v!r}")
-        if isinstance(v, numbers.Integral):
-            if v < 1:
-                raise ValueError(f"budget must be a fraction in (0, 1] or a count >= 1; found {v}")
-        elif not 0 < float(v) <= 1:
-            raise ValueError(f"budget fraction must be in (0, 1]; found {v}. Give e.g. 0.7, or an int count")
-        return v
-
-    @model_validator(mode="after")
-    def _reference(self) -> "CurateConfig":
-        if self.score == "reference" and not self.reference:
-            raise ValueError("score: reference needs reference: the shards of a reference corpus")
-        if self.score == "reference" and self.high_share:
-            raise ValueError(f"score: reference removes the documents that help the reference least (the low end); "
-                             f"high_share must be 0, found {self.high_share}")
-        return self
-
-    @field_validator("trainable")
-    @classmethod
-    def _trainable(cls, v: str) -> str:
-        from influence_stage.engine.causal_lm import check_lm_trainable
-
-        return check_lm_trainable(v)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "CurateConfig":
-        """Read a YAML mapping of the fields; InvalidInputError naming the file on any problem."""
-        from influence_stage._checks import read_yaml_mapping
-
-        data = read_yaml_mapping(path)
-        return cls.from_mapping(data, where=str(path))
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], *, where: str = "curation config") -> "CurateConfig":
-        try:
-            return cls(**data)
-        except Exception as exc:
-            raise InvalidInputError(f"{where}: {' '.join(str(exc).split())}") from exc
 
 
 def notify_curation_failure(flow: Any, flow_run: Any, state: Any) -> None:
@@ -193,27 +89,12 @@ def curate_on_dask(config: CurateConfig, *, address: str | None = None, n_worker
 
 # -- command line ------------------------------------------------------------------------------------
 
-_OVERRIDES = ("source", "name", "model", "text_column", "publish_root", "cache_dir")
-
-
 def add_curate_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``curate`` command to the CLI's subparsers; returns its parser."""
-    p = subparsers.add_parser("curate", help="curate a text corpus by self-influence under a budget, validate it, "
-                              "publish it",
-                              description="Score an unlabeled corpus with a causal language model (GEX self-"
-                              "influence), keep a budget, validate with the corpus suite, publish a version.")
-    p.add_argument("--config", help="YAML file with the CurateConfig fields (flows/corpus.yaml)")
-    for name in _OVERRIDES:
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"override {name}")
-    p.add_argument("--budget", help="documents to keep: a fraction in (0, 1] or an integer count")
-    p.add_argument("--high-share", type=float, dest="high_share", help="share of removals from the highest scores")
-    p.add_argument("--no-dedup", action="store_true", dest="no_dedup", help="keep exact duplicates")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
-    p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS", help="score on Dask: a scheduler "
-                   "address (workers must read --cache-dir), or no value for a local cluster")
-    p.add_argument("--dask-workers", type=int, dest="dask_workers", metavar="N", help="score on a local Dask "
-                   "cluster of N worker processes (default 2 with --dask)")
-    return p
+    """Add the ``curate`` command to the CLI's subparsers; returns its parser (``influence_stage.cli.curate``'s:
+    a flag per ``CurateConfig`` field)."""
+    from influence_stage.cli.curate import add_parser
+
+    return add_parser(subparsers)
 
 
 def _budget_arg(text: str) -> float | int:
@@ -224,25 +105,27 @@ def _budget_arg(text: str) -> float | int:
 
 
 def curate_config(args: argparse.Namespace) -> CurateConfig:
-    """The configuration of a ``curate`` command line: ``--config`` YAML with the flags on top."""
+    """The configuration of a ``curate`` command line: ``--config`` YAML with the flags on top (a flag left out
+    keeps the YAML's value)."""
     data: dict[str, Any] = {}
     if getattr(args, "config", None):
         data = CurateConfig.from_yaml(args.config).model_dump()
-    for name in _OVERRIDES:
+    for name in CurateConfig.model_fields:
+        if name in ("budget", "dedup"):
+            continue
         if getattr(args, name, None) is not None:
             data[name] = getattr(args, name)
     if getattr(args, "budget", None) is not None:
         data["budget"] = _budget_arg(args.budget)
-    if getattr(args, "high_share", None) is not None:
-        data["high_share"] = args.high_share
     if getattr(args, "no_dedup", False):
         data["dedup"] = False
-    if getattr(args, "progress", False):
-        data["progress"] = True
-    missing = [k for k in ("source", "name", "model", "budget") if k not in data]
+    missing = [k for k in ("source", "name", "model") if data.get(k) is None]
+    if data.get("budget") is None and data.get("budget_tokens") is None:
+        missing.append("budget")
     if missing:
         raise InvalidInputError(f"curate needs {missing}: give --config FILE or the flags "
-                                f"{['--' + m.replace('_', '-') for m in missing]}.")
+                                f"{['--' + m.replace('_', '-') for m in missing]}"
+                                f"{' (or --budget-tokens)' if 'budget' in missing else ''}.")
     return CurateConfig.from_mapping(data, where="curate")
 
 

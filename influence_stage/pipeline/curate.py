@@ -22,11 +22,12 @@ names import from here too.
 from __future__ import annotations
 
 from influence_stage.pipeline.context import RunContext
-from influence_stage.pipeline.curate_inputs import (Budget, CuratePreflight, Inventory, load_learner, preflight,
-                                                    reference_texts, remove_near_duplicates, texts_of)
+from influence_stage.pipeline.curate_inputs import (Budget, CuratePreflight, Inventory, count_budget, load_learner,
+                                                    preflight, reference_texts, remove_near_duplicates, texts_of)
 from influence_stage.pipeline.curate_model import AdaptTheta, LMMembers, LoadModel, Tokenize, cycle_steps
 from influence_stage.pipeline.curate_output import (CorpusReport, CurateOutcome, Prune, PublishCorpus,
-                                                    ValidateCorpus, WriteCurated, build_manifest)
+                                                    ValidateCorpus, WriteCurated, build_manifest, document_tokens,
+                                                    prune_to_tokens)
 from influence_stage.pipeline.curate_scores import LossMatrix, ReferenceLosses, reference_influence, score_pass
 from influence_stage.pipeline.step import Plan
 
@@ -43,6 +44,6 @@ def cleanup(context: RunContext) -> None:
         workdir.cleanup()
 
 
-__all__ = ["CURATE", "build_manifest", "cleanup", "cycle_steps", "load_learner", "preflight",
-           "reference_influence", "reference_texts", "remove_near_duplicates", "score_pass",
-           "texts_of"]
+__all__ = ["CURATE", "build_manifest", "cleanup", "count_budget", "cycle_steps", "document_tokens", "load_learner",
+           "preflight", "prune_to_tokens", "reference_influence", "reference_texts", "remove_near_duplicates",
+           "score_pass", "texts_of"]

@@ -32,6 +32,11 @@ def load_learner(config: Any) -> Any:
                                            eval_dtype=config.eval_dtype)
 
 
+def count_budget(config: Any) -> float | int:
+    """The document budget: ``config.budget``, or 1.0 (every scored document) when only ``budget_tokens`` limits."""
+    return 1.0 if config.budget is None else config.budget
+
+
 def preflight(config: Any) -> Corpus:
     """The cheap checks before anything is scored: shards and columns, the model folder, the budget."""
     from influence_stage.engine.hf import pretrained_digest
@@ -44,7 +49,7 @@ def preflight(config: Any) -> Corpus:
         raise InvalidInputError(f"corpus shard(s) {empty[:3]} hold 0 rows; every shard must hold documents. Fix: "
                                 "remove the empty shards or point source at the others.")
     pretrained_digest(config.model)  # the folder exists
-    check_budget(config.budget, len(corpus))  # against the input count; the scored count is checked later
+    check_budget(count_budget(config), len(corpus))  # against the input count; the scored count is checked later
     if config.score == "reference":
         reference_texts(config)
     return corpus
@@ -129,7 +134,7 @@ class Budget(Step):
         if n_scored == 0:
             raise InvalidInputError(f"no document of {c.source} is left to score: "
                                     f"{inv['status'].value_counts().to_dict()}.")
-        n_keep = check_budget(c.budget, n_scored)
+        n_keep = check_budget(count_budget(c), n_scored)
         near = near_duplicate_groups(inv)
         context.values["fingerprint"] = corpus.fingerprint()
         data_key = digest(context.fingerprint, pretrained_digest(c.model), c.min_chars, c.max_chars, c.dedup,
@@ -138,4 +143,4 @@ class Budget(Step):
         return scored, n_keep, near, corpus.where(scored), data_key
 
 
-__all__ = ["Budget", "CuratePreflight", "Inventory", "load_learner", "preflight", "reference_texts", "remove_near_duplicates", "texts_of"]
+__all__ = ["Budget", "CuratePreflight", "Inventory", "count_budget", "load_learner", "preflight", "reference_texts", "remove_near_duplicates", "texts_of"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,25 +52,49 @@ def cycle_steps(config: Any, n_docs: int) -> int:
 
 
 class AdaptTheta(Step):
-    """``θ*`` adapted to the corpus (``fit_steps`` AdamW steps); the full state dict is cached and loaded
-    into ``θ*``."""
+    """``θ*`` adapted to the corpus: ``adapt_steps`` steps of continued pre-training (``CausalLMLearner.fit``:
+    AdamW, warm-up then cosine from ``adapt_lr``) from the model as given, on batches drawn from the whole
+    tokenized corpus, before the members.
+
+    A cached step with its own key (the data's key and the adaptation's settings): the full state
+    dict is saved to ``cache_dir/curate/adapted/<key>.pt`` (written whole, then renamed) and a re-run,
+    on any executor, loads it instead of training again (the Prefect executor also caches the task).
+    ``context.values["adapt_steps_run"]`` says how many steps this run trained (0: reused).
+    """
 
     name, reads, writes, timing, cached = "adapt-theta", ("tokens", "data_key"), ("adapted",), "θ*", True
 
     def applies(self, context: RunContext) -> bool:
-        return bool(context.config.fit_steps)
+        return bool(context.config.adapt_steps)
 
     def cache_key(self, context: RunContext) -> str:
         c = context.config
-        return digest(context["data_key"], "adapt", c.fit_steps, c.fit_lr, c.seed, c.batch_size, c.trainable)
+        return digest(context["data_key"], "adapt", c.adapt_steps, c.adapt_lr, c.seed, c.batch_size, c.trainable)
+
+    def path(self, context: RunContext) -> Path:
+        """Where the adapted state dict lives."""
+        return Path(context.config.cache_dir).resolve() / "curate" / "adapted" / f"{self.cache_key(context)}.pt"
 
     def run(self, context: RunContext) -> Any:
-        c = context.config
+        import torch
+
+        c, path = context.config, self.path(context)
+        if path.is_file():
+            logger.info("θ* adapted before: %s", path)
+            context.values["adapt_steps_run"] = 0
+            return torch.load(path, map_location="cpu", weights_only=True)
         learner = load_learner(c)
-        logger.info("adapting θ* to the corpus: %d steps", c.fit_steps)
-        learner.fit(context["tokens"], steps=c.fit_steps, lr=c.fit_lr, warmup=max(c.fit_steps // 10, 1), seed=c.seed,
-                    progress=c.progress)
-        return {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
+        logger.info("adapting θ* to the corpus: %d steps", c.adapt_steps)
+        losses = learner.fit(context["tokens"], steps=c.adapt_steps, lr=c.adapt_lr,
+                             warmup=max(c.adapt_steps // 10, 1), seed=c.seed, progress=c.progress)
+        state = {k: v.detach().cpu().clone() for k, v in learner.model.state_dict().items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        context.values["adapt_steps_run"] = int(c.adapt_steps)
+        context.values["adapt_losses"] = losses
+        return state
 
     def store(self, context: RunContext, value: Any) -> None:
         super().store(context, value)
@@ -79,7 +104,7 @@ class AdaptTheta(Step):
 
 def _member_key(context: RunContext) -> str:
     c = context.config
-    return digest(context["data_key"], "members", c.fit_steps, c.fit_lr, c.trainable, c.chains, c.cycles,
+    return digest(context["data_key"], "members", c.adapt_steps, c.adapt_lr, c.trainable, c.chains, c.cycles,
                   c.cycle_steps, c.ft_lr, c.seed, c.batch_size, "tokens", c.cycle_epochs)
 
 

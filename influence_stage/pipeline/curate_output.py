@@ -17,6 +17,7 @@ import pandas as pd
 
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.decisions.prune import prune
+from influence_stage.errors import InvalidInputError
 from influence_stage.pipeline.context import RunContext
 from influence_stage.pipeline.curate_inputs import texts_of
 from influence_stage.pipeline.curate_model import cycle_steps
@@ -50,31 +51,80 @@ def build_manifest(inv: pd.DataFrame, scored: np.ndarray, scores: np.ndarray, ba
     })
 
 
+def document_tokens(learner: Any, tokens: Any) -> np.ndarray:
+    """Tokens of each scored document as the tokenizer counts them, whole (the ``bos`` the learner puts in
+    front not counted; ``max_chunks`` does not cut them), ``(n,) int64``."""
+    n = tokens.n_tokens()
+    bos = bool(getattr(learner, "add_bos", False)) and getattr(learner.tokenizer, "bos_token_id", None) is not None
+    return n - int(bos)
+
+
+def prune_to_tokens(score: np.ndarray, n_tokens: np.ndarray, n_keep: int, budget_tokens: int, *,
+                    high_share: float = 0.0) -> Any:
+    """``decisions.prune`` for the largest count ``k <= n_keep`` whose kept documents hold at most ``budget_tokens``.
+
+    The kept set of ``prune(score, k)`` grows by one document as ``k`` grows (from the top of the
+    ranking, or with ``high_share`` from whichever end the count budget would give back), so this
+    keeps documents in score order until the next one would pass the token budget: with
+    ``high_share = 0`` the kept set is the best-scored prefix of the ranking. Bisection over ``k``.
+
+    Raises
+    ------
+    InvalidInputError
+        Not even the first document in that order fits the token budget.
+    """
+    def kept_tokens(k: int) -> tuple[Any, int]:
+        result = prune(score, k, high_share=high_share)
+        return result, int(n_tokens[result.reason == "kept"].sum())
+
+    best, used = kept_tokens(1)
+    if used > budget_tokens:
+        raise InvalidInputError(f"budget_tokens {budget_tokens} keeps no document: the first document in score order "
+                                f"holds {used} tokens. Fix: raise budget_tokens.")
+    lo, hi = 1, int(n_keep)  # kept_tokens(lo) fits; find the largest k that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        result, used = kept_tokens(mid)
+        if used <= budget_tokens:
+            lo, best = mid, result
+        else:
+            hi = mid - 1
+    return best
+
+
 class Prune(Step):
     """The budget on the run's score (``decisions.prune``) and the manifest of every input document.
 
     ``score: self``: the self-influence, removals from both ends by ``high_share``. ``score:
     reference``: the cross-influence on the reference (``reference_influence``), the documents
-    that help it least removed (status ``redundant``).
+    that help it least removed (status ``redundant``). With ``budget_tokens`` the kept set also
+    holds at most that many tokens (``prune_to_tokens``); ``context.values["doc_tokens"]`` keeps
+    each scored document's tokens for the output and the summary.
     """
 
-    name, reads, writes, timing, task = ("prune", ("scores", "inventory", "scored", "n_keep"), ("pruned", "manifest"),
-                                         "write + validate", False)
+    name, reads, writes, timing, task = ("prune", ("scores", "inventory", "scored", "n_keep", "tokens", "learner"),
+                                         ("pruned", "manifest"), "write + validate", False)
 
     def run(self, context: RunContext) -> Any:
-        scores = context["scores"]
+        c, scores = context.config, context["scores"]
         score = scores["self_influence"]
-        if context.config.score == "reference":
+        if c.score == "reference":
             score = reference_influence(scores, context["reference"])
-        result = prune(score, context["n_keep"], high_share=context.config.high_share)
+        n_tokens = document_tokens(context["learner"], context["tokens"])
+        context.values["doc_tokens"] = n_tokens
+        if c.budget_tokens is None:
+            result = prune(score, context["n_keep"], high_share=c.high_share)
+        else:
+            result = prune_to_tokens(score, n_tokens, context["n_keep"], c.budget_tokens, high_share=c.high_share)
         return result, build_manifest(context["inventory"], context["scored"], score, scores["base_loss"], result)
 
 
 class WriteCurated(Step):
-    """The kept documents, every input column plus ``row_id`` and ``self_influence``, as a Dataset memory-mapped
-    from Arrow files under a working folder (never held whole in memory; removed when the run ends)."""
+    """The kept documents, every input column plus ``row_id``, ``self_influence`` (the run's score),
+    ``base_loss`` and ``n_tokens``, as Parquet shards under the size limits and a Dataset memory-mapped
+    from them under a working folder (never held whole in memory; removed when the run ends)."""
 
-    name, reads, writes, timing = "write-curated", ("corpus", "manifest"), ("curated",), "write + validate"
+    name, reads, writes, timing = "write-curated", ("corpus", "manifest", "scored"), ("curated",), "write + validate"
 
     def run(self, context: RunContext) -> Any:
         import datasets
@@ -83,10 +133,13 @@ class WriteCurated(Step):
         workdir = context.values.setdefault("workdir", tempfile.TemporaryDirectory(prefix="curate-"))
         manifest = context["manifest"]
         keep = manifest["status"].eq("kept").to_numpy()
+        n_tokens = np.full(len(manifest), -1, dtype=np.int64)
+        n_tokens[np.flatnonzero(context["scored"])] = context["doc_tokens"]
         paths = context["corpus"].write_parquet_shards(
             Path(workdir.name) / "shards", keep, extra={ROW_ID: manifest[ROW_ID].to_numpy(),
                                                        "self_influence": manifest["score"].to_numpy(),
-                                                       "base_loss": manifest["base_loss"].to_numpy()},
+                                                       "base_loss": manifest["base_loss"].to_numpy(),
+                                                       "n_tokens": n_tokens},
             max_rows=c.output_shard_rows, max_bytes=c.output_shard_bytes)
         context.values["output_shards"] = paths
         return datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(Path(workdir.name) / "arrow"))
@@ -106,7 +159,8 @@ class ValidateCorpus(Step):
         report = validate_corpus(document_frame(context["curated"], c.text_column), context["manifest"],
                                  n_input=len(context["corpus"]), n_scored=n_scored,
                                  budget_fraction=n_keep / max(n_scored, 1)
-                                 if isinstance(c.budget, numbers.Integral) else float(c.budget),
+                                 if isinstance(c.budget, numbers.Integral) or c.budget_tokens is not None
+                                 else float(c.budget),
                                  min_chars=c.min_chars, max_chars=c.max_chars, dedup=c.dedup)
         report.raise_if_failed()
         return report
@@ -129,13 +183,17 @@ class CorpusReport(Step):
         counts = manifest["status"].value_counts().to_dict()
         summary = {"documents in": int(len(context["inventory"])), "documents scored": n_scored,
                    "documents kept": int(result.n_keep), **{f"status {k}": int(v) for k, v in sorted(counts.items())},
-                   "budget": c.budget, "high share": c.high_share, "score": c.score,
+                   "budget": c.budget, "budget tokens": c.budget_tokens,
+                   "tokens kept": int(context["doc_tokens"][context["pruned"].reason == "kept"].sum()),
+                   "high share": c.high_share, "score": c.score,
                    "kept fraction of scored": round(result.n_keep / n_scored, 6),
                    "near-duplicate groups": len(near), "members": c.chains * c.cycles,
                    "ft_lr": c.ft_lr, "trainable": c.trainable, "model": c.model,
                    "low cut": result.low_cut, "high cut": result.high_cut,
                    "member steps per cycle": cycle_steps(c, n_scored),
                    "scoring passes evaluated": int(context.get("passes_evaluated", 0)),
+                   "θ* adaptation steps": c.adapt_steps,
+                   "θ* adaptation steps run": int(context.get("adapt_steps_run", 0)),
                    "output shards": len(context.get("output_shards", []))}
         seconds = {f"seconds {k}": round(v, 3) for k, v in context.timings.items()}
         html = build_corpus_report(manifest, texts=texts, summary={**summary, **seconds}, low_cut=result.low_cut,
@@ -181,4 +239,5 @@ class CurateOutcome(Step):
         context.stop(summary)
 
 
-__all__ = ["CorpusReport", "CurateOutcome", "Prune", "PublishCorpus", "ValidateCorpus", "WriteCurated", "build_manifest"]
+__all__ = ["CorpusReport", "CurateOutcome", "Prune", "PublishCorpus", "ValidateCorpus", "WriteCurated", "build_manifest",
+           "document_tokens", "prune_to_tokens"]
