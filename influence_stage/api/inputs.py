@@ -99,19 +99,34 @@ def check_input(dataset: Any, y: Any, method: str, *, label_column: str, split: 
 
 
 def check_array_X(X: Any) -> np.ndarray:
-    """A numeric array ``X`` (2-D, or images ``(n, h, w[, c])``), with scikit-learn's messages."""
+    """A numeric array ``X`` (2-D, or images ``(n, h, w[, c])``), with scikit-learn's messages.
+
+    A 2-D ``X`` (a numpy array or a DataFrame of features) may hold NaN: a missing cell, which the
+    tabular featurizer fills with its column's median and the ``null`` issue type reports. Infinity,
+    a column with no value at all, and NaN in images are errors.
+    """
     from sklearn.utils import check_array
 
     if hasattr(X, "detach"):  # a torch tensor
         X = X.detach().cpu().numpy()
     ndim = 2 if sparse.issparse(X) else X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
     try:
-        return check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ndim <= 2, allow_nd=True,
-                           ensure_all_finite=True, input_name="X")
+        arr = check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ndim <= 2, allow_nd=True,
+                          ensure_all_finite="allow-nan" if ndim == 2 else True, input_name="X")
     except TypeError as exc:  # sparse input
         raise InvalidTypeError(f"{exc} Fix: pass X.toarray(), or a Dataset / DataFrame.") from exc
     except ValueError as exc:  # complex, empty, NaN / inf, strings, 1-D
         raise InvalidInputError(str(exc)) from exc
+    if arr.ndim == 2 and arr.dtype.kind == "f":
+        empty = np.flatnonzero(np.isnan(arr).all(axis=0))
+        if empty.size:
+            names = list(X.columns) if isinstance(X, pd.DataFrame) else None
+            which = repr(str(names[empty[0]])) if names is not None else str(int(empty[0]))
+            raise InvalidInputError(
+                f"X column {which} has no value (every cell is NaN; {empty.size} such column(s)); a missing cell is "
+                "filled with its column's median, which needs some values. Fix: drop that column."
+            )
+    return arr
 
 
 def check_array_y(y: Any) -> np.ndarray:

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -28,16 +29,49 @@ EXPORT_FORMATS: tuple[str, ...] = ("label-studio", "argilla", "parquet", "jsonl"
 _SUFFIX = {"argilla": ".jsonl", "parquet": ".parquet", "jsonl": ".jsonl", "csv": ".csv"}
 
 
+def imputed_cells(features: Any) -> np.ndarray | None:
+    """``(n, d) bool``: the cells the featurizer filled in the run's rows (a missing numeric cell, filled with its
+    column's median), when the features object does not carry them itself (``features.missing``); else None.
+
+    The tabular featurizer records the cells it filled in the data it last transformed
+    (``TabularFeaturizer.missing_``); they are the run's rows when that mask has one row per row of ``X``.
+    """
+    if getattr(features, "missing", None) is not None:
+        return None  # the features carry their own mask: the issues step already used it
+    missing = getattr(getattr(features, "featurizer", None), "missing_", None)
+    X = getattr(features, "X", None)
+    if missing is None or not isinstance(X, np.ndarray) or X.ndim != 2 or missing.shape != X.shape:
+        return None
+    return missing if missing.any() else None
+
+
 def fit_issues(result: Any, config: Any) -> IssueReport | None:
     """The issue report of a run: ``result.issues`` when the plan ran the ``issues`` step (its timing label
     ``"issues"`` is in ``result.timings``), else computed from the run (report only). None when no issue
-    type ran."""
-    if "issues" in (getattr(result, "timings", None) or {}):
-        return getattr(result, "issues", None)
+    type ran.
+
+    Cells the featurizer filled (``imputed_cells``) that the run's features did not carry to the issues
+    step are put back as NaN and the report is computed again (report only), so the ``null`` type flags
+    their rows; the plan's ``issue_action`` column and ``policy`` summary (what it dropped) are kept.
+    """
     from influence_stage.stage.issues import issues_step
 
-    report, _ = issues_step(result.gex_result, result.features, result.decisions, config, apply_policy=False)
-    return report
+    planned = "issues" in (getattr(result, "timings", None) or {})
+    report = getattr(result, "issues", None) if planned else None
+    imputed = imputed_cells(result.features)
+    if planned and (imputed is None or report is None or "null" not in report.types):
+        return report
+    features = result.features
+    if imputed is not None:
+        features = SimpleNamespace(X=features.X, y=features.y, row_ids=getattr(features, "row_ids", None),
+                                   store=None, missing=imputed)
+    fresh, _ = issues_step(result.gex_result, features, result.decisions, config, apply_policy=False)
+    if report is not None and fresh is not None:
+        table = fresh.table.assign(issue_action=report.table["issue_action"].to_numpy()) \
+            if "issue_action" in report.table else fresh.table
+        summary = {**fresh.summary, **{k: report.summary[k] for k in ("policy", "note") if k in report.summary}}
+        fresh = IssueReport(table=table, summary=summary)
+    return fresh
 
 
 def issue_columns(report: IssueReport | None) -> pd.DataFrame | None:
