@@ -22,10 +22,11 @@ snapshot is built with placeholder column names (``<label_column>``, ``<weight_c
 Wide data
 ---------
 No check costs one expectation, one ``Dataset.features`` copy or one Arrow read per column: checks
-over many columns (every feature column present, the output's columns in order, their feature
-types) run as *one* expectation each over a summary frame
+over many columns (every feature column present, no infinite feature value, the output's columns
+in order, their feature types) run as *one* expectation each over a summary frame
 with one row per column (``influence_stage.quality.summaries``), computed with whole-table
-operations. Those expectations and batches say so in their ``notes``; a failure names the columns.
+operations. Those expectations and batches say so in their ``notes`` and ``meta["runs_on"]``; a
+failure names the columns.
 The suites do not depend on the number or names of the feature columns. One GE context, data
 source and batch definition per batch are registered once per process.
 
@@ -44,9 +45,10 @@ derived frame, the outer join of input, manifest and output ``row_id``s, so no l
 passed as an expectation argument (it would be copied into the result JSON).
 
 ``input``:  ``columns`` (a summary, one row per required column: label, ``row_id`` and every
-feature column present), ``rows`` (label not null and in the class set, ``row_id`` not null and
-unique), ``class_counts`` (one row per declared class: at least ``min_rows_per_class`` rows). Null
-or NaN feature cells do not fail it: such rows are the ``null`` issue type, reported downstream.
+feature column present, no infinite value in a feature column), ``rows`` (label not null and in
+the class set, ``row_id`` not null and unique), ``class_counts`` (one row per declared class: at
+least ``min_rows_per_class`` rows). Null or NaN feature cells do not fail it: such rows are the
+``null`` issue type, reported downstream.
 
 ``output``: ``columns`` (a summary, one row per column: the input's columns in order, plus the
 weight column when present; each input column keeps its feature type), ``rows`` (label not null

@@ -163,7 +163,14 @@ def _per_column_detail(r: dict[str, Any]) -> str:
                                                      ("columns out of order", moved)) if cols]
         more = f" ({r['unexpected_count']} columns in all)" if r["unexpected_count"] > len(names) else ""
         return "; ".join(parts) + more
-    parts = [f"column {c!r} not found" for c in names]
+    if r["meta"].get("per_column") == "infinite values":
+        parts = []
+        for d, count in zip(index, r["unexpected_values"]):
+            at = d.get("first_infinite_row_id")
+            first = "" if _missing(at) else f", the first at row_id {int(at)}"
+            parts.append(f"column {d.get('column')!r} has {count} infinite value(s){first}")
+    else:
+        parts = [f"column {c!r} not found" for c in names]
     more = f" ({r['unexpected_count']} columns in all)" if r["unexpected_count"] > len(parts) else ""
     return "; ".join(parts) + more
 
@@ -460,18 +467,19 @@ def validate_input(
 ) -> ValidationReport:
     """Run the ``input`` suite on a labelled dataset.
 
-    Checks: the label column, ``row_id`` and every feature column exist; labels are not null and
-    in ``class_names``; ``row_id`` is not null and unique; every declared class has at least
+    Checks: the label column, ``row_id`` and every feature column exist; no feature column holds
+    an infinite value (a failure names the column and its first row); labels are not null and in
+    ``class_names``; ``row_id`` is not null and unique; every declared class has at least
     ``min_rows_per_class`` rows (a failure names the class).
 
     Null or NaN cells in feature columns do not fail the suite: a row with one is a ``null`` issue,
     found and reported downstream (``influence_stage.issues``), not a reason to refuse the dataset.
-    The feature columns are checked for presence from the schema alone.
 
     Parameters
     ----------
     df_or_ds : datasets.Dataset or pandas.DataFrame
-        ``n`` rows with a ``row_id`` column. Only the label and ``row_id`` columns are read.
+        ``n`` rows with a ``row_id`` column. The label, ``row_id`` and float feature columns
+        (scalars or lists of floats) are read.
     label_column : str
         The label column (``ClassLabel``, integer, bool, float or string).
     feature_columns : sequence of str
@@ -508,7 +516,7 @@ def validate_input(
 
     batches = [
         Batch("columns", input_column_summary(df_or_ds, label_column=label_column, feature_columns=features),
-              ("column",)),
+              ("column", "first_infinite_row_id")),
         Batch("rows", rows, (ROW_ID,)),
         Batch("class_counts", class_counts, ("class",)),
     ]

@@ -21,7 +21,7 @@ from influence_stage.quality.accounting import FROM_INPUT
 logger = logging.getLogger(__name__)
 
 
-SUITE_VERSIONS: dict[str, int] = {"input": 3, "output": 6}
+SUITE_VERSIONS: dict[str, int] = {"input": 4, "output": 7}
 """Version of each suite; bump it whenever its expectations change (``write_suite_files`` checks)."""
 
 
@@ -83,8 +83,13 @@ COLUMN_SUMMARY_NOTE = (
 
 COLUMN_SUMMARY_BATCH_NOTE = (
     "A summary, not the data: one row per required column (the label, row_id, each feature column) with "
-    "label_present / row_id_present / feature_present (None on rows of another role)."
+    "label_present / row_id_present / feature_present (None on rows of another role) and, for feature columns, "
+    "infinite_values (inf / -inf cells over all rows; null and NaN cells are not counted) and "
+    "first_infinite_row_id."
 )
+
+RUNS_ON_COLUMN_SUMMARY = "column summary"
+"""``meta["runs_on"]`` of an expectation (and of a suite) that sees the per-column summary, not the data."""
 OUTPUT_COLUMN_SUMMARY_BATCH_NOTE = (
     "A summary, not the data: one row per column of the expected list (the input's columns, plus the weight "
     "column when the output has one) or of the output, with its rank among the columns both share "
@@ -108,24 +113,30 @@ def manifest_expectations(gxe: Any, columns: Sequence[str]) -> list[Any]:
     ]
 
 
-def make_suite(gx: Any, suite: str, batch: str, expectations: list[Any], notes: str | None = None) -> Any:
-    """One batch's GE suite; ``notes`` says what the batch is when it is not the data itself (a summary)."""
-    return gx.ExpectationSuite(
-        name=f"{suite}.{batch}",
-        expectations=expectations,
-        meta={"suite": suite, "suite_version": SUITE_VERSIONS[suite], "batch": batch},
-        notes=notes,
-    )
+def make_suite(gx: Any, suite: str, batch: str, expectations: list[Any], notes: str | None = None,
+               runs_on: str | None = None) -> Any:
+    """One batch's GE suite; ``notes`` and ``meta["runs_on"]`` say what the batch is when not the data (a summary)."""
+    meta = {"suite": suite, "suite_version": SUITE_VERSIONS[suite], "batch": batch}
+    if runs_on:
+        meta["runs_on"] = runs_on
+    return gx.ExpectationSuite(name=f"{suite}.{batch}", expectations=expectations, meta=meta, notes=notes)
+
+
+def summary_meta(key: str, per_column: str) -> dict[str, str]:
+    """The meta of an expectation over the per-column summary: its key, how a failure names columns, and
+    ``runs_on``, which says it sees one row per column rather than the data."""
+    return {"key": key, "per_column": per_column, "runs_on": RUNS_ON_COLUMN_SUMMARY}
 
 
 def build_input_suites(*, label_column: str) -> dict[str, Any]:
     """The ``input`` suite: one GE ``ExpectationSuite`` per batch.
 
-    The column checks (label, ``row_id`` and every feature column present) run on a summary with
-    one row per column (``influence_stage.quality.summaries.input_column_summary``): one
-    expectation per property covers any number of feature columns, so the suite does not depend
-    on the feature columns. Null / NaN cells in feature columns do not fail the suite: they are
-    the stage's ``null`` issue type, found and reported downstream. Null labels and null
+    The column checks (label, ``row_id`` and every feature column present; no infinite value in a
+    feature column) run on a summary with one row per column
+    (``influence_stage.quality.summaries.input_column_summary``; their ``meta["runs_on"]`` says
+    so): one expectation per property covers any number of feature columns, so the suite does
+    not depend on the feature columns. Null / NaN cells in feature columns do not fail the suite:
+    they are the stage's ``null`` issue type, found and reported downstream. Null labels and null
     ``row_id`` values do fail it.
 
     Parameters
@@ -142,17 +153,24 @@ def build_input_suites(*, label_column: str) -> dict[str, Any]:
     gx, gxe = gx_modules()
     columns = [
         gxe.ExpectColumnValuesToBeInSet(column="label_present", value_set=[True],
-                                        description="the label column is present",
-                                        meta={"key": "label_column_present", "per_column": "not found"},
+                                        description="the label column is present (on the column summary)",
+                                        meta=summary_meta("label_column_present", "not found"),
                                         notes=COLUMN_SUMMARY_NOTE),
         gxe.ExpectColumnValuesToBeInSet(column="row_id_present", value_set=[True],
-                                        description="the row_id column is present",
-                                        meta={"key": "row_id_present", "per_column": "not found"},
+                                        description="the row_id column is present (on the column summary)",
+                                        meta=summary_meta("row_id_present", "not found"),
                                         notes=COLUMN_SUMMARY_NOTE),
         gxe.ExpectColumnValuesToBeInSet(column="feature_present", value_set=[True],
-                                        description="every feature column is present",
-                                        meta={"key": "feature_column_present", "per_column": "not found"},
+                                        description="every feature column is present (on the column summary)",
+                                        meta=summary_meta("feature_column_present", "not found"),
                                         notes=COLUMN_SUMMARY_NOTE),
+        gxe.ExpectColumnValuesToBeInSet(column="infinite_values", value_set=[0],
+                                        description="feature columns hold no infinite values (on the column "
+                                                    "summary)",
+                                        meta=summary_meta("feature_finite", "infinite values"),
+                                        notes=COLUMN_SUMMARY_NOTE + " Infinite cells are counted over every row of "
+                                        "each float feature column and every position of each list-of-floats "
+                                        "column; null and NaN cells are the null issue type, not counted here."),
     ]
     rows = [
         gxe.ExpectColumnValuesToNotBeNull(column=label_column, description="every row has a label",
@@ -171,7 +189,8 @@ def build_input_suites(*, label_column: str) -> dict[str, Any]:
                                           meta={"key": "rows_per_class"}),
     ]
     return {
-        "columns": make_suite(gx, "input", "columns", columns, notes=COLUMN_SUMMARY_BATCH_NOTE),
+        "columns": make_suite(gx, "input", "columns", columns, notes=COLUMN_SUMMARY_BATCH_NOTE,
+                              runs_on=RUNS_ON_COLUMN_SUMMARY),
         "rows": make_suite(gx, "input", "rows", rows),
         "class_counts": make_suite(gx, "input", "class_counts", class_counts),
     }
@@ -197,12 +216,13 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
     columns = [
         gxe.ExpectColumnPairValuesToBeEqual(
             column_A="expected_rank", column_B="output_rank", ignore_row_if="both_values_are_missing",
-            description="the output has the input's columns in the input's order (plus the weight column)",
-            meta={"key": "schema_preserved", "per_column": "order"}, notes=COLUMN_SUMMARY_NOTE),
+            description="the output has the input's columns in the input's order (plus the weight column; on the "
+                        "column summary)",
+            meta=summary_meta("schema_preserved", "order"), notes=COLUMN_SUMMARY_NOTE),
         gxe.ExpectColumnPairValuesToBeEqual(
             column_A="input_feature", column_B="output_feature", ignore_row_if="either_value_is_missing",
-            description="every input column keeps its feature type", meta={"key": "feature_types_preserved"},
-            notes=COLUMN_SUMMARY_NOTE),
+            description="every input column keeps its feature type (on the column summary)",
+            meta={"key": "feature_types_preserved", "runs_on": RUNS_ON_COLUMN_SUMMARY}, notes=COLUMN_SUMMARY_NOTE),
     ]
     rows = [
         gxe.ExpectColumnValuesToNotBeNull(column=ROW_ID, description="every output row has a row_id",
@@ -270,7 +290,8 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
                                         meta={"key": "drop_fraction"}),
     ]
     return {
-        "columns": make_suite(gx, "output", "columns", columns, notes=OUTPUT_COLUMN_SUMMARY_BATCH_NOTE),
+        "columns": make_suite(gx, "output", "columns", columns, notes=OUTPUT_COLUMN_SUMMARY_BATCH_NOTE,
+                              runs_on=RUNS_ON_COLUMN_SUMMARY),
         "rows": make_suite(gx, "output", "rows", rows),
         "manifest": make_suite(gx, "output", "manifest", manifest),
         "accounting": make_suite(gx, "output", "accounting", accounting),
@@ -288,10 +309,12 @@ def suite_json(suite: Any) -> dict[str, Any]:
 
 
 _SUITE_DESCRIPTIONS = {
-    "input": "Gate before featurizing: label and feature columns present, labels valid, enough rows per class, "
-             "unique row ids.",
+    "input": "Gate before featurizing: label and feature columns present, no infinite feature values, labels valid, "
+             "enough rows per class, unique row ids. Null or NaN feature cells pass (the null issue type). The "
+             "per-column checks run on a column summary (meta runs_on).",
     "output": "Publish gate: schema kept, labels valid, weights in (0, 1], bounded drop fraction, every input "
-              "row accounted for exactly once by the manifest and the output.",
+              "row accounted for exactly once by the manifest and the output. The per-column checks run on a "
+              "column summary (meta runs_on).",
 }
 
 

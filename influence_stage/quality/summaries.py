@@ -2,7 +2,8 @@
 
 A wide table (784 pixel columns, 1,024 embedding columns) must not cost one Great Expectations
 expectation, one ``Dataset.features`` copy or one Arrow read per column. The gates therefore
-derive small frames with one row per column (is it present, what is its feature type) with whole-table operations, and express each property as *one* expectation
+derive small frames with one row per column (is it present, how many infinite values does it hold,
+what is its feature type) with whole-table operations, and express each property as *one* expectation
 over that frame (see ``influence_stage.quality.suites``).
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 import datasets
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from influence_stage.data.arrow import ROW_ID, NUMERIC_DTYPE_PREFIXES, iter_batches
 
@@ -69,15 +72,42 @@ def type_names(data: datasets.Dataset | pd.DataFrame) -> dict[str, str]:
 
 
 def _blocks(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> Any:
-    """``(first_row, frame of columns, row ids or None)`` in row blocks of ``SUMMARY_BLOCK_ROWS``."""
+    """``(first_row, Arrow table or pandas frame, row ids or None)`` in blocks of ``SUMMARY_BLOCK_ROWS`` rows."""
     if isinstance(data, pd.DataFrame):
         ids = data[ROW_ID].to_numpy() if ROW_ID in data.columns else None
         yield 0, data.loc[:, list(columns)], ids
         return
     for start, table in iter_batches(data, columns, SUMMARY_BLOCK_ROWS):
         ids = table.column(ROW_ID).to_numpy() if ROW_ID in table.column_names else None
-        # One Arrow → pandas conversion per block: columns of one dtype become one 2-D block.
-        yield start, table.select(list(columns)).to_pandas(), ids
+        yield start, table, ids
+
+
+def _frame_of(block: pa.Table | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Scalar ``columns`` of a block as pandas: one Arrow → pandas conversion (one 2-D block per dtype)."""
+    return block.select(list(columns)).to_pandas() if isinstance(block, pa.Table) else block.loc[:, list(columns)]
+
+
+def _scan(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str],
+          cells: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: how many cells ``cells(frame) -> (rows, d) bool`` marks, and the row id of the first one."""
+    columns = list(columns)
+    counts = np.zeros(len(columns), dtype=np.int64)
+    first = np.full(len(columns), None, dtype=object)
+    if not columns:
+        return counts, first
+    for start, block, ids in _blocks(data, columns):
+        mask = cells(_frame_of(block, columns))  # (rows, d), vectorised over all columns
+        found = mask.sum(axis=0)
+        new = (found > 0) & (counts == 0)
+        if new.any():
+            rows = mask[:, new].argmax(axis=0)
+            first[new] = [int(ids[r]) if ids is not None else start + int(r) for r in rows]
+        counts += found
+    return counts, first
+
+
+def _isna(frame: pd.DataFrame) -> np.ndarray:
+    return frame.isna().to_numpy(dtype=bool)
 
 
 def missing_values(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +116,7 @@ def missing_values(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]
     Parameters
     ----------
     data : datasets.Dataset or pandas.DataFrame
-        ``n`` rows; ``columns`` must exist (numeric columns: nulls and NaN are both missing).
+        ``n`` rows; ``columns`` must exist and be scalar (nulls and NaN are both missing).
     columns : sequence of str
         ``d`` columns.
 
@@ -98,19 +128,81 @@ def missing_values(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]
         The ``row_id`` (the row position when there is no ``row_id`` column) of each column's first
         missing value; None where the column has none.
     """
+    return _scan(data, columns, _isna)
+
+
+def _isinf(frame: pd.DataFrame) -> np.ndarray:
+    if all(isinstance(dt, np.dtype) for dt in set(frame.dtypes)):
+        return np.isinf(frame.to_numpy())  # float32 columns stay float32: no upcast of a wide block
+    return np.isinf(frame.to_numpy(dtype=np.float64, na_value=np.nan))  # pandas' nullable Float dtypes
+
+
+def _float_types(data: datasets.Dataset | pd.DataFrame) -> dict[str, str]:
+    """``{column: "scalar" | "list"}`` for the columns that can hold an infinite value: floats, lists of floats.
+
+    Read from the Arrow schema (a Dataset) or the dtypes (a DataFrame), each distinct type judged once.
+    """
+    if isinstance(data, pd.DataFrame):
+        verdict = {dt: pd.api.types.is_float_dtype(dt) for dt in set(data.dtypes)}
+        return {str(c): "scalar" for c, dt in zip(data.columns, data.dtypes) if verdict[dt]}
+    schema = data.data.schema
+    kind_of: dict[pa.DataType, str | None] = {}
+    out = {}
+    for name, typ in zip(schema.names, schema.types):
+        if typ not in kind_of:
+            if pa.types.is_floating(typ):
+                kind_of[typ] = "scalar"
+            elif (pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)) \
+                    and pa.types.is_floating(typ.value_type):
+                kind_of[typ] = "list"
+            else:
+                kind_of[typ] = None
+        if kind_of[typ]:
+            out[name] = kind_of[typ]
+    return out
+
+
+def infinite_values(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Infinite (``inf`` / ``-inf``) cells of ``columns`` and the row id of each column's first one.
+
+    Only float columns and lists of floats (an embedding column: every position of every vector)
+    can hold one; other columns count 0. Scalar float columns are read in row blocks as one
+    ``(rows, d)`` matrix, so the cost does not grow with a Python loop over columns; each list
+    column is flattened once per block.
+
+    Parameters
+    ----------
+    data : datasets.Dataset or pandas.DataFrame
+        ``n`` rows; ``columns`` that it lacks count 0.
+    columns : sequence of str
+        ``d`` columns.
+
+    Returns
+    -------
+    counts : numpy.ndarray, shape ``(d,)`` int64
+        Infinite cells per column.
+    first : numpy.ndarray, shape ``(d,)`` object
+        The ``row_id`` (the row position when there is no ``row_id`` column) of each column's first
+        row with one; None where the column has none.
+    """
     columns = list(columns)
+    kinds = _float_types(data)
     counts = np.zeros(len(columns), dtype=np.int64)
     first = np.full(len(columns), None, dtype=object)
-    if not columns:
-        return counts, first
-    for start, frame, ids in _blocks(data, columns):
-        mask = frame.isna().to_numpy(dtype=bool)  # (rows, d), vectorised over all columns
-        found = mask.sum(axis=0)
-        new = (found > 0) & (counts == 0)
-        if new.any():
-            rows = mask[:, new].argmax(axis=0)
-            first[new] = [int(ids[r]) if ids is not None else start + int(r) for r in rows]
-        counts += found
+    kind = np.asarray([kinds.get(c) for c in columns], dtype=object)
+    scalar = np.flatnonzero(kind == "scalar")
+    if scalar.size:
+        counts[scalar], first[scalar] = _scan(data, [columns[i] for i in scalar], _isinf)
+    for i in np.flatnonzero(kind == "list"):  # embedding columns: few, each one read as a flat array
+        name = columns[i]
+        for start, block, ids in _blocks(data, [name]):
+            col = block.column(name).combine_chunks()
+            values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
+            rows = pc.list_parent_indices(col).to_numpy(zero_copy_only=False)[np.isinf(values)]
+            if rows.size and counts[i] == 0:
+                r = int(rows.min())
+                first[i] = int(ids[r]) if ids is not None else start + r
+            counts[i] += rows.size
     return counts, first
 
 
@@ -119,8 +211,10 @@ def input_column_summary(data: datasets.Dataset | pd.DataFrame, *, label_column:
     """The input suite's ``columns`` batch: one row per required column (label, ``row_id``, features).
 
     Columns: ``column`` (the name); ``label_present`` / ``row_id_present`` / ``feature_present``
-    (True / False on the rows of that role, None elsewhere, which GE column-map expectations skip).
-    Built from the schema alone: no row of the data is read.
+    (True / False on the rows of that role, None elsewhere, which GE column-map expectations skip);
+    ``infinite_values`` (``inf`` / ``-inf`` cells over every row of a feature column, see
+    ``infinite_values``; None on the label and ``row_id`` rows) and ``first_infinite_row_id``.
+    Null and NaN cells are not counted: they are the ``null`` issue type, found downstream.
     """
     names = np.asarray([label_column, ROW_ID, *feature_columns], dtype=object)
     is_present = pd.Index(column_names(data)).get_indexer(names) >= 0  # one hash lookup for all columns
@@ -131,6 +225,15 @@ def input_column_summary(data: datasets.Dataset | pd.DataFrame, *, label_column:
         values = is_present.astype(object)
         values[role_of != role] = None
         frame[role] = pd.Series(values, dtype=object)
+    counts, first = infinite_values(data, feature_columns)
+    infinite = pd.array(np.r_[0, 0, counts], dtype="Int64")
+    infinite[:2] = pd.NA
+    has_first = np.r_[False, False, [v is not None for v in first]]
+    first_id = pd.array(np.zeros(len(names), dtype=np.int64), dtype="Int64")
+    first_id[has_first] = np.asarray([v for v in first if v is not None], dtype=np.int64)
+    first_id[~has_first] = pd.NA
+    frame["infinite_values"] = pd.Series(infinite)
+    frame["first_infinite_row_id"] = pd.Series(first_id)
     return pd.DataFrame(frame)
 
 

@@ -21,6 +21,7 @@ from influence_stage.errors import InvalidInputError, InvalidTypeError, Validati
 from influence_stage.quality import (  # noqa: E402
     SUITE_VERSIONS,
     ValidationReport,
+    build_input_suites,
     render_data_docs,
     stored_suite,
     suite_document,
@@ -137,12 +138,15 @@ def test_input_suite_passes_on_good_data(label_kind):
     assert report.suite == "input" and report.suite_version == SUITE_VERSIONS["input"]
     keys = [r["key"] for r in report.results]
     assert keys[:2] == ["label_column_present", "row_id_present"] and keys[-1] == "rows_per_class"  # suite order
-    # label, row_id and features present: one each over the column summary, however many feature
-    # columns; label x2, row_id x2 on the rows; one per-class check.
-    assert len(keys) == 3 + 4 + 1
-    assert keys.count("feature_column_present") == 1
+    # label, row_id and features present, features finite: one each over the column summary, however
+    # many feature columns; label x2, row_id x2 on the rows; one per-class check.
+    assert len(keys) == 4 + 4 + 1
+    assert keys.count("feature_column_present") == 1 and keys.count("feature_finite") == 1
     summary = report.ge_results["columns"].results[0].expectation_config
     assert summary.meta["per_column"] == "not found" and "summary" in summary.notes
+    assert summary.meta["runs_on"] == "column summary" and "column summary" in summary.description
+    built = build_input_suites(label_column="label")
+    assert built["columns"].meta["runs_on"] == "column summary" and "runs_on" not in built["rows"].meta
     assert report.parameters["class_set"] == CLASSES
     assert report.raise_if_failed() is report
 
@@ -425,7 +429,8 @@ def test_raise_if_failed_lists_each_failed_expectation(case):
     expected = {"schema_preserved", "weight_in_range", "weights_match_manifest", "manifest_covers_input",
                 "drop_fraction"}
     assert _failed(report) == expected
-    with pytest.raises(ValidationFailedError, match=r"suite 'output' \(version 6\) failed 5 of \d+") as info:
+    failed_five = rf"suite 'output' \(version {SUITE_VERSIONS['output']}\) failed 5 of \d+"
+    with pytest.raises(ValidationFailedError, match=failed_five) as info:
         report.raise_if_failed()
     message = str(info.value)
     for key in expected:
@@ -438,7 +443,7 @@ def test_to_json_holds_ge_results_per_batch(case):
     ds, manifest, out = case
     report = _validate_out(out, ds, manifest.drop(index=8))
     data = json.loads(report.to_json())
-    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == 6
+    assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == SUITE_VERSIONS["output"]
     assert set(data["batches"]) == {"columns", "rows", "manifest", "accounting"}
     acc = data["batches"]["accounting"]
     assert acc["suite_name"] == "output.accounting" and acc["success"] is False

@@ -19,7 +19,7 @@ from influence_stage.data.sources import load_source  # noqa: E402
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
 from influence_stage.quality import validate_input, validate_output  # noqa: E402
-from influence_stage.quality.summaries import missing_values, numeric_columns  # noqa: E402
+from influence_stage.quality.summaries import infinite_values, missing_values, numeric_columns  # noqa: E402
 
 N, D = 40, 300
 NAMES = [f"px{j}" for j in range(D)]
@@ -77,7 +77,7 @@ def test_gates_pass_on_a_wide_table_with_as_many_expectations_as_a_narrow_one():
     narrow = load_source(_wide(3))
     wide_in, narrow_in = _check_in(ds), _check_in(narrow, features=NAMES[:3])
     assert wide_in.success and narrow_in.success, wide_in.failures()
-    assert len(wide_in.results) == len(narrow_in.results) == 8
+    assert len(wide_in.results) == len(narrow_in.results) == 9
     out, manifest = _output(ds)
     report = _check_out(out, ds, manifest)
     assert report.success, report.failures()
@@ -147,3 +147,45 @@ def test_column_summaries_equal_a_per_column_loop():
     loop = [int(df[c].isna().sum()) for c in NAMES]
     firsts = [int(np.flatnonzero(df[c].isna())[0]) if df[c].isna().any() else None for c in NAMES]
     assert counts.tolist() == loop and list(first) == firsts
+
+
+def test_an_infinite_value_in_column_700_of_784_fails_naming_column_and_row():
+    names = [f"px{j}" for j in range(784)]
+    df = pd.DataFrame(np.random.default_rng(1).random((N, 784)).astype(np.float32), columns=names)
+    df["label"] = np.arange(N) % 4
+    df.loc[[9, 21], "px700"] = np.inf
+    df.loc[3, "px5"] = np.nan  # a missing cell beside it: the null issue type, not a gate failure
+    report = _check_in(load_source(df), features=names)
+    assert _failed(report) == {"feature_finite"}
+    r = _result(report, "feature_finite")
+    assert r["unexpected_count"] == 1 and r["meta"]["runs_on"] == "column summary"
+    assert "column 'px700' has 2 infinite value(s), the first at row_id 9" in report.failures()[0]
+    df.loc[[9, 21], "px700"] = 0.5
+    assert _check_in(load_source(df), features=names).success
+
+
+def test_an_infinite_value_inside_an_embedding_column_fails_naming_it():
+    emb = np.random.default_rng(2).random((N, 16)).astype(np.float32)
+    emb[13, 7] = -np.inf
+    features = datasets.Features({"emb": datasets.Sequence(datasets.Value("float32")),
+                                  "label": datasets.Value("int64")})
+    ds = load_source(datasets.Dataset.from_dict({"emb": list(emb), "label": np.arange(N) % 4}, features=features))
+    report = _check_in(ds, features=["emb"])
+    assert _failed(report) == {"feature_finite"}
+    assert "column 'emb' has 1 infinite value(s), the first at row_id 13" in report.failures()[0]
+
+
+def test_infinite_values_equal_a_per_column_loop():
+    df = _wide()
+    df.loc[[2, 30], "px3"] = np.inf
+    df.loc[39, "px299"] = -np.inf
+    df.loc[5, "px299"] = np.nan
+    df["n"] = np.arange(N)  # integers hold no infinite value: counted 0
+    ds = load_source(df)
+    counts, first = infinite_values(ds, [*NAMES, "n"])
+    loop = [int(np.isinf(df[c].to_numpy(dtype=float)).sum()) for c in [*NAMES, "n"]]
+    firsts = [int(np.flatnonzero(np.isinf(df[c].to_numpy(dtype=float)))[0]) if n else None
+              for c, n in zip([*NAMES, "n"], loop)]
+    assert counts.tolist() == loop and list(first) == firsts
+    frame_counts, _ = infinite_values(df.assign(px3=df["px3"].astype("Float64")), NAMES)
+    assert frame_counts.tolist() == loop[:-1]
