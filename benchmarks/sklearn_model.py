@@ -4,7 +4,8 @@ Digits with 10% uniform label noise (seeds 0, 1, 2: the noise draw and the membe
 model is ``SGDClassifier(loss="log_loss")`` (and ``MLPClassifier(solver="sgd")``), trained on the
 noisy labels; the stage continues SGD from it (``partial_fit``) for the members. cleanlab gets
 5-fold cross-validated probabilities of a fresh copy of the same estimator (``cross_val_predict``).
-Writes ``results/sklearn_model.json`` and the ``sklearn_model`` section of RESULTS.md.
+Writes ``results/sklearn_model.json`` and ``results/sklearn_model.md`` (with the targets table: default AP ≥
+cleanlab AP per estimator, on the seed means).
 
 Run: ``python benchmarks/sklearn_model.py [--seeds 0 1 2]``.
 """
@@ -24,7 +25,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.model_selection import cross_val_predict
 from sklearn.neural_network import MLPClassifier
 
-from common import detection_metrics, digits_features, machine, write_json, write_section
+from common import check, detection_metrics, digits_features, machine, targets_markdown, write_json, write_markdown
 from influence_stage import FitConfig, GEXConfig, SklearnLearner, gex
 from influence_stage.data.noise import flip_labels
 
@@ -84,8 +85,19 @@ def markdown(rows: list[dict]) -> str:
                      f"{secs('cleanlab_s')} |")
     wins = sum(r["default"]["ap"] >= r["cleanlab"]["ap"] for r in rows)
     lines += ["", f"Default AP ≥ cleanlab AP on {wins} of {len(rows)} (estimator, seed) pairs.", "",
-              f"Machine: {machine()}."]
-    return "\n".join(lines)
+              f"Machine: {machine()}.", ""]
+    checks = []
+    for name in ESTIMATORS:
+        sel = [r for r in rows if r["estimator"] == name]
+        if not sel:
+            continue
+        met = sum(r["default"]["ap"] >= r["cleanlab"]["ap"] for r in sel)
+        aps = [r["default"]["ap"] - r["cleanlab"]["ap"] for r in sel]
+        checks.append(check(name, "default AP ≥ cleanlab-5-fold AP (same estimator)",
+                            float(np.mean([r["default"]["ap"] for r in sel])),
+                            float(np.mean([r["cleanlab"]["ap"] for r in sel])),
+                            note=f"met on {met} of {len(sel)} seeds; per-seed difference {min(aps):+.3f} to {max(aps):+.3f}"))
+    return "\n".join(lines) + "\n" + targets_markdown(checks, "Targets (seed means)")
 
 
 def main() -> None:
@@ -102,7 +114,7 @@ def main() -> None:
                 print(f"{name} seed {seed}: default AP {r['default']['ap']:.3f}, exact {r['exact_gex']['ap']:.3f}, "
                       f"cleanlab {r['cleanlab']['ap']:.3f} ({r['gex_s']:.1f} s vs {r['cleanlab_s']:.1f} s)", flush=True)
     write_json("sklearn_model", {"rows": rows, "machine": machine()})
-    write_section("sklearn_model", markdown(rows))
+    write_markdown("sklearn_model", markdown(rows))
 
 
 if __name__ == "__main__":
