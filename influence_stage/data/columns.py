@@ -57,6 +57,16 @@ def label_not_found(label_column: str, columns: Sequence[str]) -> InvalidInputEr
     )
 
 
+def schema_features(ds: datasets.Dataset) -> datasets.Features:
+    """``ds``'s features without a copy, to read only (``Dataset.features`` deep-copies every feature)."""
+    return ds.info.features
+
+
+def _isin(names: Sequence[object] | np.ndarray, values: Sequence[object]) -> np.ndarray:
+    """``(len(names),) bool``: which names are among ``values``, one hash-table pass (any mix of types)."""
+    return pd.Index(np.asarray(names, dtype=object), dtype=object).isin(list(values))
+
+
 def check_label_present(ds: datasets.Dataset, label_column: str) -> None:
     if label_column not in ds.column_names:
         raise label_not_found(label_column, ds.column_names)
@@ -74,7 +84,7 @@ def check_label_values(ds: datasets.Dataset, label_column: str) -> pa.Array:
     """The label column as an Arrow array; errors when absent or when a label is missing."""
     check_label_present(ds, label_column)
     col = arrow_column(ds, label_column)
-    missing = missing_mask(col, isinstance(ds.features[label_column], datasets.ClassLabel))
+    missing = missing_mask(col, isinstance(schema_features(ds)[label_column], datasets.ClassLabel))
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         rid = arrow_column(ds, ROW_ID)[row].as_py() if ROW_ID in ds.column_names else None
@@ -170,14 +180,16 @@ def check_numeric_columns(
         and values.
     """
     if feature_columns is None:
-        columns = [c for c in ds.column_names if c not in (label_column, ROW_ID)]
+        columns = np.asarray(ds.column_names, dtype=object)
+        columns = columns[~_isin(columns, [label_column, ROW_ID])]
     else:
         names = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
-        columns = [c for c in expand_patterns(names, ds.column_names) if c in ds.column_names]
-    # Only string columns can be such columns: pick them from the schema once, read only those.
-    strings = set(string_columns(ds.features))
+        columns = np.asarray(expand_patterns(names, ds.column_names), dtype=object)
+    # Only string columns can be such columns: pick them from the schema once (a set test over all
+    # columns at once), read only those.
+    strings = columns[_isin(columns, string_columns(schema_features(ds)))]
     fixed: dict[str, pa.Array] = {}
-    for c in (c for c in columns if c in strings):
+    for c in strings:  # string columns only: a table of numbers reads none
         col = arrow_column(ds, c)
         bad = non_numeric_cells(col)
         if bad is None:
@@ -205,7 +217,7 @@ def check_numeric_columns(
     from datasets.table import InMemoryTable
 
     table = ds.with_format("arrow")[:]
-    features = ds.features.copy()
+    features = schema_features(ds).copy()
     for c, array in fixed.items():
         table = table.set_column(table.column_names.index(c), c, array)
         features[c] = datasets.Value("float64")
@@ -242,37 +254,40 @@ def resolve_columns(
     ColumnRoles
     """
     check_label_values(ds, label_column)
-    features = ds.features  # each access deep-copies every feature: once for all columns
-    kinds = column_kinds(features)
+    features = schema_features(ds)
+    kinds = column_kinds(features)  # one verdict per distinct feature type
+    names = np.asarray(list(kinds), dtype=object)
+    kind_of = np.asarray(list(kinds.values()), dtype=object)  # (d,) in column order
     if feature_columns is not None:
         cols = [feature_columns] if isinstance(feature_columns, str) else list(feature_columns)
         cols = expand_patterns(cols, ds.column_names)
         if not cols:
             raise InvalidInputError("feature_columns is empty; expected at least one column, or None for automatic.")
-        # Each check scans the whole list once (dictionary lookups); the first offending column is named.
-        unknown = [c for c in cols if c not in kinds]
-        if unknown:
+        # Each check is one vectorised pass over the list; the first offending column is named.
+        at = pd.Index(names).get_indexer(pd.Index(cols, dtype=object))
+        if (at < 0).any():
             raise InvalidInputError(
-                f"feature column {unknown[0]!r} not found; available columns: {ds.column_names}. "
+                f"feature column {cols[int(np.argmax(at < 0))]!r} not found; available columns: {ds.column_names}. "
                 "Fix: correct feature_columns."
             )
-        reserved = [c for c in cols if c in (label_column, ROW_ID)]
-        if reserved:
+        chosen_kinds = kind_of[at]
+        reserved = _isin(np.asarray(cols, dtype=object), [label_column, ROW_ID])
+        if reserved.any():
             raise InvalidInputError(
-                f"feature column {reserved[0]!r} is the label or the row id; expected other columns. "
-                "Fix: remove it from feature_columns."
+                f"feature column {cols[int(np.argmax(reserved))]!r} is the label or the row id; expected other "
+                "columns. Fix: remove it from feature_columns."
             )
-        unusable = [c for c in cols if kinds[c] is None]
-        if unusable:
-            c = unusable[0]
+        unusable = pd.isna(chosen_kinds)
+        if unusable.any():
+            c = cols[int(np.argmax(unusable))]
             raise InvalidTypeError(
                 f"feature column {c!r} has dtype {features[c]!r}, which cannot be featurized; "
                 "expected numbers / bools (tabular), strings (text), or images / 2-D or 3-D arrays (image). "
                 "Fix: convert the column or leave it out."
             )
-        found = {"numeric" if kinds[c] == "categorical" else kinds[c] for c in cols}
+        found = set(np.where(chosen_kinds == "categorical", "numeric", chosen_kinds).tolist())
         if len(found) > 1:
-            detail = ", ".join(f"{c}: {kinds[c]}" for c in cols)
+            detail = ", ".join(f"{c}: {k}" for c, k in zip(cols, chosen_kinds))
             raise InvalidInputError(
                 f"feature columns mix kinds ({detail}); expected all numeric, all text, or one image column. "
                 "Fix: featurize them separately or choose one kind."
@@ -282,25 +297,25 @@ def resolve_columns(
             raise InvalidInputError(f"expected one image column; found {cols}. Fix: name one of them.")
         return ColumnRoles(label_column, tuple(cols), {"numeric": "tabular"}.get(kind, kind))  # type: ignore[arg-type]
 
-    candidates = [c for c in ds.column_names if c not in (label_column, ROW_ID)]
-    images = [c for c in candidates if kinds[c] == "image"]
-    texts = [c for c in candidates if kinds[c] == "text"]
-    numeric = [c for c in candidates if kinds[c] == "numeric"]
-    if images:
+    is_candidate = ~_isin(names, [label_column, ROW_ID])
+    candidates = names[is_candidate]
+    images = names[is_candidate & (kind_of == "image")]
+    texts = names[is_candidate & (kind_of == "text")]
+    numeric = names[is_candidate & (kind_of == "numeric")]
+    if images.size:
         chosen, kind = [images[0]], "image"
-    elif texts:
-        best = max(texts, key=lambda c: mean_text_length(ds, c)) if len(texts) > 1 else texts[0]
+    elif texts.size:
+        best = max(texts, key=lambda c: mean_text_length(ds, c)) if texts.size > 1 else texts[0]
         chosen, kind = [best], "text"
-    elif numeric:
-        chosen, kind = numeric, "tabular"
+    elif numeric.size:
+        chosen, kind = numeric.tolist(), "tabular"
     else:
         detail = ", ".join(f"{c}: {features[c]!r}" for c in candidates) or "none"
         raise InvalidInputError(
             f"no usable feature column besides the label {label_column!r}; columns found: {detail}. "
             "Expected numeric, string or image columns. Fix: pass feature_columns= or featurize the data yourself."
         )
-    taken = set(chosen)
-    ignored = [c for c in candidates if c not in taken]
+    ignored = candidates[~_isin(candidates, chosen)].tolist()
     if ignored:
         logger.info("Featurizing %s column(s) %s as %r; ignoring %s.", len(chosen), chosen, kind, ignored)
     return ColumnRoles(label_column, tuple(chosen), kind)  # type: ignore[arg-type]

@@ -394,7 +394,7 @@ def _frame(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> pd.
 
 
 def _feature_of(data: datasets.Dataset | pd.DataFrame, column: str) -> Any:
-    return data.features[column] if isinstance(data, datasets.Dataset) else None
+    return data.info.features[column] if isinstance(data, datasets.Dataset) else None  # no deep copy
 
 
 def label_text(value: Any) -> str:

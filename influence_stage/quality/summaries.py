@@ -41,7 +41,7 @@ def numeric_columns(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str
     when its dtype is numeric or bool. The schema is read once; each distinct type is judged once.
     """
     if isinstance(data, datasets.Dataset):
-        features = data.features  # one deep copy for all columns
+        features = data.info.features  # read only: Dataset.features would deep-copy every feature
         is_numeric = {c: isinstance(f, datasets.Value) and str(f.dtype).startswith(NUMERIC_DTYPE_PREFIXES)
                       for c, f in features.items()}
     else:
@@ -59,7 +59,7 @@ def type_names(data: datasets.Dataset | pd.DataFrame) -> dict[str, str]:
     costs one ``repr``.
     """
     if isinstance(data, datasets.Dataset):
-        features = data.features
+        features = data.info.features  # read only: Dataset.features would deep-copy every feature
         rendered: dict[Any, str] = {}
         out = {}
         for name, feature in features.items():
