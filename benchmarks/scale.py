@@ -23,6 +23,15 @@ equal.
 Writes benchmarks/results/scale.json and the "scale" section of benchmarks/RESULTS.md.
 Run: ``.venv/bin/python benchmarks/scale.py [--rows 10000 100000] [--dask-rows 100000] [--max-minutes 12]``
 (``--add``: measure more sizes into an existing results/scale.json).
+
+Wide part (``--wide``, alone): ``step_times.wide_arrays`` rows (``--wide-rows`` × ``--wide-features``,
+``--wide-layouts``: separate float32 columns or one ``Sequence(float32)`` column) written to Parquet by
+one child process and read by the next, which runs a 300-row warm-up of the same width and then the
+library's plan with default settings and publishing (``step_times.wide_profile``): seconds per step,
+"loading plus both gates" (load + input gate + output gate) as a share of the whole job, peak RSS. A
+case that does not finish within ``--max-minutes`` is recorded as such.
+Writes benchmarks/results/scale_wide.json and .md.
+Run: ``.venv/bin/python benchmarks/scale.py --wide [--wide-rows 10000 100000] [--wide-features 784 1024]``
 """
 
 from __future__ import annotations
@@ -222,6 +231,107 @@ def dask_part(n: int, workers: list[int], chains_per_task: int = 4) -> dict:
     return out
 
 
+# -- wide data: 784 / 1,024 float columns or one embedding column, read from Parquet -------------------
+
+
+def write_wide_data(n: int, d: int, layout: str, folder: str) -> None:
+    """``step_times.wide_arrays`` as ``folder/data.parquet`` (``layout`` columns) and the flipped rows."""
+    import pyarrow.parquet as pq
+
+    from step_times import wide_arrays, wide_table
+
+    X, y, flipped = wide_arrays(n, d)
+    pq.write_table(wide_table(X, y, layout), Path(folder) / "data.parquet")
+    np.save(Path(folder) / "flipped.npy", flipped)
+
+
+def wide_one(folder: str, d: int, layout: str) -> dict:
+    """A 300-row warm-up of the same width and layout, then ``step_times.wide_profile`` on the Parquet file."""
+    import torch
+
+    from step_times import warm_up, wide_profile
+
+    torch.set_num_threads(1)
+    warm_up(d, layout)
+    out = wide_profile(str(Path(folder) / "data.parquet"), np.load(Path(folder) / "flipped.npy"))
+    del out["_context"]
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def wide_run(n: int, d: int, layout: str, max_minutes: float) -> dict:
+    """:func:`write_wide_data` then :func:`wide_one` in child processes, the second stopped after ``max_minutes``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    case = {"rows": n, "columns": d, "layout": layout}
+    with tempfile.TemporaryDirectory() as folder:
+        out_path = Path(folder) / "result.json"
+        subprocess.run([sys.executable, __file__, "--write-wide", str(n), str(d), layout, "--folder", folder],
+                       check=True, env=env)
+        cmd = [sys.executable, __file__, "--wide-one", str(d), layout, "--folder", folder, "--out", str(out_path)]
+        t = time.perf_counter()
+        try:
+            subprocess.run(cmd, check=True, timeout=max_minutes * 60, env=env)
+        except subprocess.TimeoutExpired:
+            return {**case, "finished": False, "limit_minutes": max_minutes, "seconds_run": time.perf_counter() - t}
+        except subprocess.CalledProcessError as exc:
+            return {**case, "finished": False, "returncode": exc.returncode}
+        out = json.loads(out_path.read_text())
+    return {**case, **out, "finished": True}
+
+
+def wide_markdown(cases: list[dict]) -> str:
+    done = [c for c in cases if c.get("finished")]
+    lines = ["## Scale on wide data (`benchmarks/scale.py --wide`)", "",
+             "`step_times.wide_arrays` rows (10 classes in a 16-dimensional latent space spread linearly over the "
+             "columns with noise, 10% of labels flipped, seed 0) as separate float32 columns or one "
+             "`Sequence(float32)` column, written to Parquet by one process and read by the next; there, a 300-row "
+             "warm-up of the same width, then the library's plan with default settings and publishing, one torch "
+             "thread. \"Load + gates\" = load (reading the Parquet file included) + input gate + output gate.", ""]
+    if done:
+        lines.append("| step, s | " + " | ".join(f"{c['rows']:,} × {c['columns']:,} {c['layout']}" for c in done)
+                     + " |")
+        lines.append("|---|" + "---|" * len(done))
+        for key in dict.fromkeys(k for c in done for k in c["seconds"]):
+            lines.append(f"| {key} | " + " | ".join(f"{c['seconds'][key]:.2f}" if key in c["seconds"] else "–"
+                                                   for c in done) + " |")
+        lines.append("| **whole job** | " + " | ".join(f"**{c['whole_job_seconds']:.1f}**" for c in done) + " |")
+        lines.append("| load + gates, s | " + " | ".join(f"{c['load_and_gates_seconds']:.2f}" for c in done) + " |")
+        lines.append("| **load + gates share** (target ≤ 10%) | " + " | ".join(
+            f"**{100 * c['load_and_gates_share']:.1f}%**" for c in done) + " |")
+        lines.append("| peak RSS, MB | " + " | ".join(f"{c['peak_rss_mb']:.0f}" for c in done) + " |")
+        lines.append("| precision / recall | " + " | ".join(f"{c['precision']:.3f} / {c['recall']:.3f}"
+                                                          for c in done) + " |")
+    for c in cases:
+        if not c.get("finished"):
+            why = (f"did not finish within {c['limit_minutes']:g} minutes (stopped)" if "limit_minutes" in c
+                   else f"failed (exit {c.get('returncode')})" if "returncode" in c else "was not run")
+            lines += ["", f"{c['rows']:,} × {c['columns']:,} {c['layout']}: {why}."]
+    return "\n".join(lines) + "\n"
+
+
+def commit() -> str:
+    """The checkout's commit (the measured code; the working tree may hold more)."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=RESULTS)
+    return done.stdout.strip()
+
+
+def wide_main(args) -> None:
+    stored = RESULTS / "scale_wide.json"
+    cases = json.loads(stored.read_text())["cases"] if args.add and stored.is_file() else []
+    for n in args.wide_rows:
+        for d in args.wide_features:
+            for layout in args.wide_layouts:
+                case = wide_run(n, d, layout, args.max_minutes)
+                cases = [c for c in cases if (c["rows"], c["columns"], c["layout"]) != (n, d, layout)] + [case]
+                print(json.dumps({k: v for k, v in case.items() if k != "seconds"}), flush=True)
+                write_json("scale_wide", {"machine": machine(), "commit": commit(), "cases": cases})
+    cases.sort(key=lambda c: (c["rows"], c["columns"], c["layout"] != "columns"))
+    write_json("scale_wide", {"machine": machine(), "commit": commit(), "cases": cases})
+    text = wide_markdown(cases)
+    (RESULTS / "scale_wide.md").write_text(text)
+    print(text)
+
+
 # -- the report -------------------------------------------------------------------------------------
 
 
@@ -333,6 +443,12 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the section, write no results")
     parser.add_argument("--add", action="store_true", help="keep the sizes (and, with --dask-rows 0, the Dask part) "
                         "of results/scale.json that this run does not measure")
+    parser.add_argument("--wide", action="store_true", help="only the wide-data cases (scale_wide.json / .md)")
+    parser.add_argument("--wide-rows", type=int, nargs="+", default=[10000, 100000])
+    parser.add_argument("--wide-features", type=int, nargs="+", default=[784, 1024])
+    parser.add_argument("--wide-layouts", nargs="+", default=["columns", "sequence"])
+    parser.add_argument("--write-wide", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--wide-one", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--write-data", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -340,6 +456,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.write_data:
         write_data(args.write_data, args.folder)
+        return
+    if args.write_wide:
+        write_wide_data(int(args.write_wide[0]), int(args.write_wide[1]), args.write_wide[2], args.folder)
+        return
+    if args.wide_one:
+        Path(args.out).write_text(json.dumps(wide_one(args.folder, int(args.wide_one[0]), args.wide_one[1])))
+        return
+    if args.wide:
+        wide_main(args)
         return
     if args.one:
         Path(args.out).write_text(json.dumps(one_size(args.one, args.folder)))

@@ -12,11 +12,27 @@ steps and forward passes, measured in the same process.
 
 Writes benchmarks/results/step_times.json and the "step_times" section of benchmarks/RESULTS.md.
 Run: ``.venv/bin/python benchmarks/step_times.py [--rows 20000 100000]``
+
+Wide data (``--wide``): ``wide_arrays`` rows (10 classes in a 16-dimensional latent space, spread
+linearly over ``d`` float32 columns with noise, 10% of labels flipped), either as ``d`` separate
+float columns (``px0`` ...) or as one ``Sequence(float32)`` embedding column (``emb``); the library's
+plan with default settings (``CleanConfig(label_column="label")``), in process, after a warm-up run
+of 300 rows of the same width (imports, the Great Expectations context: a process's one-time costs),
+each step's seconds and publishing, and "loading plus both gates" (load + input gate + output gate)
+as a share of the whole job (the plan plus publishing). Beside the 10k × 784 column case, cleanlab on
+the same features: ``find_label_issues`` on 5-fold out-of-sample probabilities of fresh copies of the
+stage's own θ* learner with the same recipe (``benchmarks/detect_images.py``'s comparison), plus the
+stage's featurize time, and the ratio of the whole job to it. The 500-row fits are also run once in
+a fresh process (``cold``: Great Expectations imported by the input gate).
+Writes benchmarks/results/step_times_wide.json and .md.
+Run: ``.venv/bin/python benchmarks/step_times.py --wide [--wide-rows 500 10000] [--wide-features 784 1024]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +45,7 @@ import pandas as pd
 import torch
 from sklearn.datasets import make_classification
 
-from common import machine, write_json, write_section
+from common import RESULTS, machine, write_json, write_section
 from floor import floor, work
 from influence_stage import FitConfig, GEXConfig
 from influence_stage.config import CleanConfig
@@ -108,13 +124,237 @@ def markdown(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- wide data ---------------------------------------------------------------------------------------
+
+#: What the wide tables call the plan's steps, in its order.
+WIDE_LABELS = {"load": "load", "validate-input": "input gate", "featurize": "featurize", "fit-theta": "θ*",
+               "auto-scale": "aux (yardstick + probe)", "members": "members", "losses": "losses + scores",
+               "decide": "decide", "issues": "issue types", "apply": "apply", "validate-output": "output gate"}
+LOAD_AND_GATES = ("load", "input gate", "output gate")
+"""The steps of "loading plus both gates"."""
+
+
+def wide_arrays(n: int, d: int, k: int = 10, seed: int = 0, latent: int = 16,
+                chunk: int = 10000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X (n, d) float32, noisy labels (n,), flipped (n,) bool)``: ``k`` classes in a ``latent``-dimensional
+    space, spread linearly over ``d`` columns with noise (like pixels or an embedding); 10% of labels flipped.
+
+    Made in row chunks, so 100k × 1,024 needs only the float32 matrix.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    centers = rng.normal(0.0, 1.5, (k, latent))
+    spread = rng.normal(size=(latent, d)) / np.sqrt(latent)
+    X = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, chunk):
+        part = y[start:start + chunk]
+        z = centers[part] + rng.normal(size=(len(part), latent))
+        X[start:start + chunk] = z @ spread + 0.5 * rng.normal(size=(len(part), d))
+    noisy, flipped = flip_labels(y, 0.1, random_state=seed)
+    return X, noisy, flipped
+
+
+def wide_table(X: np.ndarray, y: np.ndarray, layout: str):
+    """An Arrow table of ``X`` and ``label``: ``d`` float32 columns ``px0`` ... (``"columns"``) or one
+    list<float32> column ``emb`` (``"sequence"``, a ``Sequence(float32)`` feature once loaded)."""
+    import pyarrow as pa
+
+    if layout == "columns":
+        arrays = [pa.array(X[:, j]) for j in range(X.shape[1])] + [pa.array(y)]
+        return pa.table(arrays, names=[f"px{j}" for j in range(X.shape[1])] + ["label"])
+    if layout == "sequence":
+        offsets = pa.array(np.arange(0, X.size + 1, X.shape[1], dtype=np.int32))
+        emb = pa.ListArray.from_arrays(offsets, pa.array(X.reshape(-1)))
+        return pa.table({"emb": emb, "label": pa.array(y)})
+    raise ValueError(f"unknown layout {layout!r}; expected 'columns' or 'sequence'")
+
+
+def wide_source(X: np.ndarray, y: np.ndarray, layout: str):
+    """The in-process source: a DataFrame of ``d`` float32 columns, or a Dataset with one ``Sequence(float32)``."""
+    if layout == "columns":
+        df = pd.DataFrame(X, columns=[f"px{j}" for j in range(X.shape[1])], copy=False)
+        df["label"] = y
+        return df
+    import datasets
+
+    features = datasets.Features({"emb": datasets.Sequence(datasets.Value("float32")),
+                                  "label": datasets.Value("int64")})
+    return datasets.Dataset(datasets.table.InMemoryTable(wide_table(X, y, layout)),
+                            info=datasets.DatasetInfo(features=features))
+
+
+def wide_profile(source, flipped: np.ndarray, *, publish_it: bool = True) -> dict:
+    """The library's plan (default settings) on ``source``, seconds per step (``WIDE_LABELS``) and publishing.
+
+    ``whole_job_seconds`` is the plan plus publishing; ``load_and_gates_share`` is load + input gate +
+    output gate over it.
+    """
+    from influence_stage.publish.versions import publish
+
+    config = CleanConfig(label_column="label")
+    t0 = time.perf_counter()
+    context = run_plan(source, config)
+    plan = time.perf_counter() - t0
+    seconds = {WIDE_LABELS.get(k, k): float(v) for k, v in context.step_seconds.items()}
+    decisions = context["decisions"]
+    if publish_it:
+        with tempfile.TemporaryDirectory() as root:
+            t = time.perf_counter()
+            publish(context["cleaned"], decisions.table, root=root, name="wide",
+                    validation_reports=[context["output_report"]])
+            seconds["publish"] = time.perf_counter() - t
+    total = time.perf_counter() - t0
+    flagged = decisions.table["is_issue"].to_numpy()
+    gates = sum(seconds.get(k, 0.0) for k in LOAD_AND_GATES)
+    out = {"seconds": seconds, "plan_seconds": plan, "whole_job_seconds": total, "load_and_gates_seconds": gates,
+           "load_and_gates_share": gates / total, "features": int(context["features"].X.shape[1]),
+           "model": type(context["learner"]).__name__, "fit_epochs": config.fit.epochs,
+           "precision": float(flipped[flagged].mean()) if flagged.any() else 0.0,
+           "recall": float(flagged[flipped].mean())}
+    out["_context"] = context
+    return out
+
+
+def cleanlab_side(context, seed: int = 0) -> dict:
+    """cleanlab's ``find_label_issues`` on 5-fold out-of-sample probabilities of fresh copies of the run's own θ*
+    learner with the same recipe, on the run's features; its seconds plus the run's featurize seconds."""
+    from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba
+    from influence_stage.engine.learner import TensorData
+
+    features, learner, config = context["features"], context["learner"], context.config
+    data = TensorData.from_arrays(features.X, np.asarray(features.y))
+    t = time.perf_counter()
+    proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), data, config.fit, folds=5,
+                                  seed=seed)
+    _, issues = confident_learning_scores(np.asarray(features.y), proba)
+    seconds = time.perf_counter() - t
+    featurize_s = float(context.step_seconds.get("featurize", 0.0))
+    return {"seconds": seconds + featurize_s, "cv_and_find_seconds": seconds, "featurize_seconds": featurize_s,
+            "n_issues": int(issues.sum()), "issues": issues}
+
+
+def wide_case(n: int, d: int, layout: str, *, with_cleanlab: bool = False, seed: int = 0) -> dict:
+    X, y, flipped = wide_arrays(n, d, seed=seed)
+    source = wide_source(X, y, layout)
+    del X
+    out = {"rows": n, "columns": d, "layout": layout, "seed": seed, **wide_profile(source, flipped)}
+    context = out.pop("_context")
+    if with_cleanlab:
+        cl = cleanlab_side(context, seed=seed)
+        issues = cl.pop("issues")
+        cl["precision"] = float(flipped[issues].mean()) if issues.any() else 0.0
+        cl["recall"] = float(issues[flipped].mean())
+        out["cleanlab"] = cl
+        out["ratio_to_cleanlab"] = out["plan_seconds"] / cl["seconds"]
+    return out
+
+
+def warm_up(d: int, layout: str) -> None:
+    """One 300-row run of the same width and layout: the process's imports and Great Expectations context."""
+    X, y, flipped = wide_arrays(300, d, seed=99)
+    wide_profile(wide_source(X, y, layout), flipped, publish_it=False)
+
+
+def cold_case(n: int, d: int, layout: str, limit_s: float = 900) -> dict:
+    """:func:`wide_case` as the first run of a fresh process (one torch thread): the one-time costs included."""
+    cmd = [sys.executable, __file__, "--cold-one", str(n), str(d), layout]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s)
+    if done.returncode:
+        return {"rows": n, "columns": d, "layout": layout, "cold": True, "finished": False,
+                "stderr_tail": done.stderr[-1500:]}
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "cold": True, "finished": True}
+
+
+def wide_markdown(runs: list[dict]) -> str:
+    lines = ["## Wide data: where a run's time goes (`benchmarks/step_times.py --wide`)", "",
+             "Synthetic wide rows (10 classes in a 16-dimensional latent space spread linearly over the columns with "
+             "noise; 10% of labels flipped; seed 0), as separate float32 columns or one `Sequence(float32)` column; "
+             "the library's plan with default settings (`CleanConfig(label_column=\"label\")`), in process, one "
+             "torch thread; warm runs follow a 300-row run of the same width (imports, the GE context); cold runs "
+             "are a fresh process's first run. Whole job = the plan + publishing. \"Load + gates\" = load + input "
+             "gate + output gate.", ""]
+    head = [f"{r['rows']:,} × {r['columns']:,} {r['layout']}{' (cold)' if r.get('cold') else ''}" for r in runs]
+    lines.append("| step, s | " + " | ".join(head) + " |")
+    lines.append("|---|" + "---|" * len(runs))
+    keys = list(dict.fromkeys(k for r in runs for k in r.get("seconds", {})))
+    for key in keys:
+        lines.append(f"| {key} | " + " | ".join(f"{r['seconds'][key]:.2f}" if key in r.get("seconds", {}) else "–"
+                                               for r in runs) + " |")
+    lines.append("| **whole job** | " + " | ".join(f"**{r['whole_job_seconds']:.1f}**" if r.get("seconds") else "–"
+                                                  for r in runs) + " |")
+    lines.append("| load + gates, s | " + " | ".join(f"{r['load_and_gates_seconds']:.2f}" if r.get("seconds") else "–"
+                                                     for r in runs) + " |")
+    lines.append("| **load + gates share** (target ≤ 10%) | " + " | ".join(
+        f"**{100 * r['load_and_gates_share']:.1f}%**" if r.get("seconds") else "–" for r in runs) + " |")
+    lines.append("| precision / recall | " + " | ".join(
+        f"{r['precision']:.3f} / {r['recall']:.3f}" if r.get("seconds") else "–" for r in runs) + " |")
+    for r in runs:
+        if "cleanlab" in r:
+            cl = r["cleanlab"]
+            lines += ["", f"cleanlab at {r['rows']:,} × {r['columns']:,} ({r['layout']}): 5-fold CV of fresh copies "
+                      f"of the stage's {r['model']} with the same recipe + `find_label_issues` "
+                      f"{cl['cv_and_find_seconds']:.1f} s "
+                      f"+ featurize {cl['featurize_seconds']:.2f} s = {cl['seconds']:.1f} s (precision / recall "
+                      f"{cl['precision']:.3f} / {cl['recall']:.3f}). The stage's plan: {r['plan_seconds']:.1f} s, "
+                      f"**{r['ratio_to_cleanlab']:.2f}×** cleanlab's time (target ≤ 0.35×)."]
+    for r in runs:
+        if r.get("finished") is False:
+            lines += ["", f"{r['rows']:,} × {r['columns']:,} {r['layout']} (cold) did not finish: "
+                      f"{r.get('stderr_tail', '')[-300:]}"]
+    return "\n".join(lines) + "\n"
+
+
+def _key(r: dict) -> tuple:
+    return r["rows"], r["columns"], r["layout"], bool(r.get("cold"))
+
+
+def wide_main(args) -> None:
+    stored = RESULTS / "step_times_wide.json"
+    runs = json.loads(stored.read_text())["runs"] if args.add and stored.is_file() else []
+    for n in args.wide_rows:
+        for d in (args.wide_features if n > 1000 else [40, *args.wide_features[:1]]):
+            for layout in (args.wide_layouts if n > 1000 else ["columns"]):
+                if n <= 1000:
+                    runs = [r for r in runs if _key(r) != (n, d, layout, True)] + [cold_case(n, d, layout)]
+                warm_up(d, layout)
+                case = wide_case(n, d, layout, with_cleanlab=args.cleanlab and [n, d] == args.cleanlab_at
+                                 and layout == "columns")
+                runs = [r for r in runs if _key(r) != _key(case)] + [case]
+                print(json.dumps({k: v for k, v in case.items() if k != "seconds"}), flush=True)
+                (RESULTS / "step_times_wide.partial.json").write_text(json.dumps(runs, indent=1))
+    runs.sort(key=lambda r: (r["rows"], r["columns"], r["layout"] != "columns", not r.get("cold")))
+    from scale import commit
+
+    write_json("step_times_wide", {"machine": machine(), "commit": commit(), "runs": runs})
+    text = wide_markdown(runs)
+    (RESULTS / "step_times_wide.md").write_text(text)
+    (RESULTS / "step_times_wide.partial.json").unlink(missing_ok=True)
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[20000])
     parser.add_argument("--features", type=int, default=40)
     parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--wide", action="store_true", help="the wide-data cases (step_times_wide.json / .md)")
+    parser.add_argument("--wide-rows", type=int, nargs="+", default=[500, 10000])
+    parser.add_argument("--wide-features", type=int, nargs="+", default=[784, 1024])
+    parser.add_argument("--wide-layouts", nargs="+", default=["columns", "sequence"])
+    parser.add_argument("--no-cleanlab", dest="cleanlab", action="store_false")
+    parser.add_argument("--cleanlab-at", type=int, nargs=2, default=[10000, 784], metavar=("ROWS", "COLUMNS"))
+    parser.add_argument("--add", action="store_true", help="--wide: keep the cases of results/step_times_wide.json "
+                        "that this run does not measure")
+    parser.add_argument("--cold-one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.cold_one:
+        n, d, layout = int(args.cold_one[0]), int(args.cold_one[1]), args.cold_one[2]
+        print(json.dumps(wide_case(n, d, layout)))
+        return
+    if args.wide:
+        wide_main(args)
+        return
     runs = [profile(n, args.features, args.classes) for n in args.rows]
     write_json("step_times", {"machine": machine(), "runs": runs, "work": work(args.rows[0], FitConfig(), GEXConfig())})
     text = markdown(runs)
