@@ -4,7 +4,9 @@
 ``context``     ``RunContext``: a run's inputs, settings and the values its steps write
 ``clean``       the cleaning steps; the plans ``CLEAN_LIBRARY``, ``CLEAN`` and ``SCORE``
 ``publishing``  the flow's steps after the output gate (summary, bias scores, publish)
-``curate``      the curation steps and their plan ``CURATE`` (imported on use: corpus and LM helpers)
+``curate``      the plan ``CURATE`` (imported on use: corpus and LM helpers), with its steps in
+                ``curate_inputs`` (corpus, dedup, tokens), ``curate_model`` (θ* and its adaptation),
+                ``curate_scores`` (members and scoring passes) and ``curate_output`` (selection, shards)
 ``local``       ``LocalExecutor``: in process (estimators, ``run_pipeline``, benchmarks)
 
 The Prefect executor (tasks, work units mapped on Dask) is
