@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Grid of fine-tuning rates probed by ft_lr="auto" (factor-2 steps); see ensemble.choose_ft_lr.
 DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+#: The step floor (FitConfig.min_steps) raises the epochs at most this many times: on a few dozen images
+#: the floor alone would mean thousands of passes that only memorise them.
+MAX_FLOOR_FACTOR = 4
 
 
 class FitConfig(BaseModel):
@@ -38,17 +41,47 @@ class FitConfig(BaseModel):
         100_000, ge=1, description="Most SGD steps of a fit, in whole epochs (at least one): on large data the "
         "epochs are cut to ceil(max_steps / steps per epoch), so training costs steps rather than epochs times "
         "rows; the cosine decay runs over the epochs kept. None: always 'epochs'.")
+    min_steps: int | None = Field(
+        1500, ge=1, description="Fewest SGD steps of a fit of image rows (c, h, w), the CNN recipe: on small image "
+        "sets the epochs are raised to ceil(min_steps / steps per epoch), at most MAX_FLOOR_FACTOR (4) times 'epochs', because a CNN trained for 'epochs' passes "
+        "over a few hundred images has taken too few steps to fit them (benchmarks/detect_images.py measures it). "
+        "Flat features (the MLP) keep 'epochs' unless min_steps_inputs='all'. None: no floor.")
+    min_steps_inputs: Literal["images", "all"] = Field(
+        "images", description="Which fits min_steps applies to: 'images' (rows of shape (c, h, w)) or 'all'.")
 
-    def epochs_for(self, n_rows: int) -> int:
-        """Epochs a fit of ``n_rows`` rows runs: ``epochs``, cut by ``max_steps`` on large data.
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> "FitConfig":
+        if self.min_steps is not None and self.max_steps is not None and self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
+        return self
+
+    def floors(self, input_shape: tuple[int, ...] | None) -> bool:
+        """Whether ``min_steps`` applies to rows of shape ``input_shape`` (``None``: unknown, no floor
+        unless ``min_steps_inputs='all'``)."""
+        if self.min_steps is None:
+            return False
+        return self.min_steps_inputs == "all" or (input_shape is not None and len(tuple(input_shape)) == 3)
+
+    def steps_per_epoch(self, n_rows: int) -> int:
+        """SGD steps in one epoch over ``n_rows`` rows (the ragged tail dropped, at least one)."""
+        return max(int(n_rows) // max(min(self.batch_size, int(n_rows)), 1), 1)
+
+    def epochs_for(self, n_rows: int, input_shape: tuple[int, ...] | None = None) -> int:
+        """Epochs a fit of ``n_rows`` rows of shape ``input_shape`` runs: ``epochs``, raised to
+        ``min_steps`` steps for image rows (see ``floors``; at most ``MAX_FLOOR_FACTOR`` times
+        ``epochs``), cut by ``max_steps`` on large data.
 
         A many-row epoch holds many SGD steps, and past some number of steps more passes over
-        redundant rows change the model little while their cost grows with N.
+        redundant rows change the model little while their cost grows with N; a few-row epoch of
+        images holds so few steps that ``epochs`` passes leave the CNN short of fitting them.
         """
-        per_epoch = max(int(n_rows) // max(min(self.batch_size, int(n_rows)), 1), 1)
+        per_epoch = self.steps_per_epoch(n_rows)
+        epochs = self.epochs
+        if self.floors(input_shape):
+            epochs = max(epochs, min(-(-int(self.min_steps) // per_epoch), MAX_FLOOR_FACTOR * epochs))
         if self.max_steps is None:
-            return self.epochs
-        return max(1, min(self.epochs, -(-self.max_steps // per_epoch)))
+            return epochs
+        return max(1, min(epochs, -(-self.max_steps // per_epoch)))
 
 
 class GEXConfig(BaseModel):

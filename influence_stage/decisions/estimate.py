@@ -8,6 +8,13 @@ should flag about as many rows as are actually wrong, not cut at a histogram val
   already trained (confident learning, computed by cleanlab's ``count.num_label_issues``). Rows are
   counted as wrong only where a model that never saw them is more confident in another class than
   that class's own average self-confidence.
+- ``issue_count``: what the ``"estimate"`` threshold should flag, from all the run's evidence: the
+  confident-joint count above (of the mean of the cross-fitted and the members' probabilities when
+  the cross-fitted model is not reliable), at most the number of rows θ* fitted with a negative
+  mean training margin (its given label lost to another on average over θ*'s training, the area
+  under the margin). A cross-fitted model that misses on hard but correct rows counts them as
+  wrong, and on clean labels that count is all error; θ* saw those rows and fits them, so their
+  margin is positive. Measured in ``benchmarks/detect_images.py`` (clean and noisy labels).
 - ``mixture_count``: the expected size of the upper component of a two-component Gaussian
   mixture on the log of a score (a posterior sum); kept for comparison in the detection benchmark,
   where it over-counts on every setting.
@@ -49,6 +56,37 @@ def confident_joint_count(labels: Any, oos_proba: Any) -> int:
 
     y, P, present = _present_classes(*_check(labels, oos_proba))
     return 0 if present.size < 2 else int(num_label_issues(y, P))
+
+
+def issue_count(labels: Any, oos_proba: Any, *, train_margin: Any = None, member_proba: Any = None,
+                reliable: bool = True) -> int:
+    """Estimated number of mislabeled rows from the run's evidence (the module docstring).
+
+    Parameters
+    ----------
+    labels : ``(n_samples,)`` int, the given labels as codes ``0..K-1``
+    oos_proba : ``(n_samples, K)`` float, the cross-fitted out-of-sample probabilities
+    train_margin : ``(n_samples,)`` float or None, θ*'s in-sample margin of the given label averaged
+        over its training epochs; None: no bound from it
+    member_proba : ``(n_samples, K)`` float or None, the members' mean probabilities (in-sample)
+    reliable : whether the cross-fitted model is reliable (``engine.auxiliary``); when it is not and
+        ``member_proba`` is given, the confident joint is of the mean of both probabilities
+
+    Returns
+    -------
+    int in ``[0, n_samples]``
+    """
+    proba = oos_proba
+    if not reliable and member_proba is not None:
+        proba = (np.asarray(member_proba, dtype=np.float64) + np.asarray(oos_proba, dtype=np.float64)) / 2
+    count = confident_joint_count(labels, proba)
+    if train_margin is None:
+        return count
+    margin = np.asarray(train_margin, dtype=np.float64)
+    if margin.shape != (len(np.asarray(labels)),):
+        raise InvalidInputError(f"train_margin must hold one value per row, shape ({len(np.asarray(labels))},); "
+                                f"found {margin.shape}.")
+    return min(count, int(np.sum(margin < 0)))
 
 
 def class_noise_share(labels: Any, oos_proba: Any, n_classes: int) -> np.ndarray:
@@ -94,4 +132,4 @@ def mixture_count(score: Any, random_state: int = 0) -> int:
     return int(round(float(gm.predict_proba(x)[:, hi].sum())))
 
 
-__all__ = ["class_noise_share", "confident_joint_count", "mixture_count"]
+__all__ = ["class_noise_share", "confident_joint_count", "issue_count", "mixture_count"]

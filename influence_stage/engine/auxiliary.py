@@ -10,7 +10,8 @@ Training (``cross_fit``). Each half's model starts with ``holdout_epochs`` epoch
 recipe, then keeps training with warm restarts (the same recipe, as many epochs again as it has
 had, so the totals double) while its agreement with the given labels of the held-out half still
 rises by at least ``MIN_GAIN``, up to the epochs θ* itself gets. The probabilities of the best
-round are kept. Agreement with the given labels is measurable without ground truth, and under
+round are kept. On image rows under the recipe's floor on SGD steps (``FitConfig.min_steps``) the
+rounds start at a quarter of the epochs θ* gets and go up to them (``round_plan``). Agreement with the given labels is measurable without ground truth, and under
 label noise it rises and falls with the accuracy against the true labels. An MLP that has
 learned its task after 8 epochs stops after one more round; a CNN keeps going.
 
@@ -49,6 +50,8 @@ RELIABLE_KAPPA = 0.55
 MIN_GAIN = 0.01
 #: Fewest rows outside the largest class for the check to call a model weak (see the module docstring).
 MIN_OTHER_ROWS = 10
+#: Under the step floor, the first round is 1/FLOORED_FIRST_ROUND of the cap (``round_plan``).
+FLOORED_FIRST_ROUND = 4
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,31 @@ def _agreement(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(p.argmax(axis=1) == y))
 
 
+def round_plan(n_rows: int, n_train: int, input_shape: tuple[int, ...], *, config: GEXConfig,
+               fit_config: FitConfig) -> tuple[int, int]:
+    """``(cap, first)``: the most epochs one half's model trains in all, and its first round's epochs.
+
+    Flat features: up to the epochs the recipe gives a fit of ``n_train`` rows, ``holdout_epochs``
+    first. Image rows under the recipe's step floor (``FitConfig.min_steps``): up to the epochs θ*
+    gets on all ``n_rows`` rows (half θ*'s steps on half its rows), a quarter of them first: with so
+    many epochs, rounds that start at ``holdout_epochs`` would restart the cosine schedule five times
+    or more, and each restart loses accuracy that one longer schedule keeps.
+    """
+    if fit_config.floors(input_shape):
+        cap = max(fit_config.epochs_for(n_rows, input_shape), config.holdout_epochs)
+        return cap, max(config.holdout_epochs, -(-cap // FLOORED_FIRST_ROUND))
+    cap = max(fit_config.epochs_for(n_train), config.holdout_epochs)
+    return cap, config.holdout_epochs
+
+
 def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
               fit_config: FitConfig) -> tuple[np.ndarray, AuxiliaryCheck]:
     """Two-fold cross-fitted probabilities ``(n, K) float32`` and their check.
 
     Fresh copies train on each half of a stratified split (unstratified when a class has a single
-    row), ``config.holdout_epochs`` epochs first, then in doubling warm-restart rounds while the
-    other half's agreement with its given labels rises by ``MIN_GAIN`` or more, up to
-    ``fit_config.epochs_for(half)`` epochs in all (the module docstring).
+    row), the first round of ``round_plan`` first, then in doubling warm-restart rounds while the
+    other half's agreement with its given labels rises by ``MIN_GAIN`` or more, up to the plan's
+    cap (the module docstring).
     """
     y = data.y.cpu().numpy()
     counts = np.bincount(y)
@@ -118,18 +138,19 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=config.seed, stratify=stratify)
     out: np.ndarray | None = None
     used: list[int] = []
+    shape = tuple(int(s) for s in data.X.shape[1:])
     for fold, (tr, te) in enumerate(((a, b), (b, a))):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         train, held = data.subset(tr), data.subset(te)
-        cap = max(fit_config.epochs_for(len(tr)), config.holdout_epochs)
+        cap, step = round_plan(len(y), len(tr), shape, config=config, fit_config=fit_config)
         done, rnd = 0, 0
         best_p, best_acc, best_epochs = None, -1.0, 0
-        step = config.holdout_epochs
         while done < cap:
             step = min(step, cap - done)
             # round 0 is exactly the former recipe (same seed); later rounds are warm restarts
             seed = config.seed + fold if rnd == 0 else config.seed + fold + 1000 * rnd
-            fresh.fit(train, fit_config.model_copy(update={"epochs": step, "seed": seed}))
+            # the rounds set their own epochs: the step floor is already in the plan
+            fresh.fit(train, fit_config.model_copy(update={"epochs": step, "seed": seed, "min_steps": None}))
             done += step
             rnd += 1
             p = fresh.predict_proba(held)
@@ -150,4 +171,4 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     return out, check
 
 
-__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit"]
+__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit", "round_plan"]
