@@ -8,6 +8,7 @@ cross-fitted probabilities), their GEX harm ranking, and the hand-off to review 
 - ``find``: ``find_data_issues`` (the per-row table and summary) and
   ``apply_issue_policy`` (by default: drop exact duplicates after the first copy, report the rest);
 - ``export``: Label Studio tasks, Argilla records, the issue file;
+- ``reviews``: reviewed labels read back from those tools, published as a new version;
 - ``mlflow``: an optional MLflow log of a run.
 """
 

@@ -35,8 +35,8 @@ What the new version holds (``publish_reviews``):
   the stage's gates checked the stage's decisions, which the reviewed labels replace.
 
 Every check runs before anything is written: an unknown row id, a label that is not a class name, a
-file in another format, a version that does not exist, a dropped row without ``source`` are errors
-and nothing is published.
+file in another format or with no reviewed row, a version that does not exist, a dropped row without
+``source`` are errors and nothing is published.
 """
 
 from __future__ import annotations
@@ -446,6 +446,10 @@ def publish_reviews(reviews_path: Any, version: Any, *, fmt: str | None = None, 
         raise InvalidInputError(f"{folder} records no classes; reviews apply to cleaned versions.")
     fmt = review_format(reviews_path, fmt)
     reviews = read_reviews(reviews_path, names, fmt)
+    if not len(reviews):
+        raise InvalidInputError(f"{Path(reviews_path).name} holds no reviewed row (no annotation, response or "
+                                f"{REVIEW_COLUMN!r} value); nothing to publish. Expected the review tool's export "
+                                "after review, not the file export wrote.")
     data, manifest, info = reviewed_version(reviews, folder, source=source, label_column=label_column)
     path = Path(reviews_path).expanduser().resolve()
     digest = sha256(path)

@@ -195,6 +195,7 @@ def test_integer_labels_keep_their_type_in_the_reviewed_manifest(tmp_path):
     ("no_version", "v0009 does not exist; pets has versions ['v0001']"),
     ("dropped_without_source", "were dropped from v0001 (row_id 2 first); pass the source"),
     ("short_source", "the source has 5 rows, the version's input had 12"),
+    ("nothing_reviewed", "export.json holds no reviewed row"),
 ])
 def test_import_reviews_errors_exit_2_and_publish_nothing(version, tmp_path, capsys, case, match):
     root, name, source = version
@@ -215,6 +216,8 @@ def test_import_reviews_errors_exit_2_and_publish_nothing(version, tmp_path, cap
     elif case == "dropped_without_source":
         _ls_export(export, {DROPPED: "eel"})
         extra = []
+    elif case == "nothing_reviewed":
+        _ls_export(export, {0: None, 1: None})
     else:
         _ls_export(export, {DROPPED: "eel"})
         pd.read_parquet(source).iloc[:5].to_parquet(tmp_path / "short.parquet", index=False)
