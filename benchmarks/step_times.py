@@ -13,8 +13,8 @@ steps and forward passes, measured in the same process.
 Writes benchmarks/results/step_times.json and the "step_times" section of benchmarks/RESULTS.md.
 Run: ``.venv/bin/python benchmarks/step_times.py [--rows 20000 100000]``
 
-Wide data (``--wide``): ``wide_arrays`` rows (10 classes in a 16-dimensional latent space, spread
-linearly over ``d`` float32 columns with noise, 10% of labels flipped), either as ``d`` separate
+Wide data (``--wide``): ``wide_arrays`` rows (``make_classification`` as above at ``d`` columns, 20 of
+them informative, 10 classes, 10% of labels flipped, seed 0), either as ``d`` separate
 float columns (``px0`` ...) or as one ``Sequence(float32)`` embedding column (``emb``); the library's
 plan with default settings (``CleanConfig(label_column="label")``), in process, after a warm-up run
 of 300 rows of the same width (imports, the Great Expectations context: a process's one-time costs),
@@ -134,24 +134,13 @@ LOAD_AND_GATES = ("load", "input gate", "output gate")
 """The steps of "loading plus both gates"."""
 
 
-def wide_arrays(n: int, d: int, k: int = 10, seed: int = 0, latent: int = 16,
-                chunk: int = 10000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(X (n, d) float32, noisy labels (n,), flipped (n,) bool)``: ``k`` classes in a ``latent``-dimensional
-    space, spread linearly over ``d`` columns with noise (like pixels or an embedding); 10% of labels flipped.
-
-    Made in row chunks, so 100k × 1,024 needs only the float32 matrix.
-    """
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n)
-    centers = rng.normal(0.0, 1.5, (k, latent))
-    spread = rng.normal(size=(latent, d)) / np.sqrt(latent)
-    X = np.empty((n, d), dtype=np.float32)
-    for start in range(0, n, chunk):
-        part = y[start:start + chunk]
-        z = centers[part] + rng.normal(size=(len(part), latent))
-        X[start:start + chunk] = z @ spread + 0.5 * rng.normal(size=(len(part), d))
+def wide_arrays(n: int, d: int, k: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X (n, d) float32, noisy labels (n,), flipped (n,) bool)``: :func:`frame`'s data (``make_classification``,
+    ``min(d, 20)`` informative features, 10% of labels flipped) at ``d`` columns."""
+    X, y = make_classification(n_samples=n, n_features=d, n_informative=min(d, 20), n_classes=k,
+                               n_clusters_per_class=1, random_state=seed)
     noisy, flipped = flip_labels(y, 0.1, random_state=seed)
-    return X, noisy, flipped
+    return X.astype(np.float32), noisy, flipped
 
 
 def wide_table(X: np.ndarray, y: np.ndarray, layout: str):
@@ -267,8 +256,8 @@ def cold_case(n: int, d: int, layout: str, limit_s: float = 900) -> dict:
 
 def wide_markdown(runs: list[dict]) -> str:
     lines = ["## Wide data: where a run's time goes (`benchmarks/step_times.py --wide`)", "",
-             "Synthetic wide rows (10 classes in a 16-dimensional latent space spread linearly over the columns with "
-             "noise; 10% of labels flipped; seed 0), as separate float32 columns or one `Sequence(float32)` column; "
+             "`make_classification` rows (20 informative of the columns, 10 classes, 10% of labels flipped, seed 0), "
+             "as separate float32 columns or one `Sequence(float32)` column; "
              "the library's plan with default settings (`CleanConfig(label_column=\"label\")`), in process, one "
              "torch thread; warm runs follow a 300-row run of the same width (imports, the GE context); cold runs "
              "are a fresh process's first run. Whole job = the plan + publishing. \"Load + gates\" = load + input "
