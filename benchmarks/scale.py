@@ -285,7 +285,8 @@ def wide_markdown(cases: list[dict]) -> str:
              "`step_times.wide_arrays` rows (`make_classification`, 20 informative of the columns, 10 classes, 10% "
              "of labels flipped, seed 0) as separate float32 columns or one `Sequence(float32)` column, written to "
              "Parquet by one process and read by the next; there, a 300-row warm-up of the same width, then the "
-             "library's plan with default settings and publishing, one torch thread. \"Load + gates\" = load (reading the Parquet file included) + input gate + output gate.", ""]
+             "library's plan with default settings and publishing, one torch thread. \"Load + gates\" = "
+             "load (reading the Parquet file included) + input gate + output gate.", ""]
     if done:
         lines.append("| step, s | " + " | ".join(f"{c['rows']:,} × {c['columns']:,} {c['layout']}" for c in done)
                      + " |")
