@@ -187,10 +187,10 @@ def run_setting(name: str, features, rate: float, kind: str, *, grid: bool, seed
         return score_fitted(learner, data, config=config, fit_config=fit)
 
     res, wall, cpu = timed_twice(gex_auto, lambda r: r.scores)
-    if res.score_name != DEFAULT_SCORE:
+    if "aum" not in res.score_name:  # a fallback for a weak auxiliary model keeps AUM; none may drop the margins
         raise RuntimeError(f"the default score fell back to {res.score_name}: θ*'s training margins are missing")
     # one run gives the default ranking and the exact GEX score: the same wall time
-    add(DEFAULT, res.scores, wall, ft_lr=res.ft_lr, wall_with_fit_s=wall + fit_s, cpu_s=cpu)
+    add(DEFAULT, res.scores, wall, ft_lr=res.ft_lr, wall_with_fit_s=wall + fit_s, cpu_s=cpu, score=res.score_name)
     add("GEX auto", res.gex_influence, wall, ft_lr=res.ft_lr, wall_with_fit_s=wall + fit_s, cpu_s=cpu,
         probed={str(k): v for k, v in res.auto.probed.items()}, timings=res.timings)
     # a variant, not the method: the same members, each row's largest squared deviation left out
@@ -328,6 +328,11 @@ def markdown(results: list[dict], fit: FitConfig | None = None) -> str:
     return "\n".join(lines)
 
 
+def _names(runs: dict[int, list[dict]]) -> list[str]:
+    """Every setting of any seed, in first-seen order."""
+    return list(dict.fromkeys(r["setting"] for results in runs.values() for r in results))
+
+
 def _warned(p: dict) -> bool:
     return bool(p["summary_warnings"]) or p.get("auxiliary_reliable") is False
 
@@ -351,10 +356,11 @@ def summary(runs: dict[int, list[dict]]) -> str:
              "relabel acc / coverage | CL pred acc | sugg = given | aux acc | gate | default / cleanlab, wall | CPU | "
              "wall with θ* |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    names = [r["setting"] for r in next(iter(runs.values()))]
-    for i, name in enumerate(names):
+    for name in _names(runs):
         for seed, results in runs.items():
-            r = results[i]
+            r = next((r for r in results if r["setting"] == name), None)
+            if r is None:
+                continue
             by = {m["method"]: m for m in r["methods"]}
             d, cl, gx = by[DEFAULT], by["cleanlab 5-fold CV"], by["GEX auto"]
             aum = by["AUM (θ* training margins, averaged over epochs)"]
@@ -363,8 +369,9 @@ def summary(runs: dict[int, list[dict]]) -> str:
             rl, pcl = p["relabel"], p["cleanlab"]
             wall, with_fit = d["wall_s"] / cl["wall_s"], (d["wall_s"] + r["fit_theta_s"]) / cl["wall_s"]
             diff = "—" if d["ap"] is None else f"{d['ap'] - cl['ap']:+.3f}"
+            used = "" if d.get("score", DEFAULT_SCORE) == DEFAULT_SCORE else f" (as `{d['score']}`)"
             lines.append(
-                f"| {name} | {seed} | {_f(d['ap'])} | {_f(cl['ap'])} | {diff} | {_f(gx['ap'])} | {_f(aum['ap'])} | "
+                f"| {name} | {seed} | {_f(d['ap'])}{used} | {_f(cl['ap'])} | {diff} | {_f(gx['ap'])} | {_f(aum['ap'])} | "
                 f"{_f(p['flags']['f1'])} | {_f(t_cl['f1'])} | {p['flags']['flagged_share']:.3f} / "
                 f"{t_cl['estimated_rate']:.3f} | {_f(p['estimated_noise_rate'])} | {r['noise_rate']:.3f} | "
                 f"{'yes' if _warned(p) else 'no'} | {_f(rl['accuracy'])} / {_f(rl['coverage'])} | "
@@ -388,9 +395,8 @@ def seed_check(setting: str, target: str, pairs: list[tuple], sense: str = ">=")
 def target_checks(runs: dict[int, list[dict]]) -> list[dict]:
     """The issue's targets per setting, on the seed means (the per-seed verdicts in the note)."""
     out = []
-    names = [r["setting"] for r in next(iter(runs.values()))]
-    for i, name in enumerate(names):
-        rs = [results[i] for results in runs.values()]
+    for name in _names(runs):
+        rs = [r for results in runs.values() for r in results if r["setting"] == name]
         by = [{m["method"]: m for m in r["methods"]} for r in rs]
         pub = [r["public"] for r in rs]
         rate = rs[0]["noise_rate"]
@@ -485,27 +491,26 @@ def main() -> None:
 
 
 def merge(names: list[str], out: str) -> None:
-    """Combine result files of runs made apart (e.g. one process per seed) into ``out``.json / .md.
-
-    Only settings present in every seed are kept, in the first file's order; an incomplete run's finished
-    settings count."""
-    runs: dict[int, list[dict]] = {}
-    fits, wall = [], 0.0
+    """Combine result files of runs made apart (one process per seed or per group of settings) into
+    ``out``.json / .md. Settings are ordered as in ``SETTINGS``; a setting missing from some seeds is reported for
+    the seeds that have it (an incomplete run's finished settings count)."""
+    runs: dict[int, dict[str, dict]] = {}
+    fits, complete = [], []
     for name in names:
         payload = json.loads((RESULTS / f"{name}.json").read_text())
         fits.append(payload["fit"])
-        wall += payload.get("wall_s", 0.0)
+        complete.append(bool(payload.get("complete", True)))
         for seed, results in payload["results_by_seed"].items():
-            runs[int(seed)] = results
-    order = [r["setting"] for r in next(iter(runs.values()))]
-    common = [n for n in order if all(any(r["setting"] == n for r in rs) for rs in runs.values())]
-    runs = {seed: [next(r for r in rs if r["setting"] == n) for n in common] for seed, rs in sorted(runs.items())}
-    dropped = sorted({r["setting"] for rs in runs.values() for r in rs} - set(common))
-    path = write_json(out, {"machine": machine(), "seeds": list(runs), "merged_from": names, "fit": fits,
-                            "dropped_settings": dropped, "results_by_seed": {str(k): v for k, v in runs.items()}})
+            for r in results:
+                runs.setdefault(int(seed), {})[r["setting"]] = r
+    order = [n for n in SETTINGS if any(n in rs for rs in runs.values())]
+    merged = {seed: [rs[n] for n in order if n in rs] for seed, rs in sorted(runs.items())}
+    path = write_json(out, {"machine": machine(), "seeds": list(merged), "merged_from": names, "fit": fits,
+                            "complete": all(complete), "results_by_seed": {str(k): v for k, v in merged.items()}})
     fit = FitConfig(epochs=fits[0]["epochs"], weight_decay=fits[0]["weight_decay"])
-    md = write_markdown(out, section(runs, fit))
-    print(f"wrote {path} and {md} (seeds {list(runs)}; settings {common})")
+    md = write_markdown(out, section(merged, fit))
+    print(f"wrote {path} and {md} (seeds {list(merged)}; settings per seed "
+          f"{ {k: len(v) for k, v in merged.items()} })")
 
 
 def section(runs: dict[int, list[dict]], fit: FitConfig) -> str:

@@ -38,8 +38,8 @@ from influence_stage.data.noise import flip_labels
 #: name -> (encoder: "minilm" or "tfidf", noise rate)
 SETTINGS = {
     "MiniLM uniform 10%": ("minilm", 0.10),
-    "MiniLM uniform 20%": ("minilm", 0.20),
     "TF-IDF uniform 10%": ("tfidf", 0.10),
+    "MiniLM uniform 20%": ("minilm", 0.20),
 }
 
 
@@ -128,12 +128,12 @@ def main() -> None:
             print(f"done: {name} seed {seed} ({r['wall_s']:.0f} s): flagged {r['flags']['flagged_share']:.3f}, "
                   f"est {r['estimated_noise_rate']}, F1 {r['flags']['f1']}, CL F1 {r['cleanlab']['flags']['f1']}",
                   flush=True)
-            write_json(args.out, {"machine": machine(), "seeds": args.seeds, "rows": args.rows, "complete": False,
-                                  "results": results})
-    write_json(args.out, {"machine": machine(), "seeds": args.seeds, "rows": args.rows, "complete": True,
-                          "wall_s": time.perf_counter() - t0, "results": results})
-    text = markdown(results) + "\n" + targets_markdown(target_checks(results), "Targets (each run)")
-    print(f"wrote {write_markdown(args.out, text)}")
+            done = len(results) == len(args.seeds) * len(args.settings)
+            # written after every run, so a run cut short keeps what it measured
+            write_json(args.out, {"machine": machine(), "seeds": args.seeds, "rows": args.rows, "complete": done,
+                                  "wall_s": time.perf_counter() - t0, "results": results})
+            text = markdown(results) + "\n" + targets_markdown(target_checks(results), "Targets (each run)")
+            write_markdown(args.out, text)
     print(text)
 
 

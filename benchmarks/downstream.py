@@ -50,7 +50,14 @@ recovered" ``(acc - noisy) / (oracle - noisy)`` of each method on the seed means
 averaged over settings; training rows kept and the label noise left among them.
 The text features (TF-IDF → SVD) are fitted on all 4000 sentences without labels, as in detect.py.
 
-Writes benchmarks/results/downstream.json and the "downstream" section of benchmarks/RESULTS.md.
+Also reported per setting: relabel accuracy (relabeled rows given their true label) and coverage (relabeled /
+flagged) of ``relabel``, beside cleanlab's ``predicted_label`` (argmax of its 5-fold probabilities) on the same
+rows; and a targets table (default action vs cleanlab per setting, ``relabel`` vs ``drop`` on the mean).
+
+Images through the public path (a ``datasets.Dataset`` with an ``Image`` column, the default featurizer and
+CNN): ``downstream.py --images [...]`` runs ``benchmarks/downstream_images.py``.
+
+Writes benchmarks/results/downstream.json and benchmarks/results/downstream.md.
 Run: make bench, or
   .venv/bin/python benchmarks/downstream.py [--seeds 0 1 2] [--settings "digits uniform 10%" ...]
   .venv/bin/python benchmarks/downstream.py --quick [--results-dir DIR]   (smoke run: 300 digits
@@ -73,13 +80,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from common import digits_features, machine, movie_review_features, synthetic_features, write_json, write_section
+from common import (RESULTS as RESULTS_DIR, check, digits_features, machine, movie_review_features, synthetic_features,
+                    targets_markdown, write_json, write_markdown)
 from influence_stage import FitConfig, GEXConfig
 from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba
 from influence_stage.api import InfluenceSampler
@@ -199,7 +208,7 @@ def logreg_accuracy(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, X_t
 
 
 def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXConfig, fit: FitConfig,
-                        seed: int = 0) -> tuple[dict, dict]:
+                        seed: int = 0, y_true: np.ndarray | None = None) -> tuple[dict, dict]:
     """The stage's four outputs from one scoring: ``{method: (rows kept, labels, weights)}``, info."""
     t = time.perf_counter()
     # The settings plant up to 30% noise on purpose: the output gate's drop limit (0.3 by default, there to stop
@@ -230,6 +239,15 @@ def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXCon
                                "sample_indices_; the re-decided actions would not be the stage's")
         out[method] = (keep, labels, weight if action == "reweight" else None)
         info[method] = {"n_relabeled": int(relabel.sum()), "n_reweighted": int((table["action"] == "reweight").sum())}
+        if action == "relabel":
+            flagged = table["is_issue"].to_numpy().astype(bool)
+            info[method].update({
+                "relabeled_rows": np.flatnonzero(relabel).tolist(),
+                "relabel_coverage": float(relabel.sum() / flagged.sum()) if flagged.any() else None,
+                "relabel_accuracy": (float((labels[relabel] == y_true[relabel]).mean())
+                                     if y_true is not None and relabel.any() else None),
+                "suggested_equals_given_on_flagged": int(np.sum(
+                    (pd.to_numeric(table["suggested_label"], errors="coerce").to_numpy() == codes)[flagged]))})
     return out, info
 
 
@@ -244,7 +262,7 @@ def run_setting(name: str, X: np.ndarray, y: np.ndarray, rate: float, kind: str,
     y_true, y_test = y[idx_train].astype(np.int64), y[idx_test].astype(np.int64)
     y_noisy, flipped = flip_labels(y_true, rate, kind=kind, n_classes=k, random_state=seed)
 
-    sets, stage_info = stage_training_sets(X_train, y_noisy, gex=gex, fit=fit, seed=seed)
+    sets, stage_info = stage_training_sets(X_train, y_noisy, gex=gex, fit=fit, seed=seed, y_true=y_true)
 
     t = time.perf_counter()
     learner, _ = make_learner("mlp", X_train, k, config=gex)
@@ -252,6 +270,10 @@ def run_setting(name: str, X: np.ndarray, y: np.ndarray, rate: float, kind: str,
     proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), data, fit, folds=5, seed=seed)
     _, issues = confident_learning_scores(y_noisy, proba)
     cleanlab_s = time.perf_counter() - t
+    for method in ("relabel", "soft relabel"):  # cleanlab's predicted_label on the rows the stage relabeled
+        rows = np.asarray(stage_info[method].pop("relabeled_rows"), dtype=np.int64)
+        stage_info[method]["cleanlab_predicted_label_accuracy"] = (
+            float((proba[rows].argmax(1) == y_true[rows]).mean()) if rows.size else None)
 
     everything = np.arange(len(y_noisy))
     sets = {"noisy": (everything, y_noisy, None), **sets,
@@ -293,6 +315,11 @@ def _stats(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
 
+def _mean_known(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
 def summarize(runs: list[dict]) -> dict:
     """Per setting: accuracy mean/std per (learner, method), gap recovered on the means, rows kept."""
     out: dict = {}
@@ -311,6 +338,9 @@ def summarize(runs: list[dict]) -> dict:
                      "residual_noise": {m: float(np.mean([r["methods"][m]["weighted_residual_noise"] for r in rs]))
                                         for m in METHODS},
                      "n_flipped": float(np.mean([r["n_flipped"] for r in rs])),
+                     "relabel": {key: _mean_known([r["methods"]["relabel"].get(key) for r in rs])
+                                 for key in ("relabel_accuracy", "relabel_coverage", "cleanlab_predicted_label_accuracy",
+                                             "suggested_equals_given_on_flagged")},
                      "stage_flagged": float(np.mean([r["stage"]["n_flagged"] for r in rs])),
                      "estimated_noise_rate": (float(np.mean([r["stage"]["estimated_noise_rate"] for r in rs]))
                                               if all(r["stage"].get("estimated_noise_rate") is not None for r in rs)
@@ -436,7 +466,40 @@ def markdown(summary: dict, runs: list[dict], defaults: dict, *, seeds: list[int
             per.append(f"{ln} {len(below)}/{len(settings)}")
         counts.append(f"`{m}` {', '.join(per)}")
     lines += ["", "Settings where each stage action's mean accuracy is below cleanlab's: " + "; ".join(counts) + "."]
+    f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    lines += ["", "### Relabel suggestions (`relabel`, mean over seeds)", "",
+              "Accuracy = relabeled training rows given their true label; coverage = relabeled / flagged; CL pred = "
+              "cleanlab's `predicted_label` (argmax of its 5-fold probabilities) accuracy on the same relabeled rows; "
+              "sugg = given = flagged rows whose suggestion is their given label (mean count).", "",
+              "| setting | relabel accuracy | coverage | CL pred accuracy | sugg = given |", "|---|---|---|---|---|"]
+    for name, s in settings.items():
+        rl = s["relabel"]
+        lines.append(f"| {name} | {f(rl['relabel_accuracy'])} | {f(rl['relabel_coverage'])} | "
+                     f"{f(rl['cleanlab_predicted_label_accuracy'])} | {f(rl['suggested_equals_given_on_flagged'])} |")
+    lines += ["", targets_markdown(target_checks(summary, dm), "Targets (seed means; MLP unless named)")]
     return "\n".join(lines) + "\n"
+
+
+def target_checks(summary: dict, dm: str) -> list[dict]:
+    """The issue's downstream and relabel targets on the seed means."""
+    out = []
+    settings = summary["settings"]
+    for name, s in settings.items():
+        for ln in LEARNERS:
+            a, c = s["accuracy"][ln][dm], s["accuracy"][ln]["cleanlab"]
+            out.append(check(name, f"{ln}: default action `{dm}` test accuracy ≥ cleanlab's", a["mean"], c["mean"],
+                             note=f"std {a['std']:.3f} vs {c['std']:.3f}"))
+        rl = s["relabel"]
+        if name.startswith(("digits", "synthetic")):
+            out.append(check(name, "relabel accuracy ≥ 0.95", rl["relabel_accuracy"], 0.95))
+        out.append(check(name, "relabel accuracy ≥ cleanlab predicted_label accuracy on the same rows",
+                         rl["relabel_accuracy"], rl["cleanlab_predicted_label_accuracy"]))
+        out.append(check(name, "suggested = given on flagged rows (mean count) = 0",
+                         rl["suggested_equals_given_on_flagged"], 0.0, "<="))
+    for ln in LEARNERS:
+        mean = lambda m: float(np.mean([s["accuracy"][ln][m]["mean"] for s in settings.values()]))  # noqa: E731
+        out.append(check("mean over settings", f"{ln}: `relabel` test accuracy ≥ `drop`", mean("relabel"), mean("drop")))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -452,11 +515,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "the digits settings)")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: first {QUICK_ROWS} digits rows, one seed, "
                         f"{QUICK_EPOCHS} epochs for θ* and retraining, GEXConfig(chains=2, cycles=2)")
-    parser.add_argument("--out", default=None, help="name of the JSON result and RESULTS.md section "
+    parser.add_argument("--out", default=None, help="name of the JSON and markdown results "
                         "(default 'downstream'; --quick: 'downstream_quick')")
     parser.add_argument("--results-dir", type=Path, default=None,
-                        help="write <out>.json and <out>.md here instead of benchmarks/results and "
-                             "benchmarks/RESULTS.md (--quick without it: a fresh temporary folder)")
+                        help="write <out>.json and <out>.md here instead of benchmarks/results "
+                             "(--quick without it: a fresh temporary folder)")
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
@@ -477,6 +540,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; return the JSON payload (also written to disk)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--images" in argv:  # images through the public path: benchmarks/downstream_images.py
+        from downstream_images import main as images_main
+
+        argv.remove("--images")
+        return images_main(argv)
+    if "--merge" in argv:  # combine runs made apart (one process per seed): --merge NAME ... [--out NAME]
+        parser = argparse.ArgumentParser(description="merge downstream result files")
+        parser.add_argument("--merge", nargs="+", required=True, metavar="NAME")
+        parser.add_argument("--out", default="downstream")
+        merged = parser.parse_args(argv)
+        return merge(merged.merge, merged.out)
     args = parse_args(argv)
     torch.set_num_threads(1)
     logging.getLogger("influence_stage").setLevel(logging.ERROR)  # per-step info and the θ*-fit warning
@@ -510,7 +585,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = markdown(summary, runs, defaults, seeds=args.seeds, fit=fit_base, gex=gex_base, quick=args.quick)
     if args.results_dir is None:
         path = write_json(args.out, payload)
-        write_section(args.out, text)
+        write_markdown(args.out, text)
     else:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         path = args.results_dir / f"{args.out}.json"
@@ -518,6 +593,27 @@ def main(argv: list[str] | None = None) -> dict:
         (args.results_dir / f"{args.out}.md").write_text(text)
     print(text)
     print(f"wrote {path} ({payload['wall_s']:.0f} s)")
+    return payload
+
+
+def merge(names: list[str], out: str) -> dict:
+    """Combine the runs of several result files (e.g. one process per seed) into ``out``.json / .md."""
+    payloads = [json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in names]
+    runs = [r for p in payloads for r in p["runs"]]
+    order = {name: i for i, name in enumerate(SETTINGS)}
+    runs.sort(key=lambda r: (order.get(r["setting"], len(order)), r["seed"]))
+    seeds = sorted({r["seed"] for r in runs})
+    first = payloads[0]
+    fit, gex = FitConfig(**first["fit"]), GEXConfig(**first["gex"])
+    summary = summarize(runs)
+    payload = {**{k: v for k, v in first.items() if k not in ("runs", "summary", "seeds", "wall_s")},
+               "merged_from": names, "seeds": seeds, "wall_s": sum(p["wall_s"] for p in payloads),
+               "summary": summary, "runs": runs}
+    text = markdown(summary, runs, first["stage_defaults"], seeds=seeds, fit=fit, gex=gex, quick=first["quick"])
+    path = write_json(out, payload)
+    write_markdown(out, text)
+    print(text)
+    print(f"wrote {path} (merged from {names})")
     return payload
 
 

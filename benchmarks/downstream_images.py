@@ -1,0 +1,230 @@
+"""Downstream accuracy on images through the public path: does the default CNN trained on the cleaned rows do better?
+
+For each image setting (generators of ``image_data.py``: ``digits28``, sklearn digits upscaled to 28×28 with
+random rotation, scale, shift and stroke width; ``shapes32``, procedural 32×32 RGB shapes and textures on
+cluttered backgrounds) and seed (the generator draw, the split, the noise and every model seed):
+
+1. a stratified 25% test split is held out before any noise; its labels are never flipped;
+2. the training part's labels are flipped (uniform or class-dependent);
+3. the training part, as a ``datasets.Dataset`` with an ``Image`` column, goes to
+   ``InfluenceCleaner(label_column="label", random_state=seed)`` with every other default (the image
+   featurizer and the default batch-norm CNN). Its decisions give ``default`` (the cleaner's own action,
+   named in the table), and the same fitted run decided again with ``action="drop"`` and ``"relabel"``;
+4. cleanlab: ``find_label_issues`` on 5-fold cross-validated probabilities of fresh copies of the stage's
+   CNN with the same recipe, issues dropped;
+5. a fresh copy of the stage's CNN is trained with the stage's recipe on each training set (``noisy``, the
+   stage's sets, ``cleanlab``, ``oracle`` = true labels) and scored on the clean test split, featurized by
+   the stage's fitted featurizer.
+
+Reported: test accuracy (mean ± std over seeds), relabel accuracy and coverage with cleanlab's
+``predicted_label`` accuracy on the same relabeled rows, and the issue's targets (default action ≥ cleanlab
+per setting, ``relabel`` ≥ ``drop`` on the mean over settings). The output gate's verdict is recorded: a refused
+gate keeps the fitted decisions, which are measured (a user would have had to raise the cap to get them).
+
+Writes benchmarks/results/<out>.json and .md (default ``downstream_images``).
+Run: .venv/bin/python benchmarks/downstream.py --images [--rows 600] [--seeds 0] [--settings NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from common import check, machine, targets_markdown, write_json, write_markdown
+from image_data import as_dataset, digits28, shapes32
+
+#: name -> (generator, noise rate, noise kind)
+SETTINGS = {
+    "digits28 uniform 20%": (digits28, 0.20, "uniform"),
+    "shapes32 uniform 20%": (shapes32, 0.20, "uniform"),
+    "digits28 class-dependent 20%": (digits28, 0.20, "asymmetric"),
+    "shapes32 class-dependent 20%": (shapes32, 0.20, "asymmetric"),
+}
+TEST_SIZE = 0.25
+
+
+def _retrain_accuracy(learner, X, labels, fit, X_test, y_test, seed: int) -> float:
+    from influence_stage.engine.learner import TensorData
+
+    fresh = learner.fresh_copy(seed=seed)
+    fresh.fit(TensorData.from_arrays(X, labels), fit)
+    proba = fresh.predict_proba(TensorData.from_arrays(X_test, y_test))
+    return float((np.asarray(proba).argmax(1) == y_test).mean())
+
+
+def run_setting(name: str, seed: int, rows: int) -> dict:
+    from influence_stage import InfluenceCleaner
+    from influence_stage.data.featurize import featurize
+    from influence_stage.data.noise import flip_labels
+    from influence_stage.decisions.apply import decision_arrays
+    from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba
+    from influence_stage.engine.learner import TensorData
+    from influence_stage.errors import ValidationFailedError
+    from influence_stage.stage.steps import decide_step
+
+    t0 = time.perf_counter()
+    make, rate, kind = SETTINGS[name]
+    images, y = make(rows, seed=seed)
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=seed)
+    y_true, y_test = y[idx_train], y[idx_test]
+    y_noisy, flipped = flip_labels(y_true, rate, kind=kind, n_classes=10, random_state=seed)
+    train_ds = as_dataset(images[idx_train], y_noisy)
+    cleaner = InfluenceCleaner(label_column="label", random_state=seed)
+    t = time.perf_counter()
+    gate = "passed"
+    try:
+        cleaner.fit(train_ds)
+    except ValidationFailedError as exc:  # the fitted state stays: measure it, and say so
+        gate = f"refused: {str(exc).splitlines()[0][:200]}"
+    stage_s = time.perf_counter() - t
+    if not np.array_equal(np.asarray(cleaner.classes_).astype(np.int64), np.arange(10)):
+        raise RuntimeError(f"expected the 10 classes 0..9 in the training split; found {cleaner.classes_}")
+    pipe, res, fit = cleaner.pipeline_, cleaner.result_, cleaner.config_.fit
+    X = pipe.features.X
+    X_test, _ = featurize(as_dataset(images[idx_test], y_test), cleaner._roles_, fitted=pipe.features.featurizer)
+    if not isinstance(X, np.ndarray) or not isinstance(X_test, np.ndarray):
+        raise RuntimeError("image features went to disk; use fewer rows (this benchmark holds them in memory)")
+    default_action = cleaner.config_.action
+    sets, info = {}, {"default_action": default_action, "gate": gate, "stage_s": stage_s,
+                      "estimated_noise_rate": cleaner.estimated_noise_rate_,
+                      "n_flagged": int(cleaner.issues_["is_issue"].sum()),
+                      "summary_warnings": [str(w) for w in pipe.summary.get("warnings", [])],
+                      "fit_epochs": fit.epochs}
+    for label, action in (("default", default_action), ("drop", "drop"), ("relabel", "relabel")):
+        table = decide_step(res, pipe.features, cleaner.config_.model_copy(update={"action": action}),
+                            prepared=pipe.prepared).table
+        keep, relabel, weight = decision_arrays(table)
+        labels = y_noisy.copy()
+        labels[relabel] = table["suggested_label"].to_numpy()[relabel].astype(np.int64)
+        if action == "reweight":  # the CNN's loop takes no weights: keep the rows a weight above 0.5 keeps
+            keep = keep[np.asarray(weight)[keep] >= 0.5]
+        sets[label] = (keep, labels)
+        if action == "relabel":
+            flagged = table["is_issue"].to_numpy().astype(bool)
+            info["relabel"] = {"n_flagged": int(flagged.sum()), "n_relabeled": int(relabel.sum()),
+                               "coverage": float(relabel.sum() / flagged.sum()) if flagged.any() else None,
+                               "accuracy": float((labels[relabel] == y_true[relabel]).mean()) if relabel.any() else None,
+                               "rows": np.flatnonzero(relabel)}
+    t = time.perf_counter()
+    learner = cleaner.learner_
+    proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
+                                  TensorData.from_arrays(X, y_noisy), fit, folds=5, seed=seed)
+    _, issues = confident_learning_scores(y_noisy, proba)
+    cleanlab_s = time.perf_counter() - t + float(cleaner.timings_.get("featurize", 0.0))
+    rows_rel = info["relabel"].pop("rows")
+    info["relabel"]["cleanlab_predicted_label_accuracy"] = (float((proba[rows_rel].argmax(1) == y_true[rows_rel]).mean())
+                                                           if rows_rel.size else None)
+    everything = np.arange(len(y_noisy))
+    sets = {"noisy": (everything, y_noisy), **sets, "cleanlab": (np.flatnonzero(~issues), y_noisy),
+            "oracle": (everything, y_true)}
+    methods = {}
+    for method, (keep, labels) in sets.items():
+        if method == "default" and default_action in ("drop", "relabel"):
+            continue  # the same set as the named action; reported under its name
+        acc = _retrain_accuracy(learner, X[keep], labels[keep], fit, X_test, y_test, seed=seed + 300)
+        methods[method] = {"accuracy": acc, "n_kept": int(keep.size),
+                           "residual_noise": float((labels[keep] != y_true[keep]).mean()) if keep.size else None}
+        print(f"  {name} seed {seed}: {method} {acc:.3f} ({keep.size} rows)", flush=True)
+    return {"setting": name, "seed": seed, "rows": rows, "n_train": int(len(idx_train)), "n_test": int(len(idx_test)),
+            "n_flipped": int(flipped.sum()), "stage": info, "methods": methods,
+            "cleanlab": {"n_issues": int(issues.sum()), "wall_s": cleanlab_s,
+                         "precision": float(flipped[issues].mean()) if issues.any() else 0.0},
+            "time_ratio": stage_s / cleanlab_s, "wall_s": time.perf_counter() - t0}
+
+
+def _default_method(r: dict) -> str:
+    a = r["stage"]["default_action"]
+    return a if a in ("drop", "relabel") else "default"
+
+
+def markdown(runs: list[dict]) -> str:
+    f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    names = list(dict.fromkeys(r["setting"] for r in runs))
+    methods = list(dict.fromkeys(m for r in runs for m in r["methods"]))
+    r0 = runs[0]
+    lines = ["## Downstream accuracy on images, public path (`benchmarks/downstream.py --images`)", "",
+             f"{r0['rows']} generated images per setting ({r0['n_train']} train / {r0['n_test']} clean test), seeds "
+             f"{sorted({r['seed'] for r in runs})}. `InfluenceCleaner(label_column=\"label\")` with every default on a "
+             "`datasets.Dataset` with an `Image` column (the image featurizer, the default batch-norm CNN, "
+             f"{r0['stage']['fit_epochs']} epochs); its default action is `{r0['stage']['default_action']}`. Each "
+             "training set retrains a fresh copy of the stage's CNN with the same recipe; cells are clean-test accuracy "
+             "(mean ± std over seeds). cleanlab drops `find_label_issues` on 5-fold probabilities of the same CNN.", "",
+             "| setting | " + " | ".join(methods) + " | est. rate | gate | stage / cleanlab time |",
+             "|---" * (len(methods) + 4) + "|"]
+    for name in names:
+        rs = [r for r in runs if r["setting"] == name]
+        cells = []
+        for m in methods:
+            v = [r["methods"][m]["accuracy"] for r in rs if m in r["methods"]]
+            cells.append(f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.3f}" if v else "—")
+        est = [r["stage"]["estimated_noise_rate"] for r in rs if r["stage"]["estimated_noise_rate"] is not None]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {f(np.mean(est) if est else None)} | "
+                     f"{', '.join(sorted({'passed' if r['stage']['gate'] == 'passed' else 'refused' for r in rs}))} | "
+                     f"{np.mean([r['time_ratio'] for r in rs]):.2f} |")
+    lines += ["", "Relabel (the same fitted run decided with `action=\"relabel\"`): accuracy = relabeled rows given "
+                  "their true label; coverage = relabeled / flagged; CL pred = cleanlab's `predicted_label` accuracy "
+                  "on the same rows.", "",
+              "| setting | seed | flagged | relabeled | relabel accuracy | coverage | CL pred accuracy |",
+              "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        rl = r["stage"]["relabel"]
+        lines.append(f"| {r['setting']} | {r['seed']} | {rl['n_flagged']} | {rl['n_relabeled']} | {f(rl['accuracy'])} | "
+                     f"{f(rl['coverage'])} | {f(rl['cleanlab_predicted_label_accuracy'])} |")
+    checks = []
+    for name in names:
+        rs = [r for r in runs if r["setting"] == name]
+        dm = _default_method(rs[0])
+        checks.append(check(name, f"default action (`{dm}`) test accuracy ≥ cleanlab's (mean over seeds)",
+                            float(np.mean([r["methods"][dm]["accuracy"] for r in rs])),
+                            float(np.mean([r["methods"]["cleanlab"]["accuracy"] for r in rs]))))
+        acc = [r["stage"]["relabel"]["accuracy"] for r in rs if r["stage"]["relabel"]["accuracy"] is not None]
+        cl = [r["stage"]["relabel"]["cleanlab_predicted_label_accuracy"] for r in rs
+              if r["stage"]["relabel"]["accuracy"] is not None]
+        checks.append(check(name, "relabel accuracy ≥ 0.95", float(np.mean(acc)) if acc else None, 0.95))
+        checks.append(check(name, "relabel accuracy ≥ cleanlab predicted_label accuracy on the same rows",
+                            float(np.mean(acc)) if acc else None, float(np.mean(cl)) if cl else None))
+        checks.append(check(name, "time: stage ≤ 0.5× cleanlab-5-fold", float(np.mean([r["time_ratio"] for r in rs])),
+                            0.5, "<="))
+    checks.append(check("mean over settings", "`relabel` test accuracy ≥ `drop`",
+                        float(np.mean([r["methods"]["relabel"]["accuracy"] for r in runs])),
+                        float(np.mean([r["methods"]["drop"]["accuracy"] for r in runs]))))
+    return "\n".join(lines) + "\n\n" + targets_markdown(checks, "Targets (images)")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS)[:2], choices=list(SETTINGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--rows", type=int, default=600, help="images per setting, before the 25%% test split")
+    parser.add_argument("--out", default="downstream_images")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    runs = []
+    t0 = time.perf_counter()
+    for seed in args.seeds:
+        for name in args.settings:
+            runs.append(run_setting(name, seed, args.rows))
+            r = runs[-1]
+            print(f"done: {name} seed {seed} ({r['wall_s']:.0f} s): "
+                  + ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in r["methods"].items()), flush=True)
+            # written after every run, so a run cut short keeps what it measured
+            payload = {"machine": machine(), "seeds": args.seeds, "rows": args.rows,
+                       "complete": len(runs) == len(args.seeds) * len(args.settings),
+                       "wall_s": time.perf_counter() - t0, "runs": runs}
+            write_json(args.out, payload)
+            text = markdown(runs)
+            write_markdown(args.out, text)
+    print(text)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
