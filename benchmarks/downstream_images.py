@@ -97,7 +97,9 @@ def run_setting(name: str, seed: int, rows: int) -> dict:
                       "estimated_noise_rate": cleaner.estimated_noise_rate_,
                       "n_flagged": int(cleaner.issues_["is_issue"].sum()),
                       "summary_warnings": [str(w) for w in pipe.summary.get("warnings", [])],
-                      "fit_epochs": fit.epochs}
+                      "fit_epochs": fit.epochs, "timings": {k: float(v) for k, v in cleaner.timings_.items()},
+                      "auxiliary_accuracy": pipe.summary.get("auxiliary accuracy"),
+                      "auxiliary_reliable": pipe.summary.get("auxiliary reliable")}
     for label, action in (("default", default_action), ("drop", "drop"), ("relabel", "relabel")):
         table = decide_step(res, pipe.features, cleaner.config_.model_copy(update={"action": action}),
                             prepared=pipe.prepared).table
