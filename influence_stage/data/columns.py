@@ -165,8 +165,8 @@ def check_numeric_columns(
     feature_columns : sequence of str or str, optional
         Explicit feature columns (patterns allowed); None checks every candidate column.
     coerce : bool, default False
-        Read the cells that are not numbers as missing (null) and the column as float64; the input
-        suite then reports the nulls as it does for any missing feature value.
+        Read the cells that are not numbers as missing (null) and the column as float64; their
+        rows are then the ``null`` issue type, as for any missing feature value.
 
     Returns
     -------
@@ -204,7 +204,7 @@ def check_numeric_columns(
                 f"column {c!r} is numeric except for {bad.size} {cells} ({shown}{more}); "
                 "read as strings it would silently make the features text (or be left out). Expected a number "
                 f"in every cell of a numeric column. Fix: repair or drop those rows, or set coerce_numeric: true "
-                "to read those cells as missing (the input suite then reports them)."
+                "to read those cells as missing (their rows are then reported as null issues)."
             )
         values = pd.Series(col.to_pylist(), dtype=object)
         text = values.where(values.isna(), values.astype(str).str.strip())
