@@ -248,20 +248,21 @@ def output_column_summary(input_data: datasets.Dataset | pd.DataFrame, output_da
     the output lacks the column). The output has the expected columns in order exactly when every
     row's ranks are equal (column names are unique).
     """
-    expected = list(expected_columns)
-    found = column_names(output_data)
-    in_expected, in_found = set(expected), set(found)
-    names = expected + [c for c in found if c not in in_expected]
-    common_expected = [c for c in expected if c in in_found]
-    common_found = [c for c in found if c in in_expected]
-    expected_rank = dict(zip(common_expected, range(len(common_expected))))
-    output_rank = dict(zip(common_found, range(len(common_found))))
-    in_types, out_types = type_names(input_data), type_names(output_data)  # each schema read once
+    expected = pd.Index(list(expected_columns), dtype=object)
+    found = pd.Index(column_names(output_data), dtype=object)
+    names = expected.append(found[~found.isin(expected)])
+    common_expected, common_found = expected[expected.isin(found)], found[found.isin(expected)]
+    # get_indexer: the rank among the shared columns, -1 for a column of that list alone; None outside the list
+    expected_rank = np.where(names.isin(expected), common_expected.get_indexer(names), None)
+    output_rank = np.where(names.isin(found), common_found.get_indexer(names), None)
+    in_types = pd.Series(type_names(input_data), dtype=object)  # each schema read once
+    out_types = pd.Series(type_names(output_data), dtype=object)
+    input_feature = in_types.reindex(names).to_numpy(dtype=object)
+    output_feature = np.where(names.isin(in_types.index), out_types.reindex(names).to_numpy(dtype=object), None)
     return pd.DataFrame({
-        "column": pd.Series(names, dtype=object),
-        "expected_rank": pd.Series([expected_rank.get(c, -1 if c in in_expected else None) for c in names],
-                                   dtype=object),
-        "output_rank": pd.Series([output_rank.get(c, -1 if c in in_found else None) for c in names], dtype=object),
-        "input_feature": pd.Series([in_types.get(c) for c in names], dtype=object),
-        "output_feature": pd.Series([out_types.get(c) if c in in_types else None for c in names], dtype=object),
+        "column": pd.Series(names.to_numpy(), dtype=object),
+        "expected_rank": pd.Series(expected_rank, dtype=object),
+        "output_rank": pd.Series(output_rank, dtype=object),
+        "input_feature": pd.Series(input_feature, dtype=object).where(pd.notna(input_feature), None),
+        "output_feature": pd.Series(output_feature, dtype=object).where(pd.notna(output_feature), None),
     })

@@ -19,7 +19,13 @@ from influence_stage.data.sources import load_source  # noqa: E402
 from influence_stage.decisions.apply import apply_decisions  # noqa: E402
 from influence_stage.errors import InvalidInputError  # noqa: E402
 from influence_stage.quality import validate_input, validate_output  # noqa: E402
-from influence_stage.quality.summaries import infinite_values, missing_values, numeric_columns  # noqa: E402
+from influence_stage.quality.summaries import (  # noqa: E402
+    infinite_values,
+    missing_values,
+    numeric_columns,
+    output_column_summary,
+    type_names,
+)
 
 N, D = 40, 300
 NAMES = [f"px{j}" for j in range(D)]
@@ -189,3 +195,23 @@ def test_infinite_values_equal_a_per_column_loop():
     assert counts.tolist() == loop and list(first) == firsts
     frame_counts, _ = infinite_values(df.assign(px3=df["px3"].astype("Float64")), NAMES)
     assert frame_counts.tolist() == loop[:-1]
+
+
+def test_output_column_summary_equals_a_per_column_loop():
+    ds = load_source(_wide())
+    order = [c for c in ds.column_names if c != "px7"]
+    order[3], order[20] = order[20], order[3]
+    out = ds.select_columns(order).add_column("extra", list(range(N))).cast_column("px9", datasets.Value("float64"))
+    expected = list(ds.column_names)
+    summary = output_column_summary(ds, out, expected)
+    found = list(out.column_names)
+    names = expected + [c for c in found if c not in expected]
+    common_e, common_f = [c for c in expected if c in found], [c for c in found if c in expected]
+    rank_e = [common_e.index(c) if c in common_e else -1 if c in expected else None for c in names]
+    rank_f = [common_f.index(c) if c in common_f else -1 if c in found else None for c in names]
+    in_types, out_types = type_names(ds), type_names(out)
+    assert summary["column"].tolist() == names
+    assert summary["expected_rank"].tolist() == rank_e and summary["output_rank"].tolist() == rank_f
+    assert summary["input_feature"].tolist() == [in_types.get(c) for c in names]
+    assert summary["output_feature"].tolist() == [out_types.get(c) if c in in_types else None for c in names]
+    assert summary.loc[summary["column"] == "px9", "output_feature"].item() != in_types["px9"]
