@@ -45,6 +45,8 @@ REVIEW_TEXT_COLUMNS: frozenset[str] = frozenset({"issue_types", "action", "given
 ISSUE_FILE_SUFFIXES: tuple[str, ...] = (".parquet", ".jsonl", ".csv")
 #: The Label Studio control (``<Choices name=...>``) and the Argilla question the label is under.
 LABEL_CONTROL = "label"
+#: The empty column of a CSV / Parquet issue file where a reviewer writes class names.
+REVIEWED_COLUMN = "reviewed_label"
 MODEL_VERSION = "influence_stage"
 
 
@@ -421,7 +423,9 @@ def write_issue_file(rows: pd.DataFrame, path: Any) -> Path:
     """Write the review rows with every column; the format follows the suffix.
 
     ``.parquet``: images as PNG bytes; ``.jsonl`` / ``.csv``: images as PNG files under
-    ``<stem>_images/`` beside the file, referenced by relative path.
+    ``<stem>_images/`` beside the file, referenced by relative path. A ``.parquet`` or ``.csv`` file
+    also gets an empty ``reviewed_label`` column: a reviewer writes class names there, and
+    ``influence_stage.issues.reviews`` (``influence-stage import-reviews``) reads them back.
 
     Raises
     ------
@@ -434,6 +438,8 @@ def write_issue_file(rows: pd.DataFrame, path: Any) -> Path:
         raise InvalidInputError(f"the issue file must end in one of {list(ISSUE_FILE_SUFFIXES)}; found {path.name!r}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     images = image_columns(rows)
+    if suffix in (".parquet", ".csv") and REVIEWED_COLUMN not in rows:  # for the reviewer's class names
+        rows = rows.assign(**{REVIEWED_COLUMN: pd.Series([None] * len(rows), dtype="string", index=rows.index)})
     if suffix == ".parquet":
         out = rows.copy()
         for col in images:

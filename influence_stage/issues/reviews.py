@@ -52,15 +52,15 @@ import pandas as pd
 
 from influence_stage._checks import check_class_names
 from influence_stage.errors import InvalidInputError, InvalidTypeError
-from influence_stage.issues.export import read_label_studio_reviews
+from influence_stage.issues.export import REVIEWED_COLUMN, read_label_studio_reviews
 
 #: Review file formats ``read_reviews`` reads.
 REVIEW_FORMATS: tuple[str, ...] = ("label-studio", "csv", "parquet", "argilla")
 #: The format of a review file by its suffix, when ``fmt`` is not given.
 FORMAT_BY_SUFFIX: dict[str, str] = {".json": "label-studio", ".csv": "csv", ".parquet": "parquet",
                                     ".jsonl": "argilla"}
-#: The column of a CSV / Parquet review file holding the reviewed class name.
-REVIEW_COLUMN = "reviewed_label"
+#: The column of a CSV / Parquet review file holding the reviewed class name (the issue file has it empty).
+REVIEW_COLUMN = REVIEWED_COLUMN
 #: Response statuses of an Argilla record that are not a review.
 _NOT_SUBMITTED = frozenset({"draft", "discarded"})
 #: Columns ``read_reviews`` returns.

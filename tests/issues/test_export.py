@@ -144,7 +144,9 @@ def test_issue_file_carries_every_column(run, tmp_path, suffix):
     path = write_issue_file(rows, tmp_path / f"issues{suffix}")
     back = {".parquet": pd.read_parquet, ".csv": pd.read_csv,
             ".jsonl": lambda p: pd.read_json(p, lines=True)}[suffix](path)
-    assert back.columns.tolist() == rows.columns.tolist()
+    reviewed = ["reviewed_label"] if suffix != ".jsonl" else []  # the empty column a reviewer fills
+    assert back.columns.tolist() == rows.columns.tolist() + reviewed
+    assert all(back[c].isna().all() for c in reviewed)
     assert back["row_id"].tolist() == [120, 108, 101, 103]
     assert back["text"].tolist() == rows["text"].tolist()
     np.testing.assert_allclose(back["harm"], rows["harm"])

@@ -251,6 +251,20 @@ def test_import_reviews_cli_publishes_and_writes_the_table(version, tmp_path, ca
     assert manifest["row_id"][manifest["reviewed"]].tolist() == [0, DROPPED]
 
 
+def test_the_csv_issue_file_goes_out_and_comes_back(version, tmp_path, capsys):
+    root, name, _ = version
+    assert main(["export", str(root / name), "--out", str(tmp_path / "issues.csv"), "--format", "csv", "--all"]) == 0
+    issues = pd.read_csv(tmp_path / "issues.csv", dtype=str, keep_default_na=False)
+    assert (issues["reviewed_label"] == "").all()  # the empty column the reviewer fills
+    issues.loc[issues["row_id"] == "4", "reviewed_label"] = "eel"
+    issues.to_csv(tmp_path / "issues.csv", index=False)
+    assert main(["import-reviews", str(tmp_path / "issues.csv"), "--from", str(root / name)]) == 0
+    assert "1 reviewed, 1 changed, 0 put back" in capsys.readouterr().out
+    ds, manifest, _ = load_published(root / name)
+    assert manifest["row_id"][manifest["reviewed"]].tolist() == [4]
+    assert dict(zip(ds["note"], ds["label"]))["row 4"] == "eel"
+
+
 # ----------------------------------------------------------------------------------------------------
 # end to end: clean and publish, export to Label Studio, review, import
 # ----------------------------------------------------------------------------------------------------
