@@ -370,14 +370,6 @@ def test_featurize_tabular_standardizes_with_fitted_stats():
                                        [1.0, 1.0, -flag.mean() / flag.std()]], rtol=1e-5, atol=1e-6)
 
 
-def test_featurize_tabular_nan_names_column_and_row():
-    df = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.0, 2.0, np.nan, 4.0], "label": [0, 1, 0, 1]})
-    ds = load_source(df)
-    with pytest.raises(InvalidInputError, match=r"feature column 'b' has a missing or non-finite value .* "
-                                                r"row 2 \(row_id 2\)"):
-        featurize(ds, resolve_columns(ds, "label"), batch_size=2)
-
-
 def _png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
