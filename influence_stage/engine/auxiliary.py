@@ -106,7 +106,7 @@ def _agreement(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(p.argmax(axis=1) == y))
 
 
-def round_plan(n_rows: int, n_train: int, input_shape: tuple[int, ...], *, config: GEXConfig,
+def round_plan(n_rows: int, n_train: int, input_shape: tuple[int, ...] | None, *, config: GEXConfig,
                fit_config: FitConfig) -> tuple[int, int]:
     """``(cap, first)``: the most epochs one half's model trains in all, and its first round's epochs.
 
@@ -138,7 +138,9 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=config.seed, stratify=stratify)
     out: np.ndarray | None = None
     used: list[int] = []
-    shape = tuple(int(s) for s in data.X.shape[1:])
+    # rows of a Hugging Face model's data (token ids, pixel values) have no ``X``: no floor is known for them
+    X = getattr(data, "X", None)
+    shape = tuple(int(s) for s in X.shape[1:]) if X is not None else None
     for fold, (tr, te) in enumerate(((a, b), (b, a))):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         train, held = data.subset(tr), data.subset(te)
