@@ -53,11 +53,12 @@ from influence_stage.config import FitConfig
 from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError, MissingDependencyError
 from influence_stage.engine.learner import CosineSchedule, LRSchedule, State, TrainHistory, batch_indices
 from influence_stage.engine.hf_data import DatasetImages, ImageData, TextData
-from influence_stage.engine.hf_data import as_labels as _as_labels, index_list as _index_list  # former private names
+from influence_stage.engine.hf_data import as_labels as _as_labels, index_list as _index_list  # noqa: F401
 from influence_stage.engine.hf_folder import PIP_HINT, model_label_names, pretrained_digest, require
 from influence_stage.engine.hf_trainable import ancestors as _ancestors
 from influence_stage.engine.hf_trainable import check_trainable, trainable_parameter_names
-from influence_stage.engine.hf_trainable import layer_list as _layer_list, parse_trainable as _parse_trainable
+from influence_stage.engine.hf_trainable import layer_list as _layer_list  # noqa: F401  (former private name)
+from influence_stage.engine.hf_trainable import parse_trainable as _parse_trainable
 
 logger = logging.getLogger(__name__)
 
