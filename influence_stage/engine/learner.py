@@ -66,6 +66,92 @@ class Learner(Protocol):
         """Class probabilities in eval mode, ``(n_samples, n_classes) float32``."""
 
 
+# -- optional capabilities ----------------------------------------------------------------------
+# A learner may offer more than ``Learner``; the engine asks with ``isinstance(learner, <capability>)``
+# and falls back when it is absent. Each is a runtime-checkable protocol (attributes are checked by
+# name, as ``hasattr`` would; a method set to None does not count).
+
+
+@runtime_checkable
+class OnDevice(Protocol):
+    """Runs on a torch device; the stage builds its tensors there (else on the CPU)."""
+
+    device: str
+
+
+@runtime_checkable
+class Minibatched(Protocol):
+    """Trains on minibatches of ``batch_size`` rows (the automatic scale counts rows seen by it)."""
+
+    batch_size: int
+
+
+@runtime_checkable
+class EvalBatched(Protocol):
+    """Evaluates ``eval_batch_size`` rows per forward pass (the loss shards use it)."""
+
+    eval_batch_size: int
+
+
+@runtime_checkable
+class Fittable(Protocol):
+    """Trains θ* itself with a fit recipe (``fit_loaded``, models named by the stage)."""
+
+    def fit(self, data, recipe: FitConfig, *, progress: bool = False) -> TrainHistory | None:
+        """Train from the current parameters with ``recipe``; the history of the fit."""
+
+
+@runtime_checkable
+class FreshCopies(Protocol):
+    """Makes an untrained copy of itself (the cross-fitted models of the automatic scale)."""
+
+    def fresh_copy(self, seed: int) -> Any:
+        """A new learner with the same architecture and settings, parameters re-initialised from ``seed``."""
+
+
+@runtime_checkable
+class CrossFittable(Fittable, FreshCopies, Protocol):
+    """Both ``Fittable`` and ``FreshCopies``: it can train held-out copies of itself (out-of-sample
+    probabilities, ``ft_lr="auto"``, the ``"estimate"`` threshold)."""
+
+
+@runtime_checkable
+class RecordsFit(Protocol):
+    """Keeps the history of its last ``fit`` (``None`` before one): the training margins (AUM)."""
+
+    last_fit: TrainHistory | None
+
+
+@runtime_checkable
+class MemberLogits(Protocol):
+    """Evaluates several members at once (the ``"vmap"`` loss path)."""
+
+    def member_logits(self, states: Sequence[State], X: torch.Tensor) -> torch.Tensor:
+        """Eval-mode logits of every member, ``(n_members, b, n_classes)``."""
+
+
+@runtime_checkable
+class BatchedChains(Protocol):
+    """Trains several chains at once (``train_chains``) when ``can_train_batched()`` says it can."""
+
+    def can_train_batched(self) -> bool:
+        """Whether ``train_chains`` can be used for this model."""
+
+    def train_chains(self, states: Sequence[State], data, steps: int, schedules: Sequence[LRSchedule],
+                     seeds: Sequence[int]) -> list[State]:
+        """Train ``len(states)`` chains at once; the same result as ``train_steps`` per chain."""
+
+
+#: The optional capabilities, in the order docs/extending.md lists them.
+CAPABILITIES: tuple[type, ...] = (OnDevice, Minibatched, EvalBatched, Fittable, FreshCopies, CrossFittable, RecordsFit,
+                                  MemberLogits, BatchedChains)
+
+
+def capabilities(learner: Any) -> tuple[str, ...]:
+    """The names of the optional capabilities ``learner`` offers (see ``CAPABILITIES``)."""
+    return tuple(c.__name__ for c in CAPABILITIES if isinstance(learner, c))
+
+
 def _margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Logit of the given label minus the largest other logit, ``(b,)``."""
     given = logits.gather(1, y[:, None])[:, 0]
@@ -109,7 +195,7 @@ def place(learner: Any, device: str | None) -> Any:
     if isinstance(learner, TorchLearner):
         return learner.to(device)
     target = resolve_device(device)
-    current = str(getattr(learner, "device", "cpu"))
+    current = str(learner.device) if isinstance(learner, OnDevice) else "cpu"
     if device == "auto" or target == current:
         return learner
     raise InvalidInputError(
@@ -374,6 +460,8 @@ class TorchLearner:
 # The devices (engine.devices) and the training data, batches, schedule and history (engine.training)
 # live in their own modules; their names stay importable from here.
 __all__ = [
+    "BatchedChains", "CAPABILITIES", "CrossFittable", "EvalBatched", "Fittable", "FreshCopies", "MemberLogits",
+    "Minibatched", "OnDevice", "RecordsFit", "capabilities",
     "DEVICES", "CosineSchedule", "FIT_LOGITS_BLOCK", "LRSchedule", "Learner", "State", "TensorData", "TorchLearner",
     "TrainHistory", "batch_indices", "epoch_batches", "eval_batches", "labels_digest", "place", "reinitialize",
     "resolve_device",

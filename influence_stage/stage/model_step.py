@@ -15,7 +15,7 @@ from influence_stage.data.columns import ColumnRoles
 from influence_stage.data.sources import row_ids
 from influence_stage.engine.gex import make_learner
 from influence_stage.engine.hf import DatasetImages, HFLearner, ImageData, TextData
-from influence_stage.engine.learner import Learner, place
+from influence_stage.engine.learner import Fittable, Learner, OnDevice, place
 from influence_stage.engine.sources import LearnerRequest
 from influence_stage.errors import InvalidInputError
 from influence_stage.stage.preflight import check_config
@@ -86,7 +86,7 @@ def learner_data(learner: Learner, prepared: Prepared | None, features: Features
         or with feature columns of the wrong kind; a text cell that is not a string (row named).
     """
     if not isinstance(learner, HFLearner):
-        return features.tensor_data(getattr(learner, "device", "cpu"))
+        return features.tensor_data(learner.device if isinstance(learner, OnDevice) else "cpu")
     if not isinstance(prepared, Prepared):
         raise InvalidInputError(
             f"an HFLearner reads the raw {learner.task} column, so it needs prepared= (the output of prepare) "
@@ -208,7 +208,7 @@ def make_model_step(features: Features, config: CleanConfig, model: Any = None, 
         needs_fit = needs_fit or config.fit_loaded
     learner = place(learner, config.gex.device)  # gex.device: cpu, cuda or auto; the data follows the learner
     if needs_fit:
-        if not callable(getattr(learner, "fit", None)):
+        if not isinstance(learner, Fittable):
             raise InvalidInputError(
                 f"fit_loaded=True trains the given model, but {type(learner).__name__} has no fit(data, recipe). "
                 "Fix: train it yourself and set fit_loaded=False, or give a torch module."
