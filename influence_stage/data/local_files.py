@@ -183,21 +183,42 @@ def read_local_files(files: Sequence[str], builder: str, extra: Mapping[str, str
     return datasets.Dataset(InMemoryTable(table), fingerprint=source_fingerprint(files))
 
 
-def load_path(path: Path, split: str | None, cache_dir: str | None) -> datasets.Dataset:
-    if path.is_dir():
-        is_dataset = all((path / f).is_file() for f in SAVED_DATASET_FILES)
-        if is_dataset or (path / SAVED_DATASETDICT_FILE).is_file():
-            loaded = datasets.load_from_disk(str(path))
-            if isinstance(loaded, datasets.DatasetDict):
-                return pick_split(loaded, split, f"the DatasetDict saved at {path}")
-            return loaded
-        return load_files(folder_data_files(path), split, f"folder {path}", cache_dir)
+def is_saved_dataset(path: Path) -> bool:
+    """``path`` is a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    return path.is_dir() and (all((path / f).is_file() for f in SAVED_DATASET_FILES)
+                              or (path / SAVED_DATASETDICT_FILE).is_file())
+
+
+def load_saved(path: Path, split: str | None) -> datasets.Dataset:
+    """A ``save_to_disk`` folder (memory-mapped); a ``DatasetDict``'s split by ``pick_split``."""
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        return pick_split(loaded, split, f"the DatasetDict saved at {path}")
+    return loaded
+
+
+def load_folder(path: Path, split: str | None, cache_dir: str | None) -> datasets.Dataset:
+    """A folder of parquet / csv / json files of one format (splits by ``datasets``' naming rules)."""
+    return load_files(folder_data_files(path), split, f"folder {path}", cache_dir)
+
+
+def load_file(path: Path, split: str | None, cache_dir: str | None) -> datasets.Dataset:
+    """One parquet / csv / tsv / json file, its format read off its suffix."""
     if file_format(path) is None:
         raise InvalidInputError(
             f"file {path} has an unsupported suffix {''.join(path.suffixes)!r}; expected one of "
             f"{sorted(FILE_FORMATS)} (optionally compressed). Fix: convert it to parquet, csv or json."
         )
     return load_files({"train": [str(path)]}, split, f"file {path}", cache_dir)
+
+
+def load_path(path: Path, split: str | None, cache_dir: str | None) -> datasets.Dataset:
+    """A local file or folder: a ``save_to_disk`` folder, a folder of data files, or one file."""
+    if is_saved_dataset(path):
+        return load_saved(path, split)
+    if path.is_dir():
+        return load_folder(path, split, cache_dir)
+    return load_file(path, split, cache_dir)
 
 
 def check_local_source(source: Any) -> None:
@@ -265,6 +286,7 @@ def check_local_source(source: Any) -> None:
 
 __all__ = [
     "COMPRESSION_SUFFIXES", "FILE_FORMATS", "SAVED_DATASETDICT_FILE", "SAVED_DATASET_FILES", "check_local_source",
-    "file_format", "folder_data_files", "load_files", "load_path", "looks_like_path", "read_local_files",
+    "file_format", "folder_data_files", "is_saved_dataset", "load_file", "load_files", "load_folder", "load_path",
+    "load_saved", "looks_like_path", "read_local_files",
     "source_fingerprint",
 ]

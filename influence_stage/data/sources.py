@@ -1,6 +1,11 @@
 """Sources: any supported input (Dataset, DatasetDict, DataFrame, arrays, local files, a hub id) →
 a ``datasets.Dataset`` with a stable ``row_id`` column.
 
+Each kind of input is one ``DataSource`` class in ``DATA_SOURCE_REGISTRY`` (``dataset``,
+``dataset-dict``, ``dataframe``, ``arrays``, ``saved``, ``folder``, ``file``, ``hub``);
+``load_source`` loads with the first that claims the input, and its error for an unsupported input
+lists the registered forms. A new kind of input is one class (``docs/extending.md`` registers one).
+
 The data layer, one module per job: ``sources`` (this one: which kind of source it is, and
 ``load_source``), ``local_files`` (files and folders on disk), ``in_memory`` (a ``DatasetDict``'s
 split, a DataFrame, arrays), ``hub`` (a Hugging Face Hub dataset), ``row_id`` (the ``row_id``
@@ -15,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import pandas as pd
@@ -32,14 +38,19 @@ from influence_stage.data.local_files import (
     check_local_source,
     file_format,
     folder_data_files,
+    is_saved_dataset,
+    load_file,
     load_files,
+    load_folder,
     load_path,
+    load_saved,
     looks_like_path,
     read_local_files,
     source_fingerprint,
 )
 from influence_stage.data.row_id import ensure_row_id, row_ids
 from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +60,219 @@ _SAVED_DATASET_FILES, _SAVED_DATASETDICT_FILE = SAVED_DATASET_FILES, SAVED_DATAS
 _file_format, _looks_like_path, _folder_data_files, _load_files = file_format, looks_like_path, folder_data_files, load_files
 _load_path, _load_hub, _pick_split = load_path, load_hub, pick_split
 _from_arrays, _from_pandas, _with_row_id = from_arrays, from_pandas, with_row_id
+
+
+# --------------------------------------------------------------------------------------------------
+# the data-source registry
+# --------------------------------------------------------------------------------------------------
+
+
+class DataSource(ABC):
+    """One kind of input the stage reads; registered by name in ``DATA_SOURCE_REGISTRY``.
+
+    ``load_source`` asks the registered sources in order: first those whose ``prefix`` starts a
+    string source (``"hf:user/name"``), then each source's ``claims``; the first that claims the
+    input loads it. ``load_source`` then checks the result (rows, the label column) and adds
+    ``row_id``, so ``load`` returns the rows as they are.
+
+    Attributes
+    ----------
+    name : str
+        Set by the registry.
+    help : str
+        One line for the docs.
+    form : str
+        How the source is given, for the error that lists the accepted forms.
+    prefix : str
+        A string ``"<prefix><value>"`` is this source's, whatever else it looks like (empty: none).
+    """
+
+    name: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    form: ClassVar[str] = ""
+    prefix: ClassVar[str] = ""
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        """Whether ``source`` is one of this source's inputs (beyond a ``prefix``)."""
+        return False
+
+    def check(self, source: Any) -> None:
+        """Cheap checks before any work (a few ms; nothing read in full); none by default."""
+
+    @abstractmethod
+    def load(self, source: Any, *, split: str | None, label_column: str, cache_dir: str | None) -> datasets.Dataset:
+        """The rows of ``source`` as a ``datasets.Dataset`` (``split``: the split of a multi-split source)."""
+
+
+DATA_SOURCE_REGISTRY: Registry[type[DataSource]] = Registry(
+    "data source", base=DataSource, fix="Fix: pass one of those forms, or register a DataSource (docs/extending.md).")
+
+
+def _local_path(source: Any) -> Path | None:
+    """``source`` as an existing local path, or None."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(os.fspath(source)).expanduser()
+    return path if path.exists() else None
+
+
+@DATA_SOURCE_REGISTRY.register("dataset")
+class DatasetSource(DataSource):
+    help = "a datasets.Dataset, used as it is"
+    form = "datasets.Dataset"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        return isinstance(source, datasets.Dataset)
+
+    def load(self, source, *, split, label_column, cache_dir):
+        return source
+
+
+@DATA_SOURCE_REGISTRY.register("dataset-dict")
+class DatasetDictSource(DataSource):
+    help = "a datasets.DatasetDict: the split named by split=, or its only split"
+    form = "datasets.DatasetDict"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        return isinstance(source, datasets.DatasetDict)
+
+    def load(self, source, *, split, label_column, cache_dir):
+        return pick_split(source, split, "the DatasetDict")
+
+
+@DATA_SOURCE_REGISTRY.register("dataframe")
+class DataFrameSource(DataSource):
+    help = "a pandas.DataFrame (object columns of PIL images or numpy arrays allowed)"
+    form = "pandas.DataFrame"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        return isinstance(source, pd.DataFrame)
+
+    def load(self, source, *, split, label_column, cache_dir):
+        if label_column not in [str(c) for c in source.columns]:  # named before a row_id is added
+            raise label_not_found(label_column, [str(c) for c in source.columns])
+        return from_pandas(source)
+
+
+@DATA_SOURCE_REGISTRY.register("arrays")
+class ArraysSource(DataSource):
+    help = "a tuple (X, y): X (n, d) numeric features or (n, h, w[, c]) images, y (n,) labels"
+    form = "a tuple (X, y) of arrays"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        return isinstance(source, tuple) and len(source) == 2
+
+    def load(self, source, *, split, label_column, cache_dir):
+        return from_arrays(source[0], source[1], label_column)
+
+
+@DATA_SOURCE_REGISTRY.register("saved")
+class SavedSource(DataSource):
+    help = "a folder written by Dataset.save_to_disk or DatasetDict.save_to_disk"
+    form = "a save_to_disk folder"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        path = _local_path(source)
+        return path is not None and is_saved_dataset(path)
+
+    def load(self, source, *, split, label_column, cache_dir):
+        return load_saved(_local_path(source), split)
+
+
+@DATA_SOURCE_REGISTRY.register("folder")
+class FolderSource(DataSource):
+    help = "a folder of parquet / csv / json files of one format (train* / test* files form splits)"
+    form = "a folder of parquet / csv / json files"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        path = _local_path(source)
+        return path is not None and path.is_dir()
+
+    def check(self, source: Any) -> None:
+        check_local_source(source)
+
+    def load(self, source, *, split, label_column, cache_dir):
+        return load_folder(_local_path(source), split, cache_dir)
+
+
+@DATA_SOURCE_REGISTRY.register("file")
+class FileSource(DataSource):
+    help = f"one local file, its format read off its suffix ({', '.join(FILE_FORMATS)}; optionally compressed)"
+    form = "a parquet / csv / tsv / json file"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        return _local_path(source) is not None
+
+    def check(self, source: Any) -> None:
+        check_local_source(source)
+
+    def load(self, source, *, split, label_column, cache_dir):
+        return load_file(_local_path(source), split, cache_dir)
+
+
+@DATA_SOURCE_REGISTRY.register("hub")
+class HubSource(DataSource):
+    help = "a dataset on the Hugging Face Hub: 'hf:user/name', or 'user/name' when no local path has that name"
+    form = "a hub id ('hf:user/name')"
+    prefix = "hf:"
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        return isinstance(source, str) and _local_path(source) is None and not looks_like_path(source)
+
+    def load(self, source, *, split, label_column, cache_dir):
+        text = source[len(self.prefix):] if source.startswith(self.prefix) else source
+        return load_hub(text, split, cache_dir)
+
+
+def data_source(source: Any) -> DataSource | None:
+    """The registered source that claims ``source`` (an instance), or None when none does."""
+    if isinstance(source, str):
+        for _, cls in DATA_SOURCE_REGISTRY.items():
+            if cls.prefix and source.startswith(cls.prefix):
+                return cls()
+    for _, cls in DATA_SOURCE_REGISTRY.items():
+        if cls.claims(source):
+            return cls()
+    return None
+
+
+def _unclaimed(source: Any) -> Exception:
+    """The error for a source no registered source claims: a missing path, or an unsupported type."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(os.fspath(source)).expanduser()
+        return InvalidInputError(
+            f"no file or folder at {path.absolute()}; expected a parquet / csv / json file, a folder of "
+            "them, or a save_to_disk folder. Fix: check the path."
+        )
+    forms = "; ".join(f"{cls.form} ({name!r})" for name, cls in DATA_SOURCE_REGISTRY.items())
+    return InvalidTypeError(f"source of type {type(source).__name__} is not supported; expected one of the data "
+                            f"sources: {forms}. {DATA_SOURCE_REGISTRY.fix}")
+
+
+def check_source(source: Any) -> None:
+    """Cheap checks that ``source`` can be read, before any work: the claiming source's ``check``
+    (a local file or folder: ``check_local_source``); a path that names nothing is an error.
+
+    Raises
+    ------
+    InvalidInputError
+        A missing path; see ``check_local_source``.
+    """
+    entry = data_source(source)
+    if entry is None:
+        if isinstance(source, (str, os.PathLike)):
+            raise _unclaimed(source)
+        return  # an unsupported type: load_source names it
+    entry.check(source)
 
 
 def load_source(
@@ -99,39 +323,16 @@ def load_source(
     InvalidTypeError
         Unsupported source type.
     """
-    cache = None if cache_dir is None else str(cache_dir)
-    if isinstance(source, datasets.Dataset):
-        ds = source
-    elif isinstance(source, datasets.DatasetDict):
-        ds = pick_split(source, split, "the DatasetDict")
-    elif isinstance(source, (datasets.IterableDataset, datasets.IterableDatasetDict)):
+    if isinstance(source, (datasets.IterableDataset, datasets.IterableDatasetDict)):
         raise InvalidTypeError(
             "streaming (Iterable) datasets are not supported: every row is scored, so the data must be "
             "materialised. Fix: load without streaming=True."
         )
-    elif isinstance(source, pd.DataFrame):
-        if label_column not in [str(c) for c in source.columns]:  # named before a row_id is added
-            raise label_not_found(label_column, [str(c) for c in source.columns])
-        ds = from_pandas(source)
-    elif isinstance(source, tuple) and len(source) == 2:
-        ds = from_arrays(source[0], source[1], label_column)
-    elif isinstance(source, (str, os.PathLike)):
-        text = os.fspath(source)
-        path = Path(text).expanduser()
-        if path.exists():
-            ds = load_path(path, split, cache)
-        elif isinstance(source, os.PathLike) or looks_like_path(text):
-            raise InvalidInputError(
-                f"no file or folder at {path.absolute()}; expected a parquet / csv / json file, a folder of "
-                "them, or a save_to_disk folder. Fix: check the path."
-            )
-        else:
-            ds = load_hub(text, split, cache)
-    else:
-        raise InvalidTypeError(
-            f"source of type {type(source).__name__} is not supported; expected a path or hub id (str), "
-            "datasets.Dataset, datasets.DatasetDict, pandas.DataFrame or a tuple (X, y) of arrays."
-        )
+    entry = data_source(source)
+    if entry is None:
+        raise _unclaimed(source)
+    ds = entry.load(source, split=split, label_column=label_column,
+                    cache_dir=None if cache_dir is None else str(cache_dir))
     if ds.num_rows == 0:
         where = f" (split {split!r})" if split is not None else ""
         raise InvalidInputError(f"the source{where} has 0 rows; expected at least one labelled row.")
@@ -139,4 +340,7 @@ def load_source(
     return ensure_row_id(ds)
 
 
-__all__ = ["check_local_source", "ensure_row_id", "load_source", "read_local_files", "row_ids", "source_fingerprint"]
+__all__ = [
+    "DATA_SOURCE_REGISTRY", "DataSource", "check_local_source", "check_source", "data_source", "ensure_row_id", "load_source",
+    "read_local_files", "row_ids", "source_fingerprint",
+]

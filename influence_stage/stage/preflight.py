@@ -10,7 +10,7 @@ from typing import Any
 
 from influence_stage.config.clean import CleanConfig, check_rates
 from influence_stage.config.model_spec import parse_model_spec
-from influence_stage.data.sources import check_local_source
+from influence_stage.data.sources import check_source
 from influence_stage.engine.learner import resolve_device
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
@@ -59,7 +59,8 @@ def preflight(source: Any, config: CleanConfig, *, name: str | None = None,
     (``parse_model_spec``: a known name, or a checkpoint / ``hf:`` folder that exists); the
     dataset name (the rule ``influence_stage.publish.versions.publish`` applies); the publish root and
     the cache dir writable folders, or creatable; a hub push possible (online, a token); a local
-    source readable and not empty (``influence_stage.data.sources.check_local_source``).
+    source readable and not empty (``influence_stage.data.sources.check_source``: the claiming data source's
+    checks; for local files ``check_local_source``).
 
     Raises
     ------
@@ -80,7 +81,7 @@ def preflight(source: Any, config: CleanConfig, *, name: str | None = None,
         check_folder(cache_dir, "cache dir", "--cache-dir (cache_dir)")
     if push_to_hub is not None:
         check_hub_push(push_to_hub)
-    check_local_source(source)
+    check_source(source)
 
 
 __all__ = ["check_config", "check_folder", "preflight"]
