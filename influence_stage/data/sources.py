@@ -45,7 +45,9 @@ from influence_stage.data.local_files import (
     load_path,
     load_saved,
     looks_like_path,
+    read_json_file,
     read_local_files,
+    read_one_file,
     source_fingerprint,
 )
 from influence_stage.data.row_id import ensure_row_id, row_ids
@@ -60,6 +62,7 @@ _SAVED_DATASET_FILES, _SAVED_DATASETDICT_FILE = SAVED_DATASET_FILES, SAVED_DATAS
 _file_format, _looks_like_path, _folder_data_files, _load_files = file_format, looks_like_path, folder_data_files, load_files
 _load_path, _load_hub, _pick_split = load_path, load_hub, pick_split
 _from_arrays, _from_pandas, _with_row_id = from_arrays, from_pandas, with_row_id
+_read_json_file, _read_one_file = read_json_file, read_one_file
 
 
 # --------------------------------------------------------------------------------------------------

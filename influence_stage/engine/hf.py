@@ -55,6 +55,7 @@ from influence_stage.engine.learner import CosineSchedule, LRSchedule, State, Tr
 from influence_stage.engine.hf_data import DatasetImages, ImageData, TextData
 from influence_stage.engine.hf_data import as_labels as _as_labels, index_list as _index_list  # noqa: F401
 from influence_stage.engine.hf_folder import PIP_HINT, model_label_names, pretrained_digest, require
+from influence_stage.engine.hf_trainable import _LAST_N  # noqa: F401  (former private name)
 from influence_stage.engine.hf_trainable import ancestors as _ancestors
 from influence_stage.engine.hf_trainable import check_trainable, trainable_parameter_names
 from influence_stage.engine.hf_trainable import layer_list as _layer_list  # noqa: F401  (former private name)
