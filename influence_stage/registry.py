@@ -1,7 +1,13 @@
 """Named plug points: a registry maps a name to one class, and lists its names.
 
-Every plug point of the stage (scores, thresholds, decision policies, issue types) is a
-``Registry``. An entry is one class, registered by name with a decorator::
+Every plug point of the stage is a ``Registry``: scores
+(``influence_stage.engine.scores.SCORE_REGISTRY``), thresholds
+(``influence_stage.decisions.thresholds.THRESHOLD_REGISTRY``), decision policies
+(``influence_stage.decisions.policies.POLICY_REGISTRY``), issue types
+(``influence_stage.decisions.issues.ISSUE_REGISTRY``), model sources
+(``influence_stage.engine.sources.MODEL_SOURCE_REGISTRY``), data sources
+(``influence_stage.data.sources.DATA_SOURCE_REGISTRY``) and featurizers
+(``influence_stage.data.featurize.FEATURIZER_REGISTRY``). An entry is one class, registered by name with a decorator::
 
     from influence_stage.engine.scores import SCORE_REGISTRY, Score
 

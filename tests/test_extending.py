@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from influence_stage.data.featurize import FEATURIZER_REGISTRY
+from influence_stage.data.sources import DATA_SOURCE_REGISTRY
 from influence_stage.decisions.issues import ISSUE_REGISTRY
 from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.decisions.thresholds import THRESHOLD_REGISTRY
@@ -16,7 +18,8 @@ from influence_stage.engine.scores import SCORE_REGISTRY
 from influence_stage.engine.sources import MODEL_SOURCE_REGISTRY
 
 PAGE = Path(__file__).parents[1] / "docs" / "extending.md"
-REGISTRIES = (SCORE_REGISTRY, THRESHOLD_REGISTRY, POLICY_REGISTRY, ISSUE_REGISTRY, MODEL_SOURCE_REGISTRY)
+REGISTRIES = (SCORE_REGISTRY, THRESHOLD_REGISTRY, POLICY_REGISTRY, ISSUE_REGISTRY, MODEL_SOURCE_REGISTRY,
+              DATA_SOURCE_REGISTRY, FEATURIZER_REGISTRY)
 
 
 def _sections() -> list[tuple[str, str]]:
@@ -36,7 +39,7 @@ SECTIONS = _sections()
 
 def test_the_page_has_one_example_per_plug_point():
     assert [h for h, _ in SECTIONS] == ["A score", "A threshold", "A decision policy", "An issue type",
-                                        "A model source"]
+                                        "A model source", "A learner", "A data source", "A featurizer"]
 
 
 @pytest.fixture
@@ -69,3 +72,19 @@ def test_examples_register_the_names_they_document(clean_registries):
         _run(heading, code)
     assert "loss-spread" in SCORE_REGISTRY and "top-share" in THRESHOLD_REGISTRY
     assert "halve" in POLICY_REGISTRY and "unsure" in ISSUE_REGISTRY and "wide-mlp" in MODEL_SOURCE_REGISTRY
+    assert "records" in DATA_SOURCE_REGISTRY and "hashed-words" in FEATURIZER_REGISTRY
+
+
+def test_the_learner_section_documents_every_capability():
+    from influence_stage.engine.learner import CAPABILITIES
+
+    learner_text = PAGE.read_text(encoding="utf-8").split("## A learner")[1].split("## ")[0]
+    for protocol in CAPABILITIES:
+        assert f"| `{protocol.__name__}` |" in learner_text
+
+
+def test_every_registry_is_in_the_table():
+    text = PAGE.read_text(encoding="utf-8")
+    for registry, module in ((DATA_SOURCE_REGISTRY, "influence_stage.data.sources"),
+                             (FEATURIZER_REGISTRY, "influence_stage.data.featurize")):
+        assert f"`{module}.{registry.kind.upper().replace(' ', '_')}_REGISTRY`" in text

@@ -2,7 +2,9 @@
 
 It is thin: its parameters become one ``CleanConfig``
 (``influence_stage.api.params.build_config``) and ``influence_stage.stage.run.run`` runs the
-stage's steps (the ones the flows and the CLI run). It follows the scikit-learn contract: ``__init__``
+stage's steps (the ones the flows and the CLI run). The checks that data is the fitted data and the
+output in the input's type are in ``influence_stage.api.cleaner_transform``; the fitted attributes
+are set by ``influence_stage.api.fitted_attributes``. It follows the scikit-learn contract: ``__init__``
 only stores its keyword arguments, every check happens in ``fit``, fitted attributes end with ``_``,
 and ``random_state`` goes through ``check_random_state``.
 """
@@ -14,37 +16,34 @@ import os
 from pathlib import Path
 from typing import Any
 
-import datasets
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
-from influence_stage.api.fitted_data import SameDataCheck, features_json
+from influence_stage.api.cleaner_transform import CleanerTransform
+from influence_stage.api.fitted_attributes import set_fitted
+from influence_stage.api.fitted_data import SameDataCheck
 from influence_stage.api.inputs import check_array_X, check_input
-from influence_stage.api.issue_data import content_frame, fit_issues, issues_frame
 from influence_stage.api.model_checks import check_given_module, warn_if_untrained
 from influence_stage.api.output import FeatureOutput, frame_feature_names
 from influence_stage.api.gate import refusal, run_gated
 from influence_stage.api.params import build_config
 from influence_stage.api.persist import load_cleaner, save_cleaner
-from influence_stage.api.views import IssueViews, with_label_names
-from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.api.views import IssueViews
+from influence_stage.config import CleanConfig, FitConfig, GEXConfig
 from influence_stage.config.featurize import FeaturizeConfig
-from influence_stage.data.arrow import ROW_ID
-from influence_stage.data.fingerprint import column_fingerprints, combine_fingerprints
 from influence_stage.data.labels import encode_labels
 from influence_stage.data.sources import load_source
-from influence_stage.decisions.apply import apply_to_arrays, apply_to_frame, decision_arrays
-from influence_stage.errors import InvalidInputError, ValidationFailedError
+from influence_stage.errors import InvalidInputError
 from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
-from influence_stage.stage.steps import CleanConfig, PipelineResult, Prepared, apply_step
+from influence_stage.stage.results import PipelineResult, Prepared
 
 logger = logging.getLogger(__name__)
 
 
-class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
+class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     """Find and fix suspicious rows of a labelled dataset with GEX self-influence.
 
     ``fit`` loads the data, featurizes it, trains (or takes) a model ``θ*``, builds the geometric
@@ -226,8 +225,6 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
     ['row_id', 'score', 'gex_influence', 'label_quality']
     """
 
-    _refused_: str | None = None  # the output gate's message when the last fit was refused
-
     def __init__(self, *, label_column: str = "label", feature_columns: Any = None, model: Any = "auto",
                  action: str = "drop", score: str | None = None, threshold: str | float = "estimate",
                  min_agreement: float = 0.5, relabel_fallback: str = "drop", relabel_rule: str = "argmax",
@@ -294,21 +291,6 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
             featurize_config=self.featurize_config, coerce_numeric=self.coerce_numeric, prune_tau=self.prune_tau,
             min_weight=self.min_weight,
         )
-
-    def _output(self, kind: str, source: Any, had_row_id: bool, prepared: Prepared,
-                cleaned: datasets.Dataset | None = None, index: pd.Index | None = None) -> Any:
-        """The cleaned data in the type of the input (see ``transform``); ``index``: that of a DataFrame X."""
-        table = self.decisions_.table
-        if kind == "frame":
-            return apply_to_frame(source, table, prepared.encoding, self.config_)
-        if kind == "arrays":
-            X_res, y_res = apply_to_arrays(source[0], source[1], table, prepared.encoding)
-            return self._as_output(X_res, decision_arrays(table)[0], index), y_res
-        if cleaned is None:
-            cleaned = apply_step(prepared, self.decisions_, self.config_)
-        if not had_row_id:  # added by load_source: not one of the user's columns
-            cleaned = cleaned.remove_columns(ROW_ID)
-        return cleaned
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -381,46 +363,8 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
             raise refused
         return self
 
-    def _check_not_refused(self, method: str) -> None:
-        if self._refused_ is not None:
-            raise ValidationFailedError(
-                f"{method} applies only a result the output gate accepted; the last fit was refused: "
-                f"{self._refused_}")
-
     def _set_fitted(self, result: PipelineResult, config: CleanConfig) -> None:
-        ds = result.prepared.dataset
-        digests = column_fingerprints(ds)
-        self.config_ = config
-        self.pipeline_ = result
-        self.result_ = result.gex_result
-        self.learner_ = result.learner
-        self.members_ = result.gex_result.members
-        self.scores_ = np.asarray(result.gex_result.scores, dtype=np.float64)
-        self.gex_influence_ = np.asarray(result.gex_result.gex_influence, dtype=np.float64)
-        self.label_quality_ = result.decisions.table["label_quality"].to_numpy()
-        self.estimated_noise_rate_ = result.decisions.threshold.estimated_noise_rate
-        self.decisions_ = result.decisions
-        report = fit_issues(result, config)
-        self.issue_report_summary_ = None if report is None else report.summary
-        self.issues_ = issues_frame(with_label_names(result.decisions.table, np.asarray(result.prepared.encoding.names)),
-                                    report)
-        self.score_name_ = result.gex_result.score_name
-        self.ft_lr_ = float(result.gex_result.ft_lr)
-        self.oos_proba_ = result.gex_result.oos_proba
-        self._roles_ = result.prepared.roles
-        self._base_loss_ = np.asarray(result.gex_result.base_loss, dtype=np.float32)
-        self._loss_matrix_ = result.gex_result.loss_matrix
-        self.threshold_ = float(result.decisions.threshold.value)
-        self.encoding_ = result.prepared.encoding
-        self.classes_ = np.asarray(result.prepared.encoding.names)
-        self.row_ids_ = result.features.row_ids
-        self.timings_ = dict(result.timings)
-        self.column_fingerprints_ = digests
-        self.dataset_fingerprint_ = combine_fingerprints(ds, digests)
-        self._fitted_columns_ = list(ds.column_names)
-        self._fitted_features_ = features_json(ds)
-        counts = result.decisions.table["action"].value_counts().to_dict()
-        logger.info("InfluenceCleaner fitted on %d rows: %s", ds.num_rows, counts)
+        set_fitted(self, result, config)
 
     # -- save / load without pickle (influence_stage.api.persist) -------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -459,29 +403,6 @@ class InfluenceCleaner(IssueViews, SameDataCheck, FeatureOutput, BaseEstimator):
             ``dataset`` other than the fitted one (the message says what differs).
         """
         return load_cleaner(cls, path, dataset=dataset)
-
-    def _review_content(self, dataset: Any) -> Any:
-        """The rows' content for ``export``: ``dataset`` after checking it is the fitted data, else the
-        fitted dataset when this estimator holds it (after ``fit``; not after ``load``)."""
-        if dataset is not None:
-            self._check_fitted_data(dataset)
-            y = self._fitted_y_ if getattr(self, "_input_kind_", None) == "arrays" \
-                and not isinstance(dataset, tuple) else None
-            _, source, _ = self._check_input(dataset, y, "export")
-            return content_frame(load_source(source, label_column=self.config_.label_column), self.issues_.columns)
-        pipeline = getattr(self, "pipeline_", None)
-        if pipeline is not None:
-            return content_frame(pipeline.prepared.dataset, self.issues_.columns)
-        return None
-
-    def _check_fitted_data(self, dataset: Any) -> None:
-        """Raise (saying what differs) unless ``dataset`` is the fitted data."""
-        y = self._fitted_y_ if getattr(self, "_input_kind_", None) == "arrays" and not isinstance(dataset, tuple) \
-            else None
-        _, source, _ = self._check_input(dataset, y, "load")
-        ds = load_source(source, label_column=self.config_.label_column)
-        codes = encode_labels(ds, self.config_.label_column, fitted=self.encoding_).codes
-        self._check_same_dataset(ds, codes)
 
     def transform(self, dataset: Any, y: Any = None) -> Any:
         """Apply the fitted decisions to the fitted dataset.

@@ -27,21 +27,20 @@ For the stage (``CleanConfig.model = "hf:<folder>"``): ``DatasetImages`` is a la
 dataset's image column (decoded row by row, in the model's channel count), ``check_trainable``
 validates a ``trainable`` setting without loading anything, ``pretrained_digest`` hashes a model
 folder for cache keys, and ``model_label_names`` reads the model's ``id2label``.
+
+One job per module: the data classes are in ``influence_stage.engine.hf_data``, the choice of
+trainable parameters in ``influence_stage.engine.hf_trainable``, the folder helpers (``require``,
+``pretrained_digest``, ``model_label_names``) in ``influence_stage.engine.hf_folder``; this module
+holds ``HFLearner`` and keeps every one of those names importable from here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import importlib
 import logging
 import os
-import re
-from collections.abc import Sequence as SequenceABC
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
@@ -51,327 +50,24 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from influence_stage.config import FitConfig
-from influence_stage.errors import CheckpointError, InfluenceStageError, InvalidInputError, InvalidTypeError
+from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError, MissingDependencyError
 from influence_stage.engine.learner import CosineSchedule, LRSchedule, State, TrainHistory, batch_indices
-
-try:  # one exceptions module is the rule; this fallback only covers the time before it gains the class
-    from influence_stage.errors import MissingDependencyError
-except ImportError:  # pragma: no cover - depends on the version of exceptions.py
-
-    class MissingDependencyError(InfluenceStageError, ImportError):  # type: ignore[no-redef]
-        """An optional dependency needed for the requested feature is not installed."""
-
+from influence_stage.engine.hf_data import DatasetImages, ImageData, TextData
+from influence_stage.engine.hf_data import as_labels as _as_labels, index_list as _index_list  # noqa: F401
+from influence_stage.engine.hf_folder import PIP_HINT, model_label_names, pretrained_digest, require
+from influence_stage.engine.hf_trainable import _LAST_N  # noqa: F401  (former private name)
+from influence_stage.engine.hf_trainable import ancestors as _ancestors
+from influence_stage.engine.hf_trainable import check_trainable, trainable_parameter_names
+from influence_stage.engine.hf_trainable import layer_list as _layer_list  # noqa: F401  (former private name)
+from influence_stage.engine.hf_trainable import parse_trainable as _parse_trainable
 
 logger = logging.getLogger(__name__)
 
 Task = Literal["text", "image"]
-PIP_HINT = "pip install 'influence_stage[hf]'  (or: pip install transformers safetensors)"
-_LAST_N = re.compile(r"^last:(\d+)$")
-
-
-def require(module: str, *, purpose: str) -> ModuleType:
-    """Import optional ``module`` or raise ``MissingDependencyError`` naming the pip command.
-
-    Parameters
-    ----------
-    module : str
-        Dotted module name, e.g. ``"transformers"`` or ``"safetensors.torch"``.
-    purpose : str
-        What needs it, for the message ("loading Hugging Face models").
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        package = module.split(".")[0]
-        raise MissingDependencyError(
-            f"{purpose} needs the optional package {package!r}, which is not installed "
-            f"({exc}). Install it with: {PIP_HINT}"
-        ) from exc
-
-
-# -- data ----------------------------------------------------------------------------------------
-
-
-def _as_labels(y: Any, n: int, what: str) -> torch.Tensor:
-    if hasattr(y, "detach"):
-        y = y.detach().cpu()
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise InvalidInputError(f"{what} labels must be 1-D (n_samples,); found shape {arr.shape}.")
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-        raise InvalidTypeError(f"{what} labels must be integer class indices 0..K-1; found dtype {arr.dtype}.")
-    if arr.shape[0] != n:
-        raise InvalidInputError(f"{what} has {n} rows but {arr.shape[0]} labels.")
-    return torch.as_tensor(arr.astype(np.int64), dtype=torch.int64)
-
-
-def _index_list(index: Any) -> list[int]:
-    if isinstance(index, slice):
-        raise InvalidTypeError("subset takes an array of row indices, not a slice.")
-    return [int(i) for i in torch.as_tensor(np.asarray(index) if not torch.is_tensor(index) else index,
-                                            dtype=torch.int64).reshape(-1).tolist()]
-
-
-@dataclass(frozen=True, eq=False)
-class TextData:
-    """Texts and their given labels, for ``HFLearner(task="text")``.
-
-    Parameters
-    ----------
-    texts : sequence of str, length ``n``
-        Raw texts; tokenized in batches by the learner's tokenizer.
-    y : array-like of int, shape ``(n,)``
-        Given (possibly wrong) labels ``0..K-1``; stored as an int64 CPU tensor.
-    """
-
-    texts: list[str]
-    y: torch.Tensor
-
-    def __post_init__(self) -> None:
-        texts = self.texts
-        if isinstance(texts, str) or not hasattr(texts, "__len__"):
-            raise InvalidTypeError(f"texts must be a list of strings; found {type(texts).__name__}.")
-        texts = [t for t in texts]
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise InvalidTypeError(
-                f"texts must all be strings; row {bad[0]} is {type(texts[bad[0]]).__name__} "
-                f"({len(bad)} such rows). Fill or drop missing texts first."
-            )
-        object.__setattr__(self, "texts", texts)
-        object.__setattr__(self, "y", _as_labels(self.y, len(texts), "TextData"))
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def subset(self, index: np.ndarray | torch.Tensor | Sequence[int]) -> "TextData":
-        """The rows at ``index`` (an array of row indices), in that order."""
-        idx = _index_list(index)
-        return TextData([self.texts[i] for i in idx], self.y[idx])
-
-    def batch(self, index: Sequence[int]) -> list[str]:
-        """Raw inputs of the rows at ``index``, as the tokenizer takes them."""
-        return [self.texts[i] for i in index]
-
-
-@dataclass(frozen=True, eq=False)
-class ImageData:
-    """Images and their given labels, for ``HFLearner(task="image")``.
-
-    Parameters
-    ----------
-    images : sequence of images, length ``n``
-        PIL images, or ``(h, w, c)`` / ``(h, w)`` uint8 arrays, or one array/tensor ``(n, ...)``:
-        whatever the model's image processor takes (it resizes, rescales and normalises them, so
-        give raw pixels, not already normalised tensors).
-    y : array-like of int, shape ``(n,)``
-        Given (possibly wrong) labels ``0..K-1``; stored as an int64 CPU tensor.
-    """
-
-    images: Any
-    y: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if not hasattr(self.images, "__len__") or not hasattr(self.images, "__getitem__"):
-            raise InvalidTypeError(
-                f"images must be a sequence or an array of images; found {type(self.images).__name__}."
-            )
-        object.__setattr__(self, "y", _as_labels(self.y, len(self.images), "ImageData"))
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def subset(self, index: np.ndarray | torch.Tensor | Sequence[int]) -> "ImageData":
-        """The rows at ``index`` (an array of row indices), in that order."""
-        idx = _index_list(index)
-        if isinstance(self.images, (np.ndarray, torch.Tensor)):
-            images = self.images[idx]
-        else:
-            images = [self.images[i] for i in idx]
-        return ImageData(images, self.y[idx])
-
-    def batch(self, index: Sequence[int]) -> list[Any]:
-        """Raw inputs of the rows at ``index``, as a list the image processor takes."""
-        return [self.images[i] for i in index]
-
-
-class DatasetImages(SequenceABC):
-    """Lazy, read-only view of one image column of a ``datasets.Dataset``, for ``ImageData``.
-
-    Row ``i`` is read and decoded when asked for, so a large image dataset is never held decoded
-    in memory (members re-read rows instead; decoding is cheap next to a forward pass).
-
-    Parameters
-    ----------
-    dataset : datasets.Dataset
-        ``n`` rows.
-    column : str
-        An image column (``datasets.Image``), or a column of 2-D / 3-D pixel arrays ``(h, w)`` /
-        ``(h, w, c)``.
-    channels : {1, 3} or None
-        Channels the model takes (``config.num_channels``): PIL images are converted to ``"L"``
-        or ``"RGB"``, grey arrays repeated to 3 channels; None keeps them as stored.
-
-    Raises
-    ------
-    InvalidInputError
-        On access: a missing image, naming its row.
-    """
-
-    def __init__(self, dataset: Any, column: str, *, channels: int | None = None) -> None:
-        if column not in getattr(dataset, "column_names", ()):
-            raise InvalidInputError(
-                f"image column {column!r} not found; available columns: {list(getattr(dataset, 'column_names', []))}."
-            )
-        self._dataset = dataset.select_columns([column])
-        self.column = column
-        self.channels = channels
-
-    def __len__(self) -> int:
-        return int(self._dataset.num_rows)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        i = int(index)
-        item = self._dataset[i][self.column]
-        if item is None:
-            raise InvalidInputError(
-                f"image column {self.column!r} has no image at row {i}; expected an image on every row. "
-                "Fix: drop those rows."
-            )
-        if hasattr(item, "convert") and hasattr(item, "mode"):  # a PIL image
-            mode = {1: "L", 3: "RGB"}.get(self.channels or 0)
-            return item.convert(mode) if mode is not None and item.mode != mode else item
-        arr = np.asarray(item)
-        if self.channels == 3 and arr.ndim == 2:
-            arr = np.repeat(arr[:, :, None], 3, axis=2)
-        return arr
-
-
-# -- which parameters train ------------------------------------------------------------------------
-
-
-def _parse_trainable(spec: str) -> tuple[str, int]:
-    if spec in ("all", "head"):
-        return spec, 0
-    match = _LAST_N.match(spec) if isinstance(spec, str) else None
-    if match is None or int(match.group(1)) < 1:
-        raise InvalidInputError(
-            f"trainable must be 'all', 'head' or 'last:N' with N >= 1 (e.g. 'last:2'); found {spec!r}."
-        )
-    return "last", int(match.group(1))
-
-
-def check_trainable(spec: Any) -> str:
-    """``spec`` if it is a valid ``trainable`` setting (``"all"``, ``"head"``, ``"last:N"``), else InvalidInputError."""
-    if not isinstance(spec, str):
-        raise InvalidInputError(
-            f"trainable must be 'all', 'head' or 'last:N' with N >= 1 (e.g. 'last:2'); found {spec!r}."
-        )
-    _parse_trainable(spec)
-    return spec
-
-
-def pretrained_digest(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
-    """``sha256`` hex of every file in a ``save_pretrained`` folder (relative names, sizes, bytes).
-
-    Stands for the model in a cache key: an overwritten folder gets a new digest.
-
-    Raises
-    ------
-    CheckpointError
-        The folder does not exist.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise CheckpointError(f"Hugging Face model folder not found: {folder}.")
-    h = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = file.relative_to(folder).as_posix()
-        h.update(f"\0{rel}\0{file.stat().st_size}\0".encode())
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(chunk_bytes), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def model_label_names(model: nn.Module) -> list[str] | None:
-    """The model's class names from ``config.id2label`` in output order, or None when they are
-    the defaults (``LABEL_0``, ``LABEL_1``, ...) or missing."""
-    config = getattr(model, "config", None)
-    id2label = getattr(config, "id2label", None) or {}
-    k = getattr(config, "num_labels", None)
-    if not isinstance(k, int):
-        return None
-    try:
-        names = [str(id2label[i] if i in id2label else id2label[str(i)]) for i in range(k)]
-    except (KeyError, TypeError):
-        return None
-    if all(n == f"LABEL_{i}" for i, n in enumerate(names)):
-        return None
-    return names
-
-
-def _layer_list(base: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The backbone's list of repeated blocks: its ``nn.ModuleList`` holding the most parameters."""
-    best: tuple[str, nn.ModuleList] | None = None
-    best_size = -1
-    for name, m in base.named_modules():
-        if isinstance(m, nn.ModuleList) and len(m) > 0:
-            size = sum(p.numel() for p in m.parameters())
-            if size > best_size:  # strict: an outer list wins over the lists nested in it
-                best, best_size = (name, m), size
-    if best is None:
-        raise InvalidInputError(
-            f"trainable='last:N' needs a backbone with a list of layers (nn.ModuleList); "
-            f"{type(base).__name__} has none. Use trainable='head' or 'all'."
-        )
-    return best
-
-
-def trainable_parameter_names(model: nn.Module, trainable: str) -> list[str]:
-    """Names of the parameters that ``trainable`` leaves trainable, in the model's order.
-
-    ``"head"``: parameters outside ``model.base_model_prefix`` (the backbone). ``"last:N"``: those,
-    plus the last N blocks of the backbone's layer list and the backbone parameters registered after
-    that list (pooler, final norm).
-    """
-    kind, n_layers = _parse_trainable(trainable)
-    names = [n for n, _ in model.named_parameters()]
-    if kind == "all":
-        return names
-    prefix = getattr(model, "base_model_prefix", "") or ""
-    base = getattr(model, prefix, None) if prefix else None
-    if not isinstance(base, nn.Module) or base is model:
-        raise InvalidInputError(
-            f"trainable={trainable!r} needs a model with a separate backbone (base_model_prefix); "
-            f"{type(model).__name__} has none. Use trainable='all'."
-        )
-    head = {n for n in names if not n.startswith(prefix + ".")}
-    if not head:
-        raise InvalidInputError(f"{type(model).__name__} has no parameters outside its backbone {prefix!r}; "
-                                "no classification head to train.")
-    chosen = set(head)
-    if kind == "last":
-        list_name, layers = _layer_list(base)
-        if n_layers > len(layers):
-            raise InvalidInputError(
-                f"trainable={trainable!r} asks for the last {n_layers} layers, but the backbone has "
-                f"{len(layers)} ({prefix}.{list_name})."
-            )
-        list_prefix = f"{prefix}.{list_name}." if list_name else f"{prefix}."
-        block_prefixes = tuple(f"{list_prefix}{i}." for i in range(len(layers) - n_layers, len(layers)))
-        chosen |= {n for n in names if n.startswith(block_prefixes)}
-        in_list = [i for i, n in enumerate(names) if n.startswith(list_prefix)]
-        # backbone parameters after the layer list (pooler, final layer norm) sit between the
-        # trained blocks and the head; freezing them would cut the trained blocks off
-        chosen |= {n for n in names[in_list[-1] + 1:] if n.startswith(prefix + ".")}
-    return [n for n in names if n in chosen]
 
 
 @contextlib.contextmanager
-def _seeded_rng(seed: int, device: str) -> Iterator[None]:
+def seeded_rng(seed: int, device: str) -> Iterator[None]:
     """Seed torch's global RNG for dropout inside the block; the caller's RNG state is restored.
 
     Dropout draws from the global generator; forking it keeps training a function of ``seed`` alone
@@ -388,10 +84,7 @@ def _seeded_rng(seed: int, device: str) -> Iterator[None]:
         yield
 
 
-def _ancestors(name: str) -> Iterator[str]:
-    parts = name.split(".")
-    for i in range(len(parts)):
-        yield ".".join(parts[:i])
+_seeded_rng = seeded_rng  # the former private name
 
 
 # -- the learner ------------------------------------------------------------------------------------
@@ -620,7 +313,7 @@ class HFLearner:
         self._check_data(data)
         gen = torch.Generator().manual_seed(int(seed))
         batches = batch_indices(len(data), int(steps), self.batch_size, gen)
-        with _seeded_rng(seed, self.device):
+        with seeded_rng(seed, self.device):
             for _ in self._sgd(data, batches, lr_schedule, momentum=self.momentum,
                                weight_decay=self.weight_decay, nesterov=False):
                 pass
@@ -664,7 +357,7 @@ class HFLearner:
         history = TrainHistory()
         bar = tqdm(total=epochs, desc="fit θ*", disable=not progress, leave=False)
         loss_sum, correct, seen = 0.0, 0, 0
-        with _seeded_rng(recipe.seed, self.device):
+        with seeded_rng(recipe.seed, self.device):
             steps = self._sgd(data, batches, CosineSchedule(recipe.lr, total), momentum=recipe.momentum,
                               weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
             for t, (loss, n_correct, n_rows) in enumerate(steps):
@@ -788,3 +481,13 @@ class HFLearner:
             for bn, mom in zip(bns, momenta):
                 bn.momentum = mom
             self.model.eval()
+
+
+
+# The data classes, the trainable-parameter helpers and the folder helpers live in hf_data,
+# hf_trainable and hf_folder; their names stay importable from here.
+__all__ = [
+    "DatasetImages", "HFLearner", "ImageData", "MissingDependencyError", "PIP_HINT", "Task", "TextData",
+    "check_trainable", "model_label_names", "pretrained_digest", "require", "seeded_rng",
+    "trainable_parameter_names",
+]

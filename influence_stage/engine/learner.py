@@ -6,16 +6,17 @@ probabilities in eval mode. ``TorchLearner`` implements it for any ``torch.nn.Mo
 trained with cross-entropy on the given labels. It also offers two optional fast paths that the
 engine uses when present: training several chains at once and evaluating several members at once,
 both with ``torch.func`` (``functional_call`` + ``vmap`` over stacked parameters).
+
+The devices (``resolve_device``) are in ``influence_stage.engine.devices``; the training data, batches,
+schedule and history (``TensorData``, ``batch_indices``, ``CosineSchedule``, ``TrainHistory``) in
+``influence_stage.engine.training``. Every one of those names still imports from here.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -24,105 +25,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from influence_stage.config import FitConfig
+from influence_stage.engine.devices import DEVICES, resolve_device
+from influence_stage.engine.training import (
+    CosineSchedule,
+    LRSchedule,
+    State,
+    TensorData,
+    TrainHistory,
+    batch_indices,
+    epoch_batches,
+    eval_batches,
+    labels_digest,
+)
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
-
-State = dict[str, torch.Tensor]
-LRSchedule = Callable[[int], float]
-
-DEVICES = ("cpu", "cuda", "auto")
-
-
-def resolve_device(device: str | torch.device | None) -> str:
-    """The torch device a ``device`` option names: ``"cpu"``, ``"cuda"`` / ``"cuda:N"``, or ``"auto"``.
-
-    ``"auto"`` is CUDA when a CUDA device is visible, else CPU. Asking for CUDA where there is none
-    is an error here, before any model is built or data copied, rather than a torch error deep in
-    training.
-
-    Parameters
-    ----------
-    device : str, torch.device or None
-        None means ``"cpu"``.
-
-    Returns
-    -------
-    str
-        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-
-    Raises
-    ------
-    InvalidInputError
-        An unknown name, or CUDA asked for and not available (or index ``N`` out of range).
-    """
-    name = "cpu" if device is None else str(device)
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return name
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise InvalidInputError(
-                f"device {name!r} asked for, but torch sees no CUDA device (torch {torch.__version__}, "
-                f"CUDA build {torch.version.cuda or 'none'}). Fix: use device='cpu' or 'auto', or install a CUDA "
-                "build of torch on a machine with a GPU."
-            )
-        index = name.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise InvalidInputError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA devices "
-                                    f"(cuda:0..cuda:{torch.cuda.device_count() - 1}). Fix: pick one of them.")
-        return name
-    raise InvalidInputError(f"device must be one of {DEVICES} (or 'cuda:N'); found {name!r}.")
-
-
-class TensorData(NamedTuple):
-    """Features and labels as tensors: ``X`` ``(n, ...)`` float32, ``y`` ``(n,)`` int64."""
-
-    X: torch.Tensor
-    y: torch.Tensor
-
-    @classmethod
-    def from_arrays(cls, X: np.ndarray, y: np.ndarray, device: str | torch.device = "cpu") -> "TensorData":
-        return cls(torch.as_tensor(X, dtype=torch.float32, device=device),
-                   torch.as_tensor(y, dtype=torch.int64, device=device))
-
-    def to(self, device: str | torch.device) -> "TensorData":
-        """The same rows on ``device`` (no copy when they are there already)."""
-        return TensorData(self.X.to(device), self.y.to(device))
-
-    def subset(self, index: np.ndarray | torch.Tensor) -> "TensorData":
-        index = torch.as_tensor(index, dtype=torch.int64, device=self.X.device)
-        return TensorData(self.X[index], self.y[index])
-
-    def __len__(self) -> int:  # NamedTuple's own len would be 2
-        return int(self.y.shape[0])
-
-
-def eval_batches(data: Any, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """``(start, data.X[start:start + batch_size])`` over every row in order, for evaluation passes.
-
-    Tensors are sliced; data that reads its rows from disk (``data.feature_store.StreamData``)
-    gives its own batches (``eval_batches``: a DataLoader over the on-disk dataset), so a pass never
-    holds more than one batch of features.
-    """
-    own = getattr(data, "eval_batches", None)
-    if callable(own):
-        yield from own(batch_size)
-        return
-    for s in range(0, len(data), batch_size):
-        yield s, data.X[s:s + batch_size]
-
-
-@dataclass(frozen=True)
-class CosineSchedule:
-    """Cosine decay from ``peak`` to 0 over ``steps`` steps: ``lr(t) = peak * (1 + cos(pi t / steps)) / 2``."""
-
-    peak: float
-    steps: int
-
-    def __call__(self, step: int) -> float:
-        return 0.5 * self.peak * (1.0 + math.cos(math.pi * step / max(self.steps, 1)))
 
 
 @runtime_checkable
@@ -149,54 +66,90 @@ class Learner(Protocol):
         """Class probabilities in eval mode, ``(n_samples, n_classes) float32``."""
 
 
-@dataclass(frozen=True)
-class TrainHistory:
-    """Per-epoch training loss and accuracy (on the given labels) of a fit, and each row's margin.
-
-    ``mean_margin`` ``(n_samples,) float32`` (or None when the learner does not record it): the
-    in-sample logit margin of the given label (its logit minus the largest other logit), taken on
-    the minibatch that held the row and averaged over the epochs that saw it, the training-dynamics
-    signal of "area under the margin" (AUM). It costs no extra forward pass. Low = suspicious.
-    """
-
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    mean_margin: np.ndarray | None = None
-    labels_digest: str | None = None
+# -- optional capabilities ----------------------------------------------------------------------
+# A learner may offer more than ``Learner``; the engine asks with ``isinstance(learner, <capability>)``
+# and falls back when it is absent. Each is a runtime-checkable protocol (attributes are checked by
+# name, as ``hasattr`` would; a method set to None does not count).
 
 
-def labels_digest(y: Any) -> str:
-    """Digest of a label vector (count and values), to tell whether a fit saw exactly these labels."""
-    arr = np.ascontiguousarray(np.asarray(y.cpu().numpy() if hasattr(y, "cpu") else y, dtype=np.int64))
-    return hashlib.sha256(arr.tobytes()).hexdigest()[:16]
+@runtime_checkable
+class OnDevice(Protocol):
+    """Runs on a torch device; the stage builds its tensors there (else on the CPU)."""
+
+    device: str
 
 
-def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Indices of ``steps`` minibatches: epoch-wise random permutations, cut into batches.
+@runtime_checkable
+class Minibatched(Protocol):
+    """Trains on minibatches of ``batch_size`` rows (the automatic scale counts rows seen by it)."""
 
-    One function for the sequential and the batched training paths, so both see the same batches
-    for the same seed.
-    """
-    out: list[torch.Tensor] = []
-    while len(out) < steps:
-        for batch in epoch_batches(n, batch_size, generator):
-            out.append(batch)
-            if len(out) == steps:
-                break
-    return out
+    batch_size: int
 
 
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch of ``batch_indices``: a random permutation cut into ``n // batch_size`` batches.
+@runtime_checkable
+class EvalBatched(Protocol):
+    """Evaluates ``eval_batch_size`` rows per forward pass (the loss shards use it)."""
 
-    ``TorchLearner.fit`` draws its batches one epoch at a time with it (the same batches as
-    ``batch_indices`` for the same generator), so the index tensors of all epochs never sit in memory
-    together.
-    """
-    batch_size = min(batch_size, n)
-    perm = torch.randperm(n, generator=generator)
-    # the ragged tail is dropped
-    return [perm[start:start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
+    eval_batch_size: int
+
+
+@runtime_checkable
+class Fittable(Protocol):
+    """Trains θ* itself with a fit recipe (``fit_loaded``, models named by the stage)."""
+
+    def fit(self, data, recipe: FitConfig, *, progress: bool = False) -> TrainHistory | None:
+        """Train from the current parameters with ``recipe``; the history of the fit."""
+
+
+@runtime_checkable
+class FreshCopies(Protocol):
+    """Makes an untrained copy of itself (the cross-fitted models of the automatic scale)."""
+
+    def fresh_copy(self, seed: int) -> Any:
+        """A new learner with the same architecture and settings, parameters re-initialised from ``seed``."""
+
+
+@runtime_checkable
+class CrossFittable(Fittable, FreshCopies, Protocol):
+    """Both ``Fittable`` and ``FreshCopies``: it can train held-out copies of itself (out-of-sample
+    probabilities, ``ft_lr="auto"``, the ``"estimate"`` threshold)."""
+
+
+@runtime_checkable
+class RecordsFit(Protocol):
+    """Keeps the history of its last ``fit`` (``None`` before one): the training margins (AUM)."""
+
+    last_fit: TrainHistory | None
+
+
+@runtime_checkable
+class MemberLogits(Protocol):
+    """Evaluates several members at once (the ``"vmap"`` loss path)."""
+
+    def member_logits(self, states: Sequence[State], X: torch.Tensor) -> torch.Tensor:
+        """Eval-mode logits of every member, ``(n_members, b, n_classes)``."""
+
+
+@runtime_checkable
+class BatchedChains(Protocol):
+    """Trains several chains at once (``train_chains``) when ``can_train_batched()`` says it can."""
+
+    def can_train_batched(self) -> bool:
+        """Whether ``train_chains`` can be used for this model."""
+
+    def train_chains(self, states: Sequence[State], data, steps: int, schedules: Sequence[LRSchedule],
+                     seeds: Sequence[int]) -> list[State]:
+        """Train ``len(states)`` chains at once; the same result as ``train_steps`` per chain."""
+
+
+#: The optional capabilities, in the order docs/extending.md lists them.
+CAPABILITIES: tuple[type, ...] = (OnDevice, Minibatched, EvalBatched, Fittable, FreshCopies, CrossFittable, RecordsFit,
+                                  MemberLogits, BatchedChains)
+
+
+def capabilities(learner: Any) -> tuple[str, ...]:
+    """The names of the optional capabilities ``learner`` offers (see ``CAPABILITIES``)."""
+    return tuple(c.__name__ for c in CAPABILITIES if isinstance(learner, c))
 
 
 def _margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -242,7 +195,7 @@ def place(learner: Any, device: str | None) -> Any:
     if isinstance(learner, TorchLearner):
         return learner.to(device)
     target = resolve_device(device)
-    current = str(getattr(learner, "device", "cpu"))
+    current = str(learner.device) if isinstance(learner, OnDevice) else "cpu"
     if device == "auto" or target == current:
         return learner
     raise InvalidInputError(
@@ -502,3 +455,14 @@ class TorchLearner:
             st.update({k: buffers[k][c].clone() for k in buffers})
             out.append({k: st[k] for k in states[0]})
         return out
+
+
+# The devices (engine.devices) and the training data, batches, schedule and history (engine.training)
+# live in their own modules; their names stay importable from here.
+__all__ = [
+    "BatchedChains", "CAPABILITIES", "CrossFittable", "EvalBatched", "Fittable", "FreshCopies", "MemberLogits",
+    "Minibatched", "OnDevice", "RecordsFit", "capabilities",
+    "DEVICES", "CosineSchedule", "FIT_LOGITS_BLOCK", "LRSchedule", "Learner", "State", "TensorData", "TorchLearner",
+    "TrainHistory", "batch_indices", "epoch_batches", "eval_batches", "labels_digest", "place", "reinitialize",
+    "resolve_device",
+]

@@ -13,6 +13,7 @@ A ``Plan`` is an ordered tuple of steps. The step order of a product exists once
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -21,8 +22,8 @@ from influence_stage.errors import InvalidInputError
 from influence_stage.pipeline.context import RunContext, digest
 
 
-class Step:
-    """One arrow of the data flow.
+class Step(ABC):
+    """One arrow of the data flow; a subclass implements ``run`` (an abstract method).
 
     Attributes
     ----------
@@ -67,9 +68,9 @@ class Step:
         """Data fingerprint + the fingerprint of ``key_fields`` of the configuration + ``key_tag``."""
         return digest(context.scoring_key(self.key_fields), self.key_tag)
 
+    @abstractmethod
     def run(self, context: RunContext) -> Any:
         """Compute the step's value(s) from the context (in process)."""
-        raise NotImplementedError
 
     def store(self, context: RunContext, value: Any) -> None:
         """Write the step's return value into the context under ``writes``."""
@@ -115,19 +116,20 @@ class MappedStep(Step):
     """A step whose work is independent units; ``units`` says what they are, ``gather`` combines them.
 
     ``unit_name`` is the units' Prefect task name; ``unit_retries`` how often a failed unit (a lost
-    worker) is run again: units resume from their done-flags, so a re-run finishes their work.
+    worker) is run again: units resume from their done-flags, so a re-run finishes their work. A
+    subclass implements ``run`` (the units in process), ``units`` and ``gather`` (abstract methods).
     """
 
     unit_name: ClassVar[str] = "unit"
     unit_retries: ClassVar[int] = 1
 
+    @abstractmethod
     def units(self, context: RunContext) -> WorkUnits:
         """The units as tasks get them: each reads its own rows (the Prefect executor maps them)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
         """The step's value from the units' results, in ``units.items`` order."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,22 @@ class Plan:
     >>> from influence_stage.pipeline.step import Plan, Step
     >>> class Load(Step):
     ...     name, writes = "load", ("rows",)
+    ...     def run(self, context):
+    ...         return [1, 2, 3]
     >>> class Count(Step):
     ...     name, reads, writes = "count", ("rows",), ("n",)
+    ...     def run(self, context):
+    ...         return len(context["rows"])
     >>> Plan("demo", (Load(), Count())).names
     ['load', 'count']
+
+    A step without ``run`` is abstract: building it raises ``TypeError``.
+
+    >>> import inspect
+    >>> class Forgot(Step):
+    ...     name = "forgot"
+    >>> inspect.isabstract(Forgot), sorted(Forgot.__abstractmethods__)
+    (True, ['run'])
 
     A plan runs with ``influence_stage.pipeline.local.LocalExecutor`` (see there) or the Prefect executor.
     """

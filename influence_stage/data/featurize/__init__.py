@@ -1,9 +1,16 @@
-"""Featurizing: tabular | image | text columns → ``X`` float32, with a reusable fitted featurizer."""
+"""Featurizing: tabular | image | text columns → ``X`` float32, with a reusable fitted featurizer.
+
+Each featurizer is one class in ``FEATURIZER_REGISTRY``, registered by name: ``tabular``, ``image``
+and ``text``, the defaults for the column kind ``resolve_columns`` found, and any class registered
+later (``docs/extending.md`` registers one), chosen by name with ``featurize(..., featurizer=name)``.
+"""
 
 from __future__ import annotations
 
-
 import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import datasets
 import numpy as np
@@ -15,17 +22,73 @@ from influence_stage.data.featurize.config import FeaturizeConfig
 from influence_stage.data.featurize.image import ImageFeaturizer
 from influence_stage.data.featurize.tabular import TabularFeaturizer
 from influence_stage.data.featurize.text import TextFeaturizer
-from influence_stage.errors import (
-    InvalidInputError,
-    InvalidTypeError,
-)
-
-
+from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.registry import Registry
 
 Featurizer = TabularFeaturizer | ImageFeaturizer | TextFeaturizer
 
 
-_FEATURIZERS: dict[str, type] = {"tabular": TabularFeaturizer, "image": ImageFeaturizer, "text": TextFeaturizer}
+class BaseFeaturizer(ABC):
+    """One way to turn feature columns of one kind into ``X`` float32; registered in ``FEATURIZER_REGISTRY``.
+
+    Built with ``(columns, config)`` (the feature columns, a ``FeaturizeConfig`` or None), it learns
+    what it needs in ``fit_transform`` and reuses it in ``transform`` (on other rows with the same
+    columns). The built-in ``TabularFeaturizer``, ``ImageFeaturizer`` and ``TextFeaturizer`` are
+    registered as virtual subclasses.
+
+    Attributes
+    ----------
+    name : str
+        Set by the registry.
+    help : str
+        One line for the docs.
+    kind : {"tabular", "image", "text"}
+        The column kind it reads (``influence_stage.data.columns.ColumnRoles.kind``).
+    columns : tuple of str
+        The feature columns, set by ``__init__``.
+    """
+
+    name: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+
+    def __init__(self, columns: Sequence[str], config: FeaturizeConfig | None = None) -> None:
+        self.columns = tuple(columns)
+        self.config = config or FeaturizeConfig()
+
+    @abstractmethod
+    def fit_transform(self, ds: datasets.Dataset, *, batch_size: int = 1024) -> np.ndarray:
+        """Learn from ``ds`` and return its features, ``(n, ...)`` float32 in row order."""
+
+    @abstractmethod
+    def transform(self, ds: datasets.Dataset, *, batch_size: int = 1024) -> np.ndarray:
+        """The features of ``ds`` with what ``fit_transform`` learned, ``(n, ...)`` float32."""
+
+
+FEATURIZER_REGISTRY: Registry[type] = Registry(
+    "featurizer", base=BaseFeaturizer, fix="Fix: pass one of those names, or register a featurizer (docs/extending.md).")
+for _name, _cls in (("tabular", TabularFeaturizer), ("image", ImageFeaturizer), ("text", TextFeaturizer)):
+    BaseFeaturizer.register(_cls)  # a virtual subclass: the class itself is unchanged
+    FEATURIZER_REGISTRY.register(_name)(_cls)
+del _name, _cls
+
+
+def featurizer_class(kind: str, name: str | None = None) -> type:
+    """The featurizer class for feature columns of ``kind``: the one registered as ``name``, or the
+    default for the kind (the entry named after it).
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown name (the message lists the registered ones), or a featurizer of another column kind.
+    """
+    cls = FEATURIZER_REGISTRY.get(kind if name is None else name)
+    if cls.kind != kind:
+        raise InvalidInputError(
+            f"featurizer {cls.name!r} reads {cls.kind} columns; the feature columns are {kind}. Fix: choose one of "
+            f"the {kind} featurizers: {[n for n, c in FEATURIZER_REGISTRY.items() if c.kind == kind]}."
+        )
+    return cls
 
 
 def featurize(
@@ -36,7 +99,8 @@ def featurize(
     batch_size: int = 1024,
     config: FeaturizeConfig | None = None,
     store_dir: str | os.PathLike | None = None,
-) -> tuple[np.ndarray | FeatureStore, Featurizer]:
+    featurizer: str | None = None,
+) -> tuple[np.ndarray | FeatureStore, Any]:
     """Turn the feature columns into a float32 array; fit a featurizer or reuse a fitted one.
 
     Deterministic: the same data and config give the same array. Rows are read in batches of
@@ -60,6 +124,9 @@ def featurize(
     store_dir : path, optional
         Folder of on-disk image features (see ``FeaturizeConfig.on_disk``); default a temporary
         folder, removed when the returned store is garbage-collected.
+    featurizer : str, optional
+        A name in ``FEATURIZER_REGISTRY`` for a new featurizer; default the one named after
+        ``roles.kind`` (``"tabular"``, ``"image"``, ``"text"``). It must read columns of ``roles.kind``.
 
     Returns
     -------
@@ -86,11 +153,13 @@ def featurize(
         )
     disk = {"store_dir": store_dir} if roles.kind == "image" else {}
     if fitted is None:
-        featurizer = _FEATURIZERS[roles.kind](roles.feature_columns, config)
+        featurizer = featurizer_class(roles.kind, featurizer)(roles.feature_columns, config)
         X = featurizer.fit_transform(ds, batch_size=batch_size, **disk)
     else:
         if config is not None:
             raise InvalidInputError("pass either fitted= or config=, not both: a fitted featurizer keeps its config.")
+        if featurizer is not None:
+            raise InvalidInputError("pass either fitted= or featurizer=, not both: a fitted featurizer is used as it is.")
         if fitted.kind != roles.kind or tuple(fitted.columns) != tuple(roles.feature_columns):
             raise InvalidInputError(
                 f"the fitted featurizer is {fitted.kind} on {list(fitted.columns)}; the roles ask for "
@@ -101,3 +170,7 @@ def featurize(
     if isinstance(X, FeatureStore):  # its values were checked block by block as they were written
         return X, featurizer
     return check_features(X, name="featurized X"), featurizer
+
+
+__all__ = ["BaseFeaturizer", "FEATURIZER_REGISTRY", "Featurizer", "FeaturizeConfig", "ImageFeaturizer", "TabularFeaturizer",
+           "TextFeaturizer", "featurize", "featurizer_class"]

@@ -1,0 +1,120 @@
+"""What every learner's training shares: ``TensorData`` (features and labels as tensors), the
+minibatch indices (``batch_indices``, ``epoch_batches``), evaluation batches, the cosine learning-rate
+schedule, and ``TrainHistory`` (a fit's per-epoch loss and accuracy, and each row's margin).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, NamedTuple
+
+import numpy as np
+import torch
+
+State = dict[str, torch.Tensor]
+LRSchedule = Callable[[int], float]
+
+
+class TensorData(NamedTuple):
+    """Features and labels as tensors: ``X`` ``(n, ...)`` float32, ``y`` ``(n,)`` int64."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, X: np.ndarray, y: np.ndarray, device: str | torch.device = "cpu") -> "TensorData":
+        return cls(torch.as_tensor(X, dtype=torch.float32, device=device),
+                   torch.as_tensor(y, dtype=torch.int64, device=device))
+
+    def to(self, device: str | torch.device) -> "TensorData":
+        """The same rows on ``device`` (no copy when they are there already)."""
+        return TensorData(self.X.to(device), self.y.to(device))
+
+    def subset(self, index: np.ndarray | torch.Tensor) -> "TensorData":
+        index = torch.as_tensor(index, dtype=torch.int64, device=self.X.device)
+        return TensorData(self.X[index], self.y[index])
+
+    def __len__(self) -> int:  # NamedTuple's own len would be 2
+        return int(self.y.shape[0])
+
+
+def eval_batches(data: Any, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(start, data.X[start:start + batch_size])`` over every row in order, for evaluation passes.
+
+    Tensors are sliced; data that reads its rows from disk (``data.feature_store.StreamData``)
+    gives its own batches (``eval_batches``: a DataLoader over the on-disk dataset), so a pass never
+    holds more than one batch of features.
+    """
+    own = getattr(data, "eval_batches", None)
+    if callable(own):
+        yield from own(batch_size)
+        return
+    for s in range(0, len(data), batch_size):
+        yield s, data.X[s:s + batch_size]
+
+
+@dataclass(frozen=True)
+class CosineSchedule:
+    """Cosine decay from ``peak`` to 0 over ``steps`` steps: ``lr(t) = peak * (1 + cos(pi t / steps)) / 2``."""
+
+    peak: float
+    steps: int
+
+    def __call__(self, step: int) -> float:
+        return 0.5 * self.peak * (1.0 + math.cos(math.pi * step / max(self.steps, 1)))
+
+
+@dataclass(frozen=True)
+class TrainHistory:
+    """Per-epoch training loss and accuracy (on the given labels) of a fit, and each row's margin.
+
+    ``mean_margin`` ``(n_samples,) float32`` (or None when the learner does not record it): the
+    in-sample logit margin of the given label (its logit minus the largest other logit), taken on
+    the minibatch that held the row and averaged over the epochs that saw it, the training-dynamics
+    signal of "area under the margin" (AUM). It costs no extra forward pass. Low = suspicious.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    mean_margin: np.ndarray | None = None
+    labels_digest: str | None = None
+
+
+def labels_digest(y: Any) -> str:
+    """Digest of a label vector (count and values), to tell whether a fit saw exactly these labels."""
+    arr = np.ascontiguousarray(np.asarray(y.cpu().numpy() if hasattr(y, "cpu") else y, dtype=np.int64))
+    return hashlib.sha256(arr.tobytes()).hexdigest()[:16]
+
+
+def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Indices of ``steps`` minibatches: epoch-wise random permutations, cut into batches.
+
+    One function for the sequential and the batched training paths, so both see the same batches
+    for the same seed.
+    """
+    out: list[torch.Tensor] = []
+    while len(out) < steps:
+        for batch in epoch_batches(n, batch_size, generator):
+            out.append(batch)
+            if len(out) == steps:
+                break
+    return out
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of ``batch_indices``: a random permutation cut into ``n // batch_size`` batches.
+
+    ``TorchLearner.fit`` draws its batches one epoch at a time with it (the same batches as
+    ``batch_indices`` for the same generator), so the index tensors of all epochs never sit in memory
+    together.
+    """
+    batch_size = min(batch_size, n)
+    perm = torch.randperm(n, generator=generator)
+    # the ragged tail is dropped
+    return [perm[start:start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
+
+
+__all__ = ["CosineSchedule", "LRSchedule", "State", "TensorData", "TrainHistory", "batch_indices", "epoch_batches",
+           "eval_batches", "labels_digest"]
