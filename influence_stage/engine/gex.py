@@ -21,7 +21,10 @@ from influence_stage.timing import Timings
 from influence_stage.errors import InvalidInputError
 from influence_stage.engine.influence import self_influence
 from influence_stage.engine.learner import (
+    Fittable,
     Learner,
+    OnDevice,
+    RecordsFit,
     State,
     TensorData,
     TrainHistory,
@@ -143,11 +146,11 @@ def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_conf
     fit_config = fit_config or FitConfig()
     X_arr, y_arr, k = check_xy(X, y, n_classes=n_classes)
     learner, needs_fit = make_learner(model, X_arr, k, config=config)
-    data = TensorData.from_arrays(X_arr, y_arr, device=getattr(learner, "device", "cpu"))
+    data = TensorData.from_arrays(X_arr, y_arr, device=learner.device if isinstance(learner, OnDevice) else "cpu")
     timings = Timings()
     with timings.step("fit"):
         if fit_model if fit_model is not None else needs_fit:
-            if not hasattr(learner, "fit"):
+            if not isinstance(learner, Fittable):
                 raise InvalidInputError(f"fit_model=True needs a learner with fit(); {type(learner).__name__} has none.")
             learner.fit(data, fit_config, progress=progress)
     return score_fitted(learner, data, config=config, fit_config=fit_config, progress=progress, timings=timings)
@@ -160,7 +163,7 @@ def train_margin_of(learner: Learner, data: Any) -> np.ndarray | None:
     exactly ``data``'s labels (same count, same digest), so a model trained elsewhere never lends
     its margins to other rows.
     """
-    history = getattr(learner, "last_fit", None)
+    history = learner.last_fit if isinstance(learner, RecordsFit) else None
     y = getattr(data, "y", None)
     if not isinstance(history, TrainHistory) or history.mean_margin is None or y is None:
         return None

@@ -26,20 +26,20 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from influence_stage.errors import InvalidInputError
-from influence_stage.engine.learner import Learner, State, TensorData
+from influence_stage.engine.learner import Learner, MemberLogits, OnDevice, State, TensorData
 from influence_stage.engine.loss_store import LossStore
 
 Method = Literal["auto", "vmap", "loop"]
 
 
 def _on_cuda(learner: Learner) -> bool:
-    return str(getattr(learner, "device", "cpu")).startswith("cuda")
+    return str(learner.device if isinstance(learner, OnDevice) else "cpu").startswith("cuda")
 
 
 def _resolve(learner: Learner, method: Method) -> str:
     if method == "auto":
-        return "vmap" if _on_cuda(learner) and hasattr(learner, "member_logits") else "loop"
-    if method == "vmap" and not hasattr(learner, "member_logits"):
+        return "vmap" if _on_cuda(learner) and isinstance(learner, MemberLogits) else "loop"
+    if method == "vmap" and not isinstance(learner, MemberLogits):
         raise InvalidInputError("method='vmap' needs a learner with member_logits (TorchLearner).")
     if method not in ("vmap", "loop"):
         raise InvalidInputError(f"method must be 'auto', 'vmap' or 'loop'; found {method!r}.")

@@ -52,7 +52,15 @@ from tqdm.auto import tqdm
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.errors import InvalidInputError
 from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, cross_fit
-from influence_stage.engine.learner import CosineSchedule, Learner, State, TensorData
+from influence_stage.engine.learner import (
+    BatchedChains,
+    CosineSchedule,
+    CrossFittable,
+    Learner,
+    Minibatched,
+    State,
+    TensorData,
+)
 from influence_stage.engine.influence import self_influence
 from influence_stage.engine.losses import loss_matrix
 from influence_stage.engine.scores import oos_loss as given_label_loss
@@ -67,7 +75,7 @@ def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None) 
     uses), else ``config.batch_size``. The floor matters on small sets: a cycle of a few steps
     barely moves the members (``benchmarks/cycle_floor.py`` measures it).
     """
-    batch_size = int(getattr(learner, "batch_size", None) or config.batch_size)
+    batch_size = int((learner.batch_size if isinstance(learner, Minibatched) else None) or config.batch_size)
     per_epoch = max(n_rows // min(batch_size, n_rows), 1)
     return max(config.min_cycle_steps, int(round(config.cycle_epochs * per_epoch)))
 
@@ -79,7 +87,7 @@ def member_seed(seed: int, chain: int, cycle: int) -> int:
 
 def trains_batched(learner: Learner) -> bool:
     """Whether the learner trains several chains in one batched run (``train_chains``)."""
-    return hasattr(learner, "train_chains") and learner.can_train_batched()
+    return isinstance(learner, BatchedChains) and learner.can_train_batched()
 
 
 def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Sequence[float], cycles: int,
@@ -100,7 +108,7 @@ def run_chains(learner: Learner, data: TensorData, *, start: State, rates: Seque
         raise InvalidInputError("run_chains needs one start state and one chain id per rate.")
     out: list[list[State]] = [[] for _ in rates]
     # the bar counts training rows (steps × batch), so it shows rows per second
-    rows_per_cycle = steps * min(int(getattr(learner, "batch_size", 1) or 1), len(data))
+    rows_per_cycle = steps * min(int((learner.batch_size if isinstance(learner, Minibatched) else 1) or 1), len(data))
     bar = tqdm(total=len(rates) * cycles * rows_per_cycle, desc=desc, unit="rows", unit_scale=True,
                disable=not progress, leave=False)
     try:
@@ -221,7 +229,7 @@ class AutoScale:
 
 def can_cross_fit(learner: Learner) -> bool:
     """Whether the learner can train fresh copies of itself (what out-of-sample probabilities need)."""
-    return hasattr(learner, "fresh_copy") and hasattr(learner, "fit")
+    return isinstance(learner, CrossFittable)
 
 
 def out_of_sample_fit(learner: Learner, data: TensorData, *, config: GEXConfig,

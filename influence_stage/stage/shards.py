@@ -36,7 +36,7 @@ from influence_stage.data.columns import ColumnRoles
 from influence_stage.data.featurize import Featurizer, featurize
 from influence_stage.data.labels import LabelEncoding
 from influence_stage.engine.gex import GEXResult, result_from_members
-from influence_stage.engine.learner import Learner, State
+from influence_stage.engine.learner import EvalBatched, Learner, Minibatched, RecordsFit, State
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.losses import loss_matrix
 from influence_stage.engine.members import AutoScale, cycle_steps
@@ -254,7 +254,7 @@ def task_learner(learner: Learner) -> Learner:
     not use them, so they are left out and a task's arguments do not grow with the rows. A shallow
     copy: the module is shared (every task copies the learner before it trains).
     """
-    if getattr(learner, "last_fit", None) is None:
+    if not isinstance(learner, RecordsFit) or learner.last_fit is None:
         return learner
     lean = copy.copy(learner)
     lean.last_fit = None
@@ -287,7 +287,7 @@ def chains_shard(ref: RowsRef, learner: Learner, gex: GEXConfig, ft_lr: float, c
     states = chains_step(learner, prepared, features, gex, ft_lr, chains, prefixes, progress=progress)
     seconds = time.perf_counter() - t
     steps = cycle_steps(ref.n_rows, gex, learner) * sum(gex.cycles - len(p) for p in prefixes)
-    rows = steps * int(getattr(learner, "batch_size", gex.batch_size))
+    rows = steps * int(learner.batch_size if isinstance(learner, Minibatched) else gex.batch_size)
     logger.info("chains %s: %d SGD steps, %d rows in %.2f s (%.0f rows/s)", chains, steps, rows, seconds,
                 rows / max(seconds, 1e-9))
     return states
@@ -313,7 +313,7 @@ def loss_shard(ref: RowsRef, learner: Learner, members: Sequence[State], start: 
         t = time.perf_counter()
         data = rows_data(ref, learner, start, stop)
         read = time.perf_counter() - t
-        loss_matrix(learner, members, data, batch_size=getattr(learner, "eval_batch_size", 4096), store=store,
+        loss_matrix(learner, members, data, batch_size=learner.eval_batch_size if isinstance(learner, EvalBatched) else 4096, store=store,
                     progress=progress)
         seconds = time.perf_counter() - t - read
         logger.info("loss shard rows %d-%d: %d members × %d rows in %.2f s (%.0f rows/s; reading rows %.2f s)",
