@@ -166,7 +166,8 @@ def fit_config_for(kind: str, min_steps: int | None):
     return FitConfig(min_steps=floor, min_steps_inputs="all")
 
 
-def save_arrays(cleaner, name: str, seed: int, y_true: np.ndarray, flipped: np.ndarray) -> None:
+def save_arrays(cleaner, name: str, seed: int, y_true: np.ndarray, flipped: np.ndarray,
+                extra: dict | None = None) -> None:
     """The run's evidence (cross-fitted and members' probabilities, θ*'s margins, scores) in an ``.npz``
     under ``$DETECT_IMAGES_ARRAYS`` when set, for measuring estimate and threshold variants offline."""
     import os
@@ -181,12 +182,69 @@ def save_arrays(cleaner, name: str, seed: int, y_true: np.ndarray, flipped: np.n
     data = learner_data(res.learner, pipe.prepared, pipe.features)
     arrays = {"given": np.asarray(pipe.features.y), "true": y_true, "flipped": flipped,
               "scores": np.asarray(cleaner.scores_), "gex": np.asarray(cleaner.gex_influence_),
-              "members": mean_member_proba(res.learner, res.members, data)}
+              "members": mean_member_proba(res.learner, res.members, data), **(extra or {})}
     for key in ("oos_proba", "train_margin"):
         if getattr(res, key, None) is not None:
             arrays[key] = np.asarray(getattr(res, key))
     Path(where).mkdir(parents=True, exist_ok=True)
-    np.savez(Path(where) / f"{name.replace(' ', '_').replace('%', 'pct')}_{seed}.npz", **arrays)
+    np.savez(array_path(where, name, seed), **arrays)
+
+
+def array_path(where, name: str, seed: int, suffix: str = "") -> Path:
+    return Path(where) / f"{name.replace(' ', '_').replace('%', 'pct')}_{seed}{suffix}.npz"
+
+
+def cleanlab_side(name: str, seed: int, rows: int | None, min_steps: int, where: str) -> None:
+    """cleanlab's half of ``run_setting`` in a process of its own (the same data, featurizer, model and
+    recipe; fresh copies seeded as there): its 5-fold probabilities and seconds, saved beside the
+    stage's arrays for ``merge``. Two processes finish sooner than one on a shared machine."""
+    from influence_stage.engine.models import build_model
+    from influence_stage.engine.sources import torch_learner
+    from influence_stage.stage.steps import featurize_step, prepare
+
+    kind, n, rate, noise = SETTINGS[name]
+    if rows is not None and not kind.startswith("weak"):
+        n = rows
+    data, y_true, flipped = make_data(kind, n, rate, noise, seed)
+    cleaner = InfluenceCleaner(label_column="label", random_state=seed, fit_config=fit_config_for(kind, min_steps))
+    config, _ = cleaner._config()
+    t = time.perf_counter()
+    features = featurize_step(prepare(data, config), config)
+    X, y_noisy = np.asarray(features.X), np.asarray(features.y)
+    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed),
+                            config.gex)
+    proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), TensorData.from_arrays(X, y_noisy),
+                                  config.fit, folds=5, seed=seed)
+    wall = time.perf_counter() - t
+    Path(where).mkdir(parents=True, exist_ok=True)
+    np.savez(array_path(where, name, seed, "_cleanlab"), proba=proba, wall_s=wall, given=y_noisy)
+    print(f"cleanlab side done: {name} seed {seed}: {wall:.0f}s", flush=True)
+
+
+def merge(result: dict, where: str) -> dict:
+    """A stage-only result (``--no-cleanlab``) completed with ``cleanlab_side``'s saved probabilities,
+    the same figures ``run_setting`` computes in one process."""
+    name, seed = result["setting"], result["seed"]
+    ours = np.load(array_path(where, name, seed))
+    cl = np.load(array_path(where, name, seed, "_cleanlab"))
+    y_noisy, proba = ours["given"], cl["proba"]
+    if not np.array_equal(y_noisy, cl["given"]):
+        raise SystemExit(f"{name} seed {seed}: the two sides saw different labels")
+    flipped, y_true = ours["flipped"].astype(bool), ours["true"]
+    rel, rflags = ours["relabeled"].astype(bool), ours["relabel_flagged"].astype(bool)
+    cl_scores, cl_issues = confident_learning_scores(y_noisy, proba)
+    cl_wall = float(cl["wall_s"])
+    out = dict(result)
+    out["cleanlab"] = {"wall_s": cl_wall, "flags": flag_metrics(flipped, cl_issues), "separate_process": True,
+                       "cv_true_accuracy": float((proba.argmax(1) == y_true).mean())}
+    if flipped.any():
+        out["cleanlab"]["ap"] = float(average_precision_score(flipped, cl_scores))
+    pred = proba.argmax(1)
+    out["cleanlab"]["predicted_label_accuracy_on_relabeled"] = float((pred[rel] == y_true[rel]).mean()) if rel.any() else None
+    out["cleanlab"]["predicted_label_accuracy_on_flagged"] = (float((pred[rflags] == y_true[rflags]).mean())
+                                                             if rflags.any() else None)
+    out["time_ratio"] = result["wall_s"] / cl_wall
+    return out
 
 
 def run_setting(name: str, seed: int, rows: int | None = None, with_cleanlab: bool = True,
@@ -254,7 +312,7 @@ def run_setting(name: str, seed: int, rows: int | None = None, with_cleanlab: bo
                       "accuracy": float((sugg[rel] == y_true[rel]).mean()) if rel.any() else None,
                       "suggested_equals_given_on_flagged": int(np.sum((sugg == given)[rflags]))}
     out["suggestion_sources"] = suggestion_sources(cleaner, flags, y_true)
-    save_arrays(cleaner, name, seed, y_true, flipped)
+    save_arrays(cleaner, name, seed, y_true, flipped, extra={"relabeled": rel, "relabel_flagged": rflags})
     recipe = cleaner.config_.fit
     n_fit = len(y_noisy)
     out["fit_config"] = recipe.model_dump(mode="json")
@@ -402,6 +460,10 @@ def main() -> None:
                         "a before-run whose after-run measures it)")
     parser.add_argument("--min-steps", type=int, default=-1, help="floor on θ*'s SGD steps for the image settings: "
                         "-1 the default (FitConfig.min_steps), 0 none (the recipe before the floor), N that floor")
+    parser.add_argument("--cleanlab-only", action="store_true", help="only cleanlab's side, saved under "
+                        "$DETECT_IMAGES_ARRAYS for --merge")
+    parser.add_argument("--merge", nargs="+", default=None, help="--no-cleanlab result JSONs to complete with the "
+                        "saved cleanlab side; writes --out")
     parser.add_argument("--rows", type=int, default=None, help="rows of every image setting (default: SETTINGS)")
     parser.add_argument("--title", default="Detection on images, weak features and clean labels")
     parser.add_argument("--before", nargs="+", default=None, help="result JSONs of the code before a change: with "
@@ -409,6 +471,21 @@ def main() -> None:
     parser.add_argument("--after", nargs="+", default=None)
     parser.add_argument("--notes", default=None, help="a markdown file appended to the before/after section")
     args = parser.parse_args()
+    where = __import__("os").environ.get("DETECT_IMAGES_ARRAYS")
+    if args.cleanlab_only:
+        torch.set_num_threads(1)
+        for seed in args.seeds:
+            for name in args.settings:
+                cleanlab_side(name, seed, args.rows, args.min_steps, where)
+        return
+    if args.merge:
+        results = [merge(r, where) for n in args.merge for r in json.loads((RESULTS / f"{n}.json").read_text())["results"]]
+        write_json(args.out, {"machine": machine(), "seeds": sorted({r["seed"] for r in results}), "results": results,
+                              "note": "stage and cleanlab measured in two processes side by side (merge)"})
+        text = markdown(results, args.title) + "\n### Against the targets\n\n" + targets(results)
+        write_section(args.out, text)
+        print(text)
+        return
     if args.before and args.after:
         load = lambda names: [r for n in names for r in json.loads((RESULTS / f"{n}.json").read_text())["results"]]  # noqa: E731
         after = load(args.after)
