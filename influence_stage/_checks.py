@@ -20,13 +20,16 @@ import pandas as pd
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 
-def check_features(X: Any, *, name: str = "X") -> np.ndarray:
+def check_features(X: Any, *, name: str = "X", allow_nan: bool = False) -> np.ndarray:
     """Return ``X`` as a float32 array with at least 2 dimensions and only finite values.
 
     Parameters
     ----------
     X : array-like, shape ``(n_samples, ...)``
         Tabular ``(n, d)`` or image ``(n, c, h, w)`` features.
+    allow_nan : bool
+        Accept NaN cells in a 2-D ``X`` (missing values: the tabular featurizer fills them and the
+        null issue type reports their rows); infinite values are refused either way.
     """
     if hasattr(X, "detach"):  # a torch tensor
         X = X.detach().cpu().numpy()
@@ -47,6 +50,8 @@ def check_features(X: Any, *, name: str = "X") -> np.ndarray:
         raise InvalidInputError(f"{name} is empty (0 rows); give at least one row per class.")
     arr = arr.astype(np.float32, copy=False)
     finite = np.isfinite(arr.reshape(arr.shape[0], -1))
+    if allow_nan and arr.ndim == 2:
+        finite |= np.isnan(arr)
     if not finite.all():
         rows, cols = np.nonzero(~finite)
         raise InvalidInputError(

@@ -301,7 +301,7 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
         tags.input_tags.two_d_array = True  # fit(X, y) with numeric X (n_samples, n_features)
         tags.input_tags.three_d_array = True  # (n, h, w) images
         tags.input_tags.string = True  # text columns of a Dataset / DataFrame
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = True  # NaN cells of a 2-D X are filled and reported as null issues
         tags.input_tags.sparse = False
         return tags
 

@@ -18,7 +18,8 @@ import numpy as np
 from influence_stage._checks import check_fraction
 from influence_stage.errors import ValidationFailedError
 from influence_stage.stage.run import run
-from influence_stage.stage.steps import CleanConfig, PipelineResult
+from influence_stage.config import CleanConfig
+from influence_stage.stage.steps import PipelineResult
 
 
 def check_gate_fraction(value: Any) -> float:

@@ -19,7 +19,7 @@ from influence_stage.engine.learner import Learner
 from influence_stage.engine.scores import check_score_name
 from influence_stage.errors import InvalidTypeError
 from influence_stage.seeds import seeded_sections
-from influence_stage.stage.steps import CleanConfig
+from influence_stage.config import CleanConfig
 
 def check_model(model: Any) -> Any:
     """``model`` if it is a string, a torch module or a Learner; else a clear InvalidTypeError.

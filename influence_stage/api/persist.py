@@ -25,7 +25,7 @@ from influence_stage.data.columns import ColumnRoles
 from influence_stage.data.labels import LabelEncoding
 from influence_stage.decisions import Decisions, ThresholdResult
 from influence_stage.errors import InvalidInputError
-from influence_stage.stage.steps import CleanConfig
+from influence_stage.config import CleanConfig
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def pick_split(dd: datasets.DatasetDict, split: str | None, what: str) -> datase
 
 
 def from_arrays(X: Any, y: Any, label_column: str) -> datasets.Dataset:
-    check_features(X, name="X")  # numeric, at least 2-D, non-empty, finite
+    check_features(X, name="X", allow_nan=True)  # numeric, at least 2-D, non-empty; NaN only in 2-D (null issues)
     X = np.asarray(X.detach().cpu().numpy() if hasattr(X, "detach") else X)
     y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
     if y.ndim != 1:

@@ -54,7 +54,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError
-from influence_stage.engine.hf import _seeded_rng, require
+from influence_stage.engine.hf import require, seeded_rng
 from influence_stage.engine.learner import CosineSchedule, LRSchedule, State
 from influence_stage.engine.lm_gex import CorpusGEX, corpus_gex, lm_members
 from influence_stage.engine.lm_trainable import check_lm_trainable, lm_trainable_names
@@ -359,7 +359,7 @@ class CausalLMLearner:
         bar = tqdm(total=steps, desc="train", disable=not progress, leave=False)
         self.model.train()
         try:
-            with _seeded_rng(seed, self.device):
+            with seeded_rng(seed, self.device):
                 for t in range(steps):
                     for group in opt.param_groups:
                         group["lr"] = schedule(t)

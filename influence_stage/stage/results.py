@@ -63,6 +63,9 @@ class Features:
         ``K``.
     featurizer : TabularFeaturizer, ImageFeaturizer, TextFeaturizer or None
         The fitted featurizer (None when the caller built the arrays).
+    missing : numpy.ndarray or None
+        ``(n, d) bool``: the cells the featurizer filled (a missing numeric cell takes its column's
+        median), so the null issue type flags exactly those rows; None when no cell was filled.
     """
 
     X: np.ndarray | FeatureStore
@@ -70,6 +73,7 @@ class Features:
     row_ids: np.ndarray
     n_classes: int
     featurizer: Featurizer | None = None
+    missing: np.ndarray | None = None
 
     @property
     def store(self) -> FeatureStore | None:

@@ -23,7 +23,8 @@ from influence_stage.engine.learner import Learner
 from influence_stage.pipeline import CLEAN_LIBRARY, SCORE, LocalExecutor, RunContext
 from influence_stage.stage.gates import GATE_MAX_DROP_FRACTION, validate_input_step, validate_output_step
 from influence_stage.stage.scoring import MemberPlan, chains_step, loss_step, plan_members, scale_step
-from influence_stage.stage.steps import Features, PipelineResult, Prepared, _check_config
+from influence_stage.stage.preflight import check_config
+from influence_stage.stage.steps import Features, PipelineResult, Prepared
 from influence_stage.stage.summary import FLAGGED_OVER_ESTIMATE, column_roles, guard_warnings, summarize
 from influence_stage.timing import Timings
 
@@ -52,7 +53,7 @@ def score_step(learner: Learner, features: Features, config: CleanConfig, *, pre
     GEXResult
         ``scores`` ``(n,) float64`` aligned with ``features.row_ids``.
     """
-    config = _check_config(config)
+    config = check_config(config)
     context = RunContext(config=config, progress=progress,
                          values={"learner": learner, "features": features, "prepared": prepared})
     LocalExecutor().run(SCORE, context)
@@ -88,7 +89,7 @@ def run(source: Any, config: CleanConfig, model: Any = None, *, progress: bool =
         ``timings`` (seconds per step label: ``prepare``, ``validate input``, ``featurize``,
         ``model``, ``score``, ``decide``, ``apply``, ``validate output``).
     """
-    config = _check_config(config)
+    config = check_config(config)
     context = RunContext(config=config, source=source, model=model, progress=progress, validate=validate,
                          max_drop_fraction=max_drop_fraction, only_rows=only_rows)
     LocalExecutor().run(CLEAN_LIBRARY, context)

@@ -16,14 +16,15 @@ from influence_stage.config.clean import CleanConfig
 from influence_stage.engine.gex import GEXResult, result_from_members, train_margin_of
 from influence_stage.engine.learner import Learner, State
 from influence_stage.engine.members import AutoScale, build_chains, choose_ft_lr, member_prefixes, trains_batched
-from influence_stage.stage.steps import Features, Prepared, _check_config, learner_data
+from influence_stage.stage.preflight import check_config
+from influence_stage.stage.steps import Features, Prepared, learner_data
 
 logger = logging.getLogger(__name__)
 
 def scale_step(learner: Learner, prepared: Prepared | None, features: Features, config: CleanConfig, *,
                progress: bool = False) -> AutoScale | None:
     """The automatic fine-tuning rate (``engine.members.choose_ft_lr``); None when ``gex.ft_lr`` is a number."""
-    config = _check_config(config)
+    config = check_config(config)
     if config.gex.ft_lr != "auto":
         return None
     data = learner_data(learner, prepared, features)

@@ -67,7 +67,7 @@ from influence_stage.stage.results import Features, PipelineResult, Prepared
 
 logger = logging.getLogger(__name__)
 
-_check_config = check_config  # the former private name (stage.run and stage.scoring import it)
+_check_config = check_config  # the former private name
 
 
 def check_class_counts(encoding: LabelEncoding, ids: np.ndarray) -> None:
@@ -167,7 +167,10 @@ def featurize_step(prepared: Prepared, config: CleanConfig, *, store_dir: str | 
         return Features(X=np.empty((len(y), 0), dtype=np.float32), y=y, row_ids=ids, n_classes=prepared.n_classes,
                         featurizer=None)
     X, featurizer = featurize(prepared.dataset, prepared.roles, config=config.featurize, store_dir=store_dir)
-    return Features(X=X, y=y, row_ids=ids, n_classes=prepared.n_classes, featurizer=featurizer)
+    missing = getattr(featurizer, "missing_", None)  # only the tabular featurizer fills cells
+    if missing is not None and not missing.any():
+        missing = None
+    return Features(X=X, y=y, row_ids=ids, n_classes=prepared.n_classes, featurizer=featurizer, missing=missing)
 
 
 def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,

@@ -145,16 +145,12 @@ def test_missing_labels_stay_errors():
         _cleaner().fit(frame)
 
 
-@pytest.mark.xfail(strict=True, reason="influence_stage.data.sources._from_arrays checks X with "
-                   "_checks.check_features, which refuses NaN; it must allow NaN in a 2-D X (infinity still refused)")
 def test_numpy_x_with_nan_cells_is_cleaned_and_its_rows_are_null_issues():
     frame = _frame()
     cleaner = _cleaner().fit(frame[["a", "b", "c"]].to_numpy(), frame["label"].to_numpy())
     assert sorted(cleaner.get_issues("null")["row_id"].tolist()) == NAN_ROWS
 
 
-@pytest.mark.xfail(strict=True, reason="the featurize step (influence_stage.stage.steps.featurize_step) must pass the "
-                   "featurizer's mask as Features.missing, which the plan's issues step reads")
 def test_the_plan_reports_nan_rows_as_null_issues():
     """What the CLI's flow runs: the plan's own issues step (its summary and the published manifest)."""
     from influence_stage.config import CleanConfig
