@@ -115,6 +115,7 @@ CLI_ROUTES: dict[str, tuple[list[str], Any]] = {
     "gex.device": (["--device", "auto"], "auto"),
     "gex.score": (["--score", "gex"], "gex"),
     "featurize.text_model": (["--text-model", "enc"], "enc"),
+    "featurize.featurizer": (["--featurizer", "tabular"], "tabular"),
     "flow.source": (["--source", "elsewhere"], "elsewhere"),
     "flow.name": (["--name", "other"], "other"),
     "flow.publish_root": (["--publish-root", "pub"], "pub"),
@@ -138,9 +139,9 @@ SECTION_VALUES: dict[str, dict[str, Any]] = {
             "weight_decay": 0.0, "tau": 0.1, "score": "gex", "trim": 2, "eval_batch_size": 99, "member_chunk": 4,
             "seed": 7, "device": "auto"},
     "fit": {"epochs": 3, "lr": 0.1, "batch_size": 16, "momentum": 0.5, "weight_decay": 0.0, "seed": 7,
-            "max_steps": None},
+            "max_steps": None, "min_steps": 500, "min_steps_inputs": "all"},
     "featurize": {"image_size": [8, 8], "text_max_features": 99, "text_components": 9, "text_model": "enc",
-                  "seed": 7, "on_disk": True, "on_disk_above": 99},
+                  "featurizer": "tabular", "seed": 7, "on_disk": True, "on_disk_above": 99},
 }
 
 

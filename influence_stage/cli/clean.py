@@ -71,6 +71,8 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                        "model (checkpoint, hf:) with the fit recipe before scoring (default: use it as it is)")
     model.add_argument("--hf-trainable", metavar="WHICH", help="parameters of an hf: model that SGD moves: head "
                        "(default), all or last:N")
+    model.add_argument("--featurizer", metavar="NAME", help="a featurizer registered in FEATURIZER_REGISTRY "
+                       "instead of the default for the columns' kind (tabular, image, text; featurize.featurizer)")
     model.add_argument("--text-model", metavar="FOLDER", help="local sentence-transformers model folder that "
                        "featurizes text columns instead of TF-IDF + SVD (featurize.text_model)")
     model.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")
@@ -218,6 +220,8 @@ def flow_config(args: argparse.Namespace) -> Any:
         clean["issue_types"] = list(args.issue_types)
     if getattr(args, "text_model", None) is not None:
         clean["featurize"] = {**(clean.get("featurize") or {}), "text_model": args.text_model}
+    if getattr(args, "featurizer", None) is not None:
+        clean["featurize"] = {**(clean.get("featurize") or {}), "featurizer": args.featurizer}
     if args.prune_keep is not None:
         text = args.prune_keep.strip()
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StrictBool, field_validator
 
 ON_DISK_ABOVE_BYTES = 1 << 30
 """Default ``FeaturizeConfig.on_disk_above``: under ``on_disk="auto"``, image features whose float32
@@ -30,6 +30,10 @@ class FeaturizeConfig(BaseModel):
     text_model: str | None = Field(
         None, description="Local folder of a sentence-transformers model used instead of TF-IDF + SVD "
         "(needs the optional package sentence-transformers).")
+    featurizer: str | None = Field(
+        None, description="A featurizer registered in FEATURIZER_REGISTRY (influence_stage.data.featurize) to use "
+        "instead of the default for the feature columns' kind (tabular, image, text); it must read columns of "
+        "that kind. None: the default.")
     seed: int = Field(0, description="Seed of the randomized SVD of the text featurizer.")
     on_disk: StrictBool | Literal["auto"] = Field(
         "auto", description="Where image features live. False: one (n, c, h, w) float32 array in memory. True: "
@@ -42,6 +46,17 @@ class FeaturizeConfig(BaseModel):
     on_disk_above: int = Field(
         ON_DISK_ABOVE_BYTES, ge=1, description="Size in bytes of the float32 image matrix above which "
         "on_disk='auto' writes it to disk (default 1 GiB, 2**30).")
+
+    @field_validator("featurizer")
+    @classmethod
+    def _registered(cls, name: str | None) -> str | None:
+        # imported here: the registry lives with the featurizers (numpy, datasets), read only when a name is set
+        if name is not None:
+            from influence_stage.data.featurize import FEATURIZER_REGISTRY
+
+            if name not in FEATURIZER_REGISTRY.names():
+                raise ValueError(f"unknown featurizer {name!r}; registered: {list(FEATURIZER_REGISTRY.names())}")
+        return name
 
 
 __all__ = ["FeaturizeConfig", "ON_DISK_ABOVE_BYTES"]

@@ -14,10 +14,18 @@ cross-fitted probabilities), their GEX harm ranking, and the hand-off to review 
 
 from influence_stage.issues.find import DEFAULT_DROP, IssueReport, apply_issue_policy, find_data_issues
 from influence_stage.issues.harm import harm_scores, rank_by_harm
-from influence_stage.issues.reviews import publish_reviews, read_reviews
 from influence_stage.issues.types import DATA_ISSUE_TYPES, DatalabIssueType, exact_duplicate_of
 
 __all__ = [
     "DATA_ISSUE_TYPES", "DEFAULT_DROP", "DatalabIssueType", "IssueReport", "apply_issue_policy", "exact_duplicate_of",
     "find_data_issues", "harm_scores", "publish_reviews", "rank_by_harm", "read_reviews",
 ]
+
+
+def __getattr__(name: str):
+    # the reviews module reads datasets; imported on first use so the CLI's --help stays light
+    if name in ("publish_reviews", "read_reviews"):
+        from influence_stage.issues import reviews
+
+        return getattr(reviews, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

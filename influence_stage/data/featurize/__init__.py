@@ -125,8 +125,8 @@ def featurize(
         Folder of on-disk image features (see ``FeaturizeConfig.on_disk``); default a temporary
         folder, removed when the returned store is garbage-collected.
     featurizer : str, optional
-        A name in ``FEATURIZER_REGISTRY`` for a new featurizer; default the one named after
-        ``roles.kind`` (``"tabular"``, ``"image"``, ``"text"``). It must read columns of ``roles.kind``.
+        A name in ``FEATURIZER_REGISTRY`` for a new featurizer; default ``config.featurizer``, else the one
+        named after ``roles.kind`` (``"tabular"``, ``"image"``, ``"text"``). It must read columns of ``roles.kind``.
 
     Returns
     -------
@@ -153,7 +153,8 @@ def featurize(
         )
     disk = {"store_dir": store_dir} if roles.kind == "image" else {}
     if fitted is None:
-        featurizer = featurizer_class(roles.kind, featurizer)(roles.feature_columns, config)
+        name = featurizer if featurizer is not None else getattr(config, "featurizer", None)
+        featurizer = featurizer_class(roles.kind, name)(roles.feature_columns, config)
         X = featurizer.fit_transform(ds, batch_size=batch_size, **disk)
     else:
         if config is not None:
