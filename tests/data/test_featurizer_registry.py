@@ -59,6 +59,12 @@ def test_a_registered_featurizer_is_used_by_name_and_reused_when_fitted():
         np.testing.assert_array_equal(X[:, 0], [1.0, 4.0, 9.0])
         X2, _ = featurize(ds.select([2, 0]), roles, fitted=fitted)
         np.testing.assert_array_equal(X2[:, 0], [9.0, 1.0])
+        # the same choice through the configuration (estimator, --featurizer and YAML build this)
+        from influence_stage.config import FeaturizeConfig
+
+        X3, by_config = featurize(ds, roles, config=FeaturizeConfig(featurizer="squares"))
+        assert isinstance(by_config, Squares)
+        np.testing.assert_array_equal(X3, X)
     finally:
         FEATURIZER_REGISTRY.unregister("squares")
 
@@ -72,3 +78,12 @@ def test_a_featurizer_must_implement_both_methods():
 
     with pytest.raises(TypeError, match="abstract"):
         OnlyFit(["a"])
+
+
+def test_the_configuration_refuses_an_unregistered_featurizer_listing_the_registered_ones():
+    import pydantic
+
+    from influence_stage.config import FeaturizeConfig
+
+    with pytest.raises(pydantic.ValidationError, match=r"unknown featurizer 'nope'; registered: .*'tabular'"):
+        FeaturizeConfig(featurizer="nope")
