@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import sparse
 
 from influence_stage.data.arrow import ROW_ID, row_id_was_added
-from influence_stage.data.sources import load_source
+from influence_stage.data.sources import data_source, load_source
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 InputKind = Literal["dataset", "frame", "arrays"]
@@ -76,6 +76,10 @@ def check_input(dataset: Any, y: Any, method: str, *, label_column: str, split: 
     if isinstance(dataset, (datasets.DatasetDict, str, os.PathLike)):
         # load_source picks the split or reads the path (by content: a file changed since fit is seen);
         # a row_id it had to add carries its mark, so the user's own row_id is told apart.
+        ds = load_source(dataset, split=split, label_column=label_column)
+        return "dataset", ds, not row_id_was_added(ds)
+    entry = data_source(dataset) if y is None else None
+    if entry is not None and entry.name != "arrays":  # another source registered in DATA_SOURCE_REGISTRY
         ds = load_source(dataset, split=split, label_column=label_column)
         return "dataset", ds, not row_id_was_added(ds)
     if isinstance(dataset, tuple) and len(dataset) == 2:

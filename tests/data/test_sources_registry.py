@@ -75,6 +75,12 @@ def test_a_registered_source_is_used_and_can_be_removed():
     try:
         loaded = load_source([{"x": 1.0, "label": 0}, {"x": 2.0, "label": 1}])
         assert loaded["label"] == [0, 1] and loaded["row_id"] == [0, 1]
+        # the estimators take it too (their input dispatch asks the registry for what it does not know)
+        from influence_stage.api.inputs import check_input
+
+        kind, ds, had_row_id = check_input([{"x": 1.0, "label": 0}, {"x": 2.0, "label": 1}], None, method="fit",
+                                           label_column="label", split=None, estimator="InfluenceCleaner")
+        assert kind == "dataset" and ds["x"] == [1.0, 2.0] and not had_row_id
         with pytest.raises(InvalidTypeError, match="a list of dicts \\('records'\\)"):
             load_source({1, 2})
     finally:
