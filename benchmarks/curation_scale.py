@@ -21,9 +21,9 @@ For each corpus size N (``--docs``), with the corpus seed ``--seed``:
    that the scoring is what differs; the load average is recorded beside each number.
 
 Reference selection (unless ``--skip-reference``, on the first N): the reference is one topic
-(sentences of horror reviews held out of the pool). ``curate`` with ``score: reference`` keeps half
-of the scored documents (the cache of step 3 reused: only the reference's losses are new); its
-token count is the budget of three other subsets of the same pool: ``score: self`` (the demo's
+(sentences of horror reviews held out of the pool). ``curate`` with ``score: reference`` and
+``budget_tokens`` keeps half of the scored documents' tokens (the cache of step 3 reused: only the
+reference's losses are new); its token count is the budget of three other subsets of the same pool: ``score: self`` (the demo's
 two-ended rule, ``decisions.prune`` with high share 0.25), perplexity filtering (the lowest loss at
 θ* first) and random. A fresh GPT-2 of θ*'s size is trained ``--downstream-steps`` steps on each
 (same tokenizer and recipe) for each of ``--seeds``; the reference's held-out perplexity is reported.
@@ -356,6 +356,12 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--collect", type=int, metavar="N", help="measure a size-N job that already ran under "
                         "--workdir (steps 4-5 only)")
+    parser.add_argument("--side-by-side", type=int, metavar="N", help="the stage's scoring pass and the bare pass "
+                        "alternated in one process on the first --side-docs documents of the size-N run's token cache")
+    parser.add_argument("--side-docs", type=int, default=2000)
+    parser.add_argument("--side-repeats", type=int, default=5)
+    parser.add_argument("--refloor", type=int, metavar="N", help="measure the floor of the size-N run under "
+                        "--workdir again and update its entry")
     parser.add_argument("--partial", type=int, metavar="N", help="record how far a size-N job still running (or "
                         "stopped) under --workdir got: its scoring units done, their rate, the time it would need")
     parser.add_argument("--rss-json", help="with --collect: a sampler's JSON with tree_mb and largest_process_mb")
@@ -377,6 +383,31 @@ def main() -> None:
         for name in args.merge:  # runs saved under another results name (e.g. a size run on its own)
             for key, entry in json.loads((RESULTS / f"{name}.json").read_text())["runs"].items():
                 save(key, entry)
+        return
+    if args.side_by_side:
+        from curation_scale_floor import side_by_side
+
+        n = args.side_by_side
+        folder = Path(args.workdir) / f"n{n}"
+        config = demo_config(folder, n)
+        r = side_by_side(folder / "model", token_cache(folder / "cache"), docs=args.side_docs,
+                         max_length=int(config["max_length"]), batch_tokens=int(config.get("batch_tokens", 8192)),
+                         repeats=args.side_repeats)
+        r["load"] = load()
+        print(json.dumps(r), flush=True)
+        save(f"side-by-side-{n}", {"side_by_side": True, "documents": n, **r})
+        return
+    if args.refloor:
+        # the floor of a size run measured again (e.g. with another thread count); its ratios updated
+        n = args.refloor
+        entry = json.loads(JSON_PATH.read_text())["runs"][str(n)]
+        fresh = measure(Path(args.workdir) / f"n{n}", n, entry["curate"], args, info=entry["corpus"],
+                        theta_s=entry.get("theta_seconds"))
+        entry.setdefault("earlier_floors", []).append(entry["floor"])
+        for key in ("floor", "load_after_floor", "scoring_over_floor", "members_over_floor",
+                    "scoring_and_members_over_floor"):
+            entry[key] = fresh.get(key)
+        save(str(n), entry)
         return
     if args.partial:
         save(f"{args.partial}-partial", partial(Path(args.workdir) / f"n{args.partial}", args))

@@ -15,6 +15,7 @@ their mean multiplied by the number of passes (``passes_timed`` in the result sa
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -50,12 +51,15 @@ def _loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> tupl
 
 
 def lm_floor(model_dir: str | Path, token_cache: str | Path, *, max_length: int, batch_tokens: int, batch_size: int,
-             passes: int, train_steps: int, ft_lr: float = 0.05, seed: int = 0, timed_passes: int = 2) -> dict:
+             passes: int, train_steps: int, ft_lr: float = 0.05, seed: int = 0, timed_passes: int = 2,
+             threads: int | None = None) -> dict:
     """Seconds of ``passes`` scoring passes over every document of ``token_cache`` and ``train_steps`` SGD steps.
 
     ``timed_passes`` full passes are timed (at most ``passes``); their mean times ``passes`` is the
-    scoring floor. Returns ``{"pass_seconds" (each timed pass), "scoring_seconds", "train_seconds",
-    "windows", "tokens", "passes", "passes_timed", "train_steps"}``.
+    scoring floor. ``threads``: torch threads while timing (default: torch's default in a fresh
+    process, the CPU count, which is what the ``curate`` command runs with). Returns
+    ``{"pass_seconds" (each timed pass), "scoring_seconds", "train_seconds", "windows", "tokens",
+    "passes", "passes_timed", "torch_threads", "train_steps"}``.
     """
     from transformers import AutoModelForCausalLM
 
@@ -75,6 +79,19 @@ def lm_floor(model_dir: str | Path, token_cache: str | Path, *, max_length: int,
     batches = [_padded(windows, b, pad_id) for b in pack_batches([len(w) for w in windows], batch_tokens)]
     n_tokens = int(sum(len(w) for w in windows))
 
+    before = torch.get_num_threads()
+    threads = int(threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    try:
+        return _timed(model, batches, windows, pad_id, n_tokens, passes=passes, train_steps=train_steps, ft_lr=ft_lr,
+                      seed=seed, timed_passes=timed_passes, batch_size=batch_size, threads=threads)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _timed(model: torch.nn.Module, batches: list, windows: list[list[int]], pad_id: int, n_tokens: int, *,
+           passes: int, train_steps: int, ft_lr: float, seed: int, timed_passes: int, batch_size: int,
+           threads: int) -> dict:
     pass_s = []
     for _ in range(max(1, min(timed_passes, passes))):
         t = time.perf_counter()
@@ -98,5 +115,45 @@ def lm_floor(model_dir: str | Path, token_cache: str | Path, *, max_length: int,
     train_s = time.perf_counter() - t
     return {"pass_seconds": [round(x, 2) for x in pass_s], "scoring_seconds": float(np.mean(pass_s)) * passes,
             "train_seconds": train_s, "windows": len(windows), "tokens": n_tokens, "passes": passes,
-            "passes_timed": len(pass_s),
+            "passes_timed": len(pass_s), "torch_threads": threads,
             "train_steps": train_steps}
+
+
+def side_by_side(model_dir: str | Path, token_cache: str | Path, *, docs: int, max_length: int, batch_tokens: int,
+                 repeats: int = 3, threads: int | None = None) -> dict:
+    """The stage's scoring pass (``CausalLMLearner.per_sample_loss`` on the token cache, what each scoring
+    unit runs) and the bare pass on the same first ``docs`` documents, alternated ``repeats`` times in one
+    process with the same torch threads, so both see the same load. Orchestration (tasks, files) is not
+    in either; it is what the job's scoring time adds on top."""
+    try:
+        from influence_stage.engine.causal_lm import pack_batches
+    except ImportError:  # pragma: no cover
+        from influence_stage.engine.lm_windows import pack_batches
+    from influence_stage.data.tokens import TokenCache
+    from influence_stage.engine.causal_lm import CausalLMLearner
+
+    learner = CausalLMLearner.from_pretrained(model_dir, max_length=max_length, batch_tokens=batch_tokens)
+    cache = TokenCache(token_cache)
+    part = cache.slice(0, min(docs, len(cache)))
+    windows = _windows(part.token_ids(), max_length)
+    pad_id = int(learner.tokenizer.pad_token_id)
+    batches = [_padded(windows, b, pad_id) for b in pack_batches([len(w) for w in windows], batch_tokens)]
+    before = torch.get_num_threads()
+    threads = int(threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    stage, bare = [], []
+    try:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            learner.per_sample_loss(part)
+            stage.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            with torch.no_grad():
+                for ids, mask in batches:
+                    _loss(learner.model, ids, mask)
+            bare.append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(before)
+    return {"docs": len(part), "repeats": repeats, "torch_threads": threads, "stage_pass_seconds": stage,
+            "bare_pass_seconds": bare, "ratio_of_medians": float(np.median(stage) / np.median(bare)),
+            "ratio_of_minima": float(np.min(stage) / np.min(bare))}

@@ -25,6 +25,8 @@ def _verdict(ok: bool, miss: str) -> str:
 def markdown(data: dict) -> str:
     runs = {k: v for k, v in data["runs"].items() if not v.get("generate_only") and not v.get("partial")}
     partials = {k: v for k, v in data["runs"].items() if v.get("partial")}
+    sides = {k: v for k, v in data["runs"].items() if v.get("side_by_side")}
+    runs = {k: v for k, v in runs.items() if not v.get("side_by_side")}
     gens = {k: v for k, v in data["runs"].items() if v.get("generate_only")}
     sizes = sorted(runs, key=lambda k: runs[k]["documents"])
     lines = ["## Curation at corpus scale (`benchmarks/curation_scale.py`)", "",
@@ -52,6 +54,17 @@ def markdown(data: dict) -> str:
                  for k in sizes if runs[k]["curate"]["peak_rss"].get("sampled_from")]
         notes += [f"{runs[k]['documents']:,}: wall time from the {runs[k]['curate']['wall_from']}"
                   for k in sizes if runs[k]["curate"].get("wall_from")]
+        for k in sizes:
+            r = runs[k]
+            if r.get("floor"):
+                notes.append(f"the floor at {r['documents']:,} ran with {r['floor'].get('torch_threads', 1)} torch "
+                             f"thread(s) (the job runs with torch's default, {r.get('job_torch_threads', 2)}), "
+                             f"{r['floor']['passes_timed']} full passes timed ({r['floor']['pass_seconds']} s) "
+                             f"× {r['floor']['passes']} passes, {r.get('load_after_floor', '?')} after it")
+            for e in r.get("earlier_floors", []):
+                notes.append(f"an earlier floor at {r['documents']:,} with {e.get('torch_threads', 1)} torch thread "
+                             f"took {e['scoring_seconds']:.0f} s for scoring and {e['train_seconds']:.0f} s for the "
+                             f"steps (scoring / floor {r['scoring_seconds'] / e['scoring_seconds']:.2f}×)")
         if notes:
             lines += ["", "Notes on the table: " + "; ".join(notes) + "."]
         lines += ["", "Steps of each job (seconds, the run's own timings):", "",
@@ -104,6 +117,14 @@ def markdown(data: dict) -> str:
         for name, d in ref["subsets"].items():
             lines.append(f"| {name} | {_ms(d['perplexity'])} | {np.mean(d['documents']):.0f} | "
                          f"{np.mean(d['tokens']):.0f} | {_ms(d['junk_share'], '.3f')} | {_ms(d['topic_share'], '.3f')} |")
+    for k, sb in sides.items():
+        lines += ["", f"Side by side in one process ({sb['torch_threads']} torch threads, {sb['load']}): the stage's "
+                  f"scoring pass (`CausalLMLearner.per_sample_loss` on the token cache, what each scoring unit runs) "
+                  f"and the bare pass on the same first {sb['docs']:,} documents of the {sb['documents']:,} corpus, "
+                  f"alternated {sb['repeats']} times: stage {[round(x, 1) for x in sb['stage_pass_seconds']]} s, bare "
+                  f"{[round(x, 1) for x in sb['bare_pass_seconds']]} s, ratio of medians "
+                  f"{sb['ratio_of_medians']:.2f}×, of minima {sb.get('ratio_of_minima', float('nan')):.2f}× (orchestration not "
+                  "included in either)."]
     for k, p in partials.items():
         rss = p.get("peak_rss") or {}
         lines += ["", f"The job at {p['documents']:,} documents did not finish in the time of this run: when recorded "
@@ -164,8 +185,8 @@ def targets(runs: dict, sizes: list[str], ref: dict | None, gens: dict, partials
         if r.get("dask"):
             sp = r["dask"]["1"]["scoring_seconds"] / r["dask"]["2"]["scoring_seconds"]
             out.append(f"- 2 Dask workers ≥ 1.7× one on scoring at {n:,}: {sp:.2f}× — "
-                       + _verdict(sp >= TARGET_DASK_SPEEDUP, f"by {TARGET_DASK_SPEEDUP - sp:.2f}×; load "
-                                  f"{r['dask']['2']['load_before']}, 2 cores shared with other work"))
+                       + _verdict(sp >= TARGET_DASK_SPEEDUP, f"by {TARGET_DASK_SPEEDUP - sp:.2f}×; "
+                                  f"{r['dask']['2']['load_before']} on 2 cores shared with other work"))
     for n, r in by_n.items():
         ratio = r["detection"]["position"]["ratio"]
         out.append(f"- position statistic within 5% at {n:,}: first/last {ratio:.3f} — "

@@ -3,9 +3,9 @@
 The pool is the scale run's corpus (its scored documents). The subsets:
 
 - ``reference-GEX``: ``curate`` with ``score: reference`` (the held-out horror sentences of
-  ``curation_scale_corpus`` as the reference), budget ``--reference-budget`` of the scored
-  documents, the documents with the least cross-influence on the reference's mean loss removed; its
-  token count is the budget of the others;
+  ``curation_scale_corpus`` as the reference) and ``budget_tokens`` = ``--reference-budget`` of the
+  scored documents' tokens (no document budget): the documents with the most cross-influence on the
+  reference's mean loss kept in order; its kept tokens are the budget of the others;
 - ``self-GEX``: the demo's rule on the self-influence (``decisions.prune``, high share 0.25), the
   document count chosen so that the tokens come closest to the budget;
 - ``perplexity``: the lowest loss at θ* first, up to the budget;
@@ -84,16 +84,16 @@ def reference_selection(folder: Path, n: int, args: Any, demo_config: Callable, 
     from influence_stage.data.tokens import TokenCache
 
     t0 = time.perf_counter()
-    config = demo_config(folder, n, score="reference", reference=str(folder / "reference"),
-                         budget=float(args.reference_budget), high_share=0.0,
-                         publish_root=str(folder / "published-reference"))
+    (cache,) = sorted((folder / "cache" / "tokens").glob("*.arrow"))
+    n_tok = TokenCache(cache).n_tokens()
+    token_budget = int(round(float(args.reference_budget) * int(n_tok.sum())))
+    config = demo_config(folder, n, score="reference", reference=str(folder / "reference"), budget=None,
+                         budget_tokens=token_budget, high_share=0.0, publish_root=str(folder / "published-reference"))
     ref_run = run_curate(folder, config, "curate-reference")
     ref_manifest = pd.read_parquet(Path(ref_run["summary"]["published"]) / "manifest.parquet")
     self_manifest = pd.read_parquet(Path(next((folder / "published").glob("scale-*/v*"))) / "manifest.parquet")
     scored = self_manifest["score"].notna().to_numpy()
     rows = np.flatnonzero(scored)  # position p in the scored arrays is input row rows[p]
-    (cache,) = sorted((folder / "cache" / "tokens").glob("*.arrow"))
-    n_tok = TokenCache(cache).n_tokens()
     texts_all = pd.concat([pd.read_parquet(p, columns=["text"]) for p in sorted((folder / "shards").glob("*.parquet"))]
                           )["text"].tolist()
     truth = pd.read_parquet(folder / "truth.parquet")
@@ -107,7 +107,7 @@ def reference_selection(folder: Path, n: int, args: Any, demo_config: Callable, 
                                     budget)}
     kinds = truth["kind"].to_numpy(dtype=object)
     topic = truth["topic"].to_numpy(dtype=bool)
-    out: dict = {"pool_documents": int(len(rows)), "token_budget": budget, "reference_documents":
+    out: dict = {"pool_documents": int(len(rows)), "token_budget": budget, "budget_tokens_asked": token_budget, "reference_documents":
                  int(pd.read_parquet(folder / "reference" / "part-0.parquet").shape[0]),
                  "reference_heldout_documents": len(heldout), "downstream_steps": args.downstream_steps,
                  "seeds": list(args.seeds), "reference_run": {k: ref_run[k] for k in ("wall_seconds", "peak_rss")},
