@@ -29,8 +29,9 @@ run: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/influence-stage server start
 
+# two pytest-xdist workers; each test module runs whole on one worker, the longest first (tests/conftest.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

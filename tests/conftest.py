@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Prefect's temporary server keeps its SQLite database under PREFECT_HOME: each test process gets its own,
+# so that pytest-xdist workers never share (and lock) one database.
+if "PYTEST_XDIST_WORKER" in os.environ or "PREFECT_HOME" not in os.environ:
+    _home = tempfile.mkdtemp(prefix="prefect-home-")
+    os.environ["PREFECT_HOME"] = _home
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 
 import numpy as np
 import pytest
@@ -21,6 +33,37 @@ from influence_stage.engine.models import mlp
 from influence_stage.data.noise import flip_labels
 
 torch.set_num_threads(1)
+
+#: Modules that run longest (live Prefect server, flows, console-script subprocesses, notebooks): on
+#: pytest-xdist workers they are collected first, so that with ``--dist loadfile --no-loadscope-reorder``
+#: they are handed out first and no worker starts one of them when the others are done.
+LONGEST_FIRST = (
+    "tests/integration/test_server.py",
+    "tests/integration/test_flows.py",
+    "tests/integration/test_cli_signals.py",
+    "tests/integration/test_examples.py",
+    "tests/test_readme.py",
+    "tests/integration/test_dask.py",
+    "tests/integration/test_curation.py",
+    "tests/integration/test_orphans.py",
+    "tests/integration/test_curation_budget.py",
+    "tests/integration/test_null_cells_flow.py",
+    "tests/test_downstream.py",
+    "tests/integration/test_cli_seed.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On a pytest-xdist worker, the longest modules come first (a stable sort: the order within a module,
+    which the live-server tests rely on, is kept). A plain ``pytest`` run keeps the collection order.
+
+    ``make test`` runs ``-n 2 --dist loadfile``: each module goes to one worker as a whole, so module-scoped
+    fixtures (a fitted cleaner, a live Prefect server) are built once. (``--dist loadgroup`` does not group
+    with pytest 9, whose items no longer take the ``@group`` suffix that xdist 3.8 appends to node ids.)
+    """
+    if hasattr(config, "workerinput"):
+        rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -166,7 +166,8 @@ def test_a_finished_run_exits_promptly_after_printing_its_result(tmp_path, tiny_
     assert exited - printed <= 3.0, f"{exited - printed:.2f} s between the result and the exit"
     err = rest[1]
     assert "\r" not in err and "\x1b" not in err  # a log file of a --progress run: no carriage returns, no escapes
-    assert re.search(r"\d+/\d+", err), err[-1000:]  # the bars' counts ("50/50"), as plain lines
+    # the bars' counts ("50/50", or scaled as "3.84k/3.84k"), as plain lines
+    assert re.search(r"\d[\d.]*[kMG]?/\d[\d.]*[kMG]?", err), err[-1000:]
     assert _version_state(tmp_path) == (["v0001"], [])
     time.sleep(1.0)
     assert _marked_by(proc.pid) == []  # no process it started (the temporary Prefect server) is left
