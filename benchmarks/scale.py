@@ -270,11 +270,13 @@ def wide_run(n: int, d: int, layout: str, max_minutes: float) -> dict:
         cmd = [sys.executable, __file__, "--wide-one", str(d), layout, "--folder", folder, "--out", str(out_path)]
         t = time.perf_counter()
         try:
-            subprocess.run(cmd, check=True, timeout=max_minutes * 60, env=env)
+            subprocess.run(cmd, check=True, timeout=max_minutes * 60, env=env, stderr=subprocess.PIPE, text=True)
         except subprocess.TimeoutExpired:
             return {**case, "finished": False, "limit_minutes": max_minutes, "seconds_run": time.perf_counter() - t}
         except subprocess.CalledProcessError as exc:
-            return {**case, "finished": False, "returncode": exc.returncode}
+            lines = [line for line in (exc.stderr or "").splitlines() if line.strip()]
+            return {**case, "finished": False, "returncode": exc.returncode, "error": lines[-1] if lines else "",
+                    "where": next((line.strip() for line in reversed(lines) if "influence_stage/" in line), "")}
         out = json.loads(out_path.read_text())
     return {**case, **out, "finished": True}
 
@@ -304,7 +306,8 @@ def wide_markdown(cases: list[dict]) -> str:
     for c in cases:
         if not c.get("finished"):
             why = (f"did not finish within {c['limit_minutes']:g} minutes (stopped)" if "limit_minutes" in c
-                   else f"failed (exit {c.get('returncode')})" if "returncode" in c else "was not run")
+                   else f"failed (exit {c.get('returncode')}: {c.get('error', '')} in {c.get('where', '?')})"
+                   if "returncode" in c else "was not run")
             lines += ["", f"{c['rows']:,} × {c['columns']:,} {c['layout']}: {why}."]
     return "\n".join(lines) + "\n"
 
