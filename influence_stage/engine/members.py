@@ -304,6 +304,12 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
         members = [st for ch in runs[i * k:(i + 1) * k] for st in ch]
         L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size, member_chunk=config.member_chunk)
         scores = self_influence(L, base, tau=config.tau)
+        if not (np.isfinite(scores).all() and np.isfinite(L).all()):
+            # the rate diverged (inf / NaN losses): not a candidate
+            agreement.append(float("nan"))
+            fits.append(0.0)
+            mean_loss.append(float("inf"))
+            continue
         if use_ap:
             agreement.append(float(average_precision_score(contradicted, scores)))
         else:

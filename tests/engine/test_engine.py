@@ -157,6 +157,14 @@ def test_auto_scale_runs_and_is_recorded(digits_noisy):
     assert roc_auc_score(flipped[:600], res.scores) > 0.8
 
 
+def test_a_probe_rate_that_diverges_is_never_chosen(digits_noisy):
+    X, y, _, _ = digits_noisy
+    res = gex("mlp", X[:300], y[:300], config=GEXConfig(chains=2, cycles=1, lr_grid=(0.05, 1e6)),
+              fit_config=FitConfig(epochs=5))
+    assert res.ft_lr == 0.05  # 1e6 gives inf / NaN losses: not a candidate, and no error
+    assert res.auto.probed[1e6][3] == float("inf") and np.isfinite(res.scores).all()
+
+
 def test_smoothing_of_agreement():
     np.testing.assert_allclose(smooth([1.0, 0.0, 0.0, 1.0]), [2 / 3, 0.25, 0.25, 2 / 3])
 
