@@ -176,7 +176,20 @@ def detection(manifest: pd.DataFrame, truth: pd.DataFrame, n_tok: np.ndarray, se
                        "median_last_10pct": float(np.median(gex[last])),
                        "clean_first": int(first.sum()), "clean_last": int(last.sum())}
     out["position"]["ratio"] = out["position"]["median_first_10pct"] / out["position"]["median_last_10pct"]
+    out["position"]["null_ratio_5_95"] = position_null(gex, clean, int(first.sum()), seed)
     return out
+
+
+def position_null(gex: np.ndarray, clean: np.ndarray, k: int, seed: int, draws: int = 200) -> list[float]:
+    """5th and 95th percentiles of the same first/last median ratio for two disjoint random sets of ``k``
+    clean documents: how far apart the two medians fall with no position effect at all."""
+    rng = np.random.default_rng([seed, 5])
+    pool = np.flatnonzero(clean)
+    ratios = []
+    for _ in range(draws):
+        pick = rng.choice(pool, 2 * k, replace=False)
+        ratios.append(np.median(gex[pick[:k]]) / np.median(gex[pick[k:]]))
+    return [float(np.percentile(ratios, 5)), float(np.percentile(ratios, 95))]
 
 
 def scoring_seconds(summary: dict) -> float:
