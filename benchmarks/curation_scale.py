@@ -23,10 +23,14 @@ For each corpus size N (``--docs``), with the corpus seed ``--seed``:
 Reference selection (unless ``--skip-reference``, on the first N): the reference is one topic
 (sentences of horror reviews held out of the pool). ``curate`` with ``score: reference`` and
 ``budget_tokens`` keeps half of the scored documents' tokens (the cache of step 3 reused: only the
-reference's losses are new); its token count is the budget of three other subsets of the same pool: ``score: self`` (the demo's
-two-ended rule, ``decisions.prune`` with high share 0.25), perplexity filtering (the lowest loss at
-θ* first) and random. A fresh GPT-2 of θ*'s size is trained ``--downstream-steps`` steps on each
-(same tokenizer and recipe) for each of ``--seeds``; the reference's held-out perplexity is reported.
+reference's losses are new); its token count is the budget of three other subsets of the same
+pool: ``score: self`` (the demo's two-ended rule, ``decisions.prune`` with high share 0.25),
+perplexity filtering (the lowest loss at θ* first) and random. A fresh GPT-2 of θ*'s size is
+trained ``--downstream-steps`` steps on each (same tokenizer and recipe) for each of ``--seeds``
+(``--train-jobs`` processes side by side); the reference's held-out perplexity is reported.
+
+``--collect``, ``--partial``, ``--refloor``, ``--side-by-side`` and ``--reference-only`` redo or add one
+part of a size run whose folder is under ``--workdir`` (see ``--help``).
 
 ``--generate N`` only writes the corpus of N documents (e.g. 1M) and records its size and time.
 Results accumulate in benchmarks/results/curation_scale.json (an entry per N, replaced when rerun)

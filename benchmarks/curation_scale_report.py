@@ -84,7 +84,8 @@ def markdown(data: dict) -> str:
             d = runs[k]["detection"]
             per_kind = ", ".join(f"{kind} {v:.2f}" for kind, v in d["auroc"]["gex"].items())
             p = d["position"]
-            lines.append(f"| {runs[k]['documents']:,} | {d['scored']:,} ({d['junk_scored']:,}) | {d['ap']['gex']:.3f} | "
+            lines.append(f"| {runs[k]['documents']:,} | {d['scored']:,} ({d['junk_scored']:,}) | "
+                         f"{d['ap']['gex']:.3f} | "
                          f"{d['ap']['perplexity']:.3f} | {d['ap']['perplexity/char']:.3f} | {d['ap']['random']:.3f} | "
                          f"{per_kind} | {p['median_first_10pct']:.4g} | {p['median_last_10pct']:.4g} | "
                          f"{p['ratio']:.3f} |")
@@ -101,7 +102,8 @@ def markdown(data: dict) -> str:
                 dk = runs[k]["dask"]
                 one = dk["1"]["scoring_seconds"]
                 for w, r in dk.items():
-                    lines.append(f"| {runs[k]['documents']:,} | {w} | {r['scoring_seconds']:.0f} | {r['wall_seconds']:.0f}"
+                    lines.append(f"| {runs[k]['documents']:,} | {w} | {r['scoring_seconds']:.0f} | "
+                                 f"{r['wall_seconds']:.0f}"
                                  f" | {one / r['scoring_seconds']:.2f}× | {r['load_before']} → {r['load_after']} | "
                                  f"{r['max_abs_score_diff_vs_in_process']:.2g} |")
     ref = next((runs[k]["reference_selection"] for k in sizes if runs[k].get("reference_selection")), None)
@@ -110,7 +112,8 @@ def markdown(data: dict) -> str:
                   f"{ref['pool_topic_share']:.3f}, junk share {ref['pool_junk_share']:.3f}); the reference is "
                   f"{ref['reference_documents']} sentences of held-out horror reviews, the evaluation "
                   f"{ref['reference_heldout_documents']} sentences of other held-out horror reviews; each subset "
-                  f"about {ref['token_budget']:,} tokens (bos included); a fresh 2-block GPT-2 trained {ref['downstream_steps']} "
+                  f"about {ref['token_budget']:,} tokens (bos included); a fresh 2-block GPT-2 trained "
+                  f"{ref['downstream_steps']} "
                   f"AdamW steps (batch 32 windows of ≤ 64 tokens) per subset and seed; mean ± half-range over "
                   f"seeds {ref['seeds']} (the selections are from one curation run, seed 0; random is redrawn "
                   "per seed).", "",
@@ -118,14 +121,16 @@ def markdown(data: dict) -> str:
                   "|---|---|---|---|---|---|"]
         for name, d in ref["subsets"].items():
             lines.append(f"| {name} | {_ms(d['perplexity'])} | {np.mean(d['documents']):.0f} | "
-                         f"{np.mean(d['tokens']):.0f} | {_ms(d['junk_share'], '.3f')} | {_ms(d['topic_share'], '.3f')} |")
+                         f"{np.mean(d['tokens']):.0f} | {_ms(d['junk_share'], '.3f')} | "
+                         f"{_ms(d['topic_share'], '.3f')} |")
     for k, sb in sides.items():
         lines += ["", f"Side by side in one process ({sb['torch_threads']} torch threads, {sb['load']}): the stage's "
                   f"scoring pass (`CausalLMLearner.per_sample_loss` on the token cache, what each scoring unit runs) "
                   f"and the bare pass on the same first {sb['docs']:,} documents of the {sb['documents']:,} corpus, "
                   f"alternated {sb['repeats']} times: stage {[round(x, 1) for x in sb['stage_pass_seconds']]} s, bare "
                   f"{[round(x, 1) for x in sb['bare_pass_seconds']]} s, ratio of medians "
-                  f"{sb['ratio_of_medians']:.2f}×, of minima {sb.get('ratio_of_minima', float('nan')):.2f}× (orchestration not "
+                  f"{sb['ratio_of_medians']:.2f}×, of minima {sb.get('ratio_of_minima', float('nan')):.2f}× "
+                  "(orchestration not "
                   "included in either)."]
     for k, p in partials.items():
         rss = p.get("peak_rss") or {}
@@ -190,7 +195,8 @@ def targets(runs: dict, sizes: list[str], ref: dict | None, gens: dict, partials
         out.append(f"- peak RSS flat in N, ≤ 1.5 GB at 1M: {seq}; 1M not run, so not measured — "
                    + ("within 1.5 GB at every size run" if max(rss.values()) <= TARGET_RSS_MB else
                       f"above 1.5 GB already at {min(n for n, v in rss.items() if v > TARGET_RSS_MB):,}")
-                   + (f"; growth {rss[big] / rss[min(rss)]:.2f}× from {min(rss):,} to {big:,}" if len(rss) > 1 else ""))
+                   + (f"; growth {rss[big] / rss[min(rss)]:.2f}× from {min(rss):,} to {big:,}"
+                      if len(rss) > 1 else ""))
     for n, r in by_n.items():
         if r.get("dask_error"):
             out.append(f"- 2 Dask workers ≥ 1.7× one on scoring at {n:,}: {r['dask_error']}")
@@ -205,7 +211,8 @@ def targets(runs: dict, sizes: list[str], ref: dict | None, gens: dict, partials
         out.append(f"- position statistic within 5% at {n:,}: first/last {ratio:.3f} — "
                    + _verdict(abs(ratio - 1) <= TARGET_POSITION, f"{abs(ratio - 1):.1%} apart")
                    + (f"; two random sets of clean documents of the same size give {null[0]:.3f}–{null[1]:.3f} "
-                      "(5th–95th percentile), so the gap is " + ("within" if null[0] <= ratio <= null[1] else "outside")
+                      "(5th–95th percentile), so the gap is "
+                      + ("within" if null[0] <= ratio <= null[1] else "outside")
                       + " what chance alone gives" if null else ""))
     for n, r in by_n.items():
         ap, ppl = r["detection"]["ap"]["gex"], r["detection"]["ap"]["perplexity"]
@@ -220,5 +227,6 @@ def targets(runs: dict, sizes: list[str], ref: dict | None, gens: dict, partials
         ok = best == "reference-GEX"
         out.append("- reference-GEX gives the lowest reference perplexity of the four: "
                    + ", ".join(f"{k} {v:.2f}" for k, v in means.items()) + " — "
-                   + _verdict(ok, f"{best} is lowest; reference-GEX is {means['reference-GEX'] - means[best]:.2f} above it"))
+                   + _verdict(ok, f"{best} is lowest; reference-GEX is "
+                                  f"{means['reference-GEX'] - means[best]:.2f} above it"))
     return out

@@ -107,8 +107,8 @@ def reference_selection(folder: Path, n: int, args: Any, demo_config: Callable, 
                                     budget)}
     kinds = truth["kind"].to_numpy(dtype=object)
     topic = truth["topic"].to_numpy(dtype=bool)
-    out: dict = {"pool_documents": int(len(rows)), "token_budget": budget, "budget_tokens_asked": token_budget, "reference_documents":
-                 int(pd.read_parquet(folder / "reference" / "part-0.parquet").shape[0]),
+    out: dict = {"pool_documents": int(len(rows)), "token_budget": budget, "budget_tokens_asked": token_budget,
+                 "reference_documents": int(pd.read_parquet(folder / "reference" / "part-0.parquet").shape[0]),
                  "reference_heldout_documents": len(heldout), "downstream_steps": args.downstream_steps,
                  "seeds": list(args.seeds), "reference_run": {k: ref_run[k] for k in ("wall_seconds", "peak_rss")},
                  "reference_run_timings": ref_run["summary"].get("timings"), "subsets": {}}
