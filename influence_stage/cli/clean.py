@@ -60,7 +60,7 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                         "to 10,000 rows, only exact_duplicate above)")
     source.add_argument("--coerce-numeric", action=argparse.BooleanOptionalAction, default=None, help="read the "
                         "cells of a column that is numeric but for a few (a '?') as missing values instead of "
-                        "refusing the data (default off)")
+                        "refusing the data: null issues, filled with the column's median for the model (default off)")
     source.add_argument("--truth", help="parquet with row_id, is_flipped (demo ground truth for the report)")
     model = p.add_argument_group("model", "θ* and the ensemble members")
     model.add_argument("--model", help=f"θ*, one of the model sources: {model_help()}; a checkpoint may also be "

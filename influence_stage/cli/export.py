@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from influence_stage.cli.common import EXIT_OK
+
+if TYPE_CHECKING:  # numpy and pandas are imported where used, so `influence-stage --help` stays light
+    import pandas as pd
 
 CLEANER_FORMAT = "influence_stage.InfluenceCleaner"
 EXPORT_FORMATS = ("label-studio", "argilla", "parquet", "jsonl", "csv")
@@ -94,6 +94,8 @@ def open_decisions(path: str | Path) -> tuple[pd.DataFrame, list[str], str]:
 
 def source_content(source: str, label_column: str, table: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``source`` as content aligned with ``table`` (checked by row count and row ids)."""
+    import numpy as np
+
     from influence_stage.api.issue_data import content_frame
     from influence_stage.data.sources import load_source, row_ids
     from influence_stage.errors import InvalidInputError

@@ -108,7 +108,8 @@ class CleanConfig(BaseModel):
     split: str | None = Field(None, description="Split to read from a multi-split source (None: the only split).")
     coerce_numeric: bool = Field(False, description="Read the cells of a column that is numeric except for a few "
                                  "cells (e.g. one '?') as missing values instead of refusing the data (see "
-                                 "data.check_numeric_columns); the input suite then reports the missing values.")
+                                 "data.check_numeric_columns); they are then null issues, filled with their column's median for the "
+                                 "model.")
     normalize_labels: tuple[Literal["strip", "casefold", "nfc"], ...] = Field(
         (), description="String labels that differ only in surrounding whitespace ('strip'), case ('casefold') or "
         "Unicode normal form ('nfc') are merged into one class under the normalisations listed (the label column "
