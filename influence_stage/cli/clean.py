@@ -295,6 +295,11 @@ def run(args: argparse.Namespace) -> int:
     mark_cache_dir(params.cache_dir)
     from influence_stage.orchestration.flow import clean_dataset
 
+    if not getattr(args, "progress", False):
+        # datasets' own bars (saving, mapping) would otherwise reach stderr, before an error's one line
+        import datasets
+
+        datasets.disable_progress_bars()
     if getattr(args, "script", False):
         from influence_stage.cli.console import keep_our_sigterm
 
