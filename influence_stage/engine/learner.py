@@ -293,13 +293,15 @@ class TorchLearner:
     def fit(self, data: TensorData, recipe: "FitConfig", *, progress: bool = False) -> TrainHistory:
         """Train from the current parameters with ``recipe`` (``FitConfig``): SGD with Nesterov
         momentum and weight decay, cosine decay from ``recipe.lr`` to 0 over
-        ``recipe.epochs_for(n)`` epochs (``recipe.epochs``, fewer past ``recipe.max_steps`` steps).
+        ``recipe.epochs_for(n, row_shape)`` epochs (``recipe.epochs``, raised to ``recipe.min_steps``
+        steps for image rows, fewer past ``recipe.max_steps`` steps).
 
         Returns the per-epoch mean training loss and accuracy on the given labels and each row's
         mean in-sample margin; the same history is kept as ``last_fit``.
         """
         batch_size = recipe.batch_size
-        epochs = recipe.epochs_for(len(data))
+        # image rows (c, h, w) get the recipe's step floor (FitConfig.min_steps); flat rows keep its epochs
+        epochs = recipe.epochs_for(len(data), tuple(data.X.shape[1:]))
         steps_per_epoch = max(len(data) // min(batch_size, len(data)), 1)
         total = epochs * steps_per_epoch
         schedule = CosineSchedule(recipe.lr, total)
