@@ -1,0 +1,183 @@
+"""Running Great Expectations suites on batches: one ephemeral context, a lock around it, each result as a plain dict in suite order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from influence_stage.quality.suites import SUITE_VERSIONS, ephemeral_context
+from influence_stage.quality.report import PARTIAL_UNEXPECTED_COUNT, ValidationReport, plain
+
+logger = logging.getLogger(__name__)
+
+
+def _error_message(exception_info: Any) -> str | None:
+    """The first exception message of a GE result's ``exception_info`` (flat or keyed by metric)."""
+    if not exception_info:
+        return None
+    infos = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    for info in infos:
+        if isinstance(info, Mapping) and info.get("raised_exception"):
+            return str(info.get("exception_message") or "an exception was raised")
+    return None
+
+
+def result_dicts(suite: str, batch: str, ge_suite: Any, ge_result: Any) -> list[dict[str, Any]]:
+    """Per-expectation dicts of one batch, in the suite's order."""
+    order = _suite_order(ge_suite)
+    rows = []
+    for res in ge_result.results:
+        d = res.to_json_dict()
+        config = d["expectation_config"]
+        kwargs = {k: v for k, v in config["kwargs"].items() if k != "batch_id"}
+        meta = config.get("meta") or {}
+        result = d.get("result") or {}
+        if "column" in kwargs:
+            column = kwargs["column"]
+        elif "column_A" in kwargs:
+            column = f"{kwargs['column_A']}|{kwargs['column_B']}"
+        else:
+            column = None
+        index = result.get("partial_unexpected_index_list") or []
+        rows.append({
+            "suite": suite,
+            "batch": batch,
+            "key": meta.get("key", config["type"]),
+            "expectation_type": config["type"],
+            "column": column,
+            "description": config.get("description") or "",
+            "success": bool(d["success"]),
+            "unexpected_count": result.get("unexpected_count"),
+            "unexpected_values": list(result.get("partial_unexpected_list") or [])[:PARTIAL_UNEXPECTED_COUNT],
+            "unexpected_index": [dict(x) for x in index][:PARTIAL_UNEXPECTED_COUNT],
+            "observed_value": result.get("observed_value"),
+            "error": _error_message(d.get("exception_info")),
+            "kwargs": kwargs,
+            "meta": dict(meta),
+            "_order": _order_of(order, config, meta, len(ge_suite.expectations)),
+        })
+    rows.sort(key=lambda r: r["_order"])
+    for r in rows:
+        del r["_order"]
+    return rows
+
+
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _suite_order(ge_suite: Any) -> dict[tuple[str, str], list[tuple[dict[str, Any], int]]]:
+    """``{(type, meta JSON): [(suite kwargs, position), ...]}``: each result finds its few candidates at once."""
+    order: dict[tuple[str, str], list[tuple[dict[str, Any], int]]] = {}
+    for i, e in enumerate(ge_suite.expectations):
+        kwargs = json.loads(_json_key(e.configuration.kwargs))
+        order.setdefault((e.expectation_type, _json_key(e.meta)), []).append((kwargs, i))
+    return order
+
+
+def _order_of(order: dict[tuple[str, str], list[tuple[dict[str, Any], int]]], config: dict[str, Any],
+              meta: dict[str, Any], end: int) -> int:
+    # Suite kwargs hold {"$PARAMETER": ...} where results hold the values: match on type + meta +
+    # the kwargs that are not parameters; fall back to the end.
+    for suite_kwargs, i in order.get((config["type"], _json_key(meta)), []):
+        if all(config["kwargs"].get(k) == v for k, v in suite_kwargs.items() if not _is_param(v)):
+            return i
+    return end
+
+
+def _is_param(value: Any) -> bool:
+    return isinstance(value, Mapping) and "$PARAMETER" in value
+
+
+@dataclass(frozen=True)
+class Batch:
+    name: str
+    frame: pd.DataFrame
+    index_columns: tuple[str, ...]
+
+
+def validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
+                     parameters: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Validate each batch against its GE suite in one ephemeral context: ``(result dicts, raw GE results)``.
+
+    The one place that talks to Great Expectations' validation API, for the input, output and corpus suites.
+    """
+    with _GX_LOCK:
+        return _validate_batches(suite, suites, batches, parameters)
+
+
+_GX_LOCK = threading.Lock()
+"""One validation at a time: the process's Great Expectations context is shared (and not thread-safe)."""
+
+_GX_STATE: dict[str, Any] = {}
+"""The process's ephemeral GE context, one pandas data source per suite, one batch definition per batch."""
+
+
+def _batch_definition(suite: str, batch: str) -> Any:
+    """The whole-dataframe batch definition of ``suite.batch``, registered once per process.
+
+    Registering a data source or an asset rewrites the context's configuration; doing it once, not
+    on every gate, keeps a small dataset's gates from being dominated by that bookkeeping.
+    """
+    if "context" not in _GX_STATE:
+        _GX_STATE["context"] = ephemeral_context()
+    key = f"{suite}.{batch}"
+    if key not in _GX_STATE:
+        source_key = f"source:{suite}"
+        if source_key not in _GX_STATE:
+            _GX_STATE[source_key] = _GX_STATE["context"].data_sources.add_pandas(f"influence_stage_{suite}")
+        _GX_STATE[key] = _GX_STATE[source_key].add_dataframe_asset(batch).add_batch_definition_whole_dataframe("whole")
+    return _GX_STATE[key]
+
+
+def _validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
+                      parameters: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    ge_results: dict[str, Any] = {}
+    for batch in batches:
+        definition = _batch_definition(suite, batch.name)
+        result_format: dict[str, Any] = {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT,
+            "return_unexpected_index_query": False,
+        }
+        index = [c for c in batch.index_columns if c in batch.frame.columns]
+        if index:
+            result_format["unexpected_index_column_names"] = index
+        ge_result = definition.get_batch(batch_parameters={"dataframe": batch.frame}).validate(
+            suites[batch.name], expectation_parameters=parameters, result_format=result_format)
+        for evr in ge_result.results:
+            # numpy scalars (e.g. a pandas mean) break GE's Data Docs renderer and our messages.
+            if evr.result and "observed_value" in evr.result:
+                evr.result["observed_value"] = plain(evr.result["observed_value"])
+        ge_results[batch.name] = ge_result
+        results.extend(result_dicts(suite, batch.name, suites[batch.name], ge_result))
+    return results, ge_results
+
+
+def run_suite(suite: str, suites: dict[str, Any], batches: list[Batch], parameters: dict[str, Any],
+              columns_used: dict[str, Any]) -> ValidationReport:
+    """Validate each batch against its GE suite and log the outcome."""
+    results, ge_results = validate_batches(suite, suites, batches, parameters)
+    success = all(r["success"] for r in results)
+    report = ValidationReport(
+        suite=suite,
+        success=success,
+        results=tuple(results),
+        suite_version=SUITE_VERSIONS[suite],
+        parameters={**columns_used, **parameters},
+        ge_results=ge_results,
+    )
+    n_failed = sum(not r["success"] for r in results)
+    if success:
+        logger.info("Suite %r passed: %d expectation(s).", suite, len(results))
+    else:
+        logger.warning("Suite %r failed %d of %d expectation(s): %s", suite, n_failed, len(results),
+                       "; ".join(report.failures()))
+    return report
