@@ -24,6 +24,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 from influence_stage._checks import check_scores
+from influence_stage.decisions.cuts import (
+    LOG_FLOOR_PERCENTILE,
+    OTSU_BINS,
+    budget_cut,
+    cut_between,
+    gmm_posterior,
+    log_scores,
+    logistic_p,
+    otsu_cut,
+    robust_scale,
+)
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.registry import Registry
 
@@ -31,10 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: The default threshold: flag the estimated number of label issues (see influence_stage.decisions.estimate).
 DEFAULT_THRESHOLD = "estimate"
-#: Histogram bins of Otsu's method.
-OTSU_BINS = 256
-#: Percentile of the positive scores used as the log floor ``eps``.
-LOG_FLOOR_PERCENTILE = 1.0
 
 
 @dataclass(frozen=True)
@@ -166,106 +173,6 @@ def _check_value_threshold(x: float, spec: Any) -> float:
     return x
 
 
-def _log_scores(scores: np.ndarray) -> tuple[np.ndarray, float]:
-    """``log(max(scores, eps))`` and ``eps`` (the 1st percentile of the positive scores)."""
-    positive = scores[scores > 0]
-    eps = float(np.percentile(positive, LOG_FLOOR_PERCENTILE)) if positive.size else 1.0
-    return np.log(np.maximum(scores, eps)), eps
-
-
-def _robust_scale(x: np.ndarray) -> float:
-    q25, q75 = np.percentile(x, [25.0, 75.0])
-    scale = (q75 - q25) / 1.349  # IQR of a standard normal
-    if not scale > 0:
-        scale = float(np.std(x))
-    return float(scale) if scale > 0 else 1.0
-
-
-def _logistic_p(log_s: np.ndarray, value: float, eps: float) -> np.ndarray:
-    """Logistic in log score centred at ``log(max(value, eps))``; bounded in [0, 1], non-decreasing."""
-    centre = math.log(max(value, eps))
-    z = (log_s - centre) / _robust_scale(log_s)
-    # tanh form: no overflow for large |z|
-    return np.clip(0.5 * (1.0 + np.tanh(0.5 * z)), 0.0, 1.0)
-
-
-def _cut_between(scores: np.ndarray, is_issue: np.ndarray, eps: float) -> float:
-    """A value with ``is_issue == scores > value``, for a flagged set that is an upper set in score.
-
-    The log-space midpoint between the largest unflagged and the smallest flagged score; the largest
-    score when nothing is flagged; just below the smallest score when everything is.
-    """
-    if not is_issue.any():
-        return float(scores.max())
-    if is_issue.all():
-        return float(np.nextafter(scores.min(), -np.inf))
-    a = float(scores[~is_issue].max())
-    b = float(scores[is_issue].min())
-    mid = math.exp(0.5 * (math.log(max(a, eps)) + math.log(max(b, eps))))
-    return mid if a < mid < b else a
-
-
-def _otsu(log_s: np.ndarray, bins: int = OTSU_BINS) -> np.ndarray:
-    """Otsu's split of ``log_s`` on a ``bins``-bin histogram; returns the flagged (upper) rows."""
-    lo, hi = float(log_s.min()), float(log_s.max())
-    if not hi > lo:
-        return np.zeros(log_s.shape, dtype=bool)  # one value: no split
-    counts, edges = np.histogram(log_s, bins=bins, range=(lo, hi))
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    n = counts.sum()
-    c0 = np.cumsum(counts)[:-1]  # rows in the lower class when the cut is after bin k
-    s0 = np.cumsum(counts * centres)[:-1]
-    total = float((counts * centres).sum())
-    valid = (c0 > 0) & (c0 < n)
-    w0 = c0 / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # between-class variance (mu_T w0 - mu_0 w0)^2 / (w0 w1), with sums instead of means
-        between = (total / n * w0 - s0 / n) ** 2 / (w0 * (1.0 - w0))
-    between = np.where(valid, between, -np.inf)
-    k = int(np.argmax(between))
-    # np.histogram puts a value equal to an inner edge in the upper bin, hence >=
-    return log_s >= edges[k + 1]
-
-
-def _gmm_posterior(log_s: np.ndarray, random_state: Any) -> np.ndarray:
-    """Monotone P(issue) from a two-component Gaussian mixture on log scores."""
-    if log_s.size < 2 or not np.ptp(log_s) > 0:
-        return np.zeros(log_s.shape, dtype=np.float64)
-    from sklearn.mixture import GaussianMixture  # imported on use: the CLI and config read this module
-    from sklearn.utils import check_random_state
-
-    x = log_s.reshape(-1, 1)
-    gm = GaussianMixture(n_components=2, covariance_type="full", random_state=check_random_state(random_state))
-    gm.fit(x)
-    means = gm.means_[:, 0]
-    hi = int(np.argmax(means))
-    post = gm.predict_proba(x)[:, hi]
-    # With unequal variances the wider component wins in both tails, so the raw posterior can fall
-    # again above the high mean (or rise below the low mean). Between the two means it is increasing
-    # (the log-odds derivative is positive at both means and linear), so anchor at their midpoint and
-    # take the running max above it and the running min below it.
-    order = np.argsort(log_s, kind="stable")
-    xs, ps = log_s[order], post[order]
-    j = int(np.searchsorted(xs, 0.5 * float(means.sum())))
-    up = np.maximum.accumulate(ps[j:])
-    down = np.minimum.accumulate(ps[:j][::-1])[::-1]
-    env = np.maximum.accumulate(np.concatenate([down, up]))  # a no-op unless no row lies between the means
-    p = np.empty_like(post)
-    p[order] = np.clip(env, 0.0, 1.0)
-    return p
-
-
-def _budget(scores: np.ndarray, f: float) -> tuple[np.ndarray, float]:
-    """Exactly ``floor(f n + 0.5)`` top-scoring rows; ties in score go to the earlier row."""
-    n = scores.size
-    k = int(math.floor(f * n + 0.5))
-    order = np.lexsort((np.arange(n), -scores))  # by score descending, then row order
-    is_issue = np.zeros(n, dtype=bool)
-    is_issue[order[:k]] = True
-    value = float(scores[order[k - 1]]) if k > 0 else float(scores.max())
-    return is_issue, value
-
-
 @dataclass(frozen=True, eq=False)
 class ThresholdInputs:
     """What a threshold method reads.
@@ -292,7 +199,7 @@ class ThresholdInputs:
 
     def logistic(self, value: float) -> np.ndarray:
         """The default ``p_issue``: a logistic of the log score centred at ``value`` (see ThresholdResult)."""
-        return _logistic_p(self.log_scores, value, self.eps)
+        return logistic_p(self.log_scores, value, self.eps)
 
 
 class Threshold(ABC):
@@ -360,7 +267,7 @@ class EstimateThreshold(Threshold):
                 f"threshold 'estimate' needs the estimated number of mislabeled rows, an integer in 0..{s.size}; "
                 f"found {n_estimated!r}. Pass n_estimated (estimate.confident_joint_count), or use another threshold."
             )
-        is_issue, value = _budget(s, int(n_estimated) / s.size if s.size else 0.0)
+        is_issue, value = budget_cut(s, int(n_estimated) / s.size if s.size else 0.0)
         return is_issue, value, x.logistic(value)
 
 
@@ -372,8 +279,8 @@ class OtsuThreshold(Threshold):
 
     def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
         is_issue = np.zeros(x.scores.size, dtype=bool)
-        is_issue[x.fit] = _otsu(x.log_scores[x.fit])
-        value = _cut_between(x.scores, is_issue, x.eps)
+        is_issue[x.fit] = otsu_cut(x.log_scores[x.fit])
+        value = cut_between(x.scores, is_issue, x.eps)
         return is_issue, value, x.logistic(value)
 
 
@@ -385,9 +292,9 @@ class GMMThreshold(Threshold):
 
     def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
         p = np.zeros(x.scores.size, dtype=np.float64)
-        p[x.fit] = _gmm_posterior(x.log_scores[x.fit], x.random_state)
+        p[x.fit] = gmm_posterior(x.log_scores[x.fit], x.random_state)
         is_issue = p > 0.5
-        return is_issue, _cut_between(x.scores, is_issue, x.eps), p
+        return is_issue, cut_between(x.scores, is_issue, x.eps), p
 
 
 @THRESHOLD_REGISTRY.register("quantile")
@@ -410,7 +317,7 @@ class BudgetThreshold(Threshold):
     param = "f"
 
     def flag(self, x: ThresholdInputs) -> tuple[np.ndarray, float, np.ndarray]:
-        is_issue, value = _budget(x.scores, x.param)
+        is_issue, value = budget_cut(x.scores, x.param)
         return is_issue, value, x.logistic(value)
 
 
@@ -500,7 +407,7 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
     """
     s = check_scores(scores)
     parsed = parse_threshold(spec)
-    log_s, eps = _log_scores(s)
+    log_s, eps = log_scores(s)
     fit = s > floor
     if fit.sum() < 10:
         fit = np.ones(s.size, dtype=bool)
