@@ -179,6 +179,17 @@ def demo_config() -> Path:
     return Path(str(resources.files("influence_stage.orchestration").joinpath("demo.yaml")))
 
 
+def number_or_none(value: str, flag: str, what: str) -> float | None:
+    """A flag's number, or None for ``none``; anything else is a one-line error naming the flag."""
+    from influence_stage.errors import InvalidInputError
+
+    text = value.strip().lower()
+    try:
+        return None if text == "none" else float(text)
+    except ValueError:
+        raise InvalidInputError(f"{flag} must be {what} or 'none'; found {value!r}.") from None
+
+
 def flow_config(args: argparse.Namespace) -> Any:
     """Build the FlowConfig from ``--config`` and the flags (flags win)."""
     from influence_stage.config import CleanConfig
@@ -201,27 +212,17 @@ def flow_config(args: argparse.Namespace) -> Any:
     if args.feature_columns:
         clean["feature_columns"] = list(args.feature_columns)
     if args.max_fraction_per_class is not None:
-        text = args.max_fraction_per_class.strip().lower()
-        try:
-            clean["max_fraction_per_class"] = None if text == "none" else float(text)
-        except ValueError:
-            raise InvalidInputError(f"--max-fraction-per-class must be a number in [0, 1] or 'none'; found "
-                                    f"{args.max_fraction_per_class!r}.") from None
+        clean["max_fraction_per_class"] = number_or_none(args.max_fraction_per_class, "--max-fraction-per-class",
+                                                         "a number in [0, 1]")
     if getattr(args, "drop_cap", None) is not None:
-        text = args.drop_cap.strip().lower()
-        try:
-            clean["drop_cap"] = None if text == "none" else float(text)
-        except ValueError:
-            raise InvalidInputError(f"--drop-cap must be a number in [0, 1] or 'none'; found "
-                                    f"{args.drop_cap!r}.") from None
+        clean["drop_cap"] = number_or_none(args.drop_cap, "--drop-cap", "a number in [0, 1]")
     if getattr(args, "normalize_labels", None) is not None:
         clean["normalize_labels"] = normalization_steps(args.normalize_labels)
     if getattr(args, "issue_types", None) is not None:
         clean["issue_types"] = list(args.issue_types)
-    if getattr(args, "text_model", None) is not None:
-        clean["featurize"] = {**(clean.get("featurize") or {}), "text_model": args.text_model}
-    if getattr(args, "featurizer", None) is not None:
-        clean["featurize"] = {**(clean.get("featurize") or {}), "featurizer": args.featurizer}
+    for flag in ("text_model", "featurizer"):
+        if getattr(args, flag, None) is not None:
+            clean["featurize"] = {**(clean.get("featurize") or {}), flag: getattr(args, flag)}
     if args.prune_keep is not None:
         text = args.prune_keep.strip()
         try:
@@ -248,12 +249,8 @@ def flow_config(args: argparse.Namespace) -> Any:
         if getattr(args, flag) is not None:
             base[flag] = getattr(args, flag)
     if getattr(args, "cache_expiration_days", None) is not None:
-        text = args.cache_expiration_days.strip().lower()
-        try:
-            base["cache_expiration_days"] = None if text == "none" else float(text)
-        except ValueError:
-            raise InvalidInputError(f"--cache-expiration-days must be a positive number of days or 'none'; found "
-                                    f"{args.cache_expiration_days!r}.") from None
+        base["cache_expiration_days"] = number_or_none(args.cache_expiration_days, "--cache-expiration-days",
+                                                       "a positive number of days")
     for needed in ("source", "name"):
         if needed not in base:
             raise InvalidInputError(f"--{needed} is required (or give it in --config).")
