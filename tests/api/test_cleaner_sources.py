@@ -70,12 +70,8 @@ def test_datasetdict_takes_the_named_split(reference):
     np.testing.assert_array_equal(cleaner(action="relabel").fit(single).scores_, est.scores_)
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv", "json", "folder"])
-def test_a_path_is_read_at_fit_and_read_again_at_transform(tmp_path, frame, reference, fmt):
-    est, ds, out = reference
-    target = tmp_path / ("data" if fmt == "folder" else f"train.{fmt}")
+def _write(frame, target, fmt):
     if fmt == "folder":
-        target.mkdir()
         frame.to_parquet(target / "part-0.parquet", index=False)
     elif fmt == "parquet":
         frame.to_parquet(target, index=False)
@@ -83,6 +79,15 @@ def test_a_path_is_read_at_fit_and_read_again_at_transform(tmp_path, frame, refe
         frame.to_csv(target, index=False)
     else:
         frame.to_json(target, orient="records", lines=True)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json", "folder"])
+def test_a_path_is_read_at_fit_and_read_again_at_transform(tmp_path, frame, reference, fmt):
+    est, ds, out = reference
+    target = tmp_path / ("data" if fmt == "folder" else f"train.{fmt}")
+    if fmt == "folder":
+        target.mkdir()
+    _write(frame, target, fmt)
     fitted = cleaner(action="relabel").fit(str(target))
     np.testing.assert_allclose(fitted.scores_, est.scores_, rtol=1e-6)
     cleaned = fitted.transform(target)  # a PathLike works too
@@ -92,14 +97,7 @@ def test_a_path_is_read_at_fit_and_read_again_at_transform(tmp_path, frame, refe
     # the file is read again: a changed label is refused, the row named
     changed = frame.copy()
     changed.loc[7, "label"] = "nine" if changed.loc[7, "label"] != "nine" else "one"
-    if fmt == "folder":
-        changed.to_parquet(target / "part-0.parquet", index=False)
-    elif fmt == "parquet":
-        changed.to_parquet(target, index=False)
-    elif fmt == "csv":
-        changed.to_csv(target, index=False)
-    else:
-        changed.to_json(target, orient="records", lines=True)
+    _write(changed, target, fmt)
     with pytest.raises(InvalidInputError, match=r"1 label\(s\) changed, the first at row 7 \(row_id 7\)"):
         fitted.transform(str(target))
 
