@@ -152,18 +152,15 @@ def write_section(name: str, text: str) -> None:
 
 
 def fit_config_for(kind: str, min_steps: int | None):
-    """The θ* recipe of a run: None (every default) for flat features; for images the default floor
-    on SGD steps, stated for every input (``min_steps_inputs="all"``), which on image rows is the
-    default recipe itself whether or not the learner tells ``epochs_for`` the row shape.
-    ``min_steps``: -1 the default floor, 0 none (the recipe before the floor), else that floor."""
+    """The θ* recipe of a run: None (every default: image rows get ``FitConfig.min_steps``, flat
+    features none). ``min_steps``: -1 the default, 0 no floor (the recipe before it), else that floor."""
     from influence_stage.config import FitConfig
 
-    if kind.startswith("weak") and min_steps == -1:
+    if min_steps == -1:
         return None
     if min_steps == 0:
         return FitConfig(min_steps=None)
-    floor = FitConfig().min_steps if min_steps == -1 else int(min_steps)
-    return FitConfig(min_steps=floor, min_steps_inputs="all")
+    return FitConfig(min_steps=int(min_steps))
 
 
 def save_arrays(cleaner, name: str, seed: int, y_true: np.ndarray, flipped: np.ndarray,
