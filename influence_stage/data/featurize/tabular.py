@@ -25,6 +25,26 @@ from influence_stage.errors import (
 )
 
 
+#: A feature whose fitted std is below this share of the median non-zero std of all the features is
+#: constant (only centred): a near-constant column, such as an encoder dimension that is ~0 on every row
+#: and given as its own float column, would otherwise be scaled from rounding noise up to unit variance.
+RELATIVE_CONSTANT_STD = 1e-5
+
+
+def tabular_scale(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``(d,)`` float64: ``std`` ``(d,)``, with 1.0 for a constant feature.
+
+    A feature is constant when its std is at the rounding level of its mean ``(d,)`` (``safe_scale``)
+    or below ``RELATIVE_CONSTANT_STD`` times the median of the features' non-zero stds.
+    """
+    std = np.asarray(std, dtype=np.float64)
+    scale = safe_scale(std, mean)
+    nonzero = std[std > 0]
+    if nonzero.size:
+        scale = np.where(std < RELATIVE_CONSTANT_STD * float(np.median(nonzero)), 1.0, scale)
+    return scale
+
+
 def _is_list(typ: pa.DataType) -> bool:
     return pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)
 
@@ -46,7 +66,8 @@ class TabularFeaturizer:
     fixed-size ``List(float32, length=d)``, an Arrow ``fixed_size_list``) gives one feature per
     position: its vectors must all have the length fitted on (the first non-null vector's), so a
     row's vector is spread over ``d`` consecutive features, in column order. Each feature is centred
-    by its fitted mean and divided by its fitted population std; a feature with zero std is only
+    by its fitted mean and divided by its fitted population std; a constant feature (zero std, or a
+    std below ``RELATIVE_CONSTANT_STD`` times the median non-zero std, ``tabular_scale``) is only
     centred; bools count as 0/1.
 
     A missing cell (null or NaN; a null vector, or a null or NaN entry of a vector) is filled with
@@ -62,7 +83,7 @@ class TabularFeaturizer:
         Features per column (1 for a scalar column, the vector length for a list column).
     mean_ : numpy.ndarray, shape ``(d,)`` float64
     scale_ : numpy.ndarray, shape ``(d,)`` float64
-        Fitted std, 1.0 where the std is 0.
+        Fitted std, 1.0 where the feature is constant (``tabular_scale``).
     fill_ : numpy.ndarray, shape ``(d,)`` float64
         The value a missing cell of each feature is filled with.
     n_missing_fit_ : numpy.ndarray, shape ``(d,)`` int64
@@ -196,7 +217,7 @@ class TabularFeaturizer:
                 block = self._read(table, start)
                 stats.update(np.where(np.isnan(block), fill[None, :], block))
         self.mean_ = stats.mean
-        self.scale_ = safe_scale(stats.std, stats.mean)
+        self.scale_ = tabular_scale(stats.std, stats.mean)
         self.fill_ = np.where(np.isnan(fill), self.mean_, fill)
         self.n_missing_fit_ = n_missing
         self.n_features_out_ = d
