@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from influence_stage.cli.common import EXAMPLES, EXIT_OK
+from influence_stage.cli.common import EXAMPLES, EXIT_OK, registry_help
 
 
 def issue_type_names() -> tuple[str, ...]:
@@ -24,21 +24,21 @@ def model_help() -> str:
     """
     from influence_stage.engine.sources import MODEL_SOURCE_REGISTRY
 
-    parts = []
-    for name, cls in MODEL_SOURCE_REGISTRY.items():
-        if cls.kind == "memory":  # objects: the estimators' model=, not a string
-            continue
-        parts.append(f"{name if cls.builds or not cls.prefix else cls.prefix + 'PATH'} ({cls.help})")
-    return "; ".join(parts)
+    strings = [f"{name if cls.builds or not cls.prefix else cls.prefix + 'PATH'} ({cls.help})"
+               for name, cls in MODEL_SOURCE_REGISTRY.items() if cls.kind != "memory"]
+    objects = [name for name, cls in MODEL_SOURCE_REGISTRY.items() if cls.kind == "memory"]
+    # objects are the estimators' model=, not a string: named so that every entry is listed
+    return "; ".join(strings) + (f" (from Python, model= also takes the sources {', '.join(objects)})" if objects else "")
 
 
 def flow_args(p: argparse.ArgumentParser) -> None:
     """The flags of a cleaning run (``clean`` and ``serve``), in groups: the FlowConfig and CleanConfig fields.
 
-    The choices and help of ``--action``, ``--score``, ``--threshold``, ``--model`` and
-    ``--issue-types`` are read from the registries (``decisions.policies``, ``engine.scores``,
-    ``decisions.thresholds``, ``engine.sources``, ``decisions.issues``), so a registered policy,
-    score, model source or issue type is named in ``--help`` at once.
+    The choices and help of ``--action``, ``--score``, ``--threshold``, ``--model``,
+    ``--issue-types``, ``--source`` and ``--featurizer`` are read from the registries
+    (``decisions.policies``, ``engine.scores``, ``decisions.thresholds``, ``engine.sources``,
+    ``decisions.issues``, ``data.sources``, ``data.featurize``), so a registered entry is named in
+    ``--help`` at once (the last two when the help is printed: their modules import ``datasets``).
     """
     from influence_stage.decisions.policies import POLICY_REGISTRY, action_help
     from influence_stage.decisions.thresholds import threshold_help
@@ -47,7 +47,9 @@ def flow_args(p: argparse.ArgumentParser) -> None:
     source = p.add_argument_group("source", "what is read (checked before anything starts)")
     source.add_argument("--config", help="YAML file with the flow parameters (FlowConfig), or 'demo' for the "
                         "demo's configuration shipped with the package; flags override it")
-    source.add_argument("--source", help="hub id, local parquet/csv/json file or folder, or save_to_disk folder")
+    registry_help(source.add_argument("--source", help="the data (a path or a hub id), read "
+                                      "by the first data source of DATA_SOURCE_REGISTRY that claims it: %(names)s"),
+                  "influence_stage.data.sources", "DATA_SOURCE_REGISTRY")
     source.add_argument("--split", help="split to read from a multi-split source (default: the only split)")
     source.add_argument("--label-column", help="label column (default: label)")
     source.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: "
@@ -71,8 +73,9 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                        "model (checkpoint, hf:) with the fit recipe before scoring (default: use it as it is)")
     model.add_argument("--hf-trainable", metavar="WHICH", help="parameters of an hf: model that SGD moves: head "
                        "(default), all or last:N")
-    model.add_argument("--featurizer", metavar="NAME", help="a featurizer registered in FEATURIZER_REGISTRY "
-                       "instead of the default for the columns' kind (tabular, image, text; featurize.featurizer)")
+    registry_help(model.add_argument("--featurizer", metavar="NAME", help="a featurizer of FEATURIZER_REGISTRY "
+                                     "instead of the default for the columns' kind (featurize.featurizer): "
+                                     "%(names)s"), "influence_stage.data.featurize", "FEATURIZER_REGISTRY")
     model.add_argument("--text-model", metavar="FOLDER", help="local sentence-transformers model folder that "
                        "featurizes text columns instead of TF-IDF + SVD (featurize.text_model)")
     model.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")

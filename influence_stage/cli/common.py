@@ -1,6 +1,8 @@
-"""What the subcommands share: exit codes and the examples shown by ``--help``."""
+"""What the subcommands share: exit codes, the examples shown by ``--help`` and the registries' names in it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_GATE = 0, 1, 2, 3
 """Done; an unexpected error; bad input or configuration; a validation gate failed (nothing published)."""
@@ -22,3 +24,42 @@ EXAMPLES = """examples:
   influence-stage export data/published/digits --out review/ --source data/digits/train.parquet
   influence-stage import-reviews project-export.json --from data/published/digits --out reviews.csv
 """
+
+
+class RegistryNames:
+    """A registry's entries as help text, read only when ``--help`` is printed.
+
+    argparse fills ``%(name)s`` in a flag's help from the flag's attributes when it formats the help,
+    so a flag whose help says ``%(names)s`` and whose ``names`` attribute is one of these lists the
+    registry's entries without importing the registry (and what it imports, e.g. ``datasets``) for
+    every other command.
+
+    Parameters
+    ----------
+    module : str
+        The module that holds the registry (imported on first use).
+    registry : str
+        The registry's name in that module.
+    """
+
+    def __init__(self, module: str, registry: str) -> None:
+        self.module, self.registry = module, registry
+
+    def entries(self) -> list[tuple[str, str]]:
+        """``(name, help)`` of every registered class, in registration order."""
+        import importlib
+
+        registry = getattr(importlib.import_module(self.module), self.registry)
+        return [(name, getattr(cls, "help", "")) for name, cls in registry.items()]
+
+    def __str__(self) -> str:
+        entries = self.entries()
+        if not any(text for _, text in entries):
+            return ", ".join(name for name, _ in entries)
+        return "; ".join(f"{name} ({text})" if text else name for name, text in entries)
+
+
+def registry_help(action: Any, module: str, registry: str) -> Any:
+    """Give ``action`` (an added flag) the ``names`` its help's ``%(names)s`` lists (see ``RegistryNames``)."""
+    action.names = RegistryNames(module, registry)
+    return action

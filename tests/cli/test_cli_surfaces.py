@@ -81,6 +81,61 @@ def test_action_choices_and_help_come_from_the_registries():
     assert "hf:PATH" in actions["model"].help and "checkpoint:PATH" in actions["model"].help
 
 
+def _flag_help(text: str, flag: str) -> str:
+    """The help of ``flag`` in a ``--help`` text (its line and the lines that continue it)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(f"{flag} ") or line.strip() == flag)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("-")
+                or not lines[i].strip()), len(lines))
+    return " ".join(line.strip() for line in lines[start:end])
+
+
+@pytest.mark.parametrize("command", ["clean", "serve"])
+def test_every_registered_name_of_every_registry_is_in_its_flags_help(command, monkeypatch, capsys):
+    import influence_stage.issues  # noqa: F401  (registers the data issue types)
+    from influence_stage.data.featurize import FEATURIZER_REGISTRY
+    from influence_stage.data.sources import DATA_SOURCE_REGISTRY
+    from influence_stage.decisions.issues import ISSUE_REGISTRY
+    from influence_stage.decisions.policies import POLICY_REGISTRY
+    from influence_stage.decisions.thresholds import THRESHOLD_REGISTRY
+    from influence_stage.engine.scores import SCORE_REGISTRY
+    from influence_stage.engine.sources import MODEL_SOURCE_REGISTRY
+
+    monkeypatch.setenv("COLUMNS", "100000")  # one line per flag
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    for flag, registry in [("--action", POLICY_REGISTRY), ("--score", SCORE_REGISTRY),
+                           ("--threshold", THRESHOLD_REGISTRY), ("--issue-types", ISSUE_REGISTRY),
+                           ("--model", MODEL_SOURCE_REGISTRY), ("--source", DATA_SOURCE_REGISTRY),
+                           ("--featurizer", FEATURIZER_REGISTRY)]:
+        names = registry.names()
+        assert len(names) >= 3, (flag, names)
+        help_text = _flag_help(text, flag)
+        missing = [name for name in names if name not in help_text]
+        assert not missing, f"{command} {flag} help lacks {missing}: {help_text}"
+
+
+def test_a_registered_data_source_or_featurizer_is_in_the_help_at_once(monkeypatch, capsys):
+    from influence_stage.data import sources
+    from influence_stage.data.featurize import FEATURIZER_REGISTRY
+
+    class Shelf(sources.DataSource):
+        help = "rows from the shelf"
+
+        def load(self, source, *, split, label_column, cache_dir):
+            raise NotImplementedError
+
+    monkeypatch.setattr(sources.DATA_SOURCE_REGISTRY, "items", lambda: [("shelf", Shelf)])
+    monkeypatch.setattr(FEATURIZER_REGISTRY, "items", lambda: [("pixels-v2", object)])
+    monkeypatch.setenv("COLUMNS", "100000")
+    with pytest.raises(SystemExit):
+        main(["clean", "--help"])
+    text = capsys.readouterr().out
+    assert _flag_help(text, "--source").endswith("claims it: shelf (rows from the shelf)")
+    assert _flag_help(text, "--featurizer").endswith("(featurize.featurizer): pixels-v2")
+
+
 def test_a_registered_policy_is_an_action_choice_at_once(monkeypatch):
     from influence_stage.decisions import policies
 
