@@ -24,6 +24,7 @@ from influence_stage.config.featurize import FeaturizeConfig
 from influence_stage.data.columns import ColumnRoles
 from influence_stage.data.labels import LabelEncoding
 from influence_stage.decisions import Decisions, ThresholdResult
+from influence_stage.decisions.suggest import SUGGESTED_DTYPE
 from influence_stage.errors import InvalidInputError
 from influence_stage.config import CleanConfig
 
@@ -274,6 +275,8 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
     est = cls(**params_from_json(manifest["params"]))
     config = CleanConfig.model_validate(renamed_keys(json.loads((folder / "config.json").read_text("utf-8"))))
     table = pd.read_parquet(folder / "decisions.parquet")
+    # nullable: empty on flagged rows with no confident other label (saved before that: int64, never empty)
+    table["suggested_label"] = table["suggested_label"].astype(SUGGESTED_DTYPE)
     scores = pd.read_parquet(folder / "scores.parquet")
     n = manifest["n_rows"]
     if len(table) != n or len(scores) != n or not np.array_equal(table["row_id"], scores["row_id"]):

@@ -23,7 +23,7 @@ from influence_stage.api.params import build_config
 from influence_stage.api.issue_data import fit_issues, issues_frame
 from influence_stage.api.views import IssueViews, with_label_names
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.decisions.apply import decision_arrays
+from influence_stage.decisions.apply import decision_arrays, relabel_targets
 from influence_stage.stage.run import GATE_MAX_DROP_FRACTION
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,8 @@ class InfluenceSampler(IssueViews, BaseSampler):
         relabel = np.flatnonzero(relabel_mask)
         y_res = y.copy()
         if relabel.size:
-            y_res[relabel] = encoder.inverse_transform(table["suggested_label"].to_numpy()[relabel])
+            # a relabel row always has a suggestion (decisions.decide); relabel_targets refuses an empty one
+            y_res[relabel] = encoder.inverse_transform(relabel_targets(table, relabel_mask, len(encoder.classes_)))
 
         self.config_ = config
         self.classes_ = encoder.classes_

@@ -83,6 +83,26 @@ def aligned_decisions(ds: datasets.Dataset, table: pd.DataFrame) -> pd.DataFrame
     return table.iloc[pos].reset_index(drop=True)
 
 
+def relabel_targets(table: pd.DataFrame, relabel: np.ndarray, n_classes: int) -> np.ndarray:
+    """The ``suggested_label`` codes of the ``relabel`` rows ``(n,) bool`` of ``table``, ``(n_relabel,) int64``.
+
+    A relabel row's suggestion must be a class code ``0..n_classes-1``; an empty one (null) or any
+    other value is an error naming the row. Other rows' suggestions may be empty.
+    """
+    values = pd.to_numeric(pd.Series(table["suggested_label"]).astype(object), errors="coerce")
+    suggested = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = relabel & ~(np.isfinite(suggested) & (suggested == np.round(suggested)) & (suggested >= 0)
+                      & (suggested < n_classes))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        found = table["suggested_label"].tolist()[i]
+        raise InvalidInputError(
+            f"relabel of row_id {table['row_id'].tolist()[i]!r} has suggested_label "
+            f"{'empty (null)' if pd.isna(found) else repr(found)}; expected a class code in 0..{n_classes - 1}."
+        )
+    return suggested[relabel].astype(np.int64)
+
+
 def decision_arrays(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The one rule every writer of decisions follows (Dataset, DataFrame, arrays).
 
@@ -123,7 +143,7 @@ def apply_decisions(
         ``n`` rows with a ``row_id`` column.
     table : pandas.DataFrame
         Columns ``row_id, action, suggested_label, weight``; every ``row_id`` of ``ds`` exactly
-        once. ``suggested_label`` is a code ``0..K-1`` (needed on relabel rows only); ``weight``
+        once. ``suggested_label`` is a code ``0..K-1`` on relabel rows (elsewhere it may be empty); ``weight``
         must be finite and >= 0 on reweight rows.
     label_column : str
         The label column to rewrite.
@@ -147,16 +167,7 @@ def apply_decisions(
     keep, relabel, weights = decision_arrays(dec)
 
     if relabel.any():
-        suggested = pd.to_numeric(dec["suggested_label"], errors="coerce").to_numpy(dtype=np.float64)
-        bad = relabel & ~(np.isfinite(suggested) & (suggested == np.round(suggested)) & (suggested >= 0)
-                          & (suggested < encoding.n_classes))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"relabel of row_id {ids[i]!r} has suggested_label {dec['suggested_label'].tolist()[i]!r}; expected a "
-                f"class code in 0..{encoding.n_classes - 1}."
-            )
-        new_values = encoding.decode(suggested[relabel].astype(np.int64))
+        new_values = encoding.decode(relabel_targets(dec, relabel, encoding.n_classes))
         original = arrow_column(out, label_column)
         try:
             replacement = pa.array(new_values.tolist(), type=original.type)
@@ -202,7 +213,8 @@ def apply_to_arrays(X: np.ndarray, y: np.ndarray, table: pd.DataFrame,
     y_out = np.array(y, dtype=object if y.dtype.kind in "USO" else y.dtype, copy=True)
     relabel = np.flatnonzero(relabel_mask)
     if relabel.size:
-        y_out[relabel] = frame_label_values(pd.Series(y), encoding, table["suggested_label"].to_numpy()[relabel])
+        y_out[relabel] = frame_label_values(pd.Series(y), encoding,
+                                            relabel_targets(table, relabel_mask, encoding.n_classes))
     if y.dtype.kind in "US":
         y_out = np.asarray(y_out.tolist())
     return X[keep], y_out[keep]
@@ -233,7 +245,7 @@ def apply_to_frame(df: pd.DataFrame, table: pd.DataFrame, encoding: LabelEncodin
     if relabel.size:
         col = out[config.label_column].copy()
         col.iloc[relabel] = frame_label_values(df[config.label_column], encoding,
-                                                table["suggested_label"].to_numpy()[relabel])
+                                                relabel_targets(table, relabel_mask, encoding.n_classes))
         out[config.label_column] = col
     if config.action == "reweight":
         check_new_weight_column(out.columns, config.weight_column)

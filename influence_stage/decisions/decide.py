@@ -40,7 +40,7 @@ from influence_stage._checks import check_choice, check_fraction, check_labels, 
 from influence_stage.decisions.policies import Policy, PolicyInputs, check_action, make_policy
 from influence_stage.decisions.schema import ROW_ACTIONS, TABLE_COLUMNS
 from influence_stage.decisions.thresholds import ThresholdResult, choose_threshold
-from influence_stage.decisions.suggest import suggest_labels
+from influence_stage.decisions.suggest import suggest_labels, suggested_codes, suggestion_column
 from influence_stage.engine.scores import label_quality
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
@@ -78,9 +78,10 @@ class Decisions:
           fallback ``"keep"``, a binding drop cap, or ``action="none"``).
         - ``action`` str: one of ``keep``, ``drop``, ``relabel``, ``reweight``.
         - ``given_label`` int64: the label as given.
-        - ``suggested_label`` int64: argmax of ``proba`` when given (on flagged rows the most probable
-          other label, ``decisions.suggest``), else the given label.
-          Under ``relabel`` rows with action ``relabel`` take this label.
+        - ``suggested_label`` Int64 (nullable): argmax of ``proba`` when given, else the given
+          label; on flagged rows the most probable other label when it is confident
+          (``Policy.confident``), else empty (null; ``decisions.suggest``). Never the given label on
+          a flagged row. Under ``relabel`` rows with action ``relabel`` take this label (never empty).
         - ``weight`` float64 in ``(0, 1]``: 1.0 except under ``reweight``.
     threshold : ThresholdResult
         The threshold that flagged the rows.
@@ -114,7 +115,7 @@ class Decisions:
         action = t["action"].to_numpy()
         flagged = t["is_issue"].to_numpy()
         relabeled = action == "relabel"
-        targets = t["suggested_label"].to_numpy()[relabeled]
+        targets = suggested_codes(t["suggested_label"])[relabeled]
         classes = np.unique(np.concatenate([given, targets]))
         records = []
         for c in classes:
@@ -327,19 +328,22 @@ def decide(
           rest (``PrunePolicy``); no threshold, no caps.
     proba : array-like, shape ``(n, K)`` float, optional
         Class probabilities averaged over ensemble members; rows sum to 1 (within 1e-3).
-        ``suggested_label`` is its argmax (first class on ties), on flagged rows the most probable
-        label other than the given one (``decisions.suggest``); without it, the given label.
+        ``suggested_label`` is its argmax (first class on ties); on flagged rows the most probable
+        label other than the given one when it is confident, else empty (``decisions.suggest``).
+        Without it, the given label, and empty on flagged rows.
     row_ids : array-like, shape ``(n,)``, optional
         Unique ids, default ``0..n-1``.
     min_agreement : float in [0, 1], default 0.5
         ``relabel_rule="argmax"``: relabel a flagged row only when the suggested label differs from
-        the given one and ``proba[row, suggested] >= min_agreement``.
+        the given one and ``proba[row, suggested] >= min_agreement``; the other flagged rows show an
+        empty suggestion. Under actions other than ``relabel`` a flagged row's suggestion is shown
+        when its probability reaches ``decisions.suggest.SUGGESTION_MIN_PROBA`` (0.5), whatever this is.
     relabel_fallback : {"drop", "keep"}, default ``"drop"``
         Action of flagged rows that are not relabeled.
     relabel_rule : {"argmax", "soft"}, default ``"argmax"``
         ``"argmax"``: the rule above. ``"soft"``: relabel a flagged row when
         ``proba[row, given] < 1 / K`` (the ensemble gives the given label less than chance),
-        to the argmax; ``min_agreement`` is not used.
+        to the argmax; ``min_agreement`` is not used. The suggestion of the other flagged rows is empty.
     max_fraction_per_class : float in [0, 1] or None, default 0.5
         Never remove more than ``floor(fraction * n_c)`` of the ``n_c`` rows of a class (by given
         label); drops and relabels to another class both remove a row from its class. Whatever the
@@ -437,6 +441,17 @@ def decide(
     if outcome.is_issue is not None:
         flagged = np.asarray(outcome.is_issue, dtype=bool)
         thr = outcome.threshold
+        suggested = suggest_labels(P, y, flagged) if P is not None else y.copy()
+    # a flagged row shows its suggestion only where it is confident (decisions.suggest)
+    confident = policy.confident(P, y, suggested) if P is not None else np.zeros(n, dtype=bool)
+    suggested_column = suggestion_column(suggested, flagged, confident)
+    unsure = (act == "relabel") & ~(flagged & confident)
+    if unsure.any():
+        i = int(np.flatnonzero(unsure)[0])
+        raise InvalidInputError(
+            f"policy {policy.name!r} relabels row {i}, whose suggested label is not confident by its own rule "
+            f"({int(unsure.sum())} such rows); a relabeled row needs a confident suggestion. Fix the policy's act or "
+            "confident.")
     caps: list[str] = []
     if policy.removes_rows:
         caps = _apply_small_class_rule(act, y, P, Q, min_class_rows)
@@ -451,7 +466,7 @@ def decide(
             "is_issue": flagged.copy(),
             "action": act.astype(str),
             "given_label": y,
-            "suggested_label": suggested,
+            "suggested_label": suggested_column,
             "weight": weight,
         },
         columns=list(TABLE_COLUMNS),

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from influence_stage.decisions.suggest import SUGGESTION_MIN_PROBA
 from influence_stage.decisions.thresholds import ThresholdResult
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.registry import Registry
@@ -36,7 +37,8 @@ class PolicyInputs:
     labels : ``(n,) int64`` the given labels, codes ``0..K-1``
     proba : ``(n, K) float64`` the members' mean class probabilities, or None
     suggested : ``(n,) int64`` argmax of ``proba``, on flagged rows the best other label
-        (``decisions.suggest``; the given label without ``proba``)
+        (``decisions.suggest``; the given label without ``proba``). Whether that label is confident
+        is ``Policy.confident``'s; the table shows an empty suggestion where it is not.
     flagged : ``(n,) bool`` rows the threshold flagged (all False for a policy that uses none)
     eligible : ``(n,) bool`` rows an action may touch
     threshold : ThresholdResult or None (None for a policy that uses no threshold)
@@ -111,6 +113,16 @@ class Policy(ABC):
     def act(self, x: PolicyInputs) -> PolicyOutcome:
         """The action and weight of every row."""
 
+    def confident(self, proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray) -> np.ndarray:
+        """``(n,) bool``: the suggested label is another label than the given one and confident.
+
+        The default (every action but ``relabel``): its probability reaches
+        ``decisions.suggest.SUGGESTION_MIN_PROBA``. A flagged row whose suggestion is not confident
+        shows an empty suggestion. ``proba`` ``(n, K)``, ``labels`` and ``suggested`` ``(n,)`` codes.
+        """
+        rows = np.arange(labels.size)
+        return (suggested != labels) & (proba[rows, suggested] >= SUGGESTION_MIN_PROBA)
+
     @staticmethod
     def keep_all(n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(n,)`` actions all ``"keep"`` and weights all 1.0, to start from."""
@@ -141,7 +153,10 @@ class RelabelPolicy(Policy):
     """Flagged rows that pass ``rule`` take the suggested label; the others get ``fallback``.
 
     ``rule="argmax"``: the suggested label differs from the given one and has probability
-    ``>= min_agreement``. ``rule="soft"``: the given label gets less than chance, ``1 / K``.
+    ``>= min_agreement``. ``rule="soft"``: the given label gets less than chance, ``1 / K`` (then the
+    argmax, which is the suggested label, is another label). The rule is also ``confident``: a
+    flagged row's suggestion is shown exactly when the row would be relabeled to it (before the
+    small-class rule and the caps), and is empty otherwise.
     """
 
     help = "give the flagged rows the members' suggested label (others: relabel_fallback)"
@@ -151,14 +166,16 @@ class RelabelPolicy(Policy):
     fallback: str = "drop"
     rule: str = "argmax"
 
+    def confident(self, proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray) -> np.ndarray:
+        rows = np.arange(labels.size)
+        if self.rule == "argmax":
+            return (suggested != labels) & (proba[rows, suggested] >= self.min_agreement)
+        # soft: the given label gets less than chance, so the argmax (another label) is the suggestion
+        return (suggested != labels) & (proba[rows, labels] < 1.0 / proba.shape[1])
+
     def act(self, x: PolicyInputs) -> PolicyOutcome:
         action, weight = self.keep_all(x.n)
-        P, y, suggested = x.proba, x.labels, x.suggested
-        rows = np.arange(x.n)
-        if self.rule == "argmax":
-            ok = (suggested != y) & (P[rows, suggested] >= self.min_agreement)
-        else:  # soft: the given label gets less than chance
-            ok = P[rows, y] < 1.0 / P.shape[1]
+        ok = self.confident(x.proba, x.labels, x.suggested)
         action[x.actionable & ok] = "relabel"
         action[x.actionable & ~ok] = self.fallback
         return PolicyOutcome(action, weight)

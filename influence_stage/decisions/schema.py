@@ -32,16 +32,27 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _label_codes(values: pd.Series, column: str, n_classes: int) -> np.ndarray:
-    """Return a label column as ``(n,) int64`` in ``0..n_classes-1`` or raise naming the first bad row."""
-    arr = values.to_numpy()
+def _label_codes(values: pd.Series, column: str, n_classes: int, nullable: bool = False) -> Any:
+    """Return a label column as ``(n,) int64`` in ``0..n_classes-1`` or raise naming the first bad row.
+
+    ``nullable``: empty cells (null, NaN, None) are allowed and the column comes back as pandas ``Int64``.
+    """
+    null = values.isna().to_numpy() if nullable else np.zeros(len(values), dtype=bool)
+    if nullable and values.dtype == object and null.any():
+        try:
+            values = pd.to_numeric(values)
+        except (TypeError, ValueError):
+            pass  # refused just below, by dtype
+    arr = values.to_numpy(dtype=np.float64, na_value=np.nan) if pd.api.types.is_numeric_dtype(values) \
+        and values.dtype != bool else values.to_numpy()
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise InvalidTypeError(
-            f"table column {column!r} must hold integer class codes 0..{n_classes - 1}; found dtype "
+            f"table column {column!r} must hold integer class codes 0..{n_classes - 1}"
+            f"{' (or be empty)' if nullable else ''}; found dtype "
             f"{values.dtype}. Encode labels as codes and pass their names as class_names."
         )
     arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < 0) | (arr >= n_classes)
+    bad = ~null & (~np.isfinite(arr) | (arr != np.round(arr)) | (arr < 0) | (arr >= n_classes))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
@@ -49,6 +60,8 @@ def _label_codes(values: pd.Series, column: str, n_classes: int) -> np.ndarray:
             f"class_names, {n_classes} given); row {i} has {_scalar(values.iloc[i])!r} "
             f"({int(bad.sum())} bad rows in all). Pass one class name per class."
         )
+    if nullable:
+        return pd.arrays.IntegerArray(np.where(null, 0, arr).astype(np.int64), null)
     return arr.astype(np.int64)
 
 
@@ -61,7 +74,9 @@ def check_table(table: Any, class_names: Any) -> tuple[pd.DataFrame, list[str]]:
         ``table`` is not a DataFrame; a column has the wrong dtype.
     InvalidInputError
         Missing columns (named), no rows, a negative or non-finite score, an unknown action, a label
-        outside ``0..len(class_names)-1``.
+        outside ``0..len(class_names)-1``, an empty ``suggested_label`` on a ``relabel`` row.
+        ``suggested_label`` may be empty (null) on the other rows (``decisions.suggest``) and comes
+        back as pandas ``Int64``.
     """
     if not isinstance(table, pd.DataFrame):
         raise InvalidTypeError(
@@ -115,6 +130,15 @@ def check_table(table: Any, class_names: Any) -> tuple[pd.DataFrame, list[str]]:
     if weight.dtype == bool or not pd.api.types.is_numeric_dtype(weight):
         raise InvalidTypeError(f"table column 'weight' must be numeric; found dtype {weight.dtype}.")
 
+    given = _label_codes(table["given_label"], "given_label", len(names))
+    suggested = _label_codes(table["suggested_label"], "suggested_label", len(names), nullable=True)
+    empty = (action == "relabel") & np.asarray(pd.isna(suggested), dtype=bool)
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise InvalidInputError(
+            f"table row {i} has action 'relabel' and an empty suggested_label ({int(empty.sum())} such rows); "
+            "a relabeled row needs the label it is relabeled to."
+        )
     clean = pd.DataFrame(
         {
             "row_id": table["row_id"].to_numpy(),
@@ -123,8 +147,8 @@ def check_table(table: Any, class_names: Any) -> tuple[pd.DataFrame, list[str]]:
             "label_quality": pd.to_numeric(table["label_quality"], errors="coerce").to_numpy(dtype=np.float64),
             "is_issue": is_issue,
             "action": action.astype(object),
-            "given_label": _label_codes(table["given_label"], "given_label", len(names)),
-            "suggested_label": _label_codes(table["suggested_label"], "suggested_label", len(names)),
+            "given_label": given,
+            "suggested_label": suggested,
             "weight": weight.to_numpy(dtype=np.float64),
         },
         columns=list(TABLE_COLUMNS),

@@ -2,9 +2,13 @@
 
 A flagged row is one the ranking believes carries a wrong label, so its suggestion is the most
 probable label *other than the given one* (``suggest_labels``); it is never the given label.
-Whether the row is actually relabeled is the decision rule's (``decide``: the suggestion's
-probability must reach ``min_agreement``; else the row falls back to ``relabel_fallback``).
-Rows that are not flagged keep the argmax as their suggestion (usually their given label).
+When that label is not confident (the decision policy's ``Policy.confident``: under ``relabel``
+the relabel rule itself, so a suggestion on a flagged row is exactly a relabel target; under the
+other actions its probability reaches ``SUGGESTION_MIN_PROBA``), the flagged row's suggestion is
+empty (null, ``suggestion_column``): no other label is confident, and under ``relabel`` the row
+falls back to ``relabel_fallback``. Rows that are not flagged keep the argmax as their suggestion
+(usually their given label). The decisions table's ``suggested_label`` is therefore a nullable
+integer column (pandas ``Int64``); ``suggested_codes`` reads it back as codes with ``NO_SUGGESTION``.
 
 The probabilities (``suggestion_proba``): the mean of the members' mean probabilities
 (in-sample: they remember the given label of every row they trained on) and the cross-fitted
@@ -18,6 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+#: A flagged row's best other label is confident (under every action but ``relabel``, which uses its own
+#: rule) when its probability reaches this: more likely than all the other labels together.
+SUGGESTION_MIN_PROBA = 0.5
+#: The code that stands for an empty suggestion in an int64 array (``suggested_codes``).
+NO_SUGGESTION = -1
+#: The pandas dtype of the decisions table's ``suggested_label`` column (integer codes, null when empty).
+SUGGESTED_DTYPE = "Int64"
 
 
 def suggestion_proba(member_proba: np.ndarray, oos_proba: np.ndarray | None = None,
@@ -52,4 +65,21 @@ def suggest_labels(proba: np.ndarray, given: np.ndarray, flagged: np.ndarray) ->
     return out
 
 
-__all__ = ["suggest_labels", "suggestion_proba"]
+def suggestion_column(suggested: np.ndarray, flagged: np.ndarray, confident: np.ndarray) -> pd.arrays.IntegerArray:
+    """The ``suggested_label`` column: ``suggested`` ``(n,) int`` as pandas ``Int64``, null on flagged rows
+    (``flagged`` ``(n,) bool``) whose suggestion is not ``confident`` ``(n,) bool``."""
+    empty = np.asarray(flagged, dtype=bool) & ~np.asarray(confident, dtype=bool)
+    return pd.arrays.IntegerArray(np.where(empty, 0, np.asarray(suggested, dtype=np.int64)), empty)
+
+
+def suggested_codes(values: object) -> np.ndarray:
+    """A ``suggested_label`` column (``Int64``, float with NaN, object with None, or int) as ``(n,) int64``
+    codes, ``NO_SUGGESTION`` where it is empty."""
+    series = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if series.dtype == object:
+        series = pd.to_numeric(series)
+    return series.astype("Float64").fillna(NO_SUGGESTION).to_numpy(dtype=np.int64)
+
+
+__all__ = ["NO_SUGGESTION", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA", "suggest_labels", "suggested_codes",
+           "suggestion_column", "suggestion_proba"]

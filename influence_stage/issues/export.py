@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from influence_stage._checks import check_class_names
+from influence_stage.decisions.suggest import NO_SUGGESTION, suggested_codes
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 #: Columns of the decisions table carried into the review frame, when present.
@@ -116,11 +117,16 @@ def review_rows(decisions: pd.DataFrame, issues: Any = None, *, content: Any = N
         names = np.asarray(check_class_names(class_names), dtype=object)
         for col in ("given_label", "suggested_label"):
             if col in base:
-                codes = base[col].to_numpy(dtype=np.int64)
-                if codes.size and (codes.min() < 0 or codes.max() >= names.size):
-                    raise InvalidInputError(f"{col} holds code {int(codes.max())}, but only {names.size} class names "
-                                            "were given. Pass one name per class.")
-                base[f"{col}_name"] = names[codes]
+                # an empty suggestion (a flagged row with no confident other label) gets an empty name
+                codes = suggested_codes(base[col]) if col == "suggested_label" else base[col].to_numpy(dtype=np.int64)
+                empty = codes == NO_SUGGESTION if col == "suggested_label" else np.zeros(codes.size, dtype=bool)
+                present = codes[~empty]
+                if present.size and (present.min() < 0 or present.max() >= names.size):
+                    raise InvalidInputError(f"{col} holds code {int(present.max())}, but only {names.size} class "
+                                            "names were given. Pass one name per class.")
+                label_names = names[np.where(empty, 0, codes)]
+                label_names[empty] = None
+                base[f"{col}_name"] = pd.Series(label_names, index=base.index, dtype=object)
     flags = [c for c in base.columns if c.startswith("is_") and c.endswith("_issue")
              and c not in ("is_issue", "is_any_issue")]
     kinds = [("label", "is_issue")] * ("is_issue" in base) + [(c[3:-6], c) for c in flags]
@@ -206,6 +212,8 @@ def _is_png(data: bytes) -> bool:
 
 
 def _json_value(value: Any) -> Any:
+    if value is pd.NA or value is pd.NaT:
+        return None
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -279,6 +287,19 @@ def label_config(class_names: Sequence[str], data_column: str, tag: str) -> str:
             f"showInline=\"true\">\n{choices}\n  </Choices>\n</View>\n")
 
 
+def _suggested_name(data: dict[str, Any], names: Sequence[str]) -> str | None:
+    """The suggested label's name of one review row (its JSON values), None where the suggestion is empty.
+
+    A row without any suggestion column suggests its given label (a review of issue types only).
+    """
+    if "suggested_label_name" not in data and "suggested_label" not in data:
+        return names[int(data["given_label"])]
+    if data.get("suggested_label_name") is not None:
+        return str(data["suggested_label_name"])
+    code = data.get("suggested_label")
+    return None if code is None else names[int(code)]
+
+
 def label_studio_tasks(rows: pd.DataFrame, class_names: Any, *, data_column: str | None = None,
                        model_version: str = MODEL_VERSION) -> list[dict[str, Any]]:
     """Label Studio import tasks for the review rows (images already written as paths).
@@ -286,14 +307,18 @@ def label_studio_tasks(rows: pd.DataFrame, class_names: Any, *, data_column: str
     Each task: ``data`` holds the content column, ``row_id``, ``given_label_name``, ``issue_types``, the
     scores and every other plain column; ``predictions`` holds one prediction, the suggested label as
     a ``choices`` result under ``from_name="label"``, scored by the cross-fitted or member probability
-    of that label when present (``suggested_proba``), else by ``label_quality``.
+    of that label when present (``suggested_proba``), else by ``label_quality``. A row whose
+    suggestion is empty (no other label is confident) has no prediction (``predictions`` is ``[]``).
     """
     names = check_class_names(class_names)
     column, _ = _data_column(rows, data_column, image_columns(rows))
     tasks = []
     for record in rows.to_dict(orient="records"):
         data = {str(k): _json_value(v) for k, v in record.items()}
-        suggested = data.get("suggested_label_name") or names[int(data.get("suggested_label", data["given_label"]))]
+        suggested = _suggested_name(data, names)
+        if suggested is None:
+            tasks.append({"data": data, "predictions": []})
+            continue
         score = data.get("suggested_proba", data.get("label_quality"))
         prediction: dict[str, Any] = {"model_version": model_version, "result": [{
             "from_name": LABEL_CONTROL, "to_name": column, "type": "choices", "value": {"choices": [suggested]}}]}
@@ -386,21 +411,25 @@ def argilla_records(rows: pd.DataFrame, class_names: Any, *, data_column: str | 
 
     Each record is the keyword arguments of ``argilla.Record``: ``id`` (the row id as a string),
     ``fields`` (the content column), ``metadata`` (given label, issue types, scores, harm) and
-    ``suggestions`` (``[{"question_name": "label", "value": <suggested name>, "score", "agent"}]``).
+    ``suggestions`` (``[{"question_name": "label", "value": <suggested name>, "score", "agent"}]``, or ``[]``
+    where the suggestion is empty: no other label is confident).
     """
     names = check_class_names(class_names)
     column, _ = _data_column(rows, data_column, image_columns(rows))
     records = []
     for record in rows.to_dict(orient="records"):
         data = {str(k): _json_value(v) for k, v in record.items()}
-        suggested = data.get("suggested_label_name") or names[int(data.get("suggested_label", data["given_label"]))]
-        score = data.get("suggested_proba", data.get("label_quality"))
-        suggestion: dict[str, Any] = {"question_name": LABEL_CONTROL, "value": suggested, "agent": agent}
-        if isinstance(score, (int, float)):
-            suggestion["score"] = float(score)
+        suggested = _suggested_name(data, names)
+        suggestions: list[dict[str, Any]] = []
+        if suggested is not None:
+            score = data.get("suggested_proba", data.get("label_quality"))
+            suggestion: dict[str, Any] = {"question_name": LABEL_CONTROL, "value": suggested, "agent": agent}
+            if isinstance(score, (int, float)):
+                suggestion["score"] = float(score)
+            suggestions.append(suggestion)
         metadata = {k: v for k, v in data.items() if k != column and (v is None or isinstance(v, (str, int, float)))}
         records.append({"id": str(data.get("row_id")), "fields": {column: data[column]}, "metadata": metadata,
-                        "suggestions": [suggestion]})
+                        "suggestions": suggestions})
     return records
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import datasets
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -161,13 +162,16 @@ def _classes_section(meta: Mapping[str, Any], manifest: pd.DataFrame) -> list[st
     action = manifest["action"].astype(str)
     lines = ["## By class", "", "| class | input rows | dropped | relabeled away | relabeled to |",
              "| --- | ---: | ---: | ---: | ---: |"]
-    suggested = manifest["suggested_label"] if "suggested_label" in manifest.columns else given
-    relabeled = action == "relabel"
+    # suggested_label is empty (null) on flagged rows with no confident other label; relabeled rows always have one
+    suggested = manifest["suggested_label"].astype(object) if "suggested_label" in manifest.columns \
+        else given.astype(object)
+    relabeled = (action == "relabel").to_numpy()
     values = list(names) if names else sorted(pd.unique(given).tolist(), key=str)
     for value in values:
-        mine = given == value
+        mine = (given == value).to_numpy(dtype=bool)
+        to_value = np.asarray([v is not None and not pd.isna(v) and v == value for v in suggested], dtype=bool)
         lines.append(f"| {_label(value, names)} | {int(mine.sum())} | {int((mine & (action == 'drop')).sum())} | "
-                     f"{int((mine & relabeled).sum())} | {int((relabeled & (suggested == value)).sum())} |")
+                     f"{int((mine & relabeled).sum())} | {int((relabeled & to_value).sum())} |")
     if relabeled.any():
         pairs = (pd.DataFrame({"given": given[relabeled].astype(object), "to": suggested[relabeled].astype(object)})
                  .value_counts().head(_TOP_RELABELS))

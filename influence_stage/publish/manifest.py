@@ -20,6 +20,31 @@ from influence_stage.publish.store import json_ready
 LABEL_COLUMNS = ("given_label", "suggested_label")
 """The manifest columns that hold labels (values of the input's label column once published)."""
 
+NULLABLE_LABEL_COLUMNS = ("suggested_label",)
+"""Label columns that may be empty (null): a flagged row with no confident other label
+(``influence_stage.decisions.suggest``)."""
+
+
+def _decode_column(values: pd.Series, encoding: Any) -> Any:
+    """Label codes (``Int64`` or int, null where empty) as the input's label values, null kept empty.
+
+    Without an empty cell the values come back exactly as ``encoding.decode`` gives them; with one,
+    as a nullable column of the same kind (``Int64`` for int labels, ``boolean`` for bools, ``Float64``
+    for floats, objects with None otherwise).
+    """
+    empty = np.asarray(pd.isna(values), dtype=bool)
+    if not empty.any():
+        return encoding.decode(pd.Series(values).to_numpy(dtype=np.int64))
+    decoded = encoding.decode(pd.Series(values)[~empty].to_numpy(dtype=np.int64))
+    kind = decoded.dtype.kind
+    dtype = {"i": "Int64", "u": "Int64", "b": "boolean", "f": "Float64"}.get(kind)
+    out = np.empty(len(values), dtype=object)
+    out[~empty] = decoded.tolist()
+    out[empty] = None
+    if dtype is None:
+        return pd.Series(out, dtype=object).to_numpy()
+    return pd.array(out.tolist(), dtype=dtype)
+
 
 ISSUE_EXTRA_COLUMNS = ("exact_duplicate_of",)
 """Columns of the issue report carried into the manifest besides the ``is_<type>_issue`` flags."""
@@ -53,7 +78,8 @@ def labelled_manifest(table: pd.DataFrame, encoding: Any, issues: Any = None) ->
     the input's label column instead, with its dtype (``LabelEncoding.decode``): ints like
     ``{0, 5, 7}``, strings, bools. For a ``ClassLabel`` column those are its stored ints, as in
     ``data.parquet``; its names are in
-    ``meta.json`` (``class_names``). Other columns are unchanged.
+    ``meta.json`` (``class_names``). An empty ``suggested_label`` (null) stays empty. Other
+    columns are unchanged.
 
     Parameters
     ----------
@@ -76,7 +102,10 @@ def labelled_manifest(table: pd.DataFrame, encoding: Any, issues: Any = None) ->
     for column in LABEL_COLUMNS:
         if column not in out.columns:
             raise InvalidInputError(f"the decisions table has no {column!r} column; found {list(out.columns)}.")
-        out[column] = encoding.decode(out[column].to_numpy())
+        if column in NULLABLE_LABEL_COLUMNS:
+            out[column] = _decode_column(out[column], encoding)
+        else:
+            out[column] = encoding.decode(out[column].to_numpy())
     extra = issue_manifest_columns(issues)
     if extra is not None:
         if len(extra) != len(out):
@@ -108,7 +137,8 @@ def check_classes(manifest: pd.DataFrame, classes: Any, class_names: Any) -> dic
     for column in LABEL_COLUMNS:
         if column not in manifest.columns:
             continue
-        found = [v.item() if isinstance(v, np.generic) else v for v in pd.unique(manifest[column])]
+        present = manifest[column].dropna() if column in NULLABLE_LABEL_COLUMNS else manifest[column]
+        found = [v.item() if isinstance(v, np.generic) else v for v in pd.unique(present)]
         unknown = [v for v in found if v not in known]
         if unknown:
             raise InvalidInputError(
@@ -136,14 +166,17 @@ def manifest_codes(manifest: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFr
     index = {v: k for k, v in enumerate(classes)}
     out = manifest.copy()
     for column in LABEL_COLUMNS:
+        empty = np.asarray(out[column].isna(), dtype=bool) if column in NULLABLE_LABEL_COLUMNS \
+            else np.zeros(len(out), dtype=bool)
         values = [v.item() if isinstance(v, np.generic) else v for v in out[column].tolist()]
-        unknown = [v for v in values if v not in index]
+        unknown = [v for v, e in zip(values, empty) if not e and v not in index]
         if unknown:
             raise InvalidInputError(
                 f"published manifest column {column!r} holds {unknown[0]!r}, not one of the classes in meta.json "
                 f"{classes[:10]!r}; the version is damaged. Fix: re-publish it."
             )
-        out[column] = np.asarray([index[v] for v in values], dtype=np.int64)
+        codes = np.asarray([0 if e else index[v] for v, e in zip(values, empty)], dtype=np.int64)
+        out[column] = pd.arrays.IntegerArray(codes, empty) if column in NULLABLE_LABEL_COLUMNS else codes
     return out
 
 

@@ -53,7 +53,8 @@ def load_published(
     manifest : pandas.DataFrame
         ``manifest.parquet``: ``given_label`` / ``suggested_label`` hold the input's label values
         (``meta["classes"]`` maps codes to them;
-        ``manifest_codes`` turns them back).
+        ``manifest_codes`` turns them back). ``suggested_label`` is null (``pd.NA`` / None) on a
+        flagged row with no confident other label.
     meta : dict
         ``meta.json``.
 

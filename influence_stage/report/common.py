@@ -149,17 +149,28 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[: min(k, scores.size)]
 
 
+#: How the reports show an empty suggestion: a flagged row with no confident other label
+#: (``influence_stage.decisions.suggest``).
+NO_SUGGESTION_TEXT = "(none)"
+
+
+def suggested_name(names: Any, code: Any) -> str:
+    """``names[code]``, or ``NO_SUGGESTION_TEXT`` when the suggestion ``code`` is empty (null)."""
+    return NO_SUGGESTION_TEXT if pd.isna(code) else str(names[int(code)])
+
+
 def flagged_pairs(t: pd.DataFrame) -> pd.DataFrame:
     """Flagged rows counted per ``(given_label, suggested_label)`` pair.
 
     Columns ``given_label, suggested_label, rows, relabeled`` (``relabeled``: of those rows, the ones
     whose action is ``relabel``), one row per pair that occurs, most frequent first; ties in order of
-    given then suggested label. Empty when nothing is flagged.
+    given then suggested label, an empty suggestion (null: no confident other label) last. Empty when
+    nothing is flagged.
     """
     flagged = t[t["is_issue"].to_numpy()]
     pairs = (
         flagged.assign(relabeled=(flagged["action"] == "relabel").astype(np.int64), rows=1)
-        .groupby(["given_label", "suggested_label"], sort=True)[["rows", "relabeled"]].sum()
+        .groupby(["given_label", "suggested_label"], sort=True, dropna=False)[["rows", "relabeled"]].sum()
         .reset_index()
     )
     return pairs.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)

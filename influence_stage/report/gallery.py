@@ -20,7 +20,7 @@ import pandas as pd
 
 from influence_stage._checks import check_positive_int
 from influence_stage.decisions.schema import check_table
-from influence_stage.report.common import GALLERY_K, GALLERY_NAME_CHARS, shorten, top_rows
+from influence_stage.report.common import GALLERY_K, GALLERY_NAME_CHARS, shorten, suggested_name, top_rows
 from influence_stage.report.plots import as_image, gallery_kind
 
 #: Characters of a text shown in one HTML gallery cell; longer texts are cut with an ellipsis.
@@ -106,7 +106,7 @@ def gallery_html(table: pd.DataFrame, images_or_texts: Any, class_names: Sequenc
     for i in top_rows(t["score"].to_numpy(), k):
         row = t.iloc[int(i)]
         given = shorten(names[int(row["given_label"])], name_chars)
-        suggested = shorten(names[int(row["suggested_label"])], name_chars)
+        suggested = shorten(suggested_name(names, row["suggested_label"]), name_chars)
         caption = (f"<figcaption><b>{html.escape(given)} → {html.escape(suggested)}</b><br>"
                    f"score {row['score']:.3g} · {html.escape(str(row['action']))} · "
                    f"row {html.escape(str(row['row_id']))}</figcaption>")

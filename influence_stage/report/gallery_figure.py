@@ -21,6 +21,7 @@ from influence_stage._checks import check_positive_int
 from influence_stage.decisions.schema import check_table
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.report.common import (
+    suggested_name,
     GALLERY_K,
     GALLERY_NAME_CHARS,
     GALLERY_TEXT_CHARS,
@@ -146,7 +147,7 @@ def plot_gallery(
         ax.set_xticks([])
         ax.set_yticks([])
         given = shorten(names[int(row["given_label"])], name_chars)
-        suggested = shorten(names[int(row["suggested_label"])], name_chars)
+        suggested = shorten(suggested_name(names, row["suggested_label"]), name_chars)
         ax.set_title(
             f"{given} → {suggested}\nscore {row['score']:.3g} · {row['action']}",
             fontsize=8, parse_math=False,

@@ -27,6 +27,7 @@ from influence_stage.decisions.schema import ROW_ACTIONS, check_table
 from influence_stage.engine.scores import RANK_SCORES
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.report.common import (
+    suggested_name,
     GALLERY_K,
     PNG_DPI,
     REPORT_MAX_PAIRS,
@@ -147,13 +148,14 @@ def _pairs_table(t: pd.DataFrame, names: list[str]) -> str:
     for r in pairs.head(REPORT_MAX_PAIRS).itertuples(index=False):
         lines.append(
             f"<tr><td>{html.escape(names[int(r.given_label)])}</td>"
-            f"<td>{html.escape(names[int(r.suggested_label)])}</td>"
+            f"<td>{html.escape(suggested_name(names, r.suggested_label))}</td>"
             f'<td class="num">{int(r.rows)}</td><td class="num">{100.0 * r.rows / n_flagged:.1f}%</td>'
             f'<td class="num">{int(r.relabeled)}</td></tr>'
         )
     lines.append("</table>")
-    note = (f"{n_flagged} flagged rows in {len(pairs)} (given, suggested) pairs, most frequent first. A pair "
-            "with the same label twice: the suggested label agrees with the given one.")
+    note = (f"{n_flagged} flagged rows in {len(pairs)} (given, suggested) pairs, most frequent first. A flagged "
+            "row's suggestion is never its given label; it is (none) where no other label is confident (such a "
+            "row is not relabeled).")
     if len(pairs) > REPORT_MAX_PAIRS:
         rest = pairs.iloc[REPORT_MAX_PAIRS:]
         note += f" {len(rest)} more pairs ({int(rest['rows'].sum())} rows) not shown."
@@ -433,7 +435,7 @@ def _issue_types_html(types: dict[str, int], summary: Mapping[str, Any] | None, 
             f'<tr><td class="num">{int(harm.at[i, "harm_rank"])}</td><td>{html.escape(str(row["row_id"]))}</td>'
             f'<td class="num">{float(harm.at[i, "harm"]):.4g}</td><td class="num">{row["score"]:.4g}</td>'
             f"<td>{html.escape(names[int(row['given_label'])])}</td>"
-            f"<td>{html.escape(names[int(row['suggested_label'])])}</td><td>{html.escape(str(row['action']))}</td></tr>"
+            f"<td>{html.escape(suggested_name(names, row['suggested_label']))}</td><td>{html.escape(str(row['action']))}</td></tr>"
         )
     rows.append("</table>")
     return (out + f"\n<h3>Top {len(order)} flagged rows by harm rank</h3>\n" + "\n".join(rows)
@@ -453,7 +455,7 @@ def _top_rows_table(t: pd.DataFrame, names: list[str], truth: np.ndarray | None)
             f"<td>{html.escape(str(row['row_id']))}</td>",
             f'<td class="num">{row["score"]:.4g}</td>',
             f"<td>{html.escape(names[int(row['given_label'])])}</td>",
-            f"<td>{html.escape(names[int(row['suggested_label'])])}</td>",
+            f"<td>{html.escape(suggested_name(names, row['suggested_label']))}</td>",
             f"<td>{html.escape(str(row['action']))}</td>",
             f'<td class="num">{row["weight"]:.3g}</td>',
         ]

@@ -14,6 +14,7 @@ import pandas as pd
 from influence_stage.decisions.schema import ROW_ACTIONS, check_table
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.report.common import (
+    suggested_name,
     MARKDOWN_MAX_CLASSES,
     MARKDOWN_MAX_PAIRS,
     action_counts,
@@ -157,7 +158,7 @@ def summary_markdown(
     if len(pairs):
         lines += ["| flagged: given → suggested | rows |", "|---|---:|"]
         for r in pairs.head(MARKDOWN_MAX_PAIRS).itertuples(index=False):
-            given, suggested = _md_escape(names[int(r.given_label)]), _md_escape(names[int(r.suggested_label)])
+            given, suggested = _md_escape(names[int(r.given_label)]), _md_escape(suggested_name(names, r.suggested_label))
             lines.append(f"| {given} → {suggested} | {int(r.rows)} |")
         if len(pairs) > MARKDOWN_MAX_PAIRS:
             rest = pairs.iloc[MARKDOWN_MAX_PAIRS:]

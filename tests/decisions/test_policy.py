@@ -282,8 +282,10 @@ def _relabel(**kw) -> pd.DataFrame:
 def test_relabel_argmax_rule_with_fallbacks():
     t = _relabel()
     assert t["action"].tolist() == ["relabel", "drop", "drop", "relabel", "relabel", "keep", "keep", "keep", "keep"]
-    # flagged rows: the best label other than the given one; the others: the argmax
-    assert t["suggested_label"].tolist() == [1, 1, 0, 0, 2, 0, 0, 1, 2]
+    # flagged rows: the best label other than the given one when it passes the rule, else empty; the others: the argmax
+    assert t["suggested_label"].dtype == "Int64"
+    assert t["suggested_label"].astype(object).where(t["suggested_label"].notna(), None).tolist() \
+        == [1, None, None, 0, 2, 0, 0, 1, 2]
     assert t["is_issue"].tolist() == [True] * 5 + [False] * 4
     assert np.all(t["weight"] == 1.0)
     t = _relabel(relabel_fallback="keep")
@@ -342,7 +344,10 @@ def test_action_none_keeps_everything(two_clusters):
     assert set(t["action"]) == {"keep"}
     assert t["is_issue"].tolist() == high.tolist()
     assert np.all(t["weight"] == 1.0)
-    assert t["suggested_label"].tolist() == t["given_label"].tolist()
+    # without proba: the given label, and empty on flagged rows (no other label is confident)
+    suggested = t["suggested_label"]
+    assert suggested.isna().tolist() == high.tolist()
+    assert (suggested[~high] == t["given_label"][~high]).all()
 
 
 def test_drop(two_clusters):
