@@ -180,3 +180,25 @@ def test_great_expectations_in_set_ignores_empty_suggestions():
     assert ok.success and ok.result["unexpected_count"] == 0
     bad = batch.validate(gxe.ExpectColumnValuesToBeInSet(column="suggested_label", value_set=[0, 1]))
     assert not bad.success and bad.result["unexpected_count"] == 1  # the 2; the nulls still do not count
+
+
+def test_a_saved_cleaner_keeps_empty_suggestions(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from influence_stage.api import InfluenceCleaner
+    from influence_stage.config import FitConfig, GEXConfig
+
+    X, y = load_digits(return_X_y=True)
+    y = y[:200].copy()
+    y[::10] = (y[::10] + 3) % 10  # 20 flipped labels
+    cleaner = InfluenceCleaner(gex_config=GEXConfig(chains=2, cycles=2, ft_lr=0.4), fit_config=FitConfig(epochs=5),
+                               action="relabel", relabel_fallback="keep", random_state=0).fit(X[:200], y)
+    issues = cleaner.issues_
+    empty = issues["suggested_label"].isna().to_numpy()
+    assert empty.any(), "the fit should leave some flagged row without a confident other label"
+    assert issues["is_issue"].to_numpy()[empty].all()
+    assert issues["suggested_label_name"].isna().to_numpy().tolist() == empty.tolist()
+    back = InfluenceCleaner.load(cleaner.save(tmp_path / "cleaner"))
+    pd.testing.assert_series_equal(back.issues_["suggested_label"], issues["suggested_label"])
+    assert back.issues_["suggested_label_name"].tolist() == issues["suggested_label_name"].tolist()
+    assert back.decisions_.table["suggested_label"].dtype == "Int64"
