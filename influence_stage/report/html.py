@@ -435,7 +435,8 @@ def _issue_types_html(types: dict[str, int], summary: Mapping[str, Any] | None, 
             f'<tr><td class="num">{int(harm.at[i, "harm_rank"])}</td><td>{html.escape(str(row["row_id"]))}</td>'
             f'<td class="num">{float(harm.at[i, "harm"]):.4g}</td><td class="num">{row["score"]:.4g}</td>'
             f"<td>{html.escape(names[int(row['given_label'])])}</td>"
-            f"<td>{html.escape(suggested_name(names, row['suggested_label']))}</td><td>{html.escape(str(row['action']))}</td></tr>"
+            f"<td>{html.escape(suggested_name(names, row['suggested_label']))}</td>"
+            f"<td>{html.escape(str(row['action']))}</td></tr>"
         )
     rows.append("</table>")
     return (out + f"\n<h3>Top {len(order)} flagged rows by harm rank</h3>\n" + "\n".join(rows)

@@ -158,7 +158,8 @@ def summary_markdown(
     if len(pairs):
         lines += ["| flagged: given → suggested | rows |", "|---|---:|"]
         for r in pairs.head(MARKDOWN_MAX_PAIRS).itertuples(index=False):
-            given, suggested = _md_escape(names[int(r.given_label)]), _md_escape(suggested_name(names, r.suggested_label))
+            given = _md_escape(names[int(r.given_label)])
+            suggested = _md_escape(suggested_name(names, r.suggested_label))
             lines.append(f"| {given} → {suggested} | {int(r.rows)} |")
         if len(pairs) > MARKDOWN_MAX_PAIRS:
             rest = pairs.iloc[MARKDOWN_MAX_PAIRS:]
