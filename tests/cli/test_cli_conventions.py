@@ -1,5 +1,6 @@
 """The CLI's flags for the cleaning configuration, the cache command, the curate command, and the
-flow's Prefect conventions (retries on I/O, a task timeout, cache expiry)."""
+flow's Prefect conventions (which errors are retried, a task timeout, cache expiry; a retried load task runs in
+tests/integration/test_flows.py, beside the other tests that need a Prefect API)."""
 
 from __future__ import annotations
 
@@ -100,43 +101,6 @@ def test_timeouts_and_cache_expiry_are_configuration_and_do_not_change_the_outpu
 ])
 def test_only_transient_io_errors_are_retried(exc, retried):
     assert transient_io(None, None, Failed(data=exc)) is retried
-
-
-def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_path, monkeypatch):
-    from prefect.testing.utilities import prefect_test_harness
-
-    import influence_stage.stage.steps as steps
-    from influence_stage.orchestration.prefect_executor import PrefectExecutor
-    from influence_stage.pipeline import RunContext
-    from influence_stage.pipeline.clean import Load
-    from influence_stage.stage.steps import CleanConfig
-
-    load_task = PrefectExecutor().step_task(Load())  # the flow's load task: retried on transient I/O errors
-
-    source = tmp_path / "s.parquet"
-    pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, 0, 1]}).to_parquet(source)
-    real, calls = steps.prepare, []
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.EIO, "input/output error")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(steps, "prepare", flaky)
-    with prefect_test_harness(server_startup_timeout=120):
-        prepared = load_task.with_options(retry_delay_seconds=0)(Load(), RunContext(CleanConfig(), str(source)))
-        assert prepared.dataset.num_rows == 4 and len(calls) == 2
-
-        def missing(*args, **kwargs):
-            calls.append(1)
-            raise FileNotFoundError(errno.ENOENT, "gone", str(source))
-
-        calls.clear()
-        monkeypatch.setattr(steps, "prepare", missing)
-        with pytest.raises(FileNotFoundError):
-            load_task.with_options(retry_delay_seconds=0)(Load(), RunContext(CleanConfig(), str(source)))
-        assert len(calls) == 1
 
 
 def test_the_demo_configuration_ships_with_the_package_and_matches_flows_digits():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,6 @@ import pytest
 from datasets import load_dataset
 
 pytest.importorskip("prefect")
-from prefect.testing.utilities import prefect_test_harness
 
 import influence_stage.orchestration.flow as flow_module
 import influence_stage.stage.scoring as stage_scoring
@@ -28,12 +28,6 @@ from influence_stage.publish.versions import list_versions, load_published
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = str(ROOT / "data" / "digits" / "train.parquet")
 NOISE_MASK = str(ROOT / "data" / "digits" / "noise_mask.parquet")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -368,3 +362,37 @@ def test_the_published_data_has_the_inputs_columns_and_the_ids_live_in_the_manif
     assert sorted(manifest.row_id) == list(range(len(frame))) and len(ds) == (manifest.action != "drop").sum()
     kept = manifest.loc[manifest.action != "drop"].sort_values("row_id")
     np.testing.assert_array_equal(np.asarray(ds["px_0"]), frame["px_0"].to_numpy()[kept.row_id.to_numpy()])
+
+
+def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_path, monkeypatch):
+    import influence_stage.stage.steps as steps
+    from influence_stage.orchestration.prefect_executor import PrefectExecutor
+    from influence_stage.pipeline import RunContext
+    from influence_stage.pipeline.clean import Load
+    from influence_stage.stage.steps import CleanConfig
+
+    load_task = PrefectExecutor().step_task(Load())  # the flow's load task: retried on transient I/O errors
+
+    source = tmp_path / "s.parquet"
+    pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, 0, 1]}).to_parquet(source)
+    real, calls = steps.prepare, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "input/output error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "prepare", flaky)
+    prepared = load_task.with_options(retry_delay_seconds=0)(Load(), RunContext(CleanConfig(), str(source)))
+    assert prepared.dataset.num_rows == 4 and len(calls) == 2
+
+    def missing(*args, **kwargs):
+        calls.append(1)
+        raise FileNotFoundError(errno.ENOENT, "gone", str(source))
+
+    calls.clear()
+    monkeypatch.setattr(steps, "prepare", missing)
+    with pytest.raises(FileNotFoundError):
+        load_task.with_options(retry_delay_seconds=0)(Load(), RunContext(CleanConfig(), str(source)))
+    assert len(calls) == 1

@@ -8,18 +8,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("prefect")
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from influence_stage.cli import main  # noqa: E402
 from influence_stage.publish.read import load_published  # noqa: E402
 
 NAN_CELLS = {4: ["a"], 17: ["c"], 33: ["a", "b"]}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def test_cli_clean_publishes_a_source_with_nan_cells(tmp_path, capsys):
