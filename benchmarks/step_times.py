@@ -321,6 +321,80 @@ def wide_main(args) -> None:
     print(text)
 
 
+# -- the gates' share of a small fit, code against code --------------------------------------------
+
+def gate_share_one(n: int, d: int, reps: int) -> list[dict]:
+    """``reps`` 500-row-style fits (:func:`wide_profile`, ``d`` float columns) after a warm-up of the same width:
+    the gate seconds, the whole job and load + gates as its share, per fit."""
+    import influence_stage
+
+    warm_up(d, "columns")
+    X, y, flipped = wide_arrays(n, d)
+    out = []
+    for _ in range(reps):
+        run = wide_profile(wide_source(X, y, "columns"), flipped)
+        run.pop("_context")
+        out.append({"rows": n, "columns": d, "input_gate": run["seconds"]["input gate"],
+                    "output_gate": run["seconds"]["output gate"], "load": run["seconds"]["load"],
+                    "whole_job_seconds": run["whole_job_seconds"], "load_and_gates_share": run["load_and_gates_share"],
+                    "package": str(Path(influence_stage.__file__).parent)})
+    return out
+
+
+def gate_share_main(args) -> None:
+    """Each source tree (``--trees``, default this checkout) in fresh processes, taking turns ``--rounds`` times,
+    so that the trees see the same load; writes step_times_gates.json / .md."""
+    import os
+
+    trees = [Path(t).resolve() for t in (args.trees or [Path(__file__).resolve().parent.parent])]
+    labels = args.tree_labels or [t.name for t in trees]
+    runs = []
+    for round_ in range(args.rounds):
+        for tree, label in zip(trees, labels):
+            for d in args.wide_features:
+                # this script, with the tree's influence_stage first on the path
+                env = {**os.environ, "PYTHONPATH": str(tree)}
+                cmd = [sys.executable, __file__, "--gate-share-one", str(args.gate_rows), str(d), str(args.reps)]
+                done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, env=env, timeout=1800)
+                if done.returncode:
+                    raise SystemExit(f"{label} ({tree}) failed: {done.stderr[-1500:]}")
+                for r in json.loads(done.stdout.strip().splitlines()[-1]):
+                    runs.append({"tree": label, "round": round_, **r})
+                print(json.dumps(runs[-1]), flush=True)
+    from scale import commit
+
+    write_json("step_times_gates", {"machine": machine(), "commit": commit(), "trees": dict(zip(labels, map(str, trees))),
+                                    "load_average": os.getloadavg(), "runs": runs})
+    text = gate_share_markdown(runs, labels)
+    (RESULTS / "step_times_gates.md").write_text(text)
+    print(text)
+
+
+def gate_share_markdown(runs: list[dict], labels: list[str]) -> str:
+    lines = ["## The gates on a 500-row fit (`benchmarks/step_times.py --gate-share`)", "",
+             "`wide_arrays` rows (`make_classification`, seed 0, 10 classes, 10% of labels flipped) as float columns; "
+             "the library's plan with default settings and publishing, in process, after a 300-row warm-up of the "
+             "same width (imports, the Great Expectations context). Each code version runs in fresh processes, the "
+             "versions taking turns, so they share the machine's load. Median over the fits, (min–max).", "",
+             "| code | columns | fits | input gate, s | output gate, s | whole job, s | **load + gates share** "
+             "(target ≤ 10%) |", "|---|---|---|---|---|---|---|"]
+
+    def cell(values, fmt):
+        v = np.asarray(values)
+        return f"{fmt.format(np.median(v))} ({fmt.format(v.min())}–{fmt.format(v.max())})"
+
+    for label in labels:
+        for d in sorted({r["columns"] for r in runs}):
+            mine = [r for r in runs if r["tree"] == label and r["columns"] == d]
+            if not mine:
+                continue
+            lines.append(f"| {label} | {d} | {len(mine)} | {cell([r['input_gate'] for r in mine], '{:.3f}')} | "
+                         f"{cell([r['output_gate'] for r in mine], '{:.3f}')} | "
+                         f"{cell([r['whole_job_seconds'] for r in mine], '{:.2f}')} | "
+                         f"**{cell([100 * r['load_and_gates_share'] for r in mine], '{:.1f}%')}** |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[20000])
@@ -335,8 +409,22 @@ def main() -> None:
     parser.add_argument("--add", action="store_true", help="--wide: keep the cases of results/step_times_wide.json "
                         "that this run does not measure")
     parser.add_argument("--cold-one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--gate-share", action="store_true", help="the gates' share of a 500-row fit, for each "
+                        "source tree in --trees (step_times_gates.json / .md); --wide-features sets the widths")
+    parser.add_argument("--trees", nargs="+", help="--gate-share: source trees to compare (default: this checkout)")
+    parser.add_argument("--tree-labels", nargs="+", help="--gate-share: what the table calls each tree")
+    parser.add_argument("--gate-rows", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=2, help="--gate-share: fits per process")
+    parser.add_argument("--gate-share-one", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.gate_share_one:
+        print(json.dumps(gate_share_one(*args.gate_share_one)))
+        return
+    if args.gate_share:
+        gate_share_main(args)
+        return
     if args.cold_one:
         n, d, layout = int(args.cold_one[0]), int(args.cold_one[1]), args.cold_one[2]
         print(json.dumps(wide_case(n, d, layout)))

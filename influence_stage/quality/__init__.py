@@ -56,8 +56,13 @@ and in the class set, weights in ``(0, 1]``, ``row_id`` not null and unique; no 
 all weights 1), ``manifest`` (the decision table's columns, ``row_id`` not null and unique, actions, label codes,
 weights), ``accounting`` (every output and manifest ``row_id`` is an input row; each input row is
 in the manifest exactly once; the output holds exactly the rows the manifest keeps, relabels or
-reweights; their labels and weights are the manifest's; the dropped fraction is at most
-``max_drop_fraction``).
+reweights; their labels and weights are the manifest's), ``drop`` (the dropped fraction of the
+input rows is at most ``max_drop_fraction``).
+
+A batch with row checks (column-map expectations) is validated first with GE's ``BOOLEAN_ONLY``
+result format, which skips the unexpected-value lists, counts and index metrics; only a batch that
+fails is validated again with ``SUMMARY`` for the values and rows that broke it. A batch of
+aggregates alone (``drop``) is validated with its observed value.
 
 Labels are compared in the class set's terms: a ``ClassLabel`` column is decoded to its names when
 the class set holds strings (else its codes are compared); a numeric or bool column is compared by

@@ -15,7 +15,12 @@ import pandas as pd
 from influence_stage.data.arrow import ROW_ID, gathered
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.quality.accounting import accounting_frame
-from influence_stage.quality.summaries import column_names, input_column_summary, output_column_summary
+from influence_stage.quality.summaries import (
+    column_names,
+    input_column_summary,
+    output_column_summary,
+    plain_table,
+)
 from influence_stage.quality.suites import build_input_suites, build_output_suites
 from influence_stage.quality.report import (  # re-exported: the gate's public names
     PARTIAL_UNEXPECTED_COUNT,
@@ -47,9 +52,11 @@ def _frame(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> pd.
         if not present:
             return pd.DataFrame(index=pd.RangeIndex(data.num_rows))
         # After select / filter, datasets gathers row by row; one Arrow take is ~100x faster.
-        table = gathered(data, present, 0, data.num_rows)
+        table = plain_table(data, present)
+        if table is None:
+            table = gathered(data, present, 0, data.num_rows)
         if table is not None:
-            return table.to_pandas()
+            return table.to_pandas(use_threads=False)  # a few columns: Arrow's thread pool costs more
         return data.select_columns(present).to_pandas()
     return data.loc[:, present].reset_index(drop=True)
 
@@ -266,6 +273,7 @@ def validate_output(
         Batch("rows", rows, (ROW_ID,)),
         Batch("manifest", manifest.reset_index(drop=True), (ROW_ID,)),
         Batch("accounting", accounting, (ROW_ID,)),
+        Batch("drop", accounting.loc[:, ["dropped"]], ()),
     ]
     parameters = {"class_set": classes, "max_drop_fraction": float(max_drop_fraction)}
     columns_used = {"label_column": label_column, "weight_column": weight_column, "expected_columns": expected_columns}

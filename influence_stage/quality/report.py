@@ -32,7 +32,9 @@ class ValidationReport:
         One dict per expectation, in suite order, with keys ``suite``, ``batch``, ``key`` (a
         stable name of the check, e.g. ``"label_in_class_set"``), ``expectation_type``,
         ``column`` (the column, ``"A|B"`` for a column pair, None for table checks),
-        ``description``, ``success``, ``unexpected_count`` (None for aggregate checks),
+        ``description``, ``success``, ``unexpected_count`` (None for aggregate checks, and for
+        the checks of a batch with row checks that passed: such a batch is validated for success
+        alone, see ``quality.runner.validate_batches``),
         ``unexpected_values`` (at most ``PARTIAL_UNEXPECTED_COUNT``), ``unexpected_index``
         (the identifying column, e.g. ``row_id`` or ``class``, of those values),
         ``observed_value``, ``error`` (why the expectation could not be evaluated, else None),

@@ -107,6 +107,9 @@ def validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
     """Validate each batch against its GE suite in one ephemeral context: ``(result dicts, raw GE results)``.
 
     The one place that talks to Great Expectations' validation API, for the input, output and corpus suites.
+    A batch with row checks is validated for success alone first; only a failing batch is validated
+    again for its details, so a passing expectation's result holds no unexpected count or values
+    (its ``observed_value`` is kept where the batch has no row checks, e.g. an aggregate over a column).
     """
     with _GX_LOCK:
         return _validate_batches(suite, suites, batches, parameters)
@@ -136,26 +139,55 @@ def _batch_definition(suite: str, batch: str) -> Any:
     return _GX_STATE[key]
 
 
+def _has_row_checks(ge_suite: Any) -> bool:
+    """Whether ``ge_suite`` holds a column-map expectation (one whose detail is a list of unexpected values)."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+
+    kinds = (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
+    return any(isinstance(e, kinds) for e in ge_suite.expectations)
+
+
+FAST_RESULT_FORMAT = {"result_format": "BOOLEAN_ONLY"}
+"""The first pass over a batch with row checks: success only (no unexpected-value lists, counts or index
+metrics are computed, which is most of Great Expectations' work per expectation)."""
+
+
+def _validate_one(definition: Any, batch: Batch, ge_suite: Any, parameters: dict[str, Any]) -> Any:
+    """One batch against its suite: GE's ``BOOLEAN_ONLY`` result format first when the suite has row checks, then,
+    only when that fails (or has none), ``SUMMARY`` with the unexpected values and their index columns."""
+    frame = batch.frame
+    if _has_row_checks(ge_suite):
+        fast = definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            ge_suite, expectation_parameters=parameters, result_format=dict(FAST_RESULT_FORMAT))
+        if fast.success:
+            return fast
+    result_format: dict[str, Any] = {
+        "result_format": "SUMMARY",
+        "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT,
+        "return_unexpected_index_query": False,
+    }
+    index = [c for c in batch.index_columns if c in frame.columns]
+    if index:
+        result_format["unexpected_index_column_names"] = index
+    ge_result = definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+        ge_suite, expectation_parameters=parameters, result_format=result_format)
+    for evr in ge_result.results:
+        # numpy scalars (e.g. a pandas mean) break GE's Data Docs renderer and our messages.
+        if evr.result and "observed_value" in evr.result:
+            evr.result["observed_value"] = plain(evr.result["observed_value"])
+    return ge_result
+
+
 def _validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
                       parameters: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     results: list[dict[str, Any]] = []
     ge_results: dict[str, Any] = {}
     for batch in batches:
-        definition = _batch_definition(suite, batch.name)
-        result_format: dict[str, Any] = {
-            "result_format": "SUMMARY",
-            "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT,
-            "return_unexpected_index_query": False,
-        }
-        index = [c for c in batch.index_columns if c in batch.frame.columns]
-        if index:
-            result_format["unexpected_index_column_names"] = index
-        ge_result = definition.get_batch(batch_parameters={"dataframe": batch.frame}).validate(
-            suites[batch.name], expectation_parameters=parameters, result_format=result_format)
-        for evr in ge_result.results:
-            # numpy scalars (e.g. a pandas mean) break GE's Data Docs renderer and our messages.
-            if evr.result and "observed_value" in evr.result:
-                evr.result["observed_value"] = plain(evr.result["observed_value"])
+        ge_result = _validate_one(_batch_definition(suite, batch.name), batch, suites[batch.name], parameters)
         ge_results[batch.name] = ge_result
         results.extend(result_dicts(suite, batch.name, suites[batch.name], ge_result))
     return results, ge_results

@@ -29,6 +29,22 @@ def column_names(data: datasets.Dataset | pd.DataFrame) -> list[str]:
     return list(data.column_names) if isinstance(data, datasets.Dataset) else [str(c) for c in data.columns]
 
 
+def plain_table(data: datasets.Dataset, columns: Sequence[str]) -> pa.Table | None:
+    """``columns`` of a dataset as its own Arrow table, when its rows are that table's rows (no indices mapping).
+
+    ``Dataset.select_columns`` and ``Dataset.with_format`` deep-copy the dataset's info and features on each
+    call, which costs more than reading a small dataset; the table itself is read without a copy. None when
+    the dataset has an indices mapping (after select / filter / shuffle: ``data.arrow.gathered`` takes those
+    rows) or other internals; the caller then uses the public path.
+    """
+    if getattr(data, "_indices", "unknown") is not None:
+        return None
+    try:
+        return data.data.table.select(list(columns))
+    except Exception:  # pragma: no cover - a datasets version with other internals: use the public path
+        return None
+
+
 def _value_key(feature: Any) -> Any:
     # Value features differ only by dtype in their repr; other features are rare and keyed by repr.
     return ("value", feature.dtype) if type(feature) is datasets.Value else ("other", repr(feature))
@@ -77,14 +93,23 @@ def _blocks(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> An
         ids = data[ROW_ID].to_numpy() if ROW_ID in data.columns else None
         yield 0, data.loc[:, list(columns)], ids
         return
-    for start, table in iter_batches(data, columns, SUMMARY_BLOCK_ROWS):
+    cols = [*columns, ROW_ID] if ROW_ID in data.column_names and ROW_ID not in columns else list(columns)
+    whole = plain_table(data, cols)
+    if whole is None:
+        blocks = iter_batches(data, columns, SUMMARY_BLOCK_ROWS)
+    else:
+        blocks = ((start, whole.slice(start, SUMMARY_BLOCK_ROWS)) for start in range(0, whole.num_rows, SUMMARY_BLOCK_ROWS))
+    for start, table in blocks:
         ids = table.column(ROW_ID).to_numpy() if ROW_ID in table.column_names else None
         yield start, table, ids
 
 
 def _frame_of(block: pa.Table | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Scalar ``columns`` of a block as pandas: one Arrow → pandas conversion (one 2-D block per dtype)."""
-    return block.select(list(columns)).to_pandas() if isinstance(block, pa.Table) else block.loc[:, list(columns)]
+    if isinstance(block, pa.Table):
+        # One thread: on a busy machine Arrow's pool can wait longer for a free core than the copy takes.
+        return block.select(list(columns)).to_pandas(use_threads=False)
+    return block.loc[:, list(columns)]
 
 
 def _scan(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str],

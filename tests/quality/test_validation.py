@@ -390,6 +390,17 @@ def test_output_manifest_missing_an_input_row_fails(case):
     assert r["unexpected_values"] == [0] and [int(d["row_id"]) for d in r["unexpected_index"]] == [108]
 
 
+def test_a_passing_batch_is_checked_for_success_alone_and_a_failing_one_again_with_its_details(case):
+    ds, manifest, out = case
+    report = _validate_out(out, ds, manifest.drop(index=8))
+    by_batch = {b: r.results for b, r in report.ge_results.items()}
+    assert all(not r.result for r in by_batch["rows"])  # passed: GE's BOOLEAN_ONLY result, no details
+    assert all(r.result for r in by_batch["accounting"])  # failed: validated again with its details
+    passing = next(r for r in report.results if r["key"] == "output_rows_from_input")
+    assert passing["success"] and passing["unexpected_count"] == 0
+    assert _result(report, "drop_fraction")["observed_value"] == pytest.approx(len(DROP) / N)  # an aggregate
+
+
 def test_output_manifest_with_an_extra_or_duplicated_row_fails(case):
     ds, manifest, out = case
     extra = pd.concat([manifest, manifest.iloc[[0]].assign(row_id=555)], ignore_index=True)
@@ -444,7 +455,7 @@ def test_to_json_holds_ge_results_per_batch(case):
     report = _validate_out(out, ds, manifest.drop(index=8))
     data = json.loads(report.to_json())
     assert data["suite"] == "output" and data["success"] is False and data["suite_version"] == SUITE_VERSIONS["output"]
-    assert set(data["batches"]) == {"columns", "rows", "manifest", "accounting"}
+    assert set(data["batches"]) == {"columns", "rows", "manifest", "accounting", "drop"}
     acc = data["batches"]["accounting"]
     assert acc["suite_name"] == "output.accounting" and acc["success"] is False
     failed = [r for r in acc["results"] if not r["success"]]
@@ -478,7 +489,7 @@ def test_data_docs_load_nothing_from_outside_and_link_only_to_files_that_exist(t
     report = _validate_out(out, ds, manifest, max_drop_fraction=0.01)
     render_data_docs(report, tmp_path / "docs")
     pages = sorted((tmp_path / "docs").iterdir())
-    assert len(pages) == 1 + len(report.ge_results) == 5
+    assert len(pages) == 1 + len(report.ge_results) == 6
     n_checked = 0
     for page in pages:
         text = page.read_text(encoding="utf-8")
