@@ -16,7 +16,14 @@ import numpy as np
 from influence_stage._checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary
-from influence_stage.engine.members import AutoScale, build_members, can_cross_fit, choose_ft_lr, out_of_sample_fit
+from influence_stage.engine.members import (
+    AutoScale,
+    MemberPlan,
+    can_cross_fit,
+    choose_ft_lr,
+    out_of_sample_fit,
+    plan_members,
+)
 from influence_stage.timing import Timings
 from influence_stage.errors import InvalidInputError
 from influence_stage.engine.influence import self_influence
@@ -177,25 +184,43 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
                  store: LossStore | None = None) -> GEXResult:
     """GEX from a learner already at ``θ*``: scale → members → loss matrix → scores.
 
+    The same three pieces the stage's ``SCORE`` plan runs as steps (``auto_scale``, ``member_plan``,
+    ``result_from_members``), here one after another in process.
     ``store``: keep the loss matrix on disk and evaluate only unfinished members (``loss_store``).
     """
     timings = Timings(timings or {})
-    auto = None
-    first_chains: list[list[State]] = []
     with timings.step("scale"):
-        if config.ft_lr == "auto":
-            auto = choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress,
-                                train_margin=train_margin_of(learner, data))
-            ft_lr, first_chains = auto.ft_lr, auto.first_chains
-        else:
-            ft_lr = float(config.ft_lr)
+        auto = auto_scale(learner, data, config=config, fit_config=fit_config, progress=progress)
     with timings.step("members"):
-        members = build_members(learner, data, config=config, ft_lr=ft_lr, first_chains=first_chains,
-                                progress=progress)
+        plan = member_plan(learner, config, auto)
+        members = plan.train(learner, data, config=config, progress=progress)
     with timings.step("losses"):
-        result = result_from_members(learner, data, members, config=config, ft_lr=ft_lr, auto=auto,
+        result = result_from_members(learner, data, members, config=config, ft_lr=plan.ft_lr, auto=auto,
                                      fit_config=fit_config, progress=progress, store=store)
     return replace(result, timings=dict(timings))
+
+
+def auto_scale(learner: Learner, data: Any, *, config: GEXConfig, fit_config: FitConfig,
+               progress: bool = False) -> AutoScale | None:
+    """The automatic fine-tuning rate (``engine.members.choose_ft_lr``); None when ``config.ft_lr`` is a number.
+
+    θ*'s training margins (``train_margin_of``) stand in for a weak yardstick's contradicted rows
+    (``engine.auxiliary``).
+    """
+    if config.ft_lr != "auto":
+        return None
+    return choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress,
+                        train_margin=train_margin_of(learner, data))
+
+
+def member_plan(learner: Learner, config: GEXConfig, auto: AutoScale | None, *,
+                chains_per_task: int | None = None) -> MemberPlan:
+    """The members left to train (``engine.members.plan_members``): at the scale's rate, continuing its
+    probe chains, or at ``config.ft_lr`` when it is a number (``auto`` None)."""
+    if auto is None:
+        return plan_members(learner, config, ft_lr=float(config.ft_lr), chains_per_task=chains_per_task)
+    return plan_members(learner, config, ft_lr=auto.ft_lr, first_chains=auto.first_chains,
+                        chains_per_task=chains_per_task)
 
 
 def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,
@@ -203,8 +228,8 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
                         progress: bool = False, store: LossStore | None = None) -> GEXResult:
     """Base losses at ``θ*`` (the learner's current state), the loss matrix of ``members`` and the scores.
 
-    The last step of ``score_fitted``; the Prefect flow calls it too, after building the members in
-    its own tasks. The out-of-sample probabilities come from ``auto`` (the scale's yardstick); when
+    The last step of ``score_fitted`` and of the ``SCORE`` plan (in process, and gathered from loss
+    shards by the Prefect executor). The out-of-sample probabilities come from ``auto`` (the scale's yardstick); when
     the rate was given and the score needs them, they are trained here with ``fit_config``.
     """
     base = learner.per_sample_loss(data)

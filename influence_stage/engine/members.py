@@ -179,6 +179,61 @@ def member_prefixes(config: GEXConfig, first_chains: Sequence[Sequence[State]] =
     return reused + [[] for _ in range(config.chains - len(reused))]
 
 
+@dataclass(frozen=True)
+class MemberPlan:
+    """Which chains still need training, in which groups, at which rate.
+
+    In process the groups train one after another (``train``); the Prefect executor maps them, one
+    task per group (``stage.scoring.chains_step``). Either way ``collect`` puts the members together.
+
+    Attributes
+    ----------
+    ft_lr : float
+        The fine-tuning rate of every chain.
+    prefixes : list of list of State
+        Each chain's members already trained (by the scale's probe); empty for the others.
+    groups : list of list of int
+        The chain ids left to train, one list per group; the chains of one group train together.
+    """
+
+    ft_lr: float
+    prefixes: list[list[State]]
+    groups: list[list[int]]
+
+    def collect(self, trained: list[list[list[State]]]) -> list[State]:
+        """The members chain-major, from each group's trained chains (in ``groups`` order)."""
+        chains = [list(p) for p in self.prefixes]
+        for group, states in zip(self.groups, trained, strict=True):
+            for c, members in zip(group, states, strict=True):
+                chains[c] = members
+        return [m for chain in chains for m in chain]
+
+    def train(self, learner: Learner, data: TensorData, *, config: GEXConfig, progress: bool = False) -> list[State]:
+        """Every group in turn on ``learner`` (at θ*, where it is left): the members chain-major."""
+        return self.collect([build_chains(learner, data, config=config, ft_lr=self.ft_lr, chain_ids=group,
+                                          prefixes=[self.prefixes[c] for c in group], progress=progress)
+                             for group in self.groups])
+
+
+def plan_members(learner: Learner, config: GEXConfig, *, ft_lr: float, first_chains: Sequence[Sequence[State]] = (),
+                 chains_per_task: int | None = None) -> MemberPlan:
+    """Split the ``config.chains`` chains into groups, leaving out the cycles ``first_chains`` already ran.
+
+    Default: one group of all chains when the learner trains chains batched (the fastest on one
+    machine), else one chain per group. Chains trained together equal chains trained apart only
+    up to rounding, so callers that cache a group key it by its chain ids.
+    """
+    if config.n_members < 2:
+        raise InvalidInputError(
+            f"GEX needs at least 2 members; chains × cycles = {config.chains} × {config.cycles} = "
+            f"{config.n_members}. Raise chains or cycles."
+        )
+    prefixes = member_prefixes(config, first_chains)
+    todo = [c for c, prefix in enumerate(prefixes) if len(prefix) < config.cycles]
+    size = chains_per_task or (max(len(todo), 1) if trains_batched(learner) else 1)
+    return MemberPlan(ft_lr=ft_lr, prefixes=prefixes, groups=[todo[i:i + size] for i in range(0, len(todo), size)])
+
+
 def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float,
                   first_chains: Sequence[Sequence[State]] = (), progress: bool = False) -> list[State]:
     """``config.chains × config.cycles`` members from the learner's current parameters (θ*).
@@ -187,14 +242,8 @@ def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_l
     config's seeds (by the auto scale's probe); they are continued, not retrained (``build_chains``).
     Returns the members chain-major; the learner is left at θ*.
     """
-    if config.n_members < 2:
-        raise InvalidInputError(
-            f"GEX needs at least 2 members; chains × cycles = {config.chains} × {config.cycles} = "
-            f"{config.n_members}. Raise chains or cycles."
-        )
-    chains = build_chains(learner, data, config=config, ft_lr=ft_lr, chain_ids=list(range(config.chains)),
-                          prefixes=member_prefixes(config, first_chains), progress=progress)
-    return [st for chain in chains for st in chain]
+    return plan_members(learner, config, ft_lr=ft_lr, first_chains=first_chains).train(
+        learner, data, config=config, progress=progress)
 
 
 def label_fit(p_given: np.ndarray) -> float:

@@ -92,7 +92,7 @@ def _rows(context: RunContext) -> shards.RowsRef:
 
 
 class Members(MappedStep):
-    """The members: the chains left after the scale's probe, in groups (``stage.scoring.plan_members``).
+    """The members: the chains left after the scale's probe, in groups (``engine.gex.member_plan``).
 
     One unit per group of chains (``chains_per_task``; default all chains in one batched unit when
     the learner trains them batched). Units are cached by the group's chain ids and the rate: chains
@@ -108,11 +108,9 @@ class Members(MappedStep):
                                     chains_per_task=context.chains_per_task)
 
     def run(self, context: RunContext) -> Any:
-        plan, learner = self._plan(context), context["learner"]
-        trained = [scoring.chains_step(learner, context["prepared"], context["features"], context.config.gex,
-                                       plan.ft_lr, group, [plan.prefixes[c] for c in group], progress=context.progress)
-                   for group in plan.groups]
-        return plan, plan.collect(trained)
+        plan = self._plan(context)
+        return plan, scoring.members_step(context["learner"], plan, context["prepared"], context["features"],
+                                          context.config.gex, progress=context.progress)
 
     def units(self, context: RunContext) -> WorkUnits:
         ref, plan = _rows(context), self._plan(context)
