@@ -9,7 +9,6 @@ left as it is.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 

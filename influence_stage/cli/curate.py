@@ -16,10 +16,6 @@ import types
 import typing
 from typing import Any
 
-OVERRIDES = ("source", "name", "model", "text_column", "publish_root", "cache_dir")
-"""CurateConfig fields a flag of the same name overrides (``--text-column`` for ``text_column``); kept for
-callers of the old table: every field has a flag now (``FIELD_FLAGS``)."""
-
 SPECIAL_FLAGS = {"budget": "--budget (a fraction or an integer count)", "dedup": "--no-dedup"}
 """Fields whose flag is not the generic one, and that flag."""
 

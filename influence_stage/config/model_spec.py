@@ -10,13 +10,7 @@ path ending in ``.pt``, ``.pth``, ``.bin``, ``.safetensors``; loaded with
 
 from __future__ import annotations
 
-from influence_stage.engine.sources import (
-    CHECKPOINT_PREFIX,
-    HF_PREFIX,
-    MODEL_SOURCE_REGISTRY,
-    ModelSpec,
-    parse_model_spec,
-)
+from influence_stage.engine.sources import MODEL_SOURCE_REGISTRY, ModelSpec, parse_model_spec
 
 #: Model names built by a named source and trained on the given labels (a live view of the registry).
 MODEL_NAMES = MODEL_SOURCE_REGISTRY.where("builds")
@@ -27,4 +21,4 @@ def model_digest(spec: ModelSpec) -> str | None:
     return spec.model_source.digest(spec)
 
 
-__all__ = ["CHECKPOINT_PREFIX", "HF_PREFIX", "MODEL_NAMES", "ModelSpec", "model_digest", "parse_model_spec"]
+__all__ = ["MODEL_NAMES", "ModelSpec", "model_digest", "parse_model_spec"]

@@ -29,25 +29,16 @@ import pandas as pd
 
 from influence_stage.data.columns import check_label_present, label_not_found
 from influence_stage.data.hub import load_hub
-from influence_stage.data.in_memory import from_arrays, from_pandas, pick_split, with_row_id
+from influence_stage.data.in_memory import from_arrays, from_pandas, pick_split
 from influence_stage.data.local_files import (
-    COMPRESSION_SUFFIXES,
     FILE_FORMATS,
-    SAVED_DATASET_FILES,
-    SAVED_DATASETDICT_FILE,
     check_local_source,
-    file_format,
-    folder_data_files,
     is_saved_dataset,
     load_file,
-    load_files,
     load_folder,
-    load_path,
     load_saved,
     looks_like_path,
-    read_json_file,
     read_local_files,
-    read_one_file,
     source_fingerprint,
 )
 from influence_stage.data.row_id import ensure_row_id, row_ids
@@ -56,13 +47,6 @@ from influence_stage.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-# The former private names of the helpers, now public in their modules.
-_FILE_FORMATS, _COMPRESSION_SUFFIXES = FILE_FORMATS, COMPRESSION_SUFFIXES
-_SAVED_DATASET_FILES, _SAVED_DATASETDICT_FILE = SAVED_DATASET_FILES, SAVED_DATASETDICT_FILE
-_file_format, _looks_like_path, _folder_data_files, _load_files = file_format, looks_like_path, folder_data_files, load_files
-_load_path, _load_hub, _pick_split = load_path, load_hub, pick_split
-_from_arrays, _from_pandas, _with_row_id = from_arrays, from_pandas, with_row_id
-_read_json_file, _read_one_file = read_json_file, read_one_file
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -136,11 +136,4 @@ class TokenSlice:
         return self.cache.take(np.asarray(indices, dtype=np.int64) + self.start)
 
 
-def iter_token_blocks(data: Any, block: int) -> Iterator[list[list[int]]]:
-    """Consecutive blocks of at most ``block`` documents' ids from token data."""
-    n = len(data)
-    for s in range(0, n, block):
-        yield data.token_ids(s, min(s + block, n))
-
-
-__all__ = ["TOKENIZE_BATCH", "TokenCache", "TokenSlice", "iter_token_blocks"]
+__all__ = ["TOKENIZE_BATCH", "TokenCache", "TokenSlice"]

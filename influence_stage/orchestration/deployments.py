@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from influence_stage.errors import InvalidInputError
-from influence_stage.orchestration.notify import failure_payload, notify_failure, post_json  # noqa: F401 (re-exported)
+from influence_stage.orchestration.notify import notify_failure
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from influence_stage.orchestration.cache_folder import mark_cache_dir
 from influence_stage.orchestration.notify import notify_failure
 from influence_stage.orchestration.prefect_executor import PrefectExecutor, transient_io
 from influence_stage.pipeline import CLEAN, RunContext
-from influence_stage.pipeline.publishing import RUN_CONTROL_FIELDS, bias_scores, output_fingerprint, roles_change
+from influence_stage.pipeline.publishing import bias_scores, output_fingerprint, roles_change
 from influence_stage.stage.gates import GATE_MAX_DROP_FRACTION
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def run_clean_plan(params: FlowConfig) -> dict[str, Any]:
     return executor.run(CLEAN, context).outcome
 
 
-__all__ = ["RUN_CONTROL_FIELDS", "FlowConfig", "bias_scores", "clean_dataset", "failure_reason", "output_fingerprint",
+__all__ = ["FlowConfig", "bias_scores", "clean_dataset", "failure_reason", "output_fingerprint",
            "roles_change", "run_clean_plan", "transient_io"]
 
 

@@ -6,8 +6,8 @@ scale → member groups → loss matrix → decide → apply → validate output
 same steps (``CLEAN``) as tasks, the member groups and loss shards mapped over the task runner; the
 members and the scores are the same for the same seed.
 
-The gates (``stage.gates``), the scoring pieces (``stage.scoring``) and the summary
-(``stage.summary``) are re-exported here.
+The gates are in ``stage.gates``, the scoring pieces in ``stage.scoring`` and the summary in
+``stage.summary``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from influence_stage.config.clean import CleanConfig
 from influence_stage.engine.gex import GEXResult
 from influence_stage.engine.learner import Learner
 from influence_stage.pipeline import CLEAN_LIBRARY, SCORE, LocalExecutor, RunContext
-from influence_stage.stage.gates import GATE_MAX_DROP_FRACTION, validate_input_step, validate_output_step
-from influence_stage.stage.scoring import MemberPlan, chains_step, loss_step, plan_members, scale_step
+from influence_stage.stage.gates import GATE_MAX_DROP_FRACTION
+from influence_stage.stage.scoring import scale_step  # noqa: F401  (re-exported, see __all__)
 from influence_stage.stage.preflight import check_config
 from influence_stage.stage.steps import Features, PipelineResult, Prepared
-from influence_stage.stage.summary import FLAGGED_OVER_ESTIMATE, column_roles, guard_warnings, summarize
+from influence_stage.stage.summary import summarize
 from influence_stage.timing import Timings
 
 logger = logging.getLogger(__name__)
@@ -110,8 +110,4 @@ def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: 
     return run(source, config, model, progress=progress, validate=validate, max_drop_fraction=max_drop_fraction)
 
 
-__all__ = [
-    "FLAGGED_OVER_ESTIMATE", "GATE_MAX_DROP_FRACTION", "MemberPlan", "chains_step", "column_roles",
-    "guard_warnings", "loss_step", "plan_members", "run", "run_pipeline", "scale_step", "score_step", "summarize",
-    "validate_input_step", "validate_output_step",
-]
+__all__ = ["GATE_MAX_DROP_FRACTION", "run", "run_pipeline", "scale_step", "score_step", "summarize"]
