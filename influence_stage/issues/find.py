@@ -163,12 +163,13 @@ def find_data_issues(features: Any, labels: Any, proba: Any = None, *, decisions
 
     base = decisions.reset_index(drop=True) if decisions is not None else pd.DataFrame(
         {"row_id": np.arange(len(y)), "given_label": y})
+    dup_of = exact_duplicate_of(X) if "exact_duplicate" in names else None
     found, type_summary = run_issue_types(base, names, oos_proba=P, features=X, labels=y, datalab=lab,
-                                          issue_options=options)
+                                          issue_options=options, exact_duplicate_of=dup_of)
     new = [c for c in found.columns if c not in base.columns]
     table = found[["row_id", *new]].copy() if "row_id" in found else found[new].copy()
-    if "exact_duplicate" in names:
-        table["exact_duplicate_of"] = exact_duplicate_of(X)
+    if dup_of is not None:
+        table["exact_duplicate_of"] = dup_of
     flags = [c for c in new if c.startswith("is_") and c.endswith("_issue")]
     any_issue = table[flags].to_numpy(dtype=bool).any(axis=1) if flags else np.zeros(len(y), dtype=bool)
     if decisions is not None and "is_issue" in base:
