@@ -53,7 +53,7 @@ from influence_stage.data.sources import load_source, row_ids
 from influence_stage.decisions import Decisions, decide, parse_threshold
 from influence_stage.decisions.suggest import suggestion_proba
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
-from influence_stage.decisions.estimate import issue_count
+from influence_stage.decisions.estimate import confident_joint_count
 from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.engine.gex import GEXResult
 from influence_stage.engine.influence import self_influence
@@ -223,16 +223,18 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
                      member_proba: np.ndarray | None = None) -> int | None:
     """Estimated number of mislabeled rows when the threshold is ``"estimate"`` (else None).
 
-    ``decisions.estimate.issue_count`` of the run's evidence: the confident joint of the cross-fitted
-    out-of-sample probabilities (trained here when neither the scale nor the score did), of their
-    mean with ``member_proba`` ``(n, K)`` (the members' mean probabilities) when their model is not
-    reliable (``result.auxiliary``, see ``engine.auxiliary``), at most the rows θ* fitted with a
-    negative mean training margin (``result.train_margin``, when the learner records it): a
-    cross-fitted model that misses hard but correct rows would count them as wrong.
+    From the confident joint of the run's cross-fitted out-of-sample probabilities
+    (``estimate.confident_joint_count``); trained here when neither the scale nor the score did.
+    When their model is not reliable (``result.auxiliary``, see ``engine.auxiliary``), from the
+    confident joint of their mean with ``member_proba`` ``(n, K)``, the members' mean probabilities
+    (in-sample, so they contradict fewer rows; ``benchmarks/detect_images.py`` measures it).
     """
     if parse_threshold(config.threshold).method != "estimate":
         return None
     aux = getattr(result, "auxiliary", None)
+    if aux is not None and not aux.reliable and member_proba is not None and result.oos_proba is not None:
+        y = data.y.cpu().numpy() if hasattr(data.y, "cpu") else np.asarray(data.y)
+        return confident_joint_count(y, (np.asarray(member_proba) + np.asarray(result.oos_proba)) / 2)
     proba = result.oos_proba
     if proba is None:
         if not can_cross_fit(result.learner):
@@ -242,9 +244,7 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
             )
         proba = out_of_sample_proba(result.learner, data, config=config.gex, fit_config=config.fit)
     y = data.y.cpu().numpy() if hasattr(data.y, "cpu") else np.asarray(data.y)
-    reliable = aux is None or aux.reliable or member_proba is None or result.oos_proba is None
-    return issue_count(y, proba, train_margin=getattr(result, "train_margin", None), member_proba=member_proba,
-                       reliable=reliable)
+    return confident_joint_count(y, proba)
 
 
 def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) -> datasets.Dataset:

@@ -47,21 +47,3 @@ def test_a_margin_of_the_wrong_length_is_refused():
     y, P, _ = _case()
     with pytest.raises(InvalidInputError, match="train_margin"):
         issue_count(y, P, train_margin=np.ones(5))
-
-
-def test_the_stage_estimate_is_bounded_by_the_training_margins():
-    """The default threshold's count on the stage path (``stage.steps.estimated_issues``) uses the bound."""
-    from types import SimpleNamespace
-
-    from influence_stage.config import CleanConfig
-    from influence_stage.stage.steps import estimated_issues
-
-    y, P, wrong = _case()
-    margin = np.ones(120)
-    margin[wrong[:4]] = -1.0
-    data = SimpleNamespace(y=y)
-    with_margin = SimpleNamespace(oos_proba=P, train_margin=margin, auxiliary=None, learner=None)
-    without = SimpleNamespace(oos_proba=P, train_margin=None, auxiliary=None, learner=None)
-    assert estimated_issues(with_margin, data, CleanConfig()) == 4
-    assert estimated_issues(without, data, CleanConfig()) == 12
-    assert estimated_issues(with_margin, data, CleanConfig(threshold="budget:0.1")) is None
