@@ -455,9 +455,16 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", default=None, metavar="NAME",
                         help="merge the results JSONs NAME.json (one or more seeds each, run apart) into --out; "
                              "runs nothing")
+    parser.add_argument("--public-from", default=None, metavar="NAME",
+                        help="rerun only the public path (InfluenceCleaner with every default, and cleanlab on 5-fold "
+                             "probabilities of the stage's own learner for its predicted_label) for --seeds and "
+                             "--settings, keeping the engine-side figures (rankings, baselines) of NAME.json")
     args = parser.parse_args()
     if args.merge:
         merge(args.merge, args.out)
+        return
+    if args.public_from:
+        rerun_public(args)
         return
     global TIMING_RUNS
     TIMING_RUNS = 1 if args.time_once else 2
@@ -488,6 +495,59 @@ def main() -> None:
     md = write_markdown(args.out, text)
     print(text)
     print(f"wrote {path} and {md}")
+
+
+def rerun_public(args) -> None:
+    """Rerun the public path of an earlier run (``--public-from NAME``) on the current code.
+
+    For a change that moves only the decisions (the estimate, the suggestions) and not the rankings: the
+    engine-side methods and their cleanlab figures stay NAME's; each (seed, setting)'s ``public`` entry is
+    measured again, with cleanlab's ``predicted_label`` from 5-fold probabilities of the stage's own learner
+    on the stage's features (``common.public_run`` without ``cleanlab_proba``). The earlier entry is kept
+    under ``public_before``.
+    """
+    payload = json.loads((RESULTS / f"{args.public_from}.json").read_text())
+    torch.set_num_threads(1)
+    warm_up()
+    runs = {int(k): v for k, v in payload["results_by_seed"].items() if int(k) in args.seeds}
+    for seed, results in runs.items():
+        for r in results:
+            if r["setting"] not in args.settings:
+                continue
+            features, rate, kind = SETTINGS[r["setting"]]
+            X, y = features(seed)
+            y_noisy, flipped = flip_labels(y, rate, kind=kind, random_state=seed)
+            if int(flipped.sum()) != r["n_flipped"] or len(y) != r["n_rows"]:
+                raise RuntimeError(f"{r['setting']} seed {seed}: the data differ from {args.public_from}.json")
+            t = time.perf_counter()
+            r["public_before"] = r.get("public_before", r["public"])
+            r["public"] = public_run(X, y, flipped, seed=seed, y=y_noisy)
+            r["public_rerun"] = True
+            print(f"done: seed {seed}, {r['setting']} ({time.perf_counter() - t:.0f} s)", flush=True)
+            write_json(args.out, {**payload, "machine": machine(), "public_from": args.public_from,
+                                  "results_by_seed": {str(k): v for k, v in runs.items()}})
+    fit = FitConfig(**{k: v for k, v in (payload["fit"][0] if isinstance(payload["fit"], list)
+                                         else payload["fit"]).items() if k in ("epochs", "weight_decay")})
+    text = section(runs, fit).replace(
+        "### Targets across seeds", "### Targets across seeds\n\nThe public-path columns (F1, flagged share, "
+        f"estimate, warnings, relabel, CL pred) were rerun on the current code (`--public-from {args.public_from}`); "
+        "the ranking columns (AP, cleanlab's flags) are the earlier run's, whose ranking code is unchanged.", 1)
+    lines = ["### Public path, earlier run → this code", "",
+             "| setting | seed | true rate | flagged share | F1 | est. noise rate | relabel acc / coverage |",
+             "|---|---|---|---|---|---|---|"]
+    for seed, results in runs.items():
+        for r in results:
+            if "public_before" in r:
+                b, a = r["public_before"], r["public"]
+                lines.append(f"| {r['setting']} | {seed} | {r['noise_rate']:.3f} | {b['flags']['flagged_share']:.3f} → "
+                             f"{a['flags']['flagged_share']:.3f} | {_f(b['flags']['f1'])} → {_f(a['flags']['f1'])} | "
+                             f"{_f(b['estimated_noise_rate'])} → {_f(a['estimated_noise_rate'])} | "
+                             f"{_f(b['relabel']['accuracy'])} / {_f(b['relabel']['coverage'])} → "
+                             f"{_f(a['relabel']['accuracy'])} / {_f(a['relabel']['coverage'])} |")
+    text += "\n" + "\n".join(lines) + "\n"
+    md = write_markdown(args.out, text)
+    print(text)
+    print(f"wrote {md}")
 
 
 def merge(names: list[str], out: str) -> None:
