@@ -68,6 +68,29 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def prefect_server():
+    """Prefect's temporary API server of this test process (its SQLite database under the process's own
+    PREFECT_HOME), started once: every module that runs flows shares it instead of starting a
+    ``prefect_test_harness`` of its own (10-20 s a start on a loaded 2-core machine)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # Prefect's own per-process instance: the one flows use without an API URL
+    server.start(timeout=120)
+    return server
+
+
+@pytest.fixture(scope="module")
+def prefect_api(prefect_server):
+    """``PREFECT_API_URL`` names the process's one server while a module's tests run, as
+    ``prefect_test_harness`` does with a server of its own: flows, tasks and Dask workers report to it.
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("prefect_api")``."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        yield prefect_server.api_url
+
+
+@pytest.fixture(scope="session")
 def digits_noisy():
     """Digits pixels standardised, 10% uniform label noise (seed 0): ``(X, y_noisy, flipped, y_true)``."""
     X, y = load_digits(return_X_y=True)

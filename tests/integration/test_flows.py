@@ -13,6 +13,7 @@ import pytest
 from datasets import load_dataset
 
 pytest.importorskip("prefect")
+pytestmark = pytest.mark.usefixtures("prefect_api")  # the test process's one Prefect server (tests/conftest.py)
 
 import influence_stage.orchestration.flow as flow_module
 import influence_stage.stage.scoring as stage_scoring

@@ -8,6 +8,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("prefect")
+pytestmark = pytest.mark.usefixtures("prefect_api")  # the test process's one Prefect server (tests/conftest.py)
 
 from influence_stage.cli import main  # noqa: E402
 from influence_stage.publish.read import load_published  # noqa: E402
