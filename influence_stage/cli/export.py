@@ -84,7 +84,10 @@ def open_decisions(path: str | Path) -> tuple[pd.DataFrame, list[str], str]:
     elif classes is not None:
         names = [str(c) for c in classes]
     else:
-        k = int(max(table["given_label"].max(), table["suggested_label"].max())) + 1
+        import pandas as pd
+
+        # an empty suggestion is null: the classes come from the labels present
+        k = int(pd.concat([table["given_label"], table["suggested_label"].dropna()]).max()) + 1
         names = [str(i) for i in range(k)]
     version = folder if (folder / "meta.json").is_file() else folder / str(meta.get("version"))
     config = json.loads((version / "config.json").read_text()) if (version / "config.json").is_file() else {}

@@ -36,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     config = json.loads((version / "config.json").read_text()) if (version / "config.json").is_file() else {}
     label = (config.get("clean") or {}).get("label_column", "label")
     feature = ds.features.get(label)
-    k = int(max(manifest["given_label"].max(), manifest["suggested_label"].max())) + 1
+    import pandas as pd
+
+    # an empty suggestion is null: the classes come from the labels present
+    k = int(pd.concat([manifest["given_label"], manifest["suggested_label"].dropna()]).max()) + 1
     if meta.get("class_names") is not None:
         names = [str(n) for n in meta["class_names"]]
     else:

@@ -146,7 +146,7 @@ def test_relabel_changes_only_relabeled_labels(small, fitted, truth):
     new = np.array(out["label"])
     relabeled = action[kept] == "relabel"
     np.testing.assert_array_equal(new[~relabeled], given[kept][~relabeled])
-    np.testing.assert_array_equal(new[relabeled], issues["suggested_label"].to_numpy()[kept][relabeled])
+    np.testing.assert_array_equal(new[relabeled], issues["suggested_label"].to_numpy(dtype=np.int64, na_value=-1)[kept][relabeled])
     assert (new[relabeled] != given[kept][relabeled]).all()
     assert out["px_5"] == small.select(kept)["px_5"]
     # Measured on these 400 rows (Otsu above the tau**2 floor): 27 relabels, all correct; 27 of 42

@@ -120,7 +120,7 @@ def test_arrays_in_arrays_out(xy, reference):
     relabeled = action[keep] == "relabel"
     assert relabeled.sum() > 0
     np.testing.assert_array_equal(y_res[~relabeled], y[keep][~relabeled])
-    suggested = as_tuple.classes_[as_tuple.issues_["suggested_label"].to_numpy()[keep][relabeled]]
+    suggested = as_tuple.classes_[as_tuple.issues_["suggested_label"].to_numpy(dtype=np.int64, na_value=-1)[keep][relabeled]]
     np.testing.assert_array_equal(y_res[relabeled], suggested)
     assert (y_res[relabeled] != y[keep][relabeled]).all()
     # transform((X, y)) repeats it; X and y apart give X_res (the transformer contract: fit(X, y).transform(X))
