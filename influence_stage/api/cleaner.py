@@ -161,7 +161,8 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
     issues_ : pandas.DataFrame
         One row per input row, in input order: ``row_id, score, gex_influence, label_quality,
         is_issue, action, given_label, suggested_label, weight`` (the decisions table,
-        ``decisions_.table``; labels as codes into ``classes_``), then ``given_label_name`` and
+        ``decisions_.table``; labels as codes into ``classes_``; ``suggested_label`` is null on a
+        flagged row where no label other than the given one is confident), then ``given_label_name`` and
         ``suggested_label_name``, the class names of those codes; then, per issue type the fit ran
         (``influence_stage.stage.issues``: by default every data issue type up to 10,000 rows, only
         ``exact_duplicate`` above), ``<type>_score`` (higher = more of the issue) and
