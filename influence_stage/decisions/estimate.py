@@ -8,13 +8,16 @@ should flag about as many rows as are actually wrong, not cut at a histogram val
   already trained (confident learning, computed by cleanlab's ``count.num_label_issues``). Rows are
   counted as wrong only where a model that never saw them is more confident in another class than
   that class's own average self-confidence.
-- ``issue_count``: what the ``"estimate"`` threshold should flag, from all the run's evidence: the
+- ``issue_count``: a candidate estimate from more of the run's evidence, not on the default path: the
   confident-joint count above (of the mean of the cross-fitted and the members' probabilities when
   the cross-fitted model is not reliable), at most the number of rows θ* fitted with a negative
   mean training margin (its given label lost to another on average over θ*'s training, the area
   under the margin). A cross-fitted model that misses on hard but correct rows counts them as
   wrong, and on clean labels that count is all error; θ* saw those rows and fits them, so their
-  margin is positive. Measured in ``benchmarks/detect_images.py`` (clean and noisy labels).
+  margin is positive. Measured on the default path (``benchmarks/results/estimate_margin_bound.md``):
+  it removes most clean-label flags on weak features, but an MLP that memorises flipped rows gives
+  them a positive mean margin too, so the bound cuts real label errors on digits; the default keeps
+  ``confident_joint_count``.
 - ``mixture_count``: the expected size of the upper component of a two-component Gaussian
   mixture on the log of a score (a posterior sum); kept for comparison in the detection benchmark,
   where it over-counts on every setting.
