@@ -226,12 +226,19 @@ def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXCon
                      "theta_fit": float(sampler.result_.theta_fit), "sampler_kept": int(sampler.sample_indices_.size),
                      "estimated_noise_rate": getattr(sampler, "estimated_noise_rate_", None),
                      "score_name": getattr(sampler.result_, "score_name", None)}
+    # rows an issue type's policy removed (exact duplicates of an earlier row with its label): the stage removes
+    # them whatever the action, so every re-decided method leaves them out too
+    reason = sampler.issues_["issue_action"].fillna("").astype(str).to_numpy() if "issue_action" in sampler.issues_ \
+        else np.full(len(y_noisy), "")
+    by_issue = np.flatnonzero(reason != "")
+    info["issue_type_dropped"] = int(by_issue.size)
     for method, (action, rule) in STAGE_METHODS.items():
         cfg = CleanConfig.model_validate({**base, "action": action, "relabel_rule": rule})
         prepared = prepare((np.asarray(X_train), codes), cfg)
         features = featurize_step(prepared, cfg)
         table = decide_step(sampler.result_, features, cfg, prepared=prepared).table
         keep, relabel, weight = decision_arrays(table)
+        keep = np.setdiff1d(keep, by_issue)
         labels = y_noisy.copy()
         labels[relabel] = classes[table["suggested_label"].to_numpy()[relabel]]
         if method == "drop" and not np.array_equal(keep, sampler.sample_indices_):
