@@ -348,6 +348,7 @@ def gate_share_main(args) -> None:
 
     trees = [Path(t).resolve() for t in (args.trees or [Path(__file__).resolve().parent.parent])]
     labels = args.tree_labels or [t.name for t in trees]
+    load_before = os.getloadavg()
     runs = []
     for round_ in range(args.rounds):
         for tree, label in zip(trees, labels):
@@ -363,14 +364,15 @@ def gate_share_main(args) -> None:
                 print(json.dumps(runs[-1]), flush=True)
     from scale import commit
 
+    loads = {"start": load_before, "end": os.getloadavg()}
     write_json("step_times_gates", {"machine": machine(), "commit": commit(), "trees": dict(zip(labels, map(str, trees))),
-                                    "load_average": os.getloadavg(), "runs": runs})
-    text = gate_share_markdown(runs, labels)
+                                    "load_average": loads, "runs": runs})
+    text = gate_share_markdown(runs, labels, loads)
     (RESULTS / "step_times_gates.md").write_text(text)
     print(text)
 
 
-def gate_share_markdown(runs: list[dict], labels: list[str]) -> str:
+def gate_share_markdown(runs: list[dict], labels: list[str], loads: dict | None = None) -> str:
     lines = ["## The gates on a 500-row fit (`benchmarks/step_times.py --gate-share`)", "",
              "`wide_arrays` rows (`make_classification`, seed 0, 10 classes, 10% of labels flipped) as float columns; "
              "the library's plan with default settings and publishing, in process, after a 300-row warm-up of the "
@@ -392,6 +394,9 @@ def gate_share_markdown(runs: list[dict], labels: list[str]) -> str:
                          f"{cell([r['output_gate'] for r in mine], '{:.3f}')} | "
                          f"{cell([r['whole_job_seconds'] for r in mine], '{:.2f}')} | "
                          f"**{cell([100 * r['load_and_gates_share'] for r in mine], '{:.1f}%')}** |")
+    if loads:
+        lines += ["", "Load average (1, 5, 15 min) at the start: " + ", ".join(f"{v:.2f}" for v in loads["start"])
+                  + "; at the end: " + ", ".join(f"{v:.2f}" for v in loads["end"]) + " (2 cores, shared)."]
     return "\n".join(lines) + "\n"
 
 
