@@ -26,6 +26,14 @@ stage's featurize time, and the ratio of the whole job to it. The 500-row fits a
 a fresh process (``cold``: Great Expectations imported by the input gate).
 Writes benchmarks/results/step_times_wide.json and .md.
 Run: ``.venv/bin/python benchmarks/step_times.py --wide [--wide-rows 500 10000] [--wide-features 784 1024]``
+
+The gates on a small fit, code against code (``--gate-share``): for each source tree in ``--trees`` (e.g.
+``git archive <commit>`` unpacked in a folder; default this checkout), fresh processes that import that tree's
+``influence_stage``, warm up on 300 rows, and run ``--reps`` fits of ``--gate-rows`` (500) rows at each
+``--wide-features`` width; the trees take turns ``--rounds`` times so they share the machine's load. Writes
+benchmarks/results/step_times_gates.json and .md (input and output gate seconds, whole job, load + gates share).
+Run: ``.venv/bin/python benchmarks/step_times.py --gate-share --trees OLD NEW --tree-labels old new
+--wide-features 40 784``
 """
 
 from __future__ import annotations
