@@ -29,7 +29,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from influence_stage.pipeline.context import RunContext
-from influence_stage.pipeline.step import MappedStep, Plan, Step
+from influence_stage.pipeline.local import LocalExecutor
+from influence_stage.pipeline.step import MappedStep, Step
 
 
 def transient_io(task: Any, task_run: Any, state: Any) -> bool:
@@ -88,8 +89,8 @@ def units_in_flight(bounded: bool) -> int | None:
     return max(1, os.cpu_count() or 1) if isinstance(runner, ThreadPoolTaskRunner) else None
 
 
-class PrefectExecutor:
-    """Runs a ``Plan`` as Prefect tasks, inside a flow.
+class PrefectExecutor(LocalExecutor):
+    """Runs a ``Plan`` as Prefect tasks, inside a flow: ``LocalExecutor.run``'s loop, each step through ``run_step``.
 
     Parameters
     ----------
@@ -119,28 +120,15 @@ class PrefectExecutor:
             options.update(IO_RETRIES)
         return task(_run_step, **options)
 
-    def run(self, plan: Plan, context: RunContext) -> RunContext:
-        """Run ``plan``'s steps on ``context`` in the running flow; returns the context.
-
-        Timed like the in-process executor (``context.timings`` per label, ``context.step_seconds``
-        per step); a step that calls ``context.stop`` ends the run.
-        """
-        for step in plan:
-            if context.stopped:
-                break
-            if not step.applies(context):
-                step.store(context, None if len(step.writes) <= 1 else (None,) * len(step.writes))
-                continue
-            with context.timings.step(step.timing or step.name), context.step_seconds.step(step.name):
-                if isinstance(step, MappedStep):
-                    value = self.map_units(step, context)
-                elif not step.task:
-                    value = step.run(context)
-                else:
-                    key = step.cache_key(context) if step.cached else None
-                    value = self.step_task(step)(step, quote(context), key=key)  # quote: not introspected
-            step.store(context, value)
-        return context
+    def run_step(self, step: Step, context: RunContext) -> Any:
+        """One step of ``LocalExecutor.run``'s loop: a task (cached, retried, timed out as the step says), its
+        work units mapped over the flow's task runner, or inline in the flow (``Step.task`` False)."""
+        if isinstance(step, MappedStep):
+            return self.map_units(step, context)
+        if not step.task:
+            return step.run(context)
+        key = step.cache_key(context) if step.cached else None
+        return self.step_task(step)(step, quote(context), key=key)  # quote: not introspected
 
     def map_units(self, step: MappedStep, context: RunContext) -> Any:
         """Submit ``step``'s work units to the flow's task runner, wait for them, and gather their results."""
