@@ -9,9 +9,11 @@ classes, 10% of labels flipped uniformly (``influence_stage.data.noise.flip_labe
 ``save_to_disk`` in one child process; the run reads it back from that folder in another (one torch
 thread, ``OMP_NUM_THREADS=1``), so the run's peak RSS (``ru_maxrss``) is its own.
 
-The run is the stage's steps one after another as ``benchmarks/scale.py``'s ``profile()`` runs them:
-prepare, the input suite, featurize, θ*, the automatic scale (yardstick + probe), the members, the
-loss matrix + scores, decide, apply, the output suite, publish (into a temporary folder). Image
+The run is the library's plan (``influence_stage.pipeline.CLEAN_LIBRARY``) in process, as
+``benchmarks/scale.py`` and ``benchmarks/step_times.py`` run it: prepare, the input suite, featurize,
+θ*, the automatic scale (yardstick + probe), the members, the loss matrix + scores, decide, the issue
+types, apply, the output suite; then publish (into a temporary folder). Its steps run one at a time
+(each a one-step plan on the same run context) so that the peak RSS is read after each. Image
 features use the default ``featurize.on_disk="auto"``: past ``on_disk_above`` (1 GiB of float32) they
 are written to an on-disk feature store and read back in batches (``data.feature_store``).
 
@@ -93,52 +95,36 @@ def make_images(n: int, folder: str, seed: int = 0) -> None:
 
 
 def profile(path: str) -> dict:
-    """The stage's steps on the images saved at ``path``, seconds each, and the peak RSS at the end."""
+    """The library's plan on the images saved at ``path``, seconds per step, and the peak RSS after each."""
     import datasets
     from torch import nn
 
+    from step_times import STEP_LABELS
+    from influence_stage.config import CleanConfig
     from influence_stage.engine.models import mlp
+    from influence_stage.pipeline import CLEAN_LIBRARY, LocalExecutor, Plan, RunContext
     from influence_stage.publish.versions import publish
-    from influence_stage.quality import validate_input, validate_output
-    from influence_stage.stage import steps
-    from influence_stage.stage.run import score_step
-    from influence_stage.timing import Timings
 
     flipped = np.load(Path(path) / "flipped.npy")
-    config = steps.CleanConfig.from_mapping(settings())
-    seconds: dict[str, float] = {}
-    rss_after: dict[str, float] = {}  # peak RSS so far, MB, after each step: where memory grows
-
-    def timed(step, fn, *args, **kwargs):
-        t = time.perf_counter()
-        out = fn(*args, **kwargs)
-        seconds[step] = time.perf_counter() - t
-        rss_after[step] = peak_rss_mb()
-        return out
-
-    t0 = time.perf_counter()
-    prepared = timed("prepare", steps.prepare, datasets.load_from_disk(path), config)
-    names = list(prepared.encoding.values)
-    timed("input suite", validate_input, prepared.dataset, label_column="label",
-          feature_columns=list(prepared.roles.feature_columns), class_names=names)
-    features = timed("featurize", steps.featurize_step, prepared, config)
-    on_disk = features.store is not None
+    config = CleanConfig.from_mapping(settings())
     module = nn.Sequential(nn.Flatten(), mlp(SIZE * SIZE * CHANNELS, CLASSES, seed=config.gex.seed))
-    learner = timed("θ*", steps.make_model_step, features, config, module, prepared=prepared)
-    timings = Timings()
-    result = score_step(learner, features, config, prepared=prepared, timings=timings)
-    seconds.update({"scale (yardstick + probe)": timings.get("auto-scale", 0.0), "members": timings["members"],
-                    "loss matrix + scores": timings["losses"]})
-    rss_after["score"] = peak_rss_mb()
-    decisions = timed("decide", steps.decide_step, result, features, config, prepared=prepared)
-    cleaned = timed("apply", steps.apply_step, prepared, decisions, config)
-    report = timed("output suite", validate_output, cleaned, prepared.dataset, decisions.table, label_column="label",
-                   class_names=names, max_drop_fraction=0.5, weight_column=config.weight_column)
+    rss_after: dict[str, float] = {}  # peak RSS so far, MB, after each step: where memory grows
+    t0 = time.perf_counter()
+    context = RunContext(config=config, source=datasets.load_from_disk(path), model=module, max_drop_fraction=0.5)
+    for step in CLEAN_LIBRARY:
+        LocalExecutor().run(Plan(step.name, (step,)), context)
+        rss_after[STEP_LABELS.get(step.name, step.name)] = peak_rss_mb()
+    seconds = {STEP_LABELS.get(name, name): s for name, s in context.step_seconds.items()}
+    decisions, features, result = context["decisions"], context["features"], context["result"]
     with tempfile.TemporaryDirectory() as root:
-        timed("publish", publish, cleaned, decisions.table, root=root, name="scale-images",
-              validation_reports=[report])
+        t = time.perf_counter()
+        publish(context["cleaned"], decisions.table, root=root, name="scale-images",
+                validation_reports=[context["output_report"]])
+        seconds["publish"] = time.perf_counter() - t
+        rss_after["publish"] = peak_rss_mb()
     total = time.perf_counter() - t0
     rss = peak_rss_mb()
+    on_disk = features.store is not None
     flagged = decisions.table["is_issue"].to_numpy()
     return {"rows": len(flagged), "image_shape": [CHANNELS, SIZE, SIZE], "classes": CLASSES, "seconds": seconds,
             "total_seconds": total, "peak_rss_mb": rss, "peak_rss_mb_after": rss_after,
