@@ -123,9 +123,11 @@ def test_fit_loaded_trains_the_checkpoint_first(tmp_path, source, trained):
 def test_cleaner_takes_a_checkpoint_string(tmp_path, source, trained, in_memory_run):
     module, _ = trained
     path = save_checkpoint(module, tmp_path / "theta.bin", meta={"builder": "mlp"})
-    cleaner = InfluenceCleaner(model=f"checkpoint:{path}", feature_columns=PX, gex_config=GEX, random_state=0).fit(source)
+    fit = FitConfig(epochs=10)  # the cross-fitted auxiliary model's recipe: the same for both, and short
+    cleaner = InfluenceCleaner(model=f"checkpoint:{path}", feature_columns=PX, gex_config=GEX, fit_config=fit,
+                               random_state=0).fit(source)
     # the same seeds (random_state=0; None would draw fresh ones) with the module given in memory
-    by_module = InfluenceCleaner(model=copy.deepcopy(module), feature_columns=PX, gex_config=GEX,
+    by_module = InfluenceCleaner(model=copy.deepcopy(module), feature_columns=PX, gex_config=GEX, fit_config=fit,
                                  random_state=0).fit(source)
     np.testing.assert_array_equal(cleaner.scores_, by_module.scores_)
     assert cleaner.config_.model == f"checkpoint:{path}"
