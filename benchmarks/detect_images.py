@@ -301,7 +301,7 @@ def run_setting(name: str, seed: int, rows: int | None = None, with_cleanlab: bo
     relabel = decide_step(res, pipe.features, cleaner.config_.model_copy(update={"action": "relabel"}),
                           prepared=pipe.prepared).table
     rel = relabel["action"].to_numpy() == "relabel"
-    sugg = relabel["suggested_label"].to_numpy()
+    sugg = relabel["suggested_label"].to_numpy(dtype=np.float64, na_value=np.nan)  # empty: NaN, never a label
     given = relabel["given_label"].to_numpy()
     rflags = relabel["is_issue"].to_numpy()
     out["relabel"] = {"n_flagged": int(rflags.sum()), "n_relabeled": int(rel.sum()),

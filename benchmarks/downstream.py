@@ -240,7 +240,7 @@ def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXCon
         keep, relabel, weight = decision_arrays(table)
         keep = np.setdiff1d(keep, by_issue)
         labels = y_noisy.copy()
-        labels[relabel] = classes[table["suggested_label"].to_numpy()[relabel]]
+        labels[relabel] = classes[table["suggested_label"].to_numpy(dtype=np.int64, na_value=-1)[relabel]]
         if method == "drop" and not np.array_equal(keep, sampler.sample_indices_):
             raise RuntimeError("re-deciding action='drop' from the sampler's result did not reproduce its "
                                "sample_indices_; the re-decided actions would not be the stage's")
@@ -254,7 +254,7 @@ def stage_training_sets(X_train: np.ndarray, y_noisy: np.ndarray, *, gex: GEXCon
                 "relabel_accuracy": (float((labels[relabel] == y_true[relabel]).mean())
                                      if y_true is not None and relabel.any() else None),
                 "suggested_equals_given_on_flagged": int(np.sum(
-                    (pd.to_numeric(table["suggested_label"], errors="coerce").to_numpy() == codes)[flagged]))})
+                    (table["suggested_label"].to_numpy(dtype=np.float64, na_value=np.nan) == codes)[flagged]))})
     return out, info
 
 

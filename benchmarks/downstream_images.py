@@ -105,7 +105,7 @@ def run_setting(name: str, seed: int, rows: int) -> dict:
                             prepared=pipe.prepared).table
         keep, relabel, weight = decision_arrays(table)
         labels = y_noisy.copy()
-        labels[relabel] = table["suggested_label"].to_numpy()[relabel].astype(np.int64)
+        labels[relabel] = table["suggested_label"].to_numpy(dtype=np.int64, na_value=-1)[relabel]
         if action == "reweight":  # the CNN's loop takes no weights: keep the rows a weight above 0.5 keeps
             keep = keep[np.asarray(weight)[keep] >= 0.5]
         sets[label] = (keep, labels)
