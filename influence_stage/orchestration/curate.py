@@ -42,6 +42,18 @@ from influence_stage.pipeline.curate import CURATE, cleanup, preflight
 
 logger = logging.getLogger(__name__)
 
+#: The Dask client whose workers run the scoring units of the flow now running (set by ``curate_on_dask``).
+_UNITS_CLIENT: Any = None
+
+
+def _executor(config: CurateConfig) -> PrefectExecutor:
+    """The flow's executor: Prefect tasks on the driver; under ``curate_on_dask`` the work units go to Dask."""
+    if _UNITS_CLIENT is None:
+        return PrefectExecutor(cache_dir=config.cache_dir)
+    from influence_stage.orchestration.dask_runner import DaskUnitsExecutor
+
+    return DaskUnitsExecutor(_UNITS_CLIENT, cache_dir=config.cache_dir)
+
 
 def notify_curation_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """``on_failure`` hook of the curation flow: the cleaning flow's failure notice
@@ -62,7 +74,7 @@ def curate_corpus(config: CurateConfig) -> dict[str, Any]:
     (published path, counts, timings)."""
     context = RunContext(config=config, progress=config.progress, cache_dir=Path(config.cache_dir))
     try:
-        summary = PrefectExecutor(cache_dir=config.cache_dir).run(CURATE, context).outcome
+        summary = _executor(config).run(CURATE, context).outcome
     finally:
         cleanup(context)  # the curated Arrow files, once published (or not)
     create_markdown_artifact(summary["markdown"], key="curation-summary",
@@ -74,17 +86,25 @@ def curate_corpus(config: CurateConfig) -> dict[str, Any]:
 
 def curate_on_dask(config: CurateConfig, *, address: str | None = None, n_workers: int = 2,
                    processes: bool = True) -> dict[str, Any]:
-    """Run ``curate_corpus`` with a Dask task runner: the scoring work units (document range × pass)
-    spread over the workers; returns the flow's summary.
+    """Run ``curate_corpus`` with its scoring work units (document range × pass) on Dask; returns the summary.
 
+    Prefect orchestrates on this process (every step a task here); the units run on the workers as
+    plain functions (``dask_runner.DaskUnitsExecutor``), so no worker talks to a Prefect API.
     ``address``: an existing scheduler (``tcp://host:8786``); None: a local cluster of ``n_workers``
     processes with one thread each. Workers read the token cache and write the pass files under
     ``cache_dir``, which must be a shared filesystem.
     """
-    from influence_stage.orchestration.dask_runner import dask_task_runner
+    global _UNITS_CLIENT
+    from influence_stage.orchestration.dask_runner import dask_client
 
-    runner = dask_task_runner(address, n_workers=n_workers, processes=processes)
-    return curate_corpus.with_options(task_runner=runner)(config)
+    if _UNITS_CLIENT is not None:
+        raise InvalidInputError("a curation flow on Dask is already running in this process; run one at a time.")
+    with dask_client(address, n_workers=n_workers, processes=processes) as client:
+        _UNITS_CLIENT = client
+        try:
+            return curate_corpus(config)
+        finally:
+            _UNITS_CLIENT = None
 
 
 # -- command line ------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ process, as a Prefect task or on a Dask worker.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +49,49 @@ def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: 
     return True
 
 
+def check_shards(files: list[str], recorded: list[tuple[int, int]]) -> None:
+    """InvalidInputError when a corpus shard disappeared or changed since the run opened it (``files`` and their
+    ``(size, mtime_ns)`` then); a work unit's ``check``, so a run stops scoring as soon as it sees it."""
+    from influence_stage.data.corpus_shards import shards_changed_error
+
+    err = shards_changed_error([Path(f) for f in files], recorded)
+    if err is not None:
+        raise err
+
+
+def remove_torn_files(folder: Path, outs: list[str]) -> list[Path]:
+    """Delete the half-written files a killed run of the stage left in ``folder``; returns them.
+
+    Only the stage's own temporary names are touched: ``<pass file>.<pid>.tmp.npy`` next to each of
+    ``outs`` (a scoring unit killed while saving) and ``members/.<m>.<pid>.tmp`` (a member state killed
+    while saving). Anything else in the folder stays.
+    """
+    torn: list[Path] = []
+    names = {Path(o).name for o in outs}
+    pass_tmp = re.compile(r"(?P<out>.+\.npy)\.\d+\.tmp\.npy")
+    for path in (folder / "passes").glob("*.tmp.npy"):
+        m = pass_tmp.fullmatch(path.name)
+        if m and m["out"] in names:
+            torn.append(path)
+    member_tmp = re.compile(r"\.\d+\.\d+\.tmp")
+    torn += [p for p in (folder / "members").glob(".*.tmp") if member_tmp.fullmatch(p.name)]
+    for path in torn:
+        path.unlink(missing_ok=True)
+    if torn:
+        logger.info("removed %d half-written file(s) of an interrupted run under %s", len(torn), folder)
+    return torn
+
+
 class LossMatrix(MappedStep):
     """The loss matrix and the exact GEX self-influence, as work units: one per (document range ×
     pass), a pass being ``θ*`` or one member (``score_pass``).
 
     Everything lives under ``cache_dir/curate/<key>/``: the members' states (``members/<m>.pt``), each
     unit's losses and done-flag (``passes/``), the gathered matrix (``loss_matrix.npy``, memory
-    mapped). After a kill, a re-run evaluates only the units without a done-flag. ``shard_docs``
-    documents per range.
+    mapped). After a kill, a re-run first deletes the half-written files the killed run left
+    (``remove_torn_files``), then evaluates only the units without a done-flag. ``shard_docs``
+    documents per range. Between units (in process, and on the driver while units run on Dask) the
+    corpus shards are checked against their stamps (``check_shards``).
     """
 
     name, reads, writes, timing = "loss-matrix", ("learner", "tokens", "members"), ("scores",), "scores"
@@ -90,12 +127,21 @@ class LossMatrix(MappedStep):
                               "out": str(folder / "passes" / f"{tag}-{s}-{e}.npy")})
                 names.append(f"score-pass {tag} docs {s}-{e}")
         context.values["pass_folder"] = folder
+        context.values["torn_files_removed"] = len(remove_torn_files(folder, [it["out"] for it in items]))
+        corpus = context.values.get("corpus")
+        check = None if corpus is None else functools.partial(check_shards, [str(f) for f in corpus.files],
+                                                               list(corpus._stamps))
         return WorkUnits(fn=score_pass, shared={"learner": context["learner"], "tokens": context["tokens"]},
-                         items=items, names=names, bounded=True)
+                         items=items, names=names, bounded=True, check=check)
 
     def run(self, context: RunContext) -> Any:
         units = self.units(context)
-        return self.gather(context, units, [units.fn(**units.shared, **item) for item in units.items])
+        results = []
+        for item in units.items:
+            results.append(units.fn(**units.shared, **item))
+            if units.check is not None:
+                units.check()
+        return self.gather(context, units, results)
 
     def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
         from influence_stage.engine.influence import self_influence
@@ -158,4 +204,4 @@ def reference_influence(scores: dict[str, Any], reference: dict[str, Any]) -> np
     return mean_test_loss_influence(D, R)
 
 
-__all__ = ["LossMatrix", "ReferenceLosses", "reference_influence", "score_pass"]
+__all__ = ["LossMatrix", "ReferenceLosses", "check_shards", "reference_influence", "remove_torn_files", "score_pass"]

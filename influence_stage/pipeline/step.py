@@ -102,6 +102,10 @@ class WorkUnits:
     bounded : bool
         Each unit holds memory that grows with its rows: on a local thread pool, at most one per
         core runs at once.
+    check : callable, optional
+        Called with no argument between units by executors that can (in process, and on the driver
+        while units run on Dask): raises to stop the step early (e.g. a corpus shard changed under the
+        run). None: nothing to check.
     """
 
     fn: Callable[..., Any]
@@ -110,6 +114,7 @@ class WorkUnits:
     names: list[str]
     keys: list[str] | None = None
     bounded: bool = False
+    check: Callable[[], None] | None = None
 
 
 class MappedStep(Step):
