@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 from influence_stage.errors import CheckpointError, InvalidInputError, InvalidTypeError
 from influence_stage.engine.hf import require, seeded_rng
 from influence_stage.engine.learner import CosineSchedule, LRSchedule, State
+from influence_stage.engine.lm_eval import eval_token_losses, split_head
 from influence_stage.engine.lm_gex import CorpusGEX, corpus_gex, lm_members
 from influence_stage.engine.lm_trainable import check_lm_trainable, lm_trainable_names
 from influence_stage.engine.lm_windows import (_is_stream, _is_tokens, _iter_documents, _n_documents,
@@ -225,13 +226,12 @@ class CausalLMLearner:
         return self.encode_ids(self.tokenize(texts, first_doc), first_doc)
 
     def _pad(self, windows: Sequence[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
-        m = max(len(w.ids) for w in windows)
-        ids = torch.full((len(windows), m), int(self.tokenizer.pad_token_id), dtype=torch.long)
-        mask = torch.zeros((len(windows), m), dtype=torch.long)
-        for r, w in enumerate(windows):
-            ids[r, :len(w.ids)] = torch.as_tensor(w.ids)
-            mask[r, :len(w.ids)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        lengths = np.fromiter((len(w.ids) for w in windows), dtype=np.int64, count=len(windows))
+        m = int(lengths.max())
+        mask = np.arange(m)[None, :] < lengths[:, None]
+        ids = np.full((len(windows), m), int(self.tokenizer.pad_token_id), dtype=np.int64)
+        ids[mask] = np.fromiter((t for w in windows for t in w.ids), dtype=np.int64, count=int(lengths.sum()))
+        return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask.astype(np.int64)).to(self.device)
 
     def _token_losses(self, windows: Sequence[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed next-token cross-entropy and predicted-token count per window (padding masked)."""
@@ -243,6 +243,15 @@ class CausalLMLearner:
                              reduction="none").reshape(target.shape)
         ce = torch.where(keep, ce, torch.zeros_like(ce))
         return ce.sum(1), keep.sum(1)
+
+    def _eval_losses(self, windows: Sequence[_Window]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_token_losses`` for scoring: the output layer only on the predicted positions
+        (``lm_eval.eval_token_losses``) when the model allows it (``lm_eval.split_head``)."""
+        split = split_head(self.model)
+        if split is None:
+            return self._token_losses(windows)
+        ids, mask = self._pad(windows)
+        return eval_token_losses(*split, ids, mask)
 
     # -- Learner protocol --------------------------------------------------------------------------
     def get_state(self) -> State:
@@ -375,7 +384,7 @@ class CausalLMLearner:
             bar.close()
         return losses
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def per_sample_loss(self, data: Any, *, progress: bool = False, desc: str = "score") -> np.ndarray:
         """Mean token cross-entropy of each document in eval mode, ``(n_documents,) float32``.
 
@@ -400,7 +409,7 @@ class CausalLMLearner:
             counts.extend([0] * k)
             for batch in pack_batches([len(w.ids) for w in windows], self.batch_tokens):
                 chunk = [windows[i] for i in batch]
-                s, c = self._token_losses(chunk)
+                s, c = self._eval_losses(chunk)
                 for w, si, ci in zip(chunk, s.tolist(), c.tolist()):
                     sums[w.doc] += si
                     counts[w.doc] += int(ci)
