@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import sys
-import time
 from typing import Any, NoReturn
 
 SIGNAL_GRACE_S = 2.0
@@ -213,22 +212,10 @@ def end_children(grace: float = SIGNAL_GRACE_S) -> None:
         return
     from influence_stage.orchestration import orphans
 
-    tree = orphans.descendants(os.getpid(), exclude=WATCHDOG.get("pid"))
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(orphans.alive(p, s) for p, s in tree.items()):
-        time.sleep(0.05)
-    tree.update(orphans.descendants(os.getpid(), exclude=WATCHDOG.get("pid")))  # started meanwhile
-    for pid, start in tree.items():
-        if orphans.alive(pid, start):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    def tree() -> dict[int, int]:
+        return orphans.descendants(os.getpid(), exclude=WATCHDOG.get("pid"))
+
+    orphans.terminate(tree(), grace, poll=0.05, more=tree)  # more: children started meanwhile
 
 
 def exit_now(code: int) -> NoReturn:

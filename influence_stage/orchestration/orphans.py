@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 POLL_S = 0.2
@@ -96,21 +97,28 @@ def watch(pid: int) -> None:
         seen.update(descendants(pid, exclude=me))
         time.sleep(POLL_S)
     seen.update(marked(f"{pid}:{start}", exclude=me))
-    left = {p: s for p, s in seen.items() if alive(p, s)}
-    for p in left:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and any(alive(p, s) for p, s in left.items()):
-        time.sleep(0.1)
-    for p, s in left.items():
-        if alive(p, s):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+    terminate({p: s for p, s in seen.items() if alive(p, s)}, GRACE_S)
+
+
+def terminate(procs: dict[int, int], grace: float, *, poll: float = 0.1,
+              more: Callable[[], dict[int, int]] | None = None) -> None:
+    """SIGTERM ``procs`` (``{pid: start}``), wait up to ``grace`` seconds, then SIGKILL those still alive
+    (with ``more()``'s processes: those started meanwhile)."""
+    for pid in procs:
+        _send(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(alive(p, s) for p, s in procs.items()):
+        time.sleep(poll)
+    for pid, start in {**procs, **(more() if more is not None else {})}.items():
+        if alive(pid, start):
+            _send(pid, signal.SIGKILL)
+
+
+def _send(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except OSError:  # gone already
+        pass
 
 
 def start_watchdog() -> subprocess.Popen | None:
