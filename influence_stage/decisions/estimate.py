@@ -18,6 +18,10 @@ should flag about as many rows as are actually wrong, not cut at a histogram val
   it removes most clean-label flags on weak features, but an MLP that memorises flipped rows gives
   them a positive mean margin too, so the bound cuts real label errors on digits; the default keeps
   ``confident_joint_count``.
+- ``weak_model_count``: the default's count when the cross-fitted model is not reliable, the
+  midpoint of the confident joint of its probabilities alone (an over-count: its own errors count
+  as label errors) and of their mean with the members' probabilities (an under-count: the members
+  remember the wrong labels).
 - ``mixture_count``: the expected size of the upper component of a two-component Gaussian
   mixture on the log of a score (a posterior sum); kept for comparison in the detection benchmark,
   where it over-counts on every setting.
@@ -90,6 +94,31 @@ def issue_count(labels: Any, oos_proba: Any, *, train_margin: Any = None, member
         raise InvalidInputError(f"train_margin must hold one value per row, shape ({len(np.asarray(labels))},); "
                                 f"found {margin.shape}.")
     return min(count, int(np.sum(margin < 0)))
+
+
+def weak_model_count(labels: Any, oos_proba: Any, member_proba: Any) -> int:
+    """Estimated number of mislabeled rows when the cross-fitted model is weak (``engine.auxiliary``).
+
+    The midpoint of two counts that bracket the truth: the confident joint of the cross-fitted
+    probabilities alone over-counts (a weak model's own errors count as label errors), the
+    confident joint of their mean with the members' probabilities under-counts (the members trained
+    on every row and remember the wrong labels). Measured against either count alone in
+    ``benchmarks/results/weak_model_estimate.md``.
+
+    Parameters
+    ----------
+    labels : ``(n_samples,)`` int, the given labels as codes ``0..K-1``
+    oos_proba : ``(n_samples, K)`` float, the cross-fitted out-of-sample probabilities
+    member_proba : ``(n_samples, K)`` float, the members' mean probabilities (in-sample)
+
+    Returns
+    -------
+    int in ``[0, n_samples]``
+    """
+    upper = confident_joint_count(labels, oos_proba)
+    lower = confident_joint_count(labels, (np.asarray(member_proba, dtype=np.float64)
+                                           + np.asarray(oos_proba, dtype=np.float64)) / 2)
+    return int(round((upper + lower) / 2))
 
 
 def class_noise_share(labels: Any, oos_proba: Any, n_classes: int) -> np.ndarray:

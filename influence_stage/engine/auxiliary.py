@@ -89,8 +89,8 @@ class AuxiliaryCheck:
         return (f"the auxiliary cross-fitted model is weak: out-of-sample accuracy {self.accuracy:.3f} on the given "
                 f"labels against a majority-class rate of {self.majority_rate:.3f} (kappa {self.kappa:.2f} < "
                 f"{RELIABLE_KAPPA}); its view is not trusted: the ranking leaves out the out-of-sample loss, the "
-                "automatic scale uses θ*'s training margins and the noise estimate comes from the mean of its "
-                "probabilities and the members' (in-sample). The features or the model may not carry the labels; check them before acting on "
+                "automatic scale uses θ*'s training margins and the noise estimate is the midpoint of its count and "
+                "the count of its probabilities averaged with the members' (in-sample). The features or the model may not carry the labels; check them before acting on "
                 "the flags.")
 
 

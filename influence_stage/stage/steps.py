@@ -53,7 +53,7 @@ from influence_stage.data.sources import load_source, row_ids
 from influence_stage.decisions import Decisions, decide, parse_threshold
 from influence_stage.decisions.suggest import suggestion_proba
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
-from influence_stage.decisions.estimate import confident_joint_count
+from influence_stage.decisions.estimate import confident_joint_count, weak_model_count
 from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.engine.gex import GEXResult
 from influence_stage.engine.influence import self_influence
@@ -225,16 +225,17 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
 
     From the confident joint of the run's cross-fitted out-of-sample probabilities
     (``estimate.confident_joint_count``); trained here when neither the scale nor the score did.
-    When their model is not reliable (``result.auxiliary``, see ``engine.auxiliary``), from the
-    confident joint of their mean with ``member_proba`` ``(n, K)``, the members' mean probabilities
-    (in-sample, so they contradict fewer rows; ``benchmarks/detect_images.py`` measures it).
+    When their model is not reliable (``result.auxiliary``, see ``engine.auxiliary``),
+    ``estimate.weak_model_count`` with ``member_proba`` ``(n, K)``, the members' mean probabilities:
+    the midpoint of the over-count of the weak model alone and the under-count of its mean with the
+    members (in-sample, they remember wrong labels).
     """
     if parse_threshold(config.threshold).method != "estimate":
         return None
     aux = getattr(result, "auxiliary", None)
     if aux is not None and not aux.reliable and member_proba is not None and result.oos_proba is not None:
         y = data.y.cpu().numpy() if hasattr(data.y, "cpu") else np.asarray(data.y)
-        return confident_joint_count(y, (np.asarray(member_proba) + np.asarray(result.oos_proba)) / 2)
+        return weak_model_count(y, result.oos_proba, member_proba)
     proba = result.oos_proba
     if proba is None:
         if not can_cross_fit(result.learner):

@@ -47,3 +47,30 @@ def test_a_margin_of_the_wrong_length_is_refused():
     y, P, _ = _case()
     with pytest.raises(InvalidInputError, match="train_margin"):
         issue_count(y, P, train_margin=np.ones(5))
+
+
+def test_a_weak_model_count_is_the_midpoint_of_its_over_and_under_count():
+    from influence_stage.decisions.estimate import weak_model_count
+
+    y, P, wrong = _case()
+    members = np.eye(3)[y] * 0.9 + 0.1 / 3  # in-sample: every given label fitted, so the mean contradicts fewer rows
+    upper, lower = confident_joint_count(y, P), confident_joint_count(y, (P + members) / 2)
+    assert lower < upper
+    assert weak_model_count(y, P, members) == round((upper + lower) / 2)
+
+
+def test_the_stage_estimate_of_a_weak_model_is_the_midpoint():
+    """``stage.steps.estimated_issues`` on an unreliable auxiliary model uses ``weak_model_count``."""
+    from types import SimpleNamespace
+
+    from influence_stage.config import CleanConfig
+    from influence_stage.decisions.estimate import weak_model_count
+    from influence_stage.stage.steps import estimated_issues
+
+    y, P, wrong = _case()
+    members = np.eye(3)[y] * 0.9 + 0.1 / 3
+    weak = SimpleNamespace(oos_proba=P, auxiliary=SimpleNamespace(reliable=False), learner=None)
+    strong = SimpleNamespace(oos_proba=P, auxiliary=SimpleNamespace(reliable=True), learner=None)
+    data = SimpleNamespace(y=y)
+    assert estimated_issues(weak, data, CleanConfig(), member_proba=members) == weak_model_count(y, P, members)
+    assert estimated_issues(strong, data, CleanConfig(), member_proba=members) == confident_joint_count(y, P) == 12
