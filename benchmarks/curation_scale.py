@@ -154,14 +154,17 @@ def token_cache(cache_dir: Path) -> Path:
 
 
 def detection(manifest: pd.DataFrame, truth: pd.DataFrame, n_tok: np.ndarray, seed: int) -> dict:
-    """Junk AP / AUROC of each score on the scored documents, the position statistic, dedup counts."""
+    """Junk AP / AUROC of each score on the scored documents, the position statistic, dedup counts.
+
+    ``n_tok``: each scored document's tokens as the stage counts them (the manifest's ``n_tokens``, no bos),
+    which are also its predicted tokens (the bos in front makes the first one predicted)."""
     scored = manifest["score"].notna().to_numpy()
     kinds = truth["kind"].to_numpy(dtype=object)
     junk = kinds[scored] != "clean"
     loss = manifest["base_loss"].to_numpy()[scored]
     chars = np.maximum(manifest["n_chars"].to_numpy()[scored], 1)
     scores = {"gex": manifest["score"].to_numpy()[scored], "perplexity": loss,
-              "perplexity/char": loss * (n_tok - 1) / chars,
+              "perplexity/char": loss * n_tok / chars,
               "random": np.random.default_rng(seed).random(int(scored.sum()))}
     out: dict = {"scored": int(scored.sum()), "junk_scored": int(junk.sum()),
                  "junk_left_out_before_scoring": {k: int(((kinds == k) & ~scored).sum()) for k in gen.JUNK_KINDS},
@@ -272,15 +275,22 @@ def scale_run(n: int, args: argparse.Namespace) -> dict:
     """Steps 1–6 of the module docstring for N = ``n``; the entry is saved after each part (a failed
     later part is recorded as its error, the earlier parts are kept)."""
     folder = Path(args.workdir) / f"n{n}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    info = gen.write(folder, n, junk_fraction=JUNK_FRACTION, seed=args.seed)
-    texts = info.pop("texts")
-    info.pop("kinds")
-    print(f"N={n}: corpus written in {info['seconds']} s", flush=True)
-    theta_s = train_theta(folder, texts, args.theta_steps, args.seed)
-    del texts
-    print(f"  θ* trained in {theta_s:.0f} s", flush=True)
+    if args.reuse and (folder / "shards").is_dir() and (folder / "model").is_dir():
+        # the corpus and θ* of an earlier run of this size (same seed), the job from a fresh cache
+        for sub in ("cache", "published", "prefect-home"):
+            shutil.rmtree(folder / sub, ignore_errors=True)
+        info, theta_s = gen_info(folder), None
+        print(f"N={n}: corpus and θ* reused from {folder}", flush=True)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        info = gen.write(folder, n, junk_fraction=JUNK_FRACTION, seed=args.seed)
+        texts = info.pop("texts")
+        info.pop("kinds")
+        print(f"N={n}: corpus written in {info['seconds']} s", flush=True)
+        theta_s = train_theta(folder, texts, args.theta_steps, args.seed)
+        del texts
+        print(f"  θ* trained in {theta_s:.0f} s", flush=True)
     main = run_curate(folder, demo_config(folder, n), "curate")
     out = measure(folder, n, main, args, info=info, theta_s=theta_s)
     save(str(n), out)
@@ -295,8 +305,10 @@ def measure(folder: Path, n: int, main: dict, args: argparse.Namespace, *, info:
 
     s = main["summary"]
     tokens = TokenCache(token_cache(folder / "cache"))
-    n_tok = tokens.n_tokens()
     manifest = pd.read_parquet(Path(s["published"]) / "manifest.parquet")
+    n_tok = manifest["n_tokens"].to_numpy()[manifest["score"].notna().to_numpy()]  # the stage's count (no bos)
+    if len(n_tok) != len(tokens):
+        raise RuntimeError(f"the manifest scores {len(n_tok)} documents, the token cache holds {len(tokens)}")
     truth = pd.read_parquet(folder / "truth.parquet")
     det = detection(manifest, truth, n_tok, args.seed)
     members = int(s["members"])
@@ -310,7 +322,7 @@ def measure(folder: Path, n: int, main: dict, args: argparse.Namespace, *, info:
     total_tokens = int(n_tok.sum())
     out = {"documents": n, "corpus": info, "theta_seconds": None if theta_s is None else round(theta_s, 1),
            "curate": main, "settings": {"theta_steps": args.theta_steps, "seed": args.seed},
-           "tokens_scored_docs": total_tokens, "docs_per_s": n / main["wall_seconds"],
+           "tokens_scored_docs": total_tokens, "token_count": "the stage's (manifest n_tokens, no bos)", "docs_per_s": n / main["wall_seconds"],
            "tokens_per_s": total_tokens / main["wall_seconds"],
            "scoring_tokens_per_s": total_tokens * (members + 1) / scoring_seconds(s),
            "scoring_seconds": scoring_seconds(s), "members_seconds": float(s["timings"].get("members", np.nan)),
@@ -370,6 +382,8 @@ def main() -> None:
                         "models side by side")
     parser.add_argument("--floor-passes", type=int, default=2, help="full scoring passes the floor times")
     parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="keep the corpus and θ* of an earlier run of the same "
+                        "size under --workdir (the job still starts from a fresh cache)")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--collect", type=int, metavar="N", help="measure a size-N job that already ran under "
                         "--workdir (steps 4-5 only)")

@@ -112,7 +112,7 @@ def markdown(data: dict) -> str:
                   f"{ref['pool_topic_share']:.3f}, junk share {ref['pool_junk_share']:.3f}); the reference is "
                   f"{ref['reference_documents']} sentences of held-out horror reviews, the evaluation "
                   f"{ref['reference_heldout_documents']} sentences of other held-out horror reviews; each subset "
-                  f"about {ref['token_budget']:,} tokens (bos included); a fresh 2-block GPT-2 trained "
+                  f"about {ref['token_budget']:,} tokens ({ref.get('token_count', 'bos included')}); a fresh 2-block GPT-2 trained "
                   f"{ref['downstream_steps']} "
                   f"AdamW steps (batch 32 windows of ≤ 64 tokens) per subset and seed; mean ± half-range over "
                   f"seeds {ref['seeds']} (the selections are from one curation run, seed 0; random is redrawn "

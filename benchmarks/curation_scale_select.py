@@ -13,7 +13,8 @@ The pool is the scale run's corpus (its scored documents). The subsets:
 
 For each training seed, a GPT-2 of θ*'s size (``fixtures.lm.small_gpt2``, θ*'s tokenizer) is trained
 from scratch on each subset with the same recipe and steps, and its perplexity on the reference's
-held-out split (other horror reviews) is measured. Token counts are the run's token cache (bos included).
+held-out split (other horror reviews) is measured. Token counts are the stage's (the manifest's ``n_tokens``: the
+tokenizer's tokens of each document, no bos), the unit of ``budget_tokens``.
 """
 
 from __future__ import annotations
@@ -81,17 +82,14 @@ def reference_selection(folder: Path, n: int, args: Any, demo_config: Callable, 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from influence_stage.data.tokens import TokenCache
-
     t0 = time.perf_counter()
-    (cache,) = sorted((folder / "cache" / "tokens").glob("*.arrow"))
-    n_tok = TokenCache(cache).n_tokens()
+    self_manifest = pd.read_parquet(Path(next((folder / "published").glob("scale-*/v*"))) / "manifest.parquet")
+    n_tok = self_manifest["n_tokens"].to_numpy()[self_manifest["score"].notna().to_numpy()]  # the stage's count
     token_budget = int(round(float(args.reference_budget) * int(n_tok.sum())))
     config = demo_config(folder, n, score="reference", reference=str(folder / "reference"), budget=None,
                          budget_tokens=token_budget, high_share=0.0, publish_root=str(folder / "published-reference"))
     ref_run = run_curate(folder, config, "curate-reference")
     ref_manifest = pd.read_parquet(Path(ref_run["summary"]["published"]) / "manifest.parquet")
-    self_manifest = pd.read_parquet(Path(next((folder / "published").glob("scale-*/v*"))) / "manifest.parquet")
     scored = self_manifest["score"].notna().to_numpy()
     rows = np.flatnonzero(scored)  # position p in the scored arrays is input row rows[p]
     texts_all = pd.concat([pd.read_parquet(p, columns=["text"]) for p in sorted((folder / "shards").glob("*.parquet"))]
@@ -107,7 +105,8 @@ def reference_selection(folder: Path, n: int, args: Any, demo_config: Callable, 
                                     budget)}
     kinds = truth["kind"].to_numpy(dtype=object)
     topic = truth["topic"].to_numpy(dtype=bool)
-    out: dict = {"pool_documents": int(len(rows)), "token_budget": budget, "budget_tokens_asked": token_budget,
+    out: dict = {"pool_documents": int(len(rows)), "token_budget": budget,
+                 "token_count": "the stage's count, no bos", "budget_tokens_asked": token_budget,
                  "reference_documents": int(pd.read_parquet(folder / "reference" / "part-0.parquet").shape[0]),
                  "reference_heldout_documents": len(heldout), "downstream_steps": args.downstream_steps,
                  "seeds": list(args.seeds), "reference_run": {k: ref_run[k] for k in ("wall_seconds", "peak_rss")},
