@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -269,7 +270,8 @@ def wide_markdown(runs: list[dict]) -> str:
              "the library's plan with default settings (`CleanConfig(label_column=\"label\")`), in process, one "
              "torch thread; warm runs follow a 300-row run of the same width (imports, the GE context); cold runs "
              "are a fresh process's first run. Whole job = the plan + publishing. \"Load + gates\" = load + input "
-             "gate + output gate.", ""]
+             "gate + output gate. Each column's code is its commit (working tree at that commit); columns of other "
+             "commits were measured in earlier runs and kept, so compare only columns of one commit.", ""]
     head = [f"{r['rows']:,} × {r['columns']:,} {r['layout']}{' (cold)' if r.get('cold') else ''}" for r in runs]
     lines.append("| step, s | " + " | ".join(head) + " |")
     lines.append("|---|" + "---|" * len(runs))
@@ -283,6 +285,9 @@ def wide_markdown(runs: list[dict]) -> str:
                                                      for r in runs) + " |")
     lines.append("| **load + gates share** (target ≤ 10%) | " + " | ".join(
         f"**{100 * r['load_and_gates_share']:.1f}%**" if r.get("seconds") else "–" for r in runs) + " |")
+    lines.append("| code (commit) | " + " | ".join(str(r.get("commit") or "–") for r in runs) + " |")
+    lines.append("| load average at the end (1 / 5 / 15 min, 2 cores) | " + " | ".join(
+        " / ".join(f"{v:.1f}" for v in r["load_average"]) if r.get("load_average") else "–" for r in runs) + " |")
     lines.append("| precision / recall | " + " | ".join(
         f"{r['precision']:.3f} / {r['recall']:.3f}" if r.get("seconds") else "–" for r in runs) + " |")
     for r in runs:
@@ -306,22 +311,28 @@ def _key(r: dict) -> tuple:
 
 
 def wide_main(args) -> None:
+    from scale import commit
+
     stored = RESULTS / "step_times_wide.json"
-    runs = json.loads(stored.read_text())["runs"] if args.add and stored.is_file() else []
+    runs = []
+    if args.add and stored.is_file():
+        kept = json.loads(stored.read_text())
+        runs = [{"commit": kept.get("commit"), **r} for r in kept["runs"]]  # a kept run keeps the code it measured
     for n in args.wide_rows:
         for d in (args.wide_features if n > 1000 else [40, *args.wide_features[:1]]):
             for layout in (args.wide_layouts if n > 1000 else ["columns"]):
                 if n <= 1000:
-                    runs = [r for r in runs if _key(r) != (n, d, layout, True)] + [cold_case(n, d, layout)]
+                    cold = {**cold_case(n, d, layout), "commit": commit()}
+                    runs = [r for r in runs if _key(r) != (n, d, layout, True)] + [cold]
                 warm_up(d, layout)
                 case = wide_case(n, d, layout, with_cleanlab=args.cleanlab and [n, d] == args.cleanlab_at
                                  and layout == "columns")
+                case["commit"] = commit()
+                case["load_average"] = list(os.getloadavg())  # 1, 5, 15 min, when the case ended
                 runs = [r for r in runs if _key(r) != _key(case)] + [case]
                 print(json.dumps({k: v for k, v in case.items() if k != "seconds"}), flush=True)
                 (RESULTS / "step_times_wide.partial.json").write_text(json.dumps(runs, indent=1))
     runs.sort(key=lambda r: (r["rows"], r["columns"], r["layout"] != "columns", not r.get("cold")))
-    from scale import commit
-
     write_json("step_times_wide", {"machine": machine(), "commit": commit(), "runs": runs})
     text = wide_markdown(runs)
     (RESULTS / "step_times_wide.md").write_text(text)
@@ -352,8 +363,6 @@ def gate_share_one(n: int, d: int, reps: int) -> list[dict]:
 def gate_share_main(args) -> None:
     """Each source tree (``--trees``, default this checkout) in fresh processes, taking turns ``--rounds`` times,
     so that the trees see the same load; writes step_times_gates.json / .md."""
-    import os
-
     trees = [Path(t).resolve() for t in (args.trees or [Path(__file__).resolve().parent.parent])]
     labels = args.tree_labels or [t.name for t in trees]
     load_before = os.getloadavg()
@@ -373,8 +382,8 @@ def gate_share_main(args) -> None:
     from scale import commit
 
     loads = {"start": load_before, "end": os.getloadavg()}
-    write_json("step_times_gates", {"machine": machine(), "commit": commit(), "trees": dict(zip(labels, map(str, trees))),
-                                    "load_average": loads, "runs": runs})
+    write_json("step_times_gates", {"machine": machine(), "commit": commit(),
+                                    "trees": dict(zip(labels, map(str, trees))), "load_average": loads, "runs": runs})
     text = gate_share_markdown(runs, labels, loads)
     (RESULTS / "step_times_gates.md").write_text(text)
     print(text)

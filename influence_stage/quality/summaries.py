@@ -98,7 +98,8 @@ def _blocks(data: datasets.Dataset | pd.DataFrame, columns: Sequence[str]) -> An
     if whole is None:
         blocks = iter_batches(data, columns, SUMMARY_BLOCK_ROWS)
     else:
-        blocks = ((start, whole.slice(start, SUMMARY_BLOCK_ROWS)) for start in range(0, whole.num_rows, SUMMARY_BLOCK_ROWS))
+        starts = range(0, whole.num_rows, SUMMARY_BLOCK_ROWS)
+        blocks = ((start, whole.slice(start, SUMMARY_BLOCK_ROWS)) for start in starts)
     for start, table in blocks:
         ids = table.column(ROW_ID).to_numpy() if ROW_ID in table.column_names else None
         yield start, table, ids
