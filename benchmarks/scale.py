@@ -288,7 +288,9 @@ def wide_markdown(cases: list[dict]) -> str:
              "of labels flipped, seed 0) as separate float32 columns or one `Sequence(float32)` column, written to "
              "Parquet by one process and read by the next; there, a 300-row warm-up of the same width, then the "
              "library's plan with default settings and publishing, one torch thread. \"Load + gates\" = "
-             "load (reading the Parquet file included) + input gate + output gate.", ""]
+             "load (reading the Parquet file included) + input gate + output gate. Each column's code is its commit; "
+             "columns of other commits were measured in earlier runs and kept, so compare only columns of one "
+             "commit.", ""]
     if done:
         lines.append("| step, s | " + " | ".join(f"{c['rows']:,} × {c['columns']:,} {c['layout']}" for c in done)
                      + " |")
@@ -301,6 +303,9 @@ def wide_markdown(cases: list[dict]) -> str:
         lines.append("| **load + gates share** (target ≤ 10%) | " + " | ".join(
             f"**{100 * c['load_and_gates_share']:.1f}%**" for c in done) + " |")
         lines.append("| peak RSS, MB | " + " | ".join(f"{c['peak_rss_mb']:.0f}" for c in done) + " |")
+        lines.append("| code (commit) | " + " | ".join(str(c.get("commit") or "–") for c in done) + " |")
+        lines.append("| load average at the end (1 / 5 / 15 min, 2 cores) | " + " | ".join(
+            " / ".join(f"{v:.1f}" for v in c["load_average"]) if c.get("load_average") else "–" for c in done) + " |")
         lines.append("| precision / recall | " + " | ".join(f"{c['precision']:.3f} / {c['recall']:.3f}"
                                                           for c in done) + " |")
     for c in cases:
@@ -320,11 +325,15 @@ def commit() -> str:
 
 def wide_main(args) -> None:
     stored = RESULTS / "scale_wide.json"
-    cases = json.loads(stored.read_text())["cases"] if args.add and stored.is_file() else []
+    cases = []
+    if args.add and stored.is_file():
+        kept = json.loads(stored.read_text())
+        cases = [{"commit": kept.get("commit"), **c} for c in kept["cases"]]  # a kept case keeps the code it measured
     for n in args.wide_rows:
         for d in args.wide_features:
             for layout in args.wide_layouts:
-                case = wide_run(n, d, layout, args.max_minutes)
+                case = {**wide_run(n, d, layout, args.max_minutes), "commit": commit(),
+                        "load_average": list(os.getloadavg())}  # 1, 5, 15 min, when the case ended
                 cases = [c for c in cases if (c["rows"], c["columns"], c["layout"]) != (n, d, layout)] + [case]
                 print(json.dumps({k: v for k, v in case.items() if k != "seconds"}), flush=True)
                 write_json("scale_wide", {"machine": machine(), "commit": commit(), "cases": cases})
