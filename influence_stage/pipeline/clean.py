@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from influence_stage.engine.gex import member_plan
 from influence_stage.engine.loss_store import LossStore
+from influence_stage.engine.members import MemberPlan
 from influence_stage.pipeline.context import RunContext, digest
 from influence_stage.pipeline.issues import Issues
 from influence_stage.pipeline.publishing import PUBLISH_STEPS, Preflight, SkipUnchanged
@@ -103,8 +105,8 @@ class Members(MappedStep):
         "score"
     unit_name = "chains"
 
-    def _plan(self, context: RunContext) -> scoring.MemberPlan:
-        return scoring.plan_members(context["learner"], context.config, context["auto"],
+    def _plan(self, context: RunContext) -> MemberPlan:
+        return member_plan(context["learner"], context.config.gex, context["auto"],
                                     chains_per_task=context.chains_per_task)
 
     def run(self, context: RunContext) -> Any:

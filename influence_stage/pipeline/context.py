@@ -41,7 +41,7 @@ class RunContext:
     only_rows : ndarray of bool, optional
         ``(n,)``: rows an action may touch (the sampler's ``sampling_strategy``).
     chains_per_task : int, optional
-        Chains per member work unit (``stage.scoring.plan_members``).
+        Chains per member work unit (``engine.gex.member_plan``).
     shard_rows : int, optional
         Rows per loss-matrix work unit (``stage.shards.DEFAULT_SHARD_ROWS``).
     cache_dir : path, optional

@@ -1,8 +1,8 @@
 """Scoring from θ*, in pieces: the perturbation scale, the member groups, the loss matrix and the scores.
 
-Each piece is the engine's (``engine.gex.auto_scale``, ``engine.gex.member_plan``,
-``engine.members.build_chains``, ``engine.gex.result_from_members``: what ``engine.gex.score_fitted``
-runs in a row), on the rows of the stage's ``learner_data``. Only the member groups differ by
+Each piece is the engine's (``engine.gex.auto_scale``, ``engine.gex.member_plan`` (which the plan's
+``Members`` step calls itself), ``engine.members.build_chains``, ``engine.gex.result_from_members``:
+what ``engine.gex.score_fitted`` runs in a row), on the rows of the stage's ``learner_data``. Only the member groups differ by
 executor: in process they train one after another (``MemberPlan.train``), as Prefect tasks they are
 mapped (one per Dask worker). The members and the scores are the same for the same seed and the
 same grouping.
@@ -14,7 +14,7 @@ import copy
 
 from influence_stage.config import GEXConfig
 from influence_stage.config.clean import CleanConfig
-from influence_stage.engine.gex import GEXResult, auto_scale, member_plan, result_from_members
+from influence_stage.engine.gex import GEXResult, auto_scale, result_from_members
 from influence_stage.engine.learner import Learner, State
 from influence_stage.engine.members import AutoScale, MemberPlan, build_chains
 from influence_stage.stage.preflight import check_config
@@ -27,12 +27,6 @@ def scale_step(learner: Learner, prepared: Prepared | None, features: Features, 
     config = check_config(config)
     return auto_scale(learner, learner_data(learner, prepared, features), config=config.gex, fit_config=config.fit,
                       progress=progress)
-
-
-def plan_members(learner: Learner, config: CleanConfig, auto: AutoScale | None, *,
-                 chains_per_task: int | None = None) -> MemberPlan:
-    """The chains left to train, in groups (``engine.gex.member_plan`` with ``config.gex``)."""
-    return member_plan(learner, config.gex, auto, chains_per_task=chains_per_task)
 
 
 def members_step(learner: Learner, plan: MemberPlan, prepared: Prepared | None, features: Features, gex: GEXConfig,
@@ -63,4 +57,4 @@ def loss_step(learner: Learner, members: list[State], prepared: Prepared | None,
                                fit_config=config.fit, progress=progress)
 
 
-__all__ = ["MemberPlan", "chains_step", "loss_step", "members_step", "plan_members", "scale_step"]
+__all__ = ["chains_step", "loss_step", "members_step", "scale_step"]
