@@ -55,7 +55,7 @@ import torch
 from sklearn.datasets import make_classification
 
 from common import RESULTS, machine, write_json, write_section
-from floor import floor, work
+from floor import bare, floor, work
 from influence_stage import FitConfig, GEXConfig
 from influence_stage.config import CleanConfig
 from influence_stage.data.noise import flip_labels
@@ -238,6 +238,10 @@ def wide_case(n: int, d: int, layout: str, *, with_cleanlab: bool = False, seed:
     out = {"rows": n, "columns": d, "layout": layout, "seed": seed, **wide_profile(source, flipped)}
     context = out.pop("_context")
     if with_cleanlab:
+        # θ* against a bare torch loop of the same SGD steps (floor.py), in this process
+        theta = work(n, FitConfig(), GEXConfig())["theta"]
+        out["theta_floor_seconds"] = bare(n, d, 10, theta["runs"], int(theta["batch"]), 0)
+        out["theta_over_floor"] = out["seconds"]["θ*"] / out["theta_floor_seconds"]
         cl = cleanlab_side(context, seed=seed)
         issues = cl.pop("issues")
         cl["precision"] = float(flipped[issues].mean()) if issues.any() else 0.0
@@ -299,6 +303,10 @@ def wide_markdown(runs: list[dict]) -> str:
                       f"+ featurize {cl['featurize_seconds']:.2f} s = {cl['seconds']:.1f} s (precision / recall "
                       f"{cl['precision']:.3f} / {cl['recall']:.3f}). The stage's plan: {r['plan_seconds']:.1f} s, "
                       f"**{r['ratio_to_cleanlab']:.2f}×** cleanlab's time (target ≤ 0.35×)."]
+            if "theta_floor_seconds" in r:
+                lines += ["", f"θ* at {r['rows']:,} × {r['columns']:,}: {r['seconds']['θ*']:.1f} s; a bare torch "
+                          f"loop of the same SGD steps (`floor.py`, same process): {r['theta_floor_seconds']:.1f} s "
+                          f"({r['theta_over_floor']:.2f}×)."]
     for r in runs:
         if r.get("finished") is False:
             lines += ["", f"{r['rows']:,} × {r['columns']:,} {r['layout']} (cold) did not finish: "
