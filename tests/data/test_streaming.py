@@ -30,7 +30,7 @@ from influence_stage.stage.steps import CleanConfig, featurize_step, learner_dat
 
 N, K = 300, 3
 GEX = GEXConfig(chains=2, cycles=2, ft_lr=0.2, eval_batch_size=64)
-FIT = FitConfig(epochs=3, min_steps=None)  # 3 epochs as given: the runs compared here need not be trained well
+FIT = FitConfig(epochs=3)
 
 
 def images(n: int = N, *, seed: int = 0, dtype: type = np.uint8) -> datasets.Dataset:

@@ -126,8 +126,7 @@ def test_tiny_image_dataset_end_to_end_with_the_default_cnn():
     ds = datasets.Dataset.from_dict(
         {"image": [Image.fromarray(im, mode="L") for im in images], "label": [int(v) for v in y_noisy]},
         features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
-    # min_steps=None: the 15 epochs as given (the image step floor has its own tests, engine/test_fit_floor.py)
-    cleaner = InfluenceCleaner(label_column="label", gex_config=FAST_GEX, fit_config=FitConfig(epochs=15, min_steps=None),
+    cleaner = InfluenceCleaner(label_column="label", gex_config=FAST_GEX, fit_config=FitConfig(epochs=15),
                                random_state=0, max_drop_fraction=1.0).fit(ds)
     assert type(cleaner.learner_.module).__name__ != "Sequential" or any(
         "Conv" in type(m).__name__ for m in cleaner.learner_.module.modules())
