@@ -243,7 +243,7 @@ def test_flow_publishes_label_values_column_roles_and_the_class_list(tmp_path, s
     assert meta["summary"]["columns"] == summary["columns"]
     given = frame.set_index("row_id")["label"] if "row_id" in frame.columns else frame["label"]
     assert manifest["given_label"].tolist() == given.loc[manifest["row_id"]].tolist()
-    assert set(manifest["suggested_label"]) <= set(meta["classes"])
+    assert set(manifest["suggested_label"].dropna()) <= set(meta["classes"])
     assert summary.get("action relabel", 0) > 0
     relabeled = manifest[manifest["action"] == "relabel"]
     out_labels = dict(zip(ds["row_id"], ds["label"]))
