@@ -156,7 +156,7 @@ def token_cache(cache_dir: Path) -> Path:
 def detection(manifest: pd.DataFrame, truth: pd.DataFrame, n_tok: np.ndarray, seed: int) -> dict:
     """Junk AP / AUROC of each score on the scored documents, the position statistic, dedup counts.
 
-    ``n_tok``: each scored document's tokens as the stage counts them (the manifest's ``n_tokens``, no bos),
+    ``n_tok``: each scored document's tokens as the stage counts them (``document_tokens``: no bos),
     which are also its predicted tokens (the bos in front makes the first one predicted)."""
     scored = manifest["score"].notna().to_numpy()
     kinds = truth["kind"].to_numpy(dtype=object)
@@ -301,13 +301,14 @@ def measure(folder: Path, n: int, main: dict, args: argparse.Namespace, *, info:
     """Steps 4–5 of the module docstring on a finished job (``main``: ``run_curate``'s record); the floor is
     left out (None) with ``--floor-passes 0``."""
     from curation_scale_floor import lm_floor
+    from curation_scale_select import stage_token_counts
     from influence_stage.data.tokens import TokenCache
 
     s = main["summary"]
     tokens = TokenCache(token_cache(folder / "cache"))
     manifest = pd.read_parquet(Path(s["published"]) / "manifest.parquet")
-    n_tok = manifest["n_tokens"].to_numpy()[manifest["score"].notna().to_numpy()]  # the stage's count (no bos)
-    if len(n_tok) != len(tokens):
+    n_tok = stage_token_counts(folder)  # the stage's count (no bos)
+    if len(n_tok) != int(manifest["score"].notna().sum()):
         raise RuntimeError(f"the manifest scores {len(n_tok)} documents, the token cache holds {len(tokens)}")
     truth = pd.read_parquet(folder / "truth.parquet")
     det = detection(manifest, truth, n_tok, args.seed)
@@ -322,7 +323,7 @@ def measure(folder: Path, n: int, main: dict, args: argparse.Namespace, *, info:
     total_tokens = int(n_tok.sum())
     out = {"documents": n, "corpus": info, "theta_seconds": None if theta_s is None else round(theta_s, 1),
            "curate": main, "settings": {"theta_steps": args.theta_steps, "seed": args.seed},
-           "tokens_scored_docs": total_tokens, "token_count": "the stage's (manifest n_tokens, no bos)", "docs_per_s": n / main["wall_seconds"],
+           "tokens_scored_docs": total_tokens, "token_count": "the stage's (document_tokens, no bos)", "docs_per_s": n / main["wall_seconds"],
            "tokens_per_s": total_tokens / main["wall_seconds"],
            "scoring_tokens_per_s": total_tokens * (members + 1) / scoring_seconds(s),
            "scoring_seconds": scoring_seconds(s), "members_seconds": float(s["timings"].get("members", np.nan)),
@@ -391,6 +392,8 @@ def main() -> None:
                         "alternated in one process on the first --side-docs documents of the size-N run's token cache")
     parser.add_argument("--side-docs", type=int, default=2000)
     parser.add_argument("--side-repeats", type=int, default=5)
+    parser.add_argument("--dask-only", type=int, metavar="N", help="only the 1- and 2-worker Dask runs (step 6) of the "
+                        "size-N run under --workdir; its entry updated")
     parser.add_argument("--refloor", type=int, metavar="N", help="measure the floor of the size-N run under "
                         "--workdir again and update its entry")
     parser.add_argument("--partial", type=int, metavar="N", help="record how far a size-N job still running (or "
@@ -440,6 +443,13 @@ def main() -> None:
             entry[key] = fresh.get(key)
         save(str(n), entry)
         return
+    if args.dask_only:
+        n = args.dask_only
+        entry = json.loads(JSON_PATH.read_text())["runs"][str(n)]
+        entry.pop("dask_error", None)
+        entry["dask"] = dask_runs(Path(args.workdir) / f"n{n}", n, entry["curate"])
+        save(str(n), entry)
+        return
     if args.partial:
         save(f"{args.partial}-partial", partial(Path(args.workdir) / f"n{args.partial}", args))
         return
@@ -460,7 +470,13 @@ def main() -> None:
                                  "largest_process_mb": rss["largest_process_mb"] if rss else float("nan"),
                                  "sampled_from": "a sampler started after the job began" if rss else "not sampled"}}
         main["summary"] = json.loads((folder / "curate.summary.json").read_text())
-        save(str(n), measure(folder, n, main, args, info=gen_info(folder), theta_s=None))
+        entry = measure(folder, n, main, args, info=gen_info(folder), theta_s=None)
+        earlier = json.loads(JSON_PATH.read_text())["runs"].get(str(n), {}) if JSON_PATH.exists() else {}
+        if earlier.get("curate", {}).get("summary") == main["summary"]:  # the same job: its other parts stay
+            for key in ("dask", "reference_selection"):
+                if key in earlier:
+                    entry[key] = earlier[key]
+        save(str(n), entry)
         return
     if args.reference_only:
         from curation_scale_select import reference_selection

@@ -13,8 +13,8 @@ The pool is the scale run's corpus (its scored documents). The subsets:
 
 For each training seed, a GPT-2 of θ*'s size (``fixtures.lm.small_gpt2``, θ*'s tokenizer) is trained
 from scratch on each subset with the same recipe and steps, and its perplexity on the reference's
-held-out split (other horror reviews) is measured. Token counts are the stage's (the manifest's ``n_tokens``: the
-tokenizer's tokens of each document, no bos), the unit of ``budget_tokens``.
+held-out split (other horror reviews) is measured. Token counts are the stage's (``document_tokens``: the tokenizer's
+tokens of each document, no bos), the unit of ``budget_tokens``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,17 @@ import numpy as np
 import pandas as pd
 
 SELF_HIGH_SHARE = 0.25
+
+
+def stage_token_counts(folder: Path) -> np.ndarray:
+    """Tokens of each scored document as the stage counts them (``pipeline.curate.document_tokens``: the
+    tokenizer's tokens, no bos), from the run's token cache under ``folder/cache``, ``(n_scored,) int64``."""
+    from influence_stage.data.tokens import TokenCache
+    from influence_stage.engine.causal_lm import CausalLMLearner
+    from influence_stage.pipeline.curate import document_tokens
+
+    (cache,) = sorted((folder / "cache" / "tokens").glob("*.arrow"))
+    return document_tokens(CausalLMLearner.from_pretrained(folder / "model"), TokenCache(cache))
 
 
 def _up_to(order: np.ndarray, n_tok: np.ndarray, budget: int) -> np.ndarray:
@@ -84,7 +95,7 @@ def reference_selection(folder: Path, n: int, args: Any, demo_config: Callable, 
 
     t0 = time.perf_counter()
     self_manifest = pd.read_parquet(Path(next((folder / "published").glob("scale-*/v*"))) / "manifest.parquet")
-    n_tok = self_manifest["n_tokens"].to_numpy()[self_manifest["score"].notna().to_numpy()]  # the stage's count
+    n_tok = stage_token_counts(folder)
     token_budget = int(round(float(args.reference_budget) * int(n_tok.sum())))
     config = demo_config(folder, n, score="reference", reference=str(folder / "reference"), budget=None,
                          budget_tokens=token_budget, high_share=0.0, publish_root=str(folder / "published-reference"))
