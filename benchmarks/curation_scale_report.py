@@ -36,6 +36,12 @@ def markdown(data: dict) -> str:
              "MinHash near-duplicate removal at 0.8, 4 chains × 2 cycles of 40 SGD steps, 9 scoring passes, budget "
              "0.7) in its own process from a fresh cache. Corpus seed 0. One run per size on a shared 2-core "
              "machine: seconds are noisy, ratios measured side by side mean more.", ""]
+    for note in data.get("notes", []):
+        lines += [note, ""]
+    earlier = [f"{v['documents']:,}" + ("" if not v.get("side_by_side") else " (side by side)") + f": {v['code_note']}"
+               for v in data["runs"].values() if v.get("code_note")]
+    if earlier:
+        lines += ["Entries from earlier code, kept for comparison: " + "; ".join(earlier) + ".", ""]
     if sizes:
         lines += ["| documents | θ* steps | job wall s | docs/s | tokens/s | peak RSS MB (tree / largest process) | "
                   "scoring s | floor scoring s | scoring / floor | members s / floor s | load during the job |",
@@ -45,7 +51,8 @@ def markdown(data: dict) -> str:
             c, f = r["curate"], r.get("floor")
             fl = (f"{f['scoring_seconds']:.0f} | {r['scoring_over_floor']:.2f}× | {r['members_seconds']:.0f} / "
                   f"{f['train_seconds']:.0f}") if f else f"not run | — | {r['members_seconds']:.0f} / —"
-            lines.append(f"| {r['documents']:,} | {r.get('settings', {}).get('theta_steps', 600)}"
+            lines.append(f"| {r['documents']:,}{' (earlier code)' if r.get('code_note') else ''} | "
+                         f"{r.get('settings', {}).get('theta_steps', 600)}"
                          f"{' (a first pass of the script)' if r.get('settings', {}).get('note') else ''} | "
                          f"{c['wall_seconds']:.0f} | {r['docs_per_s']:.1f} | "
                          f"{r['tokens_per_s']:.0f} | {c['peak_rss']['tree_mb']:.0f} / "
@@ -116,7 +123,7 @@ def markdown(data: dict) -> str:
                   f"{ref['downstream_steps']} "
                   f"AdamW steps (batch 32 windows of ≤ 64 tokens) per subset and seed; mean ± half-range over "
                   f"seeds {ref['seeds']} (the selections are from one curation run, seed 0; random is redrawn "
-                  "per seed).", "",
+                  f"per seed){'; from ' + ref['code_note'] if ref.get('code_note') else ''}.", "",
                   "| subset | reference held-out perplexity | documents | tokens | junk share | topic share |",
                   "|---|---|---|---|---|---|"]
         for name, d in ref["subsets"].items():
@@ -181,7 +188,8 @@ def targets(runs: dict, sizes: list[str], ref: dict | None, gens: dict, partials
                    + f" on these numbers, which are not side by side: the job ran at {r['curate']['load_before']}, "
                      f"the floor after it ({r.get('load_after_floor', '?')})")
     for sb in sides.values():
-        out.append(f"- the same, side by side in one process on {sb['docs']:,} documents (engine pass vs bare pass, "
+        out.append(f"- the same, side by side in one process on {sb['docs']:,} documents"
+                   f"{' (earlier code)' if sb.get('code_note') else ''} (engine pass vs bare pass, "
                    f"no orchestration): ratio of medians {sb['ratio_of_medians']:.2f}×, of minima "
                    f"{sb.get('ratio_of_minima', float('nan')):.2f}× — "
                    + _verdict(sb.get("ratio_of_minima", sb["ratio_of_medians"]) <= TARGET_FLOOR_RATIO,
@@ -202,7 +210,8 @@ def targets(runs: dict, sizes: list[str], ref: dict | None, gens: dict, partials
             out.append(f"- 2 Dask workers ≥ 1.7× one on scoring at {n:,}: {r['dask_error']}")
         if r.get("dask"):
             sp = r["dask"]["1"]["scoring_seconds"] / r["dask"]["2"]["scoring_seconds"]
-            out.append(f"- 2 Dask workers ≥ 1.7× one on scoring at {n:,}: {sp:.2f}× — "
+            out.append(f"- 2 Dask workers ≥ 1.7× one on scoring at {n:,}{' (earlier code)' if r.get('code_note') else ''}"
+                       f": {sp:.2f}× — "
                        + _verdict(sp >= TARGET_DASK_SPEEDUP, f"by {TARGET_DASK_SPEEDUP - sp:.2f}×; "
                                   f"{r['dask']['2']['load_before']} on 2 cores shared with other work"))
     for n, r in by_n.items():
