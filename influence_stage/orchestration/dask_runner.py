@@ -140,7 +140,7 @@ def run_units(client: Any, units: WorkUnits, *, retries: int = 1) -> list[Any]:
     """
     from distributed import as_completed
 
-    shared = {k: client.scatter(v, broadcast=True) for k, v in units.shared.items()}
+    shared = {k: client.scatter(v, broadcast=True, hash=False) for k, v in units.shared.items()}  # own keys per call
     futures = [client.submit(units.fn, **shared, **item, key=f"{name}-{_token()}", retries=retries, pure=False)
                for item, name in zip(units.items, units.names, strict=True)]
     try:
