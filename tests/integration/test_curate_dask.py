@@ -99,6 +99,14 @@ def test_units_on_two_worker_processes_give_the_in_process_scores(setup, cluster
     assert len(imported) == 2 and not any(imported.values())
 
 
+def test_local_workers_run_one_torch_thread_without_dasks_malloc_trim_setting():
+    from influence_stage.orchestration.dask_runner import dask_client
+
+    with dask_client(None, n_workers=1) as client:
+        env = client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
+    assert list(env.values()) == [(None, "1")]
+
+
 def _touch_first_shard_then_score(shard: str, **unit):
     """A scoring unit that first rewrites a corpus shard's modification time (a shard changed under the run)."""
     st = os.stat(shard)
