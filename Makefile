@@ -15,10 +15,13 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run serve curate test test-slow bench bench-speed docs demo-data clean
 
+# pip installs without byte-compiling; compileall then writes the same .pyc files on every core (pip would
+# write them one at a time; like pip it skips files that do not compile, e.g. torch's Python 3.12-only helpers)
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench,hf,dask,docs]'
+	$(BIN)/pip install -q --no-compile -c constraints.txt -e '.[dev,bench,hf,dask,docs]'
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null 2>&1 || true
 	touch $(STAMP)
 
 run: $(STAMP)
