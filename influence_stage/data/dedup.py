@@ -73,8 +73,12 @@ def near_duplicate_of(texts: Iterable[str], *, threshold: float, num_perm: int =
     lsh = MinHashLSH(threshold=min(threshold, LSH_MAX_THRESHOLD), num_perm=int(num_perm))
     signatures: dict[int, Any] = {}
     out: list[int] = []
+    # one set of permutations for every signature (the same ones the seed gives each MinHash): they are
+    # derived once, not per document, and the kept signatures share them instead of holding a copy each
+    template = MinHash(num_perm=int(num_perm), seed=int(seed))
     for i, text in enumerate(texts):
-        m = MinHash(num_perm=int(num_perm), seed=int(seed))
+        m = MinHash(num_perm=int(num_perm), seed=int(seed), permutations=template.permutations,
+                    scheme=template.scheme)
         m.update_batch(list(shingles(text, shingle_words)))
         # LSH candidates are filtered by the estimated similarity, the earliest match wins
         matches = [int(k) for k in lsh.query(m) if m.jaccard(signatures[int(k)]) >= threshold]
