@@ -21,7 +21,6 @@ pytest.importorskip("transformers")
 pytest.importorskip("distributed")
 if sys.platform == "win32":  # pragma: no cover - worker processes
     pytest.skip("LocalCluster processes", allow_module_level=True)
-from prefect.testing.utilities import prefect_test_harness
 
 from fixtures.lm import small_gpt2, train_tokenizer
 from influence_stage.data.corpus import Corpus
@@ -40,9 +39,9 @@ ADJ = ["is charming", "feels long", "works well", "falls flat", "is a delight"]
 
 
 @pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def harness(prefect_api):
+    """The test process's one Prefect API (tests/conftest.py), instead of a server of this module's own."""
+    yield prefect_api
 
 
 @pytest.fixture(scope="module")

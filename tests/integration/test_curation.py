@@ -13,7 +13,6 @@ import torch
 
 pytest.importorskip("prefect")
 pytest.importorskip("transformers")
-from prefect.testing.utilities import prefect_test_harness
 
 from fixtures.lm import small_gpt2, train_tokenizer
 from influence_stage.engine.causal_lm import CausalLMLearner
@@ -36,9 +35,9 @@ def clean_docs(n: int, seed: int) -> list[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def harness(prefect_api):
+    """The test process's one Prefect API (tests/conftest.py), instead of a server of this module's own."""
+    yield prefect_api
 
 
 @pytest.fixture(scope="module")

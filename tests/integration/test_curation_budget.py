@@ -12,7 +12,6 @@ import torch
 
 pytest.importorskip("prefect")
 pytest.importorskip("transformers")
-from prefect.testing.utilities import prefect_test_harness
 
 from fixtures.lm import small_gpt2, train_tokenizer
 from influence_stage.cli.main import main
@@ -33,12 +32,11 @@ def docs(n: int, seed: int) -> list[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def harness():
+def harness(prefect_api):
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # as the console script's quiet mode: stderr holds the error
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    yield prefect_api  # the test process's one Prefect API (tests/conftest.py)
     transformers.utils.logging.enable_progress_bar()
 
 

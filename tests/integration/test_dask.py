@@ -16,7 +16,6 @@ pytest.importorskip("prefect_dask")
 distributed = pytest.importorskip("distributed")
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.testing.utilities import prefect_test_harness
 from prefect_dask import DaskTaskRunner
 
 from influence_stage import InvalidInputError
@@ -42,9 +41,9 @@ def frame(n: int = 500, d: int = 8) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def harness(prefect_api):
+    """The test process's one Prefect API (tests/conftest.py), instead of a server of this module's own."""
+    yield prefect_api
 
 
 @pytest.fixture(scope="module")
