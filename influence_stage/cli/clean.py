@@ -9,6 +9,23 @@ from typing import Any
 from influence_stage.cli.common import EXAMPLES, EXIT_OK, registry_help
 
 
+#: ``data.sources.DATA_SOURCE_REGISTRY``'s built-in entries (name, help), for ``--source``'s help without importing
+#: ``datasets`` (``cli.common.RegistryNames``); a test keeps them equal to the registry's.
+DATA_SOURCES: tuple[tuple[str, str], ...] = (
+    ("dataset", "a datasets.Dataset, used as it is"),
+    ("dataset-dict", "a datasets.DatasetDict: the split named by split=, or its only split"),
+    ("dataframe", "a pandas.DataFrame (object columns of PIL images or numpy arrays allowed)"),
+    ("arrays", "a tuple (X, y): X (n, d) numeric features or (n, h, w[, c]) images, y (n,) labels"),
+    ("saved", "a folder written by Dataset.save_to_disk or DatasetDict.save_to_disk"),
+    ("folder", "a folder of parquet / csv / json files of one format (train* / test* files form splits)"),
+    ("file", "one local file, its format read off its suffix (.parquet, .pq, .csv, .tsv, .json, .jsonl, .ndjson; "
+             "optionally compressed)"),
+    ("hub", "a dataset on the Hugging Face Hub: 'hf:user/name', or 'user/name' when no local path has that name"),
+)
+#: ``data.featurize.FEATURIZER_REGISTRY``'s built-in entries, for ``--featurizer``'s help without importing torch.
+FEATURIZERS: tuple[tuple[str, str], ...] = (("tabular", ""), ("image", ""), ("text", ""))
+
+
 def issue_type_names() -> tuple[str, ...]:
     """The names of the issue types registered with ``decisions.issues.ISSUE_REGISTRY`` (for ``--issue-types``)."""
     import influence_stage.issues  # noqa: F401  (registers the data issue types)
@@ -49,7 +66,7 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                         "demo's configuration shipped with the package; flags override it")
     registry_help(source.add_argument("--source", help="the data (a path or a hub id), read "
                                       "by the first data source of DATA_SOURCE_REGISTRY that claims it: %(names)s"),
-                  "influence_stage.data.sources", "DATA_SOURCE_REGISTRY")
+                  "influence_stage.data.sources", "DATA_SOURCE_REGISTRY", DATA_SOURCES)
     source.add_argument("--split", help="split to read from a multi-split source (default: the only split)")
     source.add_argument("--label-column", help="label column (default: label)")
     source.add_argument("--feature-columns", nargs="+", help="feature columns or patterns ('px_*'); default: "
@@ -75,7 +92,7 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                        "(default), all or last:N")
     registry_help(model.add_argument("--featurizer", metavar="NAME", help="a featurizer of FEATURIZER_REGISTRY "
                                      "instead of the default for the columns' kind (featurize.featurizer): "
-                                     "%(names)s"), "influence_stage.data.featurize", "FEATURIZER_REGISTRY")
+                                     "%(names)s"), "influence_stage.data.featurize", "FEATURIZER_REGISTRY", FEATURIZERS)
     model.add_argument("--text-model", metavar="FOLDER", help="local sentence-transformers model folder that "
                        "featurizes text columns instead of TF-IDF + SVD (featurize.text_model)")
     model.add_argument("--ft-lr", help="fine-tuning rate of the members, or 'auto' (default)")

@@ -37,18 +37,26 @@ class RegistryNames:
     Parameters
     ----------
     module : str
-        The module that holds the registry (imported on first use).
+        The module that holds the registry.
     registry : str
         The registry's name in that module.
+    builtin : tuple of (name, help), optional
+        The registry's built-in entries, declared beside the flag: listed while ``module`` is not imported
+        yet, so ``--help`` imports neither it nor what it imports (torch, ``datasets``); a test keeps them
+        equal to the registry's. An entry registered by user code is listed too: registering it imported
+        ``module``, and the registry is then read. Empty: the registry is always read.
     """
 
-    def __init__(self, module: str, registry: str) -> None:
-        self.module, self.registry = module, registry
+    def __init__(self, module: str, registry: str, builtin: tuple[tuple[str, str], ...] = ()) -> None:
+        self.module, self.registry, self.builtin = module, registry, tuple(builtin)
 
     def entries(self) -> list[tuple[str, str]]:
         """``(name, help)`` of every registered class, in registration order."""
         import importlib
+        import sys
 
+        if self.builtin and self.module not in sys.modules:
+            return list(self.builtin)
         registry = getattr(importlib.import_module(self.module), self.registry)
         return [(name, getattr(cls, "help", "")) for name, cls in registry.items()]
 
@@ -59,7 +67,7 @@ class RegistryNames:
         return "; ".join(f"{name} ({text})" if text else name for name, text in entries)
 
 
-def registry_help(action: Any, module: str, registry: str) -> Any:
+def registry_help(action: Any, module: str, registry: str, builtin: tuple[tuple[str, str], ...] = ()) -> Any:
     """Give ``action`` (an added flag) the ``names`` its help's ``%(names)s`` lists (see ``RegistryNames``)."""
-    action.names = RegistryNames(module, registry)
+    action.names = RegistryNames(module, registry, builtin)
     return action

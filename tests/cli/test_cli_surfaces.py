@@ -222,3 +222,15 @@ def test_curate_dask_flags_reach_the_dask_runner(monkeypatch, capsys):
     assert curate.run_curate(_parser().parse_args(["curate", "--dask", "tcp://h:8786"])) == 0
     assert seen == {"address": "tcp://h:8786", "n_workers": 2}
     assert capsys.readouterr().out.count("published: p") == 3
+
+
+def test_the_built_in_source_and_featurizer_entries_listed_before_import_are_the_registries():
+    """``--help`` lists the declared built-in entries while the registries are not imported (no torch, no
+    ``datasets``): they must be exactly the registries' own."""
+    from influence_stage.cli.clean import DATA_SOURCES, FEATURIZERS
+    from influence_stage.cli.common import RegistryNames
+
+    for module, registry, builtin in [("influence_stage.data.sources", "DATA_SOURCE_REGISTRY", DATA_SOURCES),
+                                      ("influence_stage.data.featurize", "FEATURIZER_REGISTRY", FEATURIZERS)]:
+        __import__(module)
+        assert RegistryNames(module, registry).entries() == list(builtin), registry
