@@ -137,6 +137,13 @@ class PrefectExecutor(LocalExecutor):
         limit = units_in_flight(units.bounded)
         futures: list[Any] = []
         results: list[Any] = []
+
+        def result_of(future: Any) -> Any:  # between units: the step's own check (e.g. a corpus shard changed)
+            out = future.result()
+            if units.check is not None:
+                units.check()
+            return out
+
         for i, (item, name) in enumerate(zip(units.items, units.names, strict=True)):
             options = dict(base, task_run_name=name)
             if units.keys is not None:
@@ -144,9 +151,9 @@ class PrefectExecutor(LocalExecutor):
             else:
                 options.update(UNCACHED)
             if limit is not None and len(futures) - len(results) >= limit:
-                results.append(futures[len(results)].result())  # the oldest first: units take about the same time
+                results.append(result_of(futures[len(results)]))  # the oldest first: units take about the same time
             futures.append(task(units.fn, **options).submit(**units.shared, **item))
-        results += [f.result() for f in futures[len(results):]]
+        results += [result_of(f) for f in futures[len(results):]]
         with context.step_seconds.step(f"{step.name}: gather"):  # the client's part, within the step's seconds
             return step.gather(context, units, results)
 

@@ -103,8 +103,8 @@ class WorkUnits:
         Each unit holds memory that grows with its rows: on a local thread pool, at most one per
         core runs at once.
     check : callable, optional
-        Called with no argument between units by executors that can (in process, and on the driver
-        while units run on Dask): raises to stop the step early (e.g. a corpus shard changed under the
+        Called with no argument between units by every executor (in process, on the driver while units
+        run on Dask, and after each Prefect task's result): raises to stop the step early (e.g. a corpus shard changed under the
         run). None: nothing to check.
     """
 

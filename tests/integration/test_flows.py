@@ -397,3 +397,50 @@ def test_load_retries_a_transient_error_and_fails_a_permanent_one_at_once(tmp_pa
     with pytest.raises(FileNotFoundError):
         load_task.with_options(retry_delay_seconds=0)(Load(), RunContext(CleanConfig(), str(source)))
     assert len(calls) == 1
+
+
+def _unit(i):
+    return i * 10
+
+
+def test_prefect_units_stop_on_the_steps_check_between_units():
+    """A mapped step's check (e.g. a corpus shard changed under the run) also stops the Prefect executor."""
+    from prefect import flow
+
+    from influence_stage.orchestration.prefect_executor import PrefectExecutor
+    from influence_stage.pipeline import RunContext
+    from influence_stage.pipeline.step import MappedStep, WorkUnits
+
+    checked = []
+
+    def check():
+        checked.append(1)
+        if len(checked) >= 2:
+            raise RuntimeError("shard 0 changed during the run")
+
+    class Units(MappedStep):
+        name, unit_name, writes = "units", "unit", ("values",)
+        checks = False
+
+        def run(self, context):
+            return [_unit(i) for i in range(4)]
+
+        def units(self, context):
+            return WorkUnits(fn=_unit, shared={}, items=[{"i": i} for i in range(4)],
+                             names=[f"unit {i}" for i in range(4)], check=check if self.checks else None)
+
+        def gather(self, context, units, results):
+            return results
+
+    class Checked(Units):
+        checks = True
+
+    @flow
+    def mapped(with_check):
+        step = Checked() if with_check else Units()
+        return PrefectExecutor().map_units(step, RunContext(CleanConfig(), "unused"))
+
+    assert mapped(False) == [0, 10, 20, 30]
+    with pytest.raises(RuntimeError, match="shard 0 changed"):
+        mapped(True)
+    assert len(checked) == 2
