@@ -8,16 +8,10 @@ should flag about as many rows as are actually wrong, not cut at a histogram val
   already trained (confident learning, computed by cleanlab's ``count.num_label_issues``). Rows are
   counted as wrong only where a model that never saw them is more confident in another class than
   that class's own average self-confidence.
-- ``issue_count``: a candidate estimate from more of the run's evidence, not on the default path: the
-  confident-joint count above (of the mean of the cross-fitted and the members' probabilities when
-  the cross-fitted model is not reliable), at most the number of rows θ* fitted with a negative
-  mean training margin (its given label lost to another on average over θ*'s training, the area
-  under the margin). A cross-fitted model that misses on hard but correct rows counts them as
-  wrong, and on clean labels that count is all error; θ* saw those rows and fits them, so their
-  margin is positive. Measured on the default path (``benchmarks/results/estimate_margin_bound.md``):
-  it removes most clean-label flags on weak features, but an MLP that memorises flipped rows gives
-  them a positive mean margin too, so the bound cuts real label errors on digits; the default keeps
-  ``confident_joint_count``.
+- A bound by the rows θ* fitted with a negative mean training margin was measured on the default path
+  and rejected (``benchmarks/results/estimate_margin_bound.md``): it removes most clean-label flags on
+  weak features, but an MLP that memorises flipped rows gives them a positive mean margin too, so it
+  cuts real label errors on digits.
 - ``weak_model_count``: the default's count when the cross-fitted model is not reliable, the
   midpoint of the confident joint of its probabilities alone (an over-count: its own errors count
   as label errors) and of their mean with the members' probabilities (an under-count: the members
@@ -63,37 +57,6 @@ def confident_joint_count(labels: Any, oos_proba: Any) -> int:
 
     y, P, present = _present_classes(*_check(labels, oos_proba))
     return 0 if present.size < 2 else int(num_label_issues(y, P))
-
-
-def issue_count(labels: Any, oos_proba: Any, *, train_margin: Any = None, member_proba: Any = None,
-                reliable: bool = True) -> int:
-    """Estimated number of mislabeled rows from the run's evidence (the module docstring).
-
-    Parameters
-    ----------
-    labels : ``(n_samples,)`` int, the given labels as codes ``0..K-1``
-    oos_proba : ``(n_samples, K)`` float, the cross-fitted out-of-sample probabilities
-    train_margin : ``(n_samples,)`` float or None, θ*'s in-sample margin of the given label averaged
-        over its training epochs; None: no bound from it
-    member_proba : ``(n_samples, K)`` float or None, the members' mean probabilities (in-sample)
-    reliable : whether the cross-fitted model is reliable (``engine.auxiliary``); when it is not and
-        ``member_proba`` is given, the confident joint is of the mean of both probabilities
-
-    Returns
-    -------
-    int in ``[0, n_samples]``
-    """
-    proba = oos_proba
-    if not reliable and member_proba is not None:
-        proba = (np.asarray(member_proba, dtype=np.float64) + np.asarray(oos_proba, dtype=np.float64)) / 2
-    count = confident_joint_count(labels, proba)
-    if train_margin is None:
-        return count
-    margin = np.asarray(train_margin, dtype=np.float64)
-    if margin.shape != (len(np.asarray(labels)),):
-        raise InvalidInputError(f"train_margin must hold one value per row, shape ({len(np.asarray(labels))},); "
-                                f"found {margin.shape}.")
-    return min(count, int(np.sum(margin < 0)))
 
 
 def weak_model_count(labels: Any, oos_proba: Any, member_proba: Any) -> int:
@@ -164,4 +127,4 @@ def mixture_count(score: Any, random_state: int = 0) -> int:
     return int(round(float(gm.predict_proba(x)[:, hi].sum())))
 
 
-__all__ = ["class_noise_share", "confident_joint_count", "issue_count", "mixture_count"]
+__all__ = ["class_noise_share", "confident_joint_count", "mixture_count", "weak_model_count"]

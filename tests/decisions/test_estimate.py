@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from influence_stage.decisions.estimate import confident_joint_count, issue_count
-from influence_stage.errors import InvalidInputError
+from influence_stage.decisions.estimate import confident_joint_count, weak_model_count
 
 
 def _case(seed: int = 0):
@@ -20,38 +18,12 @@ def _case(seed: int = 0):
     return y, P, wrong
 
 
-def test_the_count_is_the_confident_joint_without_margins():
+def test_the_count_is_the_confident_joint():
     y, P, wrong = _case()
     assert confident_joint_count(y, P) == 12
-    assert issue_count(y, P) == 12
-
-
-def test_rows_theta_fits_are_not_counted_beyond_the_rows_with_a_negative_margin():
-    y, P, wrong = _case()
-    margin = np.ones(120)
-    margin[wrong[:4]] = -1.0  # θ* lost 4 of the 12 contradicted rows' given labels: the others are hard but fitted
-    assert issue_count(y, P, train_margin=margin) == 4
-    # more rows with a negative margin than the confident joint counts: the confident joint bounds it
-    assert issue_count(y, P, train_margin=-np.ones(120)) == 12
-
-
-def test_a_weak_cross_fitted_model_counts_on_the_mean_with_the_members():
-    y, P, wrong = _case()
-    members = np.eye(3)[y] * 0.9 + 0.1 / 3  # in-sample: every given label fitted
-    mean_count = confident_joint_count(y, (P + members) / 2)
-    assert issue_count(y, P, member_proba=members, reliable=False) == mean_count
-    assert issue_count(y, P, member_proba=members, reliable=True) == 12  # reliable: the cross-fitted view alone
-
-
-def test_a_margin_of_the_wrong_length_is_refused():
-    y, P, _ = _case()
-    with pytest.raises(InvalidInputError, match="train_margin"):
-        issue_count(y, P, train_margin=np.ones(5))
 
 
 def test_a_weak_model_count_is_the_midpoint_of_its_over_and_under_count():
-    from influence_stage.decisions.estimate import weak_model_count
-
     y, P, wrong = _case()
     members = np.eye(3)[y] * 0.9 + 0.1 / 3  # in-sample: every given label fitted, so the mean contradicts fewer rows
     upper, lower = confident_joint_count(y, P), confident_joint_count(y, (P + members) / 2)
