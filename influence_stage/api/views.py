@@ -277,14 +277,11 @@ def with_label_names(table: pd.DataFrame, classes: np.ndarray) -> pd.DataFrame:
     ``suggested_label_name`` is empty (None) where ``suggested_label`` is: a flagged row with no confident
     other label (``influence_stage.decisions.suggest``).
     """
-    from influence_stage.decisions.suggest import NO_SUGGESTION, suggested_codes
+    from influence_stage.decisions.suggest import suggested_names
 
     out = table.copy()
     names = np.asarray([str(c) for c in classes], dtype=object)
     out["given_label_name"] = names[out["given_label"].to_numpy(dtype=np.int64)]
-    codes = suggested_codes(out["suggested_label"])
-    empty = codes == NO_SUGGESTION
-    suggested = names[np.where(empty, 0, codes)] if names.size else np.full(codes.size, None, dtype=object)
-    suggested[empty] = None
-    out["suggested_label_name"] = pd.Series(suggested, index=out.index, dtype=object)
+    out["suggested_label_name"] = pd.Series(suggested_names(out["suggested_label"], names), index=out.index,
+                                            dtype=object)
     return out

@@ -70,11 +70,10 @@ def reviewed_table(export_path: str | Path, origin: str | Path, fmt: str | None 
     at = np.asarray([known[str(r)] for r in reviews["row_id"].tolist()], dtype=np.int64)
     names_arr = np.asarray(names, dtype=object)
     given = table["given_label"].to_numpy(dtype=np.int64)[at]
-    from influence_stage.decisions.suggest import suggested_codes
+    from influence_stage.decisions.suggest import suggested_names
 
-    suggested = suggested_codes(table["suggested_label"])[at]  # NO_SUGGESTION (< 0) where it is empty
     out = reviews.assign(given_label=given, given_label_name=names_arr[given],
-                         suggested_label_name=np.where(suggested < 0, None, names_arr[np.maximum(suggested, 0)]))
+                         suggested_label_name=suggested_names(table["suggested_label"], names_arr)[at])
     out["changed"] = out["reviewed_label"].to_numpy() != given
     return out
 

@@ -81,5 +81,16 @@ def suggested_codes(values: object) -> np.ndarray:
     return series.astype("Float64").fillna(NO_SUGGESTION).to_numpy(dtype=np.int64)
 
 
+def suggested_names(values: object, names: np.ndarray) -> np.ndarray:
+    """``(n,) object``: ``names[code]`` of each suggestion of ``values`` (a ``suggested_label`` column), None
+    where it is empty; ``names`` ``(K,)`` the class names."""
+    codes = suggested_codes(values)
+    empty = codes == NO_SUGGESTION
+    names = np.asarray(names, dtype=object)
+    out = names[np.where(empty, 0, codes)] if names.size else np.full(codes.size, None, dtype=object)
+    out[empty] = None
+    return out
+
+
 __all__ = ["NO_SUGGESTION", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA", "suggest_labels", "suggested_codes",
-           "suggestion_column", "suggestion_proba"]
+           "suggested_names", "suggestion_column", "suggestion_proba"]
