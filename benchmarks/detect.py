@@ -76,11 +76,12 @@ OTHER_CYCLE_EPOCHS = (0.5, 2.0)
 TIMING_RUNS = 2  # besides the default GEXConfig().cycle_epochs
 
 
-def weak_features(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """400 digits rows pooled to 4×4 (16 features, ``detect_images.weak_digits``), standardized."""
+def weak_features(seed: int, top: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """400 digits rows pooled to 4×4, or (``top``) only their top two pixel rows (16 features,
+    ``detect_images.weak_digits``), standardized."""
     from detect_images import weak_digits
 
-    frame = weak_digits(400, seed)
+    frame = weak_digits(400, seed, top=top)
     X = frame.drop(columns="label").to_numpy(dtype=np.float32)
     return (X - X.mean(0)) / (X.std(0) + 1e-6), frame["label"].to_numpy()
 

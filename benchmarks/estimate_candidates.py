@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 
-from detect import SETTINGS
+from detect import SETTINGS, weak_features
 from influence_stage import InfluenceCleaner
 from influence_stage.data.noise import flip_labels
 from influence_stage.decisions.estimate import confident_joint_count
@@ -30,20 +30,11 @@ from influence_stage.engine.losses import mean_member_proba
 from influence_stage.stage.steps import learner_data
 
 
-def top_rows(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """400 digits rows, only the top two pixel rows as features (standardized)."""
-    from detect_images import weak_digits
-
-    frame = weak_digits(400, seed, top=True)
-    X = frame.drop(columns="label").to_numpy(dtype=np.float32)
-    return (X - X.mean(0)) / (X.std(0) + 1e-6), frame["label"].to_numpy()
-
-
 def main() -> None:
     torch.set_num_threads(1)
     name, seed = sys.argv[1], int(sys.argv[2])
     if name.startswith("top"):
-        features, rate, kind = top_rows, (0.2 if name.endswith("20") else 0.0), "uniform"
+        features, rate, kind = lambda seed: weak_features(seed, top=True), (0.2 if name.endswith("20") else 0.0), "uniform"
     else:
         features, rate, kind = SETTINGS[name]
     X, y = features(seed)
