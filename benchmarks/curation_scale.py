@@ -370,6 +370,14 @@ def save(entry_key: str, entry: dict) -> dict:
     return data
 
 
+def rerun_part(n: int, key: str, compute) -> None:
+    """Measure one part (``key``) of the saved size-``n`` run again: ``compute(entry)`` replaces it and its error."""
+    entry = json.loads(JSON_PATH.read_text())["runs"][str(n)]
+    entry.pop(f"{key}_error", None)
+    entry[key] = compute(entry)
+    save(str(n), entry)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, nargs="+", default=[20000, 100000])
@@ -445,10 +453,7 @@ def main() -> None:
         return
     if args.dask_only:
         n = args.dask_only
-        entry = json.loads(JSON_PATH.read_text())["runs"][str(n)]
-        entry.pop("dask_error", None)
-        entry["dask"] = dask_runs(Path(args.workdir) / f"n{n}", n, entry["curate"])
-        save(str(n), entry)
+        rerun_part(n, "dask", lambda entry: dask_runs(Path(args.workdir) / f"n{n}", n, entry["curate"]))
         return
     if args.partial:
         save(f"{args.partial}-partial", partial(Path(args.workdir) / f"n{args.partial}", args))
@@ -482,11 +487,8 @@ def main() -> None:
         from curation_scale_select import reference_selection
 
         n = args.reference_only
-        entry = json.loads(JSON_PATH.read_text())["runs"][str(n)]
-        entry.pop("reference_selection_error", None)
-        entry["reference_selection"] = reference_selection(Path(args.workdir) / f"n{n}", n, args, demo_config,
-                                                           run_curate)
-        save(str(n), entry)
+        rerun_part(n, "reference_selection", lambda entry: reference_selection(
+            Path(args.workdir) / f"n{n}", n, args, demo_config, run_curate))
         return
     if args.render:
         MD_PATH.write_text(markdown(json.loads(JSON_PATH.read_text())) + "\n")
