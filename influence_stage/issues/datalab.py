@@ -85,6 +85,18 @@ def fill_missing(features: np.ndarray) -> np.ndarray:
     return np.where(missing, median[None, :], features)
 
 
+class DatalabTypesFailed(InvalidInputError):
+    """Datalab produced no result for some of the issue types asked of it.
+
+    ``failed`` holds their Datalab names, so a caller can skip those types and keep the others (a manager
+    that cannot run on the data, e.g. too few rows for its neighbours, says nothing about the rest).
+    """
+
+    def __init__(self, message: str, failed: list[str]):
+        super().__init__(message)
+        self.failed = list(failed)
+
+
 def run_datalab(features: np.ndarray, labels: np.ndarray, proba: np.ndarray | None,
                 managers: dict[str, dict[str, Any]]) -> DatalabFindings:
     """Run the Datalab issue managers named in ``managers`` once, on one shared kNN graph.
@@ -100,8 +112,9 @@ def run_datalab(features: np.ndarray, labels: np.ndarray, proba: np.ndarray | No
 
     Raises
     ------
-    InvalidInputError
-        A manager produced no result (Datalab caught its error); the message carries what it printed.
+    DatalabTypesFailed
+        An InvalidInputError: a manager produced no result (Datalab caught its error); the message carries
+        what Datalab printed, ``failed`` the managers' names.
     """
     from cleanlab import Datalab  # cleanlab imports scikit-learn and datasets: kept off the import path
 
@@ -127,15 +140,15 @@ def run_datalab(features: np.ndarray, labels: np.ndarray, proba: np.ndarray | No
     failed = [m for m in names if m not in done]
     if failed:
         printed = " ".join(out.getvalue().split())[:600]
-        raise InvalidInputError(
+        raise DatalabTypesFailed(
             f"cleanlab's Datalab found no result for issue type(s) {failed} on features of shape "
             f"{features.shape} and probabilities of shape {None if proba is None else proba.shape}; "
             f"Datalab said: {printed or '(nothing)'}. Fix: check that the features are numeric with at least "
-            "k + 1 rows, or leave those issue types out."
-        )
+            "k + 1 rows, or leave those issue types out.", failed)
     info = {m: lab.get_info(m) for m in names}
     return DatalabFindings(issues=lab.get_issues().reset_index(drop=True), summary=summary, info=info,
                            seconds=seconds)
 
 
-__all__ = ["DatalabFindings", "KNN_MANAGERS", "KNN_WORKING_MEMORY_MB", "fill_missing", "run_datalab"]
+__all__ = ["DatalabFindings", "DatalabTypesFailed", "KNN_MANAGERS", "KNN_WORKING_MEMORY_MB", "fill_missing",
+           "run_datalab"]

@@ -114,6 +114,32 @@ def _find(X: np.ndarray, y: Any, oos: Any, table: Any, deviations: Any, types: t
         return find_data_issues(X, y, oos, decisions=table, deviations=deviations, types=types)
 
 
+def _find_skipping_failures(X: np.ndarray, y: Any, oos: Any, table: Any, deviations: Any, types: tuple[str, ...],
+                            note: str | None, explicit: bool) -> tuple[IssueReport | None, tuple[str, ...], str | None]:
+    """``_find``; under the default type list, the types Datalab could not run on these features are skipped
+    with a note and the others kept (named types fail loudly: the user asked for them).
+
+    Datalab names the managers that failed (``DatalabTypesFailed.failed``): those types go and the rest run
+    again; a second failure, or an error that names no manager, leaves the cheap types only.
+    """
+    for attempt in range(2):
+        try:
+            return _find(X, y, oos, table, deviations, types), types, note
+        except InvalidInputError as exc:  # Datalab on too few rows, one feature, ...: the default falls back
+            cheap = tuple(t for t in types if t in CHEAP_TYPES)
+            if explicit or cheap == types:
+                raise
+            failed = set(getattr(exc, "failed", ()))
+            named = tuple(t for t in types if getattr(ISSUE_REGISTRY.get(t), "datalab_name", None) in failed)
+            keep = tuple(t for t in types if t not in named) if named and attempt == 0 else cheap
+            note = f"{'' if note is None else note + '; '}issue types {[t for t in types if t not in keep]} " \
+                   f"failed on these features and were skipped ({' '.join(str(exc).split())[:200]})"
+            types = keep
+            if not types:
+                return None, types, note
+    return _find(X, y, oos, table, deviations, types), types, note
+
+
 def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
                 apply_policy: bool = True) -> tuple[IssueReport | None, Any]:
     """Find the run's issue types and apply the default policy.
@@ -163,19 +189,11 @@ def issues_step(result: Any, features: Any, decisions: Any, config: Any, *,
         tau = getattr(getattr(config, "gex", None), "tau", 0.05)
         deviations = deviation(np.asarray(result.loss_matrix), np.asarray(result.base_loss), tau)
     explicit = getattr(config, "issue_types", None) is not None
-    try:
-        report = _find(X, features.y, oos, decisions.table, deviations, types)
-    except InvalidInputError as exc:  # Datalab on too few rows, one feature, ...: the default falls back
-        cheap = tuple(t for t in types if t in CHEAP_TYPES)
-        if explicit or cheap == types:
-            raise
-        note = f"{'' if note is None else note + '; '}issue types {[t for t in types if t not in cheap]} failed " \
-               f"on these features and were skipped ({' '.join(str(exc).split())[:200]})"
-        types = cheap
-        if not types:
-            logger.info("issue types: %s", note)
-            return None, decisions
-        report = _find(X, features.y, oos, decisions.table, deviations, types)
+    report, types, note = _find_skipping_failures(X, features.y, oos, decisions.table, deviations, types,
+                                                  note, explicit)
+    if report is None:
+        logger.info("issue types: %s", note)
+        return None, decisions
     drop = [t for t in DEFAULT_DROP if t in types] if apply_policy else []
     table = report.table
     policy_table = table

@@ -92,10 +92,33 @@ def test_copies_with_another_label_or_too_many_copies_are_reported_not_dropped()
 def test_the_default_skips_datalab_types_that_fail_on_tiny_data_and_named_types_fail_loudly():
     result, features, decisions, _ = _run(n=4, copies=())
     report, out = issues_step(result, features, decisions, SimpleNamespace(issue_types=None, gex=GEXConfig()))
-    assert report.types == ("exact_duplicate",) and out is decisions
-    assert "failed on these features and were skipped" in report.summary["note"]
+    # the neighbour-graph types cannot run on 4 rows; the types that need no neighbours still run
+    assert report.types == ("exact_duplicate", "null", "class_imbalance") and out is decisions
+    assert "issue types ['outlier', 'near_duplicate', 'non_iid'] failed on these features and were skipped" \
+        in report.summary["note"]
+    assert {"is_null_issue", "is_class_imbalance_issue"} <= set(report.table.columns)
+    assert "is_outlier_issue" not in report.table.columns
     with pytest.raises(InvalidInputError, match="Datalab found no result for issue type"):
         issues_step(result, features, decisions, SimpleNamespace(issue_types=["outlier"], gex=GEXConfig()))
+
+
+def test_a_failure_that_names_no_type_leaves_the_cheap_types(monkeypatch):
+    import influence_stage.stage.issues as stage_issues
+
+    real = stage_issues._find
+    calls = []
+
+    def failing(X, y, oos, table, deviations, types):
+        calls.append(types)
+        if types != ("exact_duplicate",):
+            raise InvalidInputError("Datalab could not run")  # no ``failed`` list: every costly type goes
+        return real(X, y, oos, table, deviations, types)
+
+    monkeypatch.setattr(stage_issues, "_find", failing)
+    result, features, decisions, _ = _run(copies=())
+    report, _ = issues_step(result, features, decisions, SimpleNamespace(issue_types=None, gex=GEXConfig()))
+    assert report.types == ("exact_duplicate",) and calls[-1] == ("exact_duplicate",) and len(calls) == 2
+    assert "failed on these features and were skipped (Datalab could not run)" in report.summary["note"]
 
 
 def test_cells_a_featurizer_imputed_are_reported_as_nulls():
