@@ -106,6 +106,12 @@ class GEXConfig(BaseModel):
     holdout_epochs: int = Field(8, ge=1, description="First epochs of each cross-fitted model whose out-of-sample "
                                 "predictions are the yardstick of ft_lr='auto'; training goes on in doubling rounds "
                                 "while the held-out half improves, up to the θ* recipe's epochs (engine.auxiliary).")
+    floored_aux_share: float = Field(1.0, gt=0, le=1, description="Image rows under the θ* recipe's step floor "
+                                     "(FitConfig.min_steps): each cross-fitted half trains at most this share of the "
+                                     "epochs θ* gets (engine.auxiliary.round_plan). Flat features are not affected.")
+    floored_aux_first: float = Field(0.25, gt=0, le=1, description="Image rows under the step floor: the cross-fitted "
+                                     "halves' first round as a share of their cap (1: one cosine schedule, no "
+                                     "doubling rounds; engine.auxiliary.round_plan).")
     probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (continued as members).")
     probe_cycles: int = Field(1, ge=1, description="Cycles each probe chain runs before the rate is chosen (raised "
                               "to 2 when a single chain is probed); the chosen rate's probe chains are then continued, "

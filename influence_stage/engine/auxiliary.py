@@ -11,7 +11,8 @@ recipe, then keeps training with warm restarts (the same recipe, as many epochs 
 had, so the totals double) while its agreement with the given labels of the held-out half still
 rises by at least ``MIN_GAIN``, up to the epochs θ* itself gets. The probabilities of the best
 round are kept. On image rows under the recipe's floor on SGD steps (``FitConfig.min_steps``) the
-rounds start at a quarter of the epochs θ* gets and go up to them (``round_plan``). Agreement with the given labels is measurable without ground truth, and under
+cap is ``GEXConfig.floored_aux_share`` of the epochs θ* gets and the first round
+``floored_aux_first`` of the cap (``round_plan``). Agreement with the given labels is measurable without ground truth, and under
 label noise it rises and falls with the accuracy against the true labels. An MLP that has
 learned its task after 8 epochs stops after one more round; a CNN keeps going.
 
@@ -34,6 +35,7 @@ small-class rule of ``decisions.decide`` then decides whether they may be remove
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +52,7 @@ RELIABLE_KAPPA = 0.55
 MIN_GAIN = 0.01
 #: Fewest rows outside the largest class for the check to call a model weak (see the module docstring).
 MIN_OTHER_ROWS = 10
-#: Under the step floor, the first round is 1/FLOORED_FIRST_ROUND of the cap (``round_plan``).
+#: 1 / the default ``GEXConfig.floored_aux_first``: under the step floor, the first round's share of the cap.
 FLOORED_FIRST_ROUND = 4
 
 
@@ -111,14 +113,17 @@ def round_plan(n_rows: int, n_train: int, input_shape: tuple[int, ...] | None, *
     """``(cap, first)``: the most epochs one half's model trains in all, and its first round's epochs.
 
     Flat features: up to the epochs the recipe gives a fit of ``n_train`` rows, ``holdout_epochs``
-    first. Image rows under the recipe's step floor (``FitConfig.min_steps``): up to the epochs θ*
-    gets on all ``n_rows`` rows (half θ*'s steps on half its rows), a quarter of them first: with so
-    many epochs, rounds that start at ``holdout_epochs`` would restart the cosine schedule five times
-    or more, and each restart loses accuracy that one longer schedule keeps.
+    first. Image rows under the recipe's step floor (``FitConfig.min_steps``): up to
+    ``config.floored_aux_share`` of the epochs θ* gets on all ``n_rows`` rows (at 1, half θ*'s steps
+    on half its rows), ``config.floored_aux_first`` of that cap first (at 1: one cosine schedule and
+    no doubling round): with so many epochs, rounds that start at ``holdout_epochs`` would restart the
+    cosine schedule five times or more, and each restart loses accuracy that one longer schedule
+    keeps. Neither field touches flat features. Never under ``holdout_epochs``.
     """
     if fit_config.floors(input_shape):
-        cap = max(fit_config.epochs_for(n_rows, input_shape), config.holdout_epochs)
-        return cap, max(config.holdout_epochs, -(-cap // FLOORED_FIRST_ROUND))
+        full = fit_config.epochs_for(n_rows, input_shape)
+        cap = max(math.ceil(config.floored_aux_share * full), config.holdout_epochs)
+        return cap, min(cap, max(config.holdout_epochs, math.ceil(config.floored_aux_first * cap)))
     cap = max(fit_config.epochs_for(n_train), config.holdout_epochs)
     return cap, config.holdout_epochs
 

@@ -1,0 +1,229 @@
+"""Where the default run's time goes on images, and cheaper variants of its scoring, beside cleanlab.
+
+One digits28 setting (``image_data.digits28``, a ``datasets.Dataset`` with an ``Image`` column) through
+``InfluenceCleaner(label_column="label")``: the image featurizer and the default batch-norm CNN. Each
+variant changes only ``gex_config`` fields (the auxiliary model's cap and first round on image rows,
+the probed rates, the members); everything else is the default. Every training and evaluation call of
+the run is timed and attributed to its part (θ*, the auxiliary halves round by round, the scale's
+probe, the members, the loss passes, the decision), and cleanlab's ``find_label_issues`` on 5-fold
+probabilities of the same learner and recipe runs once in the same process, so every variant's time
+ratio is measured side by side with it.
+
+Reported per variant: whole-job seconds and the ratio to cleanlab's, the split, AP of the default
+ranking and of the exact GEX score, flagged-row F1, the estimated noise rate, the auxiliary model's
+out-of-sample accuracy (given labels and true labels) and epochs, the chosen rate.
+
+Writes benchmarks/results/<out>.json and benchmarks/results/<out>.md.
+Run: .venv/bin/python benchmarks/image_time.py [--setting NAME] [--seed 0] [--rows 800] [--variants NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score
+
+from common import RESULTS, machine, write_json
+from detect_images import SETTINGS, flag_metrics, make_data
+from influence_stage import InfluenceCleaner
+from influence_stage.config import GEXConfig
+from influence_stage.engine import learner as learner_mod
+from influence_stage.engine import losses as losses_mod
+from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba
+from influence_stage.engine.learner import TensorData
+from influence_stage.errors import ValidationFailedError
+
+#: name -> GEXConfig fields changed from the defaults (applied on top of the cleaner's own seeds)
+GRID4 = (0.0125, 0.025, 0.05, 0.1)
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "aux-half": {"floored_aux_share": 0.5},
+    "aux-half-1round": {"floored_aux_share": 0.5, "floored_aux_first": 1.0},
+    "aux-quarter-1round": {"floored_aux_share": 0.25, "floored_aux_first": 1.0},
+    "aux-half-1round+grid4+chains4": {"floored_aux_share": 0.5, "floored_aux_first": 1.0, "lr_grid": GRID4,
+                                      "chains": 4},
+    "aux-half-1round+grid4+cycle6": {"floored_aux_share": 0.5, "floored_aux_first": 1.0, "lr_grid": GRID4,
+                                     "min_cycle_steps": 6},
+    "aux-quarter-1round+grid4+chains4+cycle6": {"floored_aux_share": 0.25, "floored_aux_first": 1.0,
+                                                "lr_grid": GRID4, "chains": 4, "min_cycle_steps": 6},
+}
+
+#: innermost known function on the stack -> the part of the run it belongs to
+PARTS = (("cross_fit", "auxiliary"), ("choose_ft_lr", "scale probe"), ("build_chains", "members"),
+         ("result_from_members", "loss passes"), ("decide_step", "decide"), ("make_model_step", "θ*"))
+
+
+def part_of_stack() -> str:
+    f = sys._getframe(2)
+    while f is not None:
+        for fn, part in PARTS:
+            if f.f_code.co_name == fn:
+                return part
+        f = f.f_back
+    return "other"
+
+
+class Recorder:
+    """Times every training / evaluation call of ``TorchLearner`` and every loss matrix, by part."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self._saved: list[tuple] = []
+
+    def wrap(self, owner, name: str, describe) -> None:
+        original = getattr(owner, name)
+        rec = self
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            out = original(*args, **kwargs)
+            rec.events.append({"call": name, "part": part_of_stack(), "s": time.perf_counter() - t,
+                               **describe(args, kwargs)})
+            return out
+
+        self._saved.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def __enter__(self) -> "Recorder":
+        TL = learner_mod.TorchLearner
+
+        def fit_desc(a, k):
+            data, recipe = a[1], a[2]
+            return {"rows": len(data), "epochs": int(recipe.epochs_for(len(data), tuple(data.X.shape[1:]))),
+                    "steps": int(recipe.epochs_for(len(data), tuple(data.X.shape[1:])) * recipe.steps_per_epoch(len(data)))}
+
+        self.wrap(TL, "fit", fit_desc)
+        self.wrap(TL, "predict_proba", lambda a, k: {"rows": len(a[1])})
+        self.wrap(TL, "per_sample_loss", lambda a, k: {"rows": len(a[1])})
+        self.wrap(TL, "train_chains", lambda a, k: {"chains": len(a[1]), "steps": int(a[3])})
+        self.wrap(TL, "train_steps", lambda a, k: {"steps": int(a[2])})
+        self.wrap(losses_mod, "_member_stat", lambda a, k: {"members": len(a[1]), "kind": k.get("kind")})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+
+    def split(self) -> dict:
+        out: dict = defaultdict(lambda: defaultdict(float))
+        for e in self.events:
+            out[e["part"]][e["call"]] += e["s"]
+        return {p: dict(v) for p, v in out.items()}
+
+
+def run_variant(name: str, setting: str, seed: int, rows: int, y_true, flipped, data) -> dict:
+    fields = VARIANTS[name]
+    gex = GEXConfig(seed=seed, **fields)
+    cleaner = InfluenceCleaner(label_column="label", random_state=seed, gex_config=gex)
+    with Recorder() as rec:
+        t = time.perf_counter()
+        gate = "passed"
+        try:
+            cleaner.fit(data)
+        except ValidationFailedError as exc:  # the fit is kept for inspection: measure it, and say so
+            gate = f"refused: {str(exc)[:120]}"
+        wall = time.perf_counter() - t
+    res, pipe = cleaner.result_, cleaner.pipeline_
+    y_given = np.asarray(pipe.features.y)
+    flags = cleaner.issues_["is_issue"].to_numpy()
+    out = {"variant": name, "fields": {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+           "setting": setting, "seed": seed, "n_rows": rows, "wall_s": wall, "gate": gate,
+           "timings": {k: float(v) for k, v in cleaner.timings_.items()}, "split": rec.split(), "events": rec.events,
+           "ap_default": float(average_precision_score(flipped, cleaner.scores_)),
+           "ap_gex": float(average_precision_score(flipped, cleaner.gex_influence_)),
+           "flags": flag_metrics(flipped, flags), "estimated_noise_rate": cleaner.estimated_noise_rate_,
+           "score_name": cleaner.score_name_, "ft_lr": cleaner.ft_lr_, "theta_fit": float(res.theta_fit),
+           "warnings": list(pipe.summary.get("warnings", []))}
+    if res.auxiliary is not None:
+        out["aux_given_accuracy"] = res.auxiliary.accuracy
+        out["aux_reliable"] = res.auxiliary.reliable
+        out["aux_epochs"] = list(res.auxiliary.epochs)
+    if res.oos_proba is not None:
+        out["aux_true_accuracy"] = float((res.oos_proba.argmax(1) == y_true).mean())
+        out["aux_given_accuracy_check"] = float((res.oos_proba.argmax(1) == y_given).mean())
+    return out
+
+
+def run_cleanlab(setting: str, seed: int, data, y_true, flipped) -> dict:
+    """cleanlab's whole job the way ``detect_images.run_setting`` times it: featurizing + 5 fits + CL."""
+    from influence_stage.engine.models import build_model
+    from influence_stage.engine.sources import torch_learner
+    from influence_stage.stage.steps import featurize_step, prepare
+
+    cleaner = InfluenceCleaner(label_column="label", random_state=seed)
+    config, _ = cleaner._config()
+    t = time.perf_counter()
+    features = featurize_step(prepare(data, config), config)
+    X, y_noisy = np.asarray(features.X), np.asarray(features.y)
+    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed),
+                            config.gex)
+    with Recorder() as rec:
+        proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
+                                      TensorData.from_arrays(X, y_noisy), config.fit, folds=5, seed=seed)
+    scores, issues = confident_learning_scores(y_noisy, proba)
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "ap": float(average_precision_score(flipped, scores)), "flags": flag_metrics(flipped, issues),
+            "cv_true_accuracy": float((proba.argmax(1) == y_true).mean()), "events": rec.events}
+
+
+def markdown(payload: dict) -> str:
+    cl = payload["cleanlab"]
+    lines = [f"### {payload['setting']}, seed {payload['seed']}, {payload['n_rows']} rows", "",
+             f"cleanlab (5 folds, same CNN and recipe): {cl['wall_s']:.0f} s, AP {cl['ap']:.3f}, F1 "
+             f"{cl['flags']['f1']:.3f}, CV accuracy vs true labels {cl['cv_true_accuracy']:.3f}; "
+             f"load average at start {payload['load_start']}, at end {payload['load_end']}.", "",
+             "| variant | time ratio | whole s | θ* s | aux s (epochs per half) | probe s | members s | loss passes s | "
+             "decide s | AP default | AP GEX | F1 | est. rate | aux acc given / true | ft_lr |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in payload["variants"]:
+        sp = {p: sum(v.values()) for p, v in r["split"].items()}
+        ok = "**" if r["ap_default"] >= cl["ap"] and r["flags"]["f1"] >= cl["flags"]["f1"] else ""
+        lines.append(
+            f"| {r['variant']} | {r['wall_s'] / cl['wall_s']:.2f} | {r['wall_s']:.0f} | {sp.get('θ*', 0):.0f} | "
+            f"{sp.get('auxiliary', 0):.0f} ({r.get('aux_epochs')}) | {sp.get('scale probe', 0):.0f} | "
+            f"{sp.get('members', 0):.0f} | {sp.get('loss passes', 0):.0f} | {r['timings'].get('decide', 0):.0f} | "
+            f"{ok}{r['ap_default']:.3f}{ok} | {r['ap_gex']:.3f} | {ok}{r['flags']['f1']:.3f}{ok} | "
+            f"{r['estimated_noise_rate']:.3f} | {r.get('aux_given_accuracy', float('nan')):.3f} / "
+            f"{r.get('aux_true_accuracy', float('nan')):.3f} | {r['ft_lr']:.4g} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--setting", default="digits28 uniform 20%", choices=[s for s in SETTINGS if "digits28" in s or "shapes32" in s])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=800)
+    parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
+    parser.add_argument("--out", default="image_time")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    kind, _, rate, noise = SETTINGS[args.setting]
+    data, y_true, flipped = make_data(kind, args.rows, rate, noise, args.seed)
+    payload = {"machine": machine(), "setting": args.setting, "seed": args.seed, "n_rows": args.rows,
+               "load_start": os.getloadavg()[0], "variants": []}
+    payload["cleanlab"] = run_cleanlab(args.setting, args.seed, data, y_true, flipped)
+    print(f"cleanlab: {payload['cleanlab']['wall_s']:.0f}s AP {payload['cleanlab']['ap']:.3f}", flush=True)
+    for name in args.variants:
+        r = run_variant(name, args.setting, args.seed, args.rows, y_true, flipped, data)
+        payload["variants"].append(r)
+        payload["load_end"] = os.getloadavg()[0]
+        print(f"{name}: {r['wall_s']:.0f}s ratio {r['wall_s'] / payload['cleanlab']['wall_s']:.2f} AP {r['ap_default']:.3f} "
+              f"F1 {r['flags']['f1']:.3f} aux {r.get('aux_given_accuracy')} {r.get('aux_epochs')} split "
+              f"{json.dumps({p: round(sum(v.values()), 1) for p, v in r['split'].items()})}", flush=True)
+        write_json(args.out, payload)
+        (RESULTS / f"{args.out}.md").write_text(markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
