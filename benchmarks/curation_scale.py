@@ -142,8 +142,32 @@ def demo_config(folder: Path, n: int, **extra: object) -> dict:
     config = yaml.safe_load(DEMO.read_text())
     config.update(source=str(folder / "shards"), model=str(folder / "model"), name=f"scale-{n}",
                   publish_root=str(folder / "published"), cache_dir=str(folder / "cache"))
+    config.update(PASSES)
     config.update(extra)
     return config
+
+
+#: Overrides of the demo's ``chains`` / ``cycles`` (``--chains``, ``--cycles``): fewer scoring passes for a
+#: job that would not fit the time otherwise (memory does not depend on the number of passes).
+PASSES: dict = {}
+
+
+def adopt_generated(folder: Path, n: int, args: argparse.Namespace) -> bool:
+    """For ``--reuse`` at a size whose corpus ``--generate`` wrote (``gen{n}``) but that has no run folder yet:
+    the run folder links that corpus (shards, truth, reference) and copies θ* from ``--model-from`` (a
+    folder holding a ``model`` trained by an earlier size run), so no θ* is trained on the big corpus.
+    True when the folder is ready."""
+    gen_folder = Path(args.workdir) / f"gen{n}"
+    if (folder / "shards").is_dir() or not gen_folder.is_dir() or not args.model_from:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("shards", "truth.parquet", "reference", "reference_heldout.parquet"):
+        if (gen_folder / name).exists() and not (folder / name).exists():
+            (folder / name).symlink_to(gen_folder / name)
+    if not (folder / "model").is_dir():
+        shutil.copytree(Path(args.model_from) / "model", folder / "model")
+    (folder / "theta_from.txt").write_text(f"θ* copied from {Path(args.model_from) / 'model'}\n")
+    return True
 
 
 def token_cache(cache_dir: Path) -> Path:
@@ -275,6 +299,8 @@ def scale_run(n: int, args: argparse.Namespace) -> dict:
     """Steps 1–6 of the module docstring for N = ``n``; the entry is saved after each part (a failed
     later part is recorded as its error, the earlier parts are kept)."""
     folder = Path(args.workdir) / f"n{n}"
+    if args.reuse:
+        adopt_generated(folder, n, args)
     if args.reuse and (folder / "shards").is_dir() and (folder / "model").is_dir():
         # the corpus and θ* of an earlier run of this size (same seed), the job from a fresh cache
         for sub in ("cache", "published", "prefect-home"):
@@ -293,6 +319,8 @@ def scale_run(n: int, args: argparse.Namespace) -> dict:
         print(f"  θ* trained in {theta_s:.0f} s", flush=True)
     main = run_curate(folder, demo_config(folder, n), "curate")
     out = measure(folder, n, main, args, info=info, theta_s=theta_s)
+    if args.model_from and (folder / "theta_from.txt").exists():
+        out["theta_from"] = (folder / "theta_from.txt").read_text().strip()
     save(str(n), out)
     return after_job(folder, n, out, args, main)
 
@@ -322,7 +350,8 @@ def measure(folder: Path, n: int, main: dict, args: argparse.Namespace, *, info:
         timed_passes=args.floor_passes)
     total_tokens = int(n_tok.sum())
     out = {"documents": n, "corpus": info, "theta_seconds": None if theta_s is None else round(theta_s, 1),
-           "curate": main, "settings": {"theta_steps": args.theta_steps, "seed": args.seed},
+           "curate": main, "settings": {"theta_steps": args.theta_steps, "seed": args.seed,
+                                        "chains": int(config["chains"]), "cycles": int(config["cycles"])},
            "tokens_scored_docs": total_tokens, "token_count": "the stage's (document_tokens, no bos)", "docs_per_s": n / main["wall_seconds"],
            "tokens_per_s": total_tokens / main["wall_seconds"],
            "scoring_tokens_per_s": total_tokens * (members + 1) / scoring_seconds(s),
@@ -412,11 +441,16 @@ def main() -> None:
     parser.add_argument("--generate", type=int, metavar="N", help="only write the corpus of N documents and record it")
     parser.add_argument("--render", action="store_true", help="rewrite the .md table from the JSON")
     parser.add_argument("--merge", nargs="+", metavar="NAME", help="add the runs of results/NAME.json to OUT's")
+    parser.add_argument("--chains", type=int, help="chains of the job instead of the demo's (fewer scoring passes)")
+    parser.add_argument("--cycles", type=int, help="cycles per chain of the job instead of the demo's")
+    parser.add_argument("--model-from", metavar="DIR", help="with --reuse, for a size whose corpus --generate wrote "
+                        "(WORKDIR/genN) and that has no run folder: copy θ* from DIR/model instead of training it")
     parser.add_argument("--workdir", default="/tmp/curation_scale")
     parser.add_argument("--out", default="curation_scale", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
     global JSON_PATH, MD_PATH
     JSON_PATH, MD_PATH = RESULTS / f"{args.out}.json", RESULTS / f"{args.out}.md"
+    PASSES.update({k: v for k, v in (("chains", args.chains), ("cycles", args.cycles)) if v is not None})
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 

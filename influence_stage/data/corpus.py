@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import re
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,9 @@ MIX_ROWS = 16
 #: Documents held by the seeded shuffle buffer of ``iter_texts(shuffle_seed=...)``.
 SHUFFLE_BUFFER = 4096
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
+# inventory's status codes (indices of _CODE_STATUS); _OK: of acceptable length, a duplicate or not
+_OK, _EMPTY, _TOO_SHORT, _TOO_LONG, _DUPLICATE, _NOT_TEXT = range(6)
+_CODE_STATUS = ("ok", "empty", "too short", "too long", "duplicate", "not text")
 
 
 def content_hash(text: str) -> str:
@@ -397,70 +401,99 @@ def inventory(corpus: Corpus, *, min_chars: int = 1, max_chars: int | None = Non
     if max_chars is not None and (not isinstance(max_chars, int) or max_chars < min_chars):
         raise InvalidInputError(f"max_chars must be None or an int >= min_chars ({min_chars}); found {max_chars!r}.")
     cols = [corpus.text_column] + ([corpus.id_column] if corpus.id_column else [])
+    # per document only numbers and bytes (no Python object lives past its batch): the hashes as Arrow
+    # strings, the first 16 bytes of each sha256 for the exact-duplicate pass after the read
     ids: list[Any] = []
-    n_chars: list[int] = []
-    n_words: list[int] = []
-    hashes: list[str] = []
-    nears: list[str] = []
-    status: list[str] = []
-    dup_of: list[int] = []
-    first: dict[str, int] = {}
+    n_chars, n_words, kind = array("q"), array("q"), bytearray()
+    digests = bytearray()
+    hash_parts: list[pa.Array] = []
+    near_parts: list[pa.Array] = []
     bar = tqdm(total=len(corpus), desc="inventory", unit="doc", disable=not progress, leave=False)
     row = 0
     for batch in corpus.iter_batches(cols):
         texts = batch[corpus.text_column]
-        for j, text in enumerate(texts):
-            ids.append(batch[corpus.id_column][j] if corpus.id_column else row)
+        if corpus.id_column:
+            ids.extend(batch[corpus.id_column])
+        hashes, nears = [], []
+        for text in texts:
             if not isinstance(text, str):
                 if not skip_invalid:
                     raise InvalidTypeError(f"document {row} of column {corpus.text_column!r} is "
                                            f"{type(text).__name__}, not a string. Fix: drop or fill it, or set "
                                            "skip_invalid to leave such rows out.")
                 n_chars.append(0), n_words.append(0), hashes.append(""), nears.append("")
-                status.append("not text"), dup_of.append(-1)
+                kind.append(_NOT_TEXT), digests.extend(bytes(16))
                 row += 1
                 continue
             stripped = text.strip()
-            h = content_hash(text)
+            digest = hashlib.sha256(text.encode("utf-8")).digest()[:16]
+            digests.extend(digest)
+            hashes.append(digest.hex())  # content_hash(text)
             n_chars.append(len(stripped))
             n_words.append(len(stripped.split()))
-            hashes.append(h)
             nears.append(near_key(text) if stripped else "")
-            d = first.get(h, -1)
-            dup_of.append(d)
             if not stripped:
-                st = "empty"
+                kind.append(_EMPTY)
             elif len(stripped) < min_chars:
-                st = "too short"
+                kind.append(_TOO_SHORT)
             elif max_chars is not None and len(stripped) > max_chars:
-                st = "too long"
-            elif dedup and d >= 0:
-                st = "duplicate"
+                kind.append(_TOO_LONG)
             else:
-                st = "ok"
-            if d < 0 and st == "ok":
-                first[h] = row
-            status.append(st)
+                kind.append(_OK)
             row += 1
+        hash_parts.append(pa.array(hashes, type=pa.string()))
+        near_parts.append(pa.array(nears, type=pa.string()))
         bar.update(len(texts))
     bar.close()
     if row == 0:
         raise InvalidInputError(f"the corpus at {[str(f) for f in corpus.files][:3]} has 0 documents.")
-    frame = pd.DataFrame({"row": np.arange(row, dtype=np.int64), "doc_id": ids, "n_chars": n_chars,
-                          "n_words": n_words, "content_hash": hashes, "near_key": nears, "status": status,
-                          "duplicate_of": np.asarray(dup_of, dtype=np.int64)})
+    codes = np.frombuffer(bytes(kind), dtype=np.int8)
+    dup_of = _first_copies(np.frombuffer(bytes(digests), dtype=np.dtype((np.void, 16))), codes)
+    del digests
+    codes = codes.copy()
+    if dedup:
+        codes[(codes == _OK) & (dup_of >= 0)] = _DUPLICATE
+    frame = pd.DataFrame({"row": np.arange(row, dtype=np.int64),
+                          "doc_id": ids if corpus.id_column else np.arange(row, dtype=np.int64),
+                          "n_chars": np.frombuffer(n_chars, dtype=np.int64).copy(),
+                          "n_words": np.frombuffer(n_words, dtype=np.int64).copy(),
+                          "content_hash": pa.chunked_array(hash_parts, type=pa.string()).to_pandas(),
+                          "near_key": pa.chunked_array(near_parts, type=pa.string()).to_pandas(),
+                          "status": np.asarray(_CODE_STATUS, dtype=object)[codes],
+                          "duplicate_of": dup_of})
     counts = frame["status"].value_counts().to_dict()
     logger.info("inventory: %d documents, %s", row, counts)
     return frame
 
 
+def _first_copies(digests: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Exact duplicates after the read: for each text document, the row of the first document of
+    acceptable length (code ``_OK``) with the same content hash when that row is earlier, else -1
+    (also for non-text rows). The answer of one pass in order that remembers, per hash, the first
+    such row; here by grouping the 16-byte digests with ``numpy.unique``, ``(n,) int64``."""
+    n = len(codes)
+    out = np.full(n, -1, dtype=np.int64)
+    text = np.flatnonzero(codes != _NOT_TEXT)
+    if len(text) == 0:
+        return out
+    _, group = np.unique(digests[text], return_inverse=True)
+    first = np.full(int(group.max()) + 1, n, dtype=np.int64)
+    ok = codes[text] == _OK
+    np.minimum.at(first, group[ok], text[ok])
+    earlier = first[group]
+    hit = earlier < text
+    out[text[hit]] = earlier[hit]
+    return out
+
+
 def near_duplicate_groups(frame: pd.DataFrame, *, limit: int | None = None) -> list[list[int]]:
     """Groups of rows that are near-duplicates of each other (same ``near_key``, more than one
     distinct ``content_hash``), largest first; reported, never removed."""
-    text = frame[frame["near_key"] != ""]
-    groups = []
-    for _, g in text.groupby("near_key", sort=False):
-        if g["content_hash"].nunique() > 1:
-            groups.append(sorted(int(r) for r in g["row"]))
+    text = frame.loc[frame["near_key"] != "", ["near_key", "content_hash", "row"]]
+    # the keys held by more than one distinct text, counted vectorised (a Python loop over every key of a
+    # million-document corpus would take minutes), then the rows of those few keys
+    distinct = text.groupby("near_key", sort=False)["content_hash"].nunique()
+    shared = text[text["near_key"].isin(distinct.index[distinct.to_numpy() > 1])]
+    groups = [sorted(int(r) for r in rows) for _, rows in shared.groupby("near_key", sort=False)["row"]]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups[:limit] if limit is not None else groups

@@ -110,11 +110,12 @@ def remove_near_duplicates(corpus: Corpus, inv: pd.DataFrame, *, threshold: floa
     of = near_duplicate_of(corpus.iter_texts(rows=ok), threshold=threshold)
     hit = of >= 0
     out = inv.copy()
-    status = out["status"].to_numpy(dtype=object).copy()
+    near = np.zeros(len(inv), dtype=bool)
+    near[rows[hit]] = True
     dup = out["duplicate_of"].to_numpy(dtype=np.int64).copy()
-    status[rows[hit]] = "duplicate"
     dup[rows[hit]] = rows[of[hit]]
-    out["status"], out["duplicate_of"] = status, dup
+    # the status column stays an Arrow string column (no Python string per document)
+    out["status"], out["duplicate_of"] = out["status"].mask(near, "duplicate"), dup
     logger.info("near duplicates (MinHash, threshold %.2f): %d removed", threshold, int(hit.sum()))
     return out
 

@@ -110,3 +110,39 @@ def test_bad_threshold_is_refused(bad):
 
     with pytest.raises(InvalidInputError, match="threshold"):
         near_duplicate_of(["a b c"], threshold=bad)
+
+
+def test_inventory_exact_duplicates_point_to_the_first_copy_of_acceptable_length(tmp_path):
+    """``duplicate_of`` is the first earlier row of acceptable length with the same bytes (a too-long or
+    too-short first copy does not count), for every text row; non-text rows have -1."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from influence_stage.data.corpus import Corpus, inventory
+
+    texts = ["a", "hello there", "  ", "hello there", None, "Hello there!", "x" * 50, "x" * 50, "hello there",
+             "", "ab", "ab", None, "ab"]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"text": ["hello there", "ab", "zz top"]}), tmp_path / "b.parquet")
+    inv = inventory(Corpus(tmp_path), min_chars=2, max_chars=20, skip_invalid=True)
+    assert inv["status"].tolist() == ["too short", "ok", "empty", "duplicate", "not text", "ok", "too long",
+                                      "too long", "duplicate", "empty", "ok", "duplicate", "not text", "duplicate",
+                                      "duplicate", "duplicate", "ok"]
+    assert inv["duplicate_of"].tolist() == [-1, -1, -1, 1, -1, -1, -1, -1, 1, -1, -1, 10, -1, 10, 1, 10, -1]
+    inv = inventory(Corpus(tmp_path), min_chars=3, dedup=False, skip_invalid=True)
+    assert (inv["status"] == "duplicate").sum() == 0
+    assert inv["duplicate_of"].tolist() == [-1, -1, -1, 1, -1, -1, -1, 6, 1, -1, -1, -1, -1, -1, 1, -1, -1]
+    assert str(inv["content_hash"].dtype) == "str" and inv["content_hash"].str.len().max() == 32
+
+
+def test_near_duplicate_groups_lists_keys_with_several_distinct_texts():
+    import pandas as pd
+
+    from influence_stage.data.corpus import near_duplicate_groups
+
+    frame = pd.DataFrame({"row": range(8), "near_key": ["k1", "k2", "k1", "", "k2", "k3", "k1", ""],
+                          "content_hash": ["a", "b", "c", "d", "b", "e", "a", "f"]})
+    # k1: rows 0, 2, 6 (two distinct texts); k2: rows 1, 4 (one text: exact copies, not near); k3 alone
+    assert near_duplicate_groups(frame) == [[0, 2, 6]]
+    frame.loc[4, "content_hash"] = "g"
+    assert near_duplicate_groups(frame) == [[0, 2, 6], [1, 4]] and near_duplicate_groups(frame, limit=1) == [[0, 2, 6]]

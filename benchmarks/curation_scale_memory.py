@@ -1,0 +1,104 @@
+"""Peak resident memory of a ``curate`` job by step, in its own process (what grows with the corpus size).
+
+``python benchmarks/curation_scale_memory.py OUT.json -- <curate flags>`` runs the job as
+``curation_scale_run`` does (in process, Prefect tasks) with a thread that samples this process's
+RSS (psutil, every ``--every`` s, default 0.2) and the RSS of its children (the temporary Prefect API),
+and labels each sample with the plan step running (``PrefectExecutor.run_step`` wrapped). OUT.json
+holds, per step, the RSS when it started, its peak and when it ended (MB), with the job's summary;
+run it at two corpus sizes to see which step's memory grows with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+
+
+class StepSampler:
+    """RSS samples of this process (and its children) labelled with the step running."""
+
+    def __init__(self, every: float) -> None:
+        import psutil
+
+        self.proc, self.every, self.label = psutil.Process(), every, "start"
+        self.steps: dict[str, dict[str, float]] = {}
+        self.children_peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def rss(self) -> float:
+        return self.proc.memory_info().rss / 2 ** 20
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            mb = self.rss()
+            entry = self.steps.setdefault(self.label, {"start_mb": mb, "peak_mb": mb, "end_mb": mb})
+            entry["peak_mb"] = max(entry["peak_mb"], mb)
+            kids = 0.0
+            for p in self.proc.children(recursive=True):
+                try:
+                    kids += p.memory_info().rss / 2 ** 20
+                except psutil.Error:
+                    pass
+            self.children_peak = max(self.children_peak, kids)
+            self._stop.wait(self.every)
+
+    def enter(self, label: str) -> None:
+        mb = self.rss()
+        self.label = label
+        self.steps.setdefault(label, {"start_mb": mb, "peak_mb": mb, "end_mb": mb})
+
+    def leave(self, label: str) -> None:
+        entry = self.steps[label]
+        mb = self.rss()
+        entry["end_mb"] = mb
+        entry["peak_mb"] = max(entry["peak_mb"], mb)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {"steps": {k: {kk: round(vv, 1) for kk, vv in v.items()} for k, v in self.steps.items()},
+                "children_peak_mb": round(self.children_peak, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--every", type=float, default=0.2)
+    own = parser.parse_args(sys.argv[1:sys.argv.index("--")])
+    flags = sys.argv[sys.argv.index("--") + 1:]
+    sampler = StepSampler(own.every)
+    from influence_stage.orchestration import prefect_executor
+    from influence_stage.orchestration.curate import add_curate_parser, curate_config, curate_corpus, preflight
+
+    original = prefect_executor.PrefectExecutor.run_step
+
+    def labelled(self, step, context):
+        sampler.enter(step.name)
+        try:
+            return original(self, step, context)
+        finally:
+            sampler.leave(step.name)
+
+    prefect_executor.PrefectExecutor.run_step = labelled
+    top = argparse.ArgumentParser()
+    args = top.parse_args(["curate", *flags]) if add_curate_parser(top.add_subparsers()) else None
+    t0 = time.perf_counter()
+    config = curate_config(args)
+    preflight(config)
+    summary = curate_corpus(config)
+    sampler.enter("end")
+    out = {"rss": sampler.stop(), "wall_seconds": round(time.perf_counter() - t0, 1),
+           "summary": {k: v for k, v in summary.items() if k != "markdown"}}
+    with open(own.out, "w") as f:
+        json.dump(out, f, default=str, indent=1)
+
+
+if __name__ == "__main__":
+    main()
