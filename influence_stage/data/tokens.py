@@ -42,7 +42,7 @@ class TokenCache:
         self.path = Path(path)
         if not self.path.is_file():
             raise InvalidInputError(f"token cache {str(self.path)!r} does not exist; build it with TokenCache.build.")
-        self._table: pa.Table | None = None
+        self._rows: int | None = None  # the row count, once read
 
     @classmethod
     def build(cls, learner: Any, data: Any, path: str | os.PathLike[str], *, progress: bool = False
@@ -84,18 +84,24 @@ class TokenCache:
 
     @property
     def table(self) -> pa.Table:
-        if self._table is None:
-            self._table = pa.ipc.open_file(pa.memory_map(str(self.path))).read_all()
-        return self._table
+        """The file as a table on a fresh memory map (zero copy). Not kept: each read maps the file and the
+        map is released with the table, so the pages a pass touched do not stay in the process's
+        resident memory for the rest of the run (they would add the whole file, a few bytes per token)."""
+        table = pa.ipc.open_file(pa.memory_map(str(self.path))).read_all()
+        if self._rows is None:
+            self._rows = int(table.num_rows)
+        return table
 
     def __len__(self) -> int:
-        return int(self.table.num_rows)
+        if self._rows is None:
+            return int(self.table.num_rows)
+        return self._rows
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path, self._table = state["path"], None
+        self.path, self._rows = state["path"], None
 
     def token_ids(self, start: int = 0, stop: int | None = None) -> list[list[int]]:
         """The ids of documents ``start .. stop - 1``."""
@@ -104,7 +110,21 @@ class TokenCache:
 
     def take(self, indices: Sequence[int] | np.ndarray) -> list[list[int]]:
         """The ids of the documents at ``indices`` (any order, repeats allowed)."""
-        return self.table.column("ids").take(pa.array(np.asarray(indices, dtype=np.int64))).to_pylist()
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        column = self.table.column("ids")
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(column)):
+            raise IndexError(f"token cache index out of bounds: the cache holds {len(column)} documents.")
+        # chunk by chunk: a take on the whole chunked column would first concatenate every chunk (a copy of
+        # the file per call)
+        bounds = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+        chunk_of = np.searchsorted(bounds, idx, side="right") - 1
+        out: list[Any] = [None] * len(idx)
+        for c in np.unique(chunk_of):
+            where = np.flatnonzero(chunk_of == c)
+            values = column.chunk(int(c)).take(pa.array(idx[where] - bounds[c])).to_pylist()
+            for w, v in zip(where.tolist(), values):
+                out[w] = v
+        return out
 
     def n_tokens(self) -> np.ndarray:
         """Tokens of each document, ``(n,) int64`` (with its ``bos``)."""

@@ -29,26 +29,48 @@ logger = logging.getLogger(__name__)
 
 def build_manifest(inv: pd.DataFrame, scored: np.ndarray, scores: np.ndarray, base_loss: np.ndarray,
                    result: Any) -> pd.DataFrame:
-    """One row per input document (``validation`` suite ``corpus``'s ``MANIFEST_COLUMNS``)."""
+    """One row per input document (``validation`` suite ``corpus``'s ``MANIFEST_COLUMNS``).
+
+    The text columns (``doc_id``, ``status``, ``action``, ``content_hash``) are built as Arrow strings
+    (pandas' ``str`` dtype) without a Python string per document, so a million-row manifest costs its
+    Arrow buffers and no more."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = len(inv)
-    status = inv["status"].to_numpy(dtype=object).copy()
     full_score = np.full(n, np.nan)
     full_base = np.full(n, np.nan)
     idx = np.flatnonzero(scored)
     full_score[idx] = scores
     full_base[idx] = base_loss
-    status[idx] = result.reason
+    mask = np.zeros(n, dtype=bool)
+    mask[idx] = True
+    status = _arrow_strings(inv["status"])
+    status = pc.replace_with_mask(status, pa.array(mask),
+                                  pa.array(np.asarray(result.reason, dtype=object), type=status.type))
+    action = pc.if_else(pc.equal(status, "kept"), "keep", "drop")
+    ids = inv["doc_id"]
+    doc_id = (pc.cast(pa.array(ids.to_numpy(dtype=np.int64)), pa.string()) if ids.dtype == np.int64
+              else _arrow_strings(ids.astype(str)))
     return pd.DataFrame({
         ROW_ID: inv["row"].to_numpy(dtype=np.int64),
-        "doc_id": inv["doc_id"].astype(str).to_numpy(),
-        "status": status,
-        "action": np.where(status == "kept", "keep", "drop"),
+        "doc_id": doc_id.to_pandas(),
+        "status": status.to_pandas(),
+        "action": action.to_pandas(),
         "score": full_score,
         "base_loss": full_base,
         "n_chars": inv["n_chars"].to_numpy(dtype=np.int64),
-        "content_hash": inv["content_hash"].to_numpy(dtype=object),
+        "content_hash": _arrow_strings(inv["content_hash"]).to_pandas(),
         "duplicate_of": inv["duplicate_of"].to_numpy(dtype=np.int64),
     })
+
+
+def _arrow_strings(column: pd.Series) -> Any:
+    """A text column as one Arrow string array (its own buffers when it is already Arrow-backed)."""
+    import pyarrow as pa
+
+    arr = pa.array(column.astype("str").array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 def document_tokens(learner: Any, tokens: Any) -> np.ndarray:
