@@ -120,6 +120,26 @@ def test_tokens_once_give_the_text_losses(lm, tmp_path):
         TokenCache.build(learner, [], tmp_path / "empty.arrow")
 
 
+def test_token_take_across_chunks_matches_the_rows(lm, tmp_path, monkeypatch):
+    from influence_stage.data import tokens as tokens_module
+
+    _, texts, learner = lm
+    monkeypatch.setattr(tokens_module, "TOKENIZE_BATCH", 64)  # many record batches (chunks)
+    cache = TokenCache.build(learner, texts, tmp_path / "t.arrow")
+    every = learner.tokenize(texts)
+    idx = np.array([599, 0, 63, 64, 65, 64, 300, 128])
+    assert cache.take(idx) == [every[i] for i in idx] and cache.take([]) == []
+    assert cache.slice(60, 70).take([0, 9, 4]) == [every[60], every[69], every[64]]
+    with pytest.raises(IndexError, match="600 documents"):
+        cache.take([600])
+    with pytest.raises(IndexError, match="out of bounds"):
+        cache.take([-1])
+    import pickle
+
+    again = pickle.loads(pickle.dumps(cache))  # only the path travels (a Dask worker reopens the file)
+    assert len(again) == len(texts) and again.token_ids(598, 600) == every[598:]
+
+
 def test_bf16_evaluation_keeps_the_ranking(lm):
     from scipy.stats import spearmanr
 
