@@ -32,7 +32,10 @@ trained ``--downstream-steps`` steps on each (same tokenizer and recipe) for eac
 ``--collect``, ``--partial``, ``--refloor``, ``--side-by-side`` and ``--reference-only`` redo or add one
 part of a size run whose folder is under ``--workdir`` (see ``--help``).
 
-``--generate N`` only writes the corpus of N documents (e.g. 1M) and records its size and time.
+``--generate N`` only writes the corpus of N documents (e.g. 1M) and records its size and time; a job on
+it: ``--docs N --reuse --model-from WORKDIR/n100000`` (θ* of a smaller run copied, not trained on the big
+corpus), with ``--chains 1 --cycles 1`` to cut the scoring passes (memory does not depend on them).
+``--rss-by-step`` adds the job's peak RSS per plan step (``curation_scale_memory``).
 Results accumulate in benchmarks/results/curation_scale.json (an entry per N, replaced when rerun)
 and the table benchmarks/results/curation_scale.md is rewritten from it each time.
 
@@ -80,10 +83,11 @@ def load() -> str:
 class PeakRSS:
     """Peak resident memory of a process and its descendants, sampled by psutil every ``every`` seconds."""
 
-    def __init__(self, pid: int, every: float = 0.5) -> None:
+    def __init__(self, pid: int, every: float = 0.5, path: Path | None = None) -> None:
         import psutil
 
         self.proc, self.every, self.tree, self.single = psutil.Process(pid), every, 0, 0
+        self.path, self._written = path, 0.0  # the peaks so far, rewritten every 10 s (for --partial --rss-json)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -104,12 +108,18 @@ class PeakRSS:
                     pass
             if rss:
                 self.tree, self.single = max(self.tree, sum(rss)), max(self.single, max(rss))
+            if self.path is not None and time.time() - self._written > 10:
+                self.path.write_text(json.dumps({**self.peaks(), "at": time.strftime("%H:%M:%S")}))
+                self._written = time.time()
             self._stop.wait(self.every)
+
+    def peaks(self) -> dict:
+        return {"tree_mb": round(self.tree / 2 ** 20, 1), "largest_process_mb": round(self.single / 2 ** 20, 1)}
 
     def stop(self) -> dict:
         self._stop.set()
         self._thread.join()
-        return {"tree_mb": round(self.tree / 2 ** 20, 1), "largest_process_mb": round(self.single / 2 ** 20, 1)}
+        return self.peaks()
 
 
 def run_curate(folder: Path, config: dict, tag: str, *flags: str) -> dict:
@@ -119,12 +129,14 @@ def run_curate(folder: Path, config: dict, tag: str, *flags: str) -> dict:
     out = folder / f"{tag}.summary.json"
     out.unlink(missing_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(folder / "prefect-home"), "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, str(HERE / "curation_scale_run.py"), str(out), "--", "--config", str(cfg), *flags]
+    # with --rss-by-step the job runs under curation_scale_memory (the same job, its RSS also sampled per step)
+    runner = "curation_scale_memory.py" if RSS_BY_STEP else "curation_scale_run.py"
+    cmd = [sys.executable, str(HERE / runner), str(out), "--", "--config", str(cfg), *flags]
     before = load()
     t = time.perf_counter()
     with open(folder / f"{tag}.log", "w") as log:
         child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
-        rss = PeakRSS(child.pid)
+        rss = PeakRSS(child.pid, path=folder / f"{tag}.rss.json")
         rc = child.wait()
     wall = time.perf_counter() - t
     peak = rss.stop()
@@ -146,6 +158,9 @@ def demo_config(folder: Path, n: int, **extra: object) -> dict:
     config.update(extra)
     return config
 
+
+#: Run the job under ``curation_scale_memory`` (``--rss-by-step``): its summary gains ``rss_by_step``.
+RSS_BY_STEP = False
 
 #: Overrides of the demo's ``chains`` / ``cycles`` (``--chains``, ``--cycles``): fewer scoring passes for a
 #: job that would not fit the time otherwise (memory does not depend on the number of passes).
@@ -445,12 +460,16 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, help="cycles per chain of the job instead of the demo's")
     parser.add_argument("--model-from", metavar="DIR", help="with --reuse, for a size whose corpus --generate wrote "
                         "(WORKDIR/genN) and that has no run folder: copy θ* from DIR/model instead of training it")
+    parser.add_argument("--rss-by-step", action="store_true", help="run the job under curation_scale_memory: "
+                        "its peak RSS per plan step in the summary (rss_by_step)")
     parser.add_argument("--workdir", default="/tmp/curation_scale")
     parser.add_argument("--out", default="curation_scale", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
     global JSON_PATH, MD_PATH
     JSON_PATH, MD_PATH = RESULTS / f"{args.out}.json", RESULTS / f"{args.out}.md"
     PASSES.update({k: v for k, v in (("chains", args.chains), ("cycles", args.cycles)) if v is not None})
+    global RSS_BY_STEP
+    RSS_BY_STEP = args.rss_by_step
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 

@@ -1,11 +1,12 @@
 """Peak resident memory of a ``curate`` job by step, in its own process (what grows with the corpus size).
 
-``python benchmarks/curation_scale_memory.py OUT.json -- <curate flags>`` runs the job as
+``python benchmarks/curation_scale_memory.py SUMMARY.json -- <curate flags>`` runs the job as
 ``curation_scale_run`` does (in process, Prefect tasks) with a thread that samples this process's
-RSS (psutil, every ``--every`` s, default 0.2) and the RSS of its children (the temporary Prefect API),
-and labels each sample with the plan step running (``PrefectExecutor.run_step`` wrapped). OUT.json
-holds, per step, the RSS when it started, its peak and when it ended (MB), with the job's summary;
-run it at two corpus sizes to see which step's memory grows with N.
+RSS (psutil, every 0.2 s) and the RSS of its children (the temporary Prefect API), and labels each
+sample with the plan step running (``PrefectExecutor.run_step`` wrapped). SUMMARY.json is the job's
+summary, as ``curation_scale_run`` writes it, plus ``rss_by_step``: per step the RSS when it started,
+its peak and when it ended (MB). Run it at two corpus sizes to see which step's memory grows with N
+(``curation_scale.py --rss-by-step`` runs the benchmark's job with it).
 """
 
 from __future__ import annotations
@@ -68,12 +69,8 @@ class StepSampler:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out")
-    parser.add_argument("--every", type=float, default=0.2)
-    own = parser.parse_args(sys.argv[1:sys.argv.index("--")])
-    flags = sys.argv[sys.argv.index("--") + 1:]
-    sampler = StepSampler(own.every)
+    out, flags = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
+    sampler = StepSampler(0.2)
     from influence_stage.orchestration import prefect_executor
     from influence_stage.orchestration.curate import add_curate_parser, curate_config, curate_corpus, preflight
 
@@ -91,13 +88,15 @@ def main() -> None:
     args = top.parse_args(["curate", *flags]) if add_curate_parser(top.add_subparsers()) else None
     t0 = time.perf_counter()
     config = curate_config(args)
+    sampler.enter("preflight (outside the flow)")
     preflight(config)
     summary = curate_corpus(config)
     sampler.enter("end")
-    out = {"rss": sampler.stop(), "wall_seconds": round(time.perf_counter() - t0, 1),
-           "summary": {k: v for k, v in summary.items() if k != "markdown"}}
-    with open(own.out, "w") as f:
-        json.dump(out, f, default=str, indent=1)
+    summary = {k: v for k, v in summary.items() if k != "markdown"}
+    summary["wall_seconds_in_process"] = time.perf_counter() - t0
+    summary["rss_by_step"] = sampler.stop()
+    with open(out, "w") as f:
+        json.dump(summary, f, default=str, indent=1)
 
 
 if __name__ == "__main__":
