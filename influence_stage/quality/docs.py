@@ -142,6 +142,15 @@ def render_data_docs(report: ValidationReport, out_dir: str | Path) -> Path:
             f"<td><code>{esc(str(r['column'] or ''))}</code></td><td><code>{esc(r['expectation_type'])}</code></td>"
             f"<td>{'' if r['unexpected_count'] is None else r['unexpected_count']}</td><td>{esc(detail)}</td></tr>"
         )
+    for c in report.checks:  # a passing first pass: each expectation it counted, 0 values flagged
+        observed = c.get("observed_value")
+        rows.append(
+            f'<tr class="pass"><td class="status">pass</td>'
+            f'<td><a href="{esc(pages.get("checks", ""))}">{esc(c["batch"])}</a> (counted)</td>'
+            f"<td><code>{esc(c['key'])}</code></td><td>{esc(c['description'])}</td>"
+            f"<td><code>{esc(str(c['column'] or ''))}</code></td><td><code>{esc(c['expectation_type'])}</code></td>"
+            f"<td>{c['unexpected']}</td><td>{'' if observed is None else esc(f'observed {observed!r}')}</td></tr>"
+        )
     params = esc(json.dumps(report.parameters, default=json_default, indent=1))
     links = " · ".join(f'<a href="{esc(p)}">{esc(b)}</a>' for b, p in pages.items())
     index = out / f"{report.suite}.html"
@@ -149,7 +158,9 @@ def render_data_docs(report: ValidationReport, out_dir: str | Path) -> Path:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>Validation: {esc(report.suite)}</title><style>{_INDEX_STYLE}</style></head><body>"
         f"<h1>Suite <code>{esc(report.suite)}</code> (version {report.suite_version}): {status}</h1>"
-        f"<p>{len(report.results) - n_failed} of {len(report.results)} expectation(s) passed. "
+        f"<p>{len(report.results) - n_failed} of {len(report.results)} expectation(s) passed"
+        + (f" (the check summary: the {len(report.checks)} expectations of the batches, counted, flag no value)"
+           if report.checks else "") + ". "
         f"Great Expectations Data Docs per batch: {links}</p>"
         "<table><thead><tr><th>status</th><th>batch</th><th>check</th><th>description</th><th>column</th>"
         "<th>expectation</th><th>unexpected</th><th>detail</th></tr></thead><tbody>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
@@ -15,6 +16,7 @@ import pandas as pd
 from influence_stage.data.arrow import ROW_ID, gathered
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.quality.accounting import accounting_frame
+from influence_stage.quality.checks import compile_checks
 from influence_stage.quality.summaries import (
     column_names,
     input_column_summary,
@@ -32,6 +34,17 @@ from influence_stage.quality.report import (  # re-exported: the gate's public n
 from influence_stage.quality.runner import Batch, result_dicts, run_suite, validate_batches
 
 logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=16)
+def _gate_suites(suite: str, label_column: str, weight_column: str | None) -> tuple[dict[str, Any], Any]:
+    """``(GE suites by batch, the checks its check summary counts)`` of a gate, built once per process and
+    column names: building the suites and reading their expectations back costs more than a small gate."""
+    if suite == "input":
+        suites = build_input_suites(label_column=label_column)
+    else:
+        suites = build_output_suites(label_column=label_column, weight_column=weight_column)
+    return suites, compile_checks(suites)
 
 
 def _check_data(data: Any, name: str) -> None:
@@ -171,7 +184,7 @@ def validate_input(
             or min_rows_per_class < 0:
         raise InvalidInputError(f"min_rows_per_class must be an integer >= 0; found {min_rows_per_class!r}.")
 
-    suites = build_input_suites(label_column=label_column)
+    suites, checks = _gate_suites("input", label_column, None)
 
     rows = _frame(df_or_ds, [ROW_ID, label_column])
     if label_column in rows.columns:
@@ -190,7 +203,7 @@ def validate_input(
     ]
     parameters = {"class_set": classes, "min_rows_per_class": int(min_rows_per_class)}
     columns_used = {"label_column": label_column, "feature_columns": features}
-    return run_suite("input", suites, batches, parameters, columns_used)
+    return run_suite("input", suites, batches, parameters, columns_used, checks)
 
 
 def validate_output(
@@ -255,8 +268,7 @@ def validate_output(
     expected_columns = list(in_cols)
     if weight_column in out_cols and weight_column not in in_cols:
         expected_columns.append(weight_column)
-    suites = build_output_suites(label_column=label_column, weight_column=weight_column)
-
+    suites, checks = _gate_suites("output", label_column, weight_column)
 
     rows = _frame(output_ds, [ROW_ID, label_column, weight_column])
     if label_column in rows.columns:
@@ -277,4 +289,4 @@ def validate_output(
     ]
     parameters = {"class_set": classes, "max_drop_fraction": float(max_drop_fraction)}
     columns_used = {"label_column": label_column, "weight_column": weight_column, "expected_columns": expected_columns}
-    return run_suite("output", suites, batches, parameters, columns_used)
+    return run_suite("output", suites, batches, parameters, columns_used, checks)

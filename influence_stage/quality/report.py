@@ -41,12 +41,19 @@ class ValidationReport:
         ``kwargs`` (the expectation's arguments with parameters filled in) and ``meta`` (the
         expectation's meta: ``key``, and ``per_column`` for a check on a summary with one row per
         column, whose ``unexpected_index`` then names the data columns under ``"column"``).
+        When the gate's first pass, its check summary (``quality.checks``), passed, these are that
+        batch's results (one, ``checks_pass``) and ``checks`` lists each expectation it counted;
+        otherwise they are the results of every expectation of the other batches.
     suite_version : int
         The suite's version (``SUITE_VERSIONS``).
     parameters : dict
         The run-time suite parameters and the column names used.
     ge_results : dict of str to ExpectationSuiteValidationResult
         The raw Great Expectations results, one per batch.
+    checks : tuple of dict
+        After a passing first pass: the check summary, one dict per expectation of the other batches
+        (``batch``, ``key``, ``expectation_type``, ``column``, ``description``, ``unexpected`` (0), ``observed_value`` (an
+        aggregate's value, e.g. the dropped fraction, else None)); empty otherwise.
     """
 
     suite: str
@@ -55,9 +62,11 @@ class ValidationReport:
     suite_version: int
     parameters: dict[str, Any] = field(default_factory=dict)
     ge_results: dict[str, Any] = field(default_factory=dict, repr=False)
+    checks: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data: our summary plus each batch's GE validation result JSON."""
+        """The report as JSON-ready data: our summary, the check summary's rows (``checks``) and each batch's GE
+        validation result JSON."""
         gx, _ = gx_modules()
         return {
             "suite": self.suite,
@@ -66,6 +75,7 @@ class ValidationReport:
             "great_expectations_version": gx.__version__,
             "parameters": self.parameters,
             "failures": self.failures(),
+            "checks": list(self.checks),
             "batches": {name: result.to_json_dict() for name, result in self.ge_results.items()},
         }
 

@@ -1,4 +1,4 @@
-"""Running Great Expectations suites on batches: one ephemeral context, a lock around it, each result as a plain dict in suite order."""
+"""Running Great Expectations suites on batches: one ephemeral context, a lock around it, each result as a plain dict in suite order; a gate's check summary first (``quality.checks``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from influence_stage.quality.checks import CHECKS_BATCH, Check, check_summary
 from influence_stage.quality.suites import SUITE_VERSIONS, ephemeral_context
 from influence_stage.quality.report import PARTIAL_UNEXPECTED_COUNT, ValidationReport, plain
 
@@ -193,10 +194,39 @@ def _validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
     return results, ge_results
 
 
+def _first_pass(suite: str, suites: dict[str, Any], batches: list[Batch], parameters: dict[str, Any],
+                checks: tuple[Check, ...]) -> tuple[Any, pd.DataFrame]:
+    """``(GE result, check summary)``: the check summary of ``batches`` validated for success alone
+    (GE's ``BOOLEAN_ONLY``)."""
+    summary = check_summary(checks, {b.name: b.frame for b in batches}, parameters)
+    definition = _batch_definition(suite, CHECKS_BATCH)
+    result = definition.get_batch(batch_parameters={"dataframe": summary}).validate(
+        suites[CHECKS_BATCH], expectation_parameters=parameters, result_format=dict(FAST_RESULT_FORMAT))
+    return result, summary
+
+
 def run_suite(suite: str, suites: dict[str, Any], batches: list[Batch], parameters: dict[str, Any],
-              columns_used: dict[str, Any]) -> ValidationReport:
-    """Validate each batch against its GE suite and log the outcome."""
-    results, ge_results = validate_batches(suite, suites, batches, parameters)
+              columns_used: dict[str, Any], checks: tuple[Check, ...] | None = None) -> ValidationReport:
+    """Validate a gate and log the outcome: its check summary first when ``checks`` is given, then, only when
+    that fails (or there is none), each batch against its GE suite (``validate_batches``).
+
+    A report of a passing first pass holds the check summary's results (one per kind of check); any other
+    report holds the batches' results, with the values and rows that failed.
+    """
+    results = None
+    counted: tuple[dict[str, Any], ...] = ()
+    if checks is not None and CHECKS_BATCH in suites:
+        with _GX_LOCK:
+            first, summary = _first_pass(suite, suites, batches, parameters, checks)
+        if first.success:
+            ge_results = {CHECKS_BATCH: first}
+            results = result_dicts(suite, CHECKS_BATCH, suites[CHECKS_BATCH], first)
+            counted = tuple({k: plain(v) for k, v in row.items()} for row in summary.to_dict("records"))
+    if results is None:
+        results, ge_results = validate_batches(suite, suites, batches, parameters)
+        if checks is not None and CHECKS_BATCH in suites and all(r["success"] for r in results):
+            logger.warning("Suite %r: the check summary flagged a check that its batch passes; the batches' "
+                           "results stand.", suite)
     success = all(r["success"] for r in results)
     report = ValidationReport(
         suite=suite,
@@ -205,6 +235,7 @@ def run_suite(suite: str, suites: dict[str, Any], batches: list[Batch], paramete
         suite_version=SUITE_VERSIONS[suite],
         parameters={**columns_used, **parameters},
         ge_results=ge_results,
+        checks=counted,
     )
     n_failed = sum(not r["success"] for r in results)
     if success:

@@ -21,7 +21,7 @@ from influence_stage.quality.accounting import FROM_INPUT
 logger = logging.getLogger(__name__)
 
 
-SUITE_VERSIONS: dict[str, int] = {"input": 4, "output": 8}
+SUITE_VERSIONS: dict[str, int] = {"input": 5, "output": 9}
 """Version of each suite; bump it whenever its expectations change (``write_suite_files`` checks)."""
 
 
@@ -128,6 +128,25 @@ def summary_meta(key: str, per_column: str) -> dict[str, str]:
     return {"key": key, "per_column": per_column, "runs_on": RUNS_ON_COLUMN_SUMMARY}
 
 
+def with_check_summary(gx: Any, gxe: Any, suite: str, suites: dict[str, Any]) -> dict[str, Any]:
+    """``suites`` with the check summary's suite (``quality.checks``) first, under ``"checks"``: one expectation
+    per kind of check of the other batches. A suite whose checks the summary cannot count gets none."""
+    from influence_stage.quality.checks import (
+        CHECK_SUMMARY_NOTE,
+        CHECKS_BATCH,
+        RUNS_ON_CHECK_SUMMARY,
+        check_suite_expectations,
+        compile_checks,
+    )
+
+    checks = compile_checks(suites)
+    if checks is None:
+        return suites
+    first = make_suite(gx, suite, CHECKS_BATCH, check_suite_expectations(gxe, checks), notes=CHECK_SUMMARY_NOTE,
+                       runs_on=RUNS_ON_CHECK_SUMMARY)
+    return {CHECKS_BATCH: first, **suites}
+
+
 def build_input_suites(*, label_column: str) -> dict[str, Any]:
     """The ``input`` suite: one GE ``ExpectationSuite`` per batch.
 
@@ -188,12 +207,12 @@ def build_input_suites(*, label_column: str) -> dict[str, Any]:
                                           description="every declared class has at least min_rows_per_class rows",
                                           meta={"key": "rows_per_class"}),
     ]
-    return {
+    return with_check_summary(gx, gxe, "input", {
         "columns": make_suite(gx, "input", "columns", columns, notes=COLUMN_SUMMARY_BATCH_NOTE,
                               runs_on=RUNS_ON_COLUMN_SUMMARY),
         "rows": make_suite(gx, "input", "rows", rows),
         "class_counts": make_suite(gx, "input", "class_counts", class_counts),
-    }
+    })
 
 
 def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, Any]:
@@ -294,14 +313,14 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
                                         description="the fraction of input rows dropped is at most max_drop_fraction",
                                         meta={"key": "drop_fraction"}),
     ]
-    return {
+    return with_check_summary(gx, gxe, "output", {
         "columns": make_suite(gx, "output", "columns", columns, notes=OUTPUT_COLUMN_SUMMARY_BATCH_NOTE,
                               runs_on=RUNS_ON_COLUMN_SUMMARY),
         "rows": make_suite(gx, "output", "rows", rows),
         "manifest": make_suite(gx, "output", "manifest", manifest),
         "accounting": make_suite(gx, "output", "accounting", accounting),
         "drop": make_suite(gx, "output", "drop", drop),
-    }
+    })
 
 
 def suite_json(suite: Any) -> dict[str, Any]:

@@ -136,13 +136,18 @@ def test_input_suite_passes_on_good_data(label_kind):
     assert report.success, report.failures()
     assert report.failures() == []
     assert report.suite == "input" and report.suite_version == SUITE_VERSIONS["input"]
-    keys = [r["key"] for r in report.results]
+    # a passing gate: its first pass, one expectation over the check summary, and the checks it counted
+    assert [r["key"] for r in report.results] == ["checks_pass"] and set(report.ge_results) == {"checks"}
+    first = report.ge_results["checks"].results[0].expectation_config
+    assert first.meta["runs_on"] == "check summary" and "summary" in first.notes
+    keys = [c["key"] for c in report.checks]
     assert keys[:2] == ["label_column_present", "row_id_present"] and keys[-1] == "rows_per_class"  # suite order
+    assert first.meta["checks"] == keys
     # label, row_id and features present, features finite: one each over the column summary, however
     # many feature columns; label x2, row_id x2 on the rows; one per-class check.
-    assert len(keys) == 4 + 4 + 1
+    assert len(keys) == 4 + 4 + 1 and all(c["unexpected"] == 0 for c in report.checks)
     assert keys.count("feature_column_present") == 1 and keys.count("feature_finite") == 1
-    summary = report.ge_results["columns"].results[0].expectation_config
+    summary = build_input_suites(label_column="label")["columns"].expectations[0]
     assert summary.meta["per_column"] == "not found" and "summary" in summary.notes
     assert summary.meta["runs_on"] == "column summary" and "column summary" in summary.description
     built = build_input_suites(label_column="label")
@@ -276,8 +281,9 @@ def test_output_suite_passes_on_a_correct_drop_relabel_reweight_output(label_kin
     report = _validate_out(out, ds, manifest)
     assert report.success, report.failures()
     assert report.parameters["expected_columns"] == [*ds.column_names, "weight"]
-    drop = next(r for r in report.results if r["key"] == "drop_fraction")
-    assert drop["observed_value"] == pytest.approx(len(DROP) / N)
+    assert len(report.checks) == 23 and [r["key"] for r in report.results] == ["checks_pass"]
+    drop = next(c for c in report.checks if c["key"] == "drop_fraction")
+    assert drop["unexpected"] == 0 and drop["observed_value"] == pytest.approx(len(DROP) / N)
 
 
 def test_output_without_weight_column_passes(case):
