@@ -28,7 +28,8 @@ with one row per column (``influence_stage.quality.summaries``), computed with w
 operations. Those expectations and batches say so in their ``notes`` and ``meta["runs_on"]``; a
 failure names the columns.
 The suites do not depend on the number or names of the feature columns. One GE context, data
-source and batch definition per batch are registered once per process.
+source and batch definition per batch are registered once per process, and each gate's suites are
+built once per process and column names.
 
 Values are bound at run time with GE's own suite parameters (``{"$PARAMETER": name}``, passed to
 ``Batch.validate(expectation_parameters=...)``): ``class_set``, ``min_rows_per_class``,
@@ -58,6 +59,25 @@ weights), ``accounting`` (every output and manifest ``row_id`` is an input row; 
 in the manifest exactly once; the output holds exactly the rows the manifest keeps, relabels or
 reweights; their labels and weights are the manifest's), ``drop`` (the dropped fraction of the
 input rows is at most ``max_drop_fraction``).
+
+The first pass: a check summary
+-------------------------------
+Great Expectations costs a few milliseconds per expectation and per validation call whatever the
+size of the data, so on a small dataset the 32 expectations of the two gates cost more than the data
+they read. Each gate therefore first validates one more batch, ``checks`` (``influence_stage.quality.checks``):
+a summary with one row per expectation of the other batches (batch, key, expectation type, column)
+and ``unexpected``, the number of values that expectation flags, counted on the batch's frame with
+the pandas operation GE's engine uses for that expectation type (``isnull``, ``isin``,
+``duplicated(keep=False)``, the bounds, ``==`` after ``ignore_row_if``, ``mean``, the table's
+columns). Its suite holds one expectation, ``checks_pass``: ``unexpected`` is 0 on every row. The
+suite JSON says so (``meta["runs_on"] == "check summary"``, ``notes``, ``meta["checks"]`` listing the
+keys it covers). When it passes, the report holds its one result plus the summary's rows
+(``ValidationReport.checks``: every check with 0 values flagged, an aggregate with its observed
+value, e.g. the dropped fraction). When it fails, the other batches are validated as below and the
+report is theirs, naming each failed expectation with its values and rows. A count errs towards
+failing: a check that cannot be counted as the engine evaluates it (a missing column, a non-numeric
+column under numeric bounds) counts 1, which only sends the gate to its batches, where GE decides;
+a suite with an expectation type the summary does not count has no first pass.
 
 A batch with row checks (column-map expectations) is validated first with GE's ``BOOLEAN_ONLY``
 result format, which skips the unexpected-value lists, counts and index metrics; only a batch that

@@ -166,8 +166,9 @@ def build_input_suites(*, label_column: str) -> dict[str, Any]:
     Returns
     -------
     dict of str to great_expectations.ExpectationSuite
-        Keys ``"columns"`` (the per-column summary), ``"rows"``, ``"class_counts"``. Values that vary
-        per run are suite parameters (``SUITE_PARAMETERS``).
+        Keys ``"checks"`` (the check summary of the other batches, validated first; see
+        ``influence_stage.quality.checks``), ``"columns"`` (the per-column summary), ``"rows"``,
+        ``"class_counts"``. Values that vary per run are suite parameters (``SUITE_PARAMETERS``).
     """
     gx, gxe = gx_modules()
     columns = [
@@ -228,7 +229,9 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
     Returns
     -------
     dict of str to great_expectations.ExpectationSuite
-        Keys ``"columns"`` (a summary with one row per column: order and feature types), ``"rows"``,
+        Keys ``"checks"`` (the check summary of the other batches, validated first; see
+        ``influence_stage.quality.checks``), ``"columns"`` (a summary with one row per column: order and
+        feature types), ``"rows"``,
         ``"manifest"``, ``"accounting"`` (one row per row id of the input, manifest or output) and
         ``"drop"`` (the accounting's ``dropped`` column: the fraction of input rows dropped).
     """
@@ -306,8 +309,8 @@ def build_output_suites(*, label_column: str, weight_column: str) -> dict[str, A
             column_A="output_weight", column_B="expected_weight", ignore_row_if="either_value_is_missing",
             description="output weights are the manifest's weights", meta={"key": "weights_match_manifest"}),
     ]
-    # An aggregate alone in its batch: the batch is validated with its details (the observed fraction), while
-    # the row checks above are first validated for success alone (quality.runner).
+    # An aggregate alone in its batch: when the batches are validated, this one is validated with its details
+    # (the observed fraction), while the row checks above are first validated for success alone (quality.runner).
     drop = [
         gxe.ExpectColumnMeanToBeBetween(column="dropped", min_value=0.0, max_value=param("max_drop_fraction"),
                                         description="the fraction of input rows dropped is at most max_drop_fraction",
@@ -336,10 +339,13 @@ def suite_json(suite: Any) -> dict[str, Any]:
 _SUITE_DESCRIPTIONS = {
     "input": "Gate before featurizing: label and feature columns present, no infinite feature values, labels valid, "
              "enough rows per class, unique row ids. Null or NaN feature cells pass (the null issue type). The "
-             "per-column checks run on a column summary (meta runs_on).",
+             "per-column checks run on a column summary (meta runs_on). The batch 'checks' is validated first: a "
+             "check summary counting what each expectation of the other batches flags; only when it fails are the "
+             "other batches validated.",
     "output": "Publish gate: schema kept, labels valid, weights in (0, 1], bounded drop fraction, every input "
               "row accounted for exactly once by the manifest and the output. The per-column checks run on a "
-              "column summary (meta runs_on).",
+              "column summary (meta runs_on). The batch 'checks' is validated first: a check summary counting what "
+              "each expectation of the other batches flags; only when it fails are the other batches validated.",
 }
 
 
