@@ -7,6 +7,9 @@ sample with the plan step running (``PrefectExecutor.run_step`` wrapped). SUMMAR
 summary, as ``curation_scale_run`` writes it, plus ``rss_by_step``: per step the RSS when it started,
 its peak and when it ended (MB). Run it at two corpus sizes to see which step's memory grows with N
 (``curation_scale.py --rss-by-step`` runs the benchmark's job with it).
+
+``python benchmarks/curation_scale_memory.py --compare BEFORE AFTER`` compares two published versions of
+one corpus (manifests and curated shards): the check that a change left the job's output as it was.
 """
 
 from __future__ import annotations
@@ -68,7 +71,49 @@ class StepSampler:
                 "children_peak_mb": round(self.children_peak, 1)}
 
 
+def compare_outputs(before: str, after: str) -> dict:
+    """Whether two published versions of one corpus hold the same result: the manifests (statuses, scores,
+    every column) and the curated shards (every row and column), with the largest score difference."""
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    a, b = pd.read_parquet(Path(before) / "manifest.parquet"), pd.read_parquet(Path(after) / "manifest.parquet")
+    out: dict = {"before": before, "after": after, "rows": [len(a), len(b)],
+                 "manifest_columns_equal": list(a.columns) == list(b.columns)}
+    if len(a) == len(b) and out["manifest_columns_equal"]:
+        out["status_equal"] = bool((a["status"] == b["status"]).all())
+        out["action_equal"] = bool((a["action"] == b["action"]).all())
+        out["duplicate_of_equal"] = bool((a["duplicate_of"] == b["duplicate_of"]).all())
+        for col in ("score", "base_loss"):
+            x, y = a[col].to_numpy(), b[col].to_numpy()
+            out[f"{col}_nan_equal"] = bool((np.isnan(x) == np.isnan(y)).all())
+            both = ~np.isnan(x) & ~np.isnan(y)
+            out[f"{col}_max_abs_diff"] = float(np.max(np.abs(x[both] - y[both]))) if both.any() else 0.0
+        try:
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+            out["manifest_identical"] = True
+        except AssertionError as exc:
+            out["manifest_identical"], out["manifest_difference"] = False, str(exc)[:500]
+    sa = sorted((Path(before) / "shards").glob("*.parquet"))
+    sb = sorted((Path(after) / "shards").glob("*.parquet"))
+    out["shards"] = [len(sa), len(sb)]
+    if sa and len(sa) == len(sb):
+        ta = pd.concat([pd.read_parquet(f) for f in sa], ignore_index=True)
+        tb = pd.concat([pd.read_parquet(f) for f in sb], ignore_index=True)
+        try:
+            pd.testing.assert_frame_equal(ta, tb, check_exact=True)
+            out["shards_identical"] = True
+        except AssertionError as exc:
+            out["shards_identical"], out["shards_difference"] = False, str(exc)[:500]
+    return out
+
+
 def main() -> None:
+    if sys.argv[1] == "--compare":  # --compare BEFORE AFTER: two published versions' manifests and shards
+        print(json.dumps(compare_outputs(sys.argv[2], sys.argv[3]), indent=1))
+        return
     out, flags = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
     sampler = StepSampler(0.2)
     from influence_stage.orchestration import prefect_executor
