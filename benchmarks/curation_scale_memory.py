@@ -9,7 +9,8 @@ its peak and when it ended (MB). Run it at two corpus sizes to see which step's 
 (``curation_scale.py --rss-by-step`` runs the benchmark's job with it).
 
 ``python benchmarks/curation_scale_memory.py --compare BEFORE AFTER`` compares two published versions of
-one corpus (manifests and curated shards): the check that a change left the job's output as it was.
+one corpus (manifests and curated shards): the check that a change left the job's output as it was;
+``--render NAME`` writes ``results/NAME.md`` (the memory table) from ``results/NAME.json``.
 """
 
 from __future__ import annotations
@@ -110,7 +111,69 @@ def compare_outputs(before: str, after: str) -> dict:
     return out
 
 
+def render(data: dict) -> str:
+    """The markdown of ``results/curation_memory.json``: peak RSS by corpus size, by step, and the output check."""
+    runs = sorted((v for v in data["runs"].values() if v.get("curate")), key=lambda v: v["documents"])
+    partials = [v for v in data["runs"].values() if v.get("partial")]
+    lines = ["## Curation job memory at corpus scale (`benchmarks/curation_scale.py --rss-by-step`)", "",
+             "Peak RSS of `influence-stage curate` (the job in its own process, sampled every 0.5 s with psutil by "
+             "the benchmark: the process tree, i.e. the job plus the temporary Prefect API it starts, and the "
+             "largest single process), on the benchmark's corpus (IMDB sentences, 10% planted junk, 8 Parquet "
+             "shards, seed 0) with the demo's settings. Target: ≤ 1.5 GB at 1M documents, flat in N.", ""]
+    for note in data.get("notes", []):
+        lines += [note, ""]
+    lines += ["| documents | chains × cycles (scoring passes) | job wall s | docs/s | peak RSS MB tree / largest | "
+              "inventory s | tokens s | members s | scores s | write + validate s | report + publish s | load |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        c, t = r["curate"], r["curate"]["summary"]["timings"]
+        ch, cy = r["settings"].get("chains", 4), r["settings"].get("cycles", 2)
+        lines.append(f"| {r['documents']:,} | {ch} × {cy} ({ch * cy + 1}) | {c['wall_seconds']:.0f} | "
+                     f"{r['docs_per_s']:.1f} | {c['peak_rss']['tree_mb']:.0f} / {c['peak_rss']['largest_process_mb']:.0f}"
+                     f" | {t.get('inventory', 0):.0f} | {t.get('tokens', 0):.0f} | {t.get('members', 0):.0f} | "
+                     f"{t.get('scores', 0):.0f} | {t.get('write + validate', 0):.0f} | {t.get('report + publish', 0):.0f}"
+                     f" | {c['load_before']} → {c['load_after']} |")
+    for b in data.get("before", []):
+        lines.append(f"| {b['documents']:,} (before: in-memory MinHash LSH) | 4 × 2 (9) | {b['wall_seconds']:.0f} | "
+                     f"{b['documents'] / b['wall_seconds']:.1f} | {b['tree_mb']:.0f} / {b['largest_process_mb']:.0f} |"
+                     " | | | | | | |")
+    for pr in partials:
+        rss = pr.get("peak_rss") or {}
+        lines += ["", f"Unfinished job at {pr['documents']:,}: {pr['units_done']} of {pr['units']} scoring units "
+                  f"done after {pr['scoring_seconds_so_far']:.0f} s of scoring; peak RSS so far "
+                  f"{rss.get('tree_mb', '?')} / {rss.get('largest_process_mb', '?')} MB (tree / largest)."]
+    steps = [r for r in runs if r["curate"]["summary"].get("rss_by_step")]
+    if steps:
+        names: list[str] = []
+        for r in steps:
+            names += [k for k in r["curate"]["summary"]["rss_by_step"]["steps"] if k not in names]
+        lines += ["", "Peak RSS of the job's own process during each step, MB (`curation_scale_memory`, sampled every "
+                  "0.2 s; the temporary Prefect API is a separate process, its peak in the last row):", "",
+                  "| step | " + " | ".join(f"{r['documents']:,}" for r in steps) + " |",
+                  "|---|" + "---|" * len(steps)]
+        for name in names:
+            cells = []
+            for r in steps:
+                e = r["curate"]["summary"]["rss_by_step"]["steps"].get(name)
+                cells.append("" if e is None else f"{e['peak_mb']:.0f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("| Prefect API process (peak) | " + " | ".join(
+            f"{r['curate']['summary']['rss_by_step']['children_peak_mb']:.0f}" for r in steps) + " |")
+    for chk in data.get("output_checks", []):
+        lines += ["", f"Output check at {chk['documents']:,} documents against the run before these changes "
+                  f"(`curation_scale_memory --compare`): manifest identical {chk.get('manifest_identical')}, "
+                  f"statuses equal {chk.get('status_equal')}, largest score difference "
+                  f"{chk.get('score_max_abs_diff')}, curated shards identical {chk.get('shards_identical')}."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
+    if sys.argv[1] == "--render":  # --render NAME: results/NAME.md from results/NAME.json
+        from pathlib import Path
+
+        results = Path(__file__).resolve().parent / "results"
+        (results / f"{sys.argv[2]}.md").write_text(render(json.loads((results / f"{sys.argv[2]}.json").read_text())))
+        return
     if sys.argv[1] == "--compare":  # --compare BEFORE AFTER: two published versions' manifests and shards
         print(json.dumps(compare_outputs(sys.argv[2], sys.argv[3]), indent=1))
         return
