@@ -6,6 +6,16 @@ beside them the stage's own suggestions (the fitted run decided with ``action="r
 ``predicted_label`` (argmax of 5-fold probabilities of the same MLP and recipe) on the same relabeled rows.
 Writes benchmarks/results/suggest_sources.json and .md.
 Run: .venv/bin/python benchmarks/suggest_sources.py
+
+``--rules``: candidate relabel rules on every setting of ``detect.py`` (and ``--images``: digits28 through the
+public image path, 800 rows), seeds ``--seeds``. Each (setting, seed) is fitted once through the public path
+(``common.fit_public``, every default); its evidence is kept in ``--evidence-dir`` (one ``.npz`` each: the members'
+mean probabilities, the cross-fitted probabilities and their model's check, cleanlab's 5-fold probabilities of the
+stage's own learner, the flagged rows, given and true labels), so the rules are compared on the very same flagged
+rows and a rerun reuses it. Per rule and setting: relabel accuracy (relabeled rows given their true label; mean and
+lowest over seeds), coverage (relabeled / flagged) and cleanlab's ``predicted_label`` accuracy on the same relabeled
+rows. The rules are applied before the small-class rule and the caps. Writes ``relabel_rules.json`` / ``.md``.
+Run: .venv/bin/python benchmarks/suggest_sources.py --rules [--seeds 0 1 2] [--images]
 """
 
 from __future__ import annotations
@@ -80,5 +90,207 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n" + targets_markdown(checks, "Targets")
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# --rules: candidate relabel rules on the same flagged rows
+# ---------------------------------------------------------------------------------------------------------------
+
+IMAGE_ROWS = 800
+IMAGE_SETTINGS = {"digits28 uniform 20%": "uniform", "digits28 class-dependent 20%": "asymmetric"}
+#: settings held to relabel accuracy >= 0.95 (the rest: >= cleanlab's predicted_label accuracy on the same rows)
+HELD_95 = ("digits", "synthetic", "weak features")
+
+
+def _stem(name: str, seed: int) -> str:
+    return "".join(c if c.isalnum() or c in "%-" else "_" for c in name) + f"_s{seed}"
+
+
+def collect_evidence(name: str, seed: int, where: Path) -> Path:
+    """Fit ``name`` (a ``detect.py`` setting or an image setting) once through the public path and save the
+    evidence every rule reads (module docstring); an existing file is reused."""
+    from influence_stage.engine.baselines import cross_validated_proba
+    from influence_stage.engine.learner import TensorData
+    from influence_stage.engine.losses import mean_member_proba
+    from influence_stage.stage.steps import learner_data
+
+    path = where / f"{_stem(name, seed)}.npz"
+    if path.exists():
+        return path
+    if name in IMAGE_SETTINGS:
+        from detect_images import make_data
+
+        data, y_true, _ = make_data("digits28", IMAGE_ROWS, 0.20, IMAGE_SETTINGS[name], seed)
+        cleaner, _ = fit_public(data, seed=seed, cleaner_kwargs={"label_column": "label"})
+    else:
+        from detect import SETTINGS
+
+        features, rate, kind = SETTINGS[name]
+        X, y_true = features(seed)
+        y_noisy, _ = flip_labels(y_true, rate, kind=kind, random_state=seed)
+        cleaner, _ = fit_public(X, seed=seed, y=y_noisy)
+    pipe, res = cleaner.pipeline_, cleaner.result_
+    members = mean_member_proba(res.learner, res.members, learner_data(res.learner, pipe.prepared, pipe.features))
+    learner, given = cleaner.learner_, np.asarray(pipe.features.y)
+    cl = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
+                               TensorData.from_arrays(pipe.features.X, given), cleaner.config_.fit, folds=5, seed=seed)
+    aux = res.auxiliary
+    where.mkdir(parents=True, exist_ok=True)
+    np.savez(path, M=members, Q=np.asarray(res.oos_proba) if res.oos_proba is not None else np.zeros(0), CL=cl,
+             given=given, y_true=np.asarray(y_true), flags=cleaner.issues_["is_issue"].to_numpy().astype(bool),
+             aux_acc=np.nan if aux is None else aux.accuracy, aux_rel=True if aux is None else aux.reliable)
+    return path
+
+
+def _best_other(P: np.ndarray, given: np.ndarray) -> np.ndarray:
+    other = P.copy()
+    other[np.arange(len(given)), given] = -np.inf
+    return other.argmax(1)
+
+
+def rules() -> dict:
+    """name -> rule(ev) -> (suggested (m,), relabeled (m,) bool) on the m flagged rows of one evidence dict.
+
+    ``P`` is the stage's suggestion probabilities (``decisions.suggest.suggestion_proba``: the mean of the members'
+    and the cross-fitted probabilities when the cross-fitted model is reliable, else the members'), ``M`` the
+    members', ``Q`` the cross-fitted ones, ``s`` the best label other than the given one ``y``."""
+    from influence_stage.decisions.suggest import RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA
+
+    def chosen(margin, floor):
+        return lambda e: (e["s"], (e["ps"] >= (0.5 if e["rel"] else floor)) & (e["ps"] - e["py"] >= margin - 1e-12))
+
+    out = {
+        "P[s] ≥ 0.5 (the former rule)": lambda e: (e["s"], e["ps"] >= 0.5),
+        "P[s] ≥ 0.7": lambda e: (e["s"], e["ps"] >= 0.7),
+        "P[s] ≥ 0.8": lambda e: (e["s"], e["ps"] >= 0.8),
+        "cross-fitted alone: Q[s'] ≥ 0.5": lambda e: (e["sQ"], e["Q"][e["i"], e["sQ"]] >= 0.5),
+        "both agree: M and Q pick s, P[s] ≥ 0.5": lambda e: (e["s"], (e["sM"] == e["s"]) & (e["sQ"] == e["s"])
+                                                             & (e["ps"] >= 0.5)),
+        "min(M[s], Q[s]) ≥ 0.6": lambda e: (e["s"], np.minimum(e["M"][e["i"], e["s"]], e["Q"][e["i"], e["s"]]) >= 0.6),
+        "floor from the auxiliary's accuracy a: P[s] ≥ 1 − a/2": lambda e: (e["s"], e["ps"] >= 1 - e["acc"] / 2),
+        "conditional: P[s] / (1 − P[y]) ≥ 0.8": lambda e: (e["s"], e["ps"] / np.maximum(1 - e["py"], 1e-12) >= 0.8),
+        "margin only: P[s] ≥ 0.5, P[s] − P[y] ≥ 0.3": chosen(0.3, 0.5),
+        "weak floor only: P[s] ≥ 0.5, weak model: ≥ 0.75": chosen(-1.0, 0.75),
+        "margin 0.2 + weak floor 0.75": chosen(0.2, 0.75),
+        "margin 0.3 + weak floor 0.7": chosen(0.3, 0.7),
+        f"margin {RELABEL_MARGIN:g} + weak floor {WEAK_AUXILIARY_MIN_PROBA:g} (adopted)": chosen(RELABEL_MARGIN,
+                                                                                           WEAK_AUXILIARY_MIN_PROBA),
+    }
+    return out
+
+
+def evaluate(path: Path) -> dict:
+    """Each rule's relabel figures on one (setting, seed)'s flagged rows."""
+    d = dict(np.load(path))
+    r = np.flatnonzero(d["flags"])
+    M, given, y_true = d["M"][r], d["given"][r], d["y_true"][r]
+    Q = d["Q"][r] if d["Q"].size else M
+    rel = bool(d["aux_rel"]) and bool(d["Q"].size)
+    P = (M + Q) / 2 if rel else M
+    i = np.arange(r.size)
+    s = _best_other(P, given)
+    ev = {"i": i, "M": M, "Q": Q, "P": P, "s": s, "ps": P[i, s], "py": P[i, given], "rel": rel,
+          "sM": _best_other(M, given), "sQ": _best_other(Q, given),
+          "acc": float(d["aux_acc"]) if np.isfinite(d["aux_acc"]) else 1.0}
+    cl = d["CL"][r].argmax(1)
+    out = {"n_flagged": int(r.size), "flag_precision": float((given != y_true).mean()) if r.size else None,
+           "auxiliary_accuracy": float(d["aux_acc"]), "auxiliary_reliable": bool(d["aux_rel"]), "rules": {}}
+    for name, rule in rules().items():
+        lab, ok = rule(ev) if r.size else (np.zeros(0, int), np.zeros(0, bool))
+        out["rules"][name] = {"n_relabeled": int(ok.sum()), "coverage": float(ok.mean()) if r.size else None,
+                              "accuracy": float((lab[ok] == y_true[ok]).mean()) if ok.any() else None,
+                              "cleanlab_predicted_label_accuracy": float((cl[ok] == y_true[ok]).mean()) if ok.any()
+                              else None}
+    return out
+
+
+def rules_markdown(runs: list[dict]) -> str:
+    names = list(dict.fromkeys(r["setting"] for r in runs))
+    rule_names = list(runs[0]["rules"])
+    f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+
+    def agg(name, rule, key):
+        v = [r["rules"][rule][key] for r in runs if r["setting"] == name and r["rules"][rule][key] is not None]
+        return v
+
+    lines = ["## Relabel rules on the same flagged rows (`benchmarks/suggest_sources.py --rules`)", "",
+             f"Every setting of `detect.py`{' and digits28 images (' + str(IMAGE_ROWS) + ' rows, public image path)' if any(n in IMAGE_SETTINGS for n in names) else ''}, "
+             f"seeds {sorted({r['seed'] for r in runs})}; each (setting, seed) fitted once with every default, and every "
+             "rule applied to the same flagged rows (before the small-class rule and the caps). P = the stage's "
+             "suggestion probabilities (members' and cross-fitted averaged when the cross-fitted model is reliable, else "
+             "the members'), M = members', Q = cross-fitted, s = the best label other than the given one y. A cell: "
+             "accuracy mean over seeds (lowest seed) / coverage mean; CL = cleanlab's `predicted_label` accuracy on the "
+             "same relabeled rows (mean). Clean-label settings are left out (every relabel there is wrong, for every "
+             "rule and for cleanlab).", ""]
+    shown = [n for n in names if "clean labels" not in n]
+    lines += ["| rule | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for rule in rule_names:
+        cells = []
+        for n in shown:
+            acc, cov, cl = agg(n, rule, "accuracy"), agg(n, rule, "coverage"), agg(n, rule,
+                                                                                "cleanlab_predicted_label_accuracy")
+            if not acc:
+                cells.append(f"— / {np.mean(cov):.2f}" if cov else "—")
+                continue
+            mark = " ✗" if n.startswith(HELD_95) and np.mean(acc) < 0.95 else ""
+            mark += " <CL" if cl and np.mean(acc) < np.mean(cl) - 1e-12 else ""
+            cells.append(f"{np.mean(acc):.3f} ({min(acc):.2f}) / {np.mean(cov):.2f}; CL {np.mean(cl):.2f}{mark}")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    lines += ["", "✗: mean accuracy under 0.95 on a setting held to it (digits, synthetic, weak features, images); "
+                  "<CL: under cleanlab's `predicted_label` accuracy on the same rows.", "",
+              "Per setting: flagged rows, their precision, the auxiliary model's held-out accuracy on the given labels "
+              "and whether it passed the reliability check (mean over seeds):", "",
+              "| setting | flagged | flag precision | auxiliary accuracy | reliable (seeds) |", "|---|---|---|---|---|"]
+    for n in names:
+        rs = [r for r in runs if r["setting"] == n]
+        prec = [r["flag_precision"] for r in rs if r["flag_precision"] is not None]
+        lines.append(f"| {n} | {np.mean([r['n_flagged'] for r in rs]):.0f} | {f(np.mean(prec) if prec else None)} | "
+                     f"{np.mean([r['auxiliary_accuracy'] for r in rs]):.3f} | "
+                     f"{sum(r['auxiliary_reliable'] for r in rs)} of {len(rs)} |")
+    adopted = next(r for r in rule_names if r.endswith("(adopted)"))
+    checks = []
+    for n in shown:
+        acc = agg(n, adopted, "accuracy")
+        cl = agg(n, adopted, "cleanlab_predicted_label_accuracy")
+        if n.startswith(HELD_95):
+            checks.append(check(n, "relabel accuracy ≥ 0.95 (adopted rule, seed mean)",
+                                float(np.mean(acc)) if acc else None, 0.95))
+        checks.append(check(n, "relabel accuracy ≥ cleanlab predicted_label accuracy on the same rows",
+                            float(np.mean(acc)) if acc else None, float(np.mean(cl)) if cl else None))
+    return "\n".join(lines) + "\n\n" + targets_markdown(checks, "Targets (the adopted rule)")
+
+
+def main_rules(argv: list[str]) -> None:
+    import argparse
+
+    from detect import SETTINGS
+
+    parser = argparse.ArgumentParser(description="candidate relabel rules on the same flagged rows")
+    parser.add_argument("--rules", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS) + list(IMAGE_SETTINGS))
+    parser.add_argument("--images", action="store_true", help=f"add the digits28 image settings ({IMAGE_ROWS} rows)")
+    parser.add_argument("--image-seeds", type=int, nargs="+", default=None, help="seeds of the image settings "
+                        "(default --seeds; an image run takes minutes)")
+    parser.add_argument("--evidence-dir", type=Path, default=Path("/tmp/relabel_evidence"))
+    parser.add_argument("--out", default="relabel_rules")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    plan = [(n, s) for s in args.seeds for n in args.settings]
+    if args.images:
+        plan += [(n, s) for s in (args.image_seeds or args.seeds) for n in IMAGE_SETTINGS]
+    runs = []
+    for name, seed in plan:
+        path = args.evidence_dir / f"{_stem(name, seed)}.npz"
+        if not path.exists() and name in IMAGE_SETTINGS and not args.images:
+            continue
+        path = collect_evidence(name, seed, args.evidence_dir)
+        runs.append({"setting": name, "seed": seed, **evaluate(path)})
+        print(f"{name} seed {seed}: {runs[-1]['n_flagged']} flagged", flush=True)
+    print(f"wrote {write_json(args.out, {'machine': machine(), 'seeds': args.seeds, 'runs': runs})}")
+    print(f"wrote {write_markdown(args.out, rules_markdown(runs))}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--rules" in sys.argv[1:]:
+        main_rules(sys.argv[1:])
+    else:
+        main()

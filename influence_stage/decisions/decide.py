@@ -27,6 +27,7 @@ Otherwise the row is kept (action ``keep``, weight 1.0, ``is_issue`` still True)
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Mapping
@@ -335,9 +336,14 @@ def decide(
         Unique ids, default ``0..n-1``.
     min_agreement : float in [0, 1], default 0.5
         ``relabel_rule="argmax"``: relabel a flagged row only when the suggested label differs from
-        the given one and ``proba[row, suggested] >= min_agreement``; the other flagged rows show an
-        empty suggestion. Under actions other than ``relabel`` a flagged row's suggestion is shown
-        when its probability reaches ``decisions.suggest.SUGGESTION_MIN_PROBA`` (0.5), whatever this is.
+        the given one, ``proba[row, suggested] >= min_agreement`` and it leads
+        ``proba[row, given]`` by ``decisions.suggest.RELABEL_MARGIN``; when ``oos_proba``'s model is
+        weak (``engine.auxiliary``), ``proba[row, suggested]`` must also reach
+        ``decisions.suggest.WEAK_AUXILIARY_MIN_PROBA`` (``decisions.suggest.confident_suggestions``;
+        ``policy_options`` ``min_margin`` and ``weak_min_agreement`` set the two). The other flagged
+        rows show an empty suggestion. Under actions other than ``relabel`` a flagged row's
+        suggestion is shown under the same rule with ``decisions.suggest.SUGGESTION_MIN_PROBA``
+        (0.5) in place of this.
     relabel_fallback : {"drop", "keep"}, default ``"drop"``
         Action of flagged rows that are not relabeled.
     relabel_rule : {"argmax", "soft"}, default ``"argmax"``
@@ -373,10 +379,10 @@ def decide(
         another class. None turns the rule off.
     oos_proba : array-like, shape ``(n, K)`` float, optional
         Cross-fitted out-of-sample class probabilities (the yardstick's): the small-class rule's
-        evidence when given.
+        evidence when given, and the relabel rule's check of their model (``min_agreement``).
     policy_options : mapping, optional
         Options of the policy named by ``action`` beyond the ones above (``prune``: ``keep``,
-        ``per_class``, ``high_share``).
+        ``per_class``, ``high_share``; ``relabel``: ``min_margin``, ``weak_min_agreement``).
 
     Returns
     -------
@@ -435,7 +441,7 @@ def decide(
     # flagged rows: the best label other than the given one (decisions.suggest)
     suggested = suggest_labels(P, y, flagged) if P is not None else y.copy()
     outcome = policy.act(PolicyInputs(scores=s, gex_influence=gi, labels=y, proba=P, suggested=suggested,
-                                      flagged=flagged, eligible=pool, threshold=thr))
+                                      flagged=flagged, eligible=pool, threshold=thr, oos_proba=Q))
     act = np.asarray(outcome.action, dtype=object).copy()
     weight = np.asarray(outcome.weight, dtype=np.float64)
     if outcome.is_issue is not None:
@@ -443,7 +449,7 @@ def decide(
         thr = outcome.threshold
         suggested = suggest_labels(P, y, flagged) if P is not None else y.copy()
     # a flagged row shows its suggestion only where it is confident (decisions.suggest)
-    confident = policy.confident(P, y, suggested) if P is not None else np.zeros(n, dtype=bool)
+    confident = _confident(policy, P, y, suggested, Q) if P is not None else np.zeros(n, dtype=bool)
     suggested_column = suggestion_column(suggested, flagged, confident)
     unsure = (act == "relabel") & ~(flagged & confident)
     if unsure.any():
@@ -475,6 +481,14 @@ def decide(
         "decisions (%s): %s", policy.name, {a: int((act == a).sum()) for a in ROW_ACTIONS if (act == a).any()}
     )
     return Decisions(table=table, threshold=thr, caps=tuple(caps))
+
+
+def _confident(policy: Policy, P: np.ndarray, y: np.ndarray, suggested: np.ndarray, Q: np.ndarray | None) -> np.ndarray:
+    """``policy.confident`` with the cross-fitted probabilities when its signature takes them (a policy written
+    before they were passed overrides it with three arguments)."""
+    if "oos_proba" in inspect.signature(policy.confident).parameters:
+        return policy.confident(P, y, suggested, oos_proba=Q)
+    return policy.confident(P, y, suggested)
 
 
 __all__ = ["MIN_CLASS_ROWS", "SMALL_CLASS_SHARE", "Decisions", "decide", "small_classes"]

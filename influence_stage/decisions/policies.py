@@ -20,7 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from influence_stage.decisions.suggest import SUGGESTION_MIN_PROBA
+from influence_stage.decisions.suggest import (
+    RELABEL_MARGIN,
+    SUGGESTION_MIN_PROBA,
+    WEAK_AUXILIARY_MIN_PROBA,
+    confident_suggestions,
+)
 from influence_stage.decisions.thresholds import ThresholdResult
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.registry import Registry
@@ -42,6 +47,8 @@ class PolicyInputs:
     flagged : ``(n,) bool`` rows the threshold flagged (all False for a policy that uses none)
     eligible : ``(n,) bool`` rows an action may touch
     threshold : ThresholdResult or None (None for a policy that uses no threshold)
+    oos_proba : ``(n, K) float64`` the cross-fitted out-of-sample probabilities, or None; the relabel rule
+        reads whether their model is reliable (``decisions.suggest.confident_suggestions``)
     """
 
     scores: np.ndarray
@@ -52,6 +59,7 @@ class PolicyInputs:
     flagged: np.ndarray
     eligible: np.ndarray
     threshold: ThresholdResult | None
+    oos_proba: np.ndarray | None = None
 
     @property
     def actionable(self) -> np.ndarray:
@@ -113,15 +121,18 @@ class Policy(ABC):
     def act(self, x: PolicyInputs) -> PolicyOutcome:
         """The action and weight of every row."""
 
-    def confident(self, proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray) -> np.ndarray:
+    def confident(self, proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray,
+                  oos_proba: np.ndarray | None = None) -> np.ndarray:
         """``(n,) bool``: the suggested label is another label than the given one and confident.
 
-        The default (every action but ``relabel``): its probability reaches
-        ``decisions.suggest.SUGGESTION_MIN_PROBA``. A flagged row whose suggestion is not confident
-        shows an empty suggestion. ``proba`` ``(n, K)``, ``labels`` and ``suggested`` ``(n,)`` codes.
+        The default (every action but ``relabel``): the rule of ``decisions.suggest.confident_suggestions``
+        with ``SUGGESTION_MIN_PROBA``, the same rule a default ``relabel`` acts on. A flagged row whose
+        suggestion is not confident shows an empty suggestion. ``proba`` ``(n, K)``, ``labels`` and
+        ``suggested`` ``(n,)`` codes, ``oos_proba`` ``(n, K)`` the cross-fitted probabilities or None.
+        A policy may override it with the first three arguments only (``decide`` then passes no
+        ``oos_proba``).
         """
-        rows = np.arange(labels.size)
-        return (suggested != labels) & (proba[rows, suggested] >= SUGGESTION_MIN_PROBA)
+        return confident_suggestions(proba, labels, suggested, min_proba=SUGGESTION_MIN_PROBA, oos_proba=oos_proba)
 
     @staticmethod
     def keep_all(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,11 +163,14 @@ class DropPolicy(Policy):
 class RelabelPolicy(Policy):
     """Flagged rows that pass ``rule`` take the suggested label; the others get ``fallback``.
 
-    ``rule="argmax"``: the suggested label differs from the given one and has probability
-    ``>= min_agreement``. ``rule="soft"``: the given label gets less than chance, ``1 / K`` (then the
-    argmax, which is the suggested label, is another label). The rule is also ``confident``: a
-    flagged row's suggestion is shown exactly when the row would be relabeled to it (before the
-    small-class rule and the caps), and is empty otherwise.
+    ``rule="argmax"``: the suggested label differs from the given one, has probability
+    ``>= min_agreement`` and leads the given label's probability by ``>= min_margin``; when the
+    cross-fitted model is weak its probability must also reach ``weak_min_agreement``
+    (``decisions.suggest.confident_suggestions``, where the measurements behind the defaults are
+    named). ``rule="soft"``: the given label gets less than chance, ``1 / K`` (then the argmax, which is
+    the suggested label, is another label). The rule is also ``confident``: a flagged row's suggestion
+    is shown exactly when the row would be relabeled to it (before the small-class rule and the
+    caps), and is empty otherwise.
     """
 
     help = "give the flagged rows the members' suggested label (others: relabel_fallback)"
@@ -165,17 +179,22 @@ class RelabelPolicy(Policy):
     min_agreement: float = 0.5
     fallback: str = "drop"
     rule: str = "argmax"
+    min_margin: float = RELABEL_MARGIN
+    weak_min_agreement: float = WEAK_AUXILIARY_MIN_PROBA
 
-    def confident(self, proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray) -> np.ndarray:
-        rows = np.arange(labels.size)
+    def confident(self, proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray,
+                  oos_proba: np.ndarray | None = None) -> np.ndarray:
         if self.rule == "argmax":
-            return (suggested != labels) & (proba[rows, suggested] >= self.min_agreement)
+            return confident_suggestions(proba, labels, suggested, min_proba=self.min_agreement,
+                                         margin=self.min_margin, oos_proba=oos_proba,
+                                         weak_min_proba=self.weak_min_agreement)
         # soft: the given label gets less than chance, so the argmax (another label) is the suggestion
+        rows = np.arange(labels.size)
         return (suggested != labels) & (proba[rows, labels] < 1.0 / proba.shape[1])
 
     def act(self, x: PolicyInputs) -> PolicyOutcome:
         action, weight = self.keep_all(x.n)
-        ok = self.confident(x.proba, x.labels, x.suggested)
+        ok = self.confident(x.proba, x.labels, x.suggested, oos_proba=x.oos_proba)
         action[x.actionable & ok] = "relabel"
         action[x.actionable & ~ok] = self.fallback
         return PolicyOutcome(action, weight)

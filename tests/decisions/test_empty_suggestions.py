@@ -82,7 +82,10 @@ def test_a_flagged_row_without_a_confident_other_label_has_an_empty_suggestion_a
 def test_min_agreement_sets_which_suggestions_are_shown_under_relabel():
     t = decide(SCORES, LABELS, threshold=1.0, action="relabel", proba=PROBA, min_agreement=0.4,
                max_fraction_per_class=None).table
-    assert _shown(t)[:4] == [1, 2, None, 1]  # row 3: 0.40 >= 0.4
+    assert _shown(t)[:4] == [1, 2, None, None]  # row 3: 0.40 >= 0.4, but the given label leads (0.45)
+    t = decide(SCORES, LABELS, threshold=1.0, action="relabel", proba=PROBA, min_agreement=0.4,
+               max_fraction_per_class=None, policy_options={"min_margin": -1.0}).table
+    assert _shown(t)[:4] == [1, 2, None, 1]  # without the margin, row 3 passes
     t = decide(SCORES, LABELS, threshold=1.0, action="relabel", proba=PROBA, min_agreement=0.7,
                max_fraction_per_class=None).table
     assert _shown(t)[:4] == [1, None, None, None]
@@ -113,7 +116,7 @@ def test_without_probabilities_every_flagged_row_has_an_empty_suggestion():
 def test_caps_keep_a_relabel_with_its_suggestion():
     # max_fraction_per_class=0.5 with 2 rows of class 0 flagged: one removal allowed; the kept row keeps its suggestion
     t = decide(SCORES, LABELS, threshold=1.0, action="relabel", proba=PROBA, min_agreement=0.4,
-               max_fraction_per_class=0.5).table
+               max_fraction_per_class=0.5, policy_options={"min_margin": -1.0}).table
     assert t["action"].tolist()[:4] == ["relabel", "relabel", "drop", "keep"]
     assert _shown(t)[:4] == [1, 2, None, 1]
 

@@ -264,7 +264,7 @@ RELABEL_PROBA = np.array([
     [0.1, 0.8, 0.1],   # 0: given 0, suggests 1 with 0.8            -> relabel
     [0.3, 0.4, 0.3],   # 1: given 0, suggests 1 with 0.4 < 0.5      -> fallback
     [0.1, 0.8, 0.1],   # 2: given 1, suggests 0 (never its own) 0.1 -> fallback
-    [0.5, 0.2, 0.3],   # 3: given 2, suggests 0 with exactly 0.5    -> relabel
+    [0.5, 0.2, 0.3],   # 3: given 2, suggests 0 with 0.5, only 0.2 over the given label -> fallback
     [0.2, 0.2, 0.6],   # 4: given 1, suggests 2 with 0.6            -> relabel
     [0.9, 0.05, 0.05],  # 5: not flagged                           -> keep
     [0.8, 0.1, 0.1],
@@ -281,15 +281,18 @@ def _relabel(**kw) -> pd.DataFrame:
 
 def test_relabel_argmax_rule_with_fallbacks():
     t = _relabel()
-    assert t["action"].tolist() == ["relabel", "drop", "drop", "relabel", "relabel", "keep", "keep", "keep", "keep"]
+    assert t["action"].tolist() == ["relabel", "drop", "drop", "drop", "relabel", "keep", "keep", "keep", "keep"]
     # flagged rows: the best label other than the given one when it passes the rule, else empty; the others: the argmax
     assert t["suggested_label"].dtype == "Int64"
     assert t["suggested_label"].astype(object).where(t["suggested_label"].notna(), None).tolist() \
-        == [1, None, None, 0, 2, 0, 0, 1, 2]
+        == [1, None, None, None, 2, 0, 0, 1, 2]
     assert t["is_issue"].tolist() == [True] * 5 + [False] * 4
     assert np.all(t["weight"] == 1.0)
     t = _relabel(relabel_fallback="keep")
-    assert t["action"].tolist() == ["relabel", "keep", "keep", "relabel", "relabel", "keep", "keep", "keep", "keep"]
+    assert t["action"].tolist() == ["relabel", "keep", "keep", "keep", "relabel", "keep", "keep", "keep", "keep"]
+    # without the margin over the given label, row 3 (exactly min_agreement) is relabeled
+    t = _relabel(policy_options={"min_margin": 0.0})
+    assert t["action"].tolist()[:5] == ["relabel", "drop", "drop", "relabel", "relabel"]
 
 
 def test_relabel_min_agreement():
@@ -299,7 +302,8 @@ def test_relabel_min_agreement():
     # wins: class 0 keeps row 0 (10.0 < 11.0), class 1 keeps row 2 (12.0 < 14.0)
     t = _relabel(min_agreement=0.7, max_fraction_per_class=0.5)
     assert t["action"].tolist()[:5] == ["keep", "drop", "keep", "drop", "drop"]
-    t = _relabel(min_agreement=0.0, relabel_fallback="keep")  # any other label will do
+    # with no floor and no margin, any other label will do
+    t = _relabel(min_agreement=0.0, relabel_fallback="keep", policy_options={"min_margin": -1.0})
     assert t["action"].tolist()[:5] == ["relabel", "relabel", "relabel", "relabel", "relabel"]
 
 
@@ -311,7 +315,7 @@ def test_relabel_soft_rule():
 
 def test_summary_counts():
     s = decide(RELABEL_SCORES, RELABEL_LABELS, threshold=5.0, action="relabel", proba=RELABEL_PROBA,
-               max_fraction_per_class=None).summary()
+               max_fraction_per_class=None, policy_options={"min_margin": 0.0}).summary()
     assert list(s.index) == [0, 1, 2, "all"]
     assert s.loc[0].to_dict() == {"n_rows": 3, "n_flagged": 2, "keep": 1, "drop": 1, "relabel": 1,
                                   "reweight": 0, "relabeled_in": 1, "n_after": 2}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from influence_stage.decisions import decide
@@ -39,3 +40,86 @@ def test_a_flagged_row_without_a_confident_other_label_falls_back(fallback):
     # a relabeled row takes a label other than its given one
     rel = action == "relabel"
     assert not np.any(suggested[rel] == y[rel])
+
+
+# The relabel rule (decisions.suggest.confident_suggestions): a floor, a margin over the given label, and a
+# higher floor when the cross-fitted model is weak. Rows 0-3 flagged, given labels 0, 1, 2, 0.
+RULE_SCORES = np.r_[np.full(4, 10.0), np.linspace(0.1, 0.5, 16)]
+RULE_LABELS = np.r_[[0, 1, 2, 0], np.arange(16) % 3]
+RULE_PROBA = np.vstack([
+    [0.05, 0.90, 0.05],  # 0: 1 with 0.90, 0.85 over the given label
+    [0.10, 0.30, 0.60],  # 1: 2 with 0.60, 0.30 over the given label
+    [0.35, 0.10, 0.55],  # 2: the given label leads
+    [0.38, 0.55, 0.07],  # 3: 1 with 0.55 >= 0.5, but only 0.17 over the given label (0.38)
+    np.eye(3)[np.arange(16) % 3] * 0.7 + 0.1,
+])
+
+
+def _rule(oos_proba=None, **kw):
+    kw.setdefault("max_fraction_per_class", None)
+    return decide(RULE_SCORES, RULE_LABELS, threshold=1.0, action="relabel", proba=RULE_PROBA,
+                  oos_proba=oos_proba, **kw).table
+
+
+def _shown(t):
+    return [None if pd.isna(v) else int(v) for v in t["suggested_label"].tolist()[:4]]
+
+
+def test_a_suggestion_must_lead_the_given_label_by_the_margin():
+    from influence_stage.decisions.suggest import RELABEL_MARGIN
+
+    assert 0.17 < RELABEL_MARGIN <= 0.30
+    t = _rule()
+    assert t["action"].tolist()[:4] == ["relabel", "relabel", "drop", "drop"]
+    assert _shown(t) == [1, 2, None, None]
+    t = _rule(policy_options={"min_margin": 0.0})
+    assert t["action"].tolist()[:4] == ["relabel", "relabel", "drop", "relabel"]
+    assert _shown(t) == [1, 2, None, 1]
+
+
+def _oos(reliable: bool) -> np.ndarray:
+    """Cross-fitted probabilities that agree with the given labels (reliable) or with none of them (weak)."""
+    target = RULE_LABELS if reliable else (RULE_LABELS + 1) % 3
+    return np.eye(3)[target] * 0.7 + 0.1
+
+
+def test_a_weak_cross_fitted_model_raises_the_floor():
+    from influence_stage.decisions.suggest import WEAK_AUXILIARY_MIN_PROBA, auxiliary_reliable
+
+    assert auxiliary_reliable(_oos(True), RULE_LABELS) and not auxiliary_reliable(_oos(False), RULE_LABELS)
+    assert 0.60 < WEAK_AUXILIARY_MIN_PROBA <= 0.90
+    # a reliable model: the usual rule; a weak one: row 1 (0.60) is not confident any more, row 0 (0.90) is
+    assert _shown(_rule(_oos(True))) == [1, 2, None, None]
+    weak = _rule(_oos(False))
+    assert weak["action"].tolist()[:4] == ["relabel", "drop", "drop", "drop"]
+    assert _shown(weak) == [1, None, None, None]
+    # the floor is the policy's option, and the other actions show the same suggestions
+    assert _shown(_rule(_oos(False), policy_options={"weak_min_agreement": 0.5})) == [1, 2, None, None]
+    assert _shown(decide(RULE_SCORES, RULE_LABELS, threshold=1.0, action="drop", proba=RULE_PROBA,
+                         oos_proba=_oos(False)).table) == [1, None, None, None]
+
+
+def test_a_policy_with_the_three_argument_confident_still_works():
+    from dataclasses import dataclass
+
+    from influence_stage.decisions.policies import Policy, PolicyOutcome
+
+    @dataclass(frozen=True)
+    class RelabelSure(Policy):
+        removes_rows = True
+        needs_proba = True
+
+        def confident(self, proba, labels, suggested):
+            return (suggested != labels) & (proba[np.arange(labels.size), suggested] >= 0.8)
+
+        def act(self, x):
+            action, weight = self.keep_all(x.n)
+            ok = self.confident(x.proba, x.labels, x.suggested)
+            action[x.actionable & ok] = "relabel"
+            action[x.actionable & ~ok] = "drop"
+            return PolicyOutcome(action, weight)
+
+    t = decide(RULE_SCORES, RULE_LABELS, threshold=1.0, action=RelabelSure(), proba=RULE_PROBA, oos_proba=_oos(False),
+               max_fraction_per_class=None).table
+    assert t["action"].tolist()[:4] == ["relabel", "drop", "drop", "drop"]
+    assert _shown(t) == [1, None, None, None]
