@@ -504,7 +504,7 @@ def rerun_public(args) -> None:
     For a change that moves only the decisions (the estimate, the suggestions) and not the rankings: the
     engine-side methods and their cleanlab figures stay NAME's; each (seed, setting)'s ``public`` entry is
     measured again, with cleanlab's ``predicted_label`` from 5-fold probabilities of the stage's own learner
-    on the stage's features (``common.public_run`` without ``cleanlab_proba``). The earlier entry is kept
+    on the stage's features (``common.public_run`` without ``cleanlab_proba``). The entry it reruns is kept
     under ``public_before``.
     """
     payload = json.loads((RESULTS / f"{args.public_from}.json").read_text())
@@ -521,7 +521,7 @@ def rerun_public(args) -> None:
             if int(flipped.sum()) != r["n_flipped"] or len(y) != r["n_rows"]:
                 raise RuntimeError(f"{r['setting']} seed {seed}: the data differ from {args.public_from}.json")
             t = time.perf_counter()
-            r["public_before"] = r.get("public_before", r["public"])
+            r["public_before"] = r["public"]  # the run this one reruns: the table compares the two
             r["public"] = public_run(X, y, flipped, seed=seed, y=y_noisy)
             r["public_rerun"] = True
             print(f"done: seed {seed}, {r['setting']} ({time.perf_counter() - t:.0f} s)", flush=True)
