@@ -41,7 +41,7 @@ KINDS: dict[str, str] = {
 }
 
 #: Expectation arguments the counts understand; any other one (``row_condition``, ...) leaves a suite without
-#: a first pass.
+#: a first pass. ``mostly`` is read as 1 (every flagged value counts): stricter, never laxer, than the engine.
 _KNOWN_KWARGS = {"column", "column_A", "column_B", "value_set", "min_value", "max_value", "strict_min", "strict_max",
                  "ignore_row_if", "column_set", "exact_match", "mostly", "batch_id"}
 
@@ -123,7 +123,8 @@ def _numeric(values: pd.Series) -> np.ndarray | None:
 
 def _outside(values: np.ndarray, kw: Mapping[str, Any]) -> np.ndarray:
     low, high = kw.get("min_value"), kw.get("max_value")
-    if low is None and high is None or any(isinstance(b, (str, bool)) for b in (low, high)):
+    if low is None and high is None or any(isinstance(b, (str, bool)) for b in (low, high)) \
+            or low is not None and high is not None and low > high:
         raise ValueError("bounds the counts do not compare")  # the engine raises or compares otherwise
     bad = np.zeros(len(values), dtype=bool)
     if low is not None:

@@ -193,3 +193,16 @@ def test_a_passing_gate_docs_list_every_counted_check(tmp_path):
         assert f"<code>{check['key']}</code>" in index
     assert (tmp_path / "output.checks.html").is_file()
     assert report.to_dict()["checks"][-1]["key"] == "drop_fraction"
+
+
+def test_counts_err_towards_failing_where_the_engine_would_raise_or_tolerate():
+    gx, gxe = gx_modules()
+    expectations = [
+        gxe.ExpectColumnValuesToBeBetween(column="x", min_value=2, max_value=1),  # the engine raises
+        gxe.ExpectColumnValuesToBeInSet(column="missing", value_set=[1]),  # no such column
+        gxe.ExpectColumnValuesToBeInSet(column="x", value_set=[1], mostly=0.5),  # one of two is tolerated
+        gxe.ExpectColumnValuesToBeBetween(column="x", min_value=0, max_value=5),
+    ]
+    checks = compile_checks({"t": make_suite(gx, "input", "t", expectations)})
+    summary = check_summary(checks, {"t": pd.DataFrame({"x": [1, 3, None]})}, {})
+    assert summary["unexpected"].tolist() == [1, 1, 1, 0]
