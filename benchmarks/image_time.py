@@ -44,17 +44,18 @@ from influence_stage.errors import ValidationFailedError
 
 #: name -> GEXConfig fields changed from the defaults (applied on top of the cleaner's own seeds)
 GRID4 = (0.0125, 0.025, 0.05, 0.1)
+#: the image-only fields (GEXConfig.floored_aux_*, image_lr_grid, image_min_cycle_steps); "chains" is global
 VARIANTS: dict[str, dict] = {
     "default": {},
     "aux-half": {"floored_aux_share": 0.5},
     "aux-half-1round": {"floored_aux_share": 0.5, "floored_aux_first": 1.0},
     "aux-quarter-1round": {"floored_aux_share": 0.25, "floored_aux_first": 1.0},
-    "aux-half-1round+grid4+chains4": {"floored_aux_share": 0.5, "floored_aux_first": 1.0, "lr_grid": GRID4,
-                                      "chains": 4},
-    "aux-half-1round+grid4+cycle6": {"floored_aux_share": 0.5, "floored_aux_first": 1.0, "lr_grid": GRID4,
-                                     "min_cycle_steps": 6},
+    "aux-half-1round+grid4+cycle6": {"floored_aux_share": 0.5, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
+                                     "image_min_cycle_steps": 6},
+    "aux-quarter-1round+grid4+cycle6": {"floored_aux_share": 0.25, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
+                                        "image_min_cycle_steps": 6},
     "aux-quarter-1round+grid4+chains4+cycle6": {"floored_aux_share": 0.25, "floored_aux_first": 1.0,
-                                                "lr_grid": GRID4, "chains": 4, "min_cycle_steps": 6},
+                                                "image_lr_grid": GRID4, "chains": 4, "image_min_cycle_steps": 6},
 }
 
 #: innermost known function on the stack -> the part of the run it belongs to

@@ -112,6 +112,11 @@ class GEXConfig(BaseModel):
     floored_aux_first: float = Field(0.25, gt=0, le=1, description="Image rows under the step floor: the cross-fitted "
                                      "halves' first round as a share of their cap (1: one cosine schedule, no "
                                      "doubling rounds; engine.auxiliary.round_plan).")
+    image_lr_grid: tuple[float, ...] | None = Field(None, description="Rates probed by ft_lr='auto' on image rows "
+                                                    "(c, h, w); None: lr_grid. Flat features always use lr_grid.")
+    image_min_cycle_steps: int | None = Field(None, ge=1, description="Fewest SGD steps in one member cycle on image "
+                                              "rows (c, h, w); None: min_cycle_steps. Flat features always use "
+                                              "min_cycle_steps.")
     probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (continued as members).")
     probe_cycles: int = Field(1, ge=1, description="Cycles each probe chain runs before the rate is chosen (raised "
                               "to 2 when a single chain is probed); the chosen rate's probe chains are then continued, "
@@ -148,6 +153,11 @@ class GEXConfig(BaseModel):
         if len(v) < 2 or any(x <= 0 for x in v) or list(v) != sorted(v):
             raise ValueError("lr_grid must hold at least 2 positive rates in increasing order")
         return v
+
+    @field_validator("image_lr_grid")
+    @classmethod
+    def _image_grid_sorted_positive(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if v is None else cls._grid_sorted_positive(v)
 
     @model_validator(mode="after")
     def _enough_members(self) -> "GEXConfig":

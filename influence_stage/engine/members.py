@@ -18,7 +18,7 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    This is the signal confident learning uses; here it is only a yardstick. When that model is not
    reliable (``engine.auxiliary``), the rows θ* fitted with a negative mean training margin stand in
    for the contradicted rows.
-2. *Probe.* For every rate of ``lr_grid``, ``probe_chains`` chains run the first ``probe_cycles``
+2. *Probe.* For every rate of ``lr_grid`` (``image_lr_grid`` on image rows when set), ``probe_chains`` chains run the first ``probe_cycles``
    cycles from θ* (2 when a single chain is probed; all in one batched run) and give GEX
    self-influence on every row; the rate's *agreement* is the average precision of those scores
    against the contradicted flags (with fewer than 5 contradicted rows: their Spearman
@@ -68,8 +68,21 @@ from influence_stage.engine.scores import oos_loss as given_label_loss
 logger = logging.getLogger(__name__)
 
 
-def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None) -> int:
-    """SGD steps in one cycle: ``cycle_epochs`` passes over ``n_rows``, at least ``min_cycle_steps``.
+def is_image(input_shape: Sequence[int] | None) -> bool:
+    """Whether rows of shape ``input_shape`` (without the batch axis) are images ``(c, h, w)``."""
+    return input_shape is not None and len(tuple(input_shape)) == 3
+
+
+def row_shape(data) -> tuple[int, ...] | None:
+    """The row shape of ``data`` (``data.X.shape[1:]``), None when it has no ``X`` (token ids, pixel values)."""
+    X = getattr(data, "X", None)
+    return tuple(int(s) for s in X.shape[1:]) if X is not None else None
+
+
+def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None,
+                input_shape: Sequence[int] | None = None) -> int:
+    """SGD steps in one cycle: ``cycle_epochs`` passes over ``n_rows``, at least ``min_cycle_steps``
+    (``image_min_cycle_steps`` instead on image rows, when set and ``input_shape`` says so).
 
     Minibatches have the learner's own ``batch_size`` when it has one (it is what ``train_steps``
     uses), else ``config.batch_size``. The floor matters on small sets: a cycle of a few steps
@@ -77,7 +90,17 @@ def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None) 
     """
     batch_size = int((learner.batch_size if isinstance(learner, Minibatched) else None) or config.batch_size)
     per_epoch = max(n_rows // min(batch_size, n_rows), 1)
-    return max(config.min_cycle_steps, int(round(config.cycle_epochs * per_epoch)))
+    floor = config.min_cycle_steps
+    if config.image_min_cycle_steps is not None and is_image(input_shape):
+        floor = config.image_min_cycle_steps
+    return max(floor, int(round(config.cycle_epochs * per_epoch)))
+
+
+def probe_grid(config: GEXConfig, input_shape: Sequence[int] | None) -> list[float]:
+    """The rates ``ft_lr="auto"`` probes: ``image_lr_grid`` on image rows when set, else ``lr_grid``."""
+    if config.image_lr_grid is not None and is_image(input_shape):
+        return list(config.image_lr_grid)
+    return list(config.lr_grid)
 
 
 def member_seed(seed: int, chain: int, cycle: int) -> int:
@@ -154,7 +177,7 @@ def build_chains(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr
     if not (isinstance(ft_lr, (int, float)) and ft_lr > 0 and math.isfinite(ft_lr)):
         raise InvalidInputError(f"ft_lr must be a positive number; found {ft_lr!r}.")
     theta = learner.get_state()
-    steps = cycle_steps(len(data), config, learner)
+    steps = cycle_steps(len(data), config, learner, row_shape(data))
     states = prefixes
     while True:
         unfinished = [i for i, st in enumerate(states) if len(st) < config.cycles]
@@ -340,11 +363,11 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     use_ap = int(contradicted.sum()) >= 5 and int((~contradicted).sum()) >= 5
     theta = learner.get_state()
     base = learner.per_sample_loss(data)
-    grid = list(config.lr_grid)
+    grid = probe_grid(config, row_shape(data))
     k = min(config.probe_chains, config.chains)
     runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)],
                       cycles=config.probe_cycle_count,
-                      steps=cycle_steps(len(data), config, learner), seed=config.seed, chain_ids=list(range(k)) * len(grid),
+                      steps=cycle_steps(len(data), config, learner, row_shape(data)), seed=config.seed, chain_ids=list(range(k)) * len(grid),
                       progress=progress, desc="auto ft_lr probe")
     from scipy.stats import spearmanr  # here: scipy.stats costs ~0.3 s to import, and only the probe ranks
 

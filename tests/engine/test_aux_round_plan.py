@@ -66,3 +66,55 @@ def test_a_single_round_trains_each_half_exactly_the_cap():
     assert start == cap
     assert check.epochs == (cap, cap)
     assert proba.shape == (n, 3) and np.allclose(proba.sum(1), 1.0, atol=1e-5)
+
+
+def test_image_cycle_floor_and_grid_apply_to_image_rows_only():
+    from influence_stage.engine.members import cycle_steps, probe_grid
+
+    plain = GEXConfig()
+    lean = GEXConfig(image_min_cycle_steps=6, image_lr_grid=(0.0125, 0.025))
+    # 800 rows, batch 128: 6 steps per epoch; the default floor is 12
+    assert cycle_steps(800, lean, input_shape=IMAGE) == 6
+    assert cycle_steps(800, lean, input_shape=(16,)) == cycle_steps(800, lean) == cycle_steps(800, plain, input_shape=IMAGE) == 12
+    assert probe_grid(lean, IMAGE) == [0.0125, 0.025]
+    assert probe_grid(lean, (16,)) == probe_grid(lean, None) == probe_grid(plain, IMAGE) == list(plain.lr_grid)
+    with pytest.raises(ValueError):
+        GEXConfig(image_lr_grid=(0.1, 0.05))
+
+
+def test_an_image_dataset_runs_with_the_image_fields(monkeypatch):
+    """Through the public path: the probe uses ``image_lr_grid`` and every cycle ``image_min_cycle_steps``."""
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    from influence_stage import InfluenceCleaner
+    from influence_stage.engine import members
+
+    rng = np.random.default_rng(0)
+    n = 90
+    y = np.arange(n) % 3
+    images = rng.integers(0, 40, size=(n, 12, 12)).astype(np.uint8)
+    for i, k in enumerate(y):
+        r = int(rng.integers(1, 8))
+        images[i, r:r + 3, 1:11] = 255 if k == 0 else 0
+        images[i, 1:11, r:r + 3] = 255 if k == 1 else images[i, 1:11, r:r + 3]
+        if k == 2:
+            images[i, r:r + 4, r:r + 4] = 255
+    ds = datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(im, mode="L") for im in images], "label": [int(v) for v in y]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
+    steps_seen: list[int] = []
+    real = members.run_chains
+
+    def spy(*args, **kwargs):
+        steps_seen.append(kwargs["steps"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(members, "run_chains", spy)
+    gex = GEXConfig(chains=2, cycles=2, lr_grid=(0.05, 0.2), image_lr_grid=(0.01, 0.02), image_min_cycle_steps=3,
+                    holdout_epochs=2, floored_aux_share=0.5, floored_aux_first=1.0)
+    cleaner = InfluenceCleaner(label_column="label", gex_config=gex, fit_config=FitConfig(epochs=5, min_steps=20),
+                               random_state=0, max_drop_fraction=1.0).fit(ds)
+    assert cleaner.ft_lr_ in (0.01, 0.02)
+    assert steps_seen and set(steps_seen) == {3}  # 90 rows, batch 128: one step per epoch, the floor gives 3
+    assert len(cleaner.scores_) == n
