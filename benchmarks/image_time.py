@@ -198,16 +198,55 @@ def markdown(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def profile_table(r: dict) -> str:
+    """Every timed call of one variant's run, summed by part and call (seconds, count, SGD steps, rows)."""
+    agg: dict = defaultdict(lambda: {"s": 0.0, "n": 0, "steps": 0, "members": 0})
+    for e in r["events"]:
+        a = agg[(e["part"], e["call"])]
+        a["s"] += e["s"]
+        a["n"] += 1
+        a["steps"] += int(e.get("steps", 0)) * int(e.get("chains", 1))
+        a["members"] += int(e.get("members", 0))
+    lines = ["| part | call | seconds | calls | SGD steps | members evaluated |", "|---|---|---|---|---|---|"]
+    for (part, call), a in sorted(agg.items(), key=lambda kv: -kv[1]["s"]):
+        lines.append(f"| {part} | {call} | {a['s']:.1f} | {a['n']} | {a['steps'] or '—'} | {a['members'] or '—'} |")
+    timed = sum(a["s"] for a in agg.values())
+    lines.append(f"| all timed calls | | {timed:.1f} | | | |")
+    steps = " · ".join(f"{k} {v:.1f}" for k, v in r["timings"].items() if v >= 0.05)
+    aux = [f"{e['epochs']} epochs ({e['steps']} steps) {e['s']:.1f} s" for e in r["events"]
+           if e["part"] == "auxiliary" and e["call"] == "fit"]
+    return ("\n".join(lines) + f"\n\nStage steps (s): {steps}; whole job {r['wall_s']:.1f} s.\n\n"
+            f"Auxiliary rounds (half 1 then half 2): {'; '.join(aux)}.\n")
+
+
+def combine(names: list[str], out: str) -> None:
+    """One JSON and one markdown of several runs: the trade-off table per setting and the default's profile."""
+    runs = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
+    write_json(out, {"machine": machine(), "runs": runs})
+    text = ["## The default run on images against cleanlab's time (`benchmarks/image_time.py`)", ""]
+    for run in runs:
+        text.append(markdown(run))
+        for r in run["variants"]:
+            if r["variant"] == "default":
+                text += [f"#### Where the default run's time goes ({run['setting']}, seed {run['seed']})", "",
+                         profile_table(r)]
+    (RESULTS / f"{out}.md").write_text("\n".join(text))
+
+
 def main() -> None:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--combine", nargs="+", default=None, help="result names to put together into --out")
     parser.add_argument("--setting", default="digits28 uniform 20%", choices=[s for s in SETTINGS if "digits28" in s or "shapes32" in s])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", type=int, default=800)
     parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
     parser.add_argument("--out", default="image_time")
     args = parser.parse_args()
+    if args.combine:
+        combine(args.combine, args.out)
+        return
     torch.set_num_threads(1)
     kind, _, rate, noise = SETTINGS[args.setting]
     data, y_true, flipped = make_data(kind, args.rows, rate, noise, args.seed)
