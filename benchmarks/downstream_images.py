@@ -21,8 +21,11 @@ Reported: test accuracy (mean ± std over seeds), relabel accuracy and coverage 
 per setting, ``relabel`` ≥ ``drop`` on the mean over settings). The output gate's verdict is recorded: a refused
 gate keeps the fitted decisions, which are measured (a user would have had to raise the cap to get them).
 
-Writes benchmarks/results/<out>.json and .md (default ``downstream_images``).
+Writes benchmarks/results/<out>.json and .md (default ``downstream_images``); the JSON records the relabel rule the
+run decided with (``relabel_rule``, from ``decisions.suggest``).
 Run: .venv/bin/python benchmarks/downstream.py --images [--rows 600] [--seeds 0] [--settings NAME ...]
+     .venv/bin/python benchmarks/downstream_images.py --render [--note TEXT]   (the markdown again from the JSON,
+     with a note under the title)
 """
 
 from __future__ import annotations
@@ -147,7 +150,18 @@ def _default_method(r: dict) -> str:
     return a if a in ("drop", "relabel") else "default"
 
 
-def markdown(runs: list[dict]) -> str:
+def relabel_rule() -> str:
+    """The relabel rule of the code that runs (``decisions.suggest``), in words, for the results."""
+    from influence_stage.decisions import suggest
+
+    margin = getattr(suggest, "RELABEL_MARGIN", None)
+    floor = getattr(suggest, "WEAK_AUXILIARY_MIN_PROBA", None)
+    if margin is None:
+        return "P[s] >= min_agreement"
+    return f"P[s] >= min_agreement, P[s] - P[given] >= {margin:g}, and P[s] >= {floor:g} under a weak cross-fitted model"
+
+
+def markdown(runs: list[dict], note: str | None = None) -> str:
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     names = list(dict.fromkeys(r["setting"] for r in runs))
     methods = list(dict.fromkeys(m for r in runs for m in r["methods"]))
@@ -159,6 +173,7 @@ def markdown(runs: list[dict]) -> str:
              f"{r0['stage']['fit_epochs']} epochs); its default action is `{r0['stage']['default_action']}`. Each "
              "training set retrains a fresh copy of the stage's CNN with the same recipe; cells are clean-test accuracy "
              "(mean ± std over seeds). cleanlab drops `find_label_issues` on 5-fold probabilities of the same CNN.", "",
+             *([note, ""] if note else []),
              "| setting | " + " | ".join(methods) + " | est. rate | gate | stage / cleanlab time |",
              "|---" * (len(methods) + 4) + "|"]
     for name in names:
@@ -207,7 +222,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--rows", type=int, default=600, help="images per setting, before the 25%% test split")
     parser.add_argument("--out", default="downstream_images")
+    parser.add_argument("--render", action="store_true", help="write the markdown again from <out>.json; runs nothing")
+    parser.add_argument("--note", default=None, help="a line under the title (with --render)")
     args = parser.parse_args(argv)
+    if args.render:
+        import json
+
+        from common import RESULTS
+
+        payload = json.loads((RESULTS / f"{args.out}.json").read_text())
+        print(f"wrote {write_markdown(args.out, markdown(payload['runs'], args.note))}")
+        return payload
     torch.set_num_threads(1)
     runs = []
     t0 = time.perf_counter()
@@ -218,11 +243,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"done: {name} seed {seed} ({r['wall_s']:.0f} s): "
                   + ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in r["methods"].items()), flush=True)
             # written after every run, so a run cut short keeps what it measured
-            payload = {"machine": machine(), "seeds": args.seeds, "rows": args.rows,
+            payload = {"machine": machine(), "seeds": args.seeds, "rows": args.rows, "relabel_rule": relabel_rule(),
                        "complete": len(runs) == len(args.seeds) * len(args.settings),
                        "wall_s": time.perf_counter() - t0, "runs": runs}
             write_json(args.out, payload)
-            text = markdown(runs)
+            text = markdown(runs, f"Relabel rule of this run: {payload['relabel_rule']}.")
             write_markdown(args.out, text)
     print(text)
     return payload
