@@ -138,7 +138,11 @@ class Prune(Step):
             result = prune(score, context["n_keep"], high_share=c.high_share)
         else:
             result = prune_to_tokens(score, n_tokens, context["n_keep"], c.budget_tokens, high_share=c.high_share)
-        return result, build_manifest(context["inventory"], context["scored"], score, scores["base_loss"], result)
+        manifest = build_manifest(context["inventory"], context["scored"], score, scores["base_loss"], result)
+        # the manifest now holds every input row's fields; no later step reads the inventory, so it is let go
+        # (about as large as the manifest: one Arrow row per input document) before the output is written
+        context.values.pop("inventory", None)
+        return result, manifest
 
 
 class WriteCurated(Step):
@@ -191,7 +195,7 @@ class ValidateCorpus(Step):
 class CorpusReport(Step):
     """The run's summary and the HTML report (score histogram, samples, near-duplicate groups)."""
 
-    name, reads, writes, timing, task = ("report", ("manifest", "pruned", "near", "inventory"), ("summary", "html"),
+    name, reads, writes, timing, task = ("report", ("manifest", "pruned", "near"), ("summary", "html"),
                                          "report + publish", False)
 
     def run(self, context: RunContext) -> Any:
@@ -203,7 +207,7 @@ class CorpusReport(Step):
         wanted = {i for ids in samples.values() for i in ids} | {g[0] for g in near[:10]}
         texts = texts_of(context["corpus"], wanted)
         counts = manifest["status"].value_counts().to_dict()
-        summary = {"documents in": int(len(context["inventory"])), "documents scored": n_scored,
+        summary = {"documents in": int(len(manifest)), "documents scored": n_scored,  # one manifest row per input
                    "documents kept": int(result.n_keep), **{f"status {k}": int(v) for k, v in sorted(counts.items())},
                    "budget": c.budget, "budget tokens": c.budget_tokens,
                    "tokens kept": int(context["doc_tokens"][context["pruned"].reason == "kept"].sum()),
