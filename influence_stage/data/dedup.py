@@ -17,11 +17,12 @@ band tables plus the band bytes, and the verification needs every kept ``MinHash
 it, several kilobytes of Python objects per document, so a million documents need gigabytes. Its
 other storage backends (Redis, Cassandra) need a database server. Here the signatures go to a
 temporary folder the function creates and removes (one binary file per band, written as the
-documents stream by); the band buckets are found with ``numpy.unique`` on one band at a time; only
-documents sharing a bucket with another one (usually a small share of the corpus) go through the
-sequential pass, whose state is a few integer arrays. Memory: a few bytes per document in RAM
-(the result, bucket marks) plus one band's values while its buckets are found; the signatures
-themselves (``4 * num_perm`` bytes per document) are on disk. The output equals that of the
+documents stream by); the band buckets are found with ``numpy.unique`` on a 64-bit key of each
+band, one band at a time; only documents sharing a key with another one (usually a small share of
+the corpus) go through the sequential pass, whose state is a few integer arrays and which compares
+the band values themselves (a key shared by two different bands adds no candidate). Memory: a few
+tens of bytes per document in RAM while a band's keys are sorted, 8 bytes per document for the
+result; the signatures (``4 * num_perm`` bytes per document) are on disk. The output equals that of the
 in-memory index queried document by document (``tests/data/test_dedup.py`` checks it).
 """
 
@@ -46,6 +47,8 @@ LSH_MAX_THRESHOLD = 0.9
 DEFAULT_SHINGLE_WORDS = 3
 #: Documents whose signatures are held before they are appended to the band files.
 SIGNATURE_BATCH = 4096
+#: Documents whose band values are read at a time to compute their band keys.
+KEY_CHUNK = 65536
 
 
 def shingles(text: str, words: int = DEFAULT_SHINGLE_WORDS) -> set[bytes]:
@@ -114,17 +117,33 @@ def _read_columns(folder: Path, a: int, b: int, n: int) -> np.ndarray:
     return np.fromfile(folder / f"cols-{a}-{b}.u32", dtype=np.uint32).reshape(n, b - a)
 
 
+def band_keys(band: np.ndarray) -> np.ndarray:
+    """A 64-bit key per row of one band's values ``(n, r)`` uint32, ``(n,)`` uint64: equal bands give equal
+    keys; two different bands may rarely share one, which costs a candidate and no more, since the
+    sequential pass compares the band values themselves before it counts a candidate."""
+    key = np.full(len(band), 0x243F6A8885A308D3, dtype=np.uint64)
+    for j in range(band.shape[1]):
+        key ^= band[:, j].astype(np.uint64)
+        key *= np.uint64(0x9E3779B97F4A7C15)  # wraps modulo 2**64
+        key ^= key >> np.uint64(29)
+    return key
+
+
 def _shared_buckets(folder: Path, ranges: list[tuple[int, int]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Documents that share a band bucket with another document, and their bucket ids.
+    """Documents whose band key (``band_keys``) equals another document's in some band, and their bucket ids.
 
     Returns ``rows`` (sorted, ``(m,)`` int64) and ``bucket`` (``(m, b)`` int64, a number unique over all
-    bands, -1 where the document is alone in its bucket of that band)."""
+    bands, -1 where the document's key is its own in that band). Per band the keys are computed from the
+    band file in chunks: 8 bytes per document, plus ``numpy.unique``'s sort."""
     per_band = []
     offset = 0
     for a, b in ranges:
-        band = _read_columns(folder, a, b, n)
-        keys = np.ascontiguousarray(band).view(np.dtype((np.void, 4 * (b - a)))).ravel()
-        del band
+        keys = np.empty(n, dtype=np.uint64)
+        with open(folder / f"cols-{a}-{b}.u32", "rb") as f:
+            for start in range(0, n, KEY_CHUNK):
+                rows = min(KEY_CHUNK, n - start)
+                keys[start:start + rows] = band_keys(np.fromfile(f, dtype=np.uint32, count=rows * (b - a))
+                                                     .reshape(rows, b - a))
         _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
         del keys
         shared = np.flatnonzero(counts[inverse] >= 2)
@@ -195,9 +214,11 @@ def near_duplicate_of(texts: Iterable[str], *, threshold: float, num_perm: int =
         buckets = bucket[f]
         candidates: set[int] = set()
         for j in np.flatnonzero(buckets >= 0):
+            a, b = ranges[j]
             c = head[buckets[j]]
             while c >= 0:
-                candidates.add(int(c))
+                if np.array_equal(sig[c, a:b], sig[f, a:b]):  # the band itself, not only its key, is shared
+                    candidates.add(int(c))
                 c = previous[c, j]
         if candidates:
             cand = np.fromiter(sorted(candidates), dtype=np.int64, count=len(candidates))

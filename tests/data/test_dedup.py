@@ -71,6 +71,24 @@ def test_same_answer_with_other_settings_and_batches(monkeypatch):
         np.testing.assert_array_equal(near_duplicate_of(docs, threshold=0.75, **kw), want)
 
 
+def test_shared_band_keys_of_different_bands_add_no_candidate(monkeypatch):
+    """Every band key the same (as if all keys collided): every document shares a bucket with every other,
+    and the answer is still the index's, since the band values themselves decide."""
+    monkeypatch.setattr(dedup, "band_keys", lambda band: np.zeros(len(band), dtype=np.uint64))
+    monkeypatch.setattr(dedup, "KEY_CHUNK", 5)
+    docs = planted_corpus(n_base=50, seed=7)
+    np.testing.assert_array_equal(near_duplicate_of(docs, threshold=0.7),
+                                  reference_near_duplicate_of(docs, threshold=0.7))
+
+
+def test_band_keys_equal_for_equal_bands():
+    rng = np.random.default_rng(0)
+    band = rng.integers(0, 2 ** 32, size=(1000, 13), dtype=np.uint64).astype(np.uint32)
+    band[500] = band[3]
+    keys = dedup.band_keys(band)
+    assert keys[500] == keys[3] and len(np.unique(keys)) == 999
+
+
 def test_band_layout_is_datasketchs():
     lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128)
     assert band_layout(0.8, 128) == [tuple(r) for r in lsh.hashranges] and len(band_layout(0.8, 128)) == lsh.b
