@@ -87,6 +87,7 @@ class PeakRSS:
         import psutil
 
         self.proc, self.every, self.tree, self.single = psutil.Process(pid), every, 0, 0
+        self.tree_anon = self.single_anon = 0  # the same without file-backed pages (memory maps, shared)
         self.path, self._written = path, 0.0  # the peaks so far, rewritten every 10 s (for --partial --rss-json)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -100,21 +101,28 @@ class PeakRSS:
                 procs = [self.proc, *self.proc.children(recursive=True)]
             except psutil.Error:
                 return
-            rss = []
+            rss, anon = [], []
             for p in procs:
                 try:
-                    rss.append(p.memory_info().rss)
+                    info = p.memory_info()
                 except psutil.Error:
-                    pass
+                    continue
+                rss.append(info.rss)
+                anon.append(info.rss - info.shared)
             if rss:
                 self.tree, self.single = max(self.tree, sum(rss)), max(self.single, max(rss))
+                self.tree_anon, self.single_anon = max(self.tree_anon, sum(anon)), max(self.single_anon, max(anon))
             if self.path is not None and time.time() - self._written > 10:
                 self.path.write_text(json.dumps({**self.peaks(), "at": time.strftime("%H:%M:%S")}))
                 self._written = time.time()
             self._stop.wait(self.every)
 
     def peaks(self) -> dict:
-        return {"tree_mb": round(self.tree / 2 ** 20, 1), "largest_process_mb": round(self.single / 2 ** 20, 1)}
+        """Peak RSS (MB) of the tree and of its largest process; ``anon_*``: the same less file-backed and
+        shared pages (``rss - shared``: memory-mapped files such as the token cache or the curated Arrow)."""
+        mb = lambda x: round(x / 2 ** 20, 1)  # noqa: E731
+        return {"tree_mb": mb(self.tree), "largest_process_mb": mb(self.single), "anon_tree_mb": mb(self.tree_anon),
+                "anon_largest_process_mb": mb(self.single_anon)}
 
     def stop(self) -> dict:
         self._stop.set()

@@ -42,9 +42,11 @@ class StepSampler:
         import psutil
 
         while not self._stop.is_set():
-            mb = self.rss()
+            info = self.proc.memory_info()
+            mb, anon = info.rss / 2 ** 20, (info.rss - info.shared) / 2 ** 20  # anon: less file-backed pages
             entry = self.steps.setdefault(self.label, {"start_mb": mb, "peak_mb": mb, "end_mb": mb})
             entry["peak_mb"] = max(entry["peak_mb"], mb)
+            entry["peak_anon_mb"] = max(entry.get("peak_anon_mb", 0.0), anon)
             kids = 0.0
             for p in self.proc.children(recursive=True):
                 try:
@@ -128,9 +130,11 @@ def render(data: dict) -> str:
     for r in runs:
         c, t = r["curate"], r["curate"]["summary"]["timings"]
         ch, cy = r["settings"].get("chains", 4), r["settings"].get("cycles", 2)
+        anon = (f" (anon {c['peak_rss']['anon_tree_mb']:.0f} / {c['peak_rss']['anon_largest_process_mb']:.0f})"
+                if "anon_tree_mb" in c["peak_rss"] else "")
         lines.append(f"| {r['documents']:,} | {ch} × {cy} ({ch * cy + 1}) | {c['wall_seconds']:.0f} | "
                      f"{r['docs_per_s']:.1f} | {c['peak_rss']['tree_mb']:.0f} / {c['peak_rss']['largest_process_mb']:.0f}"
-                     f" | {t.get('inventory', 0):.0f} | {t.get('tokens', 0):.0f} | {t.get('members', 0):.0f} | "
+                     f"{anon} | {t.get('inventory', 0):.0f} | {t.get('tokens', 0):.0f} | {t.get('members', 0):.0f} | "
                      f"{t.get('scores', 0):.0f} | {t.get('write + validate', 0):.0f} | {t.get('report + publish', 0):.0f}"
                      f" | {c['load_before']} → {c['load_after']} |")
     for b in data.get("before", []):
@@ -148,14 +152,17 @@ def render(data: dict) -> str:
         for r in steps:
             names += [k for k in r["curate"]["summary"]["rss_by_step"]["steps"] if k not in names]
         lines += ["", "Peak RSS of the job's own process during each step, MB (`curation_scale_memory`, sampled every "
-                  "0.2 s; the temporary Prefect API is a separate process, its peak in the last row):", "",
+                  "0.2 s; in brackets without file-backed pages, `rss - shared`: memory-mapped files such as the "
+                  "token cache and the curated Arrow dataset; the temporary Prefect API is a separate process, its "
+                  "peak in the last row):", "",
                   "| step | " + " | ".join(f"{r['documents']:,}" for r in steps) + " |",
                   "|---|" + "---|" * len(steps)]
         for name in names:
             cells = []
             for r in steps:
                 e = r["curate"]["summary"]["rss_by_step"]["steps"].get(name)
-                cells.append("" if e is None else f"{e['peak_mb']:.0f}")
+                cells.append("" if e is None else f"{e['peak_mb']:.0f}" + (
+                    f" ({e['peak_anon_mb']:.0f})" if "peak_anon_mb" in e else ""))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("| Prefect API process (peak) | " + " | ".join(
             f"{r['curate']['summary']['rss_by_step']['children_peak_mb']:.0f}" for r in steps) + " |")
