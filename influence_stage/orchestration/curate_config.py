@@ -64,10 +64,11 @@ class CurateConfig(BaseModel):
                                           "corpus (None: no row limit).")
     output_shard_bytes: int | None = Field(None, ge=1, description="About the most bytes of Arrow data per Parquet "
                                            "shard of the curated corpus (None: no byte limit).")
-    score: Literal["self", "reference"] = Field("self", description="The ranking: 'self' (GEX self-influence; "
-                                                "removals from both ends by high_share) or 'reference' (GEX "
-                                                "cross-influence on the mean loss of the reference corpus; the "
-                                                "documents that help it least are removed).")
+    score: Literal["self", "self_or_perplexity", "reference"] = Field(
+        "self", description="The ranking: 'self' (GEX self-influence; removals from both ends by high_share), "
+        "'self_or_perplexity' (the larger of the self-influence's and the loss per character's rank fractions: "
+        "also finds text every member finds hard, such as random strings) or 'reference' (GEX cross-influence on "
+        "the mean loss of the reference corpus; the documents that help it least are removed).")
     reference: str | None = Field(None, description="Shards of the reference corpus (score: reference), read in "
                                   "memory: keep it small.")
     eval_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Precision of the scoring forward "

@@ -117,7 +117,9 @@ def prune_to_tokens(score: np.ndarray, n_tokens: np.ndarray, n_keep: int, budget
 class Prune(Step):
     """The budget on the run's score (``decisions.prune``) and the manifest of every input document.
 
-    ``score: self``: the self-influence, removals from both ends by ``high_share``. ``score:
+    ``score: self``: the self-influence, removals from both ends by ``high_share``.
+    ``score: self_or_perplexity``: the larger of the self-influence's and the loss per character's rank
+    fractions (``engine.lm_scores``), removals from both ends by ``high_share``. ``score:
     reference``: the cross-influence on the reference (``reference_influence``), the documents
     that help it least removed (status ``redundant``). With ``budget_tokens`` the kept set also
     holds at most that many tokens (``prune_to_tokens``); ``context.values["doc_tokens"]`` keeps
@@ -130,10 +132,15 @@ class Prune(Step):
     def run(self, context: RunContext) -> Any:
         c, scores = context.config, context["scores"]
         score = scores["self_influence"]
-        if c.score == "reference":
-            score = reference_influence(scores, context["reference"])
         n_tokens = document_tokens(context["learner"], context["tokens"])
         context.values["doc_tokens"] = n_tokens
+        if c.score == "reference":
+            score = reference_influence(scores, context["reference"])
+        elif c.score == "self_or_perplexity":
+            from influence_stage.engine.lm_scores import loss_per_char, self_or_perplexity
+
+            n_chars = context["inventory"]["n_chars"].to_numpy()[np.asarray(context["scored"], dtype=bool)]
+            score = self_or_perplexity(score, loss_per_char(scores["base_loss"], n_tokens, n_chars))
         if c.budget_tokens is None:
             result = prune(score, context["n_keep"], high_share=c.high_share)
         else:
@@ -146,11 +153,12 @@ class Prune(Step):
 
 
 class WriteCurated(Step):
-    """The kept documents, every input column plus ``row_id``, ``self_influence`` (the run's score),
-    ``base_loss`` and ``n_tokens``, as Parquet shards under the size limits and a Dataset memory-mapped
+    """The kept documents, every input column plus ``row_id``, ``self_influence`` (GEX self-influence),
+    ``score`` (the run's score, where it is not the self-influence), ``base_loss`` and ``n_tokens``, as Parquet shards under the size limits and a Dataset memory-mapped
     from them under a working folder (never held whole in memory; removed when the run ends)."""
 
-    name, reads, writes, timing = "write-curated", ("corpus", "manifest", "scored"), ("curated",), "write + validate"
+    name, reads, writes, timing = ("write-curated", ("corpus", "manifest", "scored", "scores"), ("curated",),
+                                   "write + validate")
 
     def run(self, context: RunContext) -> Any:
         import datasets
@@ -160,13 +168,16 @@ class WriteCurated(Step):
         manifest = context["manifest"]
         keep = manifest["status"].eq("kept").to_numpy()
         n_tokens = np.full(len(manifest), -1, dtype=np.int64)
-        n_tokens[np.flatnonzero(context["scored"])] = context["doc_tokens"]
-        paths = context["corpus"].write_parquet_shards(
-            Path(workdir.name) / "shards", keep, extra={ROW_ID: manifest[ROW_ID].to_numpy(),
-                                                       "self_influence": manifest["score"].to_numpy(),
-                                                       "base_loss": manifest["base_loss"].to_numpy(),
-                                                       "n_tokens": n_tokens},
-            max_rows=c.output_shard_rows, max_bytes=c.output_shard_bytes)
+        rows = np.flatnonzero(context["scored"])
+        n_tokens[rows] = context["doc_tokens"]
+        extra = {ROW_ID: manifest[ROW_ID].to_numpy(), "self_influence": manifest["score"].to_numpy()}
+        if c.score != "self":  # the manifest's score is another ranking: the self-influence is written beside it
+            extra["self_influence"] = np.full(len(manifest), np.nan)
+            extra["self_influence"][rows] = context["scores"]["self_influence"]
+            extra["score"] = manifest["score"].to_numpy()
+        extra.update(base_loss=manifest["base_loss"].to_numpy(), n_tokens=n_tokens)
+        paths = context["corpus"].write_parquet_shards(Path(workdir.name) / "shards", keep, extra=extra,
+                                                       max_rows=c.output_shard_rows, max_bytes=c.output_shard_bytes)
         context.values["output_shards"] = paths
         return datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(Path(workdir.name) / "arrow"))
 

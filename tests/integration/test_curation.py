@@ -338,6 +338,35 @@ def test_curate_on_dask_gives_the_same_scores(setup):
         run_curate(args)
 
 
+def test_self_or_perplexity_ranks_by_the_larger_of_the_two_rank_fractions(setup):
+    from influence_stage.engine.lm_scores import loss_per_char, self_or_perplexity
+
+    root, texts = setup
+    plain = curate_corpus(config(root, name="tiny-self-all", budget=1.0, high_share=0.0))
+    both = curate_corpus(config(root, name="tiny-union", score="self_or_perplexity"))
+    ds, _, _ = load_published(plain["published"])  # every scored document kept: its tokens and losses
+    _, manifest, _ = load_published(both["published"])
+    assert both["score"] == "self_or_perplexity"
+    rows = np.asarray(ds["row_id"])
+    scored = manifest.set_index("row_id").loc[rows]
+    n_chars = scored["n_chars"].to_numpy()
+    expected = self_or_perplexity(np.asarray(ds["self_influence"]),
+                                  loss_per_char(np.asarray(ds["base_loss"]), np.asarray(ds["n_tokens"]), n_chars))
+    np.testing.assert_allclose(scored["score"].to_numpy(), expected)
+    # the curated rows carry the self-influence itself beside the run's score
+    out, _, _ = load_published(both["published"])
+    assert {"self_influence", "score"} <= set(out.column_names)
+    by_row = dict(zip(rows.tolist(), np.asarray(ds["self_influence"]).tolist()))
+    np.testing.assert_allclose(out["self_influence"], [by_row[r] for r in out["row_id"]])
+    # the budget's cuts follow the union score
+    kept, red, junk = (manifest[manifest["status"] == s]["score"] for s in ("kept", "redundant", "junk"))
+    assert red.max() <= kept.min() and kept.max() <= junk.min()
+    # random-character junk (rows 80..87) is unpredictable text: it ranks above the clean sentences
+    junk_rows = [r for r in range(80, 88) if r in scored.index]
+    assert scored.loc[junk_rows, "score"].mean() > scored.loc[[r for r in range(80) if r in scored.index],
+                                                               "score"].quantile(0.75)
+
+
 def test_selection_toward_a_reference_corpus(setup):
     from pydantic import ValidationError
 
