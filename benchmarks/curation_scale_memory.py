@@ -204,8 +204,14 @@ def main() -> None:
     t0 = time.perf_counter()
     config = curate_config(args)
     sampler.enter("preflight (outside the flow)")
-    preflight(config)
-    summary = curate_corpus(config)
+    try:
+        preflight(config)
+        summary = curate_corpus(config)
+    except BaseException as exc:  # the steps it got through are kept beside the summary's path, then it fails
+        with open(out + ".failed.json", "w") as f:
+            json.dump({"error": f"{type(exc).__name__}: {exc}"[-2000:], "rss_by_step": sampler.stop(),
+                       "seconds": round(time.perf_counter() - t0, 1)}, f, indent=1)
+        raise
     sampler.enter("end")
     summary = {k: v for k, v in summary.items() if k != "markdown"}
     summary["wall_seconds_in_process"] = time.perf_counter() - t0

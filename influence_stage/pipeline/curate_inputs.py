@@ -109,7 +109,7 @@ def remove_near_duplicates(corpus: Corpus, inv: pd.DataFrame, *, threshold: floa
     rows = np.flatnonzero(ok)
     of = near_duplicate_of(corpus.iter_texts(rows=ok), threshold=threshold)
     hit = of >= 0
-    out = inv.copy()
+    out = inv.copy(deep=False)  # the other columns are shared (copy on write), only two are replaced
     near = np.zeros(len(inv), dtype=bool)
     near[rows[hit]] = True
     dup = out["duplicate_of"].to_numpy(dtype=np.int64).copy()
