@@ -185,6 +185,9 @@ def main() -> None:
         print(json.dumps(compare_outputs(sys.argv[2], sys.argv[3]), indent=1))
         return
     out, flags = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a job stopped with kill still writes its steps
     sampler = StepSampler(0.2)
     from influence_stage.orchestration import prefect_executor
     from influence_stage.orchestration.curate import add_curate_parser, curate_config, curate_corpus, preflight
