@@ -271,6 +271,8 @@ def main_rules(argv: list[str]) -> None:
     parser.add_argument("--image-seeds", type=int, nargs="+", default=None, help="seeds of the image settings "
                         "(default --seeds; an image run takes minutes)")
     parser.add_argument("--evidence-dir", type=Path, default=Path("/tmp/relabel_evidence"))
+    parser.add_argument("--cached-only", action="store_true", help="only the (setting, seed) pairs whose evidence is "
+                        "already in --evidence-dir (fits nothing)")
     parser.add_argument("--out", default="relabel_rules")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -280,7 +282,7 @@ def main_rules(argv: list[str]) -> None:
     runs = []
     for name, seed in plan:
         path = args.evidence_dir / f"{_stem(name, seed)}.npz"
-        if not path.exists() and name in IMAGE_SETTINGS and not args.images:
+        if not path.exists() and args.cached_only:
             continue
         path = collect_evidence(name, seed, args.evidence_dir)
         runs.append({"setting": name, "seed": seed, **evaluate(path)})
