@@ -250,7 +250,7 @@ def test_steps_compose_to_run_pipeline(small, small_config, small_run):
 
 
 def test_decide_step_suggests_the_members_consensus(small_run, small_config):
-    from influence_stage.decisions.suggest import suggest_labels, suggestion_proba
+    from influence_stage.decisions.suggest import confident_suggestions, suggest_labels, suggestion_proba
 
     config = small_config.model_copy(update={"action": "relabel"})
     result = small_run.gex_result
@@ -260,11 +260,14 @@ def test_decide_step_suggests_the_members_consensus(small_run, small_config):
     proba = suggestion_proba(members, result.oos_proba, result.auxiliary)
     table = decisions.table
     flagged = table["is_issue"].to_numpy()
-    # the shown suggestion is the best other label where it is confident (min_agreement), else empty
+    # the shown suggestion is the best other label where it is confident (min_agreement, a lead over the given
+    # label, and a higher floor when the cross-fitted model is weak), else empty
     best = suggest_labels(proba, small_run.features.y, flagged)
     shown = table["suggested_label"].notna().to_numpy()
     np.testing.assert_array_equal(table["suggested_label"].to_numpy(dtype=np.int64, na_value=-1)[shown], best[shown])
-    confident = proba[np.arange(len(best)), best] >= config.min_agreement
+    confident = confident_suggestions(proba, small_run.features.y, best, min_proba=config.min_agreement,
+                                      oos_proba=result.oos_proba)
+    assert (proba[np.arange(len(best)), best][confident] >= config.min_agreement).all()
     np.testing.assert_array_equal(shown[flagged], confident[flagged])
     assert not (table.loc[flagged, "suggested_label"] == table.loc[flagged, "given_label"]).any()
     relabeled = table["action"] == "relabel"
