@@ -233,6 +233,49 @@ def combine(names: list[str], out: str) -> None:
     (RESULTS / f"{out}.md").write_text("\n".join(text))
 
 
+def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict:
+    """SGD steps and member evaluations one run of ``n`` image rows takes under ``fields``, from the
+    engine's own rules (no training): θ* and the auxiliary halves at the recipe's batch, the probe and
+    the members at the member batch; the auxiliary halves with every doubling round taken (an upper
+    bound: the held-out rule may stop a half earlier). Cleanlab: 5 folds of the θ* recipe on 4/5 of the rows."""
+    from influence_stage.config import FitConfig
+    from influence_stage.engine.auxiliary import round_plan
+    from influence_stage.engine.members import cycle_steps, probe_grid
+
+    fit, gex = FitConfig(), GEXConfig(**fields)
+    half = n // 2
+    cap, first = round_plan(n, half, shape, config=gex, fit_config=fit)
+    rounds, done, step = [], 0, first
+    while done < cap:
+        step = min(step, cap - done)
+        rounds.append(step)
+        done += step
+        step = done
+    per_half = sum(rounds) * fit.steps_per_epoch(half)
+    cyc = cycle_steps(n, gex, None, shape)
+    k = min(gex.probe_chains, gex.chains)
+    probe_members = len(probe_grid(gex, shape)) * k * gex.probe_cycle_count
+    member_cycles = gex.chains * gex.cycles - k * gex.probe_cycle_count
+    fold = n - n // 5
+    return {"theta_steps": fit.epochs_for(n, shape) * fit.steps_per_epoch(n), "aux_rounds_epochs": rounds,
+            "aux_steps": 2 * per_half, "cycle_steps": cyc, "probe_steps": probe_members * cyc,
+            "member_steps": member_cycles * cyc, "probe_members_evaluated": probe_members,
+            "members": gex.chains * gex.cycles, "theta_batch": fit.batch_size, "member_batch": gex.batch_size,
+            "cleanlab_steps": 5 * fit.epochs_for(fold, shape) * fit.steps_per_epoch(fold)}
+
+
+def plan_table(n: int) -> str:
+    lines = [f"| variant ({n} rows) | θ* steps | aux rounds (epochs per half) | aux steps | cycle steps | probe steps | "
+             "member steps | members | cleanlab steps |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, fields in VARIANTS.items():
+        p = sgd_plan(fields, n)
+        lines.append(f"| {name} | {p['theta_steps']} (batch {p['theta_batch']}) | {p['aux_rounds_epochs']} | "
+                     f"{p['aux_steps']} (batch {p['theta_batch']}) | {p['cycle_steps']} | {p['probe_steps']} (batch "
+                     f"{p['member_batch']}) | {p['member_steps']} (batch {p['member_batch']}) | {p['members']} | "
+                     f"{p['cleanlab_steps']} (batch {p['theta_batch']}) |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     import os
 
@@ -243,7 +286,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=800)
     parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
     parser.add_argument("--out", default="image_time")
+    parser.add_argument("--plan", action="store_true", help="print the SGD steps of every variant (no training)")
     args = parser.parse_args()
+    if args.plan:
+        print(plan_table(args.rows))
+        return
     if args.combine:
         combine(args.combine, args.out)
         return
