@@ -140,6 +140,37 @@ def test_token_take_across_chunks_matches_the_rows(lm, tmp_path, monkeypatch):
     assert len(again) == len(texts) and again.token_ids(598, 600) == every[598:]
 
 
+def test_parquet_shards_read_as_datasets_streams_them(tmp_path):
+    """The Parquet reader (pyarrow batches) gives the rows and values ``datasets``' streaming gives, across
+    shards of several row groups, for every column and for a column subset."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for k in range(3):
+        n = 50 + 17 * k
+        pq.write_table(pa.table({"text": [f"shard {k} row {i} é {'x' * (i % 5)}" for i in range(n)],
+                                 "doc_id": [1000 * k + i for i in range(n)],
+                                 "score": [None if i % 7 == 0 else i / 3 for i in range(n)]}),
+                       folder / f"part-{k}.parquet", row_group_size=16)
+    corpus = Corpus(folder)
+    files = [str(f) for f in corpus.files]
+    for cols in (None, ["text"], ["doc_id", "text"]):
+        ds = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
+        ds = ds if cols is None else ds.select_columns(cols)
+        want: dict = {}
+        for batch in ds.iter(batch_size=8):
+            for key, values in batch.items():
+                want.setdefault(key, []).extend(values)
+        got: dict = {}
+        for batch in corpus.iter_batches(cols, batch_size=8):
+            for key, values in batch.items():
+                got.setdefault(key, []).extend(values)
+        assert got == want and list(got) == list(want)
+
+
 def test_bf16_evaluation_keeps_the_ranking(lm):
     from scipy.stats import spearmanr
 
