@@ -143,9 +143,19 @@ def render(data: dict) -> str:
                      " | | | | | | |")
     for pr in partials:
         rss = pr.get("peak_rss") or {}
-        lines += ["", f"Unfinished job at {pr['documents']:,}: {pr['units_done']} of {pr['units']} scoring units "
-                  f"done after {pr['scoring_seconds_so_far']:.0f} s of scoring; peak RSS so far "
-                  f"{rss.get('tree_mb', '?')} / {rss.get('largest_process_mb', '?')} MB (tree / largest)."]
+        peak = (f"peak RSS so far {rss.get('tree_mb', '?')} / {rss.get('largest_process_mb', '?')} MB (tree / "
+                f"largest process; without file-backed pages {rss.get('anon_tree_mb', '?')} / "
+                f"{rss.get('anon_largest_process_mb', '?')})")
+        if "units_done" in pr:
+            lines += ["", f"Unfinished job at {pr['documents']:,}: {pr['units_done']} of {pr['units']} scoring units "
+                      f"done after {pr['scoring_seconds_so_far']:.0f} s of scoring; {peak}."]
+        else:
+            lines += ["", f"Unfinished job at {pr['documents']:,} ({pr.get('label', '')}): {pr['note']}; {peak}."]
+        steps_so_far = (pr.get("rss_by_step") or {}).get("steps")
+        if steps_so_far:
+            lines.append("Its peak RSS by step, MB (largest process, in brackets without file-backed pages): " + "; ".join(
+                f"{k} {v['peak_mb']:.0f}" + (f" ({v['peak_anon_mb']:.0f})" if "peak_anon_mb" in v else "")
+                for k, v in steps_so_far.items()) + ".")
     steps = [r for r in runs if r["curate"]["summary"].get("rss_by_step")]
     if steps:
         names: list[str] = []
