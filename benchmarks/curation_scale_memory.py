@@ -20,6 +20,57 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
+
+
+class PeakRSS:
+    """Peak resident memory of a process and its descendants, sampled by psutil every ``every`` seconds."""
+
+    def __init__(self, pid: int, every: float = 0.5, path: Path | None = None) -> None:
+        import psutil
+
+        self.proc, self.every, self.tree, self.single = psutil.Process(pid), every, 0, 0
+        self.tree_anon = self.single_anon = 0  # the same without file-backed pages (memory maps, shared)
+        self.path, self._written = path, 0.0  # the peaks so far, rewritten every 10 s (for --partial --rss-json)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+            except psutil.Error:
+                return
+            rss, anon = [], []
+            for p in procs:
+                try:
+                    info = p.memory_info()
+                except psutil.Error:
+                    continue
+                rss.append(info.rss)
+                anon.append(info.rss - info.shared)
+            if rss:
+                self.tree, self.single = max(self.tree, sum(rss)), max(self.single, max(rss))
+                self.tree_anon, self.single_anon = max(self.tree_anon, sum(anon)), max(self.single_anon, max(anon))
+            if self.path is not None and time.time() - self._written > 10:
+                self.path.write_text(json.dumps({**self.peaks(), "at": time.strftime("%H:%M:%S")}))
+                self._written = time.time()
+            self._stop.wait(self.every)
+
+    def peaks(self) -> dict:
+        """Peak RSS (MB) of the tree and of its largest process; ``anon_*``: the same less file-backed and
+        shared pages (``rss - shared``: memory-mapped files such as the token cache or the curated Arrow)."""
+        mb = lambda x: round(x / 2 ** 20, 1)  # noqa: E731
+        return {"tree_mb": mb(self.tree), "largest_process_mb": mb(self.single), "anon_tree_mb": mb(self.tree_anon),
+                "anon_largest_process_mb": mb(self.single_anon)}
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks()
 
 
 class StepSampler:
