@@ -227,6 +227,12 @@ def render(data: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("| Prefect API process (peak) | " + " | ".join(
             f"{r['curate']['summary']['rss_by_step']['children_peak_mb']:.0f}" for r in steps) + " |")
+    if data.get("components"):
+        lines += ["", "Parts of the job measured on their own (in process, psutil RSS less file-backed pages sampled "
+                  "every 10 ms, or tracemalloc where stated; one run each, seed 0):", "",
+                  "| part | documents | before | after | how |", "|---|---|---|---|---|"]
+        for c in data["components"]:
+            lines.append(f"| {c['part']} | {c['documents']:,} | {c['before']} | {c['after']} | {c['how']} |")
     for chk in data.get("output_checks", []):
         lines += ["", f"Output check at {chk['documents']:,} documents against the run before these changes "
                   f"(`curation_scale_memory --compare`): manifest identical {chk.get('manifest_identical')}, "
