@@ -1,4 +1,5 @@
-"""``influence-stage curate``: curate a text corpus by self-influence under a budget, validate, publish.
+"""``influence-stage curate``: curate a text corpus by GEX self-influence and loss per character under a budget,
+validate, publish.
 
 Every ``CurateConfig`` field has a flag of its name (``--budget-tokens`` for ``budget_tokens``), its
 help the field's description, its type and choices from the field's annotation; ``--no-dedup`` turns
@@ -64,8 +65,8 @@ def _curate_args(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``curate`` to the CLI's subparsers."""
-    p = sub.add_parser("curate", help="curate a text corpus by self-influence under a budget, validate it, "
-                       "publish it",
+    p = sub.add_parser("curate", help="curate a text corpus by self-influence and loss per character under a "
+                       "budget, validate it, publish it",
                        description="Score an unlabeled corpus with a causal language model (GEX self-"
                        "influence), keep a budget (documents and/or tokens), validate with the corpus suite, "
                        "publish a version. Every CurateConfig field has a flag; --config reads them from YAML.")

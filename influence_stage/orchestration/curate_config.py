@@ -65,9 +65,10 @@ class CurateConfig(BaseModel):
     output_shard_bytes: int | None = Field(None, ge=1, description="About the most bytes of Arrow data per Parquet "
                                            "shard of the curated corpus (None: no byte limit).")
     score: Literal["self", "self_or_perplexity", "reference"] = Field(
-        "self", description="The ranking: 'self' (GEX self-influence; removals from both ends by high_share), "
-        "'self_or_perplexity' (the larger of the self-influence's and the loss per character's rank fractions: "
-        "also finds text every member finds hard, such as random strings) or 'reference' (GEX cross-influence on "
+        "self_or_perplexity", description="The ranking: 'self_or_perplexity' (the larger of the GEX "
+        "self-influence's and the loss per character's rank fractions: the self-influence finds boilerplate and "
+        "atypical text, the loss per character text every member finds hard, such as random strings; removals "
+        "from both ends by high_share), 'self' (GEX self-influence alone) or 'reference' (GEX cross-influence on "
         "the mean loss of the reference corpus; the documents that help it least are removed).")
     reference: str | None = Field(None, description="Shards of the reference corpus (score: reference), read in "
                                   "memory: keep it small.")

@@ -154,8 +154,9 @@ class Prune(Step):
 
 class WriteCurated(Step):
     """The kept documents, every input column plus ``row_id``, ``self_influence`` (GEX self-influence),
-    ``score`` (the run's score, where it is not the self-influence), ``base_loss`` and ``n_tokens``, as Parquet shards under the size limits and a Dataset memory-mapped
-    from them under a working folder (never held whole in memory; removed when the run ends)."""
+    ``score`` (the run's score, where it is not the self-influence), ``base_loss`` and ``n_tokens``, as
+    Parquet shards under the size limits and a Dataset memory-mapped from them under a working folder (never
+    held whole in memory; removed when the run ends)."""
 
     name, reads, writes, timing = ("write-curated", ("corpus", "manifest", "scored", "scores"), ("curated",),
                                    "write + validate")
