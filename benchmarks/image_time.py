@@ -47,6 +47,7 @@ GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: the image-only fields (GEXConfig.floored_aux_*, image_lr_grid, image_min_cycle_steps); "chains" is global
 VARIANTS: dict[str, dict] = {
     "default": {},
+    "default-eval4096": {"image_eval_batch_size": None},
     "aux-half": {"floored_aux_share": 0.5},
     "aux-half-1round": {"floored_aux_share": 0.5, "floored_aux_first": 1.0},
     "aux-quarter-1round": {"floored_aux_share": 0.25, "floored_aux_first": 1.0},
@@ -270,6 +271,35 @@ def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict
             "cleanlab_steps": 5 * fit.epochs_for(fold, shape) * fit.steps_per_epoch(fold)}
 
 
+def step_cost(n: int = 800, steps: int = 40) -> dict:
+    """Seconds of one SGD step of the default CNN at the θ* batch and at the member batch, and of one
+    forward pass over ``n`` rows (random 28×28 rows; one thread), with the load average beside them."""
+    import os
+
+    from influence_stage.config import FitConfig
+    from influence_stage.engine.learner import CosineSchedule
+    from influence_stage.engine.models import build_model
+    from influence_stage.engine.sources import torch_learner
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    data = TensorData.from_arrays(rng.normal(size=(n, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, n))
+    learner = torch_learner(build_model("auto", (1, 28, 28), 10, seed=0), GEXConfig())
+    learner.train_steps(data, 3, CosineSchedule(0.05, 3))  # warm-up
+    out = {"load_start": os.getloadavg()[0], "rows": n}
+    for batch in (FitConfig().batch_size, GEXConfig().batch_size):
+        learner.batch_size = batch
+        t = time.perf_counter()
+        learner.train_steps(data, steps, CosineSchedule(0.05, steps))
+        out[f"train_step_batch_{batch}_s"] = (time.perf_counter() - t) / steps
+    t = time.perf_counter()
+    for _ in range(5):
+        learner.per_sample_loss(data)
+    out["forward_pass_s"] = (time.perf_counter() - t) / 5
+    out["load_end"] = os.getloadavg()[0]
+    return out
+
+
 def plan_table(n: int) -> str:
     lines = [f"| variant ({n} rows) | θ* steps | aux rounds (epochs per half) | aux steps | cycle steps | probe steps | "
              "member steps | members | cleanlab steps |", "|---|---|---|---|---|---|---|---|---|"]
@@ -292,10 +322,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=800)
     parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
     parser.add_argument("--out", default="image_time")
-    parser.add_argument("--cleanlab-last", action="store_true", help="run cleanlab after the variants (still in "
-                        "the same process; a run stopped early keeps the variants' profiles)")
+    parser.add_argument("--cleanlab-after", type=int, default=0, help="run cleanlab after this many variants (still "
+                        "in the same process; a run stopped early keeps the variants' profiles)")
+    parser.add_argument("--step-cost", action="store_true", help="time one SGD step at each batch and one forward "
+                        "pass (seconds of CPU; writes <out>_step_cost.json)")
     parser.add_argument("--plan", action="store_true", help="print the SGD steps of every variant (no training)")
     args = parser.parse_args()
+    if args.step_cost:
+        cost = step_cost(args.rows)
+        write_json(f"{args.out}_step_cost", cost)
+        print(cost)
+        return
     if args.plan:
         print(plan_table(args.rows))
         return
@@ -315,9 +352,9 @@ def main() -> None:
         write_json(args.out, payload)
         (RESULTS / f"{args.out}.md").write_text(markdown(payload))
 
-    if not args.cleanlab_last:
-        cleanlab()
-    for name in args.variants:
+    for i, name in enumerate(args.variants):
+        if i == args.cleanlab_after:
+            cleanlab()
         r = run_variant(name, args.setting, args.seed, args.rows, y_true, flipped, data)
         payload["variants"].append(r)
         payload["load_end"] = os.getloadavg()[0]
@@ -327,7 +364,7 @@ def main() -> None:
               f"{json.dumps({p: round(sum(v.values()), 1) for p, v in r['split'].items()})}", flush=True)
         write_json(args.out, payload)
         (RESULTS / f"{args.out}.md").write_text(markdown(payload))
-    if args.cleanlab_last:
+    if payload["cleanlab"] is None:
         cleanlab()
 
 

@@ -117,6 +117,11 @@ class GEXConfig(BaseModel):
     image_min_cycle_steps: int | None = Field(None, ge=1, description="Fewest SGD steps in one member cycle on image "
                                               "rows (c, h, w); None: min_cycle_steps. Flat features always use "
                                               "min_cycle_steps.")
+    image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
+                                              "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
+                                              "thousands of images at once is several times slower per row on a CPU "
+                                              "(benchmarks/image_time.py measures it). None: eval_batch_size. Flat "
+                                              "features and CUDA models always use eval_batch_size.")
     probe_chains: int = Field(2, ge=1, description="Chains per grid rate probed by ft_lr='auto' (continued as members).")
     probe_cycles: int = Field(1, ge=1, description="Cycles each probe chain runs before the rate is chosen (raised "
                               "to 2 when a single chain is probed); the chosen rate's probe chains are then continued, "

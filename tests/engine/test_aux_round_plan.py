@@ -118,3 +118,27 @@ def test_an_image_dataset_runs_with_the_image_fields(monkeypatch):
     assert cleaner.ft_lr_ in (0.01, 0.02)
     assert steps_seen and set(steps_seen) == {3}  # 90 rows, batch 128: one step per epoch, the floor gives 3
     assert len(cleaner.scores_) == n
+
+
+def test_image_eval_batch_applies_to_image_rows_on_the_cpu_and_keeps_the_losses():
+    from influence_stage.engine.members import use_image_eval_batch
+
+    rng = np.random.default_rng(0)
+    gex = GEXConfig(eval_batch_size=4096)
+    images = TensorData.from_arrays(rng.normal(size=(300, 1, 12, 12)).astype(np.float32), rng.integers(0, 3, 300))
+    flat = TensorData.from_arrays(rng.normal(size=(300, 8)).astype(np.float32), rng.integers(0, 3, 300))
+    cnn = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex)
+    before = cnn.per_sample_loss(images)
+    use_image_eval_batch(cnn, images, gex)
+    assert cnn.eval_batch_size == gex.image_eval_batch_size < 300
+    assert np.allclose(cnn.per_sample_loss(images), before, rtol=1e-5, atol=1e-6)
+    mlp = torch_learner(build_model("mlp", (8,), 3, seed=0), gex)
+    use_image_eval_batch(mlp, flat, gex)  # flat features keep eval_batch_size
+    assert mlp.eval_batch_size == 4096
+    off = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex)
+    use_image_eval_batch(off, images, gex.model_copy(update={"image_eval_batch_size": None}))
+    assert off.eval_batch_size == 4096
+    cuda = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex)
+    cuda.device = "cuda:0"  # only read: a model on an accelerator keeps its large batches
+    use_image_eval_batch(cuda, images, gex)
+    assert cuda.eval_batch_size == 4096
