@@ -231,6 +231,15 @@ def combine(names: list[str], out: str) -> None:
             "SGD steps of each variant from the engine's own rules (`--plan`; the auxiliary halves with every "
             "doubling round taken; a member-batch step costs about two θ*-batch steps):", "",
             plan_table(runs[0]["n_rows"] if runs else 800), ""]
+    cost_file = RESULTS / f"{out}_step_cost.json"
+    if cost_file.exists():
+        cost = json.loads(cost_file.read_text())
+        text += [f"Measured step costs (`--step-cost`, one thread, load average {cost['load_start']:.1f}): SGD step "
+                 f"{1000 * cost['train_step_batch_64_s']:.0f} ms at batch 64, {1000 * cost['train_step_batch_128_s']:.0f} "
+                 f"ms at batch 128; forward pass over {cost['rows']} rows "
+                 + ", ".join(f"{v:.2f} s at eval batch {k.split('_')[-2]}" for k, v in cost.items()
+                             if k.startswith("forward_pass")) + ". Estimated seconds per part (a model from "
+                 "the plan and these costs, not a run; the runs below measure):", "", estimate_table(cost, cost["rows"]), ""]
     for run in runs:
         text.append(markdown(run))
         for r in run["variants"]:
@@ -292,12 +301,35 @@ def step_cost(n: int = 800, steps: int = 40) -> dict:
         t = time.perf_counter()
         learner.train_steps(data, steps, CosineSchedule(0.05, steps))
         out[f"train_step_batch_{batch}_s"] = (time.perf_counter() - t) / steps
-    t = time.perf_counter()
-    for _ in range(5):
-        learner.per_sample_loss(data)
-    out["forward_pass_s"] = (time.perf_counter() - t) / 5
+    for size in (GEXConfig().eval_batch_size, GEXConfig().image_eval_batch_size):
+        learner.eval_batch_size = size
+        t = time.perf_counter()
+        for _ in range(5):
+            learner.per_sample_loss(data)
+        out[f"forward_pass_eval_batch_{size}_s"] = (time.perf_counter() - t) / 5
     out["load_end"] = os.getloadavg()[0]
     return out
+
+
+def estimate_table(cost: dict, n: int) -> str:
+    """Seconds per part of each variant estimated from its SGD plan and the measured step costs: a model,
+    not a run (the auxiliary halves with every round taken; forward passes: one per member evaluated,
+    the probe's and the members' loss matrices and the decision's mean probabilities, one at θ* each)."""
+    c64, c128 = cost["train_step_batch_64_s"], cost["train_step_batch_128_s"]
+    lines = [f"| variant ({n} rows, eval batch) | θ* | aux | probe | members | loss passes | decide | sum | cleanlab | "
+             "ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, fields in VARIANTS.items():
+        p = sgd_plan(fields, n)
+        eb = GEXConfig(**fields).image_eval_batch_size or GEXConfig().eval_batch_size
+        fwd = cost.get(f"forward_pass_eval_batch_{eb}_s")
+        if fwd is None:
+            continue
+        parts = [p["theta_steps"] * c64, p["aux_steps"] * c64, p["probe_steps"] * c128 + (p["probe_members_evaluated"] + 1) * fwd,
+                 p["member_steps"] * c128, (p["members"] + 1) * fwd, p["members"] * fwd]
+        clean = p["cleanlab_steps"] * c64 + cost[f"forward_pass_eval_batch_{GEXConfig().eval_batch_size}_s"]
+        lines.append(f"| {name} ({eb}) | " + " | ".join(f"{x:.0f}" for x in parts) +
+                     f" | {sum(parts):.0f} | {clean:.0f} | {sum(parts) / clean:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def plan_table(n: int) -> str:
@@ -316,7 +348,7 @@ def main() -> None:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--combine", nargs="+", default=None, help="result names to put together into --out")
+    parser.add_argument("--combine", nargs="*", default=None, help="result names to put together into --out")
     parser.add_argument("--setting", default="digits28 uniform 20%", choices=[s for s in SETTINGS if "digits28" in s or "shapes32" in s])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", type=int, default=800)
@@ -336,7 +368,7 @@ def main() -> None:
     if args.plan:
         print(plan_table(args.rows))
         return
-    if args.combine:
+    if args.combine is not None:
         combine(args.combine, args.out)
         return
     torch.set_num_threads(1)
