@@ -22,8 +22,10 @@ band, one band at a time; only documents sharing a key with another one (usually
 the corpus) go through the sequential pass, whose state is a few integer arrays and which compares
 the band values themselves (a key shared by two different bands adds no candidate). Memory: a few
 tens of bytes per document in RAM while a band's keys are sorted, 8 bytes per document for the
-result; the signatures (``4 * num_perm`` bytes per document) are on disk. The output equals that of the
-in-memory index queried document by document (``tests/data/test_dedup.py`` checks it).
+result; the signatures (``4 * num_perm`` bytes per document) are on disk, and only those of the documents
+that share a key are read back for the sequential pass (with their bucket ids, about
+``4 * num_perm + 16 * b`` bytes each). The output equals that of the in-memory index queried
+document by document (``tests/data/test_dedup.py`` checks it).
 """
 
 from __future__ import annotations
