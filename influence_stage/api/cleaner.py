@@ -98,7 +98,10 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
     relabel_rule : {"argmax", "soft"}, default "argmax"
         Which flagged rows can be relabeled (see ``influence_stage.decisions.decide.decide``).
     min_agreement : float in [0, 1], default 0.5
-        Relabel only where the members' mean probability of the suggested label is at least this.
+        Relabel only where the suggested label's probability (the members' and the cross-fitted
+        probabilities averaged; the members' alone when the cross-fitted model is weak) is at least this;
+        it must also lead the given label's by 0.3, and reach 0.75 when the cross-fitted model is weak
+        (``decisions.suggest.confident_suggestions``).
     relabel_fallback : {"drop", "keep"}, default "drop"
         Action of flagged rows that are not relabeled.
     max_fraction_per_class : float in [0, 1] or None, default 0.5

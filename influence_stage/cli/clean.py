@@ -109,7 +109,8 @@ def flow_args(p: argparse.ArgumentParser) -> None:
     decisions.add_argument("--relabel-rule", choices=["argmax", "soft"], help="action relabel: which flagged "
                            "rows can be relabeled (default argmax)")
     decisions.add_argument("--min-agreement", type=float, metavar="P", help="action relabel: relabel only where "
-                           "the members' mean probability of the suggested label is at least P (default 0.5)")
+                           "the suggested label's probability is at least P (default 0.5) and leads the given "
+                           "label's by 0.3 (0.75 at least when the cross-fitted model is weak)")
     decisions.add_argument("--min-weight", type=float, metavar="W", help="action reweight: lower clip of the "
                            "weights (default 0.05)")
     decisions.add_argument("--weight-column", metavar="NAME", help="action reweight: name of the added weight "

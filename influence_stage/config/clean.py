@@ -156,8 +156,10 @@ class CleanConfig(BaseModel):
         "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, from the "
         "confident joint of cross-fitted probabilities; see influence_stage.decisions.estimate), 'otsu', 'gmm', 'quantile:q', "
         "'budget:f' or a score value (see decisions.thresholds.choose_threshold).")
-    min_agreement: float = Field(0.5, ge=0, le=1, description="Relabel only where the members' mean probability "
-                                 "of the suggested label is at least this.")
+    min_agreement: float = Field(0.5, ge=0, le=1, description="Relabel only where the suggested label's "
+                                 "probability (the members' and the cross-fitted probabilities averaged; the members' "
+                                 "alone when the cross-fitted model is weak) is at least this; it must also lead "
+                                 "the given label's by 0.3, and reach 0.75 when the cross-fitted model is weak.")
     relabel_fallback: Literal["drop", "keep"] = Field(
         "drop", description="Action of flagged rows that are not relabeled under action='relabel'.")
     relabel_rule: Literal["argmax", "soft"] = Field(
