@@ -108,10 +108,12 @@ def run_curate(folder: Path, config: dict, tag: str, *flags: str) -> dict:
 
 
 def demo_config(folder: Path, n: int, **extra: object) -> dict:
-    """The demo's curation settings (``flows/corpus.yaml``) pointed at this corpus."""
+    """The demo's curation settings (``flows/corpus.yaml``) pointed at this corpus, ranked by ``score: self``:
+    the manifest's score is then GEX self-influence itself (the AP GEX column, the self-GEX subset); the
+    demo's ``self_or_perplexity`` costs the same job and is computed from it by ``curation_junk_scores.py``."""
     config = yaml.safe_load(DEMO.read_text())
     config.update(source=str(folder / "shards"), model=str(folder / "model"), name=f"scale-{n}",
-                  publish_root=str(folder / "published"), cache_dir=str(folder / "cache"))
+                  publish_root=str(folder / "published"), cache_dir=str(folder / "cache"), score="self")
     config.update(PASSES)
     config.update(extra)
     return config
