@@ -223,7 +223,7 @@ def profile_table(r: dict) -> str:
             f"Auxiliary rounds (half 1 then half 2): {'; '.join(aux)}.\n")
 
 
-def combine(names: list[str], out: str) -> None:
+def combine(names: list[str], out: str, notes: str | None = None) -> None:
     """One JSON and one markdown of several runs: the trade-off table per setting and the default's profile."""
     runs = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
     write_json(out, {"machine": machine(), "runs": runs})
@@ -246,6 +246,8 @@ def combine(names: list[str], out: str) -> None:
             if r["variant"] == "default":
                 text += [f"#### Where the default run's time goes ({run['setting']}, seed {run['seed']})", "",
                          profile_table(r)]
+    if notes:
+        text += ["", Path(notes).read_text()]
     (RESULTS / f"{out}.md").write_text("\n".join(text))
 
 
@@ -348,6 +350,7 @@ def main() -> None:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--notes", default=None, help="a markdown file appended by --combine")
     parser.add_argument("--combine", nargs="*", default=None, help="result names to put together into --out")
     parser.add_argument("--setting", default="digits28 uniform 20%", choices=[s for s in SETTINGS if "digits28" in s or "shapes32" in s])
     parser.add_argument("--seed", type=int, default=0)
@@ -369,7 +372,7 @@ def main() -> None:
         print(plan_table(args.rows))
         return
     if args.combine is not None:
-        combine(args.combine, args.out)
+        combine(args.combine, args.out, args.notes)
         return
     torch.set_num_threads(1)
     kind, _, rate, noise = SETTINGS[args.setting]
