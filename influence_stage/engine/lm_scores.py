@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from influence_stage.engine.scores import percentile_rank
 from influence_stage.errors import InvalidInputError
 
 
@@ -32,16 +33,9 @@ def loss_per_char(base_loss: np.ndarray, n_tokens: np.ndarray, n_chars: np.ndarr
     return base_loss * n_tokens / np.maximum(n_chars, 1.0)
 
 
-def rank_fraction(score: np.ndarray) -> np.ndarray:
-    """Ranks of ``score`` as fractions in (0, 1], ties sharing their mean rank, ``(n,) float64``."""
-    from scipy.stats import rankdata  # scipy.stats stays off the package's import path
-
-    score = np.asarray(score, dtype=np.float64)
-    return rankdata(score) / max(len(score), 1)
-
-
 def self_or_perplexity(self_influence: np.ndarray, per_char: np.ndarray) -> np.ndarray:
-    """The larger of a document's two rank fractions: GEX self-influence and loss per character, ``(n,) float64``.
+    """The larger of a document's two rank fractions (``engine.scores.percentile_rank``): GEX self-influence
+    and loss per character, ``(n,) float64``.
 
     Higher = at the high end of either ranking. Ties and the scale of either score do not matter, only
     the order within each.
@@ -62,7 +56,7 @@ def self_or_perplexity(self_influence: np.ndarray, per_char: np.ndarray) -> np.n
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise InvalidInputError("self_influence and per_char must be finite: a NaN or infinite score cannot be "
                                 "ranked.")
-    return np.maximum(rank_fraction(a), rank_fraction(b))
+    return np.maximum(percentile_rank(a), percentile_rank(b))
 
 
-__all__ = ["loss_per_char", "rank_fraction", "self_or_perplexity"]
+__all__ = ["loss_per_char", "self_or_perplexity"]

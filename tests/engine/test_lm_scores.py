@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from influence_stage.engine.lm_scores import loss_per_char, rank_fraction, self_or_perplexity
+from influence_stage.engine.lm_scores import loss_per_char, self_or_perplexity
 from influence_stage.errors import InvalidInputError
 
 
@@ -22,7 +22,8 @@ def test_a_document_extreme_on_either_ranking_is_at_the_high_end():
     assert out[7] == out[42] == 1.0 and np.sort(out)[-3] < 1.0
     # only the order of each score matters, not its scale
     np.testing.assert_array_equal(out, self_or_perplexity(gex * 1e6, np.exp(per_char)))
-    assert rank_fraction(np.array([3.0, 1.0, 1.0])).tolist() == [1.0, 0.5, 0.5]
+    # ties share their mean rank
+    assert self_or_perplexity(np.array([3.0, 1.0, 1.0]), np.zeros(3)).tolist() == [1.0, 2 / 3, 2 / 3]
 
 
 def test_bad_shapes_and_nan_scores_are_refused():
