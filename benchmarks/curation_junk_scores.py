@@ -5,15 +5,15 @@ token loss at θ* (``base_loss``) and its characters; its token cache gives its 
 scores of the other rankings follow without another pass over the corpus, exactly as the stage computes
 them (``engine.lm_scores``):
 
-- ``self``: GEX self-influence;
+- ``gex``: GEX self-influence (``score: self``);
 - ``perplexity``: mean token loss at θ* (the classic perplexity filter);
-- ``loss per char``: total loss over characters;
-- ``self_or_perplexity``: the larger of the ``self`` and ``loss per char`` rank fractions;
+- ``perplexity/char``: total loss over characters (``lm_scores.loss_per_char``);
+- ``self_or_perplexity``: the larger of the ``gex`` and ``perplexity/char`` rank fractions (the default);
 - ``random``.
 
-For each run: junk AP (sklearn ``average_precision_score``, planted junk = positive, scored documents),
-AUROC per junk kind, the ratio to perplexity's AP, and the position statistic (median score of the
-first vs the last 10% of the rows, clean documents). Runs of other corpus seeds than the one on which
+For each run, ``curation_scale.detection``'s junk AP and AUROC per junk kind, the ratio to perplexity's AP,
+and the position statistic of ``self_or_perplexity`` (median score of the first vs the last 10% of the
+rows, clean documents). Runs of other corpus seeds than the one on which
 ``self_or_perplexity`` was first seen (seed 0) are its held-out check.
 
 Writes benchmarks/results/<out>.json and .md (default ``curation_junk_scores``).
@@ -36,7 +36,6 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 from influence_stage.engine.lm_scores import loss_per_char, self_or_perplexity  # noqa: E402
 
@@ -44,7 +43,9 @@ OUT = HERE / "results"
 
 
 def evaluate(folder: Path, label: str) -> dict:
-    """The junk AP / AUROC of each score and the position statistic of one finished run."""
+    """The junk AP / AUROC of each score (``curation_scale.detection``) and the position statistic of
+    ``self_or_perplexity`` of one finished run."""
+    from curation_scale import detection
     from curation_scale_select import stage_token_counts
 
     summary = json.loads((folder / "curate.summary.json").read_text())
@@ -59,26 +60,18 @@ def evaluate(folder: Path, label: str) -> dict:
     n_tok = stage_token_counts(folder)
     if len(n_tok) != int(scored.sum()):
         raise SystemExit(f"{folder}: {len(n_tok)} token counts for {int(scored.sum())} scored documents")
-    kinds = truth["kind"].to_numpy(dtype=object)[scored]
-    junk = kinds != "clean"
-    gex = manifest["score"].to_numpy()[scored]
-    loss = manifest["base_loss"].to_numpy()[scored]
-    per_char = loss_per_char(loss, n_tok, manifest["n_chars"].to_numpy()[scored])
-    scores = {"self": gex, "perplexity": loss, "loss per char": per_char,
-              "self_or_perplexity": self_or_perplexity(gex, per_char),
-              "random": np.random.default_rng(0).random(len(gex))}
-    out: dict = {"label": label, "folder": str(folder), "scored": int(scored.sum()), "junk": int(junk.sum()),
-                 "ap": {}, "auroc": {}, "position": {}}
-    rows = np.flatnonzero(scored)
-    n = len(manifest)
-    first, last = rows < 0.1 * n, rows >= 0.9 * n
-    for name, s in scores.items():
-        out["ap"][name] = float(average_precision_score(junk, s))
-        out["auroc"][name] = {k: float(roc_auc_score(kinds[(kinds == k) | ~junk] == k, s[(kinds == k) | ~junk]))
-                              for k in sorted(set(kinds) - {"clean"})}
-        a, b = np.median(s[first & ~junk]), np.median(s[last & ~junk])
-        out["position"][name] = {"first": float(a), "last": float(b), "ratio": float(a / b) if b else None}
-    return out
+    det = detection(manifest, truth, n_tok, seed=0)
+    # the position statistic of the union (detection's is the self-influence's)
+    union = np.full(len(manifest), np.nan)
+    union[scored] = self_or_perplexity(manifest["score"].to_numpy()[scored],
+                                       loss_per_char(manifest["base_loss"].to_numpy()[scored], n_tok,
+                                                     manifest["n_chars"].to_numpy()[scored]))
+    n, row = len(manifest), np.arange(len(manifest))
+    clean = scored & (truth["kind"].to_numpy(dtype=object) == "clean")
+    first, last = np.median(union[clean & (row < n // 10)]), np.median(union[clean & (row >= n - n // 10)])
+    return {"label": label, "folder": str(folder), "scored": det["scored"], "junk": det["junk_scored"],
+            "ap": det["ap"], "auroc": det["auroc"],
+            "position": {"gex": det["position"]["ratio"], "self_or_perplexity": float(first / last)}}
 
 
 def markdown(runs: list[dict]) -> str:
@@ -90,12 +83,12 @@ def markdown(runs: list[dict]) -> str:
         p = r["position"]["self_or_perplexity"]
         lines.append(f"| {r['label']} | {r['scored']:,} ({r['junk']:,}) | "
                      + " | ".join(f"{r['ap'][n]:.3f}" for n in names)
-                     + f" | {r['ap']['self_or_perplexity'] / r['ap']['perplexity']:.1f}× | {p['ratio']:.3f} |")
+                     + f" | {r['ap']['self_or_perplexity'] / r['ap']['perplexity']:.1f}× | {p:.3f} |")
     lines += ["", "AUROC per junk kind:", "",
-              "| run | score | " + " | ".join(runs[0]["auroc"]["self"]) + " |",
-              "|---|---|" + "---|" * len(runs[0]["auroc"]["self"])]
+              "| run | score | " + " | ".join(runs[0]["auroc"]["gex"]) + " |",
+              "|---|---|" + "---|" * len(runs[0]["auroc"]["gex"])]
     for r in runs:
-        for n in ("self", "loss per char", "self_or_perplexity"):
+        for n in ("gex", "perplexity/char", "self_or_perplexity"):
             lines.append(f"| {r['label']} | {n} | " + " | ".join(f"{v:.2f}" for v in r["auroc"][n].values()) + " |")
     return "\n".join(lines) + "\n"
 

@@ -69,6 +69,8 @@ from common import machine
 from curation_scale_memory import PeakRSS
 from curation_scale_report import markdown
 
+from influence_stage.engine.lm_scores import loss_per_char, self_or_perplexity
+
 RESULTS = HERE / "results"
 JSON_PATH, MD_PATH = RESULTS / "curation_scale.json", RESULTS / "curation_scale.md"
 DEMO = ROOT / "flows" / "corpus.yaml"
@@ -155,15 +157,19 @@ def token_cache(cache_dir: Path) -> Path:
 def detection(manifest: pd.DataFrame, truth: pd.DataFrame, n_tok: np.ndarray, seed: int) -> dict:
     """Junk AP / AUROC of each score on the scored documents, the position statistic, dedup counts.
 
+    The manifest's score is GEX self-influence (the job runs ``score: self``); the other scores follow from
+    it as the stage computes them (``engine.lm_scores``), ``self_or_perplexity`` the curation default.
+
     ``n_tok``: each scored document's tokens as the stage counts them (``document_tokens``: no bos),
     which are also its predicted tokens (the bos in front makes the first one predicted)."""
     scored = manifest["score"].notna().to_numpy()
     kinds = truth["kind"].to_numpy(dtype=object)
     junk = kinds[scored] != "clean"
     loss = manifest["base_loss"].to_numpy()[scored]
-    chars = np.maximum(manifest["n_chars"].to_numpy()[scored], 1)
-    scores = {"gex": manifest["score"].to_numpy()[scored], "perplexity": loss,
-              "perplexity/char": loss * n_tok / chars,
+    per_char = loss_per_char(loss, n_tok, manifest["n_chars"].to_numpy()[scored])
+    gex_scored = manifest["score"].to_numpy()[scored]
+    scores = {"gex": gex_scored, "perplexity": loss, "perplexity/char": per_char,
+              "self_or_perplexity": self_or_perplexity(gex_scored, per_char),
               "random": np.random.default_rng(seed).random(int(scored.sum()))}
     out: dict = {"scored": int(scored.sum()), "junk_scored": int(junk.sum()),
                  "junk_left_out_before_scoring": {k: int(((kinds == k) & ~scored).sum()) for k in gen.JUNK_KINDS},
