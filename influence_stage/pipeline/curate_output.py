@@ -171,10 +171,10 @@ class WriteCurated(Step):
         n_tokens = np.full(len(manifest), -1, dtype=np.int64)
         rows = np.flatnonzero(context["scored"])
         n_tokens[rows] = context["doc_tokens"]
-        extra = {ROW_ID: manifest[ROW_ID].to_numpy(), "self_influence": manifest["score"].to_numpy()}
-        if c.score != "self":  # the manifest's score is another ranking: the self-influence is written beside it
-            extra["self_influence"] = np.full(len(manifest), np.nan)
-            extra["self_influence"][rows] = context["scores"]["self_influence"]
+        self_influence = np.full(len(manifest), np.nan)
+        self_influence[rows] = context["scores"]["self_influence"]
+        extra = {ROW_ID: manifest[ROW_ID].to_numpy(), "self_influence": self_influence}
+        if c.score != "self":  # the manifest's score is another ranking: written beside the self-influence
             extra["score"] = manifest["score"].to_numpy()
         extra.update(base_loss=manifest["base_loss"].to_numpy(), n_tokens=n_tokens)
         paths = context["corpus"].write_parquet_shards(Path(workdir.name) / "shards", keep, extra=extra,
