@@ -497,12 +497,30 @@ def _first_copies(digests: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 def near_duplicate_groups(frame: pd.DataFrame, *, limit: int | None = None) -> list[list[int]]:
     """Groups of rows that are near-duplicates of each other (same ``near_key``, more than one
-    distinct ``content_hash``), largest first; reported, never removed."""
-    text = frame.loc[frame["near_key"] != "", ["near_key", "content_hash", "row"]]
-    # the keys held by more than one distinct text, counted vectorised (a Python loop over every key of a
-    # million-document corpus would take minutes), then the rows of those few keys
+    distinct ``content_hash``), largest first; reported, never removed.
+
+    The keys held by more than one row are counted in Arrow (one count per key, no pandas group per
+    key of a million-document corpus); only the rows of those few keys are grouped in pandas."""
+    import pyarrow.compute as pc
+
+    keys = _arrow_column(frame["near_key"])
+    present = pc.and_(pc.is_valid(keys), pc.not_equal(keys, ""))
+    counts = pc.value_counts(pc.filter(keys, present))
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    rows = np.flatnonzero(pc.fill_null(pc.and_(present, pc.is_in(keys, value_set=repeated)), False)
+                          .to_numpy(zero_copy_only=False))
+    del keys, present, counts, repeated
+    text = frame.iloc[rows][["near_key", "content_hash", "row"]]
     distinct = text.groupby("near_key", sort=False)["content_hash"].nunique()
     shared = text[text["near_key"].isin(distinct.index[distinct.to_numpy() > 1])]
     groups = [sorted(int(r) for r in rows) for _, rows in shared.groupby("near_key", sort=False)["row"]]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups[:limit] if limit is not None else groups
+
+
+def _arrow_column(column: pd.Series) -> Any:
+    """A text column as one Arrow string array (its own buffers when it is already Arrow-backed)."""
+    import pyarrow as pa
+
+    arr = pa.array(column.astype("str").array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr

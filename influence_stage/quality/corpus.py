@@ -157,24 +157,40 @@ def write_corpus_suite_file(directory: str | Path | None = None) -> Path:
 
 def document_frame(ds: datasets.Dataset, text_column: str, *, batch_size: int = 4096) -> pd.DataFrame:
     """``row_id``, ``n_chars`` (stripped; NaN for a missing or non-string text) and ``content_hash``
-    of each curated document, read in batches (the texts are not kept)."""
+    (a string column, missing where the text is) of each curated document, read in batches (the texts
+    are not kept; the hashes are gathered into one Arrow string column, not one Python object per document)."""
+    import pyarrow as pa
+
     if not isinstance(ds, datasets.Dataset):
         raise InvalidTypeError(f"the curated corpus must be a datasets.Dataset; found {type(ds).__name__}.")
     for col in (ROW_ID, text_column):
         if col not in ds.column_names:
             raise InvalidInputError(f"the curated corpus has no column {col!r}; its columns are {ds.column_names}.")
-    ids: list[int] = []
-    n_chars: list[float] = []
-    hashes: list[Any] = []
-    for start in range(0, ds.num_rows, batch_size):
-        batch = ds.select_columns([ROW_ID, text_column])[start:start + batch_size]
-        ids.extend(batch[ROW_ID])
-        for text in batch[text_column]:
+    n = ds.num_rows
+    ids = np.empty(n, dtype=np.int64)
+    n_chars = np.empty(n, dtype=np.float64)
+    chunks: list[Any] = []
+    view = ds.select_columns([ROW_ID, text_column])
+    for start in range(0, n, batch_size):
+        batch = view[start:start + batch_size]
+        stop = start + len(batch[ROW_ID])
+        ids[start:stop] = batch[ROW_ID]
+        hashes: list[Any] = []
+        for i, text in enumerate(batch[text_column], start):
             ok = isinstance(text, str)
-            n_chars.append(float(len(text.strip())) if ok else np.nan)
+            n_chars[i] = float(len(text.strip())) if ok else np.nan
             hashes.append(content_hash(text) if ok else None)
-    return pd.DataFrame({ROW_ID: np.asarray(ids, dtype=np.int64), "n_chars": np.asarray(n_chars, dtype=np.float64),
-                         "content_hash": pd.Series(hashes, dtype=object)})
+        chunks.append(pa.array(hashes, type=pa.string()))
+    hash_column = pa.chunked_array(chunks, type=pa.string()).combine_chunks() if chunks else pa.array([], pa.string())
+    return pd.DataFrame({ROW_ID: ids, "n_chars": n_chars,
+                         "content_hash": pd.Series(hash_column.to_pandas(types_mapper=_string_dtype), dtype="str")})
+
+
+def _string_dtype(arrow_type: Any) -> Any:
+    """pandas' Arrow-backed ``str`` dtype for Arrow strings (no Python object per value)."""
+    import pyarrow as pa
+
+    return pd.StringDtype("pyarrow", na_value=np.nan) if arrow_type == pa.string() else None
 
 
 def _accounting(n_input: int, manifest: pd.DataFrame, documents: pd.DataFrame) -> pd.DataFrame:
@@ -188,21 +204,23 @@ def _accounting(n_input: int, manifest: pd.DataFrame, documents: pd.DataFrame) -
     n_out = out_counts.reindex(all_ids).fillna(0).to_numpy(dtype=np.int64)
     kept = pd.Series(manifest["status"].eq("kept").to_numpy(), index=man_ids)
     kept = kept[~kept.index.duplicated()].reindex(all_ids).fillna(False).to_numpy(dtype=bool)
-    source = np.where(in_input, _FROM_INPUT, _NOT_FROM_INPUT).astype(object)
 
     def masked(values: np.ndarray, mask: np.ndarray) -> pd.Series:
-        if np.asarray(values).dtype.kind in "iu":
-            return pd.Series(pd.array(values, dtype="Int64")).mask(~mask)
-        out = np.asarray(values, dtype=object).copy()
-        out[~mask] = None
+        return pd.Series(pd.array(values, dtype="Int64")).mask(~mask)
+
+    def source(mask: np.ndarray) -> pd.Series:
+        # one shared string object per label, 8 bytes a row (not a Python string per row)
+        out = np.full(len(all_ids), None, dtype=object)
+        out[mask & in_input] = _FROM_INPUT
+        out[mask & ~in_input] = _NOT_FROM_INPUT
         return pd.Series(out, dtype=object)
 
     in_both = in_input & (n_man > 0)
     return pd.DataFrame({
         ROW_ID: all_ids,
         "manifest_count": masked(n_man, in_input),
-        "manifest_row_source": masked(source, n_man > 0),
-        "output_row_source": masked(source, n_out > 0),
+        "manifest_row_source": source(n_man > 0),
+        "output_row_source": source(n_out > 0),
         "output_count": masked(n_out, in_both),
         "expected_output_count": masked(kept.astype(np.int64), in_both),
     })
@@ -246,14 +264,21 @@ def validate_corpus(documents: pd.DataFrame, manifest: pd.DataFrame, *, n_input:
                   "budget_min": float(budget_fraction) - tol, "budget_max": float(budget_fraction) + tol}
     budget = pd.DataFrame({"check": ["budget"], "kept_fraction": [len(documents) / n_scored],
                            "n_kept": [len(documents)], "n_scored": [n_scored]})
-    batches = [
-        Batch("documents", documents.reset_index(drop=True), (ROW_ID,)),
-        Batch("manifest", manifest.reset_index(drop=True), (ROW_ID,)),
-        Batch("accounting", _accounting(n_input, manifest, documents), (ROW_ID,)),
-        Batch("budget", budget, ("check",)),
-    ]
+    # One batch at a time, each frame built just before it is validated: the accounting join (one row per
+    # input document) is not held while Great Expectations works on the documents and the manifest.
+    batches = (
+        lambda: Batch("documents", documents.reset_index(drop=True), (ROW_ID,)),
+        lambda: Batch("manifest", manifest.reset_index(drop=True), (ROW_ID,)),
+        lambda: Batch("accounting", _accounting(n_input, manifest, documents), (ROW_ID,)),
+        lambda: Batch("budget", budget, ("check",)),
+    )
     suites = build_corpus_suites(dedup=dedup)
-    results, ge_results = validate_batches(SUITE, suites, batches, parameters)
+    results: list[dict[str, Any]] = []
+    ge_results: dict[str, Any] = {}
+    for make in batches:
+        batch_results, batch_ge = validate_batches(SUITE, suites, [make()], parameters)
+        results.extend(batch_results)
+        ge_results.update(batch_ge)
     return ValidationReport(suite=SUITE, success=all(r["success"] for r in results), results=tuple(results),
                             suite_version=CORPUS_SUITE_VERSION,
                             parameters={**parameters, "n_input": int(n_input), "n_scored": n_scored,
