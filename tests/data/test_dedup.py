@@ -164,3 +164,18 @@ def test_near_duplicate_groups_lists_keys_with_several_distinct_texts():
     assert near_duplicate_groups(frame) == [[0, 2, 6]]
     frame.loc[4, "content_hash"] = "g"
     assert near_duplicate_groups(frame) == [[0, 2, 6], [1, 4]] and near_duplicate_groups(frame, limit=1) == [[0, 2, 6]]
+
+
+def test_near_duplicate_groups_ignore_missing_keys_and_match_arrow_strings():
+    import numpy as np
+    import pandas as pd
+
+    from influence_stage.data.corpus import near_duplicate_groups
+
+    keys = pd.Series(["k1", None, "k1", "", "k2", None, "k2", "k3"], dtype="str")
+    hashes = pd.Series(["a", "b", "c", "d", "e", "f", "e", "g"], dtype="str")
+    frame = pd.DataFrame({"row": np.arange(8) + 100, "near_key": keys, "content_hash": hashes})
+    # k1: two distinct texts (a group); k2: one text twice (exact copies); missing and empty keys never group
+    assert near_duplicate_groups(frame) == [[100, 102]]
+    assert near_duplicate_groups(frame.astype({"near_key": object, "content_hash": object})) == [[100, 102]]
+    assert near_duplicate_groups(frame.iloc[:0]) == []
