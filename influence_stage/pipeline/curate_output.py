@@ -204,6 +204,10 @@ class ValidateCorpus(Step):
         return report
 
 
+#: The manifest columns the HTML report reads (``report.corpus.build_corpus_report`` and ``sample_rows``).
+REPORT_COLUMNS: tuple[str, ...] = (ROW_ID, "status", "score", "base_loss")
+
+
 class CorpusReport(Step):
     """The run's summary and the HTML report (score histogram, samples, near-duplicate groups)."""
 
@@ -213,7 +217,10 @@ class CorpusReport(Step):
     def run(self, context: RunContext) -> Any:
         from influence_stage.report.corpus import build_corpus_report, sample_rows
 
-        c, manifest, result, near = context.config, context["manifest"], context["pruned"], context["near"]
+        c, result, near = context.config, context["pruned"], context["near"]
+        # the columns the report reads: its row copies (scored rows, sorted, indexed by row_id) then hold four
+        # numbers a document, not the manifest's hashes and ids
+        manifest = context["manifest"][list(REPORT_COLUMNS)]
         n_scored = int(context["scored"].sum())
         samples = sample_rows(manifest)
         wanted = {i for ids in samples.values() for i in ids} | {g[0] for g in near[:10]}
