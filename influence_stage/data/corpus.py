@@ -30,6 +30,7 @@ mid-run live in ``influence_stage.data.corpus_shards``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -515,7 +516,32 @@ def near_duplicate_groups(frame: pd.DataFrame, *, limit: int | None = None) -> l
     shared = text[text["near_key"].isin(distinct.index[distinct.to_numpy() > 1])]
     groups = [sorted(int(r) for r in rows) for _, rows in shared.groupby("near_key", sort=False)["row"]]
     groups.sort(key=lambda g: (-len(g), g[0]))
+    release_free_memory()  # the key counts' Arrow buffers, kept by Arrow's allocator otherwise
     return groups[:limit] if limit is not None else groups
+
+
+def release_free_memory() -> None:
+    """Hand memory this process freed back to the operating system: the pages Arrow's allocator
+    (``pyarrow.default_memory_pool``, mimalloc or jemalloc) and glibc's ``malloc`` keep for reuse after
+    large buffers are freed. Without it a step that built and dropped a million-row column leaves the
+    process that much larger for the rest of the run. A no-op where glibc is not the C library."""
+    pa.default_memory_pool().release_unused()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    """glibc, for ``malloc_trim``; None elsewhere (musl, macOS, Windows)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
 
 
 def _arrow_column(column: pd.Series) -> Any:

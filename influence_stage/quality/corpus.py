@@ -34,7 +34,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from influence_stage.data.corpus import STATUSES, content_hash
+from influence_stage.data.corpus import STATUSES, content_hash, release_free_memory
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.quality.gate import Batch, ValidationReport, validate_batches
@@ -279,6 +279,7 @@ def validate_corpus(documents: pd.DataFrame, manifest: pd.DataFrame, *, n_input:
         batch_results, batch_ge = validate_batches(SUITE, suites, [make()], parameters)
         results.extend(batch_results)
         ge_results.update(batch_ge)
+        release_free_memory()  # Great Expectations' work on this batch (its row hashes, masks)
     return ValidationReport(suite=SUITE, success=all(r["success"] for r in results), results=tuple(results),
                             suite_version=CORPUS_SUITE_VERSION,
                             parameters={**parameters, "n_input": int(n_input), "n_scored": n_scored,
