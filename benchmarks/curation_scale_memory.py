@@ -10,7 +10,10 @@ its peak and when it ended (MB). Run it at two corpus sizes to see which step's 
 
 ``python benchmarks/curation_scale_memory.py --compare BEFORE AFTER`` compares two published versions of
 one corpus (manifests and curated shards): the check that a change left the job's output as it was;
-``--render NAME`` writes ``results/NAME.md`` (the memory table) from ``results/NAME.json``.
+``--render NAME`` writes ``results/NAME.md`` (the memory table) from ``results/NAME.json``;
+``--parts BEFORE N`` measures the output steps' parts (corpus gate, its document frame, near-duplicate
+groups, the report) on synthetic inputs of N rows, at commit BEFORE and in the working tree, each call in
+its own process, and checks that both give the same output.
 """
 
 from __future__ import annotations
@@ -241,12 +244,178 @@ def render(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---- parts: the output steps' pieces at corpus scale, the code of two commits side by side ------------------
+
+#: What ``--parts`` measures: each a function of (the module versions to use, N) run in a fresh process.
+PART_NAMES = ("validate_corpus", "document_frame", "near_duplicate_groups", "report")
+
+
+def _module_at(commit: str | None, path: str, name: str):
+    """The module at ``path`` as committed in ``commit`` (``None``: the working tree's, imported normally)."""
+    import importlib
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    if commit is None:
+        return importlib.import_module(path[:-3].replace("/", "."))
+    source = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent).stdout
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _synthetic_manifest(n: int, seed: int = 0):
+    """A curation manifest of ``n`` rows as ``build_manifest`` makes it (Arrow-backed strings), 69% kept, 10%
+    unscored, and the curated documents' frame (``document_frame``'s columns) of its kept rows."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    status = np.where(rng.random(n) < 0.69, "kept", "junk")
+    score = rng.random(n)
+    score[rng.random(n) < 0.1] = np.nan
+    man = pd.DataFrame({"row_id": np.arange(n), "doc_id": pd.Series(np.arange(n).astype(str), dtype="str"),
+                        "status": pd.Series(status, dtype="str"),
+                        "action": pd.Series(np.where(status == "kept", "keep", "drop"), dtype="str"),
+                        "score": score, "base_loss": rng.random(n), "n_chars": rng.integers(10, 500, n),
+                        "content_hash": pd.Series([f"{i:032x}" for i in range(n)], dtype="str"),
+                        "duplicate_of": np.full(n, -1)})
+    kept = np.flatnonzero(status == "kept")
+    docs = pd.DataFrame({"row_id": kept, "n_chars": man["n_chars"].to_numpy()[kept].astype(float),
+                         "content_hash": pd.Series([f"{i:032x}" for i in kept], dtype="str")})
+    return man, docs
+
+
+def _part_setup(part: str, commit: str | None, n: int):
+    """``(call, check)``: the part's call on its synthetic input at the code of ``commit``, and a function of its
+    output that two versions must agree on."""
+    import json as _json
+
+    import numpy as np
+    import pandas as pd
+
+    if part == "validate_corpus":
+        q = _module_at(commit, "influence_stage/quality/corpus.py", "corpus_gate_under_test")
+        man, docs = _synthetic_manifest(n)
+        if commit is not None:  # the code before held the hashes as Python objects
+            docs["content_hash"] = docs["content_hash"].astype(object)
+        kw = dict(n_input=n, n_scored=int(man["score"].notna().sum()), budget_fraction=0.5, max_chars=2000)
+        kw["budget_fraction"] = len(docs) / kw["n_scored"]
+        return (lambda: q.validate_corpus(docs, man, **kw),
+                lambda r: _json.dumps([x for x in r.results], default=str, sort_keys=True))
+    if part == "document_frame":
+        import datasets
+
+        q = _module_at(commit, "influence_stage/quality/corpus.py", "corpus_gate_under_test")
+        rng = np.random.default_rng(0)
+        words = np.array(["the", "film", "was", "a", "quiet", "long", "story", "of", "two", "friends"])
+        texts = [" ".join(words[rng.integers(0, 10, 12)]) + f" {i}" for i in range(n)]
+        ds = datasets.Dataset.from_dict({"row_id": np.arange(n), "text": texts})
+        del texts
+        return (lambda: q.document_frame(ds, "text"),
+                lambda f: (f["row_id"].tolist(), f["n_chars"].tolist(), f["content_hash"].astype(object).tolist()))
+    if part == "near_duplicate_groups":
+        d = _module_at(commit, "influence_stage/data/corpus.py", "corpus_data_under_test")
+        rng = np.random.default_rng(0)  # 1% of rows share one of 5,000 keys, half of those with their own text
+        key = np.where(rng.random(n) < 0.01, rng.integers(0, 5000, n), np.arange(n) + 10 ** 6)
+        text = np.where(rng.random(n) < 0.5, key, rng.integers(0, 10 ** 9, n))
+        inv = pd.DataFrame({"row": np.arange(n), "near_key": pd.Series([f"{x:032x}" for x in key], dtype="str"),
+                            "content_hash": pd.Series([f"{x:032x}" for x in text], dtype="str")})
+        return lambda: d.near_duplicate_groups(inv), lambda g: g
+    if part == "report":
+        from influence_stage.report.corpus import build_corpus_report, sample_rows
+
+        man, _ = _synthetic_manifest(n)
+        columns = (None if commit is not None
+                   else list(_module_at(None, "influence_stage/pipeline/curate_output.py", "").REPORT_COLUMNS))
+
+        def call():  # CorpusReport.run's use of the manifest (before: the whole manifest; after: its columns)
+            m = man if columns is None else man[columns]
+            return sample_rows(m), build_corpus_report(m, texts={}, summary={"documents in": len(m)}, low_cut=0.1,
+                                                       high_cut=0.9, near_duplicates=[[1, 2]])
+
+        return call, lambda out: out
+    raise ValueError(part)
+
+
+def measure_part(part: str, commit: str | None, n: int) -> dict:
+    """One part at one commit in this process: its peak and held RSS over the process before the call (MB; a
+    thread samples every 5 ms), the call made once first so one-time imports and caches are not counted."""
+    import gc
+    import hashlib
+
+    import psutil
+
+    proc = psutil.Process()
+    call, check = _part_setup(part, commit, n)
+    call()
+    gc.collect()
+    peak = {"rss": 0.0, "anon": 0.0}
+    stop = threading.Event()
+
+    def mb():
+        info = proc.memory_info()
+        return info.rss / 2 ** 20, (info.rss - info.shared) / 2 ** 20
+
+    def sample():
+        while not stop.is_set():
+            r, a = mb()
+            peak["rss"], peak["anon"] = max(peak["rss"], r), max(peak["anon"], a)
+            stop.wait(0.005)
+
+    base = mb()
+    peak["rss"], peak["anon"] = base
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    t = time.perf_counter()
+    out = call()
+    seconds = time.perf_counter() - t
+    stop.set()
+    thread.join()
+    gc.collect()
+    end = mb()
+    digest = hashlib.sha256(repr(check(out)).encode()).hexdigest()[:16]
+    return {"part": part, "code": commit or "working tree", "documents": n, "seconds": round(seconds, 2),
+            "peak_mb": round(peak["rss"] - base[0], 1), "held_mb": round(end[0] - base[0], 1),
+            "peak_anon_mb": round(peak["anon"] - base[1], 1), "held_anon_mb": round(end[1] - base[1], 1),
+            "output_digest": digest}
+
+
+def parts(before: str, n: int, names: tuple[str, ...] = PART_NAMES) -> list[dict]:
+    """Every part at ``before`` and at the working tree, each call in its own process (one at a time)."""
+    import subprocess
+
+    rows = []
+    for part in names:
+        for commit in (before, None):
+            cmd = [sys.executable, __file__, "--part", part, str(n)] + ([commit] if commit else [])
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{part} at {commit or 'working tree'} failed:\n{done.stderr[-2000:]}")
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
+        rows[-1]["same_output_as_before"] = rows[-1]["output_digest"] == rows[-2]["output_digest"]
+    return rows
+
+
 def main() -> None:
     if sys.argv[1] == "--render":  # --render NAME: results/NAME.md from results/NAME.json
         from pathlib import Path
 
         results = Path(__file__).resolve().parent / "results"
         (results / f"{sys.argv[2]}.md").write_text(render(json.loads((results / f"{sys.argv[2]}.json").read_text())))
+        return
+    if sys.argv[1] == "--part":  # --part NAME N [COMMIT]: one part in this process (parts() runs it)
+        print(json.dumps(measure_part(sys.argv[2], sys.argv[4] if len(sys.argv) > 4 else None, int(sys.argv[3]))))
+        return
+    if sys.argv[1] == "--parts":  # --parts BEFORE N [NAME ...]: the parts at commit BEFORE and now, as JSON lines
+        parts(sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4:]) or PART_NAMES)
         return
     if sys.argv[1] == "--compare":  # --compare BEFORE AFTER: two published versions' manifests and shards
         print(json.dumps(compare_outputs(sys.argv[2], sys.argv[3]), indent=1))
