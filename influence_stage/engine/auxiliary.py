@@ -52,7 +52,7 @@ RELIABLE_KAPPA = 0.55
 MIN_GAIN = 0.01
 #: Fewest rows outside the largest class for the check to call a model weak (see the module docstring).
 MIN_OTHER_ROWS = 10
-#: 1 / the default ``GEXConfig.floored_aux_first``: under the step floor, the first round's share of the cap.
+#: Flat features under a floor on every input: 1 / the first round's share of the cap (``round_plan``).
 FLOORED_FIRST_ROUND = 4
 
 
@@ -118,12 +118,16 @@ def round_plan(n_rows: int, n_train: int, input_shape: tuple[int, ...] | None, *
     on half its rows), ``config.floored_aux_first`` of that cap first (at 1: one cosine schedule and
     no doubling round): with so many epochs, rounds that start at ``holdout_epochs`` would restart the
     cosine schedule five times or more, and each restart loses accuracy that one longer schedule
-    keeps. Neither field touches flat features. Never under ``holdout_epochs``.
+    keeps. Neither field touches flat features: under a floor on every input
+    (``FitConfig.min_steps_inputs='all'``) they keep the full share and a first round of
+    ``1 / FLOORED_FIRST_ROUND`` of it. Never under ``holdout_epochs``.
     """
     if fit_config.floors(input_shape):
         full = fit_config.epochs_for(n_rows, input_shape)
-        cap = max(math.ceil(config.floored_aux_share * full), config.holdout_epochs)
-        return cap, min(cap, max(config.holdout_epochs, math.ceil(config.floored_aux_first * cap)))
+        image = input_shape is not None and len(tuple(input_shape)) == 3
+        share, first = (config.floored_aux_share, config.floored_aux_first) if image else (1.0, 1 / FLOORED_FIRST_ROUND)
+        cap = max(math.ceil(share * full), config.holdout_epochs)
+        return cap, min(cap, max(config.holdout_epochs, math.ceil(first * cap)))
     cap = max(fit_config.epochs_for(n_train), config.holdout_epochs)
     return cap, config.holdout_epochs
 

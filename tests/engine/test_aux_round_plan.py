@@ -44,6 +44,16 @@ def test_flat_features_ignore_the_image_fields(shape):
     assert plain == changed == (fit.epochs_for(400), GEXConfig().holdout_epochs)
 
 
+def test_flat_features_under_a_floor_on_every_input_ignore_the_image_fields():
+    """``min_steps_inputs='all'`` floors flat features too; their plan keeps the full share, a quarter first."""
+    fit = FitConfig(min_steps_inputs="all")
+    full = fit.epochs_for(800, (16,))
+    assert full > fit.epochs  # the floor binds, so the floored branch is the one tested
+    plans = {round_plan(800, 400, (16,), config=GEXConfig(floored_aux_share=s, floored_aux_first=f), fit_config=fit)
+             for s, f in [(1.0, 0.25), (0.25, 1.0), (0.75, 1.0)]}
+    assert plans == {(full, max(GEXConfig().holdout_epochs, math.ceil(full / 4)))}
+
+
 def test_the_image_fields_are_checked():
     with pytest.raises(ValueError):
         GEXConfig(floored_aux_share=0.0)
