@@ -53,6 +53,8 @@ VARIANTS: dict[str, dict] = {
     "aux-quarter-1round": {"floored_aux_share": 0.25, "floored_aux_first": 1.0},
     "aux-half-1round+grid4+cycle6": {"floored_aux_share": 0.5, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
                                      "image_min_cycle_steps": 6},
+    "aux-3q-1round+grid4+cycle6": {"floored_aux_share": 0.75, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
+                                   "image_min_cycle_steps": 6},
     "aux-quarter-1round+grid4+cycle6": {"floored_aux_share": 0.25, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
                                         "image_min_cycle_steps": 6},
     "aux-quarter-1round+grid4+chains4+cycle6": {"floored_aux_share": 0.25, "floored_aux_first": 1.0,
