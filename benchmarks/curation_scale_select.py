@@ -3,9 +3,10 @@
 The pool is the scale run's corpus (its scored documents). The subsets:
 
 - ``reference-GEX``: ``curate`` with ``score: reference`` (the held-out horror sentences of
-  ``curation_scale_corpus`` as the reference) and ``budget_tokens`` = ``--reference-budget`` of the
-  scored documents' tokens (no document budget): the documents with the most cross-influence on the
-  reference's mean loss kept in order; its kept tokens are the budget of the others;
+  ``curation_scale_corpus`` as the reference; the reference members' settings from ``args`` where it has
+  them) and ``budget_tokens`` = ``--reference-budget`` of the scored documents' tokens (no document
+  budget): the documents with the most cross-influence on the reference's mean loss under the reference
+  members kept in order; its kept tokens are the budget of the others;
 - ``self-GEX``: the demo's rule on the self-influence (``decisions.prune``, high share 0.25), the
   document count chosen so that the tokens come closest to the budget;
 - ``perplexity``: the lowest loss at θ* first, up to the budget;
@@ -97,8 +98,12 @@ def reference_selection(folder: Path, n: int, args: Any, demo_config: Callable, 
     self_manifest = pd.read_parquet(Path(next((folder / "published").glob("scale-*/v*"))) / "manifest.parquet")
     n_tok = stage_token_counts(folder)
     token_budget = int(round(float(args.reference_budget) * int(n_tok.sum())))
+    # the reference members' settings where the caller gives them (curation_reference.py), else the config's
+    settings = {k: getattr(args, k) for k in ("reference_members", "reference_steps", "reference_lr")
+                if getattr(args, k, None) is not None}
     config = demo_config(folder, n, score="reference", reference=str(folder / "reference"), budget=None,
-                         budget_tokens=token_budget, high_share=0.0, publish_root=str(folder / "published-reference"))
+                         budget_tokens=token_budget, high_share=0.0, publish_root=str(folder / "published-reference"),
+                         **settings)
     ref_run = run_curate(folder, config, "curate-reference")
     ref_manifest = pd.read_parquet(Path(ref_run["summary"]["published"]) / "manifest.parquet")
     scored = self_manifest["score"].notna().to_numpy()

@@ -69,9 +69,16 @@ class CurateConfig(BaseModel):
         "self-influence's and the loss per character's rank fractions: the self-influence finds boilerplate and "
         "atypical text, the loss per character text every member finds hard, such as random strings; removals "
         "from both ends by high_share), 'self' (GEX self-influence alone) or 'reference' (GEX cross-influence on "
-        "the mean loss of the reference corpus; the documents that help it least are removed).")
+        "the mean loss of the reference corpus under the reference members: the documents whose loss falls "
+        "least as θ* moves toward the reference are removed).")
     reference: str | None = Field(None, description="Shards of the reference corpus (score: reference), read in "
                                   "memory: keep it small.")
+    reference_members: int = Field(4, ge=2, description="score: reference: members continued from θ* on the "
+                                   "reference corpus, one short SGD cycle each with its own batch order; each "
+                                   "costs one scoring pass over the corpus.")
+    reference_steps: int = Field(40, ge=1, description="score: reference: SGD steps of each reference member.")
+    reference_lr: float = Field(0.05, gt=0, description="score: reference: peak SGD rate of each reference "
+                                "member's cycle.")
     eval_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Precision of the scoring forward "
                                                        "passes ('bfloat16': torch.autocast).")
     ft_lr: float = Field(0.05, gt=0, description="Peak SGD rate of each cycle.")

@@ -3,7 +3,8 @@
 preflight → inventory (exact and, with ``near_dedup``, MinHash near-duplicate removal) → budget →
 load ``θ*`` → tokenize (once, an Arrow file reused by every pass and by a re-run) → adapt ``θ*`` → members
 (batches drawn from the whole corpus) → loss matrix (one work unit per document range × pass, each
-with a done-flag) → prune → write the curated corpus (Parquet shards under a size limit) →
+with a done-flag) → with ``score: reference``, the reference members (cycles from ``θ*`` on the reference corpus)
+and the documents' losses under them (work units with done-flags too) → prune → write the curated corpus (Parquet shards under a size limit) →
 validate (the ``corpus`` suite) → report → publish → outcome
 
 They read the flow's ``CurateConfig`` as ``RunContext.config`` and never import Prefect. The
@@ -28,11 +29,13 @@ from influence_stage.pipeline.curate_model import AdaptTheta, LMMembers, LoadMod
 from influence_stage.pipeline.curate_output import (CorpusReport, CurateOutcome, Prune, PublishCorpus,
                                                     ValidateCorpus, WriteCurated, build_manifest, document_tokens,
                                                     prune_to_tokens)
-from influence_stage.pipeline.curate_scores import LossMatrix, ReferenceLosses, reference_influence, score_pass
+from influence_stage.pipeline.curate_scores import (LossMatrix, ReferenceLosses, ReferenceMembers, reference_influence,
+                                                    score_pass)
 from influence_stage.pipeline.step import Plan
 
 CURATE = Plan("curate", (CuratePreflight(), Inventory(), Budget(), LoadModel(), Tokenize(), AdaptTheta(), LMMembers(),
-                         LossMatrix(), ReferenceLosses(), Prune(), WriteCurated(), ValidateCorpus(), CorpusReport(),
+                         LossMatrix(), ReferenceMembers(),
+                         ReferenceLosses(), Prune(), WriteCurated(), ValidateCorpus(), CorpusReport(),
                          PublishCorpus(), CurateOutcome()))
 """The curation flow's step order."""
 

@@ -1,4 +1,5 @@
-"""The curation plan's scoring steps: the loss matrix as work units with done-flags, the reference's losses.
+"""The curation plan's scoring steps: the loss matrix as work units with done-flags; for ``score: reference`` the
+reference members and the documents' losses under them (work units too), the reference's own losses.
 
 Steps of ``influence_stage.pipeline.curate.CURATE``; ``score_pass`` is one work unit, run in
 process, as a Prefect task or on a Dask worker.
@@ -170,38 +171,176 @@ class LossMatrix(MappedStep):
                 "loss_matrix": L, "timings": {}}
 
 
-class ReferenceLosses(Step):
-    """``score: reference``: the reference corpus's losses at ``θ*`` ``(r,)`` and at each member ``(r, M)``,
-    in process (the reference is small)."""
+def reference_fingerprint(texts: list[str]) -> str:
+    """32 hex digits of ``sha256`` over the reference documents (a cache key's part: other reference, other members)."""
+    import hashlib
 
-    name, reads, writes, timing = "reference-losses", ("learner", "members"), ("reference",), "scores"
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode()
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()[:32]
+
+
+def _reference_member_key(context: RunContext) -> str:
+    c = context.config
+    return digest(_member_key(context), "reference-members", reference_fingerprint(reference_texts(c)),
+                  c.reference_members, c.reference_steps, c.reference_lr)
+
+
+class ReferenceMembers(Step):
+    """``score: reference``: the *reference members*, ``reference_members`` short cycles of continued pre-training
+    from ``θ*`` on the reference corpus (``engine.lm_gex.lm_members``: one chain per member, each with its own
+    batch order, ``reference_steps`` SGD steps peaking at ``reference_lr``).
+
+    Each moves ``θ*`` toward the reference, so a pool document's loss deviation under them carries the
+    reference's direction: to first order ``L_m(doc) - L*(doc) ≈ -η g_doc · g_ref``, the alignment of the
+    document's gradient with the reference's, measured without gradients. The corpus members, trained on the
+    pool, cannot carry it: their deviations are the pool's common drift and noise. A cached step keyed by
+    ``θ*``'s key, the reference's documents and these settings.
+    """
+
+    name, reads, writes, timing, cached = ("reference-members", ("learner",), ("reference_members",), "members",
+                                           True)
 
     def applies(self, context: RunContext) -> bool:
         return context.config.score == "reference"
 
+    def cache_key(self, context: RunContext) -> str:
+        return _reference_member_key(context)
+
     def run(self, context: RunContext) -> Any:
-        learner, members = context["learner"], context["members"]
-        texts = reference_texts(context.config)
+        from influence_stage.engine.lm_gex import lm_members
+
+        c = context.config
+        return lm_members(context["learner"], reference_texts(c), chains=c.reference_members, cycles=1,
+                          steps=c.reference_steps, ft_lr=c.reference_lr, seed=c.seed, progress=c.progress)
+
+
+class ReferenceLosses(MappedStep):
+    """``score: reference``: the losses under the reference members (``ReferenceMembers``) of every scored
+    document ``(n, R)``, as work units with done-flags like ``LossMatrix`` (one per document range × reference
+    member, ``score_pass``), and of the reference's own documents at ``θ*`` ``(r,)`` and under each member
+    ``(r, R)``, in process (the reference is small).
+
+    Everything lives under ``cache_dir/curate/<key>/`` (``members/``, ``passes/``, ``pool_loss_matrix.npy``);
+    a re-run after a kill evaluates only the units without a done-flag. The documents' losses at ``θ*`` are
+    the loss matrix's (``scores["base_loss"]``), not evaluated again.
+    """
+
+    name, reads, writes, timing = ("reference-losses", ("learner", "tokens", "reference_members"), ("reference",),
+                                   "scores")
+    unit_name = "reference-pass"
+    unit_retries = 1
+
+    def applies(self, context: RunContext) -> bool:
+        return context.config.score == "reference"
+
+    def _folder(self, context: RunContext) -> Path:
+        c = context.config
+        key = digest(_reference_member_key(context), "passes", c.batch_tokens, c.eval_dtype)
+        return Path(c.cache_dir).resolve() / "curate" / key
+
+    def units(self, context: RunContext) -> WorkUnits:
+        import torch
+
+        c, folder, members = context.config, self._folder(context), context["reference_members"]
+        (folder / "members").mkdir(parents=True, exist_ok=True)
+        (folder / "passes").mkdir(parents=True, exist_ok=True)
+        paths = []
+        for m, state in enumerate(members):
+            path = folder / "members" / f"{m}.pt"
+            if not path.exists():
+                tmp = path.with_name(f".{m}.{os.getpid()}.tmp")
+                torch.save(state, tmp)
+                os.replace(tmp, path)
+            paths.append(str(path))
+        n = len(context["tokens"])
+        ranges = [(s, min(s + c.shard_docs, n)) for s in range(0, n, c.shard_docs)]
+        items, names = [], []
+        for m, member in enumerate(paths):
+            for s, e in ranges:
+                items.append({"member": member, "start": s, "stop": e,
+                              "out": str(folder / "passes" / f"r{m}-{s}-{e}.npy")})
+                names.append(f"reference-pass r{m} docs {s}-{e}")
+        context.values["reference_folder"] = folder
+        remove_torn_files(folder, [it["out"] for it in items])
+        corpus = context.values.get("corpus")
+        check = None if corpus is None else functools.partial(check_shards, [str(f) for f in corpus.files],
+                                                               list(corpus._stamps))
+        return WorkUnits(fn=score_pass, shared={"learner": context["learner"], "tokens": context["tokens"]},
+                         items=items, names=names, bounded=True, check=check)
+
+    def run(self, context: RunContext) -> Any:
+        units = self.units(context)
+        results = []
+        for item in units.items:
+            results.append(units.fn(**units.shared, **item))
+            if units.check is not None:
+                units.check()
+        return self.gather(context, units, results)
+
+    def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
+        import torch
+
+        folder, n, members = context["reference_folder"], len(context["tokens"]), context["reference_members"]
+        P = np.lib.format.open_memmap(str(folder / "pool_loss_matrix.npy"), mode="w+", dtype=np.float32,
+                                      shape=(n, len(members)))
+        for item in units.items:
+            col = np.load(item["out"])
+            s, e = item["start"], item["stop"]
+            if len(col) != e - s:
+                raise InvalidInputError(f"reference pass {item['out']} holds {len(col)} losses for documents "
+                                        f"{s}..{e}; the pass file is stale. Fix: remove the cache folder "
+                                        f"{str(folder)!r} and run again.")
+            P[s:e, int(Path(item["member"]).stem)] = col
+        P.flush()
+        learner, texts = context["learner"], reference_texts(context.config)
         start = learner.get_state()
         base = learner.per_sample_loss(texts)
         L = np.empty((len(texts), len(members)), dtype=np.float32)
         try:
-            for m, state in enumerate(members):
-                learner.set_state(state)
+            for m in range(len(members)):
+                learner.set_state(torch.load(folder / "members" / f"{m}.pt", map_location=learner.device,
+                                             weights_only=True))
                 L[:, m] = learner.per_sample_loss(texts)
         finally:
             learner.set_state(start)
-        return {"base_loss": base, "loss_matrix": L}
+        evaluated = int(sum(bool(r) for r in results))
+        logger.info("reference passes: %d evaluated, %d reused from their done-flags", evaluated,
+                    len(results) - evaluated)
+        return {"base_loss": base, "loss_matrix": L, "pool_loss_matrix": P}
 
 
 def reference_influence(scores: dict[str, Any], reference: dict[str, Any]) -> np.ndarray:
-    """Each document's GEX cross-influence on the reference's mean loss (``influence.mean_test_loss_influence``
-    of the loss deviations from ``θ*``), ``(n,) float64``: higher, its losses move with the reference's."""
+    """Each document's GEX cross-influence on the reference's mean loss, ``(n,) float64``: higher, it helps the
+    reference more.
+
+    ``influence.mean_test_loss_influence(D, R)`` of the documents' loss deviations from ``θ*`` ``D (n, M)`` and
+    the reference's ``R (r, M)``, under the same members: the reference members when ``reference`` holds the
+    documents' losses under them (``pool_loss_matrix``, what ``ReferenceLosses`` gives), else the members of
+    ``scores`` (``loss_matrix``). Under the reference members every ``R[:, m]`` is mostly negative (they
+    were trained on it), so a document whose loss falls as the model moves toward the reference, a
+    gradient aligned with the reference's, scores high; one whose loss rises (junk, other topics) low.
+
+    Parameters
+    ----------
+    scores : dict
+        ``base_loss (n,)`` the documents' losses at ``θ*``; ``loss_matrix (n, M)`` under the corpus members.
+    reference : dict
+        ``base_loss (r,)`` and ``loss_matrix (r, M)`` the reference's losses at ``θ*`` and under the members;
+        optionally ``pool_loss_matrix (n, M)`` the documents' losses under the same (reference) members.
+    """
     from influence_stage.engine.influence import mean_test_loss_influence
 
-    D = np.asarray(scores["loss_matrix"], dtype=np.float64) - scores["base_loss"].astype(np.float64)[:, None]
-    R = reference["loss_matrix"].astype(np.float64) - reference["base_loss"].astype(np.float64)[:, None]
+    pool = reference.get("pool_loss_matrix")
+    pool = scores["loss_matrix"] if pool is None else pool
+    D = np.asarray(pool, dtype=np.float64) - np.asarray(scores["base_loss"], dtype=np.float64)[:, None]
+    R = np.asarray(reference["loss_matrix"], dtype=np.float64) - np.asarray(reference["base_loss"],
+                                                                            dtype=np.float64)[:, None]
     return mean_test_loss_influence(D, R)
 
 
-__all__ = ["LossMatrix", "ReferenceLosses", "check_shards", "reference_influence", "remove_torn_files", "score_pass"]
+__all__ = ["LossMatrix", "ReferenceLosses", "ReferenceMembers", "check_shards", "reference_fingerprint",
+           "reference_influence", "remove_torn_files", "score_pass"]
