@@ -500,23 +500,29 @@ def near_duplicate_groups(frame: pd.DataFrame, *, limit: int | None = None) -> l
     """Groups of rows that are near-duplicates of each other (same ``near_key``, more than one
     distinct ``content_hash``), largest first; reported, never removed.
 
-    The keys held by more than one row are counted in Arrow (one count per key, no pandas group per
-    key of a million-document corpus); only the rows of those few keys are grouped in pandas."""
+    The rows whose key another row shares are found on the keys sorted by Arrow (a permutation and
+    one sorted copy of the key column; no hash table or pandas group per key of a million-document
+    corpus); only those few rows are grouped in pandas."""
     import pyarrow.compute as pc
 
     keys = _arrow_column(frame["near_key"])
-    present = pc.and_(pc.is_valid(keys), pc.not_equal(keys, ""))
-    counts = pc.value_counts(pc.filter(keys, present))
-    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    rows = np.flatnonzero(pc.fill_null(pc.and_(present, pc.is_in(keys, value_set=repeated)), False)
-                          .to_numpy(zero_copy_only=False))
-    del keys, present, counts, repeated
+    order = pc.array_sort_indices(keys, null_placement="at_end")
+    ranked = keys.take(order)
+    n_keys = len(ranked) - ranked.null_count  # missing keys sort last and never group
+    ranked = ranked.slice(0, n_keys)
+    same = pc.equal(ranked.slice(1), ranked.slice(0, max(n_keys - 1, 0))).to_numpy(zero_copy_only=False)
+    shared_key = np.zeros(n_keys, dtype=bool)
+    shared_key[1:] |= same
+    shared_key[:-1] |= same
+    shared_key &= pc.not_equal(ranked, "").to_numpy(zero_copy_only=False)  # no text, no key
+    rows = np.sort(order.to_numpy()[:n_keys][shared_key])
+    del keys, order, ranked, same, shared_key
     text = frame.iloc[rows][["near_key", "content_hash", "row"]]
     distinct = text.groupby("near_key", sort=False)["content_hash"].nunique()
     shared = text[text["near_key"].isin(distinct.index[distinct.to_numpy() > 1])]
     groups = [sorted(int(r) for r in rows) for _, rows in shared.groupby("near_key", sort=False)["row"]]
     groups.sort(key=lambda g: (-len(g), g[0]))
-    release_free_memory()  # the key counts' Arrow buffers, kept by Arrow's allocator otherwise
+    release_free_memory()  # the sort's Arrow buffers, kept by Arrow's allocator otherwise
     return groups[:limit] if limit is not None else groups
 
 
