@@ -76,9 +76,11 @@ class CurateConfig(BaseModel):
     reference_members: int = Field(4, ge=2, description="score: reference: members continued from θ* on the "
                                    "reference corpus, one short SGD cycle each with its own batch order; each "
                                    "costs one scoring pass over the corpus.")
-    reference_steps: int = Field(40, ge=1, description="score: reference: SGD steps of each reference member.")
-    reference_lr: float = Field(0.05, gt=0, description="score: reference: peak SGD rate of each reference "
-                                "member's cycle.")
+    reference_steps: int = Field(300, ge=1, description="score: reference: SGD steps of each reference member "
+                                 "(batch_size windows of the reference each).")
+    reference_lr: float = Field(0.2, gt=0, description="score: reference: peak SGD rate of each reference member's "
+                                "cycle; large enough that the reference's own loss clearly falls (the run's log "
+                                "and the reference losses show it), as ft_lr it depends on the model.")
     eval_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Precision of the scoring forward "
                                                        "passes ('bfloat16': torch.autocast).")
     ft_lr: float = Field(0.05, gt=0, description="Peak SGD rate of each cycle.")

@@ -308,8 +308,9 @@ class ReferenceLosses(MappedStep):
         finally:
             learner.set_state(start)
         evaluated = int(sum(bool(r) for r in results))
-        logger.info("reference passes: %d evaluated, %d reused from their done-flags", evaluated,
-                    len(results) - evaluated)
+        logger.info("reference passes: %d evaluated, %d reused from their done-flags; the reference's mean loss "
+                    "%.4f at θ*, %.4f under the reference members", evaluated, len(results) - evaluated,
+                    float(base.mean()), float(L.mean()))
         return {"base_loss": base, "loss_matrix": L, "pool_loss_matrix": P}
 
 
