@@ -129,18 +129,18 @@ def run_variant(name: str, setting: str, seed: int, rows: int, y_true, flipped, 
     gex = GEXConfig(seed=seed, **fields)
     cleaner = InfluenceCleaner(label_column="label", random_state=seed, gex_config=gex)
     with Recorder() as rec:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         gate = "passed"
         try:
             cleaner.fit(data)
         except ValidationFailedError as exc:  # the fit is kept for inspection: measure it, and say so
             gate = f"refused: {str(exc)[:120]}"
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
     res, pipe = cleaner.result_, cleaner.pipeline_
     y_given = np.asarray(pipe.features.y)
     flags = cleaner.issues_["is_issue"].to_numpy()
     out = {"variant": name, "fields": {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
-           "setting": setting, "seed": seed, "n_rows": rows, "wall_s": wall, "gate": gate,
+           "setting": setting, "seed": seed, "n_rows": rows, "wall_s": wall, "cpu_s": cpu, "gate": gate,
            "timings": {k: float(v) for k, v in cleaner.timings_.items()}, "split": rec.split(), "events": rec.events,
            "ap_default": float(average_precision_score(flipped, cleaner.scores_)),
            "ap_gex": float(average_precision_score(flipped, cleaner.gex_influence_)),
@@ -150,6 +150,7 @@ def run_variant(name: str, setting: str, seed: int, rows: int, y_true, flipped, 
     if res.auxiliary is not None:
         out["aux_given_accuracy"] = res.auxiliary.accuracy
         out["aux_reliable"] = res.auxiliary.reliable
+        out["aux_majority_rate"] = res.auxiliary.majority_rate
         out["aux_epochs"] = list(res.auxiliary.epochs)
     if res.oos_proba is not None:
         out["aux_true_accuracy"] = float((res.oos_proba.argmax(1) == y_true).mean())
@@ -165,7 +166,7 @@ def run_cleanlab(setting: str, seed: int, data, y_true, flipped) -> dict:
 
     cleaner = InfluenceCleaner(label_column="label", random_state=seed)
     config, _ = cleaner._config()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     features = featurize_step(prepare(data, config), config)
     X, y_noisy = np.asarray(features.X), np.asarray(features.y)
     learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed),
@@ -174,8 +175,8 @@ def run_cleanlab(setting: str, seed: int, data, y_true, flipped) -> dict:
         proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
                                       TensorData.from_arrays(X, y_noisy), config.fit, folds=5, seed=seed)
     scores, issues = confident_learning_scores(y_noisy, proba)
-    wall = time.perf_counter() - t
-    return {"wall_s": wall, "ap": float(average_precision_score(flipped, scores)), "flags": flag_metrics(flipped, issues),
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"wall_s": wall, "cpu_s": cpu, "ap": float(average_precision_score(flipped, scores)), "flags": flag_metrics(flipped, issues),
             "cv_true_accuracy": float((proba.argmax(1) == y_true).mean()), "events": rec.events}
 
 
@@ -188,19 +189,25 @@ def markdown(payload: dict) -> str:
         cl = {"wall_s": float("nan"), "ap": float("inf"), "flags": {"f1": float("inf")}}
     lines = [f"### {payload['setting']}, seed {payload['seed']}, {payload['n_rows']} rows", "",
              f"{head}; load average at start {payload['load_start']:.2f}, at end {payload.get('load_end', 0.0):.2f}.", "",
-             "| variant | time ratio | whole s | θ* s | aux s (epochs per half) | probe s | members s | loss passes s | "
-             "decide s | AP default | AP GEX | F1 | est. rate | aux acc given / true | ft_lr |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| variant | time ratio | CPU ratio | whole s | θ* s | aux s (epochs per half) | probe s | members s | loss passes s | "
+             "decide s | AP default | AP GEX | F1 | est. rate (true) | aux acc given / true (kappa, reliable) | ft_lr |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in payload["variants"]:
         sp = {p: sum(v.values()) for p, v in r["split"].items()}
         ok = "**" if r["ap_default"] >= cl["ap"] and r["flags"]["f1"] >= cl["flags"]["f1"] else ""
+        cpu = f"{r['cpu_s'] / cl['cpu_s']:.2f}" if "cpu_s" in r and "cpu_s" in cl else "—"
+        f = r["flags"]  # true rate = true positives / recall over the rows
+        true_rate = f["n_flagged"] * f["precision"] / f["recall"] / r["n_rows"] if f["recall"] else float("nan")
+        acc, maj = r.get("aux_given_accuracy", float("nan")), r.get("aux_majority_rate")
+        kappa = f"{(acc - maj) / (1 - maj):.2f}, " if maj is not None else ""
+        reliable = {True: "yes", False: "no"}.get(r.get("aux_reliable"), "—")
         lines.append(
-            f"| {r['variant']} | {r['wall_s'] / cl['wall_s']:.2f} | {r['wall_s']:.0f} | {sp.get('θ*', 0):.0f} | "
+            f"| {r['variant']} | {r['wall_s'] / cl['wall_s']:.2f} | {cpu} | {r['wall_s']:.0f} | {sp.get('θ*', 0):.0f} | "
             f"{sp.get('auxiliary', 0):.0f} ({r.get('aux_epochs')}) | {sp.get('scale probe', 0):.0f} | "
             f"{sp.get('members', 0):.0f} | {sp.get('loss passes', 0):.0f} | {r['timings'].get('decide', 0):.0f} | "
             f"{ok}{r['ap_default']:.3f}{ok} | {r['ap_gex']:.3f} | {ok}{r['flags']['f1']:.3f}{ok} | "
-            f"{r['estimated_noise_rate']:.3f} | {r.get('aux_given_accuracy', float('nan')):.3f} / "
-            f"{r.get('aux_true_accuracy', float('nan')):.3f} | {r['ft_lr']:.4g} |")
+            f"{r['estimated_noise_rate']:.3f} ({true_rate:.3f}) | {acc:.3f} / "
+            f"{r.get('aux_true_accuracy', float('nan')):.3f} ({kappa}{reliable}) | {r['ft_lr']:.4g} |")
     return "\n".join(lines) + "\n"
 
 
