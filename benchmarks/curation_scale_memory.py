@@ -167,9 +167,14 @@ def compare_outputs(before: str, after: str) -> dict:
     return out
 
 
+def _run_label(run: dict) -> str:
+    """A run's name in the tables: its size, and its code where the results hold runs of several commits."""
+    return f"{run['documents']:,}" + (f" ({run['code']})" if run.get("code") else "")
+
+
 def render(data: dict) -> str:
     """The markdown of ``results/curation_memory.json``: peak RSS by corpus size, by step, and the output check."""
-    runs = sorted((v for v in data["runs"].values() if v.get("curate")), key=lambda v: v["documents"])
+    runs = sorted((v for v in data["runs"].values() if v.get("curate")), key=lambda v: (v["documents"], v.get("order", 0)))
     partials = [v for v in data["runs"].values() if v.get("partial")]
     lines = ["## Curation job memory at corpus scale (`benchmarks/curation_scale.py --rss-by-step`)", "",
              "Peak RSS of `influence-stage curate` (the job in its own process, sampled every 0.5 s with psutil by "
@@ -186,7 +191,7 @@ def render(data: dict) -> str:
         ch, cy = r["settings"].get("chains", 4), r["settings"].get("cycles", 2)
         anon = (f" (anon {c['peak_rss']['anon_tree_mb']:.0f} / {c['peak_rss']['anon_largest_process_mb']:.0f})"
                 if "anon_tree_mb" in c["peak_rss"] else "")
-        lines.append(f"| {r['documents']:,} | {ch} × {cy} ({ch * cy + 1}) | {c['wall_seconds']:.0f} | "
+        lines.append(f"| {_run_label(r)} | {ch} × {cy} ({ch * cy + 1}) | {c['wall_seconds']:.0f} | "
                      f"{r['docs_per_s']:.1f} | {c['peak_rss']['tree_mb']:.0f} / {c['peak_rss']['largest_process_mb']:.0f}"
                      f"{anon} | {t.get('inventory', 0):.0f} | {t.get('tokens', 0):.0f} | {t.get('members', 0):.0f} | "
                      f"{t.get('scores', 0):.0f} | {t.get('write + validate', 0):.0f} | {t.get('report + publish', 0):.0f}"
@@ -219,7 +224,7 @@ def render(data: dict) -> str:
                   "0.2 s; in brackets without file-backed pages, `rss - shared`: memory-mapped files such as the "
                   "token cache and the curated Arrow dataset; the temporary Prefect API is a separate process, its "
                   "peak in the last row):", "",
-                  "| step | " + " | ".join(f"{r['documents']:,}" for r in steps) + " |",
+                  "| step | " + " | ".join(_run_label(r) for r in steps) + " |",
                   "|---|" + "---|" * len(steps)]
         for name in names:
             cells = []
@@ -346,7 +351,8 @@ def _part_setup(part: str, commit: str | None, n: int):
 
 def measure_part(part: str, commit: str | None, n: int) -> dict:
     """One part at one commit in this process: its peak and held RSS over the process before the call (MB; a
-    thread samples every 5 ms), the call made once first so one-time imports and caches are not counted."""
+    thread samples every 5 ms), the call made once first so one-time imports and caches are not counted, and the
+    free memory handed back before the measured call."""
     import gc
     import hashlib
 
@@ -356,6 +362,11 @@ def measure_part(part: str, commit: str | None, n: int) -> dict:
     call, check = _part_setup(part, commit, n)
     call()
     gc.collect()
+    # both versions start from a process that has handed its free pages back (Arrow's pool, glibc's heap):
+    # otherwise a version that keeps the first call's freed pages would look smaller on the second call
+    from influence_stage.data.corpus import release_free_memory
+
+    release_free_memory()
     peak = {"rss": 0.0, "anon": 0.0}
     stop = threading.Event()
 

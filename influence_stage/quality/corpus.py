@@ -181,9 +181,12 @@ def document_frame(ds: datasets.Dataset, text_column: str, *, batch_size: int = 
             n_chars[i] = float(len(text.strip())) if ok else np.nan
             hashes.append(content_hash(text) if ok else None)
         chunks.append(pa.array(hashes, type=pa.string()))
-    hash_column = pa.chunked_array(chunks, type=pa.string()).combine_chunks() if chunks else pa.array([], pa.string())
-    return pd.DataFrame({ROW_ID: ids, "n_chars": n_chars,
-                         "content_hash": pd.Series(hash_column.to_pandas(types_mapper=_string_dtype), dtype="str")})
+    hash_column = pa.chunked_array(chunks, type=pa.string())  # kept in its chunks: no second copy to join them
+    del chunks, view
+    frame = pd.DataFrame({ROW_ID: ids, "n_chars": n_chars,
+                          "content_hash": pd.Series(hash_column.to_pandas(types_mapper=_string_dtype), dtype="str")})
+    release_free_memory()  # the batches' Python lists and the hash chunks
+    return frame
 
 
 def _string_dtype(arrow_type: Any) -> Any:
