@@ -9,7 +9,8 @@ other subsets (self-influence, lowest loss at θ*, random); a fresh small GPT-2 
 ``--downstream-steps`` steps on each subset for each of ``--seeds`` and the reference's held-out
 perplexity is measured. Writes ``benchmarks/results/OUT.json`` and a markdown table ``OUT.md``
 with each subset's perplexity (mean ± half the range over seeds), topic share and junk share, and the
-verdict: whether reference-GEX has the lowest mean perplexity of the four.
+verdict: whether reference-GEX has the lowest mean perplexity of the four; ``notes`` added to the JSON
+(a list of lines) are rendered below the table by ``--render``.
 
 Run: ``.venv/bin/python benchmarks/curation_reference.py --docs 20000 --downstream-steps 600 --train-jobs 2``.
 """
@@ -68,6 +69,8 @@ def markdown(out: dict) -> str:
               f"{'met' if v['met'] else 'missed'} (reference-GEX {v['means']['reference-GEX']:.2f}; best other: "
               f"{v['best_other']} {v['means'][v['best_other']]:.2f}; difference "
               f"{v['reference_gex_minus_best_other']:+.2f}).", ""]
+    if out.get("notes"):
+        lines += ["Notes:", ""] + [f"- {note}" for note in out["notes"]] + [""]
     return "\n".join(lines)
 
 
@@ -83,7 +86,12 @@ def main() -> None:
     p.add_argument("--reference-steps", type=int, help="SGD steps per reference member (default: the config's)")
     p.add_argument("--reference-lr", type=float, help="peak rate of the reference members (default: the config's)")
     p.add_argument("--out", default="curation_reference")
+    p.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json (e.g. after adding notes)")
     args = p.parse_args()
+    if args.render:
+        out = json.loads((RESULTS / f"{args.out}.json").read_text())
+        (RESULTS / f"{args.out}.md").write_text(markdown(out))
+        return
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import curation_scale
     from curation_scale_select import reference_selection
