@@ -277,7 +277,7 @@ CURATE_VALUES: dict[str, Any] = {
     "cycle_epochs": 0.5, "shard_docs": 100, "output_shard_rows": 50, "output_shard_bytes": 10_000,
     "score": "reference", "reference": "ref", "eval_dtype": "bfloat16", "ft_lr": 0.02, "tau": 0.1, "seed": 3,
     "device": "cuda", "publish_root": "pub", "cache_dir": "c", "progress": True,
-    "notify_webhook": "https://x.test/h",
+    "notify_webhook": "https://x.test/h", "reference_members": 6, "reference_steps": 50, "reference_lr": 0.1,
 }
 #: CurateConfig fields without a curate flag or YAML key, with the reason (none: every field has both).
 EXCLUDED_CURATE: dict[str, str] = {}
