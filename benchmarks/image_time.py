@@ -42,23 +42,35 @@ from influence_stage.engine.baselines import confident_learning_scores, cross_va
 from influence_stage.engine.learner import TensorData
 from influence_stage.errors import ValidationFailedError
 
-#: name -> GEXConfig fields changed from the defaults (applied on top of the cleaner's own seeds)
 GRID4 = (0.0125, 0.025, 0.05, 0.1)
-#: the image-only fields (GEXConfig.floored_aux_*, image_lr_grid, image_min_cycle_steps); "chains" is global
+#: The image-only fields before the image defaults changed: the auxiliary halves up to θ*'s epochs in doubling
+#: rounds from a quarter of them, the full rate grid, the flat cycle floor. Every variant but "default" states
+#: all four, so a variant's name means the same run whatever the current defaults are.
+PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None,
+                         "image_min_cycle_steps": None}
+
+
+def _v(**fields) -> dict:
+    return {**PREVIOUS_IMAGE_FIELDS, **fields}
+
+
+#: name -> GEXConfig fields (applied on top of the cleaner's own seeds); "default" is the current defaults
+#: (since the change: the fields of "aux-3q-1round+grid4+cycle6"); "chains" is global, the others image-only
 VARIANTS: dict[str, dict] = {
     "default": {},
-    "default-eval4096": {"image_eval_batch_size": None},
-    "aux-half": {"floored_aux_share": 0.5},
-    "aux-half-1round": {"floored_aux_share": 0.5, "floored_aux_first": 1.0},
-    "aux-quarter-1round": {"floored_aux_share": 0.25, "floored_aux_first": 1.0},
-    "aux-half-1round+grid4+cycle6": {"floored_aux_share": 0.5, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
-                                     "image_min_cycle_steps": 6},
-    "aux-3q-1round+grid4+cycle6": {"floored_aux_share": 0.75, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
-                                   "image_min_cycle_steps": 6},
-    "aux-quarter-1round+grid4+cycle6": {"floored_aux_share": 0.25, "floored_aux_first": 1.0, "image_lr_grid": GRID4,
-                                        "image_min_cycle_steps": 6},
-    "aux-quarter-1round+grid4+chains4+cycle6": {"floored_aux_share": 0.25, "floored_aux_first": 1.0,
-                                                "image_lr_grid": GRID4, "chains": 4, "image_min_cycle_steps": 6},
+    "previous-default": _v(),
+    "default-eval4096": _v(image_eval_batch_size=None),
+    "aux-half": _v(floored_aux_share=0.5),
+    "aux-half-1round": _v(floored_aux_share=0.5, floored_aux_first=1.0),
+    "aux-quarter-1round": _v(floored_aux_share=0.25, floored_aux_first=1.0),
+    "aux-half-1round+grid4+cycle6": _v(floored_aux_share=0.5, floored_aux_first=1.0, image_lr_grid=GRID4,
+                                       image_min_cycle_steps=6),
+    "aux-3q-1round+grid4+cycle6": _v(floored_aux_share=0.75, floored_aux_first=1.0, image_lr_grid=GRID4,
+                                     image_min_cycle_steps=6),
+    "aux-quarter-1round+grid4+cycle6": _v(floored_aux_share=0.25, floored_aux_first=1.0, image_lr_grid=GRID4,
+                                          image_min_cycle_steps=6),
+    "aux-quarter-1round+grid4+chains4+cycle6": _v(floored_aux_share=0.25, floored_aux_first=1.0, image_lr_grid=GRID4,
+                                                  chains=4, image_min_cycle_steps=6),
 }
 
 #: innermost known function on the stack -> the part of the run it belongs to
@@ -232,6 +244,49 @@ def profile_table(r: dict) -> str:
             f"Auxiliary rounds (half 1 then half 2): {'; '.join(aux)}.\n")
 
 
+def rule_row(r: dict, cl: dict) -> dict:
+    """One variant's run against the adoption rule: AP and flagged-row F1 at least cleanlab's, the estimated
+    noise rate within ±30% of the true rate, the auxiliary model reliable (``AuxiliaryCheck.reliable``)."""
+    f = r["flags"]
+    true_rate = f["n_flagged"] * f["precision"] / f["recall"] / r["n_rows"]
+    rel = r["estimated_noise_rate"] / true_rate - 1.0
+    maj = r.get("aux_majority_rate")
+    checks = {"ap": r["ap_default"] >= cl["ap"], "f1": f["f1"] >= cl["flags"]["f1"], "estimate": abs(rel) <= 0.30,
+              "aux": bool(r.get("aux_reliable"))}
+    return {"wall": r["wall_s"] / cl["wall_s"], "cpu": r["cpu_s"] / cl["cpu_s"] if "cpu_s" in r and "cpu_s" in cl
+            else None, "true_rate": true_rate, "rel": rel, "checks": checks, "meets": all(checks.values()),
+            "kappa": (r["aux_given_accuracy"] - maj) / (1 - maj) if maj is not None else None}
+
+
+def decision_table(runs: list[dict]) -> str:
+    """Every variant × setting × seed against the rule (``rule_row``), then each variant's verdict over all."""
+    mark = {True: "yes", False: "**no**"}
+    lines = ["| variant | setting | seed | time ratio (wall) | CPU ratio | AP (cleanlab) | F1 (cleanlab) | est. rate "
+             "(true, rel.) | aux acc (kappa) reliable | rule met |", "|---|---|---|---|---|---|---|---|---|---|"]
+    verdict: dict = defaultdict(list)
+    for run in runs:
+        cl = run["cleanlab"]
+        for r in run["variants"]:
+            q = rule_row(r, cl)
+            verdict[r["variant"]].append(q)
+            c = q["checks"]
+            cpu = f"{q['cpu']:.2f}" if q["cpu"] is not None else "—"
+            kappa = f"{q['kappa']:.2f}" if q["kappa"] is not None else "—"
+            lines.append(
+                f"| {r['variant']} | {run['setting']} | {run['seed']} | {q['wall']:.2f} | {cpu} | "
+                f"{r['ap_default']:.3f} ({cl['ap']:.3f}) {mark[c['ap']]} | {r['flags']['f1']:.3f} "
+                f"({cl['flags']['f1']:.3f}) {mark[c['f1']]} | {r['estimated_noise_rate']:.3f} ({q['true_rate']:.3f}, "
+                f"{q['rel']:+.0%}) {mark[c['estimate']]} | {r['aux_given_accuracy']:.3f} ({kappa}) {mark[c['aux']]} | "
+                f"{mark[q['meets']]} |")
+    lines += ["", "| variant | runs | rule met on every run | wall ratio (range) | CPU ratio (range) |", "|---|---|---|---|---|"]
+    for name, qs in verdict.items():
+        cpus = [q["cpu"] for q in qs if q["cpu"] is not None]
+        cpu = f"{min(cpus):.2f}–{max(cpus):.2f} ({len(cpus)} runs)" if cpus else "—"
+        lines.append(f"| {name} | {len(qs)} | {mark[all(q['meets'] for q in qs)]} | "
+                     f"{min(q['wall'] for q in qs):.2f}–{max(q['wall'] for q in qs):.2f} | {cpu} |")
+    return "\n".join(lines) + "\n"
+
+
 def combine(names: list[str], out: str, notes: str | None = None) -> None:
     """One JSON and one markdown of several runs: the trade-off table per setting and the default's profile."""
     runs = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
@@ -249,11 +304,17 @@ def combine(names: list[str], out: str, notes: str | None = None) -> None:
                  + ", ".join(f"{v:.2f} s at eval batch {k.split('_')[-2]}" for k, v in cost.items()
                              if k.startswith("forward_pass")) + ". Estimated seconds per part (a model from "
                  "the plan and these costs, not a run; the runs below measure):", "", estimate_table(cost, cost["rows"]), ""]
+    text += ["### Every variant against the adoption rule", "",
+             "Rule: default-ranking AP ≥ cleanlab's, flagged-row F1 ≥ cleanlab's, the estimated noise rate within "
+             "±30% of the true rate and the auxiliary model reliable (`AuxiliaryCheck.reliable`: kappa ≥ 0.55), on "
+             "every measured setting and seed. Ratios are to cleanlab's job in the same process; the CPU ratio "
+             "(process CPU seconds) is the steadier one when other work loads the machine.", "",
+             decision_table(runs), ""]
     for run in runs:
         text.append(markdown(run))
         for r in run["variants"]:
-            if r["variant"] == "default":
-                text += [f"#### Where the default run's time goes ({run['setting']}, seed {run['seed']})", "",
+            if r["variant"] in ("default", "previous-default"):
+                text += [f"#### Where the {r['variant']} run's time goes ({run['setting']}, seed {run['seed']})", "",
                          profile_table(r)]
     if notes:
         text += ["", Path(notes).read_text()]

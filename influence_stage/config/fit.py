@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Grid of fine-tuning rates probed by ft_lr="auto" (factor-2 steps); see ensemble.choose_ft_lr.
 DEFAULT_LR_GRID: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+#: The rates probed on image rows (GEXConfig.image_lr_grid): the low end of DEFAULT_LR_GRID.
+IMAGE_LR_GRID: tuple[float, ...] = DEFAULT_LR_GRID[:4]
 #: The step floor (FitConfig.min_steps) raises the epochs at most this many times: on a few dozen images
 #: the floor alone would mean thousands of passes that only memorise them.
 MAX_FLOOR_FACTOR = 4
@@ -106,17 +108,29 @@ class GEXConfig(BaseModel):
     holdout_epochs: int = Field(8, ge=1, description="First epochs of each cross-fitted model whose out-of-sample "
                                 "predictions are the yardstick of ft_lr='auto'; training goes on in doubling rounds "
                                 "while the held-out half improves, up to the θ* recipe's epochs (engine.auxiliary).")
-    floored_aux_share: float = Field(1.0, gt=0, le=1, description="Image rows under the θ* recipe's step floor "
+    floored_aux_share: float = Field(0.75, gt=0, le=1, description="Image rows under the θ* recipe's step floor "
                                      "(FitConfig.min_steps): each cross-fitted half trains at most this share of the "
-                                     "epochs θ* gets (engine.auxiliary.round_plan). Flat features are not affected.")
-    floored_aux_first: float = Field(0.25, gt=0, le=1, description="Image rows under the step floor: the cross-fitted "
+                                     "epochs θ* gets (engine.auxiliary.round_plan): three quarters in one schedule keeps "
+                                     "the held-out agreement near that of the full share's doubling rounds and above "
+                                     "the reliability rule for three quarters of their steps, where a half or a "
+                                     "quarter fell below the rule (benchmarks/image_time.py). Flat features are not "
+                                     "affected.")
+    floored_aux_first: float = Field(1.0, gt=0, le=1, description="Image rows under the step floor: the cross-fitted "
                                      "halves' first round as a share of their cap (1: one cosine schedule, no "
-                                     "doubling rounds; engine.auxiliary.round_plan).")
-    image_lr_grid: tuple[float, ...] | None = Field(None, description="Rates probed by ft_lr='auto' on image rows "
-                                                    "(c, h, w); None: lr_grid. Flat features always use lr_grid.")
-    image_min_cycle_steps: int | None = Field(None, ge=1, description="Fewest SGD steps in one member cycle on image "
-                                              "rows (c, h, w); None: min_cycle_steps. Flat features always use "
-                                              "min_cycle_steps.")
+                                     "doubling rounds, since each warm restart loses accuracy that one longer "
+                                     "schedule keeps; engine.auxiliary.round_plan). Flat features are not affected.")
+    image_lr_grid: tuple[float, ...] | None = Field(IMAGE_LR_GRID, description="Rates probed by ft_lr='auto' on image "
+                                                    "rows (c, h, w) while lr_grid is left at its default (a grid set "
+                                                    "in lr_grid is probed as given): the CNN's chosen rates lie at the "
+                                                    "low end of the default grid, so probing the higher rates only "
+                                                    "costs time (benchmarks/image_time.py). None: lr_grid. Flat "
+                                                    "features always use lr_grid.")
+    image_min_cycle_steps: int | None = Field(6, ge=1, description="Fewest SGD steps in one member cycle on image "
+                                              "rows (c, h, w) while min_cycle_steps is left at its default (a floor "
+                                              "set there is used as given): a CNN's steps are costly, and on a few "
+                                              "hundred images one epoch already makes a cycle that keeps AP (measured "
+                                              "with image_lr_grid in benchmarks/image_time.py). None: min_cycle_steps. "
+                                              "Flat features always use min_cycle_steps.")
     image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
                                               "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
                                               "thousands of images at once is several times slower per row on a CPU "

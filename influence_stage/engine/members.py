@@ -18,9 +18,9 @@ or more between datasets, so it is chosen per dataset, with no access to which r
    This is the signal confident learning uses; here it is only a yardstick. When that model is not
    reliable (``engine.auxiliary``), the rows θ* fitted with a negative mean training margin stand in
    for the contradicted rows.
-2. *Probe.* For every rate of ``lr_grid`` (``image_lr_grid`` on image rows when set), ``probe_chains`` chains run the first ``probe_cycles``
-   cycles from θ* (2 when a single chain is probed; all in one batched run) and give GEX
-   self-influence on every row; the rate's *agreement* is the average precision of those scores
+2. *Probe.* For every rate of ``lr_grid`` (``image_lr_grid`` on image rows while ``lr_grid`` is the
+   default), ``probe_chains`` chains run the first ``probe_cycles`` cycles from θ* (2 when a single
+   chain is probed; all in one batched run) and give GEX self-influence on every row; the rate's *agreement* is the average precision of those scores
    against the contradicted flags (with fewer than 5 contradicted rows: their Spearman
    correlation with the out-of-sample loss). A
    short probe is enough to rank the rates, at a fraction of the members' cost
@@ -50,6 +50,7 @@ from sklearn.metrics import average_precision_score
 from tqdm.auto import tqdm
 
 from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.fit import DEFAULT_LR_GRID
 from influence_stage.errors import InvalidInputError
 from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, cross_fit
 from influence_stage.engine.learner import (
@@ -83,7 +84,8 @@ def row_shape(data) -> tuple[int, ...] | None:
 def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None,
                 input_shape: Sequence[int] | None = None) -> int:
     """SGD steps in one cycle: ``cycle_epochs`` passes over ``n_rows``, at least ``min_cycle_steps``
-    (``image_min_cycle_steps`` instead on image rows, when set and ``input_shape`` says so).
+    (``image_min_cycle_steps`` instead on image rows, when set, ``input_shape`` says so and
+    ``min_cycle_steps`` is left at its default: a floor set there is used as given).
 
     Minibatches have the learner's own ``batch_size`` when it has one (it is what ``train_steps``
     uses), else ``config.batch_size``. The floor matters on small sets: a cycle of a few steps
@@ -92,7 +94,8 @@ def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None,
     batch_size = int((learner.batch_size if isinstance(learner, Minibatched) else None) or config.batch_size)
     per_epoch = max(n_rows // min(batch_size, n_rows), 1)
     floor = config.min_cycle_steps
-    if config.image_min_cycle_steps is not None and is_image(input_shape):
+    if (config.image_min_cycle_steps is not None and is_image(input_shape)
+            and floor == type(config).model_fields["min_cycle_steps"].default):
         floor = config.image_min_cycle_steps
     return max(floor, int(round(config.cycle_epochs * per_epoch)))
 
@@ -114,8 +117,9 @@ def use_image_eval_batch(learner: Learner, data, config: GEXConfig) -> None:
 
 
 def probe_grid(config: GEXConfig, input_shape: Sequence[int] | None) -> list[float]:
-    """The rates ``ft_lr="auto"`` probes: ``image_lr_grid`` on image rows when set, else ``lr_grid``."""
-    if config.image_lr_grid is not None and is_image(input_shape):
+    """The rates ``ft_lr="auto"`` probes: ``image_lr_grid`` on image rows when set and ``lr_grid`` is
+    left at its default, else ``lr_grid`` (a grid set there is probed as given)."""
+    if config.image_lr_grid is not None and is_image(input_shape) and tuple(config.lr_grid) == DEFAULT_LR_GRID:
         return list(config.image_lr_grid)
     return list(config.lr_grid)
 

@@ -81,13 +81,33 @@ def test_a_single_round_trains_each_half_exactly_the_cap():
 def test_image_cycle_floor_and_grid_apply_to_image_rows_only():
     from influence_stage.engine.members import cycle_steps, probe_grid
 
-    plain = GEXConfig()
+    plain = GEXConfig(image_min_cycle_steps=None, image_lr_grid=None)
     lean = GEXConfig(image_min_cycle_steps=6, image_lr_grid=(0.0125, 0.025))
     # 800 rows, batch 128: 6 steps per epoch; the default floor is 12
     assert cycle_steps(800, lean, input_shape=IMAGE) == 6
     assert cycle_steps(800, lean, input_shape=(16,)) == cycle_steps(800, lean) == cycle_steps(800, plain, input_shape=IMAGE) == 12
     assert probe_grid(lean, IMAGE) == [0.0125, 0.025]
     assert probe_grid(lean, (16,)) == probe_grid(lean, None) == probe_grid(plain, IMAGE) == list(plain.lr_grid)
+
+
+def test_the_image_defaults_are_the_low_rates_and_a_six_step_floor_on_image_rows_only():
+    from influence_stage.config.fit import DEFAULT_LR_GRID
+    from influence_stage.engine.members import cycle_steps, probe_grid
+
+    gex = GEXConfig()
+    assert probe_grid(gex, IMAGE) == list(gex.image_lr_grid) == [r for r in DEFAULT_LR_GRID if r <= 0.1]
+    assert probe_grid(gex, (16,)) == probe_grid(gex, None) == list(DEFAULT_LR_GRID)
+    assert cycle_steps(800, gex, input_shape=IMAGE) == gex.image_min_cycle_steps < gex.min_cycle_steps
+    assert cycle_steps(800, gex, input_shape=(16,)) == gex.min_cycle_steps
+
+
+def test_a_grid_or_cycle_floor_set_by_the_caller_wins_on_image_rows():
+    """``image_lr_grid`` / ``image_min_cycle_steps`` replace only the defaults of ``lr_grid`` / ``min_cycle_steps``."""
+    from influence_stage.engine.members import cycle_steps, probe_grid
+
+    own = GEXConfig(lr_grid=(0.2, 0.4), min_cycle_steps=10)
+    assert probe_grid(own, IMAGE) == [0.2, 0.4]
+    assert cycle_steps(800, own, input_shape=IMAGE) == 10
     with pytest.raises(ValueError):
         GEXConfig(image_lr_grid=(0.1, 0.05))
 
@@ -121,7 +141,7 @@ def test_an_image_dataset_runs_with_the_image_fields(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(members, "run_chains", spy)
-    gex = GEXConfig(chains=2, cycles=2, lr_grid=(0.05, 0.2), image_lr_grid=(0.01, 0.02), image_min_cycle_steps=3,
+    gex = GEXConfig(chains=2, cycles=2, image_lr_grid=(0.01, 0.02), image_min_cycle_steps=3,
                     holdout_epochs=2, floored_aux_share=0.5, floored_aux_first=1.0)
     cleaner = InfluenceCleaner(label_column="label", gex_config=gex, fit_config=FitConfig(epochs=5, min_steps=20),
                                random_state=0, max_drop_fraction=1.0).fit(ds)

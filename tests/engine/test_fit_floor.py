@@ -43,10 +43,15 @@ def test_the_cap_wins_over_the_floor():
 
 
 def test_round_plan_gives_half_data_models_the_epochs_of_theta_under_the_floor():
-    gex, fit = GEXConfig(), FitConfig()
+    fit = FitConfig()
+    gex = GEXConfig(floored_aux_share=1.0, floored_aux_first=1 / FLOORED_FIRST_ROUND)
     cap, first = round_plan(800, 400, IMAGE, config=gex, fit_config=fit)
     assert cap == fit.epochs_for(800, IMAGE)  # θ*'s epochs: half θ*'s steps on half its rows
     assert first == max(gex.holdout_epochs, math.ceil(cap / FLOORED_FIRST_ROUND))
+    # the default: three quarters of θ*'s epochs in one schedule
+    gex = GEXConfig()
+    cap, first = round_plan(800, 400, IMAGE, config=gex, fit_config=fit)
+    assert cap == first == math.ceil(gex.floored_aux_share * fit.epochs_for(800, IMAGE)) < fit.epochs_for(800, IMAGE)
     # flat features: up to the recipe's epochs on the half, holdout_epochs first (unchanged)
     assert round_plan(800, 400, (16,), config=gex, fit_config=fit) == (fit.epochs_for(400), gex.holdout_epochs)
     assert round_plan(800, 400, IMAGE, config=gex, fit_config=FitConfig(min_steps=None)) == (
