@@ -12,9 +12,12 @@ had, so the totals double) while its agreement with the given labels of the held
 rises by at least ``MIN_GAIN``, up to the epochs θ* itself gets. The probabilities of the best
 round are kept. On image rows under the recipe's floor on SGD steps (``FitConfig.min_steps``) the
 cap is ``GEXConfig.floored_aux_share`` of the epochs θ* gets and the first round
-``floored_aux_first`` of the cap (``round_plan``). Agreement with the given labels is measurable without ground truth, and under
-label noise it rises and falls with the accuracy against the true labels. An MLP that has
-learned its task after 8 epochs stops after one more round; a CNN keeps going.
+``floored_aux_first`` of the cap (``round_plan``; by default one cosine schedule of three
+quarters of θ*'s epochs, which kept the CNN above the reliability rule on the measured image
+settings for less time than doubling rounds up to all of them). Agreement with the given labels
+is measurable without ground truth, and under label noise it rises and falls with the accuracy
+against the true labels. An MLP that has learned its task after 8 epochs stops after one more
+round.
 
 Check (``AuxiliaryCheck``). The rule: the model is *reliable* when its out-of-sample agreement
 with the given labels is clearly above the majority-class rate, ``kappa = (acc - majority) /
