@@ -22,8 +22,8 @@ For each corpus size N (``--docs``), with the corpus seed ``--seed``:
 
 Reference selection (unless ``--skip-reference``, on the first N): the reference is one topic
 (sentences of horror reviews held out of the pool). ``curate`` with ``score: reference`` and
-``budget_tokens`` keeps half of the scored documents' tokens (the cache of step 3 reused: only the
-reference's losses are new); its token count is the budget of three other subsets of the same
+``budget_tokens`` keeps half of the scored documents' tokens (the cache of step 3 reused: the
+reference members, their scoring passes and the reference's losses are new); its token count is the budget of three other subsets of the same
 pool: ``score: self`` (the demo's two-ended rule, ``decisions.prune`` with high share 0.25),
 perplexity filtering (the lowest loss at θ* first) and random. A fresh GPT-2 of θ*'s size is
 trained ``--downstream-steps`` steps on each (same tokenizer and recipe) for each of ``--seeds``
