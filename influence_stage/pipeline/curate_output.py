@@ -265,8 +265,9 @@ class PublishCorpus(Step):
 
         c = context.config
         extra = {"near_duplicates.json": json.dumps(context["near"]).encode()}
-        for path in context.get("output_shards", []):  # the curated corpus as Parquet shards under the size limit
-            extra[f"shards/{path.name}"] = path.read_bytes()
+        # the curated corpus as Parquet shards under the size limit, copied file to file (not read into memory)
+        for path in context.get("output_shards", []):
+            extra[f"shards/{path.name}"] = Path(path)
         return publish(context["curated"], context["manifest"], root=c.publish_root, name=c.name,
                        config=c.model_dump(mode="json"), validation_reports=[context["report"]],
                        report_html=context["html"], extra_files=extra, fingerprint=context.fingerprint,

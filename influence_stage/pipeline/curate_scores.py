@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from influence_stage.data.corpus import release_free_memory
 from influence_stage.errors import InvalidInputError
 from influence_stage.pipeline.context import RunContext, digest
 from influence_stage.pipeline.curate_inputs import reference_texts
@@ -31,7 +32,8 @@ def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: 
     the member saved in ``member``, saved to ``out`` (``.npy``) with a done-flag ``out + ".done"``.
 
     A unit whose done-flag exists returns at once; returns whether it evaluated the pass. The
-    learner is copied first, so units on threads of one process never share weights.
+    learner is copied first, so units on threads of one process never share weights. The memory the
+    unit freed is handed back to the operating system at its end (``data.corpus.release_free_memory``).
     """
     import torch
 
@@ -47,6 +49,8 @@ def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: 
     np.save(tmp, losses)
     os.replace(tmp, out)
     done.touch()
+    del own, losses
+    release_free_memory()  # the unit's model copy, token slice and activations, kept by the allocators otherwise
     return True
 
 

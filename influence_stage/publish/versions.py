@@ -112,19 +112,23 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _check_extra_files(extra_files: Any) -> dict[str, bytes]:
+def _check_extra_files(extra_files: Any) -> dict[str, bytes | Path]:
+    """``{posix relative path: bytes or source file}``: a path-like value names a file to copy (streamed, not
+    read into memory), anything bytes-like is the content itself."""
     if extra_files is None:
         return {}
     if not isinstance(extra_files, Mapping):
         raise InvalidTypeError(
-            f"extra_files must be a dict of relative path to bytes; found {type(extra_files).__name__}."
+            f"extra_files must be a dict of relative path to bytes or file path; found {type(extra_files).__name__}."
         )
-    out = {}
+    out: dict[str, bytes | Path] = {}
     for rel, content in extra_files.items():
         if not isinstance(rel, str) or not rel:
             raise InvalidTypeError(f"extra_files keys must be non-empty relative paths; found {rel!r}.")
-        if not isinstance(content, (bytes, bytearray, memoryview)):
-            raise InvalidTypeError(f"extra_files[{rel!r}] must be bytes; found {type(content).__name__}.")
+        if not isinstance(content, (bytes, bytearray, memoryview, os.PathLike)):
+            raise InvalidTypeError(
+                f"extra_files[{rel!r}] must be bytes or a file path (pathlib.Path); found {type(content).__name__}."
+            )
         pure = PurePosixPath(rel.replace("\\", "/"))
         hidden = any(part.startswith(".") for part in pure.parts)  # ".." included
         if not pure.parts or pure.is_absolute() or hidden or pure.parts[0] in RESERVED:
@@ -132,7 +136,15 @@ def _check_extra_files(extra_files: Any) -> dict[str, bytes]:
                 f"extra_files path {rel!r} must be relative, without '..' or hidden parts, and must not be "
                 f"one of the published files {list(RESERVED)}."
             )
-        out[pure.as_posix()] = bytes(content)
+        if isinstance(content, os.PathLike):
+            source = Path(content)
+            if not source.is_file():
+                raise InvalidInputError(
+                    f"extra_files[{rel!r}] names {str(source)!r}, which is not a file; expected a file to copy."
+                )
+            out[pure.as_posix()] = source
+        else:
+            out[pure.as_posix()] = bytes(content)
     return out
 
 
@@ -191,7 +203,7 @@ def publish(
     config: Mapping[str, Any] | None = None,
     validation_reports: Sequence[Any] | None = None,
     report_html: str | os.PathLike[str] | None = None,
-    extra_files: Mapping[str, bytes] | None = None,
+    extra_files: Mapping[str, bytes | os.PathLike[str]] | None = None,
     fingerprint: str | None = None,
     classes: Sequence[Any] | None = None,
     class_names: Sequence[str] | None = None,
@@ -225,8 +237,10 @@ def publish(
     report_html : str or path-like, optional
         ``report.html``: a ``str`` is the HTML text (e.g. from ``influence_stage.report.build_report``); a path
         is a file, copied.
-    extra_files : dict of str to bytes, optional
-        More files, by relative path (no ``..``, no hidden parts, no reserved names).
+    extra_files : dict of str to bytes or path-like, optional
+        More files, by relative path (no ``..``, no hidden parts, no reserved names): each value is the
+        file's content (bytes) or a file to copy (a path, copied with ``shutil.copyfile``, so a large
+        file is never held in memory). Either way the published file holds the same bytes.
     fingerprint : str, optional
         The input dataset's fingerprint, recorded in ``meta.json``.
     classes : sequence, optional
@@ -381,7 +395,10 @@ def publish(
             for rel, content in extras.items():
                 target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
+                if isinstance(content, Path):
+                    shutil.copyfile(content, target)
+                else:
+                    target.write_bytes(content)
             meta: dict[str, Any] = {
                 "name": name,
                 "version": version,

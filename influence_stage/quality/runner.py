@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,12 +113,32 @@ def validate_batches(suite: str, suites: dict[str, Any], batches: list[Batch],
     again for its details, so a passing expectation's result holds no unexpected count or values
     (its ``observed_value`` is kept where the batch has no row checks, e.g. an aggregate over a column).
     """
-    with _GX_LOCK:
+    with _GX_LOCK, no_batch_fingerprint():
         return _validate_batches(suite, suites, batches, parameters)
 
 
 _GX_LOCK = threading.Lock()
 """One validation at a time: the process's Great Expectations context is shared (and not thread-safe)."""
+
+
+@contextlib.contextmanager
+def no_batch_fingerprint() -> Iterator[None]:
+    """Great Expectations' pandas batch fingerprint turned off while the block runs, restored after (also on error).
+
+    GE hashes every pandas batch whose shallow size is under ``pandas_execution_engine.HASH_THRESHOLD``
+    (``pandas_data_fingerprint`` in the result's ``meta.batch_markers``): a pass over a whole million-row frame
+    that costs time and a copy's worth of memory, and that nothing in the stage reads. With the threshold at 0
+    the marker is left out, as GE itself does for frames above the threshold; every expectation's result is
+    unchanged. Callers hold ``_GX_LOCK``, so the module attribute is not changed under another validation.
+    """
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    previous = engine.HASH_THRESHOLD
+    engine.HASH_THRESHOLD = 0
+    try:
+        yield
+    finally:
+        engine.HASH_THRESHOLD = previous
 
 _GX_STATE: dict[str, Any] = {}
 """The process's ephemeral GE context, one pandas data source per suite, one batch definition per batch."""
@@ -216,7 +237,7 @@ def run_suite(suite: str, suites: dict[str, Any], batches: list[Batch], paramete
     results = None
     counted: tuple[dict[str, Any], ...] = ()
     if checks is not None and CHECKS_BATCH in suites:
-        with _GX_LOCK:
+        with _GX_LOCK, no_batch_fingerprint():
             first, summary = _first_pass(suite, suites, batches, parameters, checks)
         if first.success:
             ge_results = {CHECKS_BATCH: first}
