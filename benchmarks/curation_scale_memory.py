@@ -11,8 +11,9 @@ its peak and when it ended (MB). Run it at two corpus sizes to see which step's 
 ``python benchmarks/curation_scale_memory.py --compare BEFORE AFTER`` compares two published versions of
 one corpus (manifests and curated shards): the check that a change left the job's output as it was;
 ``--render NAME`` writes ``results/NAME.md`` (the memory table) from ``results/NAME.json``;
-``--parts BEFORE N`` measures the output steps' parts (corpus gate, its document frame, near-duplicate
-groups, the report) on synthetic inputs of N rows, at commit BEFORE and in the working tree, each call in
+``--parts BEFORE N [NAME ...]`` measures the output steps' parts (corpus gate, its document frame, near-duplicate
+groups, the report; named only: ``validate_corpus_runner``, the gate with GE's validation code at BEFORE, and
+``publish``, the curated shards published) on synthetic inputs of N rows, at commit BEFORE and in the working tree, each call in
 its own process, and checks that both give the same output.
 """
 
@@ -253,6 +254,9 @@ def render(data: dict) -> str:
 
 #: What ``--parts`` measures: each a function of (the module versions to use, N) run in a fresh process.
 PART_NAMES = ("validate_corpus", "document_frame", "near_duplicate_groups", "report")
+MORE_PART_NAMES = ("validate_corpus_runner", "publish")
+"""Parts run only when named: the corpus gate with only ``quality/runner.py`` at the commit (Great Expectations'
+batch fingerprint), and ``publish`` of the curated shards (bytes read in before, file paths copied now)."""
 
 
 def _module_at(commit: str | None, path: str, name: str):
@@ -314,6 +318,18 @@ def _part_setup(part: str, commit: str | None, n: int):
         kw["budget_fraction"] = len(docs) / kw["n_scored"]
         return (lambda: q.validate_corpus(docs, man, **kw),
                 lambda r: _json.dumps([x for x in r.results], default=str, sort_keys=True))
+    if part == "validate_corpus_runner":  # the gate's code now; only the runner (GE's validation) at the commit
+        q = _module_at(None, "influence_stage/quality/corpus.py", "")
+        if commit is not None:
+            runner = _module_at(commit, "influence_stage/quality/runner.py", "runner_under_test")
+            q.validate_batches, q.Batch = runner.validate_batches, runner.Batch
+        man, docs = _synthetic_manifest(n)
+        kw = dict(n_input=n, n_scored=int(man["score"].notna().sum()), max_chars=2000)
+        kw["budget_fraction"] = len(docs) / kw["n_scored"]
+        return (lambda: q.validate_corpus(docs, man, **kw),
+                lambda r: _json.dumps([x for x in r.results], default=str, sort_keys=True))
+    if part == "publish":
+        return _publish_setup(commit, n)
     if part == "document_frame":
         import datasets
 
@@ -347,6 +363,53 @@ def _part_setup(part: str, commit: str | None, n: int):
 
         return call, lambda out: out
     raise ValueError(part)
+
+
+def _publish_setup(commit: str | None, n: int):
+    """``PublishCorpus``'s call on synthetic inputs: the curated rows (69% of ``n``, ~140 random characters each) as
+    two uncompressed Parquet shards (~100 MB at 1M), the Dataset memory-mapped from them, the manifest. Before:
+    ``publish`` at ``commit`` given the shards' bytes; now: the working tree's given their paths. The check is every
+    published file's sha256 but ``meta.json`` and ``README.md`` (both hold the publish time) and the Dataset's
+    ``state.json`` (its fingerprint follows the temporary folder's name)."""
+    import hashlib
+    import tempfile
+
+    import datasets
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    man, docs = _synthetic_manifest(n)
+    work = Path(tempfile.mkdtemp(prefix="publish_part_"))
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz     ", dtype=np.uint8)
+    rows = docs["row_id"].to_numpy()
+    shards = []
+    for i, part_rows in enumerate(np.array_split(rows, 2)):
+        chars = letters[rng.integers(0, len(letters), (len(part_rows), 140))]
+        texts = pa.array([c.tobytes().decode() for c in chars])
+        table = pa.table({"row_id": pa.array(part_rows), "text": texts})
+        shards.append(work / f"part-{i:05d}.parquet")
+        pq.write_table(table, shards[-1], compression="none")
+        del chars, texts, table
+    curated = datasets.Dataset.from_parquet([str(x) for x in shards], cache_dir=str(work / "hf"))
+    if commit is None:
+        from influence_stage.publish.versions import publish
+
+        extra = {f"shards/{x.name}": x for x in shards}
+    else:
+        publish = _module_at(commit, "influence_stage/publish/versions.py", "versions_under_test").publish
+        extra = None
+
+    def call():
+        files = extra if extra is not None else {f"shards/{x.name}": x.read_bytes() for x in shards}
+        return publish(curated, man, root=work / "pub", name="corpus", extra_files=files, fingerprint="f")
+
+    def check(published):
+        return sorted((f, hashlib.sha256((published.path / f).read_bytes()).hexdigest()) for f in published.files
+                      if f not in ("meta.json", "README.md", "dataset/state.json"))
+
+    return call, check
 
 
 def measure_part(part: str, commit: str | None, n: int) -> dict:
