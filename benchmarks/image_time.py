@@ -271,11 +271,11 @@ def decision_table(runs: list[dict]) -> str:
             verdict[r["variant"]].append(q)
             c = q["checks"]
             cpu = f"{q['cpu']:.2f}" if q["cpu"] is not None else "—"
-            kappa = f"{q['kappa']:.2f}" if q["kappa"] is not None else "—"
+            kappa = f"{q['kappa']:.3f}" if q["kappa"] is not None else "—"
             lines.append(
                 f"| {r['variant']} | {run['setting']} | {run['seed']} | {q['wall']:.2f} | {cpu} | "
-                f"{r['ap_default']:.3f} ({cl['ap']:.3f}) {mark[c['ap']]} | {r['flags']['f1']:.3f} "
-                f"({cl['flags']['f1']:.3f}) {mark[c['f1']]} | {r['estimated_noise_rate']:.3f} ({q['true_rate']:.3f}, "
+                f"{r['ap_default']:.4f} ({cl['ap']:.4f}) {mark[c['ap']]} | {r['flags']['f1']:.4f} "
+                f"({cl['flags']['f1']:.4f}) {mark[c['f1']]} | {r['estimated_noise_rate']:.3f} ({q['true_rate']:.3f}, "
                 f"{q['rel']:+.0%}) {mark[c['estimate']]} | {r['aux_given_accuracy']:.3f} ({kappa}) {mark[c['aux']]} | "
                 f"{mark[q['meets']]} |")
     lines += ["", "| variant | runs | rule met on every run | wall ratio (range) | CPU ratio (range) |", "|---|---|---|---|---|"]
