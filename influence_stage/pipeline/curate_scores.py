@@ -87,34 +87,36 @@ def remove_torn_files(folder: Path, outs: list[str]) -> list[Path]:
     return torn
 
 
-class LossMatrix(MappedStep):
-    """The loss matrix and the exact GEX self-influence, as work units: one per (document range ×
-    pass), a pass being ``θ*`` or one member (``score_pass``).
+class _Passes(MappedStep):
+    """A step whose work is forward passes of saved member states over document ranges, one work unit per
+    (range × pass) (``score_pass``), with done-flags under ``cache_dir/curate/<key>/``: the states in
+    ``members/<m>.pt``, each unit's losses in ``passes/<tag>-<start>-<stop>.npy``. After a kill, a re-run
+    first deletes the half-written files the killed run left (``remove_torn_files``), then evaluates only the
+    units without a done-flag. Between units the corpus shards are checked against their stamps."""
 
-    Everything lives under ``cache_dir/curate/<key>/``: the members' states (``members/<m>.pt``), each
-    unit's losses and done-flag (``passes/``), the gathered matrix (``loss_matrix.npy``, memory
-    mapped). After a kill, a re-run first deletes the half-written files the killed run left
-    (``remove_torn_files``), then evaluates only the units without a done-flag. ``shard_docs``
-    documents per range. Between units (in process, and on the driver while units run on Dask) the
-    corpus shards are checked against their stamps (``check_shards``).
-    """
-
-    name, reads, writes, timing = "loss-matrix", ("learner", "tokens", "members"), ("scores",), "scores"
-    unit_name = "score-pass"
     unit_retries = 1
+    #: context value holding the member states; context value the folder goes to; whether θ* is a pass too;
+    #: the prefix of a member's pass tag; what a pass is called in messages
+    members_value, folder_value, with_theta, tag_prefix, pass_label = "members", "pass_folder", True, "m", "pass"
+    #: context value that gets the number of half-written files removed (None: not recorded)
+    torn_value: str | None = None
+
+    def key(self, context: RunContext) -> str:
+        """The cache key of the member states these passes evaluate."""
+        raise NotImplementedError
 
     def _folder(self, context: RunContext) -> Path:
         c = context.config
-        key = digest(_member_key(context), "passes", c.batch_tokens, c.eval_dtype)
-        return Path(c.cache_dir).resolve() / "curate" / key
+        return Path(c.cache_dir).resolve() / "curate" / digest(self.key(context), "passes", c.batch_tokens,
+                                                                c.eval_dtype)
 
     def units(self, context: RunContext) -> WorkUnits:
         import torch
 
-        c, folder, members = context.config, self._folder(context), context["members"]
+        c, folder, members = context.config, self._folder(context), context[self.members_value]
         (folder / "members").mkdir(parents=True, exist_ok=True)
         (folder / "passes").mkdir(parents=True, exist_ok=True)
-        paths: list[str | None] = [None]
+        paths: list[str | None] = [None] if self.with_theta else []
         for m, state in enumerate(members):
             path = folder / "members" / f"{m}.pt"
             if not path.exists():
@@ -125,14 +127,16 @@ class LossMatrix(MappedStep):
         n = len(context["tokens"])
         ranges = [(s, min(s + c.shard_docs, n)) for s in range(0, n, c.shard_docs)]
         items, names = [], []
-        for p, member in enumerate(paths):
-            tag = "theta" if member is None else f"m{p - 1}"
+        for member in paths:
+            tag = "theta" if member is None else f"{self.tag_prefix}{Path(member).stem}"
             for s, e in ranges:
                 items.append({"member": member, "start": s, "stop": e,
                               "out": str(folder / "passes" / f"{tag}-{s}-{e}.npy")})
-                names.append(f"score-pass {tag} docs {s}-{e}")
-        context.values["pass_folder"] = folder
-        context.values["torn_files_removed"] = len(remove_torn_files(folder, [it["out"] for it in items]))
+                names.append(f"{self.unit_name} {tag} docs {s}-{e}")
+        context.values[self.folder_value] = folder
+        removed = remove_torn_files(folder, [it["out"] for it in items])
+        if self.torn_value is not None:
+            context.values[self.torn_value] = len(removed)
         corpus = context.values.get("corpus")
         check = None if corpus is None else functools.partial(check_shards, [str(f) for f in corpus.files],
                                                                list(corpus._stamps))
@@ -148,6 +152,40 @@ class LossMatrix(MappedStep):
                 units.check()
         return self.gather(context, units, results)
 
+    def columns(self, units: WorkUnits, results: list[Any]) -> Any:
+        """Each unit's item and its saved losses, in unit order; InvalidInputError for a stale pass file."""
+        for item in units.items:
+            col = np.load(item["out"])
+            s, e = item["start"], item["stop"]
+            if len(col) != e - s:
+                folder = Path(item["out"]).parent.parent
+                raise InvalidInputError(f"{self.pass_label} {item['out']} holds {len(col)} losses for documents "
+                                        f"{s}..{e}; the pass file is stale. Fix: remove the cache folder "
+                                        f"{str(folder)!r} and run again.")
+            yield item, col
+        evaluated = int(sum(bool(r) for r in results))
+        logger.info("%ses: %d evaluated, %d reused from their done-flags", self.pass_label, evaluated,
+                    len(results) - evaluated)
+
+
+class LossMatrix(_Passes):
+    """The loss matrix and the exact GEX self-influence, as work units: one per (document range ×
+    pass), a pass being ``θ*`` or one member (``score_pass``).
+
+    Everything lives under ``cache_dir/curate/<key>/``: the members' states (``members/<m>.pt``), each
+    unit's losses and done-flag (``passes/``), the gathered matrix (``loss_matrix.npy``, memory
+    mapped). After a kill, a re-run first deletes the half-written files the killed run left
+    (``remove_torn_files``), then evaluates only the units without a done-flag. ``shard_docs``
+    documents per range. Between units (in process, and on the driver while units run on Dask) the
+    corpus shards are checked against their stamps (``check_shards``).
+    """
+
+    name, reads, writes, timing = "loss-matrix", ("learner", "tokens", "members"), ("scores",), "scores"
+    unit_name, pass_label, torn_value = "score-pass", "scoring pass", "torn_files_removed"
+
+    def key(self, context: RunContext) -> str:
+        return _member_key(context)
+
     def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
         from influence_stage.engine.influence import self_influence
 
@@ -155,22 +193,14 @@ class LossMatrix(MappedStep):
         L = np.lib.format.open_memmap(str(folder / "loss_matrix.npy"), mode="w+", dtype=np.float32,
                                       shape=(n, n_members))
         base = np.empty(n, dtype=np.float32)
-        for item in units.items:
-            col = np.load(item["out"])
+        for item, col in self.columns(units, results):
             s, e = item["start"], item["stop"]
-            if len(col) != e - s:
-                raise InvalidInputError(f"scoring pass {item['out']} holds {len(col)} losses for documents {s}..{e}; "
-                                        "the pass file is stale. Fix: remove the cache folder "
-                                        f"{str(folder)!r} and run again.")
             if item["member"] is None:
                 base[s:e] = col
             else:
                 L[s:e, int(Path(item["member"]).stem)] = col
         L.flush()
-        evaluated = int(sum(bool(r) for r in results))
-        context.values["passes_evaluated"] = evaluated
-        logger.info("scoring passes: %d evaluated, %d reused from their done-flags", evaluated,
-                    len(results) - evaluated)
+        context.values["passes_evaluated"] = int(sum(bool(r) for r in results))
         return {"self_influence": self_influence(L, base, tau=context.config.tau), "base_loss": base,
                 "loss_matrix": L, "timings": {}}
 
@@ -222,7 +252,7 @@ class ReferenceMembers(Step):
                           steps=c.reference_steps, ft_lr=c.reference_lr, seed=c.seed, progress=c.progress)
 
 
-class ReferenceLosses(MappedStep):
+class ReferenceLosses(_Passes):
     """``score: reference``: the losses under the reference members (``ReferenceMembers``) of every scored
     document ``(n, R)``, as work units with done-flags like ``LossMatrix`` (one per document range × reference
     member, ``score_pass``), and of the reference's own documents at ``θ*`` ``(r,)`` and under each member
@@ -235,55 +265,14 @@ class ReferenceLosses(MappedStep):
 
     name, reads, writes, timing = ("reference-losses", ("learner", "tokens", "reference_members"), ("reference",),
                                    "scores")
-    unit_name = "reference-pass"
-    unit_retries = 1
+    unit_name, pass_label = "reference-pass", "reference pass"
+    members_value, folder_value, with_theta, tag_prefix = "reference_members", "reference_folder", False, "r"
 
     def applies(self, context: RunContext) -> bool:
         return context.config.score == "reference"
 
-    def _folder(self, context: RunContext) -> Path:
-        c = context.config
-        key = digest(_reference_member_key(context), "passes", c.batch_tokens, c.eval_dtype)
-        return Path(c.cache_dir).resolve() / "curate" / key
-
-    def units(self, context: RunContext) -> WorkUnits:
-        import torch
-
-        c, folder, members = context.config, self._folder(context), context["reference_members"]
-        (folder / "members").mkdir(parents=True, exist_ok=True)
-        (folder / "passes").mkdir(parents=True, exist_ok=True)
-        paths = []
-        for m, state in enumerate(members):
-            path = folder / "members" / f"{m}.pt"
-            if not path.exists():
-                tmp = path.with_name(f".{m}.{os.getpid()}.tmp")
-                torch.save(state, tmp)
-                os.replace(tmp, path)
-            paths.append(str(path))
-        n = len(context["tokens"])
-        ranges = [(s, min(s + c.shard_docs, n)) for s in range(0, n, c.shard_docs)]
-        items, names = [], []
-        for m, member in enumerate(paths):
-            for s, e in ranges:
-                items.append({"member": member, "start": s, "stop": e,
-                              "out": str(folder / "passes" / f"r{m}-{s}-{e}.npy")})
-                names.append(f"reference-pass r{m} docs {s}-{e}")
-        context.values["reference_folder"] = folder
-        remove_torn_files(folder, [it["out"] for it in items])
-        corpus = context.values.get("corpus")
-        check = None if corpus is None else functools.partial(check_shards, [str(f) for f in corpus.files],
-                                                               list(corpus._stamps))
-        return WorkUnits(fn=score_pass, shared={"learner": context["learner"], "tokens": context["tokens"]},
-                         items=items, names=names, bounded=True, check=check)
-
-    def run(self, context: RunContext) -> Any:
-        units = self.units(context)
-        results = []
-        for item in units.items:
-            results.append(units.fn(**units.shared, **item))
-            if units.check is not None:
-                units.check()
-        return self.gather(context, units, results)
+    def key(self, context: RunContext) -> str:
+        return _reference_member_key(context)
 
     def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
         import torch
@@ -291,14 +280,8 @@ class ReferenceLosses(MappedStep):
         folder, n, members = context["reference_folder"], len(context["tokens"]), context["reference_members"]
         P = np.lib.format.open_memmap(str(folder / "pool_loss_matrix.npy"), mode="w+", dtype=np.float32,
                                       shape=(n, len(members)))
-        for item in units.items:
-            col = np.load(item["out"])
-            s, e = item["start"], item["stop"]
-            if len(col) != e - s:
-                raise InvalidInputError(f"reference pass {item['out']} holds {len(col)} losses for documents "
-                                        f"{s}..{e}; the pass file is stale. Fix: remove the cache folder "
-                                        f"{str(folder)!r} and run again.")
-            P[s:e, int(Path(item["member"]).stem)] = col
+        for item, col in self.columns(units, results):
+            P[item["start"]:item["stop"], int(Path(item["member"]).stem)] = col
         P.flush()
         learner, texts = context["learner"], reference_texts(context.config)
         start = learner.get_state()
@@ -311,10 +294,8 @@ class ReferenceLosses(MappedStep):
                 L[:, m] = learner.per_sample_loss(texts)
         finally:
             learner.set_state(start)
-        evaluated = int(sum(bool(r) for r in results))
-        logger.info("reference passes: %d evaluated, %d reused from their done-flags; the reference's mean loss "
-                    "%.4f at θ*, %.4f under the reference members", evaluated, len(results) - evaluated,
-                    float(base.mean()), float(L.mean()))
+        logger.info("the reference's mean loss: %.4f at θ*, %.4f under the reference members", float(base.mean()),
+                    float(L.mean()))
         return {"base_loss": base, "loss_matrix": L, "pool_loss_matrix": P}
 
 
