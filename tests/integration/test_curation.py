@@ -15,6 +15,7 @@ pytest.importorskip("prefect")
 pytest.importorskip("transformers")
 
 from fixtures.lm import small_gpt2, train_tokenizer
+from fixtures.manifests import corpus_manifest as _manifest
 from influence_stage.engine.causal_lm import CausalLMLearner
 from influence_stage.errors import InvalidInputError, ValidationFailedError
 from influence_stage.orchestration.curate import (CurateConfig, add_curate_parser, curate_config, curate_corpus,
@@ -173,14 +174,6 @@ def test_stored_suite_matches_the_code(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(InvalidInputError, match="changed but its version is still 1"):
         write_corpus_suite_file(tmp_path)
-
-
-def _manifest(status: list[str]) -> pd.DataFrame:
-    n = len(status)
-    return pd.DataFrame({"row_id": np.arange(n), "doc_id": [str(i) for i in range(n)], "status": status,
-                         "action": ["keep" if s == "kept" else "drop" for s in status],
-                         "score": np.linspace(0, 1, n), "base_loss": np.ones(n), "n_chars": np.full(n, 10),
-                         "content_hash": [f"h{i}" for i in range(n)], "duplicate_of": np.full(n, -1)})
 
 
 def _docs(rows, n_chars=None, hashes=None) -> pd.DataFrame:

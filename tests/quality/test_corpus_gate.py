@@ -6,16 +6,9 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from fixtures.manifests import corpus_manifest as _manifest
 from influence_stage.data.corpus import content_hash
 from influence_stage.quality.corpus import _accounting, document_frame, validate_corpus
-
-
-def _manifest(status: list[str]) -> pd.DataFrame:
-    n = len(status)
-    return pd.DataFrame({"row_id": np.arange(n), "doc_id": [str(i) for i in range(n)], "status": status,
-                         "action": ["keep" if s == "kept" else "drop" for s in status],
-                         "score": np.linspace(0, 1, n), "base_loss": np.ones(n), "n_chars": np.full(n, 10),
-                         "content_hash": [f"h{i}" for i in range(n)], "duplicate_of": np.full(n, -1)})
 
 
 def test_document_frame_reads_lengths_and_hashes_across_batches():
