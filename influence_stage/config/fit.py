@@ -7,6 +7,7 @@ imports nothing of the package's upper layers (score names are checked on first 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,6 +19,12 @@ IMAGE_LR_GRID: tuple[float, ...] = DEFAULT_LR_GRID[:4]
 #: The step floor (FitConfig.min_steps) raises the epochs at most this many times: on a few dozen images
 #: the floor alone would mean thousands of passes that only memorise them.
 MAX_FLOOR_FACTOR = 4
+
+
+def is_image(input_shape: Sequence[int] | None) -> bool:
+    """Whether rows of shape ``input_shape`` (without the batch axis) are images ``(c, h, w)``: the rows that
+    ``FitConfig.min_steps`` and GEXConfig's image-only fields apply to."""
+    return input_shape is not None and len(tuple(input_shape)) == 3
 
 
 class FitConfig(BaseModel):
@@ -57,7 +64,7 @@ class FitConfig(BaseModel):
         unless ``min_steps_inputs='all'``)."""
         if self.min_steps is None:
             return False
-        return self.min_steps_inputs == "all" or (input_shape is not None and len(tuple(input_shape)) == 3)
+        return self.min_steps_inputs == "all" or is_image(input_shape)
 
     def steps_per_epoch(self, n_rows: int) -> int:
         """SGD steps in one epoch over ``n_rows`` rows (the ragged tail dropped, at least one)."""

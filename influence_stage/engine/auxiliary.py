@@ -45,6 +45,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.fit import is_image
 from influence_stage.engine.learner import Learner, TensorData
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def round_plan(n_rows: int, n_train: int, input_shape: tuple[int, ...] | None, *
     """
     if fit_config.floors(input_shape):
         full = fit_config.epochs_for(n_rows, input_shape)
-        image = input_shape is not None and len(tuple(input_shape)) == 3
+        image = is_image(input_shape)
         share, first = (config.floored_aux_share, config.floored_aux_first) if image else (1.0, 1 / FLOORED_FIRST_ROUND)
         cap = max(math.ceil(share * full), config.holdout_epochs)
         return cap, min(cap, max(config.holdout_epochs, math.ceil(first * cap)))

@@ -50,7 +50,7 @@ from sklearn.metrics import average_precision_score
 from tqdm.auto import tqdm
 
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.config.fit import DEFAULT_LR_GRID
+from influence_stage.config.fit import is_image
 from influence_stage.errors import InvalidInputError
 from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, cross_fit
 from influence_stage.engine.learner import (
@@ -70,9 +70,10 @@ from influence_stage.engine.scores import oos_loss as given_label_loss
 logger = logging.getLogger(__name__)
 
 
-def is_image(input_shape: Sequence[int] | None) -> bool:
-    """Whether rows of shape ``input_shape`` (without the batch axis) are images ``(c, h, w)``."""
-    return input_shape is not None and len(tuple(input_shape)) == 3
+def _at_default(config: GEXConfig, name: str) -> bool:
+    """Whether ``config``'s field ``name`` holds its default: an image-only field stands in for it only then,
+    so a value the user set is used as given."""
+    return getattr(config, name) == type(config).model_fields[name].default
 
 
 def row_shape(data) -> tuple[int, ...] | None:
@@ -95,7 +96,7 @@ def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None,
     per_epoch = max(n_rows // min(batch_size, n_rows), 1)
     floor = config.min_cycle_steps
     if (config.image_min_cycle_steps is not None and is_image(input_shape)
-            and floor == type(config).model_fields["min_cycle_steps"].default):
+            and _at_default(config, "min_cycle_steps")):
         floor = config.image_min_cycle_steps
     return max(floor, int(round(config.cycle_epochs * per_epoch)))
 
@@ -119,7 +120,7 @@ def use_image_eval_batch(learner: Learner, data, config: GEXConfig) -> None:
 def probe_grid(config: GEXConfig, input_shape: Sequence[int] | None) -> list[float]:
     """The rates ``ft_lr="auto"`` probes: ``image_lr_grid`` on image rows when set and ``lr_grid`` is
     left at its default, else ``lr_grid`` (a grid set there is probed as given)."""
-    if config.image_lr_grid is not None and is_image(input_shape) and tuple(config.lr_grid) == DEFAULT_LR_GRID:
+    if config.image_lr_grid is not None and is_image(input_shape) and _at_default(config, "lr_grid"):
         return list(config.image_lr_grid)
     return list(config.lr_grid)
 
