@@ -30,7 +30,6 @@ mid-run live in ``influence_stage.data.corpus_shards``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -50,6 +49,7 @@ from tqdm.auto import tqdm
 from influence_stage.data.corpus_shards import (FORMATS, check_shard_columns, count_rows, find_shards,
                                                parquet_batches, shards_changed_error, stamps)
 from influence_stage.errors import InvalidInputError, InvalidTypeError
+from influence_stage.memory import release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -526,33 +526,7 @@ def near_duplicate_groups(frame: pd.DataFrame, *, limit: int | None = None) -> l
     return groups[:limit] if limit is not None else groups
 
 
-def release_free_memory() -> None:
-    """Hand memory this process freed back to the operating system: the pages Arrow's allocator
-    (``pyarrow.default_memory_pool``, mimalloc or jemalloc) and glibc's ``malloc`` keep for reuse after
-    large buffers are freed. Without it a step that built and dropped a million-row column leaves the
-    process that much larger for the rest of the run. A no-op where glibc is not the C library."""
-    pa.default_memory_pool().release_unused()
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> Any:
-    """glibc, for ``malloc_trim``; None elsewhere (musl, macOS, Windows)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
 def _arrow_column(column: pd.Series) -> Any:
     """A text column as one Arrow string array (its own buffers when it is already Arrow-backed)."""
-    import pyarrow as pa
-
     arr = pa.array(column.astype("str").array)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr

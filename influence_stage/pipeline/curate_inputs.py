@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from influence_stage.data.corpus import Corpus, inventory, near_duplicate_groups, release_free_memory
+from influence_stage.data.corpus import Corpus, inventory, near_duplicate_groups
 from influence_stage.decisions.prune import check_budget
 from influence_stage.errors import InvalidInputError
 from influence_stage.pipeline.context import RunContext, digest
@@ -93,7 +93,6 @@ class Inventory(Step):
                         skip_invalid=c.skip_invalid, progress=c.progress)
         if c.near_dedup is not None:
             inv = remove_near_duplicates(context["corpus"], inv, threshold=c.near_dedup)
-        release_free_memory()  # the streaming pass's batches and the MinHash index, kept by the allocators otherwise
         return inv
 
 

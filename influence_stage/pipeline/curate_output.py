@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from influence_stage.data.arrow import ROW_ID
-from influence_stage.data.corpus import release_free_memory
 from influence_stage.decisions.prune import prune
 from influence_stage.errors import InvalidInputError
 from influence_stage.pipeline.context import RunContext
@@ -150,7 +149,6 @@ class Prune(Step):
         # the manifest now holds every input row's fields; no later step reads the inventory, so it is let go
         # (about as large as the manifest: one Arrow row per input document) before the output is written
         context.values.pop("inventory", None)
-        release_free_memory()
         return result, manifest
 
 
@@ -182,9 +180,7 @@ class WriteCurated(Step):
         paths = context["corpus"].write_parquet_shards(Path(workdir.name) / "shards", keep, extra=extra,
                                                        max_rows=c.output_shard_rows, max_bytes=c.output_shard_bytes)
         context.values["output_shards"] = paths
-        curated = datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(Path(workdir.name) / "arrow"))
-        release_free_memory()  # the shard writer's Arrow buffers
-        return curated
+        return datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(Path(workdir.name) / "arrow"))
 
 
 class ValidateCorpus(Step):
@@ -204,7 +200,6 @@ class ValidateCorpus(Step):
                                  if isinstance(c.budget, numbers.Integral) or c.budget_tokens is not None
                                  else float(c.budget),
                                  min_chars=c.min_chars, max_chars=c.max_chars, dedup=c.dedup)
-        release_free_memory()  # the document frame's and Great Expectations' buffers
         report.raise_if_failed()
         return report
 
@@ -249,8 +244,6 @@ class CorpusReport(Step):
         html = build_corpus_report(manifest, texts=texts, summary={**summary, **seconds}, low_cut=result.low_cut,
                                    high_cut=result.high_cut, near_duplicates=near,
                                    title=f"influence_stage curation: {c.name}")
-        del manifest
-        release_free_memory()  # the report's row copies
         return summary, html
 
 

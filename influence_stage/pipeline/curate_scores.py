@@ -8,6 +8,7 @@ process, as a Prefect task or on a Dask worker.
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 import functools
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from influence_stage.data.corpus import release_free_memory
+from influence_stage.memory import release_free_memory
 from influence_stage.errors import InvalidInputError
 from influence_stage.pipeline.context import RunContext, digest
 from influence_stage.pipeline.curate_inputs import reference_texts
@@ -33,7 +34,7 @@ def score_pass(learner: Any, tokens: Any, member: str | None, start: int, stop: 
 
     A unit whose done-flag exists returns at once; returns whether it evaluated the pass. The
     learner is copied first, so units on threads of one process never share weights. The memory the
-    unit freed is handed back to the operating system at its end (``data.corpus.release_free_memory``).
+    unit freed is handed back to the operating system at its end (``memory.release_free_memory``).
     """
     import torch
 
@@ -101,9 +102,9 @@ class _Passes(MappedStep):
     #: context value that gets the number of half-written files removed (None: not recorded)
     torn_value: str | None = None
 
+    @abstractmethod
     def key(self, context: RunContext) -> str:
         """The cache key of the member states these passes evaluate."""
-        raise NotImplementedError
 
     def _folder(self, context: RunContext) -> Path:
         c = context.config
@@ -142,15 +143,6 @@ class _Passes(MappedStep):
                                                                list(corpus._stamps))
         return WorkUnits(fn=score_pass, shared={"learner": context["learner"], "tokens": context["tokens"]},
                          items=items, names=names, bounded=True, check=check)
-
-    def run(self, context: RunContext) -> Any:
-        units = self.units(context)
-        results = []
-        for item in units.items:
-            results.append(units.fn(**units.shared, **item))
-            if units.check is not None:
-                units.check()
-        return self.gather(context, units, results)
 
     def columns(self, units: WorkUnits, results: list[Any]) -> Any:
         """Each unit's item and its saved losses, in unit order; InvalidInputError for a stale pass file."""
@@ -217,9 +209,18 @@ def reference_fingerprint(texts: list[str]) -> str:
     return h.hexdigest()[:32]
 
 
+def _reference(context: RunContext) -> list[str]:
+    """The reference corpus's documents (``curate_inputs.reference_texts``), read once per run: the reference
+    steps' cache keys, the members' training and the reference's own losses all need them."""
+    texts = context.values.get("reference_texts")
+    if texts is None:
+        texts = context.values["reference_texts"] = reference_texts(context.config)
+    return texts
+
+
 def _reference_member_key(context: RunContext) -> str:
     c = context.config
-    return digest(_member_key(context), "reference-members", reference_fingerprint(reference_texts(c)),
+    return digest(_member_key(context), "reference-members", reference_fingerprint(_reference(context)),
                   c.reference_members, c.reference_steps, c.reference_lr)
 
 
@@ -248,7 +249,7 @@ class ReferenceMembers(Step):
         from influence_stage.engine.lm_gex import lm_members
 
         c = context.config
-        return lm_members(context["learner"], reference_texts(c), chains=c.reference_members, cycles=1,
+        return lm_members(context["learner"], _reference(context), chains=c.reference_members, cycles=1,
                           steps=c.reference_steps, ft_lr=c.reference_lr, seed=c.seed, progress=c.progress)
 
 
@@ -283,7 +284,7 @@ class ReferenceLosses(_Passes):
         for item, col in self.columns(units, results):
             P[item["start"]:item["stop"], int(Path(item["member"]).stem)] = col
         P.flush()
-        learner, texts = context["learner"], reference_texts(context.config)
+        learner, texts = context["learner"], _reference(context)
         start = learner.get_state()
         base = learner.per_sample_loss(texts)
         L = np.empty((len(texts), len(members)), dtype=np.float32)

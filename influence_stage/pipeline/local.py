@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from influence_stage.memory import release_free_memory
 from influence_stage.pipeline.context import RunContext
 from influence_stage.pipeline.step import Plan, Step
 
@@ -20,7 +21,8 @@ class LocalExecutor:
     """Runs a ``Plan`` in process.
 
     Each step that applies runs and writes its values into the context; a step that does not
-    apply writes None for each of its values. Seconds go to ``context.timings`` (per
+    apply writes None for each of its values. After each step the memory it freed is handed back to
+    the operating system (``memory.release_free_memory``). Seconds go to ``context.timings`` (per
     ``Step.timing`` label) and ``context.step_seconds`` (per step name). A step that calls
     ``context.stop`` ends the run.
 
@@ -54,6 +56,8 @@ class LocalExecutor:
             with context.timings.step(step.timing or step.name), context.step_seconds.step(step.name):
                 value = self.run_step(step, context)
             step.store(context, value)
+            del value
+            release_free_memory()  # what the step built and dropped (a million-row column, a batch's buffers)
         logger.debug("plan %s done; seconds per step %s", plan.name, context.step_seconds.rounded())
         return context
 

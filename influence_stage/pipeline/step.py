@@ -122,7 +122,9 @@ class MappedStep(Step):
 
     ``unit_name`` is the units' Prefect task name; ``unit_retries`` how often a failed unit (a lost
     worker) is run again: units resume from their done-flags, so a re-run finishes their work. A
-    subclass implements ``run`` (the units in process), ``units`` and ``gather`` (abstract methods).
+    subclass implements ``units`` and ``gather`` (abstract methods); ``run``, the step in process, runs
+    the units one after another with ``units.check`` between them, unless the subclass has a faster
+    in-process form.
     """
 
     unit_name: ClassVar[str] = "unit"
@@ -135,6 +137,15 @@ class MappedStep(Step):
     @abstractmethod
     def gather(self, context: RunContext, units: WorkUnits, results: list[Any]) -> Any:
         """The step's value from the units' results, in ``units.items`` order."""
+
+    def run(self, context: RunContext) -> Any:
+        units = self.units(context)
+        results = []
+        for item in units.items:
+            results.append(units.fn(**units.shared, **item))
+            if units.check is not None:
+                units.check()
+        return self.gather(context, units, results)
 
 
 @dataclass(frozen=True)

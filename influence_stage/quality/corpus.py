@@ -34,7 +34,8 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from influence_stage.data.corpus import STATUSES, content_hash, release_free_memory
+from influence_stage.data.corpus import STATUSES, content_hash
+from influence_stage.memory import release_free_memory
 from influence_stage.data.arrow import ROW_ID
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.quality.gate import Batch, ValidationReport, validate_batches

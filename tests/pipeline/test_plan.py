@@ -61,6 +61,36 @@ def test_the_local_executor_runs_steps_in_order_and_skipped_steps_write_none():
     assert list(context.timings) == ["arithmetic", "halt"]  # add and twice add up under one label
 
 
+def test_the_local_executor_hands_freed_memory_back_after_each_step_that_ran(monkeypatch):
+    from influence_stage.pipeline import local
+
+    calls = []
+    monkeypatch.setattr(local, "release_free_memory", lambda: calls.append(sorted(context.values)))
+    context = RunContext(config=CleanConfig(), values={"x": 3})
+    LocalExecutor().run(Plan("toy", (Add(), Never(), Twice())), context)
+    assert calls == [["x", "y"], ["v", "w", "x", "y", "z"]]  # after add and after twice (stored), not after never
+
+
+def test_mapped_steps_run_their_units_in_process_with_the_check_between():
+    from influence_stage.pipeline.step import MappedStep, WorkUnits
+
+    seen = []
+
+    class Squares(MappedStep):
+        name, writes = "squares", ("s",)
+
+        def units(self, context):
+            return WorkUnits(fn=lambda base, i: base + i * i, shared={"base": 10}, items=[{"i": i} for i in range(3)],
+                             names=["a", "b", "c"], check=lambda: seen.append("check"))
+
+        def gather(self, context, units, results):
+            return results
+
+    context = RunContext(config=CleanConfig(), values={})
+    LocalExecutor().run(Plan("toy", (Squares(),)), context)
+    assert context["s"] == [10, 11, 14] and seen == ["check"] * 3
+
+
 def test_a_missing_value_and_a_missing_cache_dir_are_clear_errors():
     context = RunContext(config=CleanConfig(), values={"x": 1})
     with pytest.raises(InvalidInputError, match=r"holds no 'learner'; it holds \['x'\].*Fix: run the plan"):
