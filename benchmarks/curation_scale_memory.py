@@ -427,7 +427,7 @@ def measure_part(part: str, commit: str | None, n: int) -> dict:
     gc.collect()
     # both versions start from a process that has handed its free pages back (Arrow's pool, glibc's heap):
     # otherwise a version that keeps the first call's freed pages would look smaller on the second call
-    from influence_stage.data.corpus import release_free_memory
+    from influence_stage.memory import release_free_memory
 
     release_free_memory()
     peak = {"rss": 0.0, "anon": 0.0}
