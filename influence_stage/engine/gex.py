@@ -80,6 +80,9 @@ class GEXResult:
     timings : wall seconds per step.
     auxiliary : the check of the model behind ``oos_proba`` (``engine.auxiliary``: its out-of-sample
         accuracy on the given labels and whether it is reliable), or None without ``oos_proba``.
+    member_proba : ``(n_samples, n_classes) float32`` the members' mean class probabilities
+        (``losses.mean_member_proba``), kept from the loss passes when they came from the same forward
+        passes; None otherwise (the decision computes them).
     """
 
     scores: np.ndarray
@@ -95,6 +98,7 @@ class GEXResult:
     train_margin: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     auxiliary: AuxiliaryCheck | None = None
+    member_proba: np.ndarray | None = None
 
     @property
     def label_quality(self) -> np.ndarray:
@@ -248,8 +252,9 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
         else:
             logger.info("θ* fits only %.0f%% of the given labels; the GEX part of score %r ranks rows it does not "
                         "fit low, the out-of-sample and margin parts do not.", 100 * fit, config.score)
+    mean_proba: list[np.ndarray] = []
     L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
-                    member_chunk=config.member_chunk, progress=progress, store=store)
+                    member_chunk=config.member_chunk, progress=progress, store=store, mean_proba=mean_proba)
     margin = train_margin_of(learner, data)
     proba = auto.oos_proba if auto is not None else None
     aux = getattr(auto, "auxiliary", None)  # an AutoScale cached before the check existed has none
@@ -268,7 +273,8 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
                            oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
     return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
-                     oos_proba=proba, train_margin=margin, auxiliary=aux)
+                     oos_proba=proba, train_margin=margin, auxiliary=aux,
+                     member_proba=mean_proba[0] if mean_proba else None)
 
 
 def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,

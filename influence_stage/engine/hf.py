@@ -328,6 +328,12 @@ class HFLearner:
         """Class probabilities in eval mode, ``(n_samples, n_classes) float32``."""
         return torch.softmax(self.logits(data), dim=1).numpy().astype(np.float32)
 
+    def loss_and_proba(self, data: TextData | ImageData) -> tuple[np.ndarray, np.ndarray]:
+        """``per_sample_loss`` and ``predict_proba`` from one forward pass."""
+        logits = self.logits(data)
+        return (F.cross_entropy(logits, data.y, reduction="none").numpy().astype(np.float32),
+                torch.softmax(logits, dim=1).numpy().astype(np.float32))
+
     @torch.no_grad()
     def logits(self, data: TextData | ImageData) -> torch.Tensor:
         """Eval-mode logits ``(n_samples, n_classes)`` float32 on the CPU."""

@@ -131,6 +131,15 @@ class MemberLogits(Protocol):
 
 
 @runtime_checkable
+class LossAndProba(Protocol):
+    """Gives the per-sample loss and the class probabilities of one forward pass (the loss passes
+    collect the members' mean probabilities for the decision on the way, instead of a second pass)."""
+
+    def loss_and_proba(self, data) -> tuple[np.ndarray, np.ndarray]:
+        """``(per_sample_loss(data), predict_proba(data))``, equal to the two calls, from one pass."""
+
+
+@runtime_checkable
 class BatchedChains(Protocol):
     """Trains several chains at once (``train_chains``) when ``can_train_batched()`` says it can."""
 
@@ -144,7 +153,7 @@ class BatchedChains(Protocol):
 
 #: The optional capabilities, in the order docs/extending.md lists them.
 CAPABILITIES: tuple[type, ...] = (OnDevice, Minibatched, EvalBatched, Fittable, FreshCopies, CrossFittable, RecordsFit,
-                                  MemberLogits, BatchedChains)
+                                  MemberLogits, LossAndProba, BatchedChains)
 
 
 def capabilities(learner: Any) -> tuple[str, ...]:
@@ -288,6 +297,11 @@ class TorchLearner:
 
     def predict_proba(self, data: TensorData) -> np.ndarray:
         return torch.softmax(self.logits(data), dim=1).cpu().numpy().astype(np.float32)
+
+    def loss_and_proba(self, data: TensorData) -> tuple[np.ndarray, np.ndarray]:
+        logits = self.logits(data)
+        return (F.cross_entropy(logits, data.y, reduction="none").cpu().numpy().astype(np.float32),
+                torch.softmax(logits, dim=1).cpu().numpy().astype(np.float32))
 
     # -- training θ* ------------------------------------------------------------------------
     def fit(self, data: TensorData, recipe: "FitConfig", *, progress: bool = False) -> TrainHistory:

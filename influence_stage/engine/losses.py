@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from influence_stage.errors import InvalidInputError
-from influence_stage.engine.learner import Learner, MemberLogits, OnDevice, State, TensorData
+from influence_stage.engine.learner import Learner, LossAndProba, MemberLogits, OnDevice, State, TensorData
 from influence_stage.engine.loss_store import LossStore
 
 Method = Literal["auto", "vmap", "loop"]
@@ -69,8 +69,14 @@ def _stored_losses(learner: Learner, members: Sequence[State], data: TensorData,
 
 def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *, kind: str,
                  batch_size: int, member_chunk: int, method: Method, out: np.ndarray | None,
-                 progress: bool, store: LossStore | None = None) -> np.ndarray:
-    """``kind='loss'``: cross-entropy on the given label; ``kind='p_given'``: p(given label)."""
+                 progress: bool, store: LossStore | None = None,
+                 mean_proba: list[np.ndarray] | None = None) -> np.ndarray:
+    """``kind='loss'``: cross-entropy on the given label; ``kind='p_given'``: p(given label).
+
+    ``mean_proba``: a list that receives the members' mean class probabilities (as
+    ``mean_member_proba``) when they come from the same forward passes: the loop path over a learner
+    with ``loss_and_proba``, without a store. Otherwise it is left empty.
+    """
     n, m = len(data), len(members)
     if m == 0:
         raise InvalidInputError("no members to evaluate.")
@@ -84,14 +90,19 @@ def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *
     elif out.shape != (n, m):
         raise InvalidInputError(f"out must have shape ({n}, {m}); found {out.shape}.")
     how = _resolve(learner, method)
+    with_proba = mean_proba is not None and kind == "loss" and how == "loop" and isinstance(learner, LossAndProba)
     if how == "loop":
+        total = None
         saved = learner.get_state()
         bar = tqdm(total=m * n, desc=f"members ({kind})", unit="rows", unit_scale=True, disable=not progress,
                    leave=False)
         try:
             for j, state in enumerate(members):
                 learner.set_state(state)
-                if kind == "loss":
+                if with_proba:
+                    out[:, j], p = learner.loss_and_proba(data)
+                    total = p if total is None else total + p  # the order and dtype of mean_member_proba
+                elif kind == "loss":
                     out[:, j] = learner.per_sample_loss(data)
                 else:
                     out[:, j] = learner.predict_proba(data)[np.arange(n), data.y.cpu().numpy()]
@@ -99,6 +110,8 @@ def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *
         finally:
             bar.close()
             learner.set_state(saved)
+        if with_proba:
+            mean_proba.append((total / m).astype(np.float32))
         return out
     chunks = [range(s, min(s + member_chunk, m)) for s in range(0, m, member_chunk)]
     bar = tqdm(total=m * n, desc=f"members ({kind})", unit="rows", unit_scale=True, disable=not progress,
@@ -119,11 +132,16 @@ def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *
 
 def loss_matrix(learner: Learner, members: Sequence[State], data: TensorData, *, batch_size: int = 4096,
                 member_chunk: int = 16, method: Method = "auto", out: np.ndarray | None = None,
-                store: LossStore | None = None, progress: bool = False) -> np.ndarray:
+                store: LossStore | None = None, progress: bool = False,
+                mean_proba: list[np.ndarray] | None = None) -> np.ndarray:
     """Per-sample cross-entropy of every member on the given labels, eval mode.
 
     ``store``: evaluate only the members the store has not finished, write each into it, and return
     its matrix (a read-only memmap).
+
+    ``mean_proba``: a list; when the members' probabilities come from the same forward passes (the
+    loop path, a learner with ``loss_and_proba``, no store), their mean is appended to it, equal to
+    ``mean_member_proba``'s. Else it stays empty and the caller computes them when needed.
 
     Returns
     -------
@@ -131,7 +149,8 @@ def loss_matrix(learner: Learner, members: Sequence[State], data: TensorData, *,
         ``L[n, m] = loss(z_n, members[m])``.
     """
     return _member_stat(learner, members, data, kind="loss", batch_size=batch_size,
-                        member_chunk=member_chunk, method=method, out=out, progress=progress, store=store)
+                        member_chunk=member_chunk, method=method, out=out, progress=progress, store=store,
+                        mean_proba=mean_proba)
 
 
 def mean_member_proba(learner: Learner, members: Sequence[State], data: TensorData, *,

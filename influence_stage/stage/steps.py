@@ -203,8 +203,10 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
     proba = n_estimated = None
     if policy.uses_threshold:  # a policy that chooses its own rows needs no probabilities and no estimate
         data = learner_data(result.learner, prepared, features)
-        members = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
-                                    member_chunk=config.gex.member_chunk)
+        members = result.member_proba
+        if members is None or len(members) != len(features.y):  # not kept by the loss passes
+            members = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
+                                        member_chunk=config.gex.member_chunk)
         proba = suggestion_proba(members, result.oos_proba, result.auxiliary)
         n_estimated = estimated_issues(result, data, config, member_proba=members)
     return decide(result.scores, features.y, threshold=config.threshold, action=config.action, proba=proba,

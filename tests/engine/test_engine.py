@@ -105,6 +105,21 @@ def test_loss_matrix_vmap_equals_loop_and_chunking(small_learner):
     np.testing.assert_allclose(proba, mean_member_proba(learner, members, data, method="loop"), rtol=1e-4, atol=1e-6)
 
 
+def test_the_loss_passes_keep_the_members_mean_probabilities_bit_for_bit(small_learner):
+    learner, data = small_learner
+    members = build_members(learner, data, config=GEXConfig(chains=2, cycles=2, cycle_epochs=0.5, min_cycle_steps=1),
+                            ft_lr=0.1)
+    kept: list[np.ndarray] = []
+    L = loss_matrix(learner, members, data, method="loop", mean_proba=kept)
+    np.testing.assert_array_equal(L, loss_matrix(learner, members, data, method="loop"))
+    assert len(kept) == 1 and kept[0].dtype == np.float32
+    np.testing.assert_array_equal(kept[0], mean_member_proba(learner, members, data, method="loop"))
+    # the vmap path evaluates chunks of members at once and keeps nothing: the caller computes them
+    vmapped: list[np.ndarray] = []
+    loss_matrix(learner, members, data, method="vmap", mean_proba=vmapped)
+    assert vmapped == []
+
+
 def test_same_seed_same_scores_other_seed_other_members(digits_noisy):
     X, y, _, _ = digits_noisy
     X, y = X[:400], y[:400]

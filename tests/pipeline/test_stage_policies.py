@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from influence_stage.config import CleanConfig, FitConfig, GEXConfig
@@ -53,6 +54,27 @@ def test_valley_thresholds_come_from_the_registry():
     with pytest.raises(InvalidInputError, match="threshold 'gmm' splits the score histogram at a valley"):
         CleanConfig.from_mapping({"threshold": "gmm", "gex": {"score": "gex+oos"}})
     assert CleanConfig(threshold="quantile:0.9", gex=GEXConfig(score="gex+oos")).threshold == "quantile:0.9"
+
+
+def test_the_decision_reuses_the_probabilities_of_the_loss_passes(digits_noisy, monkeypatch):
+    import influence_stage.stage.steps as steps
+    from influence_stage.engine.losses import mean_member_proba
+    from influence_stage.stage.run import run
+
+    X, _, _, y = digits_noisy
+    cfg = CleanConfig(model="mlp", action="relabel", gex=GEXConfig(chains=2, cycles=2, ft_lr=0.1), fit=FitConfig(epochs=3))
+    res = run((X[:200], y[:200]), cfg)
+    kept = res.gex_result.member_proba
+    assert kept is not None and kept.shape == (200, 10)
+    data = steps.learner_data(res.gex_result.learner, res.prepared, res.features)
+    np.testing.assert_array_equal(kept, mean_member_proba(res.gex_result.learner, res.gex_result.members, data))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the members' probabilities were kept by the loss passes")
+
+    monkeypatch.setattr(steps, "mean_member_proba", refuse)
+    again = steps.decide_step(res.gex_result, res.features, cfg)
+    pd.testing.assert_frame_equal(again.table, res.decisions.table)
 
 
 def test_a_budget_policy_runs_without_probabilities_and_past_the_gate(every_other, digits_noisy, monkeypatch):
