@@ -48,7 +48,6 @@ from influence_stage.engine.scores import (
     oos_loss,
     ranking_score,
     resolve_score,
-    without_oos,
 )
 
 logger = logging.getLogger(__name__)
@@ -266,9 +265,9 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
     if proba is not None and aux is None:
         aux = check_auxiliary(proba, y)
     if aux is not None and not aux.reliable:
-        # a weak auxiliary model would pull the ranking towards its own errors: leave its component out
+        # the ranking keeps the weak model's component: one rank of three, and on every weak run measured
+        # (text, weak features) the ranking without it was the worse one (benchmarks/weak_ranking.py)
         logger.warning("%s", aux.message())
-        name = without_oos(name)
     scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
                            oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
     return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,

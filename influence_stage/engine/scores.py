@@ -9,7 +9,7 @@ Every score is ``(n_samples,) float64``, finite, ``>= 0``, higher = more suspici
 - ``"gex+oos"``: the mean of two percentile ranks, the trimmed GEX score and the cross-fitted
   out-of-sample loss (the yardstick the automatic scale already trains).
 - ``"gex+aum"``: the mean of two percentile ranks, the trimmed GEX score and the negated training
-  margins; what the default becomes when the auxiliary model is not reliable (``engine.auxiliary``).
+  margins (no cross-fitted model needed).
 - ``"gex+oos+aum"`` (the default): the mean of three percentile ranks, the two above and the
   negated in-sample margin of θ*'s own training, averaged over its epochs (area under the margin,
   recorded for free while the stage trains θ*).
@@ -242,14 +242,6 @@ def resolve_score(name: str, *, has_oos: bool, has_margin: bool) -> str:
     return name
 
 
-def without_oos(name: str) -> str:
-    """The score ``name`` becomes without its out-of-sample component (a weak auxiliary model).
-
-    ``"gex+oos+aum"`` → ``"gex+aum"``, ``"gex+oos"`` → ``"gex-trimmed"``; other names are unchanged.
-    """
-    return {"gex+oos+aum": "gex+aum", "gex+oos": "gex-trimmed"}.get(name, name)
-
-
 def ranking_score(name: str, L: np.ndarray, base: np.ndarray, *, tau: float, trim: int,
                   oos_loss: np.ndarray | None = None, train_margin: np.ndarray | None = None) -> np.ndarray:
     """The score ``name`` (see the module docstring), ``(n_samples,) float64``, higher = more suspicious.
@@ -290,4 +282,4 @@ def label_quality(score: np.ndarray) -> np.ndarray:
 
 __all__ = ["DEFAULT_SCORE", "GEX_SCALE", "NEEDS_OOS", "RANK_SCORES", "SCORES", "SCORE_REGISTRY", "Score", "ScoreInputs",
            "check_score_name", "label_quality", "score_help", "mean_rank",
-           "oos_loss", "percentile_rank", "ranking_score", "resolve_score", "without_oos"]
+           "oos_loss", "percentile_rank", "ranking_score", "resolve_score"]

@@ -79,7 +79,7 @@ def test_score_names_come_from_the_registry():
     assert tuple(SCORES) == SCORE_REGISTRY.names() == ("gex", "gex-trimmed", "member-loss", "gex+oos", "gex+oos+aum",
                                                        "gex+aum")
     assert set(NEEDS_OOS) == {"gex+oos", "gex+oos+aum"}
-    assert set(RANK_SCORES) == {"gex+oos", "gex+oos+aum", "gex+aum"}  # gex+aum: the fallback without the yardstick
+    assert set(RANK_SCORES) == {"gex+oos", "gex+oos+aum", "gex+aum"}  # gex+aum: no cross-fitted model needed
 
 
 def test_a_registered_score_is_accepted_everywhere_and_listed_in_errors():

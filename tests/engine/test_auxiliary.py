@@ -11,6 +11,8 @@ from influence_stage import FitConfig, GEXConfig, InfluenceCleaner
 from influence_stage.decisions import decide
 from influence_stage.decisions.suggest import suggest_labels, suggestion_proba
 from influence_stage.engine.auxiliary import MIN_OTHER_ROWS, RELIABLE_KAPPA, AuxiliaryCheck, check_auxiliary
+from influence_stage.engine.influence import self_influence
+from influence_stage.engine.scores import mean_rank, oos_loss
 
 FAST_GEX = GEXConfig(chains=2, cycles=2, lr_grid=(0.05, 0.2), holdout_epochs=4)
 
@@ -54,10 +56,14 @@ def test_unlearnable_auxiliary_warns_and_still_scores(caplog):
     assert summary["auxiliary accuracy"] < 0.45  # four balanced classes: chance is 0.25
     assert any("auxiliary cross-fitted model is weak" in w for w in summary["warnings"])
     assert any("auxiliary cross-fitted model is weak" in r.getMessage() for r in caplog.records)
-    # the ranking leaves the weak model's out-of-sample loss out, and the run still returns its scores
-    assert cleaner.score_name_ == "gex+aum"
+    # the ranking keeps the weak model's out-of-sample loss as one rank of three, and the run returns its scores
+    assert cleaner.score_name_ == "gex+oos+aum"
     assert cleaner.result_.auxiliary.reliable is False
     assert cleaner.scores_.shape == (160,) and np.isfinite(cleaner.scores_).all()
+    res = cleaner.result_
+    three = mean_rank(self_influence(res.loss_matrix, res.base_loss, tau=FAST_GEX.tau, trim=FAST_GEX.trim),
+                      oos_loss(res.oos_proba, y), -res.train_margin.astype(np.float64))
+    np.testing.assert_allclose(cleaner.scores_, three)
 
 
 def test_learnable_auxiliary_is_reliable():
