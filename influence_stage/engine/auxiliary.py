@@ -98,8 +98,8 @@ class AuxiliaryCheck:
         """The warning a run shows when the model is not reliable."""
         return (f"the auxiliary cross-fitted model is weak: out-of-sample accuracy {self.accuracy:.3f} on the given "
                 f"labels against a majority-class rate of {self.majority_rate:.3f} (kappa {self.kappa:.2f} < "
-                f"{RELIABLE_KAPPA}); its view is not trusted: its out-of-sample loss is one rank of three in the "
-                "ranking, the automatic scale uses θ*'s training margins and the noise estimate is the midpoint of its count and "
+                f"{RELIABLE_KAPPA}); its view is not trusted: its out-of-sample loss is only one of the ranking's ranks, "
+                "the automatic scale uses θ*'s training margins and the noise estimate is the midpoint of its count and "
                 "the count of its probabilities averaged with the members' (in-sample). The features or the model may not carry the labels; check them before acting on "
                 "the flags.")
 
