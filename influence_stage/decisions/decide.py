@@ -303,7 +303,6 @@ def decide(
     min_class_rows: int | None = MIN_CLASS_ROWS,
     oos_proba: Any = None,
     policy_options: Mapping[str, Any] | None = None,
-    contradicted_only: bool = False,
 ) -> Decisions:
     """Turn self-influence scores into one decision per row.
 
@@ -384,12 +383,6 @@ def decide(
     policy_options : mapping, optional
         Options of the policy named by ``action`` beyond the ones above (``prune``: ``keep``,
         ``per_class``, ``high_share``; ``relabel``: ``min_margin``, ``weak_min_agreement``).
-    contradicted_only : bool, default False
-        Of the rows the threshold flags, keep flagged only those whose most probable class under
-        ``proba`` is not the given label (needs ``proba``). The stage sets it with the ``estimate``
-        threshold when the cross-fitted model is reliable: the count says how many rows are wrong,
-        and a row whose evidence favours its given label is not one of them
-        (``benchmarks/flag_restrictions.py``).
 
     Returns
     -------
@@ -444,10 +437,6 @@ def decide(
     thr = choose_threshold(s, threshold, random_state=random_state, floor=score_floor, n_estimated=n_estimated) \
         if policy.uses_threshold else None
     flagged = np.asarray(thr.is_issue) if thr is not None else np.zeros(n, dtype=bool)
-    if contradicted_only:
-        if P is None:
-            raise InvalidInputError("contradicted_only=True needs proba (n_samples, n_classes); found proba=None.")
-        flagged = flagged & (P.argmax(axis=1) != y)
     pool = np.ones(n, dtype=bool) if eligible is None else check_mask(eligible, n, "eligible")
     # flagged rows: the best label other than the given one (decisions.suggest)
     suggested = suggest_labels(P, y, flagged) if P is not None else y.copy()

@@ -218,17 +218,7 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
                   eligible=only_rows, oos_proba=result.oos_proba,
                   score_floor=2 * config.gex.tau ** 2 if result.score_name in GEX_SCALE else 0.0,
                   policy_options={"keep": config.prune_keep, "per_class": config.prune_per_class,
-                                  "high_share": config.prune_high_share},
-                  contradicted_only=contradicted_only(config, result, proba))
-
-
-def contradicted_only(config: CleanConfig, result: GEXResult, proba: np.ndarray | None) -> bool:
-    """Whether the ``estimate`` threshold's flags are kept only where the suggestion probabilities favour another
-    label: with that threshold, probabilities, and a reliable cross-fitted model (a weak one leaves the members'
-    probabilities alone, which lean to the given labels they were trained on)."""
-    aux = result.auxiliary
-    return (proba is not None and parse_threshold(config.threshold).method == "estimate"
-            and aux is not None and aux.reliable)
+                                  "high_share": config.prune_high_share})
 
 
 def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
