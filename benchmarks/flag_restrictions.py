@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 import detect  # noqa: E402
+from detect import flag_stats  # noqa: E402
 from common import machine  # noqa: E402
 
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
@@ -41,13 +42,7 @@ RULES = ("top-n", "&oos", "&mix", "rerank")
 
 
 def _f1(flipped: np.ndarray, flags: np.ndarray) -> float | None:
-    if not flipped.any():
-        return None
-    tp = int((flipped & flags).sum())
-    if tp == 0:
-        return 0.0
-    p, r = tp / int(flags.sum()), tp / int(flipped.sum())
-    return 2 * p * r / (p + r)
+    return flag_stats(flipped, flags)["f1"]
 
 
 def run(name: str, seed: int) -> dict:

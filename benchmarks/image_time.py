@@ -122,7 +122,8 @@ class Recorder:
         self.wrap(TL, "per_sample_loss", lambda a, k: {"rows": len(a[1])})
         self.wrap(TL, "train_chains", lambda a, k: {"chains": len(a[1]), "steps": int(a[3])})
         self.wrap(TL, "train_steps", lambda a, k: {"steps": int(a[2])})
-        self.wrap(losses_mod, "_member_stat", lambda a, k: {"members": len(a[1]), "kind": k.get("kind")})
+        self.wrap(TL, "loss_and_proba", lambda a, k: {"rows": len(a[1])})
+        self.wrap(losses_mod, "_member_stat", lambda a, k: {"members": len(a[1])})
         return self
 
     def __exit__(self, *exc) -> None:

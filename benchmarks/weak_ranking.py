@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import detection_metrics, machine, minilm_features, movie_review_features, synthetic_features  # noqa: E402
+from detect import flag_stats, weak_features  # noqa: E402
 
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.data.noise import flip_labels  # noqa: E402
@@ -40,18 +42,15 @@ from influence_stage.decisions.estimate import confident_joint_count, weak_model
 from influence_stage.engine.auxiliary import RELIABLE_KAPPA  # noqa: E402
 from influence_stage.engine.baselines import confident_learning_scores, cross_validated_proba  # noqa: E402
 from influence_stage.engine.gex import make_learner, score_fitted  # noqa: E402
-from influence_stage.engine.influence import self_influence  # noqa: E402
 from influence_stage.engine.learner import TensorData  # noqa: E402
 from influence_stage.engine.losses import mean_member_proba  # noqa: E402
-from influence_stage.engine.scores import oos_loss, percentile_rank  # noqa: E402
+from influence_stage.engine.scores import mean_rank, oos_loss, percentile_rank, ranking_score  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def _weak(top: bool):
     def features(seed: int):
-        from detect import weak_features
-
         return weak_features(seed, top=top)
     return features
 
@@ -67,12 +66,10 @@ CANDIDATES = ("gex+aum", "gex+oos+aum", "oos+aum", "weighted")
 
 
 def _f1(flipped: np.ndarray, scores: np.ndarray, k: int) -> float:
-    order = np.argsort(-scores, kind="stable")[:k]
-    tp = int(flipped[order].sum())
-    if tp == 0:
-        return 0.0
-    precision, recall = tp / k, tp / int(flipped.sum())
-    return 2 * precision * recall / (precision + recall)
+    """F1 of the ``k`` top-scoring rows (ties by row order) against the planted flips."""
+    top = np.zeros(len(scores), dtype=bool)
+    top[np.argsort(-scores, kind="stable")[:k]] = True
+    return flag_stats(flipped, top)["f1"]
 
 
 def run(name: str, seed: int) -> dict:
@@ -88,17 +85,22 @@ def run(name: str, seed: int) -> dict:
     res = score_fitted(learner, data, config=config, fit_config=fit)
     stage_s = time.perf_counter() - t
     aux = res.auxiliary
-    trimmed = self_influence(res.loss_matrix, res.base_loss, config.tau, trim=config.trim)
     ol = oos_loss(res.oos_proba, y_noisy)
     aum = -np.asarray(res.train_margin, dtype=np.float64)
+
+    def registered(name: str) -> np.ndarray:
+        return ranking_score(name, res.loss_matrix, res.base_loss, tau=config.tau, trim=config.trim, oos_loss=ol,
+                             train_margin=res.train_margin)
+
+    trimmed = registered("gex-trimmed")
     w = min(1.0, max(aux.kappa, 0.0) / RELIABLE_KAPPA)
     g, o, a = percentile_rank(trimmed), percentile_rank(ol), percentile_rank(aum)
-    scores = {"gex+aum": (g + a) / 2, "gex+oos+aum": (g + o + a) / 3, "oos+aum": (o + a) / 2,
+    scores = {"gex+aum": registered("gex+aum"), "gex+oos+aum": registered("gex+oos+aum"), "oos+aum": mean_rank(ol, aum),
               "weighted": (g + w * o + a) / (2 + w)}
-    members = mean_member_proba(res.learner, res.members, data, batch_size=config.eval_batch_size)
+    members = res.member_proba if res.member_proba is not None else mean_member_proba(res.learner, res.members, data)
     n_est = (confident_joint_count(y_noisy, res.oos_proba) if aux.reliable
              else weak_model_count(y_noisy, res.oos_proba, members))
-    out = {"setting": name, "seed": seed, "rows": int(len(y)), "n_flipped": int(flipped.sum()),
+    out = {"setting": name, "seed": seed, "rows": int(len(y)), "load_average": os.getloadavg()[0], "n_flipped": int(flipped.sum()),
            "score_used": res.score_name, "aux_accuracy": aux.accuracy, "aux_kappa": aux.kappa,
            "reliable": aux.reliable, "oos_weight": w, "n_estimated": int(n_est), "stage_s": stage_s,
            "default_ap": detection_metrics(flipped, res.scores)["ap"],

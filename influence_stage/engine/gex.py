@@ -39,7 +39,7 @@ from influence_stage.engine.learner import (
     labels_digest,
 )
 from influence_stage.engine.loss_store import LossStore
-from influence_stage.engine.losses import loss_matrix
+from influence_stage.engine.losses import loss_matrix_and_mean_proba
 from influence_stage.engine.sources import LearnerRequest, learner_from_source
 from influence_stage.engine.scores import (
     GEX_SCALE,
@@ -251,9 +251,8 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
         else:
             logger.info("θ* fits only %.0f%% of the given labels; the GEX part of score %r ranks rows it does not "
                         "fit low, the out-of-sample and margin parts do not.", 100 * fit, config.score)
-    mean_proba: list[np.ndarray] = []
-    L = loss_matrix(learner, members, data, batch_size=config.eval_batch_size,
-                    member_chunk=config.member_chunk, progress=progress, store=store, mean_proba=mean_proba)
+    L, member_proba = loss_matrix_and_mean_proba(learner, members, data, batch_size=config.eval_batch_size,
+                                                 member_chunk=config.member_chunk, progress=progress, store=store)
     margin = train_margin_of(learner, data)
     proba = auto.oos_proba if auto is not None else None
     aux = getattr(auto, "auxiliary", None)  # an AutoScale cached before the check existed has none
@@ -273,7 +272,7 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
     return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
                      oos_proba=proba, train_margin=margin, auxiliary=aux,
-                     member_proba=mean_proba[0] if mean_proba else None)
+                     member_proba=member_proba)
 
 
 def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,

@@ -67,90 +67,82 @@ def _stored_losses(learner: Learner, members: Sequence[State], data: TensorData,
     return store.read()
 
 
-def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *, kind: str,
+def _member_stat(learner: Learner, members: Sequence[State], data: TensorData, *,
                  batch_size: int, member_chunk: int, method: Method, out: np.ndarray | None,
                  progress: bool, store: LossStore | None = None,
-                 mean_proba: list[np.ndarray] | None = None) -> np.ndarray:
-    """``kind='loss'``: cross-entropy on the given label; ``kind='p_given'``: p(given label).
-
-    ``mean_proba``: a list that receives the members' mean class probabilities (as
-    ``mean_member_proba``) when they come from the same forward passes: the loop path over a learner
-    with ``loss_and_proba``, without a store. Otherwise it is left empty.
-    """
+                 keep_proba: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Cross-entropy of every member on the given labels, and, with ``keep_proba``, the members' mean
+    class probabilities when they come from the same forward passes (the loop path over a learner with
+    ``loss_and_proba``, without a store; equal to ``mean_member_proba``'s), else None."""
     n, m = len(data), len(members)
     if m == 0:
         raise InvalidInputError("no members to evaluate.")
     if store is not None:
-        if kind != "loss" or out is not None or method == "vmap":
+        if out is not None or method == "vmap":
             raise InvalidInputError("a loss store takes member losses one member at a time (method 'auto' or "
                                     "'loop'), without out=.")
-        return _stored_losses(learner, members, data, store, progress)
+        return _stored_losses(learner, members, data, store, progress), None
     if out is None:
         out = np.empty((n, m), dtype=np.float32)
     elif out.shape != (n, m):
         raise InvalidInputError(f"out must have shape ({n}, {m}); found {out.shape}.")
-    how = _resolve(learner, method)
-    with_proba = mean_proba is not None and kind == "loss" and how == "loop" and isinstance(learner, LossAndProba)
-    if how == "loop":
+    bar = tqdm(total=m * n, desc="members (loss)", unit="rows", unit_scale=True, disable=not progress, leave=False)
+    if _resolve(learner, method) == "loop":
+        with_proba = keep_proba and isinstance(learner, LossAndProba)
         total = None
         saved = learner.get_state()
-        bar = tqdm(total=m * n, desc=f"members ({kind})", unit="rows", unit_scale=True, disable=not progress,
-                   leave=False)
         try:
             for j, state in enumerate(members):
                 learner.set_state(state)
                 if with_proba:
                     out[:, j], p = learner.loss_and_proba(data)
                     total = p if total is None else total + p  # the order and dtype of mean_member_proba
-                elif kind == "loss":
-                    out[:, j] = learner.per_sample_loss(data)
                 else:
-                    out[:, j] = learner.predict_proba(data)[np.arange(n), data.y.cpu().numpy()]
+                    out[:, j] = learner.per_sample_loss(data)
                 bar.update(n)
         finally:
             bar.close()
             learner.set_state(saved)
-        if with_proba:
-            mean_proba.append((total / m).astype(np.float32))
-        return out
-    chunks = [range(s, min(s + member_chunk, m)) for s in range(0, m, member_chunk)]
-    bar = tqdm(total=m * n, desc=f"members ({kind})", unit="rows", unit_scale=True, disable=not progress,
-               leave=False)
-    for cols in chunks:
+        return out, (total / m).astype(np.float32) if with_proba else None
+    for cols in (range(s, min(s + member_chunk, m)) for s in range(0, m, member_chunk)):
         chunk_states = [members[j] for j in cols]
         for s in range(0, n, batch_size):
             xb, yb = data.X[s:s + batch_size], data.y[s:s + batch_size]
-            logits = learner.member_logits(chunk_states, xb)  # (m_chunk, b, K)
-            logp = F.log_softmax(logits, dim=-1)
+            logp = F.log_softmax(learner.member_logits(chunk_states, xb), dim=-1)  # (m_chunk, b, K)
             picked = logp.gather(-1, yb.view(1, -1, 1).expand(len(cols), -1, 1)).squeeze(-1)  # (m_chunk, b)
-            val = -picked if kind == "loss" else picked.exp()
-            out[s:s + batch_size, cols.start:cols.stop] = val.T.cpu().numpy()
+            out[s:s + batch_size, cols.start:cols.stop] = (-picked).T.cpu().numpy()
             bar.update(len(cols) * len(yb))
     bar.close()
-    return out
+    return out, None
 
 
 def loss_matrix(learner: Learner, members: Sequence[State], data: TensorData, *, batch_size: int = 4096,
                 member_chunk: int = 16, method: Method = "auto", out: np.ndarray | None = None,
-                store: LossStore | None = None, progress: bool = False,
-                mean_proba: list[np.ndarray] | None = None) -> np.ndarray:
+                store: LossStore | None = None, progress: bool = False) -> np.ndarray:
     """Per-sample cross-entropy of every member on the given labels, eval mode.
 
     ``store``: evaluate only the members the store has not finished, write each into it, and return
     its matrix (a read-only memmap).
-
-    ``mean_proba``: a list; when the members' probabilities come from the same forward passes (the
-    loop path, a learner with ``loss_and_proba``, no store), their mean is appended to it, equal to
-    ``mean_member_proba``'s. Else it stays empty and the caller computes them when needed.
 
     Returns
     -------
     L : ndarray, shape ``(n_samples, n_members)`` float32
         ``L[n, m] = loss(z_n, members[m])``.
     """
-    return _member_stat(learner, members, data, kind="loss", batch_size=batch_size,
-                        member_chunk=member_chunk, method=method, out=out, progress=progress, store=store,
-                        mean_proba=mean_proba)
+    return _member_stat(learner, members, data, batch_size=batch_size, member_chunk=member_chunk, method=method,
+                        out=out, progress=progress, store=store)[0]
+
+
+def loss_matrix_and_mean_proba(learner: Learner, members: Sequence[State], data: TensorData, *,
+                               batch_size: int = 4096, member_chunk: int = 16, method: Method = "auto",
+                               store: LossStore | None = None,
+                               progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``loss_matrix``, and the members' mean class probabilities ``(n_samples, n_classes) float32`` from the
+    same forward passes where there are such passes (the loop path, a learner with ``loss_and_proba``, no
+    store); None otherwise, and the caller computes them with ``mean_member_proba`` when it needs them.
+    The probabilities equal ``mean_member_proba``'s bit for bit."""
+    return _member_stat(learner, members, data, batch_size=batch_size, member_chunk=member_chunk, method=method,
+                        out=None, progress=progress, store=store, keep_proba=True)
 
 
 def mean_member_proba(learner: Learner, members: Sequence[State], data: TensorData, *,

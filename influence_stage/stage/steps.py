@@ -204,7 +204,7 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
     if policy.uses_threshold:  # a policy that chooses its own rows needs no probabilities and no estimate
         data = learner_data(result.learner, prepared, features)
         members = result.member_proba
-        if members is None or len(members) != len(features.y):  # not kept by the loss passes
+        if members is None:  # the loss passes kept none (a loss store, the vmap path, a learner without the pass)
             members = mean_member_proba(result.learner, result.members, data, batch_size=config.gex.eval_batch_size,
                                         member_chunk=config.gex.member_chunk)
         proba = suggestion_proba(members, result.oos_proba, result.auxiliary)

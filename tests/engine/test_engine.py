@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from influence_stage import FitConfig, GEXConfig, TensorData, TorchLearner, gex, gex_self_influence
 from influence_stage.engine.members import build_chains, build_members, cycle_steps, run_chains, smooth
 from influence_stage.engine.learner import CosineSchedule
-from influence_stage.engine.losses import loss_matrix, mean_member_proba
+from influence_stage.engine.losses import loss_matrix, loss_matrix_and_mean_proba, mean_member_proba
 from influence_stage.engine.models import cnn, mlp
 
 
@@ -109,15 +109,14 @@ def test_the_loss_passes_keep_the_members_mean_probabilities_bit_for_bit(small_l
     learner, data = small_learner
     members = build_members(learner, data, config=GEXConfig(chains=2, cycles=2, cycle_epochs=0.5, min_cycle_steps=1),
                             ft_lr=0.1)
-    kept: list[np.ndarray] = []
-    L = loss_matrix(learner, members, data, method="loop", mean_proba=kept)
+    L, kept = loss_matrix_and_mean_proba(learner, members, data, method="loop")
     np.testing.assert_array_equal(L, loss_matrix(learner, members, data, method="loop"))
-    assert len(kept) == 1 and kept[0].dtype == np.float32
-    np.testing.assert_array_equal(kept[0], mean_member_proba(learner, members, data, method="loop"))
-    # the vmap path evaluates chunks of members at once and keeps nothing: the caller computes them
-    vmapped: list[np.ndarray] = []
-    loss_matrix(learner, members, data, method="vmap", mean_proba=vmapped)
-    assert vmapped == []
+    assert kept is not None and kept.dtype == np.float32
+    np.testing.assert_array_equal(kept, mean_member_proba(learner, members, data, method="loop"))
+    # the vmap path evaluates chunks of members at once and keeps none: the caller computes them
+    L_vmap, none = loss_matrix_and_mean_proba(learner, members, data, method="vmap")
+    assert none is None
+    np.testing.assert_allclose(L_vmap, L, rtol=1e-4, atol=1e-5)
 
 
 def test_same_seed_same_scores_other_seed_other_members(digits_noisy):
