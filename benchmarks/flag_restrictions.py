@@ -10,7 +10,13 @@ only where
 - ``&mix``: the most probable class of the mean of the cross-fitted and the members' probabilities is
   not the given label (the members trained on every row, so they lean to the given label);
 - ``rerank``: a form of ``&mix`` that keeps the threshold a cut and the count exact: the rows ``&mix``
-  would unflag are ranked below every other row, and the top ``n`` of that ranking are flagged.
+  would unflag are ranked below every other row, and the top ``n`` of that ranking are flagged;
+- ``count``: the ranking unchanged, the count lowered to the number of top-``n`` rows whose mean
+  probabilities favour another label (``n'``), and the top ``n'`` rows flagged: it keeps the cut and
+  the ranking (so its AP), and flags as many rows as ``&mix``;
+- ``rerank-n'``: the ``rerank`` ranking cut at ``n'``, whose flags are exactly ``&mix``'s.
+
+With the ranking's AP, and that of the ``rerank`` ranking (contradicted rows first).
 
     python benchmarks/flag_restrictions.py --seeds 0 1
 """
@@ -23,6 +29,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -38,7 +45,7 @@ from influence_stage.engine.learner import TensorData  # noqa: E402
 from influence_stage.engine.losses import mean_member_proba  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-RULES = ("top-n", "&oos", "&mix", "rerank")
+RULES = ("top-n", "&oos", "&mix", "rerank", "count", "rerank-n'")
 
 
 def _f1(flipped: np.ndarray, flags: np.ndarray) -> float | None:
@@ -62,10 +69,20 @@ def run(name: str, seed: int) -> dict:
     favours_other = ((res.oos_proba + members) / 2).argmax(1) != y_noisy
     reranked = np.zeros(len(y), dtype=bool)
     reranked[np.lexsort((-res.scores, ~favours_other))[:n]] = True  # contradicted rows first, by score
+    n_low = int((top & favours_other).sum())
+    counted = np.zeros(len(y), dtype=bool)
+    counted[np.argsort(-res.scores, kind="stable")[:n_low]] = True
+    rerank_low = np.zeros(len(y), dtype=bool)
+    rerank_low[np.lexsort((-res.scores, ~favours_other))[:n_low]] = True
     flags = {"top-n": top, "&oos": top & (res.oos_proba.argmax(1) != y_noisy), "&mix": top & favours_other,
-             "rerank": reranked}
+             "rerank": reranked, "count": counted, "rerank-n'": rerank_low}
+    order = np.lexsort((-res.scores, ~favours_other))
+    rerank_score = np.empty(len(y))
+    rerank_score[order] = np.arange(len(y), 0, -1)
+    ap = ({"ranking": float(average_precision_score(flipped, res.scores)),
+           "rerank": float(average_precision_score(flipped, rerank_score))} if flipped.any() else None)
     return {"setting": name, "seed": seed, "n_rows": int(len(y)), "true_rate": float(flipped.mean()),
-            "reliable": bool(res.auxiliary.reliable), "n_estimated": int(n),
+            "reliable": bool(res.auxiliary.reliable), "n_estimated": int(n), "n_lowered": n_low, "ap": ap,
             "rules": {k: {"flagged_share": float(f.mean()), "f1": _f1(flipped, f)} for k, f in flags.items()}}
 
 
@@ -73,12 +90,14 @@ def markdown(runs: list[dict]) -> str:
     lines = ["## Restricting the flags to contradicted rows (`benchmarks/flag_restrictions.py`)", "",
              "Engine path (the stage's MLP, default GEX configuration and count). Cells: flagged share / F1 "
              "against the planted flips (F1 — on clean labels).", "",
-             "| setting | seed | aux | " + " | ".join(RULES) + " |", "|---|---|---|" + "---|" * len(RULES)]
+             "| setting | seed | aux | " + " | ".join(RULES) + " | AP ranking / rerank |",
+             "|---|---|---|" + "---|" * (len(RULES) + 1)]
     for r in runs:
         cells = [f"{r['rules'][k]['flagged_share']:.3f} / "
                  + ("—" if r["rules"][k]["f1"] is None else f"{r['rules'][k]['f1']:.3f}") for k in RULES]
         lines.append(f"| {r['setting']} | {r['seed']} | {'reliable' if r['reliable'] else 'weak'} | "
-                     + " | ".join(cells) + " |")
+                     + " | ".join(cells) + " | "
+                     + ("—" if r.get("ap") is None else f"{r['ap']['ranking']:.3f} / {r['ap']['rerank']:.3f}") + " |")
     return "\n".join(lines) + "\n"
 
 

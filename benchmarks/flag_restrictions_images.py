@@ -1,5 +1,9 @@
 """``flag_restrictions.py`` on images: the default run's flags, and those kept where the suggestion
-probabilities (the mean of the cross-fitted and the members' probabilities) do not favour the given label.
+probabilities (the mean of the cross-fitted and the members' probabilities) do not favour the given label
+(``&mix``); the ``count`` form: the ranking unchanged, cut at the number of the default's flags whose
+probabilities favour another label; and the ``rerank`` form: the rows ``&mix`` would unflag ranked below
+every other row and the top ``n`` (the default's count) flagged, with the AP of the ranking and of the
+reranked one.
 
 Digits28 through the public path (``InfluenceCleaner(label_column="label", random_state=seed)``, the
 image featurizer and the default CNN), 800 images.
@@ -15,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -40,9 +45,21 @@ def run(name: str, seed: int, rows: int) -> dict:
     y = np.asarray(data["label"])
     flags = cleaner.issues_["is_issue"].to_numpy().astype(bool)
     mix = ((res.oos_proba + res.member_proba) / 2).argmax(1) != y
-    return {"setting": name, "seed": seed, "n_rows": rows, "reliable": bool(res.auxiliary.reliable),
+    scores = cleaner.issues_["score"].to_numpy()
+    counted = np.zeros(len(y), dtype=bool)
+    counted[np.argsort(-scores, kind="stable")[:int((flags & mix).sum())]] = True
+    order = np.lexsort((-scores, ~mix))  # rows whose evidence favours another label first, by score
+    reranked = np.zeros(len(y), dtype=bool)
+    reranked[order[:int(flags.sum())]] = True
+    rerank_score = np.empty(len(y))
+    rerank_score[order] = np.arange(len(y), 0, -1)
+    ap = ({"ranking": float(average_precision_score(flipped, scores)),
+           "rerank": float(average_precision_score(flipped, rerank_score))} if flipped.any() else None)
+    return {"setting": name, "seed": seed, "n_rows": rows, "reliable": bool(res.auxiliary.reliable), "ap": ap,
             "rules": {"default": {"flagged_share": float(flags.mean()), "f1": _f1(flipped, flags)},
-                      "&mix": {"flagged_share": float((flags & mix).mean()), "f1": _f1(flipped, flags & mix)}}}
+                      "&mix": {"flagged_share": float((flags & mix).mean()), "f1": _f1(flipped, flags & mix)},
+                      "count": {"flagged_share": float(counted.mean()), "f1": _f1(flipped, counted)},
+                      "rerank": {"flagged_share": float(reranked.mean()), "f1": _f1(flipped, reranked)}}}
 
 
 def main() -> None:

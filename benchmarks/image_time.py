@@ -67,6 +67,8 @@ VARIANTS: dict[str, dict] = {
                                        image_min_cycle_steps=6),
     "aux-3q-1round+grid4+cycle6": _v(floored_aux_share=0.75, floored_aux_first=1.0, image_lr_grid=GRID4,
                                      image_min_cycle_steps=6),
+    "aux-full-1round+grid4+cycle6": _v(floored_aux_share=1.0, floored_aux_first=1.0, image_lr_grid=GRID4,
+                                       image_min_cycle_steps=6),
     "aux-quarter-1round+grid4+cycle6": _v(floored_aux_share=0.25, floored_aux_first=1.0, image_lr_grid=GRID4,
                                           image_min_cycle_steps=6),
     "aux-quarter-1round+grid4+chains4+cycle6": _v(floored_aux_share=0.25, floored_aux_first=1.0, image_lr_grid=GRID4,

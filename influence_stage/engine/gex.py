@@ -39,11 +39,13 @@ from influence_stage.engine.learner import (
     labels_digest,
 )
 from influence_stage.engine.loss_store import LossStore
-from influence_stage.engine.losses import loss_matrix_and_mean_proba
+from influence_stage.engine.losses import loss_matrix_and_mean_proba, mean_member_proba
 from influence_stage.engine.sources import LearnerRequest, learner_from_source
 from influence_stage.engine.scores import (
     GEX_SCALE,
     NEEDS_OOS,
+    SCORE_REGISTRY,
+    evidence_first,
     label_quality,
     oos_loss,
     ranking_score,
@@ -81,7 +83,10 @@ class GEXResult:
         accuracy on the given labels and whether it is reliable), or None without ``oos_proba``.
     member_proba : ``(n_samples, n_classes) float32`` the members' mean class probabilities
         (``losses.mean_member_proba``), kept from the loss passes when they came from the same forward
-        passes; None otherwise (the decision computes them).
+        passes, or computed for ``evidence_first``; None otherwise (the decision computes them).
+    evidence_first : whether ``scores`` ranks the rows whose suggestion probabilities favour their
+        given label after all others (``scores.evidence_first``: a rank score under a reliable
+        cross-fitted model).
     """
 
     scores: np.ndarray
@@ -98,6 +103,7 @@ class GEXResult:
     timings: dict[str, float] = field(default_factory=dict)
     auxiliary: AuxiliaryCheck | None = None
     member_proba: np.ndarray | None = None
+    evidence_first: bool = False
 
     @property
     def label_quality(self) -> np.ndarray:
@@ -269,10 +275,18 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
         logger.warning("%s", aux.message())
     scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
                            oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
+    first = SCORE_REGISTRY.get(name).rank_based and proba is not None and aux is not None and aux.reliable
+    if first:  # rows the models place in their given class go after the others (scores.evidence_first)
+        if member_proba is None:  # a loss store or the vmap path kept none; the decision reuses these
+            member_proba = mean_member_proba(learner, members, data, batch_size=config.eval_batch_size,
+                                             member_chunk=config.member_chunk)
+        from influence_stage.decisions.suggest import suggestion_proba
+
+        scores = evidence_first(scores, y, suggestion_proba(member_proba, proba, aux))
     return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
                      oos_proba=proba, train_margin=margin, auxiliary=aux,
-                     member_proba=member_proba)
+                     member_proba=member_proba, evidence_first=bool(first))
 
 
 def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,

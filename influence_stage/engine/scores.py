@@ -23,6 +23,17 @@ the combination free of the components' scales: any increasing transform of a co
 the score unchanged. The exact GEX score is always computed and published next to it
 (``gex_influence``).
 
+Evidence first (``evidence_first``): under a reliable cross-fitted model, the rank scores put the
+rows whose suggestion probabilities (the mean of the cross-fitted and the members' probabilities)
+favour their given label after every row whose probabilities favour another label, each group in
+its rank order. A row that the models agree belongs to its label is a weaker candidate than any
+row they place in another class; cleanlab's ``find_label_issues`` drops the former from its issues
+outright. Keeping them ranked, below, leaves the threshold a cut on the published score and the
+estimate's count unchanged (measured against the plain rank mean and against unflagging them in
+``benchmarks/flag_restrictions.py`` and ``flag_restrictions_images.py``). Under a weak model the
+suggestion probabilities are the members' alone, which remember the given labels, and the rank
+mean is kept as it is.
+
 Each score is one class in ``SCORE_REGISTRY`` (``docs/extending.md`` adds one). When θ* was not trained by the stage (a loaded checkpoint or module), no training margins exist and
 ``"gex+oos+aum"`` falls back to ``"gex+oos"``, with a warning; the name actually used is recorded.
 """
@@ -265,6 +276,25 @@ def ranking_score(name: str, L: np.ndarray, base: np.ndarray, *, tau: float, tri
     return cls().compute(ScoreInputs(L=L, base=base, tau=tau, trim=trim, oos_loss=oos_loss, train_margin=train_margin))
 
 
+def evidence_first(score: np.ndarray, labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """``score`` with the rows whose ``proba`` favours their given label ranked after all others.
+
+    ``(score + [argmax proba != label]) / 2``, ``(n_samples,) float64``: a rank score in ``(0, 1]``
+    keeps its order within each group, rows favouring another label land in ``(0.5, 1]`` and the
+    others in ``(0, 0.5]``. ``labels`` ``(n,)`` int codes, ``proba`` ``(n, K)`` the suggestion
+    probabilities (``decisions.suggest.suggestion_proba``).
+    """
+    s = np.asarray(score, dtype=np.float64)
+    P = np.asarray(proba)
+    y = np.asarray(labels)
+    if P.ndim != 2 or P.shape[0] != s.size or y.shape != s.shape:
+        raise InvalidInputError(f"evidence_first needs one label and one probability row per score; found scores "
+                                f"{s.shape}, labels {y.shape} and proba {P.shape}.")
+    if s.size and (s.min() <= 0 or s.max() > 1):
+        raise InvalidInputError("evidence_first needs a rank score in (0, 1].")
+    return (s + (P.argmax(axis=1) != y)) / 2.0
+
+
 def label_quality(score: np.ndarray) -> np.ndarray:
     """Label quality in ``[0, 1]``, higher = cleaner: one minus the row's rank in ``score``.
 
@@ -281,5 +311,5 @@ def label_quality(score: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["DEFAULT_SCORE", "GEX_SCALE", "NEEDS_OOS", "RANK_SCORES", "SCORES", "SCORE_REGISTRY", "Score", "ScoreInputs",
-           "check_score_name", "label_quality", "score_help", "mean_rank",
+           "check_score_name", "evidence_first", "label_quality", "score_help", "mean_rank",
            "oos_loss", "percentile_rank", "ranking_score", "resolve_score"]

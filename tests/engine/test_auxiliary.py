@@ -12,7 +12,7 @@ from influence_stage.decisions import decide
 from influence_stage.decisions.suggest import suggest_labels, suggestion_proba
 from influence_stage.engine.auxiliary import MIN_OTHER_ROWS, RELIABLE_KAPPA, AuxiliaryCheck, check_auxiliary
 from influence_stage.engine.influence import self_influence
-from influence_stage.engine.scores import mean_rank, oos_loss
+from influence_stage.engine.scores import evidence_first, mean_rank, oos_loss
 
 FAST_GEX = GEXConfig(chains=2, cycles=2, lr_grid=(0.05, 0.2), holdout_epochs=4)
 
@@ -64,16 +64,32 @@ def test_unlearnable_auxiliary_warns_and_still_scores(caplog):
     three = mean_rank(self_influence(res.loss_matrix, res.base_loss, tau=FAST_GEX.tau, trim=FAST_GEX.trim),
                       oos_loss(res.oos_proba, y), -res.train_margin.astype(np.float64))
     np.testing.assert_allclose(cleaner.scores_, three)
+    # a weak model's suggestion probabilities are the members' alone: the rank mean is published as it is
+    assert res.evidence_first is False and summary["evidence first"] is False
 
 
 def test_learnable_auxiliary_is_reliable():
     rng = np.random.default_rng(1)
     y = np.repeat(np.arange(3), 60)
     X = (np.eye(3)[y] * 3 + rng.normal(size=(180, 3))).astype(np.float32)
-    cleaner = InfluenceCleaner(gex_config=FAST_GEX, fit_config=FitConfig(epochs=20), random_state=0).fit(X, y)
+    y[:12] = (y[:12] + 1) % 3  # 12 flipped rows, which the models place in their true class
+    cleaner = InfluenceCleaner(gex_config=FAST_GEX, fit_config=FitConfig(epochs=20), random_state=0,
+                               max_drop_fraction=1.0).fit(X, y)
     assert cleaner.pipeline_.summary["auxiliary reliable"] is True
-    assert cleaner.pipeline_.summary["auxiliary accuracy"] > 0.9
+    assert cleaner.pipeline_.summary["auxiliary accuracy"] > 0.8
     assert cleaner.score_name_ == "gex+oos+aum"
+    # evidence first: the rank mean, with the rows whose suggestion probabilities favour their given label
+    # ranked after the others
+    res = cleaner.result_
+    assert res.evidence_first is True and cleaner.pipeline_.summary["evidence first"] is True
+    three = mean_rank(self_influence(res.loss_matrix, res.base_loss, tau=FAST_GEX.tau, trim=FAST_GEX.trim),
+                      oos_loss(res.oos_proba, y), -res.train_margin.astype(np.float64))
+    P = suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)
+    np.testing.assert_allclose(cleaner.scores_, evidence_first(three, y, P))
+    favours_other = P.argmax(1) != y
+    assert favours_other[:12].sum() >= 10  # measured: 10 of the 12 (the members remember 2 given labels)
+    assert cleaner.scores_[favours_other].min() > cleaner.scores_[~favours_other].max()
+    np.testing.assert_array_equal(cleaner.issues_["is_issue"], cleaner.scores_ >= cleaner.threshold_)
     assert "warnings" not in cleaner.pipeline_.summary or not any(
         "auxiliary" in w for w in cleaner.pipeline_.summary["warnings"])
 

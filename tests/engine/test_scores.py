@@ -16,6 +16,7 @@ from influence_stage.decisions import choose_threshold, decide
 from influence_stage.engine.scores import (
     SCORES,
     label_quality,
+    evidence_first,
     mean_rank,
     oos_loss,
     percentile_rank,
@@ -196,3 +197,17 @@ def test_fit_records_mean_in_sample_margins_like_a_loop():
         loss.backward()
         opt.step()
     np.testing.assert_allclose(history.mean_margin, total / count, rtol=1e-4, atol=1e-5)
+
+
+def test_evidence_first_ranks_rows_favouring_their_label_after_the_others():
+    score = np.array([0.9, 0.8, 0.6, 0.4, 0.2])
+    y = np.array([0, 1, 0, 1, 0])
+    P = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.5, 0.5]])  # rows 2 and 3 favour the other
+    out = evidence_first(score, y, P)
+    np.testing.assert_allclose(out, [0.45, 0.4, 0.8, 0.7, 0.1])  # a tie (row 4) goes to the first class
+    assert list(np.argsort(-out, kind="stable")) == [2, 3, 0, 1, 4]
+    assert out.min() > 0 and out.max() <= 1
+    with pytest.raises(InvalidInputError, match="one label and one probability row per score"):
+        evidence_first(score, y[:4], P)
+    with pytest.raises(InvalidInputError, match=r"a rank score in \(0, 1\]"):
+        evidence_first(score * 2, y, P)
