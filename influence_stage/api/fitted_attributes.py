@@ -37,6 +37,7 @@ def set_fitted(est: Any, result: PipelineResult, config: CleanConfig) -> None:
     est.issues_ = issues_frame(with_label_names(result.decisions.table, np.asarray(result.prepared.encoding.names)),
                                 report)
     est.score_name_ = result.gex_result.score_name
+    est._evidence_first_ = bool(result.gex_result.evidence_first)  # how scores_ was built (engine.scores)
     est.ft_lr_ = float(result.gex_result.ft_lr)
     est.oos_proba_ = result.gex_result.oos_proba
     est._roles_ = result.prepared.roles

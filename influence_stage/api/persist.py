@@ -195,7 +195,8 @@ def save_cleaner(est: Any, path: str | os.PathLike) -> Path:
         "fitted_y_dtype": str(est._fitted_y_.dtype) if getattr(est, "_input_kind_", None) == "arrays" else None,
         "threshold": {"value": est.threshold_, "method": est.decisions_.threshold.method,
                       "n_estimated": est.decisions_.threshold.n_estimated},
-        "score_name": est.score_name_, "ft_lr": est.ft_lr_,
+        "score_name": est.score_name_, "evidence_first": bool(getattr(est, "_evidence_first_", False)),
+        "ft_lr": est.ft_lr_,
         "encoding": {"label_column": encoding.label_column, "names": list(encoding.names),
                      "values": [v.item() if hasattr(v, "item") else v for v in encoding.values],
                      "value_dtype": encoding.value_dtype, "source": encoding.source},
@@ -322,6 +323,7 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
     est.estimated_noise_rate_ = None if n_est is None else n_est / max(n, 1)
     est.threshold_ = float(thr["value"])
     est.score_name_ = manifest["score_name"]
+    est._evidence_first_ = bool(manifest.get("evidence_first", False))  # saved before it existed: it was not
     est.ft_lr_ = float(manifest["ft_lr"])
     est.oos_proba_ = arrays.get("oos_proba")
     est._base_loss_ = arrays["base_loss"]

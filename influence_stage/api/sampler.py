@@ -241,6 +241,7 @@ class InfluenceSampler(IssueViews, BaseSampler):
         self.result_ = result
         self.decisions_ = decisions
         self.score_name_ = result.score_name
+        self._evidence_first_ = bool(result.evidence_first)  # how scores_ was built (engine.scores)
         self.ft_lr_ = float(result.ft_lr)
         self.oos_proba_ = result.oos_proba
         warn_if_untrained(model, config.fit_loaded, np.asarray(result.base_loss), len(encoder.classes_),

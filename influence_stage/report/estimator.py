@@ -34,6 +34,7 @@ def estimator_summary(estimator: Any) -> dict[str, Any]:
         shows in one line (``influence_stage.report.common.roles_line``).
     """
     out: dict[str, Any] = {"score": estimator.score_name_,
+                           "evidence first": bool(getattr(estimator, "_evidence_first_", False)),
                            "threshold method": estimator.decisions_.threshold.method,
                            "members": len(estimator.members_), "ft_lr": estimator.ft_lr_}
     if estimator.estimated_noise_rate_ is not None:

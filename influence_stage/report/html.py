@@ -289,6 +289,7 @@ def build_report(
         summary = {k: v for k, v in summary.items() if k != "issue types"}
     rows = _summary_rows(computed, summary, aliases)
     ranking = "score" if score_name is None else str(score_name)
+    evidence_first = bool(summary and summary.get("evidence first"))
 
     parts = [_section("summary", _kv_table(rows))]
     parts.append(_section(
@@ -296,8 +297,12 @@ def build_report(
         _img_tag(plot_score_histogram(scores, thr, is_issue=is_issue, truth=truth_mask, score_name=score_name),
                  "score histogram")
         + (f'<p class="note">The run ranks by <code>{html.escape(ranking)}</code>, a mean of percentile ranks '
-           '(spread evenly by construction); the dashed line is the threshold on it, which flags the estimated '
-           'number of mislabeled rows.</p>' if score_name in RANK_SCORES else
+           '(spread evenly by construction)'
+           + (', halved, with 0.5 added where the suggestion probabilities favour another label than the given '
+              'one (evidence first: rows that favour their own label lie in (0, 0.5], the others above)'
+              if evidence_first else '')
+           + '; the dashed line is the threshold on it, which flags the estimated number of mislabeled rows.</p>'
+           if score_name in RANK_SCORES else
            f'<p class="note">The run ranks by <code>{html.escape(ranking)}</code>; the dashed line is the threshold '
            'on it. Log x-axis: mislabeled rows typically form their own high mode.</p>'),
     ))

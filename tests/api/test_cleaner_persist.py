@@ -144,3 +144,14 @@ def test_a_featurize_config_parameter_is_saved_and_restored():
     params = InfluenceCleaner(featurize_config=FeaturizeConfig(text_model="enc", text_components=8)).get_params()
     back = params_from_json(json.loads(json.dumps(params_to_json(params))))
     assert back["featurize_config"] == FeaturizeConfig(text_model="enc", text_components=8)
+
+
+def test_a_loaded_cleaner_reports_how_its_scores_were_built(saved):
+    """The report's note on the score depends on evidence first (engine.scores.evidence_first): it is saved."""
+    from influence_stage.report.estimator import estimator_summary
+
+    cleaner, folder, _ = saved
+    loaded = InfluenceCleaner.load(folder)
+    assert cleaner.result_.evidence_first is True  # digits: a reliable cross-fitted model
+    assert estimator_summary(loaded)["evidence first"] is estimator_summary(cleaner)["evidence first"] is True
+    assert "evidence first: rows that favour their own label" in loaded.report().html

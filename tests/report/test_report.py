@@ -657,6 +657,11 @@ def test_rank_score_histogram_is_linear_and_the_gex_scores_get_their_own(data):
     assert plot_score_histogram(table["score"], THRESHOLD).axes[0].get_xscale() == "log"
     html = build_report(rank, class_names=CLASS_NAMES, threshold=0.9, score_name="gex+oos+aum")
     assert SECTION_TITLES["gex_histogram"] in html and "mean of percentile ranks" in html
+    assert "evidence first" not in html
+    # under evidence first (engine.scores.evidence_first) the note says how the published score was built
+    first = build_report(rank, class_names=CLASS_NAMES, threshold=0.9, score_name="gex+oos+aum",
+                         summary={"evidence first": True})
+    assert "evidence first: rows that favour their own label lie in (0, 0.5]" in first
     assert SECTION_TITLES["gex_histogram"] not in build_report(table, class_names=CLASS_NAMES, threshold=THRESHOLD)
 
 
