@@ -14,7 +14,11 @@ only where
 - ``count``: the ranking unchanged, the count lowered to the number of top-``n`` rows whose mean
   probabilities favour another label (``n'``), and the top ``n'`` rows flagged: it keeps the cut and
   the ranking (so its AP), and flags as many rows as ``&mix``;
-- ``rerank-n'``: the ``rerank`` ranking cut at ``n'``, whose flags are exactly ``&mix``'s.
+- ``rerank-n'``: the ``rerank`` ranking cut at ``n'``, whose flags are exactly ``&mix``'s;
+- ``cl-count``: the ranking cut at the number of rows cleanlab's ``find_label_issues`` flags on the same
+  cross-fitted probabilities (its per-cell pruning, then the rows whose predicted label is the given one
+  dropped), instead of the confident joint's off-diagonal count;
+- ``cl-count-mix``: the same count on the mean of the cross-fitted and the members' probabilities.
 
 With the ranking's AP, and that of the ``rerank`` ranking (contradicted rows first).
 
@@ -45,7 +49,7 @@ from influence_stage.engine.learner import TensorData  # noqa: E402
 from influence_stage.engine.losses import mean_member_proba  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-RULES = ("top-n", "&oos", "&mix", "rerank", "count", "rerank-n'")
+RULES = ("top-n", "&oos", "&mix", "rerank", "count", "rerank-n'", "cl-count", "cl-count-mix")
 
 
 def _f1(flipped: np.ndarray, flags: np.ndarray) -> float | None:
@@ -74,8 +78,17 @@ def run(name: str, seed: int) -> dict:
     counted[np.argsort(-res.scores, kind="stable")[:n_low]] = True
     rerank_low = np.zeros(len(y), dtype=bool)
     rerank_low[np.lexsort((-res.scores, ~favours_other))[:n_low]] = True
+    from cleanlab.filter import find_label_issues
+
+    n_cl = int(find_label_issues(y_noisy, res.oos_proba).sum()) if res.auxiliary.reliable else n
+    cl_counted = np.zeros(len(y), dtype=bool)
+    cl_counted[np.argsort(-res.scores, kind="stable")[:n_cl]] = True
+    n_mix = (int(find_label_issues(y_noisy, (res.oos_proba + members) / 2).sum()) if res.auxiliary.reliable else n)
+    cl_mix = np.zeros(len(y), dtype=bool)
+    cl_mix[np.argsort(-res.scores, kind="stable")[:n_mix]] = True
     flags = {"top-n": top, "&oos": top & (res.oos_proba.argmax(1) != y_noisy), "&mix": top & favours_other,
-             "rerank": reranked, "count": counted, "rerank-n'": rerank_low}
+             "rerank": reranked, "count": counted, "rerank-n'": rerank_low, "cl-count": cl_counted,
+             "cl-count-mix": cl_mix}
     order = np.lexsort((-res.scores, ~favours_other))
     rerank_score = np.empty(len(y))
     rerank_score[order] = np.arange(len(y), 0, -1)

@@ -3,7 +3,8 @@ probabilities (the mean of the cross-fitted and the members' probabilities) do n
 (``&mix``); the ``count`` form: the ranking unchanged, cut at the number of the default's flags whose
 probabilities favour another label; and the ``rerank`` form: the rows ``&mix`` would unflag ranked below
 every other row and the top ``n`` (the default's count) flagged, with the AP of the ranking and of the
-reranked one.
+reranked one; and ``cl-count``: the ranking cut at the number of rows cleanlab's ``find_label_issues``
+flags on the run's own cross-fitted probabilities (under a reliable model; else the default's count).
 
 Digits28 through the public path (``InfluenceCleaner(label_column="label", random_state=seed)``, the
 image featurizer and the default CNN), 800 images.
@@ -48,6 +49,11 @@ def run(name: str, seed: int, rows: int) -> dict:
     scores = cleaner.issues_["score"].to_numpy()
     counted = np.zeros(len(y), dtype=bool)
     counted[np.argsort(-scores, kind="stable")[:int((flags & mix).sum())]] = True
+    from cleanlab.filter import find_label_issues
+
+    n_cl = int(find_label_issues(y, res.oos_proba).sum()) if res.auxiliary.reliable else int(flags.sum())
+    cl_counted = np.zeros(len(y), dtype=bool)
+    cl_counted[np.argsort(-scores, kind="stable")[:n_cl]] = True
     order = np.lexsort((-scores, ~mix))  # rows whose evidence favours another label first, by score
     reranked = np.zeros(len(y), dtype=bool)
     reranked[order[:int(flags.sum())]] = True
@@ -59,7 +65,8 @@ def run(name: str, seed: int, rows: int) -> dict:
             "rules": {"default": {"flagged_share": float(flags.mean()), "f1": _f1(flipped, flags)},
                       "&mix": {"flagged_share": float((flags & mix).mean()), "f1": _f1(flipped, flags & mix)},
                       "count": {"flagged_share": float(counted.mean()), "f1": _f1(flipped, counted)},
-                      "rerank": {"flagged_share": float(reranked.mean()), "f1": _f1(flipped, reranked)}}}
+                      "rerank": {"flagged_share": float(reranked.mean()), "f1": _f1(flipped, reranked)},
+                      "cl-count": {"flagged_share": float(cl_counted.mean()), "f1": _f1(flipped, cl_counted)}}}
 
 
 def main() -> None:
