@@ -20,7 +20,9 @@ only where
   dropped), instead of the confident joint's off-diagonal count;
 - ``cl-count-mix``: the same count on the mean of the cross-fitted and the members' probabilities.
 
-With the ranking's AP, and that of the ``rerank`` ranking (contradicted rows first).
+With the ranking's AP, and that of the ``rerank`` ranking (contradicted rows first). On code where the
+stage already ranks evidence first (``engine.scores.evidence_first``) the ``rerank`` columns equal the
+``top-n`` ones; the before/after of that change is in ``results/flag_count.*``, measured before it.
 
     python benchmarks/flag_restrictions.py --seeds 0 1
 """
@@ -33,6 +35,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from cleanlab.filter import find_label_issues
 from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,10 +46,12 @@ from common import machine  # noqa: E402
 
 from influence_stage.config import FitConfig, GEXConfig  # noqa: E402
 from influence_stage.data.noise import flip_labels  # noqa: E402
+from influence_stage.decisions.cuts import budget_cut  # noqa: E402
 from influence_stage.decisions.estimate import confident_joint_count, weak_model_count  # noqa: E402
 from influence_stage.engine.gex import make_learner, score_fitted  # noqa: E402
 from influence_stage.engine.learner import TensorData  # noqa: E402
 from influence_stage.engine.losses import mean_member_proba  # noqa: E402
+from influence_stage.engine.scores import evidence_first  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RULES = ("top-n", "&oos", "&mix", "rerank", "count", "rerank-n'", "cl-count", "cl-count-mix")
@@ -54,6 +59,37 @@ RULES = ("top-n", "&oos", "&mix", "rerank", "count", "rerank-n'", "cl-count", "c
 
 def _f1(flipped: np.ndarray, flags: np.ndarray) -> float | None:
     return flag_stats(flipped, flags)["f1"]
+
+
+def top(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` highest-scored rows, ties by row order: the ``estimate`` threshold's cut (``budget_cut``)."""
+    return budget_cut(scores, k / scores.size)[0]
+
+
+def forms(scores: np.ndarray, labels: np.ndarray, flipped: np.ndarray, n: int, oos_proba: np.ndarray,
+          member_proba: np.ndarray, reliable: bool) -> dict:
+    """Every form in the module docstring on one run: ``{"n_lowered", "ap", "rules": {name: flags}}``.
+
+    ``scores`` a rank score in (0, 1] (the run's ranking), ``n`` the run's count; the ``cl-count`` forms
+    keep ``n`` under a weak model, as the stage would.
+    """
+    mix = (oos_proba + member_proba) / 2
+    favours_other = mix.argmax(1) != labels
+    reranked = evidence_first(scores, labels, mix)  # the rows whose evidence favours their label last
+    flags = top(scores, n)
+    n_low = int((flags & favours_other).sum())
+    n_cl = int(find_label_issues(labels, oos_proba).sum()) if reliable else n
+    n_cl_mix = int(find_label_issues(labels, mix).sum()) if reliable else n
+    rules = {"top-n": flags, "&oos": flags & (oos_proba.argmax(1) != labels), "&mix": flags & favours_other,
+             "rerank": top(reranked, n), "count": top(scores, n_low), "rerank-n'": top(reranked, n_low),
+             "cl-count": top(scores, n_cl), "cl-count-mix": top(scores, n_cl_mix)}
+    ap = ({"ranking": float(average_precision_score(flipped, scores)),
+           "rerank": float(average_precision_score(flipped, reranked))} if flipped.any() else None)
+    return {"n_lowered": n_low, "ap": ap, "rules": rules}
+
+
+def rule_stats(flipped: np.ndarray, rules: dict) -> dict:
+    return {k: {"flagged_share": float(f.mean()), "f1": _f1(flipped, f)} for k, f in rules.items()}
 
 
 def run(name: str, seed: int) -> dict:
@@ -68,35 +104,10 @@ def run(name: str, seed: int) -> dict:
     members = res.member_proba if res.member_proba is not None else mean_member_proba(res.learner, res.members, data)
     n = (confident_joint_count(y_noisy, res.oos_proba) if res.auxiliary.reliable
          else weak_model_count(y_noisy, res.oos_proba, members))
-    top = np.zeros(len(y), dtype=bool)
-    top[np.argsort(-res.scores, kind="stable")[:n]] = True
-    favours_other = ((res.oos_proba + members) / 2).argmax(1) != y_noisy
-    reranked = np.zeros(len(y), dtype=bool)
-    reranked[np.lexsort((-res.scores, ~favours_other))[:n]] = True  # contradicted rows first, by score
-    n_low = int((top & favours_other).sum())
-    counted = np.zeros(len(y), dtype=bool)
-    counted[np.argsort(-res.scores, kind="stable")[:n_low]] = True
-    rerank_low = np.zeros(len(y), dtype=bool)
-    rerank_low[np.lexsort((-res.scores, ~favours_other))[:n_low]] = True
-    from cleanlab.filter import find_label_issues
-
-    n_cl = int(find_label_issues(y_noisy, res.oos_proba).sum()) if res.auxiliary.reliable else n
-    cl_counted = np.zeros(len(y), dtype=bool)
-    cl_counted[np.argsort(-res.scores, kind="stable")[:n_cl]] = True
-    n_mix = (int(find_label_issues(y_noisy, (res.oos_proba + members) / 2).sum()) if res.auxiliary.reliable else n)
-    cl_mix = np.zeros(len(y), dtype=bool)
-    cl_mix[np.argsort(-res.scores, kind="stable")[:n_mix]] = True
-    flags = {"top-n": top, "&oos": top & (res.oos_proba.argmax(1) != y_noisy), "&mix": top & favours_other,
-             "rerank": reranked, "count": counted, "rerank-n'": rerank_low, "cl-count": cl_counted,
-             "cl-count-mix": cl_mix}
-    order = np.lexsort((-res.scores, ~favours_other))
-    rerank_score = np.empty(len(y))
-    rerank_score[order] = np.arange(len(y), 0, -1)
-    ap = ({"ranking": float(average_precision_score(flipped, res.scores)),
-           "rerank": float(average_precision_score(flipped, rerank_score))} if flipped.any() else None)
+    f = forms(res.scores, y_noisy, flipped, n, res.oos_proba, members, bool(res.auxiliary.reliable))
     return {"setting": name, "seed": seed, "n_rows": int(len(y)), "true_rate": float(flipped.mean()),
-            "reliable": bool(res.auxiliary.reliable), "n_estimated": int(n), "n_lowered": n_low, "ap": ap,
-            "rules": {k: {"flagged_share": float(f.mean()), "f1": _f1(flipped, f)} for k, f in flags.items()}}
+            "reliable": bool(res.auxiliary.reliable), "n_estimated": int(n), "n_lowered": f["n_lowered"],
+            "ap": f["ap"], "rules": rule_stats(flipped, f["rules"])}
 
 
 def markdown(runs: list[dict]) -> str:

@@ -20,13 +20,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine  # noqa: E402
 from detect_images import SETTINGS, fit_config_for, make_data  # noqa: E402
-from flag_restrictions import _f1  # noqa: E402
+from flag_restrictions import forms, rule_stats  # noqa: E402
 
 from influence_stage import InfluenceCleaner  # noqa: E402
 from influence_stage.errors import ValidationFailedError  # noqa: E402
@@ -45,28 +44,11 @@ def run(name: str, seed: int, rows: int) -> dict:
     res = cleaner.result_
     y = np.asarray(data["label"])
     flags = cleaner.issues_["is_issue"].to_numpy().astype(bool)
-    mix = ((res.oos_proba + res.member_proba) / 2).argmax(1) != y
-    scores = cleaner.issues_["score"].to_numpy()
-    counted = np.zeros(len(y), dtype=bool)
-    counted[np.argsort(-scores, kind="stable")[:int((flags & mix).sum())]] = True
-    from cleanlab.filter import find_label_issues
-
-    n_cl = int(find_label_issues(y, res.oos_proba).sum()) if res.auxiliary.reliable else int(flags.sum())
-    cl_counted = np.zeros(len(y), dtype=bool)
-    cl_counted[np.argsort(-scores, kind="stable")[:n_cl]] = True
-    order = np.lexsort((-scores, ~mix))  # rows whose evidence favours another label first, by score
-    reranked = np.zeros(len(y), dtype=bool)
-    reranked[order[:int(flags.sum())]] = True
-    rerank_score = np.empty(len(y))
-    rerank_score[order] = np.arange(len(y), 0, -1)
-    ap = ({"ranking": float(average_precision_score(flipped, scores)),
-           "rerank": float(average_precision_score(flipped, rerank_score))} if flipped.any() else None)
-    return {"setting": name, "seed": seed, "n_rows": rows, "reliable": bool(res.auxiliary.reliable), "ap": ap,
-            "rules": {"default": {"flagged_share": float(flags.mean()), "f1": _f1(flipped, flags)},
-                      "&mix": {"flagged_share": float((flags & mix).mean()), "f1": _f1(flipped, flags & mix)},
-                      "count": {"flagged_share": float(counted.mean()), "f1": _f1(flipped, counted)},
-                      "rerank": {"flagged_share": float(reranked.mean()), "f1": _f1(flipped, reranked)},
-                      "cl-count": {"flagged_share": float(cl_counted.mean()), "f1": _f1(flipped, cl_counted)}}}
+    f = forms(cleaner.scores_, y, flipped, int(flags.sum()), res.oos_proba, res.member_proba,
+              bool(res.auxiliary.reliable))
+    rules = {"default": flags, **{k: f["rules"][k] for k in ("&mix", "count", "rerank", "cl-count")}}
+    return {"setting": name, "seed": seed, "n_rows": rows, "reliable": bool(res.auxiliary.reliable), "ap": f["ap"],
+            "rules": rule_stats(flipped, rules)}
 
 
 def main() -> None:

@@ -38,13 +38,14 @@ from influence_stage.engine.learner import (
     TrainHistory,
     labels_digest,
 )
+from influence_stage.decisions.suggest import suggestion_proba
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.losses import loss_matrix_and_mean_proba, mean_member_proba
 from influence_stage.engine.sources import LearnerRequest, learner_from_source
 from influence_stage.engine.scores import (
     GEX_SCALE,
     NEEDS_OOS,
-    SCORE_REGISTRY,
+    RANK_SCORES,
     evidence_first,
     label_quality,
     oos_loss,
@@ -275,13 +276,11 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
         logger.warning("%s", aux.message())
     scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
                            oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
-    first = SCORE_REGISTRY.get(name).rank_based and proba is not None and aux is not None and aux.reliable
+    first = name in RANK_SCORES and proba is not None and aux is not None and aux.reliable
     if first:  # rows the models place in their given class go after the others (scores.evidence_first)
         if member_proba is None:  # a loss store or the vmap path kept none; the decision reuses these
             member_proba = mean_member_proba(learner, members, data, batch_size=config.eval_batch_size,
                                              member_chunk=config.member_chunk)
-        from influence_stage.decisions.suggest import suggestion_proba
-
         scores = evidence_first(scores, y, suggestion_proba(member_proba, proba, aux))
     return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,

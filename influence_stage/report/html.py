@@ -162,6 +162,11 @@ def _pairs_table(t: pd.DataFrame, names: list[str]) -> str:
     return "\n".join(lines) + f'\n<p class="note">{html.escape(note)}</p>'
 
 
+#: How a rank score published under evidence first (``engine.scores.evidence_first``) was built.
+EVIDENCE_FIRST_NOTE = (", halved, with 0.5 added where the suggestion probabilities favour another label than the "
+                       "given one (evidence first: rows that favour their own label lie in (0, 0.5], the others above)")
+
+
 def build_report(
     table: pd.DataFrame,
     *,
@@ -297,11 +302,8 @@ def build_report(
         _img_tag(plot_score_histogram(scores, thr, is_issue=is_issue, truth=truth_mask, score_name=score_name),
                  "score histogram")
         + (f'<p class="note">The run ranks by <code>{html.escape(ranking)}</code>, a mean of percentile ranks '
-           '(spread evenly by construction)'
-           + (', halved, with 0.5 added where the suggestion probabilities favour another label than the given '
-              'one (evidence first: rows that favour their own label lie in (0, 0.5], the others above)'
-              if evidence_first else '')
-           + '; the dashed line is the threshold on it, which flags the estimated number of mislabeled rows.</p>'
+           f'(spread evenly by construction){EVIDENCE_FIRST_NOTE if evidence_first else ""}; the dashed line is the '
+           'threshold on it, which flags the estimated number of mislabeled rows.</p>'
            if score_name in RANK_SCORES else
            f'<p class="note">The run ranks by <code>{html.escape(ranking)}</code>; the dashed line is the threshold '
            'on it. Log x-axis: mislabeled rows typically form their own high mode.</p>'),

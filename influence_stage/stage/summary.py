@@ -62,7 +62,7 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
         **{f"action {k}": int(v) for k, v in sorted(counts.items())}, "ft_lr": result.ft_lr,
         "score": result.score_name,
         # rows the models place in their given class ranked after the others (engine.scores.evidence_first)
-        "evidence first": bool(getattr(result, "evidence_first", False)),
+        "evidence first": result.evidence_first,
         "threshold method": decisions.threshold.method,
         "threshold": float(decisions.threshold.value), "members": len(result.members),
         "theta fit": round(result.theta_fit, 4),  # share of rows θ* fits (gex.THETA_FIT_WARNING)
