@@ -73,6 +73,10 @@ VARIANTS: dict[str, dict] = {
                                           image_min_cycle_steps=6),
     "aux-quarter-1round+grid4+chains4+cycle6": _v(floored_aux_share=0.25, floored_aux_first=1.0, image_lr_grid=GRID4,
                                                   chains=4, image_min_cycle_steps=6),
+    # the current default's fields with the cross-fitted halves trained on randomly shifted images
+    "aux-shift1": {"image_aux_shift": 1},
+    "aux-shift2": {"image_aux_shift": 2},
+    "aux-shift3": {"image_aux_shift": 3},
 }
 
 #: innermost known function on the stack -> the part of the run it belongs to
@@ -435,6 +439,8 @@ def main() -> None:
     parser.add_argument("--step-cost", action="store_true", help="time one SGD step at each batch and one forward "
                         "pass (seconds of CPU; writes <out>_step_cost.json)")
     parser.add_argument("--plan", action="store_true", help="print the SGD steps of every variant (no training)")
+    parser.add_argument("--no-cleanlab", action="store_true", help="the stage's variants only (cleanlab's side of the "
+                        "same data and seed is in an earlier run's file)")
     args = parser.parse_args()
     if args.step_cost:
         cost = step_cost(args.rows)
@@ -461,7 +467,7 @@ def main() -> None:
         (RESULTS / f"{args.out}.md").write_text(markdown(payload))
 
     for i, name in enumerate(args.variants):
-        if i == args.cleanlab_after:
+        if i == args.cleanlab_after and not args.no_cleanlab:
             cleanlab()
         r = run_variant(name, args.setting, args.seed, args.rows, y_true, flipped, data)
         payload["variants"].append(r)
@@ -472,7 +478,7 @@ def main() -> None:
               f"{json.dumps({p: round(sum(v.values()), 1) for p, v in r['split'].items()})}", flush=True)
         write_json(args.out, payload)
         (RESULTS / f"{args.out}.md").write_text(markdown(payload))
-    if payload["cleanlab"] is None:
+    if payload["cleanlab"] is None and not args.no_cleanlab:
         cleanlab()
 
 

@@ -58,6 +58,10 @@ class FitConfig(BaseModel):
         "result. None: no floor.")
     min_steps_inputs: Literal["images", "all"] = Field(
         "images", description="Which fits min_steps applies to: 'images' (rows of shape (c, h, w)) or 'all'.")
+    shift_pixels: int = Field(0, ge=0, le=8, description="Image rows (c, h, w): each minibatch image moved by a "
+                              "random offset of up to this many pixels in each direction while training (edges "
+                              "repeated). 0: none. θ* keeps 0; GEXConfig.image_aux_shift sets it for the cross-fitted "
+                              "halves. Flat rows are never shifted.")
 
     def floors(self, input_shape: tuple[int, ...] | None) -> bool:
         """Whether ``min_steps`` applies to rows of shape ``input_shape`` (``None``: unknown, no floor
@@ -138,6 +142,9 @@ class GEXConfig(BaseModel):
                                               "hundred images one epoch already makes a cycle that keeps AP (measured "
                                               "with image_lr_grid in benchmarks/image_time.py). None: min_cycle_steps. "
                                               "Flat features always use min_cycle_steps.")
+    image_aux_shift: int = Field(0, ge=0, le=8, description="Image rows (c, h, w): the cross-fitted halves train "
+                                 "on minibatches moved by random offsets of up to this many pixels "
+                                 "(FitConfig.shift_pixels). 0: none. Flat features are not affected.")
     image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
                                               "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
                                               "thousands of images at once is several times slower per row on a CPU "

@@ -158,6 +158,7 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     # rows of a Hugging Face model's data (token ids, pixel values) have no ``X``: no floor is known for them
     X = getattr(data, "X", None)
     shape = tuple(int(s) for s in X.shape[1:]) if X is not None else None
+    shift = config.image_aux_shift if is_image(shape) else 0
     for fold, (tr, te) in enumerate(((a, b), (b, a))):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         train, held = data.subset(tr), data.subset(te)
@@ -169,7 +170,8 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
             # round 0 is exactly the former recipe (same seed); later rounds are warm restarts
             seed = config.seed + fold if rnd == 0 else config.seed + fold + 1000 * rnd
             # the rounds set their own epochs: the step floor is already in the plan
-            fresh.fit(train, fit_config.model_copy(update={"epochs": step, "seed": seed, "min_steps": None}))
+            fresh.fit(train, fit_config.model_copy(update={"epochs": step, "seed": seed, "min_steps": None,
+                                                           "shift_pixels": shift}))
             done += step
             rnd += 1
             p = fresh.predict_proba(held)

@@ -23,7 +23,6 @@ from influence_stage.engine.members import (
     choose_ft_lr,
     out_of_sample_fit,
     plan_members,
-    use_image_eval_batch,
 )
 from influence_stage.timing import Timings
 from influence_stage.errors import InvalidInputError
@@ -218,7 +217,6 @@ def auto_scale(learner: Learner, data: Any, *, config: GEXConfig, fit_config: Fi
     θ*'s training margins (``train_margin_of``) stand in for a weak yardstick's contradicted rows
     (``engine.auxiliary``).
     """
-    use_image_eval_batch(learner, data, config)
     if config.ft_lr != "auto":
         return None
     return choose_ft_lr(learner, data, config=config, fit_config=fit_config, progress=progress,
@@ -244,7 +242,6 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
     shards by the Prefect executor). The out-of-sample probabilities come from ``auto`` (the scale's yardstick); when
     the rate was given and the score needs them, they are trained here with ``fit_config``.
     """
-    use_image_eval_batch(learner, data, config)
     base = learner.per_sample_loss(data)
     fit = float(np.mean(base < np.log(2.0)))
     if fit < THETA_FIT_WARNING:

@@ -36,10 +36,14 @@ from influence_stage.engine.training import (
     epoch_batches,
     eval_batches,
     labels_digest,
+    random_shift,
 )
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
 logger = logging.getLogger(__name__)
+
+#: Added to a fit's seed for the generator of its random shifts (FitConfig.shift_pixels).
+SHIFT_SEED_OFFSET = 7919
 
 
 @runtime_checkable
@@ -320,6 +324,10 @@ class TorchLearner:
         total = epochs * steps_per_epoch
         schedule = CosineSchedule(recipe.lr, total)
         gen = torch.Generator().manual_seed(int(recipe.seed))
+        # image minibatches moved by a few pixels (FitConfig.shift_pixels), from a generator of their own so
+        # the batch order is the unshifted fit's
+        shift = int(recipe.shift_pixels) if data.X.dim() == 4 else 0
+        shift_gen = torch.Generator().manual_seed(int(recipe.seed) + SHIFT_SEED_OFFSET)
         opt = torch.optim.SGD(self.module.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                               weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
         history = TrainHistory()
@@ -343,7 +351,10 @@ class TorchLearner:
                 for group in opt.param_groups:
                     group["lr"] = schedule(t)
                 idx = batches[t - first].to(data.X.device)
-                out = self.module(data.X[idx])
+                xb = data.X[idx]
+                if shift:
+                    xb = random_shift(xb, shift, shift_gen)
+                out = self.module(xb)
                 loss = F.cross_entropy(out, data.y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -392,15 +403,23 @@ class TorchLearner:
 
     @torch.no_grad()
     def recalibrate_batchnorm(self, data: TensorData) -> None:
-        """Re-estimate batch-norm running statistics with a cumulative average over ``data``."""
+        """Re-estimate batch-norm running statistics over ``data``, each batch weighted by its rows.
+
+        The running means are then the means over all rows whatever the evaluation batch (a plain
+        cumulative average would weigh a ragged last batch as much as a full one); the running
+        variances are the row-weighted mean of the batches' variances.
+        """
         bns = [m for m in self.module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         momenta = [bn.momentum for bn in bns]
         for bn in bns:
             bn.reset_running_stats()
-            bn.momentum = None  # cumulative moving average: every batch counts equally
         self.module.train()
+        seen = 0
         for _, xb in eval_batches(data, self.eval_batch_size):
+            for bn in bns:  # new = (1 - m) * old + m * batch, m = this batch's share of the rows so far
+                bn.momentum = len(xb) / (seen + len(xb))
             self.module(xb)
+            seen += len(xb)
         for bn, mom in zip(bns, momenta):
             bn.momentum = mom
         self.module.eval()

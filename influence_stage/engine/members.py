@@ -57,7 +57,6 @@ from influence_stage.engine.learner import (
     BatchedChains,
     CosineSchedule,
     CrossFittable,
-    EvalBatched,
     Learner,
     Minibatched,
     State,
@@ -99,22 +98,6 @@ def cycle_steps(n_rows: int, config: GEXConfig, learner: Learner | None = None,
             and _at_default(config, "min_cycle_steps")):
         floor = config.image_min_cycle_steps
     return max(floor, int(round(config.cycle_epochs * per_epoch)))
-
-
-def use_image_eval_batch(learner: Learner, data, config: GEXConfig) -> None:
-    """Set the learner's rows per forward pass to ``config.image_eval_batch_size`` when ``data`` holds image
-    rows and the learner evaluates in batches on the CPU; otherwise leave it as it is.
-
-    Losses and probabilities do not depend on how rows are batched in eval mode (up to float rounding);
-    the time does: a CNN's forward pass over thousands of images at once is several times slower per
-    row on a CPU than over a hundred. Fresh copies (the auxiliary halves) inherit the setting.
-    """
-    size = config.image_eval_batch_size
-    if size is None or not is_image(row_shape(data)) or not isinstance(learner, EvalBatched):
-        return
-    if str(getattr(learner, "device", "cpu")).split(":")[0] != "cpu":
-        return
-    learner.eval_batch_size = int(size)
 
 
 def probe_grid(config: GEXConfig, input_shape: Sequence[int] | None) -> list[float]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from influence_stage.config.fit import GEXConfig
+from influence_stage.config.fit import GEXConfig, is_image
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 from influence_stage.registry import Registry
 
@@ -155,12 +155,30 @@ MODEL_SOURCE_REGISTRY: Registry[type[ModelSource]] = Registry(
     "model source", base=ModelSource, fix="Fix: register one in influence_stage.engine.sources.MODEL_SOURCE_REGISTRY.")
 
 
-def torch_learner(module: Any, gex: GEXConfig) -> Any:
-    """A ``TorchLearner`` of ``module`` with the learner settings of ``gex``."""
+def eval_batch_size_for(gex: GEXConfig, input_shape: tuple[int, ...] | None, device: str) -> int:
+    """Rows per forward pass of a torch model on rows of shape ``input_shape`` on ``device``:
+    ``gex.image_eval_batch_size`` for image rows ``(c, h, w)`` on the CPU when set, else
+    ``gex.eval_batch_size``.
+
+    Losses and probabilities do not depend on how rows are batched in eval mode (up to float
+    rounding); the time does: a CNN's forward pass over thousands of images at once is several times
+    slower per row on a CPU than over a hundred. Chosen once, where the learner is built, so fresh
+    copies (the auxiliary halves) inherit it and a learner the caller built keeps its own setting.
+    """
+    size = gex.image_eval_batch_size
+    if size is None or not is_image(input_shape) or str(device).split(":")[0] != "cpu":
+        return int(gex.eval_batch_size)
+    return int(size)
+
+
+def torch_learner(module: Any, gex: GEXConfig, input_shape: tuple[int, ...] | None = None) -> Any:
+    """A ``TorchLearner`` of ``module`` with the learner settings of ``gex``, evaluating rows of shape
+    ``input_shape`` in ``eval_batch_size_for`` rows per pass (``None``: unknown, ``gex.eval_batch_size``)."""
     from influence_stage.engine.learner import TorchLearner, resolve_device
 
+    device = resolve_device(gex.device)
     return TorchLearner(module, batch_size=gex.batch_size, momentum=gex.momentum, weight_decay=gex.weight_decay,
-                        eval_batch_size=gex.eval_batch_size, device=resolve_device(gex.device))
+                        eval_batch_size=eval_batch_size_for(gex, input_shape, device), device=device)
 
 
 class NamedModel(ModelSource):
@@ -180,7 +198,7 @@ class NamedModel(ModelSource):
 
     def learner(self, model: Any, request: LearnerRequest) -> tuple[Any, bool]:
         module = self.build(tuple(request.input_shape), request.n_classes, seed=request.gex.seed)
-        return torch_learner(module, request.gex), True
+        return torch_learner(module, request.gex, tuple(request.input_shape)), True
 
 
 @MODEL_SOURCE_REGISTRY.register("auto")
@@ -241,7 +259,7 @@ class CheckpointModel(ModelSource):
 
         module = load_model(model.path, builder=request.model_builder, input_shape=request.input_shape,
                             n_classes=request.n_classes)
-        return torch_learner(module, request.gex), False
+        return torch_learner(module, request.gex, tuple(request.input_shape)), False
 
     def digest(self, spec: ModelSpec) -> str | None:
         from influence_stage.engine.checkpoint import checkpoint_digest
@@ -314,7 +332,7 @@ class ModuleModel(ModelSource):
         return torch_nn is not None and isinstance(model, torch_nn.Module)
 
     def learner(self, model: Any, request: LearnerRequest) -> tuple[Any, bool]:
-        return torch_learner(model, request.gex), False
+        return torch_learner(model, request.gex, tuple(request.input_shape)), False
 
 
 @MODEL_SOURCE_REGISTRY.register("learner")

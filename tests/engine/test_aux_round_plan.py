@@ -151,24 +151,71 @@ def test_an_image_dataset_runs_with_the_image_fields(monkeypatch):
 
 
 def test_image_eval_batch_applies_to_image_rows_on_the_cpu_and_keeps_the_losses():
-    from influence_stage.engine.members import use_image_eval_batch
+    from influence_stage.engine.sources import eval_batch_size_for
 
     rng = np.random.default_rng(0)
     gex = GEXConfig(eval_batch_size=4096)
     images = TensorData.from_arrays(rng.normal(size=(300, 1, 12, 12)).astype(np.float32), rng.integers(0, 3, 300))
-    flat = TensorData.from_arrays(rng.normal(size=(300, 8)).astype(np.float32), rng.integers(0, 3, 300))
-    cnn = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex)
-    before = cnn.per_sample_loss(images)
-    use_image_eval_batch(cnn, images, gex)
+    wide = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex)  # shape unknown: eval_batch_size
+    assert wide.eval_batch_size == 4096
+    cnn = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex, (1, 12, 12))
     assert cnn.eval_batch_size == gex.image_eval_batch_size < 300
-    assert np.allclose(cnn.per_sample_loss(images), before, rtol=1e-5, atol=1e-6)
-    mlp = torch_learner(build_model("mlp", (8,), 3, seed=0), gex)
-    use_image_eval_batch(mlp, flat, gex)  # flat features keep eval_batch_size
-    assert mlp.eval_batch_size == 4096
-    off = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex)
-    use_image_eval_batch(off, images, gex.model_copy(update={"image_eval_batch_size": None}))
-    assert off.eval_batch_size == 4096
-    cuda = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), gex)
-    cuda.device = "cuda:0"  # only read: a model on an accelerator keeps its large batches
-    use_image_eval_batch(cuda, images, gex)
-    assert cuda.eval_batch_size == 4096
+    assert cnn.fresh_copy(seed=1).eval_batch_size == gex.image_eval_batch_size  # the auxiliary halves inherit it
+    assert np.allclose(cnn.per_sample_loss(images), wide.per_sample_loss(images), rtol=1e-5, atol=1e-6)
+    assert torch_learner(build_model("mlp", (8,), 3, seed=0), gex, (8,)).eval_batch_size == 4096  # flat rows
+    assert eval_batch_size_for(gex.model_copy(update={"image_eval_batch_size": None}), (1, 12, 12), "cpu") == 4096
+    assert eval_batch_size_for(gex, (1, 12, 12), "cuda:0") == 4096  # an accelerator keeps its large batches
+
+
+def test_the_engine_leaves_a_given_learners_eval_batch_alone():
+    from influence_stage.engine.gex import score_fitted
+
+    rng = np.random.default_rng(0)
+    images = TensorData.from_arrays(rng.normal(size=(64, 1, 8, 8)).astype(np.float32), rng.integers(0, 2, 64))
+    learner = torch_learner(build_model("cnn", (1, 8, 8), 2, seed=0), GEXConfig(eval_batch_size=50))
+    score_fitted(learner, images, config=GEXConfig(chains=2, cycles=1, ft_lr=0.05, score="gex"), fit_config=FitConfig(epochs=1))
+    assert learner.eval_batch_size == 50  # the caller's setting, not GEXConfig.image_eval_batch_size
+
+
+def test_batchnorm_recalibration_gives_the_all_rows_mean_whatever_the_eval_batch():
+    rng = np.random.default_rng(1)
+    images = TensorData.from_arrays((rng.normal(size=(300, 1, 12, 12)) + np.arange(300)[:, None, None, None] / 100)
+                                    .astype(np.float32), rng.integers(0, 3, 300))  # row order drifts: batches differ
+    means = {}
+    for size in (4096, 128, 7):  # one pass; 128 + 128 + 44 rows; many ragged passes
+        learner = torch_learner(build_model("cnn", (1, 12, 12), 3, seed=0), GEXConfig(eval_batch_size=size))
+        learner.recalibrate_batchnorm(images)
+        bn = next(m for m in learner.module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+        means[size] = bn.running_mean.clone()
+        assert bn.momentum == 0.1  # the layer's own momentum is given back
+    assert torch.allclose(means[128], means[4096], atol=1e-5)
+    assert torch.allclose(means[7], means[4096], atol=1e-5)
+
+
+def test_random_shift_moves_each_image_by_at_most_the_given_pixels_and_repeats():
+    from influence_stage.engine.training import random_shift
+
+    X = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
+    assert random_shift(X, 0, torch.Generator().manual_seed(0)) is X
+    a = random_shift(X, 2, torch.Generator().manual_seed(0))
+    b = random_shift(X, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == X.shape
+    padded = torch.nn.functional.pad(X, (2, 2, 2, 2), mode="replicate")
+    for i in range(2):  # each output is one 6x6 window of the edge-padded image
+        windows = [padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(a[i], w) for w in windows)
+    moved = [random_shift(X, 2, torch.Generator().manual_seed(s)) for s in range(20)]
+    assert any(not torch.equal(m, X) for m in moved)
+
+
+def test_image_aux_shift_changes_only_the_cross_fitted_halves_of_image_rows():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    images = TensorData.from_arrays((rng.normal(size=(90, 1, 10, 10)) + y[:, None, None, None]).astype(np.float32), y)
+    flat = TensorData.from_arrays((rng.normal(size=(90, 6)) + y[:, None]).astype(np.float32), y)
+    fit = FitConfig(epochs=3)
+    for data, shape, expect_change in ((images, (1, 10, 10), True), (flat, (6,), False)):
+        learner = torch_learner(build_model("auto", shape, 3, seed=0), GEXConfig(), shape)
+        plain, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2), fit_config=fit)
+        shifted, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_shift=2), fit_config=fit)
+        assert (not np.array_equal(plain, shifted)) is expect_change
