@@ -46,7 +46,7 @@ GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: The image-only fields before the image defaults changed: the auxiliary halves up to θ*'s epochs in doubling
 #: rounds from a quarter of them, the full rate grid, the flat cycle floor. Every variant but "default" states
 #: all four, so a variant's name means the same run whatever the current defaults are.
-PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None,
+PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None, "image_aux_shift": 0,
                          "image_min_cycle_steps": None}
 
 
@@ -73,7 +73,8 @@ VARIANTS: dict[str, dict] = {
                                           image_min_cycle_steps=6),
     "aux-quarter-1round+grid4+chains4+cycle6": _v(floored_aux_share=0.25, floored_aux_first=1.0, image_lr_grid=GRID4,
                                                   chains=4, image_min_cycle_steps=6),
-    # the current default's fields with the cross-fitted halves trained on randomly shifted images
+    # the cross-fitted halves trained on randomly shifted images (the default since it was measured: 2)
+    "aux-noshift": {"image_aux_shift": 0},
     "aux-shift1": {"image_aux_shift": 1},
     "aux-shift2": {"image_aux_shift": 2},
     "aux-shift3": {"image_aux_shift": 3},
