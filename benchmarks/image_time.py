@@ -295,6 +295,39 @@ def decision_table(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare(names: list[str], a: str, b: str, out: str) -> str:
+    """Variants ``a`` and ``b`` of the same runs side by side (stage only, ``--no-cleanlab`` runs allowed):
+    per setting and seed, then the seed means per setting; writes ``<out>.md`` and returns it."""
+    runs = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
+    lines = [f"| setting | seed | AP {a} → {b} | F1 | flagged | estimate error (true rate) | aux accuracy given / true "
+             f"| aux reliable | aux s |", "|---|---|---|---|---|---|---|---|---|"]
+    by_setting: dict[str, list[tuple[dict, dict]]] = {}
+    for run in sorted(runs, key=lambda r: (r["setting"], r["seed"])):
+        vs = {v["variant"]: v for v in run["variants"]}
+        va, vb = vs[a], vs[b]
+        by_setting.setdefault(run["setting"], []).append((va, vb))
+        fl = va["flags"]  # the flipped share, from the flags: flagged × precision / recall
+        true = fl["n_flagged"] * fl["precision"] / fl["recall"] / run["n_rows"] if fl["recall"] > 0 else 0.0
+        err = (lambda v: f"{100 * (v['estimated_noise_rate'] / true - 1):+.0f}%") if true else (lambda v: "—")
+        aux_s = lambda v: sum(v["split"].get("auxiliary", {}).values())
+        lines.append(f"| {run['setting']} | {run['seed']} | {va['ap_default']:.4f} → {vb['ap_default']:.4f} | "
+                     f"{va['flags']['f1']:.3f} → {vb['flags']['f1']:.3f} | {100 * va['flags']['flagged_share']:.2f}% → "
+                     f"{100 * vb['flags']['flagged_share']:.2f}% | {err(va)} → {err(vb)} ({true:.3f}) | "
+                     f"{va.get('aux_given_accuracy', 0):.3f} / {va.get('aux_true_accuracy', 0):.3f} → "
+                     f"{vb.get('aux_given_accuracy', 0):.3f} / {vb.get('aux_true_accuracy', 0):.3f} | "
+                     f"{va.get('aux_reliable')} → {vb.get('aux_reliable')} | {aux_s(va):.0f} → {aux_s(vb):.0f} |")
+    lines += ["", "Seed means:", "", f"| setting | seeds | AP {a} → {b} | F1 | flagged |", "|---|---|---|---|---|"]
+    for setting, pairs in by_setting.items():
+        m = lambda i, f: float(np.mean([f(p[i]) for p in pairs]))
+        lines.append(f"| {setting} | {len(pairs)} | {m(0, lambda v: v['ap_default']):.4f} → {m(1, lambda v: v['ap_default']):.4f} | "
+                     f"{m(0, lambda v: v['flags']['f1']):.3f} → {m(1, lambda v: v['flags']['f1']):.3f} | "
+                     f"{100 * m(0, lambda v: v['flags']['flagged_share']):.2f}% → {100 * m(1, lambda v: v['flags']['flagged_share']):.2f}% |")
+    text = "\n".join(lines) + "\n"
+    write_json(out, {"machine": machine(), "compare": [a, b], "runs": runs})
+    (RESULTS / f"{out}.md").write_text(text)
+    return text
+
+
 def combine(names: list[str], out: str, notes: str | None = None) -> None:
     """One JSON and one markdown of several runs: the trade-off table per setting and the default's profile."""
     runs = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
@@ -440,6 +473,8 @@ def main() -> None:
     parser.add_argument("--step-cost", action="store_true", help="time one SGD step at each batch and one forward "
                         "pass (seconds of CPU; writes <out>_step_cost.json)")
     parser.add_argument("--plan", action="store_true", help="print the SGD steps of every variant (no training)")
+    parser.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"), help="with --combine: variants A "
+                        "and B of the named runs side by side, per run and as seed means")
     parser.add_argument("--no-cleanlab", action="store_true", help="the stage's variants only (cleanlab's side of the "
                         "same data and seed is in an earlier run's file)")
     args = parser.parse_args()
@@ -450,6 +485,9 @@ def main() -> None:
         return
     if args.plan:
         print(plan_table(args.rows))
+        return
+    if args.combine is not None and args.compare:
+        print(compare(args.combine, *args.compare, args.out))
         return
     if args.combine is not None:
         combine(args.combine, args.out, args.notes)
