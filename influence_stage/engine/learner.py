@@ -326,7 +326,7 @@ class TorchLearner:
         gen = torch.Generator().manual_seed(int(recipe.seed))
         # image minibatches moved by a few pixels (FitConfig.shift_pixels), from a generator of their own so
         # the batch order is the unshifted fit's
-        shift = int(recipe.shift_pixels) if data.X.dim() == 4 else 0
+        shift = int(recipe.shift_pixels) if len(data.X.shape) == 4 else 0
         shift_gen = torch.Generator().manual_seed(int(recipe.seed) + SHIFT_SEED_OFFSET)
         opt = torch.optim.SGD(self.module.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                               weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
