@@ -196,6 +196,18 @@ def markdown(runs: list[dict], note: str | None = None) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {f(np.mean(est) if est else None)} | "
                      f"{', '.join(sorted({'passed' if r['stage']['gate'] == 'passed' else 'refused' for r in rs}))} | "
                      f"{np.mean([r['time_ratio'] for r in rs]):.2f} |")
+    lines += ["", "Per run: the auxiliary model's check, the estimate against the flipped share, and each training set's "
+                  "rows and residual noise (share of its rows whose label is wrong).", "",
+              "| setting | seed | aux accuracy (reliable) | est. rate (flipped) | " + " | ".join(
+                  f"{m} acc (rows, noise)" for m in methods if m in ("drop", "relabel", "cleanlab")) + " |",
+              "|---|---|---|---|" + "---|" * sum(m in ("drop", "relabel", "cleanlab") for m in methods)]
+    for r in runs:
+        st, ms = r["stage"], r["methods"]
+        aux = st.get("auxiliary_accuracy")
+        lines.append(f"| {r['setting']} | {r['seed']} | {f(aux)} ({'yes' if st.get('auxiliary_reliable') else 'no'}) | "
+                     f"{f(st['estimated_noise_rate'])} ({r['n_flipped'] / r['n_train']:.3f}) | " + " | ".join(
+                         f"{ms[m]['accuracy']:.3f} ({ms[m]['n_kept']}, {f(ms[m]['residual_noise'])})"
+                         for m in methods if m in ("drop", "relabel", "cleanlab")) + " |")
     lines += ["", "Relabel (the same fitted run decided with `action=\"relabel\"`): accuracy = relabeled rows given "
                   "their true label; coverage = relabeled / flagged; CL pred = cleanlab's `predicted_label` accuracy "
                   "on the same rows.", "",
@@ -235,8 +247,22 @@ def main(argv: list[str] | None = None) -> dict:
                         "same generator under seed + EXTRA_TEST_SEED (default 0: the 25%% split only)")
     parser.add_argument("--out", default="downstream_images")
     parser.add_argument("--render", action="store_true", help="write the markdown again from <out>.json; runs nothing")
-    parser.add_argument("--note", default=None, help="a line under the title (with --render)")
+    parser.add_argument("--note", default=None, help="a line under the title (with --render or --merge)")
+    parser.add_argument("--merge", nargs="+", default=None, help="result names whose runs go together into --out "
+                        "(their markdown written again); runs nothing")
     args = parser.parse_args(argv)
+    if args.merge:  # runs of several files (one process each) as one result
+        import json
+
+        from common import RESULTS
+
+        runs = [r for n in args.merge for r in json.loads((RESULTS / f"{n}.json").read_text())["runs"]]
+        first = json.loads((RESULTS / f"{args.merge[0]}.json").read_text())
+        payload = {**{k: v for k, v in first.items() if k != "runs"}, "merged_from": args.merge,
+                   "seeds": sorted({r["seed"] for r in runs}), "runs": runs}
+        write_json(args.out, payload)
+        print(f"wrote {write_markdown(args.out, markdown(runs, args.note))}")
+        return payload
     if args.render:
         import json
 
