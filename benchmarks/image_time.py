@@ -101,6 +101,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[dict] = []
         self._saved: list[tuple] = []
+        self._depth = 0
 
     def wrap(self, owner, name: str, describe) -> None:
         original = getattr(owner, name)
@@ -108,9 +109,14 @@ class Recorder:
 
         def timed(*args, **kwargs):
             t = time.perf_counter()
-            out = original(*args, **kwargs)
+            nested = rec._depth > 0  # inside another timed call, whose time already holds this one's
+            rec._depth += 1
+            try:
+                out = original(*args, **kwargs)
+            finally:
+                rec._depth -= 1
             rec.events.append({"call": name, "part": part_of_stack(), "s": time.perf_counter() - t,
-                               **describe(args, kwargs)})
+                               "nested": nested, **describe(args, kwargs)})
             return out
 
         self._saved.append((owner, name, original))
@@ -140,7 +146,8 @@ class Recorder:
     def split(self) -> dict:
         out: dict = defaultdict(lambda: defaultdict(float))
         for e in self.events:
-            out[e["part"]][e["call"]] += e["s"]
+            if not e.get("nested"):  # a nested call's seconds are in its caller's
+                out[e["part"]][e["call"]] += e["s"]
         return {p: dict(v) for p, v in out.items()}
 
 
