@@ -60,8 +60,9 @@ class FitConfig(BaseModel):
         "images", description="Which fits min_steps applies to: 'images' (rows of shape (c, h, w)) or 'all'.")
     shift_pixels: int = Field(0, ge=0, le=8, description="Image rows (c, h, w): each minibatch image moved by a "
                               "random offset of up to this many pixels in each direction while training (edges "
-                              "repeated). 0: none. θ* keeps 0; GEXConfig.image_aux_shift sets it for the cross-fitted "
-                              "halves. Flat rows are never shifted.")
+                              "repeated). 0 (the default): none, so θ* trains on the rows as they are; the cross-fitted "
+                              "halves take GEXConfig.image_aux_shift instead of this value. Flat rows are never "
+                              "shifted.")
 
     def floors(self, input_shape: tuple[int, ...] | None) -> bool:
         """Whether ``min_steps`` applies to rows of shape ``input_shape`` (``None``: unknown, no floor
