@@ -209,7 +209,7 @@ def cleanlab_side(name: str, seed: int, rows: int | None, min_steps: int, where:
     features = featurize_step(prepare(data, config), config)
     X, y_noisy = np.asarray(features.X), np.asarray(features.y)
     learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed),
-                            config.gex)
+                            config.gex, tuple(X.shape[1:]))
     proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), TensorData.from_arrays(X, y_noisy),
                                   config.fit, folds=5, seed=seed)
     wall = time.perf_counter() - t

@@ -85,7 +85,8 @@ def run_setting(name: str, seed: int, rows: int, test_rows: int = 0) -> dict:
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=seed)
     y_true, y_test = y[idx_train], y[idx_test]
     test_images = images[idx_test]
-    if test_rows:  # more clean test images from the same generator, never seen in training
+    if test_rows:  # more clean test images from the same generator, outside the training split (digits28 draws every
+        # image from sklearn's 1,797 digits, so a test image can vary a training image's source digit, as in the split)
         extra, extra_y = make(test_rows, seed=seed + EXTRA_TEST_SEED)
         test_images, y_test = np.concatenate([test_images, extra]), np.concatenate([y_test, extra_y])
     y_noisy, flipped = flip_labels(y_true, rate, kind=kind, n_classes=10, random_state=seed)

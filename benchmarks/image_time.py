@@ -44,8 +44,9 @@ from influence_stage.errors import ValidationFailedError
 
 GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: The image-only fields before the image defaults changed: the auxiliary halves up to θ*'s epochs in doubling
-#: rounds from a quarter of them, the full rate grid, the flat cycle floor. Every variant but "default" states
-#: all four, so a variant's name means the same run whatever the current defaults are.
+#: rounds from a quarter of them, the full rate grid, the flat cycle floor, no shifted halves. The variants built
+#: with ``_v`` state all five, so their names mean the same run whatever the current defaults are; "default" and
+#: the "aux-shift*" / "aux-noshift" variants take the current defaults for every field they do not name.
 PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None, "image_aux_shift": 0,
                          "image_min_cycle_steps": None}
 
@@ -197,7 +198,7 @@ def run_cleanlab(setting: str, seed: int, data, y_true, flipped) -> dict:
     features = featurize_step(prepare(data, config), config)
     X, y_noisy = np.asarray(features.X), np.asarray(features.y)
     learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed),
-                            config.gex)
+                            config.gex, tuple(X.shape[1:]))
     with Recorder() as rec:
         proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
                                       TensorData.from_arrays(X, y_noisy), config.fit, folds=5, seed=seed)
@@ -250,8 +251,8 @@ def profile_table(r: dict) -> str:
     lines = ["| part | call | seconds | calls | SGD steps | members evaluated |", "|---|---|---|---|---|---|"]
     for (part, call), a in sorted(agg.items(), key=lambda kv: -kv[1]["s"]):
         lines.append(f"| {part} | {call} | {a['s']:.1f} | {a['n']} | {a['steps'] or '—'} | {a['members'] or '—'} |")
-    timed = sum(a["s"] for a in agg.values())
-    lines.append(f"| all timed calls | | {timed:.1f} | | | |")
+    timed = sum(e["s"] for e in r["events"] if not e.get("nested"))  # a nested call is inside its caller's time
+    lines.append(f"| all timed calls (nested ones once) | | {timed:.1f} | | | |")
     steps = " · ".join(f"{k} {v:.1f}" for k, v in r["timings"].items() if v >= 0.05)
     aux = [f"{e['epochs']} epochs ({e['steps']} steps) {e['s']:.1f} s" for e in r["events"]
            if e["part"] == "auxiliary" and e["call"] == "fit"]
@@ -493,6 +494,8 @@ def main() -> None:
     if args.plan:
         print(plan_table(args.rows))
         return
+    if args.compare and args.combine is None:
+        parser.error("--compare needs --combine NAME ... (the runs whose variants it puts side by side)")
     if args.combine is not None and args.compare:
         print(compare(args.combine, *args.compare, args.out))
         return

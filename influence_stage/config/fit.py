@@ -148,8 +148,8 @@ class GEXConfig(BaseModel):
                                  "(FitConfig.shift_pixels): each half sees only half the rows, and small shifts "
                                  "let it generalise to the other half at no extra steps, so fewer clean rows "
                                  "read as contradicted (benchmarks/image_time.py, variant aux-shift2). 0: none, "
-                                 "for images a shift would change the class of. θ* and the members never train on "
-                                 "shifted rows. Flat features are not affected.")
+                                 "for images a shift would change the class of. θ* trains with FitConfig.shift_pixels "
+                                 "(default 0) and the members on the rows as they are. Flat features are not affected.")
     image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
                                               "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
                                               "thousands of images at once is several times slower per row on a CPU "

@@ -405,9 +405,11 @@ class TorchLearner:
     def recalibrate_batchnorm(self, data: TensorData) -> None:
         """Re-estimate batch-norm running statistics over ``data``, each batch weighted by its rows.
 
-        The running means are then the means over all rows whatever the evaluation batch (a plain
-        cumulative average would weigh a ragged last batch as much as a full one); the running
-        variances are the row-weighted mean of the batches' variances.
+        A plain cumulative average would weigh a ragged last batch as much as a full one. With rows as
+        weights the first batch-norm layer's running means are its inputs' means over all rows whatever
+        the evaluation batch; deeper layers see inputs normalised with each batch's own statistics, so
+        theirs still depend on it a little. The running variances are the row-weighted mean of the
+        batches' variances.
         """
         bns = [m for m in self.module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         momenta = [bn.momentum for bn in bns]

@@ -195,17 +195,41 @@ def test_batchnorm_recalibration_gives_the_all_rows_mean_whatever_the_eval_batch
 def test_random_shift_moves_each_image_by_at_most_the_given_pixels_and_repeats():
     from influence_stage.engine.training import random_shift
 
-    X = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
+    base = torch.arange(36, dtype=torch.float32).reshape(6, 6)
+    X = torch.stack([base + 1000 * k for k in range(3)])[None].repeat(8, 1, 1, 1)  # 8 equal 3-channel images
     assert random_shift(X, 0, torch.Generator().manual_seed(0)) is X
     a = random_shift(X, 2, torch.Generator().manual_seed(0))
-    b = random_shift(X, 2, torch.Generator().manual_seed(0))
-    assert torch.equal(a, b) and a.shape == X.shape
+    assert torch.equal(a, random_shift(X, 2, torch.Generator().manual_seed(0))) and a.shape == X.shape
     padded = torch.nn.functional.pad(X, (2, 2, 2, 2), mode="replicate")
-    for i in range(2):  # each output is one 6x6 window of the edge-padded image
-        windows = [padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)]
-        assert any(torch.equal(a[i], w) for w in windows)
-    moved = [random_shift(X, 2, torch.Generator().manual_seed(s)) for s in range(20)]
-    assert any(not torch.equal(m, X) for m in moved)
+    offsets = []
+    for i in range(8):  # each output is one 6x6 window of its edge-padded image, the same window in every channel
+        found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(a[i], padded[i, :, dy:dy + 6, dx:dx + 6])]
+        assert len(found) == 1
+        offsets.append(found[0])
+    assert len(set(offsets)) > 1  # equal images, moved by offsets of their own
+
+
+def test_only_the_cross_fitted_halves_train_on_shifted_images(monkeypatch):
+    from influence_stage import InfluenceCleaner
+    from influence_stage.engine.learner import TorchLearner
+
+    seen: list[tuple[int, int]] = []
+    real = TorchLearner.fit
+
+    def spy(self, data, recipe, **kwargs):
+        seen.append((len(data), recipe.shift_pixels))
+        return real(self, data, recipe, **kwargs)
+
+    monkeypatch.setattr(TorchLearner, "fit", spy)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    X = (rng.normal(size=(60, 1, 8, 8)) + y[:, None, None, None]).astype(np.float32)
+    InfluenceCleaner(random_state=0, fit_config=FitConfig(epochs=3, min_steps=None),
+                     gex_config=GEXConfig(chains=2, cycles=1, holdout_epochs=2, image_lr_grid=(0.01, 0.02)),
+                     max_drop_fraction=1.0).fit(X, y)
+    assert seen[0] == (60, 0)  # θ* on every row, unshifted
+    halves = seen[1:]
+    assert halves and all(n == 30 and shift == 2 for n, shift in halves)  # each half, shifted by the default 2
 
 
 def test_image_aux_shift_changes_only_the_cross_fitted_halves_of_image_rows():
