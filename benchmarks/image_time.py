@@ -310,6 +310,7 @@ def compare(names: list[str], a: str, b: str, out: str) -> str:
     lines = [f"| setting | seed | AP {a} → {b} | F1 | flagged | estimate error (true rate) | aux accuracy given / true "
              f"| aux reliable | aux s |", "|---|---|---|---|---|---|---|---|---|"]
     by_setting: dict[str, list[tuple[dict, dict]]] = {}
+    aux_s = lambda v: sum(v["split"].get("auxiliary", {}).values())  # noqa: E731
     for run in sorted(runs, key=lambda r: (r["setting"], r["seed"])):
         vs = {v["variant"]: v for v in run["variants"]}
         va, vb = vs[a], vs[b]
@@ -317,19 +318,19 @@ def compare(names: list[str], a: str, b: str, out: str) -> str:
         fl = va["flags"]  # the flipped share, from the flags: flagged × precision / recall
         true = fl["n_flagged"] * fl["precision"] / fl["recall"] / run["n_rows"] if fl["recall"] > 0 else 0.0
         err = (lambda v: f"{100 * (v['estimated_noise_rate'] / true - 1):+.0f}%") if true else (lambda v: "—")
-        aux_s = lambda v: sum(v["split"].get("auxiliary", {}).values())
         lines.append(f"| {run['setting']} | {run['seed']} | {va['ap_default']:.4f} → {vb['ap_default']:.4f} | "
                      f"{va['flags']['f1']:.3f} → {vb['flags']['f1']:.3f} | {100 * va['flags']['flagged_share']:.2f}% → "
                      f"{100 * vb['flags']['flagged_share']:.2f}% | {err(va)} → {err(vb)} ({true:.3f}) | "
                      f"{va.get('aux_given_accuracy', 0):.3f} / {va.get('aux_true_accuracy', 0):.3f} → "
                      f"{vb.get('aux_given_accuracy', 0):.3f} / {vb.get('aux_true_accuracy', 0):.3f} | "
                      f"{va.get('aux_reliable')} → {vb.get('aux_reliable')} | {aux_s(va):.0f} → {aux_s(vb):.0f} |")
-    lines += ["", "Seed means:", "", f"| setting | seeds | AP {a} → {b} | F1 | flagged |", "|---|---|---|---|---|"]
+    lines += ["", "Seed means:", "", f"| setting | seeds | AP {a} → {b} | F1 | flagged | aux s |", "|---|---|---|---|---|---|"]
     for setting, pairs in by_setting.items():
         m = lambda i, f: float(np.mean([f(p[i]) for p in pairs]))
         lines.append(f"| {setting} | {len(pairs)} | {m(0, lambda v: v['ap_default']):.4f} → {m(1, lambda v: v['ap_default']):.4f} | "
                      f"{m(0, lambda v: v['flags']['f1']):.3f} → {m(1, lambda v: v['flags']['f1']):.3f} | "
-                     f"{100 * m(0, lambda v: v['flags']['flagged_share']):.2f}% → {100 * m(1, lambda v: v['flags']['flagged_share']):.2f}% |")
+                     f"{100 * m(0, lambda v: v['flags']['flagged_share']):.2f}% → {100 * m(1, lambda v: v['flags']['flagged_share']):.2f}% | "
+                     f"{m(0, aux_s):.1f} → {m(1, aux_s):.1f} |")
     text = "\n".join(lines) + "\n"
     write_json(out, {"machine": machine(), "compare": [a, b], "runs": runs})
     (RESULTS / f"{out}.md").write_text(text)
@@ -402,8 +403,10 @@ def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict
 
 
 def step_cost(n: int = 800, steps: int = 40) -> dict:
-    """Seconds of one SGD step of the default CNN at the θ* batch and at the member batch, and of one
-    forward pass over ``n`` rows (random 28×28 rows; one thread), with the load average beside them."""
+    """Seconds of one SGD step of the default CNN at the θ* batch and at the member batch, of one
+    forward pass over ``n`` rows, and of shifting one θ*-batch of images by ``GEXConfig.image_aux_shift``
+    pixels (``engine.training.random_shift``, what a cross-fitted half adds per step); random 28×28 rows,
+    one thread, with the load average beside them."""
     import os
 
     from influence_stage.config import FitConfig
@@ -428,6 +431,14 @@ def step_cost(n: int = 800, steps: int = 40) -> dict:
         for _ in range(5):
             learner.per_sample_loss(data)
         out[f"forward_pass_eval_batch_{size}_s"] = (time.perf_counter() - t) / 5
+    from influence_stage.engine.training import random_shift
+
+    batch, gen, reps = data.X[:FitConfig().batch_size], torch.Generator().manual_seed(0), 500
+    random_shift(batch, GEXConfig().image_aux_shift, gen)  # warm-up
+    t = time.perf_counter()
+    for _ in range(reps):
+        random_shift(batch, GEXConfig().image_aux_shift, gen)
+    out[f"shift_batch_{FitConfig().batch_size}_s"] = (time.perf_counter() - t) / reps
     out["load_end"] = os.getloadavg()[0]
     return out
 

@@ -232,7 +232,7 @@ def test_only_the_cross_fitted_halves_train_on_shifted_images(monkeypatch):
     assert halves and all(n == 30 and shift == 2 for n, shift in halves)  # each half, shifted by the default 2
 
 
-def test_image_aux_shift_changes_only_the_cross_fitted_halves_of_image_rows():
+def test_image_aux_shift_moves_the_halves_probabilities_on_image_rows_only():
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)
     images = TensorData.from_arrays((rng.normal(size=(90, 1, 10, 10)) + y[:, None, None, None]).astype(np.float32), y)
