@@ -44,11 +44,12 @@ from influence_stage.errors import ValidationFailedError
 
 GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: The image-only fields before the image defaults changed: the auxiliary halves up to θ*'s epochs in doubling
-#: rounds from a quarter of them, the full rate grid, the flat cycle floor, no shifted halves. The variants built
-#: with ``_v`` state all five, so their names mean the same run whatever the current defaults are; "default" and
-#: the "aux-shift*" / "aux-noshift" variants take the current defaults for every field they do not name.
+#: rounds from a quarter of them, the full rate grid, the flat cycle floor, no shifted halves, one view. The
+#: variants built with ``_v`` state all six, so their names mean the same run whatever the current defaults are;
+#: "default" and the "aux-shift*" / "aux-noshift" / "aux-views*" variants take the current defaults for every field
+#: they do not name.
 PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None, "image_aux_shift": 0,
-                         "image_min_cycle_steps": None}
+                         "image_min_cycle_steps": None, "image_aux_views": 1}
 
 
 def _v(**fields) -> dict:
@@ -79,6 +80,9 @@ VARIANTS: dict[str, dict] = {
     "aux-shift1": {"image_aux_shift": 1},
     "aux-shift2": {"image_aux_shift": 2},
     "aux-shift3": {"image_aux_shift": 3},
+    "aux-views5": {"image_aux_views": 5},
+    "aux-views9": {"image_aux_views": 9},
+    "aux-shift3-views5": {"image_aux_shift": 3, "image_aux_views": 5},
 }
 
 #: innermost known function on the stack -> the part of the run it belongs to

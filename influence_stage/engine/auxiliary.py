@@ -51,6 +51,7 @@ from sklearn.model_selection import train_test_split
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.config.fit import is_image
 from influence_stage.engine.learner import Learner, TensorData
+from influence_stage.engine.training import VIEW_OFFSETS, shifted_rows
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,18 @@ def round_plan(n_rows: int, n_train: int, input_shape: tuple[int, ...] | None, *
     return cap, config.holdout_epochs
 
 
+def held_out_proba(model: Learner, held, views: int) -> np.ndarray:
+    """``model``'s probabilities of ``held``, averaged over the first ``views`` of ``VIEW_OFFSETS``
+    (each image moved by one offset; ``views`` 1: the rows as they are)."""
+    if views <= 1:
+        return model.predict_proba(held)
+    total = None
+    for dy, dx in VIEW_OFFSETS[:views]:
+        p = model.predict_proba(shifted_rows(held, dy, dx)).astype(np.float64)
+        total = p if total is None else total + p
+    return (total / views).astype(np.float32)
+
+
 def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
               fit_config: FitConfig) -> tuple[np.ndarray, AuxiliaryCheck]:
     """Two-fold cross-fitted probabilities ``(n, K) float32`` and their check.
@@ -147,7 +160,9 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     Fresh copies train on each half of a stratified split (unstratified when a class has a single
     row), the first round of ``round_plan`` first, then in doubling warm-restart rounds while the
     other half's agreement with its given labels rises by ``MIN_GAIN`` or more, up to the plan's
-    cap (the module docstring).
+    cap (the module docstring). On image rows each half trains on shifted minibatches
+    (``GEXConfig.image_aux_shift``) and scores the other half's rows over
+    ``GEXConfig.image_aux_views`` shifted views (``held_out_proba``).
     """
     y = data.y.cpu().numpy()
     counts = np.bincount(y)
@@ -159,6 +174,7 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     X = getattr(data, "X", None)
     shape = tuple(int(s) for s in X.shape[1:]) if X is not None else None
     shift = config.image_aux_shift if is_image(shape) else 0
+    views = config.image_aux_views if is_image(shape) else 1
     for fold, (tr, te) in enumerate(((a, b), (b, a))):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         train, held = data.subset(tr), data.subset(te)
@@ -174,7 +190,7 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
                                                            "shift_pixels": shift}))
             done += step
             rnd += 1
-            p = fresh.predict_proba(held)
+            p = held_out_proba(fresh, held, views)
             acc = _agreement(p, y[te])
             gain = acc - best_acc
             if acc > best_acc:
@@ -192,4 +208,5 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     return out, check
 
 
-__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit", "round_plan"]
+__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit", "held_out_proba",
+           "round_plan"]

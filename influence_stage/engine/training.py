@@ -60,6 +60,48 @@ def random_shift(X: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Te
                   rows, cols]
 
 
+def shift_image(X: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Every image of ``X`` ``(b, c, h, w)`` moved by the same whole-pixel offset: content moves ``dy``
+    rows down and ``dx`` columns right (negative: up, left), the edge rows and columns repeated into
+    the space left (``random_shift``'s padding, one offset for all)."""
+    if dy == 0 and dx == 0:
+        return X
+    b, c, h, w = X.shape
+    py, px = abs(dy), abs(dx)
+    padded = torch.nn.functional.pad(X, (px, px, py, py), mode="replicate")
+    return padded[:, :, py - dy:py - dy + h, px - dx:px - dx + w]
+
+
+#: Offsets ``(dy, dx)`` of the views ``GEXConfig.image_aux_views`` averages: the image itself, then its
+#: four one-pixel neighbours, then the four diagonal ones.
+VIEW_OFFSETS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+class ShiftedRows:
+    """Rows whose image batches are moved by one fixed offset as they are read (``shift_image``), for
+    data that gives its own evaluation batches (``data.feature_store.StreamData``): ``y`` and ``len``
+    are the rows' own, ``eval_batches`` the rows' batches shifted. Only evaluation passes read it."""
+
+    def __init__(self, data: Any, dy: int, dx: int) -> None:
+        self.data, self.dy, self.dx = data, int(dy), int(dx)
+        self.y = data.y
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        for start, xb in eval_batches(self.data, batch_size):
+            yield start, shift_image(xb, self.dy, self.dx)
+
+
+def shifted_rows(data: Any, dy: int, dx: int) -> Any:
+    """``data``'s rows with every image moved by ``(dy, dx)``: a ``TensorData`` for tensor rows (the
+    shifted copy), a ``ShiftedRows`` view for rows read from disk."""
+    if isinstance(data, TensorData):
+        return TensorData(shift_image(data.X, dy, dx), data.y)
+    return ShiftedRows(data, dy, dx)
+
+
 def eval_batches(data: Any, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     """``(start, data.X[start:start + batch_size])`` over every row in order, for evaluation passes.
 
@@ -136,5 +178,4 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
     return [perm[start:start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
 
 
-__all__ = ["CosineSchedule", "LRSchedule", "State", "TensorData", "TrainHistory", "batch_indices", "epoch_batches",
-           "eval_batches", "labels_digest", "random_shift"]
+__all__ = ["CosineSchedule", "LRSchedule", "ShiftedRows", "State", "TensorData", "TrainHistory", "VIEW_OFFSETS", "batch_indices", "epoch_batches", "eval_batches", "labels_digest", "random_shift", "shift_image", "shifted_rows"]

@@ -209,3 +209,16 @@ def test_on_disk_true_refused_for_tabular_features():
     with pytest.raises(InvalidInputError, match="on_disk=True keeps image features on disk; the feature columns "
                                                 r"\['a'\] are tabular"):
         featurize_step(prepare(ds, cfg), cfg)
+
+
+def test_shifted_views_of_rows_on_disk_equal_the_in_memory_views(both):
+    from influence_stage.engine.auxiliary import held_out_proba
+
+    prepared, memory, disk = both
+    cfg = config(False)
+    learner = make_model_step(memory, cfg, prepared=prepared)
+    on_disk = learner_data(learner, prepared, disk)
+    assert isinstance(on_disk, StreamData)
+    in_memory = learner_data(learner, prepared, memory)
+    for views in (1, 5, 9):
+        np.testing.assert_array_equal(held_out_proba(learner, on_disk, views), held_out_proba(learner, in_memory, views))

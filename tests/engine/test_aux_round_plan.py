@@ -243,3 +243,64 @@ def test_image_aux_shift_moves_the_halves_probabilities_on_image_rows_only():
         plain, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_shift=0), fit_config=fit)
         shifted, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_shift=2), fit_config=fit)
         assert (not np.array_equal(plain, shifted)) is expect_change
+
+
+def test_shift_image_moves_every_image_by_the_same_offset_and_repeats_the_edges():
+    from influence_stage.engine.training import random_shift, shift_image
+
+    X = torch.arange(2 * 2 * 4 * 5, dtype=torch.float32).reshape(2, 2, 4, 5)
+    assert shift_image(X, 0, 0) is X
+    down = shift_image(X, 1, 0)  # content one row down, the top row repeated
+    assert torch.equal(down[:, :, 1:], X[:, :, :-1]) and torch.equal(down[:, :, 0], X[:, :, 0])
+    left = shift_image(X, 0, -1)  # content one column left, the right column repeated
+    assert torch.equal(left[..., :-1], X[..., 1:]) and torch.equal(left[..., -1], X[..., -1])
+    diag = shift_image(X, -1, 1)
+    assert torch.equal(diag[:, :, :-1, 1:], X[:, :, 1:, :-1])
+    # the same windows of the edge-padded image random_shift draws from
+    padded = torch.nn.functional.pad(X, (1, 1, 1, 1), mode="replicate")
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            assert torch.equal(shift_image(X, dy, dx), padded[:, :, 1 - dy:5 - dy, 1 - dx:6 - dx])
+    assert random_shift(X, 0, torch.Generator()) is X
+
+
+@pytest.mark.parametrize("views", [1, 5, 9])
+def test_held_out_probabilities_are_the_mean_over_the_shifted_views(views):
+    from influence_stage.engine.auxiliary import held_out_proba
+    from influence_stage.engine.training import VIEW_OFFSETS, shift_image
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    data = TensorData.from_arrays(rng.normal(size=(30, 1, 8, 8)).astype(np.float32), y)
+    learner = torch_learner(build_model("auto", (1, 8, 8), 3, seed=0), GEXConfig(), (1, 8, 8))
+    got = held_out_proba(learner, data, views)
+    expect = np.mean([learner.predict_proba(TensorData(shift_image(data.X, dy, dx), data.y))
+                      for dy, dx in VIEW_OFFSETS[:views]], axis=0)
+    np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-7)
+    assert got.dtype == np.float32 and got.shape == (30, 3)
+    if views == 1:
+        assert np.array_equal(got, learner.predict_proba(data))
+    else:  # the views differ, so their mean is not the unshifted image's probabilities
+        assert not np.allclose(got, learner.predict_proba(data))
+
+
+def test_image_aux_views_moves_the_halves_probabilities_on_image_rows_only():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    images = TensorData.from_arrays((rng.normal(size=(90, 1, 10, 10)) + y[:, None, None, None]).astype(np.float32), y)
+    flat = TensorData.from_arrays((rng.normal(size=(90, 6)) + y[:, None]).astype(np.float32), y)
+    fit = FitConfig(epochs=3)
+    for data, shape, expect_change in ((images, (1, 10, 10), True), (flat, (6,), False)):
+        learner = torch_learner(build_model("auto", shape, 3, seed=0), GEXConfig(), shape)
+        one, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_views=1), fit_config=fit)
+        five, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_views=5), fit_config=fit)
+        assert (not np.array_equal(one, five)) is expect_change
+        np.testing.assert_allclose(five.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_image_aux_views_must_be_one_five_or_nine():
+    from pydantic import ValidationError
+
+    for bad in (0, 2, 4, 10):
+        with pytest.raises(ValidationError):
+            GEXConfig(image_aux_views=bad)
