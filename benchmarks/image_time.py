@@ -47,7 +47,7 @@ GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: rounds from a quarter of them, the full rate grid, the flat cycle floor, no shifted halves, one view. The
 #: variants built with ``_v`` state all six, so their names mean the same run whatever the current defaults are;
 #: "default" and the "aux-shift*" / "aux-noshift" / "aux-views*" variants take the current defaults for every field
-#: they do not name.
+#: they do not name (each names both image_aux_shift and image_aux_views).
 PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None, "image_aux_shift": 0,
                          "image_min_cycle_steps": None, "image_aux_views": 1}
 
@@ -75,13 +75,15 @@ VARIANTS: dict[str, dict] = {
                                           image_min_cycle_steps=6),
     "aux-quarter-1round+grid4+chains4+cycle6": _v(floored_aux_share=0.25, floored_aux_first=1.0, image_lr_grid=GRID4,
                                                   chains=4, image_min_cycle_steps=6),
-    # the cross-fitted halves trained on randomly shifted images (the default since it was measured: 2)
-    "aux-noshift": {"image_aux_shift": 0},
-    "aux-shift1": {"image_aux_shift": 1},
-    "aux-shift2": {"image_aux_shift": 2},
-    "aux-shift3": {"image_aux_shift": 3},
-    "aux-views5": {"image_aux_views": 5},
-    "aux-views9": {"image_aux_views": 9},
+    # the cross-fitted halves trained on randomly shifted images (the default since it was measured: 2), each
+    # scoring the other half from one view (the image itself; the default before image_aux_views=5)
+    "aux-noshift": {"image_aux_shift": 0, "image_aux_views": 1},
+    "aux-shift1": {"image_aux_shift": 1, "image_aux_views": 1},
+    "aux-shift2": {"image_aux_shift": 2, "image_aux_views": 1},
+    "aux-shift3": {"image_aux_shift": 3, "image_aux_views": 1},
+    # the halves' probabilities as the mean over shifted views (the default since it was measured: 5)
+    "aux-views5": {"image_aux_shift": 2, "image_aux_views": 5},
+    "aux-views9": {"image_aux_shift": 2, "image_aux_views": 9},
     "aux-shift3-views5": {"image_aux_shift": 3, "image_aux_views": 5},
 }
 
@@ -309,8 +311,19 @@ def decision_table(runs: list[dict]) -> str:
 
 def compare(names: list[str], a: str, b: str, out: str) -> str:
     """Variants ``a`` and ``b`` of the same runs side by side (stage only, ``--no-cleanlab`` runs allowed):
-    per setting and seed, then the seed means per setting; writes ``<out>.md`` and returns it."""
-    runs = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
+    per setting and seed, then the seed means per setting; writes ``<out>.md`` and returns it. Runs of one
+    setting and seed in several files are merged (the baseline from an earlier file); a run without both
+    variants is left out."""
+    # the same setting and seed from several files (a baseline run earlier, the variant later) count as one run
+    merged: dict[tuple[str, int], dict] = {}
+    for n in names:
+        run = json.loads((RESULTS / f"{n}.json").read_text())
+        key = (run["setting"], run["seed"])
+        if key in merged:
+            merged[key]["variants"] = merged[key]["variants"] + run["variants"]
+        else:
+            merged[key] = run
+    runs = [r for r in merged.values() if {a, b} <= {v["variant"] for v in r["variants"]}]
     lines = [f"| setting | seed | AP {a} → {b} | F1 | flagged | estimate error (true rate) | aux accuracy given / true "
              f"| aux reliable | aux s |", "|---|---|---|---|---|---|---|---|---|"]
     by_setting: dict[str, list[tuple[dict, dict]]] = {}

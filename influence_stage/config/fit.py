@@ -150,13 +150,15 @@ class GEXConfig(BaseModel):
                                  "read as contradicted (benchmarks/image_time.py, variant aux-shift2). 0: none, "
                                  "for images a shift would change the class of. θ* trains with FitConfig.shift_pixels "
                                  "(default 0) and the members on the rows as they are. Flat features are not affected.")
-    image_aux_views: Literal[1, 5, 9] = Field(1, description="Image rows (c, h, w): each cross-fitted half's "
+    image_aux_views: Literal[1, 5, 9] = Field(5, description="Image rows (c, h, w): each cross-fitted half's "
                                               "probabilities of the rows it did not see are the mean over this many "
                                               "views of every image: the image itself, then moved by one pixel up, "
-                                              "down, left and right (5), then diagonally (9). It costs evaluation "
-                                              "passes only, no training steps (benchmarks/image_time.py, variants "
-                                              "aux-views5 and aux-views9). 1: the image alone. Flat features are "
-                                              "not affected.")
+                                              "down, left and right (5), then diagonally (9). A half trained on half "
+                                              "the images on shifted minibatches (image_aux_shift) reads the other "
+                                              "half more surely from several views than from one, so fewer clean "
+                                              "rows read as contradicted; it costs evaluation passes only, no "
+                                              "training steps (benchmarks/image_time.py, variants aux-views5 and "
+                                              "aux-views9). 1: the image alone. Flat features are not affected.")
     image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
                                               "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
                                               "thousands of images at once is several times slower per row on a CPU "
