@@ -85,6 +85,11 @@ VARIANTS: dict[str, dict] = {
     "aux-views5": {"image_aux_shift": 2, "image_aux_views": 5},
     "aux-views9": {"image_aux_shift": 2, "image_aux_views": 9},
     "aux-shift3-views5": {"image_aux_shift": 3, "image_aux_views": 5},
+    # more folds for the auxiliary model: 3 folds at the same share of θ*'s epochs (twice the halves' steps), and
+    # 3 or 5 folds at the share that keeps the halves' total steps
+    "aux-3fold": {"aux_folds": 3},
+    "aux-3fold-samesteps": {"aux_folds": 3, "floored_aux_share": 0.375},
+    "aux-5fold-samesteps": {"aux_folds": 5, "floored_aux_share": 0.1875},
 }
 
 #: innermost known function on the stack -> the part of the run it belongs to
@@ -391,14 +396,14 @@ def combine(names: list[str], out: str, notes: str | None = None) -> None:
 def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict:
     """SGD steps and member evaluations one run of ``n`` image rows takes under ``fields``, from the
     engine's own rules (no training): θ* and the auxiliary halves at the recipe's batch, the probe and
-    the members at the member batch; the auxiliary halves with every doubling round taken (an upper
-    bound: the held-out rule may stop a half earlier). Cleanlab: 5 folds of the θ* recipe on 4/5 of the rows."""
+    the members at the member batch; the auxiliary models (``aux_folds`` of them) with every doubling round
+    taken (an upper bound: the held-out rule may stop one earlier). Cleanlab: 5 folds of the θ* recipe on 4/5 of the rows."""
     from influence_stage.config import FitConfig
     from influence_stage.engine.auxiliary import round_plan
     from influence_stage.engine.members import cycle_steps, probe_grid
 
     fit, gex = FitConfig(), GEXConfig(**fields)
-    half = n // 2
+    half = n - n // gex.aux_folds  # rows each auxiliary model trains on (half of them for the default 2 folds)
     cap, first = round_plan(n, half, shape, config=gex, fit_config=fit)
     rounds, done, step = [], 0, first
     while done < cap:
@@ -413,7 +418,7 @@ def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict
     member_cycles = gex.chains * gex.cycles - k * gex.probe_cycle_count
     fold = n - n // 5
     return {"theta_steps": fit.epochs_for(n, shape) * fit.steps_per_epoch(n), "aux_rounds_epochs": rounds,
-            "aux_steps": 2 * per_half, "cycle_steps": cyc, "probe_steps": probe_members * cyc,
+            "aux_steps": gex.aux_folds * per_half, "cycle_steps": cyc, "probe_steps": probe_members * cyc,
             "member_steps": member_cycles * cyc, "probe_members_evaluated": probe_members,
             "members": gex.chains * gex.cycles, "theta_batch": fit.batch_size, "member_batch": gex.batch_size,
             "cleanlab_steps": 5 * fit.epochs_for(fold, shape) * fit.steps_per_epoch(fold)}
@@ -422,8 +427,9 @@ def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict
 def step_cost(n: int = 800, steps: int = 40) -> dict:
     """Seconds of one SGD step of the default CNN at the θ* batch and at the member batch, of one
     forward pass over ``n`` rows, and of shifting one θ*-batch of images by ``GEXConfig.image_aux_shift``
-    pixels (``engine.training.random_shift``, what a cross-fitted half adds per step); random 28×28 rows,
-    one thread, with the load average beside them."""
+    pixels (``engine.training.random_shift``, what a cross-fitted half adds per step), and of the halves'
+    held-out probabilities of ``n`` rows from one view and from ``GEXConfig.image_aux_views`` (what the views
+    add per round); random 28×28 rows, one thread, with the load average beside them."""
     import os
 
     from influence_stage.config import FitConfig
@@ -456,6 +462,19 @@ def step_cost(n: int = 800, steps: int = 40) -> dict:
     for _ in range(reps):
         random_shift(batch, GEXConfig().image_aux_shift, gen)
     out[f"shift_batch_{FitConfig().batch_size}_s"] = (time.perf_counter() - t) / reps
+    # what the halves' shifted views add per round: each half scores its n/2 held-out rows from every view, so
+    # both halves together score all n rows once more per extra view (engine.auxiliary.held_out_proba)
+    from influence_stage.engine.auxiliary import held_out_proba
+
+    learner.eval_batch_size = GEXConfig().image_eval_batch_size
+    views = GEXConfig().image_aux_views
+    t = time.perf_counter()
+    held_out_proba(learner, data, 1)
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    held_out_proba(learner, data, views)
+    out[f"held_out_views_{views}_s"] = time.perf_counter() - t
+    out["held_out_views_1_s"] = one
     out["load_end"] = os.getloadavg()[0]
     return out
 

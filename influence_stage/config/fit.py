@@ -120,6 +120,10 @@ class GEXConfig(BaseModel):
     holdout_epochs: int = Field(8, ge=1, description="First epochs of each cross-fitted model whose out-of-sample "
                                 "predictions are the yardstick of ft_lr='auto'; training goes on in doubling rounds "
                                 "while the held-out half improves, up to the θ* recipe's epochs (engine.auxiliary).")
+    aux_folds: int = Field(2, ge=2, le=10, description="Folds of the cross-fitted auxiliary model "
+                           "(engine.auxiliary.cross_fit): 2, two halves that each predict the other; more folds train "
+                           "each model on more rows (k - 1 of k parts) for k models instead of 2 (benchmarks/"
+                           "image_time.py, variants aux-3fold*).")
     floored_aux_share: float = Field(0.75, gt=0, le=1, description="Image rows under the θ* recipe's step floor "
                                      "(FitConfig.min_steps): each cross-fitted half trains at most this share of the "
                                      "epochs θ* gets (engine.auxiliary.round_plan): three quarters in one schedule keeps "

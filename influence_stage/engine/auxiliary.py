@@ -46,7 +46,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.config.fit import is_image
@@ -153,21 +153,35 @@ def held_out_proba(model: Learner, held, views: int) -> np.ndarray:
     return (total / views).astype(np.float32)
 
 
+def fold_splits(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train rows, held-out rows)`` of each fold: two halves of a stratified split (unstratified when a
+    class has a single row), or ``folds`` stratified folds (unstratified when a class has fewer rows than
+    folds), never more folds than half the rows."""
+    counts = np.bincount(y)
+    smallest = int(counts[counts > 0].min())
+    folds = max(2, min(int(folds), len(y) // 2))
+    if folds == 2:
+        a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=seed,
+                                stratify=y if smallest >= 2 else None)
+        return [(a, b), (b, a)]
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if smallest >= folds
+                else KFold(folds, shuffle=True, random_state=seed))
+    return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
+
+
 def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
               fit_config: FitConfig) -> tuple[np.ndarray, AuxiliaryCheck]:
-    """Two-fold cross-fitted probabilities ``(n, K) float32`` and their check.
+    """Cross-fitted probabilities ``(n, K) float32`` and their check.
 
-    Fresh copies train on each half of a stratified split (unstratified when a class has a single
-    row), the first round of ``round_plan`` first, then in doubling warm-restart rounds while the
+    Fresh copies train on each fold's training rows (``fold_splits``: by default the two halves of a
+    stratified split; ``GEXConfig.aux_folds``), the first round of ``round_plan`` first, then in doubling warm-restart rounds while the
     other half's agreement with its given labels rises by ``MIN_GAIN`` or more, up to the plan's
     cap (the module docstring). On image rows each half trains on shifted minibatches
     (``GEXConfig.image_aux_shift``) and scores the other half's rows over
     ``GEXConfig.image_aux_views`` shifted views (``held_out_proba``).
     """
     y = data.y.cpu().numpy()
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
-    a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=config.seed, stratify=stratify)
+    splits = fold_splits(y, config.aux_folds, config.seed)
     out: np.ndarray | None = None
     used: list[int] = []
     # rows of a Hugging Face model's data (token ids, pixel values) have no ``X``: no floor is known for them
@@ -175,7 +189,7 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     shape = tuple(int(s) for s in X.shape[1:]) if X is not None else None
     shift = config.image_aux_shift if is_image(shape) else 0
     views = config.image_aux_views if is_image(shape) else 1
-    for fold, (tr, te) in enumerate(((a, b), (b, a))):
+    for fold, (tr, te) in enumerate(splits):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         train, held = data.subset(tr), data.subset(te)
         cap, step = round_plan(len(y), len(tr), shape, config=config, fit_config=fit_config)
@@ -208,5 +222,5 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     return out, check
 
 
-__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit", "held_out_proba",
+__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit", "fold_splits", "held_out_proba",
            "round_plan"]

@@ -304,3 +304,58 @@ def test_image_aux_views_must_be_one_five_or_nine():
     for bad in (0, 2, 4, 10):
         with pytest.raises(ValidationError):
             GEXConfig(image_aux_views=bad)
+
+
+def test_two_folds_are_the_two_halves_of_one_stratified_split():
+    from sklearn.model_selection import train_test_split
+
+    from influence_stage.engine.auxiliary import fold_splits
+
+    y = np.repeat(np.arange(4), 25)
+    (tr0, te0), (tr1, te1) = fold_splits(y, 2, seed=3)
+    a, b = train_test_split(np.arange(100), test_size=0.5, random_state=3, stratify=y)
+    assert np.array_equal(tr0, a) and np.array_equal(te0, b) and np.array_equal(tr1, b) and np.array_equal(te1, a)
+
+
+@pytest.mark.parametrize("folds,counts", [(3, (30, 30, 30)), (5, (40, 25, 35)), (5, (40, 55, 3))])
+def test_every_row_is_held_out_by_exactly_one_fold(folds, counts):
+    from influence_stage.engine.auxiliary import fold_splits
+
+    y = np.repeat(np.arange(len(counts)), counts)
+    splits = fold_splits(y, folds, seed=0)
+    assert len(splits) == folds
+    held = np.concatenate([te for _, te in splits])
+    assert np.array_equal(np.sort(held), np.arange(len(y)))
+    for tr, te in splits:
+        assert not set(tr) & set(te) and len(tr) + len(te) == len(y)
+    if min(counts) >= folds:  # stratified: each class spread over the folds
+        for _, te in splits:
+            assert all(abs(np.sum(y[te] == k) - c / folds) <= 1 for k, c in enumerate(counts))
+
+
+def test_never_more_folds_than_half_the_rows():
+    from influence_stage.engine.auxiliary import fold_splits
+
+    assert len(fold_splits(np.array([0, 0, 1, 1, 0, 1]), 5, seed=0)) == 3
+
+
+def test_more_folds_train_each_model_on_more_rows_and_predict_every_row_once(monkeypatch):
+    from influence_stage.engine.learner import TorchLearner
+
+    sizes: list[int] = []
+    real = TorchLearner.fit
+
+    def spy(self, data, recipe, **kwargs):
+        sizes.append(len(data))
+        return real(self, data, recipe, **kwargs)
+
+    monkeypatch.setattr(TorchLearner, "fit", spy)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    data = TensorData.from_arrays((rng.normal(size=(90, 6)) + 4 * np.eye(3)[y].repeat(2, axis=1)).astype(np.float32), y)
+    learner = torch_learner(build_model("auto", (6,), 3, seed=0), GEXConfig(), (6,))
+    proba, check = cross_fit(learner, data, config=GEXConfig(holdout_epochs=10, aux_folds=3),
+                             fit_config=FitConfig(epochs=10))
+    assert set(sizes) == {60} and len(check.epochs) == 3
+    assert proba.shape == (90, 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert check.accuracy > 0.8  # separable classes, learned from rows each model never saw
