@@ -113,10 +113,25 @@ def detection_metrics(flipped: np.ndarray, scores: np.ndarray) -> dict[str, floa
             "recall_at_noise_rate": float(flipped[top].sum() / k)}
 
 
+#: Libraries whose versions a result records beside torch's: an install resolves each to the newest release in
+#: constraints.txt's range, and a new release can move a run's scores in the last bits.
+RECORDED_LIBRARIES = ("numpy", "scipy", "scikit-learn", "cleanlab", "pandas", "datasets")
+
+
 def machine() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
+
+    def _version(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
     return {"python": platform.python_version(), "torch": torch.__version__, "cpus": str(os.cpu_count()),
-            "torch_threads": str(torch.get_num_threads()), "machine": platform.machine()}
+            "torch_threads": str(torch.get_num_threads()), "machine": platform.machine(),
+            **{name: _version(name) for name in RECORDED_LIBRARIES}}
 
 
 def write_json(name: str, payload: dict) -> Path:

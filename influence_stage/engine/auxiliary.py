@@ -1,10 +1,11 @@
 """The auxiliary model: cross-fitted probabilities trained until held-out rows stop improving, then checked.
 
 Three parts of a run lean on one auxiliary model, the two-fold cross-fit whose probabilities of
-every row come from the half that never saw it: the automatic scale's yardstick, the out-of-sample
-part of the default ranking and the noise estimate. A model that has not learned the task
-contradicts most rows and drags all three with it (a batch-norm CNN trained for 8 epochs on half of
-2,000 images reached 0.47 accuracy, and the noise estimate read 53% against a true 19%).
+every row come from the half that never saw it (``GEXConfig.aux_folds`` for more folds): the
+automatic scale's yardstick, the out-of-sample part of the default ranking and the noise estimate.
+A model that has not learned the task contradicts most rows and drags all three with it (a
+batch-norm CNN trained for 8 epochs on half of 2,000 images reached 0.47 accuracy, and the noise
+estimate read 53% against a true 19%).
 
 Training (``cross_fit``). Each half's model starts with ``holdout_epochs`` epochs of the θ*
 recipe, then keeps training with warm restarts (the same recipe, as many epochs again as it has
@@ -174,10 +175,10 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     """Cross-fitted probabilities ``(n, K) float32`` and their check.
 
     Fresh copies train on each fold's training rows (``fold_splits``: by default the two halves of a
-    stratified split; ``GEXConfig.aux_folds``), the first round of ``round_plan`` first, then in doubling warm-restart rounds while the
-    other half's agreement with its given labels rises by ``MIN_GAIN`` or more, up to the plan's
-    cap (the module docstring). On image rows each half trains on shifted minibatches
-    (``GEXConfig.image_aux_shift``) and scores the other half's rows over
+    stratified split; ``GEXConfig.aux_folds``), the first round of ``round_plan`` first, then in
+    doubling warm-restart rounds while the held-out rows' agreement with their given labels rises by
+    ``MIN_GAIN`` or more, up to the plan's cap (the module docstring). On image rows each model trains
+    on shifted minibatches (``GEXConfig.image_aux_shift``) and scores its held-out rows over
     ``GEXConfig.image_aux_views`` shifted views (``held_out_proba``).
     """
     y = data.y.cpu().numpy()
@@ -222,5 +223,5 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     return out, check
 
 
-__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit", "fold_splits", "held_out_proba",
-           "round_plan"]
+__all__ = ["AuxiliaryCheck", "MIN_GAIN", "MIN_OTHER_ROWS", "RELIABLE_KAPPA", "check_auxiliary", "cross_fit",
+           "fold_splits", "held_out_proba", "round_plan"]

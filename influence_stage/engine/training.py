@@ -74,7 +74,8 @@ def shift_image(X: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 #: Offsets ``(dy, dx)`` of the views ``GEXConfig.image_aux_views`` averages: the image itself, then its
 #: four one-pixel neighbours, then the four diagonal ones.
-VIEW_OFFSETS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+VIEW_OFFSETS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1),
+                                             (-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
 class ShiftedRows:
@@ -178,4 +179,6 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
     return [perm[start:start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
 
 
-__all__ = ["CosineSchedule", "LRSchedule", "ShiftedRows", "State", "TensorData", "TrainHistory", "VIEW_OFFSETS", "batch_indices", "epoch_batches", "eval_batches", "labels_digest", "random_shift", "shift_image", "shifted_rows"]
+__all__ = ["CosineSchedule", "LRSchedule", "ShiftedRows", "State", "TensorData", "TrainHistory", "VIEW_OFFSETS",
+           "batch_indices", "epoch_batches", "eval_batches", "labels_digest", "random_shift", "shift_image",
+           "shifted_rows"]
