@@ -65,17 +65,16 @@ def table(runs: list[dict], folds: list[int]) -> str:
             means.setdefault(name, []).append((ra, rb))
             cl = ra.get("cleanlab") or {}
             clf = cl.get("flags", {})
-            lines.append(
-                f"| {name} | {seed} | {100 * ra['flags']['flagged_share']:.2f}% → {100 * rb['flags']['flagged_share']:.2f}% "
-                f"({100 * clf['flagged_share']:.2f}%) | " if clf else
-                f"| {name} | {seed} | {100 * ra['flags']['flagged_share']:.2f}% → {100 * rb['flags']['flagged_share']:.2f}% | ")
-            lines[-1] += (f"{_f(ra['flags']['f1'])} → {_f(rb['flags']['f1'])} ({_f(clf.get('f1'))}) | "
-                          f"{_f(ra['ap_default'], 4)} → {_f(rb['ap_default'], 4)} ({_f(cl.get('ap'), 4)}) | "
-                          f"{ra['estimated_noise_rate']:.3f} → {rb['estimated_noise_rate']:.3f} ({ra['true_rate']:.3f}) | "
-                          f"{_f(ra['aux_accuracy'])} → {_f(rb['aux_accuracy'])} | "
-                          f"{_f(ra['relabel']['accuracy'])} / {_f(ra['relabel']['coverage'], 2)} → "
-                          f"{_f(rb['relabel']['accuracy'])} / {_f(rb['relabel']['coverage'], 2)} | "
-                          f"{ra['wall_s']:.1f} → {rb['wall_s']:.1f} |")
+            cl_share = f" ({100 * clf['flagged_share']:.2f}%)" if clf else ""
+            lines.append(f"| {name} | {seed} | {100 * ra['flags']['flagged_share']:.2f}% → "
+                         f"{100 * rb['flags']['flagged_share']:.2f}%{cl_share} | "
+                         f"{_f(ra['flags']['f1'])} → {_f(rb['flags']['f1'])} ({_f(clf.get('f1'))}) | "
+                         f"{_f(ra['ap_default'], 4)} → {_f(rb['ap_default'], 4)} ({_f(cl.get('ap'), 4)}) | "
+                         f"{ra['estimated_noise_rate']:.3f} → {rb['estimated_noise_rate']:.3f} ({ra['true_rate']:.3f}) | "
+                         f"{_f(ra['aux_accuracy'])} → {_f(rb['aux_accuracy'])} | "
+                         f"{_f(ra['relabel']['accuracy'])} / {_f(ra['relabel']['coverage'], 2)} → "
+                         f"{_f(rb['relabel']['accuracy'])} / {_f(rb['relabel']['coverage'], 2)} | "
+                         f"{ra['wall_s']:.1f} → {rb['wall_s']:.1f} |")
     lines += ["", "Seed means:", "", f"| setting | seeds | flagged {a} → {b} folds | F1 | AP | stage s |", "|---|---|---|---|---|---|"]
     for name, pairs in means.items():
         m = lambda i, f: float(np.mean([f(p[i]) for p in pairs]))  # noqa: E731

@@ -232,7 +232,8 @@ def test_only_the_cross_fitted_halves_train_on_shifted_images(monkeypatch):
     assert halves and all(n == 30 and shift == 2 for n, shift in halves)  # each half, shifted by the default 2
 
 
-def test_image_aux_shift_moves_the_halves_probabilities_on_image_rows_only():
+@pytest.mark.parametrize("field,before,after", [("image_aux_shift", 0, 2), ("image_aux_views", 1, 5)])
+def test_the_image_fields_move_the_halves_probabilities_on_image_rows_only(field, before, after):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)
     images = TensorData.from_arrays((rng.normal(size=(90, 1, 10, 10)) + y[:, None, None, None]).astype(np.float32), y)
@@ -240,9 +241,10 @@ def test_image_aux_shift_moves_the_halves_probabilities_on_image_rows_only():
     fit = FitConfig(epochs=3)
     for data, shape, expect_change in ((images, (1, 10, 10), True), (flat, (6,), False)):
         learner = torch_learner(build_model("auto", shape, 3, seed=0), GEXConfig(), shape)
-        plain, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_shift=0), fit_config=fit)
-        shifted, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_shift=2), fit_config=fit)
-        assert (not np.array_equal(plain, shifted)) is expect_change
+        one, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, **{field: before}), fit_config=fit)
+        two, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, **{field: after}), fit_config=fit)
+        assert (not np.array_equal(one, two)) is expect_change
+        np.testing.assert_allclose(two.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_shift_image_moves_every_image_by_the_same_offset_and_repeats_the_edges():
@@ -282,20 +284,6 @@ def test_held_out_probabilities_are_the_mean_over_the_shifted_views(views):
         assert np.array_equal(got, learner.predict_proba(data))
     else:  # the views differ, so their mean is not the unshifted image's probabilities
         assert not np.allclose(got, learner.predict_proba(data))
-
-
-def test_image_aux_views_moves_the_halves_probabilities_on_image_rows_only():
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(3), 30)
-    images = TensorData.from_arrays((rng.normal(size=(90, 1, 10, 10)) + y[:, None, None, None]).astype(np.float32), y)
-    flat = TensorData.from_arrays((rng.normal(size=(90, 6)) + y[:, None]).astype(np.float32), y)
-    fit = FitConfig(epochs=3)
-    for data, shape, expect_change in ((images, (1, 10, 10), True), (flat, (6,), False)):
-        learner = torch_learner(build_model("auto", shape, 3, seed=0), GEXConfig(), shape)
-        one, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_views=1), fit_config=fit)
-        five, _ = cross_fit(learner, data, config=GEXConfig(holdout_epochs=2, image_aux_views=5), fit_config=fit)
-        assert (not np.array_equal(one, five)) is expect_change
-        np.testing.assert_allclose(five.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_image_aux_views_must_be_one_five_or_nine():
