@@ -317,8 +317,8 @@ def decision_table(runs: list[dict]) -> str:
 def compare(names: list[str], a: str, b: str, out: str) -> str:
     """Variants ``a`` and ``b`` of the same runs side by side (stage only, ``--no-cleanlab`` runs allowed):
     per setting and seed, then the seed means per setting; writes ``<out>.md`` and returns it. Runs of one
-    setting and seed in several files are merged (the baseline from an earlier file); a run without both
-    variants is left out."""
+    setting and seed in several files are merged (a baseline from one file, the variant from another; a
+    variant found in two files is taken from the later one); a run without both variants is left out."""
     # the same setting and seed from several files (a baseline run earlier, the variant later) count as one run
     merged: dict[tuple[str, int], dict] = {}
     for n in names:

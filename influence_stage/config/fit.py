@@ -122,9 +122,10 @@ class GEXConfig(BaseModel):
                                 "while the held-out half improves, up to the θ* recipe's epochs (engine.auxiliary).")
     aux_folds: int = Field(2, ge=2, le=10, description="Folds of the cross-fitted auxiliary model "
                            "(engine.auxiliary.cross_fit): 2, two halves that each predict the other; k > 2 trains k "
-                           "models on k - 1 of k parts each. On flat features 5 folds flagged fewer correct labels "
+                           "models on k - 1 of k parts each, at the same epochs, so k - 1 times the halves' SGD "
+                           "steps (on image rows lower floored_aux_share by 2/k to keep them). On flat features 5 folds flagged fewer correct labels "
                            "where the features are weak (400 digits pooled to 4×4, clean labels: 5.4% → 3.5%) but "
-                           "lowered F1 on every noisy flat setting measured and took 40-80% longer; on images at the "
+                           "lowered F1 on the seed means of every noisy flat setting measured and took 30-66% longer; on images at the "
                            "halves' SGD steps the folds learned less (benchmarks/aux_folds.py, benchmarks/"
                            "image_time.py variants aux-3fold*).")
     floored_aux_share: float = Field(0.75, gt=0, le=1, description="Image rows under the θ* recipe's step floor "
@@ -154,8 +155,8 @@ class GEXConfig(BaseModel):
                                  "on minibatches moved by random offsets of up to this many pixels "
                                  "(FitConfig.shift_pixels): each half sees only half the rows, and small shifts "
                                  "let it generalise to the other half at no extra steps, so fewer clean rows "
-                                 "read as contradicted (benchmarks/image_time.py, variant aux-shift2). 0: none, "
-                                 "for images a shift would change the class of. θ* trains with FitConfig.shift_pixels "
+                                 "read as contradicted (benchmarks/image_time.py, variant aux-shift2). 0: none (and one "
+                                 "view, image_aux_views), for images a shift would change the class of. θ* trains with FitConfig.shift_pixels "
                                  "(default 0) and the members on the rows as they are. Flat features are not affected.")
     image_aux_views: Literal[1, 5, 9] = Field(5, description="Image rows (c, h, w): each cross-fitted half's "
                                               "probabilities of the rows it did not see are the mean over this many "
@@ -165,7 +166,8 @@ class GEXConfig(BaseModel):
                                               "half more surely from several views than from one, so fewer clean "
                                               "rows read as contradicted; it costs evaluation passes only, no "
                                               "training steps (benchmarks/image_time.py, variants aux-views5 and "
-                                              "aux-views9). 1: the image alone. Flat features are not affected.")
+                                              "aux-views9). 1: the image alone; also 1 whenever image_aux_shift is 0 (the views are shifts "
+                                              "too). Flat features are not affected.")
     image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
                                               "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
                                               "thousands of images at once is several times slower per row on a CPU "

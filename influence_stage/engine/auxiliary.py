@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,7 +75,7 @@ class AuxiliaryCheck:
     ----------
     accuracy : share of rows whose given label is the held-out model's argmax.
     majority_rate : share of the largest class among the given labels.
-    epochs : epochs each half's model trained (the round kept).
+    epochs : epochs each fold's model trained (the round kept; two halves by default).
     n_rows : rows checked (0: unknown, the check then judges by kappa alone).
     """
 
@@ -156,18 +157,21 @@ def held_out_proba(model: Learner, held, views: int) -> np.ndarray:
 
 def fold_splits(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train rows, held-out rows)`` of each fold: two halves of a stratified split (unstratified when a
-    class has a single row), or ``folds`` stratified folds (unstratified when a class has fewer rows than
-    folds), never more folds than half the rows."""
+    class has a single row), or ``folds`` stratified folds (a class with fewer rows than folds spread over
+    as many folds as it has rows; unstratified only when no class fills every fold), never more folds
+    than half the rows."""
     counts = np.bincount(y)
-    smallest = int(counts[counts > 0].min())
+    smallest, largest = int(counts[counts > 0].min()), int(counts.max())
     folds = max(2, min(int(folds), len(y) // 2))
     if folds == 2:
         a, b = train_test_split(np.arange(len(y)), test_size=0.5, random_state=seed,
                                 stratify=y if smallest >= 2 else None)
         return [(a, b), (b, a)]
-    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if smallest >= folds
-                else KFold(folds, shuffle=True, random_state=seed))
-    return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
+    if largest < folds:  # no class fills every fold: stratifying is impossible
+        return list(KFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y))))
+    with warnings.catch_warnings():  # a class with fewer rows than folds: spread as far as it goes
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
 def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
@@ -189,7 +193,8 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     X = getattr(data, "X", None)
     shape = tuple(int(s) for s in X.shape[1:]) if X is not None else None
     shift = config.image_aux_shift if is_image(shape) else 0
-    views = config.image_aux_views if is_image(shape) else 1
+    # the views are shifts too: images a shift would change the class of (image_aux_shift=0) get one view
+    views = config.image_aux_views if is_image(shape) and shift > 0 else 1
     for fold, (tr, te) in enumerate(splits):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         train, held = data.subset(tr), data.subset(te)

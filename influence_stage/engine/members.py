@@ -13,7 +13,8 @@ or more between datasets, so it is chosen per dataset, with no access to which r
 
 1. *Out-of-sample evidence.* Two fresh copies of the model are trained (the θ* recipe,
    ``holdout_epochs`` epochs first, more while the held-out half still improves: see
-   ``engine.auxiliary``) on the two halves of a stratified split; each predicts the other half.
+   ``engine.auxiliary``) on the two halves of a stratified split; each predicts the other half
+   (``GEXConfig.aux_folds``: k folds instead).
    A row is *contradicted* when the model that never saw it gives its given label probability < 0.5.
    This is the signal confident learning uses; here it is only a yardstick. When that model is not
    reliable (``engine.auxiliary``), the rows θ* fitted with a negative mean training margin stand in
@@ -312,8 +313,8 @@ def can_cross_fit(learner: Learner) -> bool:
 def out_of_sample_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
                       fit_config: FitConfig) -> tuple[np.ndarray, AuxiliaryCheck]:
     """Class probabilities of every row from a model that never saw it, ``(n_samples, n_classes) float32``,
-    and the check of that model (``engine.auxiliary.cross_fit``: two halves, trained until the
-    held-out half stops improving)."""
+    and the check of that model (``engine.auxiliary.cross_fit``: two halves by default
+    (``GEXConfig.aux_folds``), trained until the held-out rows stop improving)."""
     if not can_cross_fit(learner):
         raise InvalidInputError(
             "ft_lr='auto' needs a learner that can train a fresh copy (fresh_copy() and fit()); "

@@ -81,7 +81,8 @@ VIEW_OFFSETS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (
 class ShiftedRows:
     """Rows whose image batches are moved by one fixed offset as they are read (``shift_image``), for
     data that gives its own evaluation batches (``data.feature_store.StreamData``): ``y`` and ``len``
-    are the rows' own, ``eval_batches`` the rows' batches shifted. Only evaluation passes read it."""
+    are the rows' own, ``eval_batches`` the rows' batches shifted. Only evaluation passes read it; a
+    learner that reads ``X`` whole instead (a scikit-learn model) gets every row, shifted."""
 
     def __init__(self, data: Any, dy: int, dx: int) -> None:
         self.data, self.dy, self.dx = data, int(dy), int(dx)
@@ -89,6 +90,12 @@ class ShiftedRows:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    @property
+    def X(self) -> torch.Tensor:
+        """Every row's image, shifted (read whole, as ``np.asarray(data.X)`` would)."""
+        X = self.data.X
+        return shift_image(X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X)), self.dy, self.dx)
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
         for start, xb in eval_batches(self.data, batch_size):

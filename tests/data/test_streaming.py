@@ -222,3 +222,9 @@ def test_shifted_views_of_rows_on_disk_equal_the_in_memory_views(both):
     in_memory = learner_data(learner, prepared, memory)
     for views in (1, 5, 9):
         np.testing.assert_array_equal(held_out_proba(learner, on_disk, views), held_out_proba(learner, in_memory, views))
+    # a learner that reads X whole (a scikit-learn model) sees the same shifted rows as the in-memory copy
+    from influence_stage.engine.training import ShiftedRows, shift_image
+
+    shifted = ShiftedRows(on_disk, 1, -1)
+    np.testing.assert_array_equal(shifted.X.numpy(), shift_image(in_memory.X, 1, -1).cpu().numpy())
+    assert len(shifted) == len(on_disk) and shifted.y is on_disk.y

@@ -275,6 +275,9 @@ def test_held_out_probabilities_are_the_mean_over_the_shifted_views(views):
     y = np.repeat(np.arange(3), 10)
     data = TensorData.from_arrays(rng.normal(size=(30, 1, 8, 8)).astype(np.float32), y)
     learner = torch_learner(build_model("auto", (1, 8, 8), 3, seed=0), GEXConfig(), (1, 8, 8))
+    # the image itself, its four one-pixel neighbours, then the diagonals
+    assert VIEW_OFFSETS[0] == (0, 0) and set(VIEW_OFFSETS[1:5]) == {(-1, 0), (1, 0), (0, -1), (0, 1)}
+    assert set(VIEW_OFFSETS[5:9]) == {(-1, -1), (-1, 1), (1, -1), (1, 1)}
     got = held_out_proba(learner, data, views)
     expect = np.mean([learner.predict_proba(TensorData(shift_image(data.X, dy, dx), data.y))
                       for dy, dx in VIEW_OFFSETS[:views]], axis=0)
@@ -284,6 +287,19 @@ def test_held_out_probabilities_are_the_mean_over_the_shifted_views(views):
         assert np.array_equal(got, learner.predict_proba(data))
     else:  # the views differ, so their mean is not the unshifted image's probabilities
         assert not np.allclose(got, learner.predict_proba(data))
+
+
+def test_no_shifted_views_when_the_halves_train_unshifted():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    images = TensorData.from_arrays((rng.normal(size=(90, 1, 10, 10)) + y[:, None, None, None]).astype(np.float32), y)
+    learner = torch_learner(build_model("auto", (1, 10, 10), 3, seed=0), GEXConfig(), (1, 10, 10))
+    fit = FitConfig(epochs=3)
+    one, _ = cross_fit(learner, images, config=GEXConfig(holdout_epochs=2, image_aux_shift=0, image_aux_views=1),
+                       fit_config=fit)
+    five, _ = cross_fit(learner, images, config=GEXConfig(holdout_epochs=2, image_aux_shift=0, image_aux_views=5),
+                        fit_config=fit)
+    assert np.array_equal(one, five)
 
 
 def test_image_aux_views_must_be_one_five_or_nine():
@@ -316,9 +332,9 @@ def test_every_row_is_held_out_by_exactly_one_fold(folds, counts):
     assert np.array_equal(np.sort(held), np.arange(len(y)))
     for tr, te in splits:
         assert not set(tr) & set(te) and len(tr) + len(te) == len(y)
-    if min(counts) >= folds:  # stratified: each class spread over the folds
-        for _, te in splits:
-            assert all(abs(np.sum(y[te] == k) - c / folds) <= 1 for k, c in enumerate(counts))
+    for tr, te in splits:  # stratified: each class spread over the folds, every class in every training part
+        assert all(abs(np.sum(y[te] == k) - c / folds) <= 1 for k, c in enumerate(counts))
+        assert set(y[tr]) == set(y)
 
 
 def test_never_more_folds_than_half_the_rows():
