@@ -53,7 +53,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.config.fit import is_image
 from influence_stage.engine.learner import Learner, TensorData
-from influence_stage.engine.training import VIEW_OFFSETS, shifted_rows
+from influence_stage.engine.training import VIEW_OFFSETS, ShiftedRows
 
 logger = logging.getLogger(__name__)
 
@@ -148,10 +148,7 @@ def held_out_proba(model: Learner, held, views: int) -> np.ndarray:
     (each image moved by one offset; ``views`` 1: the rows as they are)."""
     if views <= 1:
         return model.predict_proba(held)
-    total = None
-    for dy, dx in VIEW_OFFSETS[:views]:
-        p = model.predict_proba(shifted_rows(held, dy, dx)).astype(np.float64)
-        total = p if total is None else total + p
+    total = sum(model.predict_proba(ShiftedRows(held, dy, dx)).astype(np.float64) for dy, dx in VIEW_OFFSETS[:views])
     return (total / views).astype(np.float32)
 
 

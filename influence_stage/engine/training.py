@@ -79,10 +79,11 @@ VIEW_OFFSETS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (
 
 
 class ShiftedRows:
-    """Rows whose image batches are moved by one fixed offset as they are read (``shift_image``), for
-    data that gives its own evaluation batches (``data.feature_store.StreamData``): ``y`` and ``len``
-    are the rows' own, ``eval_batches`` the rows' batches shifted. Only evaluation passes read it; a
-    learner that reads ``X`` whole instead (a scikit-learn model) gets every row, shifted."""
+    """``data``'s rows with every image moved by one fixed offset (``shift_image``) as they are read,
+    for evaluation passes: ``y`` and ``len`` are the rows' own, ``eval_batches`` the rows' batches
+    shifted one at a time (tensors and rows on disk, ``data.feature_store.StreamData``, alike), so a
+    view never holds more than one batch beyond the rows themselves. A learner that reads ``X``
+    whole instead (a scikit-learn model) gets every row, shifted."""
 
     def __init__(self, data: Any, dy: int, dx: int) -> None:
         self.data, self.dy, self.dx = data, int(dy), int(dx)
@@ -100,14 +101,6 @@ class ShiftedRows:
     def eval_batches(self, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
         for start, xb in eval_batches(self.data, batch_size):
             yield start, shift_image(xb, self.dy, self.dx)
-
-
-def shifted_rows(data: Any, dy: int, dx: int) -> Any:
-    """``data``'s rows with every image moved by ``(dy, dx)``: a ``TensorData`` for tensor rows (the
-    shifted copy), a ``ShiftedRows`` view for rows read from disk."""
-    if isinstance(data, TensorData):
-        return TensorData(shift_image(data.X, dy, dx), data.y)
-    return ShiftedRows(data, dy, dx)
 
 
 def eval_batches(data: Any, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
@@ -187,5 +180,4 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
 
 
 __all__ = ["CosineSchedule", "LRSchedule", "ShiftedRows", "State", "TensorData", "TrainHistory", "VIEW_OFFSETS",
-           "batch_indices", "epoch_batches", "eval_batches", "labels_digest", "random_shift", "shift_image",
-           "shifted_rows"]
+           "batch_indices", "epoch_batches", "eval_batches", "labels_digest", "random_shift", "shift_image"]
