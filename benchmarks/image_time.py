@@ -90,6 +90,11 @@ VARIANTS: dict[str, dict] = {
     "aux-3fold": {"aux_folds": 3},
     "aux-3fold-samesteps": {"aux_folds": 3, "floored_aux_share": 0.375},
     "aux-5fold-samesteps": {"aux_folds": 5, "floored_aux_share": 0.1875},
+    # the halves' own rate (a multiple of θ*'s) and batch on image rows, at the same epochs
+    "aux-lr2x": {"image_aux_lr_scale": 2.0},
+    "aux-lr4x": {"image_aux_lr_scale": 4.0},
+    "aux-bs32": {"image_aux_batch_size": 32},
+    "aux-lr2x-bs32": {"image_aux_lr_scale": 2.0, "image_aux_batch_size": 32},
 }
 
 #: innermost known function on the stack -> the part of the run it belongs to
@@ -395,7 +400,7 @@ def combine(names: list[str], out: str, notes: str | None = None) -> None:
 
 def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict:
     """SGD steps and member evaluations one run of ``n`` image rows takes under ``fields``, from the
-    engine's own rules (no training): θ* and the auxiliary halves at the recipe's batch, the probe and
+    engine's own rules (no training): θ* at the recipe's batch, the auxiliary halves at theirs, the probe and
     the members at the member batch; the auxiliary models (``aux_folds`` of them) with every doubling round
     taken (an upper bound: the held-out rule may stop one earlier). Cleanlab: 5 folds of the θ* recipe on 4/5 of the rows."""
     from influence_stage.config import FitConfig
@@ -411,7 +416,8 @@ def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict
         rounds.append(step)
         done += step
         step = done
-    per_half = sum(rounds) * fit.steps_per_epoch(half)
+    aux_fit = fit if gex.image_aux_batch_size is None else fit.model_copy(update={"batch_size": gex.image_aux_batch_size})
+    per_half = sum(rounds) * aux_fit.steps_per_epoch(half)
     cyc = cycle_steps(n, gex, None, shape)
     k = min(gex.probe_chains, gex.chains)
     probe_members = len(probe_grid(gex, shape)) * k * gex.probe_cycle_count
@@ -420,7 +426,7 @@ def sgd_plan(fields: dict, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dict
     return {"theta_steps": fit.epochs_for(n, shape) * fit.steps_per_epoch(n), "aux_rounds_epochs": rounds,
             "aux_steps": gex.aux_folds * per_half, "cycle_steps": cyc, "probe_steps": probe_members * cyc,
             "member_steps": member_cycles * cyc, "probe_members_evaluated": probe_members,
-            "members": gex.chains * gex.cycles, "theta_batch": fit.batch_size, "member_batch": gex.batch_size,
+            "members": gex.chains * gex.cycles, "theta_batch": fit.batch_size, "aux_batch": aux_fit.batch_size, "member_batch": gex.batch_size,
             "cleanlab_steps": 5 * fit.epochs_for(fold, shape) * fit.steps_per_epoch(fold)}
 
 
@@ -506,7 +512,7 @@ def plan_table(n: int) -> str:
     for name, fields in VARIANTS.items():
         p = sgd_plan(fields, n)
         lines.append(f"| {name} | {p['theta_steps']} (batch {p['theta_batch']}) | {p['aux_rounds_epochs']} | "
-                     f"{p['aux_steps']} (batch {p['theta_batch']}) | {p['cycle_steps']} | {p['probe_steps']} (batch "
+                     f"{p['aux_steps']} (batch {p['aux_batch']}) | {p['cycle_steps']} | {p['probe_steps']} (batch "
                      f"{p['member_batch']}) | {p['member_steps']} (batch {p['member_batch']}) | {p['members']} | "
                      f"{p['cleanlab_steps']} (batch {p['theta_batch']}) |")
     return "\n".join(lines) + "\n"

@@ -179,7 +179,8 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     stratified split; ``GEXConfig.aux_folds``), the first round of ``round_plan`` first, then in
     doubling warm-restart rounds while the held-out rows' agreement with their given labels rises by
     ``MIN_GAIN`` or more, up to the plan's cap (the module docstring). On image rows each model trains
-    on shifted minibatches (``GEXConfig.image_aux_shift``) and scores its held-out rows over
+    on shifted minibatches (``GEXConfig.image_aux_shift``) at ``GEXConfig.image_aux_lr_scale`` times the
+    recipe's rate (and ``GEXConfig.image_aux_batch_size`` when set), and scores its held-out rows over
     ``GEXConfig.image_aux_views`` shifted views (``held_out_proba``).
     """
     y = data.y.cpu().numpy()
@@ -192,6 +193,12 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
     shift = config.image_aux_shift if is_image(shape) else 0
     # the views are shifts too: images a shift would change the class of (image_aux_shift=0) get one view
     views = config.image_aux_views if is_image(shape) and shift > 0 else 1
+    # the halves' own rate and batch on image rows (the plan of epochs stays the recipe's)
+    recipe = {"shift_pixels": shift}
+    if is_image(shape):
+        recipe["lr"] = fit_config.lr * config.image_aux_lr_scale
+        if config.image_aux_batch_size is not None:
+            recipe["batch_size"] = config.image_aux_batch_size
     for fold, (tr, te) in enumerate(splits):
         fresh = learner.fresh_copy(seed=config.seed + 1 + fold)
         train, held = data.subset(tr), data.subset(te)
@@ -203,8 +210,7 @@ def cross_fit(learner: Learner, data: TensorData, *, config: GEXConfig,
             # round 0 is exactly the former recipe (same seed); later rounds are warm restarts
             seed = config.seed + fold if rnd == 0 else config.seed + fold + 1000 * rnd
             # the rounds set their own epochs: the step floor is already in the plan
-            fresh.fit(train, fit_config.model_copy(update={"epochs": step, "seed": seed, "min_steps": None,
-                                                           "shift_pixels": shift}))
+            fresh.fit(train, fit_config.model_copy(update={"epochs": step, "seed": seed, "min_steps": None, **recipe}))
             done += step
             rnd += 1
             p = held_out_proba(fresh, held, views)

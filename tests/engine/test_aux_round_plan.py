@@ -232,7 +232,39 @@ def test_only_the_cross_fitted_halves_train_on_shifted_images(monkeypatch):
     assert halves and all(n == 30 and shift == 2 for n, shift in halves)  # each half, shifted by the default 2
 
 
-@pytest.mark.parametrize("field,before,after", [("image_aux_shift", 0, 2), ("image_aux_views", 1, 5)])
+@pytest.mark.parametrize("shape", [(1, 8, 8), (6,)])
+def test_the_halves_own_rate_and_batch_apply_to_image_rows_only_and_leave_the_plan(monkeypatch, shape):
+    from influence_stage.engine.learner import TorchLearner
+
+    seen: list[tuple[int, float, int, int]] = []
+    real = TorchLearner.fit
+
+    def spy(self, data, recipe, **kwargs):
+        seen.append((len(data), recipe.lr, recipe.batch_size, recipe.epochs))
+        return real(self, data, recipe, **kwargs)
+
+    monkeypatch.setattr(TorchLearner, "fit", spy)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    data = TensorData.from_arrays((rng.normal(size=(60, *shape)) + y.reshape(-1, *([1] * len(shape)))).astype(np.float32), y)
+    learner = torch_learner(build_model("auto", shape, 3, seed=0), GEXConfig(), shape)
+    fit = FitConfig(epochs=3, lr=0.05, batch_size=16, min_steps=None)
+    plain = GEXConfig(holdout_epochs=2)
+    cross_fit(learner, data, config=plain, fit_config=fit)
+    before = list(seen)
+    seen.clear()
+    cross_fit(learner, data, config=plain.model_copy(update={"image_aux_lr_scale": 3.0, "image_aux_batch_size": 8}),
+              fit_config=fit)
+    assert [e for *_, e in seen] == [e for *_, e in before]  # the same rounds of the same epochs
+    assert all(lr == 0.05 and b == 16 for _, lr, b, _ in before)
+    if len(shape) == 3:  # image rows: each half at three times the rate, in batches of 8
+        assert all(n == 30 and lr == pytest.approx(0.15) and b == 8 for n, lr, b, _ in seen)
+    else:  # flat rows keep the recipe
+        assert seen == before
+
+
+@pytest.mark.parametrize("field,before,after", [("image_aux_shift", 0, 2), ("image_aux_views", 1, 5),
+                                                 ("image_aux_lr_scale", 1.0, 2.0), ("image_aux_batch_size", None, 8)])
 def test_the_image_fields_move_the_halves_probabilities_on_image_rows_only(field, before, after):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)
