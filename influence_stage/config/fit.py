@@ -171,14 +171,17 @@ class GEXConfig(BaseModel):
     image_aux_lr_scale: float = Field(1.0, gt=0, le=16, description="Image rows (c, h, w): the cross-fitted "
                                       "halves train at this multiple of FitConfig.lr (their epochs, batches and "
                                       "schedule unchanged). Each half gets a fraction of θ*'s SGD steps on half "
-                                      "the rows; a higher peak rate lets it learn more of the task in those steps "
-                                      "(benchmarks/image_time.py, variants aux-lr*). 1: θ*'s rate. θ* and the "
-                                      "members keep their rates. Flat features are not affected.")
+                                      "the rows, and at 2 or 4 it learns more of the task in them: fewer clean "
+                                      "images read as label errors and AP rises, but on class-dependent flips the "
+                                      "halves also learn more of the flip pattern, the noise estimate shrinks and "
+                                      "F1 fell, so the default is 1 (benchmarks/aux_recipe_probe.py; "
+                                      "benchmarks/image_time.py variants aux-lr2x, aux-lr4x). θ* and the members "
+                                      "keep their rates. Flat features are not affected.")
     image_aux_batch_size: int | None = Field(None, ge=1, description="Image rows (c, h, w): the cross-fitted "
-                                             "halves' minibatch size, at the same epochs (so a smaller batch "
-                                             "takes more SGD steps per epoch; benchmarks/image_time.py, variant "
-                                             "aux-bs32). None: FitConfig.batch_size. Flat features are not "
-                                             "affected.")
+                                             "halves' minibatch size, at the same epochs (a smaller batch takes "
+                                             "more SGD steps per epoch; measured at 32 in "
+                                             "benchmarks/aux_recipe_probe.py). None: FitConfig.batch_size. Flat "
+                                             "features are not affected.")
     image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
                                               "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
                                               "thousands of images at once is several times slower per row on a CPU "
