@@ -6,7 +6,10 @@ fewer correct labels. This probe runs ``engine.auxiliary.cross_fit`` alone (no Î
 image setting and seed of ``detect_images.py``, featurized the way the default run featurizes it, for
 each recipe of ``--variants``: the halves' held-out accuracy against the given and the true labels, the
 off-diagonal count of their confident joint (the default estimate) against the planted flips, and the
-seconds the two halves took. Every variant keeps the default plan of epochs (``round_plan``).
+seconds the two halves took. Every variant keeps the default plan of epochs (``round_plan``). The halves
+are seeded with ``GEXConfig.seed`` = the seed, not with the sub-seed a cleaner derives from ``random_state``
+(``influence_stage.seeds``), so a probe's accuracy is not that of the same seed's public-path run; the
+variants of one probe are compared with each other.
 
 Variants (``GEXConfig`` fields, image rows only): ``base`` (the recipe's rate 0.05 and batch 64),
 ``lr2x`` / ``lr4x`` (``image_aux_lr_scale`` 2 and 4: rates 0.1 and 0.2), ``bs32``
