@@ -5,11 +5,12 @@ ranking and the suggestions, so a recipe that learns more of the task in the sam
 fewer correct labels. This probe runs ``engine.auxiliary.cross_fit`` alone (no θ*, no members) on one
 image setting and seed of ``detect_images.py``, featurized the way the default run featurizes it, for
 each recipe of ``--variants``: the halves' held-out accuracy against the given and the true labels, the
-off-diagonal count of their confident joint (the default estimate) against the planted flips, and the
-seconds the two halves took. Every variant keeps the default plan of epochs (``round_plan``). The halves
-are seeded with ``GEXConfig.seed`` = the seed, not with the sub-seed a cleaner derives from ``random_state``
-(``influence_stage.seeds``), so a probe's accuracy is not that of the same seed's public-path run; the
-variants of one probe are compared with each other.
+off-diagonal count of their confident joint (the default estimate) against the planted flips, the
+counts cleanlab's other rules give on the same probabilities (``other_counts``), and the seconds the
+two halves took. Every variant keeps the default plan of epochs (``round_plan``). The halves are
+seeded with ``GEXConfig.seed`` = the seed, not with the sub-seed a cleaner derives from
+``random_state`` (``influence_stage.seeds``), so a probe's accuracy is not that of the same seed's
+public-path run; the variants of one probe are compared with each other.
 
 Variants (``GEXConfig`` fields, image rows only): ``base`` (the recipe's rate 0.05 and batch 64),
 ``lr2x`` / ``lr4x`` (``image_aux_lr_scale`` 2 and 4: rates 0.1 and 0.2), ``bs32``
@@ -41,6 +42,20 @@ VARIANTS: dict[str, dict] = {"base": {}, "lr2x": {"image_aux_lr_scale": 2.0}, "l
                              "bs32": {"image_aux_batch_size": 32}}
 
 
+def other_counts(y: np.ndarray, proba: np.ndarray) -> dict[str, int]:
+    """Label-issue counts cleanlab gives on the same probabilities by its other rules: the calibrated
+    confident joint (``num_label_issues``) and ``find_label_issues`` under each ``filter_by``."""
+    from cleanlab.count import num_label_issues
+    from cleanlab.filter import find_label_issues
+
+    P = proba.astype(np.float64)
+    P /= P.sum(axis=1, keepdims=True)
+    out = {"off_diagonal_calibrated": int(num_label_issues(y, P, estimation_method="off_diagonal_calibrated"))}
+    for rule in ("prune_by_noise_rate", "prune_by_class", "both"):
+        out[f"find_label_issues_{rule}"] = int(find_label_issues(y, P, filter_by=rule).sum())
+    return out
+
+
 def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]:
     from influence_stage import InfluenceCleaner
     from influence_stage.decisions.estimate import confident_joint_count
@@ -66,7 +81,8 @@ def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]
         r = {"variant": name, "fields": VARIANTS[name], "setting": setting, "seed": seed, "n_rows": rows,
              "wall_s": time.perf_counter() - t, "given_acc": check.accuracy,
              "true_acc": float((proba.argmax(1) == y_true).mean()), "epochs": list(check.epochs),
-             "cj_count": int(confident_joint_count(y, proba)), "true_noise": int(flipped.sum())}
+             "cj_count": int(confident_joint_count(y, proba)), "true_noise": int(flipped.sum()),
+             "counts": other_counts(y, proba)}
         print(json.dumps(r), flush=True)
         out.append(r)
     return out

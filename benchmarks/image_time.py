@@ -487,7 +487,8 @@ def step_cost(n: int = 800, steps: int = 40) -> dict:
 
 def estimate_table(cost: dict, n: int) -> str:
     """Seconds per part of each variant estimated from its SGD plan and the measured step costs: a model,
-    not a run (the auxiliary halves with every round taken; forward passes: one per member evaluated,
+    not a run (the auxiliary halves with every round taken, a step at their batch costing the θ* step times
+    their batch over 64; forward passes: one per member evaluated,
     the probe's and the members' loss matrices and the decision's mean probabilities, one at θ* each)."""
     c64, c128 = cost["train_step_batch_64_s"], cost["train_step_batch_128_s"]
     lines = [f"| variant ({n} rows, eval batch) | θ* | aux | probe | members | loss passes | decide | sum | cleanlab | "
@@ -498,7 +499,8 @@ def estimate_table(cost: dict, n: int) -> str:
         fwd = cost.get(f"forward_pass_eval_batch_{eb}_s")
         if fwd is None:
             continue
-        parts = [p["theta_steps"] * c64, p["aux_steps"] * c64, p["probe_steps"] * c128 + (p["probe_members_evaluated"] + 1) * fwd,
+        # a half's step at another batch costs in proportion to its rows (the CPU's cost is per image)
+        parts = [p["theta_steps"] * c64, p["aux_steps"] * c64 * p["aux_batch"] / 64, p["probe_steps"] * c128 + (p["probe_members_evaluated"] + 1) * fwd,
                  p["member_steps"] * c128, (p["members"] + 1) * fwd, p["members"] * fwd]
         clean = p["cleanlab_steps"] * c64 + cost[f"forward_pass_eval_batch_{GEXConfig().eval_batch_size}_s"]
         lines.append(f"| {name} ({eb}) | " + " | ".join(f"{x:.0f}" for x in parts) +
