@@ -6,7 +6,7 @@ fewer correct labels. This probe runs ``engine.auxiliary.cross_fit`` alone (no Î
 image setting and seed of ``detect_images.py``, featurized the way the default run featurizes it, for
 each recipe of ``--variants``: the halves' held-out accuracy against the given and the true labels, the
 off-diagonal count of their confident joint (the default estimate) against the planted flips, the
-counts cleanlab's other rules give on the same probabilities (``other_counts``), and the seconds the
+counts cleanlab's rules give on the same probabilities (``common.cleanlab_counts``), and the seconds the
 two halves took. Every variant keeps the default plan of epochs (``round_plan``). The halves are
 seeded with ``GEXConfig.seed`` = the seed, not with the sub-seed a cleaner derives from
 ``random_state`` (``influence_stage.seeds``), so a probe's accuracy is not that of the same seed's
@@ -35,25 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 
-from common import RESULTS, machine
+from common import RESULTS, cleanlab_counts, machine
 from detect_images import SETTINGS, make_data
 
 VARIANTS: dict[str, dict] = {"base": {}, "lr2x": {"image_aux_lr_scale": 2.0}, "lr4x": {"image_aux_lr_scale": 4.0},
                              "bs32": {"image_aux_batch_size": 32}}
-
-
-def other_counts(y: np.ndarray, proba: np.ndarray) -> dict[str, int]:
-    """Label-issue counts cleanlab gives on the same probabilities by its other rules: the calibrated
-    confident joint (``num_label_issues``) and ``find_label_issues`` under each ``filter_by``."""
-    from cleanlab.count import num_label_issues
-    from cleanlab.filter import find_label_issues
-
-    P = proba.astype(np.float64)
-    P /= P.sum(axis=1, keepdims=True)
-    out = {"off_diagonal_calibrated": int(num_label_issues(y, P, estimation_method="off_diagonal_calibrated"))}
-    for rule in ("prune_by_noise_rate", "prune_by_class", "both"):
-        out[f"find_label_issues_{rule}"] = int(find_label_issues(y, P, filter_by=rule).sum())
-    return out
 
 
 def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]:
@@ -82,7 +68,7 @@ def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]
              "wall_s": time.perf_counter() - t, "given_acc": check.accuracy,
              "true_acc": float((proba.argmax(1) == y_true).mean()), "epochs": list(check.epochs),
              "cj_count": int(confident_joint_count(y, proba)), "true_noise": int(flipped.sum()),
-             "counts": other_counts(y, proba)}
+             "counts": cleanlab_counts(y, proba)}
         print(json.dumps(r), flush=True)
         out.append(r)
     return out

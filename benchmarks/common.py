@@ -118,6 +118,23 @@ def detection_metrics(flipped: np.ndarray, scores: np.ndarray) -> dict[str, floa
 RECORDED_LIBRARIES = ("numpy", "scipy", "scikit-learn", "cleanlab", "pandas", "datasets")
 
 
+def cleanlab_counts(y: np.ndarray, proba: np.ndarray) -> dict[str, int]:
+    """Label-issue counts cleanlab gives on out-of-sample ``proba`` by its rules: the confident joint's
+    off-diagonal (``num_label_issues``, the stage's estimate), calibrated, and ``find_label_issues`` under
+    each ``filter_by``."""
+    from cleanlab.count import num_label_issues
+    from cleanlab.filter import find_label_issues
+
+    P = np.asarray(proba, dtype=np.float64)
+    P = P / P.sum(axis=1, keepdims=True)
+    y = np.asarray(y)
+    out = {f"num_label_issues_{m}": int(num_label_issues(y, P, estimation_method=m))
+           for m in ("off_diagonal", "off_diagonal_calibrated")}
+    for rule in ("prune_by_noise_rate", "prune_by_class", "both"):
+        out[f"find_label_issues_{rule}"] = int(find_label_issues(y, P, filter_by=rule).sum())
+    return out
+
+
 def machine() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
