@@ -44,7 +44,7 @@ def one(name: str, seed: int, folds: int, cleanlab: bool) -> dict:
             "ap_default": r.get("ap_default"), "aux_accuracy": r.get("auxiliary_accuracy"),
             "aux_reliable": r.get("auxiliary_reliable"), "aux_true_accuracy": r.get("auxiliary_true_accuracy"),
             "relabel": r["relabel"], "cleanlab": r.get("cleanlab") if cleanlab else None,
-            "warnings": r["summary_warnings"]}
+            "warnings": r["summary_warnings"], "count_rules": r.get("count_rules")}
 
 
 def _f(v, digits: int = 3) -> str:

@@ -135,6 +135,19 @@ def cleanlab_counts(y: np.ndarray, proba: np.ndarray) -> dict[str, int]:
     return out
 
 
+def count_rules(y: np.ndarray, proba: np.ndarray, scores: np.ndarray, flipped: np.ndarray) -> dict[str, dict]:
+    """Each of ``cleanlab_counts``' rules on out-of-sample ``proba``: its count and the F1 against ``flipped``
+    of flagging that many of the top rows of the ranking ``scores`` (the default threshold flags the top
+    rows, as many as the confident joint counts, so that rule's F1 is the run's own when no cap binds)."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    out = {}
+    for rule, k in cleanlab_counts(y, proba).items():
+        top = np.zeros(len(order), dtype=bool)
+        top[order[:k]] = True
+        out[rule] = {"count": k, "f1_top_k": _flags(flipped, top)["f1"]}
+    return out
+
+
 def machine() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -285,6 +298,7 @@ def measure_public(cleaner, run: dict, y_true: np.ndarray, flipped: np.ndarray, 
     res = cleaner.result_
     if res.oos_proba is not None:
         out["auxiliary_true_accuracy"] = float((np.asarray(res.oos_proba).argmax(1) == y_true).mean())
+        out["count_rules"] = count_rules(np.asarray(pipe.features.y), res.oos_proba, cleaner.scores_, flipped)
     if flipped.any() and not flipped.all():
         out["ap_default"] = float(average_precision_score(flipped, cleaner.scores_))
         out["ap_gex"] = float(average_precision_score(flipped, cleaner.gex_influence_))

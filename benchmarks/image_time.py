@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 
-from common import RESULTS, cleanlab_counts, machine, write_json
+from common import RESULTS, count_rules, machine, write_json
 from detect_images import SETTINGS, flag_metrics, make_data
 from influence_stage import InfluenceCleaner
 from influence_stage.config import GEXConfig
@@ -198,15 +198,8 @@ def run_variant(name: str, setting: str, seed: int, rows: int, y_true, flipped, 
         out["aux_epochs"] = list(res.auxiliary.epochs)
     if res.oos_proba is not None:
         out["aux_true_accuracy"] = float((res.oos_proba.argmax(1) == y_true).mean())
-        # what the cut would be under cleanlab's other counting rules on the same probabilities: each count,
-        # and the F1 of flagging that many of the default ranking's top rows
-        order = np.argsort(-np.asarray(cleaner.scores_), kind="stable")
-        out["count_rules"] = {}
-        for rule, k in cleanlab_counts(y_given, res.oos_proba).items():
-            top = np.zeros(len(order), dtype=bool)
-            top[order[:k]] = True
-            out["count_rules"][rule] = {"count": k, "f1_top_k": flag_metrics(flipped, top)["f1"]}
-        out["aux_given_accuracy_check"] = float((res.oos_proba.argmax(1) == y_given).mean())
+        # what the cut would be under cleanlab's other counting rules on the same probabilities
+        out["count_rules"] = count_rules(y_given, res.oos_proba, cleaner.scores_, flipped)
     return out
 
 
