@@ -53,7 +53,7 @@ from influence_stage.data.sources import load_source, row_ids
 from influence_stage.decisions import Decisions, decide, parse_threshold
 from influence_stage.decisions.suggest import suggestion_proba
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
-from influence_stage.decisions.estimate import confident_joint_count, weak_model_count
+from influence_stage.decisions.estimate import both_count, confident_joint_count, weak_model_count
 from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.engine.gex import GEXResult
 from influence_stage.engine.influence import self_influence
@@ -226,7 +226,8 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
     """Estimated number of mislabeled rows when the threshold is ``"estimate"`` (else None).
 
     From the confident joint of the run's cross-fitted out-of-sample probabilities
-    (``estimate.confident_joint_count``); trained here when neither the scale nor the score did.
+    (``estimate.confident_joint_count``, or ``estimate.both_count`` under ``GEXConfig.estimate_count="both"``);
+    trained here when neither the scale nor the score did.
     When their model is not reliable (``result.auxiliary``, see ``engine.auxiliary``),
     ``estimate.weak_model_count`` with ``member_proba`` ``(n, K)``, the members' mean probabilities:
     the midpoint of the over-count of the weak model alone and the under-count of its mean with the
@@ -247,7 +248,7 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
             )
         proba = out_of_sample_proba(result.learner, data, config=config.gex, fit_config=config.fit)
     y = data.y.cpu().numpy() if hasattr(data.y, "cpu") else np.asarray(data.y)
-    return confident_joint_count(y, proba)
+    return both_count(y, proba) if config.gex.estimate_count == "both" else confident_joint_count(y, proba)
 
 
 def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) -> datasets.Dataset:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from influence_stage.decisions.estimate import confident_joint_count, weak_model_count
+from influence_stage.decisions.estimate import both_count, confident_joint_count, weak_model_count
 
 
 def _case(seed: int = 0):
@@ -46,3 +46,66 @@ def test_the_stage_estimate_of_a_weak_model_is_the_midpoint():
     data = SimpleNamespace(y=y)
     assert estimated_issues(weak, data, CleanConfig(), member_proba=members) == weak_model_count(y, P, members)
     assert estimated_issues(strong, data, CleanConfig(), member_proba=members) == confident_joint_count(y, P) == 12
+
+
+def _noisy_case(seed: int):
+    """120 rows of 3 classes; a model that never saw them leans to another class on 20 rows, with noise."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), 40)
+    P = rng.dirichlet(np.ones(3), size=120) * 0.5
+    wrong = rng.choice(120, 20, replace=False)
+    lean = y.copy()
+    lean[wrong] = (y[wrong] + rng.integers(1, 3, 20)) % 3
+    P[np.arange(120), lean] += 0.5
+    return y, P
+
+
+def test_the_both_count_is_cleanlabs_find_label_issues_under_both():
+    from cleanlab.filter import find_label_issues
+
+    y, P = _noisy_case(0)
+    expected = int(find_label_issues(y, P, filter_by="both").sum())
+    assert 0 < expected < 120
+    assert both_count(y, P) == expected
+    y2, P2, wrong = _case()
+    assert both_count(y2, P2) == int(find_label_issues(y2, P2, filter_by="both").sum())
+
+
+def test_the_stage_estimate_follows_estimate_count_for_a_reliable_model_only():
+    from types import SimpleNamespace
+
+    from influence_stage.config import CleanConfig, GEXConfig
+    from influence_stage.stage.steps import estimated_issues
+
+    y, P = _noisy_case(3)
+    assert both_count(y, P) != confident_joint_count(y, P)  # the two rules differ on these rows
+    members = np.eye(3)[y] * 0.9 + 0.1 / 3
+    strong = SimpleNamespace(oos_proba=P, auxiliary=SimpleNamespace(reliable=True), learner=None)
+    weak = SimpleNamespace(oos_proba=P, auxiliary=SimpleNamespace(reliable=False), learner=None)
+    data = SimpleNamespace(y=y)
+    both = CleanConfig(gex=GEXConfig(estimate_count="both"))
+    assert estimated_issues(strong, data, CleanConfig(), member_proba=members) == confident_joint_count(y, P)
+    assert estimated_issues(strong, data, both, member_proba=members) == both_count(y, P)
+    # a weak model keeps the midpoint rule whichever count is set
+    assert estimated_issues(weak, data, both, member_proba=members) == weak_model_count(y, P, members)
+
+
+def test_the_estimate_threshold_flags_the_both_count_when_asked():
+    """End to end on digits: the default threshold flags as many rows as ``both_count`` of the run's own
+    cross-fitted probabilities under ``estimate_count="both"``."""
+    from sklearn.datasets import load_digits
+
+    from influence_stage import InfluenceCleaner
+    from influence_stage.config import FitConfig, GEXConfig
+    from influence_stage.data.noise import flip_labels
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400], y[:400]
+    noisy, _ = flip_labels(y, 0.15, kind="uniform", random_state=0)
+    cleaner = InfluenceCleaner(random_state=0, fit_config=FitConfig(epochs=20),
+                               gex_config=GEXConfig(chains=2, cycles=2, estimate_count="both"),
+                               max_drop_fraction=1.0).fit(X, noisy)
+    assert cleaner.result_.auxiliary.reliable
+    expected = both_count(noisy, cleaner.result_.oos_proba)
+    assert expected > 0 and expected != confident_joint_count(noisy, cleaner.result_.oos_proba)  # the rules differ here
+    assert int(cleaner.issues_["is_issue"].sum()) == expected
