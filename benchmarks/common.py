@@ -125,13 +125,17 @@ def cleanlab_counts(y: np.ndarray, proba: np.ndarray) -> dict[str, int]:
     from cleanlab.count import num_label_issues
     from cleanlab.filter import find_label_issues
 
+    from influence_stage.decisions.estimate import ESTIMATE_COUNTS
+
     P = np.asarray(proba, dtype=np.float64)
     P = P / P.sum(axis=1, keepdims=True)
     y = np.asarray(y)
-    out = {f"num_label_issues_{m}": int(num_label_issues(y, P, estimation_method=m))
-           for m in ("off_diagonal", "off_diagonal_calibrated")}
-    for rule in ("prune_by_noise_rate", "prune_by_class", "both"):
+    # the stage's own two counts, then cleanlab's other rules
+    out = {"num_label_issues_off_diagonal": ESTIMATE_COUNTS["confident_joint"](y, P),
+           "num_label_issues_off_diagonal_calibrated": int(num_label_issues(y, P, estimation_method="off_diagonal_calibrated"))}
+    for rule in ("prune_by_noise_rate", "prune_by_class"):
         out[f"find_label_issues_{rule}"] = int(find_label_issues(y, P, filter_by=rule).sum())
+    out["find_label_issues_both"] = ESTIMATE_COUNTS["both"](y, P)
     return out
 
 

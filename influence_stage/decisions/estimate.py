@@ -57,8 +57,7 @@ def confident_joint_count(labels: Any, oos_proba: Any) -> int:
     """
     from cleanlab.count import num_label_issues
 
-    y, P, present = _present_classes(*_check(labels, oos_proba))
-    return 0 if present.size < 2 else int(num_label_issues(y, P))
+    return _count_present(labels, oos_proba, num_label_issues)
 
 
 def both_count(labels: Any, oos_proba: Any) -> int:
@@ -79,8 +78,17 @@ def both_count(labels: Any, oos_proba: Any) -> int:
     """
     from cleanlab.filter import find_label_issues
 
-    y, P, present = _present_classes(*_check(labels, oos_proba))
-    return 0 if present.size < 2 else int(find_label_issues(y, P, filter_by="both").sum())
+    return _count_present(labels, oos_proba, lambda y, P: find_label_issues(y, P, filter_by="both").sum())
+
+
+#: ``GEXConfig.estimate_count`` -> the count of a reliable cross-fitted model's probabilities.
+ESTIMATE_COUNTS = {"confident_joint": confident_joint_count, "both": both_count}
+
+
+def _count_present(labels: Any, proba: Any, count) -> int:
+    """``count(y, P)`` on the classes given at least once (``_present_classes``); 0 with fewer than two."""
+    y, P, present = _present_classes(*_check(labels, proba))
+    return 0 if present.size < 2 else int(count(y, P))
 
 
 def weak_model_count(labels: Any, oos_proba: Any, member_proba: Any) -> int:
@@ -151,4 +159,4 @@ def mixture_count(score: Any, random_state: int = 0) -> int:
     return int(round(float(gm.predict_proba(x)[:, hi].sum())))
 
 
-__all__ = ["both_count", "class_noise_share", "confident_joint_count", "mixture_count", "weak_model_count"]
+__all__ = ["ESTIMATE_COUNTS", "both_count", "class_noise_share", "confident_joint_count", "mixture_count", "weak_model_count"]

@@ -53,7 +53,7 @@ from influence_stage.data.sources import load_source, row_ids
 from influence_stage.decisions import Decisions, decide, parse_threshold
 from influence_stage.decisions.suggest import suggestion_proba
 from influence_stage.decisions.apply import apply_decisions, check_new_weight_column
-from influence_stage.decisions.estimate import both_count, confident_joint_count, weak_model_count
+from influence_stage.decisions.estimate import ESTIMATE_COUNTS, weak_model_count
 from influence_stage.decisions.policies import POLICY_REGISTRY
 from influence_stage.engine.gex import GEXResult
 from influence_stage.engine.influence import self_influence
@@ -248,7 +248,7 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
             )
         proba = out_of_sample_proba(result.learner, data, config=config.gex, fit_config=config.fit)
     y = data.y.cpu().numpy() if hasattr(data.y, "cpu") else np.asarray(data.y)
-    return both_count(y, proba) if config.gex.estimate_count == "both" else confident_joint_count(y, proba)
+    return ESTIMATE_COUNTS[config.gex.estimate_count](y, proba)
 
 
 def apply_step(prepared: Prepared, decisions: Decisions, config: CleanConfig) -> datasets.Dataset:
