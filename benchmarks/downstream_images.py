@@ -69,8 +69,12 @@ def _retrain_accuracy(learner, X, labels, fit, X_test, y_test, seed: int) -> flo
 EXTRA_TEST_SEED = 10_000
 
 
-def run_setting(name: str, seed: int, rows: int, test_rows: int = 0) -> dict:
-    from influence_stage import InfluenceCleaner
+def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields: dict | None = None) -> dict:
+    """One setting and seed. ``gex_fields`` are ``GEXConfig`` fields the cleaner runs with (its seeds still come
+    from ``random_state``); when they change ``estimate_count``, the same fitted run is also decided with
+    ``action="drop"`` under the confident joint's count (``drop (confident joint)``), so the two counts are
+    compared on one fit."""
+    from influence_stage import GEXConfig, InfluenceCleaner
     from influence_stage.data.featurize import featurize
     from influence_stage.data.noise import flip_labels
     from influence_stage.decisions.apply import decision_arrays
@@ -91,7 +95,9 @@ def run_setting(name: str, seed: int, rows: int, test_rows: int = 0) -> dict:
         test_images, y_test = np.concatenate([test_images, extra]), np.concatenate([y_test, extra_y])
     y_noisy, flipped = flip_labels(y_true, rate, kind=kind, n_classes=10, random_state=seed)
     train_ds = as_dataset(images[idx_train], y_noisy)
-    cleaner = InfluenceCleaner(label_column="label", random_state=seed)
+    gex_fields = dict(gex_fields or {})
+    cleaner = InfluenceCleaner(label_column="label", random_state=seed,
+                               gex_config=GEXConfig(**gex_fields) if gex_fields else None)
     t = time.perf_counter()
     gate = "passed"
     try:
@@ -107,22 +113,29 @@ def run_setting(name: str, seed: int, rows: int, test_rows: int = 0) -> dict:
     if not isinstance(X, np.ndarray) or not isinstance(X_test, np.ndarray):
         raise RuntimeError("image features went to disk; use fewer rows (this benchmark holds them in memory)")
     default_action = cleaner.config_.action
-    sets, info = {}, {"default_action": default_action, "gate": gate, "stage_s": stage_s,
+    sets, info = {}, {"default_action": default_action, "gate": gate, "stage_s": stage_s, "gex_fields": gex_fields,
                       "estimated_noise_rate": cleaner.estimated_noise_rate_,
                       "n_flagged": int(cleaner.issues_["is_issue"].sum()),
                       "summary_warnings": [str(w) for w in pipe.summary.get("warnings", [])],
                       "fit_epochs": fit.epochs, "timings": {k: float(v) for k, v in cleaner.timings_.items()},
                       "auxiliary_accuracy": pipe.summary.get("auxiliary accuracy"),
                       "auxiliary_reliable": pipe.summary.get("auxiliary reliable")}
-    for label, action in (("default", default_action), ("drop", "drop"), ("relabel", "relabel")):
-        table = decide_step(res, pipe.features, cleaner.config_.model_copy(update={"action": action}),
-                            prepared=pipe.prepared).table
+    decisions = [("default", default_action, {}), ("drop", "drop", {}), ("relabel", "relabel", {})]
+    if gex_fields.get("estimate_count", "confident_joint") != "confident_joint":
+        decisions.append(("drop (confident joint)", "drop", {"estimate_count": "confident_joint"}))
+    for label, action, gex_update in decisions:
+        config = cleaner.config_.model_copy(update={"action": action})
+        if gex_update:
+            config = config.model_copy(update={"gex": config.gex.model_copy(update=gex_update)})
+        table = decide_step(res, pipe.features, config, prepared=pipe.prepared).table
         keep, relabel, weight = decision_arrays(table)
         labels = y_noisy.copy()
         labels[relabel] = table["suggested_label"].to_numpy(dtype=np.int64, na_value=-1)[relabel]
         if action == "reweight":  # the CNN's loop takes no weights: keep the rows a weight above 0.5 keeps
             keep = keep[np.asarray(weight)[keep] >= 0.5]
         sets[label] = (keep, labels)
+        if gex_update:
+            info[f"n_flagged {label}"] = int(table["is_issue"].sum())
         if action == "relabel":
             flagged = table["is_issue"].to_numpy().astype(bool)
             info["relabel"] = {"n_flagged": int(flagged.sum()), "n_relabeled": int(relabel.sum()),
@@ -246,6 +259,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=600, help="images per setting, before the 25%% test split")
     parser.add_argument("--test-rows", type=int, default=0, help="extra clean test images per run, drawn from the "
                         "same generator under seed + EXTRA_TEST_SEED (default 0: the 25%% split only)")
+    parser.add_argument("--estimate-count", choices=["confident_joint", "both"], default=None,
+                        help="GEXConfig.estimate_count of every run (default: the stage's); with 'both', the same fit "
+                        "is also decided under the confident joint's count")
+    parser.add_argument("--aux-lr-scale", type=float, default=None,
+                        help="GEXConfig.image_aux_lr_scale of every run (default: the stage's)")
     parser.add_argument("--out", default="downstream_images")
     parser.add_argument("--render", action="store_true", help="write the markdown again from <out>.json; runs nothing")
     parser.add_argument("--note", default=None, help="a line under the title (with --render or --merge)")
@@ -273,16 +291,19 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"wrote {write_markdown(args.out, markdown(payload['runs'], args.note))}")
         return payload
     torch.set_num_threads(1)
+    gex_fields = {k: v for k, v in (("estimate_count", args.estimate_count), ("image_aux_lr_scale", args.aux_lr_scale))
+                  if v is not None}
     runs = []
     t0 = time.perf_counter()
     for seed in args.seeds:
         for name in args.settings:
-            runs.append(run_setting(name, seed, args.rows, args.test_rows))
+            runs.append(run_setting(name, seed, args.rows, args.test_rows, gex_fields))
             r = runs[-1]
             print(f"done: {name} seed {seed} ({r['wall_s']:.0f} s): "
                   + ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in r["methods"].items()), flush=True)
             # written after every run, so a run cut short keeps what it measured
             payload = {"machine": machine(), "seeds": args.seeds, "rows": args.rows, "test_rows": args.test_rows,
+                       "gex_fields": gex_fields,
                        "relabel_rule": relabel_rule(),
                        "complete": len(runs) == len(args.seeds) * len(args.settings),
                        "wall_s": time.perf_counter() - t0, "runs": runs}

@@ -95,6 +95,9 @@ VARIANTS: dict[str, dict] = {
     "aux-lr4x": {"image_aux_lr_scale": 4.0},
     "aux-bs32": {"image_aux_batch_size": 32},
     "aux-lr2x-bs32": {"image_aux_lr_scale": 2.0, "image_aux_batch_size": 32},
+    # the "estimate" threshold's count as cleanlab's find_label_issues(filter_by="both") on the halves' probabilities
+    "count-both": {"estimate_count": "both"},
+    "aux-lr4x-count-both": {"image_aux_lr_scale": 4.0, "estimate_count": "both"},
 }
 
 #: innermost known function on the stack -> the part of the run it belongs to
