@@ -30,7 +30,7 @@ from detect import SETTINGS
 FLAT = list(SETTINGS)
 
 
-def one(name: str, seed: int, folds: int, cleanlab: bool, estimate_count: str = "confident_joint") -> dict:
+def one(name: str, seed: int, folds: int, cleanlab: bool, estimate_count: str | None = None) -> dict:
     from influence_stage.config import GEXConfig
     from influence_stage.data.noise import flip_labels
 
@@ -38,7 +38,8 @@ def one(name: str, seed: int, folds: int, cleanlab: bool, estimate_count: str = 
     X, y = features(seed)
     y_noisy, flipped = flip_labels(y, rate, kind=kind, random_state=seed)
     r = public_run(X, y, flipped, seed=seed, y=y_noisy, cleanlab=cleanlab,
-                   cleaner_kwargs={"gex_config": GEXConfig(seed=seed, aux_folds=folds, estimate_count=estimate_count)})
+                   cleaner_kwargs={"gex_config": GEXConfig(seed=seed, aux_folds=folds,
+                                                             **({"estimate_count": estimate_count} if estimate_count else {}))})
     return {"setting": name, "seed": seed, "folds": folds, "n_rows": int(len(y)), "true_rate": float(flipped.mean()),
             "wall_s": r["wall_s"], "flags": r["flags"], "estimated_noise_rate": r["estimated_noise_rate"],
             "ap_default": r.get("ap_default"), "aux_accuracy": r.get("auxiliary_accuracy"),
@@ -92,8 +93,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", type=int, nargs="+", default=[2, 5])
     parser.add_argument("--no-cleanlab", action="store_true")
-    parser.add_argument("--estimate-count", choices=["confident_joint", "both"], default="confident_joint",
-                        help="GEXConfig.estimate_count of every run")
+    parser.add_argument("--estimate-count", choices=["confident_joint", "both"], default=None,
+                        help="GEXConfig.estimate_count of every run (default: the stage's)")
     parser.add_argument("--out", default="aux_folds")
     parser.add_argument("--merge", nargs="+", default=None, help="result names whose runs go together into --out "
                         "(runs nothing)")

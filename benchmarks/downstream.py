@@ -520,8 +520,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settings", nargs="+", default=None, metavar="NAME",
                         help=f"a subset of: {', '.join(repr(s) for s in SETTINGS)} (default all; --quick: "
                              "the digits settings)")
-    parser.add_argument("--estimate-count", choices=["confident_joint", "both"], default="confident_joint",
-                        help="GEXConfig.estimate_count: how the 'estimate' threshold counts label errors")
+    parser.add_argument("--estimate-count", choices=["confident_joint", "both"], default=None,
+                        help="GEXConfig.estimate_count: how the 'estimate' threshold counts label errors "
+                        "(default: the stage's)")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: first {QUICK_ROWS} digits rows, one seed, "
                         f"{QUICK_EPOCHS} epochs for θ* and retraining, GEXConfig(chains=2, cycles=2)")
     parser.add_argument("--out", default=None, help="name of the JSON and markdown results "
@@ -568,7 +569,8 @@ def main(argv: list[str] | None = None) -> dict:
         fit_base, gex_base = FitConfig(epochs=QUICK_EPOCHS), GEXConfig(chains=2, cycles=2)
     else:
         fit_base, gex_base = FitConfig(), GEXConfig()
-    gex_base = gex_base.model_copy(update={"estimate_count": args.estimate_count})
+    if args.estimate_count is not None:
+        gex_base = gex_base.model_copy(update={"estimate_count": args.estimate_count})
     defaults = stage_defaults()
     t0 = time.perf_counter()
     runs: list[dict] = []

@@ -170,9 +170,10 @@ class IssueViews:
             ``influence_stage.decisions.decide.Decisions.summary`` (``n_rows, n_flagged, keep, drop,
             relabel, reweight, relabeled_in, n_after``, int64), ``flagged_share`` (``n_flagged /
             n_rows``) and ``estimated_noise_share``: the share of the class's rows estimated to carry
-            a wrong label, the class's off-diagonal count in the confident joint of the run's
-            cross-fitted out-of-sample probabilities (the per-class part of
-            ``estimated_noise_rate_``); NaN when the run computed no out-of-sample probabilities.
+            a wrong label: the class's part of the count the run's estimate uses on its cross-fitted
+            out-of-sample probabilities (``GEXConfig.estimate_count``, ``decisions.estimate
+            .class_noise_share``), so under a reliable cross-fitted model the ``all`` row equals
+            ``estimated_noise_rate_``; NaN when the run computed no out-of-sample probabilities.
         """
         check_is_fitted(self, "issues_")
         table = self.decisions_.summary()
@@ -181,7 +182,7 @@ class IssueViews:
         table["flagged_share"] = table["n_flagged"] / table["n_rows"].clip(lower=1)
         given = self.decisions_.table["given_label"].to_numpy()
         share = (np.full(len(self.classes_), np.nan) if self.oos_proba_ is None
-                 else class_noise_share(given, self.oos_proba_, len(self.classes_)))
+                 else class_noise_share(given, self.oos_proba_, len(self.classes_), self.config_.gex.estimate_count))
         table["estimated_noise_share"] = [share[int(c)] for c in codes] + [
             float(np.nan if self.oos_proba_ is None else np.nansum(share * np.bincount(given, minlength=len(share)))
                   / len(given))]

@@ -153,8 +153,8 @@ class CleanConfig(BaseModel):
                              "fits score lowest. The label-noise floor gex.tau would rank rows whose member loss "
                              "sits near tau lowest instead, not the easiest ones.")
     threshold: str | float = Field(
-        "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, from the "
-        "confident joint of cross-fitted probabilities; see influence_stage.decisions.estimate), 'otsu', 'gmm', 'quantile:q', "
+        "estimate", description="How rows are flagged: 'estimate' (the estimated number of mislabeled rows, counted on "
+        "cross-fitted probabilities as GEXConfig.estimate_count says; see influence_stage.decisions.estimate), 'otsu', 'gmm', 'quantile:q', "
         "'budget:f' or a score value (see decisions.thresholds.choose_threshold).")
     min_agreement: float = Field(0.5, ge=0, le=1, description="Relabel only where the suggested label's "
                                  "probability (the members' and the cross-fitted probabilities averaged; the members' "

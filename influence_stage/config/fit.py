@@ -183,12 +183,12 @@ class GEXConfig(BaseModel):
                                              "benchmarks/aux_recipe_probe.py). None: FitConfig.batch_size. Flat "
                                              "features are not affected.")
     estimate_count: Literal["confident_joint", "both"] = Field(
-        "confident_joint", description="How the 'estimate' threshold counts label errors when the cross-fitted "
-        "model is reliable: 'confident_joint' (the off-diagonal of the confident joint of its probabilities) or "
-        "'both' (the rows cleanlab's find_label_issues flags with filter_by='both'). Cut at the 'both' count, the "
-        "ranking gained F1 on digits and images and flagged fewer clean rows there, and lost on weak features "
-        "(benchmarks/RESULTS.md, 'Where the cut falls'); not the default until its downstream effect is "
-        "measured. A weak model's count is the midpoint rule either way (decisions.estimate).")
+        "both", description="How the 'estimate' threshold counts label errors when the cross-fitted model is "
+        "reliable: 'both' (the rows cleanlab's find_label_issues flags with filter_by='both' on its "
+        "probabilities) or 'confident_joint' (the off-diagonal of their confident joint, which under-counts "
+        "where the model is strong). 'both' is the default since it was measured through the public path and "
+        "downstream on flat and image data (benchmarks/RESULTS.md); on weak features it flags more correct "
+        "labels. A weak model's count is the midpoint rule either way (decisions.estimate).")
     image_eval_batch_size: int | None = Field(128, ge=1, description="Rows per forward pass of a CPU model on image "
                                               "rows (c, h, w), instead of eval_batch_size: a CNN's forward pass over "
                                               "thousands of images at once is several times slower per row on a CPU "

@@ -3,7 +3,11 @@
 The default threshold (``"estimate"``) flags that many rows, the highest-ranked ones: a threshold
 should flag about as many rows as are actually wrong, not cut at a histogram valley.
 
-- ``confident_joint_count`` (the default): the number of off-diagonal entries of the confident
+- ``both_count`` (the default, ``GEXConfig.estimate_count="both"``): the rows cleanlab's
+  ``find_label_issues`` flags under ``filter_by="both"`` on the cross-fitted out-of-sample
+  probabilities that the automatic scale's yardstick already trained: rows whose predicted class is
+  another one and that both the per-class and the noise-rate pruning select.
+- ``confident_joint_count`` (``estimate_count="confident_joint"``, the default before): the number of off-diagonal entries of the confident
   joint of the cross-fitted out-of-sample probabilities that the automatic scale's yardstick
   already trained (confident learning, computed by cleanlab's ``count.num_label_issues``). Rows are
   counted as wrong only where a model that never saw them is more confident in another class than
@@ -12,9 +16,7 @@ should flag about as many rows as are actually wrong, not cut at a histogram val
   and rejected (``benchmarks/results/estimate_margin_bound.md``): it removes most clean-label flags on
   weak features, but an MLP that memorises flipped rows gives them a positive mean margin too, so it
   cuts real label errors on digits.
-- ``both_count`` (``GEXConfig.estimate_count="both"``): the rows cleanlab's ``find_label_issues``
-  flags under ``filter_by="both"`` on the same probabilities; measured, not the default.
-- ``weak_model_count``: the default's count when the cross-fitted model is not reliable, the
+- ``weak_model_count``: the count when the cross-fitted model is not reliable (either setting), the
   midpoint of the confident joint of its probabilities alone (an over-count: its own errors count
   as label errors) and of their mean with the members' probabilities (an under-count: the members
   remember the wrong labels).
@@ -63,9 +65,10 @@ def confident_joint_count(labels: Any, oos_proba: Any) -> int:
 def both_count(labels: Any, oos_proba: Any) -> int:
     """Estimated number of mislabeled rows: the rows cleanlab's ``find_label_issues`` flags under
     ``filter_by="both"`` (flagged by pruning both per class and by the noise rate) on out-of-sample
-    probabilities. ``GEXConfig.estimate_count="both"``: cutting the ranking at this count raised F1 on
-    digits and images and flagged fewer clean rows there, and lost on weak features
-    (``benchmarks/RESULTS.md``, *Where the cut falls*).
+    probabilities. The default (``GEXConfig.estimate_count="both"``): the confident joint's count is low
+    where the cross-fitted model is strong, and cutting the ranking here instead flagged more of the
+    wrong labels and fewer correct ones on digits and images, though more correct ones on weak features
+    (``benchmarks/RESULTS.md``).
 
     Parameters
     ----------
@@ -76,9 +79,16 @@ def both_count(labels: Any, oos_proba: Any) -> int:
     -------
     int in ``[0, n_samples]``
     """
+    return _count_present(labels, oos_proba, lambda y, P: _both_flags(y, P).sum())
+
+
+def _both_flags(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """cleanlab's ``find_label_issues(filter_by="both")`` in this process (``n_jobs=1``): its default
+    forks a pool, which deadlocks inside a threaded host such as a Prefect task or a Dask worker; the
+    flags are the same either way."""
     from cleanlab.filter import find_label_issues
 
-    return _count_present(labels, oos_proba, lambda y, P: find_label_issues(y, P, filter_by="both").sum())
+    return find_label_issues(y, P, filter_by="both", n_jobs=1)
 
 
 #: ``GEXConfig.estimate_count`` -> the count of a reliable cross-fitted model's probabilities.
@@ -116,22 +126,31 @@ def weak_model_count(labels: Any, oos_proba: Any, member_proba: Any) -> int:
     return int(round((upper + lower) / 2))
 
 
-def class_noise_share(labels: Any, oos_proba: Any, n_classes: int) -> np.ndarray:
-    """``(n_classes,) float64``: per given class, the off-diagonal share of the confident joint.
+def class_noise_share(labels: Any, oos_proba: Any, n_classes: int, count: str = "both") -> np.ndarray:
+    """``(n_classes,) float64``: per given class, the share of its rows counted as wrong by ``count``
+    (``GEXConfig.estimate_count``), so the shares weighted by the class sizes sum to that count.
 
-    The rows of class k that a model which never saw them puts confidently in another class
-    (``cleanlab.count.compute_confident_joint``, uncalibrated), over the rows of class k; NaN for a
-    class no row is given.
+    ``"both"``: the rows of class k that cleanlab's ``find_label_issues(filter_by="both")`` flags, over
+    the rows of class k. ``"confident_joint"``: the rows of class k that a model which never saw them
+    puts confidently in another class (``cleanlab.count.compute_confident_joint``, uncalibrated), over
+    the rows of class k. NaN for a class no row is given.
     """
-    from cleanlab.count import compute_confident_joint
-
+    if count not in ESTIMATE_COUNTS:
+        raise InvalidInputError(f"count must be one of {sorted(ESTIMATE_COUNTS)}; got {count!r}.")
     y, P, present = _present_classes(*_check(labels, oos_proba))
     share = np.full(n_classes, np.nan)
     if present.size < 2:
         share[present] = 0.0
         return share
-    joint = compute_confident_joint(y, P, calibrate=False)
-    share[present] = (joint.sum(axis=1) - np.diag(joint)) / np.bincount(y, minlength=present.size)
+    sizes = np.bincount(y, minlength=present.size)
+    if count == "both":
+        wrong = np.bincount(y[_both_flags(y, P)], minlength=present.size)
+    else:
+        from cleanlab.count import compute_confident_joint
+
+        joint = compute_confident_joint(y, P, calibrate=False)
+        wrong = joint.sum(axis=1) - np.diag(joint)
+    share[present] = wrong / sizes
     return share
 
 

@@ -225,9 +225,9 @@ def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,
                      member_proba: np.ndarray | None = None) -> int | None:
     """Estimated number of mislabeled rows when the threshold is ``"estimate"`` (else None).
 
-    From the confident joint of the run's cross-fitted out-of-sample probabilities
-    (``estimate.confident_joint_count``, or ``estimate.both_count`` under ``GEXConfig.estimate_count="both"``);
-    trained here when neither the scale nor the score did.
+    From the run's cross-fitted out-of-sample probabilities (``estimate.both_count``, or
+    ``estimate.confident_joint_count`` under ``GEXConfig.estimate_count="confident_joint"``), trained
+    here when neither the scale nor the score did.
     When their model is not reliable (``result.auxiliary``, see ``engine.auxiliary``),
     ``estimate.weak_model_count`` with ``member_proba`` ``(n, K)``, the members' mean probabilities:
     the midpoint of the over-count of the weak model alone and the under-count of its mean with the

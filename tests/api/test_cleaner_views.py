@@ -116,14 +116,26 @@ def test_issue_summary_per_class(fitted):
         assert summary.loc[name, "drop"] == (issues.loc[rows, "action"] == "drop").sum()
     assert summary.loc["all", "n_rows"] == N
     np.testing.assert_allclose(summary["flagged_share"], summary["n_flagged"] / summary["n_rows"])
-    # the noise share against a row-by-row confident joint of the run's out-of-sample probabilities
+    # the noise share: per class, the rows cleanlab's find_label_issues(filter_by="both") flags on the run's
+    # out-of-sample probabilities (the default estimate_count), over the class's rows
+    from cleanlab.filter import find_label_issues
+
+    from influence_stage.decisions.estimate import class_noise_share
+
     y = issues["given_label"].to_numpy()
-    joint = _naive_confident_joint(y, cleaner.oos_proba_.astype(np.float64))
-    expected = (joint.sum(1) - np.diag(joint)) / np.bincount(y)
-    np.testing.assert_allclose(summary["estimated_noise_share"].to_numpy()[:-1], expected)
-    np.testing.assert_allclose(summary.loc["all", "estimated_noise_share"], (joint.sum() - np.trace(joint)) / N)
-    # ... the per-class part of the estimated noise rate (cleanlab counts the same off-diagonal rows)
-    assert summary.loc["all", "estimated_noise_share"] == pytest.approx(cleaner.estimated_noise_rate_, abs=2 / N)
+    P = cleaner.oos_proba_.astype(np.float64)
+    wrong = find_label_issues(y, P, filter_by="both")
+    np.testing.assert_allclose(summary["estimated_noise_share"].to_numpy()[:-1],
+                               np.bincount(y[wrong], minlength=10) / np.bincount(y))
+    # ... the per-class part of the estimated noise rate, which counts the same rows
+    assert cleaner.result_.auxiliary.reliable
+    assert summary.loc["all", "estimated_noise_share"] == pytest.approx(cleaner.estimated_noise_rate_, abs=1e-12)
+    assert summary.loc["all", "estimated_noise_share"] == pytest.approx(wrong.sum() / N, abs=1e-12)
+    # under the confident joint's count: the share against a row-by-row confident joint
+    joint = _naive_confident_joint(y, P)
+    np.testing.assert_allclose(class_noise_share(y, P, 10, "confident_joint"), (joint.sum(1) - np.diag(joint)) / np.bincount(y))
+    with pytest.raises(InvalidInputError, match="count must be one of"):
+        class_noise_share(y, P, 10, "calibrated")
 
 
 def test_report_renders_in_a_notebook_or_writes_a_file(tmp_path, fitted):

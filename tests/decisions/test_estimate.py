@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from influence_stage.decisions.estimate import both_count, confident_joint_count, weak_model_count
+from influence_stage.decisions.estimate import both_count, class_noise_share, confident_joint_count, weak_model_count
 
 
 def _case(seed: int = 0):
@@ -84,15 +85,18 @@ def test_the_stage_estimate_follows_estimate_count_for_a_reliable_model_only():
     weak = SimpleNamespace(oos_proba=P, auxiliary=SimpleNamespace(reliable=False), learner=None)
     data = SimpleNamespace(y=y)
     both = CleanConfig(gex=GEXConfig(estimate_count="both"))
-    assert estimated_issues(strong, data, CleanConfig(), member_proba=members) == confident_joint_count(y, P)
+    joint = CleanConfig(gex=GEXConfig(estimate_count="confident_joint"))
+    assert estimated_issues(strong, data, joint, member_proba=members) == confident_joint_count(y, P)
     assert estimated_issues(strong, data, both, member_proba=members) == both_count(y, P)
+    assert estimated_issues(strong, data, CleanConfig(), member_proba=members) == both_count(y, P)  # the default
     # a weak model keeps the midpoint rule whichever count is set
     assert estimated_issues(weak, data, both, member_proba=members) == weak_model_count(y, P, members)
 
 
-def test_the_estimate_threshold_flags_the_both_count_when_asked():
+def test_the_estimate_threshold_flags_the_both_count_by_default():
     """End to end on digits: the default threshold flags as many rows as ``both_count`` of the run's own
-    cross-fitted probabilities under ``estimate_count="both"``."""
+    cross-fitted probabilities (the default ``estimate_count="both"``), and the confident joint's count when
+    asked; the two rules differ on these rows."""
     from sklearn.datasets import load_digits
 
     from influence_stage import InfluenceCleaner
@@ -103,9 +107,36 @@ def test_the_estimate_threshold_flags_the_both_count_when_asked():
     X, y = X[:400], y[:400]
     noisy, _ = flip_labels(y, 0.15, kind="uniform", random_state=0)
     cleaner = InfluenceCleaner(random_state=0, fit_config=FitConfig(epochs=20),
-                               gex_config=GEXConfig(chains=2, cycles=2, estimate_count="both"),
+                               gex_config=GEXConfig(chains=2, cycles=2),
                                max_drop_fraction=1.0).fit(X, noisy)
     assert cleaner.result_.auxiliary.reliable
     expected = both_count(noisy, cleaner.result_.oos_proba)
-    assert expected > 0 and expected != confident_joint_count(noisy, cleaner.result_.oos_proba)  # the rules differ here
+    joint = confident_joint_count(noisy, cleaner.result_.oos_proba)
+    assert expected > 0 and expected != joint  # the rules differ here
     assert int(cleaner.issues_["is_issue"].sum()) == expected
+    again = InfluenceCleaner(random_state=0, fit_config=FitConfig(epochs=20),
+                             gex_config=GEXConfig(chains=2, cycles=2, estimate_count="confident_joint"),
+                             max_drop_fraction=1.0).fit(X, noisy)
+    np.testing.assert_array_equal(again.result_.oos_proba, cleaner.result_.oos_proba)  # the same fit, another count
+    assert int(again.issues_["is_issue"].sum()) == joint
+
+
+def test_the_both_count_forks_no_pool(monkeypatch):
+    """cleanlab's ``find_label_issues`` forks a process pool by default, which deadlocked inside the
+    Prefect flow's task threads; the stage's count and class shares run it in process."""
+    import multiprocessing
+
+    import psutil
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(multiprocessing, "Pool", refuse)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4)  # the library's default: a pool of 4
+    y, P = _noisy_case(0)
+    from cleanlab.filter import find_label_issues
+
+    with pytest.raises(AssertionError, match="process pool"):  # the guard holds: the default would fork here
+        find_label_issues(y, P, filter_by="both")
+    assert both_count(y, P) > 0
+    assert np.nansum(class_noise_share(y, P, P.shape[1], "both") * np.bincount(y, minlength=P.shape[1])) == both_count(y, P)
