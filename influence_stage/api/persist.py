@@ -101,7 +101,16 @@ def renamed_keys(config: dict[str, Any]) -> dict[str, Any]:
     """
     if "max_drop_fraction" in config and "drop_cap" not in config:
         config = {("drop_cap" if k == "max_drop_fraction" else k): v for k, v in config.items()}
+    if isinstance(config.get("gex"), dict):
+        config = {**config, "gex": saved_gex(config["gex"])}
     return config
+
+
+def saved_gex(gex: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``GEXConfig`` dump in today's fields: one saved before ``estimate_count`` existed was fitted
+    and decided under the confident joint's count, which was then the only one (the default is now
+    ``"both"``), so it keeps that count rather than silently taking the new default."""
+    return gex if "estimate_count" in gex else {**gex, "estimate_count": "confident_joint"}
 
 
 def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
@@ -125,9 +134,9 @@ def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
         if isinstance(value, dict) and "__config__" in value:
+            dump = saved_gex(value["value"]) if value["__config__"] == "GEXConfig" else value["value"]
             out[key] = {"GEXConfig": GEXConfig, "FitConfig": FitConfig,
-                        "FeaturizeConfig": FeaturizeConfig}[value["__config__"]].model_validate(
-                value["value"])
+                        "FeaturizeConfig": FeaturizeConfig}[value["__config__"]].model_validate(dump)
         elif key == "model" and value is None:
             out[key] = "auto"
         else:

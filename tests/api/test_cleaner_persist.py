@@ -130,6 +130,36 @@ def test_a_cleaner_saved_before_the_drop_cap_rename_loads_with_its_cap_as_drop_c
         InfluenceCleaner.load(old)
 
 
+def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(saved, tmp_path):
+    """Before GEXConfig.estimate_count existed every fit counted with the confident joint: a cleaner saved
+    then loads with that count (its per-class noise shares and any decide-again follow it), not the new
+    default."""
+    import shutil
+
+    from influence_stage.api.persist import params_from_json, renamed_keys, sha256
+
+    cleaner, folder, _ = saved
+    assert cleaner.config_.gex.estimate_count == "both"
+    old = shutil.copytree(folder, tmp_path / "old")
+    config = json.loads((old / "config.json").read_text("utf-8"))
+    del config["gex"]["estimate_count"]
+    (old / "config.json").write_text(json.dumps(config, indent=1), "utf-8")
+    data = json.loads((old / "manifest.json").read_text())
+    data["files"]["config.json"] = sha256(old / "config.json")
+    data["manifest_sha256"] = manifest_digest(data)
+    (old / "manifest.json").write_text(json.dumps(data, indent=1))
+    loaded = InfluenceCleaner.load(old)
+    assert loaded.config_.gex.estimate_count == "confident_joint"
+    np.testing.assert_array_equal(loaded.scores_, cleaner.scores_)
+    assert InfluenceCleaner.load(folder).config_.gex.estimate_count == "both"  # a saved count is kept as saved
+    assert renamed_keys({"gex": {"estimate_count": "both"}})["gex"]["estimate_count"] == "both"
+    # an estimator parameter saved as a GEXConfig dump without the field, likewise
+    dump = GEXConfig(chains=2).model_dump(mode="json")
+    del dump["estimate_count"]
+    params = params_from_json({"gex_config": {"__config__": "GEXConfig", "value": dump}})
+    assert params["gex_config"].estimate_count == "confident_joint" and params["gex_config"].chains == 2
+
+
 def test_the_renamed_key_is_read_only_where_drop_cap_is_absent():
     from influence_stage.api.persist import renamed_keys
 
