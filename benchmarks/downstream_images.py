@@ -71,7 +71,7 @@ EXTRA_TEST_SEED = 10_000
 
 def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields: dict | None = None) -> dict:
     """One setting and seed. ``gex_fields`` are ``GEXConfig`` fields the cleaner runs with (its seeds still come
-    from ``random_state``); when they change ``estimate_count``, the same fitted run is also decided with
+    from ``random_state``); unless the run's ``estimate_count`` is the confident joint's, the same fitted run is also decided with
     ``action="drop"`` under the confident joint's count (``drop (confident joint)``), so the two counts are
     compared on one fit."""
     from influence_stage import GEXConfig, InfluenceCleaner
@@ -121,7 +121,7 @@ def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields:
                       "auxiliary_accuracy": pipe.summary.get("auxiliary accuracy"),
                       "auxiliary_reliable": pipe.summary.get("auxiliary reliable")}
     decisions = [("default", default_action, {}), ("drop", "drop", {}), ("relabel", "relabel", {})]
-    if gex_fields.get("estimate_count", "confident_joint") != "confident_joint":
+    if cleaner.config_.gex.estimate_count != "confident_joint":
         decisions.append(("drop (confident joint)", "drop", {"estimate_count": "confident_joint"}))
     for label, action, gex_update in decisions:
         config = cleaner.config_.model_copy(update={"action": action})
@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test-rows", type=int, default=0, help="extra clean test images per run, drawn from the "
                         "same generator under seed + EXTRA_TEST_SEED (default 0: the 25%% split only)")
     parser.add_argument("--estimate-count", choices=["confident_joint", "both"], default=None,
-                        help="GEXConfig.estimate_count of every run (default: the stage's); with 'both', the same fit "
-                        "is also decided under the confident joint's count")
+                        help="GEXConfig.estimate_count of every run (default: the stage's); unless 'confident_joint', the "
+                        "same fit is also decided under the confident joint's count")
     parser.add_argument("--aux-lr-scale", type=float, default=None,
                         help="GEXConfig.image_aux_lr_scale of every run (default: the stage's)")
     parser.add_argument("--out", default="downstream_images")

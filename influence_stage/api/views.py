@@ -172,8 +172,9 @@ class IssueViews:
             n_rows``) and ``estimated_noise_share``: the share of the class's rows estimated to carry
             a wrong label: the class's part of the count the run's estimate uses on its cross-fitted
             out-of-sample probabilities (``GEXConfig.estimate_count``, ``decisions.estimate
-            .class_noise_share``), so under a reliable cross-fitted model the ``all`` row equals
-            ``estimated_noise_rate_``; NaN when the run computed no out-of-sample probabilities.
+            .class_noise_share``), so under a reliable cross-fitted model and the default count the
+            ``all`` row equals ``estimated_noise_rate_`` (within a few rows under ``"confident_joint"``);
+            NaN when the run computed no out-of-sample probabilities.
         """
         check_is_fitted(self, "issues_")
         table = self.decisions_.summary()

@@ -27,6 +27,7 @@ should flag about as many rows as are actually wrong, not cut at a histogram val
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -82,13 +83,20 @@ def both_count(labels: Any, oos_proba: Any) -> int:
     return _count_present(labels, oos_proba, lambda y, P: _both_flags(y, P).sum())
 
 
+#: cleanlab's ``find_label_issues`` keeps its per-class inputs in module globals when it runs in process, so
+#: two calls at once (two fits in threads of one process: Prefect's or Dask's thread runners) corrupt each
+#: other's; every call of the package holds this lock.
+CLEANLAB_LOCK = threading.Lock()
+
+
 def _both_flags(y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """cleanlab's ``find_label_issues(filter_by="both")`` in this process (``n_jobs=1``): its default
-    forks a pool, which deadlocks inside a threaded host such as a Prefect task or a Dask worker; the
-    flags are the same either way."""
+    """cleanlab's ``find_label_issues(filter_by="both")`` in this process (``n_jobs=1``) under
+    ``CLEANLAB_LOCK``: its default forks a pool, which deadlocks inside a threaded host such as a Prefect
+    task or a Dask worker; the flags are the same either way."""
     from cleanlab.filter import find_label_issues
 
-    return find_label_issues(y, P, filter_by="both", n_jobs=1)
+    with CLEANLAB_LOCK:
+        return find_label_issues(y, P, filter_by="both", n_jobs=1)
 
 
 #: ``GEXConfig.estimate_count`` -> the count of a reliable cross-fitted model's probabilities.
@@ -126,14 +134,16 @@ def weak_model_count(labels: Any, oos_proba: Any, member_proba: Any) -> int:
     return int(round((upper + lower) / 2))
 
 
-def class_noise_share(labels: Any, oos_proba: Any, n_classes: int, count: str = "both") -> np.ndarray:
+def class_noise_share(labels: Any, oos_proba: Any, n_classes: int, count: str) -> np.ndarray:
     """``(n_classes,) float64``: per given class, the share of its rows counted as wrong by ``count``
-    (``GEXConfig.estimate_count``), so the shares weighted by the class sizes sum to that count.
+    (``GEXConfig.estimate_count``).
 
     ``"both"``: the rows of class k that cleanlab's ``find_label_issues(filter_by="both")`` flags, over
-    the rows of class k. ``"confident_joint"``: the rows of class k that a model which never saw them
-    puts confidently in another class (``cleanlab.count.compute_confident_joint``, uncalibrated), over
-    the rows of class k. NaN for a class no row is given.
+    the rows of class k; weighted by the class sizes the shares sum to ``both_count``. ``"confident_joint"``:
+    the rows of class k that a model which never saw them puts confidently in another class
+    (``cleanlab.count.compute_confident_joint``, uncalibrated), over the rows of class k; their weighted
+    sum can exceed ``confident_joint_count`` by a few rows, which ``num_label_issues`` trims. NaN for a
+    class no row is given.
     """
     if count not in ESTIMATE_COUNTS:
         raise InvalidInputError(f"count must be one of {sorted(ESTIMATE_COUNTS)}; got {count!r}.")

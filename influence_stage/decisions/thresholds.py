@@ -265,7 +265,7 @@ class EstimateThreshold(Threshold):
         if isinstance(n_estimated, bool) or not isinstance(n_estimated, numbers.Integral) or not 0 <= n_estimated <= s.size:
             raise InvalidInputError(
                 f"threshold 'estimate' needs the estimated number of mislabeled rows, an integer in 0..{s.size}; "
-                f"found {n_estimated!r}. Pass n_estimated (estimate.confident_joint_count), or use another threshold."
+                f"found {n_estimated!r}. Pass n_estimated (estimate.both_count or estimate.confident_joint_count), or use another threshold."
             )
         is_issue, value = budget_cut(s, int(n_estimated) / s.size if s.size else 0.0)
         return is_issue, value, x.logistic(value)
@@ -366,7 +366,7 @@ def choose_threshold(scores: Any, spec: Any = "otsu", random_state: Any = None, 
         A method of ``THRESHOLD_REGISTRY`` (``parse_threshold``); the built-in ones:
 
         - ``"estimate"``: exactly ``n_estimated`` top-scoring rows (ties by row order), the
-          estimated number of mislabeled rows (``estimate.confident_joint_count``); needs
+          estimated number of mislabeled rows (``estimate.ESTIMATE_COUNTS``); needs
           ``n_estimated``.
         - ``"otsu"``: Otsu's threshold on log scores (256-bin histogram, the cut that maximises
           the between-class variance). Flags the upper class.

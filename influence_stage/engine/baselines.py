@@ -153,7 +153,10 @@ def confident_learning_scores(labels: np.ndarray, pred_probs: np.ndarray) -> tup
     except ImportError as exc:  # optional dependency
         raise InvalidInputError("confident learning needs cleanlab: pip install 'influence_stage[bench]'.") from exc
     quality = get_label_quality_scores(labels, pred_probs)
-    issues = find_label_issues(labels, pred_probs, n_jobs=1)  # one process, like the one-thread torch runs
+    from influence_stage.decisions.estimate import CLEANLAB_LOCK
+
+    with CLEANLAB_LOCK:  # in process, like the one-thread torch runs; its module globals are shared
+        issues = find_label_issues(labels, pred_probs, n_jobs=1)
     return 1.0 - quality, issues
 
 

@@ -205,7 +205,7 @@ class Summarize(Step):
 
     def run(self, context: RunContext) -> Any:
         summary = summarize(context["result"], context["decisions"], context["cleaned"], context["prepared"],
-                            issues=context.get("issues"))
+                            issues=context.get("issues"), estimate_count=context.config.gex.estimate_count)
         change = roles_change(context.params, summary["columns"])
         if change is not None:  # with the guard's (stage.summary.guard_warnings): one list, printed and published
             summary.setdefault("warnings", []).append(change)

@@ -101,7 +101,8 @@ def run(source: Any, config: CleanConfig, model: Any = None, *, progress: bool =
     return PipelineResult(prepared=prepared, features=context["features"], learner=context["learner"],
                           gex_result=result, decisions=decisions, cleaned=cleaned, timings=dict(context.timings),
                           reports=reports, issues=context.get("issues"),
-                          summary=summarize(result, decisions, cleaned, prepared, issues=context.get("issues")))
+                          summary=summarize(result, decisions, cleaned, prepared, issues=context.get("issues"),
+                                            estimate_count=config.gex.estimate_count))
 
 
 def run_pipeline(source: Any, config: CleanConfig, model: Any = None, progress: bool = False, *,

@@ -28,20 +28,21 @@ def column_roles(prepared: Prepared) -> dict[str, Any]:
     return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
 
 
-def guard_warnings(result: GEXResult, decisions: Decisions) -> list[str]:
+def guard_warnings(result: GEXResult, decisions: Decisions, estimate_count: str = "both") -> list[str]:
     """What a reader of the summary must not miss: caps that bound, a flagged share far above the noise estimate.
 
-    The estimate is the confident-joint count of the run's out-of-sample probabilities (the
-    threshold's own under ``"estimate"``, else computed here when the scale left them).
+    The estimate is the threshold's own under ``"estimate"``; under another threshold, the count
+    ``estimate_count`` (``GEXConfig.estimate_count``, ``decisions.estimate.ESTIMATE_COUNTS``) of the
+    run's out-of-sample probabilities when the scale left them.
     """
-    from influence_stage.decisions.estimate import confident_joint_count
+    from influence_stage.decisions.estimate import ESTIMATE_COUNTS
 
     lines = list(decisions.caps)
     table = decisions.table
     n, flagged = len(table), int(table["is_issue"].sum())
     n_est = decisions.threshold.n_estimated
     if n_est is None and result.oos_proba is not None:
-        n_est = confident_joint_count(table["given_label"].to_numpy(), result.oos_proba)
+        n_est = ESTIMATE_COUNTS[estimate_count](table["given_label"].to_numpy(), result.oos_proba)
     if n_est is not None and flagged > FLAGGED_OVER_ESTIMATE * n_est + 0.01 * n:
         lines.append(f"{flagged} rows flagged ({flagged / n:.1%}), far above the estimated noise rate "
                      f"({n_est / n:.1%}, {n_est} rows): the threshold {decisions.threshold.method!r} flags many "
@@ -52,7 +53,7 @@ def guard_warnings(result: GEXResult, decisions: Decisions) -> list[str]:
 
 
 def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared, *,
-              issues: Any = None) -> dict[str, Any]:
+              issues: Any = None, estimate_count: str = "both") -> dict[str, Any]:
     """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles,
     the auxiliary model's check (``engine.auxiliary``) and the guard's warnings (``guard_warnings``)."""
     table = decisions.table
@@ -86,7 +87,7 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
     if aux is not None:  # the cross-fitted model's out-of-sample accuracy on the given labels (engine.auxiliary)
         summary["auxiliary accuracy"] = round(aux.accuracy, 4)
         summary["auxiliary reliable"] = bool(aux.reliable)
-    warnings = guard_warnings(result, decisions)
+    warnings = guard_warnings(result, decisions, estimate_count)
     if aux is not None and not aux.reliable:  # already logged by engine.gex
         warnings = [aux.message(), *warnings]
     if warnings:

@@ -1,4 +1,5 @@
-"""The estimated number of label issues: the confident joint, bounded by θ*'s training margins."""
+"""The estimated number of label issues: cleanlab's counts on the cross-fitted probabilities (``both`` by
+default, the confident joint on request), the weak-model midpoint, and the per-class shares."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def test_the_stage_estimate_of_a_weak_model_is_the_midpoint():
     strong = SimpleNamespace(oos_proba=P, auxiliary=SimpleNamespace(reliable=True), learner=None)
     data = SimpleNamespace(y=y)
     assert estimated_issues(weak, data, CleanConfig(), member_proba=members) == weak_model_count(y, P, members)
-    assert estimated_issues(strong, data, CleanConfig(), member_proba=members) == confident_joint_count(y, P) == 12
+    assert estimated_issues(strong, data, CleanConfig(), member_proba=members) == both_count(y, P)  # the default
+    assert confident_joint_count(y, P) == 12
 
 
 def _noisy_case(seed: int):
@@ -139,4 +141,19 @@ def test_the_both_count_forks_no_pool(monkeypatch):
     with pytest.raises(AssertionError, match="process pool"):  # the guard holds: the default would fork here
         find_label_issues(y, P, filter_by="both")
     assert both_count(y, P) > 0
-    assert np.nansum(class_noise_share(y, P, P.shape[1], "both") * np.bincount(y, minlength=P.shape[1])) == both_count(y, P)
+    weighted = np.nansum(class_noise_share(y, P, P.shape[1], "both") * np.bincount(y, minlength=P.shape[1]))
+    assert weighted == pytest.approx(both_count(y, P))
+
+
+def test_the_both_count_is_the_same_from_threads_at_once():
+    """cleanlab keeps ``find_label_issues``' per-class inputs in module globals when it runs in process;
+    fits in threads of one process (Prefect's or Dask's thread runners) count at once, and each gets its own
+    rows' count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [_noisy_case(seed) for seed in range(8)]
+    expected = [both_count(y, P) for y, P in cases]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(10):
+            got = list(pool.map(lambda case: both_count(*case), cases))
+            assert got == expected

@@ -329,6 +329,31 @@ def test_a_loose_threshold_and_a_binding_cap_are_named_in_the_summary(small, sma
     assert all(w in logged for w in warnings)
 
 
+def test_the_guard_measures_a_loose_threshold_against_the_configured_count():
+    """Under a threshold other than 'estimate' the guard counts the run's out-of-sample probabilities itself,
+    with the count GEXConfig.estimate_count names (the one 'estimate' would have flagged)."""
+    from types import SimpleNamespace
+
+    from influence_stage.decisions.estimate import both_count, confident_joint_count
+    from influence_stage.stage.summary import guard_warnings
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 100)
+    P = rng.dirichlet(np.ones(3), size=300) * 0.4
+    P[np.arange(300), y] += 0.6
+    wrong = rng.choice(300, 45, replace=False)
+    P[wrong] = P[wrong][:, ::-1]  # the model leans to another class on 45 rows
+    flagged = np.zeros(300, bool)
+    flagged[:200] = True
+    decisions = SimpleNamespace(caps=(), table=pd.DataFrame({"is_issue": flagged, "given_label": y}),
+                                threshold=SimpleNamespace(n_estimated=None, method="budget"))
+    result = SimpleNamespace(oos_proba=P)
+    for count, n in (("both", both_count(y, P)), ("confident_joint", confident_joint_count(y, P))):
+        [line] = guard_warnings(result, decisions, count)
+        assert f"({n / 300:.1%}, {n} rows)" in line and "'budget'" in line
+    assert both_count(y, P) != confident_joint_count(y, P)  # so the two lines differ
+
+
 def test_the_default_threshold_raises_no_guard_warning(small_run):
     assert "warnings" not in small_run.summary
     assert small_run.decisions.caps == ()
