@@ -37,9 +37,8 @@ def one(name: str, seed: int, folds: int, cleanlab: bool, estimate_count: str | 
     features, rate, kind = SETTINGS[name]
     X, y = features(seed)
     y_noisy, flipped = flip_labels(y, rate, kind=kind, random_state=seed)
-    r = public_run(X, y, flipped, seed=seed, y=y_noisy, cleanlab=cleanlab,
-                   cleaner_kwargs={"gex_config": GEXConfig(seed=seed, aux_folds=folds,
-                                                             **({"estimate_count": estimate_count} if estimate_count else {}))})
+    fields = {"seed": seed, "aux_folds": folds} | ({"estimate_count": estimate_count} if estimate_count else {})
+    r = public_run(X, y, flipped, seed=seed, y=y_noisy, cleanlab=cleanlab, cleaner_kwargs={"gex_config": GEXConfig(**fields)})
     return {"setting": name, "seed": seed, "folds": folds, "n_rows": int(len(y)), "true_rate": float(flipped.mean()),
             "wall_s": r["wall_s"], "flags": r["flags"], "estimated_noise_rate": r["estimated_noise_rate"],
             "ap_default": r.get("ap_default"), "aux_accuracy": r.get("auxiliary_accuracy"),

@@ -44,7 +44,6 @@ VARIANTS: dict[str, dict] = {"base": {}, "lr2x": {"image_aux_lr_scale": 2.0}, "l
 
 def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]:
     from influence_stage import InfluenceCleaner
-    from influence_stage.decisions.estimate import confident_joint_count
     from influence_stage.engine.auxiliary import cross_fit
     from influence_stage.engine.learner import TensorData
     from influence_stage.engine.models import build_model
@@ -64,11 +63,12 @@ def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]
                                 tuple(X.shape[1:]))
         t = time.perf_counter()
         proba, check = cross_fit(learner, rows_data, config=gex, fit_config=config.fit)
+        counts = cleanlab_counts(y, proba)
         r = {"variant": name, "fields": VARIANTS[name], "setting": setting, "seed": seed, "n_rows": rows,
              "wall_s": time.perf_counter() - t, "given_acc": check.accuracy,
              "true_acc": float((proba.argmax(1) == y_true).mean()), "epochs": list(check.epochs),
-             "cj_count": int(confident_joint_count(y, proba)), "true_noise": int(flipped.sum()),
-             "counts": cleanlab_counts(y, proba)}
+             "cj_count": counts["num_label_issues_off_diagonal"], "true_noise": int(flipped.sum()),
+             "counts": counts}
         print(json.dumps(r), flush=True)
         out.append(r)
     return out

@@ -123,9 +123,8 @@ def cleanlab_counts(y: np.ndarray, proba: np.ndarray) -> dict[str, int]:
     off-diagonal (``num_label_issues``, the stage's estimate), calibrated, and ``find_label_issues`` under
     each ``filter_by``."""
     from cleanlab.count import num_label_issues
-    from cleanlab.filter import find_label_issues
 
-    from influence_stage.decisions.estimate import ESTIMATE_COUNTS
+    from influence_stage.decisions.estimate import ESTIMATE_COUNTS, label_issue_flags
 
     P = np.asarray(proba, dtype=np.float64)
     P = P / P.sum(axis=1, keepdims=True)
@@ -134,7 +133,7 @@ def cleanlab_counts(y: np.ndarray, proba: np.ndarray) -> dict[str, int]:
     out = {"num_label_issues_off_diagonal": ESTIMATE_COUNTS["confident_joint"](y, P),
            "num_label_issues_off_diagonal_calibrated": int(num_label_issues(y, P, estimation_method="off_diagonal_calibrated"))}
     for rule in ("prune_by_noise_rate", "prune_by_class"):
-        out[f"find_label_issues_{rule}"] = int(find_label_issues(y, P, filter_by=rule).sum())
+        out[f"find_label_issues_{rule}"] = int(label_issue_flags(y, P, filter_by=rule).sum())
     out["find_label_issues_both"] = ESTIMATE_COUNTS["both"](y, P)
     return out
 

@@ -80,23 +80,24 @@ def both_count(labels: Any, oos_proba: Any) -> int:
     -------
     int in ``[0, n_samples]``
     """
-    return _count_present(labels, oos_proba, lambda y, P: _both_flags(y, P).sum())
+    return _count_present(labels, oos_proba, lambda y, P: label_issue_flags(y, P, filter_by="both").sum())
 
 
 #: cleanlab's ``find_label_issues`` keeps its per-class inputs in module globals when it runs in process, so
 #: two calls at once (two fits in threads of one process: Prefect's or Dask's thread runners) corrupt each
-#: other's; every call of the package holds this lock.
-CLEANLAB_LOCK = threading.Lock()
+#: other's; ``label_issue_flags`` holds this lock.
+_CLEANLAB_LOCK = threading.Lock()
 
 
-def _both_flags(y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """cleanlab's ``find_label_issues(filter_by="both")`` in this process (``n_jobs=1``) under
-    ``CLEANLAB_LOCK``: its default forks a pool, which deadlocks inside a threaded host such as a Prefect
-    task or a Dask worker; the flags are the same either way."""
+def label_issue_flags(labels: Any, pred_probs: Any, **kwargs: Any) -> np.ndarray:
+    """cleanlab's ``find_label_issues(labels, pred_probs, **kwargs)`` as the package calls it everywhere: in
+    this process (``n_jobs=1``: its default forks a pool, which deadlocks inside a threaded host such as a
+    Prefect task or a Dask worker) and one call at a time (``_CLEANLAB_LOCK``). The flags are the same
+    either way; ``(n,) bool``."""
     from cleanlab.filter import find_label_issues
 
-    with CLEANLAB_LOCK:
-        return find_label_issues(y, P, filter_by="both", n_jobs=1)
+    with _CLEANLAB_LOCK:
+        return find_label_issues(labels, pred_probs, n_jobs=1, **kwargs)
 
 
 #: ``GEXConfig.estimate_count`` -> the count of a reliable cross-fitted model's probabilities.
@@ -154,7 +155,7 @@ def class_noise_share(labels: Any, oos_proba: Any, n_classes: int, count: str) -
         return share
     sizes = np.bincount(y, minlength=present.size)
     if count == "both":
-        wrong = np.bincount(y[_both_flags(y, P)], minlength=present.size)
+        wrong = np.bincount(y[label_issue_flags(y, P, filter_by="both")], minlength=present.size)
     else:
         from cleanlab.count import compute_confident_joint
 
@@ -188,4 +189,5 @@ def mixture_count(score: Any, random_state: int = 0) -> int:
     return int(round(float(gm.predict_proba(x)[:, hi].sum())))
 
 
-__all__ = ["ESTIMATE_COUNTS", "both_count", "class_noise_share", "confident_joint_count", "mixture_count", "weak_model_count"]
+__all__ = ["ESTIMATE_COUNTS", "both_count", "class_noise_share", "confident_joint_count", "label_issue_flags",
+           "mixture_count", "weak_model_count"]

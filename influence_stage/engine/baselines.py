@@ -148,15 +148,13 @@ def cross_validated_proba(make: Callable[[int], TorchLearner], data: TensorData,
 def confident_learning_scores(labels: np.ndarray, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """cleanlab on out-of-sample probabilities: ``(1 - label quality) (n,)``, issue mask ``(n,) bool``."""
     try:
-        from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
     except ImportError as exc:  # optional dependency
         raise InvalidInputError("confident learning needs cleanlab: pip install 'influence_stage[bench]'.") from exc
     quality = get_label_quality_scores(labels, pred_probs)
-    from influence_stage.decisions.estimate import CLEANLAB_LOCK
+    from influence_stage.decisions.estimate import label_issue_flags
 
-    with CLEANLAB_LOCK:  # in process, like the one-thread torch runs; its module globals are shared
-        issues = find_label_issues(labels, pred_probs, n_jobs=1)
+    issues = label_issue_flags(labels, pred_probs)  # in process, like the one-thread torch runs
     return 1.0 - quality, issues
 
 

@@ -28,7 +28,7 @@ def column_roles(prepared: Prepared) -> dict[str, Any]:
     return {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}
 
 
-def guard_warnings(result: GEXResult, decisions: Decisions, estimate_count: str = "both") -> list[str]:
+def guard_warnings(result: GEXResult, decisions: Decisions, *, estimate_count: str) -> list[str]:
     """What a reader of the summary must not miss: caps that bound, a flagged share far above the noise estimate.
 
     The estimate is the threshold's own under ``"estimate"``; under another threshold, the count
@@ -53,7 +53,7 @@ def guard_warnings(result: GEXResult, decisions: Decisions, estimate_count: str 
 
 
 def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset, prepared: Prepared, *,
-              issues: Any = None, estimate_count: str = "both") -> dict[str, Any]:
+              estimate_count: str, issues: Any = None) -> dict[str, Any]:
     """The run's counts and choices: rows in and out, flagged, per action, rate, score, threshold, roles,
     the auxiliary model's check (``engine.auxiliary``) and the guard's warnings (``guard_warnings``)."""
     table = decisions.table
@@ -87,7 +87,7 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
     if aux is not None:  # the cross-fitted model's out-of-sample accuracy on the given labels (engine.auxiliary)
         summary["auxiliary accuracy"] = round(aux.accuracy, 4)
         summary["auxiliary reliable"] = bool(aux.reliable)
-    warnings = guard_warnings(result, decisions, estimate_count)
+    warnings = guard_warnings(result, decisions, estimate_count=estimate_count)
     if aux is not None and not aux.reliable:  # already logged by engine.gex
         warnings = [aux.message(), *warnings]
     if warnings:

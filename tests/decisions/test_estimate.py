@@ -141,6 +141,10 @@ def test_the_both_count_forks_no_pool(monkeypatch):
     with pytest.raises(AssertionError, match="process pool"):  # the guard holds: the default would fork here
         find_label_issues(y, P, filter_by="both")
     assert both_count(y, P) > 0
+    from influence_stage.engine.baselines import confident_learning_scores
+
+    _, issues = confident_learning_scores(y, P)  # the benchmarks' cleanlab goes through the same call
+    assert issues.sum() == int(find_label_issues(y, P, n_jobs=1).sum()) > 0
     weighted = np.nansum(class_noise_share(y, P, P.shape[1], "both") * np.bincount(y, minlength=P.shape[1]))
     assert weighted == pytest.approx(both_count(y, P))
 

@@ -9,6 +9,7 @@ import pytest
 
 from influence_stage import FitConfig, GEXConfig, InfluenceCleaner
 from influence_stage.decisions import decide
+from influence_stage.decisions.estimate import both_count
 from influence_stage.decisions.suggest import suggest_labels, suggestion_proba
 from influence_stage.engine.auxiliary import MIN_OTHER_ROWS, RELIABLE_KAPPA, AuxiliaryCheck, check_auxiliary
 from influence_stage.engine.influence import self_influence
@@ -88,9 +89,10 @@ def test_learnable_auxiliary_is_reliable():
     np.testing.assert_allclose(cleaner.scores_, evidence_first(three, y, P))
     favours_other = P.argmax(1) != y
     assert favours_other[:12].sum() >= 10  # measured: 10 of the 12 (the members remember 2 given labels)
-    # the estimate's count of the top-ranked rows is flagged (ties at the cut by row order)
+    # the default count of the cross-fitted probabilities, that many top-ranked rows flagged (ties at the
+    # cut by row order)
     flagged = cleaner.issues_["is_issue"].to_numpy()
-    assert flagged.sum() == round(cleaner.estimated_noise_rate_ * len(y)) > 0
+    assert flagged.sum() == both_count(y, res.oos_proba) > 0
     assert cleaner.scores_[flagged].min() >= cleaner.threshold_ >= cleaner.scores_[~flagged].max()
     assert "warnings" not in cleaner.pipeline_.summary or not any(
         "auxiliary" in w for w in cleaner.pipeline_.summary["warnings"])

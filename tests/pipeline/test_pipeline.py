@@ -349,7 +349,7 @@ def test_the_guard_measures_a_loose_threshold_against_the_configured_count():
                                 threshold=SimpleNamespace(n_estimated=None, method="budget"))
     result = SimpleNamespace(oos_proba=P)
     for count, n in (("both", both_count(y, P)), ("confident_joint", confident_joint_count(y, P))):
-        [line] = guard_warnings(result, decisions, count)
+        [line] = guard_warnings(result, decisions, estimate_count=count)
         assert f"({n / 300:.1%}, {n} rows)" in line and "'budget'" in line
     assert both_count(y, P) != confident_joint_count(y, P)  # so the two lines differ
 
