@@ -38,8 +38,8 @@ import torch
 from common import RESULTS, cleanlab_counts, machine
 from detect_images import SETTINGS, make_data
 
-VARIANTS: dict[str, dict] = {"base": {}, "lr2x": {"image_aux_lr_scale": 2.0}, "lr4x": {"image_aux_lr_scale": 4.0},
-                             "bs32": {"image_aux_batch_size": 32}}
+VARIANTS: dict[str, dict] = {"base": {"image_aux_lr_scale": 1.0}, "lr2x": {"image_aux_lr_scale": 2.0}, "lr4x": {"image_aux_lr_scale": 4.0},
+                             "bs32": {"image_aux_batch_size": 32, "image_aux_lr_scale": 1.0}}
 
 
 def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]:

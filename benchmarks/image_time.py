@@ -49,7 +49,7 @@ GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: "default" and the "aux-shift*" / "aux-noshift" / "aux-views*" variants take the current defaults for every field
 #: they do not name (each names both image_aux_shift and image_aux_views).
 PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None, "image_aux_shift": 0,
-                         "image_min_cycle_steps": None, "image_aux_views": 1}
+                         "image_min_cycle_steps": None, "image_aux_views": 1, "image_aux_lr_scale": 1.0}
 
 
 def _v(**fields) -> dict:
@@ -93,10 +93,12 @@ VARIANTS: dict[str, dict] = {
     # the halves' own rate (a multiple of θ*'s) and batch on image rows, at the same epochs
     "aux-lr2x": {"image_aux_lr_scale": 2.0},
     "aux-lr4x": {"image_aux_lr_scale": 4.0},
-    "aux-bs32": {"image_aux_batch_size": 32},
+    "aux-bs32": {"image_aux_batch_size": 32, "image_aux_lr_scale": 1.0},
     "aux-lr2x-bs32": {"image_aux_lr_scale": 2.0, "image_aux_batch_size": 32},
     # the "estimate" threshold's count as cleanlab's find_label_issues(filter_by="both") on the halves' probabilities
-    "count-both": {"estimate_count": "both"},
+    "count-both": {"estimate_count": "both", "image_aux_lr_scale": 1.0},
+    # the halves at θ*'s own rate (the default before image_aux_lr_scale=4), under the current count
+    "aux-lr1x": {"image_aux_lr_scale": 1.0},
     "aux-lr4x-count-both": {"image_aux_lr_scale": 4.0, "estimate_count": "both"},
 }
 

@@ -106,11 +106,16 @@ def renamed_keys(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+#: GEXConfig fields whose default changed after they were added -> the value every fit had before they were
+#: saved: a save that lacks one was fitted under that value, so it keeps it instead of the new default
+FIELDS_BEFORE_SAVED = {"estimate_count": "confident_joint", "image_aux_lr_scale": 1.0}
+
+
 def saved_gex(gex: dict[str, Any]) -> dict[str, Any]:
-    """A saved ``GEXConfig`` dump in today's fields: one saved before ``estimate_count`` existed was fitted
-    and decided under the confident joint's count, which was then the only one (the default is now
-    ``"both"``), so it keeps that count rather than silently taking the new default."""
-    return gex if "estimate_count" in gex else {**gex, "estimate_count": "confident_joint"}
+    """A saved ``GEXConfig`` dump in today's fields: a field the save lacks (``FIELDS_BEFORE_SAVED``) takes
+    the value its fit ran under, not today's default (the confident joint's count before ``"both"``; the
+    halves at θ*'s rate before ``image_aux_lr_scale=4``)."""
+    return {**{k: v for k, v in FIELDS_BEFORE_SAVED.items() if k not in gex}, **gex}
 
 
 def params_to_json(params: dict[str, Any]) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_a_cleaner_saved_before_the_drop_cap_rename_loads_with_its_cap_as_drop_c
 def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(saved, tmp_path):
     """Before GEXConfig.estimate_count existed every fit counted with the confident joint: a cleaner saved
     then loads with that count (its per-class noise shares and any decide-again follow it), not the new
-    default."""
+    default; likewise the halves' rate on images before image_aux_lr_scale existed."""
     import shutil
 
     from influence_stage.api.persist import params_from_json, renamed_keys, sha256
@@ -142,7 +142,7 @@ def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(
     assert cleaner.config_.gex.estimate_count == "both"
     old = shutil.copytree(folder, tmp_path / "old")
     config = json.loads((old / "config.json").read_text("utf-8"))
-    del config["gex"]["estimate_count"]
+    del config["gex"]["estimate_count"], config["gex"]["image_aux_lr_scale"]
     (old / "config.json").write_text(json.dumps(config, indent=1), "utf-8")
     data = json.loads((old / "manifest.json").read_text())
     data["files"]["config.json"] = sha256(old / "config.json")
@@ -150,6 +150,7 @@ def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(
     (old / "manifest.json").write_text(json.dumps(data, indent=1))
     loaded = InfluenceCleaner.load(old)
     assert loaded.config_.gex.estimate_count == "confident_joint"
+    assert loaded.config_.gex.image_aux_lr_scale == 1.0 and cleaner.config_.gex.image_aux_lr_scale == 4.0
     np.testing.assert_array_equal(loaded.scores_, cleaner.scores_)
     assert InfluenceCleaner.load(folder).config_.gex.estimate_count == "both"  # a saved count is kept as saved
     assert renamed_keys({"gex": {"estimate_count": "both"}})["gex"]["estimate_count"] == "both"
@@ -158,6 +159,7 @@ def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(
     del dump["estimate_count"]
     params = params_from_json({"gex_config": {"__config__": "GEXConfig", "value": dump}})
     assert params["gex_config"].estimate_count == "confident_joint" and params["gex_config"].chains == 2
+    assert params["gex_config"].image_aux_lr_scale == 4.0  # saved with the field: kept as saved
 
 
 def test_the_renamed_key_is_read_only_where_drop_cap_is_absent():

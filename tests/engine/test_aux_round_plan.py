@@ -249,7 +249,7 @@ def test_the_halves_own_rate_and_batch_apply_to_image_rows_only_and_leave_the_pl
     data = TensorData.from_arrays((rng.normal(size=(60, *shape)) + y.reshape(-1, *([1] * len(shape)))).astype(np.float32), y)
     learner = torch_learner(build_model("auto", shape, 3, seed=0), GEXConfig(), shape)
     fit = FitConfig(epochs=3, lr=0.05, batch_size=16, min_steps=None)
-    plain = GEXConfig(holdout_epochs=2)
+    plain = GEXConfig(holdout_epochs=2, image_aux_lr_scale=1.0)  # θ*'s own rate
     cross_fit(learner, data, config=plain, fit_config=fit)
     before = list(seen)
     seen.clear()
