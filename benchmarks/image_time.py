@@ -99,6 +99,8 @@ VARIANTS: dict[str, dict] = {
     "count-both": {"estimate_count": "both", "image_aux_lr_scale": 1.0},
     # the halves at θ*'s own rate (the default before image_aux_lr_scale=4), under the current count
     "aux-lr1x": {"image_aux_lr_scale": 1.0},
+    # the halves at half θ*'s epochs on image rows (the default: three quarters), at the current rate
+    "aux-lr4x-half": {"image_aux_lr_scale": 4.0, "floored_aux_share": 0.5},
     "aux-lr4x-count-both": {"image_aux_lr_scale": 4.0, "estimate_count": "both"},
 }
 
