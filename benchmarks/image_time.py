@@ -45,9 +45,10 @@ from influence_stage.errors import ValidationFailedError
 GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: The image-only fields before the image defaults changed: the auxiliary halves up to θ*'s epochs in doubling
 #: rounds from a quarter of them, the full rate grid, the flat cycle floor, no shifted halves, one view. The
-#: variants built with ``_v`` state all six, so their names mean the same run whatever the current defaults are;
-#: "default" and the "aux-shift*" / "aux-noshift" / "aux-views*" variants take the current defaults for every field
-#: they do not name (each names both image_aux_shift and image_aux_views).
+#: variants built with ``_v`` state all seven (with the halves at θ*'s rate), so their names mean the same run
+#: whatever the current defaults are; "default" and the "aux-shift*" / "aux-noshift" / "aux-views*" variants take the
+#: current defaults for every field they do not name (each names both image_aux_shift and image_aux_views; since
+#: image_aux_lr_scale=4 they run at four times θ*'s rate, where they were measured at θ*'s).
 PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None, "image_aux_shift": 0,
                          "image_min_cycle_steps": None, "image_aux_views": 1, "image_aux_lr_scale": 1.0}
 
@@ -57,7 +58,8 @@ def _v(**fields) -> dict:
 
 
 #: name -> GEXConfig fields (applied on top of the cleaner's own seeds); "default" is the current defaults
-#: (since the change: the fields of "aux-3q-1round+grid4+cycle6"); "chains" is global, the others image-only
+#: (the fields of "aux-3q-1round+grid4+cycle6" with shifted halves, five views, the count ``both`` and the halves
+#: at four times θ*'s rate); "chains" is global, the others image-only
 VARIANTS: dict[str, dict] = {
     "default": {},
     "previous-default": _v(),
@@ -86,10 +88,10 @@ VARIANTS: dict[str, dict] = {
     "aux-views9": {"image_aux_shift": 2, "image_aux_views": 9},
     "aux-shift3-views5": {"image_aux_shift": 3, "image_aux_views": 5},
     # more folds for the auxiliary model: 3 folds at the same share of θ*'s epochs (twice the halves' steps), and
-    # 3 or 5 folds at the share that keeps the halves' total steps
-    "aux-3fold": {"aux_folds": 3},
-    "aux-3fold-samesteps": {"aux_folds": 3, "floored_aux_share": 0.375},
-    "aux-5fold-samesteps": {"aux_folds": 5, "floored_aux_share": 0.1875},
+    # 3 or 5 folds at the share that keeps the halves' total steps, at θ*'s rate as measured
+    "aux-3fold": {"aux_folds": 3, "image_aux_lr_scale": 1.0},
+    "aux-3fold-samesteps": {"aux_folds": 3, "floored_aux_share": 0.375, "image_aux_lr_scale": 1.0},
+    "aux-5fold-samesteps": {"aux_folds": 5, "floored_aux_share": 0.1875, "image_aux_lr_scale": 1.0},
     # the halves' own rate (a multiple of θ*'s) and batch on image rows, at the same epochs
     "aux-lr2x": {"image_aux_lr_scale": 2.0},
     "aux-lr4x": {"image_aux_lr_scale": 4.0},

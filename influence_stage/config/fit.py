@@ -173,8 +173,9 @@ class GEXConfig(BaseModel):
                                       "schedule unchanged). Each half gets a fraction of θ*'s SGD steps on half "
                                       "the rows; at 4 it learns more of the task in them than at θ*'s own rate, "
                                       "so far fewer clean images read as label errors and AP rises. On "
-                                      "class-dependent flips the halves also learn more of the flip pattern, "
-                                      "which costs some F1 there; 1 keeps θ*'s rate (benchmarks/aux_recipe_probe.py; "
+                                      "class-dependent flips the halves also learn more of the flip pattern and "
+                                      "count fewer of those flips, which lowered F1 on some seeds and raised it on "
+                                      "others; 1 keeps θ*'s rate (benchmarks/aux_recipe_probe.py; "
                                       "benchmarks/image_time.py variants aux-lr1x, aux-lr4x-count-both; "
                                       "benchmarks/downstream_images.py --aux-lr-scale). θ* and the members "
                                       "keep their rates. Flat features are not affected.")

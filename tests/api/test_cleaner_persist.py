@@ -142,7 +142,10 @@ def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(
     assert cleaner.config_.gex.estimate_count == "both"
     old = shutil.copytree(folder, tmp_path / "old")
     config = json.loads((old / "config.json").read_text("utf-8"))
-    del config["gex"]["estimate_count"], config["gex"]["image_aux_lr_scale"]
+    from influence_stage.api.persist import FIELDS_BEFORE_SAVED
+
+    for field in FIELDS_BEFORE_SAVED:  # every field whose default changed since it was added
+        del config["gex"][field]
     (old / "config.json").write_text(json.dumps(config, indent=1), "utf-8")
     data = json.loads((old / "manifest.json").read_text())
     data["files"]["config.json"] = sha256(old / "config.json")
@@ -151,6 +154,9 @@ def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(
     loaded = InfluenceCleaner.load(old)
     assert loaded.config_.gex.estimate_count == "confident_joint"
     assert loaded.config_.gex.image_aux_lr_scale == 1.0 and cleaner.config_.gex.image_aux_lr_scale == 4.0
+    assert (loaded.config_.gex.image_aux_views, loaded.config_.gex.image_aux_shift) == (1, 0)
+    assert (cleaner.config_.gex.image_aux_views, cleaner.config_.gex.image_aux_shift) == (5, 2)
+    assert {k: getattr(loaded.config_.gex, k) for k in FIELDS_BEFORE_SAVED} == FIELDS_BEFORE_SAVED
     np.testing.assert_array_equal(loaded.scores_, cleaner.scores_)
     assert InfluenceCleaner.load(folder).config_.gex.estimate_count == "both"  # a saved count is kept as saved
     assert renamed_keys({"gex": {"estimate_count": "both"}})["gex"]["estimate_count"] == "both"
