@@ -35,6 +35,7 @@ from sklearn.metrics import average_precision_score
 from common import RESULTS, count_rules, machine, write_json
 from detect_images import SETTINGS, flag_metrics, make_data
 from influence_stage import InfluenceCleaner
+from influence_stage.api.persist import FIELDS_BEFORE_SAVED
 from influence_stage.config import GEXConfig
 from influence_stage.engine import learner as learner_mod
 from influence_stage.engine import losses as losses_mod
@@ -49,8 +50,7 @@ GRID4 = (0.0125, 0.025, 0.05, 0.1)
 #: whatever the current defaults are; "default" and the "aux-shift*" / "aux-noshift" / "aux-views*" variants take the
 #: current defaults for every field they do not name (each names both image_aux_shift and image_aux_views; since
 #: image_aux_lr_scale=4 they run at four times θ*'s rate, where they were measured at θ*'s).
-PREVIOUS_IMAGE_FIELDS = {"floored_aux_share": 1.0, "floored_aux_first": 0.25, "image_lr_grid": None, "image_aux_shift": 0,
-                         "image_min_cycle_steps": None, "image_aux_views": 1, "image_aux_lr_scale": 1.0}
+PREVIOUS_IMAGE_FIELDS = {k: v for k, v in FIELDS_BEFORE_SAVED.items() if k.startswith(("image_", "floored_aux_"))}
 
 
 def _v(**fields) -> dict:

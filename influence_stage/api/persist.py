@@ -93,11 +93,12 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def renamed_keys(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved ``config.json`` in the keys of today's ``CleanConfig``, in memory (the file stays under its checksum).
+def saved_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``config.json`` in today's ``CleanConfig``, in memory (the file stays under its checksum).
 
     A cleaner saved before the decision cap was renamed holds ``max_drop_fraction`` in its clean
-    configuration: the same cap, now ``drop_cap`` (``max_drop_fraction`` is the output gate's name).
+    configuration: the same cap, now ``drop_cap`` (``max_drop_fraction`` is the output gate's name). Its
+    ``gex`` section keeps the values it was fitted under for fields added since (``saved_gex``).
     """
     if "max_drop_fraction" in config and "drop_cap" not in config:
         config = {("drop_cap" if k == "max_drop_fraction" else k): v for k, v in config.items()}
@@ -291,7 +292,7 @@ def load_cleaner(cls: type, path: str | os.PathLike, *, dataset: Any = None) -> 
             raise InvalidInputError(f"{file} changed since it was saved (sha256 differs from manifest.json). "
                                     "Fix: save it again; never edit the files of a saved cleaner.")
     est = cls(**params_from_json(manifest["params"]))
-    config = CleanConfig.model_validate(renamed_keys(json.loads((folder / "config.json").read_text("utf-8"))))
+    config = CleanConfig.model_validate(saved_config(json.loads((folder / "config.json").read_text("utf-8"))))
     table = pd.read_parquet(folder / "decisions.parquet")
     # nullable: empty on flagged rows with no confident other label (saved before that: int64, never empty)
     table["suggested_label"] = table["suggested_label"].astype(SUGGESTED_DTYPE)

@@ -130,20 +130,21 @@ def test_a_cleaner_saved_before_the_drop_cap_rename_loads_with_its_cap_as_drop_c
         InfluenceCleaner.load(old)
 
 
-def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(saved, tmp_path):
+def test_a_cleaner_saved_before_a_default_changed_keeps_the_value_it_was_fitted_under(saved, tmp_path):
     """Before GEXConfig.estimate_count existed every fit counted with the confident joint: a cleaner saved
     then loads with that count (its per-class noise shares and any decide-again follow it), not the new
-    default; likewise the halves' rate on images before image_aux_lr_scale existed."""
+    default; likewise every field of FIELDS_BEFORE_SAVED, such as the halves' rate on images before
+    image_aux_lr_scale existed."""
     import shutil
 
-    from influence_stage.api.persist import params_from_json, renamed_keys, sha256
+    from influence_stage.api.persist import FIELDS_BEFORE_SAVED, params_from_json, saved_config, sha256
 
+    # the table holds only fields whose value before differs from today's default (else it would change nothing)
+    assert all(GEXConfig.model_fields[k].default != v for k, v in FIELDS_BEFORE_SAVED.items())
     cleaner, folder, _ = saved
     assert cleaner.config_.gex.estimate_count == "both"
     old = shutil.copytree(folder, tmp_path / "old")
     config = json.loads((old / "config.json").read_text("utf-8"))
-    from influence_stage.api.persist import FIELDS_BEFORE_SAVED
-
     for field in FIELDS_BEFORE_SAVED:  # every field whose default changed since it was added
         del config["gex"][field]
     (old / "config.json").write_text(json.dumps(config, indent=1), "utf-8")
@@ -159,7 +160,7 @@ def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(
     assert {k: getattr(loaded.config_.gex, k) for k in FIELDS_BEFORE_SAVED} == FIELDS_BEFORE_SAVED
     np.testing.assert_array_equal(loaded.scores_, cleaner.scores_)
     assert InfluenceCleaner.load(folder).config_.gex.estimate_count == "both"  # a saved count is kept as saved
-    assert renamed_keys({"gex": {"estimate_count": "both"}})["gex"]["estimate_count"] == "both"
+    assert saved_config({"gex": {"estimate_count": "both"}})["gex"]["estimate_count"] == "both"
     # an estimator parameter saved as a GEXConfig dump without the field, likewise
     dump = GEXConfig(chains=2).model_dump(mode="json")
     del dump["estimate_count"]
@@ -169,10 +170,10 @@ def test_a_cleaner_saved_before_estimate_count_keeps_the_confident_joints_count(
 
 
 def test_the_renamed_key_is_read_only_where_drop_cap_is_absent():
-    from influence_stage.api.persist import renamed_keys
+    from influence_stage.api.persist import saved_config
 
-    assert renamed_keys({"max_drop_fraction": 0.2, "action": "drop"}) == {"drop_cap": 0.2, "action": "drop"}
-    assert renamed_keys({"drop_cap": 0.1}) == {"drop_cap": 0.1}
+    assert saved_config({"max_drop_fraction": 0.2, "action": "drop"}) == {"drop_cap": 0.2, "action": "drop"}
+    assert saved_config({"drop_cap": 0.1}) == {"drop_cap": 0.1}
 
 
 def test_a_featurize_config_parameter_is_saved_and_restored():
