@@ -40,6 +40,8 @@ from detect_images import SETTINGS, make_data
 
 VARIANTS: dict[str, dict] = {"base": {"image_aux_lr_scale": 1.0}, "lr2x": {"image_aux_lr_scale": 2.0}, "lr4x": {"image_aux_lr_scale": 4.0},
                              "bs32": {"image_aux_batch_size": 32, "image_aux_lr_scale": 1.0}}
+# all four were run on the two-block CNN, so each name keeps meaning that run
+VARIANTS = {name: {"cnn_blocks": 2, **fields} for name, fields in VARIANTS.items()}
 
 
 def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]:
@@ -59,7 +61,7 @@ def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]
     out = []
     for name in variants:
         gex = config.gex.model_copy(update={"seed": seed, **VARIANTS[name]})
-        learner = torch_learner(build_model(config.model, X.shape[1:], int(y.max()) + 1, seed=gex.seed), gex,
+        learner = torch_learner(build_model(config.model, X.shape[1:], int(y.max()) + 1, seed=gex.seed, cnn_blocks=gex.cnn_blocks), gex,
                                 tuple(X.shape[1:]))
         t = time.perf_counter()
         proba, check = cross_fit(learner, rows_data, config=gex, fit_config=config.fit)

@@ -208,7 +208,8 @@ def cleanlab_side(name: str, seed: int, rows: int | None, min_steps: int, where:
     t = time.perf_counter()
     features = featurize_step(prepare(data, config), config)
     X, y_noisy = np.asarray(features.X), np.asarray(features.y)
-    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed),
+    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed,
+                                        cnn_blocks=config.gex.cnn_blocks),
                             config.gex, tuple(X.shape[1:]))
     proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), TensorData.from_arrays(X, y_noisy),
                                   config.fit, folds=5, seed=seed)

@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "same fit is also decided under the confident joint's count")
     parser.add_argument("--aux-lr-scale", type=float, default=None,
                         help="GEXConfig.image_aux_lr_scale of every run (default: the stage's)")
+    parser.add_argument("--cnn-blocks", type=int, default=None,
+                        help="GEXConfig.cnn_blocks of every run (default: the stage's; 2: the CNN before 3)")
     parser.add_argument("--out", default="downstream_images")
     parser.add_argument("--render", action="store_true", help="write the markdown again from <out>.json; runs nothing")
     parser.add_argument("--note", default=None, help="a line under the title (with --render or --merge)")
@@ -291,7 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"wrote {write_markdown(args.out, markdown(payload['runs'], args.note))}")
         return payload
     torch.set_num_threads(1)
-    gex_fields = {k: v for k, v in (("estimate_count", args.estimate_count), ("image_aux_lr_scale", args.aux_lr_scale))
+    gex_fields = {k: v for k, v in (("estimate_count", args.estimate_count), ("image_aux_lr_scale", args.aux_lr_scale),
+                                                   ("cnn_blocks", args.cnn_blocks))
                   if v is not None}
     runs = []
     t0 = time.perf_counter()

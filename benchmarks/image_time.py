@@ -105,6 +105,10 @@ VARIANTS: dict[str, dict] = {
     "aux-lr4x-half": {"image_aux_lr_scale": 4.0, "floored_aux_share": 0.5},
     "aux-lr4x-count-both": {"image_aux_lr_scale": 4.0, "estimate_count": "both"},
 }
+# every variant above was run on the two-block CNN, so each name keeps meaning that run
+VARIANTS = {name: fields if name == "default" else {"cnn_blocks": 2, **fields} for name, fields in VARIANTS.items()}
+# the default on the two-block CNN (the default before cnn_blocks=3; the same run as aux-lr4x-count-both)
+VARIANTS["cnn2"] = {"cnn_blocks": 2}
 
 #: innermost known function on the stack -> the part of the run it belongs to
 PARTS = (("cross_fit", "auxiliary"), ("choose_ft_lr", "scale probe"), ("build_chains", "members"),
@@ -223,7 +227,8 @@ def run_cleanlab(setting: str, seed: int, data, y_true, flipped) -> dict:
     t, c = time.perf_counter(), time.process_time()
     features = featurize_step(prepare(data, config), config)
     X, y_noisy = np.asarray(features.X), np.asarray(features.y)
-    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed),
+    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed,
+                                        cnn_blocks=config.gex.cnn_blocks),
                             config.gex, tuple(X.shape[1:]))
     with Recorder() as rec:
         proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),

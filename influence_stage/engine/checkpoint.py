@@ -59,7 +59,7 @@ from influence_stage.engine.models import build_model
 logger = logging.getLogger(__name__)
 
 # Keyword arguments of the builders that change the architecture (build_model takes none of them).
-_BUILDER_KWARGS = {"mlp": ("hidden",), "cnn": ("width",)}
+_BUILDER_KWARGS = {"mlp": ("hidden",), "cnn": ("width", "blocks")}
 
 
 def _format_keys(keys: Sequence[str], limit: int = 8) -> str:
@@ -158,7 +158,8 @@ def _sizes_from_state(builder: str, state: Mapping[str, torch.Tensor]) -> dict[s
         return {"in": int(linears[0].shape[1]), "n_classes": n_classes,
                 "kwargs": {"hidden": [int(w.shape[0]) for w in linears[:-1]]}}
     if builder == "cnn" and convs:
-        return {"in": int(convs[0].shape[1]), "n_classes": n_classes, "kwargs": {"width": int(convs[0].shape[0])}}
+        return {"in": int(convs[0].shape[1]), "n_classes": n_classes,
+                "kwargs": {"width": int(convs[0].shape[0]), "blocks": len(convs)}}
     return {}
 
 
@@ -200,7 +201,7 @@ def load_model(path: str | os.PathLike, *, builder: str | None = None, input_sha
     other data fails in ``check_model`` with both numbers named rather than as a shape mismatch
     while loading: the sidecar's ``input_shape`` / ``n_classes`` / ``builder_kwargs`` when it has
     them, else the sizes read off the weights (input features or channels, classes, the MLP's
-    hidden widths, the CNN's width), else the data's.
+    hidden widths, the CNN's width and blocks), else the data's.
     """
     path = Path(path)
     meta = read_meta(path) or {}
@@ -238,6 +239,8 @@ def load_model(path: str | os.PathLike, *, builder: str | None = None, input_sha
         kwargs = {}
     if not isinstance(kwargs, Mapping):
         raise CheckpointError(f"{source}: builder_kwargs must be a JSON object; found {kwargs!r}.")
+    # a sidecar written before the CNN had a number of blocks names only its width: the weights say how many
+    kwargs = {**{k: v for k, v in inferred.get("kwargs", {}).items() if k == "blocks"}, **kwargs}
     module = _build(name, build_shape, build_classes, kwargs, source)
     _load_state(module, state, path)
     module.eval()

@@ -97,7 +97,7 @@ def save_checkpoint(module: nn.Module | Mapping[str, torch.Tensor], path: str | 
         ``load_model`` to rebuild the model without a ``builder`` argument, give
         ``{"builder": "mlp" | "cnn", "input_shape": [...], "n_classes": K}`` and, when the model
         was built with non-default sizes, ``"builder_kwargs": {"hidden": [...]}`` (mlp) or
-        ``{"width": w}`` (cnn). Without ``meta``, a sidecar left by an earlier save to the same
+        ``{"width": w, "blocks": b}`` (cnn; the blocks are read off the weights when not given). Without ``meta``, a sidecar left by an earlier save to the same
         path is removed, so it cannot describe the new weights.
 
     Returns

@@ -27,25 +27,36 @@ def mlp(n_features: int, n_classes: int, *, hidden: Sequence[int] = (128,), seed
     return reinitialize(nn.Sequential(*layers), seed)
 
 
-def cnn(in_channels: int, n_classes: int, *, width: int = 32, seed: int = 0) -> nn.Module:
-    """Small CNN for images ``(b, in_channels, h, w)`` of any size ≥ 8×8: two conv blocks with
-    batch-norm, global average pooling, a linear head."""
+def cnn(in_channels: int, n_classes: int, *, width: int = 32, blocks: int = 3, seed: int = 0) -> nn.Module:
+    """Small CNN for images ``(b, in_channels, h, w)`` of any size ≥ 8×8: ``blocks`` conv blocks with
+    batch-norm (widths ``width``, then ``2 * width``), a 2×2 max-pool between blocks, global average
+    pooling, a linear head.
+
+    Three blocks see about 18 pixels of the image per feature, enough to tell shapes apart; two see
+    about 10, and learned too little of a shape task to rank its rows (``blocks=2`` is the CNN of
+    earlier versions; benchmarks/RESULTS.md).
+    """
     check_positive_int(in_channels, "in_channels")
     check_positive_int(n_classes, "n_classes", minimum=2)
-    model = nn.Sequential(
-        nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(2 * width, n_classes),
-    )
-    return reinitialize(model, seed)
+    check_positive_int(blocks, "blocks")
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for b in range(blocks):
+        if b:
+            layers.append(nn.MaxPool2d(2))
+        out = width if b == 0 else 2 * width
+        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+        channels = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, n_classes)]
+    return reinitialize(nn.Sequential(*layers), seed)
 
 
-def build_model(name: str, input_shape: Sequence[int], n_classes: int, *, seed: int = 0) -> nn.Module:
+def build_model(name: str, input_shape: Sequence[int], n_classes: int, *, seed: int = 0,
+                cnn_blocks: int = 3) -> nn.Module:
     """Build a default model by name for inputs of shape ``input_shape`` (without the batch axis).
 
-    ``"auto"`` picks ``"cnn"`` for 3-D inputs ``(c, h, w)`` and ``"mlp"`` for 1-D inputs.
+    ``"auto"`` picks ``"cnn"`` for 3-D inputs ``(c, h, w)`` and ``"mlp"`` for 1-D inputs;
+    ``cnn_blocks`` is the CNN's number of conv blocks (``GEXConfig.cnn_blocks``).
     """
     shape = tuple(int(s) for s in input_shape)
     if name == "auto":
@@ -59,5 +70,5 @@ def build_model(name: str, input_shape: Sequence[int], n_classes: int, *, seed: 
             raise InvalidInputError(
                 f"model 'cnn' needs image rows of shape (channels, height, width); found {shape}."
             )
-        return cnn(shape[0], n_classes, seed=seed)
+        return cnn(shape[0], n_classes, blocks=cnn_blocks, seed=seed)
     raise InvalidInputError(f"unknown model name {name!r}; expected one of 'auto', 'mlp', 'cnn'.")

@@ -190,14 +190,19 @@ class NamedModel(ModelSource):
     def form(self) -> str:  # type: ignore[override]
         return repr(self.name)
 
-    def build(self, input_shape: tuple[int, ...], n_classes: int, *, seed: int) -> Any:
-        """The untrained ``torch.nn.Module`` (default: ``engine.models.build_model`` by this name)."""
+    def build(self, input_shape: tuple[int, ...], n_classes: int, *, seed: int, cnn_blocks: int = 3) -> Any:
+        """The untrained ``torch.nn.Module`` (default: ``engine.models.build_model`` by this name, the CNN
+        with ``cnn_blocks`` conv blocks). A registered source overrides it as ``build(input_shape,
+        n_classes, *, seed)``."""
         from influence_stage.engine.models import build_model
 
-        return build_model(self.name, input_shape, n_classes, seed=seed)
+        return build_model(self.name, input_shape, n_classes, seed=seed, cnn_blocks=cnn_blocks)
 
     def learner(self, model: Any, request: LearnerRequest) -> tuple[Any, bool]:
-        module = self.build(tuple(request.input_shape), request.n_classes, seed=request.gex.seed)
+        # GEXConfig.cnn_blocks shapes the built-in CNN only; an overridden build keeps its documented signature
+        own = type(self).build is NamedModel.build
+        module = self.build(tuple(request.input_shape), request.n_classes, seed=request.gex.seed,
+                            **({"cnn_blocks": request.gex.cnn_blocks} if own else {}))
         return torch_learner(module, request.gex, tuple(request.input_shape)), True
 
 
