@@ -163,3 +163,22 @@ def test_tiny_image_dataset_end_to_end_with_the_default_cnn():
     assert precision > 0.5, precision
     assert recall > 0.5, recall
     assert recall > flags.mean() + 0.2
+
+
+def test_cnn_blocks_shape_the_fitted_cnn_and_three_is_the_default():
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+    import torch
+
+    images, y = _tiny_images(60, 1)
+    ds = datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(im, mode="L") for im in images], "label": [int(v) for v in y]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
+    convs = {}
+    for blocks in (2, 3):
+        gex = FAST_GEX.model_copy(update={"cnn_blocks": blocks})
+        cleaner = InfluenceCleaner(label_column="label", gex_config=gex, fit_config=FitConfig(epochs=2),
+                                   random_state=0, max_drop_fraction=1.0).fit(ds)
+        convs[blocks] = sum(isinstance(m, torch.nn.Conv2d) for m in cleaner.learner_.module.modules())
+    assert convs == {2: 2, 3: 3}
+    assert GEXConfig().cnn_blocks == 3

@@ -260,3 +260,27 @@ def test_save_rejects_bad_input(tmp_path):
     with pytest.raises(InvalidInputError, match="meta must be JSON-serialisable"):
         save_checkpoint(mlp(2, 2), tmp_path / "x.pt", meta={"f": object()})
     assert not os.path.exists(tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("meta", [None, {"builder": "cnn", "input_shape": [1, 8, 8], "n_classes": 10,
+                                         "builder_kwargs": {"width": 8}}])
+def test_a_two_block_cnn_saved_before_blocks_existed_loads_as_two_blocks(tmp_path, meta):
+    # a sidecar of that time names the width only, or there is none: the weights say how many blocks
+    src = cnn(1, 10, width=8, blocks=2, seed=0).eval()
+    path = save_checkpoint(src, tmp_path / "cnn2.pt", meta=meta)
+    loaded = load_model(path, builder="cnn", input_shape=(1, 8, 8), n_classes=10)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in loaded.modules()) == 2
+    x = _x((3, 1, 8, 8))
+    assert torch.equal(src(x), loaded(x))
+
+
+def test_cnn_blocks_shape_the_network_and_two_blocks_are_the_earlier_cnn():
+    three, two = cnn(3, 10, width=8, seed=0), cnn(3, 10, width=8, blocks=2, seed=0)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in three.modules()) == 3
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in three.modules()) == 2
+    # the two-block CNN keeps the earlier layer indices, so its state dicts load unchanged
+    assert {k for k in two.state_dict() if k.endswith("weight")} == {"0.weight", "1.weight", "4.weight", "5.weight",
+                                                                     "9.weight"}
+    assert three(_x((2, 3, 8, 8))).shape == (2, 10)  # 8×8 still works: two pools leave 2×2
+    with pytest.raises(InvalidInputError, match="blocks"):
+        cnn(1, 10, blocks=0)
