@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--aux-lr-scale", type=float, default=None,
                         help="GEXConfig.image_aux_lr_scale of every run (default: the stage's)")
     parser.add_argument("--cnn-blocks", type=int, default=None,
-                        help="GEXConfig.cnn_blocks of every run (default: the stage's; 2: the CNN before 3)")
+                        help="GEXConfig.cnn_blocks of every run (default: the stage's, 2)")
     parser.add_argument("--out", default="downstream_images")
     parser.add_argument("--render", action="store_true", help="write the markdown again from <out>.json; runs nothing")
     parser.add_argument("--note", default=None, help="a line under the title (with --render or --merge)")

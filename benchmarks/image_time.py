@@ -107,8 +107,9 @@ VARIANTS: dict[str, dict] = {
 }
 # every variant above was run on the two-block CNN, so each name keeps meaning that run
 VARIANTS = {name: fields if name == "default" else {"cnn_blocks": 2, **fields} for name, fields in VARIANTS.items()}
-# the default on the two-block CNN (the default before cnn_blocks=3; the same run as aux-lr4x-count-both)
-VARIANTS["cnn2"] = {"cnn_blocks": 2}
+# the default with a three-block CNN (GEXConfig.cnn_blocks; the results it_cnn3_* ran it as the default of their
+# commit, variant "default")
+VARIANTS["cnn3"] = {"cnn_blocks": 3}
 
 #: innermost known function on the stack -> the part of the run it belongs to
 PARTS = (("cross_fit", "auxiliary"), ("choose_ft_lr", "scale probe"), ("build_chains", "members"),

@@ -179,12 +179,12 @@ class GEXConfig(BaseModel):
                                       "benchmarks/image_time.py variants aux-lr1x, aux-lr4x-count-both; "
                                       "benchmarks/downstream_images.py --aux-lr-scale). θ* and the members "
                                       "keep their rates. Flat features are not affected.")
-    cnn_blocks: int = Field(3, ge=1, le=5, description="Conv blocks of the default CNN (model 'auto' or 'cnn' on "
-                            "image rows; engine.models.cnn), for θ*, the cross-fitted halves and the baselines "
-                            "built beside them. Three blocks see about 18 pixels per feature: on procedural 32×32 "
-                            "shapes two blocks learned too little to rank the rows, and on digits three were also "
-                            "more accurate (benchmarks/image_time.py, variant cnn2). 2: the CNN of earlier "
-                            "versions. Flat features (the MLP) are not affected.")
+    cnn_blocks: int = Field(2, ge=1, le=5, description="Conv blocks of the default CNN (model 'auto' or 'cnn' on "
+                            "image rows; engine.models.cnn), for θ* and the cross-fitted halves (and the baselines "
+                            "the benchmarks build beside them). 3 adds a block after a second pooling (about 18 "
+                            "pixels per feature instead of 10): it was measured on digits and procedural shapes "
+                            "and not adopted, since on 800 noisy shape images the halves stayed weak "
+                            "(benchmarks/image_time.py, variant cnn3). Flat features (the MLP) are not affected.")
     image_aux_batch_size: int | None = Field(None, ge=1, description="Image rows (c, h, w): the cross-fitted "
                                              "halves' minibatch size, at the same epochs (a smaller batch takes "
                                              "more SGD steps per epoch; measured at 32 in "

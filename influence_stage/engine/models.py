@@ -27,14 +27,14 @@ def mlp(n_features: int, n_classes: int, *, hidden: Sequence[int] = (128,), seed
     return reinitialize(nn.Sequential(*layers), seed)
 
 
-def cnn(in_channels: int, n_classes: int, *, width: int = 32, blocks: int = 3, seed: int = 0) -> nn.Module:
+def cnn(in_channels: int, n_classes: int, *, width: int = 32, blocks: int = 2, seed: int = 0) -> nn.Module:
     """Small CNN for images ``(b, in_channels, h, w)`` of any size ≥ 8×8: ``blocks`` conv blocks with
     batch-norm (widths ``width``, then ``2 * width``), a 2×2 max-pool between blocks, global average
     pooling, a linear head.
 
-    Three blocks see about 18 pixels of the image per feature, enough to tell shapes apart; two see
-    about 10, and learned too little of a shape task to rank its rows (``blocks=2`` is the CNN of
-    earlier versions; benchmarks/RESULTS.md).
+    Two blocks (the default) see about 10 pixels of the image per feature, three about 18: a bare
+    training loop learns procedural shapes far better with three, but inside the stage three blocks
+    did not make the rows of 800 noisy shape images rankable (benchmarks/RESULTS.md, GEXConfig.cnn_blocks).
     """
     check_positive_int(in_channels, "in_channels")
     check_positive_int(n_classes, "n_classes", minimum=2)
@@ -52,7 +52,7 @@ def cnn(in_channels: int, n_classes: int, *, width: int = 32, blocks: int = 3, s
 
 
 def build_model(name: str, input_shape: Sequence[int], n_classes: int, *, seed: int = 0,
-                cnn_blocks: int = 3) -> nn.Module:
+                cnn_blocks: int = 2) -> nn.Module:
     """Build a default model by name for inputs of shape ``input_shape`` (without the batch axis).
 
     ``"auto"`` picks ``"cnn"`` for 3-D inputs ``(c, h, w)`` and ``"mlp"`` for 1-D inputs;

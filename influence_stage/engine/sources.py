@@ -190,7 +190,7 @@ class NamedModel(ModelSource):
     def form(self) -> str:  # type: ignore[override]
         return repr(self.name)
 
-    def build(self, input_shape: tuple[int, ...], n_classes: int, *, seed: int, cnn_blocks: int = 3) -> Any:
+    def build(self, input_shape: tuple[int, ...], n_classes: int, *, seed: int, cnn_blocks: int = 2) -> Any:
         """The untrained ``torch.nn.Module`` (default: ``engine.models.build_model`` by this name, the CNN
         with ``cnn_blocks`` conv blocks). A registered source overrides it as ``build(input_shape,
         n_classes, *, seed)``."""

@@ -165,7 +165,7 @@ def test_tiny_image_dataset_end_to_end_with_the_default_cnn():
     assert recall > flags.mean() + 0.2
 
 
-def test_cnn_blocks_shape_the_fitted_cnn_and_three_is_the_default():
+def test_cnn_blocks_shape_the_fitted_cnn_and_two_is_the_default():
     datasets = pytest.importorskip("datasets")
     from PIL import Image
     import torch
@@ -181,4 +181,4 @@ def test_cnn_blocks_shape_the_fitted_cnn_and_three_is_the_default():
                                    random_state=0, max_drop_fraction=1.0).fit(ds)
         convs[blocks] = sum(isinstance(m, torch.nn.Conv2d) for m in cleaner.learner_.module.modules())
     assert convs == {2: 2, 3: 3}
-    assert GEXConfig().cnn_blocks == 3
+    assert GEXConfig().cnn_blocks == 2

@@ -262,20 +262,21 @@ def test_save_rejects_bad_input(tmp_path):
     assert not os.path.exists(tmp_path / "x.pt")
 
 
+@pytest.mark.parametrize("blocks", [2, 3])
 @pytest.mark.parametrize("meta", [None, {"builder": "cnn", "input_shape": [1, 8, 8], "n_classes": 10,
                                          "builder_kwargs": {"width": 8}}])
-def test_a_two_block_cnn_saved_before_blocks_existed_loads_as_two_blocks(tmp_path, meta):
-    # a sidecar of that time names the width only, or there is none: the weights say how many blocks
-    src = cnn(1, 10, width=8, blocks=2, seed=0).eval()
-    path = save_checkpoint(src, tmp_path / "cnn2.pt", meta=meta)
+def test_a_cnn_checkpoint_loads_with_the_blocks_its_weights_have(tmp_path, meta, blocks):
+    # no sidecar, or one naming the width only (as written before the CNN had blocks): the weights say how many
+    src = cnn(1, 10, width=8, blocks=blocks, seed=0).eval()
+    path = save_checkpoint(src, tmp_path / "cnn.pt", meta=meta)
     loaded = load_model(path, builder="cnn", input_shape=(1, 8, 8), n_classes=10)
-    assert sum(isinstance(m, torch.nn.Conv2d) for m in loaded.modules()) == 2
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in loaded.modules()) == blocks
     x = _x((3, 1, 8, 8))
     assert torch.equal(src(x), loaded(x))
 
 
-def test_cnn_blocks_shape_the_network_and_two_blocks_are_the_earlier_cnn():
-    three, two = cnn(3, 10, width=8, seed=0), cnn(3, 10, width=8, blocks=2, seed=0)
+def test_cnn_blocks_shape_the_network_and_two_blocks_keep_the_earlier_layers():
+    three, two = cnn(3, 10, width=8, blocks=3, seed=0), cnn(3, 10, width=8, seed=0)
     assert sum(isinstance(m, torch.nn.Conv2d) for m in three.modules()) == 3
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in three.modules()) == 2
     # the two-block CNN keeps the earlier layer indices, so its state dicts load unchanged
