@@ -217,13 +217,15 @@ def run_variant(name: str, setting: str, seed: int, rows: int, y_true, flipped, 
     return out
 
 
-def run_cleanlab(setting: str, seed: int, data, y_true, flipped) -> dict:
-    """cleanlab's whole job the way ``detect_images.run_setting`` times it: featurizing + 5 fits + CL."""
+def run_cleanlab(setting: str, seed: int, data, y_true, flipped, cnn_blocks: int | None = None) -> dict:
+    """cleanlab's whole job the way ``detect_images.run_setting`` times it: featurizing + 5 fits + CL, on the
+    default CNN or one of ``cnn_blocks`` blocks."""
     from influence_stage.engine.models import build_model
     from influence_stage.engine.sources import torch_learner
     from influence_stage.stage.steps import featurize_step, prepare
 
-    cleaner = InfluenceCleaner(label_column="label", random_state=seed)
+    gex = None if cnn_blocks is None else GEXConfig(seed=seed, cnn_blocks=cnn_blocks)  # as the variants' cleaners
+    cleaner = InfluenceCleaner(label_column="label", random_state=seed, gex_config=gex)
     config, _ = cleaner._config()
     t, c = time.perf_counter(), time.process_time()
     features = featurize_step(prepare(data, config), config)
@@ -554,6 +556,8 @@ def main() -> None:
     parser.add_argument("--plan", action="store_true", help="print the SGD steps of every variant (no training)")
     parser.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"), help="with --combine: variants A "
                         "and B of the named runs side by side, per run and as seed means")
+    parser.add_argument("--cleanlab-blocks", type=int, default=None, help="cleanlab's CNN: GEXConfig.cnn_blocks "
+                        "(default: the stage's default)")
     parser.add_argument("--no-cleanlab", action="store_true", help="the stage's variants only (cleanlab's side of the "
                         "same data and seed is in an earlier run's file)")
     args = parser.parse_args()
@@ -581,7 +585,8 @@ def main() -> None:
     payload["cleanlab"] = None
 
     def cleanlab() -> None:
-        payload["cleanlab"] = run_cleanlab(args.setting, args.seed, data, y_true, flipped)
+        payload["cleanlab"] = run_cleanlab(args.setting, args.seed, data, y_true, flipped, args.cleanlab_blocks)
+        payload["cleanlab"]["cnn_blocks"] = args.cleanlab_blocks or GEXConfig().cnn_blocks
         print(f"cleanlab: {payload['cleanlab']['wall_s']:.0f}s AP {payload['cleanlab']['ap']:.3f}", flush=True)
         write_json(args.out, payload)
         (RESULTS / f"{args.out}.md").write_text(markdown(payload))
