@@ -59,6 +59,52 @@ logger = logging.getLogger(__name__)
 THETA_FIT_WARNING = 0.8
 
 
+#: Fewest rows on each side (contradicted, not) for the agreement check: as the automatic scale's AP criterion.
+MIN_AGREEMENT_ROWS = 5
+
+
+@dataclass(frozen=True)
+class GEXAgreement:
+    """The exact GEX score against a reliable cross-fitted model's evidence.
+
+    ``ap``: average precision of ``gex_influence`` for the rows that model contradicts (it gives their given
+    label probability < 0.5); ``chance``: their share, the AP of a random ranking. GEX assumes the members
+    move θ* off the rows it fitted only by memorising them; when θ* memorises every row and the members stay
+    at it, the score can rank the contradicted rows *below* the others (``inverted``), and its rank in the
+    default ranking then works against the other two. The run says so; the scores are not changed.
+    """
+
+    ap: float
+    chance: float
+    contradicted: int
+
+    @property
+    def inverted(self) -> bool:
+        """Whether GEX ranks the contradicted rows worse than a random order does."""
+        return self.ap < self.chance
+
+    def message(self, theta_fit: float) -> str:
+        return (f"the GEX score disagrees with the reliable cross-fitted model: its average precision for the "
+                f"{self.contradicted} rows that model contradicts is {self.ap:.3f}, below the {self.chance:.3f} of "
+                f"a random order (θ* fits {100 * theta_fit:.0f}% of the given labels). The members did not move "
+                "θ* off the rows it memorised, so gex_influence ranks them low and its rank pulls the default "
+                "ranking the wrong way; rank by the out-of-sample evidence (score 'gex+oos' or the auxiliary "
+                "model's loss) or give a larger ft_lr.")
+
+
+def gex_agreement(gex_influence: np.ndarray, oos_proba: np.ndarray, y: np.ndarray) -> GEXAgreement | None:
+    """``GEXAgreement`` of ``gex_influence`` with the cross-fitted probabilities ``oos_proba`` on labels ``y``;
+    None with fewer than ``MIN_AGREEMENT_ROWS`` contradicted or uncontradicted rows (no AP to speak of)."""
+    from sklearn.metrics import average_precision_score
+
+    contradicted = oos_proba[np.arange(len(y)), y] < 0.5
+    n = int(contradicted.sum())
+    if n < MIN_AGREEMENT_ROWS or len(y) - n < MIN_AGREEMENT_ROWS:
+        return None
+    return GEXAgreement(ap=float(average_precision_score(contradicted, gex_influence)),
+                        chance=float(contradicted.mean()), contradicted=n)
+
+
 @dataclass(frozen=True)
 class GEXResult:
     """Everything one GEX run computed.
@@ -84,6 +130,8 @@ class GEXResult:
     member_proba : ``(n_samples, n_classes) float32`` the members' mean class probabilities
         (``losses.mean_member_proba``), kept from the loss passes when they came from the same forward
         passes, or computed for ``evidence_first``; None otherwise (the decision computes them).
+    gex_agreement : how the exact GEX score agrees with the reliable cross-fitted model (``GEXAgreement``),
+        None without one.
     evidence_first : whether ``scores`` ranks the rows whose suggestion probabilities favour their
         given label after all others (``scores.evidence_first``: a rank score under a reliable
         cross-fitted model).
@@ -104,6 +152,7 @@ class GEXResult:
     auxiliary: AuxiliaryCheck | None = None
     member_proba: np.ndarray | None = None
     evidence_first: bool = False
+    gex_agreement: GEXAgreement | None = None
 
     @property
     def label_quality(self) -> np.ndarray:
@@ -279,10 +328,14 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
             member_proba = mean_member_proba(learner, members, data, batch_size=config.eval_batch_size,
                                              member_chunk=config.member_chunk)
         scores = evidence_first(scores, y, suggestion_proba(member_proba, proba, aux))
-    return GEXResult(scores=scores, gex_influence=self_influence(L, base, tau=config.tau), score_name=name,
+    influence = self_influence(L, base, tau=config.tau)
+    agreement = gex_agreement(influence, proba, y) if proba is not None and aux is not None and aux.reliable else None
+    if agreement is not None and agreement.inverted:
+        logger.warning("%s", agreement.message(fit))
+    return GEXResult(scores=scores, gex_influence=influence, score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
                      oos_proba=proba, train_margin=margin, auxiliary=aux,
-                     member_proba=member_proba, evidence_first=bool(first))
+                     member_proba=member_proba, evidence_first=bool(first), gex_agreement=agreement)
 
 
 def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None,

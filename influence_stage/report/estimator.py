@@ -44,6 +44,11 @@ def estimator_summary(estimator: Any) -> dict[str, Any]:
         out["auxiliary accuracy"] = round(float(aux.accuracy), 4)
         if not aux.reliable:
             out["auxiliary warning"] = aux.message()
+    agreement = getattr(getattr(estimator, "result_", None), "gex_agreement", None)
+    if agreement is not None:  # the exact GEX score against the reliable cross-fitted model (engine.gex)
+        out["gex agreement"] = f"AP {agreement.ap:.3f} for the contradicted rows (chance {agreement.chance:.3f})"
+        if agreement.inverted:
+            out["gex warning"] = agreement.message(estimator.result_.theta_fit)
     roles = getattr(estimator, "_roles_", None)
     if roles is not None:
         out["columns"] = {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}

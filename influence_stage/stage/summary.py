@@ -87,7 +87,12 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
     if aux is not None:  # the cross-fitted model's out-of-sample accuracy on the given labels (engine.auxiliary)
         summary["auxiliary accuracy"] = round(aux.accuracy, 4)
         summary["auxiliary reliable"] = bool(aux.reliable)
+    agreement = getattr(result, "gex_agreement", None)
+    if agreement is not None:  # the exact GEX score against the reliable cross-fitted model (engine.gex)
+        summary["gex agreement"] = {"ap": round(agreement.ap, 4), "chance": round(agreement.chance, 4)}
     warnings = guard_warnings(result, decisions, estimate_count=estimate_count)
+    if agreement is not None and agreement.inverted:  # already logged by engine.gex
+        warnings = [agreement.message(result.theta_fit), *warnings]
     if aux is not None and not aux.reliable:  # already logged by engine.gex
         warnings = [aux.message(), *warnings]
     if warnings:
