@@ -212,6 +212,8 @@ def run_variant(name: str, setting: str, seed: int, rows: int, y_true, flipped, 
         out["aux_epochs"] = list(res.auxiliary.epochs)
     if res.oos_proba is not None:
         out["aux_true_accuracy"] = float((res.oos_proba.argmax(1) == y_true).mean())
+    if res.gex_agreement is not None:  # the exact GEX score against the cross-fitted model (engine.gex)
+        out["gex_agreement"] = {"ap": res.gex_agreement.ap, "chance": res.gex_agreement.chance}
         # what the cut would be under cleanlab's other counting rules on the same probabilities
         out["count_rules"] = count_rules(y_given, res.oos_proba, cleaner.scores_, flipped)
     return out
