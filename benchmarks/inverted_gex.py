@@ -29,7 +29,7 @@ def run(setting: str, seed: int, rows: int, blocks: int) -> dict:
     from influence_stage import GEXConfig, InfluenceCleaner
     from influence_stage.decisions.suggest import suggestion_proba
     from influence_stage.engine.influence import self_influence
-    from influence_stage.engine.scores import evidence_first, mean_rank, oos_loss
+    from influence_stage.engine.scores import evidence_first, mean_rank, oos_loss, percentile_rank
     from influence_stage.errors import ValidationFailedError
 
     kind, _, rate, noise = SETTINGS[setting]
@@ -52,7 +52,8 @@ def run(setting: str, seed: int, rows: int, blocks: int) -> dict:
              "gex+oos+aum": mean_rank(trimmed, loss, aum), "oos+aum": mean_rank(loss, aum), "gex+oos": mean_rank(trimmed, loss)}
     ap = {k: float(average_precision_score(flipped, v)) for k, v in parts.items()}
     for k in ("gex+oos+aum", "oos+aum", "gex+oos", "oos loss"):
-        ap[f"{k}, evidence first"] = float(average_precision_score(flipped, evidence_first(parts[k], y, P)))
+        ranked = parts[k] if k != "oos loss" else percentile_rank(parts[k])  # evidence_first orders rank scores
+        ap[f"{k}, evidence first"] = float(average_precision_score(flipped, evidence_first(ranked, y, P)))
     agreement = res.gex_agreement
     return {"setting": setting, "seed": seed, "rows": rows, "cnn_blocks": blocks, "gate": gate,
             "wall_s": time.perf_counter() - t, "theta_fit": res.theta_fit, "ft_lr": res.ft_lr,
