@@ -213,7 +213,9 @@ class GEXConfig(BaseModel):
     score: str = Field("gex+oos+aum", description="The ranking reported as 'score' and thresholded: 'gex' (the exact "
                        "self-influence), 'gex-trimmed', 'member-loss', 'gex+oos' or 'gex+oos+aum' (mean percentile "
                        "rank of trimmed GEX, the cross-fitted out-of-sample loss and θ*'s training margins; see "
-                       "influence_stage.engine.scores). The exact GEX score is always published as gex_influence.")
+                       "influence_stage.engine.scores), or 'oos' / 'oos+aum' (the same without GEX: what 'gex+oos' / "
+                       "'gex+oos+aum' rank by when the GEX score reads inverted against the reliable cross-fitted "
+                       "model, engine.gex.GEXAgreement). The exact GEX score is always published as gex_influence.")
     trim: int = Field(1, ge=1, description="Members left out per row by 'gex-trimmed' and the rank scores: each row's "
                       "k largest squared deviations (robust to one member spiking on a row), at most members - 2. 'gex' never "
                       "trims.")

@@ -45,6 +45,7 @@ from influence_stage.engine.scores import (
     GEX_SCALE,
     NEEDS_OOS,
     RANK_SCORES,
+    SCORE_REGISTRY,
     evidence_first,
     label_quality,
     oos_loss,
@@ -77,19 +78,25 @@ class GEXAgreement:
     ap: float
     chance: float
     contradicted: int
+    left_out: str | None = None
+    """The score the run was asked for when it ranked by that score's ``without_gex`` instead."""
 
     @property
     def inverted(self) -> bool:
         """Whether GEX ranks the contradicted rows worse than a random order does."""
         return self.ap < self.chance
 
-    def message(self, theta_fit: float) -> str:
-        return (f"the GEX score disagrees with the reliable cross-fitted model: its average precision for the "
+    def message(self, theta_fit: float, score: str) -> str:
+        """The run's warning; ``score`` is the ranking it used."""
+        head = (f"the GEX score disagrees with the reliable cross-fitted model: its average precision for the "
                 f"{self.contradicted} rows that model contradicts is {self.ap:.3f}, below the {self.chance:.3f} of "
                 f"a random order (θ* fits {100 * theta_fit:.0f}% of the given labels). The members did not move "
-                "θ* off the rows it memorised, so gex_influence ranks them low and its rank pulls the default "
-                "ranking the wrong way; rank by the out-of-sample evidence (score 'gex+oos' or the auxiliary "
-                "model's loss) or give a larger ft_lr.")
+                "θ* off the rows it memorised, so gex_influence ranks them low")
+        if self.left_out is not None:
+            return (f"{head}; the ranking leaves the GEX rank out: score {score!r} instead of {self.left_out!r} "
+                    "(gex_influence is still published; do not rank by it alone).")
+        return (f"{head}; score {score!r} ranks by it. Rank by 'oos+aum' or 'oos' (the cross-fitted evidence), or "
+                "train θ* so that it does not fit every row.")
 
 
 def gex_agreement(gex_influence: np.ndarray, oos_proba: np.ndarray, y: np.ndarray) -> GEXAgreement | None:
@@ -320,6 +327,14 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
         # the ranking keeps the weak model's component: one rank of three, and on every weak run measured
         # (text, weak features) the ranking without it was the worse one (benchmarks/weak_ranking.py)
         logger.warning("%s", aux.message())
+    influence = self_influence(L, base, tau=config.tau)
+    agreement = gex_agreement(influence, proba, y) if proba is not None and aux is not None and aux.reliable else None
+    if agreement is not None and agreement.inverted:
+        instead = SCORE_REGISTRY.get(name).without_gex
+        if instead is not None:  # the same ranks without GEX's (benchmarks/inverted_gex.py)
+            agreement = replace(agreement, left_out=name)
+            name = instead
+        logger.warning("%s", agreement.message(fit, name))
     scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
                            oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
     first = name in RANK_SCORES and proba is not None and aux is not None and aux.reliable
@@ -328,10 +343,6 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
             member_proba = mean_member_proba(learner, members, data, batch_size=config.eval_batch_size,
                                              member_chunk=config.member_chunk)
         scores = evidence_first(scores, y, suggestion_proba(member_proba, proba, aux))
-    influence = self_influence(L, base, tau=config.tau)
-    agreement = gex_agreement(influence, proba, y) if proba is not None and aux is not None and aux.reliable else None
-    if agreement is not None and agreement.inverted:
-        logger.warning("%s", agreement.message(fit))
     return GEXResult(scores=scores, gex_influence=influence, score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
                      oos_proba=proba, train_margin=margin, auxiliary=aux,

@@ -107,6 +107,9 @@ class Score(ABC):
         A mean of percentile ranks, spread evenly over (0, 1]: no histogram valley for ``otsu`` or ``gmm``.
     gex_scale : bool
         On the GEX self-influence scale (a pile of rows near ``tau**2``; thresholds get a floor above it).
+    without_gex : str or None
+        The score used instead when the GEX score reads inverted against the cross-fitted model
+        (``engine.gex.GEXAgreement``): the same ranks without the GEX rank.
     """
 
     name: ClassVar[str] = ""
@@ -116,6 +119,7 @@ class Score(ABC):
     fallback: ClassVar[str | None] = None
     rank_based: ClassVar[bool] = False
     gex_scale: ClassVar[bool] = False
+    without_gex: ClassVar[str | None] = None
 
     @abstractmethod
     def compute(self, x: ScoreInputs) -> np.ndarray:
@@ -157,6 +161,7 @@ class GEXOOSScore(Score):
     help = "mean percentile rank of the trimmed GEX score and the cross-fitted out-of-sample loss"
     needs_oos = True
     rank_based = True
+    without_gex = "oos"
 
     def compute(self, x: ScoreInputs) -> np.ndarray:
         return mean_rank(x.gex_trimmed(), x.oos_loss)
@@ -169,9 +174,33 @@ class GEXOOSAUMScore(Score):
     needs_margin = True
     fallback = "gex+oos"
     rank_based = True
+    without_gex = "oos+aum"
 
     def compute(self, x: ScoreInputs) -> np.ndarray:
         return mean_rank(x.gex_trimmed(), x.oos_loss, -np.asarray(x.train_margin, dtype=np.float64))
+
+
+@SCORE_REGISTRY.register("oos")
+class OOSScore(Score):
+    help = "the percentile rank of the cross-fitted out-of-sample loss (what 'gex+oos' ranks by when GEX reads inverted)"
+    needs_oos = True
+    rank_based = True
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return mean_rank(x.oos_loss)
+
+
+@SCORE_REGISTRY.register("oos+aum")
+class OOSAUMScore(Score):
+    help = ("mean percentile rank of the out-of-sample loss and the negated training margin (what the default "
+            "ranks by when GEX reads inverted)")
+    needs_oos = True
+    needs_margin = True
+    fallback = "oos"
+    rank_based = True
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return mean_rank(x.oos_loss, -np.asarray(x.train_margin, dtype=np.float64))
 
 
 @SCORE_REGISTRY.register("gex+aum")

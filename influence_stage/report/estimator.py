@@ -48,7 +48,7 @@ def estimator_summary(estimator: Any) -> dict[str, Any]:
     if agreement is not None:  # the exact GEX score against the reliable cross-fitted model (engine.gex)
         out["gex agreement"] = f"AP {agreement.ap:.3f} for the contradicted rows (chance {agreement.chance:.3f})"
         if agreement.inverted:
-            out["gex warning"] = agreement.message(estimator.result_.theta_fit)
+            out["gex warning"] = agreement.message(estimator.result_.theta_fit, estimator.result_.score_name)
     roles = getattr(estimator, "_roles_", None)
     if roles is not None:
         out["columns"] = {"label": roles.label_column, "kind": roles.kind, "features": list(roles.feature_columns)}

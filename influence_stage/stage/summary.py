@@ -92,7 +92,7 @@ def summarize(result: GEXResult, decisions: Decisions, cleaned: datasets.Dataset
         summary["gex agreement"] = {"ap": round(agreement.ap, 4), "chance": round(agreement.chance, 4)}
     warnings = guard_warnings(result, decisions, estimate_count=estimate_count)
     if agreement is not None and agreement.inverted:  # already logged by engine.gex
-        warnings = [agreement.message(result.theta_fit), *warnings]
+        warnings = [agreement.message(result.theta_fit, result.score_name), *warnings]
     if aux is not None and not aux.reliable:  # already logged by engine.gex
         warnings = [aux.message(), *warnings]
     if warnings:

@@ -10,7 +10,9 @@ from sklearn.metrics import average_precision_score
 
 from influence_stage import FitConfig, GEXConfig, InfluenceCleaner
 from influence_stage.engine import gex as gex_mod
+from influence_stage.decisions.suggest import suggestion_proba
 from influence_stage.engine.gex import MIN_AGREEMENT_ROWS, GEXAgreement, gex_agreement
+from influence_stage.engine.scores import evidence_first, mean_rank, oos_loss
 
 FAST_GEX = GEXConfig(chains=2, cycles=2, lr_grid=(0.05, 0.2), holdout_epochs=4)
 
@@ -36,7 +38,10 @@ def test_agreement_is_the_ap_for_the_contradicted_rows_against_their_share():
     assert good.ap > 0.9 and not good.inverted
     bad = gex_agreement(-aligned, proba, y)  # the contradicted rows ranked last
     assert bad.ap < bad.chance == 0.2 and bad.inverted
-    assert "below the 0.200 of a random order" in bad.message(1.0) and "fits 100%" in bad.message(1.0)
+    said = bad.message(1.0, "gex")
+    assert "below the 0.200 of a random order" in said and "fits 100%" in said and "score 'gex' ranks by it" in said
+    left = GEXAgreement(ap=0.1, chance=0.2, contradicted=20, left_out="gex+oos+aum").message(1.0, "oos+aum")
+    assert "leaves the GEX rank out: score 'oos+aum' instead of 'gex+oos+aum'" in left
 
 
 def test_no_agreement_with_too_few_rows_on_one_side():
@@ -66,18 +71,47 @@ def test_a_run_records_the_agreement_and_says_nothing_when_gex_agrees():
     assert not any("disagrees" in w for w in summary.get("warnings", []))
 
 
-def test_an_inverted_gex_score_is_said_in_the_log_the_summary_and_the_report(monkeypatch, caplog):
+def test_an_inverted_gex_score_leaves_the_gex_rank_out_and_says_so(monkeypatch, caplog):
     X, y = _separable()
     inverted = GEXAgreement(ap=0.05, chance=0.1, contradicted=18)
     monkeypatch.setattr(gex_mod, "gex_agreement", lambda *a, **k: inverted)
     with caplog.at_level(logging.WARNING, logger="influence_stage"):
         cleaner = InfluenceCleaner(gex_config=FAST_GEX, fit_config=FitConfig(epochs=20), random_state=0,
                                    max_drop_fraction=1.0).fit(X, y)
-    said = inverted.message(cleaner.result_.theta_fit)
-    assert said in caplog.text
-    assert said in cleaner.pipeline_.summary["warnings"]
+    res = cleaner.result_
+    assert res.gex_agreement.left_out == "gex+oos+aum" and res.score_name == "oos+aum" == cleaner.score_name_
+    assert cleaner.pipeline_.summary["score"] == "oos+aum"
+    # the same ranks without GEX's, then evidence first as in the default
+    P = suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)
+    np.testing.assert_allclose(cleaner.scores_, evidence_first(
+        mean_rank(oos_loss(res.oos_proba, y), -res.train_margin.astype(np.float64)), y, P))
+    said = res.gex_agreement.message(res.theta_fit, "oos+aum")
+    assert said in caplog.text and said in cleaner.pipeline_.summary["warnings"]
     from influence_stage.report.estimator import estimator_summary
 
     entries = estimator_summary(cleaner)
     assert entries["gex warning"] == said and entries["gex agreement"].startswith("AP 0.050")
-    assert cleaner.scores_.shape == (len(y),)  # the run still returns its scores
+    assert np.isfinite(res.gex_influence).all()  # still published
+
+
+def test_an_inverted_gex_score_asked_for_by_name_is_kept_and_said(monkeypatch, caplog):
+    X, y = _separable()
+    monkeypatch.setattr(gex_mod, "gex_agreement", lambda *a, **k: GEXAgreement(ap=0.05, chance=0.1, contradicted=18))
+    with caplog.at_level(logging.WARNING, logger="influence_stage"):
+        cleaner = InfluenceCleaner(gex_config=FAST_GEX.model_copy(update={"score": "gex"}),
+                                   fit_config=FitConfig(epochs=20), random_state=0, max_drop_fraction=1.0).fit(X, y)
+    assert cleaner.score_name_ == "gex" and cleaner.result_.gex_agreement.left_out is None
+    np.testing.assert_allclose(cleaner.scores_, cleaner.result_.gex_influence)
+    assert "score 'gex' ranks by it" in caplog.text
+
+
+def test_the_scores_without_gex_can_be_asked_for():
+    X, y = _separable()
+    for name in ("oos", "oos+aum"):
+        cleaner = InfluenceCleaner(gex_config=FAST_GEX.model_copy(update={"score": name}),
+                                   fit_config=FitConfig(epochs=20), random_state=0, max_drop_fraction=1.0).fit(X, y)
+        res = cleaner.result_
+        parts = [oos_loss(res.oos_proba, y)] + ([-res.train_margin.astype(np.float64)] if name == "oos+aum" else [])
+        P = suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)
+        assert cleaner.score_name_ == name
+        np.testing.assert_allclose(cleaner.scores_, evidence_first(mean_rank(*parts), y, P))

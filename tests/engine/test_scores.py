@@ -86,7 +86,7 @@ def test_unknown_score_names_the_valid_ones():
         resolve_score("loss", has_oos=True, has_margin=True)
     with pytest.raises(ValueError, match="valid scores"):
         GEXConfig(score="nope")
-    assert set(SCORES) == {"gex", "gex-trimmed", "member-loss", "gex+oos", "gex+oos+aum", "gex+aum"}
+    assert set(SCORES) == {"gex", "gex-trimmed", "member-loss", "gex+oos", "gex+oos+aum", "gex+aum", "oos", "oos+aum"}
 
 
 def test_default_score_falls_back_without_margins_and_needs_oos(caplog):
