@@ -25,6 +25,18 @@ from common import machine, write_json, write_markdown
 from detect_images import SETTINGS, make_data
 
 
+def flat_data(setting: str, seed: int):
+    """A ``detect.py`` setting as arrays: features, noisy labels, the true labels and the flipped mask."""
+    from detect import SETTINGS as FLAT
+
+    from influence_stage.data.noise import flip_labels
+
+    features, rate, kind = FLAT[setting]
+    X, y = features(seed)
+    y_noisy, flipped = flip_labels(y, rate, kind=kind, random_state=seed)
+    return (X, y_noisy), y, flipped
+
+
 def run(setting: str, seed: int, rows: int, blocks: int) -> dict:
     from influence_stage import GEXConfig, InfluenceCleaner
     from influence_stage.decisions.suggest import suggestion_proba
@@ -32,13 +44,18 @@ def run(setting: str, seed: int, rows: int, blocks: int) -> dict:
     from influence_stage.engine.scores import evidence_first, mean_rank, oos_loss, percentile_rank
     from influence_stage.errors import ValidationFailedError
 
-    kind, _, rate, noise = SETTINGS[setting]
-    data, y_true, flipped = make_data(kind, rows, rate, noise, seed)
+    if setting in SETTINGS:
+        kind, _, rate, noise = SETTINGS[setting]
+        data, y_true, flipped = make_data(kind, rows, rate, noise, seed)
+        args, column = (data,), {"label_column": "label"}
+    else:  # a detect.py setting: flat features, the MLP (blocks do not apply)
+        args, y_true, flipped = flat_data(setting, seed)
+        column = {}
     gex = GEXConfig(seed=seed, cnn_blocks=blocks)
-    cleaner = InfluenceCleaner(label_column="label", random_state=seed, gex_config=gex)
+    cleaner = InfluenceCleaner(random_state=seed, gex_config=gex, **column)
     t = time.perf_counter()
     try:
-        cleaner.fit(data)
+        cleaner.fit(*args)
         gate = "passed"
     except ValidationFailedError as exc:  # the fit is kept for inspection
         gate = f"refused: {str(exc)[:100]}"
@@ -50,22 +67,26 @@ def run(setting: str, seed: int, rows: int, blocks: int) -> dict:
     P = suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)
     parts = {"gex": res.gex_influence, "gex-trimmed": trimmed, "oos loss": loss, "aum": aum,
              "gex+oos+aum": mean_rank(trimmed, loss, aum), "oos+aum": mean_rank(loss, aum), "gex+oos": mean_rank(trimmed, loss)}
-    ap = {k: float(average_precision_score(flipped, v)) for k, v in parts.items()}
-    for k in ("gex+oos+aum", "oos+aum", "gex+oos", "oos loss"):
+    if not flipped.any():  # clean labels: the agreement is what this setting checks
+        ap = {}
+    else:
+        ap = {k: float(average_precision_score(flipped, v)) for k, v in parts.items()}
+    for k in ("gex+oos+aum", "oos+aum", "gex+oos", "oos loss") if ap else ():
         ranked = parts[k] if k != "oos loss" else percentile_rank(parts[k])  # evidence_first orders rank scores
         ap[f"{k}, evidence first"] = float(average_precision_score(flipped, evidence_first(ranked, y, P)))
     agreement = res.gex_agreement
     return {"setting": setting, "seed": seed, "rows": rows, "cnn_blocks": blocks, "gate": gate,
             "wall_s": time.perf_counter() - t, "theta_fit": res.theta_fit, "ft_lr": res.ft_lr,
             "aux_reliable": bool(res.auxiliary.reliable) if res.auxiliary is not None else None,
-            "evidence_first": res.evidence_first, "ap_default": float(average_precision_score(flipped, cleaner.scores_)),
+            "evidence_first": res.evidence_first, "score": res.score_name,
+            "ap_default": float(average_precision_score(flipped, cleaner.scores_)) if flipped.any() else None,
             "agreement": None if agreement is None else {"ap": agreement.ap, "chance": agreement.chance,
                                                          "inverted": agreement.inverted},
             "ap": ap}
 
 
 def markdown(runs: list[dict]) -> str:
-    keys = list(runs[0]["ap"]) if runs else []
+    keys = next((list(r["ap"]) for r in runs if r["ap"]), [])
     lines = ["## The ranking when GEX is inverted (`benchmarks/inverted_gex.py`)", "",
              "AP against the flipped rows of each part of one fit, and of the rank means the default could use. "
              "Agreement: AP of the exact GEX score for the rows the cross-fitted model contradicts (chance: their "
@@ -75,15 +96,20 @@ def markdown(runs: list[dict]) -> str:
     for r in runs:
         a = r["agreement"]
         agree = "—" if a is None else f"{a['ap']:.3f} ({a['chance']:.3f}){' **inverted**' if a['inverted'] else ''}"
+        cells = [f"{r['ap'][k]:.4f}" if k in r["ap"] else "—" for k in keys]
+        default = "—" if r["ap_default"] is None else f"{r['ap_default']:.4f}"
         lines.append(f"| {r['setting']} | {r['seed']} | {r['cnn_blocks']} | {r['theta_fit']:.3f} | {r['ft_lr']:g} | {agree} | "
-                     f"{r['ap_default']:.4f} | " + " | ".join(f"{r['ap'][k]:.4f}" for k in keys) + " |")
+                     f"{default} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from detect import SETTINGS as FLAT
+
     parser.add_argument("--settings", nargs="+", default=["digits28 uniform 20%"],
-                        choices=[s for s in SETTINGS if "digits28" in s or "shapes32" in s])
+                        choices=[s for s in SETTINGS if "digits28" in s or "shapes32" in s] + list(FLAT),
+                        help="image settings (detect_images.py) or flat ones (detect.py: the MLP)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--blocks", type=int, nargs="+", default=[3])
     parser.add_argument("--rows", type=int, default=800)
