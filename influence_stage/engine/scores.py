@@ -180,6 +180,17 @@ class GEXOOSAUMScore(Score):
         return mean_rank(x.gex_trimmed(), x.oos_loss, -np.asarray(x.train_margin, dtype=np.float64))
 
 
+@SCORE_REGISTRY.register("gex+aum")
+class GEXAUMScore(Score):
+    help = "mean percentile rank of the trimmed GEX score and the negated training margin"
+    needs_margin = True
+    fallback = "gex-trimmed"
+    rank_based = True
+
+    def compute(self, x: ScoreInputs) -> np.ndarray:
+        return mean_rank(x.gex_trimmed(), -np.asarray(x.train_margin, dtype=np.float64))
+
+
 @SCORE_REGISTRY.register("oos")
 class OOSScore(Score):
     help = "the percentile rank of the cross-fitted out-of-sample loss (what 'gex+oos' ranks by when GEX reads inverted)"
@@ -201,17 +212,6 @@ class OOSAUMScore(Score):
 
     def compute(self, x: ScoreInputs) -> np.ndarray:
         return mean_rank(x.oos_loss, -np.asarray(x.train_margin, dtype=np.float64))
-
-
-@SCORE_REGISTRY.register("gex+aum")
-class GEXAUMScore(Score):
-    help = "mean percentile rank of the trimmed GEX score and the negated training margin"
-    needs_margin = True
-    fallback = "gex-trimmed"
-    rank_based = True
-
-    def compute(self, x: ScoreInputs) -> np.ndarray:
-        return mean_rank(x.gex_trimmed(), -np.asarray(x.train_margin, dtype=np.float64))
 
 
 #: Ranking scores accepted as ``score=`` (a live view of ``SCORE_REGISTRY``'s names).

@@ -77,9 +77,9 @@ def test_where_follows_later_registrations():
 
 def test_score_names_come_from_the_registry():
     assert tuple(SCORES) == SCORE_REGISTRY.names() == ("gex", "gex-trimmed", "member-loss", "gex+oos", "gex+oos+aum",
-                                                       "gex+aum")
-    assert set(NEEDS_OOS) == {"gex+oos", "gex+oos+aum"}
-    assert set(RANK_SCORES) == {"gex+oos", "gex+oos+aum", "gex+aum"}  # gex+aum: no cross-fitted model needed
+                                                       "gex+aum", "oos", "oos+aum")
+    assert set(NEEDS_OOS) == {"gex+oos", "gex+oos+aum", "oos", "oos+aum"}
+    assert set(RANK_SCORES) == {"gex+oos", "gex+oos+aum", "gex+aum", "oos", "oos+aum"}  # gex+aum: no cross-fitted model needed
 
 
 def test_a_registered_score_is_accepted_everywhere_and_listed_in_errors():
@@ -93,7 +93,7 @@ def test_a_registered_score_is_accepted_everywhere_and_listed_in_errors():
         L = np.array([[1.0, 3.0], [0.5, 0.2]])
         np.testing.assert_array_equal(ranking_score("max-loss", L, np.zeros(2), tau=0.05, trim=0), [3.0, 0.5])
         assert resolve_score("max-loss", has_oos=False, has_margin=False) == "max-loss"
-        with pytest.raises(InvalidInputError, match="valid scores: .*'gex\\+aum', 'max-loss'"):
+        with pytest.raises(InvalidInputError, match="valid scores: .*'oos\\+aum', 'max-loss'"):
             check_score_name("nope")
     finally:
         SCORE_REGISTRY.unregister("max-loss")
@@ -259,7 +259,8 @@ def test_help_lines_list_the_registry_names():
     from influence_stage.decisions.thresholds import threshold_help
     from influence_stage.engine.scores import score_help
 
-    assert score_help() == "ranking: gex+oos+aum (default), gex, gex-trimmed, member-loss, gex+oos or gex+aum"
+    assert score_help() == ("ranking: gex+oos+aum (default), gex, gex-trimmed, member-loss, gex+oos, gex+aum, oos or "
+                            "oos+aum")
     assert threshold_help().startswith("'estimate' (flag the estimated number of label issues), 'otsu', 'gmm', ")
     assert threshold_help().endswith(", or a number >= 0 (a score value)")
     assert action_help().startswith("drop: drop the flagged rows; relabel: ") and "; prune: keep the budget" in action_help()
