@@ -74,8 +74,17 @@ def run(setting: str, seed: int, rows: int, blocks: int) -> dict:
     for k in ("gex+oos+aum", "oos+aum", "gex+oos", "oos loss") if ap else ():
         ranked = parts[k] if k != "oos loss" else percentile_rank(parts[k])  # evidence_first orders rank scores
         ap[f"{k}, evidence first"] = float(average_precision_score(flipped, evidence_first(ranked, y, P)))
+    # F1 of flagging each ranking's top rows at the run's own count (the count does not depend on the ranking)
+    k = int(cleaner.issues_["is_issue"].sum())
+    f1 = {}
+    if flipped.any() and k:
+        for name, sc in (("default", cleaner.scores_), ("oos+aum, evidence first", evidence_first(parts["oos+aum"], y, P))):
+            top = np.zeros(len(y), bool)
+            top[np.argsort(-np.asarray(sc), kind="stable")[:k]] = True
+            tp = int((top & flipped).sum())
+            f1[name] = 2 * tp / (k + int(flipped.sum()))
     agreement = res.gex_agreement
-    return {"setting": setting, "seed": seed, "rows": rows, "cnn_blocks": blocks, "gate": gate,
+    return {"n_flagged": k, "f1_at_cut": f1, "setting": setting, "seed": seed, "rows": rows, "cnn_blocks": blocks, "gate": gate,
             "wall_s": time.perf_counter() - t, "theta_fit": res.theta_fit, "ft_lr": res.ft_lr,
             "aux_reliable": bool(res.auxiliary.reliable) if res.auxiliary is not None else None,
             "evidence_first": res.evidence_first, "score": res.score_name,
