@@ -72,7 +72,8 @@ class GEXAgreement:
     label probability < 0.5); ``chance``: their share, the AP of a random ranking. GEX assumes the members
     move θ* off the rows it fitted only by memorising them; when θ* memorises every row and the members stay
     at it, the score can rank the contradicted rows *below* the others (``inverted``), and its rank in the
-    default ranking then works against the other two. The run says so; the scores are not changed.
+    default ranking then works against the other two. The run says so, and a rank score that has a form
+    without the GEX rank (``Score.without_gex``) ranks by that form instead; ``gex_influence`` is unchanged.
     """
 
     ap: float
