@@ -115,6 +115,13 @@ def check_auxiliary(proba: np.ndarray, labels: np.ndarray, epochs: tuple[int, ..
     return AuxiliaryCheck(accuracy=acc, majority_rate=majority, epochs=tuple(int(e) for e in epochs), n_rows=len(y))
 
 
+def contradicted_rows(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(n,) bool``: the rows whose given label ``labels`` gets probability < 0.5 from the out-of-sample
+    ``proba`` ``(n, K)`` (the automatic scale's yardstick and the GEX agreement check read the same rows)."""
+    y = np.asarray(labels)
+    return np.asarray(proba)[np.arange(len(y)), y] < 0.5
+
+
 def _agreement(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(p.argmax(axis=1) == y))
 

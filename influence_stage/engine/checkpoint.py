@@ -239,8 +239,9 @@ def load_model(path: str | os.PathLike, *, builder: str | None = None, input_sha
         kwargs = {}
     if not isinstance(kwargs, Mapping):
         raise CheckpointError(f"{source}: builder_kwargs must be a JSON object; found {kwargs!r}.")
-    # a sidecar written before the CNN had a number of blocks names only its width: the weights say how many
-    kwargs = {**{k: v for k, v in inferred.get("kwargs", {}).items() if k == "blocks"}, **kwargs}
+    blocks = inferred.get("kwargs", {}).get("blocks")
+    if blocks is not None and "blocks" not in kwargs:  # a sidecar from before the CNN's blocks names its width only
+        kwargs = {**kwargs, "blocks": blocks}
     module = _build(name, build_shape, build_classes, kwargs, source)
     _load_state(module, state, path)
     module.eval()

@@ -15,7 +15,7 @@ import numpy as np
 
 from influence_stage._checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary
+from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, contradicted_rows
 from influence_stage.engine.members import (
     AutoScale,
     MemberPlan,
@@ -105,7 +105,7 @@ def gex_agreement(gex_influence: np.ndarray, oos_proba: np.ndarray, y: np.ndarra
     None with fewer than ``MIN_AGREEMENT_ROWS`` contradicted or uncontradicted rows (no AP to speak of)."""
     from sklearn.metrics import average_precision_score
 
-    contradicted = oos_proba[np.arange(len(y)), y] < 0.5
+    contradicted = contradicted_rows(oos_proba, y)
     n = int(contradicted.sum())
     if n < MIN_AGREEMENT_ROWS or len(y) - n < MIN_AGREEMENT_ROWS:
         return None

@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 from influence_stage.config import FitConfig, GEXConfig
 from influence_stage.config.fit import is_image
 from influence_stage.errors import InvalidInputError
-from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, cross_fit
+from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, contradicted_rows, cross_fit
 from influence_stage.engine.learner import (
     BatchedChains,
     CosineSchedule,
@@ -359,8 +359,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
         oos_proba, auxiliary = out_of_sample_fit(learner, data, config=config, fit_config=fit_config)
     elif auxiliary is None:
         auxiliary = check_auxiliary(oos_proba, y_given)
-    p_oos = oos_proba[np.arange(len(data)), y_given]
-    contradicted = p_oos < 0.5
+    contradicted = contradicted_rows(oos_proba, y_given)
     oos_loss = given_label_loss(oos_proba, y_given)
     evidence = oos_loss
     if not auxiliary.reliable and train_margin is not None and len(train_margin) == len(data):
