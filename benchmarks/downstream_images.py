@@ -69,11 +69,32 @@ def _retrain_accuracy(learner, X, labels, fit, X_test, y_test, seed: int) -> flo
 EXTRA_TEST_SEED = 10_000
 
 
-def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields: dict | None = None) -> dict:
+def candidate_result(res, y: np.ndarray, name: str, config):
+    """The fit's result ranked by the score ``name`` as the stage ranks under the same evidence (the score's
+    ranks, then evidence first under a reliable cross-fitted model), or None where the run's own ranking stands:
+    no reliable cross-fitted model (the candidate rankings of ``--candidate-score`` apply there only), or the run
+    already ranked by ``name``. The count, the suggestions and everything else are the fit's own."""
+    from dataclasses import replace
+
+    from influence_stage.decisions.suggest import suggestion_proba
+    from influence_stage.engine.scores import evidence_first, oos_loss, ranking_score
+
+    if not res.evidence_first or res.score_name == name:
+        return None
+    s = ranking_score(name, res.loss_matrix, res.base_loss, tau=config.gex.tau, trim=config.gex.trim,
+                      oos_loss=oos_loss(res.oos_proba, y), train_margin=res.train_margin)
+    return replace(res, scores=evidence_first(s, y, suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)),
+                   score_name=name)
+
+
+def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields: dict | None = None,
+                candidate_score: str | None = None, cleanlab: bool = True) -> dict:
     """One setting and seed. ``gex_fields`` are ``GEXConfig`` fields the cleaner runs with (its seeds still come
     from ``random_state``); unless the run's ``estimate_count`` is the confident joint's, the same fitted run is also decided with
     ``action="drop"`` under the confident joint's count (``drop (confident joint)``), so the two counts are
-    compared on one fit."""
+    compared on one fit. ``candidate_score``: the same fit also decided with ``drop`` and ``relabel`` on that
+    ranking (``candidate_result``). ``cleanlab=False``: no cleanlab folds and no ``noisy`` / ``oracle`` sets (the
+    stage's own decisions compared with each other)."""
     from influence_stage import GEXConfig, InfluenceCleaner
     from influence_stage.data.featurize import featurize
     from influence_stage.data.noise import flip_labels
@@ -120,14 +141,19 @@ def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields:
                       "fit_epochs": fit.epochs, "timings": {k: float(v) for k, v in cleaner.timings_.items()},
                       "auxiliary_accuracy": pipe.summary.get("auxiliary accuracy"),
                       "auxiliary_reliable": pipe.summary.get("auxiliary reliable")}
-    decisions = [("default", default_action, {}), ("drop", "drop", {}), ("relabel", "relabel", {})]
+    decisions = [("default", default_action, {}, res), ("drop", "drop", {}, res), ("relabel", "relabel", {}, res)]
     if cleaner.config_.gex.estimate_count != "confident_joint":
-        decisions.append(("drop (confident joint)", "drop", {"estimate_count": "confident_joint"}))
-    for label, action, gex_update in decisions:
+        decisions.append(("drop (confident joint)", "drop", {"estimate_count": "confident_joint"}, res))
+    if candidate_score:
+        cand = candidate_result(res, np.asarray(pipe.features.y), candidate_score, cleaner.config_)
+        info["candidate"] = {"score": candidate_score, "applies": cand is not None}
+        decisions += [(f"drop ({candidate_score})", "drop", {}, cand or res),
+                      (f"relabel ({candidate_score})", "relabel", {}, cand or res)]
+    for label, action, gex_update, result in decisions:
         config = cleaner.config_.model_copy(update={"action": action})
         if gex_update:
             config = config.model_copy(update={"gex": config.gex.model_copy(update=gex_update)})
-        table = decide_step(res, pipe.features, config, prepared=pipe.prepared).table
+        table = decide_step(result, pipe.features, config, prepared=pipe.prepared).table
         keep, relabel, weight = decision_arrays(table)
         labels = y_noisy.copy()
         labels[relabel] = table["suggested_label"].to_numpy(dtype=np.int64, na_value=-1)[relabel]
@@ -138,35 +164,43 @@ def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields:
             info[f"n_flagged {label}"] = int(table["is_issue"].sum())
         if action == "relabel":
             flagged = table["is_issue"].to_numpy().astype(bool)
-            info["relabel"] = {"n_flagged": int(flagged.sum()), "n_relabeled": int(relabel.sum()),
+            info["relabel" if label in ("relabel", "default") else label] = {"n_flagged": int(flagged.sum()), "n_relabeled": int(relabel.sum()),
                                "coverage": float(relabel.sum() / flagged.sum()) if flagged.any() else None,
                                "accuracy": float((labels[relabel] == y_true[relabel]).mean()) if relabel.any() else None,
                                "rows": np.flatnonzero(relabel)}
-    t = time.perf_counter()
     learner = cleaner.learner_
-    proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
-                                  TensorData.from_arrays(X, y_noisy), fit, folds=5, seed=seed)
-    _, issues = confident_learning_scores(y_noisy, proba)
-    cleanlab_s = time.perf_counter() - t + float(cleaner.timings_.get("featurize", 0.0))
-    rows_rel = info["relabel"].pop("rows")
-    info["relabel"]["cleanlab_predicted_label_accuracy"] = (float((proba[rows_rel].argmax(1) == y_true[rows_rel]).mean())
-                                                           if rows_rel.size else None)
     everything = np.arange(len(y_noisy))
-    sets = {"noisy": (everything, y_noisy), **sets, "cleanlab": (np.flatnonzero(~issues), y_noisy),
-            "oracle": (everything, y_true)}
-    methods = {}
+    relabels = [k for k in info if k == "relabel" or k.startswith("relabel (")]
+    if cleanlab:
+        t = time.perf_counter()
+        proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
+                                      TensorData.from_arrays(X, y_noisy), fit, folds=5, seed=seed)
+        _, issues = confident_learning_scores(y_noisy, proba)
+        cleanlab_s = time.perf_counter() - t + float(cleaner.timings_.get("featurize", 0.0))
+        sets = {"noisy": (everything, y_noisy), **sets, "cleanlab": (np.flatnonzero(~issues), y_noisy),
+                "oracle": (everything, y_true)}
+    for key in relabels:
+        rows_rel = info[key].pop("rows")
+        info[key]["cleanlab_predicted_label_accuracy"] = (
+            float((proba[rows_rel].argmax(1) == y_true[rows_rel]).mean()) if cleanlab and rows_rel.size else None)
+    methods, done = {}, []
     for method, (keep, labels) in sets.items():
         if method == "default" and default_action in ("drop", "relabel"):
             continue  # the same set as the named action; reported under its name
-        acc = _retrain_accuracy(learner, X[keep], labels[keep], fit, X_test, y_test, seed=seed + 300)
-        methods[method] = {"accuracy": acc, "n_kept": int(keep.size),
+        # a set equal to one already trained (a candidate ranking that does not apply) trains the same model
+        # (the same rows, labels and seed): its accuracy is reused, and the row says so
+        same = next((m for m, k, l in done if np.array_equal(k, keep) and np.array_equal(l[k], labels[keep])), None)
+        acc = methods[same]["accuracy"] if same else _retrain_accuracy(learner, X[keep], labels[keep], fit, X_test,
+                                                                       y_test, seed=seed + 300)
+        methods[method] = {"accuracy": acc, "n_kept": int(keep.size), **({"same_set_as": same} if same else {}),
                            "residual_noise": float((labels[keep] != y_true[keep]).mean()) if keep.size else None}
+        done.append((method, keep, labels))
         print(f"  {name} seed {seed}: {method} {acc:.3f} ({keep.size} rows)", flush=True)
     return {"setting": name, "seed": seed, "rows": rows, "n_train": int(len(idx_train)), "n_test": int(len(y_test)),
             "n_flipped": int(flipped.sum()), "stage": info, "methods": methods,
-            "cleanlab": {"n_issues": int(issues.sum()), "wall_s": cleanlab_s,
-                         "precision": float(flipped[issues].mean()) if issues.any() else 0.0},
-            "time_ratio": stage_s / cleanlab_s, "wall_s": time.perf_counter() - t0}
+            "cleanlab": ({"n_issues": int(issues.sum()), "wall_s": cleanlab_s,
+                          "precision": float(flipped[issues].mean()) if issues.any() else 0.0} if cleanlab else None),
+            "time_ratio": stage_s / cleanlab_s if cleanlab else None, "wall_s": time.perf_counter() - t0}
 
 
 def _default_method(r: dict) -> str:
@@ -189,6 +223,7 @@ def markdown(runs: list[dict], note: str | None = None) -> str:
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     names = list(dict.fromkeys(r["setting"] for r in runs))
     methods = list(dict.fromkeys(m for r in runs for m in r["methods"]))
+    shown = [m for m in methods if m in ("drop", "relabel", "cleanlab") or m.startswith(("drop (", "relabel ("))]
     r0 = runs[0]
     lines = ["## Downstream accuracy on images, public path (`benchmarks/downstream.py --images`)", "",
              f"{r0['rows']} generated images per setting ({r0['n_train']} train / {r0['n_test']} clean test), seeds "
@@ -209,43 +244,52 @@ def markdown(runs: list[dict], note: str | None = None) -> str:
         est = [r["stage"]["estimated_noise_rate"] for r in rs if r["stage"]["estimated_noise_rate"] is not None]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {f(np.mean(est) if est else None)} | "
                      f"{', '.join(sorted({'passed' if r['stage']['gate'] == 'passed' else 'refused' for r in rs}))} | "
-                     f"{np.mean([r['time_ratio'] for r in rs]):.2f} |")
+                     f"{f(np.mean(ratios)) if (ratios := [r['time_ratio'] for r in rs if r['time_ratio']]) else '—'} |")
     lines += ["", "Per run: the auxiliary model's check, the estimate against the flipped share, and each training set's "
                   "rows and residual noise (share of its rows whose label is wrong).", "",
               "| setting | seed | aux accuracy (reliable) | est. rate (flipped) | " + " | ".join(
-                  f"{m} acc (rows, noise)" for m in methods if m in ("drop", "relabel", "cleanlab")) + " |",
-              "|---|---|---|---|" + "---|" * sum(m in ("drop", "relabel", "cleanlab") for m in methods)]
+                  f"{m} acc (rows, noise)" for m in methods if m in shown) + " |",
+              "|---|---|---|---|" + "---|" * sum(m in shown for m in methods)]
     for r in runs:
         st, ms = r["stage"], r["methods"]
         aux = st.get("auxiliary_accuracy")
         lines.append(f"| {r['setting']} | {r['seed']} | {f(aux)} ({'yes' if st.get('auxiliary_reliable') else 'no'}) | "
                      f"{f(st['estimated_noise_rate'])} ({r['n_flipped'] / r['n_train']:.3f}) | " + " | ".join(
                          f"{ms[m]['accuracy']:.3f} ({ms[m]['n_kept']}, {f(ms[m]['residual_noise'])})"
-                         for m in methods if m in ("drop", "relabel", "cleanlab")) + " |")
+                         if m in ms else "—" for m in methods if m in shown) + " |")
     lines += ["", "Relabel (the same fitted run decided with `action=\"relabel\"`): accuracy = relabeled rows given "
                   "their true label; coverage = relabeled / flagged; CL pred = cleanlab's `predicted_label` accuracy "
                   "on the same rows.", "",
               "| setting | seed | flagged | relabeled | relabel accuracy | coverage | CL pred accuracy |",
               "|---|---|---|---|---|---|---|"]
     for r in runs:
-        rl = r["stage"]["relabel"]
-        lines.append(f"| {r['setting']} | {r['seed']} | {rl['n_flagged']} | {rl['n_relabeled']} | {f(rl['accuracy'])} | "
-                     f"{f(rl['coverage'])} | {f(rl['cleanlab_predicted_label_accuracy'])} |")
+        for key in [k for k in r["stage"] if k == "relabel" or k.startswith("relabel (")]:
+            rl = r["stage"][key]
+            lines.append(f"| {r['setting']} | {r['seed']}{'' if key == 'relabel' else ', ' + key} | {rl['n_flagged']} | "
+                         f"{rl['n_relabeled']} | {f(rl['accuracy'])} | {f(rl['coverage'])} | "
+                         f"{f(rl['cleanlab_predicted_label_accuracy'])} |")
     checks = []
     for name in names:
         rs = [r for r in runs if r["setting"] == name]
         dm = _default_method(rs[0])
-        checks.append(check(name, f"default action (`{dm}`) test accuracy ≥ cleanlab's (mean over seeds)",
-                            float(np.mean([r["methods"][dm]["accuracy"] for r in rs])),
-                            float(np.mean([r["methods"]["cleanlab"]["accuracy"] for r in rs]))))
+        if all("cleanlab" in r["methods"] for r in rs):
+            checks.append(check(name, f"default action (`{dm}`) test accuracy ≥ cleanlab's (mean over seeds)",
+                                float(np.mean([r["methods"][dm]["accuracy"] for r in rs])),
+                                float(np.mean([r["methods"]["cleanlab"]["accuracy"] for r in rs]))))
+        for cand in [m for m in methods if " (" in m and "confident joint" not in m]:
+            base = cand.split(" (")[0]  # the candidate ranking's drop / relabel against the run's own
+            pairs = [(r["methods"][cand]["accuracy"], r["methods"][base]["accuracy"]) for r in rs if cand in r["methods"]]
+            checks.append(check(name, f"`{cand}` test accuracy ≥ `{base}` − 0.005 (mean over seeds)",
+                                float(np.mean([a for a, _ in pairs])), float(np.mean([b for _, b in pairs])) - 0.005))
         acc = [r["stage"]["relabel"]["accuracy"] for r in rs if r["stage"]["relabel"]["accuracy"] is not None]
         cl = [r["stage"]["relabel"]["cleanlab_predicted_label_accuracy"] for r in rs
               if r["stage"]["relabel"]["accuracy"] is not None]
         checks.append(check(name, "relabel accuracy ≥ 0.95", float(np.mean(acc)) if acc else None, 0.95))
         checks.append(check(name, "relabel accuracy ≥ cleanlab predicted_label accuracy on the same rows",
                             float(np.mean(acc)) if acc else None, float(np.mean(cl)) if cl else None))
-        checks.append(check(name, "time: stage ≤ 0.5× cleanlab-5-fold", float(np.mean([r["time_ratio"] for r in rs])),
-                            0.5, "<="))
+        if all(r["time_ratio"] for r in rs):
+            checks.append(check(name, "time: stage ≤ 0.5× cleanlab-5-fold",
+                                float(np.mean([r["time_ratio"] for r in rs])), 0.5, "<="))
     checks.append(check("mean over settings", "`relabel` test accuracy ≥ `drop`",
                         float(np.mean([r["methods"]["relabel"]["accuracy"] for r in runs])),
                         float(np.mean([r["methods"]["drop"]["accuracy"] for r in runs]))))
@@ -266,6 +310,11 @@ def main(argv: list[str] | None = None) -> dict:
                         help="GEXConfig.image_aux_lr_scale of every run (default: the stage's)")
     parser.add_argument("--cnn-blocks", type=int, default=None,
                         help="GEXConfig.cnn_blocks of every run (default: the stage's, 2)")
+    parser.add_argument("--candidate-score", default=None,
+                        help="a registered score: the same fit also decided with drop and relabel on that ranking "
+                        "under a reliable cross-fitted model (candidate_result)")
+    parser.add_argument("--no-cleanlab", action="store_true", help="no cleanlab folds and no noisy / oracle sets: the "
+                        "stage's decisions against each other only")
     parser.add_argument("--out", default="downstream_images")
     parser.add_argument("--render", action="store_true", help="write the markdown again from <out>.json; runs nothing")
     parser.add_argument("--note", default=None, help="a line under the title (with --render or --merge)")
@@ -300,7 +349,8 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     for seed in args.seeds:
         for name in args.settings:
-            runs.append(run_setting(name, seed, args.rows, args.test_rows, gex_fields))
+            runs.append(run_setting(name, seed, args.rows, args.test_rows, gex_fields,
+                                    candidate_score=args.candidate_score, cleanlab=not args.no_cleanlab))
             r = runs[-1]
             print(f"done: {name} seed {seed} ({r['wall_s']:.0f} s): "
                   + ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in r["methods"].items()), flush=True)
