@@ -15,6 +15,7 @@ import numpy as np
 
 from influence_stage._checks import check_xy
 from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.fit import is_image
 from influence_stage.engine.auxiliary import AuxiliaryCheck, check_auxiliary, contradicted_rows
 from influence_stage.engine.members import (
     AutoScale,
@@ -98,6 +99,13 @@ class GEXAgreement:
                     "(gex_influence is still published; do not rank by it alone).")
         return (f"{head}; score {score!r} ranks by it. Rank by 'oos+aum' or 'oos' (the cross-fitted evidence), or "
                 "train θ* so that it does not fit every row.")
+
+
+def image_rows(data: Any) -> bool:
+    """Whether ``data``'s rows are images ``(c, h, w)`` in an ``X`` tensor (the default CNN's rows; a Hugging Face
+    model's pixel values have no ``X``)."""
+    X = getattr(data, "X", None)
+    return X is not None and is_image(tuple(X.shape[1:]))
 
 
 def gex_agreement(gex_influence: np.ndarray, oos_proba: np.ndarray, y: np.ndarray) -> GEXAgreement | None:
@@ -205,6 +213,7 @@ def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_conf
 
     >>> import numpy as np
     >>> from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.fit import is_image
     >>> from influence_stage.engine.gex import gex
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(40, 4)).astype(np.float32)
@@ -336,6 +345,12 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
             agreement = replace(agreement, left_out=name)
             name = instead
         logger.warning("%s", agreement.message(fit, name))
+    elif not config.image_gex_rank and aux is not None and aux.reliable and image_rows(data):
+        instead = SCORE_REGISTRY.get(name).without_gex
+        if instead is not None:  # image rows rank by the cross-fitted evidence (GEXConfig.image_gex_rank)
+            logger.info("image rows under a reliable cross-fitted model: score %r ranks as %r, without the GEX rank "
+                        "(GEXConfig.image_gex_rank=False).", name, instead)
+            name = instead
     scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
                            oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
     first = name in RANK_SCORES and proba is not None and aux is not None and aux.reliable
@@ -364,6 +379,7 @@ def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None =
 
     >>> import numpy as np
     >>> from influence_stage.config import FitConfig, GEXConfig
+from influence_stage.config.fit import is_image
     >>> from influence_stage.engine.gex import gex_self_influence
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(40, 4)).astype(np.float32)

@@ -115,3 +115,39 @@ def test_the_scores_without_gex_can_be_asked_for():
         P = suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)
         assert cleaner.score_name_ == name
         np.testing.assert_allclose(cleaner.scores_, evidence_first(mean_rank(*parts), y, P))
+
+
+def _images():
+    """120 separable 8×8 one-channel images (horizontal stripes, vertical stripes or both: classes that the
+    cross-fitted halves' pixel shifts keep), 12 labels flipped."""
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 40)
+    X = rng.normal(0, 0.3, size=(120, 1, 8, 8)).astype(np.float32)
+    X[y != 1, 0, ::2, :] += 1.5  # rows: classes 0 and 2
+    X[y != 0, 0, :, ::2] += 1.5  # columns: classes 1 and 2
+    y[::10] = (y[::10] + 1) % 3
+    return X, y
+
+
+IMAGE_FIT = FitConfig(epochs=20, min_steps=60)
+
+
+def test_image_rows_rank_without_the_gex_rank_when_asked():
+    X, y = _images()
+    kept = InfluenceCleaner(gex_config=FAST_GEX, fit_config=IMAGE_FIT, random_state=0, max_drop_fraction=1.0).fit(X, y)
+    assert kept.result_.auxiliary.reliable and kept.score_name_ == "gex+oos+aum"
+    left = InfluenceCleaner(gex_config=FAST_GEX.model_copy(update={"image_gex_rank": False}), fit_config=IMAGE_FIT,
+                            random_state=0, max_drop_fraction=1.0).fit(X, y)
+    res = left.result_
+    assert left.score_name_ == "oos+aum" == left.pipeline_.summary["score"] and res.gex_agreement.left_out is None
+    P = suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)
+    np.testing.assert_allclose(left.scores_, evidence_first(
+        mean_rank(oos_loss(res.oos_proba, y), -res.train_margin.astype(np.float64)), y, P))
+    np.testing.assert_array_equal(left.result_.gex_influence, kept.result_.gex_influence)  # the same fit otherwise
+
+
+def test_flat_rows_keep_the_gex_rank_whatever_the_image_field():
+    X, y = _separable()
+    cleaner = InfluenceCleaner(gex_config=FAST_GEX.model_copy(update={"image_gex_rank": False}),
+                               fit_config=FitConfig(epochs=20), random_state=0, max_drop_fraction=1.0).fit(X, y)
+    assert cleaner.result_.auxiliary.reliable and cleaner.score_name_ == "gex+oos+aum"
