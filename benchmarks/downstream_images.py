@@ -283,7 +283,8 @@ def markdown(runs: list[dict], note: str | None = None) -> str:
                                 float(np.mean([a for a, _ in pairs])), float(np.mean([b for _, b in pairs])) - 0.005))
         acc = [r["stage"]["relabel"]["accuracy"] for r in rs if r["stage"]["relabel"]["accuracy"] is not None]
         cl = [r["stage"]["relabel"]["cleanlab_predicted_label_accuracy"] for r in rs
-              if r["stage"]["relabel"]["accuracy"] is not None]
+              if r["stage"]["relabel"]["accuracy"] is not None
+              and r["stage"]["relabel"]["cleanlab_predicted_label_accuracy"] is not None]
         checks.append(check(name, "relabel accuracy ≥ 0.95", float(np.mean(acc)) if acc else None, 0.95))
         checks.append(check(name, "relabel accuracy ≥ cleanlab predicted_label accuracy on the same rows",
                             float(np.mean(acc)) if acc else None, float(np.mean(cl)) if cl else None))
