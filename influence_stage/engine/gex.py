@@ -213,7 +213,6 @@ def gex(model: Any, X: Any, y: Any, *, config: GEXConfig | None = None, fit_conf
 
     >>> import numpy as np
     >>> from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.config.fit import is_image
     >>> from influence_stage.engine.gex import gex
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(40, 4)).astype(np.float32)
@@ -379,7 +378,6 @@ def gex_self_influence(model: Any, X: Any, y: Any, *, config: GEXConfig | None =
 
     >>> import numpy as np
     >>> from influence_stage.config import FitConfig, GEXConfig
-from influence_stage.config.fit import is_image
     >>> from influence_stage.engine.gex import gex_self_influence
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(40, 4)).astype(np.float32)
