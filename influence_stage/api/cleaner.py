@@ -90,8 +90,9 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
     prune_per_class : bool, default False
         ``action="prune"``: each class keeps its share of the budget (no class is emptied either way).
     score : str or None, default None
-        The ranking: "gex", "gex-trimmed", "member-loss", "gex+oos" or "gex+oos+aum" (see
-        ``influence_stage.engine.scores``). None: ``gex_config.score`` (default "gex+oos+aum").
+        The ranking: "gex", "gex-trimmed", "member-loss", "gex+oos", "gex+oos+aum", "oos" or "oos+aum" (see
+        ``influence_stage.engine.scores``). None: ``gex_config.score`` (default "gex+oos+aum", which image
+        rows rank without its GEX rank under a reliable cross-fitted model: ``GEXConfig.image_gex_rank``).
     threshold : str or float, default "estimate"
         "estimate" (the estimated number of mislabeled rows), "otsu", "gmm", "quantile:q",
         "budget:f" or a score value.

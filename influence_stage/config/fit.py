@@ -179,13 +179,15 @@ class GEXConfig(BaseModel):
                                       "benchmarks/image_time.py variants aux-lr1x, aux-lr4x-count-both; "
                                       "benchmarks/downstream_images.py --aux-lr-scale). θ* and the members "
                                       "keep their rates. Flat features are not affected.")
-    image_gex_rank: bool = Field(True, description="Image rows (c, h, w) under a reliable cross-fitted model: "
-                                 "whether the rank scores keep the GEX rank. False ranks 'gex+oos+aum' as 'oos+aum' "
-                                 "and 'gex+oos' as 'oos' there (the summary's score names the one used); the exact "
-                                 "GEX score is still computed and published as gex_influence. On the default CNN "
-                                 "the cross-fitted loss and θ*'s margins rank flipped images above the GEX rank "
-                                 "(benchmarks/inverted_gex.py, benchmarks/downstream_images.py --candidate-score). "
-                                 "Flat features, text and runs with a weak cross-fitted model are not affected.")
+    image_gex_rank: bool = Field(False, description="Image rows (c, h, w) under a reliable cross-fitted model: "
+                                 "whether the rank scores keep the GEX rank. False (the default) ranks 'gex+oos+aum' "
+                                 "as 'oos+aum' and 'gex+oos' as 'oos' there (the summary's score names the one "
+                                 "used); the exact GEX score is still computed and published as gex_influence. On "
+                                 "the default CNN the cross-fitted loss and θ*'s margins alone rank flipped images "
+                                 "higher than with the GEX rank, and a CNN retrained on the cleaned images does at "
+                                 "least as well (benchmarks/inverted_gex.py, benchmarks/downstream_images.py "
+                                 "--candidate-score). True keeps the GEX rank. Flat features, text and runs with a "
+                                 "weak cross-fitted model are not affected.")
     cnn_blocks: int = Field(2, ge=1, le=5, description="Conv blocks of the default CNN (model 'auto' or 'cnn' on "
                             "image rows; engine.models.cnn), for θ* and the cross-fitted halves (and the baselines "
                             "the benchmarks build beside them). 3 adds a block after a second pooling (about 18 "

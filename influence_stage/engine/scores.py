@@ -12,7 +12,8 @@ Every score is ``(n_samples,) float64``, finite, ``>= 0``, higher = more suspici
   margins (no cross-fitted model needed).
 - ``"gex+oos+aum"`` (the default): the mean of three percentile ranks, the two above and the
   negated in-sample margin of θ*'s own training, averaged over its epochs (area under the margin,
-  recorded for free while the stage trains θ*).
+  recorded for free while the stage trains θ*). Image rows under a reliable cross-fitted model rank
+  by ``"oos+aum"`` instead (``GEXConfig.image_gex_rank``, applied in ``engine.gex``).
 
 Why a rank mean is the default: the three signals fail on different rows. GEX ranks rows θ* never
 fitted low (their loss is high in every member and barely moves); the out-of-sample loss misses

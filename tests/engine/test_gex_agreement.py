@@ -132,12 +132,12 @@ def _images():
 IMAGE_FIT = FitConfig(epochs=20, min_steps=60)
 
 
-def test_image_rows_rank_without_the_gex_rank_when_asked():
+def test_image_rows_rank_without_the_gex_rank_by_default_and_keep_it_when_asked():
     X, y = _images()
-    kept = InfluenceCleaner(gex_config=FAST_GEX, fit_config=IMAGE_FIT, random_state=0, max_drop_fraction=1.0).fit(X, y)
-    assert kept.result_.auxiliary.reliable and kept.score_name_ == "gex+oos+aum"
-    left = InfluenceCleaner(gex_config=FAST_GEX.model_copy(update={"image_gex_rank": False}), fit_config=IMAGE_FIT,
+    kept = InfluenceCleaner(gex_config=FAST_GEX.model_copy(update={"image_gex_rank": True}), fit_config=IMAGE_FIT,
                             random_state=0, max_drop_fraction=1.0).fit(X, y)
+    assert kept.result_.auxiliary.reliable and kept.score_name_ == "gex+oos+aum"
+    left = InfluenceCleaner(gex_config=FAST_GEX, fit_config=IMAGE_FIT, random_state=0, max_drop_fraction=1.0).fit(X, y)
     res = left.result_
     assert left.score_name_ == "oos+aum" == left.pipeline_.summary["score"] and res.gex_agreement.left_out is None
     P = suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)
