@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="GEXConfig.image_aux_lr_scale of every run (default: the stage's)")
     parser.add_argument("--cnn-blocks", type=int, default=None,
                         help="GEXConfig.cnn_blocks of every run (default: the stage's, 2)")
+    parser.add_argument("--chains", type=int, default=None, help="GEXConfig.chains of every run (default: the stage's)")
     parser.add_argument("--candidate-score", default=None,
                         help="a registered score: the same fit also decided with drop and relabel on that ranking "
                         "under a reliable cross-fitted model (candidate_result)")
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
         return payload
     torch.set_num_threads(1)
     gex_fields = {k: v for k, v in (("estimate_count", args.estimate_count), ("image_aux_lr_scale", args.aux_lr_scale),
-                                                   ("cnn_blocks", args.cnn_blocks))
+                                                   ("cnn_blocks", args.cnn_blocks), ("chains", args.chains))
                   if v is not None}
     runs = []
     t0 = time.perf_counter()
