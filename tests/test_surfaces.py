@@ -141,6 +141,7 @@ SECTION_VALUES: dict[str, dict[str, Any]] = {
             "image_lr_grid": [0.01, 0.02], "image_min_cycle_steps": 5, "image_eval_batch_size": 64,
             "image_aux_shift": 3, "image_aux_views": 9, "aux_folds": 3,
             "image_aux_lr_scale": 2.0, "image_aux_batch_size": 32, "cnn_blocks": 3, "image_gex_rank": True,
+            "image_chains": 3,
             "estimate_count": "confident_joint"},
     "fit": {"epochs": 3, "lr": 0.1, "batch_size": 16, "momentum": 0.5, "weight_decay": 0.0, "seed": 7,
             "max_steps": None, "min_steps": 500, "min_steps_inputs": "all", "shift_pixels": 1},

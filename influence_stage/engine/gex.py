@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from influence_stage.engine.members import (
     choose_ft_lr,
     out_of_sample_fit,
     plan_members,
+    row_shape,
 )
 from influence_stage.timing import Timings
 from influence_stage.errors import InvalidInputError
@@ -267,7 +268,7 @@ def score_fitted(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     with timings.step("scale"):
         auto = auto_scale(learner, data, config=config, fit_config=fit_config, progress=progress)
     with timings.step("members"):
-        plan = member_plan(learner, config, auto)
+        plan = member_plan(learner, config, auto, input_shape=row_shape(data))
         members = plan.train(learner, data, config=config, progress=progress)
     with timings.step("losses"):
         result = result_from_members(learner, data, members, config=config, ft_lr=plan.ft_lr, auto=auto,
@@ -289,13 +290,14 @@ def auto_scale(learner: Learner, data: Any, *, config: GEXConfig, fit_config: Fi
 
 
 def member_plan(learner: Learner, config: GEXConfig, auto: AutoScale | None, *,
-                chains_per_task: int | None = None) -> MemberPlan:
-    """The members left to train (``engine.members.plan_members``): at the scale's rate, continuing its
-    probe chains, or at ``config.ft_lr`` when it is a number (``auto`` None)."""
+                chains_per_task: int | None = None, input_shape: Sequence[int] | None = None) -> MemberPlan:
+    """The members left to train (``engine.members.plan_members``, for rows of ``input_shape``): at the scale's
+    rate, continuing its probe chains, or at ``config.ft_lr`` when it is a number (``auto`` None)."""
     if auto is None:
-        return plan_members(learner, config, ft_lr=float(config.ft_lr), chains_per_task=chains_per_task)
+        return plan_members(learner, config, ft_lr=float(config.ft_lr), chains_per_task=chains_per_task,
+                            input_shape=input_shape)
     return plan_members(learner, config, ft_lr=auto.ft_lr, first_chains=auto.first_chains,
-                        chains_per_task=chains_per_task)
+                        chains_per_task=chains_per_task, input_shape=input_shape)
 
 
 def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,

@@ -109,6 +109,14 @@ def probe_grid(config: GEXConfig, input_shape: Sequence[int] | None) -> list[flo
     return list(config.lr_grid)
 
 
+def member_chains(config: GEXConfig, input_shape: Sequence[int] | None) -> int:
+    """The member chains: ``image_chains`` on image rows when set and ``chains`` is left at its default, else
+    ``chains`` (a number set there is used as given)."""
+    if config.image_chains is not None and is_image(input_shape) and _at_default(config, "chains"):
+        return int(config.image_chains)
+    return int(config.chains)
+
+
 def member_seed(seed: int, chain: int, cycle: int) -> int:
     """Seed of the batch order of one cycle of one chain (independent streams per chain)."""
     return int(np.random.SeedSequence([int(seed), int(chain), int(cycle)]).generate_state(1)[0])
@@ -201,11 +209,11 @@ def build_chains(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr
             states[i] = states[i] + run
 
 
-def member_prefixes(config: GEXConfig, first_chains: Sequence[Sequence[State]] = ()) -> list[list[State]]:
-    """The already-trained first members of every chain: the auto scale's probe chains for chains
+def member_prefixes(chains: int, first_chains: Sequence[Sequence[State]] = ()) -> list[list[State]]:
+    """The already-trained first members of each of ``chains`` chains: the auto scale's probe chains for chains
     0..c-1 (continued, not retrained), none for the others. Input of ``build_chains``."""
-    reused = [list(ch) for ch in first_chains[:config.chains]]
-    return reused + [[] for _ in range(config.chains - len(reused))]
+    reused = [list(ch) for ch in first_chains[:chains]]
+    return reused + [[] for _ in range(chains - len(reused))]
 
 
 @dataclass(frozen=True)
@@ -245,19 +253,21 @@ class MemberPlan:
 
 
 def plan_members(learner: Learner, config: GEXConfig, *, ft_lr: float, first_chains: Sequence[Sequence[State]] = (),
-                 chains_per_task: int | None = None) -> MemberPlan:
-    """Split the ``config.chains`` chains into groups, leaving out the cycles ``first_chains`` already ran.
+                 chains_per_task: int | None = None, input_shape: Sequence[int] | None = None) -> MemberPlan:
+    """Split the member chains (``member_chains`` for rows of ``input_shape``) into groups, leaving out the
+    cycles ``first_chains`` already ran.
 
     Default: one group of all chains when the learner trains chains batched (the fastest on one
     machine), else one chain per group. Chains trained together equal chains trained apart only
     up to rounding, so callers that cache a group key it by its chain ids.
     """
-    if config.n_members < 2:
+    chains = member_chains(config, input_shape)
+    if chains * config.cycles < 2:
         raise InvalidInputError(
-            f"GEX needs at least 2 members; chains × cycles = {config.chains} × {config.cycles} = "
-            f"{config.n_members}. Raise chains or cycles."
+            f"GEX needs at least 2 members; chains × cycles = {chains} × {config.cycles} = "
+            f"{chains * config.cycles}. Raise chains or cycles."
         )
-    prefixes = member_prefixes(config, first_chains)
+    prefixes = member_prefixes(chains, first_chains)
     todo = [c for c, prefix in enumerate(prefixes) if len(prefix) < config.cycles]
     size = chains_per_task or (max(len(todo), 1) if trains_batched(learner) else 1)
     return MemberPlan(ft_lr=ft_lr, prefixes=prefixes, groups=[todo[i:i + size] for i in range(0, len(todo), size)])
@@ -265,13 +275,13 @@ def plan_members(learner: Learner, config: GEXConfig, *, ft_lr: float, first_cha
 
 def build_members(learner: Learner, data: TensorData, *, config: GEXConfig, ft_lr: float,
                   first_chains: Sequence[Sequence[State]] = (), progress: bool = False) -> list[State]:
-    """``config.chains × config.cycles`` members from the learner's current parameters (θ*).
+    """``member_chains × config.cycles`` members from the learner's current parameters (θ*).
 
     ``first_chains``: the first cycles of chains 0..c-1, already trained at ``ft_lr`` with this
     config's seeds (by the auto scale's probe); they are continued, not retrained (``build_chains``).
     Returns the members chain-major; the learner is left at θ*.
     """
-    return plan_members(learner, config, ft_lr=ft_lr, first_chains=first_chains).train(
+    return plan_members(learner, config, ft_lr=ft_lr, first_chains=first_chains, input_shape=row_shape(data)).train(
         learner, data, config=config, progress=progress)
 
 
@@ -369,7 +379,7 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     theta = learner.get_state()
     base = learner.per_sample_loss(data)
     grid = probe_grid(config, row_shape(data))
-    k = min(config.probe_chains, config.chains)
+    k = min(config.probe_chains, member_chains(config, row_shape(data)))
     runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)],
                       cycles=config.probe_cycle_count,
                       steps=cycle_steps(len(data), config, learner, row_shape(data)), seed=config.seed, chain_ids=list(range(k)) * len(grid),

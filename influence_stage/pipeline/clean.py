@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from influence_stage.engine.gex import member_plan
+from influence_stage.engine.members import row_shape
 from influence_stage.engine.loss_store import LossStore
 from influence_stage.engine.members import MemberPlan
 from influence_stage.pipeline.context import RunContext, digest
@@ -107,7 +108,7 @@ class Members(MappedStep):
 
     def _plan(self, context: RunContext) -> MemberPlan:
         return member_plan(context["learner"], context.config.gex, context["auto"],
-                                    chains_per_task=context.chains_per_task)
+                           chains_per_task=context.chains_per_task, input_shape=row_shape(context["features"]))
 
     def run(self, context: RunContext) -> Any:
         plan = self._plan(context)

@@ -395,3 +395,37 @@ def test_more_folds_train_each_model_on_more_rows_and_predict_every_row_once(mon
     assert set(sizes) == {60} and len(check.epochs) == 3
     assert proba.shape == (90, 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert check.accuracy > 0.8  # separable classes, learned from rows each model never saw
+
+
+def test_image_chains_replace_the_default_chains_on_image_rows_only():
+    from influence_stage.engine.members import member_chains
+
+    two = GEXConfig(image_chains=2)
+    assert member_chains(two, IMAGE) == 2 and member_chains(two, (16,)) == member_chains(two, None) == two.chains
+    assert member_chains(GEXConfig(image_chains=2, chains=5), IMAGE) == 5  # a number set in chains wins
+    assert member_chains(GEXConfig(), IMAGE) == GEXConfig().chains  # None: chains
+
+
+def test_image_chains_set_the_members_of_a_run_through_the_public_path():
+    """``InfluenceCleaner`` on (n, c, h, w) arrays keeps image_chains × cycles members; flat rows keep chains."""
+    from influence_stage import InfluenceCleaner
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(3), 30)
+    X = rng.normal(0, 0.3, size=(90, 1, 8, 8)).astype(np.float32)
+    X[y != 1, 0, ::2, :] += 1.5
+    X[y != 0, 0, :, ::2] += 1.5
+    gex = GEXConfig(image_chains=2, chains=4, cycles=2, lr_grid=(0.05, 0.2), holdout_epochs=4)
+    fit = FitConfig(epochs=5, min_steps=40)
+    # chains=4 is not its default, so it is used as given on images too
+    assert len(InfluenceCleaner(gex_config=gex, fit_config=fit, random_state=0, max_drop_fraction=1.0)
+               .fit(X, y).result_.members) == 4 * 2
+    lean = gex.model_copy(update={"chains": GEXConfig().chains})
+    image = InfluenceCleaner(gex_config=lean, fit_config=fit, random_state=0, max_drop_fraction=1.0).fit(X, y)
+    assert len(image.result_.members) == 2 * 2 == image.result_.loss_matrix.shape[1]
+    flat = InfluenceCleaner(gex_config=lean, fit_config=fit, random_state=0, max_drop_fraction=1.0).fit(
+        X.reshape(90, -1), y)
+    assert len(flat.result_.members) == GEXConfig().chains * 2
+    from influence_stage.engine.gex import gex as run_gex
+
+    assert len(run_gex("auto", X, y, config=lean, fit_config=fit).members) == 2 * 2  # the engine's own entry
