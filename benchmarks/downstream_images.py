@@ -70,21 +70,21 @@ EXTRA_TEST_SEED = 10_000
 
 
 def candidate_result(res, y: np.ndarray, name: str, config):
-    """The fit's result ranked by the score ``name`` as the stage ranks under the same evidence (the score's
-    ranks, then evidence first under a reliable cross-fitted model), or None where the run's own ranking stands:
-    no reliable cross-fitted model (the candidate rankings of ``--candidate-score`` apply there only), or the run
-    already ranked by ``name``. The count, the suggestions and everything else are the fit's own."""
+    """The fit's result ranked by the score ``name`` as the stage ranks under the same evidence
+    (``engine.gex.ranked``: the score's ranks, then evidence first under a reliable cross-fitted model), or None
+    where the run's own ranking stands: no reliable cross-fitted model (the candidate rankings of
+    ``--candidate-score`` apply there only), or the run already ranked by ``name``. The count, the suggestions and
+    everything else are the fit's own."""
     from dataclasses import replace
 
     from influence_stage.decisions.suggest import suggestion_proba
-    from influence_stage.engine.scores import evidence_first, oos_loss, ranking_score
+    from influence_stage.engine.gex import ranked
 
     if not res.evidence_first or res.score_name == name:
         return None
-    s = ranking_score(name, res.loss_matrix, res.base_loss, tau=config.gex.tau, trim=config.gex.trim,
-                      oos_loss=oos_loss(res.oos_proba, y), train_margin=res.train_margin)
-    return replace(res, scores=evidence_first(s, y, suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)),
-                   score_name=name)
+    return replace(res, score_name=name, scores=ranked(
+        name, res.loss_matrix, res.base_loss, y, config=config.gex, oos_proba=res.oos_proba,
+        train_margin=res.train_margin, suggestion=suggestion_proba(res.member_proba, res.oos_proba, res.auxiliary)))
 
 
 def run_setting(name: str, seed: int, rows: int, test_rows: int = 0, gex_fields: dict | None = None,

@@ -273,6 +273,8 @@ class GEXConfig(BaseModel):
 
     @property
     def n_members(self) -> int:
+        """``chains × cycles``: the members of a run on flat rows (image rows may use ``image_chains``:
+        ``engine.members.member_chains``)."""
         return self.chains * self.cycles
 
     @property

@@ -102,13 +102,6 @@ class GEXAgreement:
                 "train θ* so that it does not fit every row.")
 
 
-def image_rows(data: Any) -> bool:
-    """Whether ``data``'s rows are images ``(c, h, w)`` in an ``X`` tensor (the default CNN's rows; a Hugging Face
-    model's pixel values have no ``X``)."""
-    X = getattr(data, "X", None)
-    return X is not None and is_image(tuple(X.shape[1:]))
-
-
 def gex_agreement(gex_influence: np.ndarray, oos_proba: np.ndarray, y: np.ndarray) -> GEXAgreement | None:
     """``GEXAgreement`` of ``gex_influence`` with the cross-fitted probabilities ``oos_proba`` on labels ``y``;
     None with fewer than ``MIN_AGREEMENT_ROWS`` contradicted or uncontradicted rows (no AP to speak of)."""
@@ -300,6 +293,18 @@ def member_plan(learner: Learner, config: GEXConfig, auto: AutoScale | None, *,
                         chains_per_task=chains_per_task, input_shape=input_shape)
 
 
+def ranked(name: str, L: np.ndarray, base: np.ndarray, y: np.ndarray, *, config: GEXConfig,
+           oos_proba: np.ndarray | None, train_margin: np.ndarray | None,
+           suggestion: np.ndarray | None = None) -> np.ndarray:
+    """The published ranking of score ``name`` (already resolved): ``scores.ranking_score`` on a run's evidence,
+    then ``scores.evidence_first`` with the suggestion probabilities ``suggestion`` when given (a rank score under
+    a reliable cross-fitted model: ``result_from_members`` decides). ``(n_samples,) float64``."""
+    scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
+                           oos_loss=oos_loss(oos_proba, y) if oos_proba is not None else None, train_margin=train_margin)
+    # rows the models place in their given class go after the others
+    return scores if suggestion is None else evidence_first(scores, y, suggestion)
+
+
 def result_from_members(learner: Learner, data: Any, members: list[State], *, config: GEXConfig, ft_lr: float,
                         auto: AutoScale | None = None, fit_config: FitConfig | None = None,
                         progress: bool = False, store: LossStore | None = None) -> GEXResult:
@@ -339,27 +344,28 @@ def result_from_members(learner: Learner, data: Any, members: list[State], *, co
         # (text, weak features) the ranking without it was the worse one (benchmarks/weak_ranking.py)
         logger.warning("%s", aux.message())
     influence = self_influence(L, base, tau=config.tau)
-    agreement = gex_agreement(influence, proba, y) if proba is not None and aux is not None and aux.reliable else None
-    if agreement is not None and agreement.inverted:
-        instead = SCORE_REGISTRY.get(name).without_gex
-        if instead is not None:  # the same ranks without GEX's (benchmarks/inverted_gex.py)
+    reliable = proba is not None and aux is not None and aux.reliable
+    agreement = gex_agreement(influence, proba, y) if reliable else None
+    inverted = agreement is not None and agreement.inverted
+    # the same ranks without GEX's: where GEX reads inverted (benchmarks/inverted_gex.py), and on image rows
+    # unless GEXConfig.image_gex_rank keeps it there
+    instead = (SCORE_REGISTRY.get(name).without_gex
+               if inverted or (reliable and not config.image_gex_rank and is_image(row_shape(data))) else None)
+    if instead is not None:
+        if inverted:
             agreement = replace(agreement, left_out=name)
-            name = instead
-        logger.warning("%s", agreement.message(fit, name))
-    elif not config.image_gex_rank and aux is not None and aux.reliable and image_rows(data):
-        instead = SCORE_REGISTRY.get(name).without_gex
-        if instead is not None:  # image rows rank by the cross-fitted evidence (GEXConfig.image_gex_rank)
+        else:
             logger.info("image rows under a reliable cross-fitted model: score %r ranks as %r, without the GEX rank "
                         "(GEXConfig.image_gex_rank=False).", name, instead)
-            name = instead
-    scores = ranking_score(name, L, base, tau=config.tau, trim=config.trim,
-                           oos_loss=oos_loss(proba, y) if proba is not None else None, train_margin=margin)
-    first = name in RANK_SCORES and proba is not None and aux is not None and aux.reliable
-    if first:  # rows the models place in their given class go after the others (scores.evidence_first)
-        if member_proba is None:  # a loss store or the vmap path kept none; the decision reuses these
-            member_proba = mean_member_proba(learner, members, data, batch_size=config.eval_batch_size,
-                                             member_chunk=config.member_chunk)
-        scores = evidence_first(scores, y, suggestion_proba(member_proba, proba, aux))
+        name = instead
+    if inverted:
+        logger.warning("%s", agreement.message(fit, name))
+    first = name in RANK_SCORES and reliable
+    if first and member_proba is None:  # a loss store or the vmap path kept none; the decision reuses these
+        member_proba = mean_member_proba(learner, members, data, batch_size=config.eval_batch_size,
+                                         member_chunk=config.member_chunk)
+    scores = ranked(name, L, base, y, config=config, oos_proba=proba, train_margin=margin,
+                    suggestion=suggestion_proba(member_proba, proba, aux) if first else None)
     return GEXResult(scores=scores, gex_influence=influence, score_name=name,
                      loss_matrix=L, base_loss=base, members=list(members), ft_lr=ft_lr, auto=auto, learner=learner,
                      oos_proba=proba, train_margin=margin, auxiliary=aux,

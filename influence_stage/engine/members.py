@@ -378,11 +378,12 @@ def choose_ft_lr(learner: Learner, data: TensorData, *, config: GEXConfig, fit_c
     use_ap = int(contradicted.sum()) >= 5 and int((~contradicted).sum()) >= 5
     theta = learner.get_state()
     base = learner.per_sample_loss(data)
-    grid = probe_grid(config, row_shape(data))
-    k = min(config.probe_chains, member_chains(config, row_shape(data)))
+    shape = row_shape(data)
+    grid = probe_grid(config, shape)
+    k = min(config.probe_chains, member_chains(config, shape))
     runs = run_chains(learner, data, start=theta, rates=[g for g in grid for _ in range(k)],
                       cycles=config.probe_cycle_count,
-                      steps=cycle_steps(len(data), config, learner, row_shape(data)), seed=config.seed, chain_ids=list(range(k)) * len(grid),
+                      steps=cycle_steps(len(data), config, learner, shape), seed=config.seed, chain_ids=list(range(k)) * len(grid),
                       progress=progress, desc="auto ft_lr probe")
     from scipy.stats import spearmanr  # here: scipy.stats costs ~0.3 s to import, and only the probe ranks
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from influence_stage.engine.gex import member_plan
-from influence_stage.engine.members import row_shape
 from influence_stage.engine.loss_store import LossStore
-from influence_stage.engine.members import MemberPlan
+from influence_stage.engine.members import MemberPlan, row_shape
 from influence_stage.pipeline.context import RunContext, digest
 from influence_stage.pipeline.issues import Issues
 from influence_stage.pipeline.publishing import PUBLISH_STEPS, Preflight, SkipUnchanged
