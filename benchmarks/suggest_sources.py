@@ -100,26 +100,37 @@ IMAGE_SETTINGS = {"digits28 uniform 20%": "uniform", "digits28 class-dependent 2
 HELD_95 = ("digits", "synthetic", "weak features")
 
 
-def _stem(name: str, seed: int) -> str:
-    return "".join(c if c.isalnum() or c in "%-" else "_" for c in name) + f"_s{seed}"
+def _stem(name: str, seed: int, rows: int = IMAGE_ROWS, chains: int | None = None) -> str:
+    size = "" if name not in IMAGE_SETTINGS or rows == IMAGE_ROWS else f"_r{rows}"
+    members = "" if name not in IMAGE_SETTINGS or chains is None else f"_ch{chains}"
+    return "".join(c if c.isalnum() or c in "%-" else "_" for c in name) + f"{size}{members}_s{seed}"
 
 
-def collect_evidence(name: str, seed: int, where: Path) -> Path:
+def collect_evidence(name: str, seed: int, where: Path, rows: int = IMAGE_ROWS, chains: int | None = None) -> Path:
     """Fit ``name`` (a ``detect.py`` setting or an image setting) once through the public path and save the
-    evidence every rule reads (module docstring); an existing file is reused."""
+    evidence every rule reads (module docstring); an existing file is reused. Image settings draw ``rows`` images;
+    ``chains`` sets ``GEXConfig.image_chains`` (None: the default), and such a run reuses cleanlab's 5-fold
+    probabilities of the default run on the same data when that run's evidence is there (the folds do not depend
+    on the members)."""
     from influence_stage.engine.baselines import cross_validated_proba
     from influence_stage.engine.learner import TensorData
     from influence_stage.engine.losses import mean_member_proba
     from influence_stage.stage.steps import learner_data
 
-    path = where / f"{_stem(name, seed)}.npz"
+    path = where / f"{_stem(name, seed, rows, chains)}.npz"
     if path.exists():
         return path
+    reuse = where / f"{_stem(name, seed, rows)}.npz"
     if name in IMAGE_SETTINGS:
         from detect_images import make_data
 
-        data, y_true, _ = make_data("digits28", IMAGE_ROWS, 0.20, IMAGE_SETTINGS[name], seed)
-        cleaner, _ = fit_public(data, seed=seed, cleaner_kwargs={"label_column": "label"})
+        from influence_stage import GEXConfig
+
+        data, y_true, _ = make_data("digits28", rows, 0.20, IMAGE_SETTINGS[name], seed)
+        kwargs = {"label_column": "label"}
+        if chains is not None:
+            kwargs["gex_config"] = GEXConfig(image_chains=chains)
+        cleaner, _ = fit_public(data, seed=seed, cleaner_kwargs=kwargs)
     else:
         from detect import SETTINGS
 
@@ -130,8 +141,12 @@ def collect_evidence(name: str, seed: int, where: Path) -> Path:
     pipe, res = cleaner.pipeline_, cleaner.result_
     members = mean_member_proba(res.learner, res.members, learner_data(res.learner, pipe.prepared, pipe.features))
     learner, given = cleaner.learner_, np.asarray(pipe.features.y)
-    cl = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
-                               TensorData.from_arrays(pipe.features.X, given), cleaner.config_.fit, folds=5, seed=seed)
+    if chains is not None and reuse.exists() and np.array_equal(np.load(reuse)["given"], given):
+        cl = np.load(reuse)["CL"]
+    else:
+        cl = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
+                                   TensorData.from_arrays(pipe.features.X, given), cleaner.config_.fit, folds=5,
+                                   seed=seed)
     aux = res.auxiliary
     where.mkdir(parents=True, exist_ok=True)
     np.savez(path, M=members, Q=np.asarray(res.oos_proba) if res.oos_proba is not None else np.zeros(0), CL=cl,
@@ -202,7 +217,7 @@ def evaluate(path: Path) -> dict:
     return out
 
 
-def rules_markdown(runs: list[dict]) -> str:
+def rules_markdown(runs: list[dict], image_rows: int = IMAGE_ROWS, image_chains: int | None = None) -> str:
     names = list(dict.fromkeys(r["setting"] for r in runs))
     rule_names = list(runs[0]["rules"])
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
@@ -212,7 +227,7 @@ def rules_markdown(runs: list[dict]) -> str:
         return v
 
     lines = ["## Relabel rules on the same flagged rows (`benchmarks/suggest_sources.py --rules`)", "",
-             f"Every setting of `detect.py`{' and digits28 images (' + str(IMAGE_ROWS) + ' rows, public image path)' if any(n in IMAGE_SETTINGS for n in names) else ''}, "
+             f"Every setting of `detect.py`{' and digits28 images (' + str(image_rows) + ' rows, public image path' + ('' if image_chains is None else f', {image_chains} member chains') + ')' if any(n in IMAGE_SETTINGS for n in names) else ''}, "
              f"seeds {sorted({r['seed'] for r in runs})}; each (setting, seed) fitted once with every default, and every "
              "rule applied to the same flagged rows (before the small-class rule and the caps). P = the stage's "
              "suggestion probabilities (members' and cross-fitted averaged when the cross-fitted model is reliable, else "
@@ -270,25 +285,30 @@ def main_rules(argv: list[str]) -> None:
     parser.add_argument("--images", action="store_true", help=f"add the digits28 image settings ({IMAGE_ROWS} rows)")
     parser.add_argument("--image-seeds", type=int, nargs="+", default=None, help="seeds of the image settings "
                         "(default --seeds; an image run takes minutes)")
+    parser.add_argument("--image-rows", type=int, default=IMAGE_ROWS, help="images per image setting")
+    parser.add_argument("--image-chains", type=int, default=None, help="GEXConfig.image_chains of the image runs "
+                        "(default: the stage's)")
     parser.add_argument("--evidence-dir", type=Path, default=Path("/tmp/relabel_evidence"))
     parser.add_argument("--cached-only", action="store_true", help="only the (setting, seed) pairs whose evidence is "
                         "already in --evidence-dir (fits nothing)")
     parser.add_argument("--out", default="relabel_rules")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    plan = [(n, s) for s in args.seeds for n in args.settings]
+    plan = [(n, s) for s in args.seeds for n in args.settings if n not in IMAGE_SETTINGS]
     if args.images:
         plan += [(n, s) for s in (args.image_seeds or args.seeds) for n in IMAGE_SETTINGS]
+    else:
+        plan += [(n, s) for s in (args.image_seeds or args.seeds) for n in args.settings if n in IMAGE_SETTINGS]
     runs = []
     for name, seed in plan:
-        path = args.evidence_dir / f"{_stem(name, seed)}.npz"
+        path = args.evidence_dir / f"{_stem(name, seed, args.image_rows, args.image_chains)}.npz"
         if not path.exists() and args.cached_only:
             continue
-        path = collect_evidence(name, seed, args.evidence_dir)
+        path = collect_evidence(name, seed, args.evidence_dir, args.image_rows, args.image_chains)
         runs.append({"setting": name, "seed": seed, **evaluate(path)})
         print(f"{name} seed {seed}: {runs[-1]['n_flagged']} flagged", flush=True)
-    print(f"wrote {write_json(args.out, {'machine': machine(), 'seeds': args.seeds, 'runs': runs})}")
-    print(f"wrote {write_markdown(args.out, rules_markdown(runs))}")
+    print(f"wrote {write_json(args.out, {'machine': machine(), 'seeds': args.seeds, 'image_rows': args.image_rows, 'image_chains': args.image_chains, 'runs': runs})}")
+    print(f"wrote {write_markdown(args.out, rules_markdown(runs, args.image_rows, args.image_chains))}")
 
 
 if __name__ == "__main__":
