@@ -105,17 +105,21 @@ VARIANTS: dict[str, dict] = {
     "aux-lr4x-half": {"image_aux_lr_scale": 4.0, "floored_aux_share": 0.5},
     "aux-lr4x-count-both": {"image_aux_lr_scale": 4.0, "estimate_count": "both"},
 }
-# every variant above was run on the two-block CNN with the GEX rank in the image ranking, so each name keeps
-# meaning that run
-VARIANTS = {name: fields if name == "default" else {"cnn_blocks": 2, "image_gex_rank": True, **fields}
+# every variant above was run on the two-block CNN with the GEX rank in the image ranking and 8 member chains on
+# image rows (image_chains=None: chains), so each name keeps meaning that run
+VARIANTS = {name: fields if name == "default" else {"cnn_blocks": 2, "image_gex_rank": True, "image_chains": None,
+                                                     **fields}
             for name, fields in VARIANTS.items()}
 # the default with a three-block CNN (GEXConfig.cnn_blocks; the results it_cnn3_* ran it as the default of their
-# commit, variant "default", with the GEX rank)
-VARIANTS["cnn3"] = {"cnn_blocks": 3, "image_gex_rank": True}
-# the image ranking of the time before image_gex_rank=False, everything else as the current default
-VARIANTS["gex-rank"] = {"image_gex_rank": True}
-# fewer members: 2 chains (the chosen rate's two probe chains, continued) × 4 cycles = 8 members instead of 32
+# commit, variant "default", with the GEX rank and 8 chains)
+VARIANTS["cnn3"] = {"cnn_blocks": 3, "image_gex_rank": True, "image_chains": None}
+# the image ranking of the time before image_gex_rank=False, with 8 chains as it ran
+VARIANTS["gex-rank"] = {"image_gex_rank": True, "image_chains": None}
+# fewer members: 2 chains (the chosen rate's two probe chains, continued) × 4 cycles = 8 members instead of 32; on
+# image rows the default since image_chains=2
 VARIANTS["chains2"] = {"chains": 2}
+# 8 member chains on image rows: the default before image_chains=2
+VARIANTS["chains8"] = {"image_chains": None}
 
 #: innermost known function on the stack -> the part of the run it belongs to
 PARTS = (("cross_fit", "auxiliary"), ("choose_ft_lr", "scale probe"), ("build_chains", "members"),

@@ -111,14 +111,16 @@ def saved_config(config: dict[str, Any]) -> dict[str, Any]:
 #: that lacks one was fitted under that value, so it keeps it instead of today's default
 FIELDS_BEFORE_SAVED = {"estimate_count": "confident_joint", "image_aux_lr_scale": 1.0, "image_aux_shift": 0,
                        "image_aux_views": 1, "floored_aux_share": 1.0, "floored_aux_first": 0.25,
-                       "image_lr_grid": None, "image_min_cycle_steps": None, "image_gex_rank": True}
+                       "image_lr_grid": None, "image_min_cycle_steps": None, "image_gex_rank": True,
+                       "image_chains": None}
 
 
 def saved_gex(gex: dict[str, Any]) -> dict[str, Any]:
     """A saved ``GEXConfig`` dump in today's fields: a field the save lacks (``FIELDS_BEFORE_SAVED``) takes
     the value its fit ran under, not today's default (for example the confident joint's count before
     ``"both"``, the halves at θ*'s rate before ``image_aux_lr_scale=4``, one unshifted view before
-    ``image_aux_shift`` and ``image_aux_views``, the GEX rank on image rows before ``image_gex_rank``)."""
+    ``image_aux_shift`` and ``image_aux_views``, the GEX rank on image rows before ``image_gex_rank``, eight
+    member chains on image rows before ``image_chains=2``)."""
     return {**{k: v for k, v in FIELDS_BEFORE_SAVED.items() if k not in gex}, **gex}
 
 

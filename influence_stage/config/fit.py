@@ -179,13 +179,15 @@ class GEXConfig(BaseModel):
                                       "benchmarks/image_time.py variants aux-lr1x, aux-lr4x-count-both; "
                                       "benchmarks/downstream_images.py --aux-lr-scale). θ* and the members "
                                       "keep their rates. Flat features are not affected.")
-    image_chains: int | None = Field(None, ge=1, description="Image rows (c, h, w): member chains instead of "
+    image_chains: int | None = Field(2, ge=1, description="Image rows (c, h, w): member chains instead of "
                                      "chains while chains is left at its default (a number set there is used as "
-                                     "given). Under a reliable cross-fitted model image rows rank without the GEX "
-                                     "rank (image_gex_rank), so the members enter the flags only through evidence "
-                                     "first and the relabel suggestions; fewer chains cost fewer SGD steps and "
-                                     "forward passes (benchmarks/image_time.py, variant chains2). None: chains. "
-                                     "Flat features are not affected.")
+                                     "given); 2 (the chosen rate's two probe chains, continued) by default. Under a "
+                                     "reliable cross-fitted model image rows rank without the GEX rank "
+                                     "(image_gex_rank), so the members enter the flags only through evidence first "
+                                     "and the relabel suggestions; two chains give the same flags as eight at about "
+                                     "three quarters of the stage's time (benchmarks/image_time.py, variants "
+                                     "chains2 and chains8; benchmarks/suggest_sources.py --rules --image-chains). "
+                                     "None: chains. Flat features are not affected.")
     image_gex_rank: bool = Field(False, description="Image rows (c, h, w) under a reliable cross-fitted model: "
                                  "whether the rank scores keep the GEX rank. False (the default) ranks 'gex+oos+aum' "
                                  "as 'oos+aum' and 'gex+oos' as 'oos' there (the summary's score names the one "

@@ -403,7 +403,8 @@ def test_image_chains_replace_the_default_chains_on_image_rows_only():
     two = GEXConfig(image_chains=2)
     assert member_chains(two, IMAGE) == 2 and member_chains(two, (16,)) == member_chains(two, None) == two.chains
     assert member_chains(GEXConfig(image_chains=2, chains=5), IMAGE) == 5  # a number set in chains wins
-    assert member_chains(GEXConfig(), IMAGE) == GEXConfig().chains  # None: chains
+    assert member_chains(GEXConfig(), IMAGE) == 2  # the default on image rows
+    assert member_chains(GEXConfig(image_chains=None), IMAGE) == GEXConfig().chains  # None: chains
 
 
 def test_image_chains_set_the_members_of_a_run_through_the_public_path():
