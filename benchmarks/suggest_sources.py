@@ -186,6 +186,8 @@ def rules() -> dict:
         "weak floor only: P[s] ≥ 0.5, weak model: ≥ 0.75": chosen(-1.0, 0.75),
         "margin 0.2 + weak floor 0.75": chosen(0.2, 0.75),
         "margin 0.3 + weak floor 0.7": chosen(0.3, 0.7),
+        "margin 0.4 + weak floor 0.75": chosen(0.4, 0.75),
+        "margin 0.5 + weak floor 0.75": chosen(0.5, 0.75),
         f"margin {RELABEL_MARGIN:g} + weak floor {WEAK_AUXILIARY_MIN_PROBA:g} (adopted)": chosen(RELABEL_MARGIN,
                                                                                            WEAK_AUXILIARY_MIN_PROBA),
     }
