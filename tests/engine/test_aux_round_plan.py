@@ -430,3 +430,24 @@ def test_image_chains_set_the_members_of_a_run_through_the_public_path():
     from influence_stage.engine.gex import gex as run_gex
 
     assert len(run_gex("auto", X, y, config=lean, fit_config=fit).members) == 2 * 2  # the engine's own entry
+
+
+def test_default_image_chains_train_the_members_chains_2_trains():
+    """On image rows the default (``image_chains=2``) is the run ``chains=2`` gives: the same members, scores and
+    suggestions, so figures measured as ``GEXConfig(chains=2)`` stand for the default."""
+    from influence_stage import InfluenceCleaner
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(3), 30)
+    X = rng.normal(0, 0.3, size=(90, 1, 8, 8)).astype(np.float32)
+    X[y != 1, 0, ::2, :] += 1.5
+    X[y != 0, 0, :, ::2] += 1.5
+    y[:9] = (y[:9] + 1) % 3
+    fit = FitConfig(epochs=5, min_steps=40)
+    runs = [InfluenceCleaner(gex_config=GEXConfig(cycles=2, holdout_epochs=4, **fields), fit_config=fit,
+                             random_state=0, max_drop_fraction=1.0).fit(X, y)
+            for fields in ({}, {"chains": 2, "image_chains": None})]
+    assert [len(r.result_.members) for r in runs] == [4, 4]
+    assert np.array_equal(runs[0].result_.loss_matrix, runs[1].result_.loss_matrix)
+    assert np.array_equal(np.asarray(runs[0].scores_), np.asarray(runs[1].scores_))
+    assert runs[0].issues_["suggested_label"].equals(runs[1].issues_["suggested_label"])
