@@ -16,6 +16,8 @@ rows and a rerun reuses it. Per rule and setting: relabel accuracy (relabeled ro
 lowest over seeds), coverage (relabeled / flagged) and cleanlab's ``predicted_label`` accuracy on the same relabeled
 rows. The rules are applied before the small-class rule and the caps. Writes ``relabel_rules.json`` / ``.md``.
 Run: .venv/bin/python benchmarks/suggest_sources.py --rules [--seeds 0 1 2] [--images]
+     [--image-rows 800] [--image-chains 2]   (image settings at another size, or with GEXConfig.image_chains
+     set: the evidence files are named by both, so two member settings compare on the same data and seeds)
 """
 
 from __future__ import annotations
