@@ -143,8 +143,9 @@ def collect_evidence(name: str, seed: int, where: Path, rows: int = IMAGE_ROWS, 
     pipe, res = cleaner.pipeline_, cleaner.result_
     members = mean_member_proba(res.learner, res.members, learner_data(res.learner, pipe.prepared, pipe.features))
     learner, given = cleaner.learner_, np.asarray(pipe.features.y)
-    if chains is not None and reuse.exists() and np.array_equal(np.load(reuse)["given"], given):
-        cl = np.load(reuse)["CL"]
+    default = np.load(reuse) if chains is not None and reuse.exists() else None
+    if default is not None and np.array_equal(default["given"], given):
+        cl = default["CL"]
     else:
         cl = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
                                    TensorData.from_arrays(pipe.features.X, given), cleaner.config_.fit, folds=5,
@@ -210,15 +211,41 @@ def evaluate(path: Path) -> dict:
           "sM": _best_other(M, given), "sQ": _best_other(Q, given),
           "acc": float(d["aux_acc"]) if np.isfinite(d["aux_acc"]) else 1.0}
     cl = d["CL"][r].argmax(1)
+    target = _flip_targets(d["given"], d["y_true"])
     out = {"n_flagged": int(r.size), "flag_precision": float((given != y_true).mean()) if r.size else None,
            "auxiliary_accuracy": float(d["aux_acc"]), "auxiliary_reliable": bool(d["aux_rel"]), "rules": {}}
     for name, rule in rules().items():
         lab, ok = rule(ev) if r.size else (np.zeros(0, int), np.zeros(0, bool))
+        wrong = ok & (lab != y_true)
+        kept = wrong & (given == y_true)  # a right given label replaced
         out["rules"][name] = {"n_relabeled": int(ok.sum()), "coverage": float(ok.mean()) if r.size else None,
                               "accuracy": float((lab[ok] == y_true[ok]).mean()) if ok.any() else None,
                               "cleanlab_predicted_label_accuracy": float((cl[ok] == y_true[ok]).mean()) if ok.any()
-                              else None}
+                              else None,
+                              "wrong": {"n": int(wrong.sum()), "given_was_right": int(kept.sum()),
+                                        "to_flip_target": int((wrong & (lab == target[given])).sum()),
+                                        "cross_fitted_proba_of_new_label_where_given_was_right":
+                                            [float(v) for v in Q[i[kept], lab[kept]]]}}
     return out
+
+
+def _flip_targets(given: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    """``(K,)``: for each true class, the label its flipped rows were most often given (-1 where none was flipped):
+    under class-dependent flips the class its true images are flipped into."""
+    K = int(max(given.max(), y_true.max())) + 1
+    flipped = given != y_true
+    counts = np.zeros((K, K), dtype=np.int64)
+    np.add.at(counts, (y_true[flipped], given[flipped]), 1)
+    return np.where(counts.sum(1) > 0, counts.argmax(1), -1)
+
+
+def compare_flags(path: Path, default: Path) -> dict:
+    """The flags of ``path`` (a run with other member chains) against ``default``'s on the same data: rows flagged by
+    one and not the other, and each run's flag precision."""
+    a, b = np.load(path), np.load(default)
+    fa, fb, flipped = a["flags"], b["flags"], a["given"] != a["y_true"]
+    return {"n_flagged": [int(fb.sum()), int(fa.sum())], "swapped": int((fa & ~fb).sum()),
+            "precision": [float(flipped[fb].mean()), float(flipped[fa].mean())]}
 
 
 def rules_markdown(runs: list[dict], image_rows: int = IMAGE_ROWS, image_chains: int | None = None) -> str:
@@ -310,6 +337,9 @@ def main_rules(argv: list[str]) -> None:
             continue
         path = collect_evidence(name, seed, args.evidence_dir, args.image_rows, args.image_chains)
         runs.append({"setting": name, "seed": seed, **evaluate(path)})
+        default = args.evidence_dir / f"{_stem(name, seed, args.image_rows)}.npz"
+        if default != path and default.exists():  # the same data with the default members: [default, this run]
+            runs[-1]["flags_against_default_members"] = compare_flags(path, default)
         print(f"{name} seed {seed}: {runs[-1]['n_flagged']} flagged", flush=True)
     print(f"wrote {write_json(args.out, {'machine': machine(), 'seeds': args.seeds, 'image_rows': args.image_rows, 'image_chains': args.image_chains, 'runs': runs})}")
     print(f"wrote {write_markdown(args.out, rules_markdown(runs, args.image_rows, args.image_chains))}")

@@ -407,15 +407,21 @@ def test_image_chains_replace_the_default_chains_on_image_rows_only():
     assert member_chains(GEXConfig(image_chains=None), IMAGE) == GEXConfig().chains  # None: chains
 
 
-def test_image_chains_set_the_members_of_a_run_through_the_public_path():
-    """``InfluenceCleaner`` on (n, c, h, w) arrays keeps image_chains × cycles members; flat rows keep chains."""
-    from influence_stage import InfluenceCleaner
-
+def _tiny_images() -> tuple[np.ndarray, np.ndarray]:
+    """90 rows of (1, 8, 8) images in 3 classes told apart by stripes: a CNN run of seconds."""
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(3), 30)
     X = rng.normal(0, 0.3, size=(90, 1, 8, 8)).astype(np.float32)
     X[y != 1, 0, ::2, :] += 1.5
     X[y != 0, 0, :, ::2] += 1.5
+    return X, y
+
+
+def test_image_chains_set_the_members_of_a_run_through_the_public_path():
+    """``InfluenceCleaner`` on (n, c, h, w) arrays keeps image_chains × cycles members; flat rows keep chains."""
+    from influence_stage import InfluenceCleaner
+
+    X, y = _tiny_images()
     gex = GEXConfig(image_chains=2, chains=4, cycles=2, lr_grid=(0.05, 0.2), holdout_epochs=4)
     fit = FitConfig(epochs=5, min_steps=40)
     # chains=4 is not its default, so it is used as given on images too
@@ -437,11 +443,7 @@ def test_default_image_chains_train_the_members_chains_2_trains():
     suggestions, so figures measured as ``GEXConfig(chains=2)`` stand for the default."""
     from influence_stage import InfluenceCleaner
 
-    rng = np.random.default_rng(3)
-    y = np.repeat(np.arange(3), 30)
-    X = rng.normal(0, 0.3, size=(90, 1, 8, 8)).astype(np.float32)
-    X[y != 1, 0, ::2, :] += 1.5
-    X[y != 0, 0, :, ::2] += 1.5
+    X, y = _tiny_images()
     y[:9] = (y[:9] + 1) % 3
     fit = FitConfig(epochs=5, min_steps=40)
     runs = [InfluenceCleaner(gex_config=GEXConfig(cycles=2, holdout_epochs=4, **fields), fit_config=fit,
