@@ -175,6 +175,10 @@ def rules() -> dict:
     def chosen(margin, floor):
         return lambda e: (e["s"], (e["ps"] >= (0.5 if e["rel"] else floor)) & (e["ps"] - e["py"] >= margin - 1e-12))
 
+    def vetoed(alpha):  # the adopted rule, less the moves against the run's flip pattern (reliable model only)
+        adopted = chosen(RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA)
+        return lambda e: (e["s"], adopted(e)[1] & ~(e["veto"][alpha] if e["rel"] else False))
+
     out = {
         "P[s] ≥ 0.5 (the former rule)": lambda e: (e["s"], e["ps"] >= 0.5),
         "P[s] ≥ 0.7": lambda e: (e["s"], e["ps"] >= 0.7),
@@ -191,14 +195,21 @@ def rules() -> dict:
         "margin 0.3 + weak floor 0.7": chosen(0.3, 0.7),
         "margin 0.4 + weak floor 0.75": chosen(0.4, 0.75),
         "margin 0.5 + weak floor 0.75": chosen(0.5, 0.75),
+        **{f"adopted + reverse-flip veto p < {a:g}": vetoed(a) for a in VETO_ALPHAS},
         f"margin {RELABEL_MARGIN:g} + weak floor {WEAK_AUXILIARY_MIN_PROBA:g} (adopted)": chosen(RELABEL_MARGIN,
                                                                                            WEAK_AUXILIARY_MIN_PROBA),
     }
     return out
 
 
+#: significance levels of the reverse-flip veto measured (``decisions.suggest.reverse_flip_veto``)
+VETO_ALPHAS = (0.05, 0.2)
+
+
 def evaluate(path: Path) -> dict:
     """Each rule's relabel figures on one (setting, seed)'s flagged rows."""
+    from influence_stage.decisions.suggest import reverse_flip_veto
+
     d = dict(np.load(path))
     r = np.flatnonzero(d["flags"])
     M, given, y_true = d["M"][r], d["given"][r], d["y_true"][r]
@@ -210,6 +221,10 @@ def evaluate(path: Path) -> dict:
     ev = {"i": i, "M": M, "Q": Q, "P": P, "s": s, "ps": P[i, s], "py": P[i, given], "rel": rel,
           "sM": _best_other(M, given), "sQ": _best_other(Q, given),
           "acc": float(d["aux_acc"]) if np.isfinite(d["aux_acc"]) else 1.0}
+    moved = d["given"].copy()
+    moved[r] = s  # every flagged row moved to its best other label; the joint is over all rows
+    ev["veto"] = {a: (reverse_flip_veto(d["given"], moved, d["Q"], a)[r] if rel else np.zeros(r.size, bool))
+                  for a in VETO_ALPHAS}
     cl = d["CL"][r].argmax(1)
     target = _flip_targets(d["given"], d["y_true"])
     out = {"n_flagged": int(r.size), "flag_precision": float((given != y_true).mean()) if r.size else None,

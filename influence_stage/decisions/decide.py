@@ -340,7 +340,8 @@ def decide(
         ``proba[row, given]`` by ``decisions.suggest.RELABEL_MARGIN``; when ``oos_proba``'s model is
         weak (``engine.auxiliary``), ``proba[row, suggested]`` must also reach
         ``decisions.suggest.WEAK_AUXILIARY_MIN_PROBA`` (``decisions.suggest.confident_suggestions``;
-        ``policy_options`` ``min_margin`` and ``weak_min_agreement`` set the two). The other flagged
+        ``policy_options`` ``min_margin`` and ``weak_min_agreement`` set the two; ``reverse_flip_alpha`` the veto
+        of ``decisions.suggest.reverse_flip_veto``). The other flagged
         rows show an empty suggestion. Under actions other than ``relabel`` a flagged row's
         suggestion is shown under the same rule with ``decisions.suggest.SUGGESTION_MIN_PROBA``
         (0.5) in place of this.
@@ -382,7 +383,8 @@ def decide(
         evidence when given, and the relabel rule's check of their model (``min_agreement``).
     policy_options : mapping, optional
         Options of the policy named by ``action`` beyond the ones above (``prune``: ``keep``,
-        ``per_class``, ``high_share``; ``relabel``: ``min_margin``, ``weak_min_agreement``).
+        ``per_class``, ``high_share``; ``relabel``: ``min_margin``, ``weak_min_agreement``,
+        ``reverse_flip_alpha``).
 
     Returns
     -------

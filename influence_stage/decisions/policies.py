@@ -22,6 +22,7 @@ import numpy as np
 
 from influence_stage.decisions.suggest import (
     RELABEL_MARGIN,
+    REVERSE_FLIP_ALPHA,
     SUGGESTION_MIN_PROBA,
     WEAK_AUXILIARY_MIN_PROBA,
     confident_suggestions,
@@ -165,7 +166,8 @@ class RelabelPolicy(Policy):
 
     ``rule="argmax"``: the suggested label differs from the given one, has probability
     ``>= min_agreement`` and leads the given label's probability by ``>= min_margin``; when the
-    cross-fitted model is weak its probability must also reach ``weak_min_agreement``
+    cross-fitted model is weak its probability must also reach ``weak_min_agreement``; when it is
+    reliable, a move against the run's own flip pattern is not taken (``reverse_flip_alpha``, None: off)
     (``decisions.suggest.confident_suggestions``, where the measurements behind the defaults are
     named). ``rule="soft"``: the given label gets less than chance, ``1 / K`` (then the argmax, which is
     the suggested label, is another label). The rule is also ``confident``: a flagged row's suggestion
@@ -181,13 +183,15 @@ class RelabelPolicy(Policy):
     rule: str = "argmax"
     min_margin: float = RELABEL_MARGIN
     weak_min_agreement: float = WEAK_AUXILIARY_MIN_PROBA
+    reverse_flip_alpha: float | None = REVERSE_FLIP_ALPHA
 
     def confident(self, proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray,
                   oos_proba: np.ndarray | None = None) -> np.ndarray:
         if self.rule == "argmax":
             return confident_suggestions(proba, labels, suggested, min_proba=self.min_agreement,
                                          margin=self.min_margin, oos_proba=oos_proba,
-                                         weak_min_proba=self.weak_min_agreement)
+                                         weak_min_proba=self.weak_min_agreement,
+                                         reverse_flip_alpha=self.reverse_flip_alpha)
         # soft: the given label gets less than chance, so the argmax (another label) is the suggestion
         rows = np.arange(labels.size)
         return (suggested != labels) & (proba[rows, labels] < 1.0 / proba.shape[1])

@@ -48,6 +48,8 @@ SUGGESTION_MIN_PROBA = 0.5
 RELABEL_MARGIN = 0.3
 #: The least probability of a confident suggestion when the cross-fitted model is weak (``engine.auxiliary``).
 WEAK_AUXILIARY_MIN_PROBA = 0.75
+#: Significance of the reverse-flip veto (``reverse_flip_veto``); None turns it off.
+REVERSE_FLIP_ALPHA: float | None = None
 #: The code that stands for an empty suggestion in an int64 array (``suggested_codes``).
 NO_SUGGESTION = -1
 #: The pandas dtype of the decisions table's ``suggested_label`` column (integer codes, null when empty).
@@ -97,9 +99,50 @@ def auxiliary_reliable(oos_proba: np.ndarray | None, labels: np.ndarray) -> bool
     return bool(check_auxiliary(np.asarray(oos_proba), np.asarray(labels)).reliable)
 
 
+def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.ndarray,
+                      alpha: float = 0.2) -> np.ndarray:
+    """``(n,) bool``: rows whose move from the given label ``g`` to ``suggested`` ``s`` runs against the
+    run's own flip pattern.
+
+    The confident joint of the cross-fitted probabilities (``cleanlab.count.compute_confident_joint``,
+    uncalibrated, as in ``decisions.estimate``) counts, per pair of classes, the rows given ``g`` that
+    look like ``s`` (``C[g, s]``: the direction of the move) and the rows given ``s`` that look like
+    ``g`` (``C[s, g]``: the reverse flip). Under uniform noise both directions are equally likely.
+    When flips run one way (class-dependent noise, ``s`` -> ``g``), a model trained on the given labels
+    learns that ``s``-looking rows are sometimes ``g`` *and* that ``g``-looking rows drift towards the
+    flip target, so an atypical but correct ``g`` row is pulled towards ``s`` with nothing having
+    flipped it there. A move is vetoed when ``C[s, g] > C[g, s]`` and the one-sided binomial test of
+    ``C[s, g]`` among ``C[s, g] + C[g, s]`` at 1/2 gives a p-value below ``alpha``.
+
+    ``labels``, ``suggested`` ``(n,)`` int codes, ``oos_proba`` ``(n, K)``; rows with ``s == g`` and
+    pairs with a class never given are never vetoed.
+    """
+    from cleanlab.count import compute_confident_joint
+    from scipy.stats import binom
+
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(suggested, dtype=np.int64)
+    Q = np.asarray(oos_proba, dtype=np.float64)
+    present = np.unique(y)
+    out = np.zeros(y.size, dtype=bool)
+    if present.size < 2:
+        return out
+    index = np.full(Q.shape[1], -1, dtype=np.int64)
+    index[present] = np.arange(present.size)
+    P = Q[:, present]
+    joint = compute_confident_joint(index[y], P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300), calibrate=False)
+    gi, si = index[y], index[s]
+    rows = np.flatnonzero((s != y) & (si >= 0))
+    forward, reverse = joint[gi[rows], si[rows]], joint[si[rows], gi[rows]]
+    p_value = binom.sf(reverse - 1, forward + reverse, 0.5)  # P(X >= reverse) when both directions are alike
+    out[rows] = (reverse > forward) & (p_value < alpha)
+    return out
+
+
 def confident_suggestions(proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray, *, min_proba: float,
                           margin: float = RELABEL_MARGIN, oos_proba: np.ndarray | None = None,
-                          weak_min_proba: float = WEAK_AUXILIARY_MIN_PROBA) -> np.ndarray:
+                          weak_min_proba: float = WEAK_AUXILIARY_MIN_PROBA,
+                          reverse_flip_alpha: float | None = REVERSE_FLIP_ALPHA) -> np.ndarray:
     """``(n,) bool``: the suggested label is another label than the given one and confident (module docstring).
 
     Parameters
@@ -109,15 +152,21 @@ def confident_suggestions(proba: np.ndarray, labels: np.ndarray, suggested: np.n
     min_proba : least ``proba[row, suggested]``
     margin : least ``proba[row, suggested] - proba[row, given]``
     oos_proba : ``(n, K) float`` or None, the cross-fitted probabilities: when their model is not reliable
-        (``auxiliary_reliable``), ``proba[row, suggested]`` must also reach ``weak_min_proba``
+        (``auxiliary_reliable``), ``proba[row, suggested]`` must also reach ``weak_min_proba``; when it is,
+        and ``reverse_flip_alpha`` is not None, moves against the run's flip pattern are not confident
+        (``reverse_flip_veto``)
     """
     P = np.asarray(proba, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(suggested, dtype=np.int64)
     rows = np.arange(y.size)
-    floor = min_proba if auxiliary_reliable(oos_proba, y) else max(min_proba, weak_min_proba)
+    reliable = auxiliary_reliable(oos_proba, y)
+    floor = min_proba if reliable else max(min_proba, weak_min_proba)
     p_s = P[rows, s]
-    return (s != y) & (p_s >= floor) & (p_s - P[rows, y] >= margin - 1e-12)
+    ok = (s != y) & (p_s >= floor) & (p_s - P[rows, y] >= margin - 1e-12)
+    if reverse_flip_alpha is not None and oos_proba is not None and reliable and ok.any():
+        ok &= ~reverse_flip_veto(y, s, oos_proba, reverse_flip_alpha)
+    return ok
 
 
 def suggestion_column(suggested: np.ndarray, flagged: np.ndarray, confident: np.ndarray) -> pd.arrays.IntegerArray:
@@ -147,6 +196,6 @@ def suggested_names(values: object, names: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["NO_SUGGESTION", "RELABEL_MARGIN", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA", "WEAK_AUXILIARY_MIN_PROBA",
-           "auxiliary_reliable", "confident_suggestions", "suggest_labels", "suggested_codes", "suggested_names",
-           "suggestion_column", "suggestion_proba"]
+__all__ = ["NO_SUGGESTION", "RELABEL_MARGIN", "REVERSE_FLIP_ALPHA", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA",
+           "WEAK_AUXILIARY_MIN_PROBA", "auxiliary_reliable", "confident_suggestions", "reverse_flip_veto",
+           "suggest_labels", "suggested_codes", "suggested_names", "suggestion_column", "suggestion_proba"]

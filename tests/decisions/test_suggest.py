@@ -123,3 +123,58 @@ def test_a_policy_with_the_three_argument_confident_still_works():
                max_fraction_per_class=None).table
     assert t["action"].tolist()[:4] == ["relabel", "drop", "drop", "drop"]
     assert _shown(t) == [1, None, None, None]
+
+
+def _flip_pattern(reverse: int, forward: int, n_clean: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and cross-fitted probabilities over three classes: ``reverse`` rows given 1 that look like 0
+    (flips 0 -> 1), ``forward`` rows given 0 that look like 1, and ``n_clean`` rows of each class that look
+    like their label. The last row is given 0 and looks like 1 (one of the ``forward`` rows)."""
+    y = np.r_[np.repeat([0, 1, 2], n_clean), np.ones(reverse, int), np.zeros(forward, int)]
+    looks = np.r_[np.repeat([0, 1, 2], n_clean), np.zeros(reverse, int), np.ones(forward, int)]
+    return y, np.eye(3)[looks] * 0.85 + 0.05
+
+
+def test_a_move_against_the_run_s_flip_pattern_is_vetoed():
+    from influence_stage.decisions.suggest import reverse_flip_veto
+
+    # flips run 0 -> 1 (20 rows given 1 look like 0; 1 row given 0 looks like 1): moving the last row 0 -> 1 is
+    # against the pattern; moving a flipped row 1 -> 0 is with it
+    y, Q = _flip_pattern(reverse=20, forward=1)
+    moved = y.copy()
+    moved[-1], moved[-2] = 1, 0
+    veto = reverse_flip_veto(y, moved, Q, alpha=0.2)
+    assert veto[-1] and not veto[-2]
+    assert not veto[:-2].any()  # rows that keep their label are never vetoed
+    # both directions alike (uniform flips): nothing is vetoed, whichever way the rows move
+    y, Q = _flip_pattern(reverse=4, forward=4)
+    moved = np.where(np.arange(y.size) >= 180, 1 - y, y)
+    assert not reverse_flip_veto(y, moved, Q, alpha=0.2).any()
+    # a smaller alpha needs more evidence: 5 against 1 is p = 0.109
+    y, Q = _flip_pattern(reverse=5, forward=1)
+    moved = y.copy()
+    moved[-1] = 1
+    assert reverse_flip_veto(y, moved, Q, alpha=0.2)[-1] and not reverse_flip_veto(y, moved, Q, alpha=0.05)[-1]
+
+
+def test_the_reverse_flip_veto_acts_only_with_a_reliable_cross_fitted_model():
+    from influence_stage.decisions.suggest import auxiliary_reliable, confident_suggestions
+
+    y, Q = _flip_pattern(reverse=20, forward=1)
+    P = Q.copy()  # the suggestions' probabilities: the last row's best other label 1 at 0.85
+    s = np.where(np.arange(y.size) == y.size - 1, 1, y)
+    assert auxiliary_reliable(Q, y)
+    on = confident_suggestions(P, y, s, min_proba=0.5, oos_proba=Q, reverse_flip_alpha=0.2)
+    off = confident_suggestions(P, y, s, min_proba=0.5, oos_proba=Q, reverse_flip_alpha=None)
+    assert off[-1] and not on[-1]
+    # a weak cross-fitted model is not read for the pattern (its joint is not evidence)
+    weak = np.eye(3)[(y + 1) % 3] * 0.85 + 0.05
+    assert not auxiliary_reliable(weak, y)
+    kept = confident_suggestions(P, y, s, min_proba=0.5, oos_proba=weak, reverse_flip_alpha=0.2)
+    assert kept[-1]
+    # the relabel policy takes the option, and an empty suggestion follows the veto
+    t = decide(np.r_[np.zeros(y.size - 1), 10.0], y, threshold=1.0, action="relabel", proba=P, oos_proba=Q,
+               max_fraction_per_class=None, policy_options={"reverse_flip_alpha": 0.2}).table
+    assert t["action"].iloc[-1] == "drop" and pd.isna(t["suggested_label"].iloc[-1])
+    t = decide(np.r_[np.zeros(y.size - 1), 10.0], y, threshold=1.0, action="relabel", proba=P, oos_proba=Q,
+               max_fraction_per_class=None, policy_options={"reverse_flip_alpha": None}).table
+    assert t["action"].iloc[-1] == "relabel" and t["suggested_label"].iloc[-1] == 1
