@@ -177,7 +177,7 @@ def rules() -> dict:
 
     def vetoed(alpha):  # the adopted rule, less the moves against the run's flip pattern (reliable model only)
         adopted = chosen(RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA)
-        return lambda e: (e["s"], adopted(e)[1] & ~(e["veto"][alpha] if e["rel"] else False))
+        return lambda e: (e["s"], adopted(e)[1] & ~e["veto"][alpha])  # no veto without a reliable model
 
     out = {
         "P[s] ≥ 0.5 (the former rule)": lambda e: (e["s"], e["ps"] >= 0.5),
