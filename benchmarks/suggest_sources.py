@@ -14,7 +14,10 @@ mean probabilities, the cross-fitted probabilities and their model's check, clea
 stage's own learner, the flagged rows, given and true labels), so the rules are compared on the very same flagged
 rows and a rerun reuses it. Per rule and setting: relabel accuracy (relabeled rows given their true label; mean and
 lowest over seeds), coverage (relabeled / flagged) and cleanlab's ``predicted_label`` accuracy on the same relabeled
-rows. The rules are applied before the small-class rule and the caps. Writes ``relabel_rules.json`` / ``.md``.
+rows. The rules are applied before the small-class rule and the caps. Among them the reverse-flip veto
+(``decisions.suggest.reverse_flip_veto``) at the levels ``VETO_ALPHAS``; each run also records how many flagged rows
+the veto would touch, split into rows whose given label was right and flipped rows (``veto_on_flagged_rows``).
+Writes ``relabel_rules.json`` / ``.md``.
 Run: .venv/bin/python benchmarks/suggest_sources.py --rules [--seeds 0 1 2] [--images]
      [--image-rows 800] [--image-chains 2]   (image settings at another size, or with GEXConfig.image_chains
      set: the evidence files are named by both, so two member settings compare on the same data and seeds)
@@ -170,14 +173,16 @@ def rules() -> dict:
     ``P`` is the stage's suggestion probabilities (``decisions.suggest.suggestion_proba``: the mean of the members'
     and the cross-fitted probabilities when the cross-fitted model is reliable, else the members'), ``M`` the
     members', ``Q`` the cross-fitted ones, ``s`` the best label other than the given one ``y``."""
-    from influence_stage.decisions.suggest import RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA
+    from influence_stage.decisions.suggest import RELABEL_MARGIN, REVERSE_FLIP_ALPHA, WEAK_AUXILIARY_MIN_PROBA
 
     def chosen(margin, floor):
         return lambda e: (e["s"], (e["ps"] >= (0.5 if e["rel"] else floor)) & (e["ps"] - e["py"] >= margin - 1e-12))
 
-    def vetoed(alpha):  # the adopted rule, less the moves against the run's flip pattern (reliable model only)
-        adopted = chosen(RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA)
-        return lambda e: (e["s"], adopted(e)[1] & ~e["veto"][alpha])  # no veto without a reliable model
+    def vetoed(alpha):  # margin and floor, less the moves against the run's flip pattern (reliable model only)
+        floors = chosen(RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA)
+        return lambda e: (e["s"], floors(e)[1] & ~e["veto"][alpha])  # no veto without a reliable model
+
+    base = f"margin {RELABEL_MARGIN:g} + weak floor {WEAK_AUXILIARY_MIN_PROBA:g}"
 
     out = {
         "P[s] ≥ 0.5 (the former rule)": lambda e: (e["s"], e["ps"] >= 0.5),
@@ -195,9 +200,9 @@ def rules() -> dict:
         "margin 0.3 + weak floor 0.7": chosen(0.3, 0.7),
         "margin 0.4 + weak floor 0.75": chosen(0.4, 0.75),
         "margin 0.5 + weak floor 0.75": chosen(0.5, 0.75),
-        **{f"adopted + reverse-flip veto p < {a:g}": vetoed(a) for a in VETO_ALPHAS},
-        f"margin {RELABEL_MARGIN:g} + weak floor {WEAK_AUXILIARY_MIN_PROBA:g} (adopted)": chosen(RELABEL_MARGIN,
-                                                                                           WEAK_AUXILIARY_MIN_PROBA),
+        f"{base} (adopted before the veto)": chosen(RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA),
+        **{f"{base} + reverse-flip veto p < {a:g}" + (" (adopted)" if a == REVERSE_FLIP_ALPHA else ""): vetoed(a)
+           for a in VETO_ALPHAS},
     }
     return out
 
@@ -229,6 +234,10 @@ def evaluate(path: Path) -> dict:
     target = _flip_targets(d["given"], d["y_true"])
     out = {"n_flagged": int(r.size), "flag_precision": float((given != y_true).mean()) if r.size else None,
            "auxiliary_accuracy": float(d["aux_acc"]), "auxiliary_reliable": bool(d["aux_rel"]), "rules": {}}
+    flipped = given != y_true
+    out["veto_on_flagged_rows"] = {f"p < {a:g}": {"given_was_right": int((ev["veto"][a] & ~flipped).sum()),
+                                                   "flipped": int((ev["veto"][a] & flipped).sum())}
+                                   for a in VETO_ALPHAS}  # what un-flagging the vetoed rows would remove
     for name, rule in rules().items():
         lab, ok = rule(ev) if r.size else (np.zeros(0, int), np.zeros(0, bool))
         wrong = ok & (lab != y_true)

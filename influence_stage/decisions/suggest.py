@@ -23,7 +23,10 @@ The rule (``confident_suggestions``): the suggested label ``s`` of a row given `
   large share is often a correct row flagged by mistake, and relabeling it is always wrong;
 - when the cross-fitted model is weak (its held-out agreement with the given labels fails the
   reliability check of ``engine.auxiliary``), ``proba`` is the members' alone, which learned the
-  task no better, and ``proba[s]`` must also reach ``WEAK_AUXILIARY_MIN_PROBA``.
+  task no better, and ``proba[s]`` must also reach ``WEAK_AUXILIARY_MIN_PROBA``;
+- when it is reliable, the move from ``y`` to ``s`` must not run against the run's own flip pattern
+  (``reverse_flip_veto`` at ``REVERSE_FLIP_ALPHA``): under class-dependent flips a correct row is
+  often pulled towards the class its own class is flipped into, and relabeling it there is wrong.
 
 Chosen among candidate rules measured on the same flagged rows of every setting of
 ``benchmarks/detect.py`` and of the digits28 images (``benchmarks/suggest_sources.py --rules``,
@@ -31,7 +34,9 @@ Chosen among candidate rules measured on the same flagged rows of every setting 
 the weak-feature and class-dependent settings to the target accuracy at a small cost in coverage;
 a floor alone does it only by giving up most of the coverage where the models are strong. The
 higher floor under a weak cross-fitted model is what reaches it where the task itself is hard
-(synthetic tabular data, text), at the price of relabeling few rows there.
+(synthetic tabular data, text), at the price of relabeling few rows there. The veto was put to
+two rules written before their deciding runs (``results/relabel_direction_rule*.md``): at p < 0.2 it
+cost coverage on uniform flips and was not adopted; at p < 0.05 it was.
 """
 
 from __future__ import annotations
@@ -48,8 +53,9 @@ SUGGESTION_MIN_PROBA = 0.5
 RELABEL_MARGIN = 0.3
 #: The least probability of a confident suggestion when the cross-fitted model is weak (``engine.auxiliary``).
 WEAK_AUXILIARY_MIN_PROBA = 0.75
-#: Significance of the reverse-flip veto (``reverse_flip_veto``); None turns it off.
-REVERSE_FLIP_ALPHA: float | None = None
+#: Significance of the reverse-flip veto (``reverse_flip_veto``) under a reliable cross-fitted model; None turns
+#: it off.
+REVERSE_FLIP_ALPHA: float | None = 0.05
 #: The code that stands for an empty suggestion in an int64 array (``suggested_codes``).
 NO_SUGGESTION = -1
 #: The pandas dtype of the decisions table's ``suggested_label`` column (integer codes, null when empty).

@@ -178,3 +178,14 @@ def test_the_reverse_flip_veto_acts_only_with_a_reliable_cross_fitted_model():
     t = decide(np.r_[np.zeros(y.size - 1), 10.0], y, threshold=1.0, action="relabel", proba=P, oos_proba=Q,
                max_fraction_per_class=None, policy_options={"reverse_flip_alpha": None}).table
     assert t["action"].iloc[-1] == "relabel" and t["suggested_label"].iloc[-1] == 1
+
+
+def test_the_default_relabel_rule_vetoes_moves_against_the_flip_pattern():
+    from influence_stage.decisions.suggest import REVERSE_FLIP_ALPHA
+
+    assert REVERSE_FLIP_ALPHA == 0.05
+    y, Q = _flip_pattern(reverse=20, forward=1)
+    scores = np.r_[np.zeros(y.size - 1), 10.0]
+    for action in ("relabel", "drop"):  # the rows relabeled, and the suggestions shown under every action
+        t = decide(scores, y, threshold=1.0, action=action, proba=Q, oos_proba=Q, max_fraction_per_class=None).table
+        assert t["action"].iloc[-1] == "drop" and pd.isna(t["suggested_label"].iloc[-1])
