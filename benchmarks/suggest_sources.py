@@ -234,6 +234,7 @@ def evaluate(path: Path) -> dict:
     target = _flip_targets(d["given"], d["y_true"])
     out = {"n_flagged": int(r.size), "flag_precision": float((given != y_true).mean()) if r.size else None,
            "auxiliary_accuracy": float(d["aux_acc"]), "auxiliary_reliable": bool(d["aux_rel"]), "rules": {}}
+    out["flags_f1"] = flags_f1(d, VETO_ALPHAS + (0.01, 0.001))
     flipped = given != y_true
     out["veto_on_flagged_rows"] = {f"p < {a:g}": {"given_was_right": int((ev["veto"][a] & ~flipped).sum()),
                                                    "flipped": int((ev["veto"][a] & flipped).sum())}
@@ -250,6 +251,29 @@ def evaluate(path: Path) -> dict:
                                         "to_flip_target": int((wrong & (lab == target[given])).sum()),
                                         "cross_fitted_proba_of_new_label_where_given_was_right":
                                             [float(v) for v in Q[i[kept], lab[kept]]]}}
+    return out
+
+
+def flags_f1(d: dict, alphas: tuple) -> dict | None:
+    """Flagged-row F1 against the planted flips of one evidence dict: the run's flags, the flags less
+    ``decisions.suggest.flip_pattern_unflags`` at each level of ``alphas`` (on the stage's suggestion
+    probabilities), and cleanlab's ``find_label_issues`` on its 5-fold probabilities. None without flips."""
+    from cleanlab.filter import find_label_issues
+
+    from influence_stage.decisions.suggest import flip_pattern_unflags
+
+    flipped, flags = d["given"] != d["y_true"], d["flags"].astype(bool)
+    if not flipped.any():
+        return None
+    Q = d["Q"] if d["Q"].size else None
+    P = (d["M"] + Q) / 2 if Q is not None and bool(d["aux_rel"]) else d["M"]
+
+    def f1(mask):
+        return float(2 * (mask & flipped).sum() / (mask.sum() + flipped.sum()))
+
+    out = {"flags": f1(flags), "cleanlab find_label_issues": f1(find_label_issues(d["given"], d["CL"]))}
+    for a in alphas:
+        out[f"unflag p < {a:g}"] = f1(flags & ~flip_pattern_unflags(P, d["given"], flags, Q, a))
     return out
 
 

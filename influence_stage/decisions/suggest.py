@@ -56,6 +56,9 @@ WEAK_AUXILIARY_MIN_PROBA = 0.75
 #: Significance of the reverse-flip veto (``reverse_flip_veto``) under a reliable cross-fitted model; None turns
 #: it off.
 REVERSE_FLIP_ALPHA: float | None = 0.05
+#: Level of the same test at which a flagged row whose best other label runs against the run's flip pattern is
+#: taken out of the flagged set (``flip_pattern_unflags``, ``decisions.decide``); None turns it off.
+UNFLAG_ALPHA: float | None = None
 #: The code that stands for an empty suggestion in an int64 array (``suggested_codes``).
 NO_SUGGESTION = -1
 #: The pandas dtype of the decisions table's ``suggested_label`` column (integer codes, null when empty).
@@ -145,6 +148,24 @@ def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.n
     return out
 
 
+def flip_pattern_unflags(proba: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray,
+                         oos_proba: np.ndarray | None, alpha: float | None = UNFLAG_ALPHA) -> np.ndarray:
+    """``(n,) bool``: flagged rows whose best other label (``suggest_labels`` of ``proba``) runs against the
+    run's own flip pattern at level ``alpha`` (``reverse_flip_veto``), under a reliable cross-fitted model.
+
+    Under class-dependent flips such a row is most often a correct row that the models pull towards the
+    class its own class is flipped into, so ``decide`` takes it out of the flagged set. All False when
+    ``alpha`` is None, without ``proba`` or ``oos_proba``, or when their model is not reliable.
+    """
+    flagged = np.asarray(flagged, dtype=bool)
+    if alpha is None or proba is None or oos_proba is None or not flagged.any():
+        return np.zeros(flagged.size, dtype=bool)
+    y = np.asarray(labels, dtype=np.int64)
+    if not auxiliary_reliable(oos_proba, y):
+        return np.zeros(flagged.size, dtype=bool)
+    return flagged & reverse_flip_veto(y, suggest_labels(proba, y, flagged), oos_proba, alpha)
+
+
 def confident_suggestions(proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray, *, min_proba: float,
                           margin: float = RELABEL_MARGIN, oos_proba: np.ndarray | None = None,
                           weak_min_proba: float = WEAK_AUXILIARY_MIN_PROBA,
@@ -203,5 +224,6 @@ def suggested_names(values: object, names: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["NO_SUGGESTION", "RELABEL_MARGIN", "REVERSE_FLIP_ALPHA", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA",
-           "WEAK_AUXILIARY_MIN_PROBA", "auxiliary_reliable", "confident_suggestions", "reverse_flip_veto",
+           "UNFLAG_ALPHA", "WEAK_AUXILIARY_MIN_PROBA", "auxiliary_reliable", "confident_suggestions",
+           "flip_pattern_unflags", "reverse_flip_veto",
            "suggest_labels", "suggested_codes", "suggested_names", "suggestion_column", "suggestion_proba"]
