@@ -108,6 +108,12 @@ def auxiliary_reliable(oos_proba: np.ndarray | None, labels: np.ndarray) -> bool
     return bool(check_auxiliary(np.asarray(oos_proba), np.asarray(labels)).reliable)
 
 
+#: Classes given fewer rows than this take no part in the reverse-flip veto: the confident joint's threshold of
+#: such a class rests on a handful of rows (of a 2-row class that no model can learn, most rows of every other
+#: class "look like" it), so its counts are no pattern.
+PATTERN_MIN_CLASS_ROWS = 20
+
+
 def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.ndarray,
                       alpha: float = 0.2) -> np.ndarray:
     """``(n,) bool``: rows whose move from the given label ``g`` to ``suggested`` ``s`` runs against the
@@ -124,7 +130,7 @@ def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.n
     ``C[s, g]`` among ``C[s, g] + C[g, s]`` at 1/2 gives a p-value below ``alpha``.
 
     ``labels``, ``suggested`` ``(n,)`` int codes, ``oos_proba`` ``(n, K)``; rows with ``s == g`` and
-    pairs with a class never given are never vetoed.
+    pairs with a class given fewer than ``PATTERN_MIN_CLASS_ROWS`` rows are never vetoed.
     """
     from cleanlab.count import compute_confident_joint
     from scipy.stats import binom
@@ -141,7 +147,9 @@ def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.n
     P = Q[:, present]
     joint = compute_confident_joint(index[y], P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300), calibrate=False)
     gi, si = index[y], index[s]
+    sizes = np.bincount(gi, minlength=present.size)
     rows = np.flatnonzero((s != y) & (si >= 0))
+    rows = rows[(sizes[gi[rows]] >= PATTERN_MIN_CLASS_ROWS) & (sizes[si[rows]] >= PATTERN_MIN_CLASS_ROWS)]
     forward, reverse = joint[gi[rows], si[rows]], joint[si[rows], gi[rows]]
     p_value = binom.sf(reverse - 1, forward + reverse, 0.5)  # P(X >= reverse) when both directions are alike
     out[rows] = (reverse > forward) & (p_value < alpha)
@@ -223,7 +231,7 @@ def suggested_names(values: object, names: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["NO_SUGGESTION", "RELABEL_MARGIN", "REVERSE_FLIP_ALPHA", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA",
+__all__ = ["NO_SUGGESTION", "PATTERN_MIN_CLASS_ROWS", "RELABEL_MARGIN", "REVERSE_FLIP_ALPHA", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA",
            "UNFLAG_ALPHA", "WEAK_AUXILIARY_MIN_PROBA", "auxiliary_reliable", "confident_suggestions",
            "flip_pattern_unflags", "reverse_flip_veto",
            "suggest_labels", "suggested_codes", "suggested_names", "suggestion_column", "suggestion_proba"]

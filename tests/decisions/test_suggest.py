@@ -210,3 +210,20 @@ def test_a_flagged_row_against_the_flip_pattern_is_taken_out_of_the_flags():
     d = decide(scores, y, threshold=1.0, action="drop", proba=Q, oos_proba=Q, max_fraction_per_class=None,
                unflag_alpha=0.01)
     assert d.table["is_issue"].iloc[180] and d.table["action"].iloc[180] == "drop"
+
+
+def test_a_class_with_few_rows_takes_no_part_in_the_flip_pattern():
+    from influence_stage.decisions import suggest
+
+    # class 2 is given 10 rows + 1; 8 rows given 0 look like 2, and the last row (given 2) looks like 0
+    y = np.r_[np.repeat([0, 1, 2], [60, 60, 10]), np.zeros(8, int), 2]
+    looks = np.r_[np.repeat([0, 1, 2], [60, 60, 10]), np.full(8, 2), 0]
+    Q = np.eye(3)[looks] * 0.85 + 0.05
+    moved = y.copy()
+    moved[-1] = 0
+    assert suggest.PATTERN_MIN_CLASS_ROWS > 11
+    assert not suggest.reverse_flip_veto(y, moved, Q, alpha=0.05).any()
+    # the same counts with class 2 as large as the others: the move is against the pattern (8 against 1)
+    y2, looks2 = np.r_[y, np.full(50, 2)], np.r_[looks, np.full(50, 2)]
+    veto = suggest.reverse_flip_veto(y2, np.r_[moved, np.full(50, 2)], np.eye(3)[looks2] * 0.85 + 0.05, alpha=0.05)
+    assert veto[y.size - 1] and veto.sum() == 1
