@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "downstream.py"
 METHODS = ("noisy", "drop", "relabel", "soft relabel", "reweight", "cleanlab", "oracle")
 LEARNERS = ("mlp", "logreg")
 
 
+@pytest.mark.slow  # a benchmark's smoke run: make test-slow
 def test_downstream_quick_run(tmp_path):
     committed = ROOT / "benchmarks" / "results" / "downstream_quick.json"
     existed_before = committed.exists()

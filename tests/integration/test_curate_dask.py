@@ -82,6 +82,7 @@ def config(root: Path, **overrides) -> CurateConfig:
     return CurateConfig(**{**base, **overrides})
 
 
+@pytest.mark.slow  # in make test: test_dask.py's two worker processes (clean), test_curation.py's curate on Dask
 def test_units_on_two_worker_processes_give_the_in_process_scores(setup, cluster):
     root, _ = setup
     c, client = cluster

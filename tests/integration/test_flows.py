@@ -153,6 +153,7 @@ def test_cli_exit_codes_and_messages(tmp_path, small_source, capsys):
     assert "--ft-lr must be 'auto' or a positive number" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # in make test: reweight decisions and weights (tests/pipeline, tests/api), publishing (this module)
 def test_reweight_flow_publishes_weights_matching_the_manifest(tmp_path, small_source):
     p = params(tmp_path, small_source, truth=NOISE_MASK,
                clean={"action": "reweight", "gex": {"chains": 2, "cycles": 1, "ft_lr": 0.4}})
@@ -196,6 +197,7 @@ def test_bias_scores_three_estimators_or_a_logged_skip(small_learner, caplog):
     assert "not a TorchLearner" in caplog.text
 
 
+@pytest.mark.slow  # in make test: test_dask.py's two worker processes, test_curation.py's curate on Dask
 def test_flow_on_dask_gives_the_same_scores(tmp_path, small_source):
     pytest.importorskip("prefect_dask")
     from influence_stage.orchestration.dask_runner import clean_on_dask

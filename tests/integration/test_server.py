@@ -423,6 +423,7 @@ def test_live_a_failed_gate_is_a_failed_run_with_its_reason_and_a_notice(live):
         "reason": message}]
 
 
+@pytest.mark.slow  # in make test: the deployment's concurrency limit is registered (test_live_server_registers_...)
 @linux_only
 def test_live_a_changed_source_publishes_once_though_triggered_twice(live):
     from prefect.client.orchestration import get_client
@@ -453,6 +454,7 @@ def test_live_a_changed_source_publishes_once_though_triggered_twice(live):
     assert "unchanged, nothing published (latest v0002)" in summaries[second.id]
 
 
+@pytest.mark.slow  # in make test: deploying to the test server (test_live_server_registers_...)
 @linux_only
 def test_live_deploy_to_an_existing_server_uses_its_work_pool(live, tmp_path, capsys):
     from prefect.client.orchestration import get_client
