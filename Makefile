@@ -32,9 +32,10 @@ run: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/influence-stage server start
 
-# two pytest-xdist workers; each test module runs whole on one worker, the longest first (tests/conftest.py)
+# three pytest-xdist workers on two cores (the live-server, console-script and schedule tests wait on other
+# processes a third of the time); each test module runs whole on one worker, the longest first (tests/conftest.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
