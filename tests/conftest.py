@@ -58,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
     """On a pytest-xdist worker, the longest modules come first (a stable sort: the order within a module,
     which the live-server tests rely on, is kept). A plain ``pytest`` run keeps the collection order.
 
-    ``make test`` runs ``-n 2 --dist loadfile``: each module goes to one worker as a whole, so module-scoped
+    ``make test`` runs ``-n 3 --dist loadfile``: each module goes to one worker as a whole, so module-scoped
     fixtures (a fitted cleaner, a live Prefect server) are built once. (``--dist loadgroup`` does not group
     with pytest 9, whose items no longer take the ``@group`` suffix that xdist 3.8 appends to node ids.)
     """
