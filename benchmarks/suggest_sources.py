@@ -209,6 +209,8 @@ def rules() -> dict:
 
 #: significance levels of the reverse-flip veto measured (``decisions.suggest.reverse_flip_veto``)
 VETO_ALPHAS = (0.05, 0.2)
+#: further levels at which taking the vetoed flagged rows out of the flags was measured (``flags_f1``)
+UNFLAG_ALPHAS = (0.01, 0.001)
 
 
 def evaluate(path: Path) -> dict:
@@ -229,12 +231,12 @@ def evaluate(path: Path) -> dict:
     moved = d["given"].copy()
     moved[r] = s  # every flagged row moved to its best other label; the joint is over all rows
     ev["veto"] = {a: (reverse_flip_veto(d["given"], moved, d["Q"], a)[r] if rel else np.zeros(r.size, bool))
-                  for a in VETO_ALPHAS}
+                  for a in VETO_ALPHAS + UNFLAG_ALPHAS}
     cl = d["CL"][r].argmax(1)
     target = _flip_targets(d["given"], d["y_true"])
     out = {"n_flagged": int(r.size), "flag_precision": float((given != y_true).mean()) if r.size else None,
            "auxiliary_accuracy": float(d["aux_acc"]), "auxiliary_reliable": bool(d["aux_rel"]), "rules": {}}
-    out["flags_f1"] = flags_f1(d, VETO_ALPHAS + (0.01, 0.001))
+    out["flags_f1"] = flags_f1(d, r, ev["veto"])
     flipped = given != y_true
     out["veto_on_flagged_rows"] = {f"p < {a:g}": {"given_was_right": int((ev["veto"][a] & ~flipped).sum()),
                                                    "flipped": int((ev["veto"][a] & flipped).sum())}
@@ -254,26 +256,25 @@ def evaluate(path: Path) -> dict:
     return out
 
 
-def flags_f1(d: dict, alphas: tuple) -> dict | None:
-    """Flagged-row F1 against the planted flips of one evidence dict: the run's flags, the flags less
-    ``decisions.suggest.flip_pattern_unflags`` at each level of ``alphas`` (on the stage's suggestion
-    probabilities), and cleanlab's ``find_label_issues`` on its 5-fold probabilities. None without flips."""
+def flags_f1(d: dict, rows: np.ndarray, veto: dict) -> dict | None:
+    """Flagged-row F1 against the planted flips of one evidence dict: the run's flags; the flags less the
+    flagged ``rows`` whose move to their best other label the reverse-flip veto rejects (``veto``: level ->
+    ``(len(rows),)`` bool, as ``evaluate`` computes it; un-flagging, measured and not adopted); and
+    cleanlab's ``find_label_issues`` on its 5-fold probabilities. None without flips."""
     from cleanlab.filter import find_label_issues
-
-    from influence_stage.decisions.suggest import flip_pattern_unflags
 
     flipped, flags = d["given"] != d["y_true"], d["flags"].astype(bool)
     if not flipped.any():
         return None
-    Q = d["Q"] if d["Q"].size else None
-    P = (d["M"] + Q) / 2 if Q is not None and bool(d["aux_rel"]) else d["M"]
 
     def f1(mask):
         return float(2 * (mask & flipped).sum() / (mask.sum() + flipped.sum()))
 
     out = {"flags": f1(flags), "cleanlab find_label_issues": f1(find_label_issues(d["given"], d["CL"]))}
-    for a in alphas:
-        out[f"unflag p < {a:g}"] = f1(flags & ~flip_pattern_unflags(P, d["given"], flags, Q, a))
+    for a, vetoed in veto.items():
+        kept = flags.copy()
+        kept[rows[vetoed]] = False
+        out[f"unflag p < {a:g}"] = f1(kept)
     return out
 
 

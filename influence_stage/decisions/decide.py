@@ -41,13 +41,7 @@ from influence_stage._checks import check_choice, check_fraction, check_labels, 
 from influence_stage.decisions.policies import Policy, PolicyInputs, check_action, make_policy
 from influence_stage.decisions.schema import ROW_ACTIONS, TABLE_COLUMNS
 from influence_stage.decisions.thresholds import ThresholdResult, choose_threshold
-from influence_stage.decisions.suggest import (
-    UNFLAG_ALPHA,
-    flip_pattern_unflags,
-    suggest_labels,
-    suggested_codes,
-    suggestion_column,
-)
+from influence_stage.decisions.suggest import suggest_labels, suggested_codes, suggestion_column
 from influence_stage.engine.scores import label_quality
 from influence_stage.errors import InvalidInputError, InvalidTypeError
 
@@ -81,8 +75,8 @@ class Decisions:
         - ``score`` float64: the ranking that was thresholded (``GEXConfig.score``).
         - ``gex_influence`` float64: the exact GEX self-influence (NaN when it was not given).
         - ``label_quality`` float64 in [0, 1]: higher = cleaner, non-increasing in ``score``.
-        - ``is_issue`` bool: flagged by the threshold (less the rows of ``unflag_alpha``). A flagged
-          row can still be kept (relabel fallback ``"keep"``, a binding drop cap, or ``action="none"``).
+        - ``is_issue`` bool: flagged by the threshold. A flagged row can still be kept (relabel
+          fallback ``"keep"``, a binding drop cap, or ``action="none"``).
         - ``action`` str: one of ``keep``, ``drop``, ``relabel``, ``reweight``.
         - ``given_label`` int64: the label as given.
         - ``suggested_label`` Int64 (nullable): argmax of ``proba`` when given, else the given
@@ -94,7 +88,7 @@ class Decisions:
         The threshold that flagged the rows.
     caps : tuple of str
         One line per rule that kept flagged rows (the small-class rule, a class's share, the global
-        drop share) or took rows out of the flagged set (the flip pattern, ``unflag_alpha``). The run's summary and log repeat them, so a binding cap is never silent.
+        drop share). The run's summary and log repeat them, so a binding cap is never silent.
     """
 
     table: pd.DataFrame
@@ -309,7 +303,6 @@ def decide(
     min_class_rows: int | None = MIN_CLASS_ROWS,
     oos_proba: Any = None,
     policy_options: Mapping[str, Any] | None = None,
-    unflag_alpha: float | None = UNFLAG_ALPHA,
 ) -> Decisions:
     """Turn self-influence scores into one decision per row.
 
@@ -392,10 +385,6 @@ def decide(
         Options of the policy named by ``action`` beyond the ones above (``prune``: ``keep``,
         ``per_class``, ``high_share``; ``relabel``: ``min_margin``, ``weak_min_agreement``,
         ``reverse_flip_alpha``).
-    unflag_alpha : float or None, default ``decisions.suggest.UNFLAG_ALPHA``
-        With ``proba`` and a reliable ``oos_proba``: a row the threshold flags whose best other label
-        runs against the run's own flip pattern at this level (``decisions.suggest.flip_pattern_unflags``)
-        is not flagged; ``caps`` says how many. None turns it off.
 
     Returns
     -------
@@ -451,13 +440,6 @@ def decide(
         if policy.uses_threshold else None
     flagged = np.asarray(thr.is_issue) if thr is not None else np.zeros(n, dtype=bool)
     pool = np.ones(n, dtype=bool) if eligible is None else check_mask(eligible, n, "eligible")
-    notes: list[str] = []
-    unflagged = flip_pattern_unflags(P, y, flagged & pool, Q, unflag_alpha)
-    if unflagged.any():
-        flagged = flagged & ~unflagged
-        notes.append(f"flip pattern: {int(unflagged.sum())} rows the threshold flagged are not flagged; their best "
-                     "other label runs against the flips the cross-fitted model sees (decisions.suggest."
-                     "flip_pattern_unflags)")
     # flagged rows: the best label other than the given one (decisions.suggest)
     suggested = suggest_labels(P, y, flagged) if P is not None else y.copy()
     outcome = policy.act(PolicyInputs(scores=s, gex_influence=gi, labels=y, proba=P, suggested=suggested,
@@ -478,9 +460,9 @@ def decide(
             f"policy {policy.name!r} relabels row {i}, whose suggested label is not confident by its own rule "
             f"({int(unsure.sum())} such rows); a relabeled row needs a confident suggestion. Fix the policy's act or "
             "confident.")
-    caps: list[str] = notes
+    caps: list[str] = []
     if policy.removes_rows:
-        caps += _apply_small_class_rule(act, y, P, Q, min_class_rows)
+        caps = _apply_small_class_rule(act, y, P, Q, min_class_rows)
         caps += _apply_drop_caps(act, s, y, max_fraction_per_class, max_drop_fraction)
 
     table = pd.DataFrame(

@@ -56,9 +56,6 @@ WEAK_AUXILIARY_MIN_PROBA = 0.75
 #: Significance of the reverse-flip veto (``reverse_flip_veto``) under a reliable cross-fitted model; None turns
 #: it off.
 REVERSE_FLIP_ALPHA: float | None = 0.05
-#: Level of the same test at which a flagged row whose best other label runs against the run's flip pattern is
-#: taken out of the flagged set (``flip_pattern_unflags``, ``decisions.decide``); None turns it off.
-UNFLAG_ALPHA: float | None = None
 #: The code that stands for an empty suggestion in an int64 array (``suggested_codes``).
 NO_SUGGESTION = -1
 #: The pandas dtype of the decisions table's ``suggested_label`` column (integer codes, null when empty).
@@ -108,14 +105,7 @@ def auxiliary_reliable(oos_proba: np.ndarray | None, labels: np.ndarray) -> bool
     return bool(check_auxiliary(np.asarray(oos_proba), np.asarray(labels)).reliable)
 
 
-#: Classes given fewer rows than this take no part in the reverse-flip veto: the confident joint's threshold of
-#: such a class rests on a handful of rows (of a 2-row class that no model can learn, most rows of every other
-#: class "look like" it), so its counts are no pattern.
-PATTERN_MIN_CLASS_ROWS = 20
-
-
-def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.ndarray,
-                      alpha: float = 0.2) -> np.ndarray:
+def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.ndarray, alpha: float) -> np.ndarray:
     """``(n,) bool``: rows whose move from the given label ``g`` to ``suggested`` ``s`` runs against the
     run's own flip pattern.
 
@@ -129,49 +119,32 @@ def reverse_flip_veto(labels: np.ndarray, suggested: np.ndarray, oos_proba: np.n
     flipped it there. A move is vetoed when ``C[s, g] > C[g, s]`` and the one-sided binomial test of
     ``C[s, g]`` among ``C[s, g] + C[g, s]`` at 1/2 gives a p-value below ``alpha``.
 
-    ``labels``, ``suggested`` ``(n,)`` int codes, ``oos_proba`` ``(n, K)``; rows with ``s == g`` and
-    pairs with a class given fewer than ``PATTERN_MIN_CLASS_ROWS`` rows are never vetoed.
+    ``labels``, ``suggested`` ``(n,)`` int codes, ``oos_proba`` ``(n, K)``. Rows with ``s == g`` are never
+    vetoed, nor moves from or to a small class (``decisions.decide.small_classes``): the confident joint's
+    threshold of such a class rests on a handful of rows (of a 2-row class that no model learns, most rows
+    of every other class "look like" it), so its counts are no pattern.
     """
     from cleanlab.count import compute_confident_joint
     from scipy.stats import binom
 
+    from influence_stage.decisions.decide import MIN_CLASS_ROWS, small_classes
+    from influence_stage.decisions.estimate import _present_classes
+
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(suggested, dtype=np.int64)
-    Q = np.asarray(oos_proba, dtype=np.float64)
-    present = np.unique(y)
     out = np.zeros(y.size, dtype=bool)
+    codes, P, present = _present_classes(y, np.asarray(oos_proba, dtype=np.float64))
     if present.size < 2:
         return out
-    index = np.full(Q.shape[1], -1, dtype=np.int64)
-    index[present] = np.arange(present.size)
-    P = Q[:, present]
-    joint = compute_confident_joint(index[y], P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300), calibrate=False)
-    gi, si = index[y], index[s]
-    sizes = np.bincount(gi, minlength=present.size)
-    rows = np.flatnonzero((s != y) & (si >= 0))
-    rows = rows[(sizes[gi[rows]] >= PATTERN_MIN_CLASS_ROWS) & (sizes[si[rows]] >= PATTERN_MIN_CLASS_ROWS)]
-    forward, reverse = joint[gi[rows], si[rows]], joint[si[rows], gi[rows]]
+    K = np.shape(oos_proba)[1]
+    joint = np.zeros((K, K), dtype=np.int64)  # classes never given count nothing in either direction
+    joint[np.ix_(present, present)] = compute_confident_joint(codes, P, calibrate=False)
+    small = small_classes(y, MIN_CLASS_ROWS)
+    rows = np.flatnonzero((s != y) & ~np.isin(y, small) & ~np.isin(s, small))
+    forward, reverse = joint[y[rows], s[rows]], joint[s[rows], y[rows]]
     p_value = binom.sf(reverse - 1, forward + reverse, 0.5)  # P(X >= reverse) when both directions are alike
     out[rows] = (reverse > forward) & (p_value < alpha)
     return out
-
-
-def flip_pattern_unflags(proba: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray,
-                         oos_proba: np.ndarray | None, alpha: float | None = UNFLAG_ALPHA) -> np.ndarray:
-    """``(n,) bool``: flagged rows whose best other label (``suggest_labels`` of ``proba``) runs against the
-    run's own flip pattern at level ``alpha`` (``reverse_flip_veto``), under a reliable cross-fitted model.
-
-    Under class-dependent flips such a row is most often a correct row that the models pull towards the
-    class its own class is flipped into, so ``decide`` takes it out of the flagged set. All False when
-    ``alpha`` is None, without ``proba`` or ``oos_proba``, or when their model is not reliable.
-    """
-    flagged = np.asarray(flagged, dtype=bool)
-    if alpha is None or proba is None or oos_proba is None or not flagged.any():
-        return np.zeros(flagged.size, dtype=bool)
-    y = np.asarray(labels, dtype=np.int64)
-    if not auxiliary_reliable(oos_proba, y):
-        return np.zeros(flagged.size, dtype=bool)
-    return flagged & reverse_flip_veto(y, suggest_labels(proba, y, flagged), oos_proba, alpha)
 
 
 def confident_suggestions(proba: np.ndarray, labels: np.ndarray, suggested: np.ndarray, *, min_proba: float,
@@ -231,7 +204,6 @@ def suggested_names(values: object, names: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["NO_SUGGESTION", "PATTERN_MIN_CLASS_ROWS", "RELABEL_MARGIN", "REVERSE_FLIP_ALPHA", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA",
-           "UNFLAG_ALPHA", "WEAK_AUXILIARY_MIN_PROBA", "auxiliary_reliable", "confident_suggestions",
-           "flip_pattern_unflags", "reverse_flip_veto",
+__all__ = ["NO_SUGGESTION", "RELABEL_MARGIN", "REVERSE_FLIP_ALPHA", "SUGGESTED_DTYPE", "SUGGESTION_MIN_PROBA",
+           "WEAK_AUXILIARY_MIN_PROBA", "auxiliary_reliable", "confident_suggestions", "reverse_flip_veto",
            "suggest_labels", "suggested_codes", "suggested_names", "suggestion_column", "suggestion_proba"]

@@ -191,37 +191,18 @@ def test_the_default_relabel_rule_vetoes_moves_against_the_flip_pattern():
         assert t["action"].iloc[-1] == "drop" and pd.isna(t["suggested_label"].iloc[-1])
 
 
-def test_a_flagged_row_against_the_flip_pattern_is_taken_out_of_the_flags():
-    y, Q = _flip_pattern(reverse=20, forward=1)
-    scores = np.r_[np.zeros(y.size - 1), 10.0]
-    d = decide(scores, y, threshold=1.0, action="drop", proba=Q, oos_proba=Q, max_fraction_per_class=None,
-               unflag_alpha=0.01)
-    assert not d.table["is_issue"].iloc[-1] and d.table["action"].iloc[-1] == "keep"
-    assert any(line.startswith("flip pattern: 1 rows") for line in d.caps)
-    assert int(d.threshold.is_issue.sum()) == 1  # the threshold's own flags are as it set them
-    # off, or under a weak cross-fitted model: the row stays flagged and is dropped, and no line is written
-    weak = np.eye(3)[(y + 1) % 3] * 0.85 + 0.05
-    for kw in ({"oos_proba": Q, "unflag_alpha": None}, {"oos_proba": weak, "unflag_alpha": 0.01}):
-        d = decide(scores, y, threshold=1.0, action="drop", proba=Q, max_fraction_per_class=None, **kw)
-        assert d.table["is_issue"].iloc[-1] and d.table["action"].iloc[-1] == "drop"
-        assert not any(line.startswith("flip pattern") for line in d.caps)
-    # a flipped row moved with the pattern (given 1, looks like 0) stays flagged
-    scores = np.r_[np.zeros(180), 10.0, np.zeros(y.size - 181)]
-    d = decide(scores, y, threshold=1.0, action="drop", proba=Q, oos_proba=Q, max_fraction_per_class=None,
-               unflag_alpha=0.01)
-    assert d.table["is_issue"].iloc[180] and d.table["action"].iloc[180] == "drop"
-
-
 def test_a_class_with_few_rows_takes_no_part_in_the_flip_pattern():
     from influence_stage.decisions import suggest
 
-    # class 2 is given 10 rows + 1; 8 rows given 0 look like 2, and the last row (given 2) looks like 0
-    y = np.r_[np.repeat([0, 1, 2], [60, 60, 10]), np.zeros(8, int), 2]
-    looks = np.r_[np.repeat([0, 1, 2], [60, 60, 10]), np.full(8, 2), 0]
+    from influence_stage.decisions.decide import MIN_CLASS_ROWS, small_classes
+
+    # class 2 is given 6 rows + 1; 8 rows given 0 look like 2, and the last row (given 2) looks like 0
+    y = np.r_[np.repeat([0, 1, 2], [60, 60, 6]), np.zeros(8, int), 2]
+    looks = np.r_[np.repeat([0, 1, 2], [60, 60, 6]), np.full(8, 2), 0]
     Q = np.eye(3)[looks] * 0.85 + 0.05
     moved = y.copy()
     moved[-1] = 0
-    assert suggest.PATTERN_MIN_CLASS_ROWS > 11
+    assert list(small_classes(y, MIN_CLASS_ROWS)) == [2]  # the small-class rule's own definition
     assert not suggest.reverse_flip_veto(y, moved, Q, alpha=0.05).any()
     # the same counts with class 2 as large as the others: the move is against the pattern (8 against 1)
     y2, looks2 = np.r_[y, np.full(50, 2)], np.r_[looks, np.full(50, 2)]
