@@ -164,7 +164,23 @@ def machine() -> dict[str, str]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "cpus": str(os.cpu_count()),
             "torch_threads": str(torch.get_num_threads()), "machine": platform.machine(),
+            "cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             **{name: _version(name) for name in RECORDED_LIBRARIES}}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere).
+
+    Recorded because the same code, seeds and library versions give other last bits on another CPU
+    (its kernels differ: ``cpu_capability``), and a CNN trained for thousands of steps carries them
+    into its flags."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def write_json(name: str, payload: dict) -> Path:

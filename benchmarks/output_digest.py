@@ -16,6 +16,10 @@ prints which digests equal those of an earlier result.
     git archive <rev> influence_stage | tar -x -C /tmp/before
     python benchmarks/output_digest.py --package /tmp/before --out output_digest_before
     python benchmarks/output_digest.py --out output_digest_after --against output_digest_before
+
+Digests are comparable only between runs on the same kind of CPU with the same library versions (both
+recorded in ``machine``): on another CPU the MLP's scores differ in the last bits and the image run's
+CNN, trained for hundreds of steps, flags other rows; ``--against`` says so when the machines differ.
 """
 
 from __future__ import annotations
@@ -97,7 +101,13 @@ def main() -> None:
     write_json(args.out, payload)
     print(json.dumps(payload["runs"], indent=1))
     if args.against:
-        before = json.loads((RESULTS / f"{args.against}.json").read_text())["runs"]
+        earlier = json.loads((RESULTS / f"{args.against}.json").read_text())
+        before = earlier["runs"]
+        # digests compare code only on the same CPU kind and library versions: name what differs
+        differ = [f"{k} {earlier['machine'].get(k, 'unrecorded')} → {v}" for k, v in payload["machine"].items()
+                  if k not in ("torch_threads",) and earlier["machine"].get(k) != v]
+        if differ:
+            print(f"not comparable on code alone: {args.against} was written with other {'; '.join(differ)}")
         for run, got in payload["runs"].items():
             same = [k for k in got if before[run].get(k) == got[k]]
             print(f"{run}: {'identical' if len(same) == len(got) else 'changed'} "

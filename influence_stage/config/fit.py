@@ -229,7 +229,7 @@ class GEXConfig(BaseModel):
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay of member training.")
     tau: float = Field(0.05, ge=0, description="Floor of the reference loss: D = L - max(b, tau).")
     score: str = Field("gex+oos+aum", description="The ranking reported as 'score' and thresholded: 'gex' (the exact "
-                       "self-influence), 'gex-trimmed', 'member-loss', 'gex+oos' or 'gex+oos+aum' (mean percentile "
+                       "self-influence), 'gex-trimmed', 'member-loss', 'gex+oos', 'gex+aum' or 'gex+oos+aum' (mean percentile "
                        "rank of trimmed GEX, the cross-fitted out-of-sample loss and θ*'s training margins; see "
                        "influence_stage.engine.scores), or 'oos' / 'oos+aum' (the same without GEX: what 'gex+oos' / "
                        "'gex+oos+aum' rank by when the GEX score reads inverted against the reliable cross-fitted "
