@@ -101,8 +101,16 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
     min_agreement : float in [0, 1], default 0.5
         Relabel only where the suggested label's probability (the members' and the cross-fitted
         probabilities averaged; the members' alone when the cross-fitted model is weak) is at least this;
-        it must also lead the given label's by 0.3, and reach 0.75 when the cross-fitted model is weak
-        (``decisions.suggest.confident_suggestions``).
+        it must also lead the given label's by ``relabel_margin``, and reach ``weak_min_agreement`` when the
+        cross-fitted model is weak (``decisions.suggest.confident_suggestions``).
+    relabel_margin : float in [0, 1], default 0.3
+        How far the suggested label's probability must lead the given label's for a relabel.
+    weak_min_agreement : float in [0, 1], default 0.75
+        The least probability of the suggested label when the cross-fitted model is weak.
+    reverse_flip_alpha : float in (0, 1) or None, default 0.05
+        Under a reliable cross-fitted model, a move g → s is not taken where the run's own flips run
+        the other way (s → g) significantly more often at this level
+        (``decisions.suggest.reverse_flip_veto``); None: no veto.
     relabel_fallback : {"drop", "keep"}, default "drop"
         Action of flagged rows that are not relabeled.
     max_fraction_per_class : float in [0, 1] or None, default 0.5
@@ -233,7 +241,8 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
     def __init__(self, *, label_column: str = "label", feature_columns: Any = None, model: Any = "auto",
                  action: str = "drop", score: str | None = None, threshold: str | float = "estimate",
                  min_agreement: float = 0.5, relabel_fallback: str = "drop", relabel_rule: str = "argmax",
-                 max_fraction_per_class: float | None = 0.5,
+                 relabel_margin: float = 0.3, weak_min_agreement: float = 0.75,
+                 reverse_flip_alpha: float | None = 0.05, max_fraction_per_class: float | None = 0.5,
                  gex_config: GEXConfig | None = None, fit_config: FitConfig | None = None,
                  random_state: Any = None, progress: bool = False, weight_column: str = "weight",
                  model_builder: str | None = None, fit_loaded: bool = False, hf_trainable: str = "head",
@@ -252,6 +261,9 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
         self.min_agreement = min_agreement
         self.relabel_fallback = relabel_fallback
         self.relabel_rule = relabel_rule
+        self.relabel_margin = relabel_margin
+        self.weak_min_agreement = weak_min_agreement
+        self.reverse_flip_alpha = reverse_flip_alpha
         self.max_fraction_per_class = max_fraction_per_class
         self.gex_config = gex_config
         self.fit_config = fit_config
@@ -287,7 +299,8 @@ class InfluenceCleaner(CleanerTransform, IssueViews, SameDataCheck, FeatureOutpu
                 self.feature_columns if isinstance(self.feature_columns, str) else tuple(self.feature_columns)),
             action=self.action, score=self.score, threshold=self.threshold, min_agreement=self.min_agreement,
             relabel_fallback=self.relabel_fallback, relabel_rule=self.relabel_rule,
-            max_fraction_per_class=self.max_fraction_per_class,
+            relabel_margin=self.relabel_margin, weak_min_agreement=self.weak_min_agreement,
+            reverse_flip_alpha=self.reverse_flip_alpha, max_fraction_per_class=self.max_fraction_per_class,
             weight_column=self.weight_column, model_builder=self.model_builder, fit_loaded=self.fit_loaded,
             hf_trainable=self.hf_trainable, split=self.split, prune_keep=self.prune_keep,
             prune_high_share=self.prune_high_share, prune_per_class=self.prune_per_class, drop_cap=self.drop_cap,

@@ -110,7 +110,15 @@ def flow_args(p: argparse.ArgumentParser) -> None:
                            "rows can be relabeled (default argmax)")
     decisions.add_argument("--min-agreement", type=float, metavar="P", help="action relabel: relabel only where "
                            "the suggested label's probability is at least P (default 0.5) and leads the given "
-                           "label's by 0.3 (0.75 at least when the cross-fitted model is weak)")
+                           "label's by --relabel-margin (at least --weak-min-agreement when the cross-fitted model "
+                           "is weak)")
+    decisions.add_argument("--relabel-margin", type=float, metavar="M", help="action relabel: how far the suggested "
+                           "label's probability must lead the given label's (default 0.3)")
+    decisions.add_argument("--weak-min-agreement", type=float, metavar="P", help="action relabel: the least "
+                           "probability of the suggested label when the cross-fitted model is weak (default 0.75)")
+    decisions.add_argument("--reverse-flip-alpha", metavar="A", help="action relabel: under a reliable cross-fitted "
+                           "model, no move g -> s where the run's flips s -> g are significantly more common at "
+                           "level A (default 0.05; 'none': no veto)")
     decisions.add_argument("--min-weight", type=float, metavar="W", help="action reweight: lower clip of the "
                            "weights (default 0.05)")
     decisions.add_argument("--weight-column", metavar="NAME", help="action reweight: name of the added weight "
@@ -227,6 +235,7 @@ def flow_config(args: argparse.Namespace) -> Any:
                       ("coerce_numeric", "coerce_numeric"), ("model_builder", "model_builder"),
                       ("fit_loaded", "fit_loaded"), ("hf_trainable", "hf_trainable"), ("relabel_rule", "relabel_rule"),
                       ("min_agreement", "min_agreement"), ("min_weight", "min_weight"),
+                      ("relabel_margin", "relabel_margin"), ("weak_min_agreement", "weak_min_agreement"),
                       ("weight_column", "weight_column"), ("prune_tau", "prune_tau")]:
         if getattr(args, flag, None) is not None:
             clean[key] = getattr(args, flag)
@@ -237,6 +246,9 @@ def flow_config(args: argparse.Namespace) -> Any:
                                                          "a number in [0, 1]")
     if getattr(args, "drop_cap", None) is not None:
         clean["drop_cap"] = number_or_none(args.drop_cap, "--drop-cap", "a number in [0, 1]")
+    if getattr(args, "reverse_flip_alpha", None) is not None:
+        clean["reverse_flip_alpha"] = number_or_none(args.reverse_flip_alpha, "--reverse-flip-alpha",
+                                                     "a number in (0, 1)")
     if getattr(args, "normalize_labels", None) is not None:
         clean["normalize_labels"] = normalization_steps(args.normalize_labels)
     if getattr(args, "issue_types", None) is not None:

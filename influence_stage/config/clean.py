@@ -159,7 +159,17 @@ class CleanConfig(BaseModel):
     min_agreement: float = Field(0.5, ge=0, le=1, description="Relabel only where the suggested label's "
                                  "probability (the members' and the cross-fitted probabilities averaged; the members' "
                                  "alone when the cross-fitted model is weak) is at least this; it must also lead "
-                                 "the given label's by 0.3, and reach 0.75 when the cross-fitted model is weak.")
+                                 "the given label's by relabel_margin, and reach weak_min_agreement when the "
+                                 "cross-fitted model is weak.")
+    relabel_margin: float = Field(0.3, ge=0, le=1, description="Relabel only where the suggested label's probability "
+                                  "leads the given label's by at least this (decisions.suggest.RELABEL_MARGIN).")
+    weak_min_agreement: float = Field(0.75, ge=0, le=1, description="Relabel only where the suggested label's "
+                                      "probability reaches at least this when the cross-fitted model is weak "
+                                      "(decisions.suggest.WEAK_AUXILIARY_MIN_PROBA).")
+    reverse_flip_alpha: float | None = Field(0.05, gt=0, lt=1, description="Under a reliable cross-fitted model, "
+                                             "do not relabel g -> s where the run's own flips s -> g are the more "
+                                             "common direction at this one-sided binomial significance "
+                                             "(decisions.suggest.reverse_flip_veto). None: no veto.")
     relabel_fallback: Literal["drop", "keep"] = Field(
         "drop", description="Action of flagged rows that are not relabeled under action='relabel'.")
     relabel_rule: Literal["argmax", "soft"] = Field(

@@ -218,7 +218,9 @@ def decide_step(result: GEXResult, features: Features, config: CleanConfig, *,
                   eligible=only_rows, oos_proba=result.oos_proba,
                   score_floor=2 * config.gex.tau ** 2 if result.score_name in GEX_SCALE else 0.0,
                   policy_options={"keep": config.prune_keep, "per_class": config.prune_per_class,
-                                  "high_share": config.prune_high_share})
+                                  "high_share": config.prune_high_share, "min_margin": config.relabel_margin,
+                                  "weak_min_agreement": config.weak_min_agreement,
+                                  "reverse_flip_alpha": config.reverse_flip_alpha})
 
 
 def estimated_issues(result: GEXResult, data: Any, config: CleanConfig, *,

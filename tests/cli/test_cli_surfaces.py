@@ -34,6 +34,9 @@ def _subparser(name: str):
     (["--issue-types"], "issue_types", ()),
     (["--issue-types", "exact_duplicate", "outlier"], "issue_types", ("exact_duplicate", "outlier")),
     ([], "issue_types", None),
+    (["--reverse-flip-alpha", "0.01"], "reverse_flip_alpha", 0.01),
+    (["--reverse-flip-alpha", "None"], "reverse_flip_alpha", None),
+    ([], "reverse_flip_alpha", 0.05),
 ])
 def test_the_new_flags_set_their_clean_fields(tmp_path, flags, field, value):
     got = getattr(_config(tmp_path, *flags), field)
@@ -60,6 +63,9 @@ def test_drop_cap_is_the_decision_cap_and_max_drop_fraction_the_gate(tmp_path):
     (["--normalize-labels", "strip,upper"], "--normalize-labels must be a comma list of nfc, casefold, strip; "
                                             "found ['upper']"),
     (["--issue-types", "typo"], "typo"),
+    (["--reverse-flip-alpha", "often"], "--reverse-flip-alpha must be a number in (0, 1) or 'none'; found 'often'"),
+    (["--reverse-flip-alpha", "1"], "reverse_flip_alpha"),
+    (["--relabel-margin", "2"], "relabel_margin"),
 ])
 def test_bad_values_of_the_new_flags_are_named(tmp_path, flags, words):
     with pytest.raises(InvalidInputError, match=None) as info:

@@ -208,3 +208,21 @@ def test_a_class_with_few_rows_takes_no_part_in_the_flip_pattern():
     y2, looks2 = np.r_[y, np.full(50, 2)], np.r_[looks, np.full(50, 2)]
     veto = suggest.reverse_flip_veto(y2, np.r_[moved, np.full(50, 2)], np.eye(3)[looks2] * 0.85 + 0.05, alpha=0.05)
     assert veto[y.size - 1] and veto.sum() == 1
+
+
+def test_the_configuration_defaults_are_the_relabel_rules_own():
+    """CleanConfig, InfluenceCleaner and the relabel policy start from the same rule (the constants here)."""
+    import inspect
+
+    from influence_stage.api import InfluenceCleaner
+    from influence_stage.config import CleanConfig
+    from influence_stage.decisions.policies import RelabelPolicy
+    from influence_stage.decisions.suggest import RELABEL_MARGIN, REVERSE_FLIP_ALPHA, WEAK_AUXILIARY_MIN_PROBA
+
+    rule = (RELABEL_MARGIN, WEAK_AUXILIARY_MIN_PROBA, REVERSE_FLIP_ALPHA)
+    config = CleanConfig()
+    assert (config.relabel_margin, config.weak_min_agreement, config.reverse_flip_alpha) == rule
+    params = inspect.signature(InfluenceCleaner).parameters
+    assert tuple(params[p].default for p in ("relabel_margin", "weak_min_agreement", "reverse_flip_alpha")) == rule
+    policy = RelabelPolicy()
+    assert (policy.min_margin, policy.weak_min_agreement, policy.reverse_flip_alpha) == rule

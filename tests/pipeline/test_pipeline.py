@@ -276,6 +276,38 @@ def test_decide_step_suggests_the_members_consensus(small_run, small_config):
     assert (proba[relabeled.to_numpy(), table.loc[relabeled, "suggested_label"]] >= config.min_agreement).all()
 
 
+def test_decide_step_passes_the_relabel_rule_settings(small_run, small_config, monkeypatch):
+    """relabel_margin, weak_min_agreement and reverse_flip_alpha of the configuration reach the relabel rule,
+    and a larger margin relabels a subset of the default's rows, each leading its given label by the margin."""
+    from influence_stage.decisions import policies
+    from influence_stage.decisions.suggest import suggestion_proba
+
+    result, y = small_run.gex_result, small_run.features.y
+    default = decide_step(result, small_run.features, small_config.model_copy(update={"action": "relabel"}))
+    strict = decide_step(result, small_run.features, small_config.model_copy(
+        update={"action": "relabel", "relabel_margin": 0.8}))
+    members = mean_member_proba(small_run.learner, result.members, TensorData.from_arrays(small_run.features.X, y))
+    proba = suggestion_proba(members, result.oos_proba, result.auxiliary)
+    before = (default.table["action"] == "relabel").to_numpy()
+    after = (strict.table["action"] == "relabel").to_numpy()
+    lead = proba[np.arange(len(y)), default.table["suggested_label"].to_numpy(dtype=np.int64, na_value=0)] \
+        - proba[np.arange(len(y)), y]
+    assert not (after & ~before).any() and (lead[after] >= 0.8 - 1e-9).all()
+    assert (before & (lead < 0.8)).any()  # the default relabels rows the larger margin leaves out
+
+    seen = {}
+    real = policies.confident_suggestions
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(policies, "confident_suggestions", spy)
+    decide_step(result, small_run.features, small_config.model_copy(
+        update={"action": "relabel", "relabel_margin": 0.4, "weak_min_agreement": 0.9, "reverse_flip_alpha": None}))
+    assert (seen["margin"], seen["weak_min_proba"], seen["reverse_flip_alpha"]) == (0.4, 0.9, None)
+
+
 def test_apply_step_relabel_and_reweight(small_run, small_config):
     prepared, scores, y = small_run.prepared, small_run.gex_result.scores, small_run.features.y
     proba = np.eye(10)[(y + 1) % 10] * 0.9 + 0.01  # members "say" the next class, p = 0.91
