@@ -42,7 +42,7 @@ def test_check_makes_no_call_on_a_handful_of_minority_rows():
     assert check_auxiliary(np.eye(2)[np.zeros(180, dtype=int)], y).reliable is False
 
 
-def test_unlearnable_auxiliary_warns_and_still_scores(caplog):
+def test_unlearnable_auxiliary_warns_and_still_scores(caplog, tmp_path):
     # shuffled features: nothing in X predicts y, so the cross-fitted model cannot learn the task
     rng = np.random.default_rng(0)
     X = rng.normal(size=(160, 6)).astype(np.float32)
@@ -67,6 +67,10 @@ def test_unlearnable_auxiliary_warns_and_still_scores(caplog):
     np.testing.assert_allclose(cleaner.scores_, three)
     # a weak model's suggestion probabilities are the members' alone: the rank mean is published as it is
     assert res.evidence_first is False and summary["evidence first"] is False
+    # the report says it too, with the model's accuracy
+    html = cleaner.report(tmp_path / "report.html").read_text("utf-8")
+    assert "auxiliary cross-fitted model is weak" in html
+    assert f"{summary['auxiliary accuracy']:.4g}" in html or f"{round(summary['auxiliary accuracy'], 4)}" in html
 
 
 def test_learnable_auxiliary_is_reliable():
