@@ -65,12 +65,13 @@ def run(name: str, rows: int, seed: int, with_cnn: bool) -> dict:
     X, y, config = featurize(images, labels, seed)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
     t = time.perf_counter()
-    linear = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.01, 0.1, 1.0], cv=3, max_iter=500))
+    linear = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.01, 0.1, 1.0], cv=3, max_iter=500,
+                                                                scoring="accuracy"))
     linear.fit(X_tr.reshape(len(X_tr), -1), y_tr)
     out = {"set": name, "rows": rows, "seed": seed, "train_rows": len(y_tr), "test_rows": len(y_te),
            "majority": float(np.bincount(y_te).max() / len(y_te)),
            "linear_accuracy": float(linear.score(X_te.reshape(len(X_te), -1), y_te)),
-           "linear_C": float(linear[-1].C_[0]), "linear_s": time.perf_counter() - t}
+           "linear_C": float(np.ravel(linear[-1].C_)[0]), "linear_s": time.perf_counter() - t}
     if with_cnn:
         t = time.perf_counter()
         out["cnn_accuracy"] = cnn_accuracy(X_tr, y_tr, X_te, y_te, config, seed)
