@@ -91,6 +91,26 @@ def prefect_api(prefect_server):
 
 
 @pytest.fixture(scope="session")
+def migrated_prefect_home(tmp_path_factory):
+    """A ``PREFECT_HOME`` whose SQLite database Prefect has created and migrated, once per test process.
+
+    A console script started with an empty ``PREFECT_HOME`` runs Prefect's migrations before its temporary
+    server answers (about 25 s on a loaded 2-core machine). Tests about something else (signals, exits,
+    one-line errors) start from a copy of it; ``test_orphans``' killed CLI starts from an
+    empty home, so the first run's path stays covered."""
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("prefect-home-migrated")
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "reset", "-y"], env=env, check=True,
+                   capture_output=True, timeout=300)
+    assert (home / "prefect.db").is_file()
+    return home
+
+
+@pytest.fixture(scope="session")
 def digits_noisy():
     """Digits pixels standardised, 10% uniform label noise (seed 0): ``(X, y_noisy, flipped, y_true)``."""
     X, y = load_digits(return_X_y=True)
