@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 
-from common import RESULTS, cleanlab_counts, machine
+from common import RESULTS, cleanlab_counts, machine, stage_learner
 from detect_images import SETTINGS, make_data
 
 VARIANTS: dict[str, dict] = {"base": {"image_aux_lr_scale": 1.0}, "lr2x": {"image_aux_lr_scale": 2.0}, "lr4x": {"image_aux_lr_scale": 4.0},
@@ -48,8 +48,6 @@ def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]
     from influence_stage import InfluenceCleaner
     from influence_stage.engine.auxiliary import cross_fit
     from influence_stage.engine.learner import TensorData
-    from influence_stage.engine.models import build_model
-    from influence_stage.engine.sources import torch_learner
     from influence_stage.stage.steps import featurize_step, prepare
 
     kind, _, rate, noise = SETTINGS[setting]
@@ -61,8 +59,7 @@ def probe(setting: str, seed: int, rows: int, variants: list[str]) -> list[dict]
     out = []
     for name in variants:
         gex = config.gex.model_copy(update={"seed": seed, **VARIANTS[name]})
-        learner = torch_learner(build_model(config.model, X.shape[1:], int(y.max()) + 1, seed=gex.seed, cnn_blocks=gex.cnn_blocks), gex,
-                                tuple(X.shape[1:]))
+        learner = stage_learner(config, X.shape[1:], int(y.max()) + 1, gex)
         t = time.perf_counter()
         proba, check = cross_fit(learner, rows_data, config=gex, fit_config=config.fit)
         counts = cleanlab_counts(y, proba)

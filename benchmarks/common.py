@@ -183,6 +183,18 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def stage_learner(config, input_shape: tuple[int, ...], n_classes: int, gex=None):
+    """An untrained learner of the stage's own model under ``config`` (a ``CleanConfig``): the model it
+    names, built with ``gex``'s seed and conv blocks (default ``config.gex``) and evaluated as the stage
+    evaluates rows of ``input_shape``; what the benchmarks train for cleanlab's folds and probes."""
+    from influence_stage.engine.models import build_model
+    from influence_stage.engine.sources import torch_learner
+
+    gex = config.gex if gex is None else gex
+    module = build_model(config.model, tuple(input_shape), int(n_classes), seed=gex.seed, cnn_blocks=gex.cnn_blocks)
+    return torch_learner(module, gex, tuple(input_shape))
+
+
 def write_json(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

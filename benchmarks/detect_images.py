@@ -39,7 +39,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.metrics import average_precision_score, f1_score
 
-from common import RESULTS, machine, write_json
+from common import RESULTS, machine, stage_learner, write_json
 from image_data import as_dataset, digits28, shapes32
 from influence_stage import InfluenceCleaner
 from influence_stage.data.noise import flip_labels
@@ -195,8 +195,6 @@ def cleanlab_side(name: str, seed: int, rows: int | None, min_steps: int, where:
     """cleanlab's half of ``run_setting`` in a process of its own (the same data, featurizer, model and
     recipe; fresh copies seeded as there): its 5-fold probabilities and seconds, saved beside the
     stage's arrays for ``merge``. Two processes finish sooner than one on a shared machine."""
-    from influence_stage.engine.models import build_model
-    from influence_stage.engine.sources import torch_learner
     from influence_stage.stage.steps import featurize_step, prepare
 
     kind, n, rate, noise = SETTINGS[name]
@@ -208,9 +206,7 @@ def cleanlab_side(name: str, seed: int, rows: int | None, min_steps: int, where:
     t = time.perf_counter()
     features = featurize_step(prepare(data, config), config)
     X, y_noisy = np.asarray(features.X), np.asarray(features.y)
-    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed,
-                                        cnn_blocks=config.gex.cnn_blocks),
-                            config.gex, tuple(X.shape[1:]))
+    learner = stage_learner(config, X.shape[1:], int(y_noisy.max()) + 1)
     proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f), TensorData.from_arrays(X, y_noisy),
                                   config.fit, folds=5, seed=seed)
     wall = time.perf_counter() - t

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 
-from common import RESULTS, count_rules, machine, write_json
+from common import RESULTS, count_rules, machine, stage_learner, write_json
 from detect_images import SETTINGS, flag_metrics, make_data
 from influence_stage import InfluenceCleaner
 from influence_stage.api.persist import FIELDS_BEFORE_SAVED
@@ -232,8 +232,6 @@ def run_variant(name: str, setting: str, seed: int, rows: int, y_true, flipped, 
 def run_cleanlab(setting: str, seed: int, data, y_true, flipped, cnn_blocks: int | None = None) -> dict:
     """cleanlab's whole job the way ``detect_images.run_setting`` times it: featurizing + 5 fits + CL, on the
     default CNN or one of ``cnn_blocks`` blocks."""
-    from influence_stage.engine.models import build_model
-    from influence_stage.engine.sources import torch_learner
     from influence_stage.stage.steps import featurize_step, prepare
 
     gex = None if cnn_blocks is None else GEXConfig(seed=seed, cnn_blocks=cnn_blocks)  # as the variants' cleaners
@@ -242,9 +240,7 @@ def run_cleanlab(setting: str, seed: int, data, y_true, flipped, cnn_blocks: int
     t, c = time.perf_counter(), time.process_time()
     features = featurize_step(prepare(data, config), config)
     X, y_noisy = np.asarray(features.X), np.asarray(features.y)
-    learner = torch_learner(build_model(config.model, X.shape[1:], int(y_noisy.max()) + 1, seed=config.gex.seed,
-                                        cnn_blocks=config.gex.cnn_blocks),
-                            config.gex, tuple(X.shape[1:]))
+    learner = stage_learner(config, X.shape[1:], int(y_noisy.max()) + 1)
     with Recorder() as rec:
         proba = cross_validated_proba(lambda f: learner.fresh_copy(seed=seed + 100 + f),
                                       TensorData.from_arrays(X, y_noisy), config.fit, folds=5, seed=seed)

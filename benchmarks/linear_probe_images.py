@@ -6,8 +6,8 @@ label by itself; ``image_data.digits28`` is sklearn's digits upscaled with rando
 shift and stroke width. This measures it on clean labels: a multinomial logistic regression on the
 standardised pixels (scikit-learn, the regularisation chosen by 3-fold cross-validation on the
 training rows) against the stage's default CNN trained with the default recipe (``FitConfig()``,
-the 1,500-step floor) through ``engine.sources.torch_learner``, both scored on the same held-out
-rows, plus the majority class for chance.
+the 1,500-step floor), both on the rows as the stage's image featurizer gives them and scored on
+the same held-out rows, plus the majority class for chance.
 
 Writes benchmarks/results/<out>.json and <out>.md.
 Run: .venv/bin/python benchmarks/linear_probe_images.py [--rows 2000] [--seeds 0 1] [--no-cnn]
@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from common import RESULTS, machine, write_json
+from common import RESULTS, machine, stage_learner, write_json
 from image_data import as_dataset, digits28, shapes32
 
 SETS = {"digits28": digits28, "shapes32": shapes32}
@@ -49,12 +49,8 @@ def featurize(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.nda
 def cnn_accuracy(X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray, config, seed: int) -> float:
     """Held-out accuracy of the stage's default CNN trained on ``X_tr`` with the run's recipe."""
     from influence_stage.engine.learner import TensorData
-    from influence_stage.engine.models import build_model
-    from influence_stage.engine.sources import torch_learner
 
-    n_classes = int(max(y_tr.max(), y_te.max())) + 1
-    learner = torch_learner(build_model(config.model, X_tr.shape[1:], n_classes, seed=config.gex.seed,
-                                        cnn_blocks=config.gex.cnn_blocks), config.gex, tuple(X_tr.shape[1:]))
+    learner = stage_learner(config, X_tr.shape[1:], int(max(y_tr.max(), y_te.max())) + 1)
     learner.fit(TensorData.from_arrays(X_tr, y_tr), config.fit)
     proba = learner.predict_proba(TensorData.from_arrays(X_te, y_te))
     return float((proba.argmax(1) == y_te).mean())

@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -96,7 +97,7 @@ def migrated_prefect_home(tmp_path_factory):
 
     A console script started with an empty ``PREFECT_HOME`` runs Prefect's migrations before its temporary
     server answers (about 25 s on a loaded 2-core machine). Tests about something else (signals, exits,
-    one-line errors) start from a copy of it; ``test_orphans``' killed CLI starts from an
+    one-line errors) start from a copy of it (``prefect_home``); ``test_orphans``' killed CLI starts from an
     empty home, so the first run's path stays covered."""
     import subprocess
     import sys
@@ -108,6 +109,12 @@ def migrated_prefect_home(tmp_path_factory):
                    capture_output=True, timeout=300)
     assert (home / "prefect.db").is_file()
     return home
+
+
+@pytest.fixture
+def prefect_home(tmp_path, migrated_prefect_home):
+    """This test's own ``PREFECT_HOME`` (``tmp_path / "prefect"``): a copy of ``migrated_prefect_home``."""
+    return Path(shutil.copytree(migrated_prefect_home, tmp_path / "prefect"))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ no child process left (Prefect's temporary server, workers), and no version half
 run exits within seconds of printing its result.
 
 These start the console script with a temporary Prefect server (about half a minute each on a loaded
-2-core machine, from a copy of a migrated database: ``migrated_prefect_home``): two cases run with the
+2-core machine, from a copy of a migrated database: the ``prefect_home`` fixture): two cases run with the
 integration tests (a finished run and a SIGTERM to the group while publishing), the other eight signal
 cases with ``-m slow``.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,8 +43,7 @@ def tiny_source(tmp_path_factory) -> Path:
 
 
 def _start(tmp_path: Path, source: Path, home: Path, *extra: str) -> subprocess.Popen:
-    """The console script on ``source``, with ``home`` (a migrated ``PREFECT_HOME``) copied in as its own."""
-    home = Path(shutil.copytree(home, tmp_path / "prefect"))
+    """The console script on ``source`` with ``home`` as its ``PREFECT_HOME``."""
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen([CLI, "clean", "--source", str(source), "--name", NAME, "--publish-root",
@@ -105,8 +103,8 @@ CASES = [  # the first runs in CI (a signal to the group while publishing: exit 
 @pytest.mark.parametrize("sig, to, point", [c if i < 1 else pytest.param(*c, marks=pytest.mark.slow)
                                             for i, c in enumerate(CASES)], ids=lambda v: str(v))
 def test_a_signal_stops_the_run_with_one_line_no_child_left_and_no_half_version(tmp_path, tiny_source, sig, to,
-                                                                                point, migrated_prefect_home):
-    proc = _start(tmp_path, tiny_source, migrated_prefect_home)
+                                                                                point, prefect_home):
+    proc = _start(tmp_path, tiny_source, prefect_home)
     children: dict[int, int] = {}
     deadline = time.monotonic() + 300
     try:
@@ -153,8 +151,8 @@ def test_a_signal_stops_the_run_with_one_line_no_child_left_and_no_half_version(
         assert all((tmp_path / "pub" / NAME / v / f).exists() for f in files)
 
 
-def test_a_finished_run_exits_promptly_after_printing_its_result(tmp_path, tiny_source, migrated_prefect_home):
-    proc = _start(tmp_path, tiny_source, migrated_prefect_home, "--progress")  # stderr is a pipe: progress as plain lines
+def test_a_finished_run_exits_promptly_after_printing_its_result(tmp_path, tiny_source, prefect_home):
+    proc = _start(tmp_path, tiny_source, prefect_home, "--progress")  # stderr is a pipe: progress as plain lines
     printed = None
     try:
         assert proc.stdout is not None

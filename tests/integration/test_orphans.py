@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -94,15 +93,14 @@ def test_a_killed_cli_leaves_no_prefect_server(tmp_path):
     assert not alive, "Prefect's server outlived the killed CLI"
 
 
-def test_the_console_script_is_quiet_a_task_failure_is_one_line(tmp_path, migrated_prefect_home):
+def test_the_console_script_is_quiet_a_task_failure_is_one_line(tmp_path, prefect_home):
     import pandas as pd
 
     df = pd.read_parquet(ROOT / "data" / "digits" / "train.parquet").drop(columns=["image"]).head(200)
     df = df.astype({"px_5": object})
     df.loc[7, "px_5"] = "?"
     df.to_csv(tmp_path / "d.csv", index=False)
-    home = shutil.copytree(migrated_prefect_home, tmp_path / "prefect")  # a migrated database: see tests/conftest.py
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "INFO"}
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "INFO"}
     cli = Path(sys.executable).with_name("influence-stage")
     done = subprocess.run([str(cli), "clean", "--source", str(tmp_path / "d.csv"), "--name", "q",
                            "--publish-root", str(tmp_path / "pub"), "--cache-dir", str(tmp_path / "cache")],
